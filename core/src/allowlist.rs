@@ -1,0 +1,155 @@
+//! The allowlist: addresses banset refuses to ban, checked in the core before
+//! any backend call, so no backend can forget it.
+//!
+//! Banning loopback or one of the host's own addresses cuts the host off from
+//! itself (or the admin from the host); banning `0.0.0.0/0` drops the world.
+//! These are refused with an error that says which entry matched and why.
+
+use std::fmt;
+
+use crate::target::{Family, Target};
+
+/// Why an address is on the allowlist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowReason {
+    Loopback,
+    /// One of this host's own addresses.
+    HostAddress,
+    /// An `ignore` prefix from the configuration, with where it came from.
+    Configured(String),
+}
+
+impl fmt::Display for AllowReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowReason::Loopback => f.write_str("loopback is never banned"),
+            AllowReason::HostAddress => f.write_str("it is an address of this host"),
+            AllowReason::Configured(origin) => write!(f, "it is on the ignore list ({origin})"),
+        }
+    }
+}
+
+/// Prefixes shorter than these are "overly wide" and need `--force`: a /8 of
+/// IPv4 or a /16 of IPv6 is already a provider-sized block.
+pub const WIDEST_V4_PREFIX: u8 = 8;
+pub const WIDEST_V6_PREFIX: u8 = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("refusing to ban {target}: it overlaps {entry}, and {reason}")]
+    Allowlisted {
+        target: Target,
+        entry: Target,
+        reason: AllowReason,
+    },
+    #[error("refusing to ban {target}: it covers {} addresses; pass --force if you mean it", if target.prefix_len() == 0 { "every IPv4 or IPv6 address".to_string() } else { format!("a /{} of", target.prefix_len()) + match target.family() { Family::V4 => " IPv4", Family::V6 => " IPv6" } })]
+    TooWide { target: Target },
+}
+
+#[derive(Clone, Debug)]
+pub struct Allowlist {
+    entries: Vec<(Target, AllowReason)>,
+}
+
+impl Default for Allowlist {
+    fn default() -> Self {
+        Allowlist::new()
+    }
+}
+
+impl Allowlist {
+    /// Loopback only; add the host's addresses and the configured prefixes.
+    pub fn new() -> Allowlist {
+        let loopback = ["127.0.0.0/8", "::1"]
+            .into_iter()
+            .map(|s| (Target::parse(s).expect("static"), AllowReason::Loopback))
+            .collect();
+        Allowlist { entries: loopback }
+    }
+
+    /// Adds this host's own addresses (gathered by the caller: the core makes
+    /// no OS calls).
+    pub fn with_host_addresses(mut self, addrs: impl IntoIterator<Item = Target>) -> Allowlist {
+        self.entries
+            .extend(addrs.into_iter().map(|t| (t, AllowReason::HostAddress)));
+        self
+    }
+
+    /// Adds configured `ignore` prefixes; `origin` says where they came from.
+    pub fn with_ignored(
+        mut self,
+        prefixes: impl IntoIterator<Item = Target>,
+        origin: &str,
+    ) -> Allowlist {
+        self.entries.extend(
+            prefixes
+                .into_iter()
+                .map(|t| (t, AllowReason::Configured(origin.to_string()))),
+        );
+        self
+    }
+
+    /// Refuses a target that overlaps an allowlist entry (either way round:
+    /// banning 192.168.0.0/16 would also ban this host's 192.168.1.10), or
+    /// that is overly wide without `force`.
+    pub fn check(&self, target: &Target, force: bool) -> Result<(), Refusal> {
+        if let Some((entry, reason)) = self.entries.iter().find(|(e, _)| e.overlaps(target)) {
+            return Err(Refusal::Allowlisted {
+                target: *target,
+                entry: *entry,
+                reason: reason.clone(),
+            });
+        }
+        let widest = match target.family() {
+            Family::V4 => WIDEST_V4_PREFIX,
+            Family::V6 => WIDEST_V6_PREFIX,
+        };
+        if !force && target.prefix_len() < widest {
+            return Err(Refusal::TooWide { target: *target });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        Target::parse(s).unwrap()
+    }
+
+    #[test]
+    fn refuses_loopback_host_and_ignored() {
+        let allow = Allowlist::new()
+            .with_host_addresses([t("192.168.1.10"), t("2001:db8::10")])
+            .with_ignored([t("10.0.0.0/8")], "/etc/banset/banset.toml");
+        for (bad, words) in [
+            ("127.0.0.1", "loopback"),
+            ("::1", "loopback"),
+            ("192.168.1.10", "address of this host"),
+            ("192.168.0.0/16", "address of this host"),
+            ("2001:db8::/64", "address of this host"),
+            ("10.1.2.3", "banset.toml"),
+        ] {
+            let e = allow.check(&t(bad), false).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains(words), "{e}");
+        }
+        assert!(allow.check(&t("192.168.1.11"), false).is_ok());
+        assert!(allow.check(&t("198.51.100.0/24"), false).is_ok());
+    }
+
+    #[test]
+    fn refuses_wide_prefixes_unless_forced() {
+        let allow = Allowlist { entries: vec![] };
+        for wide in ["0.0.0.0/0", "::/0", "12.0.0.0/7", "2000::/3"] {
+            let e = allow.check(&t(wide), false).unwrap_err().to_string();
+            assert!(e.contains(wide) && e.contains("--force"), "{e}");
+            assert!(allow.check(&t(wide), true).is_ok());
+        }
+        assert!(allow.check(&t("11.0.0.0/8"), false).is_ok());
+        assert!(allow.check(&t("2001:db8::/32"), false).is_ok());
+        // the world is never banned while loopback is on the list
+        assert!(Allowlist::new().check(&t("0.0.0.0/0"), true).is_err());
+    }
+}

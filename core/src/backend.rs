@@ -1,0 +1,268 @@
+//! The `Backend` trait: what every firewall must offer banset.
+//!
+//! The trait is small and batch-first: every mutating call takes a slice and
+//! must apply it as one kernel transaction where the kernel allows, because
+//! one-fork-per-ban is the slowness banset exists to remove. Backends say what
+//! their kernel does natively in [`Capabilities`]; the core covers the rest
+//! (expiry where the kernel has no timeouts, refreshes above a timeout cap).
+//!
+//! Backends are synchronous and object safe, so the CLI can hold a
+//! `&dyn Backend` chosen at run time from a set's stored [`SetSpec`].
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::spec::{BackendKind, SetSpec};
+use crate::target::Target;
+
+/// What a kernel does by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Members expire on their own (nftables, ipset). Without it, the ledger
+    /// drives expiry (`banset expire`, the keeper).
+    pub timeouts: bool,
+    /// Longest timeout the kernel accepts; longer bans are refreshed by
+    /// `sync` before the kernel would drop them (ipset: 2,147,483 s).
+    pub max_timeout: Option<Duration>,
+    /// Prefixes (CIDR) can be members.
+    pub prefixes: bool,
+    /// One kernel object holds IPv4 and IPv6 (pf tables).
+    pub mixed_families: bool,
+    /// A batch is all-or-nothing in the kernel.
+    pub atomic_batches: bool,
+    /// A ban can also cut the source's established connections.
+    pub kills_states: bool,
+}
+
+/// A member as banset gives it to, or reads it from, a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelEntry {
+    pub target: Target,
+    /// Time left, or `None` when the kernel holds it without end (a permanent
+    /// ban, or a kernel without timeouts).
+    pub timeout: Option<Duration>,
+}
+
+/// A set of changes applied as one kernel batch: first (optionally) empty the
+/// set, then remove, then add or refresh. `sync` and `replace` are built on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub flush_first: bool,
+    pub remove: Vec<Target>,
+    pub add: Vec<KernelEntry>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        !self.flush_first && self.remove.is_empty() && self.add.is_empty()
+    }
+}
+
+/// Is the kernel side of a set whole? `sync` repairs what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetHealth {
+    /// Every kernel object and the blocking rule are in place.
+    Present,
+    /// Some objects exist, but not all (e.g. a rule deleted behind our back).
+    Incomplete,
+    /// Nothing of the set is in the kernel (reboot, `flush ruleset`).
+    Missing,
+}
+
+/// A firewall that can hold ban sets.
+pub trait Backend {
+    fn kind(&self) -> BackendKind;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates the set's kernel objects and its blocking rule if missing.
+    /// Idempotent; never touches members.
+    fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError>;
+
+    /// Whether the set's kernel objects and rule are all present.
+    fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError>;
+
+    /// Inserts members, or refreshes the timeout of members already present.
+    /// Never fails because a member exists. All or nothing.
+    fn add(&self, spec: &SetSpec, entries: &[KernelEntry]) -> Result<(), BackendError> {
+        self.apply(
+            spec,
+            &Changes {
+                add: entries.to_vec(),
+                ..Changes::default()
+            },
+        )
+    }
+
+    /// Removes members; absent members are fine. All or nothing.
+    fn del(&self, spec: &SetSpec, targets: &[Target]) -> Result<(), BackendError> {
+        self.apply(
+            spec,
+            &Changes {
+                remove: targets.to_vec(),
+                ..Changes::default()
+            },
+        )
+    }
+
+    /// Applies removals and additions together, atomically when the kernel
+    /// supports batches.
+    fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError>;
+
+    /// The members as the kernel holds them, with time left where known.
+    /// `NotFound` when the set does not exist.
+    fn list(&self, spec: &SetSpec) -> Result<Vec<KernelEntry>, BackendError>;
+
+    /// Removes every member, keeps the set and its rule.
+    fn flush(&self, spec: &SetSpec) -> Result<(), BackendError> {
+        self.apply(
+            spec,
+            &Changes {
+                flush_first: true,
+                ..Changes::default()
+            },
+        )
+    }
+
+    /// Removes the set, its members and its rule. Absent is fine.
+    fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError>;
+
+    /// Whether traffic from `target` is blocked by the set: the target itself,
+    /// or a prefix containing it, is a member.
+    fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError>;
+}
+
+/// What went wrong, as a kind the caller can act on (pfctl-rs style: match
+/// on the kind, never on message text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The process lacks the privilege (CAP_NET_ADMIN, root).
+    Permission,
+    /// The set or member does not exist.
+    NotFound,
+    /// The object exists in a form banset cannot reuse (e.g. other flags).
+    Exists,
+    /// The kernel set holds as many members as it may.
+    SetFull,
+    /// The kernel refused the request as malformed (overlap, bad value).
+    Invalid,
+    /// The backend cannot do this on this system.
+    Unsupported,
+    /// The firewall service is not running or not reachable.
+    Unavailable,
+    /// Any other kernel or I/O failure.
+    Other,
+}
+
+impl ErrorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Permission => "permission denied",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Exists => "already exists",
+            ErrorKind::SetFull => "set is full",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Other => "failed",
+        }
+    }
+}
+
+/// A backend failure: the kind, what was being done to which object, and the
+/// kernel's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendError {
+    kind: ErrorKind,
+    context: String,
+    detail: String,
+}
+
+impl BackendError {
+    /// `context` names the operation and object (`add to nftables set inet
+    /// banset f2b_v4, element 1.2.3.4`); `detail` is the cause.
+    pub fn new(kind: ErrorKind, context: impl Into<String>, detail: impl Into<String>) -> Self {
+        BackendError {
+            kind,
+            context: context.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Maps an errno the way every netlink and ioctl backend needs to.
+    pub fn from_errno(errno: i32, context: impl Into<String>) -> Self {
+        let kind = match errno {
+            libc_errno::EPERM | libc_errno::EACCES => ErrorKind::Permission,
+            libc_errno::ENOENT => ErrorKind::NotFound,
+            libc_errno::EEXIST => ErrorKind::Exists,
+            libc_errno::ENOSPC | libc_errno::ENFILE => ErrorKind::SetFull,
+            libc_errno::EINVAL | libc_errno::ERANGE => ErrorKind::Invalid,
+            libc_errno::EOPNOTSUPP | libc_errno::EAFNOSUPPORT | libc_errno::EPROTONOSUPPORT => {
+                ErrorKind::Unsupported
+            }
+            _ => ErrorKind::Other,
+        };
+        let detail = std::io::Error::from_raw_os_error(errno).to_string();
+        BackendError::new(kind, context, detail)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The same error with more context in front (`set f2b: ...`).
+    pub fn within(mut self, outer: impl fmt::Display) -> Self {
+        self.context = if self.context.is_empty() {
+            outer.to_string()
+        } else {
+            format!("{outer}: {}", self.context)
+        };
+        self
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.context.is_empty() {
+            write!(f, "{}", self.detail)
+        } else {
+            write!(f, "{}: {}", self.context, self.detail)
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// The Linux/FreeBSD errno values the mapping needs. They agree on both for
+/// these names, which keeps this crate free of a libc dependency.
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EACCES: i32 = 13;
+    pub const EEXIST: i32 = 17;
+    pub const ENFILE: i32 = 23;
+    pub const EINVAL: i32 = 22;
+    pub const ENOSPC: i32 = 28;
+    pub const ERANGE: i32 = 34;
+    #[cfg(not(target_os = "freebsd"))]
+    pub const EOPNOTSUPP: i32 = 95;
+    #[cfg(target_os = "freebsd")]
+    pub const EOPNOTSUPP: i32 = 45;
+    #[cfg(not(target_os = "freebsd"))]
+    pub const EAFNOSUPPORT: i32 = 97;
+    #[cfg(target_os = "freebsd")]
+    pub const EAFNOSUPPORT: i32 = 47;
+    #[cfg(not(target_os = "freebsd"))]
+    pub const EPROTONOSUPPORT: i32 = 93;
+    #[cfg(target_os = "freebsd")]
+    pub const EPROTONOSUPPORT: i32 = 43;
+}

@@ -1,0 +1,43 @@
+//! banset-core: the ban-set model shared by every backend, the CLI and the
+//! watcher. It makes no OS calls (the ledger's SQLite file aside), so it is
+//! tested entirely in-process.
+//!
+//! - [`Target`], [`SetName`], [`Timeout`], [`SetSpec`]: validated values; every
+//!   parse error quotes the input.
+//! - [`Backend`]: what a firewall must offer, batch-first.
+//! - [`Ledger`]: the durable record of every ban (SQLite, safe for many
+//!   concurrent processes). The ledger is the desired state, the kernel the
+//!   actual state.
+//! - [`reconcile`]: the pure planner that brings a kernel back to the ledger.
+//! - [`Engine`]: the operations (`add`, `del`, `sync`, ...) that keep the two in
+//!   agreement; the CLI and the library API are thin layers over it.
+//! - [`Allowlist`], [`Clock`].
+
+#![forbid(unsafe_code)]
+
+mod allowlist;
+mod backend;
+mod clock;
+mod engine;
+mod ledger;
+mod reconcile;
+mod set_name;
+mod spec;
+mod target;
+mod timeout;
+
+pub use allowlist::{AllowReason, Allowlist, Refusal, WIDEST_V4_PREFIX, WIDEST_V6_PREFIX};
+pub use backend::{
+    Backend, BackendError, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+// WIP pub use engine::*;
+// WIP pub use ledger::{Ban, Ledger, LedgerError, LedgerTx};
+// WIP pub use reconcile::{reconcile, Plan, TIMEOUT_TOLERANCE_SECS};
+pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
+pub use spec::{
+    BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,
+    DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
+};
+pub use target::{Family, ParseTargetError, Target};
+pub use timeout::{format_duration, ParseTimeoutError, Timeout, MAX_TIMEOUT_SECS};

@@ -1,0 +1,378 @@
+//! `SetSpec`: everything banset needs to know to (re)create a ban set the
+//! same way every time: after a reboot, a firewall reload, or on another
+//! backend. It is stored in the ledger, so `sync` can rebuild a set that was
+//! wiped without the admin repeating the `create` options.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::set_name::SetName;
+use crate::target::{Family, Target};
+use crate::timeout::Timeout;
+
+/// Which firewall holds a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum BackendKind {
+    Nftables,
+    Ipset,
+    Firewalld,
+    Pf,
+    Ipfw,
+    /// In-process, for `--dry-run` and tests; forgets everything on exit.
+    Memory,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 6] = [
+        BackendKind::Nftables,
+        BackendKind::Ipset,
+        BackendKind::Firewalld,
+        BackendKind::Pf,
+        BackendKind::Ipfw,
+        BackendKind::Memory,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Nftables => "nftables",
+            BackendKind::Ipset => "ipset",
+            BackendKind::Firewalld => "firewalld",
+            BackendKind::Pf => "pf",
+            BackendKind::Ipfw => "ipfw",
+            BackendKind::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!("unknown backend {s:?} (known: nftables, ipset, firewalld, pf, ipfw, memory)")
+            })
+    }
+}
+
+/// The address families a logical set holds. One logical name covers both
+/// by default, so an admin never has to think about v4 vs v6 twins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Families {
+    /// IPv4 only (ipset's `family inet`).
+    Inet,
+    /// IPv6 only.
+    Inet6,
+    Both,
+}
+
+impl Families {
+    pub fn includes(self, family: Family) -> bool {
+        matches!(
+            (self, family),
+            (Families::Both, _) | (Families::Inet, Family::V4) | (Families::Inet6, Family::V6)
+        )
+    }
+
+    /// The families in a fixed order (v4 first).
+    pub fn list(self) -> &'static [Family] {
+        match self {
+            Families::Inet => &[Family::V4],
+            Families::Inet6 => &[Family::V6],
+            Families::Both => &[Family::V4, Family::V6],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Families::Inet => "inet",
+            Families::Inet6 => "inet6",
+            Families::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for Families {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "inet" | "ipv4" | "v4" => Ok(Families::Inet),
+            "inet6" | "ipv6" | "v6" => Ok(Families::Inet6),
+            "both" | "any" => Ok(Families::Both),
+            _ => Err(format!("unknown family {s:?} (use inet, inet6 or both)")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    /// The IP protocol number (`IPPROTO_TCP`, `IPPROTO_UDP`).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// What the blocking rule does with a banned source's packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockType {
+    /// Silently discard: what our users configure (fail2ban's DROP).
+    #[default]
+    Drop,
+    /// Answer with ICMP port unreachable.
+    Reject,
+}
+
+impl std::str::FromStr for BlockType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "drop" => Ok(BlockType::Drop),
+            "reject" => Ok(BlockType::Reject),
+            _ => Err(format!("unknown block type {s:?} (use drop or reject)")),
+        }
+    }
+}
+
+/// An inclusive destination port range; a single port has `first == last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// How many ports a hook may list once ranges are expanded. Kernel rule
+/// encodings that take a port set (nftables) expand ranges; this bound keeps
+/// a typo like `1-65535` from turning into a 64k-element rule.
+pub const MAX_HOOK_PORTS: usize = 4096;
+
+impl PortRange {
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Parses fail2ban-style port lists: `25,465,587`, `6000-6010`, `6000:6010`,
+    /// and the service names our users' jails use (`smtp`, `submission`, ...).
+    pub fn parse_list(input: &str) -> Result<Vec<PortRange>, String> {
+        let mut out = Vec::new();
+        for item in input.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err(format!("invalid port list {input:?}: empty item"));
+            }
+            let range = match item.split_once(['-', ':']) {
+                Some((a, b)) => PortRange {
+                    first: parse_port(a, input)?,
+                    last: parse_port(b, input)?,
+                },
+                None => {
+                    let p = parse_port(item, input)?;
+                    PortRange { first: p, last: p }
+                }
+            };
+            if range.first > range.last {
+                return Err(format!("invalid port list {input:?}: range {item:?} is backwards"));
+            }
+            out.push(range);
+        }
+        out.sort();
+        out.dedup();
+        let total: usize = out.iter().map(PortRange::len).sum();
+        if total > MAX_HOOK_PORTS {
+            return Err(format!(
+                "invalid port list {input:?}: {total} ports, at most {MAX_HOOK_PORTS} (leave ports out to block all ports)"
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// Service names from /etc/services that fail2ban's stock jails use. Looked
+/// up here, not in /etc/services, so a rule means the same on every host.
+const SERVICES: &[(&str, u16)] = &[
+    ("ssh", 22),
+    ("smtp", 25),
+    ("http", 80),
+    ("pop3", 110),
+    ("imap", 143),
+    ("imap2", 143),
+    ("imap3", 220),
+    ("https", 443),
+    ("smtps", 465),
+    ("submissions", 465),
+    ("submission", 587),
+    ("imaps", 993),
+    ("pop3s", 995),
+    ("ftp", 21),
+    ("domain", 53),
+    ("sieve", 4190),
+];
+
+fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
+    let text = text.trim();
+    if let Some((_, port)) = SERVICES.iter().find(|(name, _)| *name == text) {
+        return Ok(*port);
+    }
+    match text.parse::<u16>() {
+        Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+        _ => Err(format!(
+            "invalid port list {whole:?}: {text:?} is not a port (1-65535) or a known service name"
+        )),
+    }
+}
+
+/// The blocking rule that makes a set's members lose their traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Destination ports; empty means every port.
+    #[serde(default)]
+    pub ports: Vec<PortRange>,
+    /// `None` means every protocol. Ports imply TCP unless told otherwise.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    #[serde(default)]
+    pub block: BlockType,
+}
+
+/// A logical ban set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSpec {
+    pub name: SetName,
+    pub backend: BackendKind,
+    pub families: Families,
+    /// Applied to bans added without `--timeout`.
+    pub timeout: Timeout,
+    /// Whether prefixes (CIDR) may be banned, not only single addresses.
+    pub prefixes: bool,
+    /// Upper bound on members, for kernels that need one (ipset's `maxelem`).
+    pub max_elements: Option<u32>,
+    /// The blocking rule; `None` when the admin hooks the set up himself.
+    pub hook: Option<Hook>,
+}
+
+/// A set's default timeout when nobody chose one: a day is long enough to
+/// stop a brute-force run and short enough that a mistaken ban heals itself.
+pub const DEFAULT_SET_TIMEOUT: Timeout = Timeout::Secs(86_400);
+
+/// Default `max_elements`: far above ipset's 65,536, which real attacks fill
+/// (fail2ban/fail2ban#3549).
+pub const DEFAULT_MAX_ELEMENTS: u32 = 1 << 20;
+
+impl SetSpec {
+    /// The defaults `banset add` uses when it creates a set on the fly: both
+    /// families, prefixes allowed, drop on every port.
+    pub fn new(name: SetName, backend: BackendKind) -> SetSpec {
+        SetSpec {
+            name,
+            backend,
+            families: Families::Both,
+            timeout: DEFAULT_SET_TIMEOUT,
+            prefixes: true,
+            max_elements: Some(DEFAULT_MAX_ELEMENTS),
+            hook: Some(Hook::default()),
+        }
+    }
+
+    /// Whether `target` may go into this set; the error says why not.
+    pub fn admits(&self, target: &Target) -> Result<(), String> {
+        if !self.families.includes(target.family()) {
+            return Err(format!(
+                "{target} is {} but set {} holds only {} addresses",
+                target.family(),
+                self.name,
+                match self.families {
+                    Families::Inet => "IPv4",
+                    _ => "IPv6",
+                }
+            ));
+        }
+        if !target.is_host() && !self.prefixes {
+            return Err(format!(
+                "{target} is a prefix but set {} was created without --prefixes",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        let p = PortRange::parse_list("smtp,465,submission,6000-6002").unwrap();
+        let shown: Vec<String> = p.iter().map(|r| r.to_string()).collect();
+        assert_eq!(shown, ["25", "465", "587", "6000-6002"]);
+        for bad in ["", "0", "70000", "25,", "x", "10-5", "1-65535", "25;rm"] {
+            assert!(PortRange::parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn admits_by_family_and_prefix() {
+        let mut spec = SetSpec::new(SetName::new("s").unwrap(), BackendKind::Memory);
+        spec.families = Families::Inet;
+        spec.prefixes = false;
+        let v6 = Target::parse("2001:db8::1").unwrap();
+        let e = spec.admits(&v6).unwrap_err();
+        assert!(e.contains("2001:db8::1") && e.contains("only IPv4"), "{e}");
+        let net = Target::parse("10.0.0.0/8").unwrap();
+        assert!(spec.admits(&net).unwrap_err().contains("--prefixes"));
+        assert!(spec.admits(&Target::parse("1.2.3.4").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let mut spec = SetSpec::new(SetName::new("f2b-postfix").unwrap(), BackendKind::Nftables);
+        spec.hook = Some(Hook {
+            ports: PortRange::parse_list("25,465,587").unwrap(),
+            protocol: Some(Protocol::Tcp),
+            block: BlockType::Reject,
+        });
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<SetSpec>(&json).unwrap(), spec);
+    }
+}

@@ -1,0 +1,357 @@
+//! `Target`: the thing a ban applies to, an IPv4/IPv6 address or prefix.
+//!
+//! Targets arrive from fail2ban tags, cron scripts and log lines, so parsing is
+//! strict and every error echoes the input. A target is normalised once, here,
+//! so that every later comparison (ledger keys, kernel listings, overlap
+//! checks) can compare values instead of spellings:
+//! - host bits below the prefix are cleared (`10.1.2.3/8` is `10.0.0.0/8`);
+//! - IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is folded to IPv4, because that is the
+//!   address the kernel sees on the wire for such a peer;
+//! - zone ids (`fe80::1%eth0`) are refused: a ban is not per interface.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// The address family of a target or of a kernel set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// Longest prefix length in this family (a single host).
+    pub fn max_prefix_len(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An IPv4 or IPv6 address or prefix, normalised (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    addr: IpAddr,
+    prefix_len: u8,
+}
+
+/// Why a string is not a target. The message always quotes the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address {input:?}: {reason}")]
+pub struct ParseTargetError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+const MAX_INPUT_LEN: usize = 64;
+
+impl Target {
+    /// A single host. IPv4-mapped IPv6 addresses are folded to IPv4.
+    pub fn host(addr: IpAddr) -> Target {
+        let addr = fold_mapped(addr);
+        let prefix_len = family_of(addr).max_prefix_len();
+        Target { addr, prefix_len }
+    }
+
+    /// A prefix; host bits are cleared. Fails only if `prefix_len` is too long
+    /// for the family.
+    pub fn prefix(addr: IpAddr, prefix_len: u8) -> Result<Target, &'static str> {
+        let (addr, prefix_len) = match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix_len >= 96 => (IpAddr::V4(v4), prefix_len - 96),
+                Some(_) => return Err("an IPv4-mapped prefix must be /96 or longer"),
+                None => (addr, prefix_len),
+            },
+            IpAddr::V4(_) => (addr, prefix_len),
+        };
+        if prefix_len > family_of(addr).max_prefix_len() {
+            return Err("prefix length is too long for the address family");
+        }
+        Ok(Target {
+            addr: mask(addr, prefix_len),
+            prefix_len,
+        })
+    }
+
+    /// Parses `1.2.3.4`, `10.0.0.0/8`, `2001:db8::1`, `2001:db8::/64`, and the
+    /// bracketed form `[2001:db8::1]` that some log formats use.
+    pub fn parse(input: &str) -> Result<Target, ParseTargetError> {
+        let err = |reason| ParseTargetError {
+            input: truncate_for_error(input),
+            reason,
+        };
+        if input.is_empty() {
+            return Err(err("empty"));
+        }
+        if input.len() > MAX_INPUT_LEN {
+            return Err(err("too long to be an address"));
+        }
+        if input.contains('%') {
+            return Err(err("zone ids (%iface) are not allowed in a ban"));
+        }
+        let (addr_part, len_part) = match input.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (input, None),
+        };
+        let addr_part = match addr_part.strip_prefix('[') {
+            Some(rest) => rest
+                .strip_suffix(']')
+                .ok_or_else(|| err("unbalanced '['"))?,
+            None => addr_part,
+        };
+        let addr = IpAddr::from_str(addr_part).map_err(|_| err("not an IPv4 or IPv6 address"))?;
+        let target = match len_part {
+            None => Target::host(addr),
+            Some(l) => {
+                if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err("prefix length must be a number"));
+                }
+                let len: u8 = l.parse().map_err(|_| err("prefix length must be a number"))?;
+                Target::prefix(addr, len).map_err(err)?
+            }
+        };
+        if target.is_host() && target.addr.is_unspecified() {
+            return Err(err("the unspecified address cannot be banned"));
+        }
+        Ok(target)
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    pub fn family(&self) -> Family {
+        family_of(self.addr)
+    }
+
+    /// True for a single address (/32 or /128).
+    pub fn is_host(&self) -> bool {
+        self.prefix_len == self.family().max_prefix_len()
+    }
+
+    /// The last address covered by this target.
+    pub fn last(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let host_bits = 32 - u32::from(self.prefix_len);
+                let m = if host_bits == 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << host_bits) - 1
+                };
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) | m))
+            }
+            IpAddr::V6(a) => {
+                let host_bits = 128 - u32::from(self.prefix_len);
+                let m = if host_bits == 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << host_bits) - 1
+                };
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) | m))
+            }
+        }
+    }
+
+    /// The first address after this target, or `None` when it reaches the top
+    /// of the address space. Interval sets (nftables) mark a range's end with it.
+    pub fn next_after(&self) -> Option<IpAddr> {
+        match self.last() {
+            IpAddr::V4(a) => u32::from(a)
+                .checked_add(1)
+                .map(|n| IpAddr::V4(Ipv4Addr::from(n))),
+            IpAddr::V6(a) => u128::from(a)
+                .checked_add(1)
+                .map(|n| IpAddr::V6(Ipv6Addr::from(n))),
+        }
+    }
+
+    /// True when every address of `other` is inside `self`.
+    pub fn contains(&self, other: &Target) -> bool {
+        self.family() == other.family()
+            && self.prefix_len <= other.prefix_len
+            && mask(other.addr, self.prefix_len) == self.addr
+    }
+
+    /// True when the two share at least one address.
+    pub fn overlaps(&self, other: &Target) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+
+    /// The address bytes in network order (4 or 16 bytes), as kernels want them.
+    pub fn addr_octets(&self) -> Vec<u8> {
+        match self.addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = ParseTargetError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Target::parse(s)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix_len)
+        }
+    }
+}
+
+impl serde::Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Target::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn family_of(addr: IpAddr) -> Family {
+    match addr {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+fn fold_mapped(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+fn mask(addr: IpAddr, prefix_len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(prefix_len))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
+        }
+    }
+}
+
+/// Error messages quote the input, but an attacker-sized input must not turn
+/// into an attacker-sized log line.
+pub(crate) fn truncate_for_error(input: &str) -> String {
+    const LIMIT: usize = 80;
+    if input.len() <= LIMIT {
+        return input.to_string();
+    }
+    let mut end = LIMIT;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &input[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        Target::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_and_normalises() {
+        assert_eq!(t("1.2.3.4").to_string(), "1.2.3.4");
+        assert_eq!(t("1.2.3.4/32").to_string(), "1.2.3.4");
+        assert_eq!(t("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(t("2001:db8::1/64").to_string(), "2001:db8::/64");
+        assert_eq!(t("2001:DB8::1").to_string(), "2001:db8::1");
+        assert_eq!(t("[2001:db8::1]").to_string(), "2001:db8::1");
+        assert_eq!(t("::ffff:192.0.2.1").to_string(), "192.0.2.1");
+        assert_eq!(t("::ffff:192.0.2.0/120").to_string(), "192.0.2.0/24");
+        assert_eq!(t("0.0.0.0/0").to_string(), "0.0.0.0/0");
+        assert_eq!(t("::/0").to_string(), "::/0");
+        assert_eq!(t("1.2.3.4").family(), Family::V4);
+        assert!(t("2001:db8::1").is_host());
+        assert!(!t("2001:db8::/64").is_host());
+    }
+
+    #[test]
+    fn rejects_bad_input_naming_it() {
+        for bad in [
+            "",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "1.2.3.4/+8",
+            "1.2.3.4/-1",
+            "2001:db8::/129",
+            "fe80::1%eth0",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "[1.2.3.4",
+            "example.com",
+            "0.0.0.0",
+            "::",
+            "1.2.3.4; rm -rf /",
+            "::ffff:1.2.3.4/64",
+        ] {
+            let e = Target::parse(bad).unwrap_err();
+            assert_eq!(e.input, bad, "{bad}");
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+        let long = "1".repeat(500);
+        let e = Target::parse(&long).unwrap_err();
+        assert!(e.to_string().len() < 200);
+    }
+
+    #[test]
+    fn containment_and_ends() {
+        assert!(t("10.0.0.0/8").contains(&t("10.9.9.9")));
+        assert!(!t("10.0.0.0/8").contains(&t("11.0.0.0")));
+        assert!(t("10.1.0.0/16").overlaps(&t("10.0.0.0/8")));
+        assert!(!t("10.0.0.0/8").overlaps(&t("2001:db8::/32")));
+        assert_eq!(t("10.0.0.0/8").next_after().unwrap().to_string(), "11.0.0.0");
+        assert_eq!(t("255.0.0.0/8").next_after(), None);
+        assert_eq!(t("0.0.0.0/0").last().to_string(), "255.255.255.255");
+        assert_eq!(
+            t("2001:db8::/64").next_after().unwrap().to_string(),
+            "2001:db8:0:1::"
+        );
+        assert_eq!(t("1.2.3.4").next_after().unwrap().to_string(), "1.2.3.5");
+    }
+}
