@@ -70,7 +70,11 @@ pub enum SetHealth {
 }
 
 /// A firewall that can hold ban sets.
-pub trait Backend {
+///
+/// `Send + Sync` because the daemon's keeper and the CLI's bulk path use one
+/// backend from several threads (e.g. a kernel batch in flight while the
+/// ledger is written).
+pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
 
     fn capabilities(&self) -> Capabilities;

@@ -1,0 +1,559 @@
+//! The ledger: the durable record of every ban, in SQLite.
+//!
+//! It is the desired state; the kernel is the actual state. Many processes
+//! write it at once (fail2ban runs actions in parallel, cron and the daemon
+//! overlap), so:
+//! - WAL journal, so readers never block the writer;
+//! - every mutating command is one `BEGIN IMMEDIATE` transaction that also
+//!   spans the kernel call. Taking the write lock up front serialises
+//!   banset's writers (one lock for ledger and kernel together) and means a
+//!   command that fails in the kernel rolls its rows back: no row ever claims
+//!   a ban the kernel refused;
+//! - a long busy timeout, so a writer waits its turn instead of failing.
+//!
+//! `synchronous = NORMAL`: a power cut may lose the last commits, but it also
+//! empties the kernel sets, and what is in the ledger is restored by `sync`.
+//! A process crash loses nothing that was committed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::set_name::SetName;
+use crate::spec::SetSpec;
+use crate::target::Target;
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a writer waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("ledger {path}: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+/// One ban as the ledger records it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Ban {
+    pub target: Target,
+    /// Unix time the ban started (`--since`, or when it was added).
+    pub start: i64,
+    /// Unix time it ends; `None` for a permanent ban.
+    pub deadline: Option<i64>,
+    /// Free text: the jail, the fail2ban action, the admin's `--comment`.
+    pub reason: Option<String>,
+    /// How many times this target was banned in this set while the previous
+    /// ban was still recorded; the watcher escalates on it.
+    pub ban_count: u32,
+}
+
+impl Ban {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.deadline.is_none_or(|d| d > now)
+    }
+
+    /// Seconds left, `None` for permanent; zero once over.
+    pub fn remaining(&self, now: i64) -> Option<u64> {
+        self.deadline.map(|d| (d - now).max(0) as u64)
+    }
+}
+
+/// A ban to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBan {
+    pub target: Target,
+    pub start: i64,
+    pub deadline: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Ledger {
+    conn: Connection,
+    path: String,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger file. The directory must exist.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| LedgerError::Sqlite {
+            path: shown.clone(),
+            source,
+        })?;
+        Ledger::init(conn, shown)
+    }
+
+    /// A private ledger for tests and `--dry-run` experiments.
+    pub fn open_in_memory() -> Result<Ledger, LedgerError> {
+        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Sqlite {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Ledger::init(conn, ":memory:".into())
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger { conn, path };
+        ledger.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| ledger.err(e))?;
+        // journal_mode returns a row; it must be read, not executed.
+        let _mode: String = ledger
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| ledger.err(e))?;
+        ledger
+            .conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| ledger.err(e))?;
+        let version: i64 = ledger
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| ledger.err(e))?;
+        match version {
+            SCHEMA_VERSION => {}
+            0 => ledger.create_schema()?,
+            v => {
+                return Err(LedgerError::Corrupt {
+                    path: ledger.path.clone(),
+                    message: format!(
+                        "schema version {v} is newer than this banset understands ({SCHEMA_VERSION}); upgrade banset"
+                    ),
+                })
+            }
+        }
+        Ok(ledger)
+    }
+
+    fn create_schema(&self) -> Result<(), LedgerError> {
+        // IMMEDIATE so two first-time processes do not both create the schema.
+        self.conn
+            .execute_batch(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS sets (
+                     name    TEXT PRIMARY KEY,
+                     spec    TEXT NOT NULL,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS bans (
+                     set_name  TEXT NOT NULL REFERENCES sets(name) ON DELETE CASCADE,
+                     target    TEXT NOT NULL,
+                     start     INTEGER NOT NULL,
+                     deadline  INTEGER,
+                     reason    TEXT,
+                     ban_count INTEGER NOT NULL DEFAULT 1,
+                     PRIMARY KEY (set_name, target)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS bans_by_deadline ON bans (deadline);
+                 CREATE TABLE IF NOT EXISTS meta (
+                     key   TEXT PRIMARY KEY,
+                     value TEXT NOT NULL
+                 );
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Starts a write transaction, waiting for other writers.
+    pub fn begin(&mut self) -> Result<LedgerTx<'_>, LedgerError> {
+        self.transaction(TransactionBehavior::Immediate)
+    }
+
+    /// Starts a read transaction: a consistent snapshot, never blocking writers.
+    pub fn read(&mut self) -> Result<LedgerTx<'_>, LedgerError> {
+        self.transaction(TransactionBehavior::Deferred)
+    }
+
+    fn transaction(&mut self, how: TransactionBehavior) -> Result<LedgerTx<'_>, LedgerError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(how)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(LedgerTx { tx, path })
+    }
+}
+
+/// One transaction over the ledger. Dropped without [`LedgerTx::commit`], it
+/// rolls back.
+#[derive(Debug)]
+pub struct LedgerTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: String,
+}
+
+impl LedgerTx<'_> {
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, message: String) -> LedgerError {
+        LedgerError::Corrupt {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    pub fn commit(self) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        self.tx
+            .commit()
+            .map_err(|source| LedgerError::Sqlite { path, source })
+    }
+
+    pub fn set_spec(&self, name: &SetName) -> Result<Option<SetSpec>, LedgerError> {
+        let json: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT spec FROM sets WHERE name = ?1",
+                [name.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        json.map(|j| self.decode_spec(name.as_str(), &j)).transpose()
+    }
+
+    fn decode_spec(&self, name: &str, json: &str) -> Result<SetSpec, LedgerError> {
+        serde_json::from_str(json)
+            .map_err(|e| self.corrupt(format!("set {name}: unreadable spec: {e}")))
+    }
+
+    /// Every set, by name.
+    pub fn set_specs(&self) -> Result<Vec<SetSpec>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT name, spec FROM sets ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, json) = row.map_err(|e| self.err(e))?;
+            out.push(self.decode_spec(&name, &json)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a set, replacing its spec if it exists.
+    pub fn put_set(&self, spec: &SetSpec, now: i64) -> Result<(), LedgerError> {
+        let json = serde_json::to_string(spec).expect("SetSpec serialises");
+        self.tx
+            .execute(
+                "INSERT INTO sets (name, spec, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
+                params![spec.name.as_str(), json, now],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets a set and all its bans. Returns whether it existed.
+    pub fn remove_set(&self, name: &SetName) -> Result<bool, LedgerError> {
+        let n = self
+            .tx
+            .execute("DELETE FROM sets WHERE name = ?1", [name.as_str()])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Records bans. A target already recorded keeps the later deadline of
+    /// the two (the longest ban wins, so a short ban from one source never
+    /// cuts short a long one from another), and its ban count goes up. A
+    /// recorded ban that is already over is replaced outright.
+    ///
+    /// Returns each ban's resulting deadline, in input order, so the caller
+    /// gives the kernel the timeout the ledger actually holds.
+    pub fn upsert_bans(
+        &self,
+        set: &SetName,
+        bans: &[NewBan],
+        now: i64,
+    ) -> Result<Vec<Option<i64>>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO bans (set_name, target, start, deadline, reason, ban_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1)
+                 ON CONFLICT (set_name, target) DO UPDATE SET
+                   start = CASE WHEN bans.deadline <= ?6 THEN excluded.start ELSE bans.start END,
+                   deadline = CASE
+                     WHEN bans.deadline <= ?6 THEN excluded.deadline
+                     WHEN bans.deadline IS NULL OR excluded.deadline IS NULL THEN NULL
+                     ELSE max(bans.deadline, excluded.deadline) END,
+                   reason = coalesce(excluded.reason, bans.reason),
+                   ban_count = bans.ban_count + 1
+                 RETURNING deadline",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(bans.len());
+        let mut text = String::with_capacity(48);
+        for ban in bans {
+            use std::fmt::Write;
+            text.clear();
+            write!(text, "{}", ban.target).expect("write to String");
+            let deadline: Option<i64> = stmt
+                .query_row(
+                    params![
+                        set.as_str(),
+                        text,
+                        ban.start,
+                        ban.deadline,
+                        ban.reason,
+                        now
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            out.push(deadline);
+        }
+        Ok(out)
+    }
+
+    /// Forgets bans; returns how many were recorded.
+    pub fn remove_bans(&self, set: &SetName, targets: &[Target]) -> Result<usize, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM bans WHERE set_name = ?1 AND target = ?2")
+            .map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for t in targets {
+            n += stmt
+                .execute(params![set.as_str(), t.to_string()])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(n)
+    }
+
+    /// Forgets every ban of a set; returns how many there were.
+    pub fn clear_bans(&self, set: &SetName) -> Result<usize, LedgerError> {
+        self.tx
+            .execute("DELETE FROM bans WHERE set_name = ?1", [set.as_str()])
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every recorded ban of a set, active or not, ordered by target text.
+    pub fn bans(&self, set: &SetName) -> Result<Vec<Ban>, LedgerError> {
+        self.query_bans(
+            "SELECT target, start, deadline, reason, ban_count FROM bans
+             WHERE set_name = ?1 ORDER BY target",
+            params![set.as_str()],
+        )
+    }
+
+    /// Bans whose deadline is at or before `now`.
+    pub fn expired_bans(&self, set: &SetName, now: i64) -> Result<Vec<Ban>, LedgerError> {
+        self.query_bans(
+            "SELECT target, start, deadline, reason, ban_count FROM bans
+             WHERE set_name = ?1 AND deadline <= ?2 ORDER BY target",
+            params![set.as_str(), now],
+        )
+    }
+
+    pub fn ban(&self, set: &SetName, target: &Target) -> Result<Option<Ban>, LedgerError> {
+        Ok(self
+            .query_bans(
+                "SELECT target, start, deadline, reason, ban_count FROM bans
+                 WHERE set_name = ?1 AND target = ?2",
+                params![set.as_str(), target.to_string()],
+            )?
+            .pop())
+    }
+
+    /// (active, permanent) ban counts of a set.
+    pub fn counts(&self, set: &SetName, now: i64) -> Result<(u64, u64), LedgerError> {
+        self.tx
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE deadline IS NULL) FROM bans
+                 WHERE set_name = ?1 AND (deadline IS NULL OR deadline > ?2)",
+                params![set.as_str(), now],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn query_bans(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Ban>, LedgerError> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, start, deadline, reason, ban_count) = row.map_err(|e| self.err(e))?;
+            let target = Target::parse(&target)
+                .map_err(|e| self.corrupt(format!("unreadable ban row: {e}")))?;
+            out.push(Ban {
+                target,
+                start,
+                deadline,
+                reason,
+                ban_count: ban_count.clamp(0, i64::from(u32::MAX)) as u32,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::BackendKind;
+
+    fn t(s: &str) -> Target {
+        Target::parse(s).unwrap()
+    }
+
+    fn setup() -> (Ledger, SetName) {
+        let ledger = Ledger::open_in_memory().unwrap();
+        let name = SetName::new("f2b-test").unwrap();
+        let tx = {
+            let mut l = ledger;
+            let tx = l.begin().unwrap();
+            tx.put_set(&SetSpec::new(name.clone(), BackendKind::Memory), 0)
+                .unwrap();
+            tx.commit().unwrap();
+            l
+        };
+        (tx, name)
+    }
+
+    fn ban(target: &str, start: i64, deadline: Option<i64>) -> NewBan {
+        NewBan {
+            target: t(target),
+            start,
+            deadline,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn longest_ban_wins_and_counts_go_up() {
+        let (mut l, s) = setup();
+        let tx = l.begin().unwrap();
+        let d = tx
+            .upsert_bans(&s, &[ban("1.2.3.4", 100, Some(1000))], 100)
+            .unwrap();
+        assert_eq!(d, [Some(1000)]);
+        let d = tx
+            .upsert_bans(&s, &[ban("1.2.3.4", 200, Some(500))], 200)
+            .unwrap();
+        assert_eq!(d, [Some(1000)], "a shorter ban must not cut a longer one");
+        let d = tx
+            .upsert_bans(&s, &[ban("1.2.3.4", 300, None)], 300)
+            .unwrap();
+        assert_eq!(d, [None], "permanent beats any deadline");
+        let d = tx
+            .upsert_bans(&s, &[ban("1.2.3.4", 400, Some(2000))], 400)
+            .unwrap();
+        assert_eq!(d, [None], "a deadline does not end a permanent ban");
+        let b = tx.ban(&s, &t("1.2.3.4")).unwrap().unwrap();
+        assert_eq!((b.start, b.ban_count), (100, 4));
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn an_expired_row_is_replaced_not_extended() {
+        let (mut l, s) = setup();
+        let tx = l.begin().unwrap();
+        tx.upsert_bans(&s, &[ban("2001:db8::/64", 0, Some(50))], 0)
+            .unwrap();
+        let d = tx
+            .upsert_bans(&s, &[ban("2001:db8::/64", 100, Some(130))], 100)
+            .unwrap();
+        assert_eq!(d, [Some(130)]);
+        let b = tx.ban(&s, &t("2001:db8::/64")).unwrap().unwrap();
+        assert_eq!((b.start, b.ban_count), (100, 2));
+        assert_eq!(tx.counts(&s, 100).unwrap(), (1, 0));
+        assert_eq!(tx.expired_bans(&s, 130).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rollback_on_drop_and_cascade_on_set_removal() {
+        let (mut l, s) = setup();
+        {
+            let tx = l.begin().unwrap();
+            tx.upsert_bans(&s, &[ban("1.2.3.4", 0, None)], 0).unwrap();
+            // dropped: rolled back
+        }
+        assert!(l.read().unwrap().bans(&s).unwrap().is_empty());
+        let tx = l.begin().unwrap();
+        tx.upsert_bans(&s, &[ban("1.2.3.4", 0, None)], 0).unwrap();
+        assert!(tx.remove_set(&s).unwrap());
+        assert!(tx.bans(&s).unwrap().is_empty());
+        assert!(tx.set_spec(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn file_ledger_is_shared_between_connections() {
+        let dir = std::env::temp_dir().join(format!("banset-ledger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.db");
+        let name = SetName::new("s").unwrap();
+        let mut a = Ledger::open(&path).unwrap();
+        let mut b = Ledger::open(&path).unwrap();
+        let tx = a.begin().unwrap();
+        tx.put_set(&SetSpec::new(name.clone(), BackendKind::Memory), 0)
+            .unwrap();
+        tx.upsert_bans(&name, &[ban("1.2.3.4", 0, None)], 0).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(b.read().unwrap().bans(&name).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -32,8 +32,8 @@ pub use backend::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 // WIP pub use engine::*;
-// WIP pub use ledger::{Ban, Ledger, LedgerError, LedgerTx};
-// WIP pub use reconcile::{reconcile, Plan, TIMEOUT_TOLERANCE_SECS};
+pub use ledger::{Ban, Ledger, LedgerError, LedgerTx, NewBan};
+pub use reconcile::{kernel_timeout, reconcile, Plan, TIMEOUT_TOLERANCE_SECS};
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
     BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,
