@@ -1,0 +1,643 @@
+//! `Engine`: banset's operations, each keeping ledger and kernel in agreement.
+//!
+//! Every mutating operation follows one pattern: open a write transaction on
+//! the ledger, validate all input, record the change, apply it to the kernel
+//! in one batch, and commit only if the kernel accepted it. So a failed
+//! command leaves both sides as they were, and a command killed between the
+//! kernel call and the commit leaves at worst kernel members the ledger does
+//! not know, which the next `sync` removes.
+//!
+//! When the kernel has lost a set (reboot, firewall reload, `nft flush
+//! ruleset`), an operation that hits `NotFound` rebuilds the set from the
+//! ledger and carries on, so `banset add` after a reload repairs every ban,
+//! not only the new one.
+
+use std::collections::HashMap;
+
+use crate::allowlist::{Allowlist, Refusal};
+use crate::backend::{Backend, BackendError, Changes, ErrorKind, KernelEntry, SetHealth};
+use crate::clock::Clock;
+use crate::ledger::{Ban, Ledger, LedgerError, LedgerTx, NewBan};
+use crate::reconcile::{kernel_timeout, reconcile};
+use crate::set_name::SetName;
+use crate::spec::{BackendKind, SetSpec};
+use crate::target::Target;
+use crate::timeout::Timeout;
+
+/// Hands out a backend for a set's [`BackendKind`], opening it on first use.
+pub trait BackendProvider {
+    fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError>;
+}
+
+/// Why an operation failed. [`Error::exit_code`] is what the CLI exits with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input cannot be used as given; nothing was changed.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("no set named {0} (banset list shows the sets; banset create makes one)")]
+    UnknownSet(SetName),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl Error {
+    /// 2 for input the user can fix, 3 for kernel, permission and storage
+    /// failures (DESIGN §4).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_) => 2,
+            Error::Backend(_) | Error::Ledger(_) => 3,
+        }
+    }
+
+    /// A hint the user can act on, when there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Backend(e) if e.kind() == ErrorKind::Permission => {
+                Some("run as root (or with CAP_NET_ADMIN)")
+            }
+            Error::Ledger(LedgerError::Sqlite { source, .. })
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+                    || source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+            {
+                Some("check the permissions of the state directory, or pass --state-dir")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One ban to add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanRequest {
+    pub target: Target,
+    /// `None`: the set's default timeout.
+    pub timeout: Option<Timeout>,
+    /// When the ban started (fail2ban's `<time>`), so a ban restored after a
+    /// restart keeps its real end instead of a fresh full bantime.
+    pub since: Option<i64>,
+    pub comment: Option<String>,
+}
+
+impl BanRequest {
+    pub fn new(target: Target) -> BanRequest {
+        BanRequest {
+            target,
+            timeout: None,
+            since: None,
+            comment: None,
+        }
+    }
+}
+
+/// Options of `add` and `replace`.
+#[derive(Clone, Debug, Default)]
+pub struct AddOptions {
+    /// Allow overly wide prefixes (`0.0.0.0/0` still hits loopback).
+    pub force: bool,
+    /// Create the set with this spec when it does not exist yet.
+    pub create_with: Option<SetSpec>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AddReport {
+    /// Bans now in effect (new or refreshed).
+    pub applied: usize,
+    /// Targets whose ban was already over (`--since` long ago): nothing done.
+    pub already_over: Vec<Target>,
+    /// The set was created by this call.
+    pub created_set: bool,
+    /// The kernel had lost the set and it was rebuilt from the ledger.
+    pub repaired: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    pub set: SetName,
+    /// The set's kernel objects or rule were missing and were re-created.
+    pub repaired_objects: bool,
+    pub added: usize,
+    pub refreshed: usize,
+    /// Kernel members removed (strangers and bans that were over).
+    pub removed: usize,
+    /// Ledger rows of bans that were over, forgotten.
+    pub expired: usize,
+}
+
+/// One member as `list` shows it: the kernel's truth, with what the ledger
+/// knows of it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    pub target: Target,
+    /// Seconds the kernel will still hold it; `None` without a kernel timeout.
+    pub kernel_remaining: Option<u64>,
+    /// The ledger's record, `None` if the kernel holds a stranger.
+    pub ban: Option<Ban>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SetListing {
+    pub spec: SetSpec,
+    /// `false` when the kernel has lost the set (run `banset sync`).
+    pub in_kernel: bool,
+    pub members: Vec<Listed>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SetStatus {
+    pub spec: SetSpec,
+    pub active_bans: u64,
+    pub permanent_bans: u64,
+    /// Members in the kernel; `None` when the kernel could not be read.
+    pub kernel_members: Option<u64>,
+    pub health: Option<String>,
+    /// Why the kernel could not be read.
+    pub kernel_error: Option<String>,
+    /// Unix time of the last `sync` of this set.
+    pub last_sync: Option<i64>,
+}
+
+/// banset's operations over a ledger and the backends.
+pub struct Engine<'a> {
+    pub ledger: &'a mut Ledger,
+    pub backends: &'a dyn BackendProvider,
+    pub clock: &'a dyn Clock,
+    pub allowlist: &'a Allowlist,
+    /// Validate and apply to the backends, but roll the ledger back.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for Engine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("ledger", &self.ledger.path())
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
+}
+
+fn last_sync_key(set: &SetName) -> String {
+    format!("last_sync:{set}")
+}
+
+impl Engine<'_> {
+    fn spec_of(tx: &LedgerTx<'_>, set: &SetName) -> Result<SetSpec, Error> {
+        tx.set_spec(set)?
+            .ok_or_else(|| Error::UnknownSet(set.clone()))
+    }
+
+    /// Creates a set: its kernel objects, its blocking rule and its ledger
+    /// record. Creating a set that exists with the same spec is fine; with a
+    /// different spec it is refused, because the kernel objects cannot change
+    /// in place.
+    pub fn create(&mut self, spec: &SetSpec) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let tx = self.ledger.begin()?;
+        let created = match tx.set_spec(&spec.name)? {
+            Some(existing) if &existing == spec => false,
+            Some(existing) => {
+                return Err(Error::Input(format!(
+                    "set {} exists with other options ({}); banset destroy {} first to change them",
+                    spec.name,
+                    describe_difference(&existing, spec),
+                    spec.name
+                )))
+            }
+            None => true,
+        };
+        let backend = self.backends.backend(spec.backend)?;
+        backend
+            .ensure_set(spec)
+            .map_err(|e| e.within(format!("create {}", spec.name)))?;
+        tx.put_set(spec, now)?;
+        finish(tx, self.dry_run)?;
+        Ok(created)
+    }
+
+    /// Bans targets (inserting, or refreshing a ban already there; the longest
+    /// ban wins). All or nothing.
+    pub fn add(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+    ) -> Result<AddReport, Error> {
+        self.add_or_replace(set, requests, opts, false)
+    }
+
+    /// Makes the set hold exactly `requests`, atomically where the kernel has
+    /// batches: nobody ever sees the set empty halfway.
+    pub fn replace(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+    ) -> Result<AddReport, Error> {
+        self.add_or_replace(set, requests, opts, true)
+    }
+
+    fn add_or_replace(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+        replace: bool,
+    ) -> Result<AddReport, Error> {
+        let now = self.clock.now();
+        let tx = self.ledger.begin()?;
+        let mut report = AddReport::default();
+        let spec = match tx.set_spec(set)? {
+            Some(spec) => spec,
+            None => match &opts.create_with {
+                Some(spec) if &spec.name == set => {
+                    report.created_set = true;
+                    spec.clone()
+                }
+                _ => return Err(Error::UnknownSet(set.clone())),
+            },
+        };
+        let new_bans = Self::validate(
+            self.allowlist,
+            &spec,
+            requests,
+            opts.force,
+            now,
+            &mut report,
+        )?;
+        let backend = self.backends.backend(spec.backend)?;
+        let caps = backend.capabilities();
+        if report.created_set {
+            backend
+                .ensure_set(&spec)
+                .map_err(|e| e.within(format!("create {set}")))?;
+            tx.put_set(&spec, now)?;
+        }
+        if replace {
+            tx.clear_bans(set)?;
+        }
+        let deadlines = tx.upsert_bans(set, &new_bans, now)?;
+        let entries: Vec<KernelEntry> = new_bans
+            .iter()
+            .zip(&deadlines)
+            .map(|(ban, deadline)| KernelEntry {
+                target: ban.target,
+                timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
+            })
+            .collect();
+        report.applied = entries.len();
+        let changes = Changes {
+            flush_first: replace,
+            remove: Vec::new(),
+            add: entries,
+        };
+        match backend.apply(&spec, &changes) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // The kernel lost the set: rebuild it from the ledger, which
+                // already holds this call's bans.
+                restore(backend, &tx, &spec, now)?;
+                report.repaired = !report.created_set;
+            }
+            Err(e) => return Err(e.within(format!("add to {set}")).into()),
+        }
+        finish(tx, self.dry_run)?;
+        Ok(report)
+    }
+
+    /// Checks every request before anything is changed.
+    fn validate(
+        allowlist: &Allowlist,
+        spec: &SetSpec,
+        requests: &[BanRequest],
+        force: bool,
+        now: i64,
+        report: &mut AddReport,
+    ) -> Result<Vec<NewBan>, Error> {
+        // Duplicates in one request keep the longest ban, as the ledger does.
+        let mut by_target: HashMap<Target, usize> = HashMap::with_capacity(requests.len());
+        let mut out: Vec<NewBan> = Vec::with_capacity(requests.len());
+        for req in requests {
+            spec.admits(&req.target).map_err(Error::Input)?;
+            allowlist.check(&req.target, force)?;
+            let timeout = req.timeout.unwrap_or(spec.timeout);
+            let start = match req.since {
+                Some(since) if since > now + 60 => {
+                    return Err(Error::Input(format!(
+                        "--since {since} is in the future (now is {now})"
+                    )))
+                }
+                Some(since) => since,
+                None => now,
+            };
+            let deadline = timeout.secs().map(|s| start.saturating_add(s as i64));
+            if deadline.is_some_and(|d| d <= now) {
+                report.already_over.push(req.target);
+                continue;
+            }
+            let ban = NewBan {
+                target: req.target,
+                start,
+                deadline,
+                reason: req.comment.clone(),
+            };
+            match by_target.get(&req.target) {
+                Some(&i) => {
+                    let old = &mut out[i];
+                    old.deadline = match (old.deadline, deadline) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+                None => {
+                    by_target.insert(req.target, out.len());
+                    out.push(ban);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Unbans targets. Targets that were not banned are fine (fail2ban's
+    /// unban must be idempotent). Returns how many the ledger had.
+    pub fn del(&mut self, set: &SetName, targets: &[Target]) -> Result<usize, Error> {
+        let tx = self.ledger.begin()?;
+        let spec = Self::spec_of(&tx, set)?;
+        let removed = tx.remove_bans(set, targets)?;
+        let backend = self.backends.backend(spec.backend)?;
+        match backend.del(&spec, targets) {
+            Ok(()) => {}
+            // Nothing in the kernel means nothing to unban there.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.within(format!("del from {set}")).into()),
+        }
+        finish(tx, self.dry_run)?;
+        Ok(removed)
+    }
+
+    /// Whether traffic from `target` is blocked by the set, per the kernel.
+    pub fn test(&mut self, set: &SetName, target: &Target) -> Result<bool, Error> {
+        let spec = Self::spec_of(&self.ledger.read()?, set)?;
+        let backend = self.backends.backend(spec.backend)?;
+        match backend.contains(&spec, target) {
+            Ok(found) => Ok(found),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.within(format!("test {set}")).into()),
+        }
+    }
+
+    /// Members as the kernel holds them, joined with the ledger's records.
+    pub fn list(&mut self, set: Option<&SetName>) -> Result<Vec<SetListing>, Error> {
+        let tx = self.ledger.read()?;
+        let specs = match set {
+            Some(name) => vec![Self::spec_of(&tx, name)?],
+            None => tx.set_specs()?,
+        };
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let backend = self.backends.backend(spec.backend)?;
+            let (in_kernel, kernel) = match backend.list(&spec) {
+                Ok(k) => (true, k),
+                Err(e) if e.kind() == ErrorKind::NotFound => (false, Vec::new()),
+                Err(e) => return Err(e.within(format!("list {}", spec.name)).into()),
+            };
+            let mut records: HashMap<Target, Ban> = tx
+                .bans(&spec.name)?
+                .into_iter()
+                .map(|b| (b.target, b))
+                .collect();
+            let mut members: Vec<Listed> = kernel
+                .into_iter()
+                .map(|k| Listed {
+                    target: k.target,
+                    kernel_remaining: k.timeout.map(|d| d.as_secs()),
+                    ban: records.remove(&k.target),
+                })
+                .collect();
+            members.sort_by(|a, b| a.target.cmp(&b.target));
+            out.push(SetListing {
+                spec,
+                in_kernel,
+                members,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Unbans everything in the set; the set and its rule stay.
+    pub fn flush(&mut self, set: &SetName) -> Result<usize, Error> {
+        let tx = self.ledger.begin()?;
+        let spec = Self::spec_of(&tx, set)?;
+        let n = tx.clear_bans(set)?;
+        let backend = self.backends.backend(spec.backend)?;
+        match backend.flush(&spec) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.within(format!("flush {set}")).into()),
+        }
+        finish(tx, self.dry_run)?;
+        Ok(n)
+    }
+
+    /// Removes the set, its rule and its bans, from kernel and ledger.
+    pub fn destroy(&mut self, set: &SetName) -> Result<(), Error> {
+        let tx = self.ledger.begin()?;
+        let spec = Self::spec_of(&tx, set)?;
+        tx.remove_set(set)?;
+        tx.set_meta(&last_sync_key(set), "")?;
+        let backend = self.backends.backend(spec.backend)?;
+        backend
+            .destroy(&spec)
+            .map_err(|e| e.within(format!("destroy {set}")))?;
+        finish(tx, self.dry_run)
+    }
+
+    /// Makes the kernel match the ledger: re-creates lost sets and rules,
+    /// re-adds lost bans with the time they have left, refreshes wrong
+    /// timeouts (and bans beyond a kernel's timeout cap), removes members the
+    /// ledger does not know, and forgets bans that are over.
+    pub fn sync(&mut self, set: Option<&SetName>) -> Result<Vec<SyncReport>, Error> {
+        let names: Vec<SetName> = match set {
+            Some(name) => vec![name.clone()],
+            None => self
+                .ledger
+                .read()?
+                .set_specs()?
+                .into_iter()
+                .map(|s| s.name)
+                .collect(),
+        };
+        let mut reports = Vec::with_capacity(names.len());
+        for name in names {
+            // One transaction per set: a large ledger does not hold the lock
+            // for every set at once, and one broken set does not undo others.
+            let now = self.clock.now();
+            let tx = self.ledger.begin()?;
+            let spec = Self::spec_of(&tx, &name)?;
+            let backend = self.backends.backend(spec.backend)?;
+            let ctx = |e: BackendError| e.within(format!("sync {name}"));
+            let repaired_objects = backend.health(&spec).map_err(ctx)? != SetHealth::Present;
+            if repaired_objects {
+                backend.ensure_set(&spec).map_err(ctx)?;
+            }
+            let kernel = backend.list(&spec).map_err(ctx)?;
+            let bans = tx.bans(&name)?;
+            let plan = reconcile(&bans, Some(&kernel), now, &backend.capabilities());
+            let changes = plan.changes();
+            if !changes.is_empty() {
+                backend.apply(&spec, &changes).map_err(ctx)?;
+            }
+            tx.remove_bans(&name, &plan.expired)?;
+            tx.set_meta(&last_sync_key(&name), &now.to_string())?;
+            finish(tx, self.dry_run)?;
+            reports.push(SyncReport {
+                set: name,
+                repaired_objects,
+                added: plan.add.len(),
+                refreshed: plan.refresh.len(),
+                removed: plan.remove.len(),
+                expired: plan.expired.len(),
+            });
+        }
+        Ok(reports)
+    }
+
+    /// Removes bans that are over, from the kernel and the ledger. Kernels
+    /// without timeouts (pf, ipfw) depend on it; elsewhere it keeps the
+    /// ledger small. Returns (set, targets removed) for sets that had any.
+    pub fn expire(&mut self) -> Result<Vec<(SetName, Vec<Target>)>, Error> {
+        let specs = self.ledger.read()?.set_specs()?;
+        let mut out = Vec::new();
+        for spec in specs {
+            let now = self.clock.now();
+            let tx = self.ledger.begin()?;
+            let due: Vec<Target> = tx
+                .expired_bans(&spec.name, now)?
+                .into_iter()
+                .map(|b| b.target)
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            tx.remove_bans(&spec.name, &due)?;
+            let backend = self.backends.backend(spec.backend)?;
+            match backend.del(&spec, &due) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.within(format!("expire {}", spec.name)).into()),
+            }
+            finish(tx, self.dry_run)?;
+            out.push((spec.name, due));
+        }
+        Ok(out)
+    }
+
+    /// Every set with its counts and kernel health. Kernel failures are
+    /// reported per set rather than failing the whole status.
+    pub fn status(&mut self) -> Result<Vec<SetStatus>, Error> {
+        let now = self.clock.now();
+        let tx = self.ledger.read()?;
+        let mut out = Vec::new();
+        for spec in tx.set_specs()? {
+            let (active_bans, permanent_bans) = tx.counts(&spec.name, now)?;
+            let last_sync = tx
+                .meta(&last_sync_key(&spec.name))?
+                .and_then(|v| v.parse().ok());
+            let kernel = self
+                .backends
+                .backend(spec.backend)
+                .and_then(|b| Ok((b.health(&spec)?, b.list(&spec).map(|l| l.len() as u64))));
+            let (health, kernel_members, kernel_error) = match kernel {
+                Ok((health, members)) => (
+                    Some(
+                        match health {
+                            SetHealth::Present => "present",
+                            SetHealth::Incomplete => "incomplete (run banset sync)",
+                            SetHealth::Missing => "missing (run banset sync)",
+                        }
+                        .to_string(),
+                    ),
+                    members.ok(),
+                    None,
+                ),
+                Err(e) => (None, None, Some(e.to_string())),
+            };
+            out.push(SetStatus {
+                spec,
+                active_bans,
+                permanent_bans,
+                kernel_members,
+                health,
+                kernel_error,
+                last_sync,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Commits, or rolls back for a dry run.
+fn finish(tx: LedgerTx<'_>, dry_run: bool) -> Result<(), Error> {
+    if dry_run {
+        drop(tx); // rolls back
+        Ok(())
+    } else {
+        Ok(tx.commit()?)
+    }
+}
+
+/// Re-creates a set's kernel objects and fills them from the ledger (as seen
+/// by `tx`, including its uncommitted rows).
+fn restore(
+    backend: &dyn Backend,
+    tx: &LedgerTx<'_>,
+    spec: &SetSpec,
+    now: i64,
+) -> Result<(), Error> {
+    let ctx = |e: BackendError| e.within(format!("restore {}", spec.name));
+    backend.ensure_set(spec).map_err(ctx)?;
+    let kernel = match backend.list(spec) {
+        Ok(k) => k,
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ctx(e).into()),
+    };
+    let plan = reconcile(
+        &tx.bans(&spec.name)?,
+        Some(&kernel),
+        now,
+        &backend.capabilities(),
+    );
+    backend.apply(spec, &plan.changes()).map_err(ctx)?;
+    Ok(())
+}
+
+fn describe_difference(old: &SetSpec, new: &SetSpec) -> String {
+    let mut diffs = Vec::new();
+    if old.backend != new.backend {
+        diffs.push(format!("backend {} vs {}", old.backend, new.backend));
+    }
+    if old.families != new.families {
+        diffs.push(format!(
+            "family {} vs {}",
+            old.families.name(),
+            new.families.name()
+        ));
+    }
+    if old.timeout != new.timeout {
+        diffs.push(format!("timeout {} vs {}", old.timeout, new.timeout));
+    }
+    if old.prefixes != new.prefixes {
+        diffs.push(format!("prefixes {} vs {}", old.prefixes, new.prefixes));
+    }
+    if old.max_elements != new.max_elements {
+        diffs.push("maxelem".into());
+    }
+    if old.hook != new.hook {
+        diffs.push("ports/protocol/blocktype".into());
+    }
+    diffs.join(", ")
+}

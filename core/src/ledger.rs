@@ -104,7 +104,10 @@ impl Ledger {
 
     fn init(conn: Connection, path: String) -> Result<Ledger, LedgerError> {
         let ledger = Ledger { conn, path };
-        ledger.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| ledger.err(e))?;
+        ledger
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| ledger.err(e))?;
         // journal_mode returns a row; it must be read, not executed.
         let _mode: String = ledger
             .conn
@@ -186,13 +189,13 @@ impl Ledger {
 
     fn transaction(&mut self, how: TransactionBehavior) -> Result<LedgerTx<'_>, LedgerError> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(how)
-            .map_err(|source| LedgerError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
+        let tx =
+            self.conn
+                .transaction_with_behavior(how)
+                .map_err(|source| LedgerError::Sqlite {
+                    path: path.clone(),
+                    source,
+                })?;
         Ok(LedgerTx { tx, path })
     }
 }
@@ -237,7 +240,8 @@ impl LedgerTx<'_> {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        json.map(|j| self.decode_spec(name.as_str(), &j)).transpose()
+        json.map(|j| self.decode_spec(name.as_str(), &j))
+            .transpose()
     }
 
     fn decode_spec(&self, name: &str, json: &str) -> Result<SetSpec, LedgerError> {
@@ -321,14 +325,7 @@ impl LedgerTx<'_> {
             write!(text, "{}", ban.target).expect("write to String");
             let deadline: Option<i64> = stmt
                 .query_row(
-                    params![
-                        set.as_str(),
-                        text,
-                        ban.start,
-                        ban.deadline,
-                        ban.reason,
-                        now
-                    ],
+                    params![set.as_str(), text, ban.start, ban.deadline, ban.reason, now],
                     |r| r.get(0),
                 )
                 .map_err(|e| self.err(e))?;
@@ -551,7 +548,8 @@ mod tests {
         let tx = a.begin().unwrap();
         tx.put_set(&SetSpec::new(name.clone(), BackendKind::Memory), 0)
             .unwrap();
-        tx.upsert_bans(&name, &[ban("1.2.3.4", 0, None)], 0).unwrap();
+        tx.upsert_bans(&name, &[ban("1.2.3.4", 0, None)], 0)
+            .unwrap();
         tx.commit().unwrap();
         assert_eq!(b.read().unwrap().bans(&name).unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -31,7 +31,7 @@ pub use backend::{
     Backend, BackendError, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-// WIP pub use engine::*;
+pub use engine::*;
 pub use ledger::{Ban, Ledger, LedgerError, LedgerTx, NewBan};
 pub use reconcile::{kernel_timeout, reconcile, Plan, TIMEOUT_TOLERANCE_SECS};
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};

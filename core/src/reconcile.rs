@@ -248,7 +248,10 @@ mod tests {
             timeouts: false,
             ..caps()
         };
-        let ledger = [ban("1.2.3.4", Some(NOW + 100)), ban("5.6.7.8", Some(NOW - 1))];
+        let ledger = [
+            ban("1.2.3.4", Some(NOW + 100)),
+            ban("5.6.7.8", Some(NOW - 1)),
+        ];
         let kernel = [k("1.2.3.4", None), k("5.6.7.8", None)];
         let plan = reconcile(&ledger, Some(&kernel), NOW, &caps);
         assert!(plan.add.is_empty() && plan.refresh.is_empty());

@@ -99,14 +99,31 @@ mod tests {
 
     #[test]
     fn accepts_fail2ban_style_names() {
-        for ok in ["f2b-postfix", "f2b-postfix-sasl", "sshd", "a", "x.y_z-1", &"a".repeat(30)] {
+        for ok in [
+            "f2b-postfix",
+            "f2b-postfix-sasl",
+            "sshd",
+            "a",
+            "x.y_z-1",
+            &"a".repeat(30),
+        ] {
             assert_eq!(SetName::new(ok).unwrap().as_str(), ok);
         }
     }
 
     #[test]
     fn refuses_bad_names_quoting_them() {
-        for bad in ["", "-x", ".x", "a b", "a/b", "a;b", "ä", "all", &"a".repeat(31)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a b",
+            "a/b",
+            "a;b",
+            "ä",
+            "all",
+            &"a".repeat(31),
+        ] {
             let e = SetName::new(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }

@@ -60,7 +60,9 @@ impl std::str::FromStr for BackendKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown backend {s:?} (known: nftables, ipset, firewalld, pf, ipfw, memory)")
+                format!(
+                    "unknown backend {s:?} (known: nftables, ipset, firewalld, pf, ipfw, memory)"
+                )
             })
     }
 }
@@ -202,7 +204,9 @@ impl PortRange {
                 }
             };
             if range.first > range.last {
-                return Err(format!("invalid port list {input:?}: range {item:?} is backwards"));
+                return Err(format!(
+                    "invalid port list {input:?}: range {item:?} is backwards"
+                ));
             }
             out.push(range);
         }

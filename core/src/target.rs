@@ -121,7 +121,9 @@ impl Target {
                 if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(err("prefix length must be a number"));
                 }
-                let len: u8 = l.parse().map_err(|_| err("prefix length must be a number"))?;
+                let len: u8 = l
+                    .parse()
+                    .map_err(|_| err("prefix length must be a number"))?;
                 Target::prefix(addr, len).map_err(err)?
             }
         };
@@ -256,7 +258,9 @@ fn fold_mapped(addr: IpAddr) -> IpAddr {
 fn mask(addr: IpAddr, prefix_len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
         }
         IpAddr::V6(a) => {
@@ -345,7 +349,10 @@ mod tests {
         assert!(!t("10.0.0.0/8").contains(&t("11.0.0.0")));
         assert!(t("10.1.0.0/16").overlaps(&t("10.0.0.0/8")));
         assert!(!t("10.0.0.0/8").overlaps(&t("2001:db8::/32")));
-        assert_eq!(t("10.0.0.0/8").next_after().unwrap().to_string(), "11.0.0.0");
+        assert_eq!(
+            t("10.0.0.0/8").next_after().unwrap().to_string(),
+            "11.0.0.0"
+        );
         assert_eq!(t("255.0.0.0/8").next_after(), None);
         assert_eq!(t("0.0.0.0/0").last().to_string(), "255.255.255.255");
         assert_eq!(

@@ -46,14 +46,15 @@ impl Timeout {
             return Err(err("too long"));
         }
         if input.starts_with('-') {
-            return Err(err("negative; use -1, never or permanent for a ban without end"));
+            return Err(err(
+                "negative; use -1, never or permanent for a ban without end",
+            ));
         }
         let secs = if input.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             parse_plain_seconds(input).ok_or_else(|| err("not a number of seconds"))?
         } else {
-            parse_with_units(input).ok_or_else(|| {
-                err("use seconds or units s, m, h, d, w (e.g. 604800, 7d, 1h30m)")
-            })?
+            parse_with_units(input)
+                .ok_or_else(|| err("use seconds or units s, m, h, d, w (e.g. 604800, 7d, 1h30m)"))?
         };
         if secs == 0 {
             return Err(err(
@@ -110,7 +111,12 @@ fn parse_with_units(input: &str) -> Option<u64> {
     let mut number: Option<u64> = None;
     for c in input.chars() {
         if let Some(d) = c.to_digit(10) {
-            number = Some(number.unwrap_or(0).checked_mul(10)?.checked_add(u64::from(d))?);
+            number = Some(
+                number
+                    .unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(u64::from(d))?,
+            );
             continue;
         }
         let unit = match c {
@@ -216,8 +222,25 @@ mod tests {
     #[test]
     fn refuses_zero_negative_and_garbage() {
         for bad in [
-            "", "0", "0s", "0.0", "0.4", "-2", "-1346", "abc", "7x", "1h30", "h", "1..2", "1.",
-            ".5", "99999999999999999999", "3650000d", "7 d", "7d;", "1e5",
+            "",
+            "0",
+            "0s",
+            "0.0",
+            "0.4",
+            "-2",
+            "-1346",
+            "abc",
+            "7x",
+            "1h30",
+            "h",
+            "1..2",
+            "1.",
+            ".5",
+            "99999999999999999999",
+            "3650000d",
+            "7 d",
+            "7d;",
+            "1e5",
         ] {
             let e = Timeout::parse(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
