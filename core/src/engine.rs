@@ -418,7 +418,7 @@ impl Engine<'_> {
                     ban: records.remove(&k.target),
                 })
                 .collect();
-            members.sort_by(|a, b| a.target.cmp(&b.target));
+            members.sort_by_key(|m| m.target);
             out.push(SetListing {
                 spec,
                 in_kernel,
