@@ -1,0 +1,201 @@
+//! The command line as given (clap's first level). `main` turns it into
+//! validated values (the second level) before anything is touched.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "banset",
+    version,
+    about = "Ban IP addresses and prefixes, with timeouts, in the kernel's own firewall sets",
+    long_about = "Ban IP addresses and prefixes, with timeouts, in the kernel's own firewall sets.\n\n\
+        Every ban is recorded in a ledger, so `banset sync` restores the kernel after a reboot or a firewall reload.\n\n\
+        Exit codes: 0 ok, 1 not banned (test), 2 usage or input error, 3 kernel or permission error.",
+    after_help = "Example:\n  banset add f2b-postfix 1.2.3.4 --timeout 604800"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory of the ledger [default: /var/lib/banset; FreeBSD /var/db/banset]
+    #[arg(long, global = true, env = "BANSET_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Configuration file [default: /etc/banset/banset.toml if it exists]
+    #[arg(long, global = true, env = "BANSET_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check and show what would change, but change no kernel set and no ledger row
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Print nothing but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say what was done
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a ban set (its kernel sets and blocking rule)
+    Create(CreateArgs),
+    /// Ban addresses or prefixes (creating the set if needed)
+    Add(AddArgs),
+    /// Unban addresses or prefixes (absent ones are fine)
+    #[command(visible_alias = "delete")]
+    Del(DelArgs),
+    /// Exit 0 if the kernel blocks TARGET in SET, 1 if not
+    Test(TestArgs),
+    /// List sets and their members, as the kernel holds them
+    List(ListArgs),
+    /// Unban everything in a set; the set stays
+    Flush(SetArg),
+    /// Remove a set, its rule and its bans
+    Destroy(SetArg),
+    /// Make the kernel match the ledger (after a reboot or a firewall reload)
+    Sync(SyncArgs),
+    /// Remove bans that are over (run from cron where the kernel has no timeouts)
+    Expire(JsonArg),
+    /// Show every set, its counts and its kernel health
+    Status(JsonArg),
+    /// Replace the whole content of a set atomically
+    Replace(ReplaceArgs),
+}
+
+/// How a set is made, for `create` and for `add` when the set is new.
+#[derive(Debug, Args, Default)]
+pub struct SetOptions {
+    /// Firewall that holds the set [default: nftables on Linux]
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
+    /// Address families: inet, inet6 or both
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Option<String>,
+    /// Most members the set may hold (ipset's maxelem) [default: 1048576]
+    #[arg(long, value_name = "N")]
+    pub maxelem: Option<u32>,
+    /// Block only these destination ports, e.g. 25,465,587 or smtp,submission
+    #[arg(long, value_name = "PORTS")]
+    pub ports: Option<String>,
+    /// Block only this protocol: tcp, udp or all [default: tcp with --ports, else all]
+    #[arg(long, value_name = "PROTO")]
+    pub protocol: Option<String>,
+    /// What the rule does with banned traffic: drop or reject [default: drop]
+    #[arg(long, value_name = "TYPE")]
+    pub blocktype: Option<String>,
+    /// Allow prefixes (CIDR) as well as single addresses (the default)
+    #[arg(long, conflicts_with = "no_prefixes")]
+    pub prefixes: bool,
+    /// Single addresses only
+    #[arg(long)]
+    pub no_prefixes: bool,
+    /// Create no blocking rule: hook the set into your own ruleset yourself
+    #[arg(long)]
+    pub no_hook: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub set: String,
+    /// Default ban timeout of the set [default: 1d]
+    #[arg(long, value_name = "T")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetInput {
+    /// Addresses or prefixes: 1.2.3.4, 10.0.0.0/8, 2001:db8::/64
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Read targets from a file (or - for standard input), one per line; # starts a comment
+    #[arg(long, value_name = "PATH", conflicts_with = "targets")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    pub set: String,
+    #[command(flatten)]
+    pub input: TargetInput,
+    /// Ban length: 604800, 7d, 1h30m; -1, never or permanent for no end [default: the set's]
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    /// When the ban started (Unix time): it ends at SINCE + TIMEOUT
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub since: Option<i64>,
+    /// Reason recorded with the ban (jail, ticket, ...)
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Allow prefixes wider than /8 (IPv4) or /16 (IPv6)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct DelArgs {
+    pub set: String,
+    #[command(flatten)]
+    pub input: TargetInput,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplaceArgs {
+    pub set: String,
+    /// File (or - for standard input) holding the new content, one target per line
+    #[arg(long, value_name = "PATH", required = true)]
+    pub file: PathBuf,
+    /// Ban length of every entry [default: the set's]
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Allow prefixes wider than /8 (IPv4) or /16 (IPv6)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    pub set: String,
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this set
+    pub set: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArg {
+    pub set: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only this set
+    pub set: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}

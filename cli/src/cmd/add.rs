@@ -1,0 +1,47 @@
+use anyhow::Result;
+use banset_core::{AddOptions, BanRequest, Timeout};
+
+use crate::args::AddArgs;
+use crate::context::Context;
+use crate::output::{describe_spec, Progress};
+use crate::set_options::build_spec;
+use crate::targets_input::read_targets;
+
+pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
+    // The spec a new set gets; the set's own default timeout follows the
+    // first ban's, so `add f2b-x IP --timeout 604800` makes a 7-day set.
+    let spec = build_spec(name.clone(), &args.options, timeout, &ctx.config)?;
+    let targets = read_targets(&args.input)?;
+    let progress = Progress::new(targets.len(), ctx.global.quiet);
+    progress.step(&format!("banning {} targets", targets.len()));
+    let requests: Vec<BanRequest> = targets
+        .into_iter()
+        .map(|target| BanRequest {
+            target,
+            timeout,
+            since: args.since,
+            comment: args.comment.clone(),
+        })
+        .collect();
+    let opts = AddOptions {
+        force: args.force,
+        create_with: Some(spec.clone()),
+    };
+    let report = ctx.engine().add(&name, &requests, &opts)?;
+    progress.done(&format!("banned {} targets", report.applied));
+    if report.created_set {
+        ctx.info(format_args!("created {}", describe_spec(&spec)));
+    }
+    if report.repaired {
+        ctx.notice(format_args!(
+            "set {name} was missing from the kernel; restored it with every ban from the ledger"
+        ));
+    }
+    for target in &report.already_over {
+        ctx.info(format_args!("{target}: ban already over (--since), nothing to do"));
+    }
+    ctx.info(format_args!("{name}: {} banned", report.applied));
+    Ok(None)
+}

@@ -1,0 +1,20 @@
+use anyhow::Result;
+use banset_core::Timeout;
+
+use crate::args::CreateArgs;
+use crate::context::Context;
+use crate::output::describe_spec;
+use crate::set_options::build_spec;
+
+pub fn run(ctx: &mut Context, args: CreateArgs) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
+    let spec = build_spec(name, &args.options, timeout, &ctx.config)?;
+    let created = ctx.engine().create(&spec)?;
+    if created {
+        ctx.info(format_args!("created {}", describe_spec(&spec)));
+    } else {
+        ctx.info(format_args!("set {} already exists as asked", spec.name));
+    }
+    Ok(None)
+}

@@ -1,0 +1,16 @@
+use anyhow::Result;
+
+use crate::args::DelArgs;
+use crate::context::Context;
+use crate::targets_input::read_targets;
+
+pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    let targets = read_targets(&args.input)?;
+    let known = ctx.engine().del(&name, &targets)?;
+    ctx.info(format_args!(
+        "{name}: {} unbanned ({known} were in the ledger)",
+        targets.len()
+    ));
+    Ok(None)
+}

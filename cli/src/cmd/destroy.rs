@@ -1,0 +1,11 @@
+use anyhow::Result;
+
+use crate::args::SetArg;
+use crate::context::Context;
+
+pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    ctx.engine().destroy(&name)?;
+    ctx.info(format_args!("{name}: destroyed"));
+    Ok(None)
+}

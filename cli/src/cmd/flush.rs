@@ -1,0 +1,11 @@
+use anyhow::Result;
+
+use crate::args::SetArg;
+use crate::context::Context;
+
+pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    let n = ctx.engine().flush(&name)?;
+    ctx.info(format_args!("{name}: flushed, {n} bans removed"));
+    Ok(None)
+}

@@ -1,0 +1,90 @@
+use std::io::Write;
+
+use anyhow::Result;
+use banset_core::{SetListing, Target, Timeout};
+use serde::Serialize;
+
+use crate::args::ListArgs;
+use crate::context::Context;
+use crate::output::{describe_spec, print_json, remaining, stdout};
+
+/// `list --json`: one object per set. Field names are part of banset's
+/// interface for scripts; add, never rename.
+#[derive(Serialize)]
+struct JsonSet<'a> {
+    set: &'a str,
+    backend: &'a str,
+    families: &'a str,
+    timeout: Timeout,
+    in_kernel: bool,
+    members: Vec<JsonMember<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonMember<'a> {
+    target: Target,
+    /// Seconds the kernel still holds it; null when permanent.
+    expires_in: Option<u64>,
+    in_ledger: bool,
+    start: Option<i64>,
+    deadline: Option<i64>,
+    ban_count: Option<u32>,
+    reason: Option<&'a str>,
+}
+
+pub fn run(ctx: &mut Context, args: ListArgs) -> Result<Option<i32>> {
+    let name = args.set.as_deref().map(super::set_name).transpose()?;
+    let listings = ctx.engine().list(name.as_ref())?;
+    if args.json {
+        let sets: Vec<JsonSet> = listings.iter().map(json_set).collect();
+        print_json(&sets)?;
+        return Ok(None);
+    }
+    let mut out = stdout();
+    for listing in &listings {
+        writeln!(out, "{}", describe_spec(&listing.spec))?;
+        if !listing.in_kernel {
+            writeln!(out, "  (missing from the kernel: run banset sync)")?;
+        }
+        for m in &listing.members {
+            let mut line = format!("  {:<24} {}", m.target.to_string(), remaining(m.kernel_remaining));
+            match &m.ban {
+                Some(ban) => {
+                    if ban.ban_count > 1 {
+                        line.push_str(&format!("  banned {}x", ban.ban_count));
+                    }
+                    if let Some(reason) = &ban.reason {
+                        line.push_str(&format!("  {reason:?}"));
+                    }
+                }
+                None => line.push_str("  (not in the ledger: banset sync removes it)"),
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(None)
+}
+
+fn json_set(listing: &SetListing) -> JsonSet<'_> {
+    JsonSet {
+        set: listing.spec.name.as_str(),
+        backend: listing.spec.backend.name(),
+        families: listing.spec.families.name(),
+        timeout: listing.spec.timeout,
+        in_kernel: listing.in_kernel,
+        members: listing
+            .members
+            .iter()
+            .map(|m| JsonMember {
+                target: m.target,
+                expires_in: m.kernel_remaining,
+                in_ledger: m.ban.is_some(),
+                start: m.ban.as_ref().map(|b| b.start),
+                deadline: m.ban.as_ref().and_then(|b| b.deadline),
+                ban_count: m.ban.as_ref().map(|b| b.ban_count),
+                reason: m.ban.as_ref().and_then(|b| b.reason.as_deref()),
+            })
+            .collect(),
+    }
+}

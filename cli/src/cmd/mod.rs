@@ -1,0 +1,42 @@
+//! One module per subcommand. Each returns the process exit code.
+
+mod add;
+mod create;
+mod del;
+mod destroy;
+mod expire;
+mod flush;
+mod list;
+mod replace;
+mod status;
+mod sync;
+mod test;
+
+use anyhow::Result;
+use banset_core::SetName;
+
+use crate::args::{Cli, Command};
+use crate::context::Context;
+use crate::errors::EXIT_OK;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let mut ctx = Context::new(cli.global)?;
+    match cli.command {
+        Command::Create(a) => create::run(&mut ctx, a),
+        Command::Add(a) => add::run(&mut ctx, a),
+        Command::Del(a) => del::run(&mut ctx, a),
+        Command::Test(a) => test::run(&mut ctx, a),
+        Command::List(a) => list::run(&mut ctx, a),
+        Command::Flush(a) => flush::run(&mut ctx, a),
+        Command::Destroy(a) => destroy::run(&mut ctx, a),
+        Command::Sync(a) => sync::run(&mut ctx, a),
+        Command::Expire(a) => expire::run(&mut ctx, a),
+        Command::Status(a) => status::run(&mut ctx, a),
+        Command::Replace(a) => replace::run(&mut ctx, a),
+    }
+    .map(|code| code.unwrap_or(EXIT_OK))
+}
+
+pub fn set_name(text: &str) -> Result<SetName> {
+    Ok(SetName::new(text)?)
+}

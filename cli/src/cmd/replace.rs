@@ -1,0 +1,32 @@
+use anyhow::Result;
+use banset_core::{AddOptions, BanRequest, Timeout};
+
+use crate::args::ReplaceArgs;
+use crate::context::Context;
+use crate::output::Progress;
+use crate::targets_input::read_file;
+
+pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
+    let targets = read_file(&args.file)?;
+    let progress = Progress::new(targets.len(), ctx.global.quiet);
+    progress.step(&format!("replacing with {} targets", targets.len()));
+    let requests: Vec<BanRequest> = targets
+        .into_iter()
+        .map(|target| BanRequest {
+            target,
+            timeout,
+            since: None,
+            comment: args.comment.clone(),
+        })
+        .collect();
+    let opts = AddOptions {
+        force: args.force,
+        create_with: None,
+    };
+    let report = ctx.engine().replace(&name, &requests, &opts)?;
+    progress.done(&format!("replaced with {} targets", report.applied));
+    ctx.info(format_args!("{name}: now holds {} bans", report.applied));
+    Ok(None)
+}

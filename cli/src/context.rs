@@ -1,0 +1,156 @@
+//! What every subcommand runs with: the configuration, the ledger, the
+//! backends (opened on first use) and the allowlist.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context as _, Result};
+use banset_core::{
+    Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SystemClock,
+};
+use banset_memory::MemoryBackend;
+use banset_nftables::NftablesBackend;
+
+use crate::args::GlobalArgs;
+use crate::config::Config;
+use crate::host_addrs::host_addresses;
+
+#[cfg(target_os = "freebsd")]
+pub const DEFAULT_STATE_DIR: &str = "/var/db/banset";
+#[cfg(not(target_os = "freebsd"))]
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/banset";
+
+/// The backend a new set gets when neither `--backend` nor the config says.
+pub fn default_backend() -> BackendKind {
+    if cfg!(target_os = "freebsd") {
+        BackendKind::Pf
+    } else {
+        BackendKind::Nftables
+    }
+}
+
+/// Backends this build can open.
+pub const AVAILABLE_BACKENDS: &[BackendKind] = &[BackendKind::Nftables, BackendKind::Memory];
+
+pub struct Context {
+    pub global: GlobalArgs,
+    pub config: Config,
+    pub ledger: Ledger,
+    pub backends: Backends,
+    pub clock: SystemClock,
+    pub allowlist: Allowlist,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> Result<Context> {
+        let config = Config::load(global.config.as_deref())?;
+        let state_dir = global
+            .state_dir
+            .clone()
+            .or_else(|| config.defaults.state_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let ledger = open_ledger(&state_dir)?;
+        let origin = config
+            .origin
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "config".into());
+        let allowlist = Allowlist::new()
+            .with_host_addresses(host_addresses())
+            .with_ignored(config.ignore.iter().copied(), &origin);
+        let backends = Backends::new(global.dry_run);
+        Ok(Context {
+            global,
+            config,
+            ledger,
+            backends,
+            clock: SystemClock,
+            allowlist,
+        })
+    }
+
+    pub fn engine(&mut self) -> Engine<'_> {
+        Engine {
+            ledger: &mut self.ledger,
+            backends: &self.backends,
+            clock: &self.clock,
+            allowlist: &self.allowlist,
+            dry_run: self.global.dry_run,
+        }
+    }
+
+    /// Prints a notice on stderr unless `--quiet`.
+    pub fn notice(&self, msg: impl std::fmt::Display) {
+        if !self.global.quiet {
+            eprintln!("banset: {msg}");
+        }
+    }
+
+    /// Prints on stderr with `--verbose` (or always, for a dry run, whose
+    /// whole point is to say what would happen).
+    pub fn info(&self, msg: impl std::fmt::Display) {
+        if self.global.verbose || (self.global.dry_run && !self.global.quiet) {
+            eprintln!("banset: {}{msg}", if self.global.dry_run { "dry run: " } else { "" });
+        }
+    }
+}
+
+/// Creates the state directory (0700: the ledger says who is banned and
+/// why) and opens the ledger in it.
+fn open_ledger(dir: &Path) -> Result<Ledger> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| {
+                format!(
+                    "state directory {}: cannot create it (run as root, or pass --state-dir)",
+                    dir.display()
+                )
+            })?;
+    }
+    Ok(Ledger::open(&dir.join("ledger.db"))?)
+}
+
+/// Opens each backend on first use, so `banset list` of an nftables set
+/// never needs what another backend needs.
+pub struct Backends {
+    dry_run: Option<MemoryBackend>,
+    nftables: OnceLock<NftablesBackend>,
+    memory: MemoryBackend,
+}
+
+impl Backends {
+    fn new(dry_run: bool) -> Backends {
+        Backends {
+            dry_run: dry_run.then(|| MemoryBackend::new(Arc::new(SystemClock))),
+            nftables: OnceLock::new(),
+            memory: MemoryBackend::new(Arc::new(SystemClock)),
+        }
+    }
+}
+
+impl banset_core::BackendProvider for Backends {
+    fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError> {
+        if let Some(memory) = &self.dry_run {
+            return Ok(memory);
+        }
+        match kind {
+            BackendKind::Nftables => {
+                if let Some(b) = self.nftables.get() {
+                    return Ok(b);
+                }
+                let opened = NftablesBackend::open()?;
+                Ok(self.nftables.get_or_init(|| opened))
+            }
+            BackendKind::Memory => Ok(&self.memory),
+            other => Err(BackendError::new(
+                ErrorKind::Unsupported,
+                format!("backend {other}"),
+                "not available in this build of banset (available: nftables, memory)",
+            )),
+        }
+    }
+}

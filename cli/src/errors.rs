@@ -1,0 +1,80 @@
+//! Exit codes and the one-line error format (`banset: context: cause`).
+
+use std::fmt;
+
+use banset_core::{LedgerError, ParseSetNameError, ParseTargetError, ParseTimeoutError};
+
+/// Input the user can fix: exit code 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `bail!`, but the error is the user's to fix (exit 2).
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::errors::Usage(format!($($arg)*))))
+    };
+}
+pub(crate) use usage;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_NEGATIVE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_KERNEL: i32 = 3;
+
+/// Maps an error to DESIGN's exit codes: 2 for what the user can fix,
+/// 3 for kernel, permission and storage failures.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<banset_core::Error>() {
+            return e.exit_code();
+        }
+        if cause.is::<Usage>()
+            || cause.is::<ParseTargetError>()
+            || cause.is::<ParseSetNameError>()
+            || cause.is::<ParseTimeoutError>()
+        {
+            return EXIT_USAGE;
+        }
+        if cause.is::<LedgerError>() {
+            return EXIT_KERNEL;
+        }
+    }
+    EXIT_KERNEL
+}
+
+/// A hint the user can act on, if the error has one.
+pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<banset_core::Error>())
+        .and_then(banset_core::Error::hint)
+}
+
+/// Whether the error is a closed pipe (`banset list | head`): not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// One line: `context: cause: cause`, newlines folded.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        // thiserror's transparent wrappers repeat their source's text
+        if parts.last().is_some_and(|p| p.ends_with(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}

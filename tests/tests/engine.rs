@@ -1,0 +1,429 @@
+//! The core's operations (`banset_core::Engine`) against the in-process
+//! kernel, with an injected clock: ledger/kernel agreement, all-or-nothing
+//! failures, restore after a wipe, expiry and timeout caps, without sleeping.
+
+use std::sync::Arc;
+
+use banset_core::{
+    AddOptions, Allowlist, Backend, BackendError, BackendKind, BackendProvider, BanRequest,
+    Capabilities, Engine, ErrorKind, Families, KernelEntry, Ledger, ManualClock, SetName, SetSpec,
+    Target, Timeout,
+};
+use banset_memory::{MemoryBackend, IPSET_MAX_TIMEOUT};
+
+const T0: i64 = 1_700_000_000;
+
+struct World {
+    ledger: Ledger,
+    clock: Arc<ManualClock>,
+    kernel: MemoryBackend,
+    allowlist: Allowlist,
+}
+
+/// Splits the borrow: the engine needs the ledger mutably and the rest shared.
+struct Parts<'a> {
+    kernel: &'a MemoryBackend,
+}
+
+impl BackendProvider for Parts<'_> {
+    fn backend(&self, _kind: BackendKind) -> Result<&dyn Backend, BackendError> {
+        Ok(self.kernel)
+    }
+}
+
+impl World {
+    fn new() -> World {
+        World::with_caps(MemoryBackend::CAPABILITIES)
+    }
+
+    fn with_caps(caps: Capabilities) -> World {
+        let clock = Arc::new(ManualClock::new(T0));
+        World {
+            ledger: Ledger::open_in_memory().unwrap(),
+            kernel: MemoryBackend::with_capabilities(clock.clone(), caps),
+            clock,
+            allowlist: Allowlist::new().with_host_addresses([t("192.0.2.10")]),
+        }
+    }
+
+    fn run<R>(&mut self, dry_run: bool, f: impl FnOnce(&mut Engine<'_>) -> R) -> R {
+        let parts = Parts {
+            kernel: &self.kernel,
+        };
+        let mut engine = Engine {
+            ledger: &mut self.ledger,
+            backends: &parts,
+            clock: &*self.clock,
+            allowlist: &self.allowlist,
+            dry_run,
+        };
+        f(&mut engine)
+    }
+
+    fn add(
+        &mut self,
+        set: &str,
+        reqs: &[BanRequest],
+    ) -> Result<banset_core::AddReport, banset_core::Error> {
+        let spec = spec(set);
+        self.run(false, |e| {
+            e.add(
+                &spec.name,
+                reqs,
+                &AddOptions {
+                    force: false,
+                    create_with: Some(spec.clone()),
+                },
+            )
+        })
+    }
+
+    /// (target, kernel seconds left) sorted, from the kernel.
+    fn kernel(&self, set: &str) -> Vec<(String, Option<u64>)> {
+        let mut v: Vec<_> = self
+            .kernel
+            .list(&spec(set))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.target.to_string(), e.timeout.map(|d| d.as_secs())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// (target, deadline) sorted, from the ledger.
+    fn ledger(&mut self, set: &str) -> Vec<(String, Option<i64>)> {
+        let mut v: Vec<_> = self
+            .ledger
+            .read()
+            .unwrap()
+            .bans(&name(set))
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.target.to_string(), b.deadline))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn t(s: &str) -> Target {
+    Target::parse(s).unwrap()
+}
+
+fn name(s: &str) -> SetName {
+    SetName::new(s).unwrap()
+}
+
+fn spec(s: &str) -> SetSpec {
+    SetSpec::new(name(s), BackendKind::Memory)
+}
+
+fn ban(target: &str, secs: Option<u64>) -> BanRequest {
+    BanRequest {
+        timeout: Some(secs.map_or(Timeout::Never, Timeout::Secs)),
+        ..BanRequest::new(t(target))
+    }
+}
+
+#[test]
+fn add_creates_the_set_and_both_sides_agree() {
+    let mut w = World::new();
+    let r = w
+        .add(
+            "f2b-postfix",
+            &[ban("1.2.3.4", Some(604_800)), ban("2001:db8::/64", None)],
+        )
+        .unwrap();
+    assert!(r.created_set && r.applied == 2);
+    assert_eq!(
+        w.kernel("f2b-postfix"),
+        [
+            ("1.2.3.4".into(), Some(604_800)),
+            ("2001:db8::/64".into(), None)
+        ]
+    );
+    assert_eq!(
+        w.ledger("f2b-postfix"),
+        [
+            ("1.2.3.4".into(), Some(T0 + 604_800)),
+            ("2001:db8::/64".into(), None)
+        ]
+    );
+}
+
+#[test]
+fn re_ban_keeps_the_longest_ban_in_ledger_and_kernel() {
+    let mut w = World::new();
+    w.add("s", &[ban("1.2.3.4", Some(3_600))]).unwrap();
+    w.clock.advance(600);
+    w.add("s", &[ban("1.2.3.4", Some(60))]).unwrap();
+    assert_eq!(w.kernel("s"), [("1.2.3.4".into(), Some(3_000))]);
+    w.add("s", &[ban("1.2.3.4", Some(86_400))]).unwrap();
+    assert_eq!(w.kernel("s"), [("1.2.3.4".into(), Some(86_400))]);
+    assert_eq!(w.ledger("s"), [("1.2.3.4".into(), Some(T0 + 600 + 86_400))]);
+}
+
+#[test]
+fn since_keeps_the_original_end_and_old_bans_are_no_ops() {
+    let mut w = World::new();
+    let mut req = ban("1.2.3.4", Some(600));
+    req.since = Some(T0 - 100);
+    let mut over = ban("5.6.7.8", Some(600));
+    over.since = Some(T0 - 601);
+    let r = w.add("s", &[req, over]).unwrap();
+    assert_eq!(r.already_over, [t("5.6.7.8")]);
+    assert_eq!(w.kernel("s"), [("1.2.3.4".into(), Some(500))]);
+    let mut future = ban("1.2.3.4", Some(600));
+    future.since = Some(T0 + 3_600);
+    let e = w.add("s", &[future]).unwrap_err();
+    assert!(
+        e.to_string().contains("in the future") && e.exit_code() == 2,
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let mut w = World::new();
+    w.add("s", &[ban("1.2.3.4", Some(600))]).unwrap();
+    let before = (w.kernel("s"), w.ledger("s"));
+    for bad in ["127.0.0.1", "192.0.2.10", "0.0.0.0/0", "10.0.0.0/4"] {
+        let e = w
+            .add("s", &[ban("5.5.5.5", Some(600)), ban(bad, Some(600))])
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+        assert!(e.to_string().contains(&t(bad).to_string()), "{e}");
+        assert_eq!((w.kernel("s"), w.ledger("s")), before, "{bad}");
+    }
+    // an IPv6 address into an IPv4-only set
+    let mut v4 = spec("v4only");
+    v4.families = Families::Inet;
+    w.run(false, |e| e.create(&v4)).unwrap();
+    let e = w
+        .run(false, |e| {
+            e.add(
+                &v4.name,
+                &[ban("2001:db8::1", None)],
+                &AddOptions::default(),
+            )
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("only IPv4") && e.exit_code() == 2,
+        "{e}"
+    );
+}
+
+#[test]
+fn a_kernel_refusal_leaves_no_ledger_row() {
+    let mut w = World::new();
+    let mut small = spec("small");
+    small.max_elements = Some(2);
+    w.run(false, |e| e.create(&small)).unwrap();
+    let reqs = [
+        ban("1.1.1.1", None),
+        ban("2.2.2.2", None),
+        ban("3.3.3.3", None),
+    ];
+    let e = w
+        .run(false, |e| e.add(&small.name, &reqs, &AddOptions::default()))
+        .unwrap_err();
+    match &e {
+        banset_core::Error::Backend(b) => assert_eq!(b.kind(), ErrorKind::SetFull),
+        other => panic!("expected a backend error, got {other}"),
+    }
+    assert_eq!(e.exit_code(), 3);
+    assert!(w.ledger("small").is_empty());
+    assert!(w.kernel("small").is_empty());
+}
+
+#[test]
+fn add_after_a_wipe_restores_every_ban() {
+    let mut w = World::new();
+    w.add("s", &[ban("1.1.1.1", Some(1_000)), ban("2.2.2.2", None)])
+        .unwrap();
+    w.kernel.wipe();
+    w.clock.advance(100);
+    let r = w.add("s", &[ban("3.3.3.3", Some(50))]).unwrap();
+    assert!(r.repaired);
+    assert_eq!(
+        w.kernel("s"),
+        [
+            ("1.1.1.1".into(), Some(900)),
+            ("2.2.2.2".into(), None),
+            ("3.3.3.3".into(), Some(50))
+        ]
+    );
+}
+
+#[test]
+fn sync_restores_remaining_times_and_removes_strangers() {
+    let mut w = World::new();
+    w.add(
+        "s",
+        &[ban("1.1.1.1", Some(1_000)), ban("2.2.2.2", Some(10))],
+    )
+    .unwrap();
+    w.clock.advance(400);
+    w.kernel.wipe();
+    let reports = w.run(false, |e| e.sync(None)).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].repaired_objects);
+    assert_eq!((reports[0].added, reports[0].expired), (1, 1));
+    assert_eq!(w.kernel("s"), [("1.1.1.1".into(), Some(600))]);
+    assert_eq!(w.ledger("s"), [("1.1.1.1".into(), Some(T0 + 1_000))]);
+    // a member put in behind banset's back is removed
+    w.kernel
+        .add(
+            &spec("s"),
+            &[KernelEntry {
+                target: t("9.9.9.9"),
+                timeout: None,
+            }],
+        )
+        .unwrap();
+    let reports = w.run(false, |e| e.sync(Some(&name("s")))).unwrap();
+    assert_eq!(reports[0].removed, 1);
+    assert_eq!(w.kernel("s"), [("1.1.1.1".into(), Some(600))]);
+}
+
+#[test]
+fn expire_drives_kernels_without_timeouts_never_early_never_late() {
+    let caps = Capabilities {
+        timeouts: false,
+        ..MemoryBackend::CAPABILITIES
+    };
+    let mut w = World::with_caps(caps);
+    w.add("pf", &[ban("1.1.1.1", Some(60)), ban("2.2.2.2", Some(120))])
+        .unwrap();
+    w.clock.advance(59);
+    assert!(w.run(false, |e| e.expire()).unwrap().is_empty());
+    assert_eq!(w.kernel("pf").len(), 2);
+    w.clock.advance(1);
+    let expired = w.run(false, |e| e.expire()).unwrap();
+    assert_eq!(expired, [(name("pf"), vec![t("1.1.1.1")])]);
+    assert_eq!(w.kernel("pf"), [("2.2.2.2".into(), None)]);
+    assert_eq!(w.ledger("pf"), [("2.2.2.2".into(), Some(T0 + 120))]);
+}
+
+#[test]
+fn bans_longer_than_a_kernel_cap_are_capped_then_re_armed_by_sync() {
+    let caps = Capabilities {
+        max_timeout: Some(IPSET_MAX_TIMEOUT),
+        ..MemoryBackend::CAPABILITIES
+    };
+    let cap = IPSET_MAX_TIMEOUT.as_secs();
+    let mut w = World::with_caps(caps);
+    let year = 365 * 86_400;
+    w.add("long", &[ban("1.1.1.1", Some(year)), ban("2.2.2.2", None)])
+        .unwrap();
+    assert_eq!(
+        w.kernel("long"),
+        [("1.1.1.1".into(), Some(cap)), ("2.2.2.2".into(), None)]
+    );
+    // most of the cap later, sync re-arms it; the ledger still says a year
+    w.clock.advance(cap as i64 - 1_000);
+    w.run(false, |e| e.sync(None)).unwrap();
+    assert_eq!(w.kernel("long")[0], ("1.1.1.1".into(), Some(cap)));
+    w.clock.advance(2_000);
+    assert_eq!(
+        w.kernel("long")[0].0,
+        "1.1.1.1",
+        "still banned past the cap"
+    );
+    assert_eq!(
+        w.ledger("long")[0],
+        ("1.1.1.1".into(), Some(T0 + year as i64))
+    );
+}
+
+#[test]
+fn replace_swaps_the_whole_content() {
+    let mut w = World::new();
+    w.add("s", &[ban("1.1.1.1", None), ban("2.2.2.2", None)])
+        .unwrap();
+    let reqs = [ban("2.2.2.2", Some(60)), ban("3.3.3.3", Some(60))];
+    w.run(false, |e| {
+        e.replace(&name("s"), &reqs, &AddOptions::default())
+    })
+    .unwrap();
+    assert_eq!(
+        w.kernel("s"),
+        [("2.2.2.2".into(), Some(60)), ("3.3.3.3".into(), Some(60))]
+    );
+    assert_eq!(w.ledger("s").len(), 2);
+    // a bad entry in a replace changes nothing at all
+    let bad = [ban("4.4.4.4", None), ban("127.0.0.2", None)];
+    assert!(w
+        .run(false, |e| e.replace(
+            &name("s"),
+            &bad,
+            &AddOptions::default()
+        ))
+        .is_err());
+    assert_eq!(w.kernel("s").len(), 2);
+    assert_eq!(w.ledger("s").len(), 2);
+}
+
+#[test]
+fn del_flush_destroy_and_unknown_sets() {
+    let mut w = World::new();
+    w.add("s", &[ban("1.1.1.1", None), ban("2.2.2.2", None)])
+        .unwrap();
+    let known = w
+        .run(false, |e| e.del(&name("s"), &[t("1.1.1.1"), t("8.8.8.8")]))
+        .unwrap();
+    assert_eq!(known, 1);
+    assert_eq!(w.kernel("s"), [("2.2.2.2".into(), None)]);
+    assert!(w.run(false, |e| e.test(&name("s"), &t("2.2.2.2"))).unwrap());
+    assert!(!w.run(false, |e| e.test(&name("s"), &t("1.1.1.1"))).unwrap());
+    assert_eq!(w.run(false, |e| e.flush(&name("s"))).unwrap(), 1);
+    assert!(w.kernel("s").is_empty() && w.ledger("s").is_empty());
+    w.run(false, |e| e.destroy(&name("s"))).unwrap();
+    let e = w.run(false, |e| e.destroy(&name("s"))).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let e = w
+        .run(false, |e| e.del(&name("nope"), &[t("1.1.1.1")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("no set named nope"), "{e}");
+}
+
+#[test]
+fn dry_run_leaves_the_ledger_alone() {
+    let mut w = World::new();
+    let s = spec("s");
+    let r = w
+        .run(true, |e| {
+            e.add(
+                &s.name,
+                &[ban("1.1.1.1", None)],
+                &AddOptions {
+                    force: false,
+                    create_with: Some(s.clone()),
+                },
+            )
+        })
+        .unwrap();
+    assert!(r.created_set);
+    assert!(w
+        .ledger
+        .read()
+        .unwrap()
+        .set_spec(&s.name)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn status_counts_bans() {
+    let mut w = World::new();
+    w.add("s", &[ban("1.1.1.1", None), ban("2.2.2.2", Some(10))])
+        .unwrap();
+    w.run(false, |e| e.sync(None)).unwrap();
+    let st = w.run(false, |e| e.status()).unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!((st[0].active_bans, st[0].permanent_bans), (2, 1));
+    assert_eq!(st[0].kernel_members, Some(2));
+    assert_eq!(st[0].last_sync, Some(T0));
+}
