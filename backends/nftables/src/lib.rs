@@ -1,1 +1,2 @@
-//! banset-nftables
+//! banset-nftables (work in progress)
+pub mod msg;
