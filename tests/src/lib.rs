@@ -1,1 +1,8 @@
-//! banset-tests
+//! banset-tests: the machinery every backend's tests share.
+//!
+//! - [`conformance`]: one suite of expectations, written against the
+//!   `Backend` trait, run against every backend the machine has.
+//! - [`netns`]: fresh network namespaces for kernel tests, so they never
+//!   touch the host's own firewall, plus a veth pair for packet tests.
+
+pub mod conformance;

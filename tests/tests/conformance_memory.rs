@@ -1,0 +1,52 @@
+//! The conformance suite against the in-process kernel model, the baseline
+//! every real backend is compared with. Besides the defaults, it runs the
+//! weaker kernels the model imitates, so the suite's capability branches are
+//! exercised too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use banset_core::{Capabilities, SystemClock};
+use banset_memory::{MemoryBackend, IPSET_MAX_TIMEOUT};
+use banset_tests::conformance::{self, Check};
+
+banset_tests::conformance_tests!(|check: &Check| {
+    check.run(&MemoryBackend::default(), "bt-");
+});
+
+fn kernel(caps: Capabilities) -> MemoryBackend {
+    MemoryBackend::with_capabilities(Arc::new(SystemClock), caps)
+}
+
+#[test]
+fn ipset_like_kernel_with_a_timeout_cap() {
+    conformance::run_all(
+        &kernel(Capabilities {
+            max_timeout: Some(IPSET_MAX_TIMEOUT),
+            ..MemoryBackend::CAPABILITIES
+        }),
+        "cap-",
+    );
+}
+
+#[test]
+fn pf_like_kernel_without_timeouts() {
+    conformance::run_all(
+        &kernel(Capabilities {
+            timeouts: false,
+            ..MemoryBackend::CAPABILITIES
+        }),
+        "pf-",
+    );
+}
+
+#[test]
+fn kernel_with_a_short_cap_still_refuses_above_it() {
+    conformance::run_all(
+        &kernel(Capabilities {
+            max_timeout: Some(Duration::from_secs(3600)),
+            ..MemoryBackend::CAPABILITIES
+        }),
+        "short-",
+    );
+}
