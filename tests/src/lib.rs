@@ -2,7 +2,9 @@
 //!
 //! - [`conformance`]: one suite of expectations, written against the
 //!   `Backend` trait, run against every backend the machine has.
-//! - [`netns`]: fresh network namespaces for kernel tests, so they never
+//! - `netns` (Linux): fresh network namespaces for kernel tests, so they never
 //!   touch the host's own firewall, plus a veth pair for packet tests.
 
 pub mod conformance;
+#[cfg(target_os = "linux")]
+pub mod netns;

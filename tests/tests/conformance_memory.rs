@@ -50,3 +50,16 @@ fn kernel_with_a_short_cap_still_refuses_above_it() {
         "short-",
     );
 }
+
+/// The shape a kernel backend's test file takes (a namespace per check),
+/// kept compiling and running here so the harness and the suite stay
+/// composable before the first kernel backend uses them.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_suite_runs_inside_a_network_namespace() {
+    use banset_tests::netns;
+    if netns::skip_unless_root("the_suite_runs_inside_a_network_namespace") {
+        return;
+    }
+    netns::in_new_netns(|| conformance::run_all(&MemoryBackend::default(), "ns-"));
+}

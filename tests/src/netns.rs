@@ -1,0 +1,426 @@
+//! Network namespaces for kernel tests: a test that creates nftables tables
+//! or ipsets does so in a namespace of its own, so it can neither break the
+//! host's firewall nor see another test's objects, and everything it made
+//! disappears with the namespace, even when the test panics.
+//!
+//! Two kinds:
+//! - [`in_new_netns`]: an anonymous namespace for one closure. `unshare`
+//!   moves only the calling thread, so the closure runs on a fresh thread
+//!   that ends with it; the test thread never leaves the host namespace.
+//!   Netlink sockets opened by the closure, and processes it spawns (`nft`,
+//!   `ipset` as oracles), live in the new namespace.
+//! - [`VethPair`]: two named namespaces (`ip netns`) joined by a veth pair,
+//!   for packet tests that prove a ban really drops traffic. Addresses are
+//!   private (10.199.0.0/24, fd00:b5e7::/64) and exist only inside the two
+//!   namespaces; the host never gets an interface, address or route.
+//!
+//! Everything here needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); tests call
+//! [`skip_unless_root`] first and return early when it says so.
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::panic;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Whether the process runs as root, which the kernel tests need.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns true, after saying so on stderr, when `test` must be skipped for
+/// lack of root; use as `if skip_unless_root("name") { return; }`. A skip is
+/// printed rather than silent so that a CI log shows kernel tests did not
+/// run, instead of reporting them as passed.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!(
+        "{test}: skipped: needs root (CAP_NET_ADMIN) to create network namespaces; \
+         run the test binary as root, e.g. through a sudo cargo runner"
+    );
+    true
+}
+
+/// Runs `f` in a fresh, empty network namespace whose loopback is up, and
+/// returns its result; a panic in `f` resumes on the caller's thread.
+///
+/// `f` runs on a new thread because `unshare(CLONE_NEWNET)` applies to the
+/// calling thread only, and a thread cannot go back to the host namespace
+/// without a handle to it. The thread ends with `f`, which drops the last
+/// reference, and the kernel removes the namespace and everything in it.
+///
+/// Panics if the namespace cannot be made: a kernel test that cannot isolate
+/// itself must not go on in the host namespace.
+pub fn in_new_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    run_on_thread(|| {
+        // SAFETY: unshare takes flags only; it changes this thread's
+        // namespace, which is the point.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            panic!(
+                "unshare(CLONE_NEWNET) failed: {} (needs CAP_NET_ADMIN; \
+                 refusing to run a kernel test in the host namespace)",
+                io::Error::last_os_error()
+            );
+        }
+        set_link_up("lo").unwrap_or_else(|e| panic!("bringing lo up in a new namespace: {e}"));
+        f()
+    })
+}
+
+/// Runs `f` on a scoped thread and hands back its value or its panic. A
+/// thread that changed namespace must not be reused, so it is never a pool
+/// thread.
+fn run_on_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    })
+}
+
+/// Sets IFF_UP on an interface of the calling thread's namespace with the
+/// classic ioctl, so that a fresh namespace does not depend on `ip` being
+/// installed.
+fn set_link_up(name: &str) -> io::Result<()> {
+    // SAFETY: a plain socket call; the descriptor is owned by `socket` below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= request.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("interface name {name:?} is too long"),
+        ));
+    }
+    for (dst, src) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `request` is a valid ifreq with a NUL-terminated name, as both
+    // ioctls expect, and it outlives the calls.
+    unsafe {
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `ip netns add` and `del` set up the shared mount of /run/netns on first
+/// use, and two of them racing there can fail; tests run in parallel, so
+/// they take turns.
+static IP_NETNS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Names are `banset-test-<pid>-<n>-<role>`: unique among parallel tests and
+/// test binaries, recognisable in `ip netns list`, and tied to a pid so
+/// leftovers of a killed run can be told from namespaces in use.
+const NAME_PREFIX: &str = "banset-test-";
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+#[derive(Debug)]
+pub struct NamedNetns {
+    name: String,
+}
+
+impl NamedNetns {
+    /// Creates a namespace with a unique name ending in `role`, loopback up.
+    pub fn create(role: &str) -> io::Result<NamedNetns> {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{NAME_PREFIX}{}-{id}-{role}", std::process::id());
+        {
+            let _turn = IP_NETNS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            run_checked(Command::new("ip").args(["netns", "add", &name]))?;
+        }
+        let netns = NamedNetns { name };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec`),
+    /// for oracles such as `nft -j list ruleset`.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name, program]);
+        command
+    }
+
+    /// Runs `program args...` inside the namespace and returns its stdout;
+    /// a failure carries the command line and its stderr.
+    pub fn run(&self, program: &str, args: &[&str]) -> io::Result<String> {
+        let output = run_checked(self.command(program).args(args))?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `ip -n NAME args...`: configures the namespace without entering it.
+    pub fn ip(&self, args: &[&str]) -> io::Result<String> {
+        let output = run_checked(Command::new("ip").args(["-n", &self.name]).args(args))?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Runs `f` on a thread that has joined the namespace (`setns`), so a
+    /// backend, socket or listener made there lives in it. Sockets keep
+    /// their namespace after the thread ends, so `f` may return them.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = Path::new("/run/netns").join(&self.name);
+        let handle =
+            File::open(&path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+        run_on_thread(move || {
+            // SAFETY: handle is an open namespace file for the whole call.
+            if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                panic!(
+                    "setns into {}: {}",
+                    path.display(),
+                    io::Error::last_os_error()
+                );
+            }
+            f()
+        })
+    }
+}
+
+impl Drop for NamedNetns {
+    /// Deleting the namespace takes its interfaces, addresses, routes and
+    /// firewall with it. Runs during unwinding too; a failure is reported,
+    /// not raised, since panicking in a drop during a panic aborts.
+    fn drop(&mut self) {
+        let _turn = IP_NETNS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = run_checked(Command::new("ip").args(["netns", "del", &self.name])) {
+            eprintln!(
+                "warning: could not delete network namespace {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Two namespaces joined by a veth pair, for packet tests: a server (where
+/// the firewall under test runs) and a client (the address that gets
+/// banned). Both are deleted on drop, veth included.
+///
+/// ```ignore
+/// let pair = VethPair::new()?;
+/// assert_eq!(pair.probe_tcp(VethPair::SERVER_V4, timeout)?, Reach::Connected);
+/// pair.server().enter(|| backend.add(&spec, &[ban(VethPair::CLIENT_V4)]))?;
+/// assert_eq!(pair.probe_tcp(VethPair::SERVER_V4, timeout)?, Reach::TimedOut);
+/// ```
+#[derive(Debug)]
+pub struct VethPair {
+    server: NamedNetns,
+    client: NamedNetns,
+}
+
+impl VethPair {
+    pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(10, 199, 0, 1);
+    pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 199, 0, 2);
+    pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb5e7, 0, 0, 0, 0, 0, 1);
+    pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb5e7, 0, 0, 0, 0, 0, 2);
+    /// The interface name inside each namespace.
+    pub const SERVER_IF: &'static str = "veth-srv";
+    pub const CLIENT_IF: &'static str = "veth-cli";
+
+    /// Creates both namespaces and the link, after removing namespaces left
+    /// by test processes that no longer exist.
+    pub fn new() -> io::Result<VethPair> {
+        remove_stale_namespaces();
+        // Each namespace is owned as soon as it exists, so an error half-way
+        // deletes what was made.
+        let server = NamedNetns::create("srv")?;
+        let client = NamedNetns::create("cli")?;
+        // Made from inside the server namespace with the peer placed straight
+        // in the client's: neither end ever exists in the host namespace.
+        server.ip(&[
+            "link",
+            "add",
+            Self::SERVER_IF,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            Self::CLIENT_IF,
+            "netns",
+            client.name(),
+        ])?;
+        for (ns, ifname, v4, v6) in [
+            (&server, Self::SERVER_IF, Self::SERVER_V4, Self::SERVER_V6),
+            (&client, Self::CLIENT_IF, Self::CLIENT_V4, Self::CLIENT_V6),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
+            // nodad: the address is usable at once instead of after duplicate
+            // address detection, which would make the first probe flaky.
+            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
+            ns.ip(&["link", "set", ifname, "up"])?;
+        }
+        Ok(VethPair { server, client })
+    }
+
+    pub fn server(&self) -> &NamedNetns {
+        &self.server
+    }
+
+    pub fn client(&self) -> &NamedNetns {
+        &self.client
+    }
+
+    /// A TCP listener on `addr` (one of the server's) with a free port, in
+    /// the server namespace. The kernel completes handshakes for it without
+    /// an `accept`, so it needs no thread.
+    pub fn listen_tcp(&self, addr: IpAddr) -> io::Result<TcpListener> {
+        self.server
+            .enter(|| TcpListener::bind(SocketAddr::new(addr, 0)))
+    }
+
+    /// Connects from the client namespace to `to`, waiting at most
+    /// `timeout`, and says what happened.
+    pub fn connect_tcp(&self, to: SocketAddr, timeout: Duration) -> Reach {
+        self.client
+            .enter(|| Reach::from_result(TcpStream::connect_timeout(&to, timeout).map(drop)))
+    }
+
+    /// Listens on `server_addr` and connects to it from the client: the
+    /// whole packet test in one call.
+    pub fn probe_tcp(
+        &self,
+        server_addr: impl Into<IpAddr>,
+        timeout: Duration,
+    ) -> io::Result<Reach> {
+        let listener = self.listen_tcp(server_addr.into())?;
+        Ok(self.connect_tcp(listener.local_addr()?, timeout))
+    }
+}
+
+/// The outcome of a TCP connect, which tells a ban's block type apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// The handshake completed: nothing blocks the client.
+    Connected,
+    /// Refused (RST, or ICMP port unreachable): a `reject` rule, or no
+    /// listener.
+    Refused,
+    /// No answer within the timeout: a `drop` rule.
+    TimedOut,
+    /// ICMP host or network unreachable, or administratively prohibited.
+    Unreachable,
+    /// Anything else, with the error.
+    Failed(String),
+}
+
+impl Reach {
+    fn from_result(result: io::Result<()>) -> Reach {
+        let e = match result {
+            Ok(()) => return Reach::Connected,
+            Err(e) => e,
+        };
+        match (e.kind(), e.raw_os_error()) {
+            (io::ErrorKind::ConnectionRefused, _) => Reach::Refused,
+            (io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock, _) => Reach::TimedOut,
+            (_, Some(libc::EHOSTUNREACH | libc::ENETUNREACH)) => Reach::Unreachable,
+            _ => Reach::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Deletes `banset-test-<pid>-*` namespaces whose process is gone: a test
+/// killed by a signal or a timeout never ran its drops.
+fn remove_stale_namespaces() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(NAME_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _turn = IP_NETNS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = run_checked(Command::new("ip").args(["netns", "del", &name])) {
+                eprintln!("warning: could not delete stale network namespace {name}: {e}");
+            }
+        }
+    }
+}
+
+/// Runs a command to completion; a non-zero exit becomes an error naming
+/// the command and quoting its stderr.
+fn run_checked(command: &mut Command) -> io::Result<Output> {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("running {shown}: {e}")))?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "{shown} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(output)
+}
+
+/// What of the host's network a kernel test could damage, as text, so a
+/// test can assert it is the same afterwards: links, addresses, routes and
+/// the nftables ruleset of the namespace the calling thread is in.
+/// Address lifetimes (which count down under DHCP) are left out.
+pub fn host_network_snapshot() -> io::Result<String> {
+    let mut snapshot = String::new();
+    for args in [
+        &["-o", "link", "show"][..],
+        &["-o", "addr", "show"],
+        &["route", "show", "table", "all"],
+        &["-6", "route", "show", "table", "all"],
+    ] {
+        let output = run_checked(Command::new("ip").args(args))?;
+        snapshot.push_str(&format!("## ip {}\n", args.join(" ")));
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            snapshot.push_str(&without_lifetimes(line));
+            snapshot.push('\n');
+        }
+    }
+    if let Ok(output) = Command::new("nft").args(["list", "ruleset"]).output() {
+        snapshot.push_str("## nft list ruleset\n");
+        snapshot.push_str(&String::from_utf8_lossy(&output.stdout));
+        snapshot.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(snapshot)
+}
+
+fn without_lifetimes(line: &str) -> String {
+    let mut words = line.split_whitespace();
+    let mut kept = Vec::new();
+    while let Some(word) = words.next() {
+        match word {
+            "valid_lft" | "preferred_lft" | "expires" => {
+                words.next();
+            }
+            _ => kept.push(word),
+        }
+    }
+    kept.join(" ")
+}
+
+#[cfg(test)]
+mod tests;
