@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use banset_core::{Capabilities, SystemClock};
 use banset_memory::{MemoryBackend, IPSET_MAX_TIMEOUT};
-use banset_tests::conformance::{self, Check};
+use banset_tests::conformance;
 
-banset_tests::conformance_tests!(|check: &Check| {
+banset_tests::conformance_tests!(|check| {
     check.run(&MemoryBackend::default(), "bt-");
 });
 
