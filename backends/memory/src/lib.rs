@@ -261,12 +261,16 @@ impl Default for MemoryBackend {
 
 impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sets = self.sets.lock().map(|s| s.len()).unwrap_or(0);
-        f.debug_struct("MemoryBackend")
-            .field("now", &self.clock.now())
-            .field("caps", &self.caps)
-            .field("sets", &sets)
-            .finish_non_exhaustive()
+        // try_lock: formatting must not deadlock when the caller is inside
+        // an operation on the same backend.
+        let mut out = f.debug_struct("MemoryBackend");
+        out.field("now", &self.clock.now())
+            .field("caps", &self.caps);
+        match self.sets.try_lock() {
+            Ok(sets) => out.field("sets", &sets.len()),
+            Err(_) => out.field("sets", &"(busy)"),
+        };
+        out.finish_non_exhaustive()
     }
 }
 
