@@ -379,6 +379,21 @@ pub fn get_sets(seq: u32, table: &str) -> Result<Vec<u8>, EncodeError> {
     dump_request(msg_type::GETSET, seq, |a| a.str(set_attr::TABLE, table))
 }
 
+/// GETSET of one set: the kernel answers with the set and an ACK, or with
+/// `ENOENT` when the table or the set does not exist.
+pub fn get_set(seq: u32, table: &str, name: &str) -> Result<Vec<u8>, EncodeError> {
+    let mut buf = Vec::with_capacity(64);
+    write_message(
+        &mut buf,
+        MsgHeader::nft(msg_type::GETSET, nlm_flags::REQUEST | nlm_flags::ACK, seq),
+        |a| {
+            a.str(set_attr::TABLE, table);
+            a.str(set_attr::NAME, name);
+        },
+    )?;
+    Ok(buf)
+}
+
 /// GETCHAIN dump of every `inet` chain (the kernel does not filter chain
 /// dumps by table; [`ChainInfo::table`] does).
 pub fn get_chains(seq: u32) -> Result<Vec<u8>, EncodeError> {
@@ -761,6 +776,9 @@ mod tests {
         let req = get_sets(6, "banset").unwrap();
         let msg = MsgIter::new(&req).next().unwrap().unwrap();
         assert_eq!(msg.ty, 0x0a0a);
+        let req = get_set(6, "banset", "s").unwrap();
+        let msg = MsgIter::new(&req).next().unwrap().unwrap();
+        assert_eq!((msg.ty, msg.flags), (0x0a0a, 0x5));
         let req = get_chains(7).unwrap();
         let msg = MsgIter::new(&req).next().unwrap().unwrap();
         assert_eq!((msg.ty, msg.payload.len()), (0x0a04, 4));

@@ -1,0 +1,611 @@
+//! `NftablesBackend`: the [`Backend`] trait over the message and socket layers.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+
+use banset_core::{
+    Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
+    SetSpec, Target,
+};
+
+use crate::layout::{
+    every_rule_comment, every_set_name, AddrSet, Layout, BASE_CHAIN, CHAIN, TABLE,
+};
+use crate::members::{self, check_overlaps};
+use crate::msg::elements::{self, ElemOp, ElementInfo};
+use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
+use crate::msg::{msg_type, Batch, DecodeError, NlMsg};
+use crate::sys::{Socket, SysError, Until};
+
+/// banset's nftables backend. One netlink socket, guarded by a mutex so the
+/// backend can be shared between threads (replies must not interleave).
+#[derive(Debug)]
+pub struct NftablesBackend {
+    sock: Mutex<Socket>,
+    /// `DESTROYSETELEM` exists (Linux >= 6.3). Without it removals fall back
+    /// to listing the set and deleting only what is present.
+    destroy_elements: bool,
+}
+
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
+const EBUSY: i32 = 16;
+const E2BIG: i32 = 7;
+
+impl NftablesBackend {
+    /// Opens the netlink socket. Creating it needs no privilege; the first
+    /// request without CAP_NET_ADMIN fails with [`ErrorKind::Permission`].
+    /// Off Linux this fails with [`ErrorKind::Unsupported`].
+    pub fn open() -> Result<NftablesBackend, BackendError> {
+        let sock = Socket::open().map_err(|e| sys_error(e, "open nftables netlink socket"))?;
+        Ok(NftablesBackend {
+            sock: Mutex::new(sock),
+            destroy_elements: kernel_at_least(6, 3),
+        })
+    }
+
+    /// Uses the pre-6.3 removal path (list, then DELSETELEM of what is
+    /// present) even on newer kernels, so tests can exercise it.
+    #[doc(hidden)]
+    pub fn with_legacy_removal(mut self) -> NftablesBackend {
+        self.destroy_elements = false;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Socket> {
+        // A panic while holding the lock leaves no half-read reply behind:
+        // every request drains its replies before returning.
+        self.sock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Parses `/proc/sys/kernel/osrelease` ("6.18.44-..."); unknown counts as new.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return true;
+    };
+    let mut parts = release.trim().split(['.', '-']);
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (next(), next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => true,
+    }
+}
+
+impl Backend for NftablesBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Nftables
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            timeouts: true,
+            // nf_tables takes u64 milliseconds; banset's own 100-year cap on
+            // timeouts is far below the kernel's limit.
+            max_timeout: None,
+            prefixes: true,
+            mixed_families: false,
+            atomic_batches: true,
+            // The rule sits before any `ct state established accept`, so a
+            // ban cuts existing connections without killing conntrack state.
+            kills_states: false,
+        }
+    }
+
+    fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError> {
+        let layout = Layout::of(spec);
+        let mut sock = self.lock();
+        let present: HashSet<String> = rules(&mut sock, Some(CHAIN))?
+            .into_iter()
+            .filter_map(|r| r.comment)
+            .collect();
+
+        let mut batch = sock.batch();
+        objects::new_table(&mut batch, TABLE);
+        objects::new_chain(&mut batch, &BASE_CHAIN);
+        for (i, set) in layout.addr_sets.iter().enumerate() {
+            objects::new_set(&mut batch, &set.set_def(layout.timeout, i as u32 + 1));
+        }
+        if let Some(ports) = &layout.ports {
+            objects::new_set(&mut batch, &ports.set_def(layout.ports_id()));
+            // Replace, not merge, so a changed port list takes effect; in
+            // the same batch, so the rule never sees an empty set.
+            elements::flush_set(&mut batch, TABLE, &ports.name);
+            let keys: Vec<_> = ports.keys().map(elements::Element::new).collect();
+            elements::set_elements(&mut batch, ElemOp::Add, TABLE, &ports.name, &keys, &|r| {
+                format!(
+                    "ports {} ..",
+                    ports.ports.get(r.start).copied().unwrap_or(0)
+                )
+            });
+        }
+        for (i, set) in layout.addr_sets.iter().enumerate() {
+            let comment = set.rule_comment();
+            if present.contains(&comment) {
+                continue;
+            }
+            if let Some(rule) = layout.rule_def(i, &comment) {
+                objects::new_rule(&mut batch, &rule);
+            }
+        }
+        commit(&mut sock, batch).map_err(|e| {
+            if e.kind() == ErrorKind::Exists && e.context().starts_with("create set") {
+                BackendError::new(
+                    ErrorKind::Exists,
+                    e.context(),
+                    format!(
+                        "a set of that name exists with other flags or another key type; \
+                         run `banset destroy {}` first",
+                        spec.name
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
+        let layout = Layout::of(spec);
+        let mut sock = self.lock();
+        let Some(sets) = sets(&mut sock)? else {
+            return Ok(SetHealth::Missing);
+        };
+        let mut wanted = 0;
+        let mut found = 0;
+        let mut any = false;
+        for set in &layout.addr_sets {
+            wanted += 1;
+            if let Some(info) = sets.iter().find(|s| s.name == set.name) {
+                any = true;
+                found += usize::from(info.flags == set.flags());
+            }
+        }
+        if let Some(ports) = &layout.ports {
+            wanted += 1;
+            if sets.iter().any(|s| s.name == ports.name) {
+                any = true;
+                found += 1;
+            }
+        }
+        if layout.rule.is_some() {
+            let comments: HashSet<String> = rules(&mut sock, Some(CHAIN))?
+                .into_iter()
+                .filter_map(|r| r.comment)
+                .collect();
+            for set in &layout.addr_sets {
+                wanted += 1;
+                if comments.contains(&set.rule_comment()) {
+                    any = true;
+                    found += 1;
+                }
+            }
+        }
+        Ok(if found == wanted {
+            SetHealth::Present
+        } else if any {
+            SetHealth::Incomplete
+        } else {
+            SetHealth::Missing
+        })
+    }
+
+    fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let layout = Layout::of(spec);
+        let n = layout.addr_sets.len();
+        let mut removes: Vec<Vec<Target>> = vec![Vec::new(); n];
+        let mut adds: Vec<Vec<KernelEntry>> = vec![Vec::new(); n];
+        for target in &changes.remove {
+            removes[set_index(spec, &layout, target)?].push(*target);
+        }
+        for entry in &changes.add {
+            adds[set_index(spec, &layout, &entry.target)?].push(*entry);
+        }
+
+        let mut sock = self.lock();
+        for (i, set) in layout.addr_sets.iter().enumerate() {
+            if set.is_interval() && !adds[i].is_empty() {
+                dedup_keep_last(&mut adds[i]);
+                check_set_overlaps(&mut sock, set, changes.flush_first, &removes[i], &adds[i])?;
+            }
+        }
+
+        let mut batch = sock.batch();
+        // ~28 bytes per IPv4 host, 40 per IPv6 host, twice that per prefix.
+        batch.reserve(changes.add.len() * 48 + changes.remove.len() * 40);
+        if changes.flush_first {
+            for set in &layout.addr_sets {
+                elements::flush_set(&mut batch, TABLE, &set.name);
+            }
+        }
+        for (i, set) in layout.addr_sets.iter().enumerate() {
+            if removes[i].is_empty() {
+                continue;
+            }
+            let (op, targets) = if self.destroy_elements {
+                (ElemOp::Destroy, std::mem::take(&mut removes[i]))
+            } else if changes.flush_first {
+                continue;
+            } else {
+                // Before DESTROYSETELEM, deleting an absent element fails the
+                // whole batch. Delete only what the kernel holds now; an
+                // element expiring between this listing and the batch still
+                // makes it fail with NotFound, which callers retry.
+                let members: HashSet<Target> = list_set(&mut sock, set)?
+                    .into_iter()
+                    .map(|e| e.target)
+                    .collect();
+                let mut present = std::mem::take(&mut removes[i]);
+                present.retain(|t| members.contains(t));
+                present.sort_unstable();
+                present.dedup();
+                (ElemOp::Delete, present)
+            };
+            let (elements, owners) =
+                members::to_elements(targets.iter().map(|&t| (t, None)), set.is_interval());
+            elements::set_elements(&mut batch, op, TABLE, &set.name, &elements, &|r| {
+                members::describe(&targets, &owners, r)
+            });
+        }
+        for (i, set) in layout.addr_sets.iter().enumerate() {
+            if adds[i].is_empty() {
+                continue;
+            }
+            let entries = &adds[i];
+            let (elements, owners) = members::to_elements(
+                entries.iter().map(|e| (e.target, Some(e.timeout))),
+                set.is_interval(),
+            );
+            let targets: Vec<Target> = entries.iter().map(|e| e.target).collect();
+            elements::set_elements(&mut batch, ElemOp::Add, TABLE, &set.name, &elements, &|r| {
+                members::describe(&targets, &owners, r)
+            });
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        commit(&mut sock, batch)
+    }
+
+    fn list(&self, spec: &SetSpec) -> Result<Vec<KernelEntry>, BackendError> {
+        let layout = Layout::of(spec);
+        let mut sock = self.lock();
+        let mut out = Vec::new();
+        for set in &layout.addr_sets {
+            out.extend(list_set(&mut sock, set)?);
+        }
+        Ok(out)
+    }
+
+    fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
+        let mut sock = self.lock();
+        let Some(sets) = sets(&mut sock)? else {
+            return Ok(());
+        };
+        let set_names = every_set_name(&spec.name);
+        let comments = every_rule_comment(&spec.name);
+        let all_rules = rules(&mut sock, None)?;
+        let (our_rules, other_rules): (Vec<&RuleInfo>, Vec<&RuleInfo>) =
+            all_rules.iter().partition(|r| {
+                r.chain == CHAIN && r.comment.as_ref().is_some_and(|c| comments.contains(c))
+            });
+        let (our_sets, other_sets): (Vec<&SetInfo>, Vec<&SetInfo>) =
+            sets.iter().partition(|s| set_names.contains(&s.name));
+        let other_chains = chains(&mut sock)?
+            .into_iter()
+            .any(|c| c.table == TABLE && c.name != CHAIN);
+
+        let mut batch = sock.batch();
+        if other_rules.is_empty() && other_sets.is_empty() && !other_chains {
+            // Nothing but this set's objects left: take the table and chain too.
+            objects::del_table(&mut batch, TABLE);
+        } else {
+            for rule in &our_rules {
+                let what = rule.comment.as_deref().unwrap_or("banset");
+                objects::del_rule(&mut batch, TABLE, CHAIN, rule.handle, what);
+            }
+            for set in &our_sets {
+                objects::del_set(&mut batch, TABLE, &set.name);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match commit(&mut sock, batch) {
+            // Removed concurrently: absent is fine.
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) if e.detail().contains(&errno_text(EBUSY)) => Err(BackendError::new(
+                e.kind(),
+                e.context(),
+                format!(
+                    "{}: a rule not created by banset still uses the set",
+                    e.detail()
+                ),
+            )),
+            other => other,
+        }
+    }
+
+    fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
+        let layout = Layout::of(spec);
+        if !spec.families.includes(target.family()) {
+            return Ok(false);
+        }
+        let mut sock = self.lock();
+        if target.is_host() {
+            if let Some(hosts) = layout.addr_sets.iter().find(|s| s.takes(target)) {
+                if host_present(&mut sock, hosts, target)? {
+                    return Ok(true);
+                }
+            }
+        }
+        for nets in layout
+            .addr_sets
+            .iter()
+            .filter(|s| s.is_interval() && s.family == target.family())
+        {
+            if list_set(&mut sock, nets)?
+                .iter()
+                .any(|e| e.target.contains(target))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Which kernel set `target` goes into; `Invalid` when the spec refuses it.
+fn set_index(spec: &SetSpec, layout: &Layout, target: &Target) -> Result<usize, BackendError> {
+    layout.set_for(target).ok_or_else(|| {
+        let why = spec
+            .admits(target)
+            .err()
+            .unwrap_or_else(|| format!("{target} has no kernel set in {}", spec.name));
+        BackendError::new(ErrorKind::Invalid, format!("set {}", spec.name), why)
+    })
+}
+
+/// Two entries for the same prefix in one batch: the last one wins, as it
+/// would if they were sent one after the other.
+fn dedup_keep_last(entries: &mut Vec<KernelEntry>) {
+    let mut seen = HashSet::with_capacity(entries.len());
+    let mut kept: Vec<KernelEntry> = entries
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(e.target))
+        .copied()
+        .collect();
+    kept.reverse();
+    *entries = kept;
+}
+
+/// Refuses a batch whose prefixes overlap the set's members or each other,
+/// naming both, before anything is sent.
+fn check_set_overlaps(
+    sock: &mut Socket,
+    set: &AddrSet,
+    flush_first: bool,
+    removes: &[Target],
+    adds: &[KernelEntry],
+) -> Result<(), BackendError> {
+    let current = if flush_first {
+        Vec::new()
+    } else {
+        let removed: HashSet<&Target> = removes.iter().collect();
+        let mut current = list_set(sock, set)?;
+        current.retain(|e| !removed.contains(&e.target));
+        current
+    };
+    let adding: Vec<Target> = adds.iter().map(|e| e.target).collect();
+    check_overlaps(current.iter().map(|e| e.target), &adding).map_err(|o| {
+        let where_ = if adding.contains(&o.other) {
+            "also being added".to_string()
+        } else {
+            format!("already in set inet {TABLE} {}", set.name)
+        };
+        BackendError::new(
+            ErrorKind::Invalid,
+            format!("add to set inet {TABLE} {}", set.name),
+            format!(
+                "prefix {} overlaps {} ({where_}); nftables interval sets refuse overlapping ranges",
+                o.new, o.other
+            ),
+        )
+    })
+}
+
+/// The members of one kernel set. `NotFound` when it does not exist.
+fn list_set(sock: &mut Socket, set: &AddrSet) -> Result<Vec<KernelEntry>, BackendError> {
+    let what = format!("list set inet {TABLE} {}", set.name);
+    let mut infos: Vec<ElementInfo> = Vec::new();
+    let seq = sock.next_seq();
+    let req = elements::get_elements(seq, TABLE, &set.name).map_err(|e| encode_error(e, &what))?;
+    sock.request(&req, seq, Until::Done, &mut |msg| {
+        if msg.nft_msg() == Some(msg_type::NEWSETELEM) {
+            elements::parse_elements(msg, &mut infos)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| sys_error(e, &what))?;
+    let mut out = Vec::with_capacity(infos.len());
+    let decoded = if set.is_interval() {
+        members::prefixes_from(set.family, &infos, &mut out)
+    } else {
+        members::hosts_from(set.family, &infos, &mut out)
+    };
+    decoded.map_err(|e| BackendError::new(ErrorKind::Other, &what, e.to_string()))?;
+    Ok(out)
+}
+
+/// GETSETELEM of one host in a hash set. `ENOENT` means absent, unless the
+/// set itself is missing, which a GETSET tells apart.
+fn host_present(sock: &mut Socket, set: &AddrSet, target: &Target) -> Result<bool, BackendError> {
+    let what = format!("look up {target} in set inet {TABLE} {}", set.name);
+    let seq = sock.next_seq();
+    let key = members::addr_key(target.addr());
+    let req =
+        elements::get_element(seq, TABLE, &set.name, key).map_err(|e| encode_error(e, &what))?;
+    let mut found = false;
+    match sock.request(&req, seq, Until::Ack, &mut |msg| {
+        found |= msg.nft_msg() == Some(msg_type::NEWSETELEM);
+        Ok(())
+    }) {
+        Ok(()) => Ok(found),
+        Err(SysError::Kernel { errno: ENOENT, .. }) => {
+            let what = format!("look up set inet {TABLE} {}", set.name);
+            let seq = sock.next_seq();
+            let req =
+                objects::get_set(seq, TABLE, &set.name).map_err(|e| encode_error(e, &what))?;
+            sock.request(&req, seq, Until::Ack, &mut |_| Ok(()))
+                .map_err(|e| sys_error(e, &what))?;
+            Ok(false)
+        }
+        Err(e) => Err(sys_error(e, &what)),
+    }
+}
+
+/// Runs a dump and parses every data message with `parse`. `ENOENT` (the
+/// table is missing) gives `None`.
+fn dump<T>(
+    sock: &mut Socket,
+    what: &str,
+    req: impl FnOnce(u32) -> Result<Vec<u8>, crate::msg::EncodeError>,
+    parse: impl Fn(&NlMsg<'_>) -> Result<T, DecodeError>,
+) -> Result<Option<Vec<T>>, BackendError> {
+    let seq = sock.next_seq();
+    let req = req(seq).map_err(|e| encode_error(e, what))?;
+    let mut out = Vec::new();
+    match sock.request(&req, seq, Until::Done, &mut |msg| {
+        if msg.nft_msg().is_some() {
+            out.push(parse(msg)?);
+        }
+        Ok(())
+    }) {
+        Ok(()) => Ok(Some(out)),
+        Err(SysError::Kernel { errno: ENOENT, .. }) => Ok(None),
+        Err(e) => Err(sys_error(e, what)),
+    }
+}
+
+/// banset's rules (in `chain`, or in every chain of the table).
+fn rules(sock: &mut Socket, chain: Option<&str>) -> Result<Vec<RuleInfo>, BackendError> {
+    let what = format!("list rules of table inet {TABLE}");
+    let rules = dump(
+        sock,
+        &what,
+        |seq| objects::get_rules(seq, TABLE, chain),
+        objects::parse_rule,
+    )?;
+    // Dumps filter by name, but a kernel that ignored the filter must not
+    // make us delete someone else's rule.
+    Ok(rules
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.table == TABLE && chain.iter().all(|c| r.chain == *c))
+        .collect())
+}
+
+/// The sets of banset's table, `None` when the table does not exist.
+fn sets(sock: &mut Socket) -> Result<Option<Vec<SetInfo>>, BackendError> {
+    let what = format!("list sets of table inet {TABLE}");
+    let sets = dump(
+        sock,
+        &what,
+        |seq| objects::get_sets(seq, TABLE),
+        objects::parse_set,
+    )?;
+    // An empty answer is how some kernels say "no such table" for dumps; a
+    // table without sets is treated alike, which is what callers need.
+    Ok(sets
+        .map(|s| {
+            s.into_iter()
+                .filter(|s| s.table == TABLE)
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty()))
+}
+
+fn chains(sock: &mut Socket) -> Result<Vec<ChainInfo>, BackendError> {
+    let chains = dump(
+        sock,
+        "list inet chains",
+        objects::get_chains,
+        objects::parse_chain,
+    )?;
+    Ok(chains.unwrap_or_default())
+}
+
+fn commit(sock: &mut Socket, batch: Batch) -> Result<(), BackendError> {
+    let sealed = batch
+        .finish()
+        .map_err(|e| encode_error(e, "build nftables batch"))?;
+    sock.commit(&sealed).map_err(|e| match e {
+        SysError::Kernel { seq, errno, others } => {
+            let context = sealed.context(seq).unwrap_or("nftables batch");
+            let err = errno_error(errno, context);
+            if others == 0 {
+                err
+            } else {
+                BackendError::new(
+                    err.kind(),
+                    err.context(),
+                    format!(
+                        "{} (and {others} more failing message{} in the batch; nothing was applied)",
+                        err.detail(),
+                        if others == 1 { "" } else { "s" }
+                    ),
+                )
+            }
+        }
+        other => sys_error(other, "send nftables batch"),
+    })
+}
+
+fn encode_error(e: crate::msg::EncodeError, what: &str) -> BackendError {
+    BackendError::new(ErrorKind::Other, what, e.to_string())
+}
+
+fn errno_text(errno: i32) -> String {
+    std::io::Error::from_raw_os_error(errno).to_string()
+}
+
+/// `from_errno` plus the two things it cannot know: how to fix EPERM, and
+/// that nf_tables says E2BIG for a set that reached its size limit.
+fn errno_error(errno: i32, context: &str) -> BackendError {
+    let err = BackendError::from_errno(errno, context);
+    match (err.kind(), errno) {
+        (ErrorKind::Permission, _) => BackendError::new(
+            ErrorKind::Permission,
+            context,
+            format!("{}; run as root or with CAP_NET_ADMIN", err.detail()),
+        ),
+        (_, E2BIG) => BackendError::new(ErrorKind::SetFull, context, err.detail()),
+        (_, EEXIST) if context.starts_with("add to set") => BackendError::new(
+            ErrorKind::Invalid,
+            context,
+            format!(
+                "{}: an interval overlaps one already in the set",
+                err.detail()
+            ),
+        ),
+        _ => err,
+    }
+}
+
+fn sys_error(e: SysError, what: &str) -> BackendError {
+    match e {
+        SysError::Os { call, errno } => errno_error(errno, &format!("{what}: {call}")),
+        SysError::Kernel { errno, .. } => errno_error(errno, what),
+        SysError::Decode(d) => BackendError::new(ErrorKind::Other, what, d.to_string()),
+        SysError::NoReply => BackendError::new(ErrorKind::Other, what, "no reply from the kernel"),
+        SysError::Unsupported => BackendError::new(
+            ErrorKind::Unsupported,
+            what,
+            "nftables exists only on Linux",
+        ),
+    }
+}
