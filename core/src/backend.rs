@@ -111,6 +111,17 @@ pub trait Backend: Send + Sync {
 
     /// Applies removals and additions together, atomically when the kernel
     /// supports batches.
+    ///
+    /// Contract, checked by the conformance suite:
+    /// - a target outside `spec.families`, or a prefix when `!spec.prefixes`,
+    ///   is `Invalid`, and nothing is applied;
+    /// - a prefix overlapping another prefix (in the set or in the batch) is
+    ///   `Invalid` and names both; a host inside a banned prefix is fine
+    ///   (redundant, and it may outlive the prefix ban);
+    /// - an entry's timeout is never `Some(0)`: the core sends `None` for a
+    ///   permanent ban and at least one second otherwise;
+    /// - removing an absent target, or one of a family the set does not
+    ///   hold, is fine.
     fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError>;
 
     /// The members as the kernel holds them, with time left where known.

@@ -400,7 +400,7 @@ pub fn overlapping_prefix_is_refused(b: &dyn Backend, name: &SetName) {
         "add 198.51.100.0/24",
     );
     let before = members(b, &spec);
-    for overlapping in ["198.51.100.128/25", "198.51.0.0/16", "198.51.100.9"] {
+    for overlapping in ["198.51.100.128/25", "198.51.0.0/16"] {
         expect_kind(
             b,
             b.add(&spec, &[entry(overlapping, Some(600))]),
@@ -409,6 +409,15 @@ pub fn overlapping_prefix_is_refused(b: &dyn Backend, name: &SetName) {
         );
         assert_unchanged(b, &spec, &before, &format!("after refusing {overlapping}"));
     }
+    // A host inside a banned prefix is not an overlap: it is redundant but
+    // harmless, may outlive the prefix ban, and refusing it would fail a
+    // legitimate ban from fail2ban or the watcher.
+    ok(
+        b,
+        b.add(&spec, &[entry("198.51.100.9", Some(600))]),
+        "add host 198.51.100.9 inside the banned 198.51.100.0/24",
+    );
+    assert_contains(b, &spec, "198.51.100.9", true, "host inside a banned prefix");
 }
 
 /// The same refusal when both overlapping prefixes arrive in one batch.

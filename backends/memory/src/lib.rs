@@ -219,7 +219,16 @@ impl MemoryBackend {
             let deadline_ms = self
                 .deadline(entry.timeout, now_ms)
                 .map_err(|why| refused(ErrorKind::Invalid, why))?;
-            if let Some(other) = members.overlapping(&target) {
+            // Only prefixes can conflict: a host inside a banned prefix is
+            // redundant but harmless (nftables keeps hosts and prefixes in
+            // separate sets), and refusing it would fail a ban that fail2ban
+            // or the watcher has every right to make.
+            let conflict = if target.is_host() {
+                None
+            } else {
+                members.overlapping_prefix(&target)
+            };
+            if let Some(other) = conflict {
                 let whence = if added_in_batch.contains(&key(&other)) {
                     "added earlier in this batch"
                 } else {
@@ -371,9 +380,9 @@ impl Members {
             .map(|m| m.target)
     }
 
-    /// A member other than `target` itself that shares an address with it:
-    /// either a shorter prefix containing it, or a member inside it.
-    fn overlapping(&self, target: &Target) -> Option<Target> {
+    /// A prefix member other than `target` itself that shares an address
+    /// with it: either a shorter prefix containing it, or a prefix inside it.
+    fn overlapping_prefix(&self, target: &Target) -> Option<Target> {
         let containing = (0..target.prefix_len())
             .find_map(|len| self.0.get(&(network(target.addr(), len), len)));
         let max_len = target.family().max_prefix_len();
@@ -386,8 +395,8 @@ impl Members {
                 Bound::Excluded(key(target)),
                 Bound::Included((target.last(), max_len)),
             ))
-            .next()
-            .map(|(_, m)| m);
+            .map(|(_, m)| m)
+            .find(|m| !m.target.is_host());
         containing.or(inside).map(|m| m.target)
     }
 }
