@@ -1,0 +1,630 @@
+//! CLI tests: the real `banset` binary, run as a user would, against the real
+//! kernel. Each kernel test runs in a fresh network namespace (the binary is
+//! spawned from a thread that unshared its own), checks the kernel with the
+//! independent oracle `nft -j`, and leaves the host's ruleset alone.
+//!
+//! They live in the `banset` package because only there does Cargo hand a
+//! test the path of the freshly built binary; the harness they use is
+//! banset-tests'.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use banset_tests::netns::{self, Reach, VethPair};
+use serde_json::Value;
+
+const BANSET: &str = env!("CARGO_BIN_EXE_banset");
+
+/// A private state directory and config, removed on drop.
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(test: &str) -> Sandbox {
+        let dir = std::env::temp_dir().join(format!(
+            "banset-cli-{test}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("banset.toml"), "").unwrap();
+        Sandbox { dir }
+    }
+
+    fn with_config(self, text: &str) -> Sandbox {
+        std::fs::write(self.dir.join("banset.toml"), text).unwrap();
+        self
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BANSET);
+        c.env_remove("BANSET_STATE_DIR")
+            .env_remove("BANSET_CONFIG")
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--config")
+            .arg(self.dir.join("banset.toml"))
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run banset")
+    }
+
+    /// Runs and insists on success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "banset {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn kernel_test(name: &str, f: impl FnOnce() + Send) {
+    if netns::skip_unless_root(name) {
+        return;
+    }
+    netns::in_new_netns(f);
+}
+
+/// The oracle: `nft -j list set inet banset NAME` as (element, expires in
+/// seconds); an empty map if the set does not exist.
+fn nft_set(set: &str) -> BTreeMap<String, Option<u64>> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "set", "inet", "banset", set])
+        .output()
+        .expect("nft must be installed for the kernel tests");
+    let mut members = BTreeMap::new();
+    if !out.status.success() {
+        return members;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for item in v["nftables"].as_array().unwrap() {
+        let Some(elems) = item["set"]["elem"].as_array() else {
+            continue;
+        };
+        for e in elems {
+            let (val, expires) = match &e["elem"] {
+                Value::Object(o) => (o["val"].clone(), o.get("expires").and_then(Value::as_u64)),
+                other => (other.clone(), None),
+            };
+            let key = match &val {
+                Value::String(s) => s.clone(),
+                Value::Object(o) if o.contains_key("prefix") => format!(
+                    "{}/{}",
+                    o["prefix"]["addr"].as_str().unwrap(),
+                    o["prefix"]["len"]
+                ),
+                other => panic!("unexpected nft element {other}"),
+            };
+            members.insert(key, expires);
+        }
+    }
+    members
+}
+
+fn nft_ruleset() -> String {
+    String::from_utf8(
+        Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+}
+
+fn close_to(got: Option<u64>, want: u64, what: &str) {
+    let got = got.unwrap_or_else(|| panic!("{what}: no timeout, wanted ~{want}"));
+    assert!(
+        got <= want && got + 10 >= want,
+        "{what}: expires in {got}, wanted ~{want}"
+    );
+}
+
+#[test]
+fn the_one_liner_creates_everything_in_the_kernel_and_the_ledger() {
+    kernel_test("the_one_liner", || {
+        let s = Sandbox::new("oneliner");
+        s.ok(&["add", "f2b-postfix", "1.2.3.4", "--timeout", "604800"]);
+        let rules = nft_ruleset();
+        for needle in [
+            "table inet banset",
+            "set f2b-postfix_v4",
+            "set f2b-postfix_v6",
+            "type filter hook input priority filter - 10; policy accept;",
+            "ip saddr @f2b-postfix_v4 drop",
+            "ip6 saddr @f2b-postfix_v6 drop",
+        ] {
+            assert!(rules.contains(needle), "{needle:?} missing from:\n{rules}");
+        }
+        let v4 = nft_set("f2b-postfix_v4");
+        assert_eq!(v4.keys().collect::<Vec<_>>(), ["1.2.3.4"]);
+        close_to(v4["1.2.3.4"], 604_800, "1.2.3.4");
+        let listed = s.json(&["list", "f2b-postfix", "--json"]);
+        let m = &listed[0]["members"][0];
+        assert_eq!(m["target"], "1.2.3.4");
+        assert_eq!(m["in_ledger"], true);
+        assert_eq!(
+            m["deadline"].as_i64().unwrap() - m["start"].as_i64().unwrap(),
+            604_800
+        );
+        // the same one-liner again refreshes, never fails, never duplicates
+        s.ok(&["add", "f2b-postfix", "1.2.3.4", "--timeout", "604800"]);
+        assert_eq!(nft_ruleset().matches("@f2b-postfix_v4").count(), 1);
+    });
+}
+
+#[test]
+fn every_verb_on_ipv4_and_ipv6_addresses_and_prefixes() {
+    kernel_test("every_verb", || {
+        let s = Sandbox::new("verbs");
+        s.ok(&["create", "web", "--timeout", "1h", "--ports", "80,443"]);
+        s.ok(&[
+            "add",
+            "web",
+            "192.0.2.7",
+            "2001:db8::7",
+            "198.51.100.0/24",
+            "2001:db8:1::/48",
+        ]);
+        s.ok(&["add", "web", "203.0.113.9", "--timeout", "never"]);
+        let v4 = nft_set("web_v4");
+        close_to(v4["192.0.2.7"], 3_600, "default timeout");
+        assert_eq!(v4["203.0.113.9"], None, "never = no expiry");
+        assert!(nft_set("web_v4net").contains_key("198.51.100.0/24"));
+        assert!(nft_set("web_v6net").contains_key("2001:db8:1::/48"));
+        assert!(nft_set("web_v6").contains_key("2001:db8::7"));
+
+        for (target, code) in [
+            ("192.0.2.7", 0),
+            ("198.51.100.200", 0),
+            ("2001:db8:1:2::3", 0),
+            ("192.0.2.8", 1),
+            ("2001:db8::8", 1),
+        ] {
+            let out = s.run(&["test", "web", target]);
+            assert_eq!(out.status.code(), Some(code), "test {target}");
+        }
+
+        let listed = s.json(&["list", "--json"]);
+        assert_eq!(listed[0]["members"].as_array().unwrap().len(), 5);
+        let status = s.json(&["status", "--json"]);
+        assert_eq!(status["sets"][0]["active_bans"], 5);
+        assert_eq!(status["sets"][0]["permanent_bans"], 1);
+        assert_eq!(status["sets"][0]["kernel_members"], 5);
+
+        s.ok(&["del", "web", "192.0.2.7", "198.51.100.0/24", "192.0.2.99"]);
+        assert!(!nft_set("web_v4").contains_key("192.0.2.7"));
+        assert!(nft_set("web_v4net").is_empty());
+        assert_eq!(s.run(&["test", "web", "192.0.2.7"]).status.code(), Some(1));
+
+        s.ok(&["flush", "web"]);
+        assert!(nft_set("web_v4").is_empty() && nft_set("web_v6").is_empty());
+        assert!(nft_ruleset().contains("@web_v4"), "flush keeps the rule");
+
+        s.ok(&["destroy", "web"]);
+        assert!(!nft_ruleset().contains("web_v4"));
+        assert_eq!(s.run(&["test", "web", "1.1.1.1"]).status.code(), Some(2));
+    });
+}
+
+#[test]
+fn sync_restores_a_deleted_table_with_remaining_times() {
+    kernel_test("sync_restores", || {
+        let s = Sandbox::new("sync");
+        s.ok(&["add", "f2b-sshd", "192.0.2.1", "--timeout", "7d"]);
+        s.ok(&["add", "f2b-sshd", "2001:db8::1", "--timeout", "permanent"]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let since = (now - 3_600).to_string();
+        s.ok(&[
+            "add",
+            "f2b-sshd",
+            "192.0.2.2",
+            "--timeout",
+            "2h",
+            "--since",
+            &since,
+        ]);
+        let del = Command::new("nft")
+            .args(["delete", "table", "inet", "banset"])
+            .status()
+            .unwrap();
+        assert!(del.success());
+        assert!(nft_set("f2b-sshd_v4").is_empty());
+        let status = s.json(&["status", "--json"]);
+        assert!(status["sets"][0]["health"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing"));
+
+        s.ok(&["sync"]);
+        let v4 = nft_set("f2b-sshd_v4");
+        close_to(v4["192.0.2.1"], 604_800, "192.0.2.1 after sync");
+        close_to(v4["192.0.2.2"], 3_600, "192.0.2.2 keeps its original end");
+        assert_eq!(nft_set("f2b-sshd_v6").get("2001:db8::1"), Some(&None));
+        assert!(nft_ruleset().contains("ip saddr @f2b-sshd_v4 drop"));
+    });
+}
+
+#[test]
+fn an_add_after_a_flush_ruleset_repairs_every_ban() {
+    kernel_test("add_repairs", || {
+        let s = Sandbox::new("repair");
+        s.ok(&["add", "f2b-x", "192.0.2.1", "192.0.2.2"]);
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        let out = s.run(&["add", "f2b-x", "192.0.2.3"]);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("restored"));
+        let v4 = nft_set("f2b-x_v4");
+        assert_eq!(v4.len(), 3, "{v4:?}");
+    });
+}
+
+#[test]
+fn expire_forgets_bans_that_are_over() {
+    kernel_test("expire", || {
+        let s = Sandbox::new("expire");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let since = (now - 598).to_string();
+        s.ok(&[
+            "add",
+            "s",
+            "192.0.2.1",
+            "--timeout",
+            "600",
+            "--since",
+            &since,
+        ]);
+        s.ok(&["add", "s", "192.0.2.2", "--timeout", "1h"]);
+        std::thread::sleep(Duration::from_secs(3));
+        let expired = s.json(&["expire", "--json"]);
+        assert_eq!(expired[0]["removed"], serde_json::json!(["192.0.2.1"]));
+        let status = s.json(&["status", "--json"]);
+        assert_eq!(status["sets"][0]["active_bans"], 1);
+        assert_eq!(nft_set("s_v4").keys().collect::<Vec<_>>(), ["192.0.2.2"]);
+    });
+}
+
+/// Every bad input gets one clear line naming it, exit 2, and changes
+/// nothing in the kernel or the ledger.
+#[test]
+fn bad_input_is_refused_with_one_line_and_changes_nothing() {
+    kernel_test("bad_input", || {
+        let s = Sandbox::new("bad");
+        s.ok(&["add", "good", "192.0.2.1"]);
+        s.ok(&["create", "v4only", "--family", "inet"]);
+        let bad_file = s.file("bad.txt", "192.0.2.5\n192.0.2.300\n");
+        let bad_file = bad_file.to_str().unwrap();
+        let cases: &[(&[&str], &str)] = &[
+            (&["add", "good", "192.0.2.256"], "192.0.2.256"),
+            (&["add", "good", "example.com"], "example.com"),
+            (&["add", "good", "fe80::1%eth0"], "zone"),
+            (&["add", "good", "1.2.3.4/33"], "1.2.3.4/33"),
+            (
+                &["add", "good", "192.0.2.9", "1.2.3.4;reboot"],
+                "1.2.3.4;reboot",
+            ),
+            (
+                &["add", "a234567890123456789012345678901", "1.2.3.4"],
+                "at most 30",
+            ),
+            (&["add", "bad name", "1.2.3.4"], "bad name"),
+            (&["add", "bad/name", "1.2.3.4"], "bad/name"),
+            (&["add", "-x", "1.2.3.4"], ""),
+            (&["add", "good", "192.0.2.9", "--timeout", "0"], "zero"),
+            (&["add", "good", "192.0.2.9", "--timeout", "-5"], "-5"),
+            (&["add", "good", "192.0.2.9", "--timeout", "soon"], "soon"),
+            (&["add", "v4only", "2001:db8::1"], "only IPv4"),
+            (&["add", "good", "127.0.0.1"], "loopback"),
+            (&["add", "good", "0.0.0.0/0"], "--force"),
+            (&["add", "good", "--file", bad_file], "line 2"),
+            (&["create", "good2", "--ports", "25,99999"], "99999"),
+            (&["del", "nosuchset", "1.2.3.4"], "no set named nosuchset"),
+        ];
+        let before = (nft_ruleset(), s.ok(&["list", "--json"]));
+        for (args, needle) in cases {
+            let out = s.run(args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            let first = err.lines().next().unwrap_or("");
+            assert!(first.contains(needle), "{args:?}: {err}");
+            assert!(
+                err.lines().filter(|l| !l.starts_with("hint:")).count() == 1
+                    || err.contains("Usage:"),
+                "{args:?}: more than one line: {err}"
+            );
+            let after = (nft_ruleset(), s.ok(&["list", "--json"]));
+            assert_eq!(after, before, "{args:?} changed something");
+        }
+    });
+}
+
+#[test]
+fn concurrent_adds_from_32_processes_all_land() {
+    kernel_test("concurrent_adds", || {
+        let s = Sandbox::new("concurrent");
+        s.ok(&["create", "busy"]);
+        let children: Vec<_> = (0..32u32)
+            .map(|p| {
+                let targets: Vec<String> = (0..100u32)
+                    .map(|i| format!("10.{p}.{}.{}", i / 256, i % 256 + 1))
+                    .collect();
+                let mut args = vec!["add".to_string(), "busy".into()];
+                args.extend(targets);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                s.cmd(&args).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "a concurrent add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(nft_set("busy_v4").len(), 3_200);
+        let status = s.json(&["status", "--json"]);
+        assert_eq!(status["sets"][0]["active_bans"], 3_200);
+    });
+}
+
+/// A bulk add killed at a random moment: afterwards `sync` makes ledger and
+/// kernel agree exactly, whichever side the kill interrupted.
+#[test]
+fn kill_9_during_a_bulk_add_then_sync_agrees_exactly() {
+    kernel_test("kill_9", || {
+        let s = Sandbox::new("kill9");
+        s.ok(&["create", "bulk"]);
+        let list: String = (0..100_000u32)
+            .map(|i| format!("11.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        let path = s.file("bulk.txt", &list);
+        let path = path.to_str().unwrap();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        for round in 0..3u32 {
+            // a different moment each round: early, middle, late
+            let delay_ms = u64::from((seed >> (round * 8)) % 200 + round * 150);
+            let mut child = s.cmd(&["add", "bulk", "--file", path]).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            s.ok(&["sync", "bulk"]);
+            let status = s.json(&["status", "--json"]);
+            let ledger = status["sets"][0]["active_bans"].as_u64().unwrap();
+            let kernel = nft_set("bulk_v4");
+            assert_eq!(
+                kernel.len() as u64,
+                ledger,
+                "round {round} (killed after {delay_ms} ms): kernel and ledger differ"
+            );
+            let listed = s.json(&["list", "bulk", "--json"]);
+            let strangers = listed[0]["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["in_ledger"] != true)
+                .count();
+            assert_eq!(
+                strangers, 0,
+                "round {round}: kernel members missing from the ledger"
+            );
+            s.ok(&["flush", "bulk"]);
+        }
+    });
+}
+
+#[test]
+fn replace_swaps_the_content_atomically() {
+    kernel_test("replace", || {
+        let s = Sandbox::new("replace");
+        s.ok(&["add", "r", "192.0.2.1", "192.0.2.2"]);
+        let f = s.file(
+            "new.txt",
+            "# new content\n192.0.2.2\n192.0.2.3\n2001:db8::3\n",
+        );
+        s.ok(&["replace", "r", "--file", f.to_str().unwrap()]);
+        assert_eq!(
+            nft_set("r_v4").keys().collect::<Vec<_>>(),
+            ["192.0.2.2", "192.0.2.3"]
+        );
+        assert!(nft_set("r_v6").contains_key("2001:db8::3"));
+        let bad = s.file("bad.txt", "192.0.2.9\n::1\n");
+        assert_eq!(
+            s.run(&["replace", "r", "--file", bad.to_str().unwrap()])
+                .status
+                .code(),
+            Some(2)
+        );
+        assert_eq!(nft_set("r_v4").len(), 2);
+    });
+}
+
+#[test]
+fn bulk_add_from_standard_input_and_dry_run() {
+    kernel_test("stdin_dry_run", || {
+        let s = Sandbox::new("stdin");
+        let out = s.run_stdin(&["add", "b", "--file", "-"], b"192.0.2.1\n192.0.2.2\n");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(nft_set("b_v4").len(), 2);
+        let out = s.run(&["--dry-run", "add", "b", "192.0.2.3"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(nft_set("b_v4").len(), 2, "dry run touched the kernel");
+        assert_eq!(s.json(&["status", "--json"])["sets"][0]["active_bans"], 2);
+        let out = s.run(&["--dry-run", "add", "newset", "192.0.2.3"]);
+        assert!(out.status.success());
+        assert!(!nft_ruleset().contains("newset"));
+    });
+}
+
+#[test]
+fn ignore_list_from_the_config_is_honoured() {
+    kernel_test("ignore_list", || {
+        let s = Sandbox::new("ignore").with_config("ignore = [\"192.0.2.0/24\"]\n");
+        let out = s.run(&["add", "x", "192.0.2.77"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("192.0.2.77") && err.contains("ignore list"),
+            "{err}"
+        );
+        s.ok(&["add", "x", "198.51.100.1"]);
+    });
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    kernel_test("broken_pipe", || {
+        let s = Sandbox::new("pipe");
+        let list: String = (0..20_000u32)
+            .map(|i| format!("11.0.{}.{}\n", i >> 8, i & 255))
+            .collect();
+        let path = s.file("many.txt", &list);
+        s.ok(&["add", "p", "--file", path.to_str().unwrap()]);
+        let mut child = s
+            .cmd(&["list", "p"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away at once
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// The proof that matters: traffic from a banned source is dropped, other
+/// sources pass, and the unbanned source passes again.
+#[test]
+fn a_banned_source_is_dropped_over_a_veth_pair() {
+    if netns::skip_unless_root("a_banned_source_is_dropped") {
+        return;
+    }
+    let pair = VethPair::new().expect("veth pair");
+    let s = Sandbox::new("veth");
+    let in_server = |args: &[&str]| {
+        let out = pair.server().enter(|| s.run(args));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let t = Duration::from_millis(800);
+    let client4 = VethPair::CLIENT_V4.to_string();
+    let client6 = VethPair::CLIENT_V6.to_string();
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V4, t).unwrap(),
+        Reach::Connected
+    );
+
+    in_server(&["add", "f2b-postfix", &client4, "--timeout", "604800"]);
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V4, t).unwrap(),
+        Reach::TimedOut
+    );
+    // the same client over IPv6 is another source: not banned
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V6, t).unwrap(),
+        Reach::Connected
+    );
+
+    in_server(&["add", "f2b-postfix", &client6]);
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V6, t).unwrap(),
+        Reach::TimedOut
+    );
+
+    in_server(&["del", "f2b-postfix", &client4, &client6]);
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V4, t).unwrap(),
+        Reach::Connected
+    );
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V6, t).unwrap(),
+        Reach::Connected
+    );
+
+    // a prefix covering the client drops it too (a /31 that leaves out the
+    // server's own address, which the allowlist would refuse)
+    in_server(&["add", "f2b-postfix", "10.199.0.2/31"]);
+    assert_eq!(
+        pair.probe_tcp(VethPair::SERVER_V4, t).unwrap(),
+        Reach::TimedOut
+    );
+    // and the allowlist keeps the host from banning itself
+    let out = pair
+        .server()
+        .enter(|| s.run(&["add", "f2b-postfix", "10.199.0.0/30"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("address of this host"));
+}
