@@ -97,9 +97,12 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_problem() {
-        let e = Config::parse("ignore = [\"10.0.0.0/8\"]\nignroe = 1\n", Path::new("/etc/x.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "ignore = [\"10.0.0.0/8\"]\nignroe = 1\n",
+            Path::new("/etc/x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("config /etc/x.toml: line 2:"), "{e}");
         assert!(!e.contains('\n'), "{e}");
         let e = Config::parse("ignore = [\"10.0.0.300\"]\n", Path::new("c.toml"))

@@ -91,7 +91,10 @@ impl Context {
     /// whole point is to say what would happen).
     pub fn info(&self, msg: impl std::fmt::Display) {
         if self.global.verbose || (self.global.dry_run && !self.global.quiet) {
-            eprintln!("banset: {}{msg}", if self.global.dry_run { "dry run: " } else { "" });
+            eprintln!(
+                "banset: {}{msg}",
+                if self.global.dry_run { "dry run: " } else { "" }
+            );
         }
     }
 }

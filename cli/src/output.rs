@@ -29,7 +29,10 @@ pub fn describe_spec(spec: &SetSpec) -> String {
     let hook = match &spec.hook {
         None => "no rule".to_string(),
         Some(h) => {
-            let proto = h.protocol.map(|p| format!("{} ", p.name())).unwrap_or_default();
+            let proto = h
+                .protocol
+                .map(|p| format!("{} ", p.name()))
+                .unwrap_or_default();
             let ports = if h.ports.is_empty() {
                 format!("{proto}all ports")
             } else {
@@ -74,9 +77,7 @@ impl Progress {
     pub fn new(work_items: usize, quiet: bool) -> Progress {
         Progress {
             start: Instant::now(),
-            enabled: !quiet
-                && work_items >= PROGRESS_THRESHOLD
-                && std::io::stderr().is_terminal(),
+            enabled: !quiet && work_items >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal(),
         }
     }
 

@@ -18,7 +18,11 @@ pub fn build_spec(
     timeout: Option<Timeout>,
     config: &Config,
 ) -> Result<SetSpec> {
-    let backend = match opts.backend.as_deref().or(config.defaults.backend.as_deref()) {
+    let backend = match opts
+        .backend
+        .as_deref()
+        .or(config.defaults.backend.as_deref())
+    {
         Some(text) => parse_backend(text)?,
         None => default_backend(),
     };
@@ -36,7 +40,9 @@ pub fn build_spec(
     };
     let hook = if opts.no_hook {
         if opts.ports.is_some() || opts.protocol.is_some() || opts.blocktype.is_some() {
-            usage!("--no-hook creates no rule, so --ports, --protocol and --blocktype do not apply");
+            usage!(
+                "--no-hook creates no rule, so --ports, --protocol and --blocktype do not apply"
+            );
         }
         None
     } else {
@@ -61,7 +67,9 @@ fn parse_backend(text: &str) -> Result<BackendKind> {
         Err(e) => usage!("{e}"),
     };
     if !AVAILABLE_BACKENDS.contains(&kind) {
-        usage!("backend {kind} is not available in this build of banset (available: nftables, memory)");
+        usage!(
+            "backend {kind} is not available in this build of banset (available: nftables, memory)"
+        );
     }
     Ok(kind)
 }

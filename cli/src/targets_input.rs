@@ -6,17 +6,18 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use banset_core::Target;
 
 use crate::args::TargetInput;
+use crate::errors::usage;
 
 pub fn read_targets(input: &TargetInput) -> Result<Vec<Target>> {
     match &input.file {
         Some(path) => read_file(path),
         None => {
             if input.targets.is_empty() {
-                bail!("no targets given (name addresses, or use --file PATH|-)");
+                usage!("no targets given (name addresses, or use --file PATH|-)");
             }
             input
                 .targets
@@ -38,7 +39,10 @@ pub fn read_file(path: &Path) -> Result<Vec<Target>> {
     let reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::fs::File::open(path).with_context(|| shown.clone())?)
+        match std::fs::File::open(path) {
+            Ok(f) => Box::new(f),
+            Err(e) => usage!("{shown}: {e}"),
+        }
     };
     parse_lines(BufReader::with_capacity(1 << 16, reader), &shown)
 }
@@ -48,7 +52,7 @@ fn parse_lines(reader: impl BufRead, shown: &str) -> Result<Vec<Target>> {
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.with_context(|| shown.to_string())?;
         let Ok(line) = std::str::from_utf8(&line) else {
-            bail!("{shown}: line {}: not UTF-8 text", i + 1);
+            usage!("{shown}: line {}: not UTF-8 text", i + 1);
         };
         let text = line.split('#').next().unwrap_or("").trim();
         if text.is_empty() {
@@ -56,7 +60,7 @@ fn parse_lines(reader: impl BufRead, shown: &str) -> Result<Vec<Target>> {
         }
         match Target::parse(text) {
             Ok(t) => out.push(t),
-            Err(e) => bail!("{shown}: line {}: {e}", i + 1),
+            Err(e) => usage!("{shown}: line {}: {e}", i + 1),
         }
     }
     Ok(out)
@@ -68,12 +72,18 @@ mod tests {
 
     #[test]
     fn skips_comments_and_names_bad_lines() {
-        let ok = parse_lines(&b"# header\n1.2.3.4\n\n  10.0.0.0/8  # lan\r\n2001:db8::1"[..], "f")
-            .unwrap();
+        let ok = parse_lines(
+            &b"# header\n1.2.3.4\n\n  10.0.0.0/8  # lan\r\n2001:db8::1"[..],
+            "f",
+        )
+        .unwrap();
         assert_eq!(ok.len(), 3);
         let e = parse_lines(&b"1.2.3.4\n1.2.3.999\n"[..], "bans.txt")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("bans.txt: line 2: ") && e.contains("1.2.3.999"), "{e}");
+        assert!(
+            e.starts_with("bans.txt: line 2: ") && e.contains("1.2.3.999"),
+            "{e}"
+        );
     }
 }

@@ -93,19 +93,21 @@ impl Allowlist {
     /// banning 192.168.0.0/16 would also ban this host's 192.168.1.10), or
     /// that is overly wide without `force`.
     pub fn check(&self, target: &Target, force: bool) -> Result<(), Refusal> {
-        if let Some((entry, reason)) = self.entries.iter().find(|(e, _)| e.overlaps(target)) {
-            return Err(Refusal::Allowlisted {
-                target: *target,
-                entry: *entry,
-                reason: reason.clone(),
-            });
-        }
+        // Width first: for 0.0.0.0/0 "it covers every address" is the
+        // useful message, not "it overlaps loopback".
         let widest = match target.family() {
             Family::V4 => WIDEST_V4_PREFIX,
             Family::V6 => WIDEST_V6_PREFIX,
         };
         if !force && target.prefix_len() < widest {
             return Err(Refusal::TooWide { target: *target });
+        }
+        if let Some((entry, reason)) = self.entries.iter().find(|(e, _)| e.overlaps(target)) {
+            return Err(Refusal::Allowlisted {
+                target: *target,
+                entry: *entry,
+                reason: reason.clone(),
+            });
         }
         Ok(())
     }

@@ -40,7 +40,9 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         ));
     }
     for target in &report.already_over {
-        ctx.info(format_args!("{target}: ban already over (--since), nothing to do"));
+        ctx.info(format_args!(
+            "{target}: ban already over (--since), nothing to do"
+        ));
     }
     ctx.info(format_args!("{name}: {} banned", report.applied));
     Ok(None)

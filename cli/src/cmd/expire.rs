@@ -25,7 +25,10 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
         return Ok(None);
     }
     for (set, targets) in &expired {
-        ctx.info(format_args!("{set}: {} expired bans removed", targets.len()));
+        ctx.info(format_args!(
+            "{set}: {} expired bans removed",
+            targets.len()
+        ));
     }
     Ok(None)
 }

@@ -47,7 +47,11 @@ pub fn run(ctx: &mut Context, args: ListArgs) -> Result<Option<i32>> {
             writeln!(out, "  (missing from the kernel: run banset sync)")?;
         }
         for m in &listing.members {
-            let mut line = format!("  {:<24} {}", m.target.to_string(), remaining(m.kernel_remaining));
+            let mut line = format!(
+                "  {:<24} {}",
+                m.target.to_string(),
+                remaining(m.kernel_remaining)
+            );
             match &m.ban {
                 Some(ban) => {
                     if ban.ban_count > 1 {
