@@ -32,7 +32,12 @@ pub fn in_netns(test: &str, body: impl FnOnce() + Send + 'static) {
         .spawn(move || {
             // SAFETY: unshare affects only this thread's namespaces.
             let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
             // Paranoia: the fresh namespace starts empty. If it does not,
             // we are not where we think we are; stop before touching anything.
             assert_eq!(nft(&["list", "ruleset"]), "", "fresh netns is not empty");
@@ -95,7 +100,11 @@ pub fn oracle_set(set: &str) -> Vec<OracleElem> {
         let target = match &val {
             Value::String(s) => s.clone(),
             Value::Object(o) if o.contains_key("prefix") => {
-                format!("{}/{}", o["prefix"]["addr"].as_str().unwrap(), o["prefix"]["len"])
+                format!(
+                    "{}/{}",
+                    o["prefix"]["addr"].as_str().unwrap(),
+                    o["prefix"]["len"]
+                )
             }
             other => format!("{other}"),
         };
@@ -111,8 +120,9 @@ pub fn oracle_set(set: &str) -> Vec<OracleElem> {
 
 /// The rules of chain `inet banset input`: their comments, in order.
 pub fn oracle_rule_comments() -> Vec<String> {
-    let json: Value = serde_json::from_str(&nft(&["-j", "list", "chain", "inet", "banset", "input"]))
-        .expect("nft -j output is JSON");
+    let json: Value =
+        serde_json::from_str(&nft(&["-j", "list", "chain", "inet", "banset", "input"]))
+            .expect("nft -j output is JSON");
     json["nftables"]
         .as_array()
         .expect("array")
