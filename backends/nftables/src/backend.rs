@@ -17,8 +17,17 @@ use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
 use crate::msg::{msg_type, Batch, DecodeError, NlMsg};
 use crate::sys::{Socket, SysError, Until};
 
-/// banset's nftables backend. One netlink socket, guarded by a mutex so the
-/// backend can be shared between threads (replies must not interleave).
+/// banset's nftables backend: the kernel objects described in the crate
+/// docs, driven over one `NETLINK_NETFILTER` socket.
+///
+/// Every mutating call is one atomic kernel batch. Errors carry the nftables
+/// object (and, for elements, the first and last target of the failing
+/// message) in their context; the kind follows the errno (`EPERM` ->
+/// [`ErrorKind::Permission`] with a hint, `ENOENT` -> [`ErrorKind::NotFound`]
+/// when a set is missing, overlaps -> [`ErrorKind::Invalid`]).
+///
+/// The socket sits behind a mutex so the backend is `Sync`: replies of two
+/// requests must never interleave.
 #[derive(Debug)]
 pub struct NftablesBackend {
     sock: Mutex<Socket>,
@@ -53,8 +62,9 @@ impl NftablesBackend {
     }
 
     fn lock(&self) -> MutexGuard<'_, Socket> {
-        // A panic while holding the lock leaves no half-read reply behind:
-        // every request drains its replies before returning.
+        // A poisoned lock only means another thread panicked. The socket has
+        // no state a panic can corrupt: at worst replies are left queued, and
+        // every request skips replies whose sequence number is not its own.
         self.sock.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -113,9 +123,11 @@ impl Backend for NftablesBackend {
             elements::flush_set(&mut batch, TABLE, &ports.name);
             let keys: Vec<_> = ports.keys().map(elements::Element::new).collect();
             elements::set_elements(&mut batch, ElemOp::Add, TABLE, &ports.name, &keys, &|r| {
+                let port = |i: usize| ports.ports.get(i).copied().unwrap_or(0);
                 format!(
-                    "ports {} ..",
-                    ports.ports.get(r.start).copied().unwrap_or(0)
+                    "ports {} .. {}",
+                    port(r.start),
+                    port(r.end.saturating_sub(1))
                 )
             });
         }
@@ -545,8 +557,11 @@ fn commit(sock: &mut Socket, batch: Batch) -> Result<(), BackendError> {
         .map_err(|e| encode_error(e, "build nftables batch"))?;
     sock.commit(&sealed).map_err(|e| match e {
         SysError::Kernel { seq, errno, others } => {
-            let context = sealed.context(seq).unwrap_or("nftables batch");
-            let err = errno_error(errno, context);
+            let context = match sealed.context(seq) {
+                Some(context) => context.to_string(),
+                None => sealed.summary(),
+            };
+            let err = errno_error(errno, &context);
             if others == 0 {
                 err
             } else {

@@ -34,9 +34,10 @@ fn key6(a: Ipv6Addr) -> Key {
     Key::new(&a.octets()).unwrap_or_else(|| unreachable!("16 bytes fit a key"))
 }
 
-/// Elements to send for `targets` (with their timeouts when adding), plus,
-/// per element, the index of the target it came from, so a failing chunk can
-/// be described by its targets.
+/// Elements to send for `entries`, plus, per element, the index of the
+/// entry it came from, so a failing message can be described by its targets.
+/// An entry's timeout is `None` for removals (no timeout attribute),
+/// `Some(None)` for a permanent member (explicit 0), `Some(Some(d))` otherwise.
 pub(crate) fn to_elements(
     entries: impl Iterator<Item = (Target, Option<Option<Duration>>)>,
     interval: bool,

@@ -13,8 +13,9 @@
 
 use crate::msg::DecodeError;
 
-/// What went wrong below the backend.
+/// What went wrong below the backend. Off Linux only `Unsupported` is built.
 #[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) enum SysError {
     /// A syscall failed.
     Os { call: &'static str, errno: i32 },

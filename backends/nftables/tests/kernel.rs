@@ -1,6 +1,8 @@
 //! The backend against the real kernel, one fresh network namespace per test,
 //! checked against `nft -j` run in the same namespace.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -91,11 +93,11 @@ fn hook_with_ports_and_reject() {
         b.ensure_set(&s).unwrap();
         b.ensure_set(&s).unwrap();
         let chain = nft(&["list", "chain", "inet", "banset", "input"]);
+        // nft prints `reject` for icmpx port-unreachable, its inet default.
         assert!(
-            chain.contains("ip saddr @mail_v4 tcp dport @mail_ports reject comment \"banset mail_v4\"")
-                || chain.contains(
-                    "ip saddr @mail_v4 tcp dport @mail_ports reject with icmpx port-unreachable comment \"banset mail_v4\""
-                ),
+            chain.contains(
+                "ip saddr @mail_v4 tcp dport @mail_ports reject comment \"banset mail_v4\""
+            ),
             "{chain}"
         );
         assert!(
@@ -117,11 +119,27 @@ fn hook_with_ports_and_reject() {
             .collect();
         assert_eq!(ports, ["2525"]);
 
+        // A protocol without ports: `meta l4proto`, no ports set.
+        let mut udp = spec("dns");
+        udp.families = Families::Inet;
+        udp.prefixes = false;
+        udp.hook = Some(Hook {
+            protocol: Some(banset_core::Protocol::Udp),
+            ..Hook::default()
+        });
+        b.ensure_set(&udp).unwrap();
+        let chain = nft(&["list", "chain", "inet", "banset", "input"]);
+        assert!(
+            chain.contains("ip saddr @dns_v4 meta l4proto udp drop comment \"banset dns_v4\""),
+            "{chain}"
+        );
+        assert!(!nft_ok(&["list", "set", "inet", "banset", "dns_ports"]));
+
         // No hook: sets only.
         let mut bare = spec("bare");
         bare.hook = None;
         b.ensure_set(&bare).unwrap();
-        assert_eq!(oracle_rule_comments().len(), 2);
+        assert_eq!(oracle_rule_comments().len(), 3);
         assert_eq!(b.health(&bare).unwrap(), SetHealth::Present);
     });
 }
@@ -141,7 +159,12 @@ fn add_refreshes_timeouts_both_ways() {
         let e = &oracle_set("f2b_v4")[0];
         assert!(e.expires.unwrap() <= 60, "shorter: {e:?}");
 
-        b.add(&s, &[entry("1.2.3.4", Some(7200))]).unwrap();
+        // The same host twice in one batch: the last timeout wins.
+        b.add(
+            &s,
+            &[entry("1.2.3.4", Some(10)), entry("1.2.3.4", Some(7200))],
+        )
+        .unwrap();
         let e = &oracle_set("f2b_v4")[0];
         assert!(e.expires.unwrap() > 3600, "longer: {e:?}");
 
@@ -583,5 +606,24 @@ fn batch_of_one_million() {
         // Flushing a million members is one message.
         b.flush(&s).unwrap();
         assert!(oracle_set("huge_v4").is_empty());
+    });
+}
+
+#[test]
+fn without_cap_net_admin_is_permission_with_a_hint() {
+    in_netns("permission", || {
+        // The raw syscall changes only this thread's credentials (glibc's
+        // setresuid would change every thread of the test process).
+        // SAFETY: setresuid has no memory-safety preconditions.
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(rc, 0, "setresuid: {}", std::io::Error::last_os_error());
+        let b = backend();
+        for e in [
+            b.ensure_set(&spec("f2b")).unwrap_err(),
+            b.add(&spec("f2b"), &[entry("1.2.3.4", None)]).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Permission, "{e}");
+            assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        }
     });
 }

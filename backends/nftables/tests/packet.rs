@@ -3,6 +3,8 @@
 //! The client connects over TCP from two source addresses; banning one must
 //! drop its SYNs while the other still gets through.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs::File;

@@ -150,6 +150,16 @@ impl SealedBatch {
         self.index_of(seq).map(|i| self.ops[i].1.as_str())
     }
 
+    /// What the batch does, for errors that concern it as a whole (an
+    /// error on `BATCH_BEGIN`, such as `EPERM`): its first message's context.
+    pub fn summary(&self) -> String {
+        match self.ops.as_slice() {
+            [] => "empty nftables batch".to_string(),
+            [(_, only)] => only.clone(),
+            [(_, first), rest @ ..] => format!("{first}, and {} more", rest.len()),
+        }
+    }
+
     /// Messages are numbered consecutively from `begin_seq + 1`, so the index
     /// is a subtraction (wrapping, in case the counter wrapped mid-batch).
     fn index_of(&self, seq: u32) -> Option<usize> {
@@ -191,6 +201,7 @@ mod tests {
         assert_eq!(sealed.context(102), None);
         assert_eq!(sealed.ack_count(), 1);
         assert_eq!(sealed.next_seq(), 103);
+        assert_eq!(sealed.summary(), "create table");
     }
 
     #[test]
