@@ -11,7 +11,7 @@ use banset_core::{
 use crate::layout::{
     every_rule_comment, every_set_name, AddrSet, Layout, BASE_CHAIN, CHAIN, TABLE,
 };
-use crate::members::{self, check_overlaps};
+use crate::members::{self, check_overlaps, Interval};
 use crate::msg::elements::{self, ElemOp, ElementInfo};
 use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
 use crate::msg::{msg_type, Batch, DecodeError, NlMsg};
@@ -218,10 +218,20 @@ impl Backend for NftablesBackend {
         }
 
         let mut sock = self.lock();
+        if changes.flush_first {
+            // Removing from a set that is emptied first is moot.
+            removes.iter_mut().for_each(Vec::clear);
+        }
         for (i, set) in layout.addr_sets.iter().enumerate() {
-            if set.is_interval() && !adds[i].is_empty() {
+            if set.is_interval() && !(adds[i].is_empty() && removes[i].is_empty()) {
                 dedup_keep_last(&mut adds[i]);
-                check_set_overlaps(&mut sock, set, changes.flush_first, &removes[i], &adds[i])?;
+                prepare_interval_changes(
+                    &mut sock,
+                    set,
+                    changes.flush_first,
+                    &mut removes[i],
+                    &adds[i],
+                )?;
             }
         }
 
@@ -239,8 +249,9 @@ impl Backend for NftablesBackend {
             }
             let (op, targets) = if self.destroy_elements {
                 (ElemOp::Destroy, std::mem::take(&mut removes[i]))
-            } else if changes.flush_first {
-                continue;
+            } else if set.is_interval() {
+                // Already narrowed to exact members.
+                (ElemOp::Delete, std::mem::take(&mut removes[i]))
             } else {
                 // Before DESTROYSETELEM, deleting an absent element fails the
                 // whole batch. Delete only what the kernel holds now; an
@@ -395,26 +406,36 @@ fn dedup_keep_last(entries: &mut Vec<KernelEntry>) {
     *entries = kept;
 }
 
-/// Refuses a batch whose prefixes overlap the set's members or each other,
-/// naming both, before anything is sent.
-fn check_set_overlaps(
+/// Narrows removals from an interval set to exact members, and refuses
+/// additions that overlap the members or each other (naming both) before
+/// anything is sent.
+///
+/// Why exact: a range is removed by its start and end keys, and the kernel
+/// removes whatever elements carry those keys, even the start of another,
+/// wider range (removing an absent 10.0.0.0/16 would cut the start off a
+/// present 10.0.0.0/8 and corrupt the set).
+fn prepare_interval_changes(
     sock: &mut Socket,
     set: &AddrSet,
     flush_first: bool,
-    removes: &[Target],
+    removes: &mut Vec<Target>,
     adds: &[KernelEntry],
 ) -> Result<(), BackendError> {
-    let current = if flush_first {
+    let mut current = if flush_first {
         Vec::new()
     } else {
-        let removed: HashSet<&Target> = removes.iter().collect();
-        let mut current = list_set(sock, set)?;
-        current.retain(|e| !removed.contains(&e.target));
-        current
+        list_intervals(sock, set)?
     };
+    let exact: HashSet<(u128, u128)> = current.iter().map(|i| (i.first, i.last)).collect();
+    removes.retain(|t| exact.contains(&members::span_of(t)));
+    removes.sort_unstable();
+    removes.dedup();
+    let removed: HashSet<(u128, u128)> = removes.iter().map(members::span_of).collect();
+    current.retain(|i| !removed.contains(&(i.first, i.last)));
+
     let adding: Vec<Target> = adds.iter().map(|e| e.target).collect();
-    check_overlaps(current.iter().map(|e| e.target), &adding).map_err(|o| {
-        let where_ = if adding.contains(&o.other) {
+    check_overlaps(set.family, &current, &adding).map_err(|o| {
+        let where_ = if o.other_is_new {
             "also being added".to_string()
         } else {
             format!("already in set inet {TABLE} {}", set.name)
@@ -430,8 +451,8 @@ fn check_set_overlaps(
     })
 }
 
-/// The members of one kernel set. `NotFound` when it does not exist.
-fn list_set(sock: &mut Socket, set: &AddrSet) -> Result<Vec<KernelEntry>, BackendError> {
+/// The raw elements of one kernel set. `NotFound` when it does not exist.
+fn dump_elements(sock: &mut Socket, set: &AddrSet) -> Result<Vec<ElementInfo>, BackendError> {
     let what = format!("list set inet {TABLE} {}", set.name);
     let mut infos: Vec<ElementInfo> = Vec::new();
     let seq = sock.next_seq();
@@ -443,14 +464,35 @@ fn list_set(sock: &mut Socket, set: &AddrSet) -> Result<Vec<KernelEntry>, Backen
         Ok(())
     })
     .map_err(|e| sys_error(e, &what))?;
-    let mut out = Vec::with_capacity(infos.len());
-    let decoded = if set.is_interval() {
-        members::prefixes_from(set.family, &infos, &mut out)
+    Ok(infos)
+}
+
+/// The ranges of an interval set, as the kernel holds them.
+fn list_intervals(sock: &mut Socket, set: &AddrSet) -> Result<Vec<Interval>, BackendError> {
+    let infos = dump_elements(sock, set)?;
+    members::intervals_from(set.family, &infos).map_err(|e| decode_error(e, set))
+}
+
+/// The members of one kernel set. `NotFound` when it does not exist.
+fn list_set(sock: &mut Socket, set: &AddrSet) -> Result<Vec<KernelEntry>, BackendError> {
+    let mut out = Vec::new();
+    if set.is_interval() {
+        let intervals = list_intervals(sock, set)?;
+        members::prefixes_from(set.family, &intervals, &mut out)
     } else {
+        let infos = dump_elements(sock, set)?;
         members::hosts_from(set.family, &infos, &mut out)
-    };
-    decoded.map_err(|e| BackendError::new(ErrorKind::Other, &what, e.to_string()))?;
+    }
+    .map_err(|e| decode_error(e, set))?;
     Ok(out)
+}
+
+fn decode_error(e: DecodeError, set: &AddrSet) -> BackendError {
+    BackendError::new(
+        ErrorKind::Other,
+        format!("list set inet {TABLE} {}", set.name),
+        e.to_string(),
+    )
 }
 
 /// GETSETELEM of one host in a hash set. `ENOENT` means absent, unless the

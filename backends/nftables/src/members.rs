@@ -130,12 +130,25 @@ fn top(family: Family) -> u128 {
     }
 }
 
-/// The members of an interval set, as prefixes. Linear after the sort.
-pub(crate) fn prefixes_from(
+/// A range as the kernel holds it in an interval set, inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Interval {
+    pub first: u128,
+    pub last: u128,
+    pub left: Option<Duration>,
+}
+
+/// The range a target covers.
+pub(crate) fn span_of(target: &Target) -> (u128, u128) {
+    (as_u128(target.addr()), as_u128(target.last()))
+}
+
+/// Pairs the start and end elements of an interval set's dump into ranges.
+/// Linear after the sort.
+pub(crate) fn intervals_from(
     family: Family,
     infos: &[ElementInfo],
-    out: &mut Vec<KernelEntry>,
-) -> Result<(), DecodeError> {
+) -> Result<Vec<Interval>, DecodeError> {
     let mut points = Vec::with_capacity(infos.len());
     for info in infos {
         points.push((
@@ -147,23 +160,49 @@ pub(crate) fn prefixes_from(
     // At equal keys the end of one range sorts before the start of the next
     // (adjacent ranges share that key).
     points.sort_unstable_by_key(|&(at, is_start, _)| (at, is_start));
+    let mut out = Vec::with_capacity(points.len() / 2 + 1);
     let mut open: Option<(u128, Option<Duration>)> = None;
     for (at, is_start, left) in points {
         if is_start {
             // A start while another range is open: the kernel matches the
             // open range up to this start, so that is where it ends.
-            if let Some((from, left)) = open.replace((at, left)) {
-                push_range(family, from, at - 1, left, out)?;
+            if let Some((first, left)) = open.replace((at, left)) {
+                out.push(Interval {
+                    first,
+                    last: at - 1,
+                    left,
+                });
             }
-        } else if let Some((from, left)) = open.take() {
-            if at > from {
-                push_range(family, from, at - 1, left, out)?;
+        } else if let Some((first, left)) = open.take() {
+            if at > first {
+                out.push(Interval {
+                    first,
+                    last: at - 1,
+                    left,
+                });
             }
         }
         // An end with nothing open is nft's `0.0.0.0` sentinel: no range.
     }
-    if let Some((from, left)) = open {
-        push_range(family, from, top(family), left, out)?;
+    if let Some((first, left)) = open {
+        out.push(Interval {
+            first,
+            last: top(family),
+            left,
+        });
+    }
+    Ok(out)
+}
+
+/// The members of an interval set, as prefixes: a range written by hand
+/// with `nft` need not be one prefix, and is then split.
+pub(crate) fn prefixes_from(
+    family: Family,
+    intervals: &[Interval],
+    out: &mut Vec<KernelEntry>,
+) -> Result<(), DecodeError> {
+    for i in intervals {
+        push_range(family, i.first, i.last, i.left, out)?;
     }
     Ok(())
 }
@@ -208,58 +247,83 @@ fn span(size_bits: u32) -> u128 {
 }
 
 /// Why a batch of prefixes cannot go into an interval set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Overlap {
     pub new: Target,
-    pub other: Target,
+    /// The other prefix, or range when a member is not one prefix.
+    pub other: String,
+    /// Whether `other` is being added in the same batch.
+    pub other_is_new: bool,
 }
 
 /// Checks that the prefixes to add overlap neither each other nor the set's
-/// current members (minus those removed in the same batch). The kernel
-/// refuses overlapping intervals (`EEXIST`, atomically), but cannot say which
-/// two collide; this can. The same prefix twice is a refresh, not an overlap.
-/// Prefixes are either nested or disjoint, so sorting by start and keeping a
-/// stack of enclosing prefixes finds every containment in O(n log n).
+/// current ranges (minus those removed in the same batch). The kernel
+/// refuses overlapping intervals (`EEXIST`, atomically) but cannot say which
+/// two collide; this can. The same prefix again is a refresh, not an
+/// overlap. A sweep in order of first address finds any range that starts
+/// before the furthest end seen so far: O(n log n).
 pub(crate) fn check_overlaps(
-    current: impl Iterator<Item = Target>,
+    family: Family,
+    current: &[Interval],
     adding: &[Target],
 ) -> Result<(), Overlap> {
-    let mut all: Vec<(Target, bool)> = current.map(|t| (t, false)).collect();
-    all.extend(adding.iter().map(|&t| (t, true)));
-    all.sort_unstable_by_key(|&(t, is_new)| (as_u128(t.addr()), t.prefix_len(), !is_new));
+    // (first, last, the target when it is being added)
+    let mut all: Vec<(u128, u128, Option<Target>)> =
+        current.iter().map(|i| (i.first, i.last, None)).collect();
+    all.extend(adding.iter().map(|t| {
+        let (first, last) = span_of(t);
+        (first, last, Some(*t))
+    }));
+    all.sort_unstable();
     all.dedup_by(|later, earlier| {
-        if later.0 == earlier.0 {
-            earlier.1 |= later.1;
-            true
-        } else {
-            false
+        let same = (later.0, later.1) == (earlier.0, earlier.1);
+        if same && earlier.2.is_none() {
+            earlier.2 = later.2;
         }
+        same
     });
-    let mut enclosing: Vec<(Target, bool)> = Vec::new();
-    for (target, is_new) in all {
-        while enclosing
-            .last()
-            .is_some_and(|(outer, _)| !outer.contains(&target))
-        {
-            enclosing.pop();
-        }
-        if let Some(&(outer, outer_new)) = enclosing.last() {
-            if is_new {
+    let mut reach: Option<(u128, u128, Option<Target>)> = None;
+    for item in all {
+        if let Some(far) = reach {
+            if item.0 <= far.1 {
+                let (new, other) = match (item.2, far.2) {
+                    (Some(new), _) => (new, far),
+                    (None, Some(new)) => (new, item),
+                    // Members overlapping each other: not banset's to judge.
+                    (None, None) => continue,
+                };
                 return Err(Overlap {
-                    new: target,
-                    other: outer,
-                });
-            }
-            if outer_new {
-                return Err(Overlap {
-                    new: outer,
-                    other: target,
+                    new,
+                    other: range_text(family, other.0, other.1),
+                    other_is_new: other.2.is_some(),
                 });
             }
         }
-        enclosing.push((target, is_new));
+        let further = match reach {
+            None => true,
+            Some(far) => item.1 > far.1,
+        };
+        if further {
+            reach = Some(item);
+        }
     }
     Ok(())
+}
+
+/// `10.0.0.0/8` when the range is one prefix, else `first-last`.
+fn range_text(family: Family, first: u128, last: u128) -> String {
+    let mut pieces = Vec::new();
+    let _ = push_range(family, first, last, None, &mut pieces);
+    match pieces.as_slice() {
+        [one] => one.target.to_string(),
+        _ => {
+            let addr = |v: u128| match family {
+                Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
+                Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
+            };
+            format!("{}-{}", addr(first), addr(last))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -318,8 +382,10 @@ mod tests {
             info(&[12, 0, 0, 0], true, None),
             info(&[11, 0, 0, 0], false, None), // adjacent to 10/8
         ];
+        let intervals = intervals_from(Family::V4, &infos).unwrap();
+        assert_eq!(intervals.len(), 4);
         let mut out = Vec::new();
-        prefixes_from(Family::V4, &infos, &mut out).unwrap();
+        prefixes_from(Family::V4, &intervals, &mut out).unwrap();
         let got: Vec<(String, Option<Duration>)> = out
             .iter()
             .map(|e| (e.target.to_string(), e.timeout))
@@ -365,30 +431,54 @@ mod tests {
         assert_eq!(out[0].target, t("1.2.3.4"));
         assert_eq!(out[0].timeout, None);
         assert!(hosts_from(Family::V6, &[info(&[1, 2, 3, 4], false, None)], &mut out).is_err());
-        assert!(prefixes_from(Family::V4, &[info(&[1, 2], false, None)], &mut out).is_err());
+        assert!(intervals_from(Family::V4, &[info(&[1, 2], false, None)]).is_err());
+    }
+
+    fn iv(s: &str) -> Interval {
+        let (first, last) = span_of(&t(s));
+        Interval {
+            first,
+            last,
+            left: None,
+        }
     }
 
     #[test]
     fn overlaps_name_both_prefixes() {
-        let current = [t("10.0.0.0/8"), t("192.168.0.0/16")];
+        let v4 = Family::V4;
+        let current = [iv("10.0.0.0/8"), iv("192.168.0.0/16")];
         // Refresh of an existing prefix, disjoint new ones, duplicates in the batch.
         check_overlaps(
-            current.iter().copied(),
+            v4,
+            &current,
             &[t("10.0.0.0/8"), t("172.16.0.0/12"), t("172.16.0.0/12")],
         )
         .unwrap();
-        let e = check_overlaps(current.iter().copied(), &[t("10.1.0.0/16")]).unwrap_err();
-        assert_eq!((e.new, e.other), (t("10.1.0.0/16"), t("10.0.0.0/8")));
-        let e = check_overlaps(current.iter().copied(), &[t("192.0.0.0/4")]).unwrap_err();
-        assert_eq!((e.new, e.other), (t("192.0.0.0/4"), t("192.168.0.0/16")));
-        let e =
-            check_overlaps(std::iter::empty(), &[t("1.0.0.0/24"), t("1.0.0.128/25")]).unwrap_err();
-        assert_eq!((e.new, e.other), (t("1.0.0.128/25"), t("1.0.0.0/24")));
-        // Pre-existing nesting (added by hand) is not banset's to report.
-        check_overlaps(
-            [t("10.0.0.0/8"), t("10.1.0.0/16")].into_iter(),
-            &[t("11.0.0.0/8")],
-        )
-        .unwrap();
+        let e = check_overlaps(v4, &current, &[t("10.1.0.0/16")]).unwrap_err();
+        assert_eq!(
+            (e.new, e.other.as_str(), e.other_is_new),
+            (t("10.1.0.0/16"), "10.0.0.0/8", false)
+        );
+        let e = check_overlaps(v4, &current, &[t("192.0.0.0/4")]).unwrap_err();
+        assert_eq!(
+            (e.new, e.other.as_str()),
+            (t("192.0.0.0/4"), "192.168.0.0/16")
+        );
+        let e = check_overlaps(v4, &[], &[t("1.0.0.0/24"), t("1.0.0.128/25")]).unwrap_err();
+        assert_eq!(
+            (e.new, e.other.as_str(), e.other_is_new),
+            (t("1.0.0.128/25"), "1.0.0.0/24", true)
+        );
+        // A hand-written range that is not a prefix is named as a range.
+        let odd = Interval {
+            first: 5,
+            last: 20,
+            left: None,
+        };
+        let e = check_overlaps(v4, &[odd], &[t("0.0.0.16/28")]).unwrap_err();
+        assert_eq!(e.other, "0.0.0.5-0.0.0.20");
+        // ...and a prefix equal to a piece of it is an overlap, not a refresh.
+        assert!(check_overlaps(v4, &[odd], &[t("0.0.0.8/29")]).is_err());
+        check_overlaps(v4, &[odd], &[t("0.0.0.21")]).unwrap();
     }
 }

@@ -627,3 +627,31 @@ fn without_cap_net_admin_is_permission_with_a_hint() {
         }
     });
 }
+
+#[test]
+fn removing_a_prefix_that_shares_a_start_leaves_others_whole() {
+    in_netns("prefix_shared_start", || {
+        let b = backend();
+        let s = spec("f2b");
+        b.ensure_set(&s).unwrap();
+        b.add(&s, &[entry("10.0.0.0/8", None), entry("20.0.0.0/16", None)])
+            .unwrap();
+        // 10.0.0.0/16 is absent but starts where 10.0.0.0/8 starts;
+        // 20.0.0.0/8 ends where nothing ends but starts like 20.0.0.0/16.
+        b.del(&s, &[t("10.0.0.0/16"), t("20.0.0.0/8"), t("10.255.0.0/16")])
+            .unwrap();
+        let names: Vec<String> = oracle_set("f2b_v4net")
+            .into_iter()
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(names, ["10.0.0.0/8", "20.0.0.0/16"]);
+        let mut listed: Vec<String> = b
+            .list(&s)
+            .unwrap()
+            .iter()
+            .map(|e| e.target.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["10.0.0.0/8", "20.0.0.0/16"]);
+    });
+}
