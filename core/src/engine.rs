@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use crate::allowlist::{Allowlist, Refusal};
 use crate::backend::{Backend, BackendError, Changes, ErrorKind, KernelEntry, SetHealth};
 use crate::clock::Clock;
-use crate::ledger::{Ban, Ledger, LedgerError, LedgerTx, NewBan};
-use crate::reconcile::{kernel_timeout, reconcile};
+use crate::ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan};
+use crate::reconcile::{kernel_timeout, reconcile, reconcile_listed_over};
 use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
@@ -277,16 +277,25 @@ impl Engine<'_> {
                 .map_err(|e| e.within(format!("create {set}")))?;
             tx.put_set(&spec, now)?;
         }
-        if replace {
-            tx.clear_bans(set)?;
-        }
-        let deadlines = tx.upsert_bans(set, &new_bans, now)?;
+        // The kernel gets the deadline the ledger will hold, which the
+        // longest-ban-wins rule may take from an existing row.
+        let existing = if replace {
+            HashMap::new()
+        } else {
+            let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
+            tx.deadlines_of(set, &targets)?
+        };
         let entries: Vec<KernelEntry> = new_bans
             .iter()
-            .zip(&deadlines)
-            .map(|(ban, deadline)| KernelEntry {
-                target: ban.target,
-                timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
+            .map(|ban| {
+                let deadline = match existing.get(&ban.target) {
+                    Some(&old) => merged_deadline(old, ban.deadline, now),
+                    None => ban.deadline,
+                };
+                KernelEntry {
+                    target: ban.target,
+                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
+                }
             })
             .collect();
         report.applied = entries.len();
@@ -295,7 +304,32 @@ impl Engine<'_> {
             remove: Vec::new(),
             add: entries,
         };
-        match backend.apply(&spec, &changes) {
+        // Kernel batch and ledger rows are written at the same time: for a
+        // bulk add they cost about the same, and neither needs the other.
+        let (kernel, recorded) = std::thread::scope(|scope| {
+            let kernel = scope.spawn(|| backend.apply(&spec, &changes));
+            let recorded = (|| {
+                if replace {
+                    tx.clear_bans(set)?;
+                }
+                tx.upsert_bans(set, &new_bans, now)
+            })();
+            let kernel = kernel
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (kernel, recorded)
+        });
+        if let Err(e) = recorded {
+            drop(tx);
+            if kernel.is_ok() {
+                // The kernel took what the ledger could not record: put the
+                // kernel back to the (rolled back) ledger. Best effort; the
+                // next sync does the same.
+                let _ = self.sync(Some(set));
+            }
+            return Err(e.into());
+        }
+        match kernel {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The kernel lost the set: rebuild it from the ledger, which
@@ -485,8 +519,15 @@ impl Engine<'_> {
                 backend.ensure_set(&spec).map_err(ctx)?;
             }
             let kernel = backend.list(&spec).map_err(ctx)?;
+            let listing_secs = (self.clock.now() - now).max(0) as u64;
             let bans = tx.bans(&name)?;
-            let plan = reconcile(&bans, Some(&kernel), now, &backend.capabilities());
+            let plan = reconcile_listed_over(
+                &bans,
+                Some(&kernel),
+                now,
+                listing_secs,
+                &backend.capabilities(),
+            );
             let changes = plan.changes();
             if !changes.is_empty() {
                 backend.apply(&spec, &changes).map_err(ctx)?;

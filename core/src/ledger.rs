@@ -15,6 +15,7 @@
 //! empties the kernel sets, and what is in the ledger is restored by `sync`.
 //! A process crash loses nothing that was committed.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -74,6 +75,17 @@ pub struct NewBan {
     pub start: i64,
     pub deadline: Option<i64>,
     pub reason: Option<String>,
+}
+
+/// The deadline a ban ends with when `new` is recorded over a row that
+/// ends at `old` (`None` = permanent), as [`LedgerTx::upsert_bans`] does it:
+/// a row already over is replaced, otherwise the longest ban wins.
+pub fn merged_deadline(old: Option<i64>, new: Option<i64>, now: i64) -> Option<i64> {
+    match (old, new) {
+        (Some(o), _) if o <= now => new,
+        (None, _) | (_, None) => None,
+        (Some(o), Some(n)) => Some(o.max(n)),
+    }
 }
 
 #[derive(Debug)]
@@ -188,7 +200,6 @@ impl Ledger {
                      ban_count INTEGER NOT NULL DEFAULT 1,
                      PRIMARY KEY (set_name, target)
                  ) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS bans_by_deadline ON bans (deadline);
                  CREATE TABLE IF NOT EXISTS meta (
                      key   TEXT PRIMARY KEY,
                      value TEXT NOT NULL
@@ -325,15 +336,9 @@ impl LedgerTx<'_> {
     /// the two (the longest ban wins, so a short ban from one source never
     /// cuts short a long one from another), and its ban count goes up. A
     /// recorded ban that is already over is replaced outright.
-    ///
-    /// Returns each ban's resulting deadline, in input order, so the caller
-    /// gives the kernel the timeout the ledger actually holds.
-    pub fn upsert_bans(
-        &self,
-        set: &SetName,
-        bans: &[NewBan],
-        now: i64,
-    ) -> Result<Vec<Option<i64>>, LedgerError> {
+    /// [`merged_deadline`] computes the same result, so the caller can give
+    /// the kernel the right timeout without waiting for this call.
+    pub fn upsert_bans(&self, set: &SetName, bans: &[NewBan], now: i64) -> Result<(), LedgerError> {
         let mut stmt = self
             .tx
             .prepare_cached(
@@ -346,23 +351,65 @@ impl LedgerTx<'_> {
                      WHEN bans.deadline IS NULL OR excluded.deadline IS NULL THEN NULL
                      ELSE max(bans.deadline, excluded.deadline) END,
                    reason = coalesce(excluded.reason, bans.reason),
-                   ban_count = bans.ban_count + 1
-                 RETURNING deadline",
+                   ban_count = bans.ban_count + 1",
             )
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(bans.len());
         let mut text = String::with_capacity(48);
         for ban in bans {
             use std::fmt::Write;
             text.clear();
             write!(text, "{}", ban.target).expect("write to String");
-            let deadline: Option<i64> = stmt
-                .query_row(
-                    params![set.as_str(), text, ban.start, ban.deadline, ban.reason, now],
-                    |r| r.get(0),
-                )
+            stmt.execute(params![
+                set.as_str(),
+                text,
+                ban.start,
+                ban.deadline,
+                ban.reason,
+                now
+            ])
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The recorded deadlines (`None` inside = permanent) of those `targets`
+    /// that have a row. For many targets it reads the set once instead of
+    /// probing row by row.
+    pub fn deadlines_of(
+        &self,
+        set: &SetName,
+        targets: &[Target],
+    ) -> Result<HashMap<Target, Option<i64>>, LedgerError> {
+        let mut out = HashMap::new();
+        if targets.len() > 64 {
+            let wanted: std::collections::HashSet<&Target> = targets.iter().collect();
+            let mut stmt = self
+                .tx
+                .prepare_cached("SELECT target, deadline FROM bans WHERE set_name = ?1")
                 .map_err(|e| self.err(e))?;
-            out.push(deadline);
+            let mut rows = stmt.query([set.as_str()]).map_err(|e| self.err(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                let text: String = row.get(0).map_err(|e| self.err(e))?;
+                let target = Target::parse(&text)
+                    .map_err(|e| self.corrupt(format!("unreadable ban row: {e}")))?;
+                if wanted.contains(&target) {
+                    out.insert(target, row.get(1).map_err(|e| self.err(e))?);
+                }
+            }
+        } else {
+            let mut stmt = self
+                .tx
+                .prepare_cached("SELECT deadline FROM bans WHERE set_name = ?1 AND target = ?2")
+                .map_err(|e| self.err(e))?;
+            for t in targets {
+                let found: Option<Option<i64>> = stmt
+                    .query_row(params![set.as_str(), t.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                if let Some(deadline) = found {
+                    out.insert(*t, deadline);
+                }
+            }
         }
         Ok(out)
     }
@@ -517,22 +564,38 @@ mod tests {
     fn longest_ban_wins_and_counts_go_up() {
         let (mut l, s) = setup();
         let tx = l.begin().unwrap();
-        let d = tx
-            .upsert_bans(&s, &[ban("1.2.3.4", 100, Some(1000))], 100)
-            .unwrap();
-        assert_eq!(d, [Some(1000)]);
-        let d = tx
-            .upsert_bans(&s, &[ban("1.2.3.4", 200, Some(500))], 200)
-            .unwrap();
-        assert_eq!(d, [Some(1000)], "a shorter ban must not cut a longer one");
-        let d = tx
-            .upsert_bans(&s, &[ban("1.2.3.4", 300, None)], 300)
-            .unwrap();
-        assert_eq!(d, [None], "permanent beats any deadline");
-        let d = tx
-            .upsert_bans(&s, &[ban("1.2.3.4", 400, Some(2000))], 400)
-            .unwrap();
-        assert_eq!(d, [None], "a deadline does not end a permanent ban");
+        let target = t("1.2.3.4");
+        // each step: the row's deadline after recording, computed by SQL and
+        // by merged_deadline alike
+        for (now, new, want, why) in [
+            (100, Some(1000), Some(1000), "first ban"),
+            (
+                200,
+                Some(500),
+                Some(1000),
+                "a shorter ban must not cut a longer one",
+            ),
+            (300, None, None, "permanent beats any deadline"),
+            (
+                400,
+                Some(2000),
+                None,
+                "a deadline does not end a permanent ban",
+            ),
+        ] {
+            let old = tx
+                .deadlines_of(&s, &[target])
+                .unwrap()
+                .get(&target)
+                .copied();
+            tx.upsert_bans(&s, &[ban("1.2.3.4", now, new)], now)
+                .unwrap();
+            let got = tx.ban(&s, &target).unwrap().unwrap().deadline;
+            assert_eq!(got, want, "{why}");
+            if let Some(old) = old {
+                assert_eq!(merged_deadline(old, new, now), want, "{why}");
+            }
+        }
         let b = tx.ban(&s, &t("1.2.3.4")).unwrap().unwrap();
         assert_eq!((b.start, b.ban_count), (100, 4));
         tx.commit().unwrap();
@@ -544,10 +607,9 @@ mod tests {
         let tx = l.begin().unwrap();
         tx.upsert_bans(&s, &[ban("2001:db8::/64", 0, Some(50))], 0)
             .unwrap();
-        let d = tx
-            .upsert_bans(&s, &[ban("2001:db8::/64", 100, Some(130))], 100)
+        tx.upsert_bans(&s, &[ban("2001:db8::/64", 100, Some(130))], 100)
             .unwrap();
-        assert_eq!(d, [Some(130)]);
+        assert_eq!(merged_deadline(Some(50), Some(130), 100), Some(130));
         let b = tx.ban(&s, &t("2001:db8::/64")).unwrap().unwrap();
         assert_eq!((b.start, b.ban_count), (100, 2));
         assert_eq!(tx.counts(&s, 100).unwrap(), (1, 0));

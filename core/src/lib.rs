@@ -32,8 +32,10 @@ pub use backend::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::*;
-pub use ledger::{Ban, Ledger, LedgerError, LedgerTx, NewBan};
-pub use reconcile::{kernel_timeout, reconcile, Plan, TIMEOUT_TOLERANCE_SECS};
+pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan};
+pub use reconcile::{
+    kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
+};
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
     BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,

@@ -71,6 +71,20 @@ pub fn reconcile(
     now: i64,
     caps: &Capabilities,
 ) -> Plan {
+    reconcile_listed_over(ledger, kernel, now, 0, caps)
+}
+
+/// [`reconcile`] for a kernel listing that started at `now` and took
+/// `listing_secs`: members read late show up to that much less time left
+/// (listing a million-member nftables set takes half a minute), which is not
+/// a reason to refresh them.
+pub fn reconcile_listed_over(
+    ledger: &[Ban],
+    kernel: Option<&[KernelEntry]>,
+    now: i64,
+    listing_secs: u64,
+    caps: &Capabilities,
+) -> Plan {
     let mut in_kernel: HashMap<Target, Option<Duration>> = kernel
         .unwrap_or_default()
         .iter()
@@ -93,7 +107,7 @@ pub fn reconcile(
         };
         match held {
             None => plan.add.push(entry),
-            Some(have) if needs_refresh(have, want, caps) => plan.refresh.push(entry),
+            Some(have) if needs_refresh(have, want, listing_secs, caps) => plan.refresh.push(entry),
             Some(_) => {}
         }
     }
@@ -105,7 +119,12 @@ pub fn reconcile(
     plan
 }
 
-fn needs_refresh(have: Option<Duration>, want: Option<Duration>, caps: &Capabilities) -> bool {
+fn needs_refresh(
+    have: Option<Duration>,
+    want: Option<Duration>,
+    listing_secs: u64,
+    caps: &Capabilities,
+) -> bool {
     if !caps.timeouts {
         return false;
     }
@@ -121,7 +140,9 @@ fn needs_refresh(have: Option<Duration>, want: Option<Duration>, caps: &Capabili
                 // the kernel drop a ban early, rarely enough not to churn.
                 have < want / 2
             } else {
-                have.as_secs().abs_diff(want.as_secs()) > TIMEOUT_TOLERANCE_SECS
+                let (have, want) = (have.as_secs(), want.as_secs());
+                have + TIMEOUT_TOLERANCE_SECS + listing_secs < want
+                    || have > want + TIMEOUT_TOLERANCE_SECS
             }
         }
     }
@@ -215,6 +236,29 @@ mod tests {
         assert_eq!(plan.remove, [t("4.4.4.4"), t("9.9.9.9")]);
         assert_eq!(plan.expired, [t("4.4.4.4")]);
         assert_eq!(plan.changes().add.len(), 3);
+    }
+
+    #[test]
+    fn a_slow_listing_is_not_a_reason_to_refresh() {
+        let ledger = [ban("1.2.3.4", Some(NOW + 1000))];
+        // read 30 s into a 40 s listing: 970 s left, as it should be
+        let kernel = [k("1.2.3.4", Some(970))];
+        assert!(reconcile_listed_over(&ledger, Some(&kernel), NOW, 40, &caps()).is_empty());
+        assert_eq!(
+            reconcile(&ledger, Some(&kernel), NOW, &caps())
+                .refresh
+                .len(),
+            1,
+            "without the listing time it would look 30 s short"
+        );
+        // too long is still too long
+        let kernel = [k("1.2.3.4", Some(1100))];
+        assert_eq!(
+            reconcile_listed_over(&ledger, Some(&kernel), NOW, 40, &caps())
+                .refresh
+                .len(),
+            1
+        );
     }
 
     #[test]
