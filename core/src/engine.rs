@@ -29,6 +29,22 @@ pub trait BackendProvider {
     fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError>;
 }
 
+/// A single backend is a provider of itself: what a program that drives one
+/// firewall needs. Sets of another kind are refused.
+impl<B: Backend> BackendProvider for B {
+    fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError> {
+        if kind == self.kind() {
+            Ok(self)
+        } else {
+            Err(BackendError::new(
+                ErrorKind::Unsupported,
+                format!("backend {kind}"),
+                format!("only {} is available here", self.kind()),
+            ))
+        }
+    }
+}
+
 /// Why an operation failed. [`Error::exit_code`] is what the CLI exits with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
