@@ -417,7 +417,13 @@ pub fn overlapping_prefix_is_refused(b: &dyn Backend, name: &SetName) {
         b.add(&spec, &[entry("198.51.100.9", Some(600))]),
         "add host 198.51.100.9 inside the banned 198.51.100.0/24",
     );
-    assert_contains(b, &spec, "198.51.100.9", true, "host inside a banned prefix");
+    assert_contains(
+        b,
+        &spec,
+        "198.51.100.9",
+        true,
+        "host inside a banned prefix",
+    );
 }
 
 /// The same refusal when both overlapping prefixes arrive in one batch.
