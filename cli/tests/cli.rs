@@ -666,3 +666,20 @@ fn a_banned_source_is_dropped_over_a_veth_pair() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("address of this host"));
 }
+
+#[test]
+fn a_full_set_is_exit_3_naming_the_set_and_its_maxelem_and_records_nothing() {
+    kernel_test("full_set", || {
+        let s = Sandbox::new("full");
+        s.ok(&["create", "small", "--maxelem", "2"]);
+        s.ok(&["add", "small", "192.0.2.1", "192.0.2.2"]);
+        let out = s.run(&["add", "small", "192.0.2.3"]);
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("set small is full (maxelem 2)"), "{err}");
+        assert_eq!(s.json(&["status", "--json"])["sets"][0]["active_bans"], 2);
+        assert_eq!(nft_set("small_v4").len(), 2);
+        // refreshing members of a full set still works
+        s.ok(&["add", "small", "192.0.2.1", "--timeout", "2d"]);
+    });
+}

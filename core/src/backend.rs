@@ -218,7 +218,12 @@ impl BackendError {
             }
             _ => ErrorKind::Other,
         };
-        let detail = std::io::Error::from_raw_os_error(errno).to_string();
+        let detail = match kind {
+            // strerror(ENFILE) says "too many open files in system", which is
+            // what the kernel means by a full set but not what it says.
+            ErrorKind::SetFull => "the set is full".to_string(),
+            _ => std::io::Error::from_raw_os_error(errno).to_string(),
+        };
         BackendError::new(kind, context, detail)
     }
 

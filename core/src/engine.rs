@@ -353,6 +353,18 @@ impl Engine<'_> {
                 restore(backend, &tx, &spec, now)?;
                 report.repaired = !report.created_set;
             }
+            Err(e) if e.kind() == ErrorKind::SetFull => {
+                let limit = spec
+                    .max_elements
+                    .map(|m| format!(" (maxelem {m})"))
+                    .unwrap_or_default();
+                return Err(BackendError::new(
+                    ErrorKind::SetFull,
+                    format!("add to {set}"),
+                    format!("set {set} is full{limit}: {e}; recreate it with a larger --maxelem"),
+                )
+                .into());
+            }
             Err(e) => return Err(e.within(format!("add to {set}")).into()),
         }
         finish(tx, self.dry_run)?;

@@ -114,7 +114,10 @@ impl Backend for NftablesBackend {
         objects::new_table(&mut batch, TABLE);
         objects::new_chain(&mut batch, &BASE_CHAIN);
         for (i, set) in layout.addr_sets.iter().enumerate() {
-            objects::new_set(&mut batch, &set.set_def(layout.timeout, i as u32 + 1));
+            objects::new_set(
+                &mut batch,
+                &set.set_def(layout.timeout, layout.max_elements, i as u32 + 1),
+            );
         }
         if let Some(ports) = &layout.ports {
             objects::new_set(&mut batch, &ports.set_def(layout.ports_id()));

@@ -103,7 +103,9 @@ impl AddrSet {
             }
     }
 
-    pub fn set_def(&self, timeout: Timeout, id: u32) -> SetDef<'_> {
+    /// `max_elements` bounds the set (nft's `size`). An interval set keeps
+    /// two elements per prefix (start and end), so it gets twice the room.
+    pub fn set_def(&self, timeout: Timeout, max_elements: Option<u32>, id: u32) -> SetDef<'_> {
         SetDef {
             table: TABLE,
             name: &self.name,
@@ -114,6 +116,10 @@ impl AddrSet {
             },
             key_len: self.key_len() as u32,
             timeout_ms: timeout.secs().map(|s| s.saturating_mul(1000)),
+            size: max_elements.map(|m| match self.holds {
+                Holds::Hosts => m,
+                Holds::Prefixes => m.saturating_mul(2),
+            }),
             id,
         }
     }
@@ -136,6 +142,7 @@ impl PortsSet {
             key_type: key_type::INET_SERVICE,
             key_len: 2,
             timeout_ms: None,
+            size: None,
             id,
         }
     }
@@ -160,6 +167,7 @@ pub(crate) struct Layout {
     /// `None`: the admin hooks the sets up himself; no rules.
     pub rule: Option<RuleShape>,
     pub timeout: Timeout,
+    pub max_elements: Option<u32>,
 }
 
 impl Layout {
@@ -199,6 +207,7 @@ impl Layout {
             ports,
             rule,
             timeout: spec.timeout,
+            max_elements: spec.max_elements,
         }
     }
 
@@ -293,7 +302,7 @@ mod tests {
         assert_eq!((rule.set, rule.set_id, rule.l4proto), ("f2b_v6", 2, None));
         assert_eq!(rule.verdict, Verdict::Drop);
         assert_eq!(rule.comment, "banset f2b_v6");
-        let def = layout.addr_sets[2].set_def(layout.timeout, 3);
+        let def = layout.addr_sets[2].set_def(layout.timeout, layout.max_elements, 3);
         assert_eq!(def.flags, set_flags::INTERVAL | set_flags::TIMEOUT);
         assert_eq!(def.timeout_ms, Some(86_400_000));
     }

@@ -41,8 +41,10 @@ fn ensure_is_idempotent_and_creates_what_nft_shows() {
             "ip saddr @f2b_v4 drop comment \"banset f2b_v4\"",
             "ip6 saddr @f2b_v6 drop comment \"banset f2b_v6\"",
             "ip saddr @f2b_v4net drop comment \"banset f2b_v4net\"",
-            "set f2b_v4net {\n\t\ttype ipv4_addr\n\t\tflags interval,timeout\n\t\ttimeout 1d",
-            "set f2b_v6 {\n\t\ttype ipv6_addr\n\t\ttimeout 1d",
+            // size: the spec's max_elements (twice over for an interval
+            // set, which keeps a start and an end element per prefix)
+            "set f2b_v4net {\n\t\ttype ipv4_addr\n\t\tsize 2097152\n\t\tflags interval,timeout\n\t\ttimeout 1d",
+            "set f2b_v6 {\n\t\ttype ipv6_addr\n\t\tsize 1048576\n\t\ttimeout 1d",
         ] {
             assert!(listing.contains(want), "missing {want:?} in\n{listing}");
         }

@@ -33,8 +33,14 @@ mod set_attr {
     pub const FLAGS: u16 = 3;
     pub const KEY_TYPE: u16 = 4;
     pub const KEY_LEN: u16 = 5;
+    pub const DESC: u16 = 9;
     pub const ID: u16 = 10;
     pub const TIMEOUT: u16 = 11;
+}
+
+/// `NFTA_SET_DESC_*`.
+mod set_desc_attr {
+    pub const SIZE: u16 = 1;
 }
 
 /// `NFTA_RULE_*`.
@@ -132,6 +138,9 @@ pub struct SetDef<'a> {
     pub key_len: u32,
     /// Default element timeout in ms; `None` leaves elements without one.
     pub timeout_ms: Option<u64>,
+    /// Most elements the kernel lets the set hold (`size` in nft); past it
+    /// an add fails with `ENFILE`. `None`: unbounded.
+    pub size: Option<u32>,
     /// Unique within a batch, so a rule in the same batch can refer to the set.
     pub id: u32,
 }
@@ -219,6 +228,9 @@ pub fn new_set(batch: &mut Batch, set: &SetDef<'_>) {
             a.u32(set_attr::FLAGS, set.flags);
             a.u32(set_attr::KEY_TYPE, set.key_type);
             a.u32(set_attr::KEY_LEN, set.key_len);
+            if let Some(size) = set.size {
+                a.nest(set_attr::DESC, |d| d.u32(set_desc_attr::SIZE, size));
+            }
             a.u32(set_attr::ID, set.id);
             if let Some(ms) = set.timeout_ms {
                 a.u64(set_attr::TIMEOUT, ms);
@@ -557,7 +569,7 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// `add set inet banset f_v4 { type ipv4_addr; flags timeout; timeout 1h; }`
+    /// `add set inet banset f_v4 { type ipv4_addr; size 65536; flags timeout; timeout 1h; }`
     /// as nft sends it, minus nft's own NFTA_SET_USERDATA (key byte order,
     /// which `nft` derives from the key type anyway).
     #[test]
@@ -572,6 +584,7 @@ mod tests {
                     key_type: key_type::IPV4_ADDR,
                     key_len: 4,
                     timeout_ms: Some(3_600_000),
+                    size: Some(65_536),
                     id: 1,
                 },
             )
@@ -583,6 +596,8 @@ mod tests {
             &[8, 0, 3, 0], &[0, 0, 0, 0x10],            // NFTA_SET_FLAGS = TIMEOUT
             &[8, 0, 4, 0], &[0, 0, 0, 7],               // NFTA_SET_KEY_TYPE = ipv4_addr
             &[8, 0, 5, 0], &[0, 0, 0, 4],               // NFTA_SET_KEY_LEN
+            &[12, 0, 9, 0x80],                          // NFTA_SET_DESC (nested)
+            &[8, 0, 1, 0], &[0, 1, 0, 0],               //   NFTA_SET_DESC_SIZE 65,536
             &[8, 0, 10, 0], &[0, 0, 0, 1],              // NFTA_SET_ID
             &[12, 0, 11, 0], &[0, 0, 0, 0, 0, 0x36, 0xee, 0x80], // NFTA_SET_TIMEOUT 3,600,000 ms
         ].concat();
