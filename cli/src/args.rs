@@ -128,8 +128,8 @@ pub struct AddArgs {
     /// Ban length: 604800, 7d, 1h30m; -1, never or permanent for no end [default: the set's]
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     pub timeout: Option<String>,
-    /// When the ban started (Unix time): it ends at SINCE + TIMEOUT
-    #[arg(long, value_name = "UNIX_TIME")]
+    /// When the ban started (Unix time, fail2ban's <time>; fractions are fine): it ends at SINCE + TIMEOUT
+    #[arg(long, value_name = "UNIX_TIME", value_parser = parse_unix_time)]
     pub since: Option<i64>,
     /// Reason recorded with the ban (jail, ticket, ...)
     #[arg(long, value_name = "TEXT")]
@@ -198,4 +198,41 @@ pub struct JsonArg {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// Whole or fractional Unix seconds (fail2ban's `<time>` may be a float),
+/// rounded down.
+pub fn parse_unix_time(text: &str) -> Result<i64, String> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, "0"));
+    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !digits(frac) {
+        return Err(format!(
+            "{text:?} is not a Unix time in seconds (e.g. 1700000000)"
+        ));
+    }
+    int.parse()
+        .map_err(|_| format!("{text:?} is not a Unix time in seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_as_fail2ban_writes_them() {
+        assert_eq!(parse_unix_time("1700000000"), Ok(1_700_000_000));
+        assert_eq!(parse_unix_time("1700000000.987"), Ok(1_700_000_000));
+        for bad in [
+            "",
+            "-5",
+            "1e9",
+            "17.",
+            ".5",
+            "now",
+            "1700000000 ",
+            "99999999999999",
+        ] {
+            assert!(parse_unix_time(bad).is_err(), "{bad}");
+        }
+    }
 }

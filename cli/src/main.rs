@@ -11,10 +11,14 @@ mod output;
 mod set_options;
 mod targets_input;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => usage_error(err),
+    };
     let code = match cmd::run(cli) {
         Ok(code) => code,
         Err(err) if errors::is_broken_pipe(&err) => errors::EXIT_OK,
@@ -27,4 +31,38 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// clap's errors in banset's format: one line naming the input, a hint, and
+/// exit 2. Help and version go out as clap writes them.
+fn usage_error(err: clap::Error) -> ! {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let text = err.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the next lines
+    if first.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with('<') || l.starts_with("--"))
+            .collect();
+        first = format!("{} {}", first, listed.join(" "));
+    }
+    eprintln!("banset: {first}");
+    match text.lines().find_map(|l| l.trim().strip_prefix("tip: ")) {
+        Some(tip) => eprintln!("hint: {tip}"),
+        None => eprintln!("hint: banset --help, or banset help COMMAND"),
+    }
+    std::process::exit(errors::EXIT_USAGE);
 }
