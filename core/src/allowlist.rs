@@ -12,6 +12,7 @@ use crate::target::{Family, Target};
 /// Why an address is on the allowlist.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllowReason {
+    /// `127.0.0.0/8` or `::1`: banning it cuts the host off from its own services.
     Loopback,
     /// One of this host's own addresses.
     HostAddress,
@@ -32,20 +33,39 @@ impl fmt::Display for AllowReason {
 /// Prefixes shorter than these are "overly wide" and need `--force`: a /8 of
 /// IPv4 or a /16 of IPv6 is already a provider-sized block.
 pub const WIDEST_V4_PREFIX: u8 = 8;
+/// The IPv6 counterpart of [`WIDEST_V4_PREFIX`].
 pub const WIDEST_V6_PREFIX: u8 = 16;
 
+/// Why [`Allowlist::check`] refused a target. Refusals are input errors
+/// (exit code 2): nothing was changed, and the message says what to fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The target overlaps an allowlist entry, in either direction: it lies
+    /// inside the entry, or it is a prefix that contains the entry.
     #[error("refusing to ban {target}: it overlaps {entry}, and {reason}")]
     Allowlisted {
+        /// The target that was refused.
         target: Target,
+        /// The allowlist entry it overlaps.
         entry: Target,
+        /// Why that entry is protected.
         reason: AllowReason,
     },
+    /// The prefix is shorter than [`WIDEST_V4_PREFIX`] or [`WIDEST_V6_PREFIX`]
+    /// and `force` was not given.
     #[error("refusing to ban {target}: it covers {} addresses; pass --force if you mean it", if target.prefix_len() == 0 { "every IPv4 or IPv6 address".to_string() } else { format!("a /{} of", target.prefix_len()) + match target.family() { Family::V4 => " IPv4", Family::V6 => " IPv6" } })]
-    TooWide { target: Target },
+    TooWide {
+        /// The refused prefix.
+        target: Target,
+    },
 }
 
+/// Addresses banset refuses to ban, each with the reason it is protected.
+///
+/// It is checked by [`Engine`](crate::Engine) before any backend call, so no
+/// backend can forget it. Build it once per process: [`Allowlist::new`]
+/// (loopback), then [`with_host_addresses`](Allowlist::with_host_addresses)
+/// and [`with_ignored`](Allowlist::with_ignored).
 #[derive(Clone, Debug)]
 pub struct Allowlist {
     entries: Vec<(Target, AllowReason)>,

@@ -37,6 +37,7 @@ pub struct Capabilities {
 /// A member as banset gives it to, or reads it from, a kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KernelEntry {
+    /// The address or prefix.
     pub target: Target,
     /// Time left, or `None` when the kernel holds it without end (a permanent
     /// ban, or a kernel without timeouts).
@@ -47,12 +48,17 @@ pub struct KernelEntry {
 /// set, then remove, then add or refresh. `sync` and `replace` are built on it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
+    /// Empty the set before the removals and additions (`replace`).
     pub flush_first: bool,
+    /// Members to remove; absent ones are fine.
     pub remove: Vec<Target>,
+    /// Members to add, or to refresh when already present.
     pub add: Vec<KernelEntry>,
 }
 
 impl Changes {
+    /// Whether applying these changes would do nothing, so the kernel call
+    /// can be skipped.
     pub fn is_empty(&self) -> bool {
         !self.flush_first && self.remove.is_empty() && self.add.is_empty()
     }
@@ -75,8 +81,11 @@ pub enum SetHealth {
 /// backend from several threads (e.g. a kernel batch in flight while the
 /// ledger is written).
 pub trait Backend: Send + Sync {
+    /// Which kind of firewall this is; sets are routed to backends by it.
     fn kind(&self) -> BackendKind;
 
+    /// What the kernel does by itself; the core covers the rest (expiry,
+    /// refreshes under a timeout cap).
     fn capabilities(&self) -> Capabilities;
 
     /// Creates the set's kernel objects and its blocking rule if missing.
@@ -171,6 +180,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// A short lowercase description (`not found`, `set is full`, ...).
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::Permission => "permission denied",
@@ -227,14 +237,18 @@ impl BackendError {
         BackendError::new(kind, context, detail)
     }
 
+    /// What went wrong, to act on.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The operation and object, outermost first (`sync f2b: add to ...`);
+    /// empty when none was given.
     pub fn context(&self) -> &str {
         &self.context
     }
 
+    /// The cause, in the kernel's or the system's words.
     pub fn detail(&self) -> &str {
         &self.detail
     }

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Seconds since the Unix epoch. Whole seconds are what fail2ban's `<time>`
 /// and `--since` carry, and what the ledger stores.
 pub trait Clock {
+    /// The current time, in whole seconds since the Unix epoch.
     fn now(&self) -> i64;
 }
 
@@ -28,14 +29,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicI64);
 
 impl ManualClock {
+    /// A clock stopped at `now` (seconds since the Unix epoch).
     pub fn new(now: i64) -> ManualClock {
         ManualClock(AtomicI64::new(now))
     }
 
+    /// Moves the clock by `secs` seconds (backwards when negative).
     pub fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
 
+    /// Sets the clock to `now` (seconds since the Unix epoch).
     pub fn set(&self, now: i64) {
         self.0.store(now, Ordering::SeqCst);
     }

@@ -26,6 +26,9 @@ use crate::timeout::Timeout;
 
 /// Hands out a backend for a set's [`BackendKind`], opening it on first use.
 pub trait BackendProvider {
+    /// The backend that holds sets of `kind`. Fails (typically
+    /// [`ErrorKind::Unsupported`] or [`ErrorKind::Permission`]) when this build or
+    /// this system cannot open it.
     fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError>;
 }
 
@@ -51,12 +54,17 @@ pub enum Error {
     /// The input cannot be used as given; nothing was changed.
     #[error("{0}")]
     Input(String),
+    /// An allowlisted or overly wide target; nothing was changed.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The set is not in the ledger.
     #[error("no set named {0} (banset list shows the sets; banset create makes one)")]
     UnknownSet(SetName),
+    /// The kernel refused or failed; see [`BackendError::kind`]. The ledger
+    /// transaction in progress was rolled back.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The ledger could not be read or written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -91,16 +99,19 @@ impl Error {
 /// One ban to add.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BanRequest {
+    /// The address or prefix to ban.
     pub target: Target,
     /// `None`: the set's default timeout.
     pub timeout: Option<Timeout>,
     /// When the ban started (fail2ban's `<time>`), so a ban restored after a
     /// restart keeps its real end instead of a fresh full bantime.
     pub since: Option<i64>,
+    /// Free text recorded with the ban (the jail, the admin's note).
     pub comment: Option<String>,
 }
 
 impl BanRequest {
+    /// A ban of `target` with the set's default timeout, starting now.
     pub fn new(target: Target) -> BanRequest {
         BanRequest {
             target,
@@ -120,6 +131,7 @@ pub struct AddOptions {
     pub create_with: Option<SetSpec>,
 }
 
+/// What [`Engine::add`] or [`Engine::replace`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AddReport {
     /// Bans now in effect (new or refreshed).
@@ -132,12 +144,17 @@ pub struct AddReport {
     pub repaired: bool,
 }
 
+/// What [`Engine::sync`] did to one set.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SyncReport {
+    /// The set.
     pub set: SetName,
     /// The set's kernel objects or rule were missing and were re-created.
     pub repaired_objects: bool,
+    /// Active bans the kernel lacked, re-added with the time they have left.
     pub added: usize,
+    /// Members whose kernel timeout was wrong (or about to run out under a
+    /// kernel's timeout cap), re-armed.
     pub refreshed: usize,
     /// Kernel members removed (strangers and bans that were over).
     pub removed: usize,
@@ -149,6 +166,7 @@ pub struct SyncReport {
 /// knows of it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Listed {
+    /// The member.
     pub target: Target,
     /// Seconds the kernel will still hold it; `None` without a kernel timeout.
     pub kernel_remaining: Option<u64>,
@@ -156,21 +174,32 @@ pub struct Listed {
     pub ban: Option<Ban>,
 }
 
+/// One set as [`Engine::list`] shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SetListing {
+    /// The set, as recorded in the ledger.
     pub spec: SetSpec,
     /// `false` when the kernel has lost the set (run `banset sync`).
     pub in_kernel: bool,
+    /// The kernel's members, sorted by target; empty when `in_kernel` is
+    /// `false`.
     pub members: Vec<Listed>,
 }
 
+/// One set as [`Engine::status`] shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SetStatus {
+    /// The set, as recorded in the ledger.
     pub spec: SetSpec,
+    /// Bans in the ledger that are not over yet, permanent ones included.
     pub active_bans: u64,
+    /// Of those, the permanent ones.
     pub permanent_bans: u64,
     /// Members in the kernel; `None` when the kernel could not be read.
     pub kernel_members: Option<u64>,
+    /// The kernel objects' state for display (`present`, or `incomplete` or
+    /// `missing` with a hint to run `banset sync`); `None` when the kernel could
+    /// not be asked (see `kernel_error`).
     pub health: Option<String>,
     /// Why the kernel could not be read.
     pub kernel_error: Option<String>,
@@ -180,9 +209,13 @@ pub struct SetStatus {
 
 /// banset's operations over a ledger and the backends.
 pub struct Engine<'a> {
+    /// The desired state; each operation works in its own transaction(s).
     pub ledger: &'a mut Ledger,
+    /// Opens the backend each set's [`SetSpec::backend`] names.
     pub backends: &'a dyn BackendProvider,
+    /// Source of "now" for deadlines and expiry.
     pub clock: &'a dyn Clock,
+    /// Checked before any ban reaches a backend.
     pub allowlist: &'a Allowlist,
     /// Validate and apply to the backends, but roll the ledger back.
     pub dry_run: bool,

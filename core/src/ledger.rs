@@ -30,21 +30,35 @@ const SCHEMA_VERSION: i64 = 1;
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Why the ledger could not be read or written. Both variants name the
+/// ledger file.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// SQLite failed: cannot open the file, permissions, a lock held past the
+    /// busy timeout (120 s), a full disk.
     #[error("ledger {path}: {source}")]
     Sqlite {
+        /// The ledger file (`:memory:` for an in-memory ledger).
         path: String,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// The file opened but its contents make no sense to this banset: a newer
+    /// schema, or a row that does not parse.
     #[error("ledger {path}: {message}")]
-    Corrupt { path: String, message: String },
+    Corrupt {
+        /// The ledger file.
+        path: String,
+        /// What does not make sense, and where.
+        message: String,
+    },
 }
 
 /// One ban as the ledger records it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Ban {
+    /// The banned address or prefix.
     pub target: Target,
     /// Unix time the ban started (`--since`, or when it was added).
     pub start: i64,
@@ -58,6 +72,8 @@ pub struct Ban {
 }
 
 impl Ban {
+    /// Whether the ban is still in force at `now` (Unix time): permanent, or
+    /// its deadline is later than `now`.
     pub fn is_active(&self, now: i64) -> bool {
         self.deadline.is_none_or(|d| d > now)
     }
@@ -71,9 +87,14 @@ impl Ban {
 /// A ban to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewBan {
+    /// The address or prefix to ban.
     pub target: Target,
+    /// Unix time the ban started.
     pub start: i64,
+    /// Unix time it ends; `None` for a permanent ban.
     pub deadline: Option<i64>,
+    /// Free text: the jail, the fail2ban action, the admin's `--comment`.
+    /// `None` keeps the reason already recorded for the target.
     pub reason: Option<String>,
 }
 
@@ -88,6 +109,12 @@ pub fn merged_deadline(old: Option<i64>, new: Option<i64>, now: i64) -> Option<i
     }
 }
 
+/// The ban ledger: one SQLite database file holding every set's
+/// [`SetSpec`] and every ban. All access goes through a [`LedgerTx`].
+///
+/// Safe for many processes at once: the journal is WAL, so readers never
+/// block the writer, and a write transaction ([`Ledger::begin`]) takes the
+/// write lock up front, waiting up to 120 s for another writer.
 #[derive(Debug)]
 pub struct Ledger {
     conn: Connection,
@@ -217,6 +244,8 @@ impl Ledger {
         }
     }
 
+    /// The database file, as given to [`Ledger::open`] (`:memory:` for
+    /// [`Ledger::open_in_memory`]); error messages show it.
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -267,6 +296,10 @@ impl LedgerTx<'_> {
         }
     }
 
+    /// Makes the changes visible to other processes. They survive a process
+    /// crash; a power cut may lose the last commits (`synchronous = NORMAL`),
+    /// which is acceptable because it empties the kernel sets as well and
+    /// `sync` restores whatever the ledger kept.
     pub fn commit(self) -> Result<(), LedgerError> {
         let path = self.path.clone();
         self.tx
@@ -274,6 +307,8 @@ impl LedgerTx<'_> {
             .map_err(|source| LedgerError::Sqlite { path, source })
     }
 
+    /// The spec of a set; `None` when no set has that name. A spec that no
+    /// longer parses is [`LedgerError::Corrupt`].
     pub fn set_spec(&self, name: &SetName) -> Result<Option<SetSpec>, LedgerError> {
         let json: Option<String> = self
             .tx
@@ -454,6 +489,8 @@ impl LedgerTx<'_> {
         )
     }
 
+    /// The recorded ban of one target, active or not; `None` when there is
+    /// none.
     pub fn ban(&self, set: &SetName, target: &Target) -> Result<Option<Ban>, LedgerError> {
         Ok(self
             .query_bans(
@@ -509,6 +546,8 @@ impl LedgerTx<'_> {
         Ok(out)
     }
 
+    /// A value from the key-value table banset keeps its own bookkeeping in
+    /// (e.g. the time of a set's last `sync`); `None` when the key is absent.
     pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
         self.tx
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -516,6 +555,7 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Sets a value in that key-value table, replacing any previous value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
         self.tx
             .execute(

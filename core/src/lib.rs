@@ -14,6 +14,7 @@
 //! - [`Allowlist`], [`Clock`].
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod allowlist;
 mod backend;

@@ -39,6 +39,7 @@ impl Plan {
         }
     }
 
+    /// Whether there is nothing to do, on either side.
     pub fn is_empty(&self) -> bool {
         self.add.is_empty()
             && self.refresh.is_empty()

@@ -11,20 +11,36 @@ use std::fmt;
 
 use crate::target::truncate_for_error;
 
-/// Longest accepted name, in bytes (see the module docs for why 30).
+/// Longest accepted name, in bytes: ipset and pf allow 31, and ipset's IPv6
+/// twin appends a `6` to the name.
 pub const MAX_SET_NAME_LEN: usize = 30;
 
+/// The name of a logical ban set, valid unchanged on every backend.
+///
+/// 1 to [`MAX_SET_NAME_LEN`] bytes of `A-Z a-z 0-9 _ . -`, starting with a
+/// letter or digit (so it can never be taken for an option when passed to
+/// iptables or pfctl), and not `all` (reserved by ipfw). Each backend derives
+/// its kernel object names from it (nftables `NAME_v4`, ipset `NAME` and
+/// `NAME6`, pf table `NAME`). Serde reads and writes it as a string, and
+/// validates on the way in.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SetName(String);
 
+/// Why a string is not a [`SetName`]. The message quotes the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid set name {input:?}: {reason}")]
 pub struct ParseSetNameError {
+    /// The rejected input, cut to 80 bytes so that hostile input cannot
+    /// become an oversized log line.
     pub input: String,
+    /// What is wrong with it, in words meant for the admin.
     pub reason: String,
 }
 
 impl SetName {
+    /// Validates a set name. Fails when `input` is empty, longer than
+    /// [`MAX_SET_NAME_LEN`] bytes, starts with something other than a letter or
+    /// digit, holds a character outside `A-Z a-z 0-9 _ . -`, or is `all`.
     pub fn new(input: &str) -> Result<SetName, ParseSetNameError> {
         let err = |reason: String| ParseSetNameError {
             input: truncate_for_error(input),
@@ -56,6 +72,7 @@ impl SetName {
         Ok(SetName(input.to_string()))
     }
 
+    /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -16,16 +16,24 @@ use crate::timeout::Timeout;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum BackendKind {
+    /// Linux nf_tables, over netlink (crate `banset-nftables`).
     Nftables,
+    /// Linux ipset. Reserved: no backend of this kind is implemented yet.
     Ipset,
+    /// firewalld (Linux). Reserved: no backend of this kind is implemented yet.
     Firewalld,
+    /// pf tables (FreeBSD). Reserved: no backend of this kind is implemented
+    /// yet.
     Pf,
+    /// ipfw tables (FreeBSD). Reserved: no backend of this kind is implemented
+    /// yet.
     Ipfw,
     /// In-process, for `--dry-run` and tests; forgets everything on exit.
     Memory,
 }
 
 impl BackendKind {
+    /// Every kind, including those no backend implements yet.
     pub const ALL: [BackendKind; 6] = [
         BackendKind::Nftables,
         BackendKind::Ipset,
@@ -35,6 +43,8 @@ impl BackendKind {
         BackendKind::Memory,
     ];
 
+    /// The lowercase name used on the command line, in configuration and in
+    /// the ledger (`nftables`, `memory`, ...); `FromStr` accepts exactly these.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Nftables => "nftables",
@@ -76,10 +86,12 @@ pub enum Families {
     Inet,
     /// IPv6 only.
     Inet6,
+    /// IPv4 and IPv6: the default.
     Both,
 }
 
 impl Families {
+    /// Whether the set holds addresses of `family`.
     pub fn includes(self, family: Family) -> bool {
         matches!(
             (self, family),
@@ -96,6 +108,8 @@ impl Families {
         }
     }
 
+    /// The name used in configuration and messages: `inet`, `inet6` or `both`.
+    /// `FromStr` also accepts `ipv4`/`v4`, `ipv6`/`v6` and `any`.
     pub fn name(self) -> &'static str {
         match self {
             Families::Inet => "inet",
@@ -117,14 +131,18 @@ impl std::str::FromStr for Families {
     }
 }
 
+/// The transport protocol a [`Hook`] restricts its blocking rule to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// TCP (IP protocol 6).
     Tcp,
+    /// UDP (IP protocol 17).
     Udp,
 }
 
 impl Protocol {
+    /// The lowercase name (`tcp`, `udp`).
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
@@ -166,7 +184,9 @@ impl std::str::FromStr for BlockType {
 /// An inclusive destination port range; a single port has `first == last`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortRange {
+    /// The first port, at least 1.
     pub first: u16,
+    /// The last port, inclusive; never below `first`.
     pub last: u16,
 }
 
@@ -176,10 +196,16 @@ pub struct PortRange {
 pub const MAX_HOOK_PORTS: usize = 4096;
 
 impl PortRange {
+    /// Number of ports in the range.
+    ///
+    /// Assumes `first <= last`, which [`PortRange::parse_list`] guarantees; the
+    /// fields are public, so a hand-built backwards range breaks it.
     pub fn len(&self) -> usize {
         usize::from(self.last - self.first) + 1
     }
 
+    /// Always `false`: a range holds at least one port. Present for clippy's
+    /// `len_without_is_empty`.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -275,6 +301,7 @@ pub struct Hook {
     /// `None` means every protocol. Ports imply TCP unless told otherwise.
     #[serde(default)]
     pub protocol: Option<Protocol>,
+    /// What happens to a matching packet (default: drop).
     #[serde(default)]
     pub block: BlockType,
 }
@@ -282,14 +309,19 @@ pub struct Hook {
 /// A logical ban set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetSpec {
+    /// The set's name, also its ledger key.
     pub name: SetName,
+    /// Which firewall holds the set; fixed once the set exists.
     pub backend: BackendKind,
+    /// Which address families the set holds.
     pub families: Families,
     /// Applied to bans added without `--timeout`.
     pub timeout: Timeout,
     /// Whether prefixes (CIDR) may be banned, not only single addresses.
     pub prefixes: bool,
-    /// Upper bound on members, for kernels that need one (ipset's `maxelem`).
+    /// Upper bound on members (ipset's `maxelem`, nftables' `size`); past it
+    /// an add fails with [`ErrorKind::SetFull`](crate::ErrorKind::SetFull).
+    /// `None`: no bound beyond the kernel's own.
     pub max_elements: Option<u32>,
     /// The blocking rule; `None` when the admin hooks the set up himself.
     pub hook: Option<Hook>,

@@ -16,7 +16,9 @@ use std::str::FromStr;
 /// The address family of a target or of a kernel set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
+    /// IPv4.
     V4,
+    /// IPv6.
     V6,
 }
 
@@ -29,6 +31,7 @@ impl Family {
         }
     }
 
+    /// `IPv4` or `IPv6`, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Family::V4 => "IPv4",
@@ -54,7 +57,10 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid address {input:?}: {reason}")]
 pub struct ParseTargetError {
+    /// The rejected input, cut to 80 bytes so that hostile input cannot
+    /// become an oversized log line.
     pub input: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -133,14 +139,17 @@ impl Target {
         Ok(target)
     }
 
+    /// The first address of the target (host bits already cleared).
     pub fn addr(&self) -> IpAddr {
         self.addr
     }
 
+    /// The prefix length: 32 or 128 for a single host.
     pub fn prefix_len(&self) -> u8 {
         self.prefix_len
     }
 
+    /// The address family.
     pub fn family(&self) -> Family {
         family_of(self.addr)
     }

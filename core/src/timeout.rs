@@ -16,6 +16,12 @@ use crate::target::truncate_for_error;
 /// overflows.
 pub const MAX_TIMEOUT_SECS: u64 = 100 * 365 * 86_400;
 
+/// How long a ban lasts: whole seconds, or without end.
+///
+/// [`Timeout::parse`] accepts what admins and fail2ban write. `Display`
+/// renders the largest exact units (`7d`, `1h30m`, `never`), which parse back
+/// to the same value; serde writes seconds, `-1` for [`Timeout::Never`], as
+/// fail2ban and scripts expect, and reads either form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timeout {
     /// A ban of this many seconds (always at least 1).
@@ -24,14 +30,27 @@ pub enum Timeout {
     Never,
 }
 
+/// Why a string is not a [`Timeout`]. The message quotes the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid timeout {input:?}: {reason}")]
 pub struct ParseTimeoutError {
+    /// The rejected input, cut to 80 bytes so that hostile input cannot
+    /// become an oversized log line.
     pub input: String,
+    /// What is wrong with it, and what to write instead.
     pub reason: &'static str,
 }
 
 impl Timeout {
+    /// Parses whole seconds (`604800`), fail2ban's float rendering
+    /// (`2629800.0`, rounded to the nearest second), units `s m h d w` with every
+    /// number carrying one (`7d`, `1h30m`), and `-1`, `never` or `permanent` for
+    /// [`Timeout::Never`].
+    ///
+    /// Zero (also `0.4`, which rounds to it) is refused, because every kernel
+    /// reads a zero timeout as "never" and a typo would become a permanent ban;
+    /// so are other negative numbers, values above [`MAX_TIMEOUT_SECS`], and
+    /// inputs longer than 32 bytes.
     pub fn parse(input: &str) -> Result<Timeout, ParseTimeoutError> {
         let err = |reason| ParseTimeoutError {
             input: truncate_for_error(input),
@@ -67,6 +86,8 @@ impl Timeout {
         Ok(Timeout::Secs(secs))
     }
 
+    /// A finite timeout of `secs` seconds; `None` for 0 (kernels read it as
+    /// "never") or for more than [`MAX_TIMEOUT_SECS`].
     pub fn from_secs(secs: u64) -> Option<Timeout> {
         (1..=MAX_TIMEOUT_SECS)
             .contains(&secs)
@@ -81,6 +102,7 @@ impl Timeout {
         }
     }
 
+    /// The length in seconds, or `None` for a permanent ban.
     pub fn secs(&self) -> Option<u64> {
         match self {
             Timeout::Secs(s) => Some(*s),

@@ -19,6 +19,8 @@
 //! cap (ipset: 2,147,483 s), or one without atomic batches, so the core's
 //! compensating logic is tested against each.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -46,7 +46,11 @@
 //! `DESTROYSETELEM` (Linux 6.3+), which ignores absent members; older
 //! kernels get a fallback that lists the set and deletes only what is
 //! present (an element expiring in between fails that batch with NotFound).
-//! `SetSpec::max_elements` is not applied: nftables sets grow as needed.
+//! `SetSpec::max_elements` becomes each address set's `size` (twice that for
+//! an interval set, which keeps a start and an end element per prefix); a
+//! full set refuses new members with `ENFILE`, reported as `SetFull`.
+
+#![warn(missing_docs)]
 
 mod backend;
 mod layout;

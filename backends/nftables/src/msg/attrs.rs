@@ -40,6 +40,7 @@ impl<'a> Attrs<'a> {
         self.buf.len()
     }
 
+    /// An attribute with a raw value (addresses, keys, user data).
     pub fn bytes(&mut self, ty: u16, value: &[u8]) {
         let len = NLA_HDRLEN + value.len();
         self.header(ty, len);
@@ -56,6 +57,7 @@ impl<'a> Attrs<'a> {
         self.pad();
     }
 
+    /// A one-byte attribute.
     pub fn u8(&mut self, ty: u16, value: u8) {
         self.bytes(ty, &[value]);
     }
@@ -65,6 +67,7 @@ impl<'a> Attrs<'a> {
         self.bytes(ty, &value.to_be_bytes());
     }
 
+    /// Big-endian, like every nf_tables integer (timeouts in ms, handles).
     pub fn u64(&mut self, ty: u16, value: u64) {
         self.bytes(ty, &value.to_be_bytes());
     }
@@ -111,6 +114,8 @@ pub struct AttrIter<'a> {
 }
 
 impl<'a> AttrIter<'a> {
+    /// Walks the attributes in `buf`: a message's payload after its
+    /// `nfgenmsg`, or the value of a nested attribute.
     pub fn new(buf: &'a [u8]) -> AttrIter<'a> {
         AttrIter { rest: buf }
     }
@@ -148,6 +153,7 @@ pub fn be_u32(value: &[u8], what: &str) -> Result<u32, DecodeError> {
         .map_err(|_| DecodeError::new(format!("{what}: {} bytes, want 4", value.len())))
 }
 
+/// Reads a big-endian u64 value; `what` names it in the error.
 pub fn be_u64(value: &[u8], what: &str) -> Result<u64, DecodeError> {
     <[u8; 8]>::try_from(value)
         .map(u64::from_be_bytes)

@@ -60,6 +60,7 @@ impl Batch {
         self.ops.len()
     }
 
+    /// Whether no nf_tables message was pushed: such a batch need not be sent.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -118,14 +119,18 @@ pub struct SealedBatch {
 }
 
 impl SealedBatch {
+    /// The whole batch, to send in one `sendto` (one skb).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The sequence number of `BATCH_BEGIN`; an error with it concerns the
+    /// whole batch (see [`SealedBatch::summary`]).
     pub fn begin_seq(&self) -> u32 {
         self.begin_seq
     }
 
+    /// The sequence number of `BATCH_END`.
     pub fn end_seq(&self) -> u32 {
         self.end_seq
     }

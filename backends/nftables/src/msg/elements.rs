@@ -69,6 +69,7 @@ impl Key {
         })
     }
 
+    /// The key bytes, as sent and as dumped.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -87,6 +88,7 @@ impl std::fmt::Debug for Key {
 /// One element to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Element {
+    /// `NFTA_SET_ELEM_KEY`: the address (or port) bytes.
     pub key: Key,
     /// Milliseconds; `Some(0)` is permanent even in a set with a default
     /// timeout, `None` takes the set's default. Only sent when adding.
@@ -98,6 +100,7 @@ pub struct Element {
 }
 
 impl Element {
+    /// An element of `key` with the set's default timeout, not part of a range.
     pub fn new(key: Key) -> Element {
         Element {
             key,
@@ -275,6 +278,7 @@ pub fn get_element(seq: u32, table: &str, set: &str, key: Key) -> Result<Vec<u8>
 /// One element from a dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ElementInfo {
+    /// `NFTA_SET_ELEM_KEY`.
     pub key: Key,
     /// `NFT_SET_ELEM_*` flags (`INTERVAL_END`).
     pub flags: u32,
@@ -285,6 +289,8 @@ pub struct ElementInfo {
 }
 
 impl ElementInfo {
+    /// Whether this element marks the end of a range rather than a member
+    /// (`NFT_SET_ELEM_INTERVAL_END`).
     pub fn is_interval_end(&self) -> bool {
         self.flags & ELEM_INTERVAL_END != 0
     }

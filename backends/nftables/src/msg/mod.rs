@@ -33,23 +33,40 @@ pub const NETLINK_NETFILTER: i32 = 12;
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END`: plain message types, not in a subsystem.
 pub const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+/// `NFNL_MSG_BATCH_END`: closes a batch; only then does the kernel commit
+/// it, all or nothing.
 pub const NFNL_MSG_BATCH_END: u16 = 17;
 
 /// `NFT_MSG_*` (`enum nf_tables_msg_types`).
 pub mod msg_type {
+    /// `NFT_MSG_NEWTABLE`: create a table.
     pub const NEWTABLE: u8 = 0;
+    /// `NFT_MSG_GETTABLE`: get or dump tables.
     pub const GETTABLE: u8 = 1;
+    /// `NFT_MSG_DELTABLE`: delete a table and everything in it.
     pub const DELTABLE: u8 = 2;
+    /// `NFT_MSG_NEWCHAIN`: create a chain.
     pub const NEWCHAIN: u8 = 3;
+    /// `NFT_MSG_GETCHAIN`: get or dump chains.
     pub const GETCHAIN: u8 = 4;
+    /// `NFT_MSG_NEWRULE`: add a rule.
     pub const NEWRULE: u8 = 6;
+    /// `NFT_MSG_GETRULE`: get or dump rules.
     pub const GETRULE: u8 = 7;
+    /// `NFT_MSG_DELRULE`: delete a rule by handle.
     pub const DELRULE: u8 = 8;
+    /// `NFT_MSG_NEWSET`: create a set.
     pub const NEWSET: u8 = 9;
+    /// `NFT_MSG_GETSET`: get or dump sets.
     pub const GETSET: u8 = 10;
+    /// `NFT_MSG_DELSET`: delete a set.
     pub const DELSET: u8 = 11;
+    /// `NFT_MSG_NEWSETELEM`: add set elements (or refresh their timeout).
     pub const NEWSETELEM: u8 = 12;
+    /// `NFT_MSG_GETSETELEM`: get one element or dump them all.
     pub const GETSETELEM: u8 = 13;
+    /// `NFT_MSG_DELSETELEM`: delete elements; an absent one is `ENOENT`.
+    /// Without an element list, it empties the set.
     pub const DELSETELEM: u8 = 14;
     /// Like DELSETELEM, but an absent element is not an error (Linux >= 6.3).
     pub const DESTROYSETELEM: u8 = 30;
@@ -57,29 +74,46 @@ pub mod msg_type {
 
 /// `nlmsghdr.nlmsg_flags` bits.
 pub mod nlm_flags {
+    /// `NLM_F_REQUEST`: set on every message to the kernel.
     pub const REQUEST: u16 = 0x1;
+    /// `NLM_F_MULTI`: a reply that is one part of a multipart answer (dumps).
     pub const MULTI: u16 = 0x2;
+    /// `NLM_F_ACK`: ask for an `NLMSG_ERROR` carrying 0 on success, so every
+    /// message of a batch is answered.
     pub const ACK: u16 = 0x4;
     /// `NLM_F_ROOT | NLM_F_MATCH`.
     pub const DUMP: u16 = 0x300;
+    /// `NLM_F_EXCL`: on a NEW request, fail with `EEXIST` if the object exists.
+    /// (The same bit is `NLM_F_MATCH` on a GET request.)
     pub const EXCL: u16 = 0x200;
+    /// `NLM_F_CREATE`: on a NEW request, create the object if it is missing.
     pub const CREATE: u16 = 0x400;
+    /// `NLM_F_APPEND`: add a rule at the end of its chain.
     pub const APPEND: u16 = 0x800;
 }
 
 /// Control message types shared by every netlink family.
 pub const NLMSG_NOOP: u16 = 1;
+/// `NLMSG_ERROR`: an error, or with code 0 an ACK; see
+/// [`NlMsg::error_code`].
 pub const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump; see [`NlMsg::done_code`].
 pub const NLMSG_DONE: u16 = 3;
 
+/// `NLMSG_HDRLEN`: the size of `struct nlmsghdr`.
 pub const NLMSG_HDRLEN: usize = 16;
+/// The size of `struct nfgenmsg`, which follows the header of every
+/// nfnetlink message.
 pub const NFGENMSG_LEN: usize = 4;
 
 /// `NFPROTO_INET`: the family of banset's `inet` table, which sees IPv4 and
 /// IPv6 packets alike. `NFPROTO_UNSPEC` (0) frames batches.
 pub const NFPROTO_INET: u8 = 1;
+/// `NFPROTO_UNSPEC`: the family of batch frames.
 pub const NFPROTO_UNSPEC: u8 = 0;
+/// `NFPROTO_IPV4`: what `meta nfproto` yields for an IPv4 packet.
 pub const NFPROTO_IPV4: u8 = 2;
+/// `NFPROTO_IPV6`: what `meta nfproto` yields for an IPv6 packet.
 pub const NFPROTO_IPV6: u8 = 10;
 
 /// The full `nlmsg_type` of an nf_tables message.
@@ -126,10 +160,16 @@ pub fn write_message(
 /// The header fields of one outgoing message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgHeader {
+    /// `nlmsg_type`; for nf_tables, see [`nft_type`].
     pub ty: u16,
+    /// `nlmsg_flags`: [`nlm_flags`] bits.
     pub flags: u16,
+    /// `nlmsg_seq`: echoed in the kernel's reply, which is how a reply is
+    /// matched to its request.
     pub seq: u32,
+    /// `nfgenmsg.nfgen_family`: an `NFPROTO_*` value.
     pub family: u8,
+    /// `nfgenmsg.res_id`: 0, except [`NFNL_SUBSYS_NFTABLES`] on batch frames.
     pub res_id: u16,
 }
 
@@ -180,8 +220,12 @@ impl std::error::Error for DecodeError {}
 /// One received netlink message, borrowed from the receive buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NlMsg<'a> {
+    /// `nlmsg_type`: [`NLMSG_ERROR`], [`NLMSG_DONE`], or an nf_tables type
+    /// (see [`NlMsg::nft_msg`]).
     pub ty: u16,
+    /// `nlmsg_flags` ([`nlm_flags`]); `MULTI` marks a dump part.
     pub flags: u16,
+    /// `nlmsg_seq`: the sequence number of the request this answers.
     pub seq: u32,
     /// Everything after the 16-byte header.
     pub payload: &'a [u8],
@@ -229,6 +273,8 @@ pub struct MsgIter<'a> {
 }
 
 impl<'a> MsgIter<'a> {
+    /// Iterates over the messages in `buf`, as received from the socket.
+    /// A malformed message yields an error and ends the iteration.
     pub fn new(buf: &'a [u8]) -> MsgIter<'a> {
         MsgIter { rest: buf }
     }

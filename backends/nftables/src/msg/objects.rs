@@ -83,7 +83,9 @@ mod expr_attr {
 
 /// `NFT_SET_*` flags.
 pub mod set_flags {
+    /// `NFT_SET_INTERVAL`: elements are ranges (banset's prefix sets).
     pub const INTERVAL: u32 = 0x4;
+    /// `NFT_SET_TIMEOUT`: elements may carry a timeout and expire.
     pub const TIMEOUT: u32 = 0x10;
 }
 
@@ -91,8 +93,11 @@ pub mod set_flags {
 /// `datatype.h`). The kernel stores them opaquely; `nft list` uses them to
 /// print the members.
 pub mod key_type {
+    /// `TYPE_IPADDR` (`ipv4_addr`).
     pub const IPV4_ADDR: u32 = 7;
+    /// `TYPE_IP6ADDR` (`ipv6_addr`).
     pub const IPV6_ADDR: u32 = 8;
+    /// `TYPE_INET_SERVICE` (`inet_service`: a port).
     pub const INET_SERVICE: u32 = 13;
 }
 
@@ -121,20 +126,31 @@ const UDATA_RULE_COMMENT: u8 = 0;
 /// A base chain (`type filter hook input priority -10; policy accept;`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BaseChain<'a> {
+    /// `NFTA_CHAIN_TABLE`.
     pub table: &'a str,
+    /// `NFTA_CHAIN_NAME`.
     pub name: &'a str,
+    /// `NFTA_HOOK_HOOKNUM`, e.g. [`NF_INET_LOCAL_IN`].
     pub hook: u32,
+    /// `NFTA_HOOK_PRIORITY`: lower runs first.
     pub priority: i32,
+    /// `NFTA_CHAIN_POLICY`, e.g. [`NF_ACCEPT`].
     pub policy: u32,
 }
 
 /// A named set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SetDef<'a> {
+    /// `NFTA_SET_TABLE`.
     pub table: &'a str,
+    /// `NFTA_SET_NAME`.
     pub name: &'a str,
+    /// `NFTA_SET_FLAGS`: [`set_flags`] bits. The kernel refuses to re-create
+    /// an existing set with other flags (`EEXIST`).
     pub flags: u32,
+    /// `NFTA_SET_KEY_TYPE`: a [`key_type`] number.
     pub key_type: u32,
+    /// `NFTA_SET_KEY_LEN`: key size in bytes (4, 16, or 2 for ports).
     pub key_len: u32,
     /// Default element timeout in ms; `None` leaves elements without one.
     pub timeout_ms: Option<u64>,
@@ -148,6 +164,7 @@ pub struct SetDef<'a> {
 /// What a rule does with a matching packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Discard silently (an immediate `NF_DROP` verdict).
     Drop,
     /// ICMP(v6) port unreachable.
     Reject,
@@ -157,7 +174,9 @@ pub enum Verdict {
 /// comment "..."`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuleDef<'a> {
+    /// `NFTA_RULE_TABLE`.
     pub table: &'a str,
+    /// `NFTA_RULE_CHAIN`.
     pub chain: &'a str,
     /// `NFPROTO_IPV4` or `NFPROTO_IPV6`: guards the source-address load,
     /// because an `inet` chain sees both families.
@@ -165,14 +184,20 @@ pub struct RuleDef<'a> {
     /// Source address in the network header: offset 12 / length 4 for IPv4,
     /// offset 8 / length 16 for IPv6.
     pub saddr_offset: u32,
+    /// See `saddr_offset`.
     pub saddr_len: u32,
     /// The set looked up and its batch id (used when created in the same batch).
     pub set: &'a str,
+    /// See `set`.
     pub set_id: u32,
+    /// `meta l4proto` to match (`IPPROTO_TCP`, `IPPROTO_UDP`); `None`: any.
     pub l4proto: Option<u8>,
     /// A set of destination ports (`inet_service`) and its batch id.
     pub dport_set: Option<(&'a str, u32)>,
+    /// What to do with a matching packet.
     pub verdict: Verdict,
+    /// Stored as the rule's user data (`NFTA_RULE_USERDATA`); banset finds
+    /// its own rules again by it.
     pub comment: &'a str,
 }
 
@@ -187,6 +212,8 @@ pub fn new_table(batch: &mut Batch, table: &str) {
     );
 }
 
+/// `delete table inet NAME`: removes the table with its chains, rules and
+/// sets.
 pub fn del_table(batch: &mut Batch, table: &str) {
     batch.push(
         msg_type::DELTABLE,
@@ -196,6 +223,8 @@ pub fn del_table(batch: &mut Batch, table: &str) {
     );
 }
 
+/// `add chain`: creates the base chain if missing (`NLM_F_CREATE`, no
+/// `NLM_F_EXCL`).
 pub fn new_chain(batch: &mut Batch, chain: &BaseChain<'_>) {
     batch.push(
         msg_type::NEWCHAIN,
@@ -239,6 +268,8 @@ pub fn new_set(batch: &mut Batch, set: &SetDef<'_>) {
     );
 }
 
+/// `delete set inet TABLE NAME`. The kernel refuses (`EBUSY`) while a rule
+/// still refers to the set, so delete its rule first, in the same batch.
 pub fn del_set(batch: &mut Batch, table: &str, name: &str) {
     batch.push(
         msg_type::DELSET,
@@ -269,6 +300,8 @@ pub fn new_rule(batch: &mut Batch, rule: &RuleDef<'_>) {
     );
 }
 
+/// `delete rule` by handle (from [`parse_rule`]); `what` describes the
+/// rule in error messages.
 pub fn del_rule(batch: &mut Batch, table: &str, chain: &str, handle: u64, what: &str) {
     batch.push(
         msg_type::DELRULE,
@@ -429,12 +462,18 @@ pub(crate) fn dump_request(
 /// A rule from a GETRULE dump: enough to find and delete banset's own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleInfo {
+    /// `NFTA_RULE_TABLE`.
     pub table: String,
+    /// `NFTA_RULE_CHAIN`.
     pub chain: String,
+    /// `NFTA_RULE_HANDLE`: the rule's id within its table, for [`del_rule`].
     pub handle: u64,
+    /// The comment from `NFTA_RULE_USERDATA`; `None` without one.
     pub comment: Option<String>,
 }
 
+/// Decodes one NEWRULE message of a GETRULE dump. A rule without a handle
+/// is an error.
 pub fn parse_rule(msg: &NlMsg<'_>) -> Result<RuleInfo, DecodeError> {
     let mut rule = RuleInfo {
         table: String::new(),
@@ -465,14 +504,23 @@ pub fn parse_rule(msg: &NlMsg<'_>) -> Result<RuleInfo, DecodeError> {
 /// A set from a GETSET dump.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetInfo {
+    /// `NFTA_SET_TABLE`.
     pub table: String,
+    /// `NFTA_SET_NAME`.
     pub name: String,
+    /// `NFTA_SET_FLAGS`: [`set_flags`] bits (0 when absent).
     pub flags: u32,
+    /// `NFTA_SET_KEY_TYPE` (0 when absent).
     pub key_type: u32,
+    /// `NFTA_SET_KEY_LEN` in bytes (0 when absent).
     pub key_len: u32,
+    /// `NFTA_SET_TIMEOUT`: the default element timeout in ms; `None` when the
+    /// set has none.
     pub timeout_ms: Option<u64>,
 }
 
+/// Decodes one NEWSET message of a GETSET dump or reply. A set without a
+/// name is an error.
 pub fn parse_set(msg: &NlMsg<'_>) -> Result<SetInfo, DecodeError> {
     let mut set = SetInfo {
         table: String::new(),
@@ -503,10 +551,13 @@ pub fn parse_set(msg: &NlMsg<'_>) -> Result<SetInfo, DecodeError> {
 /// A chain from a GETCHAIN dump.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainInfo {
+    /// `NFTA_CHAIN_TABLE`: check it, since chain dumps cover every table.
     pub table: String,
+    /// `NFTA_CHAIN_NAME`.
     pub name: String,
 }
 
+/// Decodes one NEWCHAIN message of a GETCHAIN dump.
 pub fn parse_chain(msg: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
     let mut chain = ChainInfo {
         table: String::new(),
