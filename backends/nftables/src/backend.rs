@@ -454,20 +454,63 @@ fn prepare_interval_changes(
     })
 }
 
+/// How often a dump that came back inconsistent is tried again.
+const DUMP_ATTEMPTS: u32 = 6;
+
+/// `NLM_F_DUMP_INTR`: the ruleset changed while the dump was running.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
 /// The raw elements of one kernel set. `NotFound` when it does not exist.
+///
+/// A dump of a large hash set is paged: for every ~32 KiB reply the kernel
+/// walks the hash table again and skips what it already sent. While the
+/// table is being resized (the kernel grows it in a worker shortly after a
+/// large insert, and shrinks it after deletes) the order changes between
+/// pages, so a page repeats some elements and the listing misses as many
+/// others. Seen as a 10,000-member set listing 8,844 distinct members. A
+/// repeated element (or `NLM_F_DUMP_INTR`) gives the dump away, so it is
+/// taken again, after a pause that lets the resize finish.
 fn dump_elements(sock: &mut Socket, set: &AddrSet) -> Result<Vec<ElementInfo>, BackendError> {
     let what = format!("list set inet {TABLE} {}", set.name);
-    let mut infos: Vec<ElementInfo> = Vec::new();
-    let seq = sock.next_seq();
-    let req = elements::get_elements(seq, TABLE, &set.name).map_err(|e| encode_error(e, &what))?;
-    sock.request(&req, seq, Until::Done, &mut |msg| {
-        if msg.nft_msg() == Some(msg_type::NEWSETELEM) {
-            elements::parse_elements(msg, &mut infos)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut infos: Vec<ElementInfo> = Vec::new();
+        let mut interrupted = false;
+        let seq = sock.next_seq();
+        let req =
+            elements::get_elements(seq, TABLE, &set.name).map_err(|e| encode_error(e, &what))?;
+        sock.request(&req, seq, Until::Done, &mut |msg| {
+            interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
+            if msg.nft_msg() == Some(msg_type::NEWSETELEM) {
+                elements::parse_elements(msg, &mut infos)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| sys_error(e, &what))?;
+        let consistent = !interrupted && !has_repeats(&infos);
+        if consistent || attempt >= DUMP_ATTEMPTS {
+            if !consistent {
+                return Err(BackendError::new(
+                    ErrorKind::Other,
+                    what,
+                    format!(
+                        "the kernel's listing stayed inconsistent over {DUMP_ATTEMPTS} attempts (the set is being resized or changed); try again"
+                    ),
+                ));
+            }
+            return Ok(infos);
         }
-        Ok(())
-    })
-    .map_err(|e| sys_error(e, &what))?;
-    Ok(infos)
+        std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+    }
+}
+
+/// Whether a dump holds an element twice (same key, same start/end role).
+fn has_repeats(infos: &[ElementInfo]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(infos.len());
+    !infos
+        .iter()
+        .all(|e| seen.insert((e.key, e.is_interval_end())))
 }
 
 /// The ranges of an interval set, as the kernel holds them.
