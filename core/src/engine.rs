@@ -543,7 +543,7 @@ impl Engine<'_> {
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
         tx.remove_set(set)?;
-        tx.set_meta(&last_sync_key(set), "")?;
+        tx.remove_meta(&last_sync_key(set))?;
         let backend = self.backends.backend(spec.backend)?;
         backend
             .destroy(&spec)

@@ -555,6 +555,14 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Removes a key from that key-value table; absent is fine.
+    pub fn remove_meta(&self, key: &str) -> Result<(), LedgerError> {
+        self.tx
+            .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Sets a value in that key-value table, replacing any previous value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
         self.tx

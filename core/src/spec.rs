@@ -201,7 +201,7 @@ impl PortRange {
     /// Assumes `first <= last`, which [`PortRange::parse_list`] guarantees; the
     /// fields are public, so a hand-built backwards range breaks it.
     pub fn len(&self) -> usize {
-        usize::from(self.last - self.first) + 1
+        usize::from(self.last.saturating_sub(self.first)) + 1
     }
 
     /// Always `false`: a range holds at least one port. Present for clippy's

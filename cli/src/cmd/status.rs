@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use anyhow::Result;
+use banset_core::format_duration;
 use serde::Serialize;
 
 use crate::args::JsonArg;
@@ -22,6 +23,7 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
         })?;
         return Ok(None);
     }
+    let now = banset_core::Clock::now(&ctx.clock);
     let mut out = stdout();
     writeln!(out, "ledger: {}", ctx.ledger.path())?;
     if sets.is_empty() {
@@ -36,7 +38,10 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
             _ => "kernel: unknown".into(),
         };
         let last_sync = match s.last_sync {
-            Some(t) => format!("last sync at {t} (unix time)"),
+            Some(t) => format!(
+                "last sync {} ago (unix time {t})",
+                format_duration((now - t).max(0) as u64)
+            ),
             None => "never synced".into(),
         };
         writeln!(
