@@ -1,0 +1,334 @@
+//! The blocking rule: one `iptables` (IPv4) or `ip6tables` (IPv6) rule per
+//! kernel set, at the top of `INPUT`:
+//!
+//! ```text
+//! iptables -w -I INPUT 1 -p tcp -m set --match-set f2b src \
+//!     -m multiport --dports 25,465,587 -m comment --comment "banset f2b" -j DROP
+//! ```
+//!
+//! A set blocks nothing by itself, and native nftables rules cannot refer to
+//! an ipset, so the rule goes through iptables (on current distributions the
+//! nft-based one, whose xt_set compatibility match reads the ipset). The
+//! tools are run by argv, never through a shell, with `-w` so that a
+//! concurrent firewall change makes them wait instead of fail. The comment
+//! marks the rule as banset's: `-C` and `-D` match it exactly, so a rule an
+//! admin wrote by hand for the same set is never taken for ours.
+//!
+//! The argv is built by pure functions (unit-tested); [`run`] executes it.
+
+use std::process::Command;
+
+use banset_core::{BackendError, BlockType, ErrorKind, Family, Hook, Protocol};
+
+/// The chain the rule goes into.
+pub const CHAIN: &str = "INPUT";
+
+/// iptables' multiport match takes at most 15 ports, a range counting as two
+/// (`XT_MULTI_PORTS`).
+pub const MAX_MULTIPORT: usize = 15;
+
+/// The tool for a family.
+pub fn program(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
+    }
+}
+
+/// What to do with the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `-C`: exit 0 when the rule exists, 1 when not.
+    Check,
+    /// `-I INPUT 1`: insert at the top, before distribution rules that
+    /// accept established or allowed traffic.
+    Insert,
+    /// `-D`: delete one matching rule.
+    Delete,
+}
+
+/// The comment that marks a rule as banset's, naming the kernel set.
+pub fn comment(set: &str) -> String {
+    format!("banset {set}")
+}
+
+/// The rule's match and target, without the action and chain. Fails when
+/// the hook's ports do not fit one multiport match.
+pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, String> {
+    let mut rule: Vec<String> = Vec::new();
+    // Ports imply TCP unless the hook says otherwise (see `Hook::protocol`).
+    let protocol = match (hook.protocol, hook.ports.is_empty()) {
+        (Some(p), _) => Some(p),
+        (None, false) => Some(Protocol::Tcp),
+        (None, true) => None,
+    };
+    if let Some(p) = protocol {
+        rule.extend(["-p".into(), p.name().into()]);
+    }
+    rule.extend(["-m", "set", "--match-set", set, "src"].map(String::from));
+    if !hook.ports.is_empty() {
+        let slots: usize = hook
+            .ports
+            .iter()
+            .map(|r| if r.first == r.last { 1 } else { 2 })
+            .sum();
+        if slots > MAX_MULTIPORT {
+            return Err(format!(
+                "iptables' multiport match takes at most {MAX_MULTIPORT} ports (a range counts as two); \
+                 the hook lists {slots}: use fewer ports or ranges"
+            ));
+        }
+        let ports: Vec<String> = hook
+            .ports
+            .iter()
+            .map(|r| {
+                if r.first == r.last {
+                    r.first.to_string()
+                } else {
+                    format!("{}:{}", r.first, r.last)
+                }
+            })
+            .collect();
+        rule.extend([
+            "-m".into(),
+            "multiport".into(),
+            "--dports".into(),
+            ports.join(","),
+        ]);
+    }
+    rule.extend([
+        "-m".into(),
+        "comment".into(),
+        "--comment".into(),
+        comment(set),
+    ]);
+    rule.extend([
+        "-j".into(),
+        match hook.block {
+            BlockType::Drop => "DROP",
+            BlockType::Reject => "REJECT",
+        }
+        .into(),
+    ]);
+    Ok(rule)
+}
+
+/// The full argv after the program name.
+pub fn argv(action: Action, rule: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["-w".into()];
+    match action {
+        Action::Check => args.extend(["-C".into(), CHAIN.into()]),
+        Action::Insert => args.extend(["-I".into(), CHAIN.into(), "1".into()]),
+        Action::Delete => args.extend(["-D".into(), CHAIN.into()]),
+    }
+    args.extend(rule.iter().cloned());
+    args
+}
+
+/// How a run ended, when it ran at all.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// The tool's stderr, trimmed.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Exit 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Shows an argv for messages, quoting words with spaces.
+pub fn shown(program: &str, args: &[String]) -> String {
+    let mut out = program.to_string();
+    for a in args {
+        out.push(' ');
+        if a.contains(' ') {
+            out.push_str(&format!("{a:?}"));
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
+}
+
+/// Runs `program args`; only failing to start it is an error here.
+pub fn run(program: &str, args: &[String]) -> Result<Outcome, BackendError> {
+    let output = Command::new(program).args(args).output().map_err(|e| {
+        let (kind, hint) = if e.kind() == std::io::ErrorKind::NotFound {
+            (
+                ErrorKind::Unavailable,
+                format!(
+                    "{program} is not installed; the ipset backend needs it for the blocking rule \
+                     (Debian/Ubuntu: apt-get install iptables; RHEL: dnf install iptables-nft), \
+                     or create the set without a hook"
+                ),
+            )
+        } else {
+            (ErrorKind::Other, format!("cannot run {program}: {e}"))
+        };
+        BackendError::new(kind, shown(program, args), hint)
+    })?;
+    Ok(Outcome {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    })
+}
+
+/// The error for a run that failed, with the tool's stderr framed.
+pub fn failure(program: &str, args: &[String], outcome: &Outcome) -> BackendError {
+    let status = match outcome.code {
+        Some(c) => format!("exit status {c}"),
+        None => "killed by a signal".to_string(),
+    };
+    let kind = if outcome.stderr.contains("Permission denied")
+        || outcome.stderr.contains("you must be root")
+    {
+        ErrorKind::Permission
+    } else {
+        ErrorKind::Other
+    };
+    BackendError::new(
+        kind,
+        shown(program, args),
+        format!("{status}; {program} said:\n---\n{}\n---", outcome.stderr),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use banset_core::PortRange;
+
+    use super::*;
+
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn plain_drop_on_every_port() {
+        let rule = rule_spec("f2b", &Hook::default()).unwrap();
+        assert_eq!(
+            strs(&argv(Action::Insert, &rule)),
+            [
+                "-w",
+                "-I",
+                "INPUT",
+                "1",
+                "-m",
+                "set",
+                "--match-set",
+                "f2b",
+                "src",
+                "-m",
+                "comment",
+                "--comment",
+                "banset f2b",
+                "-j",
+                "DROP"
+            ]
+        );
+        assert_eq!(
+            strs(&argv(Action::Check, &rule))[..3],
+            ["-w", "-C", "INPUT"]
+        );
+        assert_eq!(
+            strs(&argv(Action::Delete, &rule))[..4],
+            ["-w", "-D", "INPUT", "-m"]
+        );
+    }
+
+    #[test]
+    fn ports_imply_tcp_and_reject() {
+        let hook = Hook {
+            ports: PortRange::parse_list("smtp,465,submission,6000-6010").unwrap(),
+            protocol: None,
+            block: BlockType::Reject,
+        };
+        let rule = rule_spec("f2b-postfix6", &hook).unwrap();
+        assert_eq!(
+            strs(&rule),
+            [
+                "-p",
+                "tcp",
+                "-m",
+                "set",
+                "--match-set",
+                "f2b-postfix6",
+                "src",
+                "-m",
+                "multiport",
+                "--dports",
+                "25,465,587,6000:6010",
+                "-m",
+                "comment",
+                "--comment",
+                "banset f2b-postfix6",
+                "-j",
+                "REJECT"
+            ]
+        );
+        assert_eq!(
+            shown("ip6tables", &argv(Action::Check, &rule)),
+            "ip6tables -w -C INPUT -p tcp -m set --match-set f2b-postfix6 src -m multiport \
+             --dports 25,465,587,6000:6010 -m comment --comment \"banset f2b-postfix6\" -j REJECT"
+        );
+    }
+
+    #[test]
+    fn a_protocol_without_ports() {
+        let hook = Hook {
+            protocol: Some(Protocol::Udp),
+            ..Hook::default()
+        };
+        let rule = rule_spec("dns", &hook).unwrap();
+        assert_eq!(strs(&rule)[..2], ["-p", "udp"]);
+        assert!(!rule.contains(&"multiport".to_string()));
+    }
+
+    #[test]
+    fn too_many_ports_for_multiport() {
+        let hook = Hook {
+            ports: PortRange::parse_list("1-2,3-4,5-6,7-8,9-10,11-12,13-14,15,17").unwrap(),
+            ..Hook::default()
+        };
+        let e = rule_spec("x", &hook).unwrap_err();
+        assert!(e.contains("at most 15") && e.contains("lists 16"), "{e}");
+        let hook = Hook {
+            ports: PortRange::parse_list("1-2,3-4,5-6,7-8,9-10,11-12,13-14,15").unwrap(),
+            ..Hook::default()
+        };
+        assert!(rule_spec("x", &hook).is_ok(), "15 slots fit");
+    }
+
+    #[test]
+    fn failures_frame_stderr() {
+        let outcome = Outcome {
+            code: Some(2),
+            stderr: "iptables v1.8.9 (nf_tables): Set f2b doesn't exist.".into(),
+        };
+        let e = failure("iptables", &["-w".to_string()], &outcome);
+        assert_eq!(e.kind(), ErrorKind::Other);
+        assert_eq!(e.context(), "iptables -w");
+        assert!(e
+            .detail()
+            .starts_with("exit status 2; iptables said:\n---\niptables v1.8.9"));
+        let denied = Outcome {
+            code: Some(4),
+            stderr: "iptables: Permission denied (you must be root).".into(),
+        };
+        assert_eq!(
+            failure("iptables", &[], &denied).kind(),
+            ErrorKind::Permission
+        );
+    }
+
+    #[test]
+    fn program_per_family() {
+        assert_eq!(program(Family::V4), "iptables");
+        assert_eq!(program(Family::V6), "ip6tables");
+    }
+}

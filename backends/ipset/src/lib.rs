@@ -1,0 +1,65 @@
+//! banset-ipset: banset's ban sets as ipset hash sets, driven over raw
+//! netlink, with an iptables/ip6tables rule that makes them block.
+//!
+//! ```text
+//! ipset: f2b   hash:net family inet  timeout 86400 maxelem 1048576   (hash:ip without --prefixes)
+//!        f2b6  hash:net family inet6 timeout 86400 maxelem 1048576
+//! iptables  -I INPUT 1 -m set --match-set f2b  src -m comment --comment "banset f2b"  -j DROP
+//! ip6tables -I INPUT 1 -m set --match-set f2b6 src -m comment --comment "banset f2b6" -j DROP
+//! ```
+//!
+//! # Why our own netlink code
+//!
+//! - **No libipset, no `ipset` binary.** The `ipset` crate wraps libipset
+//!   (bindgen, libclang and a C compiler at build time), panics listing any
+//!   set with a default timeout, which is every banset set, and decides
+//!   results by matching English error strings. The protocol banset needs is
+//!   eight commands; see `notes/ipset-netlink.md`.
+//! - **Batches**: up to ~2,000 entries per message, each with its own line
+//!   number so a kernel refusal names the entry; a whole blocklist is a few
+//!   hundred round trips, not one fork per ban.
+//! - **Linear listing** of the kernel's dump parts.
+//!
+//! # What the kernel does and does not do
+//!
+//! - Timeouts are capped at 2,147,483 s (24.8 days). The kernel silently
+//!   shortens longer ones; this backend refuses them (`Invalid`) and reports
+//!   the cap in [`banset_core::Capabilities::max_timeout`], so the core gives
+//!   the kernel the cap and refreshes longer bans from its ledger. A
+//!   permanent ban is timeout 0.
+//! - Adds refresh present entries and deletes ignore absent ones (ipset's
+//!   `-exist`: no `NLM_F_EXCL`).
+//! - A message is **not** a transaction: the kernel applies entries one by
+//!   one and stops at the first failure. So every refusal that can be
+//!   foreseen (family, prefix, overlapping prefixes, timeout cap, missing
+//!   set, no room under `maxelem`) is checked before anything is sent, and
+//!   `flush_first` with additions (`banset replace`) fills a temporary set and
+//!   `SWAP`s it in, atomically for the rules matching against it.
+//! - `hash:net` accepts overlapping prefixes; banset refuses them, as it
+//!   does on nftables, so "banned until when?" has one answer.
+//! - A set referenced by a rule cannot be destroyed; `destroy` removes
+//!   banset's rule first and names a foreign rule if one remains.
+//!
+//! # Layers
+//!
+//! - [`msg`]: pure encoding/decoding, no syscalls, golden-tested;
+//! - `sys`: the `AF_NETLINK` socket (Linux only);
+//! - `layout`: kernel set names and parameters, pre-send checks;
+//! - `hook`: the iptables/ip6tables argv (pure) and running it;
+//! - [`IpsetBackend`]: the [`banset_core::Backend`] implementation.
+//!
+//! # Run-time requirements
+//!
+//! Linux with `ip_set`, `ip_set_hash_ip`, `ip_set_hash_net` (loaded on
+//! demand) and, for sets with a hook, the `iptables`/`ip6tables` commands
+//! with the `set` match (`xt_set`). CAP_NET_ADMIN.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod hook;
+mod layout;
+pub mod msg;
+mod sys;
+
+pub use backend::IpsetBackend;
