@@ -320,3 +320,66 @@ mod other {
         }
     }
 }
+
+/// The socket against the real kernel, as root in a fresh network
+/// namespace: pins the reply behaviour the backend relies on.
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use banset_tests::netns;
+
+    use super::*;
+    use crate::msg::requests::{self, CreateParams, Entry};
+    use crate::msg::{cmd, errcode, NFPROTO_IPV4};
+
+    fn entries(n: u8) -> Vec<Entry> {
+        (1..=n)
+            .map(|i| Entry {
+                addr: Ipv4Addr::new(192, 0, 2, i).into(),
+                cidr: None,
+                timeout: Some(60),
+            })
+            .collect()
+    }
+
+    /// A batch into a set with room for 2: the kernel applies entries 1 and
+    /// 2, refuses 3 with `IPSET_ERR_HASH_FULL` and hands back line 3.
+    #[test]
+    fn a_failing_entry_comes_back_with_its_line_number() {
+        if netns::skip_unless_root("a_failing_entry_comes_back_with_its_line_number") {
+            return;
+        }
+        netns::in_new_netns(|| {
+            let mut sock = Socket::open().unwrap();
+            let seq = sock.next_seq();
+            let create = requests::create(
+                seq,
+                &CreateParams {
+                    name: "lineno",
+                    typename: "hash:ip",
+                    revision: 0,
+                    family: NFPROTO_IPV4,
+                    timeout: 0,
+                    hashsize: 64,
+                    maxelem: 2,
+                },
+            )
+            .unwrap();
+            sock.request(&create, seq, &mut |_| Ok(())).unwrap();
+            let seq = sock.next_seq();
+            let add = requests::adt(cmd::ADD, seq, NFPROTO_IPV4, "lineno", &entries(4), 1).unwrap();
+            match sock.request(&add, seq, &mut |_| Ok(())) {
+                Err(SysError::Kernel { errno, lineno }) => {
+                    assert_eq!((errno, lineno), (errcode::HASH_FULL, Some(3)));
+                }
+                other => panic!("expected HASH_FULL at line 3, got {other:?}"),
+            }
+            // The socket is clean for the next request: DEL of present and
+            // absent entries without NLM_F_EXCL succeeds.
+            let seq = sock.next_seq();
+            let del = requests::adt(cmd::DEL, seq, NFPROTO_IPV4, "lineno", &entries(4), 1).unwrap();
+            sock.request(&del, seq, &mut |_| Ok(())).unwrap();
+        });
+    }
+}
