@@ -203,10 +203,27 @@ impl Backend for IpsetBackend {
         let mut sock = self.lock();
         // 2. What the kernel decides: the sets exist and are of our type,
         //    no prefix overlaps another, and the additions fit.
+        //    One host added or removed skips the lookup (about 50 us on
+        //    an empty set, 1.5 ms on one of 100,000, where the kernel sums
+        //    its memory use): a single entry is all-or-nothing anyway, a
+        //    host means the same to hash:ip and hash:net, and the kernel's
+        //    own answer (missing set, set full) is mapped alike.
+        let single_host = !changes.flush_first
+            && changes.add.len() + changes.remove.len() == 1
+            && changes
+                .add
+                .iter()
+                .map(|e| &e.target)
+                .chain(&changes.remove)
+                .all(Target::is_host);
         let mut headers = Vec::with_capacity(plans.len());
         for plan in &plans {
             if !changes.flush_first && plan.adds.is_empty() && plan.removes.is_empty() {
                 headers.push(None);
+                continue;
+            }
+            if single_host {
+                headers.push(Some(SetHeader::default()));
                 continue;
             }
             let h = header(&mut sock, &plan.set)?.ok_or_else(|| missing(&plan.set))?;
@@ -558,6 +575,19 @@ fn send_entries(
         let req = requests::adt(command, seq, set.nfproto(), name, chunk, start as u32 + 1)
             .map_err(|e| encode_error(e, &what))?;
         if let Err(e) = sock.request(&req, seq, &mut |_| Ok(())) {
+            // Without a header looked up in advance, the full set's
+            // maxelem is looked up now, for the message.
+            let looked_up;
+            let h = match e {
+                SysError::Kernel {
+                    errno: errcode::HASH_FULL,
+                    ..
+                } if h.maxelem.is_none() => {
+                    looked_up = header(sock, set).ok().flatten().unwrap_or_default();
+                    &looked_up
+                }
+                _ => h,
+            };
             return Err(entry_error(e, set, name, verb, entries, start, h));
         }
         start += n;
@@ -617,6 +647,9 @@ fn entry_error(
                 full_detail(set, maxelem, "the kernel refused more")
             ),
         );
+    }
+    if errno == ENOENT {
+        return BackendError::new(ErrorKind::NotFound, context, "the set does not exist");
     }
     let err = ipset_error(errno, &context);
     BackendError::new(
@@ -974,8 +1007,12 @@ mod tests {
             &h,
         );
         assert_eq!(
-            (e.kind(), e.context()),
-            (ErrorKind::NotFound, "add to ipset f2b")
+            (e.kind(), e.context(), e.detail()),
+            (
+                ErrorKind::NotFound,
+                "add to ipset f2b",
+                "the set does not exist"
+            )
         );
         // A line number out of range is ignored rather than trusted.
         let e = entry_error(

@@ -382,6 +382,15 @@ fn a_full_set_is_set_full_naming_set_and_maxelem() {
             "{text}"
         );
         assert_eq!(oracle("small").unwrap().members.len(), 4);
+        // A single host skips the pre-check; the kernel's refusal says the same.
+        let e = b.add(&s, &[entry("192.0.2.10", Some(60))]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SetFull, "{e}");
+        assert!(
+            e.to_string()
+                .contains("ipset small is full: its maxelem is 4"),
+            "{e}"
+        );
+        assert!(e.context().contains("entry 192.0.2.10 (1 of 1)"), "{e}");
         // Making room in the same call works.
         b.apply(
             &s,
