@@ -71,7 +71,7 @@ pub enum Command {
 /// How a set is made, for `create` and for `add` when the set is new.
 #[derive(Debug, Args, Default)]
 pub struct SetOptions {
-    /// Firewall that holds the set [default: nftables on Linux]
+    /// Firewall that holds the set: nftables or ipset [default: nftables on Linux]
     #[arg(long, value_name = "BACKEND")]
     pub backend: Option<String>,
     /// Address families: inet, inet6 or both

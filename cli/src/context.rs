@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use banset_core::{
     Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SystemClock,
 };
+use banset_ipset::IpsetBackend;
 use banset_memory::MemoryBackend;
 use banset_nftables::NftablesBackend;
 
@@ -31,7 +32,11 @@ pub fn default_backend() -> BackendKind {
 }
 
 /// Backends this build can open.
-pub const AVAILABLE_BACKENDS: &[BackendKind] = &[BackendKind::Nftables, BackendKind::Memory];
+pub const AVAILABLE_BACKENDS: &[BackendKind] = &[
+    BackendKind::Nftables,
+    BackendKind::Ipset,
+    BackendKind::Memory,
+];
 
 pub struct Context {
     pub global: GlobalArgs,
@@ -122,6 +127,7 @@ fn open_ledger(dir: &Path) -> Result<Ledger> {
 pub struct Backends {
     dry_run: Option<MemoryBackend>,
     nftables: OnceLock<NftablesBackend>,
+    ipset: OnceLock<IpsetBackend>,
     memory: MemoryBackend,
 }
 
@@ -130,6 +136,7 @@ impl Backends {
         Backends {
             dry_run: dry_run.then(|| MemoryBackend::new(Arc::new(SystemClock))),
             nftables: OnceLock::new(),
+            ipset: OnceLock::new(),
             memory: MemoryBackend::new(Arc::new(SystemClock)),
         }
     }
@@ -148,11 +155,18 @@ impl banset_core::BackendProvider for Backends {
                 let opened = NftablesBackend::open()?;
                 Ok(self.nftables.get_or_init(|| opened))
             }
+            BackendKind::Ipset => {
+                if let Some(b) = self.ipset.get() {
+                    return Ok(b);
+                }
+                let opened = IpsetBackend::open()?;
+                Ok(self.ipset.get_or_init(|| opened))
+            }
             BackendKind::Memory => Ok(&self.memory),
             other => Err(BackendError::new(
                 ErrorKind::Unsupported,
                 format!("backend {other}"),
-                "not available in this build of banset (available: nftables, memory)",
+                "not available in this build of banset (available: nftables, ipset, memory)",
             )),
         }
     }

@@ -68,7 +68,7 @@ fn parse_backend(text: &str) -> Result<BackendKind> {
     };
     if !AVAILABLE_BACKENDS.contains(&kind) {
         usage!(
-            "backend {kind} is not available in this build of banset (available: nftables, memory)"
+            "backend {kind} is not available in this build of banset (available: nftables, ipset, memory)"
         );
     }
     Ok(kind)

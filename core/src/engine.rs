@@ -386,19 +386,21 @@ impl Engine<'_> {
                 restore(backend, &tx, &spec, now)?;
                 report.repaired = !report.created_set;
             }
-            Err(e) if e.kind() == ErrorKind::SetFull => {
-                let limit = spec
-                    .max_elements
-                    .map(|m| format!(" (maxelem {m})"))
-                    .unwrap_or_default();
-                return Err(BackendError::new(
-                    ErrorKind::SetFull,
-                    format!("add to {set}"),
-                    format!("set {set} is full{limit}: {e}; recreate it with a larger --maxelem"),
-                )
-                .into());
+            // A kernel without atomic batches may have taken the entries
+            // before the failing one: put it back to the (rolled back)
+            // ledger, as if nothing had been sent.
+            Err(e) if !caps.atomic_batches => {
+                drop(tx);
+                let _ = self.sync(Some(set));
+                return Err(full_set_context(e, &spec)
+                    .within(format!("add to {set}"))
+                    .into());
             }
-            Err(e) => return Err(e.within(format!("add to {set}")).into()),
+            Err(e) => {
+                return Err(full_set_context(e, &spec)
+                    .within(format!("add to {set}"))
+                    .into())
+            }
         }
         finish(tx, self.dry_run)?;
         Ok(report)
@@ -680,6 +682,26 @@ impl Engine<'_> {
         }
         Ok(out)
     }
+}
+
+/// A full set's error, told in the admin's terms: which set, its limit, and
+/// what to do. Other errors pass through.
+fn full_set_context(e: BackendError, spec: &SetSpec) -> BackendError {
+    if e.kind() != ErrorKind::SetFull {
+        return e;
+    }
+    let limit = spec
+        .max_elements
+        .map(|m| format!(" (maxelem {m})"))
+        .unwrap_or_default();
+    BackendError::new(
+        ErrorKind::SetFull,
+        String::new(),
+        format!(
+            "set {} is full{limit}: {e}; recreate it with a larger --maxelem",
+            spec.name
+        ),
+    )
 }
 
 /// Commits, or rolls back for a dry run.

@@ -18,7 +18,8 @@ use crate::timeout::Timeout;
 pub enum BackendKind {
     /// Linux nf_tables, over netlink (crate `banset-nftables`).
     Nftables,
-    /// Linux ipset. Reserved: no backend of this kind is implemented yet.
+    /// Linux ipset with an iptables/ip6tables hook rule, over netlink (crate
+    /// `banset-ipset`).
     Ipset,
     /// firewalld (Linux). Reserved: no backend of this kind is implemented yet.
     Firewalld,

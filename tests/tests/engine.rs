@@ -427,3 +427,29 @@ fn status_counts_bans() {
     assert_eq!(st[0].kernel_members, Some(2));
     assert_eq!(st[0].last_sync, Some(T0));
 }
+
+#[test]
+fn a_failed_batch_on_a_kernel_without_atomic_batches_is_undone() {
+    let caps = Capabilities {
+        atomic_batches: false,
+        ..MemoryBackend::CAPABILITIES
+    };
+    let mut w = World::with_caps(caps);
+    let mut small = spec("small");
+    small.max_elements = Some(3);
+    w.run(false, |e| e.create(&small)).unwrap();
+    w.add("small", &[ban("1.1.1.1", Some(600))]).unwrap();
+    // the kernel takes 2.2.2.2 and 3.3.3.3, then refuses 4.4.4.4
+    let reqs = [
+        ban("2.2.2.2", None),
+        ban("3.3.3.3", None),
+        ban("4.4.4.4", None),
+    ];
+    let e = w
+        .run(false, |e| e.add(&small.name, &reqs, &AddOptions::default()))
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 3);
+    assert!(e.to_string().contains("maxelem 3"), "{e}");
+    assert_eq!(w.kernel("small"), [("1.1.1.1".into(), Some(600))]);
+    assert_eq!(w.ledger("small").len(), 1);
+}
