@@ -519,27 +519,22 @@ impl LedgerTx<'_> {
         params: impl rusqlite::Params,
     ) -> Result<Vec<Ban>, LedgerError> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params, |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (target, start, deadline, reason, ban_count) = row.map_err(|e| self.err(e))?;
-            let target = Target::parse(&target)
+        // Read in place (no String per row): listing reads every row.
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = r
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| self.err(e))?;
+            let target = Target::parse(text)
                 .map_err(|e| self.corrupt(format!("unreadable ban row: {e}")))?;
+            let ban_count: i64 = r.get(4).map_err(|e| self.err(e))?;
             out.push(Ban {
                 target,
-                start,
-                deadline,
-                reason,
+                start: r.get(1).map_err(|e| self.err(e))?,
+                deadline: r.get(2).map_err(|e| self.err(e))?,
+                reason: r.get(3).map_err(|e| self.err(e))?,
                 ban_count: ban_count.clamp(0, i64::from(u32::MAX)) as u32,
             });
         }

@@ -236,8 +236,38 @@ impl fmt::Display for Target {
 
 impl serde::Serialize for Target {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // `list --json` writes one target per member; for 100,000 IPv4 hosts
+        // the formatting machinery was a tenth of the command's time.
+        match self.addr {
+            IpAddr::V4(a) if self.is_host() => {
+                let mut buf = [0u8; 15];
+                s.serialize_str(format_ipv4(a, &mut buf))
+            }
+            _ => s.collect_str(self),
+        }
     }
+}
+
+/// Dotted-quad text of `addr` in `buf`, without the `fmt` machinery.
+fn format_ipv4(addr: Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut len = 0;
+    for (i, octet) in addr.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buf[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    std::str::from_utf8(&buf[..len]).expect("ASCII digits and dots")
 }
 
 impl<'de> serde::Deserialize<'de> for Target {
@@ -350,6 +380,25 @@ mod tests {
         let long = "1".repeat(500);
         let e = Target::parse(&long).unwrap_err();
         assert!(e.to_string().len() < 200);
+    }
+
+    #[test]
+    fn fast_ipv4_text_matches_display() {
+        for a in [
+            "0.0.0.1",
+            "1.2.3.4",
+            "10.0.100.9",
+            "255.255.255.255",
+            "192.168.10.99",
+        ] {
+            let addr: Ipv4Addr = a.parse().unwrap();
+            let mut buf = [0u8; 15];
+            assert_eq!(format_ipv4(addr, &mut buf), addr.to_string());
+        }
+        assert_eq!(
+            serde_json::to_string(&[t("1.2.3.4"), t("10.0.0.0/8"), t("2001:db8::1")]).unwrap(),
+            r#"["1.2.3.4","10.0.0.0/8","2001:db8::1"]"#
+        );
     }
 
     #[test]

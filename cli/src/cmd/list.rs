@@ -1,7 +1,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use banset_core::{SetListing, Target, Timeout};
+use banset_core::{Listed, SetListing, Target, Timeout};
 use serde::Serialize;
 
 use crate::args::ListArgs;
@@ -17,7 +17,25 @@ struct JsonSet<'a> {
     families: &'a str,
     timeout: Timeout,
     in_kernel: bool,
-    members: Vec<JsonMember<'a>>,
+    members: JsonMembers<'a>,
+}
+
+/// The members, serialised one by one as they are written out, so a large
+/// set is not copied into a second list first.
+struct JsonMembers<'a>(&'a [Listed]);
+
+impl serde::Serialize for JsonMembers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|m| JsonMember {
+            target: m.target,
+            expires_in: m.kernel_remaining,
+            in_ledger: m.ban.is_some(),
+            start: m.ban.as_ref().map(|b| b.start),
+            deadline: m.ban.as_ref().and_then(|b| b.deadline),
+            ban_count: m.ban.as_ref().map(|b| b.ban_count),
+            reason: m.ban.as_ref().and_then(|b| b.reason.as_deref()),
+        }))
+    }
 }
 
 #[derive(Serialize)]
@@ -36,12 +54,15 @@ pub fn run(ctx: &mut Context, args: ListArgs) -> Result<Option<i32>> {
     let name = args.set.as_deref().map(super::set_name).transpose()?;
     let listings = ctx.engine().list(name.as_ref())?;
     if args.json {
+        // in the kernel's order: sorting is for people, and costs
         let sets: Vec<JsonSet> = listings.iter().map(json_set).collect();
         print_json(&sets)?;
         return Ok(None);
     }
+    let mut listings = listings;
     let mut out = stdout();
-    for listing in &listings {
+    for listing in &mut listings {
+        listing.members.sort_unstable_by_key(|m| m.target);
         writeln!(out, "{}", describe_spec(&listing.spec))?;
         if !listing.in_kernel {
             writeln!(out, "  (missing from the kernel: run banset sync)")?;
@@ -77,18 +98,6 @@ fn json_set(listing: &SetListing) -> JsonSet<'_> {
         families: listing.spec.families.name(),
         timeout: listing.spec.timeout,
         in_kernel: listing.in_kernel,
-        members: listing
-            .members
-            .iter()
-            .map(|m| JsonMember {
-                target: m.target,
-                expires_in: m.kernel_remaining,
-                in_ledger: m.ban.is_some(),
-                start: m.ban.as_ref().map(|b| b.start),
-                deadline: m.ban.as_ref().and_then(|b| b.deadline),
-                ban_count: m.ban.as_ref().map(|b| b.ban_count),
-                reason: m.ban.as_ref().and_then(|b| b.reason.as_deref()),
-            })
-            .collect(),
+        members: JsonMembers(&listing.members),
     }
 }
