@@ -12,7 +12,7 @@
 //! ledger and carries on, so `banset add` after a reload repairs every ban,
 //! not only the new one.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::allowlist::{Allowlist, Refusal};
 use crate::backend::{Backend, BackendError, Changes, ErrorKind, KernelEntry, SetHealth};
@@ -329,7 +329,7 @@ impl Engine<'_> {
         // The kernel gets the deadline the ledger will hold, which the
         // longest-ban-wins rule may take from an existing row.
         let existing = if replace {
-            HashMap::new()
+            FxHashMap::default()
         } else {
             let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
             tx.deadlines_of(set, &targets)?
@@ -416,7 +416,8 @@ impl Engine<'_> {
         report: &mut AddReport,
     ) -> Result<Vec<NewBan>, Error> {
         // Duplicates in one request keep the longest ban, as the ledger does.
-        let mut by_target: HashMap<Target, usize> = HashMap::with_capacity(requests.len());
+        let mut by_target: FxHashMap<Target, usize> =
+            FxHashMap::with_capacity_and_hasher(requests.len(), Default::default());
         let mut out: Vec<NewBan> = Vec::with_capacity(requests.len());
         for req in requests {
             spec.admits(&req.target).map_err(Error::Input)?;

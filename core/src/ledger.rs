@@ -15,11 +15,11 @@
 //! empties the kernel sets, and what is in the ledger is restored by `sync`.
 //! A process crash loses nothing that was committed.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::set_name::SetName;
 use crate::spec::SetSpec;
@@ -414,19 +414,25 @@ impl LedgerTx<'_> {
         &self,
         set: &SetName,
         targets: &[Target],
-    ) -> Result<HashMap<Target, Option<i64>>, LedgerError> {
-        let mut out = HashMap::new();
+    ) -> Result<FxHashMap<Target, Option<i64>>, LedgerError> {
+        let mut out = FxHashMap::default();
         if targets.len() > 64 {
-            let wanted: std::collections::HashSet<&Target> = targets.iter().collect();
             let mut stmt = self
                 .tx
                 .prepare_cached("SELECT target, deadline FROM bans WHERE set_name = ?1")
                 .map_err(|e| self.err(e))?;
             let mut rows = stmt.query([set.as_str()]).map_err(|e| self.err(e))?;
+            // Built on the first row only: a bulk add into an empty set (a
+            // restore, a fresh block list) needs no lookup table at all.
+            let mut wanted: Option<FxHashSet<&Target>> = None;
             while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-                let text: String = row.get(0).map_err(|e| self.err(e))?;
-                let target = Target::parse(&text)
+                let text = row
+                    .get_ref(0)
+                    .and_then(|v| v.as_str().map_err(Into::into))
+                    .map_err(|e| self.err(e))?;
+                let target = Target::parse(text)
                     .map_err(|e| self.corrupt(format!("unreadable ban row: {e}")))?;
+                let wanted = wanted.get_or_insert_with(|| targets.iter().collect());
                 if wanted.contains(&target) {
                     out.insert(target, row.get(1).map_err(|e| self.err(e))?);
                 }
