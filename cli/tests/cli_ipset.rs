@@ -2,79 +2,16 @@
 //! kernel, each in a fresh network namespace, checked with `ipset save` and
 //! `iptables -S` as independent oracles.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use banset_tests::netns;
-use serde_json::Value;
+use common::kernel_test;
 
-const BANSET: &str = env!("CARGO_BIN_EXE_banset");
-
-/// A private state directory and an empty config, removed on drop.
-struct Sandbox {
-    dir: PathBuf,
-}
-
-impl Sandbox {
-    fn new(test: &str) -> Sandbox {
-        let dir = std::env::temp_dir().join(format!(
-            "banset-cli-ipset-{test}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("banset.toml"), "[defaults]\nbackend = \"ipset\"\n").unwrap();
-        Sandbox { dir }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BANSET)
-            .env_remove("BANSET_STATE_DIR")
-            .env_remove("BANSET_CONFIG")
-            .arg("--state-dir")
-            .arg(self.dir.join("state"))
-            .arg("--config")
-            .arg(self.dir.join("banset.toml"))
-            .args(args)
-            .output()
-            .expect("run banset")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "banset {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn kernel_test(name: &str, f: impl FnOnce() + Send) {
-    if netns::skip_unless_root(name) {
-        return;
-    }
-    netns::in_new_netns(f);
+/// A CLI sandbox whose new sets go to the ipset backend by default.
+fn sandbox(test: &str) -> common::Sandbox {
+    common::Sandbox::new(&format!("ipset-{test}")).with_config("[defaults]\nbackend = \"ipset\"\n")
 }
 
 fn tool(program: &str, args: &[&str]) -> Output {
@@ -118,7 +55,7 @@ const CAP: u64 = 2_147_483;
 #[test]
 fn the_one_liner_on_ipset_creates_sets_and_one_hook_rule_each() {
     kernel_test("ipset_one_liner", || {
-        let s = Sandbox::new("oneliner");
+        let s = sandbox("oneliner");
         s.ok(&["add", "f2b-postfix", "192.0.2.13", "--timeout", "604800"]);
         s.ok(&["add", "f2b-postfix", "192.0.2.13", "--timeout", "604800"]);
         assert!(set_exists("f2b-postfix") && set_exists("f2b-postfix6"));
@@ -157,7 +94,7 @@ fn the_one_liner_on_ipset_creates_sets_and_one_hook_rule_each() {
 #[test]
 fn sync_re_arms_a_ban_longer_than_the_kernel_cap() {
     kernel_test("ipset_long_ban", || {
-        let s = Sandbox::new("long");
+        let s = sandbox("long");
         s.ok(&["add", "f2b-recidive", "198.51.100.7", "--timeout", "365d"]);
         let left = ipset_members("f2b-recidive")["198.51.100.7"].unwrap();
         assert!(left <= CAP && left > CAP - 100, "capped: {left}");
@@ -181,7 +118,8 @@ fn sync_re_arms_a_ban_longer_than_the_kernel_cap() {
             ],
         );
         assert!(shortened.status.success());
-        assert_eq!(ipset_members("f2b-recidive")["198.51.100.7"], Some(100));
+        let left = ipset_members("f2b-recidive")["198.51.100.7"].unwrap();
+        assert!((90..=100).contains(&left), "shortened: {left}");
         s.ok(&["sync"]);
         let left = ipset_members("f2b-recidive")["198.51.100.7"].unwrap();
         assert!(left > CAP - 100, "re-armed to the cap: {left}");
@@ -194,7 +132,7 @@ fn sync_re_arms_a_ban_longer_than_the_kernel_cap() {
 #[test]
 fn sync_restores_after_ipset_flush_and_destroy_behind_our_back() {
     kernel_test("ipset_sync", || {
-        let s = Sandbox::new("sync");
+        let s = sandbox("sync");
         s.ok(&["add", "hooked", "192.0.2.1", "--timeout", "1h"]);
         s.ok(&["add", "hooked", "2001:db8::1", "--timeout", "never"]);
         assert!(tool("ipset", &["flush", "hooked"]).status.success());
@@ -216,7 +154,7 @@ fn sync_restores_after_ipset_flush_and_destroy_behind_our_back() {
 #[test]
 fn replace_swaps_atomically_and_bad_input_changes_nothing() {
     kernel_test("ipset_replace", || {
-        let s = Sandbox::new("replace");
+        let s = sandbox("replace");
         s.ok(&["create", "hosts", "--no-prefixes"]);
         s.ok(&["add", "hosts", "192.0.2.1", "192.0.2.2"]);
         let f = s.file("new.txt", "192.0.2.2\n192.0.2.3\n");
@@ -249,7 +187,7 @@ fn replace_swaps_atomically_and_bad_input_changes_nothing() {
 #[test]
 fn a_full_ipset_set_names_its_maxelem_and_records_nothing() {
     kernel_test("ipset_full", || {
-        let s = Sandbox::new("full");
+        let s = sandbox("full");
         s.ok(&["create", "small", "--maxelem", "2", "--family", "inet"]);
         s.ok(&["add", "small", "192.0.2.1", "192.0.2.2"]);
         let out = s.run(&["add", "small", "192.0.2.3"]);
