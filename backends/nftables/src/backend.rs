@@ -14,7 +14,7 @@ use crate::layout::{
 use crate::members::{self, check_overlaps, Interval};
 use crate::msg::elements::{self, ElemOp, ElementInfo};
 use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
-use crate::msg::{msg_type, Batch, DecodeError, NlMsg};
+use crate::msg::{msg_type, Batch, DecodeError, NftMessage, NlMsg};
 use crate::sys::{Socket, SysError, Until};
 
 /// banset's nftables backend: the kernel objects described in the crate

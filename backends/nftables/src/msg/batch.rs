@@ -9,7 +9,7 @@
 //! 5.6.7.8)"), so a kernel error names the object and the elements at fault.
 
 use super::{
-    nlm_flags, write_message, Attrs, EncodeError, MsgHeader, NFNL_MSG_BATCH_BEGIN,
+    nft_header, nlm_flags, write_message, Attrs, EncodeError, MsgHeader, NFNL_MSG_BATCH_BEGIN,
     NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES, NFPROTO_UNSPEC,
 };
 
@@ -48,7 +48,7 @@ impl Batch {
         body: impl FnOnce(&mut Attrs<'_>),
     ) {
         let seq = self.take_seq();
-        let header = MsgHeader::nft(msg, nlm_flags::REQUEST | nlm_flags::ACK | flags, seq);
+        let header = nft_header(msg, nlm_flags::REQUEST | nlm_flags::ACK | flags, seq);
         if let Err(e) = write_message(&mut self.buf, header, body) {
             self.error.get_or_insert(e);
         }

@@ -15,7 +15,8 @@ use std::ops::Range;
 use super::attrs::{attr_size, be_u32, be_u64, AttrIter, Attrs};
 use super::objects::dump_request;
 use super::{
-    msg_type, nlm_flags, write_message, Batch, DecodeError, EncodeError, MsgHeader, NlMsg,
+    msg_type, nft_header, nlm_flags, write_message, Batch, DecodeError, EncodeError, NftMessage,
+    NlMsg,
 };
 
 /// `NFTA_SET_ELEM_LIST_*`.
@@ -259,7 +260,7 @@ pub fn get_element(seq: u32, table: &str, set: &str, key: Key) -> Result<Vec<u8>
     let mut buf = Vec::with_capacity(96);
     write_message(
         &mut buf,
-        MsgHeader::nft(
+        nft_header(
             msg_type::GETSETELEM,
             nlm_flags::REQUEST | nlm_flags::ACK,
             seq,

@@ -11,24 +11,27 @@
 //! attributes carry the `NLA_F_NESTED` bit in their type, as `nft` sends them.
 //! Every integer *value* inside nf_tables attributes is big-endian.
 //!
-//! - [`attrs`]: the TLV writer and reader;
+//! The framing and the attribute TLVs are the same for every nfnetlink
+//! subsystem and live in `banset-netlink`; they are re-exported here.
+//!
+//! - [`attrs`]: the TLV writer and reader (from `banset-netlink`);
 //! - [`objects`]: tables, chains, sets, rules (encode) and their dump replies (decode);
 //! - [`elements`]: set elements, chunked by byte budget, and the linear dump parser;
 //! - [`batch`]: `BATCH_BEGIN` / `BATCH_END` framing and the sequence-number bookkeeping
 //!   that lets an error be traced to the message (and elements) that caused it.
 
-pub mod attrs;
 pub mod batch;
 pub mod elements;
 pub mod objects;
 
-use std::fmt;
-
-pub use attrs::{AttrIter, Attrs};
+pub use banset_netlink::attrs;
+pub use banset_netlink::{
+    nlm_flags, write_message, AttrIter, Attrs, DecodeError, EncodeError, MsgHeader, MsgIter, NlMsg,
+    NETLINK_NETFILTER, NFGENMSG_LEN, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_UNSPEC,
+    NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP,
+};
 pub use batch::{Batch, SealedBatch};
 
-/// `NETLINK_NETFILTER`, the netlink protocol of nfnetlink.
-pub const NETLINK_NETFILTER: i32 = 12;
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type.
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END`: plain message types, not in a subsystem.
@@ -72,251 +75,38 @@ pub mod msg_type {
     pub const DESTROYSETELEM: u8 = 30;
 }
 
-/// `nlmsghdr.nlmsg_flags` bits.
-pub mod nlm_flags {
-    /// `NLM_F_REQUEST`: set on every message to the kernel.
-    pub const REQUEST: u16 = 0x1;
-    /// `NLM_F_MULTI`: a reply that is one part of a multipart answer (dumps).
-    pub const MULTI: u16 = 0x2;
-    /// `NLM_F_ACK`: ask for an `NLMSG_ERROR` carrying 0 on success, so every
-    /// message of a batch is answered.
-    pub const ACK: u16 = 0x4;
-    /// `NLM_F_ROOT | NLM_F_MATCH`.
-    pub const DUMP: u16 = 0x300;
-    /// `NLM_F_EXCL`: on a NEW request, fail with `EEXIST` if the object exists.
-    /// (The same bit is `NLM_F_MATCH` on a GET request.)
-    pub const EXCL: u16 = 0x200;
-    /// `NLM_F_CREATE`: on a NEW request, create the object if it is missing.
-    pub const CREATE: u16 = 0x400;
-    /// `NLM_F_APPEND`: add a rule at the end of its chain.
-    pub const APPEND: u16 = 0x800;
-}
-
-/// Control message types shared by every netlink family.
-pub const NLMSG_NOOP: u16 = 1;
-/// `NLMSG_ERROR`: an error, or with code 0 an ACK; see
-/// [`NlMsg::error_code`].
-pub const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`: the end of a dump; see [`NlMsg::done_code`].
-pub const NLMSG_DONE: u16 = 3;
-
-/// `NLMSG_HDRLEN`: the size of `struct nlmsghdr`.
-pub const NLMSG_HDRLEN: usize = 16;
-/// The size of `struct nfgenmsg`, which follows the header of every
-/// nfnetlink message.
-pub const NFGENMSG_LEN: usize = 4;
-
-/// `NFPROTO_INET`: the family of banset's `inet` table, which sees IPv4 and
-/// IPv6 packets alike. `NFPROTO_UNSPEC` (0) frames batches.
-pub const NFPROTO_INET: u8 = 1;
-/// `NFPROTO_UNSPEC`: the family of batch frames.
-pub const NFPROTO_UNSPEC: u8 = 0;
-/// `NFPROTO_IPV4`: what `meta nfproto` yields for an IPv4 packet.
-pub const NFPROTO_IPV4: u8 = 2;
-/// `NFPROTO_IPV6`: what `meta nfproto` yields for an IPv6 packet.
-pub const NFPROTO_IPV6: u8 = 10;
-
 /// The full `nlmsg_type` of an nf_tables message.
 pub fn nft_type(msg: u8) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | u16::from(msg)
 }
 
-/// Writes one complete message (header, `nfgenmsg`, attributes) at the end of
-/// `buf` and patches its length. Fails, leaving `buf` as it was, when an
-/// attribute outgrew its u16 length field: the kernel would otherwise read a
-/// wrapped length and, for element lists, silently apply nothing.
-pub fn write_message(
-    buf: &mut Vec<u8>,
-    header: MsgHeader,
-    body: impl FnOnce(&mut Attrs<'_>),
-) -> Result<(), EncodeError> {
-    let start = buf.len();
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched below
-    buf.extend_from_slice(&header.ty.to_ne_bytes());
-    buf.extend_from_slice(&header.flags.to_ne_bytes());
-    buf.extend_from_slice(&header.seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: 0 = the kernel
-    buf.push(header.family);
-    buf.push(0); // NFNETLINK_V0
-    buf.extend_from_slice(&header.res_id.to_be_bytes());
-    let mut attrs = Attrs::new(buf);
-    body(&mut attrs);
-    let overflow = attrs.overflowed();
-    let len = buf.len() - start;
-    match u32::try_from(len) {
-        Ok(len) if !overflow => {
-            buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-            Ok(())
-        }
-        _ => {
-            buf.truncate(start);
-            Err(EncodeError(
-                "an attribute is longer than netlink's 65,535-byte limit",
-            ))
-        }
+/// The header of an nf_tables request on banset's `inet` table.
+pub fn nft_header(msg: u8, flags: u16, seq: u32) -> MsgHeader {
+    MsgHeader {
+        ty: nft_type(msg),
+        flags,
+        seq,
+        family: NFPROTO_INET,
+        res_id: 0,
     }
 }
 
-/// The header fields of one outgoing message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MsgHeader {
-    /// `nlmsg_type`; for nf_tables, see [`nft_type`].
-    pub ty: u16,
-    /// `nlmsg_flags`: [`nlm_flags`] bits.
-    pub flags: u16,
-    /// `nlmsg_seq`: echoed in the kernel's reply, which is how a reply is
-    /// matched to its request.
-    pub seq: u32,
-    /// `nfgenmsg.nfgen_family`: an `NFPROTO_*` value.
-    pub family: u8,
-    /// `nfgenmsg.res_id`: 0, except [`NFNL_SUBSYS_NFTABLES`] on batch frames.
-    pub res_id: u16,
-}
-
-impl MsgHeader {
-    /// An nf_tables request on banset's `inet` table.
-    pub fn nft(msg: u8, flags: u16, seq: u32) -> MsgHeader {
-        MsgHeader {
-            ty: nft_type(msg),
-            flags,
-            seq,
-            family: NFPROTO_INET,
-            res_id: 0,
-        }
-    }
-}
-
-/// Building a message failed; a bug in banset's chunking, never user input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EncodeError(pub &'static str);
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for EncodeError {}
-
-/// A reply from the kernel did not parse. Replies are untrusted input as far
-/// as this crate is concerned: a malformed one is an error, never a panic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl DecodeError {
-    pub(crate) fn new(what: impl Into<String>) -> DecodeError {
-        DecodeError(what.into())
-    }
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed netlink reply: {}", self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// One received netlink message, borrowed from the receive buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NlMsg<'a> {
-    /// `nlmsg_type`: [`NLMSG_ERROR`], [`NLMSG_DONE`], or an nf_tables type
-    /// (see [`NlMsg::nft_msg`]).
-    pub ty: u16,
-    /// `nlmsg_flags` ([`nlm_flags`]); `MULTI` marks a dump part.
-    pub flags: u16,
-    /// `nlmsg_seq`: the sequence number of the request this answers.
-    pub seq: u32,
-    /// Everything after the 16-byte header.
-    pub payload: &'a [u8],
-}
-
-impl<'a> NlMsg<'a> {
-    /// For `NLMSG_ERROR`: the errno (positive), 0 for an ACK.
-    pub fn error_code(&self) -> Result<i32, DecodeError> {
-        let raw = self
-            .payload
-            .get(..4)
-            .ok_or_else(|| DecodeError::new("NLMSG_ERROR shorter than its error code"))?;
-        let code = i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]);
-        Ok(code.checked_neg().unwrap_or(i32::MAX))
-    }
-
-    /// For `NLMSG_DONE`: a dump may end with a negative errno instead of 0.
-    pub fn done_code(&self) -> i32 {
-        match self.payload.get(..4) {
-            Some(raw) => i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]])
-                .checked_neg()
-                .unwrap_or(i32::MAX),
-            None => 0,
-        }
-    }
-
+/// What an nf_tables reply is, on top of the generic [`NlMsg`].
+pub trait NftMessage<'a> {
     /// The attributes of an nf_tables message, after its `nfgenmsg`.
-    pub fn nft_attrs(&self) -> Result<AttrIter<'a>, DecodeError> {
-        self.payload
-            .get(NFGENMSG_LEN..)
-            .map(AttrIter::new)
-            .ok_or_else(|| DecodeError::new("nf_tables message shorter than nfgenmsg"))
-    }
-
+    fn nft_attrs(&self) -> Result<AttrIter<'a>, DecodeError>;
     /// The `NFT_MSG_*` number when this is an nf_tables message.
-    pub fn nft_msg(&self) -> Option<u8> {
-        (self.ty >> 8 == NFNL_SUBSYS_NFTABLES).then_some((self.ty & 0xff) as u8)
+    fn nft_msg(&self) -> Option<u8>;
+}
+
+impl<'a> NftMessage<'a> for NlMsg<'a> {
+    fn nft_attrs(&self) -> Result<AttrIter<'a>, DecodeError> {
+        self.attrs_of("nf_tables message")
     }
-}
 
-/// Walks the messages of one received datagram.
-#[derive(Clone, Debug)]
-pub struct MsgIter<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> MsgIter<'a> {
-    /// Iterates over the messages in `buf`, as received from the socket.
-    /// A malformed message yields an error and ends the iteration.
-    pub fn new(buf: &'a [u8]) -> MsgIter<'a> {
-        MsgIter { rest: buf }
+    fn nft_msg(&self) -> Option<u8> {
+        self.subsys_msg(NFNL_SUBSYS_NFTABLES)
     }
-}
-
-impl<'a> Iterator for MsgIter<'a> {
-    type Item = Result<NlMsg<'a>, DecodeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let rest = self.rest;
-        let fail = |what: &str| {
-            Some(Err(DecodeError::new(format!(
-                "{what} ({} bytes left)",
-                rest.len()
-            ))))
-        };
-        if rest.len() < NLMSG_HDRLEN {
-            self.rest = &[];
-            return fail("truncated message header");
-        }
-        let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            self.rest = &[];
-            return fail("message length out of bounds");
-        }
-        let msg = NlMsg {
-            ty: u16::from_ne_bytes([rest[4], rest[5]]),
-            flags: u16::from_ne_bytes([rest[6], rest[7]]),
-            seq: u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]),
-            payload: &rest[NLMSG_HDRLEN..len],
-        };
-        let advance = align4(len).min(rest.len());
-        self.rest = &rest[advance..];
-        Some(Ok(msg))
-    }
-}
-
-pub(crate) fn align4(n: usize) -> usize {
-    (n + 3) & !3
 }
 
 #[cfg(test)]
@@ -328,7 +118,7 @@ mod tests {
         let mut buf = Vec::new();
         write_message(
             &mut buf,
-            MsgHeader::nft(msg_type::NEWTABLE, nlm_flags::REQUEST | nlm_flags::ACK, 7),
+            nft_header(msg_type::NEWTABLE, nlm_flags::REQUEST | nlm_flags::ACK, 7),
             |a| a.str(1, "banset"),
         )
         .unwrap();
@@ -353,47 +143,5 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(attrs, vec![(1, &b"banset\0"[..])]);
-    }
-
-    #[test]
-    fn malformed_datagrams_are_errors_not_panics() {
-        // Length field larger than the datagram.
-        let mut bad = 100u32.to_ne_bytes().to_vec();
-        bad.extend_from_slice(&[0; 12]);
-        assert!(MsgIter::new(&bad).next().unwrap().is_err());
-        // Shorter than a header.
-        assert!(MsgIter::new(&[1, 2, 3]).next().unwrap().is_err());
-        // Length smaller than a header would loop forever if accepted.
-        let mut tiny = 4u32.to_ne_bytes().to_vec();
-        tiny.extend_from_slice(&[0; 12]);
-        let mut it = MsgIter::new(&tiny);
-        assert!(it.next().unwrap().is_err());
-        assert!(it.next().is_none());
-        // An error message without its code.
-        let msg = NlMsg {
-            ty: NLMSG_ERROR,
-            flags: 0,
-            seq: 1,
-            payload: &[1],
-        };
-        assert!(msg.error_code().is_err());
-    }
-
-    #[test]
-    fn error_codes_are_positive_errnos() {
-        let payload = (-2i32).to_ne_bytes();
-        let msg = NlMsg {
-            ty: NLMSG_ERROR,
-            flags: 0,
-            seq: 1,
-            payload: &payload,
-        };
-        assert_eq!(msg.error_code().unwrap(), 2);
-        let min = i32::MIN.to_ne_bytes();
-        let msg = NlMsg {
-            payload: &min,
-            ..msg
-        };
-        assert_eq!(msg.error_code().unwrap(), i32::MAX);
     }
 }

@@ -7,7 +7,8 @@
 
 use super::attrs::{be_u32, be_u64, c_str, Attrs};
 use super::{
-    msg_type, nlm_flags, write_message, Batch, DecodeError, EncodeError, MsgHeader, NlMsg,
+    msg_type, nft_header, nlm_flags, write_message, Batch, DecodeError, EncodeError, NftMessage,
+    NlMsg,
 };
 
 /// `NFTA_TABLE_*`.
@@ -430,7 +431,7 @@ pub fn get_set(seq: u32, table: &str, name: &str) -> Result<Vec<u8>, EncodeError
     let mut buf = Vec::with_capacity(64);
     write_message(
         &mut buf,
-        MsgHeader::nft(msg_type::GETSET, nlm_flags::REQUEST | nlm_flags::ACK, seq),
+        nft_header(msg_type::GETSET, nlm_flags::REQUEST | nlm_flags::ACK, seq),
         |a| {
             a.str(set_attr::TABLE, table);
             a.str(set_attr::NAME, name);
@@ -453,7 +454,7 @@ pub(crate) fn dump_request(
     let mut buf = Vec::with_capacity(64);
     write_message(
         &mut buf,
-        MsgHeader::nft(msg, nlm_flags::REQUEST | nlm_flags::DUMP, seq),
+        nft_header(msg, nlm_flags::REQUEST | nlm_flags::DUMP, seq),
         body,
     )?;
     Ok(buf)
@@ -774,7 +775,7 @@ mod tests {
 
     fn reply(attrs: impl FnOnce(&mut Attrs<'_>)) -> Vec<u8> {
         let mut buf = Vec::new();
-        write_message(&mut buf, MsgHeader::nft(msg_type::NEWRULE, 2, 9), attrs).unwrap();
+        write_message(&mut buf, nft_header(msg_type::NEWRULE, 2, 9), attrs).unwrap();
         buf
     }
 

@@ -1,12 +1,21 @@
 //! Netlink attribute TLVs: a writer that appends to a message buffer and a
 //! reader that walks a byte slice without copying.
+//!
+//! One byte-order detail differs between the subsystems: nf_tables takes
+//! big-endian integers with no flag ([`Attrs::u32`], [`Attrs::u64`]), while
+//! the ipset set types check `NLA_F_NET_BYTEORDER` on u32 values and
+//! addresses (`ip_set_attr_netorder()` in the kernel) and refuse the message
+//! with `IPSET_ERR_PROTOCOL` when it is missing ([`Attrs::be32`],
+//! [`Attrs::net_bytes`]). u8 values and strings carry no flag in either.
 
-use super::{align4, DecodeError};
+use crate::message::{align4, DecodeError};
 
 /// `NLA_F_NESTED`: set on every attribute that holds attributes, as `nft`
-/// and the kernel's own `nla_nest_start()` do.
+/// and the kernel's own `nla_nest_start()` do; the ipset core refuses its
+/// containers (DATA, ADT, IP) without it.
 pub const NLA_F_NESTED: u16 = 0x8000;
-/// `NLA_F_NET_BYTEORDER`.
+/// `NLA_F_NET_BYTEORDER`: the value is big-endian; ipset requires it on u32
+/// values and addresses.
 pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 /// The type bits without the two flags.
 pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
@@ -15,7 +24,9 @@ const NLA_HDRLEN: usize = 4;
 
 /// Appends attributes to the message being built. Nested attributes patch
 /// their length when closed; a length above u16::MAX is remembered and turns
-/// the whole message into an error (see [`super::write_message`]).
+/// the whole message into an error (see [`crate::write_message`]): the
+/// kernel would otherwise read a wrapped length and, for element lists,
+/// silently apply nothing.
 #[derive(Debug)]
 pub struct Attrs<'a> {
     buf: &'a mut Vec<u8>,
@@ -23,6 +34,8 @@ pub struct Attrs<'a> {
 }
 
 impl<'a> Attrs<'a> {
+    /// Appends to `buf`. Only [`crate::write_message`] makes one outside
+    /// tests, so that an overflow is never lost.
     pub(crate) fn new(buf: &'a mut Vec<u8>) -> Attrs<'a> {
         Attrs {
             buf,
@@ -30,6 +43,7 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// Whether an attribute outgrew its u16 length field.
     pub(crate) fn overflowed(&self) -> bool {
         self.overflow
     }
@@ -40,7 +54,7 @@ impl<'a> Attrs<'a> {
         self.buf.len()
     }
 
-    /// An attribute with a raw value (addresses, keys, user data).
+    /// An attribute with a raw value (keys, user data).
     pub fn bytes(&mut self, ty: u16, value: &[u8]) {
         let len = NLA_HDRLEN + value.len();
         self.header(ty, len);
@@ -48,7 +62,12 @@ impl<'a> Attrs<'a> {
         self.pad();
     }
 
-    /// A NUL-terminated string, as every nf_tables name attribute is.
+    /// A raw value in network byte order (ipset addresses): flagged as such.
+    pub fn net_bytes(&mut self, ty: u16, value: &[u8]) {
+        self.bytes(ty | NLA_F_NET_BYTEORDER, value);
+    }
+
+    /// A NUL-terminated string, as every nf_tables and ipset name is.
     pub fn str(&mut self, ty: u16, value: &str) {
         let len = NLA_HDRLEN + value.len() + 1;
         self.header(ty, len);
@@ -57,19 +76,26 @@ impl<'a> Attrs<'a> {
         self.pad();
     }
 
-    /// A one-byte attribute.
+    /// A one-byte attribute, without the byte-order flag.
     pub fn u8(&mut self, ty: u16, value: u8) {
         self.bytes(ty, &[value]);
     }
 
-    /// Big-endian, like every nf_tables integer.
+    /// Big-endian without a flag, like every nf_tables integer.
     pub fn u32(&mut self, ty: u16, value: u32) {
         self.bytes(ty, &value.to_be_bytes());
     }
 
-    /// Big-endian, like every nf_tables integer (timeouts in ms, handles).
+    /// Big-endian without a flag, like every nf_tables integer (timeouts in
+    /// ms, handles).
     pub fn u64(&mut self, ty: u16, value: u64) {
         self.bytes(ty, &value.to_be_bytes());
+    }
+
+    /// A big-endian u32 carrying `NLA_F_NET_BYTEORDER`, as ipset wants every
+    /// u32 (timeouts, sizes, line numbers).
+    pub fn be32(&mut self, ty: u16, value: u32) {
+        self.net_bytes(ty, &value.to_be_bytes());
     }
 
     /// A nested attribute; `body` writes its members.
@@ -146,7 +172,7 @@ impl<'a> Iterator for AttrIter<'a> {
     }
 }
 
-/// Value readers that turn a wrong size into an error.
+/// Reads a big-endian u32 value; `what` names it in the error.
 pub fn be_u32(value: &[u8], what: &str) -> Result<u32, DecodeError> {
     <[u8; 4]>::try_from(value)
         .map(u32::from_be_bytes)
@@ -160,6 +186,17 @@ pub fn be_u64(value: &[u8], what: &str) -> Result<u64, DecodeError> {
         .map_err(|_| DecodeError::new(format!("{what}: {} bytes, want 8", value.len())))
 }
 
+/// Reads a one-byte value; `what` names it in the error.
+pub fn u8_of(value: &[u8], what: &str) -> Result<u8, DecodeError> {
+    match value {
+        [b] => Ok(*b),
+        _ => Err(DecodeError::new(format!(
+            "{what}: {} bytes, want 1",
+            value.len()
+        ))),
+    }
+}
+
 /// A NUL-terminated string attribute (the NUL is optional on input).
 pub fn c_str<'a>(value: &'a [u8], what: &str) -> Result<&'a str, DecodeError> {
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
@@ -170,6 +207,7 @@ pub fn c_str<'a>(value: &'a [u8], what: &str) -> Result<&'a str, DecodeError> {
 mod tests {
     use super::*;
 
+    /// nf_tables style: no byte-order flags, u32 and u64 big-endian.
     #[test]
     fn writes_padded_tlvs_and_nests() {
         let mut buf = Vec::new();
@@ -198,6 +236,35 @@ mod tests {
         assert_eq!(attr_size(8), 12);
     }
 
+    /// ipset style: u32 values and addresses flagged `NLA_F_NET_BYTEORDER`.
+    #[test]
+    fn writes_flagged_tlvs_and_nests() {
+        let mut buf = Vec::new();
+        let mut a = Attrs::new(&mut buf);
+        a.u8(1, 7);
+        a.nest(7, |a| {
+            a.be32(6, 3600);
+            a.net_bytes(1, &[10, 0, 0, 1]);
+        });
+        assert!(!a.overflowed());
+        #[rustfmt::skip]
+        let want: Vec<u8> = [
+            &[5, 0, 1, 0][..], &[7, 0, 0, 0],        // u8 attr 1 (PROTOCOL), no flag, padded
+            &[20, 0, 7, 0x80],                       // nest 7 (DATA) with NLA_F_NESTED
+            &[8, 0, 6, 0x40], &[0, 0, 0x0e, 0x10],   //   u32 attr 6 (TIMEOUT) BE + NET_BYTEORDER
+            &[8, 0, 1, 0x40], &[10, 0, 0, 1],        //   address bytes + NET_BYTEORDER
+        ].concat();
+        assert_eq!(buf, want);
+        let top: Vec<_> = AttrIter::new(&buf).collect::<Result<_, _>>().unwrap();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[1].0, 7, "nested flag is masked off");
+        let inner: Vec<_> = AttrIter::new(top[1].1).collect::<Result<_, _>>().unwrap();
+        assert_eq!(inner[0].0, 6, "byte-order flag is masked off");
+        assert_eq!(be_u32(inner[0].1, "x").unwrap(), 3600);
+        assert_eq!(attr_size(1), 8);
+        assert_eq!(attr_size(16), 20);
+    }
+
     #[test]
     fn oversized_nest_is_flagged() {
         let mut buf = Vec::new();
@@ -211,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn oversized_flagged_nest_is_flagged() {
+        let mut buf = Vec::new();
+        let mut a = Attrs::new(&mut buf);
+        a.nest(8, |a| {
+            for _ in 0..20_000 {
+                a.be32(9, 0);
+            }
+        });
+        assert!(a.overflowed());
+    }
+
+    #[test]
     fn bad_lengths_are_errors() {
         assert!(AttrIter::new(&[200, 0, 1, 0, 0, 0, 0, 0])
             .next()
@@ -218,7 +297,11 @@ mod tests {
             .is_err());
         assert!(AttrIter::new(&[2, 0, 1, 0]).next().unwrap().is_err());
         assert!(be_u32(&[1, 2], "x").is_err());
+        assert!(be_u64(&[1, 2], "x").is_err());
+        assert!(u8_of(&[1, 2], "x").is_err());
+        assert_eq!(u8_of(&[9], "x").unwrap(), 9);
         assert!(c_str(&[0xff, 0], "x").is_err());
         assert_eq!(c_str(b"abc\0", "x").unwrap(), "abc");
+        assert_eq!(c_str(b"hash:ip\0", "x").unwrap(), "hash:ip");
     }
 }
