@@ -15,7 +15,7 @@ use crate::hook::{self, Action};
 use crate::layout::{self, KernelSet, MAX_TIMEOUT};
 use crate::msg::replies::{self, ListedEntry, SetHeader};
 use crate::msg::requests::{self, CreateParams, Entry};
-use crate::msg::{cmd, errcode, EncodeError, MAX_SET_NAME};
+use crate::msg::{cmd, errcode, EncodeError, IpsetMessage, MAX_SET_NAME};
 use crate::sys::{Socket, SysError};
 
 /// banset's ipset backend: the kernel objects described in the crate docs,

@@ -18,22 +18,23 @@
 //! line number, which the kernel hands back in its error reply, so a failure
 //! names the entry (see [`replies::error_lineno`]).
 //!
-//! - [`attrs`]: the TLV writer and reader;
+//! The framing and the attribute TLVs are the same for every nfnetlink
+//! subsystem and live in `banset-netlink`; they are re-exported here.
+//!
+//! - [`attrs`]: the TLV writer and reader (from `banset-netlink`);
 //! - [`requests`]: every request banset sends, and the chunking of entries
 //!   into `ADT` messages below netlink's 64 KiB attribute limit;
 //! - [`replies`]: set headers, listed entries, type revisions and the line
 //!   number of a failing entry.
 
-pub mod attrs;
 pub mod replies;
 pub mod requests;
 
-use std::fmt;
-
-pub use attrs::{AttrIter, Attrs};
-
-/// `NETLINK_NETFILTER`, the netlink protocol of nfnetlink.
-pub const NETLINK_NETFILTER: i32 = 12;
+pub use banset_netlink::attrs;
+pub use banset_netlink::{
+    nlm_flags, AttrIter, Attrs, DecodeError, EncodeError, MsgIter, NlMsg, NETLINK_NETFILTER,
+    NFGENMSG_LEN, NFPROTO_IPV4, NFPROTO_IPV6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
+};
 /// `NFNL_SUBSYS_IPSET`: the high byte of every ipset message type.
 pub const NFNL_SUBSYS_IPSET: u16 = 6;
 /// `IPSET_PROTOCOL`: the protocol version in every request. Kernels answer
@@ -165,37 +166,6 @@ pub mod errcode {
     pub const HASH_FULL: i32 = 4352;
 }
 
-/// `nlmsghdr.nlmsg_flags` bits.
-pub mod nlm_flags {
-    /// `NLM_F_REQUEST`: set on every message to the kernel.
-    pub const REQUEST: u16 = 0x1;
-    /// `NLM_F_MULTI`: one part of a multipart answer (dumps).
-    pub const MULTI: u16 = 0x2;
-    /// `NLM_F_ACK`: ask for an `NLMSG_ERROR` carrying 0 on success.
-    pub const ACK: u16 = 0x4;
-    /// `NLM_F_ROOT | NLM_F_MATCH`.
-    pub const DUMP: u16 = 0x300;
-    /// `NLM_F_EXCL`: strict semantics. Never sent by banset: without it an
-    /// existing entry is refreshed and an absent one deleted without error
-    /// (`ipset -exist`), and CREATE of an identical set succeeds.
-    pub const EXCL: u16 = 0x200;
-    /// `NLM_F_CREATE`: on CREATE, as `ipset` sends it.
-    pub const CREATE: u16 = 0x400;
-}
-
-/// `NLMSG_ERROR`: an error, or with code 0 an ACK; see [`NlMsg::error_code`].
-pub const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`: the end of a dump; see [`NlMsg::done_code`].
-pub const NLMSG_DONE: u16 = 3;
-/// `NLMSG_HDRLEN`: the size of `struct nlmsghdr`.
-pub const NLMSG_HDRLEN: usize = 16;
-/// The size of `struct nfgenmsg`.
-pub const NFGENMSG_LEN: usize = 4;
-/// `NFPROTO_IPV4`: ipset's `family inet`.
-pub const NFPROTO_IPV4: u8 = 2;
-/// `NFPROTO_IPV6`: ipset's `family inet6`.
-pub const NFPROTO_IPV6: u8 = 10;
-
 /// The full `nlmsg_type` of an ipset command.
 pub fn ipset_type(cmd: u8) -> u16 {
     (NFNL_SUBSYS_IPSET << 8) | u16::from(cmd)
@@ -223,166 +193,35 @@ pub fn write_message(
     header: MsgHeader,
     body: impl FnOnce(&mut Attrs<'_>),
 ) -> Result<(), EncodeError> {
-    let start = buf.len();
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched below
-    buf.extend_from_slice(&ipset_type(header.cmd).to_ne_bytes());
-    buf.extend_from_slice(&header.flags.to_ne_bytes());
-    buf.extend_from_slice(&header.seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: 0 = the kernel
-    buf.push(header.family);
-    buf.push(0); // NFNETLINK_V0
-    buf.extend_from_slice(&0u16.to_be_bytes()); // res_id
-    let mut attrs = Attrs::new(buf);
-    attrs.u8(attr::PROTOCOL, IPSET_PROTOCOL);
-    body(&mut attrs);
-    let overflow = attrs.overflowed();
-    let len = buf.len() - start;
-    match u32::try_from(len) {
-        Ok(len) if !overflow => {
-            buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-            Ok(())
-        }
-        _ => {
-            buf.truncate(start);
-            Err(EncodeError(
-                "an attribute is longer than netlink's 65,535-byte limit",
-            ))
-        }
-    }
+    let header = banset_netlink::MsgHeader {
+        ty: ipset_type(header.cmd),
+        flags: header.flags,
+        seq: header.seq,
+        family: header.family,
+        res_id: 0,
+    };
+    banset_netlink::write_message(buf, header, |attrs| {
+        attrs.u8(attr::PROTOCOL, IPSET_PROTOCOL);
+        body(attrs);
+    })
 }
 
-/// Building a message failed: a bug in banset's chunking or a name that
-/// slipped past validation, never a kernel answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EncodeError(pub &'static str);
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for EncodeError {}
-
-/// A reply from the kernel did not parse. Replies are untrusted input as far
-/// as this crate is concerned: a malformed one is an error, never a panic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl DecodeError {
-    pub(crate) fn new(what: impl Into<String>) -> DecodeError {
-        DecodeError(what.into())
-    }
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed netlink reply: {}", self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// One received netlink message, borrowed from the receive buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NlMsg<'a> {
-    /// `nlmsg_type`: [`NLMSG_ERROR`], [`NLMSG_DONE`], or an ipset type.
-    pub ty: u16,
-    /// `nlmsg_flags` ([`nlm_flags`]); `MULTI` marks a dump part.
-    pub flags: u16,
-    /// `nlmsg_seq`: the sequence number of the request this answers.
-    pub seq: u32,
-    /// Everything after the 16-byte header.
-    pub payload: &'a [u8],
-}
-
-impl<'a> NlMsg<'a> {
-    /// For `NLMSG_ERROR`: the error (positive: an errno or an ipset code),
-    /// 0 for an ACK.
-    pub fn error_code(&self) -> Result<i32, DecodeError> {
-        let raw = self
-            .payload
-            .get(..4)
-            .ok_or_else(|| DecodeError::new("NLMSG_ERROR shorter than its error code"))?;
-        let code = i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]);
-        Ok(code.checked_neg().unwrap_or(i32::MAX))
-    }
-
-    /// For `NLMSG_DONE`: a dump may end with a negative errno instead of 0.
-    pub fn done_code(&self) -> i32 {
-        match self.payload.get(..4) {
-            Some(raw) => i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]])
-                .checked_neg()
-                .unwrap_or(i32::MAX),
-            None => 0,
-        }
-    }
-
+/// What an ipset reply is, on top of the generic [`NlMsg`].
+pub trait IpsetMessage<'a> {
     /// The ipset command when this is an ipset message.
-    pub fn ipset_cmd(&self) -> Option<u8> {
-        (self.ty >> 8 == NFNL_SUBSYS_IPSET).then_some((self.ty & 0xff) as u8)
-    }
-
+    fn ipset_cmd(&self) -> Option<u8>;
     /// The attributes of an ipset message, after its `nfgenmsg`.
-    pub fn attrs(&self) -> Result<AttrIter<'a>, DecodeError> {
-        self.payload
-            .get(NFGENMSG_LEN..)
-            .map(AttrIter::new)
-            .ok_or_else(|| DecodeError::new("ipset message shorter than nfgenmsg"))
+    fn ipset_attrs(&self) -> Result<AttrIter<'a>, DecodeError>;
+}
+
+impl<'a> IpsetMessage<'a> for NlMsg<'a> {
+    fn ipset_cmd(&self) -> Option<u8> {
+        self.subsys_msg(NFNL_SUBSYS_IPSET)
     }
-}
 
-/// Walks the messages of one received datagram.
-#[derive(Clone, Debug)]
-pub struct MsgIter<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> MsgIter<'a> {
-    /// Iterates over the messages in `buf`, as received from the socket.
-    /// A malformed message yields an error and ends the iteration.
-    pub fn new(buf: &'a [u8]) -> MsgIter<'a> {
-        MsgIter { rest: buf }
+    fn ipset_attrs(&self) -> Result<AttrIter<'a>, DecodeError> {
+        self.attrs_of("ipset message")
     }
-}
-
-impl<'a> Iterator for MsgIter<'a> {
-    type Item = Result<NlMsg<'a>, DecodeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let rest = self.rest;
-        let fail = |what: &str| {
-            Some(Err(DecodeError::new(format!(
-                "{what} ({} bytes left)",
-                rest.len()
-            ))))
-        };
-        if rest.len() < NLMSG_HDRLEN {
-            self.rest = &[];
-            return fail("truncated message header");
-        }
-        let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            self.rest = &[];
-            return fail("message length out of bounds");
-        }
-        let msg = NlMsg {
-            ty: u16::from_ne_bytes([rest[4], rest[5]]),
-            flags: u16::from_ne_bytes([rest[6], rest[7]]),
-            seq: u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]),
-            payload: &rest[NLMSG_HDRLEN..len],
-        };
-        let advance = align4(len).min(rest.len());
-        self.rest = &rest[advance..];
-        Some(Ok(msg))
-    }
-}
-
-pub(crate) fn align4(n: usize) -> usize {
-    (n + 3) & !3
 }
 
 #[cfg(test)]
@@ -416,7 +255,11 @@ mod tests {
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].ipset_cmd(), Some(cmd::DESTROY));
         assert_eq!(msgs[0].seq, 7);
-        let attrs: Vec<_> = msgs[0].attrs().unwrap().collect::<Result<_, _>>().unwrap();
+        let attrs: Vec<_> = msgs[0]
+            .ipset_attrs()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(attrs, vec![(1, &[7u8][..]), (2, &b"f2b\0"[..])]);
     }
 
@@ -438,44 +281,5 @@ mod tests {
         });
         assert!(e.is_err());
         assert_eq!(buf, [1, 2, 3]);
-    }
-
-    #[test]
-    fn malformed_datagrams_are_errors_not_panics() {
-        let mut bad = 100u32.to_ne_bytes().to_vec();
-        bad.extend_from_slice(&[0; 12]);
-        assert!(MsgIter::new(&bad).next().unwrap().is_err());
-        assert!(MsgIter::new(&[1, 2, 3]).next().unwrap().is_err());
-        let mut tiny = 4u32.to_ne_bytes().to_vec();
-        tiny.extend_from_slice(&[0; 12]);
-        let mut it = MsgIter::new(&tiny);
-        assert!(it.next().unwrap().is_err());
-        assert!(it.next().is_none());
-        let msg = NlMsg {
-            ty: NLMSG_ERROR,
-            flags: 0,
-            seq: 1,
-            payload: &[1],
-        };
-        assert!(msg.error_code().is_err());
-        assert!(msg.attrs().is_err());
-    }
-
-    #[test]
-    fn error_codes_are_positive() {
-        let payload = (-errcode::HASH_FULL).to_ne_bytes();
-        let msg = NlMsg {
-            ty: NLMSG_ERROR,
-            flags: 0,
-            seq: 1,
-            payload: &payload,
-        };
-        assert_eq!(msg.error_code().unwrap(), errcode::HASH_FULL);
-        let min = i32::MIN.to_ne_bytes();
-        let msg = NlMsg {
-            payload: &min,
-            ..msg
-        };
-        assert_eq!(msg.error_code().unwrap(), i32::MAX);
     }
 }

@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::attrs::{be_u32, c_str, u8_of};
 use super::{
-    attr, data, ipaddr, AttrIter, DecodeError, NlMsg, FLAG_NOMATCH, NFGENMSG_LEN, NLMSG_HDRLEN,
+    attr, data, ipaddr, AttrIter, DecodeError, IpsetMessage, NlMsg, FLAG_NOMATCH, NFGENMSG_LEN,
+    NLMSG_HDRLEN,
 };
 
 /// A set's header, from the first part of its LIST dump.
@@ -56,7 +57,7 @@ pub fn parse_list_part(
     let mut name = String::new();
     let mut head = SetHeader::default();
     let mut has_header = false;
-    for a in msg.attrs()? {
+    for a in msg.ipset_attrs()? {
         let (ty, value) = a?;
         match ty {
             attr::SETNAME => name = c_str(value, "set name")?.to_string(),
@@ -152,7 +153,7 @@ fn parse_ip(value: &[u8]) -> Result<IpAddr, DecodeError> {
 pub fn parse_type(msg: &NlMsg<'_>) -> Result<(u8, u8), DecodeError> {
     let mut max = None;
     let mut min = 0;
-    for a in msg.attrs()? {
+    for a in msg.ipset_attrs()? {
         let (ty, value) = a?;
         match ty {
             attr::REVISION => max = Some(u8_of(value, "revision")?),
