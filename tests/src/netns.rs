@@ -297,6 +297,15 @@ impl VethPair {
             .enter(|| Reach::from_result(TcpStream::connect_timeout(&to, timeout).map(drop)))
     }
 
+    /// Connects from the client namespace to `to` with source address
+    /// `from`, which must be one of the client's (add more with
+    /// `client().ip(&["addr", "add", ...])`): a test can then ban one
+    /// client address and check that another one still gets through.
+    pub fn connect_tcp_from(&self, from: IpAddr, to: SocketAddr, timeout: Duration) -> Reach {
+        self.client
+            .enter(|| Reach::from_result(connect_from(from, to, timeout)))
+    }
+
     /// Listens on `server_addr` and connects to it from the client: the
     /// whole packet test in one call.
     pub fn probe_tcp(
@@ -338,6 +347,142 @@ impl Reach {
             _ => Reach::Failed(e.to_string()),
         }
     }
+}
+
+/// A TCP connect bound to source address `from`: std cannot bind before
+/// connecting, hence libc. Nonblocking, so the wait is bounded by `timeout`
+/// (a dropped SYN is retried for minutes otherwise).
+fn connect_from(from: IpAddr, to: SocketAddr, timeout: Duration) -> io::Result<()> {
+    fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_storage is larger than and aligned for
+                // sockaddr_in.
+                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: as above, for sockaddr_in6.
+                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        (storage, len as libc::socklen_t)
+    }
+
+    let domain = if to.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: a plain socket call; the descriptor is owned right below.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let (local, local_len) = sockaddr(SocketAddr::new(from, 0));
+    // SAFETY: `local` is a valid socket address of `local_len` bytes.
+    if unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&local as *const libc::sockaddr_storage).cast(),
+            local_len,
+        )
+    } != 0
+    {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("bind {from}: {e}")));
+    }
+    let (remote, remote_len) = sockaddr(to);
+    // SAFETY: `remote` is a valid socket address of `remote_len` bytes.
+    if unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&remote as *const libc::sockaddr_storage).cast(),
+            remote_len,
+        )
+    } == 0
+    {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINPROGRESS) {
+        return Err(e);
+    }
+    let mut pfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd.
+    match unsafe { libc::poll(&mut pfd, 1, millis) } {
+        0 => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+        n if n < 0 => return Err(io::Error::last_os_error()),
+        _ => {}
+    }
+    let mut err: libc::c_int = 0;
+    let mut err_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a valid int of `err_len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut err_len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match err {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Runs a tool (`nft`, `ipset`, `iptables`) in the calling thread's
+/// namespace, as a kernel test's independent oracle, and returns its
+/// stdout; panics with the command line and its stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether a tool succeeds in the calling thread's namespace (a probe such
+/// as `nft list table ...` whose failure is an answer, not an error).
+pub fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Deletes `banset-test-<pid>-*` namespaces whose process is gone: a test

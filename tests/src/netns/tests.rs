@@ -145,6 +145,36 @@ fn a_veth_pair_carries_tcp_in_both_families() {
 }
 
 #[test]
+fn a_connect_from_a_chosen_source_uses_that_address() {
+    if skip_unless_root("a_connect_from_a_chosen_source_uses_that_address") {
+        return;
+    }
+    let pair = VethPair::new().unwrap();
+    for (server, client) in [
+        (
+            IpAddr::from(VethPair::SERVER_V4),
+            IpAddr::from(VethPair::CLIENT_V4),
+        ),
+        (VethPair::SERVER_V6.into(), VethPair::CLIENT_V6.into()),
+    ] {
+        let listener = pair.listen_tcp(server).unwrap();
+        let to = listener.local_addr().unwrap();
+        assert_eq!(pair.connect_tcp_from(client, to, PROBE), Reach::Connected);
+        // The server saw the chosen source.
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), client);
+    }
+    // An address the client does not have cannot be the source.
+    let listener = pair.listen_tcp(VethPair::SERVER_V4.into()).unwrap();
+    let to = listener.local_addr().unwrap();
+    let foreign = IpAddr::from(Ipv4Addr::new(10, 199, 0, 77));
+    assert!(matches!(
+        pair.connect_tcp_from(foreign, to, PROBE),
+        Reach::Failed(_)
+    ));
+}
+
+#[test]
 fn a_firewall_in_the_server_namespace_decides_the_outcome() {
     if skip_unless_root("a_firewall_in_the_server_namespace_decides_the_outcome") {
         return;

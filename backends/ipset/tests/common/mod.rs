@@ -23,29 +23,7 @@ pub fn in_netns(test: &str, body: impl FnOnce() + Send) {
     });
 }
 
-/// Runs a tool in the calling thread's namespace; panics with its stderr.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Whether a tool succeeds.
-pub fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+pub use banset_tests::netns::run;
 
 /// The `-A INPUT ...` lines of `iptables -S INPUT` (or ip6tables).
 pub fn input_rules(program: &str) -> Vec<String> {

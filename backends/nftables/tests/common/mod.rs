@@ -1,74 +1,36 @@
-//! Small, self-contained helpers for the kernel tests: a fresh network
-//! namespace per test, and `nft` as the independent oracle.
-//!
-//! `unshare(CLONE_NEWNET)` moves only the calling *thread* into the new
-//! namespace, so each test body runs in a thread of its own that unshares
-//! first; processes it spawns (`nft`, `ip`) start in that thread's namespace.
-//! The host's ruleset is never touched.
+//! Helpers for the kernel tests: a fresh network namespace per test (from
+//! banset-tests), and `nft` run inside it as the independent oracle. The
+//! host's ruleset is never touched.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::process::Command;
 use std::time::Duration;
 
 use banset_core::{BackendKind, KernelEntry, SetName, SetSpec, Target};
+use banset_tests::netns;
 use serde_json::Value;
 
-/// Kernel tests need root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare).
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Runs `body` in a thread inside a fresh network namespace. Skips, with a
-/// message, when not root. Panics in `body` fail the test.
-pub fn in_netns(test: &str, body: impl FnOnce() + Send + 'static) {
-    if !is_root() {
-        eprintln!("SKIPPED {test}: kernel tests need root (run as root or in CI)");
+/// Runs `body` in a fresh network namespace, or says why it is skipped.
+/// Checks first that the namespace has an empty ruleset: if it did not, the
+/// test would not be where it thinks it is; stop before touching anything.
+pub fn in_netns(test: &str, body: impl FnOnce() + Send) {
+    if netns::skip_unless_root(test) {
         return;
     }
-    let handle = std::thread::Builder::new()
-        .name(test.to_string())
-        .spawn(move || {
-            // SAFETY: unshare affects only this thread's namespaces.
-            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "unshare(CLONE_NEWNET): {}",
-                std::io::Error::last_os_error()
-            );
-            // Paranoia: the fresh namespace starts empty. If it does not,
-            // we are not where we think we are; stop before touching anything.
-            assert_eq!(nft(&["list", "ruleset"]), "", "fresh netns is not empty");
-            body();
-        })
-        .expect("spawn test thread");
-    if let Err(panic) = handle.join() {
-        std::panic::resume_unwind(panic);
-    }
+    netns::in_new_netns(|| {
+        assert_eq!(nft(&["list", "ruleset"]), "", "fresh netns is not empty");
+        body();
+    });
 }
 
 /// Runs `nft` in the calling thread's namespace; panics with its stderr on failure.
 pub fn nft(args: &[&str]) -> String {
-    let out = Command::new("nft").args(args).output().expect("run nft");
-    assert!(
-        out.status.success(),
-        "nft {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    netns::run("nft", args)
 }
 
 /// `nft` that may fail; returns success.
 pub fn nft_ok(args: &[&str]) -> bool {
-    Command::new("nft")
-        .args(args)
-        .output()
-        .expect("run nft")
-        .status
-        .success()
+    netns::succeeds("nft", args)
 }
 
 /// A member as `nft -j` shows it: target text and seconds left (None = permanent).
