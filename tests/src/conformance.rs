@@ -862,11 +862,14 @@ fn ready(b: &dyn Backend, name: &SetName) -> SetSpec {
     spec
 }
 
-fn host(s: &str) -> Target {
+/// A target from test text (`"192.0.2.1"`, `"2001:db8::/64"`); panics on
+/// a typo. Public, with [`entry`], for the backends' own kernel tests.
+pub fn host(s: &str) -> Target {
     Target::parse(s).expect("the suite's addresses are valid")
 }
 
-fn entry(s: &str, secs: Option<u64>) -> KernelEntry {
+/// A member to add: target text and seconds (`None`: permanent).
+pub fn entry(s: &str, secs: Option<u64>) -> KernelEntry {
     KernelEntry {
         target: host(s),
         timeout: secs.map(Duration::from_secs),

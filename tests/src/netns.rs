@@ -49,6 +49,16 @@ pub fn skip_unless_root(test: &str) -> bool {
     true
 }
 
+/// The frame of a kernel test: skips it, saying so, without root (see
+/// [`skip_unless_root`]); otherwise runs `f` in a fresh namespace (see
+/// [`in_new_netns`]). `test` names it in the skip message.
+pub fn kernel_test(test: &str, f: impl FnOnce() + Send) {
+    if skip_unless_root(test) {
+        return;
+    }
+    in_new_netns(f);
+}
+
 /// Runs `f` in a fresh, empty network namespace whose loopback is up, and
 /// returns its result; a panic in `f` resumes on the caller's thread.
 ///

@@ -4,26 +4,23 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::process::Command;
-use std::time::Duration;
 
-use banset_core::{BackendKind, KernelEntry, SetName, SetSpec, Target};
+use banset_core::{BackendKind, SetName, SetSpec};
+#[allow(unused_imports)] // not every test binary uses both
+pub use banset_tests::conformance::{entry, host as t};
 use banset_tests::netns;
+pub use banset_tests::netns::run;
 
 /// Runs `body` in a fresh network namespace, or says why it is skipped.
 /// Checks first that the namespace holds no sets and no rules: if it did,
 /// the test would not be where it thinks it is.
 pub fn in_netns(test: &str, body: impl FnOnce() + Send) {
-    if netns::skip_unless_root(test) {
-        return;
-    }
-    netns::in_new_netns(|| {
+    netns::kernel_test(test, || {
         assert_eq!(run("ipset", &["list", "-n"]), "", "fresh netns has sets");
         assert_eq!(input_rules("iptables"), Vec::<String>::new());
         body();
     });
 }
-
-pub use banset_tests::netns::run;
 
 /// The `-A INPUT ...` lines of `iptables -S INPUT` (or ip6tables).
 pub fn input_rules(program: &str) -> Vec<String> {
@@ -91,15 +88,4 @@ pub fn set_names() -> Vec<String> {
 
 pub fn spec(name: &str) -> SetSpec {
     SetSpec::new(SetName::new(name).unwrap(), BackendKind::Ipset)
-}
-
-pub fn t(s: &str) -> Target {
-    s.parse().unwrap()
-}
-
-pub fn entry(s: &str, secs: Option<u64>) -> KernelEntry {
-    KernelEntry {
-        target: t(s),
-        timeout: secs.map(Duration::from_secs),
-    }
 }

@@ -4,9 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::time::Duration;
-
-use banset_core::{BackendKind, KernelEntry, SetName, SetSpec, Target};
+use banset_core::{BackendKind, SetName, SetSpec};
+pub use banset_tests::conformance::{entry, host as t};
 use banset_tests::netns;
 use serde_json::Value;
 
@@ -14,10 +13,7 @@ use serde_json::Value;
 /// Checks first that the namespace has an empty ruleset: if it did not, the
 /// test would not be where it thinks it is; stop before touching anything.
 pub fn in_netns(test: &str, body: impl FnOnce() + Send) {
-    if netns::skip_unless_root(test) {
-        return;
-    }
-    netns::in_new_netns(|| {
+    netns::kernel_test(test, || {
         assert_eq!(nft(&["list", "ruleset"]), "", "fresh netns is not empty");
         body();
     });
@@ -96,15 +92,4 @@ pub fn oracle_rule_comments() -> Vec<String> {
 
 pub fn spec(name: &str) -> SetSpec {
     SetSpec::new(SetName::new(name).unwrap(), BackendKind::Nftables)
-}
-
-pub fn t(s: &str) -> Target {
-    s.parse().unwrap()
-}
-
-pub fn entry(s: &str, secs: Option<u64>) -> KernelEntry {
-    KernelEntry {
-        target: t(s),
-        timeout: secs.map(Duration::from_secs),
-    }
 }
