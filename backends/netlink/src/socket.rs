@@ -523,3 +523,135 @@ mod other {
         }
     }
 }
+
+/// The socket against the real kernel, as root in a fresh network
+/// namespace, with nf_tables messages built by hand (the simplest
+/// subsystem to ask something of): pins how replies end and how a
+/// refusal is traced to its sequence number.
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use banset_tests::netns;
+
+    use super::*;
+    use crate::message::{nlm_flags, write_message, MsgHeader, NFPROTO_INET, NFPROTO_UNSPEC};
+
+    const NFTABLES: u16 = 10;
+    const GETTABLE: u8 = 1;
+    const DELTABLE: u8 = 2;
+    const TABLE_NAME: u16 = 1;
+
+    fn options() -> SocketOptions {
+        SocketOptions {
+            datagram_buf: 64 << 10,
+            rcvbuf: Some(1 << 20),
+        }
+    }
+
+    /// One message; `table`: the `NFTA_TABLE_NAME` it is about.
+    fn message(buf: &mut Vec<u8>, header: MsgHeader, table: Option<&str>) {
+        write_message(buf, header, |a| {
+            if let Some(name) = table {
+                a.str(TABLE_NAME, name);
+            }
+        })
+        .unwrap();
+    }
+
+    fn nft(msg: u8, flags: u16, seq: u32) -> MsgHeader {
+        MsgHeader {
+            ty: MsgHeader::subsys_type(NFTABLES, msg),
+            flags,
+            seq,
+            family: NFPROTO_INET,
+            res_id: 0,
+        }
+    }
+
+    /// `NFNL_MSG_BATCH_BEGIN` (16) or `_END` (17).
+    fn frame(ty: u16, seq: u32) -> MsgHeader {
+        MsgHeader {
+            ty,
+            flags: nlm_flags::REQUEST,
+            seq,
+            family: NFPROTO_UNSPEC,
+            res_id: NFTABLES,
+        }
+    }
+
+    #[test]
+    fn dumps_end_at_done_and_refusals_carry_their_errno() {
+        if netns::skip_unless_root("dumps_end_at_done_and_refusals_carry_their_errno") {
+            return;
+        }
+        netns::in_new_netns(|| {
+            let mut sock = Socket::open(options()).unwrap();
+            // An empty namespace has no tables: the dump is DONE at once.
+            let seq = sock.next_seq();
+            let mut req = Vec::new();
+            let flags = nlm_flags::REQUEST | nlm_flags::DUMP;
+            message(&mut req, nft(GETTABLE, flags, seq), None);
+            let mut parts = 0;
+            sock.request(
+                &req,
+                seq,
+                Until::Done,
+                &mut |_| {
+                    parts += 1;
+                    Ok(())
+                },
+                &mut |_| panic!("no refusal expected"),
+            )
+            .unwrap();
+            assert_eq!(parts, 0);
+
+            // Getting a table that does not exist: ENOENT, handed to on_error.
+            let seq = sock.next_seq();
+            let mut req = Vec::new();
+            let flags = nlm_flags::REQUEST | nlm_flags::ACK;
+            message(&mut req, nft(GETTABLE, flags, seq), Some("banset-absent"));
+            let mut refused = None;
+            let e = sock.request(&req, seq, Until::Ack, &mut |_| Ok(()), &mut |msg| {
+                refused = Some(msg.seq);
+            });
+            assert!(
+                matches!(e, Err(SocketError::Kernel { seq: s, errno: libc::ENOENT, others: 0 }) if s == seq),
+                "{e:?}"
+            );
+            assert_eq!(refused, Some(seq));
+        });
+    }
+
+    #[test]
+    fn a_batch_error_names_the_failing_message() {
+        if netns::skip_unless_root("a_batch_error_names_the_failing_message") {
+            return;
+        }
+        netns::in_new_netns(|| {
+            let mut sock = Socket::open(options()).unwrap();
+            // BATCH_BEGIN, one DELTABLE of an absent table, BATCH_END.
+            let begin = sock.peek_seq();
+            let mut batch = Vec::new();
+            message(&mut batch, frame(16, begin), None);
+            let flags = nlm_flags::REQUEST | nlm_flags::ACK;
+            message(
+                &mut batch,
+                nft(DELTABLE, flags, begin + 1),
+                Some("banset-absent"),
+            );
+            message(&mut batch, frame(17, begin + 2), None);
+            let e = sock.commit_batch(&batch, begin, begin + 2);
+            assert!(
+                matches!(e, Err(SocketError::Kernel { seq, errno: libc::ENOENT, others: 0 }) if seq == begin + 1),
+                "{e:?}"
+            );
+            assert_eq!(sock.peek_seq(), begin + 3);
+
+            // An empty batch needs no answer and gets none.
+            let begin = sock.peek_seq();
+            let mut batch = Vec::new();
+            message(&mut batch, frame(16, begin), None);
+            message(&mut batch, frame(17, begin + 1), None);
+            sock.commit_batch(&batch, begin, begin + 1).unwrap();
+        });
+    }
+}
