@@ -128,7 +128,7 @@ pub struct AddArgs {
     /// Ban length: 604800, 7d, 1h30m; -1, never or permanent for no end [default: the set's]
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     pub timeout: Option<String>,
-    /// When the ban started (Unix time, fail2ban's <time>; fractions are fine): it ends at SINCE + TIMEOUT
+    /// When the ban started (Unix time, fail2ban's `<time>`; fractions are fine): it ends at SINCE + TIMEOUT
     #[arg(long, value_name = "UNIX_TIME", value_parser = parse_unix_time)]
     pub since: Option<i64>,
     /// Reason recorded with the ban (jail, ticket, ...)
