@@ -198,3 +198,45 @@ fn a_full_ipset_set_names_its_maxelem_and_records_nothing() {
         assert_eq!(ipset_members("small").len(), 2);
     });
 }
+
+/// Concurrent first bans into a set that does not exist yet: the set and its
+/// rule are created once (the ledger's write lock serialises `iptables -C`
+/// then `-I`), and every ban lands.
+#[test]
+fn concurrent_first_bans_create_one_rule_and_lose_nothing() {
+    kernel_test("ipset_concurrent", || {
+        let s = sandbox("concurrent");
+        let children: Vec<_> = (0..16u32)
+            .map(|p| {
+                let mut args = vec!["add".to_string(), "busy".into()];
+                args.extend((1..=50u32).map(|i| format!("10.{p}.0.{i}")));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                s.cmd(&args)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(ipset_members("busy").len(), 800);
+        assert_eq!(
+            iptables_rules("iptables")
+                .matches("--match-set busy src")
+                .count(),
+            1
+        );
+        assert_eq!(
+            iptables_rules("ip6tables")
+                .matches("--match-set busy6 src")
+                .count(),
+            1
+        );
+    });
+}
