@@ -320,12 +320,6 @@ impl Engine<'_> {
         )?;
         let backend = self.backends.backend(spec.backend)?;
         let caps = backend.capabilities();
-        if report.created_set {
-            backend
-                .ensure_set(&spec)
-                .map_err(|e| e.within(format!("create {set}")))?;
-            tx.put_set(&spec, now)?;
-        }
         // The kernel gets the deadline the ledger will hold, which the
         // longest-ban-wins rule may take from an existing row.
         let existing = if replace {
@@ -353,6 +347,12 @@ impl Engine<'_> {
             remove: Vec::new(),
             add: entries,
         };
+        if report.created_set {
+            tx.put_set(&spec, now)?;
+            backend
+                .ensure_set(&spec)
+                .map_err(|e| e.within(format!("create {set}")))?;
+        }
         // Kernel batch and ledger rows are written at the same time: for a
         // bulk add they cost about the same, and neither needs the other.
         let (kernel, recorded) = std::thread::scope(|scope| {
@@ -370,7 +370,9 @@ impl Engine<'_> {
         });
         if let Err(e) = recorded {
             drop(tx);
-            if kernel.is_ok() {
+            if report.created_set {
+                abandon_new_set(backend, &spec);
+            } else if kernel.is_ok() {
                 // The kernel took what the ledger could not record: put the
                 // kernel back to the (rolled back) ledger. Best effort; the
                 // next sync does the same.
@@ -383,23 +385,31 @@ impl Engine<'_> {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The kernel lost the set: rebuild it from the ledger, which
                 // already holds this call's bans.
-                restore(backend, &tx, &spec, now)?;
+                if let Err(e) = restore(backend, &tx, &spec, now) {
+                    drop(tx);
+                    if report.created_set {
+                        abandon_new_set(backend, &spec);
+                    }
+                    return Err(e);
+                }
                 report.repaired = !report.created_set;
             }
-            // A kernel without atomic batches may have taken the entries
-            // before the failing one: put it back to the (rolled back)
-            // ledger, as if nothing had been sent.
-            Err(e) if !caps.atomic_batches => {
+            Err(e) => {
                 drop(tx);
-                let _ = self.sync(Some(set));
+                if report.created_set {
+                    // Nothing of the set was recorded: remove what this call
+                    // made in the kernel, so a failed first ban leaves no
+                    // empty set behind.
+                    abandon_new_set(backend, &spec);
+                } else if !caps.atomic_batches {
+                    // A kernel without atomic batches may have taken the
+                    // entries before the failing one: put it back to the
+                    // (rolled back) ledger, as if nothing had been sent.
+                    let _ = self.sync(Some(set));
+                }
                 return Err(full_set_context(e, &spec)
                     .within(format!("add to {set}"))
                     .into());
-            }
-            Err(e) => {
-                return Err(full_set_context(e, &spec)
-                    .within(format!("add to {set}"))
-                    .into())
             }
         }
         finish(tx, self.dry_run)?;
@@ -704,6 +714,12 @@ fn join_by_target(kernel: Vec<KernelEntry>, bans: Vec<Ban>) -> Vec<Listed> {
             ban: index.get(&k.target).and_then(|&i| bans[i].take()),
         })
         .collect()
+}
+
+/// Removes the kernel objects of a set this call created and then failed to
+/// fill. Best effort: the error being returned matters more than this one.
+fn abandon_new_set(backend: &dyn Backend, spec: &SetSpec) {
+    let _ = backend.destroy(spec);
 }
 
 /// A full set's error, told in the admin's terms: which set, its limit, and

@@ -453,3 +453,36 @@ fn a_failed_batch_on_a_kernel_without_atomic_batches_is_undone() {
     assert_eq!(w.kernel("small"), [("1.1.1.1".into(), Some(600))]);
     assert_eq!(w.ledger("small").len(), 1);
 }
+
+#[test]
+fn a_failed_first_ban_leaves_no_empty_set_behind() {
+    let mut w = World::new();
+    let mut tiny = spec("tiny");
+    tiny.max_elements = Some(1);
+    let reqs = [ban("1.1.1.1", None), ban("2.2.2.2", None)];
+    let e = w
+        .run(false, |e| {
+            e.add(
+                &tiny.name,
+                &reqs,
+                &AddOptions {
+                    force: false,
+                    create_with: Some(tiny.clone()),
+                },
+            )
+        })
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 3, "{e}");
+    assert!(w
+        .ledger
+        .read()
+        .unwrap()
+        .set_spec(&tiny.name)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        w.kernel.list(&tiny).unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "the set this call created is gone again"
+    );
+}
