@@ -48,7 +48,10 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(global: GlobalArgs) -> Result<Context> {
+    /// `bans` says whether the command bans anything: only then is the
+    /// allowlist consulted, and only then are this host's addresses read
+    /// (two netlink dumps, not worth making for `list` or `test`).
+    pub fn new(global: GlobalArgs, bans: bool) -> Result<Context> {
         let config = Config::load(global.config.as_deref())?;
         let state_dir = global
             .state_dir
@@ -61,8 +64,9 @@ impl Context {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "config".into());
+        let host = if bans { host_addresses() } else { Vec::new() };
         let allowlist = Allowlist::new()
-            .with_host_addresses(host_addresses())
+            .with_host_addresses(host)
             .with_ignored(config.ignore.iter().copied(), &origin);
         let backends = Backends::new(global.dry_run);
         Ok(Context {

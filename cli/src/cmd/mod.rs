@@ -20,7 +20,8 @@ use crate::context::Context;
 use crate::errors::EXIT_OK;
 
 pub fn run(cli: Cli) -> Result<i32> {
-    let mut ctx = Context::new(cli.global)?;
+    let bans = matches!(cli.command, Command::Add(_) | Command::Replace(_));
+    let mut ctx = Context::new(cli.global, bans)?;
     match cli.command {
         Command::Create(a) => create::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
