@@ -1,0 +1,21 @@
+//! banset-watch: the log watcher's pure layers.
+//!
+//! Pipeline: a source yields lines; [`logtime`] splits off the date; one
+//! [`Matcher`] per source runs every filter reading that source in one scan;
+//! each hit goes to its jail's [`FailureWindows`]; a jail that reaches
+//! `maxretry` decides a ban, whose length [`Escalation`] stretches for repeat
+//! offenders. Nothing here touches the OS; the file and journal followers
+//! live in [`follow`], and the daemon that wires them to the kernel is in
+//! the `banset` binary.
+
+#![warn(missing_docs)]
+
+mod builtin;
+mod filter;
+mod matcher;
+mod tags;
+
+pub use builtin::{builtin_filter, BUILTIN_FILTERS};
+pub use filter::{FilterDef, FilterError, Pattern, MAX_LINE_LEN};
+pub use matcher::{Hit, Matcher, Scan};
+pub use tags::{expand_failregex, expand_ignoreregex, parse_host, TagError, HOST_GROUP};

@@ -1,0 +1,197 @@
+//! fail2ban's regex tags: `<HOST>`, `<ADDR>`, `<IP4>`, `<IP6>`, `<CIDR>`,
+//! `<SUBNET>` and the `<F-NAME>…</F-NAME>` capture markers, expanded into
+//! plain regex syntax.
+//!
+//! fail2ban's own `<HOST>` also matches host names and then resolves them
+//! through DNS. banset does not: a host name in a log line comes from the
+//! attacker's reverse DNS, so a ban by name would let an attacker choose whom
+//! banset bans. Only literal addresses are captured, and every capture is
+//! parsed again as an address before it counts (see [`parse_host`]).
+
+use std::net::IpAddr;
+
+use banset_core::Target;
+
+/// The name of the capture group every address tag expands to.
+pub const HOST_GROUP: &str = "host";
+
+/// An IPv4 address as it appears in logs: four dotted decimal numbers. Out
+/// of range numbers (`999.1.1.1`) match here and are refused by
+/// [`parse_host`].
+const IPV4: &str = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}";
+
+/// An IPv6 address in any of its textual forms, `::ffff:1.2.3.4` included.
+/// Deliberately loose; [`parse_host`] decides.
+const IPV6: &str = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}";
+
+/// Why a pattern could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    /// A tag banset does not know or does not support.
+    #[error("unsupported tag <{0}>")]
+    Unsupported(String),
+    /// The pattern has no address tag, so a match could not say whom to ban.
+    #[error("no <HOST> (or <ADDR>, <IP4>, <IP6>) in the pattern")]
+    NoHost,
+    /// More than one address tag: which one is the offender would be a guess.
+    #[error("more than one address tag in the pattern")]
+    ManyHosts,
+}
+
+/// Expands the tags of a failregex. Exactly one address tag is required.
+pub fn expand_failregex(pattern: &str) -> Result<String, TagError> {
+    let (out, hosts) = expand(pattern)?;
+    match hosts {
+        0 => Err(TagError::NoHost),
+        1 => Ok(out),
+        _ => Err(TagError::ManyHosts),
+    }
+}
+
+/// Expands the tags of an ignoreregex (an address tag is allowed, not
+/// required).
+pub fn expand_ignoreregex(pattern: &str) -> Result<String, TagError> {
+    let (out, hosts) = expand(pattern)?;
+    if hosts > 1 {
+        return Err(TagError::ManyHosts);
+    }
+    Ok(out)
+}
+
+fn expand(pattern: &str) -> Result<(String, usize), TagError> {
+    let mut out = String::with_capacity(pattern.len() + 128);
+    let mut hosts = 0;
+    let mut rest = pattern;
+    while let Some(open) = rest.find('<') {
+        let (before, tail) = rest.split_at(open);
+        out.push_str(before);
+        // A tag is `<NAME>` or `</NAME>` with NAME of [A-Z0-9_-]; anything
+        // else (`<` in `(?P<name>`, a literal `<user>`) is regex text.
+        let Some(close) = tail.find('>') else {
+            out.push_str(tail);
+            rest = "";
+            break;
+        };
+        let inner = &tail[1..close];
+        let (closing, name) = match inner.strip_prefix('/') {
+            Some(n) => (true, n),
+            None => (false, inner),
+        };
+        let is_tag = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+            // `(?P<NAME>` is a named group, not a tag.
+            && !before.ends_with("?P")
+            && !before.ends_with('?');
+        if !is_tag {
+            out.push('<');
+            rest = &tail[1..];
+            continue;
+        }
+        rest = &tail[close + 1..];
+        if let Some(field) = name.strip_prefix("F-") {
+            if closing {
+                out.push(')');
+            } else {
+                out.push_str("(?P<f_");
+                out.push_str(&field.to_ascii_lowercase().replace('-', "_"));
+                out.push('>');
+            }
+            continue;
+        }
+        if closing {
+            return Err(TagError::Unsupported(inner.to_string()));
+        }
+        let expansion = match name {
+            "HOST" | "ADDR" => format!(r"\[?(?P<{HOST_GROUP}>{IPV4}|{IPV6})\]?"),
+            "IP4" => format!(r"(?P<{HOST_GROUP}>{IPV4})"),
+            "IP6" => format!(r"\[?(?P<{HOST_GROUP}>{IPV6})\]?"),
+            "CIDR" | "SUBNET" => {
+                format!(r"\[?(?P<{HOST_GROUP}>(?:{IPV4}|{IPV6})(?:/[0-9]{{1,3}})?)\]?")
+            }
+            _ => return Err(TagError::Unsupported(name.to_string())),
+        };
+        hosts += 1;
+        out.push_str(&expansion);
+    }
+    out.push_str(rest);
+    Ok((out, hosts))
+}
+
+/// Parses what an address tag captured. `None` for text that only looked
+/// like an address (`999.1.1.1`, `1:2`, a zone id): such a line does not
+/// count against anyone. IPv4-mapped IPv6 addresses fold to IPv4.
+pub fn parse_host(text: &[u8]) -> Option<Target> {
+    let text = std::str::from_utf8(text).ok()?;
+    if text.contains('/') {
+        return Target::parse(text).ok();
+    }
+    let addr: IpAddr = text.parse().ok()?;
+    Some(Target::host(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_of(pattern: &str, line: &str) -> Option<String> {
+        let re = regex::Regex::new(&expand_failregex(pattern).unwrap()).unwrap();
+        let caps = re.captures(line)?;
+        parse_host(caps.name(HOST_GROUP)?.as_str().as_bytes()).map(|t| t.to_string())
+    }
+
+    #[test]
+    fn host_matches_v4_v6_bracketed_and_mapped() {
+        let p = r"^from <HOST> port";
+        assert_eq!(host_of(p, "from 1.2.3.4 port").as_deref(), Some("1.2.3.4"));
+        assert_eq!(
+            host_of(p, "from 2001:db8::1 port").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            host_of(p, "from [2001:db8::2] port").as_deref(),
+            Some("2001:db8::2")
+        );
+        assert_eq!(
+            host_of(p, "from ::ffff:10.1.2.3 port").as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(host_of(p, "from ::1 port").as_deref(), Some("::1"));
+        assert_eq!(
+            host_of(p, "from fe80::1:2:3:4 port").as_deref(),
+            Some("fe80::1:2:3:4")
+        );
+    }
+
+    #[test]
+    fn text_that_only_looks_like_an_address_is_refused() {
+        let p = r"^from <HOST> port";
+        assert_eq!(host_of(p, "from 999.1.1.1 port"), None);
+        assert_eq!(host_of(p, "from 1:2 port"), None);
+        assert_eq!(host_of(p, "from example.com port"), None);
+        assert_eq!(host_of(p, "from 1.2.3 port"), None);
+    }
+
+    #[test]
+    fn capture_markers_and_named_groups_survive() {
+        let e = expand_failregex(r"user=<F-USER>\S+</F-USER> rip=<HOST>").unwrap();
+        assert!(e.starts_with(r"user=(?P<f_user>\S+) rip="), "{e}");
+        let e = expand_failregex(r"(?P<x>a)<x> <HOST>").unwrap();
+        assert!(e.starts_with("(?P<x>a)<x> "), "{e}");
+        let e = expand_ignoreregex(r"user=<admin>").unwrap();
+        assert_eq!(e, "user=<admin>");
+    }
+
+    #[test]
+    fn host_tags_are_counted() {
+        assert_eq!(expand_failregex("no tag here"), Err(TagError::NoHost));
+        assert_eq!(expand_failregex("<HOST> <ADDR>"), Err(TagError::ManyHosts));
+        assert_eq!(
+            expand_failregex("<SKIPLINES><HOST>"),
+            Err(TagError::Unsupported("SKIPLINES".into()))
+        );
+        assert!(expand_ignoreregex("nothing").is_ok());
+    }
+}
