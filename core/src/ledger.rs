@@ -25,7 +25,7 @@ use crate::set_name::SetName;
 use crate::spec::SetSpec;
 use crate::target::Target;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -195,7 +195,9 @@ impl Ledger {
             .map_err(|e| ledger.err(e))?;
         match version {
             SCHEMA_VERSION => {}
-            0 => ledger.create_schema()?,
+            // Every statement of the schema is idempotent: a version-1
+            // ledger gains the ban history, a new one gets everything.
+            0 | 1 => ledger.create_schema()?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -231,7 +233,16 @@ impl Ledger {
                      key   TEXT PRIMARY KEY,
                      value TEXT NOT NULL
                  );
-                 PRAGMA user_version = 1;
+                 -- Version 2: one row per ban the watcher decided, kept after
+                 -- the ban ends, so repeat offenders can be recognised
+                 -- (escalation, recidive). Pruned by age.
+                 CREATE TABLE IF NOT EXISTS ban_events (
+                     target TEXT NOT NULL,
+                     jail   TEXT NOT NULL,
+                     at     INTEGER NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS ban_events_by_target ON ban_events (target, at);
+                 PRAGMA user_version = 2;
                  COMMIT;",
             )
             .map_err(|e| self.err(e))
@@ -564,6 +575,51 @@ impl LedgerTx<'_> {
         Ok(())
     }
 
+    /// Records that `jail` banned `target` at `at` (the watcher's history
+    /// of offenders, kept after the ban itself is over).
+    pub fn record_ban_event(
+        &self,
+        target: &Target,
+        jail: &str,
+        at: i64,
+    ) -> Result<(), LedgerError> {
+        self.tx
+            .execute(
+                "INSERT INTO ban_events (target, jail, at) VALUES (?1, ?2, ?3)",
+                params![target.to_string(), jail, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The bans of `target` recorded at or after `since`, as (jail, time),
+    /// oldest first.
+    pub fn ban_events_since(
+        &self,
+        target: &Target,
+        since: i64,
+    ) -> Result<Vec<(String, i64)>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT jail, at FROM ban_events WHERE target = ?1 AND at >= ?2 ORDER BY at",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![target.to_string(), since], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Forgets ban history older than `before`; returns how many rows went.
+    pub fn prune_ban_events(&self, before: i64) -> Result<usize, LedgerError> {
+        self.tx
+            .execute("DELETE FROM ban_events WHERE at < ?1", [before])
+            .map_err(|e| self.err(e))
+    }
+
     /// Sets a value in that key-value table, replacing any previous value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
         self.tx
@@ -696,6 +752,71 @@ mod tests {
             .unwrap();
         tx.commit().unwrap();
         assert_eq!(b.read().unwrap().bans(&name).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ban_history_outlives_bans_and_is_pruned_by_age() {
+        let (mut l, s) = setup();
+        let tx = l.begin().unwrap();
+        tx.upsert_bans(&s, &[ban("1.2.3.4", 100, Some(200))], 100)
+            .unwrap();
+        tx.record_ban_event(&t("1.2.3.4"), "sshd", 100).unwrap();
+        tx.record_ban_event(&t("1.2.3.4"), "postfix", 150).unwrap();
+        tx.record_ban_event(&t("5.6.7.8"), "sshd", 160).unwrap();
+        tx.remove_bans(&s, &[t("1.2.3.4")]).unwrap();
+        tx.commit().unwrap();
+        let tx = l.read().unwrap();
+        assert_eq!(
+            tx.ban_events_since(&t("1.2.3.4"), 0).unwrap(),
+            vec![("sshd".to_string(), 100), ("postfix".to_string(), 150)]
+        );
+        assert_eq!(tx.ban_events_since(&t("1.2.3.4"), 120).unwrap().len(), 1);
+        drop(tx);
+        let tx = l.begin().unwrap();
+        assert_eq!(tx.prune_ban_events(155).unwrap(), 2);
+        tx.commit().unwrap();
+        assert_eq!(
+            l.read()
+                .unwrap()
+                .ban_events_since(&t("5.6.7.8"), 0)
+                .unwrap(),
+            vec![("sshd".to_string(), 160)]
+        );
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_upgraded_in_place() {
+        let dir = std::env::temp_dir().join(format!("banset-ledger-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE sets (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created INTEGER NOT NULL);
+                 CREATE TABLE bans (set_name TEXT NOT NULL REFERENCES sets(name) ON DELETE CASCADE,
+                     target TEXT NOT NULL, start INTEGER NOT NULL, deadline INTEGER, reason TEXT,
+                     ban_count INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (set_name, target)) WITHOUT ROWID;
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('kept', 'yes');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut l = Ledger::open(&path).unwrap();
+        assert_eq!(
+            l.read().unwrap().meta("kept").unwrap().as_deref(),
+            Some("yes")
+        );
+        let tx = l.begin().unwrap();
+        tx.record_ban_event(&t("10.0.0.1"), "sshd", 1).unwrap();
+        tx.commit().unwrap();
+        drop(l);
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
