@@ -11,11 +11,15 @@
 #![warn(missing_docs)]
 
 mod builtin;
+pub mod config;
 mod filter;
+pub mod logtime;
 mod matcher;
 mod tags;
+mod window;
 
 pub use builtin::{builtin_filter, BUILTIN_FILTERS};
 pub use filter::{FilterDef, FilterError, Pattern, MAX_LINE_LEN};
 pub use matcher::{Hit, Matcher, Scan};
 pub use tags::{expand_failregex, expand_ignoreregex, parse_host, TagError, HOST_GROUP};
+pub use window::FailureWindows;

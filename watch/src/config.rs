@@ -1,0 +1,567 @@
+//! The watcher's part of `banset.toml`: `[jails.NAME]`, `[recidive]` and
+//! `[watch]`, and their validation into [`JailSettings`].
+//!
+//! ```toml
+//! [jails.sshd]
+//! filter = "sshd"                 # a built-in, or failregex = [...] inline
+//! logpath = ["/var/log/auth.log"] # files; or journalmatch = [...]
+//! maxretry = 5
+//! findtime = "10m"
+//! bantime = "1h"
+//! set = "sshd"                    # default: the jail's name
+//! ignore = ["192.0.2.0/24"]
+//! escalation = { factor = 2, max = "4w" }
+//!
+//! [recidive]
+//! bans = 5
+//! findtime = "1d"
+//! bantime = "1w"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use banset_core::{SetName, Target, Timeout};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::builtin::{builtin_filter, BUILTIN_FILTERS};
+use crate::filter::{FilterDef, Pattern};
+
+/// `[jails.NAME]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JailConfig {
+    /// `false` keeps the jail in the file but inactive.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A built-in filter's name. Either this or `failregex`.
+    pub filter: Option<Spanned<String>>,
+    /// Inline failregexes in fail2ban's dialect (`<HOST>` etc.).
+    #[serde(default)]
+    pub failregex: Vec<Spanned<String>>,
+    /// Inline ignoreregexes; added to the filter's own.
+    #[serde(default)]
+    pub ignoreregex: Vec<Spanned<String>>,
+    /// Log files to follow.
+    #[serde(default)]
+    pub logpath: Vec<PathBuf>,
+    /// systemd journal matches (`_SYSTEMD_UNIT=ssh.service`); the jail reads
+    /// the journal when given.
+    #[serde(default)]
+    pub journalmatch: Vec<Spanned<String>>,
+    /// Failures within `findtime` that make a ban (default 5).
+    pub maxretry: Option<u32>,
+    /// The window of `maxretry` (default 10m).
+    pub findtime: Option<Timeout>,
+    /// How long a first ban lasts (default 1h; `-1`/`never` is permanent).
+    pub bantime: Option<Timeout>,
+    /// The set bans go to (default: the jail's name).
+    pub set: Option<Spanned<String>>,
+    /// Addresses and prefixes this jail never bans.
+    #[serde(default)]
+    pub ignore: Vec<Target>,
+    /// Longer bans for repeat offenders.
+    pub escalation: Option<EscalationConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `escalation = { ... }` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// Each earlier ban multiplies the bantime by this (default 2).
+    pub factor: Option<f64>,
+    /// The longest ban escalation gives (default 4 weeks).
+    pub max: Option<Timeout>,
+    /// How far back earlier bans count (default 30 days).
+    pub remember: Option<Timeout>,
+}
+
+/// `[recidive]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecidiveConfig {
+    /// Bans (in any jail) within `findtime` that make a recidive ban
+    /// (default 5).
+    pub bans: Option<u32>,
+    /// Default 1 day.
+    pub findtime: Option<Timeout>,
+    /// Default 1 week.
+    pub bantime: Option<Timeout>,
+    /// Default `recidive`; the set should block all ports.
+    pub set: Option<Spanned<String>>,
+}
+
+/// `[watch]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// How often the keeper expires due bans and checks kernels without a
+    /// change monitor (default 10s). A ban on a kernel without timeouts
+    /// outlives its deadline by at most this.
+    pub keeper_interval: Option<Timeout>,
+    /// How often every set is fully re-synced, which also re-arms bans
+    /// longer than a kernel's timeout cap (default 1h).
+    pub sync_interval: Option<Timeout>,
+    /// The `journalctl` to run for journal sources (default: found in PATH).
+    pub journalctl: Option<PathBuf>,
+}
+
+/// Everything the watcher reads from the file, besides sets.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSection {
+    /// `[jails.NAME]`, by name.
+    pub jails: BTreeMap<String, JailConfig>,
+    /// `[recidive]`.
+    pub recidive: Option<RecidiveConfig>,
+    /// `[watch]`.
+    pub watch: WatchConfig,
+}
+
+/// Where a jail reads from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKey {
+    /// A log file.
+    File(PathBuf),
+    /// The journal, with these matches (sorted).
+    Journal(Vec<String>),
+}
+
+impl std::fmt::Display for SourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceKey::File(p) => write!(f, "{}", p.display()),
+            SourceKey::Journal(m) => write!(f, "journal[{}]", m.join(" ")),
+        }
+    }
+}
+
+/// Escalation of bantimes for repeat offenders.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Escalation {
+    /// Multiplier per earlier ban.
+    pub factor: f64,
+    /// Cap, seconds.
+    pub max: u64,
+    /// Earlier bans count back this far, seconds.
+    pub remember: u64,
+}
+
+impl Escalation {
+    /// The bantime for an address banned `earlier` times before within
+    /// `remember`: `base × factor^earlier`, at most `max`. Permanent stays
+    /// permanent; escalation never shortens a ban.
+    pub fn bantime(&self, base: Timeout, earlier: usize) -> Timeout {
+        let Some(secs) = base.secs() else {
+            return Timeout::Never;
+        };
+        let scaled = secs as f64 * self.factor.powi(earlier.min(64) as i32);
+        let capped = if scaled.is_finite() {
+            scaled.min(self.max as f64) as u64
+        } else {
+            self.max
+        };
+        Timeout::from_secs(capped.max(secs)).unwrap_or(base)
+    }
+}
+
+/// A validated jail.
+#[derive(Debug, Clone)]
+pub struct JailSettings {
+    /// The jail's name.
+    pub name: String,
+    /// Its filter (built-in or inline), ready to compile.
+    pub filter: FilterDef,
+    /// Where it reads.
+    pub sources: Vec<SourceKey>,
+    /// See [`JailConfig`].
+    pub maxretry: u32,
+    /// Seconds.
+    pub findtime: u64,
+    /// The first ban's length.
+    pub bantime: Timeout,
+    /// The set bans go to.
+    pub set: SetName,
+    /// Never banned by this jail.
+    pub ignore: Vec<Target>,
+    /// Longer bans for repeat offenders.
+    pub escalation: Option<Escalation>,
+}
+
+/// A validated `[recidive]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recidive {
+    /// Bans within `findtime` that trigger.
+    pub bans: u32,
+    /// Seconds.
+    pub findtime: u64,
+    /// The recidive ban's length.
+    pub bantime: Timeout,
+    /// Its set.
+    pub set: SetName,
+}
+
+impl Recidive {
+    /// Whether `bans_in_window` bans (this one included) within `findtime`
+    /// call for a recidive ban.
+    pub fn triggered(&self, bans_in_window: usize) -> bool {
+        bans_in_window >= self.bans as usize
+    }
+}
+
+/// A validated `[watch]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSettings {
+    /// Seconds.
+    pub keeper_interval: u64,
+    /// Seconds.
+    pub sync_interval: u64,
+    /// `journalctl` to run.
+    pub journalctl: PathBuf,
+}
+
+/// The whole validated watcher configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Enabled jails, by name.
+    pub jails: Vec<JailSettings>,
+    /// `[recidive]`, if configured.
+    pub recidive: Option<Recidive>,
+    /// `[watch]`.
+    pub watch: WatchSettings,
+}
+
+/// A configuration error: where and what, on one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}{line}: {key}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub origin: String,
+    /// `: line N`, or empty when unknown.
+    pub line: String,
+    /// The dotted key (`jails.sshd.filter`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Default `maxretry`.
+pub const DEFAULT_MAXRETRY: u32 = 5;
+/// Default `findtime`, seconds.
+pub const DEFAULT_FINDTIME: u64 = 600;
+/// Default `bantime`, seconds.
+pub const DEFAULT_BANTIME: u64 = 3600;
+
+impl WatchSection {
+    /// Validates the section. `text` is the file's text, for line numbers;
+    /// `origin` its name.
+    pub fn validate(&self, text: &str, origin: &str) -> Result<Settings, ConfigError> {
+        let line_of_offset = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let err = |line: Option<usize>, key: String, message: String| ConfigError {
+            origin: origin.to_string(),
+            line: line.map(|l| format!(": line {l}")).unwrap_or_default(),
+            key,
+            message,
+        };
+        let table_line = |header: &str| {
+            text.lines()
+                .position(|l| {
+                    let l = l.trim();
+                    l.starts_with('[') && l.trim_matches(|c| c == '[' || c == ']').trim() == header
+                })
+                .map(|i| i + 1)
+        };
+        let mut jails = Vec::new();
+        for (name, jail) in &self.jails {
+            let here = table_line(&format!("jails.{name}"));
+            let key = |k: &str| format!("jails.{name}.{k}");
+            if SetName::new(name).is_err() {
+                return Err(err(
+                    here,
+                    format!("jails.{name}"),
+                    "a jail's name must be 1-30 characters of A-Z a-z 0-9 _ . - (it names its set)".into(),
+                ));
+            }
+            if !jail.enabled {
+                continue;
+            }
+            let mut filter = match (&jail.filter, jail.failregex.is_empty()) {
+                (Some(f), true) => builtin_filter(f.get_ref()).ok_or_else(|| {
+                    err(
+                        Some(line_of_offset(f.span().start)),
+                        key("filter"),
+                        format!(
+                            "unknown filter {:?} (built-in: {})",
+                            f.get_ref(),
+                            BUILTIN_FILTERS.join(", ")
+                        ),
+                    )
+                })?,
+                (None, false) => FilterDef {
+                    name: name.clone(),
+                    failregex: jail
+                        .failregex
+                        .iter()
+                        .map(|p| Pattern::new(p.get_ref().clone()))
+                        .collect(),
+                    ignoreregex: Vec::new(),
+                },
+                (Some(f), false) => {
+                    return Err(err(
+                        Some(line_of_offset(f.span().start)),
+                        key("filter"),
+                        "give either filter or failregex, not both".into(),
+                    ))
+                }
+                (None, true) => {
+                    return Err(err(
+                        here,
+                        format!("jails.{name}"),
+                        "no filter: set filter = \"sshd\" (or another built-in) or failregex = [...]".into(),
+                    ))
+                }
+            };
+            filter
+                .ignoreregex
+                .extend(jail.ignoreregex.iter().map(|p| Pattern::new(p.get_ref().clone())));
+            // Compile now, so --check reports a bad regex with its line.
+            if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
+                let spans: &[Spanned<String>] = if e.kind == "failregex" {
+                    &jail.failregex
+                } else {
+                    &jail.ignoreregex
+                };
+                let line = spans
+                    .get(e.index.wrapping_sub(1))
+                    .map(|s| line_of_offset(s.span().start))
+                    .or(jail.filter.as_ref().map(|f| line_of_offset(f.span().start)))
+                    .or(here);
+                return Err(err(line, key(e.kind), e.to_string()));
+            }
+            let mut sources: Vec<SourceKey> =
+                jail.logpath.iter().cloned().map(SourceKey::File).collect();
+            for p in &jail.logpath {
+                if !p.is_absolute() {
+                    return Err(err(
+                        here,
+                        key("logpath"),
+                        format!("{}: log paths must be absolute", p.display()),
+                    ));
+                }
+            }
+            if !jail.journalmatch.is_empty() {
+                let mut matches = Vec::new();
+                for m in &jail.journalmatch {
+                    let text = m.get_ref();
+                    if !valid_journal_match(text) {
+                        return Err(err(
+                            Some(line_of_offset(m.span().start)),
+                            key("journalmatch"),
+                            format!("{text:?} is not FIELD=value (FIELD of A-Z 0-9 _) or +"),
+                        ));
+                    }
+                    matches.push(text.clone());
+                }
+                sources.push(SourceKey::Journal(matches));
+            }
+            if sources.is_empty() {
+                return Err(err(
+                    here,
+                    format!("jails.{name}"),
+                    "no source: give logpath = [\"/var/log/...\"] or journalmatch = [...]".into(),
+                ));
+            }
+            let maxretry = jail.maxretry.unwrap_or(DEFAULT_MAXRETRY);
+            if maxretry == 0 {
+                return Err(err(here, key("maxretry"), "must be at least 1".into()));
+            }
+            let findtime = match jail.findtime {
+                None => DEFAULT_FINDTIME,
+                Some(Timeout::Secs(s)) => s,
+                Some(Timeout::Never) => {
+                    return Err(err(here, key("findtime"), "must be a duration, not never".into()))
+                }
+            };
+            let set_text = jail.set.as_ref().map_or(name.as_str(), |s| s.get_ref());
+            let set = SetName::new(set_text).map_err(|e| {
+                err(
+                    jail.set.as_ref().map(|s| line_of_offset(s.span().start)).or(here),
+                    key("set"),
+                    e.to_string(),
+                )
+            })?;
+            let escalation = jail.escalation.as_ref().map(|e| Escalation {
+                factor: e.factor.unwrap_or(2.0),
+                max: e.max.and_then(|m| m.secs()).unwrap_or(28 * 86_400),
+                remember: e.remember.and_then(|m| m.secs()).unwrap_or(30 * 86_400),
+            });
+            if let Some(e) = &escalation {
+                if !(e.factor.is_finite() && e.factor >= 1.0) {
+                    return Err(err(
+                        here,
+                        key("escalation.factor"),
+                        format!("{} must be a number of at least 1", e.factor),
+                    ));
+                }
+            }
+            jails.push(JailSettings {
+                name: name.clone(),
+                filter,
+                sources,
+                maxretry,
+                findtime,
+                bantime: jail.bantime.unwrap_or(Timeout::Secs(DEFAULT_BANTIME)),
+                set,
+                ignore: jail.ignore.clone(),
+                escalation,
+            });
+        }
+        let recidive = match &self.recidive {
+            None => None,
+            Some(r) => {
+                let here = table_line("recidive");
+                let set_text = r.set.as_ref().map_or("recidive", |s| s.get_ref());
+                let set = SetName::new(set_text)
+                    .map_err(|e| err(here, "recidive.set".into(), e.to_string()))?;
+                let bans = r.bans.unwrap_or(5);
+                if bans == 0 {
+                    return Err(err(here, "recidive.bans".into(), "must be at least 1".into()));
+                }
+                Some(Recidive {
+                    bans,
+                    findtime: r.findtime.and_then(|t| t.secs()).unwrap_or(86_400),
+                    bantime: r.bantime.unwrap_or(Timeout::Secs(7 * 86_400)),
+                    set,
+                })
+            }
+        };
+        let secs = |t: Option<Timeout>, default: u64, key: &str| match t {
+            None => Ok(default),
+            Some(Timeout::Secs(s)) => Ok(s),
+            Some(Timeout::Never) => Err(err(
+                table_line("watch"),
+                format!("watch.{key}"),
+                "must be a duration, not never".into(),
+            )),
+        };
+        let watch = WatchSettings {
+            keeper_interval: secs(self.watch.keeper_interval, 10, "keeper_interval")?,
+            sync_interval: secs(self.watch.sync_interval, 3600, "sync_interval")?,
+            journalctl: self
+                .watch
+                .journalctl
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("journalctl")),
+        };
+        Ok(Settings {
+            jails,
+            recidive,
+            watch,
+        })
+    }
+}
+
+/// `FIELD=value` with FIELD of upper-case letters, digits and `_`, or `+`
+/// (journalctl's OR).
+pub fn valid_journal_match(m: &str) -> bool {
+    if m == "+" {
+        return true;
+    }
+    match m.split_once('=') {
+        Some((field, _)) => {
+            !field.is_empty()
+                && field
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        jails: BTreeMap<String, JailConfig>,
+        recidive: Option<RecidiveConfig>,
+        #[serde(default)]
+        watch: WatchConfig,
+    }
+
+    fn settings(text: &str) -> Result<Settings, String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        WatchSection {
+            jails: f.jails,
+            recidive: f.recidive,
+            watch: f.watch,
+        }
+        .validate(text, "/etc/banset/banset.toml")
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_jail_validates_with_defaults_filled_in() {
+        let s = settings(
+            "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"/var/log/auth.log\"]\nbantime = \"1d\"\nescalation = { factor = 3 }\n\n[jails.mail]\nfailregex = ['^x <HOST>$']\njournalmatch = [\"_SYSTEMD_UNIT=postfix.service\"]\nset = \"mailbans\"\n[recidive]\nbans = 3\n",
+        )
+        .unwrap();
+        assert_eq!(s.jails.len(), 2);
+        let mail = &s.jails[0];
+        assert_eq!(mail.name, "mail");
+        assert_eq!(mail.set.as_str(), "mailbans");
+        assert_eq!(mail.sources, vec![SourceKey::Journal(vec!["_SYSTEMD_UNIT=postfix.service".into()])]);
+        let sshd = &s.jails[1];
+        assert_eq!((sshd.maxretry, sshd.findtime), (DEFAULT_MAXRETRY, DEFAULT_FINDTIME));
+        assert_eq!(sshd.bantime, Timeout::Secs(86_400));
+        assert_eq!(sshd.escalation.unwrap().factor, 3.0);
+        assert_eq!(s.recidive.unwrap().set.as_str(), "recidive");
+        assert_eq!(s.watch.keeper_interval, 10);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = settings("\n[jails.sshd]\nlogpath = [\"/var/log/auth.log\"]\nfilter = \"ssdh\"\n").unwrap_err();
+        assert!(e.starts_with("/etc/banset/banset.toml: line 4: jails.sshd.filter: unknown filter \"ssdh\""), "{e}");
+        let e = settings("[jails.x]\nlogpath = [\"/l\"]\nfailregex = [\n  '^ok <HOST>$',\n  '^bad ( <HOST>',\n]\n").unwrap_err();
+        assert!(e.contains("line 5: jails.x.failregex:"), "{e}");
+        let e = settings("[jails.x]\nfilter = \"sshd\"\n").unwrap_err();
+        assert!(e.contains("line 1: jails.x: no source"), "{e}");
+        let e = settings("[jails.x]\nfilter = \"sshd\"\njournalmatch = [\"unit=ssh\"]\n").unwrap_err();
+        assert!(e.contains("line 3: jails.x.journalmatch"), "{e}");
+        let e = settings("[jails.x]\nfilter = \"sshd\"\nlogpath = [\"rel/log\"]\n").unwrap_err();
+        assert!(e.contains("must be absolute"), "{e}");
+        let e = settings("[jails.x]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\nmaxretry = 0\n").unwrap_err();
+        assert!(e.contains("jails.x.maxretry: must be at least 1"), "{e}");
+        let e = settings("[jails.x]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\nfailregex = ['<HOST>']\n").unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e = settings("[jails.x]\nlogpath = [\"/l\"]\nfailregex = ['no host tag']\n").unwrap_err();
+        assert!(e.contains("no <HOST>"), "{e}");
+        for e in [&e] {
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn disabled_jails_are_skipped() {
+        let s = settings("[jails.x]\nenabled = false\n").unwrap();
+        assert!(s.jails.is_empty());
+    }
+
+    #[test]
+    fn escalation_multiplies_caps_and_never_shortens() {
+        let e = Escalation { factor: 2.0, max: 86_400, remember: 0 };
+        assert_eq!(e.bantime(Timeout::Secs(3600), 0), Timeout::Secs(3600));
+        assert_eq!(e.bantime(Timeout::Secs(3600), 3), Timeout::Secs(28_800));
+        assert_eq!(e.bantime(Timeout::Secs(3600), 10), Timeout::Secs(86_400));
+        assert_eq!(e.bantime(Timeout::Secs(3600), 10_000), Timeout::Secs(86_400));
+        assert_eq!(e.bantime(Timeout::Secs(200_000), 2), Timeout::Secs(200_000));
+        assert_eq!(e.bantime(Timeout::Never, 2), Timeout::Never);
+    }
+}

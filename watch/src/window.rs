@@ -1,0 +1,144 @@
+//! Failure windows: per address, the times of its recent failures, so a
+//! jail can ask "`maxretry` failures within `findtime`?" in O(maxretry).
+
+use rustc_hash::FxHashMap;
+
+use banset_core::Target;
+
+/// The failure windows of one jail.
+#[derive(Debug)]
+pub struct FailureWindows {
+    findtime: i64,
+    maxretry: usize,
+    /// Times of each address's failures within the window, oldest first;
+    /// never more than `maxretry - 1` between calls (reaching `maxretry`
+    /// is a ban, which clears the entry).
+    entries: FxHashMap<Target, Vec<i64>>,
+}
+
+impl FailureWindows {
+    /// Windows of `findtime` seconds that trigger at `maxretry` failures.
+    pub fn new(findtime: u64, maxretry: u32) -> FailureWindows {
+        FailureWindows {
+            findtime: findtime.min(i64::MAX as u64) as i64,
+            maxretry: maxretry.max(1) as usize,
+            entries: FxHashMap::default(),
+        }
+    }
+
+    /// Changes the limits (config reload), keeping the counts.
+    pub fn set_limits(&mut self, findtime: u64, maxretry: u32) {
+        self.findtime = findtime.min(i64::MAX as u64) as i64;
+        self.maxretry = maxretry.max(1) as usize;
+    }
+
+    /// Counts a failure of `target` at `at`. Returns `true` when this one
+    /// reaches `maxretry` within `findtime`: the caller bans, and the
+    /// address starts from zero.
+    pub fn fail(&mut self, target: Target, at: i64) -> bool {
+        let horizon = at - self.findtime;
+        let times = self.entries.entry(target).or_default();
+        times.retain(|&t| t > horizon);
+        // Lines usually come in order; one read after a restart may not.
+        let pos = times.partition_point(|&t| t <= at);
+        times.insert(pos, at);
+        if times.len() >= self.maxretry {
+            self.entries.remove(&target);
+            return true;
+        }
+        false
+    }
+
+    /// Current failures of `target` within the window ending at `now`.
+    pub fn failures(&self, target: &Target, now: i64) -> usize {
+        let horizon = now - self.findtime;
+        self.entries
+            .get(target)
+            .map_or(0, |v| v.iter().filter(|&&t| t > horizon).count())
+    }
+
+    /// Forgets `target` (it was banned by other means, or unbanned by hand).
+    pub fn forget(&mut self, target: &Target) {
+        self.entries.remove(target);
+    }
+
+    /// Drops addresses whose failures all left the window; call now and
+    /// then to keep memory bounded by the attackers of the last `findtime`.
+    pub fn prune(&mut self, now: i64) {
+        let horizon = now - self.findtime;
+        self.entries
+            .retain(|_, v| v.last().is_some_and(|&t| t > horizon));
+        if self.entries.capacity() > 4 * self.entries.len().max(1024) {
+            self.entries.shrink_to_fit();
+        }
+    }
+
+    /// Addresses with at least one failure in their window (as of the last
+    /// prune).
+    pub fn tracked(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Failures counted within the window ending at `now`, all addresses.
+    pub fn total_failures(&self, now: i64) -> usize {
+        let horizon = now - self.findtime;
+        self.entries
+            .values()
+            .map(|v| v.iter().filter(|&&t| t > horizon).count())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        Target::parse(s).unwrap()
+    }
+
+    #[test]
+    fn bans_at_maxretry_within_findtime_and_starts_over() {
+        let mut w = FailureWindows::new(600, 3);
+        assert!(!w.fail(t("1.2.3.4"), 0));
+        assert!(!w.fail(t("1.2.3.4"), 100));
+        assert!(!w.fail(t("5.6.7.8"), 150));
+        assert!(w.fail(t("1.2.3.4"), 599));
+        assert_eq!(w.failures(&t("1.2.3.4"), 599), 0);
+        assert!(!w.fail(t("1.2.3.4"), 600));
+        assert_eq!(w.failures(&t("5.6.7.8"), 600), 1);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut w = FailureWindows::new(600, 3);
+        assert!(!w.fail(t("1.2.3.4"), 0));
+        assert!(!w.fail(t("1.2.3.4"), 300));
+        // The failure at 0 left the window at 600.
+        assert!(!w.fail(t("1.2.3.4"), 600));
+        assert!(w.fail(t("1.2.3.4"), 899));
+    }
+
+    #[test]
+    fn maxretry_one_bans_at_once_and_out_of_order_lines_count() {
+        let mut w = FailureWindows::new(60, 1);
+        assert!(w.fail(t("2001:db8::1"), 5));
+        let mut w = FailureWindows::new(60, 2);
+        assert!(!w.fail(t("1.1.1.1"), 50));
+        assert!(w.fail(t("1.1.1.1"), 20));
+    }
+
+    #[test]
+    fn prune_forgets_the_quiet_and_reload_keeps_counts() {
+        let mut w = FailureWindows::new(100, 5);
+        for i in 0..1000 {
+            let a = Target::host(std::net::Ipv4Addr::from(0x0a00_0000u32 + i).into());
+            w.fail(a, i64::from(i) / 10);
+        }
+        assert_eq!(w.tracked(), 1000);
+        w.prune(150);
+        assert_eq!(w.tracked(), 490);
+        w.set_limits(1000, 5);
+        assert_eq!(w.total_failures(150), 490);
+    }
+}
