@@ -122,9 +122,9 @@ fn qpopper() -> Vec<Pattern> {
             ),
             gate: Some(format!(r"{p}.* at \S+ \(\S+\): -ERR \[AUTH\] ")),
         },
-        Pattern::new(format!(
-            r"^(?:\S+ )?[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$"
-        )),
+        Pattern::new(
+            r"^(?:\S+ )?[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$",
+        ),
     ]
 }
 

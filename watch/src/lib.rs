@@ -13,6 +13,7 @@
 mod builtin;
 pub mod config;
 mod filter;
+pub mod follow;
 pub mod logtime;
 mod matcher;
 mod tags;

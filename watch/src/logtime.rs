@@ -54,8 +54,7 @@ fn is_iso(l: &[u8]) -> bool {
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-    b"Dec",
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
 /// Reads a date [`split_date`] found, as Unix seconds. `None` if it is not
@@ -67,20 +66,26 @@ pub fn parse_date(date: &[u8], ctx: &DateContext) -> Option<i64> {
         let (h, mi, s) = (num(&date[7..9])?, num(&date[10..12])?, num(&date[13..15])?);
         let local_now = ctx.now + ctx.utc_offset;
         let year = civil_from_days(local_now.div_euclid(86_400)).0;
-        let at = |year| {
-            unix_time(year, month, day, h, mi, s).map(|t| t - ctx.utc_offset)
-        };
+        let at = |year| unix_time(year, month, day, h, mi, s).map(|t| t - ctx.utc_offset);
         let t = at(year)?;
         // A date more than a day ahead is from last year (December lines
         // read in January).
-        return if t > ctx.now + 86_400 { at(year - 1) } else { Some(t) };
+        return if t > ctx.now + 86_400 {
+            at(year - 1)
+        } else {
+            Some(t)
+        };
     }
     if !is_iso(date) {
         return None;
     }
     let year = num(&date[..4])? as i64;
     let (month, day) = (num(&date[5..7])?, num(&date[8..10])?);
-    let (h, mi, s) = (num(&date[11..13])?, num(&date[14..16])?, num(&date[17..19])?);
+    let (h, mi, s) = (
+        num(&date[11..13])?,
+        num(&date[14..16])?,
+        num(&date[17..19])?,
+    );
     if date[16] != b':' {
         return None;
     }
@@ -92,7 +97,8 @@ pub fn parse_date(date: &[u8], ctx: &DateContext) -> Option<i64> {
     let offset = match rest {
         [] => ctx.utc_offset,
         [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), hh, hh2, b':', mm, mm2] | [sign @ (b'+' | b'-'), hh, hh2, mm, mm2] => {
+        [sign @ (b'+' | b'-'), hh, hh2, b':', mm, mm2]
+        | [sign @ (b'+' | b'-'), hh, hh2, mm, mm2] => {
             let o = i64::from(num(&[*hh, *hh2])?) * 3600 + i64::from(num(&[*mm, *mm2])?) * 60;
             if *sign == b'-' {
                 -o
@@ -151,7 +157,10 @@ mod tests {
     const NOW: i64 = 1_795_262_400;
 
     fn ctx(offset: i64) -> DateContext {
-        DateContext { now: NOW, utc_offset: offset }
+        DateContext {
+            now: NOW,
+            utc_offset: offset,
+        }
     }
 
     #[test]
@@ -186,7 +195,10 @@ mod tests {
     #[test]
     fn a_december_date_read_in_january_is_last_year() {
         let jan = unix_time(2027, 1, 1, 0, 10, 0).unwrap();
-        let c = DateContext { now: jan, utc_offset: 0 };
+        let c = DateContext {
+            now: jan,
+            utc_offset: 0,
+        };
         let (d, _) = split_date(b"Dec 31 23:59:00 h x");
         assert_eq!(parse_date(d, &c), unix_time(2026, 12, 31, 23, 59, 0));
     }

@@ -1,0 +1,631 @@
+//! Following log sources: files (inotify on the directory, surviving every
+//! kind of rotation) and the systemd journal (a `journalctl` child).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inotify::{Inotify, WatchMask};
+
+use crate::filter::MAX_LINE_LEN;
+
+/// Where reading stopped in a file: enough to resume after a restart
+/// without counting a line twice, and to notice the file was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file.
+    pub ino: u64,
+    /// Bytes consumed (up to the end of the last complete line).
+    pub offset: u64,
+}
+
+impl Position {
+    /// `dev:ino:offset`, as kept in the ledger.
+    pub fn encode(&self) -> String {
+        format!("{}:{}:{}", self.dev, self.ino, self.offset)
+    }
+
+    /// The inverse of [`Position::encode`].
+    pub fn decode(s: &str) -> Option<Position> {
+        let mut it = s.split(':').map(|p| p.parse::<u64>().ok());
+        let p = Position {
+            dev: it.next()??,
+            ino: it.next()??,
+            offset: it.next()??,
+        };
+        it.next().is_none().then_some(p)
+    }
+}
+
+/// A rotated-away file is still read this long: a daemon keeps writing to
+/// its old file until it reopens its log.
+const RETIRED_GRACE: Duration = Duration::from_secs(30);
+const READ_CHUNK: usize = 256 * 1024;
+
+struct Open {
+    file: File,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    /// Bytes of an incomplete last line.
+    partial: Vec<u8>,
+    /// The partial line outgrew [`MAX_LINE_LEN`]: drop bytes up to the
+    /// next newline.
+    skipping: bool,
+}
+
+impl Open {
+    fn position(&self) -> Position {
+        Position {
+            dev: self.dev,
+            ino: self.ino,
+            offset: self.offset - self.partial.len() as u64,
+        }
+    }
+
+    /// Reads what was appended, handing complete lines to `on_line`.
+    fn drain(&mut self, buf: &mut [u8], on_line: &mut dyn FnMut(&[u8])) -> std::io::Result<bool> {
+        let size = self.file.metadata()?.len();
+        if size < self.offset {
+            // copytruncate (or `> file`): start over at the top.
+            self.offset = 0;
+            self.partial.clear();
+            self.skipping = false;
+        }
+        let mut any = false;
+        loop {
+            let n = self.file.read_at(buf, self.offset)?;
+            if n == 0 {
+                return Ok(any);
+            }
+            any = true;
+            self.offset += n as u64;
+            let mut chunk = &buf[..n];
+            while let Some(nl) = memchr::memchr(b'\n', chunk) {
+                let piece = &chunk[..nl];
+                chunk = &chunk[nl + 1..];
+                if self.skipping {
+                    self.skipping = false;
+                    self.partial.clear();
+                    continue;
+                }
+                if self.partial.is_empty() {
+                    on_line(trim_cr(piece));
+                } else {
+                    self.partial.extend_from_slice(piece);
+                    let line = std::mem::take(&mut self.partial);
+                    on_line(trim_cr(&line));
+                }
+            }
+            if !self.skipping {
+                self.partial.extend_from_slice(chunk);
+                if self.partial.len() > MAX_LINE_LEN {
+                    self.partial.clear();
+                    self.skipping = true;
+                }
+            }
+        }
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Follows one log file by path, across rename+create rotation,
+/// copytruncate, deletion and re-creation, and a file that does not exist
+/// yet.
+pub struct FileFollower {
+    path: PathBuf,
+    current: Option<Open>,
+    retired: Option<(Open, Instant)>,
+    /// Where to resume in the file with this identity (from the ledger).
+    saved: Option<Position>,
+    /// True until the first look: an existing file without a saved position
+    /// is read from its end (old lines are history, not news); a file that
+    /// appears later is read from the top.
+    first_look: bool,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for FileFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileFollower")
+            .field("path", &self.path)
+            .field("position", &self.position())
+            .finish()
+    }
+}
+
+impl FileFollower {
+    /// A follower of `path`, resuming at `saved` if the file is still the
+    /// same one.
+    pub fn new(path: PathBuf, saved: Option<Position>) -> FileFollower {
+        FileFollower {
+            path,
+            current: None,
+            retired: None,
+            saved,
+            first_look: true,
+            buf: vec![0; READ_CHUNK],
+        }
+    }
+
+    /// The path followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where reading stands in the current file.
+    pub fn position(&self) -> Option<Position> {
+        self.current.as_ref().map(Open::position).or(self.saved)
+    }
+
+    /// Reads everything new, from the retired file (if any) first, then the
+    /// current one, switching files when the path now names another.
+    pub fn poll(&mut self, on_line: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
+        if let Some((old, since)) = &mut self.retired {
+            old.drain(&mut self.buf, on_line)?;
+            if since.elapsed() > RETIRED_GRACE {
+                self.retired = None;
+            }
+        }
+        let first_look = std::mem::replace(&mut self.first_look, false);
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_file() => Some(m),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let replaced = match (&self.current, &meta) {
+            (Some(open), Some(m)) => (open.dev, open.ino) != (m.dev(), m.ino()),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if replaced {
+            if let Some(mut old) = self.current.take() {
+                old.drain(&mut self.buf, on_line)?;
+                self.retired = Some((old, Instant::now()));
+            }
+            if let Some(m) = &meta {
+                let file = File::open(&self.path)?;
+                let m2 = file.metadata()?;
+                // Opened a different file than we stat'ed: look again next time.
+                if (m2.dev(), m2.ino()) != (m.dev(), m.ino()) {
+                    return Ok(());
+                }
+                let offset = match self.saved.take() {
+                    Some(s) if (s.dev, s.ino) == (m2.dev(), m2.ino()) && s.offset <= m2.len() => {
+                        s.offset
+                    }
+                    // Replaced while we were away: all of it is new.
+                    Some(_) => 0,
+                    None if first_look => m2.len(),
+                    None => 0,
+                };
+                self.current = Some(Open {
+                    file,
+                    dev: m2.dev(),
+                    ino: m2.ino(),
+                    offset,
+                    partial: Vec::new(),
+                    skipping: false,
+                });
+            }
+        }
+        if let Some(open) = &mut self.current {
+            open.drain(&mut self.buf, on_line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Follows `path` until `stop`: waits on inotify events of its directory
+/// (any change to a file in it, creation, rename, deletion), and looks
+/// once a second anyway (a directory that does not exist yet cannot be
+/// watched). `on_line` gets each complete line; `on_position` the position
+/// after each burst of reading; `on_error` problems worth a log line.
+pub fn follow_file(
+    follower: &mut FileFollower,
+    stop: &AtomicBool,
+    on_line: &mut dyn FnMut(&[u8]),
+    on_position: &mut dyn FnMut(Position),
+    on_error: &mut dyn FnMut(String),
+) {
+    let dir = follower
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut inotify: Option<Inotify> = None;
+    let mut events = vec![0u8; 16 * 1024];
+    let mut last_error: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if inotify.is_none() {
+            inotify = Inotify::init().ok().and_then(|i| {
+                i.watches()
+                    .add(
+                        &dir,
+                        WatchMask::MODIFY
+                            | WatchMask::CREATE
+                            | WatchMask::MOVED_TO
+                            | WatchMask::MOVED_FROM
+                            | WatchMask::DELETE
+                            | WatchMask::ATTRIB
+                            | WatchMask::CLOSE_WRITE,
+                    )
+                    .ok()
+                    .map(|_| i)
+            });
+        }
+        match follower.poll(on_line) {
+            Ok(()) => {
+                last_error = None;
+                if let Some(p) = follower.position() {
+                    on_position(p);
+                }
+            }
+            Err(e) => {
+                let msg = format!("{}: {e}", follower.path.display());
+                if last_error.as_ref() != Some(&msg) {
+                    on_error(msg.clone());
+                    last_error = Some(msg);
+                }
+            }
+        }
+        match &mut inotify {
+            Some(ino) => {
+                if !wait_readable(ino.as_raw_fd(), 1000) {
+                    continue;
+                }
+                match ino.read_events(&mut events) {
+                    Ok(evs) => {
+                        // Overflow or the directory itself going away:
+                        // start over with a fresh watch.
+                        let mut reset = false;
+                        for ev in evs {
+                            if ev.mask.contains(inotify::EventMask::Q_OVERFLOW)
+                                || ev.mask.contains(inotify::EventMask::IGNORED)
+                            {
+                                reset = true;
+                            }
+                        }
+                        if reset {
+                            inotify = None;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => inotify = None,
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(1000)),
+        }
+    }
+}
+
+/// poll(2) on one descriptor; `true` when it is readable.
+fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    rc > 0 && pfd.revents & libc::POLLIN != 0
+}
+
+/// One journal entry as the watcher uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalLine {
+    /// `HOST IDENT[PID]: MESSAGE`, the syslog shape the filters expect.
+    pub line: Vec<u8>,
+    /// `__REALTIME_TIMESTAMP`, Unix seconds.
+    pub at: Option<i64>,
+    /// `__CURSOR`, to resume after it.
+    pub cursor: Option<String>,
+}
+
+/// Reads one line of `journalctl -o json`. `None` for lines that are not
+/// a journal entry with a message.
+pub fn parse_journal_json(json: &[u8]) -> Option<JournalLine> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let field = |k: &str| -> Option<Vec<u8>> {
+        match v.get(k)? {
+            serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
+            // Binary-unsafe fields come as arrays of bytes.
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect(),
+            _ => None,
+        }
+    };
+    let message = field("MESSAGE")?;
+    let mut line = Vec::with_capacity(message.len() + 64);
+    line.extend_from_slice(&field("_HOSTNAME").unwrap_or_else(|| b"localhost".to_vec()));
+    line.push(b' ');
+    let ident = field("SYSLOG_IDENTIFIER")
+        .or_else(|| field("_COMM"))
+        .unwrap_or_else(|| b"unknown".to_vec());
+    line.extend_from_slice(&ident);
+    if let Some(pid) = field("SYSLOG_PID").or_else(|| field("_PID")) {
+        line.push(b'[');
+        line.extend_from_slice(&pid);
+        line.push(b']');
+    }
+    line.extend_from_slice(b": ");
+    // A message may hold several lines; the filters see the first.
+    let first = message.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    line.extend_from_slice(first);
+    let at = field("__REALTIME_TIMESTAMP")
+        .and_then(|t| std::str::from_utf8(&t).ok()?.parse::<i64>().ok())
+        .map(|us| us / 1_000_000);
+    let cursor = field("__CURSOR").and_then(|c| String::from_utf8(c).ok());
+    Some(JournalLine { line, at, cursor })
+}
+
+/// The argv of the journal child: follow, JSON, resume after `cursor` (or
+/// start at the end), with `matches`.
+pub fn journalctl_args(matches: &[String], cursor: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "--follow".to_string(),
+        "--output=json".to_string(),
+        "--no-pager".to_string(),
+        "--quiet".to_string(),
+    ];
+    match cursor {
+        Some(c) => args.push(format!("--after-cursor={c}")),
+        None => args.push("--lines=0".to_string()),
+    }
+    args.extend(matches.iter().cloned());
+    args
+}
+
+/// Runs `journalctl` until `stop`, restarting it (after a second) when it
+/// dies, always resuming after the last cursor seen. The child's pid is
+/// kept in `child_pid` so a stopper can kill it to end a blocked read.
+pub fn follow_journal(
+    journalctl: &Path,
+    matches: &[String],
+    mut cursor: Option<String>,
+    stop: &AtomicBool,
+    child_pid: &Arc<AtomicU32>,
+    on_line: &mut dyn FnMut(JournalLine),
+    on_error: &mut dyn FnMut(String),
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let spawned = Command::new(journalctl)
+            .args(journalctl_args(matches, cursor.as_deref()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child: Child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                on_error(format!("{}: cannot start: {e}", journalctl.display()));
+                sleep_unless(stop, Duration::from_secs(1));
+                continue;
+            }
+        };
+        child_pid.store(child.id(), Ordering::SeqCst);
+        if stop.load(Ordering::SeqCst) {
+            let _ = child.kill();
+        }
+        let stdout = child.stdout.take().expect("piped");
+        let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+        let mut raw = Vec::with_capacity(4096);
+        loop {
+            raw.clear();
+            match reader.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Some(entry) = parse_journal_json(&raw) {
+                        if let Some(c) = &entry.cursor {
+                            cursor = Some(c.clone());
+                        }
+                        on_line(entry);
+                    }
+                }
+            }
+        }
+        let _ = child.kill();
+        let status = child.wait();
+        child_pid.store(0, Ordering::SeqCst);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        let err = err.lines().next().unwrap_or("").to_string();
+        on_error(format!(
+            "{} exited ({}){}; restarting",
+            journalctl.display(),
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {err}")
+            }
+        ));
+        sleep_unless(stop, Duration::from_secs(1));
+    }
+}
+
+fn sleep_unless(stop: &AtomicBool, total: Duration) {
+    let deadline = Instant::now() + total;
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn tempdir(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("banset-follow-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn poll(f: &mut FileFollower) -> Vec<String> {
+        let mut out = Vec::new();
+        f.poll(&mut |l| out.push(String::from_utf8_lossy(l).into_owned()))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn an_existing_file_is_read_from_its_end_a_new_one_from_the_top() {
+        let d = tempdir("start");
+        let log = d.0.join("auth.log");
+        append(&log, "old 1\nold 2\n");
+        let mut f = FileFollower::new(log.clone(), None);
+        assert!(poll(&mut f).is_empty());
+        append(&log, "new 1\nnew");
+        assert_eq!(poll(&mut f), vec!["new 1"]);
+        append(&log, " 2\r\n");
+        assert_eq!(poll(&mut f), vec!["new 2"]);
+
+        let later = d.0.join("later.log");
+        let mut g = FileFollower::new(later.clone(), None);
+        assert!(poll(&mut g).is_empty());
+        append(&later, "first\n");
+        assert_eq!(poll(&mut g), vec!["first"]);
+    }
+
+    #[test]
+    fn survives_rename_and_create_reading_the_old_file_to_its_end() {
+        let d = tempdir("rename");
+        let log = d.0.join("auth.log");
+        append(&log, "");
+        let mut f = FileFollower::new(log.clone(), None);
+        poll(&mut f);
+        append(&log, "a\n");
+        std::fs::rename(&log, d.0.join("auth.log.1")).unwrap();
+        // The daemon still writes to the old file until it reopens.
+        append(&d.0.join("auth.log.1"), "b\n");
+        append(&log, "c\n");
+        assert_eq!(poll(&mut f), vec!["a", "b", "c"]);
+        append(&d.0.join("auth.log.1"), "late\n");
+        append(&log, "d\n");
+        assert_eq!(poll(&mut f), vec!["late", "d"]);
+    }
+
+    #[test]
+    fn survives_copytruncate_and_delete_then_recreate() {
+        let d = tempdir("truncate");
+        let log = d.0.join("mail.log");
+        append(&log, "");
+        let mut f = FileFollower::new(log.clone(), None);
+        poll(&mut f);
+        append(&log, "one\ntwo\n");
+        assert_eq!(poll(&mut f), vec!["one", "two"]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
+        append(&log, "three\n");
+        assert_eq!(poll(&mut f), vec!["three"]);
+        std::fs::remove_file(&log).unwrap();
+        assert!(poll(&mut f).is_empty());
+        append(&log, "four\n");
+        assert_eq!(poll(&mut f), vec!["four"]);
+    }
+
+    #[test]
+    fn resumes_at_the_saved_position_and_rereads_a_replaced_file_whole() {
+        let d = tempdir("resume");
+        let log = d.0.join("auth.log");
+        append(&log, "");
+        let mut f = FileFollower::new(log.clone(), None);
+        poll(&mut f);
+        append(&log, "counted\npart");
+        assert_eq!(poll(&mut f), vec!["counted"]);
+        let saved = f.position().unwrap();
+        assert_eq!(Position::decode(&saved.encode()), Some(saved));
+        drop(f);
+        append(&log, "ial\nwhile away\n");
+        let mut f = FileFollower::new(log.clone(), Some(saved));
+        assert_eq!(poll(&mut f), vec!["partial", "while away"]);
+        let saved = f.position().unwrap();
+        drop(f);
+        std::fs::rename(&log, d.0.join("auth.log.1")).unwrap();
+        append(&log, "after rotation\n");
+        let mut f = FileFollower::new(log.clone(), Some(saved));
+        assert_eq!(poll(&mut f), vec!["after rotation"]);
+    }
+
+    #[test]
+    fn overlong_lines_are_dropped_whole() {
+        let d = tempdir("long");
+        let log = d.0.join("x.log");
+        append(&log, "");
+        let mut f = FileFollower::new(log.clone(), None);
+        poll(&mut f);
+        append(&log, &"x".repeat(MAX_LINE_LEN + 10));
+        assert!(poll(&mut f).is_empty());
+        append(&log, &format!("{}\nok\n", "y".repeat(READ_CHUNK)));
+        assert_eq!(poll(&mut f), vec!["ok"]);
+    }
+
+    #[test]
+    fn journal_json_becomes_a_syslog_line() {
+        let e = parse_journal_json(br#"{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1795262400123456","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"sshd","_PID":"77","MESSAGE":"Failed password for root from 1.2.3.4 port 22 ssh2"}"#).unwrap();
+        assert_eq!(
+            e.line,
+            b"mx sshd[77]: Failed password for root from 1.2.3.4 port 22 ssh2"
+        );
+        assert_eq!(e.at, Some(1_795_262_400));
+        assert_eq!(e.cursor.as_deref(), Some("s=1;i=2"));
+        let e =
+            parse_journal_json(br#"{"MESSAGE":[104,105,255],"SYSLOG_IDENTIFIER":"x"}"#).unwrap();
+        assert_eq!(e.line, b"localhost x: hi\xff");
+        assert!(parse_journal_json(b"not json").is_none());
+        assert!(parse_journal_json(br#"{"_PID":"1"}"#).is_none());
+        assert_eq!(
+            journalctl_args(&["_SYSTEMD_UNIT=ssh.service".into()], Some("c1")),
+            vec![
+                "--follow",
+                "--output=json",
+                "--no-pager",
+                "--quiet",
+                "--after-cursor=c1",
+                "_SYSTEMD_UNIT=ssh.service"
+            ]
+        );
+    }
+}
