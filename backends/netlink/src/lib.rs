@@ -39,6 +39,7 @@
 
 pub mod attrs;
 pub mod message;
+pub mod monitor;
 pub mod socket;
 
 pub use attrs::{AttrIter, Attrs};
