@@ -66,6 +66,45 @@ pub enum Command {
     Status(JsonArg),
     /// Replace the whole content of a set atomically
     Replace(ReplaceArgs),
+    /// Run the daemon: watch logs for failures, ban offenders, and keep the kernel true to the ledger
+    #[command(
+        long_about = "Run the daemon: follow the jails' log files and journal, ban addresses that fail too often, \
+            and keep the kernel true to the ledger: restore every set at start, remove bans that are over, \
+            re-create sets within a second after a firewall reload or `nft flush ruleset`.\n\n\
+            Jails are configured in banset.toml ([jails.NAME]); SIGHUP reloads it without losing counts or bans. \
+            With no jails it is the keeper alone."
+    )]
+    Watch(WatchArgs),
+    /// Test a filter against a log file, like fail2ban-regex
+    #[command(name = "regex-test")]
+    RegexTest(RegexTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Validate the configuration (jails, filters, sets) and exit: 0 if good, 2 with the error
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegexTestArgs {
+    /// Log file to read (- for standard input)
+    pub log: PathBuf,
+    /// A built-in filter (sshd, sshd-aggressive, postfix, postfix-sasl, dovecot, qpopper), or one failregex with <HOST>
+    pub filter: String,
+    /// Extra ignoreregex (repeatable)
+    #[arg(long, value_name = "REGEX")]
+    pub ignoreregex: Vec<String>,
+    /// Print each matched line
+    #[arg(long)]
+    pub print_matched: bool,
+    /// Print each line no failregex matched
+    #[arg(long)]
+    pub print_missed: bool,
+    /// One JSON object per matched line (line, filter, regex, address), then one with the totals
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a set is made, for `create` and for `add` when the set is new.

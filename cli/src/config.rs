@@ -6,9 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
 use banset_core::{Target, Timeout};
+use banset_watch::config::{JailConfig, RecidiveConfig, WatchConfig, WatchSection};
 use serde::Deserialize;
+
+use crate::args::SetOptions;
 
 pub const DEFAULT_CONFIG: &str = "/etc/banset/banset.toml";
 
@@ -21,9 +26,104 @@ pub struct Config {
     /// own addresses, which always are).
     #[serde(default)]
     pub ignore: Vec<Target>,
+    /// `[sets.NAME]`: sets the watcher creates at start (and `add` uses when
+    /// it creates a set of that name).
+    #[serde(default)]
+    pub sets: BTreeMap<String, SetConfig>,
+    /// `[jails.NAME]`: what `banset watch` watches.
+    #[serde(default)]
+    pub jails: BTreeMap<String, JailConfig>,
+    /// `[recidive]`: bans across all ports for repeat offenders.
+    pub recidive: Option<RecidiveConfig>,
+    /// `[watch]`: the daemon's own settings.
+    #[serde(default)]
+    pub watch: WatchConfig,
     /// Where the file was read from, for error messages.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
+    /// The file's text, for the line numbers of later checks.
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// `[sets.NAME]`: `create`'s options, in the file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetConfig {
+    pub backend: Option<String>,
+    /// `inet`, `inet6` or `both`.
+    pub family: Option<String>,
+    pub timeout: Option<Timeout>,
+    pub maxelem: Option<u32>,
+    /// `"25,465,submission"` or `[25, 465, "submission"]`.
+    pub ports: Option<Ports>,
+    pub protocol: Option<String>,
+    /// `drop` or `reject`.
+    pub blocktype: Option<String>,
+    /// Whether prefixes may be banned (default true).
+    pub prefixes: Option<bool>,
+    /// Whether the set gets its blocking rule (default true).
+    pub hook: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Ports {
+    Text(String),
+    List(Vec<PortItem>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PortItem {
+    Number(u32),
+    Text(String),
+}
+
+impl SetConfig {
+    /// The same options as `banset create` would take.
+    pub fn options(&self) -> SetOptions {
+        SetOptions {
+            backend: self.backend.clone(),
+            family: self.family.clone(),
+            maxelem: self.maxelem,
+            ports: self.ports.as_ref().map(|p| match p {
+                Ports::Text(t) => t.clone(),
+                Ports::List(items) => items
+                    .iter()
+                    .map(|i| match i {
+                        PortItem::Number(n) => n.to_string(),
+                        PortItem::Text(t) => t.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }),
+            protocol: self.protocol.clone(),
+            blocktype: self.blocktype.clone(),
+            prefixes: false,
+            no_prefixes: self.prefixes == Some(false),
+            no_hook: self.hook == Some(false),
+        }
+    }
+}
+
+impl Config {
+    /// The watcher's part, for validation.
+    pub fn watch_section(&self) -> WatchSection {
+        WatchSection {
+            jails: self.jails.clone(),
+            recidive: self.recidive.clone(),
+            watch: self.watch.clone(),
+        }
+    }
+
+    /// The file's name for messages.
+    pub fn origin_name(&self) -> String {
+        self.origin
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "config".into())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,7 +167,8 @@ impl Config {
                     .map(|s| text[..s.start].matches('\n').count() + 1)
                     .map(|l| format!(": line {l}"))
                     .unwrap_or_default();
-                bail!(
+                // A config error is the admin's to fix: exit 2, like usage.
+                crate::errors::usage!(
                     "config {}{line}: {}",
                     path.display(),
                     e.message().replace('\n', " ")
@@ -75,6 +176,7 @@ impl Config {
             }
         };
         config.origin = Some(path.to_path_buf());
+        config.text = text.to_string();
         Ok(config)
     }
 }

@@ -5,6 +5,7 @@ mod args;
 mod cmd;
 mod config;
 mod context;
+mod daemon;
 mod errors;
 mod host_addrs;
 mod output;

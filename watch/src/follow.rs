@@ -169,6 +169,55 @@ impl FileFollower {
         self.current.as_ref().map(Open::position).or(self.saved)
     }
 
+    /// Takes the first look without reading: fixes where reading starts
+    /// (the saved position, or the end of a file that already exists).
+    /// Call it before announcing that the file is watched, so lines written
+    /// after the announcement are never mistaken for history.
+    pub fn prime(&mut self) -> std::io::Result<()> {
+        if std::mem::replace(&mut self.first_look, false) {
+            if let Some(meta) = self.stat()? {
+                self.open(&meta, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stat(&self) -> std::io::Result<Option<std::fs::Metadata>> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_file() => Ok(Some(m)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens the file the path names now, starting where `saved` says, at
+    /// its end on the very first look, else at its top.
+    fn open(&mut self, m: &std::fs::Metadata, first_look: bool) -> std::io::Result<()> {
+        let file = File::open(&self.path)?;
+        let m2 = file.metadata()?;
+        // Opened a different file than we stat'ed: look again next time.
+        if (m2.dev(), m2.ino()) != (m.dev(), m.ino()) {
+            return Ok(());
+        }
+        let offset = match self.saved.take() {
+            Some(s) if (s.dev, s.ino) == (m2.dev(), m2.ino()) && s.offset <= m2.len() => s.offset,
+            // Replaced (or truncated) while we were away: all of it is new.
+            Some(_) => 0,
+            None if first_look => m2.len(),
+            None => 0,
+        };
+        self.current = Some(Open {
+            file,
+            dev: m2.dev(),
+            ino: m2.ino(),
+            offset,
+            partial: Vec::new(),
+            skipping: false,
+        });
+        Ok(())
+    }
+
     /// Reads everything new, from the retired file (if any) first, then the
     /// current one, switching files when the path now names another.
     pub fn poll(&mut self, on_line: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
@@ -179,12 +228,7 @@ impl FileFollower {
             }
         }
         let first_look = std::mem::replace(&mut self.first_look, false);
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) if m.is_file() => Some(m),
-            Ok(_) => None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
+        let meta = self.stat()?;
         let replaced = match (&self.current, &meta) {
             (Some(open), Some(m)) => (open.dev, open.ino) != (m.dev(), m.ino()),
             (Some(_), None) => false,
@@ -196,29 +240,7 @@ impl FileFollower {
                 self.retired = Some((old, Instant::now()));
             }
             if let Some(m) = &meta {
-                let file = File::open(&self.path)?;
-                let m2 = file.metadata()?;
-                // Opened a different file than we stat'ed: look again next time.
-                if (m2.dev(), m2.ino()) != (m.dev(), m.ino()) {
-                    return Ok(());
-                }
-                let offset = match self.saved.take() {
-                    Some(s) if (s.dev, s.ino) == (m2.dev(), m2.ino()) && s.offset <= m2.len() => {
-                        s.offset
-                    }
-                    // Replaced while we were away: all of it is new.
-                    Some(_) => 0,
-                    None if first_look => m2.len(),
-                    None => 0,
-                };
-                self.current = Some(Open {
-                    file,
-                    dev: m2.dev(),
-                    ino: m2.ino(),
-                    offset,
-                    partial: Vec::new(),
-                    skipping: false,
-                });
+                self.open(m, first_look)?;
             }
         }
         if let Some(open) = &mut self.current {

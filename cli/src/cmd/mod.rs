@@ -7,10 +7,12 @@ mod destroy;
 mod expire;
 mod flush;
 mod list;
+mod regex_test;
 mod replace;
 mod status;
 mod sync;
 mod test;
+mod watch;
 
 use anyhow::Result;
 use banset_core::SetName;
@@ -20,7 +22,19 @@ use crate::context::Context;
 use crate::errors::EXIT_OK;
 
 pub fn run(cli: Cli) -> Result<i32> {
-    let bans = matches!(cli.command, Command::Add(_) | Command::Replace(_));
+    // regex-test reads a file and nothing else: no ledger, no kernel.
+    if let Command::RegexTest(a) = cli.command {
+        return regex_test::run(a);
+    }
+    if let Command::Watch(a) = &cli.command {
+        if a.check {
+            return watch::check(&cli.global);
+        }
+    }
+    let bans = matches!(
+        cli.command,
+        Command::Add(_) | Command::Replace(_) | Command::Watch(_)
+    );
     let mut ctx = Context::new(cli.global, bans)?;
     match cli.command {
         Command::Create(a) => create::run(&mut ctx, a),
@@ -34,6 +48,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Expire(a) => expire::run(&mut ctx, a),
         Command::Status(a) => status::run(&mut ctx, a),
         Command::Replace(a) => replace::run(&mut ctx, a),
+        Command::Watch(_) => watch::run(&mut ctx),
+        Command::RegexTest(_) => unreachable!("handled above"),
     }
     .map(|code| code.unwrap_or(EXIT_OK))
 }

@@ -6,20 +6,25 @@ use serde::Serialize;
 
 use crate::args::JsonArg;
 use crate::context::Context;
+use crate::daemon::{read_status, WatchStatus};
 use crate::output::{describe_spec, print_json, stdout};
 
 #[derive(Serialize)]
 struct Status<'a> {
     ledger: &'a str,
     sets: &'a [banset_core::SetStatus],
+    /// The running `banset watch` on this state directory, if any.
+    watcher: Option<&'a WatchStatus>,
 }
 
 pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
     let sets = ctx.engine().status()?;
+    let watcher = read_status(ctx);
     if args.json {
         print_json(&Status {
             ledger: ctx.ledger.path(),
             sets: &sets,
+            watcher: watcher.as_ref(),
         })?;
         return Ok(None);
     }
@@ -49,6 +54,43 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
             "  bans: {} active ({} permanent); {kernel}; {last_sync}",
             s.active_bans, s.permanent_bans
         )?;
+    }
+    match &watcher {
+        None => writeln!(out, "watcher: not running (banset watch)")?,
+        Some(w) => {
+            writeln!(
+                out,
+                "watcher: pid {}, up {}, config {}; {} unbans, {} repairs{}",
+                w.pid,
+                format_duration((now - w.started).max(0) as u64),
+                w.config,
+                w.unbans,
+                w.repairs,
+                w.last_heal_ms
+                    .map(|ms| format!(" (last heal {ms:.1} ms)"))
+                    .unwrap_or_default()
+            )?;
+            for j in &w.jails {
+                writeln!(
+                    out,
+                    "  jail {}: filter {}, set {}; {} addresses failing ({} failures in the last {}), {} bans since start",
+                    j.name,
+                    j.filter,
+                    j.set,
+                    j.tracked,
+                    j.failures,
+                    format_duration(j.findtime),
+                    j.bans
+                )?;
+            }
+            for s in &w.sources {
+                writeln!(
+                    out,
+                    "  source {}: {} lines, {} failures, {} ignored",
+                    s.source, s.lines, s.hits, s.ignored
+                )?;
+            }
+        }
     }
     out.flush()?;
     Ok(None)

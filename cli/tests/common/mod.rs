@@ -30,6 +30,10 @@ impl Sandbox {
         Sandbox { dir }
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn with_config(self, text: &str) -> Sandbox {
         std::fs::write(self.dir.join("banset.toml"), text).unwrap();
         self

@@ -1,0 +1,273 @@
+//! The keeper: keeps the kernel true to the ledger while the daemon runs.
+//! - every second: checks each set's kernel objects (and at once when a
+//!   monitor reports a change) and re-creates what a reload or a flush
+//!   removed, with every ban and its remaining time;
+//! - every `keeper_interval`: removes bans that are over (the only expiry
+//!   pf and ipfw get, and a clean ledger everywhere);
+//! - every `sync_interval`: a full sync, which also re-arms bans longer
+//!   than a kernel's timeout cap (ipset: 24.8 days).
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use banset_core::{BackendKind, SetHealth};
+use banset_netlink::monitor::{
+    Monitor, Notice, NETLINK_ROUTE, NFNLGRP_NFTABLES, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+};
+use banset_watch::config::WatchSettings;
+
+use super::{log, Event};
+use crate::context::Context;
+
+/// nf_tables subsystem id, and the message types that delete objects.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_DELETIONS: [u16; 4] = [
+    2,  /* table */
+    5,  /* chain */
+    8,  /* rule */
+    11, /* set */
+];
+
+pub struct Keeper {
+    keeper_interval: Duration,
+    sync_interval: Duration,
+    last_second: Instant,
+    last_keeper: Instant,
+    last_sync: Instant,
+    last_prune: Instant,
+    /// Backends a monitor reported changes of, and when the first came.
+    changed: BTreeSet<BackendKind>,
+    changed_since: Option<Instant>,
+    pub repairs: u64,
+    pub last_heal_ms: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Due {
+    pub second: bool,
+    pub keeper: bool,
+    pub sync: bool,
+    pub prune: bool,
+    pub changed: bool,
+}
+
+impl Keeper {
+    pub fn new(settings: &WatchSettings) -> Keeper {
+        let now = Instant::now();
+        Keeper {
+            keeper_interval: Duration::from_secs(settings.keeper_interval.max(1)),
+            sync_interval: Duration::from_secs(settings.sync_interval.max(1)),
+            last_second: now,
+            last_keeper: now,
+            last_sync: now,
+            last_prune: now,
+            changed: BTreeSet::new(),
+            changed_since: None,
+            repairs: 0,
+            last_heal_ms: None,
+        }
+    }
+
+    pub fn kernel_changed(&mut self, kind: BackendKind) {
+        self.changed.insert(kind);
+        self.changed_since.get_or_insert_with(Instant::now);
+    }
+
+    pub fn due(&mut self) -> Due {
+        let now = Instant::now();
+        let mut due = Due::default();
+        let tick = |last: &mut Instant, every: Duration| {
+            if now.duration_since(*last) >= every {
+                *last = now;
+                true
+            } else {
+                false
+            }
+        };
+        due.second = tick(&mut self.last_second, Duration::from_secs(1));
+        due.keeper = tick(&mut self.last_keeper, self.keeper_interval);
+        due.sync = tick(&mut self.last_sync, self.sync_interval);
+        due.prune = tick(&mut self.last_prune, Duration::from_secs(60));
+        due.changed = !self.changed.is_empty();
+        due
+    }
+
+    pub fn run(&mut self, ctx: &mut Context, due: &Due, unbans: &mut u64) {
+        if due.sync {
+            match ctx.engine().sync(None) {
+                Ok(reports) => {
+                    for r in reports {
+                        if r.added + r.refreshed + r.removed > 0 || r.repaired_objects {
+                            log!(
+                                "sync {}: {} re-added, {} re-armed, {} removed{}",
+                                r.set,
+                                r.added,
+                                r.refreshed,
+                                r.removed,
+                                if r.repaired_objects {
+                                    ", kernel objects re-created"
+                                } else {
+                                    ""
+                                }
+                            );
+                        }
+                    }
+                }
+                Err(e) => log!("sync failed: {e}"),
+            }
+        } else if due.second || due.changed {
+            self.heal(ctx);
+        }
+        if due.keeper {
+            match ctx.engine().expire() {
+                Ok(expired) => {
+                    for (set, targets) in expired {
+                        *unbans += targets.len() as u64;
+                        if targets.len() <= 20 {
+                            for t in targets {
+                                log!("unban {t} set={set} (ban over)");
+                            }
+                        } else {
+                            log!(
+                                "unban {} addresses from set {set} (bans over)",
+                                targets.len()
+                            );
+                        }
+                    }
+                }
+                Err(e) => log!("expire failed: {e}"),
+            }
+        }
+    }
+
+    /// Checks every set's kernel objects; re-syncs those a reload or a
+    /// flush took away.
+    fn heal(&mut self, ctx: &mut Context) {
+        let noticed = self.changed_since.take();
+        self.changed.clear();
+        let specs = match ctx.ledger.read().and_then(|tx| tx.set_specs()) {
+            Ok(s) => s,
+            Err(e) => {
+                log!("keeper: cannot read the ledger: {e}");
+                return;
+            }
+        };
+        for spec in specs {
+            let health = match banset_core::BackendProvider::backend(&ctx.backends, spec.backend)
+                .and_then(|b| b.health(&spec))
+            {
+                Ok(h) => h,
+                Err(_) => continue,
+            };
+            if health == SetHealth::Present {
+                continue;
+            }
+            let started = Instant::now();
+            match ctx.engine().sync(Some(&spec.name)) {
+                Ok(reports) => {
+                    self.repairs += 1;
+                    let heal_ms = noticed.unwrap_or(started).elapsed().as_secs_f64() * 1e3;
+                    self.last_heal_ms = Some(heal_ms);
+                    let added: usize = reports.iter().map(|r| r.added).sum();
+                    log!(
+                        "repair {}: kernel objects were {}; re-created with {added} bans in {:.1} ms",
+                        spec.name,
+                        match health {
+                            SetHealth::Missing => "missing",
+                            _ => "incomplete",
+                        },
+                        started.elapsed().as_secs_f64() * 1e3
+                    );
+                }
+                Err(e) => log!("repair {} failed: {e}", spec.name),
+            }
+        }
+    }
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT stop.
+pub fn spawn_signal_thread(events: Sender<Event>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let event = if sig == SIGHUP {
+                    Event::Reload
+                } else {
+                    Event::Shutdown
+                };
+                if events.send(event).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The netlink monitors: nf_tables deletions (a flushed ruleset, a firewall
+/// reload) and address changes. Each runs in its own thread; one that
+/// cannot open says so and leaves the once-a-second check to do its work.
+pub fn spawn_monitors(events: Sender<Event>) {
+    let tx = events.clone();
+    let _ = std::thread::Builder::new()
+        .name("nftables monitor".into())
+        .spawn(move || {
+            let mut m = match Monitor::open(banset_netlink::NETLINK_NETFILTER, &[NFNLGRP_NFTABLES])
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    log!("nftables monitor unavailable ({e}); checking once a second instead");
+                    return;
+                }
+            };
+            loop {
+                let changed = match m.wait(-1) {
+                    Ok(Notice::Messages(types)) => types.iter().any(|t| {
+                        t >> 8 == NFNL_SUBSYS_NFTABLES && NFT_DELETIONS.contains(&(t & 0xff))
+                    }),
+                    Ok(Notice::Overrun) => true,
+                    Ok(Notice::Timeout) => false,
+                    Err(e) => {
+                        log!("nftables monitor failed ({e}); checking once a second instead");
+                        return;
+                    }
+                };
+                if changed
+                    && tx
+                        .send(Event::KernelChanged(BackendKind::Nftables))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    let _ = std::thread::Builder::new()
+        .name("address monitor".into())
+        .spawn(move || {
+            let mut m =
+                match Monitor::open(NETLINK_ROUTE, &[RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR]) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        log!(
+                            "address monitor unavailable ({e}); host addresses read at start only"
+                        );
+                        return;
+                    }
+                };
+            loop {
+                match m.wait(-1) {
+                    Ok(Notice::Timeout) => continue,
+                    Ok(_) => {
+                        if events.send(Event::HostAddressesChanged).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+}

@@ -1,0 +1,630 @@
+//! `banset watch`: the daemon. One loop owns the ledger, the backends and
+//! the jails' failure windows; source threads send it failures, monitor
+//! threads send it kernel and address changes, and timers drive the keeper.
+//!
+//! Single ownership keeps the logic plain: no locks around windows or the
+//! ledger, and each ban is one engine call in order of arrival.
+
+mod keeper;
+mod sources;
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use banset_core::{
+    format_duration, AddOptions, Allowlist, BackendKind, BanRequest, Clock, SetName, SetSpec,
+    Target, Timeout,
+};
+use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
+use banset_watch::{FailureWindows, Matcher};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::host_addrs::host_addresses;
+use crate::set_options::build_spec;
+use sources::{SourceHandle, SourceSpec};
+
+pub use status::{read_status, WatchStatus};
+
+/// What the loop reacts to.
+pub enum Event {
+    /// A filter matched: one failure of `target` in jail `jail` (an index
+    /// into the jails of `generation`).
+    Failure {
+        generation: u64,
+        jail: usize,
+        target: Target,
+        at: i64,
+    },
+    /// Where a source stands (file position or journal cursor).
+    Position { source: SourceKey, value: String },
+    /// A source's problem, worth one log line.
+    SourceError { source: String, message: String },
+    /// Someone changed kernel objects of this backend (nftables monitor,
+    /// firewalld reload): check its sets now.
+    KernelChanged(BackendKind),
+    /// The host's addresses changed: rebuild the allowlists.
+    HostAddressesChanged,
+    /// SIGHUP: reload the configuration.
+    Reload,
+    /// SIGTERM or SIGINT.
+    Shutdown,
+}
+
+/// A jail at run time.
+struct Jail {
+    settings: JailSettings,
+    windows: FailureWindows,
+    /// The global allowlist plus the jail's own `ignore`.
+    allowlist: Allowlist,
+    bans: u64,
+}
+
+/// Logs one line on stderr (journald keeps it when run by systemd).
+macro_rules! log {
+    ($($arg:tt)*) => { eprintln!("banset: {}", format_args!($($arg)*)) };
+}
+pub(crate) use log;
+
+pub struct Daemon<'a> {
+    ctx: &'a mut Context,
+    settings: Settings,
+    jails: Vec<Jail>,
+    generation: u64,
+    /// Specs of the sets the config defines, and of jail sets it does not.
+    specs: BTreeMap<SetName, SetSpec>,
+    sources: Vec<SourceHandle>,
+    positions: HashMap<SourceKey, String>,
+    positions_dirty: bool,
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+    utc_offset: i64,
+    keeper: keeper::Keeper,
+    started: i64,
+    unbans: u64,
+}
+
+/// Reads and validates the watcher's configuration (`--check` stops here).
+pub fn load_settings(config: &Config) -> Result<Settings> {
+    let settings = config
+        .watch_section()
+        .validate(&config.text, &config.origin_name())
+        .map_err(|e| anyhow::Error::new(crate::errors::Usage(e.to_string())))?;
+    // Compile every source's combined matcher now, so a problem is a
+    // config error, not a failure at run time.
+    for (key, (filters, _)) in group_sources(&settings.jails) {
+        Matcher::new(&filters).map_err(|e| {
+            crate::errors::Usage(format!("{}: source {key}: {e}", config.origin_name()))
+        })?;
+    }
+    Ok(settings)
+}
+
+/// The specs of the sets jails and recidive use: `[sets.NAME]` when the
+/// file has it, the defaults otherwise.
+pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetName, SetSpec>> {
+    let mut out = BTreeMap::new();
+    for (name, set) in &config.sets {
+        let set_name = SetName::new(name).map_err(|e| {
+            crate::errors::Usage(format!("{}: sets.{name}: {e}", config.origin_name()))
+        })?;
+        let spec = build_spec(set_name.clone(), &set.options(), set.timeout, config)
+            .with_context(|| format!("{}: sets.{name}", config.origin_name()))?;
+        out.insert(set_name, spec);
+    }
+    let mut wanted: Vec<SetName> = settings.jails.iter().map(|j| j.set.clone()).collect();
+    if let Some(r) = &settings.recidive {
+        wanted.push(r.set.clone());
+    }
+    for name in wanted {
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.clone()) {
+            slot.insert(build_spec(name, &Default::default(), None, config)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Groups jails by source: per source, the filters in jail order and the
+/// jail index of each.
+fn group_sources(
+    jails: &[JailSettings],
+) -> BTreeMap<SourceKey, (Vec<banset_watch::FilterDef>, Vec<usize>)> {
+    let mut by_source: BTreeMap<SourceKey, (Vec<_>, Vec<usize>)> = BTreeMap::new();
+    for (i, jail) in jails.iter().enumerate() {
+        for key in &jail.sources {
+            let entry = by_source.entry(key.clone()).or_default();
+            entry.0.push(jail.filter.clone());
+            entry.1.push(i);
+        }
+    }
+    by_source
+}
+
+fn position_key(source: &SourceKey) -> String {
+    format!("watch.position:{source}")
+}
+
+impl<'a> Daemon<'a> {
+    pub fn new(ctx: &'a mut Context, settings: Settings) -> Result<Daemon<'a>> {
+        let specs = set_specs(&ctx.config, &settings)?;
+        let (events_tx, events) = channel();
+        let now = ctx.clock.now();
+        let keeper = keeper::Keeper::new(&settings.watch);
+        let mut daemon = Daemon {
+            ctx,
+            settings,
+            jails: Vec::new(),
+            generation: 0,
+            specs,
+            sources: Vec::new(),
+            positions: HashMap::new(),
+            positions_dirty: false,
+            events_tx,
+            events,
+            utc_offset: local_utc_offset(),
+            keeper,
+            started: now,
+            unbans: 0,
+        };
+        daemon.jails = daemon.build_jails(Vec::new());
+        Ok(daemon)
+    }
+
+    fn global_allowlist(&self) -> Allowlist {
+        Allowlist::new()
+            .with_host_addresses(host_addresses())
+            .with_ignored(
+                self.ctx.config.ignore.iter().copied(),
+                &self.ctx.config.origin_name(),
+            )
+    }
+
+    /// Jails for the current settings, keeping the windows (failure
+    /// counts) of jails that existed before under the same name.
+    fn build_jails(&self, mut old: Vec<Jail>) -> Vec<Jail> {
+        let global = self.global_allowlist();
+        self.settings
+            .jails
+            .iter()
+            .map(|s| {
+                let windows = match old.iter().position(|j| j.settings.name == s.name) {
+                    Some(i) => {
+                        let mut j = old.swap_remove(i);
+                        j.windows.set_limits(s.findtime, s.maxretry);
+                        j.windows
+                    }
+                    None => FailureWindows::new(s.findtime, s.maxretry),
+                };
+                Jail {
+                    allowlist: global
+                        .clone()
+                        .with_ignored(s.ignore.iter().copied(), &format!("jail {}", s.name)),
+                    settings: s.clone(),
+                    windows,
+                    bans: 0,
+                }
+            })
+            .collect()
+    }
+
+    fn start_sources(&mut self) {
+        self.generation += 1;
+        for (key, (filters, jail_of_filter)) in group_sources(&self.settings.jails) {
+            let matcher = match Matcher::new(&filters) {
+                Ok(m) => Arc::new(m),
+                Err(e) => {
+                    log!("source {key}: {e}; not watched");
+                    continue;
+                }
+            };
+            let saved = self.positions.get(&key).cloned().or_else(|| {
+                self.ctx
+                    .ledger
+                    .read()
+                    .ok()?
+                    .meta(&position_key(&key))
+                    .ok()?
+            });
+            let spec = SourceSpec {
+                key: key.clone(),
+                matcher,
+                jail_of_filter,
+                saved,
+                journalctl: self.settings.watch.journalctl.clone(),
+                utc_offset: self.utc_offset,
+                generation: self.generation,
+            };
+            self.sources
+                .push(sources::spawn(spec, self.events_tx.clone()));
+        }
+    }
+
+    fn stop_sources(&mut self) {
+        for s in self.sources.drain(..) {
+            s.stop();
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT.
+    pub fn run(mut self) -> Result<()> {
+        keeper::spawn_signal_thread(self.events_tx.clone())?;
+        keeper::spawn_monitors(self.events_tx.clone());
+        self.ensure_sets();
+        self.restore();
+        self.start_sources();
+        log!(
+            "watching: {} jails, {} sources, {} sets",
+            self.jails.len(),
+            self.sources.len(),
+            self.specs.len()
+        );
+        let tick = Duration::from_millis(250);
+        loop {
+            match self.events.recv_timeout(tick) {
+                Ok(Event::Shutdown) => break,
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            // Drain a burst before the timers run.
+            while let Ok(event) = self.events.try_recv() {
+                if matches!(event, Event::Shutdown) {
+                    return self.shutdown();
+                }
+                self.handle(event);
+            }
+            self.timers();
+        }
+        self.shutdown()
+    }
+
+    fn shutdown(mut self) -> Result<()> {
+        self.stop_sources();
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::Position { .. } = event {
+                self.handle(event);
+            }
+        }
+        self.save_positions();
+        let _ = status::remove(self.ctx);
+        log!("stopped");
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Failure {
+                generation,
+                jail,
+                target,
+                at,
+            } => {
+                if generation == self.generation {
+                    self.failure(jail, target, at);
+                }
+            }
+            Event::Position { source, value } => {
+                self.positions.insert(source, value);
+                self.positions_dirty = true;
+            }
+            Event::SourceError { source, message } => log!("source {source}: {message}"),
+            Event::KernelChanged(kind) => self.keeper.kernel_changed(kind),
+            Event::HostAddressesChanged => {
+                let old = std::mem::take(&mut self.jails);
+                self.jails = self.build_jails(old);
+                self.ctx.allowlist = self.global_allowlist();
+            }
+            Event::Reload => self.reload(),
+            Event::Shutdown => {}
+        }
+    }
+
+    /// One failure: count it, and ban at `maxretry`.
+    fn failure(&mut self, jail_index: usize, target: Target, at: i64) {
+        let jail = &mut self.jails[jail_index];
+        if jail.allowlist.check(&target, false).is_err() {
+            return;
+        }
+        if !jail.windows.fail(target, at) {
+            return;
+        }
+        let name = jail.settings.name.clone();
+        let set = jail.settings.set.clone();
+        let base = jail.settings.bantime;
+        let escalation = jail.settings.escalation;
+        let maxretry = jail.settings.maxretry;
+        let now = self.ctx.clock.now();
+        let earlier = match escalation {
+            Some(e) => self
+                .ctx
+                .ledger
+                .read()
+                .and_then(|tx| tx.ban_events_since(&target, now - e.remember as i64))
+                .map(|v| v.iter().filter(|(j, _)| *j == name).count())
+                .unwrap_or(0),
+            None => 0,
+        };
+        let bantime = escalation.map_or(base, |e| e.bantime(base, earlier));
+        let note = if earlier > 0 && bantime != base {
+            format!(" (ban #{} of this address in this jail)", earlier + 1)
+        } else {
+            String::new()
+        };
+        if self.ban(
+            &name,
+            &set,
+            target,
+            bantime,
+            &format!("{maxretry} failures{note}"),
+        ) {
+            self.jails[jail_index].bans += 1;
+            self.recidive(&name, target, now);
+        }
+    }
+
+    /// Bans through the engine, records the ban in the history, logs it.
+    fn ban(
+        &mut self,
+        jail: &str,
+        set: &SetName,
+        target: Target,
+        bantime: Timeout,
+        why: &str,
+    ) -> bool {
+        let request = BanRequest {
+            target,
+            timeout: Some(bantime),
+            since: None,
+            comment: Some(format!("jail {jail}")),
+        };
+        let opts = AddOptions {
+            force: false,
+            create_with: self.specs.get(set).cloned(),
+        };
+        let started = Instant::now();
+        match self.ctx.engine().add(set, &[request], &opts) {
+            Ok(_) => {
+                let now = self.ctx.clock.now();
+                if let Ok(tx) = self.ctx.ledger.begin() {
+                    if tx.record_ban_event(&target, jail, now).is_ok() {
+                        let _ = tx.commit();
+                    }
+                }
+                log!(
+                    "ban {target} jail={jail} set={set} for {} after {why} ({:.1} ms)",
+                    bantime.secs().map_or("ever".to_string(), format_duration),
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+                true
+            }
+            Err(banset_core::Error::Refused(r)) => {
+                log!("not banning {target} (jail {jail}): {r}");
+                false
+            }
+            Err(e) => {
+                log!("ban {target} jail={jail} set={set} failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// After a ban: enough bans of this address within recidive's window
+    /// (in any jail) ban it in the recidive set as well.
+    fn recidive(&mut self, jail: &str, target: Target, now: i64) {
+        let Some(Recidive {
+            bans,
+            findtime,
+            bantime,
+            set,
+        }) = self.settings.recidive.clone()
+        else {
+            return;
+        };
+        if set.as_str() == jail {
+            return;
+        }
+        let count = self
+            .ctx
+            .ledger
+            .read()
+            .and_then(|tx| tx.ban_events_since(&target, now - findtime as i64))
+            .map(|v| v.iter().filter(|(j, _)| j != "recidive").count())
+            .unwrap_or(0);
+        if count >= bans as usize {
+            self.ban(
+                "recidive",
+                &set,
+                target,
+                bantime,
+                &format!("{count} bans within {}", format_duration(findtime)),
+            );
+        }
+    }
+
+    /// Creates the sets the config names that the ledger does not have yet.
+    fn ensure_sets(&mut self) {
+        let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
+        for spec in specs {
+            let known = self
+                .ctx
+                .ledger
+                .read()
+                .and_then(|tx| tx.set_spec(&spec.name))
+                .ok()
+                .flatten();
+            match known {
+                None => match self.ctx.engine().create(&spec) {
+                    Ok(_) => log!("created set {}", spec.name),
+                    Err(e) => log!("set {}: cannot create it: {e}", spec.name),
+                },
+                Some(existing)
+                    if existing != spec
+                        && self.ctx.config.sets.contains_key(spec.name.as_str()) =>
+                {
+                    log!(
+                        "set {}: the ledger's set differs from the config's; keeping the ledger's (destroy and re-create the set to change it)",
+                        spec.name
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Start-up: bring every kernel set back to the ledger (one batch per
+    /// set), so a reboot or a firewall restart loses nothing.
+    fn restore(&mut self) {
+        let started = Instant::now();
+        match self.ctx.engine().sync(None) {
+            Ok(reports) => {
+                let added: usize = reports.iter().map(|r| r.added).sum();
+                log!(
+                    "restored {} sets from the ledger ({added} bans re-added) in {:.0} ms",
+                    reports.len(),
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            Err(e) => log!("restore from the ledger failed: {e}"),
+        }
+    }
+
+    fn reload(&mut self) {
+        let config = match Config::load(self.ctx.global.config.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                log!("reload refused, keeping the running configuration: {e:#}");
+                return;
+            }
+        };
+        let settings = match load_settings(&config).and_then(|s| {
+            let specs = set_specs(&config, &s)?;
+            Ok((s, specs))
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                log!("reload refused, keeping the running configuration: {e:#}");
+                return;
+            }
+        };
+        self.stop_sources();
+        // Failures already read by the old sources still count.
+        while let Ok(event) = self.events.try_recv() {
+            self.handle(event);
+        }
+        self.ctx.config = config;
+        self.settings = settings.0;
+        self.specs = settings.1;
+        self.keeper = keeper::Keeper::new(&self.settings.watch);
+        let old = std::mem::take(&mut self.jails);
+        self.jails = self.build_jails(old);
+        self.ctx.allowlist = self.global_allowlist();
+        self.ensure_sets();
+        self.start_sources();
+        log!(
+            "reloaded: {} jails, {} sources",
+            self.jails.len(),
+            self.sources.len()
+        );
+    }
+
+    fn save_positions(&mut self) {
+        if !self.positions_dirty {
+            return;
+        }
+        let Ok(tx) = self.ctx.ledger.begin() else {
+            return;
+        };
+        for (source, value) in &self.positions {
+            if tx.set_meta(&position_key(source), value).is_err() {
+                return;
+            }
+        }
+        if tx.commit().is_ok() {
+            self.positions_dirty = false;
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = self.ctx.clock.now();
+        let due = self.keeper.due();
+        if due.second {
+            self.save_positions();
+            let snapshot = self.snapshot(now);
+            if let Err(e) = status::write(self.ctx, &snapshot) {
+                log!("status file: {e:#}");
+            }
+        }
+        self.keeper.run(self.ctx, &due, &mut self.unbans);
+        if due.prune {
+            for jail in &mut self.jails {
+                jail.windows.prune(now);
+            }
+            let keep = self
+                .jails
+                .iter()
+                .filter_map(|j| j.settings.escalation.map(|e| e.remember))
+                .chain(self.settings.recidive.as_ref().map(|r| r.findtime))
+                .max()
+                .unwrap_or(0);
+            if let Ok(tx) = self.ctx.ledger.begin() {
+                if tx.prune_ban_events(now - keep as i64).is_ok() {
+                    let _ = tx.commit();
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self, now: i64) -> WatchStatus {
+        WatchStatus {
+            pid: std::process::id(),
+            started: self.started,
+            updated: now,
+            config: self.ctx.config.origin_name(),
+            jails: self
+                .jails
+                .iter()
+                .map(|j| status::JailStatus {
+                    name: j.settings.name.clone(),
+                    set: j.settings.set.to_string(),
+                    filter: j.settings.filter.name.clone(),
+                    maxretry: j.settings.maxretry,
+                    findtime: j.settings.findtime,
+                    bantime: j.settings.bantime.secs(),
+                    tracked: j.windows.tracked() as u64,
+                    failures: j.windows.total_failures(now) as u64,
+                    bans: j.bans,
+                })
+                .collect(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| status::SourceStatus {
+                    source: s.key.to_string(),
+                    lines: s.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
+                    hits: s.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+                    ignored: s.stats.ignored.load(std::sync::atomic::Ordering::Relaxed),
+                })
+                .collect(),
+            unbans: self.unbans,
+            repairs: self.keeper.repairs,
+            last_heal_ms: self.keeper.last_heal_ms,
+        }
+    }
+}
+
+/// Seconds east of UTC of the local zone now, for log dates without a zone.
+fn local_utc_offset() -> i64 {
+    // SAFETY: time(NULL) and localtime_r into a zeroed tm we own.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}

@@ -1,0 +1,86 @@
+//! The daemon's status snapshot: `watch-status.json` in the state
+//! directory, rewritten every second, read by `banset status`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchStatus {
+    pub pid: u32,
+    pub started: i64,
+    pub updated: i64,
+    pub config: String,
+    pub jails: Vec<JailStatus>,
+    pub sources: Vec<SourceStatus>,
+    /// Bans removed because they were over, since start.
+    pub unbans: u64,
+    /// Sets re-created after a reload or flush, since start.
+    pub repairs: u64,
+    /// From noticing a lost set to having it back, last time (ms).
+    pub last_heal_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JailStatus {
+    pub name: String,
+    pub set: String,
+    pub filter: String,
+    pub maxretry: u32,
+    pub findtime: u64,
+    /// Seconds; `None` is permanent.
+    pub bantime: Option<u64>,
+    /// Addresses with failures in their window.
+    pub tracked: u64,
+    /// Failures within the window, all addresses.
+    pub failures: u64,
+    /// Bans this jail made since start.
+    pub bans: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub source: String,
+    pub lines: u64,
+    pub hits: u64,
+    pub ignored: u64,
+}
+
+fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("watch-status.json")
+}
+
+fn state_dir(ctx: &Context) -> PathBuf {
+    Path::new(ctx.ledger.path())
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Writes the snapshot atomically (temporary file, then rename).
+pub fn write(ctx: &Context, status: &WatchStatus) -> Result<()> {
+    let dir = state_dir(ctx);
+    let tmp = dir.join(".watch-status.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(status)?)
+        .with_context(|| format!("{}", tmp.display()))?;
+    std::fs::rename(&tmp, path(&dir)).with_context(|| format!("{}", path(&dir).display()))?;
+    Ok(())
+}
+
+pub fn remove(ctx: &Context) -> std::io::Result<()> {
+    std::fs::remove_file(path(&state_dir(ctx)))
+}
+
+/// The running daemon's snapshot, if a daemon is running on this state
+/// directory (a stale file of a dead daemon is ignored).
+pub fn read_status(ctx: &Context) -> Option<WatchStatus> {
+    let text = std::fs::read(path(&state_dir(ctx))).ok()?;
+    let status: WatchStatus = serde_json::from_slice(&text).ok()?;
+    // SAFETY: kill(pid, 0) only checks that the process exists.
+    let alive = unsafe { libc::kill(status.pid as libc::pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    alive.then_some(status)
+}

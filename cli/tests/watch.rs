@@ -1,0 +1,576 @@
+//! `banset watch` end to end: the real binary follows a log file in a temp
+//! dir and bans into real nftables sets, each test in its own network
+//! namespace; plus `--check` and `regex-test`, which need no kernel.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{kernel_test, Sandbox};
+use serde_json::Value;
+
+/// A running `banset watch`, stopped (SIGTERM, then wait) on drop; its
+/// stderr goes to a file the test can read.
+struct Watcher {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Watcher {
+    fn start(sb: &Sandbox) -> Watcher {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = sb.dir().join(format!("watch-{n}.log"));
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = sb
+            .cmd(&["watch"])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let w = Watcher { child, log };
+        assert!(
+            wait_until(|| w.output().contains("watching:")),
+            "watch did not start: {}",
+            w.output()
+        );
+        w
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+        self.output()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 5 ms for up to 20 s: a bound against hanging, not a
+/// timing assertion.
+fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Members of an nftables set, read with `nft -j` (the oracle).
+fn nft_members(set: &str) -> Vec<String> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "set", "inet", "banset", set])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut members = Vec::new();
+    for item in v["nftables"].as_array().unwrap() {
+        let Some(elems) = item["set"]["elem"].as_array() else {
+            continue;
+        };
+        for e in elems {
+            let val = &e["elem"]["val"];
+            let text = if val.is_string() {
+                val.as_str().unwrap().to_string()
+            } else {
+                e.as_str().unwrap_or_default().to_string()
+            };
+            members.push(text);
+        }
+    }
+    members.sort();
+    members
+}
+
+fn nft_timeout(set: &str, member: &str) -> Option<u64> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "set", "inet", "banset", set])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    for item in v["nftables"].as_array()? {
+        for e in item["set"]["elem"].as_array().into_iter().flatten() {
+            if e["elem"]["val"].as_str() == Some(member) {
+                return e["elem"]["timeout"].as_u64();
+            }
+        }
+    }
+    None
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+fn sshd_fail(addr: &str) -> String {
+    format!("mx sshd[4242]: Failed password for invalid user admin from {addr} port 50022 ssh2")
+}
+
+fn config(log: &Path, extra: &str) -> String {
+    format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 3\nfindtime = \"10m\"\nbantime = \"1h\"\n{extra}\n[watch]\nkeeper_interval = \"1s\"\n",
+        log.display()
+    )
+}
+
+#[test]
+fn bans_from_a_log_file_across_rotation_and_never_a_forged_address() {
+    kernel_test(
+        "bans_from_a_log_file_across_rotation_and_never_a_forged_address",
+        || {
+            let sb = Sandbox::new("watch-rotation");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            // Two failures, the log rotates (rename + create), the third lands in
+            // the new file: three within findtime make the ban.
+            append(&log, &[sshd_fail("203.0.113.7"), sshd_fail("203.0.113.7")]);
+            append(&log, &["mx sshd[1]: Failed password for invalid user 6.6.6.6 from 198.51.100.44 port 22 ssh2".into()]);
+            std::fs::rename(&log, sb.dir().join("auth.log.1")).unwrap();
+            append(
+                &log,
+                &[
+                    sshd_fail("203.0.113.7"),
+                    sshd_fail("2001:db8::77"),
+                    sshd_fail("2001:db8::77"),
+                    sshd_fail("2001:db8::77"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("sshd_v4") == ["203.0.113.7"]),
+                "{}",
+                w.output()
+            );
+            assert!(
+                wait_until(|| nft_members("sshd_v6") == ["2001:db8::77"]),
+                "{}",
+                w.output()
+            );
+            // copytruncate in the middle of another attacker's run
+            append(&log, &[sshd_fail("192.0.2.55"), sshd_fail("192.0.2.55")]);
+            assert!(wait_until(|| w.output().contains("watching:")));
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&log)
+                .unwrap();
+            append(&log, &[sshd_fail("192.0.2.55")]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4").contains(&"192.0.2.55".to_string())),
+                "{}",
+                w.output()
+            );
+            let out = w.stop();
+            assert!(!out.contains("6.6.6.6"), "a forged address was used: {out}");
+            assert!(!nft_members("sshd_v4").contains(&"6.6.6.6".to_string()));
+            assert!(
+                out.contains("ban 203.0.113.7 jail=sshd set=sshd for 1h after 3 failures"),
+                "{out}"
+            );
+            // The ledger agrees with the kernel.
+            let listed = sb.json(&["list", "sshd", "--json"]);
+            assert_eq!(
+                listed[0]["members"].as_array().unwrap().len(),
+                3,
+                "{listed}"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_restart_resumes_where_it_stopped_and_counts_no_line_twice() {
+    kernel_test(
+        "a_restart_resumes_where_it_stopped_and_counts_no_line_twice",
+        || {
+            let sb = Sandbox::new("watch-resume");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            append(&log, &vec![sshd_fail("203.0.113.1"); 5]);
+            let w = Watcher::start(&sb);
+            // History before the first start is not news.
+            append(&log, &[sshd_fail("203.0.113.9"), sshd_fail("203.0.113.9")]);
+            assert!(wait_until(|| sb
+                .ok(&["status", "--json"])
+                .contains("\"lines\":2")));
+            w.stop();
+            // Written while the daemon was down: read after the restart.
+            append(&log, &[sshd_fail("203.0.113.9")]);
+            let w = Watcher::start(&sb);
+            // Had the two old lines been counted again, this would be a ban.
+            assert!(
+                wait_until(|| sb.ok(&["status", "--json"]).contains("\"lines\":1")),
+                "{}",
+                w.output()
+            );
+            assert!(
+                nft_members("sshd_v4").is_empty(),
+                "{:?}",
+                nft_members("sshd_v4")
+            );
+            append(&log, &[sshd_fail("203.0.113.9"), sshd_fail("203.0.113.9")]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4") == ["203.0.113.9"]),
+                "{}",
+                w.output()
+            );
+            assert!(!nft_members("sshd_v4").contains(&"203.0.113.1".to_string()));
+        },
+    );
+}
+
+#[test]
+fn sighup_reloads_without_losing_counts_and_a_bad_config_is_refused() {
+    kernel_test(
+        "sighup_reloads_without_losing_counts_and_a_bad_config_is_refused",
+        || {
+            let sb = Sandbox::new("watch-hup");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            append(
+                &log,
+                &[sshd_fail("198.51.100.3"), sshd_fail("198.51.100.3")],
+            );
+            assert!(wait_until(|| sb
+                .ok(&["status", "--json"])
+                .contains("\"failures\":2")));
+            // A broken file is refused; the running configuration stays.
+            std::fs::write(
+                sb.dir().join("banset.toml"),
+                "[jails.sshd]\nfilter = \"nope\"\n",
+            )
+            .unwrap();
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| w.output().contains("reload refused")),
+                "{}",
+                w.output()
+            );
+            // A good one (bantime changed) is taken, counts kept.
+            std::fs::write(
+                sb.dir().join("banset.toml"),
+                config(&log, "").replace("\"1h\"", "\"2h\""),
+            )
+            .unwrap();
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| w.output().contains("reloaded:")),
+                "{}",
+                w.output()
+            );
+            append(&log, &[sshd_fail("198.51.100.3")]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4") == ["198.51.100.3"]),
+                "{}",
+                w.output()
+            );
+            let t = nft_timeout("sshd_v4", "198.51.100.3").unwrap();
+            assert!(t > 3600 && t <= 7200, "{t}");
+        },
+    );
+}
+
+#[test]
+fn repeat_offenders_get_longer_bans_and_recidive_bans_all_ports() {
+    kernel_test(
+        "repeat_offenders_get_longer_bans_and_recidive_bans_all_ports",
+        || {
+            let sb = Sandbox::new("watch-escalation");
+            let log = sb.dir().join("auth.log");
+            let extra = "escalation = { factor = 3, max = \"5h\" }\n[sets.sshd]\nports = \"22\"\n[recidive]\nbans = 3\nfindtime = \"1d\"\nbantime = \"1w\"\n";
+            let sb = sb.with_config(&config(&log, extra));
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            let mut expected = Vec::new();
+            for (round, want) in [(1, 3600u64), (2, 3 * 3600), (3, 5 * 3600)] {
+                append(&log, &vec![sshd_fail("192.0.2.200"); 3]);
+                assert!(
+                    wait_until(
+                        || nft_timeout("sshd_v4", "192.0.2.200").is_some_and(|t| t > want - 60)
+                    ),
+                    "round {round}: {:?} {}",
+                    nft_timeout("sshd_v4", "192.0.2.200"),
+                    w.output()
+                );
+                expected.push(want);
+                // An admin lifts the ban; the history stays.
+                sb.ok(&["del", "sshd", "192.0.2.200"]);
+            }
+            assert!(
+                wait_until(|| nft_members("recidive_v4") == ["192.0.2.200"]),
+                "{}",
+                w.output()
+            );
+            let t = nft_timeout("recidive_v4", "192.0.2.200").unwrap();
+            assert!(t > 7 * 86_400 - 60, "{t}");
+            // The recidive set's rule has no port: it blocks everything.
+            let rules = Command::new("nft")
+                .args(["list", "chain", "inet", "banset", "input"])
+                .output()
+                .unwrap();
+            let rules = String::from_utf8_lossy(&rules.stdout);
+            let recidive_rule = rules.lines().find(|l| l.contains("@recidive_v4")).unwrap();
+            assert!(!recidive_rule.contains("dport"), "{rules}");
+            assert!(
+                rules
+                    .lines()
+                    .any(|l| l.contains("@sshd_v4 ") && l.contains("dport @sshd_ports")),
+                "{rules}"
+            );
+            drop(w);
+        },
+    );
+}
+
+#[test]
+fn the_keeper_restores_a_flushed_ruleset_and_restarts_restore_from_the_ledger() {
+    kernel_test(
+        "the_keeper_restores_a_flushed_ruleset_and_restarts_restore_from_the_ledger",
+        || {
+            let sb = Sandbox::new("watch-keeper");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            sb.ok(&[
+                "add",
+                "manual",
+                "192.0.2.1",
+                "198.51.100.0/24",
+                "--timeout",
+                "1d",
+            ]);
+            sb.ok(&["add", "short", "192.0.2.2", "--timeout", "2s"]);
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            let flushed = Instant::now();
+            assert!(Command::new("nft")
+                .args(["flush", "ruleset"])
+                .status()
+                .unwrap()
+                .success());
+            assert!(
+                wait_until(|| nft_members("manual_v4") == ["192.0.2.1"]),
+                "{}",
+                w.output()
+            );
+            eprintln!("flushed ruleset restored within {:?}", flushed.elapsed());
+            // The short ban runs out: the keeper says so and the ledger forgets it.
+            assert!(
+                wait_until(|| w.output().contains("unban 192.0.2.2 set=short")),
+                "{}",
+                w.output()
+            );
+            let out = w.stop();
+            assert!(out.contains("repair manual"), "{out}");
+            // Down, the firewall loses everything; the next start restores it.
+            assert!(Command::new("nft")
+                .args(["flush", "ruleset"])
+                .status()
+                .unwrap()
+                .success());
+            let _w = Watcher::start(&sb);
+            assert_eq!(nft_members("manual_v4"), ["192.0.2.1"]);
+            let v4net = Command::new("nft")
+                .args(["list", "set", "inet", "banset", "manual_v4net"])
+                .output()
+                .unwrap();
+            assert!(String::from_utf8_lossy(&v4net.stdout).contains("198.51.100.0/24"));
+        },
+    );
+}
+
+#[test]
+fn journal_sources_follow_journalctl_and_resume_after_its_cursor() {
+    // No systemd journal runs in CI or in this sandbox, so journalctl is a
+    // stand-in script: it records its argv and replays a JSON file the test
+    // appends to, as `journalctl -f -o json` would print.
+    kernel_test(
+        "journal_sources_follow_journalctl_and_resume_after_its_cursor",
+        || {
+            let sb = Sandbox::new("watch-journal");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            let pidfile = sb.dir().join("journalctl.pid");
+            std::fs::write(&journal, "").unwrap();
+            let fake = sb.file(
+            "journalctl",
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\necho $$ > '{}'\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                argv.display(),
+                pidfile.display(),
+                journal.display()
+            ),
+        );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let sb = sb.with_config(&format!(
+            "[jails.mail]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=postfix@-.service\"]\nmaxretry = 2\n[watch]\njournalctl = \"{}\"\n",
+            fake.display()
+        ));
+            let w = Watcher::start(&sb);
+            assert!(wait_until(
+                || std::fs::read_to_string(&argv).is_ok_and(|a| a.contains("--lines=0"))
+            ));
+            let entry = |n: u32, addr: &str| {
+                format!(
+                "{{\"__CURSOR\":\"c{n}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            )
+            };
+            append(
+                &journal,
+                &[entry(1, "203.0.113.50"), entry(2, "203.0.113.50")],
+            );
+            assert!(
+                wait_until(|| nft_members("mail_v4") == ["203.0.113.50"]),
+                "{}",
+                w.output()
+            );
+            // journalctl dies: restarted after the last cursor seen.
+            let pid: i32 = std::fs::read_to_string(&pidfile)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            // SAFETY: kill(2) on the stand-in journalctl (exec'd as tail).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            assert!(
+                wait_until(|| std::fs::read_to_string(&argv)
+                    .is_ok_and(|a| a.contains("--after-cursor=c2"))),
+                "{}",
+                w.output()
+            );
+            assert!(w.output().contains("restarting"), "{}", w.output());
+        },
+    );
+}
+
+#[test]
+fn check_validates_and_names_file_line_and_key() {
+    let sb = Sandbox::new("watch-check");
+    let log = sb.dir().join("auth.log");
+    let sb = sb.with_config(&config(&log, "[sets.sshd]\nports = [22, \"2222\"]\n"));
+    let out = sb.ok(&["watch", "--check"]);
+    assert!(out.contains("jail sshd: filter sshd"), "{out}");
+    assert!(out.contains("tcp ports 22,2222"), "{out}");
+    let sb =
+        sb.with_config("\n[jails.sshd]\nlogpath = [\"/var/log/auth.log\"]\nfilter = \"ssdh\"\n");
+    let out = sb.run(&["watch", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("banset.toml: line 4: jails.sshd.filter: unknown filter \"ssdh\""),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("banset:")).count(),
+        1,
+        "{err}"
+    );
+    let sb = sb.with_config("[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\nmaxrety = 3\n");
+    let out = sb.run(&["watch", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 4"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn regex_test_reports_counts_per_regex_and_json() {
+    let sb = Sandbox::new("regex-test");
+    let log = sb.file(
+        "auth.log",
+        &[
+            "Nov 21 12:00:00 mx sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+            "Nov 21 12:00:01 mx sshd[1]: Accepted publickey for bob from 192.0.2.1 port 22 ssh2: ED25519 SHA256:x",
+            "2026-11-21T12:00:02.5+00:00 mx sshd[1]: Invalid user 6.6.6.6 from 2001:db8::5 port 22",
+            "Nov 21 12:00:03 mx sshd[1]: Failed password for invalid user 6.6.6.6 from 203.0.113.5 port 22 ssh2",
+            "garbage \u{0}\u{1}",
+        ]
+        .join("\n"),
+    );
+    let out = sb.ok(&["regex-test", log.to_str().unwrap(), "sshd"]);
+    assert!(
+        out.contains("Lines: 5 lines, 3 matched, 0 ignored, 2 missed"),
+        "{out}"
+    );
+    assert!(out.contains(" 1) [2] "), "{out}");
+    assert!(out.contains(" 2) [1] "), "{out}");
+    assert!(out.contains("Addresses: 2 distinct"), "{out}");
+    let json = sb.ok(&["regex-test", log.to_str().unwrap(), "sshd", "--json"]);
+    let lines: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(lines[0]["address"], "203.0.113.5");
+    assert_eq!(lines[1]["address"], "2001:db8::5");
+    assert_eq!(lines[1]["regex"], 1);
+    assert_eq!(lines[2]["address"], "203.0.113.5");
+    assert_eq!(lines[3]["totals"]["matched"], 3);
+    assert_eq!(lines[3]["totals"]["addresses"], 2);
+    let printed = sb.ok(&[
+        "regex-test",
+        log.to_str().unwrap(),
+        r"Invalid user \S+ from <HOST>",
+        "--print-matched",
+    ]);
+    assert!(
+        printed.starts_with("2026-11-21T12:00:02.5+00:00 mx sshd[1]: Invalid user"),
+        "{printed}"
+    );
+    let ignored = sb.ok(&[
+        "regex-test",
+        log.to_str().unwrap(),
+        "sshd",
+        "--ignoreregex",
+        "invalid user",
+    ]);
+    assert!(ignored.contains("2 matched, 1 ignored"), "{ignored}");
+    let out = sb.run(&["regex-test", log.to_str().unwrap(), "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown filter \"nosuch\""));
+    let out = sb.run(&["regex-test", "/nonexistent/log", "sshd"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/log"));
+}
