@@ -75,6 +75,7 @@ impl Matcher {
         } else {
             Some(
                 regex::bytes::RegexSetBuilder::new(&scan)
+                    .unicode(false)
                     .size_limit(crate::filter::REGEX_SIZE_LIMIT)
                     .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
                     .build()

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Writes realistic sshd or postfix syslog files for the watcher benchmarks.
+
+    bench/genlog.py sshd 1000000 > auth.log
+    bench/genlog.py postfix 1000000 > mail.log
+    bench/genlog.py sshd 1000000 100000 > auth.log   # attackers from 100k addresses
+    bench/genlog.py sshd-attackers 1000000 100000 > attack.log
+
+Most lines are ordinary traffic (logins, sessions, cron, deliveries); a
+minority are attacks from a pool of addresses. `sshd-attackers N` makes
+every line a failure, spread over N distinct addresses (the many-attackers
+case). Deterministic: the same arguments give the same file.
+"""
+
+import random
+import sys
+
+rng = random.Random(20261121)
+
+
+def stamp(i):
+    s = i % 86400
+    return f"Nov 21 {s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def addr(pool, i):
+    a = (23 << 24) + (i % pool) * 7 + 1
+    return f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+
+
+USERS = ["root", "admin", "oracle", "test", "ubuntu", "git", "postgres", "user", "pi", "support"]
+
+
+def sshd_line(i, pool=5000):
+    r = rng.random()
+    pid = 1000 + i % 50000
+    ip = addr(pool, rng.randrange(1 << 30))
+    p = rng.randrange(1024, 65535)
+    u = rng.choice(USERS)
+    if r < 0.05:
+        return f"{stamp(i)} mx sshd[{pid}]: Failed password for invalid user {u} from {ip} port {p} ssh2"
+    if r < 0.08:
+        return f"{stamp(i)} mx sshd[{pid}]: Invalid user {u} from {ip} port {p}"
+    if r < 0.25:
+        return f"{stamp(i)} mx sshd[{pid}]: Accepted publickey for deploy from 10.0.{i % 256}.7 port {p} ssh2: ED25519 SHA256:Zm9vYmFyYmF6cXV4cXV1eHl6enk"
+    if r < 0.45:
+        return f"{stamp(i)} mx sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)"
+    if r < 0.60:
+        return f"{stamp(i)} mx sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy"
+    if r < 0.70:
+        return f"{stamp(i)} mx sshd[{pid}]: Received disconnect from 10.0.{i % 256}.7 port {p}:11: disconnected by user"
+    if r < 0.78:
+        return f"{stamp(i)} mx sshd[{pid}]: Disconnected from user deploy 10.0.{i % 256}.7 port {p}"
+    if r < 0.85:
+        return f"{stamp(i)} mx sshd[{pid}]: Connection closed by {ip} port {p} [preauth]"
+    if r < 0.93:
+        return f"{stamp(i)} mx CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"
+    return f"{stamp(i)} mx systemd[1]: Started session-{i}.scope - Session {i} of User deploy."
+
+
+def postfix_line(i):
+    r = rng.random()
+    pid = 2000 + i % 30000
+    ip = addr(5000, rng.randrange(1 << 30))
+    q = f"{rng.randrange(1 << 40):010X}"
+    if r < 0.04:
+        return f"{stamp(i)} mx postfix/smtpd[{pid}]: warning: unknown[{ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6"
+    if r < 0.07:
+        return f"{stamp(i)} mx postfix/smtpd[{pid}]: disconnect from unknown[{ip}] ehlo=1 auth=0/1 quit=1 commands=2/3"
+    if r < 0.09:
+        return f"{stamp(i)} mx postfix/smtpd[{pid}]: NOQUEUE: reject: RCPT from unknown[{ip}]: 554 5.7.1 <x@example.org>: Relay access denied; from=<a@b.example> to=<x@example.org> proto=ESMTP helo=<WIN-{pid}>"
+    if r < 0.25:
+        return f"{stamp(i)} mx postfix/smtpd[{pid}]: connect from mail-{i % 999}.example.net[198.51.100.{i % 250}]"
+    if r < 0.40:
+        return f"{stamp(i)} mx postfix/smtpd[{pid}]: {q}: client=mail-{i % 999}.example.net[198.51.100.{i % 250}]"
+    if r < 0.55:
+        return f"{stamp(i)} mx postfix/cleanup[{pid}]: {q}: message-id=<{q}@example.net>"
+    if r < 0.70:
+        return f"{stamp(i)} mx postfix/qmgr[{pid}]: {q}: from=<news@example.net>, size={rng.randrange(99999)}, nrcpt=1 (queue active)"
+    if r < 0.85:
+        return f"{stamp(i)} mx postfix/local[{pid}]: {q}: to=<bob@example.org>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered to mailbox)"
+    return f"{stamp(i)} mx postfix/smtpd[{pid}]: disconnect from mail-{i % 999}.example.net[198.51.100.{i % 250}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"
+
+
+def main():
+    kind, n = sys.argv[1], int(sys.argv[2])
+    out = sys.stdout
+    if kind == "sshd":
+        pool = int(sys.argv[3]) if len(sys.argv) > 3 else 5000
+        lines = (sshd_line(i, pool) for i in range(n))
+    elif kind == "postfix":
+        lines = (postfix_line(i) for i in range(n))
+    elif kind == "sshd-attackers":
+        pool = int(sys.argv[3])
+        lines = (
+            f"{stamp(i)} mx sshd[{1000 + i % 50000}]: Failed password for invalid user admin from {addr(pool, i)} port {1024 + i % 60000} ssh2"
+            for i in range(n)
+        )
+    else:
+        sys.exit(f"genlog: unknown kind {kind!r} (sshd, postfix, sshd-attackers)")
+    buf = []
+    for line in lines:
+        buf.append(line)
+        if len(buf) == 10000:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
+    if buf:
+        out.write("\n".join(buf) + "\n")
+
+
+if __name__ == "__main__":
+    main()
