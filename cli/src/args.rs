@@ -139,6 +139,21 @@ pub struct SetOptions {
     pub no_hook: bool,
 }
 
+impl SetOptions {
+    /// No option given.
+    pub fn is_empty(&self) -> bool {
+        self.backend.is_none()
+            && self.family.is_none()
+            && self.maxelem.is_none()
+            && self.ports.is_none()
+            && self.protocol.is_none()
+            && self.blocktype.is_none()
+            && !self.prefixes
+            && !self.no_prefixes
+            && !self.no_hook
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     pub set: String,

@@ -574,3 +574,124 @@ fn regex_test_reports_counts_per_regex_and_json() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/log"));
 }
+
+#[test]
+fn the_keeper_restores_ipset_sets_and_their_rule() {
+    kernel_test("the_keeper_restores_ipset_sets_and_their_rule", || {
+        let sb = Sandbox::new("watch-ipset");
+        let sb = sb.with_config("[sets.legacy]\nbackend = \"ipset\"\nports = \"25\"\n[watch]\nkeeper_interval = \"1s\"\n");
+        // [sets.legacy] tells `add` how to create the set.
+        sb.ok(&["add", "legacy", "192.0.2.9", "--timeout", "1d"]);
+        let iptables = |args: &[&str]| {
+            let out = Command::new("iptables").args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let rules = iptables(&["-w", "-S", "INPUT"]);
+        assert!(
+            rules.contains("--match-set legacy src") && rules.contains("--dports 25"),
+            "{rules}"
+        );
+        let w = Watcher::start(&sb);
+        // Someone removes the rules and destroys the sets (a firewall
+        // reload). The keeper may put a rule back in between: retry.
+        let mut destroyed = false;
+        for _ in 0..50 {
+            for tool in ["iptables", "ip6tables"] {
+                while Command::new(tool)
+                    .args(["-w", "-D", "INPUT", "1"])
+                    .status()
+                    .unwrap()
+                    .success()
+                {}
+            }
+            let ok = ["legacy", "legacy6"].iter().all(|set| {
+                let st = Command::new("ipset")
+                    .args(["destroy", set])
+                    .stderr(Stdio::null())
+                    .status();
+                st.unwrap().success()
+            });
+            if ok {
+                destroyed = true;
+                break;
+            }
+        }
+        assert!(destroyed, "could not destroy the sets: {}", w.output());
+        assert!(
+            wait_until(|| {
+                let out = Command::new("ipset")
+                    .args(["list", "legacy"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).contains("192.0.2.9 timeout")
+            }),
+            "{}",
+            w.output()
+        );
+        assert!(wait_until(
+            || iptables(&["-w", "-S", "INPUT"]).contains("--match-set legacy src")
+        ));
+        assert!(w.stop().contains("repair legacy"));
+    });
+}
+
+#[test]
+fn a_new_host_address_is_never_banned() {
+    kernel_test("a_new_host_address_is_never_banned", || {
+        let sb = Sandbox::new("watch-hostaddr");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        assert!(Command::new("ip")
+            .args(["addr", "add", "203.0.113.77/32", "dev", "lo"])
+            .status()
+            .unwrap()
+            .success());
+        assert!(
+            wait_until(|| w.output().contains("host addresses changed")),
+            "{}",
+            w.output()
+        );
+        append(&log, &vec![sshd_fail("203.0.113.77"); 3]);
+        append(&log, &vec![sshd_fail("203.0.113.78"); 3]);
+        assert!(
+            wait_until(|| nft_members("sshd_v4") == ["203.0.113.78"]),
+            "{}",
+            w.output()
+        );
+        assert!(!nft_members("sshd_v4").contains(&"203.0.113.77".to_string()));
+    });
+}
+
+#[test]
+fn the_systemd_unit_is_valid() {
+    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("the_systemd_unit_is_valid: skipped: systemd-analyze is not installed");
+        return;
+    };
+    assert!(out.status.success());
+    let sb = Sandbox::new("unit");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../contrib/systemd/banset.service"
+    ))
+    .unwrap();
+    // Point it at the binary under test, so the check covers the ExecStart lines too.
+    let unit = unit.replace("/usr/local/bin/banset", env!("CARGO_BIN_EXE_banset"));
+    let path = sb.file("banset.service", &unit);
+    let out = Command::new("systemd-analyze")
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Complaints about other units of this machine are not ours.
+    let ours: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("banset.service"))
+        .collect();
+    assert!(ours.is_empty(), "{err}");
+    assert!(unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN\n"));
+    assert!(unit.contains("ProtectSystem=strict") && unit.contains("PrivateTmp=yes"));
+}

@@ -12,7 +12,17 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     // The spec a new set gets; the set's own default timeout follows the
     // first ban's, so `add f2b-x IP --timeout 604800` makes a 7-day set.
-    let spec = build_spec(name.clone(), &args.options, timeout, &ctx.config)?;
+    // A set the config describes ([sets.NAME]) is created as described,
+    // unless the command line says otherwise.
+    let spec = match ctx.config.sets.get(name.as_str()) {
+        Some(set) if args.options.is_empty() => build_spec(
+            name.clone(),
+            &set.options(),
+            timeout.or(set.timeout),
+            &ctx.config,
+        )?,
+        _ => build_spec(name.clone(), &args.options, timeout, &ctx.config)?,
+    };
     let targets = read_targets(&args.input)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
     progress.step(&format!("banning {} targets", targets.len()));

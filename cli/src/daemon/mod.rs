@@ -317,6 +317,10 @@ impl<'a> Daemon<'a> {
                 let old = std::mem::take(&mut self.jails);
                 self.jails = self.build_jails(old);
                 self.ctx.allowlist = self.global_allowlist();
+                log!(
+                    "host addresses changed: {} addresses of this host are never banned",
+                    host_addresses().len()
+                );
             }
             Event::Reload => self.reload(),
             Event::Shutdown => {}
@@ -490,6 +494,7 @@ impl<'a> Daemon<'a> {
             }
             Err(e) => log!("restore from the ledger failed: {e}"),
         }
+        release_free_memory();
     }
 
     fn reload(&mut self) {
@@ -613,6 +618,17 @@ impl<'a> Daemon<'a> {
             repairs: self.keeper.repairs,
             last_heal_ms: self.keeper.last_heal_ms,
         }
+    }
+}
+
+/// Hands memory freed after a large restore (the ledger's and the kernel's
+/// listings) back to the system: glibc keeps it otherwise, and a daemon's
+/// resident size is what admins watch.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
