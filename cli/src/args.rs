@@ -85,6 +85,9 @@ pub struct WatchArgs {
     /// Validate the configuration (jails, filters, sets) and exit: 0 if good, 2 with the error
     #[arg(long)]
     pub check: bool,
+    /// Log lines as text or as one JSON object per line (under systemd, fields go to the journal either way)
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub log_format: crate::daemon::logging::LogFormat,
 }
 
 #[derive(Debug, Args)]

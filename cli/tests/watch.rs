@@ -695,3 +695,243 @@ fn the_systemd_unit_is_valid() {
     assert!(unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN\n"));
     assert!(unit.contains("ProtectSystem=strict") && unit.contains("PrivateTmp=yes"));
 }
+
+fn metric(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .find(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid exposition text")
+}
+
+#[test]
+fn metrics_go_to_a_textfile_and_a_loopback_endpoint_in_prometheus_format() {
+    kernel_test(
+        "metrics_go_to_a_textfile_and_a_loopback_endpoint_in_prometheus_format",
+        || {
+            let sb = Sandbox::new("watch-metrics");
+            let log = sb.dir().join("auth.log");
+            let prom = sb.dir().join("banset.prom");
+            let extra = format!(
+            "[watch]\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\nmetrics_listen = \"127.0.0.1:19731\"\n",
+            prom.display()
+        );
+            let sb = sb.with_config(
+                &config(&log, "").replace("[watch]\nkeeper_interval = \"1s\"\n", &extra),
+            );
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            append(&log, &vec![sshd_fail("203.0.113.21"); 3]);
+            append(&log, &[sshd_fail("203.0.113.22")]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4") == ["203.0.113.21"]),
+                "{}",
+                w.output()
+            );
+            let read = || std::fs::read_to_string(&prom).unwrap_or_default();
+            assert!(
+                wait_until(|| read().contains("banset_jail_bans_total{jail=\"sshd\"} 1")),
+                "{}\n{}",
+                read(),
+                w.output()
+            );
+            let scrape = parse_metrics(&read());
+            assert_eq!(metric(&scrape, "banset_up", None), Some(1.0));
+            assert_eq!(
+                metric(&scrape, "banset_set_bans", Some(("set", "sshd"))),
+                Some(1.0)
+            );
+            assert_eq!(
+                metric(
+                    &scrape,
+                    "banset_jail_failures_total",
+                    Some(("jail", "sshd"))
+                ),
+                Some(4.0)
+            );
+            assert_eq!(
+                metric(
+                    &scrape,
+                    "banset_jail_failing_addresses",
+                    Some(("jail", "sshd"))
+                ),
+                Some(1.0)
+            );
+            let source = log.display().to_string();
+            assert_eq!(
+                metric(
+                    &scrape,
+                    "banset_source_lines_total",
+                    Some(("source", &source))
+                ),
+                Some(4.0)
+            );
+            assert_eq!(
+                metric(&scrape, "banset_errors_total", Some(("kind", "ban"))),
+                Some(0.0)
+            );
+            assert!(metric(&scrape, "banset_repairs_total", None).is_some());
+            assert!(metric(&scrape, "banset_last_heal_seconds", None).is_some());
+            // The same text over HTTP on loopback.
+            let mut conn = std::net::TcpStream::connect("127.0.0.1:19731").unwrap();
+            conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut reply = String::new();
+            std::io::Read::read_to_string(&mut conn, &mut reply).unwrap();
+            let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            let scrape = parse_metrics(body);
+            assert_eq!(
+                metric(&scrape, "banset_jail_bans_total", Some(("jail", "sshd"))),
+                Some(1.0)
+            );
+        },
+    );
+}
+
+#[test]
+fn on_ban_gets_exactly_its_argv_and_a_hung_command_is_killed() {
+    kernel_test(
+        "on_ban_gets_exactly_its_argv_and_a_hung_command_is_killed",
+        || {
+            let sb = Sandbox::new("watch-notify");
+            let log = sb.dir().join("auth.log");
+            let out = sb.dir().join("argv.txt");
+            let pids = sb.dir().join("hung.pid");
+            // Prints each argument on its own line, quoted, so spaces and
+            // quotes inside one argument show.
+            let script = sb.file(
+                "notify.sh",
+                &format!(
+                    "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\" >> '{}'; done\n",
+                    out.display()
+                ),
+            );
+            let hung = sb.file(
+                "hung.sh",
+                &format!(
+                    "#!/bin/sh\necho $$ > '{}'\nexec sleep 1000\n",
+                    pids.display()
+                ),
+            );
+            for f in [&script, &hung] {
+                std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .unwrap();
+            }
+            let sb = sb.with_config(&format!(
+            "[jails.\"we.ird-jail_1\"]\nfilter = \"sshd\"\nlogpath = [\"{log}\"]\nmaxretry = 2\nbantime = \"90m\"\non_ban = [\"{script}\", \"--to\", \"root@example.org\", \"a b 'c' \\\"d\\\" $HOME;rm\"]\n\
+             [jails.hung]\nfilter = \"sshd\"\nlogpath = [\"{log}\"]\nmaxretry = 5\non_ban = [\"{hung}\"]\n\
+             [watch]\nnotify_timeout = \"1s\"\n",
+            log = log.display(),
+            script = script.display(),
+            hung = hung.display(),
+        ));
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            append(&log, &vec![sshd_fail("2001:db8::abcd"); 2]);
+            let expected = "[--to]\n[root@example.org]\n[a b 'c' \"d\" $HOME;rm]\n[2001:db8::abcd]\n[we.ird-jail_1]\n[we.ird-jail_1]\n[5400]\n[2]\n";
+            assert!(
+                wait_until(|| std::fs::read_to_string(&out).is_ok_and(|t| t == expected)),
+                "{:?}\n{}",
+                std::fs::read_to_string(&out),
+                w.output()
+            );
+            append(&log, &vec![sshd_fail("198.51.100.66"); 5]);
+            assert!(
+                wait_until(|| w.output().contains("killed, still running after 1 s")),
+                "{}",
+                w.output()
+            );
+            let pid: i32 = std::fs::read_to_string(&pids)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            // SAFETY: kill(pid, 0) only asks whether the process exists.
+            assert!(
+                wait_until(|| unsafe { libc::kill(pid, 0) } != 0),
+                "the hung command is still running"
+            );
+        },
+    );
+}
+
+#[test]
+fn json_logs_carry_the_ban_fields() {
+    kernel_test("json_logs_carry_the_ban_fields", || {
+        let sb = Sandbox::new("watch-jsonlog");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        append(&log, &[]);
+        let stderr = sb.dir().join("json.log");
+        let mut child = sb
+            .cmd(&["watch", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let read = || std::fs::read_to_string(&stderr).unwrap_or_default();
+        assert!(wait_until(|| read().contains("watching:")));
+        append(&log, &vec![sshd_fail("192.0.2.123"); 3]);
+        assert!(
+            wait_until(|| read().contains("\"action\":\"ban\"")),
+            "{}",
+            read()
+        );
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+        for line in read().lines() {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(v["time"].is_number() && v["message"].is_string(), "{line}");
+            if v["action"] == "ban" {
+                assert_eq!(v["address"], "192.0.2.123");
+                assert_eq!(v["jail"], "sshd");
+                assert_eq!(v["set"], "sshd");
+                assert_eq!(v["timeout"], 3600.0);
+                assert_eq!(v["failures"], 3.0);
+            }
+        }
+    });
+}
+
+#[test]
+fn refuses_a_world_writable_config_or_state_directory() {
+    let sb = Sandbox::new("watch-perms");
+    let log = sb.dir().join("auth.log");
+    let sb = sb.with_config(&config(&log, ""));
+    let cfg = sb.dir().join("banset.toml");
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let out = sb.run(&["watch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("banset.toml: writable by every user (mode 666); refusing to start"),
+        "{err}"
+    );
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::create_dir_all(sb.dir().join("state")).unwrap();
+    std::fs::set_permissions(
+        sb.dir().join("state"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = sb.run(&["watch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("state: writable by every user"));
+}

@@ -19,7 +19,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use banset_core::{SetName, Target, Timeout};
 use serde::Deserialize;
@@ -63,6 +63,13 @@ pub struct JailConfig {
     pub ignore: Vec<Target>,
     /// Longer bans for repeat offenders.
     pub escalation: Option<EscalationConfig>,
+    /// A command run (by argv, never a shell) after each ban of this jail,
+    /// with ADDRESS JAIL SET TIMEOUT_SECONDS FAILURES appended.
+    #[serde(default)]
+    pub on_ban: Vec<Spanned<String>>,
+    /// The same when a ban in the jail's set ends.
+    #[serde(default)]
+    pub on_unban: Vec<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -109,6 +116,16 @@ pub struct WatchConfig {
     pub sync_interval: Option<Timeout>,
     /// The `journalctl` to run for journal sources (default: found in PATH).
     pub journalctl: Option<PathBuf>,
+    /// Prometheus textfile-collector file, rewritten every `metrics_interval`.
+    pub metrics_file: Option<PathBuf>,
+    /// How often metrics are written (default 15s).
+    pub metrics_interval: Option<Timeout>,
+    /// A loopback address and port to serve `/metrics` on (`127.0.0.1:9731`).
+    pub metrics_listen: Option<Spanned<String>>,
+    /// A notification command still running after this is killed (default 30s).
+    pub notify_timeout: Option<Timeout>,
+    /// Notification commands running at once, at most (default 4).
+    pub notify_concurrency: Option<u32>,
 }
 
 /// Everything the watcher reads from the file, besides sets.
@@ -190,6 +207,10 @@ pub struct JailSettings {
     pub ignore: Vec<Target>,
     /// Longer bans for repeat offenders.
     pub escalation: Option<Escalation>,
+    /// argv run after each ban (arguments appended), if any.
+    pub on_ban: Vec<String>,
+    /// argv run when a ban of the jail's set ends, if any.
+    pub on_unban: Vec<String>,
 }
 
 /// A validated `[recidive]`.
@@ -222,6 +243,16 @@ pub struct WatchSettings {
     pub sync_interval: u64,
     /// `journalctl` to run.
     pub journalctl: PathBuf,
+    /// See [`WatchConfig`].
+    pub metrics_file: Option<PathBuf>,
+    /// Seconds.
+    pub metrics_interval: u64,
+    /// A loopback socket address.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Seconds.
+    pub notify_timeout: u64,
+    /// At least 1.
+    pub notify_concurrency: u32,
 }
 
 /// The whole validated watcher configuration.
@@ -418,6 +449,23 @@ impl WatchSection {
                     ));
                 }
             }
+            let argv = |key: &str, items: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+                if let Some(first) = items.first() {
+                    if !Path::new(first.get_ref()).is_absolute() {
+                        return Err(err(
+                            Some(line_of_offset(first.span().start)),
+                            format!("jails.{name}.{key}"),
+                            format!(
+                                "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
+                                first.get_ref()
+                            ),
+                        ));
+                    }
+                }
+                Ok(items.iter().map(|s| s.get_ref().clone()).collect())
+            };
+            let on_ban = argv("on_ban", &jail.on_ban)?;
+            let on_unban = argv("on_unban", &jail.on_unban)?;
             jails.push(JailSettings {
                 name: name.clone(),
                 filter,
@@ -428,6 +476,8 @@ impl WatchSection {
                 set,
                 ignore: jail.ignore.clone(),
                 escalation,
+                on_ban,
+                on_unban,
             });
         }
         let recidive = match &self.recidive {
@@ -462,9 +512,44 @@ impl WatchSection {
                 "must be a duration, not never".into(),
             )),
         };
+        let metrics_listen = match &self.watch.metrics_listen {
+            None => None,
+            Some(text) => {
+                let addr: std::net::SocketAddr = text.get_ref().parse().map_err(|_| {
+                    err(
+                        Some(line_of_offset(text.span().start)),
+                        "watch.metrics_listen".into(),
+                        format!(
+                            "{:?} is not ADDRESS:PORT (e.g. 127.0.0.1:9731)",
+                            text.get_ref()
+                        ),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(err(
+                        Some(line_of_offset(text.span().start)),
+                        "watch.metrics_listen".into(),
+                        format!("{addr}: metrics are served on loopback only (put a proxy in front to publish them)"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        if self.watch.notify_concurrency == Some(0) {
+            return Err(err(
+                table_line("watch"),
+                "watch.notify_concurrency".into(),
+                "must be at least 1".into(),
+            ));
+        }
         let watch = WatchSettings {
             keeper_interval: secs(self.watch.keeper_interval, 10, "keeper_interval")?,
             sync_interval: secs(self.watch.sync_interval, 3600, "sync_interval")?,
+            metrics_file: self.watch.metrics_file.clone(),
+            metrics_interval: secs(self.watch.metrics_interval, 15, "metrics_interval")?,
+            metrics_listen,
+            notify_timeout: secs(self.watch.notify_timeout, 30, "notify_timeout")?,
+            notify_concurrency: self.watch.notify_concurrency.unwrap_or(4),
             journalctl: self
                 .watch
                 .journalctl
@@ -577,6 +662,32 @@ mod tests {
             settings("[jails.x]\nlogpath = [\"/l\"]\nfailregex = ['no host tag']\n").unwrap_err();
         assert!(e.contains("no <HOST>"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn notifications_and_metrics_are_validated() {
+        let s = settings("[jails.x]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\non_ban = [\"/usr/local/bin/mail-on-ban\", \"--to\", \"root\"]\n[watch]\nmetrics_listen = \"127.0.0.1:9731\"\nmetrics_file = \"/var/lib/node/banset.prom\"\n").unwrap();
+        assert_eq!(
+            s.jails[0].on_ban,
+            ["/usr/local/bin/mail-on-ban", "--to", "root"]
+        );
+        assert_eq!(s.watch.metrics_listen.unwrap().port(), 9731);
+        assert_eq!(
+            (s.watch.notify_timeout, s.watch.notify_concurrency),
+            (30, 4)
+        );
+        let e = settings(
+            "[jails.x]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\non_ban = [\"mail -s x\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("line 4: jails.x.on_ban") && e.contains("absolute path"),
+            "{e}"
+        );
+        let e = settings("[watch]\nmetrics_listen = \"0.0.0.0:9731\"\n").unwrap_err();
+        assert!(e.contains("loopback only"), "{e}");
+        let e = settings("[watch]\nnotify_concurrency = 0\n").unwrap_err();
+        assert!(e.contains("watch.notify_concurrency"), "{e}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Expire(a) => expire::run(&mut ctx, a),
         Command::Status(a) => status::run(&mut ctx, a),
         Command::Replace(a) => replace::run(&mut ctx, a),
-        Command::Watch(_) => watch::run(&mut ctx),
+        Command::Watch(a) => watch::run(&mut ctx, a),
         Command::RegexTest(_) => unreachable!("handled above"),
     }
     .map(|code| code.unwrap_or(EXIT_OK))

@@ -2,13 +2,18 @@
 
 use anyhow::Result;
 
-use crate::args::GlobalArgs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::args::{GlobalArgs, WatchArgs};
 use crate::config::Config;
 use crate::context::Context;
 use crate::daemon::{load_settings, set_specs, Daemon};
 use crate::errors::EXIT_OK;
 
-pub fn run(ctx: &mut Context) -> Result<Option<i32>> {
+pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
+    crate::daemon::logging::init(args.log_format);
+    refuse_unsafe_permissions(ctx)?;
     let settings = load_settings(&ctx.config)?;
     Daemon::new(ctx, settings)?.run()?;
     Ok(None)
@@ -46,4 +51,37 @@ pub fn check(global: &GlobalArgs) -> Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The daemon runs as root and bans whatever its config and ledger say: a
+/// config or state directory anyone can write to would let anyone decide
+/// who is banned (or run an on_ban command as root). Refuse to start.
+fn refuse_unsafe_permissions(ctx: &Context) -> Result<()> {
+    let mut paths: Vec<&Path> = Vec::new();
+    if let Some(origin) = &ctx.config.origin {
+        paths.push(origin);
+        if let Some(dir) = origin.parent() {
+            paths.push(dir);
+        }
+    }
+    let ledger = Path::new(ctx.ledger.path());
+    if let Some(state) = ledger.parent() {
+        paths.push(state);
+    }
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        // World-writable; a sticky directory (/tmp) still lets anyone add files.
+        if mode & 0o002 != 0 {
+            crate::errors::usage!(
+                "{}: writable by every user (mode {:o}); refusing to start: chmod o-w {}",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }

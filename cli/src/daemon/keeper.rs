@@ -94,7 +94,14 @@ impl Keeper {
         due
     }
 
-    pub fn run(&mut self, ctx: &mut Context, due: &Due, unbans: &mut u64) {
+    /// Runs what is due; returns the bans that ended, per set, for the
+    /// daemon to log and notify.
+    pub fn run(
+        &mut self,
+        ctx: &mut Context,
+        due: &Due,
+        errors: &mut std::collections::BTreeMap<&'static str, u64>,
+    ) -> Vec<(banset_core::SetName, Vec<banset_core::Target>)> {
         if due.sync {
             match ctx.engine().sync(None) {
                 Ok(reports) => {
@@ -115,36 +122,33 @@ impl Keeper {
                         }
                     }
                 }
-                Err(e) => log!("sync failed: {e}"),
+                Err(e) => {
+                    *errors.entry("keeper").or_default() += 1;
+                    log!("sync failed: {e}")
+                }
             }
         } else if due.second || due.changed {
-            self.heal(ctx);
+            self.heal(ctx, errors);
         }
         if due.keeper {
             match ctx.engine().expire() {
-                Ok(expired) => {
-                    for (set, targets) in expired {
-                        *unbans += targets.len() as u64;
-                        if targets.len() <= 20 {
-                            for t in targets {
-                                log!("unban {t} set={set} (ban over)");
-                            }
-                        } else {
-                            log!(
-                                "unban {} addresses from set {set} (bans over)",
-                                targets.len()
-                            );
-                        }
-                    }
+                Ok(expired) => return expired,
+                Err(e) => {
+                    *errors.entry("keeper").or_default() += 1;
+                    log!("expire failed: {e}")
                 }
-                Err(e) => log!("expire failed: {e}"),
             }
         }
+        Vec::new()
     }
 
     /// Checks every set's kernel objects; re-syncs those a reload or a
     /// flush took away.
-    fn heal(&mut self, ctx: &mut Context) {
+    fn heal(
+        &mut self,
+        ctx: &mut Context,
+        errors: &mut std::collections::BTreeMap<&'static str, u64>,
+    ) {
         let noticed = self.changed_since.take();
         self.changed.clear();
         let specs = match ctx.ledger.read().and_then(|tx| tx.set_specs()) {
@@ -171,17 +175,28 @@ impl Keeper {
                     let heal_ms = noticed.unwrap_or(started).elapsed().as_secs_f64() * 1e3;
                     self.last_heal_ms = Some(heal_ms);
                     let added: usize = reports.iter().map(|r| r.added).sum();
-                    log!(
-                        "repair {}: kernel objects were {}; re-created with {added} bans in {:.1} ms",
-                        spec.name,
-                        match health {
-                            SetHealth::Missing => "missing",
-                            _ => "incomplete",
-                        },
-                        started.elapsed().as_secs_f64() * 1e3
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    super::logging::event(
+                        "repair",
+                        &[
+                            ("set", spec.name.to_string()),
+                            ("bans", added.to_string()),
+                            ("ms", format!("{ms:.2}")),
+                        ],
+                        &format!(
+                            "repair {}: kernel objects were {}; re-created with {added} bans in {ms:.1} ms",
+                            spec.name,
+                            match health {
+                                SetHealth::Missing => "missing",
+                                _ => "incomplete",
+                            },
+                        ),
                     );
                 }
-                Err(e) => log!("repair {} failed: {e}", spec.name),
+                Err(e) => {
+                    *errors.entry("keeper").or_default() += 1;
+                    log!("repair {} failed: {e}", spec.name)
+                }
             }
         }
     }

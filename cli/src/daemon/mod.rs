@@ -6,6 +6,9 @@
 //! ledger, and each ban is one engine call in order of arrival.
 
 mod keeper;
+pub mod logging;
+mod metrics;
+mod notify;
 mod sources;
 mod status;
 
@@ -62,11 +65,12 @@ struct Jail {
     /// The global allowlist plus the jail's own `ignore`.
     allowlist: Allowlist,
     bans: u64,
+    failures: u64,
 }
 
 /// Logs one line on stderr (journald keeps it when run by systemd).
 macro_rules! log {
-    ($($arg:tt)*) => { eprintln!("banset: {}", format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::daemon::logging::line(&format!($($arg)*)) };
 }
 pub(crate) use log;
 
@@ -86,6 +90,10 @@ pub struct Daemon<'a> {
     keeper: keeper::Keeper,
     started: i64,
     unbans: u64,
+    errors: BTreeMap<&'static str, u64>,
+    notifier: notify::Notifier,
+    metrics_text: Arc<std::sync::Mutex<String>>,
+    last_metrics: Instant,
 }
 
 /// Reads and validates the watcher's configuration (`--check` stops here).
@@ -154,6 +162,10 @@ impl<'a> Daemon<'a> {
         let (events_tx, events) = channel();
         let now = ctx.clock.now();
         let keeper = keeper::Keeper::new(&settings.watch);
+        let settings_notify = (
+            settings.watch.notify_concurrency,
+            settings.watch.notify_timeout,
+        );
         let mut daemon = Daemon {
             ctx,
             settings,
@@ -169,6 +181,13 @@ impl<'a> Daemon<'a> {
             keeper,
             started: now,
             unbans: 0,
+            errors: BTreeMap::new(),
+            notifier: notify::Notifier::new(
+                settings_notify.0,
+                Duration::from_secs(settings_notify.1),
+            ),
+            metrics_text: Arc::new(std::sync::Mutex::new(String::new())),
+            last_metrics: Instant::now() - Duration::from_secs(3600),
         };
         daemon.jails = daemon.build_jails(Vec::new());
         Ok(daemon)
@@ -206,6 +225,7 @@ impl<'a> Daemon<'a> {
                     settings: s.clone(),
                     windows,
                     bans: 0,
+                    failures: 0,
                 }
             })
             .collect()
@@ -252,6 +272,9 @@ impl<'a> Daemon<'a> {
     /// Runs until SIGTERM/SIGINT.
     pub fn run(mut self) -> Result<()> {
         keeper::spawn_signal_thread(self.events_tx.clone())?;
+        if let Some(addr) = self.settings.watch.metrics_listen {
+            metrics::serve(addr, self.metrics_text.clone())?;
+        }
         keeper::spawn_monitors(self.events_tx.clone());
         self.ensure_sets();
         self.restore();
@@ -311,7 +334,10 @@ impl<'a> Daemon<'a> {
                 self.positions.insert(source, value);
                 self.positions_dirty = true;
             }
-            Event::SourceError { source, message } => log!("source {source}: {message}"),
+            Event::SourceError { source, message } => {
+                *self.errors.entry("source").or_default() += 1;
+                log!("source {source}: {message}")
+            }
             Event::KernelChanged(kind) => self.keeper.kernel_changed(kind),
             Event::HostAddressesChanged => {
                 let old = std::mem::take(&mut self.jails);
@@ -333,6 +359,7 @@ impl<'a> Daemon<'a> {
         if jail.allowlist.check(&target, false).is_err() {
             return;
         }
+        jail.failures += 1;
         if !jail.windows.fail(target, at) {
             return;
         }
@@ -358,14 +385,20 @@ impl<'a> Daemon<'a> {
         } else {
             String::new()
         };
-        if self.ban(
-            &name,
-            &set,
-            target,
-            bantime,
-            &format!("{maxretry} failures{note}"),
-        ) {
+        if self.ban(&name, &set, target, bantime, maxretry, &note) {
             self.jails[jail_index].bans += 1;
+            let on_ban = self.jails[jail_index].settings.on_ban.clone();
+            self.notifier.notify(
+                "on_ban",
+                &on_ban,
+                [
+                    target.to_string(),
+                    name.clone(),
+                    set.to_string(),
+                    bantime.secs().map_or("-1".to_string(), |s| s.to_string()),
+                    maxretry.to_string(),
+                ],
+            );
             self.recidive(&name, target, now);
         }
     }
@@ -377,7 +410,8 @@ impl<'a> Daemon<'a> {
         set: &SetName,
         target: Target,
         bantime: Timeout,
-        why: &str,
+        failures: u32,
+        note: &str,
     ) -> bool {
         let request = BanRequest {
             target,
@@ -398,10 +432,21 @@ impl<'a> Daemon<'a> {
                         let _ = tx.commit();
                     }
                 }
-                log!(
-                    "ban {target} jail={jail} set={set} for {} after {why} ({:.1} ms)",
-                    bantime.secs().map_or("ever".to_string(), format_duration),
-                    started.elapsed().as_secs_f64() * 1e3
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                logging::event(
+                    "ban",
+                    &[
+                        ("address", target.to_string()),
+                        ("jail", jail.to_string()),
+                        ("set", set.to_string()),
+                        ("timeout", bantime.secs().map_or("-1".into(), |s| s.to_string())),
+                        ("failures", failures.to_string()),
+                        ("ms", format!("{ms:.2}")),
+                    ],
+                    &format!(
+                        "ban {target} jail={jail} set={set} for {} after {failures} failures{note} ({ms:.1} ms)",
+                        bantime.secs().map_or("ever".to_string(), format_duration),
+                    ),
                 );
                 true
             }
@@ -410,7 +455,16 @@ impl<'a> Daemon<'a> {
                 false
             }
             Err(e) => {
-                log!("ban {target} jail={jail} set={set} failed: {e}");
+                *self.errors.entry("ban").or_default() += 1;
+                logging::event(
+                    "error",
+                    &[
+                        ("address", target.to_string()),
+                        ("jail", jail.to_string()),
+                        ("set", set.to_string()),
+                    ],
+                    &format!("ban {target} jail={jail} set={set} failed: {e}"),
+                );
                 false
             }
         }
@@ -444,7 +498,8 @@ impl<'a> Daemon<'a> {
                 &set,
                 target,
                 bantime,
-                &format!("{count} bans within {}", format_duration(findtime)),
+                count as u32,
+                &format!(" (bans within {})", format_duration(findtime)),
             );
         }
     }
@@ -563,7 +618,61 @@ impl<'a> Daemon<'a> {
                 log!("status file: {e:#}");
             }
         }
-        self.keeper.run(self.ctx, &due, &mut self.unbans);
+        let expired = self.keeper.run(self.ctx, &due, &mut self.errors);
+        for (set, targets) in expired {
+            self.unbans += targets.len() as u64;
+            let jails: Vec<(String, Vec<String>)> = self
+                .jails
+                .iter()
+                .filter(|j| j.settings.set == set && !j.settings.on_unban.is_empty())
+                .map(|j| (j.settings.name.clone(), j.settings.on_unban.clone()))
+                .collect();
+            // A mass expiry is one line, not thousands.
+            let each = targets.len() <= 20;
+            if !each {
+                logging::event(
+                    "unban",
+                    &[
+                        ("set", set.to_string()),
+                        ("bans", targets.len().to_string()),
+                    ],
+                    &format!(
+                        "unban {} addresses from set {set} (bans over)",
+                        targets.len()
+                    ),
+                );
+            }
+            for t in targets {
+                if each {
+                    logging::event(
+                        "unban",
+                        &[("address", t.to_string()), ("set", set.to_string())],
+                        &format!("unban {t} set={set} (ban over)"),
+                    );
+                }
+                for (jail, argv) in &jails {
+                    self.notifier.notify(
+                        "on_unban",
+                        argv,
+                        [
+                            t.to_string(),
+                            jail.clone(),
+                            set.to_string(),
+                            "0".into(),
+                            "0".into(),
+                        ],
+                    );
+                }
+            }
+        }
+        if self.last_metrics.elapsed()
+            >= Duration::from_secs(self.settings.watch.metrics_interval.max(1))
+            && (self.settings.watch.metrics_file.is_some()
+                || self.settings.watch.metrics_listen.is_some())
+        {
+            self.last_metrics = Instant::now();
+            self.publish_metrics(now);
+        }
         if due.prune {
             for jail in &mut self.jails {
                 jail.windows.prune(now);
@@ -580,6 +689,124 @@ impl<'a> Daemon<'a> {
                     let _ = tx.commit();
                 }
             }
+        }
+    }
+
+    /// Renders the metrics; writes the textfile and hands the text to the
+    /// HTTP endpoint, whichever are configured.
+    fn publish_metrics(&mut self, now: i64) {
+        use metrics::Family;
+        let mut set_bans = Family::new(
+            "banset_set_bans",
+            "gauge",
+            "Bans in effect per set, from the ledger.",
+        );
+        if let Ok(tx) = self.ctx.ledger.read() {
+            if let Ok(specs) = tx.set_specs() {
+                for spec in specs {
+                    if let Ok((active, _)) = tx.counts(&spec.name, now) {
+                        set_bans = set_bans.sample(&[("set", spec.name.as_str())], active as f64);
+                    }
+                }
+            }
+        }
+        let mut bans = Family::new(
+            "banset_jail_bans_total",
+            "counter",
+            "Bans the jail made since the daemon started.",
+        );
+        let mut failures = Family::new(
+            "banset_jail_failures_total",
+            "counter",
+            "Failures the jail counted since the daemon started.",
+        );
+        let mut failing = Family::new(
+            "banset_jail_failing_addresses",
+            "gauge",
+            "Addresses with failures in the jail's window.",
+        );
+        for j in &self.jails {
+            let jail = [("jail", j.settings.name.as_str())];
+            bans = bans.sample(&jail, j.bans as f64);
+            failures = failures.sample(&jail, j.failures as f64);
+            failing = failing.sample(&jail, j.windows.tracked() as f64);
+        }
+        let mut lines = Family::new(
+            "banset_source_lines_total",
+            "counter",
+            "Log lines read per source since the daemon started.",
+        );
+        let mut hits = Family::new(
+            "banset_source_failures_total",
+            "counter",
+            "Failures found per source since the daemon started.",
+        );
+        for s in &self.sources {
+            let source = s.key.to_string();
+            let label = [("source", source.as_str())];
+            lines = lines.sample(
+                &label,
+                s.stats.lines.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            );
+            hits = hits.sample(
+                &label,
+                s.stats.hits.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            );
+        }
+        let mut errors = Family::new(
+            "banset_errors_total",
+            "counter",
+            "Errors by kind since the daemon started.",
+        );
+        for kind in ["ban", "source", "keeper"] {
+            errors = errors.sample(
+                &[("kind", kind)],
+                *self.errors.get(kind).unwrap_or(&0) as f64,
+            );
+        }
+        let families = [
+            Family::new("banset_up", "gauge", "1 while banset watch runs.").sample(&[], 1.0),
+            Family::new(
+                "banset_start_time_seconds",
+                "gauge",
+                "Unix time the daemon started.",
+            )
+            .sample(&[], self.started as f64),
+            set_bans,
+            bans,
+            failures,
+            failing,
+            Family::new(
+                "banset_unbans_total",
+                "counter",
+                "Bans that ended since the daemon started.",
+            )
+            .sample(&[], self.unbans as f64),
+            lines,
+            hits,
+            Family::new(
+                "banset_repairs_total",
+                "counter",
+                "Sets re-created after a firewall reload or flush.",
+            )
+            .sample(&[], self.keeper.repairs as f64),
+            errors,
+            Family::new(
+                "banset_last_heal_seconds",
+                "gauge",
+                "From noticing a lost set to having it back, last time.",
+            )
+            .sample(&[], self.keeper.last_heal_ms.unwrap_or(0.0) / 1e3),
+        ];
+        let text = metrics::render(&families);
+        if let Some(path) = &self.settings.watch.metrics_file {
+            if let Err(e) = metrics::write_textfile(path, &text) {
+                *self.errors.entry("keeper").or_default() += 1;
+                log!("{e:#}");
+            }
+        }
+        if let Ok(mut latest) = self.metrics_text.lock() {
+            *latest = text;
         }
     }
 
