@@ -32,7 +32,7 @@ pub use linux::Monitor;
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     use super::Notice;
     use crate::message::MsgIter;
@@ -58,33 +58,7 @@ mod linux {
         /// Opens a `protocol` socket in the calling thread's network
         /// namespace, joined to `groups` (group numbers, not masks).
         pub fn open(protocol: i32, groups: &[u32]) -> Result<Monitor, SocketError> {
-            // SAFETY: plain socket(2); checked before use.
-            let raw = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    protocol,
-                )
-            };
-            if raw < 0 {
-                return Err(os("socket"));
-            }
-            // SAFETY: a fresh descriptor nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: an all-zero sockaddr_nl is valid (kernel picks the port).
-            let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-            // SAFETY: valid sockaddr_nl of the given length.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_nl).cast(),
-                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
-                return Err(os("bind"));
-            }
+            let fd = crate::socket::open_bound(protocol)?;
             for &group in groups {
                 let g = group as libc::c_int;
                 // SAFETY: an int option of the right size.

@@ -102,6 +102,8 @@ pub struct SocketOptions {
 }
 
 #[cfg(target_os = "linux")]
+pub(crate) use linux::open_bound;
+#[cfg(target_os = "linux")]
 pub use linux::Socket;
 
 #[cfg(not(target_os = "linux"))]
@@ -146,38 +148,45 @@ mod linux {
         }
     }
 
+    /// An `AF_NETLINK` socket of `protocol`, close-on-exec, bound to a
+    /// kernel-chosen port in the calling thread's network namespace.
+    pub(crate) fn open_bound(protocol: libc::c_int) -> Result<OwnedFd, SocketError> {
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                protocol,
+            )
+        };
+        if raw < 0 {
+            return Err(os("socket"));
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an all-zero sockaddr_nl is valid; nl_pid 0 lets the
+        // kernel choose our port id.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: `addr` is a valid sockaddr_nl of the given length.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(os("bind"));
+        }
+        Ok(fd)
+    }
+
     impl Socket {
         /// Opens and binds the socket in the calling thread's network
         /// namespace, sized as `options` says.
         pub fn open(options: SocketOptions) -> Result<Socket, SocketError> {
-            // SAFETY: plain socket(2); the result is checked before use.
-            let raw = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    NETLINK_NETFILTER,
-                )
-            };
-            if raw < 0 {
-                return Err(os("socket"));
-            }
-            // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: an all-zero sockaddr_nl is valid; nl_pid 0 lets the
-            // kernel choose our port id.
-            let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-            // SAFETY: `addr` is a valid sockaddr_nl of the given length.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_nl).cast(),
-                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
-                return Err(os("bind"));
-            }
+            let fd = open_bound(NETLINK_NETFILTER)?;
             let sock = Socket {
                 fd,
                 seq: 1,
