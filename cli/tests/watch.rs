@@ -935,3 +935,16 @@ fn refuses_a_world_writable_config_or_state_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("state: writable by every user"));
 }
+
+#[test]
+fn a_second_daemon_on_the_same_state_is_refused() {
+    kernel_test("a_second_daemon_on_the_same_state_is_refused", || {
+        let sb = Sandbox::new("watch-lock");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        let _w = Watcher::start(&sb);
+        let out = sb.run(&["watch"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("another banset watch is running"));
+    });
+}

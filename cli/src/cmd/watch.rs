@@ -14,6 +14,7 @@ use crate::errors::EXIT_OK;
 pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     crate::daemon::logging::init(args.log_format);
     refuse_unsafe_permissions(ctx)?;
+    let _lock = lock_state_dir(ctx)?;
     let settings = load_settings(&ctx.config)?;
     Daemon::new(ctx, settings)?.run()?;
     Ok(None)
@@ -84,4 +85,29 @@ fn refuse_unsafe_permissions(ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One daemon per state directory: two would count every failure twice and
+/// fight over the same sets. The lock is held until the process ends.
+fn lock_state_dir(ctx: &Context) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let dir = Path::new(ctx.ledger.path())
+        .parent()
+        .unwrap_or_else(|| Path::new("."));
+    let path = dir.join("watch.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        crate::errors::usage!(
+            "another banset watch is running on {} (lock {})",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(file)
 }
