@@ -3,7 +3,7 @@
 //! Pipeline: a source yields lines; [`logtime`] splits off the date; one
 //! [`Matcher`] per source runs every filter reading that source in one scan;
 //! each hit goes to its jail's [`FailureWindows`]; a jail that reaches
-//! `maxretry` decides a ban, whose length [`Escalation`] stretches for repeat
+//! `maxretry` decides a ban, whose length [`config::Escalation`] stretches for repeat
 //! offenders. Nothing here touches the OS; the file and journal followers
 //! live in [`follow`], and the daemon that wires them to the kernel is in
 //! the `banset` binary.
