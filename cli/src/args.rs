@@ -78,6 +78,16 @@ pub enum Command {
     /// Test a filter against a log file, like fail2ban-regex
     #[command(name = "regex-test")]
     RegexTest(RegexTestArgs),
+    /// Make sure a set exists and the kernel holds every ban of the ledger (fail2ban's actionstart)
+    Ensure(CreateArgs),
+    /// Exit 0 if the set's kernel objects and rule are all in place, 1 if not (fail2ban's actioncheck)
+    Check(SetArg),
+    /// Act as an sshguard firewall backend: read its commands on standard input
+    #[command(name = "sshg-fw")]
+    SshgFw(SshgFwArgs),
+    /// Act as blocklistd's control program (blocklistd -C)
+    #[command(name = "blocklistd-helper")]
+    BlocklistdHelper(BlocklistdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +213,27 @@ pub struct DelArgs {
     pub set: String,
     #[command(flatten)]
     pub input: TargetInput,
+    /// A set that does not exist is fine too (nothing to unban): for fail2ban's actionunban
+    #[arg(long)]
+    pub if_exists: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshgFwArgs {
+    /// The ban set sshguard's blocks go to (created with the options below if missing)
+    pub set: String,
+    /// Kernel timeout of each block, a safety net should sshguard never release it [default: never; sshguard releases]
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct BlocklistdArgs {
+    /// add, rem or flush, then blocklistd's arguments: RULENAME PROTO ADDR MASK PORT [ID]
+    #[arg(value_name = "ARGS", num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
