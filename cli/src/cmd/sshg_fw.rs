@@ -45,18 +45,18 @@ const MAX_LINE: usize = 512;
 
 pub fn run(ctx: &mut Context, args: SshgFwArgs) -> Result<Option<i32>> {
     let name = super::set_name(&args.set)?;
-    let timeout = match args.timeout.as_deref() {
-        Some(t) => Timeout::parse(t)?,
-        None => Timeout::Never,
+    // Any failure before the first line is read, bad options included, is
+    // what sshguard's backends report as "Could not initialize firewall".
+    let (spec, timeout) = match init(ctx, name, &args) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!(
+                "banset: sshg-fw: Could not initialize firewall: {}",
+                crate::errors::one_line(&e)
+            );
+            return Ok(Some(EXIT_INIT_FAILED));
+        }
     };
-    let spec = build_spec(name.clone(), &args.options, Some(timeout), &ctx.config)?;
-    if let Err(e) = init(ctx, &spec) {
-        eprintln!(
-            "banset: sshg-fw: Could not initialize firewall: {}",
-            crate::errors::one_line(&e)
-        );
-        return Ok(Some(EXIT_INIT_FAILED));
-    }
     install_stop_handlers();
     let mut backend = SshgBackend {
         ctx,
@@ -70,15 +70,20 @@ pub fn run(ctx: &mut Context, args: SshgFwArgs) -> Result<Option<i32>> {
 
 /// Creates the set, or brings an existing one back to what the ledger holds
 /// (sshguard re-sends its blacklist at start; other blocks of a previous run
-/// are still recorded).
-fn init(ctx: &mut Context, spec: &SetSpec) -> Result<()> {
+/// are still recorded). Returns the set and the timeout of each block.
+fn init(ctx: &mut Context, name: SetName, args: &SshgFwArgs) -> Result<(SetSpec, Timeout)> {
+    let timeout = match args.timeout.as_deref() {
+        Some(t) => Timeout::parse(t)?,
+        None => Timeout::Never,
+    };
+    let spec = build_spec(name, &args.options, Some(timeout), &ctx.config)?;
     let exists = ctx.ledger.read()?.set_spec(&spec.name)?.is_some();
     if exists {
         ctx.engine().sync(Some(&spec.name))?;
     } else {
-        ctx.engine().create(spec)?;
+        ctx.engine().create(&spec)?;
     }
-    Ok(())
+    Ok((spec, timeout))
 }
 
 /// One command line, parsed.
