@@ -79,7 +79,7 @@ pub enum Command {
     #[command(name = "regex-test")]
     RegexTest(RegexTestArgs),
     /// Make sure a set exists and the kernel holds every ban of the ledger (fail2ban's actionstart)
-    Ensure(CreateArgs),
+    Ensure(EnsureArgs),
     /// Exit 0 if the set's kernel objects and rule are all in place, 1 if not (fail2ban's actioncheck)
     Check(SetArg),
     /// Act as an sshguard firewall backend: read its commands on standard input
@@ -175,6 +175,22 @@ pub struct CreateArgs {
     pub timeout: Option<String>,
     #[command(flatten)]
     pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    pub set: String,
+    /// Default ban timeout of the set, if it is created [default: 1d]
+    #[arg(long, value_name = "T")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
+    /// fail2ban's database: also ban what it holds as active for --jail (bans fail2ban restores without running the action)
+    #[arg(long, value_name = "PATH", requires = "jail")]
+    pub fail2ban_db: Option<PathBuf>,
+    /// The fail2ban jail whose bans --fail2ban-db imports
+    #[arg(long, value_name = "NAME", requires = "fail2ban_db")]
+    pub jail: Option<String>,
 }
 
 #[derive(Debug, Args)]

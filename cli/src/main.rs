@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod daemon;
 mod errors;
+mod fail2ban_db;
 mod host_addrs;
 mod output;
 mod set_options;

@@ -26,6 +26,7 @@ const BANSET: &str = env!("CARGO_BIN_EXE_banset");
 const ACTION_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/fail2ban/action.d");
 /// Where Debian's package puts the stock filters this test copies.
 const STOCK_FILTERS: &str = "/etc/fail2ban/filter.d";
+const STOCK_ACTIONS: &str = "/etc/fail2ban/action.d";
 
 /// How long fail2ban may take to notice a log line or finish a command.
 /// A deadline for waiting, never an assertion about speed.
@@ -112,11 +113,33 @@ impl<'a> Fail2ban<'a> {
         // REJECT.
         std::fs::write(
             dir.join("conf/action.d/banset.local"),
-            format!("[Init]\nbanset = {d}/banset\nblocktype = DROP\n"),
+            format!(
+                "[Init]\nbanset = {d}/banset\nblocktype = DROP\n\
+                 fail2ban_db = {d}/f2b.sqlite3\n"
+            ),
         )
         .unwrap();
+        // the stock nftables action, for switching from it
+        std::fs::copy(
+            Path::new(STOCK_ACTIONS).join("nftables.conf"),
+            dir.join("conf/action.d/nftables.conf"),
+        )
+        .unwrap();
+        let f2b = Fail2ban {
+            netns,
+            dir,
+            server: None,
+        };
+        f2b.write_jails(defaults, jails);
+        f2b
+    }
+
+    /// (Re)writes jail.conf: the common `[DEFAULT]` lines, `defaults`, then
+    /// `jails` with `{dir}` standing for the temporary directory.
+    fn write_jails(&self, defaults: &str, jails: &str) {
+        let d = self.dir.display().to_string();
         std::fs::write(
-            dir.join("conf/jail.conf"),
+            self.dir.join("conf/jail.conf"),
             format!(
                 "[DEFAULT]\nbackend = polling\nmode = normal\n\
                  filter = %(__name__)s[mode=%(mode)s]\n\
@@ -128,11 +151,6 @@ impl<'a> Fail2ban<'a> {
             ),
         )
         .unwrap();
-        Fail2ban {
-            netns,
-            dir,
-            server: None,
-        }
     }
 
     fn conf(&self) -> String {
@@ -648,5 +666,56 @@ fn fail2ban_onstop_remove_clears_the_set_and_restores_at_start() {
     wait_until("the restored bans are back in the kernel", || {
         f2b.nft_count("f2b-sshd_v4") == 2 && f2b.nft_count("f2b-sshd_v6") == 1
     });
+    f2b.stop();
+}
+
+/// The switch an admin makes: a jail that banned with fail2ban's stock
+/// nftables action gets `banaction = banset` and a restart. The bans
+/// fail2ban restores are enforced by banset from the first start, with
+/// their original ends, though fail2ban skips the action for them.
+#[test]
+fn switching_a_jail_from_nftables_to_banset_keeps_its_bans() {
+    if skip("switching_from_nftables") {
+        return;
+    }
+    let ns = NamedNetns::create("f2b-switch").expect("network namespace");
+    let jail = |banaction: &str| {
+        format!("[sshd]\nenabled = true\nport = ssh\nlogpath = {{dir}}/auth.log\nbanaction = {banaction}\n")
+    };
+    let mut f2b = Fail2ban::new("switch", &ns, USERS_DEFAULTS, &jail("nftables"));
+    f2b.start(&["sshd"]);
+    f2b.client_ok(&[
+        "set",
+        "sshd",
+        "banip",
+        "192.0.2.1",
+        "192.0.2.2",
+        "2001:db8::3",
+    ]);
+    let stock = ns
+        .run(
+            "nft",
+            &["list", "set", "inet", "f2b-table", "addr-set-sshd"],
+        )
+        .unwrap();
+    assert!(stock.contains("192.0.2.1"), "{stock}");
+    f2b.stop();
+
+    f2b.write_jails(USERS_DEFAULTS, &jail("banset"));
+    f2b.forget_calls();
+    f2b.start(&["sshd"]);
+    wait_until("fail2ban restored its tickets", || {
+        f2b.currently_banned("sshd") == 3
+    });
+    let v4 = f2b.nft_set("f2b-sshd_v4");
+    assert_eq!(v4.keys().collect::<Vec<_>>(), ["192.0.2.1", "192.0.2.2"]);
+    close_to(v4["192.0.2.1"], 604_800, "a restored ban keeps its end");
+    assert!(f2b.nft_set("f2b-sshd_v6").contains_key("2001:db8::3"));
+    let calls = f2b.calls();
+    assert_eq!(
+        calls.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["ensure"],
+        "{calls:?}"
+    );
     f2b.stop();
 }
