@@ -534,9 +534,14 @@ fn fail2ban_bans_drops_and_unbans_through_banset() {
         "recidive ban",
     );
 
-    // IPv6 goes to the same logical set
-    f2b.client_ok(&["set", "sshd", "banip", "2001:db8::5"]);
+    // IPv6 goes to the same logical set, and a manual ban may be a prefix
+    f2b.client_ok(&["set", "sshd", "banip", "2001:db8::5", "203.0.113.0/24"]);
     assert!(f2b.nft_set("f2b-sshd_v6").contains_key("2001:db8::5"));
+    let out = pair
+        .server()
+        .run("nft", &["list", "set", "inet", "banset", "f2b-sshd_v4net"])
+        .unwrap();
+    assert!(out.contains("203.0.113.0/24"), "{out}");
 
     // unban through fail2ban
     f2b.client_ok(&["set", "sshd", "unbanip", &client]);
