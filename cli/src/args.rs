@@ -247,7 +247,7 @@ pub struct SshgFwArgs {
 
 #[derive(Debug, Args)]
 pub struct BlocklistdArgs {
-    /// add, rem or flush, then blocklistd's arguments: RULENAME PROTO ADDR MASK PORT [ID]
+    /// add, rem or flush, then blocklistd's arguments: RULENAME PROTO ADDR MASK PORT, and an ID after rem
     #[arg(value_name = "ARGS", num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
     pub args: Vec<String>,
 }
