@@ -207,9 +207,16 @@ fn sshg_fw_without_flushonexit_keeps_blocks_and_stops_on_unknown_commands() {
         let mut fw = SshgFw::spawn(&s, &["sshguard"]);
         fw.send(&"x".repeat(100_000));
         fw.send("\nblock 192.0.2.3 4 32\n");
+        // and so is one that arrives whole, newline included
+        fw.send(&format!("block 192.0.2.4 4 32 {}\n", "9".repeat(1000)));
         let out = fw.finish();
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-        assert!(members(None, "sshguard").contains_key("192.0.2.3"));
+        let set = members(None, "sshguard");
+        assert!(
+            set.contains_key("192.0.2.3") && !set.contains_key("192.0.2.4"),
+            "{set:?}"
+        );
+        assert_eq!(stderr_of(&out).matches("longer than 512 bytes").count(), 2);
     });
 }
 

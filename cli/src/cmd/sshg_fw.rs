@@ -254,6 +254,11 @@ impl SshgBackend<'_> {
                     partial.clear();
                     continue;
                 }
+                if partial.len() + head.len() > MAX_LINE {
+                    eprintln!("banset: sshg-fw: a line longer than {MAX_LINE} bytes; skipped");
+                    partial.clear();
+                    continue;
+                }
                 partial.extend_from_slice(head);
                 let line = std::mem::take(&mut partial);
                 if let Some(code) = self.take_line(&line, &mut pending) {
