@@ -637,15 +637,17 @@ fn fail2ban_restart_with_10000_bans_keeps_them_without_re_adding_each() {
 
 /// `onstop = remove` behaves like fail2ban's stock actions: stopping empties
 /// and removes the set (one call each, no unban per address), and a start
-/// bans the restored tickets again.
+/// bans the restored tickets again. With `bantime = -1` every ban is
+/// permanent in the kernel.
 #[test]
 fn fail2ban_onstop_remove_clears_the_set_and_restores_at_start() {
     if skip("fail2ban_onstop_remove") {
         return;
     }
     let ns = NamedNetns::create("f2b-remove").expect("network namespace");
+    // bantime -1: permanent bans, which fail2ban never unbans itself
     let jail = "[sshd]\nenabled = true\nport = ssh\nlogpath = {dir}/auth.log\n\
-                action = banset[port=ssh, onstop=remove]\n";
+                bantime = -1\naction = banset[port=ssh, onstop=remove]\n";
     let mut f2b = Fail2ban::new("remove", &ns, USERS_DEFAULTS, jail);
     f2b.start(&["sshd"]);
     f2b.client_ok(&[
@@ -656,7 +658,9 @@ fn fail2ban_onstop_remove_clears_the_set_and_restores_at_start() {
         "192.0.2.2",
         "2001:db8::3",
     ]);
-    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2);
+    let v4 = f2b.nft_set("f2b-sshd_v4");
+    assert_eq!(v4.len(), 2);
+    assert!(v4.values().all(Option::is_none), "permanent: {v4:?}");
     f2b.forget_calls();
     f2b.stop();
     let calls = f2b.calls();
@@ -671,6 +675,7 @@ fn fail2ban_onstop_remove_clears_the_set_and_restores_at_start() {
     wait_until("the restored bans are back in the kernel", || {
         f2b.nft_count("f2b-sshd_v4") == 2 && f2b.nft_count("f2b-sshd_v6") == 1
     });
+    assert!(f2b.nft_set("f2b-sshd_v4").values().all(Option::is_none));
     f2b.stop();
 }
 
