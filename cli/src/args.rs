@@ -220,6 +220,9 @@ pub struct AddArgs {
     /// Allow prefixes wider than /8 (IPv4) or /16 (IPv6)
     #[arg(long)]
     pub force: bool,
+    /// Fail (exit 2) instead of creating the set when it does not exist (fail2ban's actionban: its repair then recreates the set as the jail configures it)
+    #[arg(long)]
+    pub no_create: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }

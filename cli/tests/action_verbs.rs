@@ -149,3 +149,18 @@ fn del_if_exists_is_idempotent_even_without_the_set() {
         );
     });
 }
+
+#[test]
+fn add_no_create_refuses_a_missing_set_and_makes_nothing() {
+    kernel_test("add_no_create", || {
+        let s = Sandbox::new("no-create");
+        let out = s.run(&["add", "f2b-sshd", "192.0.2.1", "--no-create"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no set named f2b-sshd"));
+        assert!(nft_members("f2b-sshd_v4").is_empty());
+        assert_eq!(s.json(&["status", "--json"])["sets"], serde_json::json!([]));
+        s.ok(&["ensure", "f2b-sshd", "--ports", "ssh"]);
+        s.ok(&["add", "f2b-sshd", "192.0.2.1", "--no-create"]);
+        assert_eq!(nft_members("f2b-sshd_v4"), ["192.0.2.1"]);
+    });
+}

@@ -450,8 +450,9 @@ const USERS_DEFAULTS: &str = "bantime = 604800\nfindtime = 86400\nmaxretry = 3\n
 /// The whole life of a ban through fail2ban: the jails' sets and rules at
 /// start, log lines to a ban in the kernel, the banned source's packets
 /// dropped on the jail's port only, the ignore lists, postfix in aggressive
-/// mode, recidive on every port, both families in one set, unban, and a
-/// ban after `nft flush ruleset` bringing every ban back.
+/// mode, recidive on every port, both families in one set, unban, a ban
+/// after `nft flush ruleset` bringing every ban back, and fail2ban's own
+/// check and repair after banset lost the set.
 #[test]
 fn fail2ban_bans_drops_and_unbans_through_banset() {
     if skip("fail2ban_bans_drops_and_unbans") {
@@ -569,6 +570,27 @@ fn fail2ban_bans_drops_and_unbans_through_banset() {
         "{sshd:?}"
     );
     assert_eq!(f2b.banset(&["check", "f2b-sshd"]).status.code(), Some(0));
+    assert_eq!(pair.connect_tcp(ssh_addr, t), Reach::TimedOut);
+
+    // banset loses the set altogether (ledger and kernel): the next ban
+    // fails, fail2ban runs actioncheck, then actionrepair, which creates the
+    // set again and takes the jail's active bans from fail2ban's database;
+    // then fail2ban retries the ban
+    let out = f2b.banset(&["destroy", "f2b-sshd"]);
+    assert!(out.status.success(), "{}", text(&out));
+    f2b.forget_calls();
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.31"]);
+    let sshd = f2b.nft_set("f2b-sshd_v4");
+    for addr in ["192.0.2.30", "192.0.2.31", client.as_str()] {
+        assert!(sshd.contains_key(addr), "{addr}: {sshd:?}");
+    }
+    close_to(sshd["192.0.2.30"], 604_800, "a repaired ban keeps its end");
+    let calls = f2b.calls();
+    assert_eq!(
+        calls.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["add", "check", "ensure"],
+        "{calls:?}"
+    );
     assert_eq!(pair.connect_tcp(ssh_addr, t), Reach::TimedOut);
 
     f2b.stop();
