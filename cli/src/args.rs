@@ -78,6 +78,16 @@ pub enum Command {
     /// Test a filter against a log file, like fail2ban-regex
     #[command(name = "regex-test")]
     RegexTest(RegexTestArgs),
+    /// Make sure a set exists and the kernel holds every ban of the ledger (fail2ban's actionstart)
+    Ensure(EnsureArgs),
+    /// Exit 0 if the set's kernel objects and rule are all in place, 1 if not (fail2ban's actioncheck)
+    Check(SetArg),
+    /// Act as an sshguard firewall backend: read its commands on standard input
+    #[command(name = "sshg-fw")]
+    SshgFw(SshgFwArgs),
+    /// Act as blocklistd's control program (blocklistd -C)
+    #[command(name = "blocklistd-helper")]
+    BlocklistdHelper(BlocklistdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +178,22 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EnsureArgs {
+    pub set: String,
+    /// Default ban timeout of the set, if it is created [default: 1d]
+    #[arg(long, value_name = "T")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
+    /// fail2ban's database: also ban what it holds as active for --jail (bans fail2ban restores without running the action)
+    #[arg(long, value_name = "PATH", requires = "jail")]
+    pub fail2ban_db: Option<PathBuf>,
+    /// The fail2ban jail whose bans --fail2ban-db imports
+    #[arg(long, value_name = "NAME", requires = "fail2ban_db")]
+    pub jail: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct TargetInput {
     /// Addresses or prefixes: 1.2.3.4, 10.0.0.0/8, 2001:db8::/64
     #[arg(value_name = "TARGET")]
@@ -194,6 +220,9 @@ pub struct AddArgs {
     /// Allow prefixes wider than /8 (IPv4) or /16 (IPv6)
     #[arg(long)]
     pub force: bool,
+    /// Fail (exit 2) instead of creating the set when it does not exist (fail2ban's actionban: its repair then recreates the set as the jail configures it)
+    #[arg(long)]
+    pub no_create: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }
@@ -203,6 +232,27 @@ pub struct DelArgs {
     pub set: String,
     #[command(flatten)]
     pub input: TargetInput,
+    /// A set that does not exist is fine too (nothing to unban): for fail2ban's actionunban
+    #[arg(long)]
+    pub if_exists: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshgFwArgs {
+    /// The ban set sshguard's blocks go to (created with the options below if missing)
+    pub set: String,
+    /// Kernel timeout of each block, a safety net should sshguard never release it [default: never; sshguard releases]
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct BlocklistdArgs {
+    /// add, rem or flush, then blocklistd's arguments: RULENAME PROTO ADDR MASK PORT, and an ID after rem
+    #[arg(value_name = "ARGS", num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

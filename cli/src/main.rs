@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod daemon;
 mod errors;
+mod fail2ban_db;
 mod host_addrs;
 mod output;
 mod set_options;
@@ -16,7 +17,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() {
-    let cli = match args::Cli::try_parse() {
+    let cli = match args::Cli::try_parse_from(command_line()) {
         Ok(cli) => cli,
         Err(err) => usage_error(err),
     };
@@ -32,6 +33,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The arguments, with blocklistd's calling convention recognised:
+/// blocklistd runs its control program (`-C /usr/local/bin/banset`) with
+/// `argv[0] = "control"` and no way to add arguments, so that name means
+/// `banset blocklistd-helper`.
+fn command_line() -> Vec<std::ffi::OsString> {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.first().is_some_and(|a| a == "control") {
+        argv.insert(1, "blocklistd-helper".into());
+    }
+    argv
 }
 
 /// clap's errors in banset's format: one line naming the input, a hint, and

@@ -76,6 +76,7 @@ fn parse_backend(text: &str) -> Result<BackendKind> {
 
 fn build_hook(opts: &SetOptions) -> Result<Hook> {
     let ports = match &opts.ports {
+        Some(p) if covers_every_port(p) => Vec::new(),
         Some(p) => match PortRange::parse_list(p) {
             Ok(p) => p,
             Err(e) => usage!("{e}"),
@@ -95,7 +96,7 @@ fn build_hook(opts: &SetOptions) -> Result<Hook> {
         None => None,
     };
     let block = match &opts.blocktype {
-        Some(b) => match b.parse::<BlockType>() {
+        Some(b) => match iptables_target(b).parse::<BlockType>() {
             Ok(b) => b,
             Err(e) => usage!("{e}"),
         },
@@ -106,4 +107,81 @@ fn build_hook(opts: &SetOptions) -> Result<Hook> {
         protocol,
         block,
     })
+}
+
+/// fail2ban's jails write "every port" as a full range (`port = 0:65535` in
+/// its `[DEFAULT]`). A range over every port is no port restriction, and is
+/// the whole rule's job anyway; banset's port lists start at 1.
+fn covers_every_port(list: &str) -> bool {
+    matches!(list.trim(), "0:65535" | "0-65535" | "1:65535" | "1-65535")
+}
+
+/// fail2ban's iptables-style block types name the target and its options
+/// (`REJECT --reject-with icmp-port-unreachable`); the target word is what
+/// banset's rule needs. Anything after it is dropped only for REJECT, whose
+/// rule answers with ICMP port unreachable.
+fn iptables_target(blocktype: &str) -> &str {
+    let trimmed = blocktype.trim();
+    match trimmed.split_once(char::is_whitespace) {
+        Some((word, rest))
+            if word.eq_ignore_ascii_case("reject")
+                && rest.trim_start().starts_with("--reject-with") =>
+        {
+            word
+        }
+        _ => trimmed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(ports: Option<&str>, protocol: Option<&str>, blocktype: Option<&str>) -> Result<Hook> {
+        build_hook(&SetOptions {
+            ports: ports.map(String::from),
+            protocol: protocol.map(String::from),
+            blocktype: blocktype.map(String::from),
+            ..SetOptions::default()
+        })
+    }
+
+    #[test]
+    fn fail2bans_every_port_range_is_no_port_restriction() {
+        for every in ["0:65535", "1-65535", " 0-65535 "] {
+            let h = hook(Some(every), None, None).unwrap();
+            assert!(h.ports.is_empty() && h.protocol.is_none(), "{every}: {h:?}");
+        }
+        let h = hook(Some("smtp,465,submission"), Some("tcp"), Some("DROP")).unwrap();
+        assert_eq!(h.ports.len(), 3);
+        assert_eq!(h.block, BlockType::Drop);
+        assert!(hook(Some("0:1024"), None, None).is_err());
+    }
+
+    #[test]
+    fn iptables_block_types_name_their_target() {
+        for (given, want) in [
+            ("DROP", BlockType::Drop),
+            ("drop", BlockType::Drop),
+            ("REJECT", BlockType::Reject),
+            (
+                "REJECT --reject-with icmp-port-unreachable",
+                BlockType::Reject,
+            ),
+            (
+                "reject --reject-with icmp6-port-unreachable",
+                BlockType::Reject,
+            ),
+        ] {
+            assert_eq!(
+                hook(None, None, Some(given)).unwrap().block,
+                want,
+                "{given}"
+            );
+        }
+        for bad in ["DROP --now", "LOG", "REJECT; rm -rf /", "ACCEPT"] {
+            let e = hook(None, None, Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
 }

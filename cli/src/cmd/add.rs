@@ -37,7 +37,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         .collect();
     let opts = AddOptions {
         force: args.force,
-        create_with: Some(spec.clone()),
+        create_with: (!args.no_create).then(|| spec.clone()),
     };
     let report = ctx.engine().add(&name, &requests, &opts)?;
     progress.done(&format!("banned {} targets", report.applied));

@@ -1,14 +1,18 @@
 //! One module per subcommand. Each returns the process exit code.
 
 mod add;
+mod blocklistd;
+mod check;
 mod create;
 mod del;
 mod destroy;
+mod ensure;
 mod expire;
 mod flush;
 mod list;
 mod regex_test;
 mod replace;
+mod sshg_fw;
 mod status;
 mod sync;
 mod test;
@@ -33,7 +37,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let bans = matches!(
         cli.command,
-        Command::Add(_) | Command::Replace(_) | Command::Watch(_)
+        Command::Add(_)
+            | Command::Replace(_)
+            | Command::Watch(_)
+            | Command::SshgFw(_)
+            | Command::BlocklistdHelper(_)
     );
     let mut ctx = Context::new(cli.global, bans)?;
     match cli.command {
@@ -50,6 +58,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Replace(a) => replace::run(&mut ctx, a),
         Command::Watch(a) => watch::run(&mut ctx, a),
         Command::RegexTest(_) => unreachable!("handled above"),
+        Command::Ensure(a) => ensure::run(&mut ctx, a),
+        Command::Check(a) => check::run(&mut ctx, a),
+        Command::SshgFw(a) => sshg_fw::run(&mut ctx, a),
+        Command::BlocklistdHelper(a) => blocklistd::run(&mut ctx, a),
     }
     .map(|code| code.unwrap_or(EXIT_OK))
 }

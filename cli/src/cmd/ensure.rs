@@ -1,0 +1,178 @@
+//! `banset ensure SET [options]`: the set exists and the kernel holds every
+//! ban the ledger has, whatever happened since (a reboot, a firewall reload,
+//! a fail2ban restart). It is what fail2ban's `actionstart` and
+//! `actionrepair` run, so it must succeed on a set that exists already:
+//! unlike `create`, a set made earlier with other options is kept as it is
+//! (its bans with it) and the difference is reported on stderr, where
+//! fail2ban's log shows it.
+//!
+//! With `--fail2ban-db DB --jail NAME` it also bans what fail2ban's
+//! database holds as active for that jail (see [`crate::fail2ban_db`]): the
+//! bans fail2ban restores at start without running the action.
+
+use anyhow::Result;
+use banset_core::{AddOptions, BanRequest, SetName, SetSpec, Target, Timeout};
+
+use crate::args::EnsureArgs;
+use crate::context::Context;
+use crate::fail2ban_db;
+use crate::output::describe_spec;
+use crate::set_options::build_spec;
+
+pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
+    let name = super::set_name(&args.set)?;
+    ensure(ctx, &name, &args)?;
+    if let (Some(db), Some(jail)) = (&args.fail2ban_db, &args.jail) {
+        import_fail2ban(ctx, &name, db, jail)?;
+    }
+    Ok(None)
+}
+
+fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
+    let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
+    let wanted = build_spec(name.clone(), &args.options, timeout, &ctx.config)?;
+    let existing = ctx.ledger.read()?.set_spec(name)?;
+    match existing {
+        None => {
+            ctx.engine().create(&wanted)?;
+            ctx.info(format_args!("created {}", describe_spec(&wanted)));
+            return Ok(());
+        }
+        Some(existing) => {
+            if let Some(diff) = blocking_difference(&existing, &wanted) {
+                ctx.notice(format_args!(
+                    "set {name} exists with other options ({diff}); keeping it and its bans \
+                     (banset destroy {name} and start again to change them)"
+                ));
+            }
+        }
+    }
+    for r in ctx.engine().sync(Some(name))? {
+        let changed = r.repaired_objects || r.added + r.refreshed + r.removed > 0;
+        if changed {
+            ctx.notice(format_args!(
+                "{}: {}re-added {} bans, refreshed {}, removed {} unknown to the ledger",
+                r.set,
+                if r.repaired_objects {
+                    "re-created set and rule; "
+                } else {
+                    ""
+                },
+                r.added,
+                r.refreshed,
+                r.removed
+            ));
+        } else {
+            ctx.info(format_args!("{}: in place, kernel and ledger agree", r.set));
+        }
+    }
+    Ok(())
+}
+
+/// Bans, in one batch, the jail's active bans from fail2ban's database,
+/// each ending where fail2ban says it ends (a longer ban banset already
+/// holds is kept). A missing database is nothing to import: fail2ban runs
+/// without one when `dbfile = :memory:` or before its first ban. Rows banset
+/// cannot take (not an address, an address it never bans) are reported and
+/// left out rather than failing fail2ban's start.
+fn import_fail2ban(
+    ctx: &mut Context,
+    name: &SetName,
+    db: &std::path::Path,
+    jail: &str,
+) -> Result<()> {
+    if !db.exists() {
+        ctx.info(format_args!(
+            "{}: no fail2ban database, nothing to import",
+            db.display()
+        ));
+        return Ok(());
+    }
+    let now = banset_core::Clock::now(&ctx.clock);
+    let rows = fail2ban_db::active_bans(db, jail, now)?;
+    let Some(spec) = ctx.ledger.read()?.set_spec(name)? else {
+        return Ok(());
+    };
+    let mut requests = Vec::with_capacity(rows.len());
+    for row in rows {
+        let target = match Target::parse(&row.ip) {
+            Ok(t) => t,
+            Err(e) => {
+                ctx.notice(format_args!("fail2ban jail {jail}: {e}; not imported"));
+                continue;
+            }
+        };
+        let timeout = match row.ban_time {
+            t if t <= -1 => Timeout::Never,
+            t => match u64::try_from(t).ok().and_then(Timeout::from_secs) {
+                Some(t) => t,
+                None => continue,
+            },
+        };
+        if let Err(why) = spec.admits(&target) {
+            ctx.notice(format_args!("fail2ban jail {jail}: {why}; not imported"));
+            continue;
+        }
+        if let Err(refusal) = ctx.allowlist.check(&target, false) {
+            ctx.notice(format_args!(
+                "fail2ban jail {jail}: {refusal}; not imported"
+            ));
+            continue;
+        }
+        requests.push(BanRequest {
+            target,
+            timeout: Some(timeout),
+            since: Some(row.time_of_ban),
+            comment: Some(format!("fail2ban:{jail}")),
+        });
+    }
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let report = ctx.engine().add(name, &requests, &AddOptions::default())?;
+    ctx.info(format_args!(
+        "{name}: {} active bans of fail2ban jail {jail} in place",
+        report.applied
+    ));
+    Ok(())
+}
+
+/// What differs in how the set blocks traffic. The default timeout and the
+/// size are left out: every ban from fail2ban carries its own timeout, and
+/// neither changes what is blocked.
+fn blocking_difference(existing: &SetSpec, wanted: &SetSpec) -> Option<String> {
+    let mut diffs = Vec::new();
+    if existing.backend != wanted.backend {
+        diffs.push(format!(
+            "backend {} vs {}",
+            existing.backend, wanted.backend
+        ));
+    }
+    if existing.families != wanted.families {
+        diffs.push(format!(
+            "family {} vs {}",
+            existing.families.name(),
+            wanted.families.name()
+        ));
+    }
+    if existing.prefixes != wanted.prefixes {
+        diffs.push(format!(
+            "prefixes {} vs {}",
+            existing.prefixes, wanted.prefixes
+        ));
+    }
+    if existing.hook != wanted.hook {
+        diffs.push(format!(
+            "rule \"{}\" vs \"{}\"",
+            rule_of(existing),
+            rule_of(wanted)
+        ));
+    }
+    (!diffs.is_empty()).then(|| diffs.join(", "))
+}
+
+/// The rule part of [`describe_spec`] (`drop tcp ports 25,465`).
+fn rule_of(spec: &SetSpec) -> String {
+    let text = describe_spec(spec);
+    text.rsplit(", ").next().unwrap_or_default().to_string()
+}
