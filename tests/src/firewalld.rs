@@ -419,9 +419,12 @@ impl Firewalld {
     }
 
     /// Everything of firewalld's configuration banset could change, runtime
-    /// and permanent, plus the kernel's view (ipsets, iptables rules, the
-    /// nftables ruleset) in the namespace, as text: equal snapshots before
-    /// `create` and after `destroy` mean nothing was left behind.
+    /// and permanent, plus the kernel's ipsets and iptables rules in the
+    /// namespace, as text: equal snapshots before `create` and after
+    /// `destroy` mean nothing was left behind. The raw nftables ruleset is
+    /// left out: once a direct rule has existed, iptables-nft keeps its
+    /// empty `ip filter`/`ip6 filter` tables with an accepting `INPUT`
+    /// chain, as it does for any iptables user.
     pub fn snapshot(&self) -> io::Result<String> {
         let mut out = String::new();
         for args in [
@@ -443,7 +446,6 @@ impl Firewalld {
             ("ipset", &["list", "-n"][..]),
             ("iptables", &["-S"]),
             ("ip6tables", &["-S"]),
-            ("nft", &["list", "ruleset"]),
         ] {
             out.push_str(&format!("## {program} {}\n", args.join(" ")));
             out.push_str(&self.run(program, args)?);
@@ -456,6 +458,35 @@ impl Firewalld {
     /// a daemon watching the bus sees the name lose and regain its owner.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop_firewalld();
+        self.start_firewalld()
+    }
+
+    /// Stops firewalld alone (SIGTERM, then SIGKILL after 10 s); the bus,
+    /// the namespaces and kernel objects firewalld did not make stay. With
+    /// `CleanupOnExit=yes` it removes its rules first, as at a host's
+    /// shutdown. No-op when it is not running.
+    pub fn stop_firewalld(&mut self) {
+        if let Some(mut child) = self.firewalld.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                signal(child.id(), libc::SIGTERM);
+                let start = Instant::now();
+                while matches!(child.try_wait(), Ok(None)) && start.elapsed() < STOP_LIMIT {
+                    std::thread::sleep(POLL);
+                }
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts firewalld again after [`Firewalld::stop_firewalld`], in the
+    /// same namespaces on the same bus, and waits until it runs: what a
+    /// boot does, when whatever must exist before firewalld (the kernel
+    /// sets its permanent rules name) has been prepared in between.
+    pub fn start_firewalld(&mut self) -> io::Result<()> {
+        if self.firewalld.is_some() {
+            return Err(io::Error::other("firewalld is already running"));
+        }
         let bus_holder = self
             .dbus_pid
             .ok_or_else(|| io::Error::other("the instance's bus is not running"))?;
@@ -500,20 +531,6 @@ impl Firewalld {
         match (ns, proc_ns) {
             (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
             _ => false,
-        }
-    }
-
-    fn stop_firewalld(&mut self) {
-        if let Some(mut child) = self.firewalld.take() {
-            if matches!(child.try_wait(), Ok(None)) {
-                signal(child.id(), libc::SIGTERM);
-                let start = Instant::now();
-                while matches!(child.try_wait(), Ok(None)) && start.elapsed() < STOP_LIMIT {
-                    std::thread::sleep(POLL);
-                }
-                let _ = child.kill();
-            }
-            let _ = child.wait();
         }
     }
 
