@@ -165,12 +165,29 @@ impl Backend for FirewalldBackend {
     /// the sets needs no firewalld, so running this before firewalld starts
     /// at boot prepares the sets its permanent rules name (see the crate
     /// docs), and then fails with [`ErrorKind::Unavailable`].
+    ///
+    /// When a rule cannot be added, the rules added by this call are taken
+    /// back and, for a set that is not permanent, so are the kernel sets it
+    /// created: a failed `banset create` leaves nothing behind.
     fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let rules = rules_of(spec)?;
-        self.ipset.ensure_set(&kernel_spec(spec))?;
+        let ks = kernel_spec(spec);
+        let created = !rules.is_empty() && self.ipset.health(&ks)? == SetHealth::Missing;
+        self.ipset.ensure_set(&ks)?;
+        let mut added: Vec<(&DirectRule, Layer)> = Vec::new();
         for rule in &rules {
             for &layer in layers(spec) {
-                self.add_rule(spec, rule, layer)?;
+                if let Err(e) = self.add_rule(spec, rule, layer) {
+                    for (rule, layer) in added {
+                        let _ = self.remove_rule(spec, rule, layer);
+                    }
+                    let permanent = spec.hook.as_ref().is_some_and(|h| h.permanent);
+                    if created && !permanent {
+                        let _ = self.ipset.destroy(&ks);
+                    }
+                    return Err(e);
+                }
+                added.push((rule, layer));
             }
         }
         Ok(())
