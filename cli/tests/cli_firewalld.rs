@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::process::Output;
 use std::time::Duration;
 
@@ -54,8 +55,36 @@ fn ban_reload_sync_unban_destroy_over_a_veth_pair() {
         let before = fw.snapshot().unwrap();
         let client = VethPair::CLIENT_V4.to_string();
 
+        // A connection open before the ban, to pin down what a ban does to
+        // it (notes/firewalld.md §5).
+        let mut live_client = pair
+            .client()
+            .enter(|| TcpStream::connect_timeout(&to, CONNECT))
+            .unwrap();
+        // The probe above left its own (closed) connection in the queue.
+        let mut live_server = loop {
+            let (stream, peer) = listener.accept().unwrap();
+            if peer == live_client.local_addr().unwrap() {
+                break stream;
+            }
+        };
+        live_server.set_read_timeout(Some(CONNECT)).unwrap();
+        live_client.write_all(b"a").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(live_server.read(&mut buf).unwrap(), 1, "before the ban");
+
         // No --backend, no config: firewalld is running, so it is chosen.
         ok(&fw, &s, &["add", "fwd-ssh", &client, "--timeout", "1h"]);
+        live_client.write_all(b"x").unwrap();
+        let passed = live_server.read(&mut buf).is_ok_and(|n| n == 1);
+        match backend {
+            // iptables-nft's INPUT, where the direct rule lands, has no
+            // conntrack accept before it.
+            FirewallBackend::Nftables => assert!(!passed, "open connection should be cut"),
+            // firewalld accepts established traffic before INPUT_direct.
+            FirewallBackend::Iptables => assert!(passed, "open connection should live on"),
+        }
+        drop((live_client, live_server));
         let status = ok(&fw, &s, &["status", "--json"]);
         assert!(status.contains("\"firewalld\""), "{status}");
         assert!(fw

@@ -77,7 +77,7 @@ impl FirewalldBackend {
         {
             Ok(()) => Ok(()),
             Err(CallError::Refused(e)) if e.code == "ALREADY_ENABLED" => Ok(()),
-            Err(e) => Err(e.into_backend(&rule_context("add", set, rule, layer))),
+            Err(e) => Err(e.into_backend(&rule_context("add", set, rule, layer), &rule.shown())),
         }
     }
 
@@ -95,7 +95,7 @@ impl FirewalldBackend {
         {
             Ok(()) => Ok(()),
             Err(CallError::Refused(e)) if e.code == "NOT_ENABLED" => Ok(()),
-            Err(e) => Err(e.into_backend(&rule_context("remove", set, rule, layer))),
+            Err(e) => Err(e.into_backend(&rule_context("remove", set, rule, layer), &rule.shown())),
         }
     }
 
@@ -108,18 +108,17 @@ impl FirewalldBackend {
         let (path, iface) = layer.path_and_interface();
         self.client
             .call::<_, bool>(path, iface, "queryRule", &rule.call_args())
-            .map_err(|e| e.into_backend(&rule_context("look up", set, rule, layer)))
+            .map_err(|e| e.into_backend(&rule_context("look up", set, rule, layer), &rule.shown()))
     }
 }
 
 /// `firewalld: add the runtime ipv4 direct rule of set f2b`.
 fn rule_context(verb: &str, set: &SetSpec, rule: &DirectRule, layer: Layer) -> String {
     format!(
-        "firewalld: {verb} the {} {} direct rule of set {} ({})",
+        "firewalld: {verb} the {} {} direct rule of set {}",
         layer.name(),
         rule.ipv,
-        set.name,
-        rule.shown()
+        set.name
     )
 }
 

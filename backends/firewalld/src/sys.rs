@@ -75,13 +75,18 @@ pub enum CallError {
 
 impl CallError {
     /// The error for a caller that takes no refusal as success. `what`
-    /// names the operation and the set.
-    pub fn into_backend(self, what: &str) -> BackendError {
+    /// names the operation and the set; `rule`, shown with a refusal, is
+    /// what firewalld was asked to do (its iptables error quotes it only
+    /// in part).
+    pub fn into_backend(self, what: &str, rule: &str) -> BackendError {
         match self {
             CallError::Refused(e) => BackendError::new(
                 e.kind(),
                 what,
-                format!("firewalld refused it with {}: {}", e.code, e.detail),
+                format!(
+                    "firewalld refused it with {}: {} (rule: {rule})",
+                    e.code, e.detail
+                ),
             ),
             CallError::Bus(e) => e.within(what),
         }
