@@ -53,7 +53,31 @@
 //! `DBUS_SYSTEM_BUS_ADDRESS` for it. A daemon under test is a child of the
 //! test: kill and wait for it before the instance drops.
 //! [`Firewalld::restart`] stops and starts firewalld alone (same bus, same
-//! namespace), which is what a daemon must notice as a name-owner change.
+//! namespace), which is what a daemon must notice as a name-owner change;
+//! [`Firewalld::stop_firewalld`] and [`Firewalld::start_firewalld`] split
+//! it, for what must happen while firewalld is down (a reboot's order).
+//!
+//! The daemon's reload self-heal test, end to end, goes like this
+//! (`cli/tests/cli_firewalld.rs` has the `banset sync` variant):
+//!
+//! ```ignore
+//! let pair = VethPair::new()?;
+//! let mut fw = Firewalld::start_in(pair.server(), FirewallBackend::Nftables)?;
+//! let listener = fw.listen_ssh_port(VethPair::SERVER_V4.into())?;     // zone public admits 22
+//! let to = listener.local_addr()?;
+//! fw.command(BANSET).args(["--state-dir", dir, "add", "f2b", &client]).status()?;
+//! let mut watch = fw.command(BANSET).args(["--state-dir", dir, "watch", "--config", cfg]).spawn()?;
+//! // wait until the daemon says it subscribed (its log), then:
+//! fw.reload()?;                               // returns after firewalld emitted Reloaded
+//! let t = Instant::now();
+//! while pair.connect_tcp(to, Duration::from_millis(200)) == Reach::Connected { /* not yet */ }
+//! eprintln!("blocked again {:?} after the reload", t.elapsed());   // print, never assert a time
+//! watch.kill()?; watch.wait()?;               // before `fw` drops
+//! ```
+//!
+//! Probe with short connect timeouts there: a probe that gets through while
+//! the rule is still missing returns at once, one that is dropped costs the
+//! timeout.
 
 use std::fs;
 use std::io;
