@@ -123,7 +123,7 @@ pub struct RegexTestArgs {
 /// How a set is made, for `create` and for `add` when the set is new.
 #[derive(Debug, Args, Default)]
 pub struct SetOptions {
-    /// Firewall that holds the set: nftables or ipset [default: nftables on Linux]
+    /// Firewall that holds the set: nftables, ipset or firewalld [default: firewalld when it is running, else nftables]
     #[arg(long, value_name = "BACKEND")]
     pub backend: Option<String>,
     /// Address families: inet, inet6 or both
@@ -150,6 +150,9 @@ pub struct SetOptions {
     /// Create no blocking rule: hook the set into your own ruleset yourself
     #[arg(long)]
     pub no_hook: bool,
+    /// firewalld: also save the rule in firewalld's permanent configuration, so a restart or reboot keeps it
+    #[arg(long)]
+    pub permanent: bool,
 }
 
 impl SetOptions {
@@ -164,6 +167,7 @@ impl SetOptions {
             && !self.prefixes
             && !self.no_prefixes
             && !self.no_hook
+            && !self.permanent
     }
 }
 

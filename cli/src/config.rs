@@ -64,6 +64,8 @@ pub struct SetConfig {
     pub prefixes: Option<bool>,
     /// Whether the set gets its blocking rule (default true).
     pub hook: Option<bool>,
+    /// firewalld: also save the rule in firewalld's permanent configuration.
+    pub permanent: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +105,7 @@ impl SetConfig {
             prefixes: false,
             no_prefixes: self.prefixes == Some(false),
             no_hook: self.hook == Some(false),
+            permanent: self.permanent == Some(true),
         }
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use banset_core::{
     Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SystemClock,
 };
+use banset_firewalld::FirewalldBackend;
 use banset_ipset::IpsetBackend;
 use banset_memory::MemoryBackend;
 use banset_nftables::NftablesBackend;
@@ -31,10 +32,23 @@ pub fn default_backend() -> BackendKind {
     }
 }
 
+/// The backend a new set gets on this machine when neither `--backend` nor
+/// the config says: firewalld when it is running (it owns the firewall
+/// there, and reloads would drop a rule it does not know about), otherwise
+/// [`default_backend`]. Costs one D-Bus call when a system bus exists.
+pub fn detected_backend() -> BackendKind {
+    if cfg!(target_os = "linux") && banset_firewalld::firewalld_running() {
+        BackendKind::Firewalld
+    } else {
+        default_backend()
+    }
+}
+
 /// Backends this build can open.
 pub const AVAILABLE_BACKENDS: &[BackendKind] = &[
     BackendKind::Nftables,
     BackendKind::Ipset,
+    BackendKind::Firewalld,
     BackendKind::Memory,
 ];
 
@@ -132,6 +146,7 @@ pub struct Backends {
     dry_run: Option<MemoryBackend>,
     nftables: OnceLock<NftablesBackend>,
     ipset: OnceLock<IpsetBackend>,
+    firewalld: OnceLock<FirewalldBackend>,
     memory: MemoryBackend,
 }
 
@@ -141,6 +156,7 @@ impl Backends {
             dry_run: dry_run.then(|| MemoryBackend::new(Arc::new(SystemClock))),
             nftables: OnceLock::new(),
             ipset: OnceLock::new(),
+            firewalld: OnceLock::new(),
             memory: MemoryBackend::new(Arc::new(SystemClock)),
         }
     }
@@ -166,11 +182,18 @@ impl banset_core::BackendProvider for Backends {
                 let opened = IpsetBackend::open()?;
                 Ok(self.ipset.get_or_init(|| opened))
             }
+            BackendKind::Firewalld => {
+                if let Some(b) = self.firewalld.get() {
+                    return Ok(b);
+                }
+                let opened = FirewalldBackend::open()?;
+                Ok(self.firewalld.get_or_init(|| opened))
+            }
             BackendKind::Memory => Ok(&self.memory),
             other => Err(BackendError::new(
                 ErrorKind::Unsupported,
                 format!("backend {other}"),
-                "not available in this build of banset (available: nftables, ipset, memory)",
+                "not available in this build of banset (available: nftables, ipset, firewalld, memory)",
             )),
         }
     }

@@ -43,7 +43,8 @@ pub fn describe_spec(spec: &SetSpec) -> String {
                 banset_core::BlockType::Drop => "drop",
                 banset_core::BlockType::Reject => "reject",
             };
-            format!("{block} {ports}")
+            let saved = if h.permanent { ", permanent" } else { "" };
+            format!("{block} {ports}{saved}")
         }
     };
     format!(

@@ -9,14 +9,18 @@ use banset_core::{
 
 use crate::args::SetOptions;
 use crate::config::Config;
-use crate::context::{default_backend, AVAILABLE_BACKENDS};
+use crate::context::{default_backend, detected_backend, AVAILABLE_BACKENDS};
 use crate::errors::usage;
 
+/// `detect` says whether the set is new, so that, when neither `--backend`
+/// nor the config chose, the backend may be detected (a D-Bus call); an
+/// existing set keeps its stored backend and must not pay for it.
 pub fn build_spec(
     name: SetName,
     opts: &SetOptions,
     timeout: Option<Timeout>,
     config: &Config,
+    detect: bool,
 ) -> Result<SetSpec> {
     let backend = match opts
         .backend
@@ -24,6 +28,7 @@ pub fn build_spec(
         .or(config.defaults.backend.as_deref())
     {
         Some(text) => parse_backend(text)?,
+        None if detect => detected_backend(),
         None => default_backend(),
     };
     let families = match &opts.family {
@@ -39,15 +44,25 @@ pub fn build_spec(
         None => DEFAULT_MAX_ELEMENTS,
     };
     let hook = if opts.no_hook {
-        if opts.ports.is_some() || opts.protocol.is_some() || opts.blocktype.is_some() {
+        if opts.ports.is_some()
+            || opts.protocol.is_some()
+            || opts.blocktype.is_some()
+            || opts.permanent
+        {
             usage!(
-                "--no-hook creates no rule, so --ports, --protocol and --blocktype do not apply"
+                "--no-hook creates no rule, so --ports, --protocol, --blocktype and --permanent do not apply"
             );
         }
         None
     } else {
         Some(build_hook(opts)?)
     };
+    if opts.permanent && backend != BackendKind::Firewalld {
+        usage!(
+            "--permanent saves the rule in firewalld's configuration, but set {name} would use the \
+             {backend} backend; add --backend firewalld (is firewalld running?)"
+        );
+    }
     Ok(SetSpec {
         name,
         backend,
@@ -68,7 +83,7 @@ fn parse_backend(text: &str) -> Result<BackendKind> {
     };
     if !AVAILABLE_BACKENDS.contains(&kind) {
         usage!(
-            "backend {kind} is not available in this build of banset (available: nftables, ipset, memory)"
+            "backend {kind} is not available in this build of banset (available: nftables, ipset, firewalld, memory)"
         );
     }
     Ok(kind)
@@ -106,6 +121,7 @@ fn build_hook(opts: &SetOptions) -> Result<Hook> {
         ports,
         protocol,
         block,
+        permanent: opts.permanent,
     })
 }
 

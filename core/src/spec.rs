@@ -305,6 +305,17 @@ pub struct Hook {
     /// What happens to a matching packet (default: drop).
     #[serde(default)]
     pub block: BlockType,
+    /// Also write the rule into the firewall service's saved configuration,
+    /// so it is back after the service restarts or the machine reboots
+    /// (firewalld's `--permanent`). Backends without such a configuration
+    /// (nftables, ipset) do not take it. Left out of the stored spec when
+    /// false, so specs stored before it existed still compare equal.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub permanent: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A logical ban set.
@@ -408,6 +419,7 @@ mod tests {
             ports: PortRange::parse_list("25,465,587").unwrap(),
             protocol: Some(Protocol::Tcp),
             block: BlockType::Reject,
+            permanent: false,
         });
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<SetSpec>(&json).unwrap(), spec);

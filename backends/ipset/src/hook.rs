@@ -247,6 +247,7 @@ mod tests {
             ports: PortRange::parse_list("smtp,465,submission,6000-6010").unwrap(),
             protocol: None,
             block: BlockType::Reject,
+            permanent: false,
         };
         let rule = rule_spec("f2b-postfix6", &hook).unwrap();
         assert_eq!(

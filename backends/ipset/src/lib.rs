@@ -63,3 +63,19 @@ pub mod msg;
 mod sys;
 
 pub use backend::IpsetBackend;
+
+/// The kernel ipset that holds `family` for `spec`: `NAME` for IPv4,
+/// `NAME6` for IPv6. Public for backends that keep their members in this
+/// backend's sets and hook them up differently (firewalld's direct rules).
+pub fn kernel_set_name(spec: &banset_core::SetSpec, family: banset_core::Family) -> String {
+    layout::kernel_set(spec, family).name
+}
+
+/// The iptables match and target that make kernel set `set` block as `hook`
+/// says (`-p tcp -m set --match-set f2b src -m multiport --dports 25,465
+/// -m comment --comment "banset f2b" -j DROP`), without chain or action.
+/// The comment marks the rule as banset's. `Err` explains a hook iptables
+/// cannot express (more than 15 ports).
+pub fn hook_rule(set: &str, hook: &banset_core::Hook) -> Result<Vec<String>, String> {
+    hook::rule_spec(set, hook)
+}

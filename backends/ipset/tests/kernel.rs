@@ -119,6 +119,7 @@ fn hook_rule_with_ports_protocol_and_reject_goes_first() {
             ports: PortRange::parse_list("smtp,465,submission").unwrap(),
             protocol: None,
             block: BlockType::Reject,
+            permanent: false,
         });
         b.ensure_set(&s).unwrap();
         b.ensure_set(&s).unwrap();

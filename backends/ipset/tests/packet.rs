@@ -106,6 +106,7 @@ fn reject_on_the_hooked_port_only() {
         }],
         protocol: None,
         block: BlockType::Reject,
+        permanent: false,
     });
     pair.server().enter(|| {
         let b = IpsetBackend::open().expect("open backend");

@@ -331,6 +331,7 @@ mod tests {
             ports: PortRange::parse_list("25,465,6000-6002,25").unwrap(),
             protocol: None,
             block: BlockType::Reject,
+            permanent: false,
         });
         let layout = Layout::of(&s);
         let ports = layout.ports.as_ref().unwrap();

@@ -91,6 +91,7 @@ fn hook_with_ports_and_reject() {
             ports: PortRange::parse_list("smtp,465,submission").unwrap(),
             protocol: None,
             block: BlockType::Reject,
+            permanent: false,
         });
         b.ensure_set(&s).unwrap();
         b.ensure_set(&s).unwrap();

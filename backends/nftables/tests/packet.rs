@@ -99,6 +99,7 @@ fn reject_answers_on_the_hooked_port_only() {
         }],
         protocol: None,
         block: BlockType::Reject,
+        permanent: false,
     });
     b.ensure_set(&s).unwrap();
     b.add(&s, &[entry(&BANNED.to_string(), None)]).unwrap();

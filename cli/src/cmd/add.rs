@@ -13,15 +13,19 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     // The spec a new set gets; the set's own default timeout follows the
     // first ban's, so `add f2b-x IP --timeout 604800` makes a 7-day set.
     // A set the config describes ([sets.NAME]) is created as described,
-    // unless the command line says otherwise.
+    // unless the command line says otherwise. Detecting the backend (a
+    // D-Bus call) happens only for a set the ledger does not know: adds to
+    // existing sets stay as fast as they were.
+    let is_new = ctx.ledger.read()?.set_spec(&name)?.is_none();
     let spec = match ctx.config.sets.get(name.as_str()) {
         Some(set) if args.options.is_empty() => build_spec(
             name.clone(),
             &set.options(),
             timeout.or(set.timeout),
             &ctx.config,
+            is_new,
         )?,
-        _ => build_spec(name.clone(), &args.options, timeout, &ctx.config)?,
+        _ => build_spec(name.clone(), &args.options, timeout, &ctx.config, is_new)?,
     };
     let targets = read_targets(&args.input)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);

@@ -120,7 +120,15 @@ fn add(ctx: &mut Context, ban: &Ban) -> Result<()> {
         protocol: Some(ban.protocol.unwrap_or("all").to_string()),
         ..SetOptions::default()
     };
-    let spec = build_spec(ban.set.clone(), &options, Some(Timeout::Never), &ctx.config)?;
+    // The backend is detected (firewalld running?) only for a new set.
+    let is_new = ctx.ledger.read()?.set_spec(&ban.set)?.is_none();
+    let spec = build_spec(
+        ban.set.clone(),
+        &options,
+        Some(Timeout::Never),
+        &ctx.config,
+        is_new,
+    )?;
     let request = BanRequest {
         target: ban.target,
         timeout: Some(Timeout::Never),

@@ -30,8 +30,21 @@ pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
 
 fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
-    let wanted = build_spec(name.clone(), &args.options, timeout, &ctx.config)?;
     let existing = ctx.ledger.read()?.set_spec(name)?;
+    let mut wanted = build_spec(
+        name.clone(),
+        &args.options,
+        timeout,
+        &ctx.config,
+        existing.is_none(),
+    )?;
+    // Nobody chose a backend: an existing set keeps the one it was made
+    // with (perhaps detected then), and that is no difference.
+    if let Some(existing) = &existing {
+        if args.options.backend.is_none() && ctx.config.defaults.backend.is_none() {
+            wanted.backend = existing.backend;
+        }
+    }
     match existing {
         None => {
             ctx.engine().create(&wanted)?;

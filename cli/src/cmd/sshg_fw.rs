@@ -76,8 +76,8 @@ fn init(ctx: &mut Context, name: SetName, args: &SshgFwArgs) -> Result<(SetSpec,
         Some(t) => Timeout::parse(t)?,
         None => Timeout::Never,
     };
-    let spec = build_spec(name, &args.options, Some(timeout), &ctx.config)?;
-    let exists = ctx.ledger.read()?.set_spec(&spec.name)?.is_some();
+    let exists = ctx.ledger.read()?.set_spec(&name)?.is_some();
+    let spec = build_spec(name, &args.options, Some(timeout), &ctx.config, !exists)?;
     if exists {
         ctx.engine().sync(Some(&spec.name))?;
     } else {

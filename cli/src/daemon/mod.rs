@@ -120,7 +120,9 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
         let set_name = SetName::new(name).map_err(|e| {
             crate::errors::Usage(format!("{}: sets.{name}: {e}", config.origin_name()))
         })?;
-        let spec = build_spec(set_name.clone(), &set.options(), set.timeout, config)
+        // Detection (firewalld running?) once per start; the spec is only
+        // used for a set the ledger does not have yet.
+        let spec = build_spec(set_name.clone(), &set.options(), set.timeout, config, true)
             .with_context(|| format!("{}: sets.{name}", config.origin_name()))?;
         out.insert(set_name, spec);
     }
@@ -130,7 +132,7 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
     }
     for name in wanted {
         if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.clone()) {
-            slot.insert(build_spec(name, &Default::default(), None, config)?);
+            slot.insert(build_spec(name, &Default::default(), None, config, true)?);
         }
     }
     Ok(out)
