@@ -171,3 +171,77 @@ fn permanent_needs_firewalld_and_errors_exit_3_naming_set_and_code() {
     ok(&fw, &s, &["destroy", "fwd-p"]);
     assert_eq!(fw.snapshot().unwrap(), before);
 }
+
+/// The reload self-heal with the daemon: `banset watch` (no jails: the
+/// keeper alone) hears firewalld's `Reloaded` on the bus and puts the
+/// direct rule back. How long the client got through is printed, never
+/// asserted.
+#[test]
+fn watch_blocks_again_right_after_a_reload_and_a_restart() {
+    if skip_unless_available("cli_firewalld_watch") {
+        return;
+    }
+    for backend in FirewallBackend::ALL {
+        eprintln!("FirewallBackend={}", backend.name());
+        let pair = VethPair::new().unwrap();
+        let mut fw = Firewalld::start_in(pair.server(), backend).unwrap();
+        let s = common::Sandbox::new(&format!("firewalld-watch-{}", backend.name()));
+        let server = IpAddr::V4(VethPair::SERVER_V4);
+        let listener = fw.listen_ssh_port(server).unwrap();
+        let to = SocketAddr::new(server, listener.local_addr().unwrap().port());
+        let client = VethPair::CLIENT_V4.to_string();
+        ok(&fw, &s, &["add", "fwd-watch", &client, "--timeout", "1h"]);
+        assert_eq!(pair.connect_tcp(to, CONNECT), Reach::TimedOut);
+
+        let log = s.dir().join("watch.log");
+        let mut cmd = fw.command(BANSET);
+        cmd.env_remove("BANSET_STATE_DIR")
+            .env_remove("BANSET_CONFIG")
+            .args(s.cmd(&["watch"]).get_args())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut watch = cmd.spawn().unwrap();
+        let said = || std::fs::read_to_string(&log).unwrap_or_default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !said().contains("watching:") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            said().contains("listening for firewalld reloads"),
+            "{}",
+            said()
+        );
+
+        for what in ["reload", "restart"] {
+            let started = std::time::Instant::now();
+            if what == "reload" {
+                fw.reload().unwrap();
+            } else {
+                fw.restart().unwrap();
+            }
+            // firewall-cmd --reload returns once firewalld has reloaded
+            // (and emitted Reloaded); a restart once it is back on the bus.
+            let t = std::time::Instant::now();
+            // Probe with short timeouts until the client is dropped again.
+            let mut blocked = false;
+            while t.elapsed() < Duration::from_secs(20) {
+                if pair.connect_tcp(to, Duration::from_millis(100)) == Reach::TimedOut {
+                    blocked = true;
+                    break;
+                }
+            }
+            eprintln!(
+                "FirewallBackend={}: blocked again {:?} after the {what} returned ({:?} after it began; banset watch)",
+                backend.name(),
+                t.elapsed(),
+                started.elapsed()
+            );
+            assert!(blocked, "still reachable after the {what}: {}", said());
+        }
+        assert!(said().contains("repair fwd-watch"), "{}", said());
+        // SAFETY: kill(2) on our own child, before the instance drops.
+        unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
+        watch.wait().unwrap();
+        drop(listener);
+    }
+}

@@ -30,6 +30,9 @@ const NFT_DELETIONS: [u16; 4] = [
     11, /* set */
 ];
 
+/// How long a burst of kernel changes must be quiet before the keeper heals.
+const CHANGE_QUIET: Duration = Duration::from_millis(40);
+
 pub struct Keeper {
     keeper_interval: Duration,
     sync_interval: Duration,
@@ -40,6 +43,7 @@ pub struct Keeper {
     /// Backends a monitor reported changes of, and when the first came.
     changed: BTreeSet<BackendKind>,
     changed_since: Option<Instant>,
+    last_change: Instant,
     pub repairs: u64,
     pub last_heal_ms: Option<f64>,
 }
@@ -65,6 +69,7 @@ impl Keeper {
             last_prune: now,
             changed: BTreeSet::new(),
             changed_since: None,
+            last_change: now,
             repairs: 0,
             last_heal_ms: None,
         }
@@ -72,7 +77,14 @@ impl Keeper {
 
     pub fn kernel_changed(&mut self, kind: BackendKind) {
         self.changed.insert(kind);
-        self.changed_since.get_or_insert_with(Instant::now);
+        self.last_change = Instant::now();
+        self.changed_since.get_or_insert(self.last_change);
+    }
+
+    /// A change was reported and is waiting for its quiet period; the loop
+    /// then wakes often instead of once every tick.
+    pub fn change_pending(&self) -> bool {
+        !self.changed.is_empty()
     }
 
     pub fn due(&mut self) -> Due {
@@ -90,7 +102,11 @@ impl Keeper {
         due.keeper = tick(&mut self.last_keeper, self.keeper_interval);
         due.sync = tick(&mut self.last_sync, self.sync_interval);
         due.prune = tick(&mut self.last_prune, Duration::from_secs(60));
-        due.changed = !self.changed.is_empty();
+        // A firewall reload is a burst of changes (firewalld's own tables
+        // go and come back, then `Reloaded`); healing in the middle of it
+        // is undone by its end. Act once the burst has been quiet for a
+        // moment.
+        due.changed = !self.changed.is_empty() && self.last_change.elapsed() >= CHANGE_QUIET;
         due
     }
 

@@ -94,6 +94,8 @@ pub struct Daemon<'a> {
     notifier: notify::Notifier,
     metrics_text: Arc<std::sync::Mutex<String>>,
     last_metrics: Instant,
+    /// The firewalld reload subscription is in place.
+    firewalld_watched: bool,
 }
 
 /// Reads and validates the watcher's configuration (`--check` stops here).
@@ -190,6 +192,7 @@ impl<'a> Daemon<'a> {
             ),
             metrics_text: Arc::new(std::sync::Mutex::new(String::new())),
             last_metrics: Instant::now() - Duration::from_secs(3600),
+            firewalld_watched: false,
         };
         daemon.jails = daemon.build_jails(Vec::new());
         Ok(daemon)
@@ -279,6 +282,8 @@ impl<'a> Daemon<'a> {
         }
         keeper::spawn_monitors(self.events_tx.clone());
         self.ensure_sets();
+        // Subscribe before restoring: a reload in between is then heard.
+        self.watch_firewalld();
         self.restore();
         self.start_sources();
         log!(
@@ -287,8 +292,12 @@ impl<'a> Daemon<'a> {
             self.sources.len(),
             self.specs.len()
         );
-        let tick = Duration::from_millis(250);
         loop {
+            let tick = if self.keeper.change_pending() {
+                Duration::from_millis(10)
+            } else {
+                Duration::from_millis(250)
+            };
             match self.events.recv_timeout(tick) {
                 Ok(Event::Shutdown) => break,
                 Ok(event) => self.handle(event),
@@ -427,7 +436,10 @@ impl<'a> Daemon<'a> {
         };
         let started = Instant::now();
         match self.ctx.engine().add(set, &[request], &opts) {
-            Ok(_) => {
+            Ok(report) => {
+                if report.created_set {
+                    self.watch_firewalld();
+                }
                 let now = self.ctx.clock.now();
                 if let Ok(tx) = self.ctx.ledger.begin() {
                     if tx.record_ban_event(&target, jail, now).is_ok() {
@@ -536,6 +548,40 @@ impl<'a> Daemon<'a> {
         }
     }
 
+    /// firewalld drops its runtime direct rules on every reload and restart;
+    /// when firewalld-backed sets exist, listen for both on the bus and heal
+    /// at once (the once-a-second check remains the fallback).
+    fn watch_firewalld(&mut self) {
+        if self.firewalld_watched {
+            return;
+        }
+        let uses_firewalld = self
+            .ctx
+            .ledger
+            .read()
+            .and_then(|tx| tx.set_specs())
+            .map(|specs| specs.iter().any(|s| s.backend == BackendKind::Firewalld))
+            .unwrap_or(false);
+        if !uses_firewalld {
+            return;
+        }
+        let tx = self.events_tx.clone();
+        match banset_firewalld::spawn_reload_watcher(move |event| {
+            use banset_firewalld::ReloadEvent;
+            if !matches!(event, ReloadEvent::Stopped) {
+                let _ = tx.send(Event::KernelChanged(BackendKind::Firewalld));
+            }
+        }) {
+            Ok(_) => {
+                self.firewalld_watched = true;
+                log!("listening for firewalld reloads and restarts");
+            }
+            Err(e) => {
+                log!("firewalld reloads: cannot subscribe ({e}); checking once a second instead")
+            }
+        }
+    }
+
     /// Start-up: bring every kernel set back to the ledger (one batch per
     /// set), so a reboot or a firewall restart loses nothing.
     fn restore(&mut self) {
@@ -585,6 +631,7 @@ impl<'a> Daemon<'a> {
         self.jails = self.build_jails(old);
         self.ctx.allowlist = self.global_allowlist();
         self.ensure_sets();
+        self.watch_firewalld();
         self.start_sources();
         log!(
             "reloaded: {} jails, {} sources",
