@@ -63,16 +63,10 @@ impl DateFinder {
             let upper = p.to_uppercase();
             match upper.as_str() {
                 "{DEFAULT}" | "{^LN-BEG}" => {
-                    for t in DEFAULT_TEMPLATES {
-                        let (re, line_begin) = template(t, false)?;
-                        if line_begin {
-                            anchored.push(re);
-                        } else {
-                            anchored.push(template(&format!("{{^LN-BEG}}{t}"), false)?.0);
-                            if upper == "{DEFAULT}" {
-                                free.push(re);
-                            }
-                        }
+                    let (a, f) = defaults()?;
+                    anchored.extend(a.iter().cloned());
+                    if upper == "{DEFAULT}" {
+                        free.extend(f.iter().cloned());
                     }
                 }
                 "{NONE}" => {}
@@ -140,6 +134,32 @@ impl DateFinder {
             None => line.into(),
         }
     }
+}
+
+/// Templates anchored at the line's start, and the others.
+type Templates = (Vec<Regex>, Vec<Regex>);
+
+/// fail2ban's default templates, compiled once: those anchored at the
+/// line's start (fail2ban tries them first), and the others.
+fn defaults() -> Result<&'static Templates, String> {
+    static DEFAULTS: std::sync::OnceLock<Result<Templates, String>> = std::sync::OnceLock::new();
+    DEFAULTS
+        .get_or_init(|| {
+            let mut anchored = Vec::new();
+            let mut free = Vec::new();
+            for t in DEFAULT_TEMPLATES {
+                let (re, line_begin) = template(t, false)?;
+                if line_begin {
+                    anchored.push(re);
+                } else {
+                    anchored.push(template(&format!("{{^LN-BEG}}{t}"), false)?.0);
+                    free.push(re);
+                }
+            }
+            Ok((anchored, free))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Compiles one template; returns it and whether it is anchored at the

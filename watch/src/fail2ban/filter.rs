@@ -214,7 +214,8 @@ pub fn load_filter(
         let pattern = Pattern::new(super::translate_regex(p));
         let mut one = def.clone();
         one.failregex = vec![pattern.clone()];
-        match Matcher::new(std::slice::from_ref(&one)) {
+        one.ignoreregex.clear();
+        match one.compile() {
             Ok(_) => def.failregex.push(pattern),
             Err(e) => notices.push(Notice {
                 origin: at(&origin),
