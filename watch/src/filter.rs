@@ -111,16 +111,23 @@ pub(crate) struct Captured {
     pub(crate) host: Option<std::ops::Range<usize>>,
     /// `<F-CONTENT>` (prefregex).
     pub(crate) content: Option<std::ops::Range<usize>>,
-    /// The match went through `<F-NOFAIL>` or `<F-MLFGAINED>`: fail2ban
-    /// reads such a line as "not a failure" (a success, or a line that only
-    /// matters together with others).
+    /// The match went through `<F-NOFAIL>`: fail2ban reads such a line as
+    /// "not a failure" (on its own; see [`crate::matcher`] for lines of one
+    /// connection).
     pub(crate) nofail: bool,
+    /// Through `<F-MLFGAINED>`: the connection logged in.
+    pub(crate) gained: bool,
+    /// Through `<F-MLFFORGET>`: the connection ended.
+    pub(crate) forget: bool,
+    /// `<F-MLFID>`: what identifies the connection (prefregex).
+    pub(crate) mlfid: Option<std::ops::Range<usize>>,
 }
 
-/// `<F-NOFAIL>` and `<F-MLFGAINED>` as banset's and fail2ban's expansions
-/// name them.
-const NOFAIL_GROUPS: [&str; 4] = ["f_nofail", "f_mlfgained", "nofail", "mlfgained"];
-/// `<F-CONTENT>`, likewise.
+/// The groups banset's and fail2ban's expansions give these markers.
+const NOFAIL_GROUPS: [&str; 2] = ["f_nofail", "nofail"];
+const GAINED_GROUPS: [&str; 2] = ["f_mlfgained", "mlfgained"];
+const FORGET_GROUPS: [&str; 2] = ["f_mlfforget", "mlfforget"];
+const MLFID_GROUPS: [&str; 2] = ["f_mlfid", "mlfid"];
 const CONTENT_GROUPS: [&str; 2] = ["f_content", "content"];
 
 impl Compiled {
@@ -139,6 +146,12 @@ impl Compiled {
                         .find_map(|g| c.name(g))
                         .map(|m| m.range()),
                     nofail: NOFAIL_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    gained: GAINED_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    forget: FORGET_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    mlfid: MLFID_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
                 })
             }
             Compiled::Fancy(re) => {
@@ -156,6 +169,12 @@ impl Compiled {
                         .find_map(|g| c.name(g))
                         .map(|m| m.range()),
                     nofail: NOFAIL_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    gained: GAINED_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    forget: FORGET_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    mlfid: MLFID_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
                 })
             }
         }
@@ -208,10 +227,13 @@ impl FilterDef {
             Some(p) => Some(self.compile_one("prefregex", 0, p, any)?),
             None => None,
         };
-        // With a prefregex that captures the address, failregexes need not.
+        // With a prefregex that captures the address, or one that marks
+        // the connection (whose earlier or later lines give it),
+        // failregexes need not.
         let pref_has_host = self.prefregex.as_ref().is_some_and(|p| {
             if fail2ban {
-                expand_fail2ban(&p.regex).is_ok_and(|(_, n)| n >= 1)
+                p.regex.contains("<F-MLFID>")
+                    || expand_fail2ban(&p.regex).is_ok_and(|(_, n)| n >= 1)
             } else {
                 expand_counting(&p.regex).is_ok_and(|(_, n)| n == 1)
             }
@@ -266,11 +288,17 @@ impl FilterDef {
                 }
             }
         };
+        let connections = self
+            .prefregex
+            .as_ref()
+            .filter(|p| p.regex.contains("<F-MLFID>"))
+            .map(|_| Default::default());
         Ok(CompiledFilter {
             fail,
             ignore,
             pref,
             content_set,
+            connections,
         })
     }
 
@@ -362,4 +390,7 @@ pub(crate) struct CompiledFilter {
     /// The failregexes as one set, run on the prefregex's content (when
     /// all of them run on the fast engine).
     pub(crate) content_set: Option<regex::bytes::RegexSet>,
+    /// For a prefregex with `<F-MLFID>`: what each open connection has
+    /// shown so far (see [`crate::matcher`]).
+    pub(crate) connections: Option<std::sync::Mutex<crate::matcher::Connections>>,
 }

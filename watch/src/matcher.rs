@@ -11,7 +11,9 @@
 use banset_core::Target;
 
 use crate::fail2ban::date::DateFinder;
-use crate::filter::{plain_regex, CompiledFilter, DateRule, FilterDef, FilterError, MAX_LINE_LEN};
+use crate::filter::{
+    plain_regex, Captured, CompiledFilter, DateRule, FilterDef, FilterError, MAX_LINE_LEN,
+};
 use crate::tags::parse_host;
 
 /// A failure found in a line.
@@ -238,7 +240,7 @@ impl Matcher {
             let found = match slot {
                 Slot::Fail(r) => filter.fail[r].exact.capture(line).map(|c| {
                     let target = c.host.and_then(|h| parse_host(&line[h]));
-                    (r, target, c.nofail)
+                    (r, target, c.nofail || c.gained)
                 }),
                 Slot::Pref => two_stage(filter, line),
             };
@@ -279,9 +281,70 @@ fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
         && full.get(date_end).is_none_or(|&b| b == b' ')
 }
 
+/// What one connection (one `<F-MLFID>`, e.g. sshd's `host sshd[PID]: `)
+/// has shown so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Connection {
+    /// The address an earlier line of the connection gave.
+    addr: Option<Target>,
+    /// A failure was seen before its address was known.
+    pending: bool,
+}
+
+/// Open connections of a filter, by their `<F-MLFID>` text.
+pub(crate) type Connections = rustc_hash::FxHashMap<Vec<u8>, Connection>;
+
+/// Connections remembered per filter; beyond this the memory starts over
+/// (a flood of connections that never end must not grow it without bound).
+const MAX_CONNECTIONS: usize = 10_000;
+
+/// fail2ban's reading of one connection's lines, for filters whose
+/// prefregex marks the connection (`<F-MLFID>`), without its multi-line
+/// buffer: a failure line without an address (`Disconnecting: Too many
+/// authentication failures`) takes the address an earlier line of the same
+/// connection gave, or waits for a later one; a line marked `<F-NOFAIL>`
+/// (`Connection closed by ADDR`) is a failure only when it completes such a
+/// waiting failure; `<F-MLFGAINED>` (a login) clears it; `<F-MLFFORGET>`
+/// ends the connection. The connection's id is text the daemon writes (host
+/// name, program, pid) before anything a client sends.
+/// Returns the address to count a failure of, if the line is one.
+fn connection_step(
+    filter: &CompiledFilter,
+    id: &[u8],
+    here: Option<Target>,
+    c: &Captured,
+) -> Option<Target> {
+    let Some(cache) = &filter.connections else {
+        return if c.nofail || c.gained { None } else { here };
+    };
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let known = map.get(id).copied().unwrap_or_default();
+    let addr = here.or(known.addr);
+    let (fail, pending) = if c.gained {
+        (false, false)
+    } else if c.nofail {
+        (
+            known.pending && addr.is_some(),
+            known.pending && addr.is_none(),
+        )
+    } else {
+        (addr.is_some(), addr.is_none())
+    };
+    if c.forget {
+        map.remove(id);
+    } else {
+        if map.len() >= MAX_CONNECTIONS && !map.contains_key(id) {
+            map.clear();
+        }
+        map.insert(id.to_vec(), Connection { addr, pending });
+    }
+    addr.filter(|_| fail)
+}
+
 /// A two-stage filter: the prefregex on the line, then the failregexes on
 /// its `<F-CONTENT>`. The address comes from the failregex, else from the
-/// prefregex. Returns (failregex, address, nofail).
+/// prefregex (else, for a connection, from an earlier line). Returns
+/// (failregex, address, nofail).
 fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Target>, bool)> {
     let pref = filter.pref.as_ref()?.exact.capture(line)?;
     let content = match &pref.content {
@@ -296,11 +359,21 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         let Some(c) = filter.fail[r].exact.capture(content) else {
             continue;
         };
-        let target = match c.host {
-            Some(h) => parse_host(&content[h]),
+        let target = match &c.host {
+            Some(h) => parse_host(&content[h.clone()]),
             None => pref.host.clone().and_then(|h| parse_host(&line[h])),
         };
-        return Some((r, target, c.nofail || pref.nofail));
+        let marks = Captured {
+            nofail: c.nofail || pref.nofail,
+            gained: c.gained || pref.gained,
+            forget: c.forget || pref.forget,
+            ..Captured::default()
+        };
+        let Some(id) = pref.mlfid.clone().filter(|_| filter.connections.is_some()) else {
+            return Some((r, target, marks.nofail || marks.gained));
+        };
+        let counted = connection_step(filter, &line[id], target, &marks);
+        return Some((r, counted, counted.is_none()));
     }
     None
 }

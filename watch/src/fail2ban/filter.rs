@@ -204,7 +204,7 @@ pub fn load_filter(
             origin: at(&origin),
             jail: None,
             message: format!(
-                "filter {name}: <F-MLFID>: banset reads each line on its own (no merging of one connection's lines); lines marked <F-NOFAIL> or <F-MLFGAINED> are not failures"
+                "filter {name}: <F-MLFID>: banset follows each connection for its address and its <F-NOFAIL>/<F-MLFGAINED>/<F-MLFFORGET> marks, but keeps no multi-line buffer"
             ),
         });
     }
@@ -393,6 +393,43 @@ mod tests {
             ),
             None
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_connection_gives_its_address_to_lines_without_one() {
+        let d = dir_with(&[(
+            "filter.d/conn.conf",
+            "[Definition]\nprefregex = ^<F-MLFID>\\S+ d\\[\\d+\\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$\nfailregex = ^Too many failures$\n            ^<F-NOFAIL><F-MLFFORGET>Closed</F-MLFFORGET></F-NOFAIL> by <HOST>$\n            ^<F-NOFAIL>Connect</F-NOFAIL> from <HOST>$\n            ^<F-MLFGAINED>Accepted</F-MLFGAINED> from <HOST>$\n",
+        )]);
+        let f = load_filter(&d, "conn", &[], &Options::new(), None).unwrap();
+        let m = Matcher::new(std::slice::from_ref(&f.def)).unwrap();
+        let scan = |line: &str| {
+            let mut hits = Vec::new();
+            m.scan(line.as_bytes(), &mut hits);
+            hits.first().map(|h| h.target.to_string())
+        };
+        // The address from an earlier line of the same connection (pid).
+        assert_eq!(scan("h d[1]: Connect from 192.0.2.1"), None);
+        assert_eq!(scan("h d[2]: Connect from 192.0.2.2"), None);
+        assert_eq!(
+            scan("h d[1]: Too many failures").as_deref(),
+            Some("192.0.2.1")
+        );
+        // A failure before the address: counted when the address comes.
+        assert_eq!(scan("h d[3]: Too many failures"), None);
+        assert_eq!(
+            scan("h d[3]: Closed by 192.0.2.3").as_deref(),
+            Some("192.0.2.3")
+        );
+        // The connection ended: its next closing line is nothing.
+        assert_eq!(scan("h d[3]: Closed by 192.0.2.3"), None);
+        // A login clears a waiting failure.
+        assert_eq!(scan("h d[4]: Too many failures"), None);
+        assert_eq!(scan("h d[4]: Accepted from 192.0.2.4"), None);
+        assert_eq!(scan("h d[4]: Closed by 192.0.2.4"), None);
+        // Another connection's address is never borrowed.
+        assert_eq!(scan("h d[5]: Too many failures"), None);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
