@@ -98,6 +98,9 @@ pub struct WatchArgs {
     /// Log lines as text or as one JSON object per line (under systemd, fields go to the journal either way)
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     pub log_format: crate::daemon::logging::LogFormat,
+    /// Also run the enabled jails of this fail2ban configuration directory (e.g. /etc/fail2ban)
+    #[arg(long, value_name = "DIR")]
+    pub fail2ban: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

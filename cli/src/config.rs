@@ -38,12 +38,23 @@ pub struct Config {
     /// `[watch]`: the daemon's own settings.
     #[serde(default)]
     pub watch: WatchConfig,
+    /// `[fail2ban]`: a fail2ban configuration whose enabled jails the
+    /// watcher runs besides `[jails.NAME]`.
+    pub fail2ban: Option<Fail2banSection>,
     /// Where the file was read from, for error messages.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
     /// The file's text, for the line numbers of later checks.
     #[serde(skip)]
     pub text: String,
+}
+
+/// `[fail2ban]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fail2banSection {
+    /// fail2ban's configuration directory (`/etc/fail2ban`).
+    pub dir: PathBuf,
 }
 
 /// `[sets.NAME]`: `create`'s options, in the file.

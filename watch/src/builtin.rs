@@ -144,11 +144,7 @@ pub fn builtin_filter(name: &str) -> Option<FilterDef> {
         "qpopper" => qpopper(),
         _ => return None,
     };
-    Some(FilterDef {
-        name: name.to_string(),
-        failregex,
-        ignoreregex: Vec::new(),
-    })
+    Some(FilterDef::new(name, failregex, Vec::new()))
 }
 
 #[cfg(test)]

@@ -334,15 +334,14 @@ impl WatchSection {
                         ),
                     )
                 })?,
-                (None, false) => FilterDef {
-                    name: name.clone(),
-                    failregex: jail
-                        .failregex
+                (None, false) => FilterDef::new(
+                    name.clone(),
+                    jail.failregex
                         .iter()
                         .map(|p| Pattern::new(p.get_ref().clone()))
                         .collect(),
-                    ignoreregex: Vec::new(),
-                },
+                    Vec::new(),
+                ),
                 (Some(f), false) => {
                     return Err(err(
                         Some(line_of_offset(f.span().start)),

@@ -1,7 +1,9 @@
 //! Filters: the failregex / ignoreregex lists that recognise a failure in a
 //! log line, in fail2ban's dialect.
 
-use crate::tags::{expand_failregex, expand_ignoreregex, TagError};
+use crate::tags::{
+    expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, TagError, HOST_GROUPS,
+};
 
 /// One failregex (or ignoreregex), as written, with an optional gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,42 @@ pub struct FilterDef {
     pub failregex: Vec<Pattern>,
     /// Lines that match one of these are never failures.
     pub ignoreregex: Vec<Pattern>,
+    /// fail2ban's `prefregex`: a line must match it first, and the
+    /// failregexes then run on what its `<F-CONTENT>` captured (the whole
+    /// line when it has none). `None` for the one-stage fast path.
+    pub prefregex: Option<Pattern>,
+    /// How the date is cut off the line before matching.
+    pub date: DateRule,
+}
+
+/// How a filter finds the date it cuts off a line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DateRule {
+    /// A syslog or ISO 8601 date at the start ([`crate::logtime`]): the
+    /// caller splits it off once for every filter of the source.
+    #[default]
+    Leading,
+    /// fail2ban's `datepattern` (`None`: its default templates). A leading
+    /// syslog or ISO date is still split off the fast way when the pattern
+    /// would find it too (`{^LN-BEG}` and the defaults).
+    Fail2ban(Option<String>),
+}
+
+impl FilterDef {
+    /// A one-stage filter with banset's date handling.
+    pub fn new(
+        name: impl Into<String>,
+        failregex: Vec<Pattern>,
+        ignoreregex: Vec<Pattern>,
+    ) -> Self {
+        FilterDef {
+            name: name.into(),
+            failregex,
+            ignoreregex,
+            prefregex: None,
+            date: DateRule::Leading,
+        }
+    }
 }
 
 /// Why a filter does not compile. Names the filter and the pattern.
@@ -66,21 +104,78 @@ pub(crate) enum Compiled {
     Fancy(fancy_regex::Regex),
 }
 
+/// What a match captured that the matcher needs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Captured {
+    /// The address tag's capture (byte range).
+    pub(crate) host: Option<std::ops::Range<usize>>,
+    /// `<F-CONTENT>` (prefregex).
+    pub(crate) content: Option<std::ops::Range<usize>>,
+    /// The match went through `<F-NOFAIL>`: fail2ban reads such a line as
+    /// "not a failure" (on its own; see [`crate::matcher`] for lines of one
+    /// connection).
+    pub(crate) nofail: bool,
+    /// Through `<F-MLFGAINED>`: the connection logged in.
+    pub(crate) gained: bool,
+    /// Through `<F-MLFFORGET>`: the connection ended.
+    pub(crate) forget: bool,
+    /// `<F-MLFID>`: what identifies the connection (prefregex).
+    pub(crate) mlfid: Option<std::ops::Range<usize>>,
+}
+
+/// The groups banset's and fail2ban's expansions give these markers.
+const NOFAIL_GROUPS: [&str; 2] = ["f_nofail", "nofail"];
+const GAINED_GROUPS: [&str; 2] = ["f_mlfgained", "mlfgained"];
+const FORGET_GROUPS: [&str; 2] = ["f_mlfforget", "mlfforget"];
+const MLFID_GROUPS: [&str; 2] = ["f_mlfid", "mlfid"];
+const CONTENT_GROUPS: [&str; 2] = ["f_content", "content"];
+
 impl Compiled {
-    /// The `host` capture of a match, if the line matches.
-    pub(crate) fn host<'l>(&self, line: &'l [u8]) -> Option<&'l [u8]> {
+    /// The captures of a match, if the line matches.
+    pub(crate) fn capture(&self, line: &[u8]) -> Option<Captured> {
         match self {
-            Compiled::Plain(re) => re
-                .captures(line)
-                .and_then(|c| c.name(crate::tags::HOST_GROUP))
-                .map(|m| m.as_bytes()),
+            Compiled::Plain(re) => {
+                let c = re.captures(line)?;
+                Some(Captured {
+                    host: HOST_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
+                    content: CONTENT_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
+                    nofail: NOFAIL_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    gained: GAINED_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    forget: FORGET_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    mlfid: MLFID_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
+                })
+            }
             Compiled::Fancy(re) => {
                 let text = std::str::from_utf8(line).ok()?;
                 // A backtracking limit hit is no match: hostile input must
                 // not stall the watcher.
-                let caps = re.captures(text).ok()??;
-                let m = caps.name(crate::tags::HOST_GROUP)?;
-                Some(&line[m.start()..m.end()])
+                let c = re.captures(text).ok()??;
+                Some(Captured {
+                    host: HOST_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
+                    content: CONTENT_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
+                    nofail: NOFAIL_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    gained: GAINED_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    forget: FORGET_GROUPS.iter().any(|g| c.name(g).is_some()),
+                    mlfid: MLFID_GROUPS
+                        .iter()
+                        .find_map(|g| c.name(g))
+                        .map(|m| m.range()),
+                })
             }
         }
     }
@@ -122,11 +217,37 @@ pub(crate) fn plain_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::E
 
 impl FilterDef {
     pub(crate) fn compile(&self) -> Result<CompiledFilter, FilterError> {
+        let fail2ban = matches!(self.date, DateRule::Fail2ban(_));
+        let any: fn(&str) -> Result<String, TagError> = if fail2ban {
+            f2b_any
+        } else {
+            expand_ignoreregex
+        };
+        let pref = match &self.prefregex {
+            Some(p) => Some(self.compile_one("prefregex", 0, p, any)?),
+            None => None,
+        };
+        // With a prefregex that captures the address, or one that marks
+        // the connection (whose earlier or later lines give it),
+        // failregexes need not.
+        let pref_has_host = self.prefregex.as_ref().is_some_and(|p| {
+            if fail2ban {
+                p.regex.contains("<F-MLFID>")
+                    || expand_fail2ban(&p.regex).is_ok_and(|(_, n)| n >= 1)
+            } else {
+                expand_counting(&p.regex).is_ok_and(|(_, n)| n == 1)
+            }
+        });
+        let fail_expand: fn(&str) -> Result<String, TagError> = match (pref_has_host, fail2ban) {
+            (true, _) => any,
+            (false, true) => f2b_with_host,
+            (false, false) => expand_failregex,
+        };
         let fail = self
             .failregex
             .iter()
             .enumerate()
-            .map(|(i, p)| self.compile_one("failregex", i, p, expand_failregex))
+            .map(|(i, p)| self.compile_one("failregex", i, p, fail_expand))
             .collect::<Result<Vec<_>, _>>()?;
         if fail.is_empty() {
             return Err(FilterError {
@@ -143,7 +264,42 @@ impl FilterDef {
             .enumerate()
             .map(|(i, p)| self.compile_one("ignoreregex", i, p, expand_ignoreregex))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(CompiledFilter { fail, ignore })
+        let content_set = match &pref {
+            None => None,
+            Some(_) => {
+                let texts: Vec<&str> = fail.iter().filter_map(|p| p.scan.as_deref()).collect();
+                if texts.len() == fail.len() {
+                    Some(
+                        regex::bytes::RegexSetBuilder::new(&texts)
+                            .unicode(false)
+                            .size_limit(REGEX_SIZE_LIMIT)
+                            .dfa_size_limit(REGEX_SIZE_LIMIT)
+                            .build()
+                            .map_err(|e| FilterError {
+                                filter: self.name.clone(),
+                                kind: "failregex",
+                                index: 0,
+                                pattern: String::new(),
+                                reason: first_line(&e.to_string()),
+                            })?,
+                    )
+                } else {
+                    None
+                }
+            }
+        };
+        let connections = self
+            .prefregex
+            .as_ref()
+            .filter(|p| p.regex.contains("<F-MLFID>"))
+            .map(|_| Default::default());
+        Ok(CompiledFilter {
+            fail,
+            ignore,
+            pref,
+            content_set,
+            connections,
+        })
     }
 
     fn compile_one(
@@ -200,6 +356,19 @@ impl FilterDef {
     }
 }
 
+/// A fail2ban pattern that need not capture an address.
+fn f2b_any(p: &str) -> Result<String, TagError> {
+    expand_fail2ban(p).map(|(e, _)| e)
+}
+
+/// A fail2ban failregex: at least one address tag.
+fn f2b_with_host(p: &str) -> Result<String, TagError> {
+    match expand_fail2ban(p)? {
+        (_, 0) => Err(TagError::NoHost),
+        (e, _) => Ok(e),
+    }
+}
+
 fn first_line(s: &str) -> String {
     // The regex crate's messages draw the pattern over several lines; the
     // last line holds the actual complaint.
@@ -216,4 +385,12 @@ fn first_line(s: &str) -> String {
 pub(crate) struct CompiledFilter {
     pub(crate) fail: Vec<CompiledPattern>,
     pub(crate) ignore: Vec<CompiledPattern>,
+    /// The prefregex of a two-stage filter.
+    pub(crate) pref: Option<CompiledPattern>,
+    /// The failregexes as one set, run on the prefregex's content (when
+    /// all of them run on the fast engine).
+    pub(crate) content_set: Option<regex::bytes::RegexSet>,
+    /// For a prefregex with `<F-MLFID>`: what each open connection has
+    /// shown so far (see [`crate::matcher`]).
+    pub(crate) connections: Option<std::sync::Mutex<crate::matcher::Connections>>,
 }

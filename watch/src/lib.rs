@@ -12,6 +12,7 @@
 
 mod builtin;
 pub mod config;
+pub mod fail2ban;
 mod filter;
 pub mod follow;
 pub mod logtime;
@@ -20,7 +21,10 @@ mod tags;
 mod window;
 
 pub use builtin::{builtin_filter, BUILTIN_FILTERS};
-pub use filter::{FilterDef, FilterError, Pattern, MAX_LINE_LEN};
+pub use filter::{DateRule, FilterDef, FilterError, Pattern, MAX_LINE_LEN};
 pub use matcher::{Hit, Matcher, Scan};
-pub use tags::{expand_failregex, expand_ignoreregex, parse_host, TagError, HOST_GROUP};
+pub use tags::{
+    expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, parse_host, TagError,
+    HOST_GROUP,
+};
 pub use window::FailureWindows;

@@ -10,7 +10,10 @@
 
 use banset_core::Target;
 
-use crate::filter::{plain_regex, CompiledFilter, FilterDef, FilterError, MAX_LINE_LEN};
+use crate::fail2ban::date::DateFinder;
+use crate::filter::{
+    plain_regex, Captured, CompiledFilter, DateRule, FilterDef, FilterError, MAX_LINE_LEN,
+};
 use crate::tags::parse_host;
 
 /// A failure found in a line.
@@ -37,16 +40,36 @@ pub enum Scan {
     TooLong,
 }
 
+/// Which pattern of a filter a combined scan entry stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    /// A failregex of a one-stage filter.
+    Fail(usize),
+    /// The prefregex of a two-stage filter.
+    Pref,
+}
+
+/// The filters that cut the date off a line the same way, scanned together.
+#[derive(Debug)]
+struct DateGroup {
+    /// `None`: the caller's split ([`crate::logtime::split_date`]).
+    finder: Option<DateFinder>,
+    /// The finder would find a leading syslog/ISO date too: split that off
+    /// the fast way and use the finder only for other lines.
+    leading_first: bool,
+    set: Option<regex::bytes::RegexSet>,
+    /// (filter, slot) of each pattern of `set`, in `set`'s order.
+    set_map: Vec<(usize, Slot)>,
+    /// (filter, slot) of patterns that are not in `set`: tried always.
+    unscanned: Vec<(usize, Slot)>,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Matcher {
     names: Vec<String>,
     filters: Vec<CompiledFilter>,
-    set: Option<regex::bytes::RegexSet>,
-    /// (filter, failregex) of each pattern of `set`, in `set`'s order.
-    set_map: Vec<(usize, usize)>,
-    /// (filter, failregex) of patterns that are not in `set`: tried always.
-    unscanned: Vec<(usize, usize)>,
+    groups: Vec<DateGroup>,
 }
 
 impl Matcher {
@@ -56,51 +79,93 @@ impl Matcher {
             .iter()
             .map(FilterDef::compile)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut scan = Vec::new();
-        let mut set_map = Vec::new();
-        let mut unscanned = Vec::new();
-        for (f, filter) in compiled.iter().enumerate() {
-            for (r, pattern) in filter.fail.iter().enumerate() {
-                match &pattern.scan {
-                    Some(text) => {
-                        scan.push(text.as_str());
-                        set_map.push((f, r));
+        let mut rules: Vec<&DateRule> = filters.iter().map(|f| &f.date).collect();
+        rules.sort();
+        rules.dedup();
+        let mut groups = Vec::new();
+        for rule in rules {
+            let mut scan = Vec::new();
+            let mut set_map = Vec::new();
+            let mut unscanned = Vec::new();
+            for (f, filter) in compiled.iter().enumerate() {
+                if filters[f].date != *rule {
+                    continue;
+                }
+                let slots: Vec<(Slot, &Option<String>)> = match &filter.pref {
+                    Some(p) => vec![(Slot::Pref, &p.scan)],
+                    None => filter
+                        .fail
+                        .iter()
+                        .enumerate()
+                        .map(|(r, p)| (Slot::Fail(r), &p.scan))
+                        .collect(),
+                };
+                for (slot, text) in slots {
+                    match text {
+                        Some(text) => {
+                            scan.push(text.as_str());
+                            set_map.push((f, slot));
+                        }
+                        None => unscanned.push((f, slot)),
                     }
-                    None => unscanned.push((f, r)),
                 }
             }
-        }
-        let set = if scan.is_empty() {
-            None
-        } else {
-            Some(
-                regex::bytes::RegexSetBuilder::new(&scan)
-                    .unicode(false)
-                    .size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| FilterError {
+            let set = if scan.is_empty() {
+                None
+            } else {
+                Some(
+                    regex::bytes::RegexSetBuilder::new(&scan)
+                        .unicode(false)
+                        .size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                        .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| FilterError {
+                            filter: filters
+                                .iter()
+                                .map(|f| f.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join("+"),
+                            kind: "failregex",
+                            index: 0,
+                            pattern: String::new(),
+                            reason: format!("combined scan: {}", e.to_string().replace('\n', " ")),
+                        })?,
+                )
+            };
+            debug_assert!(scan.iter().all(|s| plain_regex(s).is_ok()));
+            let (finder, leading_first) = match rule {
+                DateRule::Leading => (None, false),
+                DateRule::Fail2ban(p) => {
+                    let finder = DateFinder::new(p.as_deref()).map_err(|reason| FilterError {
                         filter: filters
                             .iter()
+                            .filter(|f| f.date == *rule)
                             .map(|f| f.name.as_str())
                             .collect::<Vec<_>>()
                             .join("+"),
-                        kind: "failregex",
-                        index: 0,
-                        pattern: String::new(),
-                        reason: format!("combined scan: {}", e.to_string().replace('\n', " ")),
-                    })?,
-            )
-        };
-        // Each pattern compiled alone has already been checked; make sure the
-        // scan texts compile alone too (they are what the set was built of).
-        debug_assert!(scan.iter().all(|s| plain_regex(s).is_ok()));
+                        kind: "datepattern",
+                        index: 1,
+                        pattern: p.clone().unwrap_or_default(),
+                        reason,
+                    })?;
+                    let leading = p
+                        .as_deref()
+                        .is_none_or(|p| matches!(p.trim(), "{^LN-BEG}" | "{DEFAULT}"));
+                    (Some(finder), leading)
+                }
+            };
+            groups.push(DateGroup {
+                finder,
+                leading_first,
+                set,
+                set_map,
+                unscanned,
+            });
+        }
         Ok(Matcher {
             names: filters.iter().map(|f| f.name.clone()).collect(),
             filters: compiled,
-            set,
-            set_map,
-            unscanned,
+            groups,
         })
     }
 
@@ -114,36 +179,81 @@ impl Matcher {
         self.filters[filter].fail.len()
     }
 
-    /// Scans one line (without its date), appending at most one hit per
-    /// filter to `hits`.
+    /// Scans one line whose date has already been split off (`line` is
+    /// what follows the date), appending at most one hit per filter.
     pub fn scan(&self, line: &[u8], hits: &mut Vec<Hit>) -> Scan {
-        if line.len() > MAX_LINE_LEN {
+        self.scan_line(line, line, hits)
+    }
+
+    /// Scans one line: `full` as read, `rest` what follows its leading
+    /// syslog/ISO date ([`crate::logtime::split_date`]; `full` itself when
+    /// it has none). Filters with a fail2ban `datepattern` cut their own
+    /// date out of `full`.
+    pub fn scan_line(&self, full: &[u8], rest: &[u8], hits: &mut Vec<Hit>) -> Scan {
+        if full.len() > MAX_LINE_LEN {
             return Scan::TooLong;
         }
         let before = hits.len();
-        let matched = self.set.as_ref().map(|s| s.matches(line));
-        let any = matched.as_ref().is_some_and(|m| m.matched_any());
-        if !any && self.unscanned.is_empty() {
-            return Scan::Missed;
+        for group in &self.groups {
+            let text: std::borrow::Cow<'_, [u8]> = match &group.finder {
+                None => rest.into(),
+                Some(_) if group.leading_first && leading_date_ends_cleanly(full, rest) => {
+                    // fail2ban cuts the date only, keeping the space after it.
+                    let cut = full.len() - rest.len();
+                    let keep_space = full[cut - 1] == b' ';
+                    full[cut - usize::from(keep_space)..].into()
+                }
+                Some(f) => f.strip(full),
+            };
+            self.scan_group(group, &text, hits);
         }
-        // Candidates in (filter, failregex) order: the set's order is that
-        // order already; merge in the unscanned patterns.
-        let mut candidates: Vec<(usize, usize)> = matched
+        if hits.len() > before {
+            Scan::Hit
+        } else {
+            Scan::Missed
+        }
+    }
+
+    fn scan_group(&self, group: &DateGroup, line: &[u8], hits: &mut Vec<Hit>) {
+        let matched = group.set.as_ref().map(|s| s.matches(line));
+        let any = matched.as_ref().is_some_and(|m| m.matched_any());
+        if !any && group.unscanned.is_empty() {
+            return;
+        }
+        // Candidates in (filter, slot) order: the set's order is that order
+        // already; merge in the unscanned patterns.
+        let mut candidates: Vec<(usize, Slot)> = matched
             .iter()
             .flat_map(|m| m.iter())
-            .map(|i| self.set_map[i])
+            .map(|i| group.set_map[i])
             .collect();
-        if !self.unscanned.is_empty() {
-            candidates.extend_from_slice(&self.unscanned);
+        if !group.unscanned.is_empty() {
+            candidates.extend_from_slice(&group.unscanned);
             candidates.sort_unstable();
         }
         let mut done_filter = usize::MAX;
-        for (f, r) in candidates {
+        for (f, slot) in candidates {
             if f == done_filter {
                 continue;
             }
             let filter = &self.filters[f];
-            let Some(target) = filter.fail[r].exact.host(line).and_then(parse_host) else {
+            let found = match slot {
+                Slot::Fail(r) => filter.fail[r].exact.capture(line).map(|c| {
+                    let target = c.host.and_then(|h| parse_host(&line[h]));
+                    (r, target, c.nofail || c.gained)
+                }),
+                Slot::Pref => two_stage(filter, line),
+            };
+            let Some((r, target, nofail)) = found else {
+                continue;
+            };
+            if nofail {
+                // fail2ban stops at the first matching failregex; a match
+                // through F-NOFAIL says "no failure here".
+                done_filter = f;
+                continue;
+            }
+            let Some(target) = target else {
                 continue;
             };
             let ignored = filter.ignore.iter().any(|p| p.exact.is_match(line));
@@ -155,10 +265,115 @@ impl Matcher {
             });
             done_filter = f;
         }
-        if hits.len() > before {
-            Scan::Hit
-        } else {
-            Scan::Missed
-        }
     }
+}
+
+/// Whether the caller's split found a leading date that ends where a
+/// fail2ban template would end it too (a digit or a zone, then a space).
+fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
+    if rest.len() >= full.len() {
+        return false;
+    }
+    let cut = full.len() - rest.len();
+    let date_end = if full[cut - 1] == b' ' { cut - 1 } else { cut };
+    date_end > 0
+        && (full[date_end - 1].is_ascii_digit() || full[date_end - 1] == b'Z')
+        && full.get(date_end).is_none_or(|&b| b == b' ')
+}
+
+/// What one connection (one `<F-MLFID>`, e.g. sshd's `host sshd[PID]: `)
+/// has shown so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Connection {
+    /// The address an earlier line of the connection gave.
+    addr: Option<Target>,
+    /// A failure was seen before its address was known.
+    pending: bool,
+}
+
+/// Open connections of a filter, by their `<F-MLFID>` text.
+pub(crate) type Connections = rustc_hash::FxHashMap<Vec<u8>, Connection>;
+
+/// Connections remembered per filter; beyond this the memory starts over
+/// (a flood of connections that never end must not grow it without bound).
+const MAX_CONNECTIONS: usize = 10_000;
+
+/// fail2ban's reading of one connection's lines, for filters whose
+/// prefregex marks the connection (`<F-MLFID>`), without its multi-line
+/// buffer: a failure line without an address (`Disconnecting: Too many
+/// authentication failures`) takes the address an earlier line of the same
+/// connection gave, or waits for a later one; a line marked `<F-NOFAIL>`
+/// (`Connection closed by ADDR`) is a failure only when it completes such a
+/// waiting failure; `<F-MLFGAINED>` (a login) clears it; `<F-MLFFORGET>`
+/// ends the connection. The connection's id is text the daemon writes (host
+/// name, program, pid) before anything a client sends.
+/// Returns the address to count a failure of, if the line is one.
+fn connection_step(
+    filter: &CompiledFilter,
+    id: &[u8],
+    here: Option<Target>,
+    c: &Captured,
+) -> Option<Target> {
+    let Some(cache) = &filter.connections else {
+        return if c.nofail || c.gained { None } else { here };
+    };
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let known = map.get(id).copied().unwrap_or_default();
+    let addr = here.or(known.addr);
+    let (fail, pending) = if c.gained {
+        (false, false)
+    } else if c.nofail {
+        (
+            known.pending && addr.is_some(),
+            known.pending && addr.is_none(),
+        )
+    } else {
+        (addr.is_some(), addr.is_none())
+    };
+    if c.forget {
+        map.remove(id);
+    } else {
+        if map.len() >= MAX_CONNECTIONS && !map.contains_key(id) {
+            map.clear();
+        }
+        map.insert(id.to_vec(), Connection { addr, pending });
+    }
+    addr.filter(|_| fail)
+}
+
+/// A two-stage filter: the prefregex on the line, then the failregexes on
+/// its `<F-CONTENT>`. The address comes from the failregex, else from the
+/// prefregex (else, for a connection, from an earlier line). Returns
+/// (failregex, address, nofail).
+fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Target>, bool)> {
+    let pref = filter.pref.as_ref()?.exact.capture(line)?;
+    let content = match &pref.content {
+        Some(r) => &line[r.clone()],
+        None => line,
+    };
+    let order: Vec<usize> = match &filter.content_set {
+        Some(set) => set.matches(content).iter().collect(),
+        None => (0..filter.fail.len()).collect(),
+    };
+    for r in order {
+        let Some(c) = filter.fail[r].exact.capture(content) else {
+            continue;
+        };
+        let target = match &c.host {
+            Some(h) => parse_host(&content[h.clone()]),
+            None => pref.host.clone().and_then(|h| parse_host(&line[h])),
+        };
+        let marks = Captured {
+            nofail: c.nofail || pref.nofail,
+            gained: c.gained || pref.gained,
+            forget: c.forget || pref.forget,
+            ..Captured::default()
+        };
+        let Some(id) = pref.mlfid.clone().filter(|_| filter.connections.is_some()) else {
+            return Some((r, target, marks.nofail || marks.gained));
+        };
+        let counted = connection_step(filter, &line[id], target, &marks);
+        return Some((r, counted, counted.is_none()));
+    }
+    None
 }

@@ -58,7 +58,28 @@ pub fn expand_ignoreregex(pattern: &str) -> Result<String, TagError> {
     Ok(out)
 }
 
+/// Expands the tags of a pattern and counts its address tags.
+pub fn expand_counting(pattern: &str) -> Result<(String, usize), TagError> {
+    expand(pattern)
+}
+
+/// Expands a pattern from a fail2ban filter file, as fail2ban would: tags
+/// it does not know stay literal text (`<NOSRV>` in haproxy's log), and
+/// address tags may appear in alternatives (`(?:IPv6:<IP6>|<IP4>)`); the
+/// second and later are named `host2`, `host3`..., and the first that took
+/// part in a match is the offender. Returns the count of address tags.
+pub fn expand_fail2ban(pattern: &str) -> Result<(String, usize), TagError> {
+    expand_with(pattern, true)
+}
+
+/// Names of the address groups a fail2ban pattern may have, in order.
+pub(crate) const HOST_GROUPS: [&str; 4] = [HOST_GROUP, "host2", "host3", "host4"];
+
 fn expand(pattern: &str) -> Result<(String, usize), TagError> {
+    expand_with(pattern, false)
+}
+
+fn expand_with(pattern: &str, fail2ban: bool) -> Result<(String, usize), TagError> {
     let mut out = String::with_capacity(pattern.len() + 128);
     let mut hosts = 0;
     let mut rest = pattern;
@@ -73,6 +94,30 @@ fn expand(pattern: &str) -> Result<(String, usize), TagError> {
             break;
         };
         let inner = &tail[1..close];
+        // fail2ban's self-closing forms: `<F-ID/>`, `<F-PORT/>`, `<F-IP4/>`...
+        if let Some(selfclosing) = inner.strip_suffix('/').and_then(|n| n.strip_prefix("F-")) {
+            let expansion = match selfclosing {
+                "ID" => Some(r"(?P<f_id>\S+)".to_string()),
+                "PORT" => Some(r"(?P<f_port>\w+)".to_string()),
+                "IP4" | "IP6" | "ADDR" | "CIDR" | "SUBNET" => None,
+                other => return Err(TagError::Unsupported(format!("F-{other}/"))),
+            };
+            rest = &tail[close + 1..];
+            match expansion {
+                Some(e) => out.push_str(&e),
+                None => {
+                    let (e, n) = expand(&format!("<{selfclosing}>"))?;
+                    let e = if fail2ban && hosts > 0 {
+                        rename_host(&e, hosts)?
+                    } else {
+                        e
+                    };
+                    hosts += n;
+                    out.push_str(&e);
+                }
+            }
+            continue;
+        }
         let (closing, name) = match inner.strip_prefix('/') {
             Some(n) => (true, n),
             None => (false, inner),
@@ -82,9 +127,10 @@ fn expand(pattern: &str) -> Result<(String, usize), TagError> {
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
             && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
-            // `(?P<NAME>` is a named group, not a tag.
-            && !before.ends_with("?P")
-            && !before.ends_with('?');
+            // `(?P<NAME>`, `(?<NAME>` and `(?(<NAME>)` are groups, not tags.
+            && !before.ends_with("(?P")
+            && !before.ends_with("(?")
+            && !before.ends_with("(?(");
         if !is_tag {
             out.push('<');
             rest = &tail[1..];
@@ -95,8 +141,21 @@ fn expand(pattern: &str) -> Result<(String, usize), TagError> {
             if closing {
                 out.push(')');
             } else {
-                out.push_str("(?P<f_");
-                out.push_str(&field.to_ascii_lowercase().replace('-', "_"));
+                let field = field.to_ascii_lowercase().replace('-', "_");
+                if fail2ban {
+                    // fail2ban's own group names, which its regexes may
+                    // refer back to (`(?P=user)`).
+                    let field = match field.as_str() {
+                        "id" => "fid",
+                        "port" => "fport",
+                        f => f,
+                    };
+                    out.push_str("(?P<");
+                    out.push_str(field);
+                } else {
+                    out.push_str("(?P<f_");
+                    out.push_str(&field);
+                }
                 out.push('>');
             }
             continue;
@@ -111,13 +170,31 @@ fn expand(pattern: &str) -> Result<(String, usize), TagError> {
             "CIDR" | "SUBNET" => {
                 format!(r"\[?(?P<{HOST_GROUP}>(?:{IPV4}|{IPV6})(?:/[0-9]{{1,3}})?)\]?")
             }
+            "SKIPLINES" | "DNS" => return Err(TagError::Unsupported(name.to_string())),
+            _ if fail2ban => {
+                // fail2ban leaves a tag it does not know in the regex.
+                out.push('<');
+                out.push_str(name);
+                out.push('>');
+                continue;
+            }
             _ => return Err(TagError::Unsupported(name.to_string())),
+        };
+        let expansion = if fail2ban && hosts > 0 {
+            rename_host(&expansion, hosts)?
+        } else {
+            expansion
         };
         hosts += 1;
         out.push_str(&expansion);
     }
     out.push_str(rest);
     Ok((out, hosts))
+}
+
+fn rename_host(expansion: &str, earlier: usize) -> Result<String, TagError> {
+    let name = HOST_GROUPS.get(earlier).ok_or(TagError::ManyHosts)?;
+    Ok(expansion.replace(&format!("(?P<{HOST_GROUP}>"), &format!("(?P<{name}>")))
 }
 
 /// Parses what an address tag captured. `None` for text that only looked

@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     if let Command::Watch(a) = &cli.command {
         if a.check {
-            return watch::check(&cli.global);
+            return watch::check(&cli.global, a.fail2ban.as_deref());
         }
     }
     let bans = matches!(

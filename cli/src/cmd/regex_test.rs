@@ -45,11 +45,9 @@ struct TotalsLine<'a> {
 fn filter_of(args: &RegexTestArgs) -> Result<FilterDef> {
     let mut filter = match builtin_filter(&args.filter) {
         Some(f) => f,
-        None if args.filter.contains('<') => FilterDef {
-            name: "regex".into(),
-            failregex: vec![Pattern::new(args.filter.clone())],
-            ignoreregex: Vec::new(),
-        },
+        None if args.filter.contains('<') => {
+            FilterDef::new("regex", vec![Pattern::new(args.filter.clone())], Vec::new())
+        }
         None => usage!(
             "unknown filter {:?}: give a built-in ({}) or a failregex with <HOST>",
             args.filter,

@@ -15,16 +15,19 @@ pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     crate::daemon::logging::init(args.log_format);
     refuse_unsafe_permissions(ctx)?;
     let _lock = lock_state_dir(ctx)?;
-    let settings = load_settings(&ctx.config)?;
-    Daemon::new(ctx, settings)?.run()?;
+    let (settings, notices) = load_settings(&mut ctx.config, args.fail2ban.as_deref())?;
+    for n in &notices {
+        crate::daemon::log!("fail2ban: {n}");
+    }
+    Daemon::new(ctx, settings, args.fail2ban)?.run()?;
     Ok(None)
 }
 
 /// Validates the configuration as the daemon would load it, and says what
 /// it would watch.
-pub fn check(global: &GlobalArgs) -> Result<i32> {
-    let config = Config::load(global.config.as_deref())?;
-    let settings = load_settings(&config)?;
+pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
+    let mut config = Config::load(global.config.as_deref())?;
+    let (settings, notices) = load_settings(&mut config, fail2ban)?;
     let specs = set_specs(&config, &settings)?;
     if !global.quiet {
         println!("{}: ok", config.origin_name());
@@ -49,6 +52,9 @@ pub fn check(global: &GlobalArgs) -> Result<i32> {
         }
         for spec in specs.values() {
             println!("set {}", crate::output::describe_spec(spec));
+        }
+        for n in &notices {
+            println!("fail2ban: {n}");
         }
     }
     Ok(EXIT_OK)

@@ -96,14 +96,61 @@ pub struct Daemon<'a> {
     last_metrics: Instant,
     /// The firewalld reload subscription is in place.
     firewalld_watched: bool,
+    /// `--fail2ban DIR`, read again on reload.
+    fail2ban: Option<std::path::PathBuf>,
 }
 
-/// Reads and validates the watcher's configuration (`--check` stops here).
-pub fn load_settings(config: &Config) -> Result<Settings> {
-    let settings = config
+/// Reads and validates the watcher's configuration (`--check` stops here):
+/// banset.toml's jails, and the enabled jails of fail2ban's configuration
+/// (`fail2ban`, else `[fail2ban] dir`), whose sets join `config.sets`
+/// unless the file defines them. Returns the settings and what fail2ban's
+/// configuration asks for that banset does differently, one line each.
+pub fn load_settings(
+    config: &mut Config,
+    fail2ban: Option<&std::path::Path>,
+) -> Result<(Settings, Vec<String>)> {
+    let mut settings = config
         .watch_section()
         .validate(&config.text, &config.origin_name())
         .map_err(|e| anyhow::Error::new(crate::errors::Usage(e.to_string())))?;
+    let dir = fail2ban
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| config.fail2ban.as_ref().map(|f| f.dir.clone()));
+    let mut notices = Vec::new();
+    if let Some(dir) = dir {
+        let f2b = banset_watch::fail2ban::load(&dir)
+            .map_err(|e| crate::errors::Usage(format!("fail2ban {}: {e}", dir.display())))?;
+        notices.extend(f2b.notices.iter().map(|n| n.to_string()));
+        for jail in f2b.jails {
+            let name = jail.settings.name.clone();
+            if settings.jails.iter().any(|j| j.name == name) {
+                notices.push(format!(
+                    "{}: jail {name}: {} defines it too; banset.toml's wins",
+                    jail.origin,
+                    config.origin_name()
+                ));
+                continue;
+            }
+            if jail.settings.filter.name == "recidive" {
+                notices.push(format!(
+                    "{}: jail {name}: reads fail2ban's own log; with banset, use [recidive] in banset.toml",
+                    jail.origin
+                ));
+            }
+            let set = jail.settings.set.to_string();
+            config
+                .sets
+                .entry(set)
+                .or_insert_with(|| crate::config::SetConfig {
+                    backend: jail.set.backend.map(|b| b.to_string()),
+                    ports: jail.set.ports.clone().map(crate::config::Ports::Text),
+                    protocol: jail.set.protocol.clone(),
+                    blocktype: jail.set.blocktype.clone(),
+                    ..Default::default()
+                });
+            settings.jails.push(jail.settings);
+        }
+    }
     // Compile every source's combined matcher now, so a problem is a
     // config error, not a failure at run time.
     for (key, (filters, _)) in group_sources(&settings.jails) {
@@ -111,7 +158,7 @@ pub fn load_settings(config: &Config) -> Result<Settings> {
             crate::errors::Usage(format!("{}: source {key}: {e}", config.origin_name()))
         })?;
     }
-    Ok(settings)
+    Ok((settings, notices))
 }
 
 /// The specs of the sets jails and recidive use: `[sets.NAME]` when the
@@ -161,7 +208,11 @@ fn position_key(source: &SourceKey) -> String {
 }
 
 impl<'a> Daemon<'a> {
-    pub fn new(ctx: &'a mut Context, settings: Settings) -> Result<Daemon<'a>> {
+    pub fn new(
+        ctx: &'a mut Context,
+        settings: Settings,
+        fail2ban: Option<std::path::PathBuf>,
+    ) -> Result<Daemon<'a>> {
         let specs = set_specs(&ctx.config, &settings)?;
         let (events_tx, events) = channel();
         let now = ctx.clock.now();
@@ -193,6 +244,7 @@ impl<'a> Daemon<'a> {
             metrics_text: Arc::new(std::sync::Mutex::new(String::new())),
             last_metrics: Instant::now() - Duration::from_secs(3600),
             firewalld_watched: false,
+            fail2ban,
         };
         daemon.jails = daemon.build_jails(Vec::new());
         Ok(daemon)
@@ -601,23 +653,27 @@ impl<'a> Daemon<'a> {
     }
 
     fn reload(&mut self) {
-        let config = match Config::load(self.ctx.global.config.as_deref()) {
+        let mut config = match Config::load(self.ctx.global.config.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 log!("reload refused, keeping the running configuration: {e:#}");
                 return;
             }
         };
-        let settings = match load_settings(&config).and_then(|s| {
-            let specs = set_specs(&config, &s)?;
-            Ok((s, specs))
-        }) {
-            Ok(s) => s,
-            Err(e) => {
-                log!("reload refused, keeping the running configuration: {e:#}");
-                return;
-            }
-        };
+        let settings =
+            match load_settings(&mut config, self.fail2ban.as_deref()).and_then(|(s, notices)| {
+                let specs = set_specs(&config, &s)?;
+                for n in notices {
+                    log!("fail2ban: {n}");
+                }
+                Ok((s, specs))
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    log!("reload refused, keeping the running configuration: {e:#}");
+                    return;
+                }
+            };
         self.stop_sources();
         // Failures already read by the old sources still count.
         while let Ok(event) = self.events.try_recv() {

@@ -1,0 +1,459 @@
+//! A `filter.d/NAME.conf` (with its `.local`, `NAME.d/`, includes and the
+//! jail's `[mode=...]` arguments) read into a banset [`FilterDef`].
+
+use std::path::Path;
+
+use super::ini::{Origin, Value};
+use super::reader::{Options, Stack};
+use super::{substitute_tags, Error, Notice};
+use crate::filter::{DateRule, FilterDef, Pattern};
+use crate::Matcher;
+
+/// The `[Definition]` keys fail2ban reads from a filter.
+const FILTER_KEYS: [&str; 7] = [
+    "usedns",
+    "prefregex",
+    "ignoreregex",
+    "failregex",
+    "maxlines",
+    "datepattern",
+    "journalmatch",
+];
+
+/// A filter as banset will run it, and what it could not take over.
+#[derive(Debug, Clone)]
+pub struct LoadedFilter {
+    /// The filter, ready to compile.
+    pub def: FilterDef,
+    /// fail2ban's `journalmatch` lines (for jails on the journal).
+    pub journalmatch: Vec<String>,
+    /// Where the filter's `failregex` was written, for messages.
+    pub origin: Option<Origin>,
+    /// Failregexes banset cannot run, and other differences.
+    pub notices: Vec<Notice>,
+    /// All combined options after substitution (a jail's `known/...`).
+    pub combined: Vec<(String, String)>,
+    /// Failregexes in the file, before any was set aside.
+    pub failregex_total: usize,
+}
+
+/// Reads `dir/filter.d/NAME` with `args` (the jail's `filter =
+/// NAME[key=value]`) and `jail_vars` (options the jail defines, which take
+/// precedence as in fail2ban). `journal` says the jail reads the journal
+/// (fail2ban's `logtype`).
+pub fn load_filter(
+    dir: &Path,
+    name: &str,
+    args: &[(String, String)],
+    jail_vars: &Options,
+    journal: Option<bool>,
+) -> Result<LoadedFilter, Error> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::Other(format!(
+            "filter name {name:?} is not a file name"
+        )));
+    }
+    let stack = Stack::read(dir, &format!("filter.d/{name}"))?.ok_or_else(|| {
+        Error::Other(format!(
+            "{}: no filter {name:?} (filter.d/{name}.conf)",
+            dir.display()
+        ))
+    })?;
+    let here = Origin {
+        file: stack
+            .files
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+            .into(),
+        line: 0,
+    };
+    let arg_value = |text: &str| Value {
+        text: text.to_string(),
+        origin: here.clone(),
+    };
+    // fail2ban's init options: the jail's arguments, then logtype.
+    let mut init: Vec<(String, String)> = args.to_vec();
+    if let Some(journal) = journal {
+        let own_logtype = stack
+            .sections
+            .get("Definition")
+            .is_some_and(|s| s.contains_key("logtype"));
+        if !own_logtype && !init.iter().any(|(k, _)| k == "logtype") {
+            init.push((
+                "logtype".into(),
+                if journal { "journal" } else { "file" }.into(),
+            ));
+        }
+    }
+    let mut vars: Options = jail_vars.clone();
+    for (k, v) in &init {
+        vars.insert(k.to_lowercase(), arg_value(v));
+    }
+    let mut opts: Vec<(String, String)> = Vec::new();
+    let mut origin = None;
+    for key in FILTER_KEYS {
+        if vars.contains_key(key) {
+            continue;
+        }
+        if let Some((v, o)) = stack.get("Definition", key, &vars)? {
+            if key == "failregex" {
+                origin = Some(o);
+            }
+            opts.push((key.to_string(), v));
+        }
+    }
+    if stack.has_section("Init") {
+        for opt in stack.own_options("Init") {
+            let Ok(Some((v, _))) = stack.get("Init", &opt, &Options::new()) else {
+                continue;
+            };
+            if !opt.starts_with("known/") {
+                init.push((format!("known/{opt}"), v.clone()));
+            }
+            if !init.iter().any(|(k, _)| *k == opt) {
+                init.push((opt, v));
+            }
+        }
+    }
+    for opt in stack.own_options("Definition") {
+        if opts.iter().any(|(k, _)| *k == opt) || vars.contains_key(&opt) {
+            continue;
+        }
+        // An option only some other option refers to: a broken one is
+        // fail2ban's problem only if it is used.
+        if let Ok(Some((v, _))) = stack.get("Definition", &opt, &Options::new()) {
+            opts.push((opt, v));
+        }
+    }
+    let mut combined = opts;
+    for (k, v) in init {
+        match combined.iter_mut().find(|(ck, _)| *ck == k) {
+            Some(slot) => slot.1 = v,
+            None => combined.push((k, v)),
+        }
+    }
+    let ignore: Vec<String> = combined
+        .iter()
+        .filter_map(|(k, _)| k.split_once('?').map(|(n, _)| n.to_string()))
+        .collect();
+    let mut lookup_error = None;
+    substitute_tags(
+        &mut combined,
+        &ignore,
+        &mut |tag| match stack.get_ex("Definition", tag, &vars) {
+            Ok(v) => v.map(|(v, _)| v),
+            Err(e) => {
+                lookup_error.get_or_insert(e);
+                None
+            }
+        },
+    )
+    .map_err(|m| Error::Other(format!("filter {name}: {m}")))?;
+    let get = |k: &str| {
+        combined
+            .iter()
+            .find(|(ck, _)| ck == k)
+            .map(|(_, v)| v.clone())
+    };
+    let lines = |k: &str| -> Vec<String> {
+        get(k)
+            .map(|v| {
+                v.split('\n')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut notices = Vec::new();
+    let at = |o: &Option<Origin>| o.as_ref().map(|o| o.to_string()).unwrap_or_default();
+    let failregex: Vec<String> = lines("failregex");
+    let failregex_total = failregex.len();
+    let prefregex = get("prefregex")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| Pattern::new(super::translate_regex(&p)));
+    if let Some(m) = get("maxlines").and_then(|m| m.trim().parse::<u32>().ok()) {
+        if m > 1 {
+            notices.push(Notice {
+                origin: at(&origin),
+                jail: None,
+                message: format!(
+                    "filter {name}: maxlines = {m}: banset matches one line at a time; failures that need several lines are not seen"
+                ),
+            });
+        }
+    }
+    let datepattern = get("datepattern").filter(|d| !d.trim().is_empty());
+    let mut def = FilterDef {
+        name: filter_display_name(name, args),
+        failregex: Vec::new(),
+        ignoreregex: lines("ignoreregex")
+            .iter()
+            .map(|p| Pattern::new(super::translate_regex(p)))
+            .collect(),
+        prefregex,
+        date: DateRule::Fail2ban(datepattern),
+    };
+    if def
+        .prefregex
+        .as_ref()
+        .is_some_and(|p| p.regex.contains("<F-MLFID>"))
+    {
+        notices.push(Notice {
+            origin: at(&origin),
+            jail: None,
+            message: format!(
+                "filter {name}: <F-MLFID>: banset follows each connection for its address and its <F-NOFAIL>/<F-MLFGAINED>/<F-MLFFORGET> marks, but keeps no multi-line buffer"
+            ),
+        });
+    }
+    // Keep each failregex that compiles with the rest of the filter; set
+    // the others aside, with the reason.
+    for (i, p) in failregex.iter().enumerate() {
+        let pattern = Pattern::new(super::translate_regex(p));
+        let mut one = def.clone();
+        one.failregex = vec![pattern.clone()];
+        one.ignoreregex.clear();
+        match one.compile() {
+            Ok(_) => def.failregex.push(pattern),
+            Err(e) => notices.push(Notice {
+                origin: at(&origin),
+                jail: None,
+                message: format!("filter {name}: failregex {} not used: {}", i + 1, e.reason),
+            }),
+        }
+    }
+    if def.failregex.is_empty() {
+        if let Some(e) = lookup_error {
+            return Err(e);
+        }
+        return Err(Error::Other(format!(
+            "{}filter {name}: no failregex banset can use{}",
+            origin.map(|o| format!("{o}: ")).unwrap_or_default(),
+            notices
+                .last()
+                .map(|n| format!(" ({})", n.message))
+                .unwrap_or_default()
+        )));
+    }
+    // The ignoreregexes, and the whole, must compile too.
+    if let Err(e) = Matcher::new(std::slice::from_ref(&def)) {
+        return Err(Error::Other(format!(
+            "{}{e}",
+            origin.map(|o| format!("{o}: ")).unwrap_or_default()
+        )));
+    }
+    Ok(LoadedFilter {
+        def,
+        journalmatch: lines("journalmatch"),
+        origin,
+        notices,
+        combined,
+        failregex_total,
+    })
+}
+
+/// `sshd` or `sshd[mode=aggressive]`.
+fn filter_display_name(name: &str, args: &[(String, String)]) -> String {
+    if args.is_empty() {
+        return name.to_string();
+    }
+    let a: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{name}[{}]", a.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Scan;
+
+    fn dir_with(files: &[(&str, &str)]) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "banset-f2b-filter-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        for (name, text) in files {
+            let p = d.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        d
+    }
+
+    fn hit(f: &FilterDef, line: &str) -> Option<String> {
+        let m = Matcher::new(std::slice::from_ref(f)).unwrap();
+        let mut hits = Vec::new();
+        let (_, rest) = crate::logtime::split_date(line.as_bytes());
+        match m.scan_line(line.as_bytes(), rest, &mut hits) {
+            Scan::Hit if !hits[0].ignored => Some(hits[0].target.to_string()),
+            _ => None,
+        }
+    }
+
+    const COMMON: &str = "[DEFAULT]\n_daemon = \\S*\n__prefix_line = \\s*(?:\\S+ )?%(_daemon)s(?:\\[\\d+\\])?:\\s+\n";
+
+    #[test]
+    fn modes_tags_and_local_overrides() {
+        let d = dir_with(&[
+            ("filter.d/common.conf", COMMON),
+            (
+                "filter.d/demo.conf",
+                "[INCLUDES]\nbefore = common.conf\n[DEFAULT]\n_daemon = demo\n[Definition]\nnormal = ^%(__prefix_line)sbad password from <HOST>$\naggressive = <normal>\n             ^%(__prefix_line)sprobe from <HOST>$\nfailregex = <<mode>>\nmode = normal\n",
+            ),
+            (
+                "filter.d/demo.local",
+                "[Definition]\nfailregex = %(known/failregex)s\n            ^%(__prefix_line)slocal rule <HOST>$\n",
+            ),
+        ]);
+        let f = load_filter(&d, "demo", &[], &Options::new(), Some(false)).unwrap();
+        assert_eq!(f.def.failregex.len(), 2, "{:?}", f.def.failregex);
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h demo[1]: bad password from 192.0.2.1"
+            )
+            .as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(
+            hit(&f.def, "Nov 21 12:00:00 h demo[1]: probe from 192.0.2.1"),
+            None
+        );
+        assert_eq!(
+            hit(&f.def, "Nov 21 12:00:00 h demo[1]: local rule 192.0.2.3").as_deref(),
+            Some("192.0.2.3")
+        );
+        let f = load_filter(
+            &d,
+            "demo",
+            &[("mode".into(), "aggressive".into())],
+            &Options::new(),
+            Some(false),
+        )
+        .unwrap();
+        assert_eq!(f.def.name, "demo[mode=aggressive]");
+        assert_eq!(
+            hit(&f.def, "Nov 21 12:00:00 h demo[1]: probe from 192.0.2.2").as_deref(),
+            Some("192.0.2.2")
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn prefregex_runs_failregexes_on_the_content_and_nofail_is_no_failure() {
+        let d = dir_with(&[
+            ("filter.d/common.conf", COMMON),
+            (
+                "filter.d/two.conf",
+                "[INCLUDES]\nbefore = common.conf\n[DEFAULT]\n_daemon = two\n[Definition]\nprefregex = ^%(__prefix_line)s(?:client <ADDR>: )?<F-CONTENT>.+</F-CONTENT>$\nfailregex = ^auth failed$\n            ^user \\S+ unknown from <HOST>$\n            ^<F-NOFAIL>login ok</F-NOFAIL> from <HOST>$\n",
+            ),
+        ]);
+        let f = load_filter(&d, "two", &[], &Options::new(), Some(false)).unwrap();
+        assert!(f.def.prefregex.is_some());
+        assert_eq!(f.def.failregex.len(), 3);
+        // The address from the prefregex, the failregex on the content.
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h two[9]: client 192.0.2.7: auth failed"
+            )
+            .as_deref(),
+            Some("192.0.2.7")
+        );
+        // `^` of a failregex anchors at the content's start.
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h two[9]: client 192.0.2.7: x auth failed"
+            ),
+            None
+        );
+        // The failregex's own address wins.
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h two[9]: user x unknown from 2001:db8::5"
+            )
+            .as_deref(),
+            Some("2001:db8::5")
+        );
+        assert_eq!(
+            hit(&f.def, "Nov 21 12:00:00 h two[9]: login ok from 192.0.2.8"),
+            None
+        );
+        // Not our daemon: the prefregex does not match.
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h other[9]: client 192.0.2.7: auth failed"
+            ),
+            None
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_connection_gives_its_address_to_lines_without_one() {
+        let d = dir_with(&[(
+            "filter.d/conn.conf",
+            "[Definition]\nprefregex = ^<F-MLFID>\\S+ d\\[\\d+\\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$\nfailregex = ^Too many failures$\n            ^<F-NOFAIL><F-MLFFORGET>Closed</F-MLFFORGET></F-NOFAIL> by <HOST>$\n            ^<F-NOFAIL>Connect</F-NOFAIL> from <HOST>$\n            ^<F-MLFGAINED>Accepted</F-MLFGAINED> from <HOST>$\n",
+        )]);
+        let f = load_filter(&d, "conn", &[], &Options::new(), None).unwrap();
+        let m = Matcher::new(std::slice::from_ref(&f.def)).unwrap();
+        let scan = |line: &str| {
+            let mut hits = Vec::new();
+            m.scan(line.as_bytes(), &mut hits);
+            hits.first().map(|h| h.target.to_string())
+        };
+        // The address from an earlier line of the same connection (pid).
+        assert_eq!(scan("h d[1]: Connect from 192.0.2.1"), None);
+        assert_eq!(scan("h d[2]: Connect from 192.0.2.2"), None);
+        assert_eq!(
+            scan("h d[1]: Too many failures").as_deref(),
+            Some("192.0.2.1")
+        );
+        // A failure before the address: counted when the address comes.
+        assert_eq!(scan("h d[3]: Too many failures"), None);
+        assert_eq!(
+            scan("h d[3]: Closed by 192.0.2.3").as_deref(),
+            Some("192.0.2.3")
+        );
+        // The connection ended: its next closing line is nothing.
+        assert_eq!(scan("h d[3]: Closed by 192.0.2.3"), None);
+        // A login clears a waiting failure.
+        assert_eq!(scan("h d[4]: Too many failures"), None);
+        assert_eq!(scan("h d[4]: Accepted from 192.0.2.4"), None);
+        assert_eq!(scan("h d[4]: Closed by 192.0.2.4"), None);
+        // Another connection's address is never borrowed.
+        assert_eq!(scan("h d[5]: Too many failures"), None);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unusable_failregexes_are_set_aside_with_a_notice() {
+        let d = dir_with(&[(
+            "filter.d/ids.conf",
+            "[Definition]\nfailregex = ^session <F-ID>\\S+</F-ID> failed$\n            ^bad from <HOST>$\n",
+        )]);
+        let f = load_filter(&d, "ids", &[], &Options::new(), None).unwrap();
+        assert_eq!(f.def.failregex.len(), 1);
+        assert_eq!(f.failregex_total, 2);
+        assert!(
+            f.notices[0].to_string().contains("failregex 1 not used"),
+            "{:?}",
+            f.notices
+        );
+        assert!(
+            f.notices[0].origin.ends_with("ids.conf:2"),
+            "{:?}",
+            f.notices
+        );
+        let e = load_filter(&d, "none", &[], &Options::new(), None).unwrap_err();
+        assert!(e.to_string().contains("no filter \"none\""), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

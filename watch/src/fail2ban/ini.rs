@@ -1,0 +1,201 @@
+//! One fail2ban configuration file, read the way Python's `ConfigParser`
+//! reads it (fail2ban builds on it): `[section]` headers, `key = value` or
+//! `key: value`, values continued on indented lines (failregex lists),
+//! full-line comments starting with `#` or `;`, inline comments after ` ;`,
+//! option names folded to lower case, a duplicate option or section in one
+//! file an error. Every value remembers its file and line, so a later
+//! complaint can point at it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Error;
+
+/// Where a value was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file.
+    pub file: Arc<str>,
+    /// 1-based line of the option's first line.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A raw (not yet interpolated) value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// The text; continuation lines joined with `\n`.
+    pub text: String,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// A section's options, in file order.
+pub type Section = Vec<(String, Value)>;
+
+/// A parsed file.
+#[derive(Debug, Clone, Default)]
+pub struct IniFile {
+    /// `[DEFAULT]`.
+    pub defaults: Section,
+    /// Other sections, in file order.
+    pub sections: Vec<(String, Section)>,
+}
+
+impl IniFile {
+    /// The section `name`, if the file has it.
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+    }
+}
+
+/// Reads and parses `path`.
+pub fn read(path: &Path) -> Result<IniFile, Error> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // fail2ban reads its files as UTF-8; a stray byte is not worth refusing
+    // a whole file over, and it cannot change the structure.
+    let text = String::from_utf8_lossy(&text);
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses `text`, naming it `file` in origins and errors.
+pub fn parse(text: &str, file: &str) -> Result<IniFile, Error> {
+    let file: Arc<str> = Arc::from(file);
+    let mut out = IniFile::default();
+    // The current section: `None` before the first header, `Some(None)`
+    // for DEFAULT, `Some(Some(k))` for `out.sections[k]`.
+    let mut cur: Option<Option<usize>> = None;
+    // The option being continued: its index in the current section.
+    let mut option: Option<usize> = None;
+    let mut indent_level = 0usize;
+    let err = |line: usize, message: String| Error::Syntax {
+        origin: Origin {
+            file: file.clone(),
+            line,
+        },
+        message,
+    };
+    for (i, raw) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let stripped = raw.trim();
+        let is_comment = stripped.starts_with('#') || stripped.starts_with(';');
+        let content = if is_comment {
+            ""
+        } else {
+            inline_comment_cut(raw).trim()
+        };
+        if content.is_empty() {
+            // Python keeps empty lines inside a value (a list may have blank
+            // lines) but not comment lines; neither ends the value.
+            if let (false, Some(idx), Some(o)) = (is_comment, cur, option) {
+                push_line(&mut out, idx, o, "");
+            }
+            continue;
+        }
+        let indent = raw.len() - raw.trim_start().len();
+        if let (Some(idx), Some(o)) = (cur, option) {
+            if indent > indent_level {
+                push_line(&mut out, idx, o, content);
+                continue;
+            }
+        }
+        indent_level = indent;
+        if let Some(rest) = content.strip_prefix('[') {
+            if let Some(end) = rest.rfind(']') {
+                let name = &rest[..end];
+                if name.is_empty() {
+                    return Err(err(lineno, format!("bad section header {content:?}")));
+                }
+                option = None;
+                if name == "DEFAULT" {
+                    cur = Some(None);
+                } else {
+                    if out.sections.iter().any(|(n, _)| n == name) {
+                        return Err(err(
+                            lineno,
+                            format!("section [{name}] appears twice in this file"),
+                        ));
+                    }
+                    out.sections.push((name.to_string(), Vec::new()));
+                    cur = Some(Some(out.sections.len() - 1));
+                }
+                continue;
+            }
+        }
+        let Some(idx) = cur else {
+            return Err(err(lineno, format!("{content:?} is outside any [section]")));
+        };
+        let Some(pos) = content.find(['=', ':']) else {
+            return Err(err(
+                lineno,
+                format!("{content:?} is neither a [section], a key = value nor a continuation"),
+            ));
+        };
+        let name = content[..pos].trim_end().to_lowercase();
+        let value = content[pos + 1..].trim_start();
+        if name.is_empty() {
+            return Err(err(lineno, format!("{content:?} has no key")));
+        }
+        let sec = section_mut(&mut out, idx);
+        if sec.iter().any(|(n, _)| *n == name) {
+            return Err(err(
+                lineno,
+                format!("key {name:?} appears twice in the same section of this file"),
+            ));
+        }
+        sec.push((
+            name,
+            Value {
+                text: value.to_string(),
+                origin: Origin {
+                    file: file.clone(),
+                    line: lineno,
+                },
+            },
+        ));
+        option = Some(sec.len() - 1);
+    }
+    // Python joins the lines and strips the end: trailing blank lines go.
+    for sec in std::iter::once(&mut out.defaults).chain(out.sections.iter_mut().map(|(_, s)| s)) {
+        for (_, v) in sec.iter_mut() {
+            let trimmed = v.text.trim_end().len();
+            v.text.truncate(trimmed);
+        }
+    }
+    Ok(out)
+}
+
+fn section_mut(out: &mut IniFile, idx: Option<usize>) -> &mut Section {
+    match idx {
+        None => &mut out.defaults,
+        Some(k) => &mut out.sections[k].1,
+    }
+}
+
+fn push_line(out: &mut IniFile, idx: Option<usize>, option: usize, line: &str) {
+    let v = &mut section_mut(out, idx)[option].1;
+    v.text.push('\n');
+    v.text.push_str(line);
+}
+
+/// Cuts an inline comment: `;` at the start or after white space (Python's
+/// `inline_comment_prefixes = ";"`, which fail2ban sets). `#` is not an
+/// inline comment: regexes are full of it.
+fn inline_comment_cut(line: &str) -> &str {
+    let b = line.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b';' && (i == 0 || b[i - 1].is_ascii_whitespace()) {
+            return &line[..i];
+        }
+    }
+    line
+}

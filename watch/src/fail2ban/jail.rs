@@ -1,0 +1,795 @@
+//! fail2ban's jails (`jail.conf`, `jail.local`, `jail.d/*`) mapped onto
+//! banset's [`JailSettings`] and set wishes.
+//!
+//! Host names in `ignoreip` are refused with a notice, never resolved:
+//! banset does no DNS at all, so a jail behaves the same whether or not a
+//! resolver answers, and an admin sees at start which entries do nothing.
+
+use std::path::{Path, PathBuf};
+
+use banset_core::{BackendKind, SetName, Target, Timeout};
+
+use super::ini::{Origin, Value};
+use super::reader::{Options, Stack};
+use super::{extract_options, load_filter, Error, Notice};
+use crate::config::{Escalation, JailSettings, SourceKey};
+use crate::filter::Pattern;
+
+/// fail2ban's configuration as banset runs it.
+#[derive(Debug, Clone, Default)]
+pub struct Fail2banConfig {
+    /// The enabled jails.
+    pub jails: Vec<Fail2banJail>,
+    /// What banset reads differently or not at all, once each.
+    pub notices: Vec<Notice>,
+}
+
+/// One enabled jail.
+#[derive(Debug, Clone)]
+pub struct Fail2banJail {
+    /// Ready for the daemon.
+    pub settings: JailSettings,
+    /// How its set should be created.
+    pub set: SetWish,
+    /// Where the jail's section starts.
+    pub origin: String,
+}
+
+/// The set a jail's `banaction`/`action` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetWish {
+    /// The backend the action maps onto (`None`: banset's default).
+    pub backend: Option<BackendKind>,
+    /// `port`, as fail2ban writes it (`ssh`, `smtp,465,submission`);
+    /// `None` for all ports.
+    pub ports: Option<String>,
+    /// `tcp`, `udp`, or `None` (all).
+    pub protocol: Option<String>,
+    /// `drop` or `reject`.
+    pub blocktype: Option<String>,
+}
+
+/// fail2ban's time values: seconds, `-1`, or `1w`, `1d 2h`, `10m`,
+/// `1mo`, `1y` (fail2ban's `str2seconds`). `Ok(None)` for -1 (permanent).
+pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
+    let t = text.trim();
+    if t == "-1" {
+        return Ok(None);
+    }
+    if let Ok(n) = t.parse::<f64>() {
+        if n < 0.0 {
+            return Ok(None);
+        }
+        return Ok(Some(n as u64));
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    let mut any = false;
+    while !rest.is_empty() {
+        rest = rest.trim_start_matches([' ', '+']);
+        if rest.is_empty() {
+            break;
+        }
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!(
+                "{text:?} is not a time (like 600, 10m, 1h, 1d, 1w, -1)"
+            ));
+        }
+        let n: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("{text:?}: bad number"))?;
+        rest = rest[num_len..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = rest[..unit_len].to_lowercase();
+        rest = &rest[unit_len..];
+        let mult = match unit.as_str() {
+            "" | "s" | "ss" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "mm" | "mi" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hh" | "ho" | "hou" | "hour" | "hours" => 3600.0,
+            "d" | "dd" | "da" | "day" | "days" => 86_400.0,
+            "w" | "ww" | "we" | "wee" | "week" | "weeks" => 604_800.0,
+            "mo" | "mon" | "month" | "months" => 2_629_800.0,
+            "y" | "yy" | "ye" | "yea" | "year" | "years" => 31_557_600.0,
+            _ => return Err(format!("{text:?}: unknown unit {unit:?}")),
+        };
+        total += n * mult;
+        any = true;
+    }
+    if !any {
+        return Err(format!("{text:?} is not a time"));
+    }
+    Ok(Some(total as u64))
+}
+
+fn as_bool(text: &str) -> Option<bool> {
+    match text.trim().to_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" | "enabled" => Some(true),
+        "false" | "no" | "off" | "0" | "disabled" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads fail2ban's configuration in `dir` (an `/etc/fail2ban`).
+pub fn load(dir: &Path) -> Result<Fail2banConfig, Error> {
+    let mut stack = Stack::read(dir, "jail")?.ok_or_else(|| {
+        Error::Other(format!(
+            "{}: no jail.conf or jail.local (is this fail2ban's configuration directory?)",
+            dir.display()
+        ))
+    })?;
+    let static_value = |text: &str| Value {
+        text: text.to_string(),
+        origin: Origin {
+            file: "fail2ban".into(),
+            line: 0,
+        },
+    };
+    stack
+        .defaults
+        .insert("fail2ban_version".into(), static_value("1.0.2"));
+    stack.defaults.insert(
+        "fail2ban_confpath".into(),
+        static_value(&dir.display().to_string().replace('%', "%%")),
+    );
+    let mut out = Fail2banConfig::default();
+    let names: Vec<String> = stack
+        .order
+        .iter()
+        .filter(|n| *n != "INCLUDES" && !n.starts_with("KNOWN/"))
+        .cloned()
+        .collect();
+    for name in names {
+        match load_jail(dir, &mut stack, &name, &mut out.notices) {
+            Ok(Some(j)) => out.jails.push(j),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(e);
+            }
+        }
+    }
+    // One notice per distinct message and place.
+    let mut seen = std::collections::HashSet::new();
+    out.notices.retain(|n| seen.insert(n.to_string()));
+    Ok(out)
+}
+
+fn load_jail(
+    dir: &Path,
+    stack: &mut Stack,
+    name: &str,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<Fail2banJail>, Error> {
+    let none = Options::new();
+    let get = |stack: &Stack, key: &str| stack.get(name, key, &none);
+    let here = stack
+        .sections
+        .get(name)
+        .and_then(|s| s.values().map(|v| v.origin.clone()).min_by_key(|o| o.line))
+        .map(|o| format!("{}:{}", o.file, o.line.saturating_sub(1).max(1)))
+        .unwrap_or_default();
+    let enabled = match get(stack, "enabled")? {
+        Some((v, o)) => as_bool(&v)
+            .ok_or_else(|| Error::at(&o, format!("enabled = {v:?} is not true or false")))?,
+        None => false,
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    let mut note = |origin: &Option<Origin>, message: String| {
+        notices.push(Notice {
+            origin: origin.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+            jail: Some(name.to_string()),
+            message,
+        })
+    };
+    let backend = get(stack, "backend")?;
+    let backend_name = backend
+        .as_ref()
+        .map_or("auto".to_string(), |(v, _)| v.trim().to_string());
+    let (backend_kind, backend_args) = extract_options(&backend_name)
+        .map_err(|m| Error::Other(format!("jail {name}: backend: {m}")))?;
+    let journal = match backend_kind.as_str() {
+        "auto" | "polling" | "pyinotify" | "gamin" => false,
+        "systemd" => true,
+        other => {
+            return Err(Error::at(
+                &backend.map(|b| b.1).unwrap_or_else(|| origin_of(&here)),
+                format!("jail {name}: backend = {other:?}: banset reads files (auto, polling, pyinotify) or the journal (systemd)"),
+            ))
+        }
+    };
+    if !backend_args.is_empty() {
+        note(
+            &backend.as_ref().map(|b| b.1.clone()),
+            format!("backend options {backend_args:?} are not used: banset runs journalctl with the jail's journalmatch"),
+        );
+    }
+    // The filter, with the jail's own Definition-type options taking
+    // precedence as in fail2ban.
+    let filter_text = get(stack, "filter")?;
+    let mut jail_vars = Options::new();
+    for k in ["enabled", "backend", "filter"] {
+        if let Some(v) = stack.raw(name, k, &none) {
+            jail_vars.insert(k.to_string(), v.clone());
+        }
+    }
+    for k in [
+        "failregex",
+        "ignoreregex",
+        "prefregex",
+        "datepattern",
+        "maxlines",
+        "journalmatch",
+        "usedns",
+    ] {
+        if stack.sections.get(name).is_some_and(|s| s.contains_key(k)) {
+            jail_vars.insert(
+                k.to_string(),
+                stack.raw(name, k, &none).cloned().expect("checked"),
+            );
+        }
+    }
+    let (filter_name, filter_args) = match &filter_text {
+        Some((t, o)) if !t.trim().is_empty() => {
+            extract_options(t).map_err(|m| Error::at(o, format!("jail {name}: filter: {m}")))?
+        }
+        _ => (String::new(), Vec::new()),
+    };
+    let loaded = if filter_name.is_empty() {
+        None
+    } else {
+        let f = load_filter(dir, &filter_name, &filter_args, &jail_vars, Some(journal)).map_err(
+            |e| match (&filter_text, e) {
+                (Some((_, o)), Error::Other(m)) => Error::at(o, format!("jail {name}: {m}")),
+                (_, e) => e,
+            },
+        )?;
+        // fail2ban makes the filter's options visible as %(known/...)s.
+        let section = stack.sections.entry(name.to_string()).or_default();
+        for (k, v) in &f.combined {
+            section.insert(
+                format!("known/{k}"),
+                Value {
+                    text: v.replace('%', "%%"),
+                    origin: f.origin.clone().unwrap_or_else(|| origin_of(&here)),
+                },
+            );
+        }
+        Some(f)
+    };
+    let mut filter_notices = Vec::new();
+    let mut filter = match &loaded {
+        Some(f) => {
+            filter_notices.extend(f.notices.iter().map(|n| Notice {
+                jail: Some(name.to_string()),
+                ..n.clone()
+            }));
+            f.def.clone()
+        }
+        None => crate::filter::FilterDef {
+            name: name.to_string(),
+            failregex: Vec::new(),
+            ignoreregex: Vec::new(),
+            prefregex: None,
+            date: crate::filter::DateRule::Fail2ban(None),
+        },
+    };
+    // The jail's own failregex etc. replace the filter's.
+    let jail_lines = |stack: &Stack, key: &str| -> Result<Option<(Vec<String>, Origin)>, Error> {
+        if !jail_vars.contains_key(key) {
+            return Ok(None);
+        }
+        Ok(stack.get(name, key, &none)?.map(|(v, o)| {
+            (
+                v.split('\n')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                o,
+            )
+        }))
+    };
+    if let Some((lines, _)) = jail_lines(stack, "failregex")? {
+        filter.failregex = lines
+            .iter()
+            .map(|p| Pattern::new(super::translate_regex(p)))
+            .collect();
+    }
+    if let Some((lines, _)) = jail_lines(stack, "ignoreregex")? {
+        filter.ignoreregex = lines
+            .iter()
+            .map(|p| Pattern::new(super::translate_regex(p)))
+            .collect();
+    }
+    if let Some((lines, _)) = jail_lines(stack, "prefregex")? {
+        filter.prefregex = lines
+            .first()
+            .map(|p| Pattern::new(super::translate_regex(p)));
+    }
+    if let Some((lines, _)) = jail_lines(stack, "datepattern")? {
+        filter.date = crate::filter::DateRule::Fail2ban(Some(lines.join("\n")));
+    }
+    if let Some((lines, o)) = jail_lines(stack, "maxlines")? {
+        if lines
+            .first()
+            .and_then(|m| m.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+            > 1
+        {
+            note(
+                &Some(o),
+                "maxlines > 1: banset matches one line at a time".into(),
+            );
+        }
+    }
+    if filter.failregex.is_empty() {
+        return Err(Error::Other(format!(
+            "{here}: jail {name}: no filter and no failregex"
+        )));
+    }
+    if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
+        return Err(Error::Other(format!("{here}: jail {name}: {e}")));
+    }
+    // Sources.
+    let mut sources = Vec::new();
+    if journal {
+        let matches = match jail_lines(stack, "journalmatch")? {
+            Some((l, _)) => l,
+            None => loaded
+                .as_ref()
+                .map(|f| f.journalmatch.clone())
+                .unwrap_or_default(),
+        };
+        let mut words = Vec::new();
+        for line in matches {
+            for w in line.split_whitespace() {
+                if !crate::config::valid_journal_match(w) {
+                    return Err(Error::Other(format!(
+                        "{here}: jail {name}: journalmatch {w:?} is not FIELD=value or +"
+                    )));
+                }
+                words.push(w.to_string());
+            }
+        }
+        if words.is_empty() {
+            note(
+                &None,
+                "backend = systemd without journalmatch: every journal entry is scanned".into(),
+            );
+        }
+        sources.push(SourceKey::Journal(words));
+    } else {
+        let Some((logpath, o)) = get(stack, "logpath")? else {
+            return Err(Error::Other(format!("{here}: jail {name}: no logpath")));
+        };
+        for line in logpath.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+            // `PATH [head|tail]`: banset always starts at the end.
+            let path = match line.rsplit_once(' ') {
+                Some((p, "head" | "tail")) => p.trim(),
+                _ => line,
+            };
+            if !path.starts_with('/') {
+                return Err(Error::at(
+                    &o,
+                    format!("jail {name}: logpath {path:?} must be absolute"),
+                ));
+            }
+            if path.contains(['*', '?', '[']) {
+                let found = glob(path);
+                if found.is_empty() {
+                    note(&Some(o.clone()), format!("logpath {path}: no file matches now; the pattern is read again on reload (SIGHUP)"));
+                }
+                sources.extend(found.into_iter().map(SourceKey::File));
+            } else {
+                sources.push(SourceKey::File(PathBuf::from(path)));
+            }
+        }
+        if sources.is_empty() {
+            return Err(Error::at(
+                &o,
+                format!("jail {name}: no log file matches {logpath:?}"),
+            ));
+        }
+    }
+    // Counting and banning.
+    let number = |stack: &Stack, key: &str| -> Result<Option<(String, Origin)>, Error> {
+        stack.get(name, key, &none)
+    };
+    let maxretry = match number(stack, "maxretry")? {
+        Some((v, o)) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Error::at(
+                    &o,
+                    format!("jail {name}: maxretry = {v:?} is not a number of at least 1"),
+                )
+            })?,
+        None => 5,
+    };
+    let time = |stack: &Stack,
+                key: &str,
+                default: Option<u64>|
+     -> Result<(Option<u64>, Option<Origin>), Error> {
+        match number(stack, key)? {
+            Some((v, o)) => parse_time(&v)
+                .map(|t| (t, Some(o.clone())))
+                .map_err(|m| Error::at(&o, format!("jail {name}: {key}: {m}"))),
+            None => Ok((default, None)),
+        }
+    };
+    let (findtime, fo) = time(stack, "findtime", Some(600))?;
+    let findtime = findtime.filter(|s| *s > 0).ok_or_else(|| {
+        Error::Other(format!(
+            "{}: jail {name}: findtime must be a positive duration",
+            fo.map(|o| o.to_string()).unwrap_or_default()
+        ))
+    })?;
+    let (bantime, bo) = time(stack, "bantime", Some(600))?;
+    let bantime = match bantime {
+        None => Timeout::Never,
+        Some(0) => {
+            return Err(Error::Other(format!(
+                "{}: jail {name}: bantime 0 bans for nothing",
+                bo.map(|o| o.to_string()).unwrap_or_default()
+            )))
+        }
+        Some(s) => Timeout::Secs(s),
+    };
+    let escalation = match number(stack, "bantime.increment")? {
+        Some((v, o)) if as_bool(&v) == Some(true) => {
+            let (maxtime, _) = time(stack, "bantime.maxtime", None)?;
+            if let Some((f, fo)) = number(stack, "bantime.factor")? {
+                if !f.trim().parse::<f64>().is_ok_and(|f| f == 1.0) {
+                    note(&Some(fo), format!("bantime.factor = {f}: banset doubles the bantime per earlier ban of the address in this jail (fail2ban's default formula with factor 1)"));
+                }
+            }
+            for key in ["bantime.formula", "bantime.multipliers", "bantime.rndtime"] {
+                if let Some((v, ko)) = number(stack, key)? {
+                    if !v.trim().is_empty() {
+                        note(&Some(ko), format!("{key} is not supported: banset doubles the bantime per earlier ban"));
+                    }
+                }
+            }
+            if let Some((v, ko)) = number(stack, "bantime.overalljails")? {
+                if as_bool(&v) == Some(true) {
+                    note(&Some(ko), "bantime.overalljails: banset counts earlier bans per jail; use [recidive] in banset.toml for bans across jails".into());
+                }
+            }
+            let _ = o;
+            Some(Escalation {
+                factor: 2.0,
+                max: maxtime.unwrap_or(28 * 86_400),
+                remember: 30 * 86_400,
+            })
+        }
+        Some((v, o)) if as_bool(&v).is_none() => {
+            return Err(Error::at(
+                &o,
+                format!("jail {name}: bantime.increment = {v:?} is not true or false"),
+            ))
+        }
+        _ => None,
+    };
+    // Addresses never banned.
+    let mut ignore = Vec::new();
+    if let Some((v, o)) = number(stack, "ignoreip")? {
+        for word in v.split([' ', ',', '\n', '\t']).filter(|w| !w.is_empty()) {
+            match Target::parse(word) {
+                Ok(t) => ignore.push(t),
+                Err(_) => note(&Some(o.clone()), format!("ignoreip {word:?} is not an address or prefix; banset resolves no names, so it is not ignored: write its addresses")),
+            }
+        }
+    }
+    if let Some((v, o)) = number(stack, "ignoreself")? {
+        if as_bool(&v) == Some(false) {
+            note(
+                &Some(o),
+                "ignoreself = false: banset never bans the host's own addresses".into(),
+            );
+        }
+    }
+    for (key, harmless) in [
+        ("ignorecommand", ""),
+        ("ignorecache", ""),
+        ("logtimezone", ""),
+    ] {
+        if let Some((v, o)) = number(stack, key)? {
+            if v.trim() != harmless {
+                note(&Some(o), format!("{key} is not supported"));
+            }
+        }
+    }
+    if let Some((v, o)) = number(stack, "usedns")? {
+        if v.trim().eq_ignore_ascii_case("yes") {
+            note(&Some(o), "usedns = yes: banset never resolves host names from logs (an attacker controls them)".into());
+        }
+    }
+    if let Some((v, o)) = number(stack, "logencoding")? {
+        if !matches!(
+            v.trim().to_lowercase().as_str(),
+            "auto" | "utf-8" | "utf8" | "ascii"
+        ) {
+            note(
+                &Some(o),
+                format!(
+                    "logencoding = {v}: banset reads bytes; non-UTF-8 text matches only byte-wise"
+                ),
+            );
+        }
+    }
+    // The set.
+    let set_text = format!("f2b-{name}");
+    let set = SetName::new(&set_text)
+        .map_err(|e| Error::Other(format!("{here}: jail {name}: set {set_text}: {e}")))?;
+    let wish = set_wish(stack, name, &mut note)?;
+    notices.extend(filter_notices);
+    Ok(Some(Fail2banJail {
+        settings: JailSettings {
+            name: name.to_string(),
+            filter,
+            sources,
+            maxretry,
+            findtime,
+            bantime,
+            set,
+            ignore,
+            escalation,
+            // fail2ban's other actions (mail, reports) are reported, not run.
+            on_ban: Vec::new(),
+            on_unban: Vec::new(),
+        },
+        set: wish,
+        origin: here,
+    }))
+}
+
+fn origin_of(here: &str) -> Origin {
+    let (file, line) = here.rsplit_once(':').unwrap_or((here, "0"));
+    Origin {
+        file: file.into(),
+        line: line.parse().unwrap_or(0),
+    }
+}
+
+/// The set from `action` (or `banaction`), `port`, `protocol` and the
+/// action's `blocktype`.
+fn set_wish(
+    stack: &Stack,
+    name: &str,
+    note: &mut dyn FnMut(&Option<Origin>, String),
+) -> Result<SetWish, Error> {
+    let none = Options::new();
+    let mut wish = SetWish::default();
+    let action = stack.get(name, "action", &none)?;
+    let Some((action, ao)) = action else {
+        return Ok(wish);
+    };
+    let mut firewall_seen = false;
+    for entry in split_actions(&action) {
+        let (act, opts) = match extract_options(&entry) {
+            Ok(x) => x,
+            Err(m) => {
+                note(
+                    &Some(ao.clone()),
+                    format!("action {entry:?}: {m}; not used"),
+                );
+                continue;
+            }
+        };
+        let opt = |k: &str| opts.iter().find(|(ok, _)| ok == k).map(|(_, v)| v.clone());
+        let (kind, allports) = match act.as_str() {
+            "nftables" | "nftables-multiport" | "nftables-common" => {
+                (Some(BackendKind::Nftables), false)
+            }
+            "nftables-allports" => (Some(BackendKind::Nftables), true),
+            a if a.starts_with("iptables-ipset") => {
+                (Some(BackendKind::Ipset), a.contains("allports"))
+            }
+            "iptables" | "iptables-multiport" | "iptables-new" | "iptables-multiport-log" => {
+                note(&Some(ao.clone()), format!("action {act}: banset keeps the bans in an ipset set with one iptables rule, not one rule per address"));
+                (Some(BackendKind::Ipset), false)
+            }
+            "iptables-allports" => (Some(BackendKind::Ipset), true),
+            a if a.starts_with("firewallcmd") => {
+                (Some(BackendKind::Firewalld), a.contains("allports"))
+            }
+            "pf" => (Some(BackendKind::Pf), false),
+            "bsd-ipfw" | "ipfw" => (Some(BackendKind::Ipfw), false),
+            "banset" => (None, false),
+            _ => {
+                note(
+                    &Some(ao.clone()),
+                    format!("action {act} is not run: banset only bans in the firewall"),
+                );
+                continue;
+            }
+        };
+        if firewall_seen {
+            note(
+                &Some(ao.clone()),
+                format!("action {act}: a second firewall action; banset bans in one set per jail"),
+            );
+            continue;
+        }
+        firewall_seen = true;
+        wish.backend = kind;
+        let allports = allports
+            || opt("actiontype").is_some_and(|t| t.contains("allports"))
+            || opt("type").is_some_and(|t| t == "allports");
+        let port =
+            opt("port").or_else(|| stack.get(name, "port", &none).ok().flatten().map(|p| p.0));
+        wish.ports = match port {
+            Some(p)
+                if !allports
+                    && !matches!(p.trim(), "" | "0:65535" | "1:65535" | "0-65535" | "1-65535") =>
+            {
+                Some(p.replace(' ', ""))
+            }
+            _ => None,
+        };
+        let protocol = opt("protocol").or_else(|| {
+            stack
+                .get(name, "protocol", &none)
+                .ok()
+                .flatten()
+                .map(|p| p.0)
+        });
+        wish.protocol = match protocol.as_deref().map(str::trim) {
+            _ if wish.ports.is_none() => None,
+            Some("tcp") | None => Some("tcp".into()),
+            Some("udp") => Some("udp".into()),
+            Some(other) => {
+                note(&Some(ao.clone()), format!("protocol = {other}: banset blocks tcp or udp ports, or all ports; using all ports"));
+                wish.ports = None;
+                None
+            }
+        };
+        let blocktype = opt("blocktype").or_else(|| {
+            stack
+                .get(name, "blocktype", &none)
+                .ok()
+                .flatten()
+                .map(|p| p.0)
+        });
+        wish.blocktype = blocktype.map(|b| {
+            if b.to_uppercase().contains("DROP") || b.trim() == "drop" {
+                "drop".to_string()
+            } else {
+                "reject".to_string()
+            }
+        });
+    }
+    Ok(wish)
+}
+
+/// Splits fail2ban's `action` value into its actions: one per line, or
+/// several on a line separated by white space outside brackets.
+fn split_actions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (c, quote) {
+            ('"' | '\'', None) if depth > 0 => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            ('[', None) => depth += 1,
+            (']', None) => depth -= 1,
+            (c, None) if c.is_whitespace() && depth <= 0 => {
+                if !cur.trim().is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Expands a path with `*`, `?` and `[...]` in its components.
+fn glob(pattern: &str) -> Vec<PathBuf> {
+    let mut current = vec![PathBuf::from("/")];
+    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
+        let mut next = Vec::new();
+        for dir in &current {
+            if comp.contains(['*', '?', '[']) {
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut found: Vec<PathBuf> = rd
+                    .flatten()
+                    .filter(|e| {
+                        let n = e.file_name().to_string_lossy().to_string();
+                        !n.starts_with('.') && fnmatch(comp.as_bytes(), n.as_bytes())
+                    })
+                    .map(|e| e.path())
+                    .collect();
+                found.sort();
+                next.extend(found);
+            } else {
+                next.push(dir.join(comp));
+            }
+        }
+        current = next;
+    }
+    current.into_iter().filter(|p| p.is_file()).collect()
+}
+
+fn fnmatch(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => fnmatch(&p[1..], s) || (!s.is_empty() && fnmatch(p, &s[1..])),
+        (Some(b'?'), Some(_)) => fnmatch(&p[1..], &s[1..]),
+        (Some(b'['), Some(&c)) => {
+            let Some(end) = p.iter().skip(1).position(|&b| b == b']').map(|e| e + 1) else {
+                return c == b'[' && fnmatch(&p[1..], &s[1..]);
+            };
+            let (neg, set) = match &p[1..end] {
+                [b'!', rest @ ..] => (true, rest),
+                set => (false, set),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == b'-' {
+                    hit |= set[i] <= c && c <= set[i + 2];
+                    i += 3;
+                } else {
+                    hit |= set[i] == c;
+                    i += 1;
+                }
+            }
+            hit != neg && fnmatch(&p[end + 1..], &s[1..])
+        }
+        (Some(a), Some(b)) => a == b && fnmatch(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_fail2ban_forms() {
+        assert_eq!(parse_time("600"), Ok(Some(600)));
+        assert_eq!(parse_time("10m"), Ok(Some(600)));
+        assert_eq!(parse_time("1w"), Ok(Some(604_800)));
+        assert_eq!(parse_time("1d 2h"), Ok(Some(93_600)));
+        assert_eq!(parse_time("1d2h"), Ok(Some(93_600)));
+        assert_eq!(parse_time("-1"), Ok(None));
+        assert_eq!(parse_time("2629800.0"), Ok(Some(2_629_800)));
+        assert_eq!(parse_time("1mo"), Ok(Some(2_629_800)));
+        assert!(parse_time("soon").is_err());
+        assert!(parse_time("1 fortnight").is_err());
+    }
+
+    #[test]
+    fn globs_and_actions() {
+        assert!(fnmatch(b"*.log", b"auth.log"));
+        assert!(fnmatch(b"tomcat[0-9]", b"tomcat9"));
+        assert!(!fnmatch(b"tomcat[!0-9]", b"tomcat9"));
+        assert!(!fnmatch(b"*.log", b"auth.log.1"));
+        assert_eq!(
+            split_actions("iptables[port=\"ssh, 22\", protocol=tcp]\n   sendmail-whois[dest=root]"),
+            vec![
+                "iptables[port=\"ssh, 22\", protocol=tcp]",
+                "sendmail-whois[dest=root]"
+            ]
+        );
+    }
+}

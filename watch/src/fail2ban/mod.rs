@@ -1,0 +1,282 @@
+//! fail2ban's configuration, read as it is: `jail.conf`, `jail.local`,
+//! `jail.d/*`, and `filter.d/*` with their `.local` overrides, mapped onto
+//! banset's jails, filters and sets.
+//!
+//! The reader follows fail2ban's own semantics (Python `ConfigParser` plus
+//! fail2ban's includes, `known/` values and `<tag>` substitution) so a
+//! configuration that works with fail2ban means the same thing here.
+//! Whatever banset cannot honour is reported once, with file and line, as
+//! a [`Notice`]; nothing is dropped silently.
+
+pub mod compat;
+pub mod date;
+mod filter;
+mod ini;
+mod jail;
+mod pyregex;
+mod reader;
+
+pub use filter::{load_filter, LoadedFilter};
+pub use ini::Origin;
+pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish};
+pub use pyregex::translate as translate_regex;
+
+/// Why fail2ban's configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A syntax or semantic problem at a place in a file.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// Where.
+        origin: Origin,
+        /// What, on one line.
+        message: String,
+    },
+    /// A problem without a single place.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    fn at(origin: &Origin, message: String) -> Error {
+        Error::Syntax {
+            origin: origin.clone(),
+            message,
+        }
+    }
+}
+
+/// Something in fail2ban's configuration banset reads differently or not
+/// at all, reported once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `file:line` of the key, or the file, or empty.
+    pub origin: String,
+    /// The jail it concerns, if any.
+    pub jail: Option<String>,
+    /// What banset does instead, on one line.
+    pub message: String,
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.origin.is_empty() {
+            write!(f, "{}: ", self.origin)?;
+        }
+        if let Some(j) = &self.jail {
+            write!(f, "jail {j}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Splits fail2ban's `name[key=value, key2="v, 2"][key3=...]` into the name
+/// and its options.
+pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let text = text.trim();
+    let (name, mut rest) = match text.find('[') {
+        Some(p) => (&text[..p], &text[p..]),
+        None => (text, ""),
+    };
+    let name = name.trim().to_string();
+    if name.is_empty() {
+        return Err(format!("{text:?}: no name before the options"));
+    }
+    let mut opts = Vec::new();
+    while let Some(r) = rest.strip_prefix('[') {
+        rest = r;
+        loop {
+            rest = rest.trim_start();
+            if let Some(r) = rest.strip_prefix(']') {
+                rest = r.trim_start();
+                break;
+            }
+            let key_len = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+                .unwrap_or(rest.len());
+            let key = &rest[..key_len];
+            let after = rest[key_len..].trim_start();
+            let Some(after) = after.strip_prefix('=').filter(|_| !key.is_empty()) else {
+                return Err(format!("{text:?}: expected key=value at {:?}", short(rest)));
+            };
+            let (value, tail) = match after.chars().next() {
+                Some(q @ ('"' | '\'')) => {
+                    let body = &after[1..];
+                    let end = body
+                        .find(q)
+                        .ok_or_else(|| format!("{text:?}: unterminated quote"))?;
+                    (&body[..end], &body[end + 1..])
+                }
+                _ => {
+                    let end = after.find([',', ']']).unwrap_or(after.len());
+                    (&after[..end], &after[end..])
+                }
+            };
+            opts.push((key.to_string(), value.trim().to_string()));
+            let tail = tail.trim_start();
+            rest = match tail.strip_prefix(',') {
+                Some(t) => t,
+                None if tail.starts_with(']') => tail,
+                None if tail.is_empty() => return Err(format!("{text:?}: missing ]")),
+                None => return Err(format!("{text:?}: unexpected {:?}", short(tail))),
+            };
+        }
+    }
+    if !rest.trim().is_empty() {
+        return Err(format!("{text:?}: unexpected {:?} after ]", short(rest)));
+    }
+    Ok((name, opts))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(25).collect()
+}
+
+/// fail2ban's `substituteRecursiveTags`: replaces `<tag>` in every value by
+/// the value of `tag` (or what `extra` finds for it), until nothing changes.
+/// Unknown tags stay (they are regex tags like `<HOST>`). A tag that refers
+/// to itself, or is replaced more than 25 times, is an error.
+pub fn substitute_tags(
+    tags: &mut [(String, String)],
+    ignore: &[String],
+    extra: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<(), String> {
+    let mut counts: std::collections::HashMap<(usize, String), usize> = Default::default();
+    let mut done = vec![false; tags.len()];
+    loop {
+        let mut again = false;
+        for i in 0..tags.len() {
+            if done[i] || ignore.contains(&tags[i].0) {
+                continue;
+            }
+            let tag = tags[i].0.clone();
+            let original = tags[i].1.clone();
+            let mut value = original.clone();
+            let mut from = 0;
+            while let Some((start, end)) = find_tag(&value, from) {
+                let rtag = value[start + 1..end - 1].to_string();
+                if ignore.contains(&rtag) {
+                    from = end;
+                    continue;
+                }
+                let n = counts.entry((i, rtag.clone())).or_insert(0);
+                if rtag == tag || *n > 25 {
+                    return Err(format!(
+                        "<{tag}> refers to itself through <{rtag}> and cannot be resolved"
+                    ));
+                }
+                let repl = tags
+                    .iter()
+                    .find(|(k, _)| *k == rtag)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| extra(&rtag));
+                let Some(repl) = repl else {
+                    from = end;
+                    continue;
+                };
+                value = value.replace(&format!("<{rtag}>"), &repl);
+                *counts.get_mut(&(i, rtag)).expect("inserted above") += 1;
+                from = start;
+            }
+            if value != original {
+                if find_tag(&value, 0).is_some() {
+                    again = true;
+                }
+                tags[i].1 = value.clone();
+            }
+            if !value.contains('<') {
+                done[i] = true;
+            }
+        }
+        if !again {
+            return Ok(());
+        }
+    }
+}
+
+/// The next `<name>` (name without space, `<` or `>`) at or after `from`.
+fn find_tag(s: &str, from: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        if b[i] == b'<' {
+            let mut j = i + 1;
+            while j < b.len() && !matches!(b[j], b' ' | b'<' | b'>') {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'>' && j > i + 1 {
+                return Some((i, j + 1));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_in_brackets() {
+        assert_eq!(extract_options("sshd").unwrap(), ("sshd".into(), vec![]));
+        let (n, o) =
+            extract_options(r#"iptables[port="smtp,465", protocol=tcp, name='x y'][chain=INPUT]"#)
+                .unwrap();
+        assert_eq!(n, "iptables");
+        assert_eq!(
+            o,
+            vec![
+                ("port".into(), "smtp,465".into()),
+                ("protocol".into(), "tcp".into()),
+                ("name".into(), "x y".into()),
+                ("chain".into(), "INPUT".into())
+            ]
+        );
+        assert_eq!(
+            extract_options("sshd[mode=aggressive]").unwrap().1,
+            vec![("mode".into(), "aggressive".into())]
+        );
+        assert!(extract_options("x[mode").is_err());
+        assert!(extract_options("x[=1]").is_err());
+        assert!(extract_options("[a=1]").is_err());
+    }
+
+    #[test]
+    fn tags_substitute_recursively() {
+        let mut t = vec![
+            (
+                "failregex".to_string(),
+                "^a <mdre-<mode>> <HOST>".to_string(),
+            ),
+            ("mode".into(), "aggressive".into()),
+            ("mdre-aggressive".into(), "<x>!".into()),
+            ("x".into(), "X".into()),
+        ];
+        substitute_tags(&mut t, &[], &mut |k| (k == "lt/y").then(|| "Y".into())).unwrap();
+        assert_eq!(t[0].1, "^a X! <HOST>");
+        let mut t = vec![
+            ("a".to_string(), "<b>".to_string()),
+            ("b".into(), "<a>".into()),
+        ];
+        assert!(substitute_tags(&mut t, &[], &mut |_| None).is_err());
+        let mut t = vec![("a".to_string(), "<lt/y> <F-USER>".to_string())];
+        substitute_tags(&mut t, &[], &mut |k| (k == "lt/y").then(|| "Y".into())).unwrap();
+        assert_eq!(t[0].1, "Y <F-USER>");
+    }
+}
