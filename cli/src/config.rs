@@ -220,3 +220,116 @@ mod tests {
         assert!(e.contains("zero is refused"), "{e}");
     }
 }
+
+/// The commented default config that `banset install` and the packages ship
+/// must stay loadable, and each of its examples a key the loader takes.
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    const SHIPPED: &str = crate::assets::DEFAULT_CONFIG;
+    const ORIGIN: &str = "contrib/banset.toml";
+
+    /// Keys the daemon's metrics and notifications add (issue 8, built
+    /// beside this file). While this build's loader does not know one yet,
+    /// its example lines are left out of the uncommented variant; once it
+    /// does, they are checked like every other key.
+    const ARRIVING: &[&str] = &[
+        "metrics_file",
+        "metrics_interval",
+        "metrics_listen",
+        "notify_timeout",
+        "notify_concurrency",
+        "on_ban",
+        "on_unban",
+    ];
+
+    /// `#key = value` and `#[table]` lines are examples; `# text` is prose.
+    fn is_example(line: &str) -> bool {
+        line.strip_prefix('#')
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '[')
+    }
+
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .map(|l| if is_example(l) { &l[1..] } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The example keys: `(table, key)`.
+    fn example_keys() -> Vec<String> {
+        SHIPPED
+            .lines()
+            .filter(|l| is_example(l))
+            .filter_map(|l| l[1..].split_once(" = ").map(|(k, _)| k.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_config_loads_as_is() {
+        let c = Config::parse(SHIPPED, Path::new(ORIGIN)).unwrap();
+        assert!(c.jails.is_empty() && c.ignore.is_empty() && c.sets.is_empty());
+        c.watch_section().validate(&c.text, ORIGIN).unwrap();
+        // Every line is a comment or blank: installing it changes nothing.
+        assert!(SHIPPED.lines().all(|l| l.is_empty() || l.starts_with('#')));
+    }
+
+    #[test]
+    fn every_example_in_the_shipped_config_is_valid() {
+        let mut text = uncommented(SHIPPED);
+        let config = loop {
+            match Config::parse(&text, Path::new(ORIGIN)) {
+                Ok(c) => break c,
+                Err(e) => {
+                    let e = e.to_string();
+                    let arriving = ARRIVING
+                        .iter()
+                        .find(|k| e.contains(&format!("unknown field `{k}`")))
+                        .unwrap_or_else(|| panic!("{e}"));
+                    eprintln!("not in this build yet, left out: {arriving}");
+                    text = text
+                        .lines()
+                        .filter(|l| !l.starts_with(&format!("{arriving} = ")))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                }
+            }
+        };
+        let settings = config
+            .watch_section()
+            .validate(&config.text, ORIGIN)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.ignore.len(), 2);
+        assert_eq!(config.defaults.backend.as_deref(), Some("nftables"));
+        assert!(config.defaults.state_dir.is_some());
+        let sshd = &config.sets["sshd"];
+        crate::set_options::build_spec(
+            crate::cmd::set_name("sshd").unwrap(),
+            &sshd.options(),
+            sshd.timeout,
+            &config,
+        )
+        .unwrap();
+        let names: Vec<&str> = settings.jails.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["myapp", "sshd"]);
+        let sshd = &settings.jails[1];
+        assert_eq!(sshd.sources.len(), 2, "logpath and journalmatch");
+        assert!(sshd.escalation.is_some());
+        assert!(settings.recidive.is_some());
+    }
+
+    /// banset.toml(5) explains every key the shipped file shows.
+    #[test]
+    fn the_man_page_explains_every_key() {
+        let keys = example_keys();
+        assert!(keys.len() >= 40, "{keys:?}");
+        for key in keys {
+            assert!(
+                crate::assets::CONFIG_MAN_PAGE.contains(&format!(".B {key}")),
+                "banset.toml(5) does not explain {key}"
+            );
+        }
+    }
+}
