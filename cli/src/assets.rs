@@ -245,4 +245,29 @@ mod tests {
             assert!(page.contains(section), "banset.toml(5) lacks {section}");
         }
     }
+
+    /// The FreeBSD port's packing list names every page and completion
+    /// `banset generate` makes, and no other: `make check-plist` cannot run
+    /// here, so this keeps the list from going stale when a subcommand comes
+    /// or goes.
+    #[test]
+    fn the_freebsd_packing_list_matches_the_generated_files() {
+        let plist = repo_file("packaging/freebsd/pkg-plist").unwrap();
+        let mut listed: Vec<&str> = plist.lines().filter(|l| l.starts_with("share/")).collect();
+        listed.sort_unstable();
+        let mut want: Vec<String> = man_page_names()
+            .iter()
+            .map(|n| format!("share/man/man1/{n}.gz"))
+            .collect();
+        want.push("share/man/man5/banset.toml.5.gz".into());
+        want.push("share/bash-completion/completions/banset".into());
+        want.push("share/zsh/site-functions/_banset".into());
+        want.push("share/fish/vendor_completions.d/banset.fish".into());
+        want.sort_unstable();
+        assert_eq!(listed, want);
+        assert!(plist.contains("\nbin/banset\n") || plist.starts_with("bin/banset\n"));
+        assert!(plist.contains("@dir(root,wheel,700) /var/db/banset"));
+        // The rc.d script the port installs is the tree's.
+        assert!(plist.contains("\netc/rc.d/banset\n"));
+    }
 }
