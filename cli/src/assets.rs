@@ -15,14 +15,21 @@ use crate::args::Cli;
 pub const DEFAULT_CONFIG: &str = include_str!("../../contrib/banset.toml");
 
 /// The hardened systemd unit. Its paths say `/usr/local/bin/banset`;
-/// [`with_bindir`] points them at the real binary.
+/// [`with_prefix`] points them at the real binary.
 pub const SYSTEMD_UNIT: &str = include_str!("../../contrib/systemd/banset.service");
 
 /// `banset.toml(5)`, written by hand in roff.
 pub const CONFIG_MAN_PAGE: &str = include_str!("../../contrib/man/banset.toml.5");
 
+/// `on_ban` command that mails each ban through sendmail (fail2ban's
+/// `sendmail-whois`), installed as `PREFIX/libexec/banset/mail-on-ban`.
+pub const MAIL_ON_BAN: &str = include_str!("../../contrib/notify/mail-on-ban");
+
 /// The path the embedded files name the binary by.
 pub const SHIPPED_BINARY_PATH: &str = "/usr/local/bin/banset";
+
+/// The directory the embedded files name banset's helper programs by.
+pub const SHIPPED_LIBEXEC_DIR: &str = "/usr/local/libexec/banset/";
 
 /// fail2ban's action for banset (`banaction = banset`), when this tree has it.
 #[cfg(banset_fail2ban_action)]
@@ -65,12 +72,13 @@ pub fn fail2ban_actions() -> [(&'static str, &'static str, Option<&'static str>)
 /// Path in the source tree of the rc.d script, for messages.
 pub const FREEBSD_RC_SOURCE: &str = "packaging/freebsd/rc.d/banset";
 
-/// `text` with the shipped binary path replaced by `bindir/banset`.
-pub fn with_bindir(text: &str, bindir: &std::path::Path) -> String {
-    text.replace(
-        SHIPPED_BINARY_PATH,
-        &bindir.join("banset").display().to_string(),
-    )
+/// `text` with the shipped paths (which assume prefix /usr/local) moved
+/// to `prefix`: the binary's and the helper programs'.
+pub fn with_prefix(text: &str, prefix: &std::path::Path) -> String {
+    let prefix = prefix.display().to_string();
+    let prefix = prefix.trim_end_matches('/');
+    text.replace(SHIPPED_BINARY_PATH, &format!("{prefix}/bin/banset"))
+        .replace(SHIPPED_LIBEXEC_DIR, &format!("{prefix}/libexec/banset/"))
 }
 
 /// A generated file: its name and content.
@@ -231,10 +239,18 @@ mod tests {
     }
 
     #[test]
-    fn the_unit_points_at_the_installed_binary() {
-        let unit = with_bindir(SYSTEMD_UNIT, Path::new("/usr/bin"));
+    fn installed_files_point_at_the_installed_programs() {
+        let unit = with_prefix(SYSTEMD_UNIT, Path::new("/usr"));
         assert!(unit.contains("ExecStart=/usr/bin/banset watch\n"), "{unit}");
         assert!(!unit.contains(SHIPPED_BINARY_PATH));
+        let config = with_prefix(DEFAULT_CONFIG, Path::new("/usr/"));
+        assert!(config.contains("#on_ban = [\"/usr/libexec/banset/mail-on-ban\""));
+        assert!(!config.contains("/usr/local/libexec"), "{config}");
+        assert_eq!(
+            with_prefix(DEFAULT_CONFIG, Path::new("/usr/local")),
+            DEFAULT_CONFIG
+        );
+        assert!(MAIL_ON_BAN.starts_with("#!/bin/sh\n"));
     }
 
     #[test]

@@ -131,6 +131,7 @@ fn install_then_uninstall_in_a_staging_root() {
         "{unit}"
     );
     assert_eq!(stage.mode("/var/lib/banset"), 0o700);
+    assert_eq!(stage.mode("/usr/local/libexec/banset/mail-on-ban"), 0o755);
 
     // fail2ban's actions: installed exactly when the tree has them.
     for name in ["banset.conf", "banset-allports.conf"] {
@@ -189,6 +190,7 @@ fn install_then_uninstall_in_a_staging_root() {
         stage.files(),
         ["/etc/banset/banset.toml", "/var/lib/banset/ledger.db"]
     );
+    assert!(!stage.path("/usr/local/libexec/banset").exists());
     // --purge removes them too.
     stage.ok(&["uninstall", "--purge"]);
     assert_eq!(stage.files(), Vec::<String>::new());

@@ -83,6 +83,7 @@ fn the_deb_installs_bans_in_a_namespace_and_purges_cleanly() {
     let files = String::from_utf8(dpkg(&["-L", "banset"]).stdout).unwrap();
     for f in [
         "/usr/bin/banset",
+        "/usr/libexec/banset/mail-on-ban",
         "/etc/banset/banset.toml",
         "/usr/lib/systemd/system/banset.service",
         "/usr/share/man/man5/banset.toml.5",

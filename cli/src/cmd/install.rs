@@ -51,6 +51,11 @@ impl Layout {
         self.prefix.join("bin")
     }
 
+    /// The sendmail notifier, for `on_ban`.
+    fn mail_on_ban(&self) -> PathBuf {
+        self.prefix.join("libexec/banset/mail-on-ban")
+    }
+
     fn mandir(&self) -> PathBuf {
         self.prefix.join("share/man")
     }
@@ -127,6 +132,8 @@ pub enum Step {
     Dir { path: PathBuf, mode: u32 },
     /// Remove a file, if present.
     Remove { path: PathBuf },
+    /// Remove a directory banset alone uses, if it is empty.
+    RemoveDir { path: PathBuf },
     /// Remove a directory and everything in it.
     RemoveTree { path: PathBuf },
     /// Leave `path` alone, for `why`.
@@ -142,6 +149,7 @@ impl fmt::Display for Step {
             Step::CopySelf { path } => write!(f, "install 0755 {}", path.display()),
             Step::Dir { path, mode } => write!(f, "mkdir   {mode:04o} {}", path.display()),
             Step::Remove { path } => write!(f, "remove  {}", path.display()),
+            Step::RemoveDir { path } => write!(f, "remove  {} (if empty)", path.display()),
             Step::RemoveTree { path } => write!(f, "remove  {} (and its contents)", path.display()),
             Step::Keep { path, why } => write!(f, "keep    {} ({why})", path.display()),
             Step::Skip { what, why } => write!(f, "skip    {what} ({why})"),
@@ -156,6 +164,7 @@ pub fn install_plan(layout: &Layout, exists: &dyn Fn(&Path) -> bool) -> Vec<Step
     let mut steps = vec![Step::CopySelf {
         path: layout.bindir().join("banset"),
     }];
+    let prefix = &layout.prefix;
     let config = layout.config();
     if exists(&config) {
         steps.push(Step::Keep {
@@ -166,21 +175,25 @@ pub fn install_plan(layout: &Layout, exists: &dyn Fn(&Path) -> bool) -> Vec<Step
         steps.push(Step::Write {
             path: config,
             mode: 0o644,
-            text: assets::DEFAULT_CONFIG.as_bytes().to_vec(),
+            text: assets::with_prefix(assets::DEFAULT_CONFIG, prefix).into_bytes(),
         });
     }
-    let bindir = layout.bindir();
+    steps.push(Step::Write {
+        path: layout.mail_on_ban(),
+        mode: 0o755,
+        text: assets::with_prefix(assets::MAIL_ON_BAN, prefix).into_bytes(),
+    });
     match layout.os {
         Os::Linux => steps.push(Step::Write {
             path: layout.service(),
             mode: 0o644,
-            text: assets::with_bindir(assets::SYSTEMD_UNIT, &bindir).into_bytes(),
+            text: assets::with_prefix(assets::SYSTEMD_UNIT, prefix).into_bytes(),
         }),
         Os::FreeBsd => match assets::FREEBSD_RC {
             Some(rc) => steps.push(Step::Write {
                 path: layout.service(),
                 mode: 0o555,
-                text: assets::with_bindir(rc, &bindir).into_bytes(),
+                text: assets::with_prefix(rc, prefix).into_bytes(),
             }),
             None => steps.push(Step::Skip {
                 what: "rc.d script",
@@ -199,7 +212,7 @@ pub fn install_plan(layout: &Layout, exists: &dyn Fn(&Path) -> bool) -> Vec<Step
             Some(text) => steps.push(Step::Write {
                 path,
                 mode: 0o644,
-                text: assets::with_bindir(text, &bindir).into_bytes(),
+                text: assets::with_prefix(text, prefix).into_bytes(),
             }),
             None => steps.push(Step::Skip {
                 what: "fail2ban action",
@@ -251,7 +264,11 @@ fn dedup_skips(steps: Vec<Step>) -> Vec<Step> {
 /// What `banset uninstall` does: the reverse of install, keeping the config
 /// and the ledger unless `purge`.
 pub fn uninstall_plan(layout: &Layout, purge: bool, exists: &dyn Fn(&Path) -> bool) -> Vec<Step> {
-    let mut files = vec![layout.bindir().join("banset"), layout.service()];
+    let mut files = vec![
+        layout.bindir().join("banset"),
+        layout.mail_on_ban(),
+        layout.service(),
+    ];
     let fail2ban = layout.fail2ban().join("action.d");
     files.extend(
         assets::fail2ban_actions()
@@ -267,6 +284,11 @@ pub fn uninstall_plan(layout: &Layout, purge: bool, exists: &dyn Fn(&Path) -> bo
         .filter(|p| exists(p))
         .map(|path| Step::Remove { path })
         .collect();
+    if let Some(dir) = layout.mail_on_ban().parent().filter(|d| exists(d)) {
+        steps.push(Step::RemoveDir {
+            path: dir.to_path_buf(),
+        });
+    }
     let config = layout.config();
     let state = layout.state_dir();
     if purge {
@@ -339,6 +361,18 @@ fn apply(step: &Step, layout: &Layout) -> Result<()> {
             let path = layout.staged(path);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("remove {}", path.display()))
+                }
+                _ => Ok(()),
+            }
+        }
+        Step::RemoveDir { path } => {
+            let path = layout.staged(path);
+            match std::fs::remove_dir(&path) {
+                Err(e)
+                    if e.kind() != std::io::ErrorKind::NotFound
+                        && e.kind() != std::io::ErrorKind::DirectoryNotEmpty =>
+                {
                     Err(e).with_context(|| format!("remove {}", path.display()))
                 }
                 _ => Ok(()),
@@ -471,6 +505,7 @@ mod tests {
         for want in [
             "install 0755 /usr/local/bin/banset",
             "install 0644 /etc/banset/banset.toml",
+            "install 0755 /usr/local/libexec/banset/mail-on-ban",
             "install 0644 /etc/systemd/system/banset.service",
             "install 0644 /usr/local/share/man/man1/banset.1",
             "install 0644 /usr/local/share/man/man1/banset-add.1",
@@ -533,7 +568,7 @@ mod tests {
                         .unwrap_or_else(|| panic!("{name} not installed: {lines:#?}"));
                     assert_eq!(
                         String::from_utf8(written.clone()).unwrap(),
-                        assets::with_bindir(text, Path::new("/usr/local/bin"))
+                        assets::with_prefix(text, Path::new("/usr/local"))
                     );
                 }
                 None => assert!(
@@ -573,6 +608,7 @@ mod tests {
         let everything = |_: &Path| true;
         let lines = paths(&uninstall_plan(&layout, false, &everything));
         assert!(lines.contains(&"remove  /usr/local/bin/banset".into()));
+        assert!(lines.contains(&"remove  /usr/local/libexec/banset/mail-on-ban".into()));
         assert!(lines.contains(&"remove  /usr/local/share/man/man1/banset-watch.1".into()));
         assert!(lines
             .iter()
