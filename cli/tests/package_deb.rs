@@ -64,8 +64,22 @@ fn the_deb_installs_bans_in_a_namespace_and_purges_cleanly() {
     // workspace root, where packaging/build writes target/debian/.
     let deb = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(deb);
     assert!(deb.is_file(), "BANSET_DEB={}: no such file", deb.display());
+    // fail2ban's actions are conffiles of the package when the tree has
+    // them: a copy put there by hand would be taken over, then purged.
+    let actions: Vec<PathBuf> = ["banset.conf", "banset-allports.conf"]
+        .iter()
+        .filter(|n| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../contrib/fail2ban/action.d")
+                .join(n)
+                .exists()
+        })
+        .map(|n| Path::new("/etc/fail2ban/action.d").join(n))
+        .collect();
     assert!(
-        !installed() && !Path::new("/usr/bin/banset").exists(),
+        !installed()
+            && !Path::new("/usr/bin/banset").exists()
+            && !actions.iter().any(|a| a.exists()),
         "banset is already installed on this machine; this test will not replace it"
     );
 
