@@ -279,6 +279,7 @@ mod shipped {
             &sshd.options(),
             sshd.timeout,
             &config,
+            false,
         )
         .unwrap();
         let names: Vec<&str> = settings.jails.iter().map(|j| j.name.as_str()).collect();
@@ -291,6 +292,42 @@ mod shipped {
         assert!(settings.recidive.is_some());
         let watch = &settings.watch;
         assert!(watch.metrics_file.is_some() && watch.metrics_listen.is_some());
+    }
+
+    /// Every key the loader takes is shown in the shipped file (and so, by
+    /// the test below, explained in banset.toml(5)): a key added to a
+    /// config struct without documentation fails here. serde's error for an
+    /// unknown key lists the keys its table takes.
+    #[test]
+    fn the_shipped_config_shows_every_key_the_loader_takes() {
+        let tables = [
+            "",
+            "[defaults]\n",
+            "[sets.x]\n",
+            "[jails.x]\n",
+            "[jails.x.escalation]\n",
+            "[recidive]\n",
+            "[watch]\n",
+        ];
+        for table in tables {
+            let text = format!("{table}zz_unknown = 1\n");
+            let e = Config::parse(&text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            let (_, expected) = e
+                .split_once("expected")
+                .unwrap_or_else(|| panic!("{table:?}: {e}"));
+            let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(keys.len() >= 3, "{table:?}: {e}");
+            for key in keys {
+                assert!(
+                    SHIPPED.contains(&format!("#{key} = "))
+                        || SHIPPED.contains(&format!(" {key} = "))
+                        || SHIPPED.contains(&format!("#[{key}")),
+                    "contrib/banset.toml does not show {table:?} {key}"
+                );
+            }
+        }
     }
 
     /// banset.toml(5) explains every key the shipped file shows.
