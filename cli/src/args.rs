@@ -88,6 +88,61 @@ pub enum Command {
     /// Act as blocklistd's control program (blocklistd -C)
     #[command(name = "blocklistd-helper")]
     BlocklistdHelper(BlocklistdArgs),
+    /// Install banset: binary, default config, service, fail2ban action, man pages, completions, state directory
+    #[command(
+        long_about = "Install banset from this binary: itself in PREFIX/bin, the commented default config \
+            (/etc/banset/banset.toml; FreeBSD PREFIX/etc/banset; an existing one is never overwritten), \
+            the systemd unit (FreeBSD: the rc.d script), fail2ban's banset actions when fail2ban's \
+            directory exists, the man pages, the bash, zsh and fish completions, and the state directory \
+            with mode 0700. It enables and starts nothing.\n\n\
+            With --dry-run it lists what it would do and touches nothing."
+    )]
+    Install(InstallArgs),
+    /// Remove what `banset install` installed; the config and the ledger stay unless --purge
+    Uninstall(UninstallArgs),
+    /// Write the man pages or the shell completions into DIR (for packagers)
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Installation prefix: the binary goes in PREFIX/bin, man pages in PREFIX/share/man [default: /usr/local]
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// Stage every file under DIR instead of / (for packages and tests); paths inside files stay final
+    #[arg(long, value_name = "DIR")]
+    pub destdir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The prefix given to install [default: /usr/local]
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// The staging directory given to install
+    #[arg(long, value_name = "DIR")]
+    pub destdir: Option<PathBuf>,
+    /// Also remove the configuration directory and the state directory (the ledger of bans)
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// Directory to write into (created if missing)
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Generated {
+    /// banset.1, banset-SUBCOMMAND.1 and banset.toml.5
+    Man,
+    /// banset (bash), _banset (zsh), banset.fish
+    Completions,
 }
 
 #[derive(Debug, Args)]

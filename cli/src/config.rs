@@ -231,3 +231,126 @@ mod tests {
         assert!(e.contains("zero is refused"), "{e}");
     }
 }
+
+/// The commented default config that `banset install` and the packages ship
+/// must stay loadable, and each of its examples a key the loader takes.
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    const SHIPPED: &str = crate::assets::DEFAULT_CONFIG;
+    const ORIGIN: &str = "contrib/banset.toml";
+
+    /// `#key = value` and `#[table]` lines are examples; `# text` is prose.
+    fn is_example(line: &str) -> bool {
+        line.strip_prefix('#')
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '[')
+    }
+
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .map(|l| if is_example(l) { &l[1..] } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The example keys: `(table, key)`.
+    fn example_keys() -> Vec<String> {
+        SHIPPED
+            .lines()
+            .filter(|l| is_example(l))
+            .filter_map(|l| l[1..].split_once(" = ").map(|(k, _)| k.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_config_loads_as_is() {
+        let c = Config::parse(SHIPPED, Path::new(ORIGIN)).unwrap();
+        assert!(c.jails.is_empty() && c.ignore.is_empty() && c.sets.is_empty());
+        c.watch_section().validate(&c.text, ORIGIN).unwrap();
+        // Every line is a comment or blank: installing it changes nothing.
+        assert!(SHIPPED.lines().all(|l| l.is_empty() || l.starts_with('#')));
+    }
+
+    #[test]
+    fn every_example_in_the_shipped_config_is_valid() {
+        let text = uncommented(SHIPPED);
+        let config = Config::parse(&text, Path::new(ORIGIN)).unwrap_or_else(|e| panic!("{e}"));
+        let settings = config
+            .watch_section()
+            .validate(&config.text, ORIGIN)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.ignore.len(), 2);
+        assert_eq!(config.defaults.backend.as_deref(), Some("nftables"));
+        assert!(config.defaults.state_dir.is_some());
+        let sshd = &config.sets["sshd"];
+        crate::set_options::build_spec(
+            crate::cmd::set_name("sshd").unwrap(),
+            &sshd.options(),
+            sshd.timeout,
+            &config,
+            false,
+        )
+        .unwrap();
+        let names: Vec<&str> = settings.jails.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["myapp", "sshd"]);
+        let sshd = &settings.jails[1];
+        assert_eq!(sshd.sources.len(), 2, "logpath and journalmatch");
+        assert!(sshd.escalation.is_some());
+        assert_eq!(sshd.on_ban[0], "/usr/local/libexec/banset/mail-on-ban");
+        assert!(!sshd.on_unban.is_empty());
+        assert!(settings.recidive.is_some());
+        let watch = &settings.watch;
+        assert!(watch.metrics_file.is_some() && watch.metrics_listen.is_some());
+    }
+
+    /// Every key the loader takes is shown in the shipped file (and so, by
+    /// the test below, explained in banset.toml(5)): a key added to a
+    /// config struct without documentation fails here. serde's error for an
+    /// unknown key lists the keys its table takes.
+    #[test]
+    fn the_shipped_config_shows_every_key_the_loader_takes() {
+        let tables = [
+            "",
+            "[defaults]\n",
+            "[sets.x]\n",
+            "[jails.x]\n",
+            "[jails.x.escalation]\n",
+            "[recidive]\n",
+            "[watch]\n",
+        ];
+        for table in tables {
+            let text = format!("{table}zz_unknown = 1\n");
+            let e = Config::parse(&text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            let (_, expected) = e
+                .split_once("expected")
+                .unwrap_or_else(|| panic!("{table:?}: {e}"));
+            let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(keys.len() >= 3, "{table:?}: {e}");
+            for key in keys {
+                assert!(
+                    SHIPPED.contains(&format!("#{key} = "))
+                        || SHIPPED.contains(&format!(" {key} = "))
+                        || SHIPPED.contains(&format!("#[{key}")),
+                    "contrib/banset.toml does not show {table:?} {key}"
+                );
+            }
+        }
+    }
+
+    /// banset.toml(5) explains every key the shipped file shows.
+    #[test]
+    fn the_man_page_explains_every_key() {
+        let keys = example_keys();
+        assert!(keys.len() >= 40, "{keys:?}");
+        for key in keys {
+            assert!(
+                crate::assets::CONFIG_MAN_PAGE.contains(&format!(".B {key}")),
+                "banset.toml(5) does not explain {key}"
+            );
+        }
+    }
+}

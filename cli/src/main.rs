@@ -2,6 +2,7 @@
 //! validated values, and calls banset-core's [`Engine`](banset_core::Engine).
 
 mod args;
+mod assets;
 mod cmd;
 mod config;
 mod context;

@@ -9,6 +9,8 @@ mod destroy;
 mod ensure;
 mod expire;
 mod flush;
+mod generate;
+mod install;
 mod list;
 mod regex_test;
 mod replace;
@@ -26,10 +28,18 @@ use crate::context::Context;
 use crate::errors::EXIT_OK;
 
 pub fn run(cli: Cli) -> Result<i32> {
-    // regex-test reads a file and nothing else: no ledger, no kernel.
-    if let Command::RegexTest(a) = cli.command {
-        return regex_test::run(a);
-    }
+    // regex-test reads a file and nothing else; install, uninstall and
+    // generate write files: none of them opens the ledger or a kernel.
+    let cli = match cli.command {
+        Command::RegexTest(a) => return regex_test::run(a),
+        Command::Install(a) => return install::install(&cli.global, a).map(finish),
+        Command::Uninstall(a) => return install::uninstall(&cli.global, a).map(finish),
+        Command::Generate(a) => return generate::run(a).map(finish),
+        command => Cli {
+            global: cli.global,
+            command,
+        },
+    };
     if let Command::Watch(a) = &cli.command {
         if a.check {
             return watch::check(&cli.global, a.fail2ban.as_deref());
@@ -57,13 +67,20 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(&mut ctx, a),
         Command::Replace(a) => replace::run(&mut ctx, a),
         Command::Watch(a) => watch::run(&mut ctx, a),
-        Command::RegexTest(_) => unreachable!("handled above"),
         Command::Ensure(a) => ensure::run(&mut ctx, a),
         Command::Check(a) => check::run(&mut ctx, a),
         Command::SshgFw(a) => sshg_fw::run(&mut ctx, a),
         Command::BlocklistdHelper(a) => blocklistd::run(&mut ctx, a),
+        Command::RegexTest(_)
+        | Command::Install(_)
+        | Command::Uninstall(_)
+        | Command::Generate(_) => unreachable!("handled above"),
     }
-    .map(|code| code.unwrap_or(EXIT_OK))
+    .map(finish)
+}
+
+fn finish(code: Option<i32>) -> i32 {
+    code.unwrap_or(EXIT_OK)
 }
 
 pub fn set_name(text: &str) -> Result<SetName> {
