@@ -1,5 +1,7 @@
 //! `IpfwBackend`: the [`Backend`] trait over the tables and the rule.
 
+use std::sync::Mutex;
+
 use banset_core::batch_check::{self, Needs};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
@@ -10,6 +12,9 @@ use crate::msg;
 use crate::rule::{self, Ipfw, Runner};
 use crate::sys;
 use crate::tables::Tables;
+
+/// Serialises finding a free rule number and adding the rule.
+static RULE_PLACEMENT: Mutex<()> = Mutex::new(());
 
 /// banset's ipfw backend: one address table per set (IPv4 and IPv6
 /// together) and one deny rule referring to it; see the crate docs.
@@ -80,6 +85,13 @@ impl Backend for IpfwBackend {
             .create(name, spec.max_elements.unwrap_or(0))
             .map_err(|e| e.within(format!("set {}", spec.name)))?;
         if let Some(hook) = &spec.hook {
+            // Two threads picking a free number at once would pick the same
+            // one, and `ipfw delete N` removes every rule numbered N. Two
+            // processes creating sets at the same moment still could; the
+            // daemon and fail2ban create their sets one by one.
+            let _placing = RULE_PLACEMENT
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let rules = self.rules()?;
             if !rules.iter().any(|r| rule::is_ours(r, name)) {
                 let number = rule::free_number(&rules).map_err(|why| {
