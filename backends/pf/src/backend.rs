@@ -83,11 +83,20 @@ impl PfBackend {
         }
     }
 
-    /// Whether the set's rule is loaded in its anchor.
+    /// Whether the set's rule is loaded in its anchor. An anchor that does
+    /// not exist (nothing of the set is loaded) holds no rule; pfctl says
+    /// so with the kernel's EINVAL for the unknown ruleset.
     fn rule_present(&self, spec: &SetSpec) -> Result<bool, BackendError> {
         let anchor = rule::anchor(spec.name.as_str());
-        let shown = self.run_pfctl(&rule::show_argv(Some(&anchor)), None)?;
-        Ok(rule::shows_rule_for(&shown, spec.name.as_str()))
+        let args = rule::show_argv(Some(&anchor));
+        let outcome = self.pfctl.run(&args, None)?;
+        if outcome.success() {
+            Ok(rule::shows_rule_for(&outcome.stdout, spec.name.as_str()))
+        } else if rule::no_such_anchor(&outcome.stderr) {
+            Ok(false)
+        } else {
+            Err(rule::failure(&args, &outcome))
+        }
     }
 
     /// Whether the main ruleset evaluates the set's anchor.
@@ -251,9 +260,11 @@ impl Backend for PfBackend {
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let table = table_of(spec)?;
         // The rule first, so no rule keeps the table alive (inactive) after
-        // its deletion. Flushing an anchor that does not exist is fine.
-        let anchor = rule::anchor(spec.name.as_str());
-        self.run_pfctl(&rule::flush_argv(&anchor), None)?;
+        // its deletion.
+        if self.rule_present(spec)? {
+            let anchor = rule::anchor(spec.name.as_str());
+            self.run_pfctl(&rule::flush_argv(&anchor), None)?;
+        }
         table::delete(&*self.dev, &table)
             .map_err(|e| pf_error(e, &format!("destroy {}", describe(spec))))
     }

@@ -130,6 +130,15 @@ pub fn main_evaluates(output: &str, set: &str) -> bool {
     })
 }
 
+/// Whether `pfctl -a ANCHOR -s rules` failed because the anchor does not
+/// exist: pf answers `DIOCGETRULES` for an unknown ruleset with `EINVAL`
+/// (or `ENOENT`, depending on the release), which pfctl prints.
+pub fn no_such_anchor(stderr: &str) -> bool {
+    stderr.contains("Invalid argument")
+        || stderr.contains("No such file or directory")
+        || stderr.contains("does not exist")
+}
+
 /// How a `pfctl` run ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -288,6 +297,12 @@ mod tests {
         assert!(!main_evaluates("anchor \"banset/f2b-x\" all\n", "f2b"));
         assert!(!main_evaluates("anchor \"f2b/*\" all\npass all\n", "f2b"));
         assert!(!main_evaluates("", "f2b"));
+    }
+
+    #[test]
+    fn a_missing_anchor_is_told_apart_from_other_failures() {
+        assert!(no_such_anchor("pfctl: DIOCGETRULES: Invalid argument"));
+        assert!(!no_such_anchor("pfctl: /dev/pf: Permission denied"));
     }
 
     #[test]

@@ -204,7 +204,16 @@ impl Runner for ModelPfctl {
         let mut anchors = self.anchors.lock().unwrap();
         Ok(match a.as_slice() {
             ["-s", "rules"] => ok(self.main.clone()),
-            ["-a", anchor, "-s", "rules"] => ok(anchors.get(*anchor).cloned().unwrap_or_default()),
+            // pf keeps an anchor while it holds a rule or a table; the model
+            // knows only the rules, so an anchor without one is unknown.
+            ["-a", anchor, "-s", "rules"] => match anchors.get(*anchor) {
+                Some(rules) => ok(rules.clone()),
+                None => Outcome {
+                    code: Some(1),
+                    stdout: String::new(),
+                    stderr: "pfctl: DIOCGETRULES: Invalid argument".into(),
+                },
+            },
             ["-q", "-a", anchor, "-f", "-"] => {
                 anchors.insert(anchor.to_string(), stdin.unwrap_or_default().to_string());
                 ok(String::new())
