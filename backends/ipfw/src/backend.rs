@@ -1,6 +1,8 @@
 //! `IpfwBackend`: the [`Backend`] trait over the tables and the rule.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use banset_core::batch_check::{self, Needs};
 use banset_core::{
@@ -22,7 +24,15 @@ static RULE_PLACEMENT: Mutex<()> = Mutex::new(());
 pub struct IpfwBackend {
     tables: Box<dyn Tables>,
     ipfw: Box<dyn Runner>,
+    /// When each set's rule was last seen in place by `health`.
+    rules_seen: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long `health` trusts a rule it has seen, checking only the table
+/// meanwhile: the daemon asks every second, and seeing the rule takes an
+/// `ipfw list`. A flushed ruleset that also lost the table is noticed at
+/// once; a rule deleted on its own within this time.
+pub const RULE_RECHECK: Duration = Duration::from_secs(30);
 
 impl IpfwBackend {
     /// Opens the kernel's tables: `IP_FW3` on FreeBSD 11–14, the `ipfw`
@@ -34,7 +44,11 @@ impl IpfwBackend {
 
     /// A backend over any tables and `ipfw`: the real ones, or models.
     pub(crate) fn with_parts(tables: Box<dyn Tables>, ipfw: Box<dyn Runner>) -> IpfwBackend {
-        IpfwBackend { tables, ipfw }
+        IpfwBackend {
+            tables,
+            ipfw,
+            rules_seen: Mutex::new(HashMap::new()),
+        }
     }
 
     fn run_ipfw(&self, args: &[String]) -> Result<String, BackendError> {
@@ -113,9 +127,17 @@ impl Backend for IpfwBackend {
                 SetHealth::Missing
             });
         }
+        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if exists && seen.get(name).is_some_and(|t| t.elapsed() < RULE_RECHECK) {
+            return Ok(SetHealth::Present);
+        }
+        seen.remove(name);
         let rule = self.rules()?.iter().any(|r| rule::is_ours(r, name));
         Ok(match (exists, rule) {
-            (true, true) => SetHealth::Present,
+            (true, true) => {
+                seen.insert(name.to_string(), Instant::now());
+                SetHealth::Present
+            }
             (false, false) => SetHealth::Missing,
             _ => SetHealth::Incomplete,
         })
@@ -168,6 +190,10 @@ impl Backend for IpfwBackend {
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let name = table_of(spec)?;
+        self.rules_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         // The rule first: the kernel refuses to destroy a table a rule uses.
         let rules = self.rules()?;
         let mut numbers: Vec<u32> = rules

@@ -1,5 +1,9 @@
 //! `PfBackend`: the [`Backend`] trait over the table ioctls and the rule.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use banset_core::batch_check::{self, Needs};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
@@ -19,7 +23,16 @@ pub struct PfBackend {
     dev: Box<dyn Device>,
     pfctl: Box<dyn Runner>,
     kill_states: bool,
+    /// When each set's rule was last seen in place by `health`.
+    rules_seen: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long `health` trusts a rule it has seen, checking only the table
+/// (one ioctl) meanwhile. The daemon asks every second, and seeing the
+/// rule takes two `pfctl` runs; `pfctl -F all` and a reboot take the table
+/// too, which is noticed at once, while a rule deleted on its own is
+/// noticed within this time.
+pub const RULE_RECHECK: Duration = Duration::from_secs(30);
 
 const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
@@ -61,6 +74,7 @@ impl PfBackend {
             dev,
             pfctl,
             kill_states: false,
+            rules_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -183,9 +197,16 @@ impl Backend for PfBackend {
                 SetHealth::Missing
             });
         }
+        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let name = spec.name.as_str();
+        if exists && seen.get(name).is_some_and(|t| t.elapsed() < RULE_RECHECK) {
+            return Ok(SetHealth::Present);
+        }
+        seen.remove(name);
         let rule = self.rule_present(spec)?;
         let evaluated = self.anchor_evaluated(spec)?;
         Ok(if exists && rule && evaluated {
+            seen.insert(name.to_string(), Instant::now());
             SetHealth::Present
         } else if exists || rule {
             SetHealth::Incomplete
@@ -259,6 +280,10 @@ impl Backend for PfBackend {
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let table = table_of(spec)?;
+        self.rules_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(spec.name.as_str());
         // The rule first, so no rule keeps the table alive (inactive) after
         // its deletion.
         if self.rule_present(spec)? {

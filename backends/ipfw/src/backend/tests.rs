@@ -398,8 +398,11 @@ fn the_rule_goes_before_the_first_accepting_or_stateful_rule() {
     assert!(rules.contains(&(51, "deny ip from table(smtp) to any // banset smtp".into())));
     assert_eq!(rules.len(), 4, "ensure_set twice adds one rule: {rules:?}");
     assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Present);
-    // The rule deleted behind banset's back: incomplete, then repaired.
+    // The rule deleted behind banset's back: trusted for a while, then
+    // found incomplete and repaired.
     m.ipfw.rules.lock().unwrap().retain(|r| r.0 != 50);
+    assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Present);
+    m.backend.rules_seen.lock().unwrap().clear();
     assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Incomplete);
     m.backend.ensure_set(&a).unwrap();
     assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Present);

@@ -178,6 +178,7 @@ struct ModelPfctl {
     main: String,
     anchors: Mutex<HashMap<String, String>>,
     killed: Mutex<Vec<String>>,
+    runs: std::sync::atomic::AtomicUsize,
 }
 
 impl ModelPfctl {
@@ -186,7 +187,12 @@ impl ModelPfctl {
             main: main.into(),
             anchors: Mutex::new(HashMap::new()),
             killed: Mutex::new(Vec::new()),
+            runs: Default::default(),
         }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -200,6 +206,7 @@ fn ok(stdout: String) -> Outcome {
 
 impl Runner for ModelPfctl {
     fn run(&self, args: &[String], stdin: Option<&str>) -> Result<Outcome, BackendError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut anchors = self.anchors.lock().unwrap();
         Ok(match a.as_slice() {
@@ -337,10 +344,17 @@ fn the_rule_is_loaded_once_into_the_sets_anchor() {
         pfctl.anchors.lock().unwrap()["banset/smtp"],
         "block drop in quick proto tcp from <smtp> to any port { 25 465 }\n"
     );
-    // A rule deleted behind banset's back: incomplete, and ensure_set
-    // loads it again without touching the members.
+    // A rule deleted behind banset's back: incomplete once the rule is
+    // looked at again, and ensure_set loads it again without touching the
+    // members.
     b.add(&s, &entries(&["192.0.2.9"])).unwrap();
     pfctl.anchors.lock().unwrap().clear();
+    assert_eq!(
+        b.health(&s).unwrap(),
+        SetHealth::Present,
+        "a rule seen moments ago is trusted for RULE_RECHECK"
+    );
+    b.rules_seen.lock().unwrap().clear();
     assert_eq!(b.health(&s).unwrap(), SetHealth::Incomplete);
     b.ensure_set(&s).unwrap();
     assert_eq!(b.health(&s).unwrap(), SetHealth::Present);
@@ -348,6 +362,27 @@ fn the_rule_is_loaded_once_into_the_sets_anchor() {
     b.destroy(&s).unwrap();
     assert!(pfctl.anchors.lock().unwrap().is_empty());
     assert_eq!(b.health(&s).unwrap(), SetHealth::Missing);
+}
+
+#[test]
+fn health_every_second_costs_an_ioctl_not_two_pfctl_runs() {
+    let m = model(65_535);
+    let s = spec("often");
+    m.backend.ensure_set(&s).unwrap();
+    assert_eq!(m.backend.health(&s).unwrap(), SetHealth::Present);
+    let runs = m.pfctl.runs();
+    for _ in 0..10 {
+        assert_eq!(m.backend.health(&s).unwrap(), SetHealth::Present);
+    }
+    assert_eq!(
+        m.pfctl.runs(),
+        runs,
+        "no pfctl run while the rule is trusted"
+    );
+    // `pfctl -F all`, a reboot: the table is gone, noticed at once.
+    m.dev.tables.lock().unwrap().clear();
+    m.pfctl.anchors.lock().unwrap().clear();
+    assert_eq!(m.backend.health(&s).unwrap(), SetHealth::Missing);
 }
 
 #[test]
