@@ -282,6 +282,7 @@ mod tests {
             ports: PortRange::parse_list("smtp,465,6000-6010").unwrap(),
             protocol: None,
             block: BlockType::Reject,
+            ..Hook::default()
         };
         assert_eq!(
             strs(&body("smtp", &tcp)),

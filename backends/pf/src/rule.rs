@@ -263,6 +263,7 @@ mod tests {
             ports: PortRange::parse_list("smtp,465,submission,6000-6010").unwrap(),
             protocol: None,
             block: BlockType::Reject,
+            ..Hook::default()
         };
         assert_eq!(
             text("smtp", &hook),
