@@ -27,7 +27,7 @@ pub struct GlobalArgs {
     /// Directory of the ledger [default: /var/lib/banset; FreeBSD /var/db/banset]
     #[arg(long, global = true, env = "BANSET_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Configuration file [default: /etc/banset/banset.toml if it exists]
+    /// Configuration file [default: /etc/banset/banset.toml if it exists; FreeBSD /usr/local/etc/banset/banset.toml]
     #[arg(long, global = true, env = "BANSET_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Check and show what would change, but change no kernel set and no ledger row
@@ -181,7 +181,7 @@ pub struct RegexTestArgs {
 /// How a set is made, for `create` and for `add` when the set is new.
 #[derive(Debug, Args, Default)]
 pub struct SetOptions {
-    /// Firewall that holds the set: nftables, ipset or firewalld [default: firewalld when it is running, else nftables]
+    /// Firewall that holds the set: nftables, ipset or firewalld on Linux, pf or ipfw on FreeBSD [default: firewalld when it is running, else nftables; pf on FreeBSD]
     #[arg(long, value_name = "BACKEND")]
     pub backend: Option<String>,
     /// Address families: inet, inet6 or both
@@ -285,6 +285,9 @@ pub struct AddArgs {
     /// Fail (exit 2) instead of creating the set when it does not exist (fail2ban's actionban: its repair then recreates the set as the jail configures it)
     #[arg(long)]
     pub no_create: bool,
+    /// Also cut the banned sources' established connections (pf: pfctl -k)
+    #[arg(long)]
+    pub kill_states: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }

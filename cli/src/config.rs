@@ -15,7 +15,14 @@ use serde::Deserialize;
 
 use crate::args::SetOptions;
 
+/// The configuration read when none is named: FreeBSD keeps third-party
+/// configuration under /usr/local/etc (hier(7)).
+#[cfg(not(target_os = "freebsd"))]
 pub const DEFAULT_CONFIG: &str = "/etc/banset/banset.toml";
+/// The configuration read when none is named: FreeBSD keeps third-party
+/// configuration under /usr/local/etc (hier(7)).
+#[cfg(target_os = "freebsd")]
+pub const DEFAULT_CONFIG: &str = "/usr/local/etc/banset/banset.toml";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

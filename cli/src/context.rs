@@ -10,14 +10,19 @@ use banset_core::{
     Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SystemClock,
 };
 use banset_firewalld::FirewalldBackend;
+#[cfg(target_os = "freebsd")]
+use banset_ipfw::IpfwBackend;
 use banset_ipset::IpsetBackend;
 use banset_memory::MemoryBackend;
 use banset_nftables::NftablesBackend;
+#[cfg(target_os = "freebsd")]
+use banset_pf::PfBackend;
 
 use crate::args::GlobalArgs;
 use crate::config::Config;
 use crate::host_addrs::host_addresses;
 
+/// Where the ledger lives: FreeBSD keeps such state in /var/db (hier(7)).
 #[cfg(target_os = "freebsd")]
 pub const DEFAULT_STATE_DIR: &str = "/var/db/banset";
 #[cfg(not(target_os = "freebsd"))]
@@ -45,12 +50,26 @@ pub fn detected_backend() -> BackendKind {
 }
 
 /// Backends this build can open.
+#[cfg(not(target_os = "freebsd"))]
 pub const AVAILABLE_BACKENDS: &[BackendKind] = &[
     BackendKind::Nftables,
     BackendKind::Ipset,
     BackendKind::Firewalld,
     BackendKind::Memory,
 ];
+/// Backends this build can open.
+#[cfg(target_os = "freebsd")]
+pub const AVAILABLE_BACKENDS: &[BackendKind] =
+    &[BackendKind::Pf, BackendKind::Ipfw, BackendKind::Memory];
+
+/// [`AVAILABLE_BACKENDS`] for messages: `nftables, ipset, memory`.
+pub fn available_backends() -> String {
+    AVAILABLE_BACKENDS
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 pub struct Context {
     pub global: GlobalArgs,
@@ -147,7 +166,12 @@ pub struct Backends {
     nftables: OnceLock<NftablesBackend>,
     ipset: OnceLock<IpsetBackend>,
     firewalld: OnceLock<FirewalldBackend>,
+    #[cfg(target_os = "freebsd")]
+    pf: OnceLock<PfBackend>,
+    #[cfg(target_os = "freebsd")]
+    ipfw: OnceLock<IpfwBackend>,
     memory: MemoryBackend,
+    kill_states: bool,
 }
 
 impl Backends {
@@ -157,8 +181,19 @@ impl Backends {
             nftables: OnceLock::new(),
             ipset: OnceLock::new(),
             firewalld: OnceLock::new(),
+            #[cfg(target_os = "freebsd")]
+            pf: OnceLock::new(),
+            #[cfg(target_os = "freebsd")]
+            ipfw: OnceLock::new(),
             memory: MemoryBackend::new(Arc::new(SystemClock)),
+            kill_states: false,
         }
+    }
+
+    /// Bans made from now on also cut the banned sources' established
+    /// connections, where the backend can (`add --kill-states`; pf).
+    pub fn kill_states(&mut self) {
+        self.kill_states = true;
     }
 }
 
@@ -189,11 +224,30 @@ impl banset_core::BackendProvider for Backends {
                 let opened = FirewalldBackend::open()?;
                 Ok(self.firewalld.get_or_init(|| opened))
             }
+            #[cfg(target_os = "freebsd")]
+            BackendKind::Pf => {
+                if let Some(b) = self.pf.get() {
+                    return Ok(b);
+                }
+                let opened = PfBackend::open()?.with_kill_states(self.kill_states);
+                Ok(self.pf.get_or_init(|| opened))
+            }
+            #[cfg(target_os = "freebsd")]
+            BackendKind::Ipfw => {
+                if let Some(b) = self.ipfw.get() {
+                    return Ok(b);
+                }
+                let opened = IpfwBackend::open()?;
+                Ok(self.ipfw.get_or_init(|| opened))
+            }
             BackendKind::Memory => Ok(&self.memory),
             other => Err(BackendError::new(
                 ErrorKind::Unsupported,
                 format!("backend {other}"),
-                "not available in this build of banset (available: nftables, ipset, firewalld, memory)",
+                format!(
+                    "not available in this build of banset (available: {})",
+                    available_backends()
+                ),
             )),
         }
     }

@@ -9,7 +9,7 @@ use banset_core::{
 
 use crate::args::SetOptions;
 use crate::config::Config;
-use crate::context::{default_backend, detected_backend, AVAILABLE_BACKENDS};
+use crate::context::{available_backends, default_backend, detected_backend, AVAILABLE_BACKENDS};
 use crate::errors::usage;
 
 /// `detect` says whether the set is new, so that, when neither `--backend`
@@ -83,7 +83,8 @@ fn parse_backend(text: &str) -> Result<BackendKind> {
     };
     if !AVAILABLE_BACKENDS.contains(&kind) {
         usage!(
-            "backend {kind} is not available in this build of banset (available: nftables, ipset, firewalld, memory)"
+            "backend {kind} is not available in this build of banset (available: {})",
+            available_backends()
         );
     }
     Ok(kind)

@@ -4,6 +4,9 @@
 //! arguments fail2ban renders. Each runs the real binary in a fresh network
 //! namespace, with `nft -j` as the oracle.
 
+// Network namespaces (the shared sandbox) are Linux.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::process::Command;

@@ -7,6 +7,9 @@
 //! test the path of the freshly built binary; the harness they use is
 //! banset-tests'.
 
+// Network namespaces and nft/ipset are Linux.
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 
 use std::process::{Command, Stdio};
@@ -326,6 +329,14 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
             (&["add", "good", "--file", bad_file], "line 2"),
             (&["create", "good2", "--ports", "25,99999"], "99999"),
             (&["del", "nosuchset", "1.2.3.4"], "no set named nosuchset"),
+            (
+                &["add", "good", "192.0.2.9", "--kill-states"],
+                "--kill-states needs a pf set",
+            ),
+            (
+                &["add", "new", "192.0.2.9", "--backend", "pf"],
+                "backend pf is not available in this build of banset (available: nftables, ipset, firewalld, memory)",
+            ),
         ];
         let before = (kernel_snapshot(), ledger_snapshot(&s));
         for (args, needle) in cases {

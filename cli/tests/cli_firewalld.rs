@@ -3,6 +3,9 @@
 //! and mount namespaces, private bus; `banset_tests::firewalld`), for both
 //! firewall backends. Packets from the client namespace prove what blocks.
 
+// firewalld and network namespaces are Linux.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{Read, Write};

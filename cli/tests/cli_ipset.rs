@@ -2,6 +2,9 @@
 //! kernel, each in a fresh network namespace, checked with `ipset save` and
 //! `iptables -S` as independent oracles.
 
+// Network namespaces and nft/ipset are Linux.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,9 @@
 //! fail2ban they skip too, except under CI (`CI=true`), where its absence is
 //! a failure: `.ci/run` installs it.
 
+// Network namespaces (the shared sandbox) are Linux.
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;

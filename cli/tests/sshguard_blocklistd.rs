@@ -10,6 +10,9 @@
 //! and NetBSD's, so its protocol is fed directly, argument by argument as
 //! blocklistd's run.c builds it. `nft -j` is the oracle throughout.
 
+// Network namespaces (the shared sandbox) are Linux.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::collections::BTreeMap;

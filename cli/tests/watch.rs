@@ -2,6 +2,9 @@
 //! dir and bans into real nftables sets, each test in its own network
 //! namespace; plus `--check` and `regex-test`, which need no kernel.
 
+// The shared sandbox uses network namespaces, which are Linux.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::Write;

@@ -618,34 +618,60 @@ impl Engine<'_> {
         Ok(reports)
     }
 
-    /// Removes bans that are over, from the kernel and the ledger. Kernels
-    /// without timeouts (pf, ipfw) depend on it; elsewhere it keeps the
-    /// ledger small. Returns (set, targets removed) for sets that had any.
+    /// Removes bans that are over, from the kernel and the ledger: every
+    /// due ban of a set in one kernel batch and one transaction. Kernels
+    /// without timeouts (pf, ipfw) depend on it, run from cron or the
+    /// daemon's keeper; elsewhere it keeps the ledger small. Returns (set,
+    /// targets removed) for sets that had any.
+    ///
+    /// A set whose kernel fails is left as it was and the others are still
+    /// expired: one broken set must not keep every other ban past its
+    /// deadline. The first failure is returned after the last set.
     pub fn expire(&mut self) -> Result<Vec<(SetName, Vec<Target>)>, Error> {
         let specs = self.ledger.read()?.set_specs()?;
         let mut out = Vec::new();
+        let mut first_error = None;
         for spec in specs {
-            let now = self.clock.now();
-            let tx = self.ledger.begin()?;
-            let due: Vec<Target> = tx
-                .expired_bans(&spec.name, now)?
-                .into_iter()
-                .map(|b| b.target)
-                .collect();
-            if due.is_empty() {
-                continue;
+            match self.expire_set(&spec) {
+                Ok(Some(due)) => out.push((spec.name, due)),
+                Ok(None) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            tx.remove_bans(&spec.name, &due)?;
-            let backend = self.backends.backend(spec.backend)?;
-            match backend.del(&spec, &due) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.within(format!("expire {}", spec.name)).into()),
-            }
-            finish(tx, self.dry_run)?;
-            out.push((spec.name, due));
         }
-        Ok(out)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// One set's share of [`Engine::expire`]; `None` when nothing was due.
+    fn expire_set(&mut self, spec: &SetSpec) -> Result<Option<Vec<Target>>, Error> {
+        let now = self.clock.now();
+        let tx = self.ledger.begin()?;
+        let due: Vec<Target> = tx
+            .expired_bans(&spec.name, now)?
+            .into_iter()
+            .map(|b| b.target)
+            .collect();
+        if due.is_empty() {
+            return Ok(None);
+        }
+        tx.remove_bans(&spec.name, &due)?;
+        let backend = self
+            .backends
+            .backend(spec.backend)
+            .map_err(|e| e.within(format!("expire {}", spec.name)))?;
+        match backend.del(spec, &due) {
+            Ok(()) => {}
+            // A set the kernel lost holds nothing to remove; `sync` puts
+            // back the rest.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.within(format!("expire {}", spec.name)).into()),
+        }
+        finish(tx, self.dry_run)?;
+        Ok(Some(due))
     }
 
     /// Every set with its counts and kernel health. Kernel failures are

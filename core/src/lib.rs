@@ -12,12 +12,15 @@
 //! - [`Engine`]: the operations (`add`, `del`, `sync`, ...) that keep the two in
 //!   agreement; the CLI and the library API are thin layers over it.
 //! - [`Allowlist`], [`Clock`].
+//! - [`batch_check`]: the refusals a backend makes itself where its kernel
+//!   would not (pf and ipfw tables).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod allowlist;
 mod backend;
+pub mod batch_check;
 mod clock;
 mod engine;
 mod ledger;

@@ -5,6 +5,9 @@
 //! on its own set, which is destroyed afterwards: a check's direct rule must
 //! be gone before the next one starts, or `destroy` failed.
 
+// firewalld and network namespaces are Linux.
+#![cfg(target_os = "linux")]
+
 use banset_firewalld::{Bus, FirewalldBackend};
 use banset_tests::conformance;
 use banset_tests::firewalld::{self, FirewallBackend, Firewalld};

@@ -2,6 +2,8 @@
 //! hook rule), each check in a fresh network namespace, so the host's sets
 //! and rules are never touched.
 
+#![cfg(target_os = "linux")]
+
 use banset_ipset::IpsetBackend;
 use banset_tests::netns;
 

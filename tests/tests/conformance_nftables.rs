@@ -1,6 +1,8 @@
 //! The conformance suite against the real kernel's nftables, each check in a
 //! fresh network namespace (so the host's ruleset is never touched).
 
+#![cfg(target_os = "linux")]
+
 use banset_nftables::NftablesBackend;
 use banset_tests::netns;
 

@@ -4,6 +4,9 @@
 //! the private bus for firewalld's view, `ipset` in the namespace for the
 //! kernel's.
 
+// firewalld and network namespaces are Linux.
+#![cfg(target_os = "linux")]
+
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -29,6 +29,35 @@ pub enum Notice {
 
 #[cfg(target_os = "linux")]
 pub use linux::Monitor;
+#[cfg(not(target_os = "linux"))]
+pub use other::Monitor;
+
+/// Off Linux there is no netlink to listen to: the type exists so the
+/// daemon compiles (on FreeBSD it falls back to checking periodically),
+/// but it cannot be constructed.
+#[cfg(not(target_os = "linux"))]
+mod other {
+    use super::Notice;
+    use crate::socket::SocketError;
+
+    /// Uninhabited off Linux.
+    #[derive(Debug)]
+    pub struct Monitor {
+        never: std::convert::Infallible,
+    }
+
+    impl Monitor {
+        /// Always [`SocketError::Unsupported`].
+        pub fn open(_protocol: i32, _groups: &[u32]) -> Result<Monitor, SocketError> {
+            Err(SocketError::Unsupported)
+        }
+
+        /// Unreachable: no monitor exists.
+        pub fn wait(&mut self, _timeout_ms: i32) -> Result<Notice, SocketError> {
+            match self.never {}
+        }
+    }
+}
 
 #[cfg(target_os = "linux")]
 mod linux {

@@ -490,7 +490,7 @@ mod linux {
 #[cfg(not(target_os = "linux"))]
 mod other {
     use super::{SocketError, SocketOptions, Until};
-    use crate::message::DecodeError;
+    use crate::message::{DecodeError, NlMsg};
 
     /// Uninhabited off Linux.
     #[derive(Debug)]

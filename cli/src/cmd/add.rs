@@ -1,8 +1,9 @@
 use anyhow::Result;
-use banset_core::{AddOptions, BanRequest, Timeout};
+use banset_core::{AddOptions, BackendKind, BanRequest, Timeout};
 
 use crate::args::AddArgs;
 use crate::context::Context;
+use crate::errors::usage;
 use crate::output::{describe_spec, Progress};
 use crate::set_options::build_spec;
 use crate::targets_input::read_targets;
@@ -27,6 +28,20 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         )?,
         _ => build_spec(name.clone(), &args.options, timeout, &ctx.config, is_new)?,
     };
+    if args.kill_states {
+        // The set's backend: the recorded one, or the one a new set gets.
+        let backend = match ctx.ledger.read()?.set_spec(&name)? {
+            Some(existing) => existing.backend,
+            None => spec.backend,
+        };
+        if backend != BackendKind::Pf {
+            usage!(
+                "--kill-states needs a pf set; set {name} is on {backend}, whose blocking rule \
+                 already drops every packet of a banned source, established connections included"
+            );
+        }
+        ctx.backends.kill_states();
+    }
     let targets = read_targets(&args.input)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
     progress.step(&format!("banning {} targets", targets.len()));
