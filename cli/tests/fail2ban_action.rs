@@ -646,10 +646,17 @@ fn fail2ban_restart_with_10000_bans_keeps_them_without_re_adding_each() {
     );
     let after = f2b.nft_set("f2b-sshd_v4");
     assert_eq!(after.len(), 10_000);
-    // the bans kept their ends: none was given a fresh week
+    // the bans kept their ends: none was given a fresh week. fail2ban
+    // keeps ban times in whole seconds and the kernel shows what is left
+    // rounded down, so an end may come back up to a second or two later
+    // than the kernel showed; a fresh week would be the restart's length
+    // (several seconds) later for every address.
     for (addr, left) in &after {
         let was = before[addr].expect("a timeout");
-        assert!(left.expect("a timeout") <= was, "{addr}: {left:?} > {was}");
+        assert!(
+            left.expect("a timeout") <= was + 2,
+            "{addr}: {left:?} > {was} + 2"
+        );
     }
 
     // fail2ban still drives new bans and unbans
