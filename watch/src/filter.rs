@@ -130,52 +130,38 @@ const FORGET_GROUPS: [&str; 2] = ["f_mlfforget", "mlfforget"];
 const MLFID_GROUPS: [&str; 2] = ["f_mlfid", "mlfid"];
 const CONTENT_GROUPS: [&str; 2] = ["f_content", "content"];
 
+impl Captured {
+    /// Reads the groups banset knows (under fail2ban's and banset's names)
+    /// through `group`, which gives a named group's byte range, if it took
+    /// part in the match; the same for either regex engine.
+    fn from_groups(group: impl Fn(&str) -> Option<std::ops::Range<usize>>) -> Captured {
+        let first = |names: &[&str]| names.iter().find_map(|g| group(g));
+        let any = |names: &[&str]| names.iter().any(|g| group(g).is_some());
+        Captured {
+            host: first(&HOST_GROUPS),
+            content: first(&CONTENT_GROUPS),
+            nofail: any(&NOFAIL_GROUPS),
+            gained: any(&GAINED_GROUPS),
+            forget: any(&FORGET_GROUPS),
+            mlfid: first(&MLFID_GROUPS),
+        }
+    }
+}
+
 impl Compiled {
     /// The captures of a match, if the line matches.
     pub(crate) fn capture(&self, line: &[u8]) -> Option<Captured> {
         match self {
             Compiled::Plain(re) => {
                 let c = re.captures(line)?;
-                Some(Captured {
-                    host: HOST_GROUPS
-                        .iter()
-                        .find_map(|g| c.name(g))
-                        .map(|m| m.range()),
-                    content: CONTENT_GROUPS
-                        .iter()
-                        .find_map(|g| c.name(g))
-                        .map(|m| m.range()),
-                    nofail: NOFAIL_GROUPS.iter().any(|g| c.name(g).is_some()),
-                    gained: GAINED_GROUPS.iter().any(|g| c.name(g).is_some()),
-                    forget: FORGET_GROUPS.iter().any(|g| c.name(g).is_some()),
-                    mlfid: MLFID_GROUPS
-                        .iter()
-                        .find_map(|g| c.name(g))
-                        .map(|m| m.range()),
-                })
+                Some(Captured::from_groups(|g| c.name(g).map(|m| m.range())))
             }
             Compiled::Fancy(re) => {
                 let text = std::str::from_utf8(line).ok()?;
                 // A backtracking limit hit is no match: hostile input must
                 // not stall the watcher.
                 let c = re.captures(text).ok()??;
-                Some(Captured {
-                    host: HOST_GROUPS
-                        .iter()
-                        .find_map(|g| c.name(g))
-                        .map(|m| m.range()),
-                    content: CONTENT_GROUPS
-                        .iter()
-                        .find_map(|g| c.name(g))
-                        .map(|m| m.range()),
-                    nofail: NOFAIL_GROUPS.iter().any(|g| c.name(g).is_some()),
-                    gained: GAINED_GROUPS.iter().any(|g| c.name(g).is_some()),
-                    forget: FORGET_GROUPS.iter().any(|g| c.name(g).is_some()),
-                    mlfid: MLFID_GROUPS
-                        .iter()
-                        .find_map(|g| c.name(g))
-                        .map(|m| m.range()),
-                })
+                Some(Captured::from_groups(|g| c.name(g).map(|m| m.range())))
             }
         }
     }
