@@ -3,6 +3,7 @@
 
 use crate::tags::{
     expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, TagError, HOST_GROUPS,
+    SKIPLINES_GROUP,
 };
 
 /// One failregex (or ignoreregex), as written, with an optional gate.
@@ -44,7 +45,15 @@ pub struct FilterDef {
     pub prefregex: Option<Pattern>,
     /// How the date is cut off the line before matching.
     pub date: DateRule,
+    /// fail2ban's `maxlines`: how many of the latest lines the failregexes
+    /// see at once, joined by newlines (1: each line alone, the fast path).
+    /// A match takes the lines it spans out of the buffer.
+    pub maxlines: usize,
 }
+
+/// The largest `maxlines` banset buffers: each line is searched with the
+/// whole buffer, so the cost of a line grows with it.
+pub const MAX_MAXLINES: usize = 1000;
 
 /// How a filter finds the date it cuts off a line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,6 +81,7 @@ impl FilterDef {
             ignoreregex,
             prefregex: None,
             date: DateRule::Leading,
+            maxlines: 1,
         }
     }
 }
@@ -121,6 +131,10 @@ pub(crate) struct Captured {
     pub(crate) forget: bool,
     /// `<F-MLFID>`: what identifies the connection (prefregex).
     pub(crate) mlfid: Option<std::ops::Range<usize>>,
+    /// `<F-USER>` (else `<F-ALT_USER>`), when not empty: the user name a
+    /// failure was for. fail2ban reads a connection that tried several
+    /// users as failing, even through lines marked `<F-NOFAIL>`.
+    pub(crate) user: Option<std::ops::Range<usize>>,
 }
 
 /// The groups banset's and fail2ban's expansions give these markers.
@@ -129,6 +143,8 @@ const GAINED_GROUPS: [&str; 2] = ["f_mlfgained", "mlfgained"];
 const FORGET_GROUPS: [&str; 2] = ["f_mlfforget", "mlfforget"];
 const MLFID_GROUPS: [&str; 2] = ["f_mlfid", "mlfid"];
 const CONTENT_GROUPS: [&str; 2] = ["f_content", "content"];
+const USER_GROUPS: [&str; 2] = ["user", "f_user"];
+const ALT_USER_GROUPS: [&str; 4] = ["alt_user", "alt_user_1", "alt_user_2", "f_alt_user"];
 
 impl Captured {
     /// Reads the groups banset knows (under fail2ban's and banset's names)
@@ -137,6 +153,11 @@ impl Captured {
     fn from_groups(group: impl Fn(&str) -> Option<std::ops::Range<usize>>) -> Captured {
         let first = |names: &[&str]| names.iter().find_map(|g| group(g));
         let any = |names: &[&str]| names.iter().any(|g| group(g).is_some());
+        let filled = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|g| group(g).filter(|r| !r.is_empty()))
+        };
         Captured {
             host: first(&HOST_GROUPS),
             content: first(&CONTENT_GROUPS),
@@ -144,6 +165,7 @@ impl Captured {
             gained: any(&GAINED_GROUPS),
             forget: any(&FORGET_GROUPS),
             mlfid: first(&MLFID_GROUPS),
+            user: filled(&USER_GROUPS).or_else(|| filled(&ALT_USER_GROUPS)),
         }
     }
 }
@@ -166,6 +188,39 @@ impl Compiled {
         }
     }
 
+    /// For a buffer of lines: the captures, the span of the whole match and
+    /// the spans of its `skiplinesN` groups (`skips` of them).
+    pub(crate) fn capture_spans(&self, text: &[u8], skips: usize) -> Option<Spans> {
+        let skip_names: Vec<String> = (0..skips)
+            .map(|n| format!("{SKIPLINES_GROUP}{n}"))
+            .collect();
+        match self {
+            Compiled::Plain(re) => {
+                let c = re.captures(text)?;
+                Some(Spans {
+                    captured: Captured::from_groups(|g| c.name(g).map(|m| m.range())),
+                    whole: c.get(0)?.range(),
+                    skipped: skip_names
+                        .iter()
+                        .filter_map(|g| c.name(g).map(|m| m.range()))
+                        .collect(),
+                })
+            }
+            Compiled::Fancy(re) => {
+                let text = std::str::from_utf8(text).ok()?;
+                let c = re.captures(text).ok()??;
+                Some(Spans {
+                    captured: Captured::from_groups(|g| c.name(g).map(|m| m.range())),
+                    whole: c.get(0)?.range(),
+                    skipped: skip_names
+                        .iter()
+                        .filter_map(|g| c.name(g).map(|m| m.range()))
+                        .collect(),
+                })
+            }
+        }
+    }
+
     pub(crate) fn is_match(&self, line: &[u8]) -> bool {
         match self {
             Compiled::Plain(re) => re.is_match(line),
@@ -176,6 +231,16 @@ impl Compiled {
     }
 }
 
+/// A match in a buffer of lines ([`Compiled::capture_spans`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Spans {
+    pub(crate) captured: Captured,
+    /// The whole match.
+    pub(crate) whole: std::ops::Range<usize>,
+    /// What each `<SKIPLINES>` took.
+    pub(crate) skipped: Vec<std::ops::Range<usize>>,
+}
+
 /// A compiled pattern with what the combined scan needs of it.
 #[derive(Debug)]
 pub(crate) struct CompiledPattern {
@@ -183,6 +248,8 @@ pub(crate) struct CompiledPattern {
     /// gate, or `None` when neither runs on the fast engine.
     pub(crate) scan: Option<String>,
     pub(crate) exact: Compiled,
+    /// How many `<SKIPLINES>` the pattern has.
+    pub(crate) skips: usize,
 }
 
 /// Size limits for compiled regexes: fail2ban filters with many
@@ -229,11 +296,38 @@ impl FilterDef {
             (false, true) => f2b_with_host,
             (false, false) => expand_failregex,
         };
+        if self.maxlines == 0 || self.maxlines > MAX_MAXLINES {
+            return Err(FilterError {
+                filter: self.name.clone(),
+                kind: "failregex",
+                index: 0,
+                pattern: String::new(),
+                reason: format!(
+                    "maxlines = {}: it must be 1 to {MAX_MAXLINES}",
+                    self.maxlines
+                ),
+            });
+        }
+        let multi_line = self.maxlines > 1;
         let fail = self
             .failregex
             .iter()
             .enumerate()
-            .map(|(i, p)| self.compile_one("failregex", i, p, fail_expand))
+            .map(|(i, p)| {
+                if multi_line {
+                    // fail2ban compiles a multi-line filter's failregexes
+                    // with MULTILINE: `^` and `$` also at each line.
+                    let p = Pattern {
+                        regex: format!("(?m){}", p.regex),
+                        gate: None,
+                    };
+                    let mut c = self.compile_one("failregex", i, &p, fail_expand)?;
+                    c.scan = None;
+                    Ok(c)
+                } else {
+                    self.compile_one("failregex", i, p, fail_expand)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if fail.is_empty() {
             return Err(FilterError {
@@ -252,6 +346,7 @@ impl FilterDef {
             .collect::<Result<Vec<_>, _>>()?;
         let content_set = match &pref {
             None => None,
+            Some(_) if multi_line => None,
             Some(_) => {
                 let texts: Vec<&str> = fail.iter().filter_map(|p| p.scan.as_deref()).collect();
                 if texts.len() == fail.len() {
@@ -285,6 +380,8 @@ impl FilterDef {
             pref,
             content_set,
             connections,
+            lines: multi_line
+                .then(|| std::sync::Mutex::new(crate::matcher::LineBuffer::new(self.maxlines))),
         })
     }
 
@@ -315,10 +412,12 @@ impl FilterDef {
             ),
             None => None,
         };
+        let skips = expanded.matches(&format!("(?P<{SKIPLINES_GROUP}")).count();
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
                 scan: Some(expanded),
                 exact: Compiled::Plain(re),
+                skips,
             }),
             Err(plain_err) => {
                 // Look-around and back-references need the backtracking
@@ -336,6 +435,7 @@ impl FilterDef {
                 Ok(CompiledPattern {
                     scan: gate,
                     exact: Compiled::Fancy(re),
+                    skips,
                 })
             }
         }
@@ -379,4 +479,6 @@ pub(crate) struct CompiledFilter {
     /// For a prefregex with `<F-MLFID>`: what each open connection has
     /// shown so far (see [`crate::matcher`]).
     pub(crate) connections: Option<std::sync::Mutex<crate::matcher::Connections>>,
+    /// For a multi-line filter (`maxlines` > 1): the latest lines.
+    pub(crate) lines: Option<std::sync::Mutex<crate::matcher::LineBuffer>>,
 }

@@ -47,6 +47,8 @@ enum Slot {
     Fail(usize),
     /// The prefregex of a two-stage filter.
     Pref,
+    /// A multi-line filter: every line goes to its buffer.
+    Lines,
 }
 
 /// The filters that cut the date off a line the same way, scanned together.
@@ -89,6 +91,10 @@ impl Matcher {
             let mut unscanned = Vec::new();
             for (f, filter) in compiled.iter().enumerate() {
                 if filters[f].date != *rule {
+                    continue;
+                }
+                if filter.lines.is_some() {
+                    unscanned.push((f, Slot::Lines));
                     continue;
                 }
                 let slots: Vec<(Slot, &Option<String>)> = match &filter.pref {
@@ -237,12 +243,17 @@ impl Matcher {
                 continue;
             }
             let filter = &self.filters[f];
+            let mut ignored = None;
             let found = match slot {
                 Slot::Fail(r) => filter.fail[r].exact.capture(line).map(|c| {
                     let target = c.host.and_then(|h| parse_host(&line[h]));
                     (r, target, c.nofail || c.gained)
                 }),
                 Slot::Pref => two_stage(filter, line),
+                Slot::Lines => multi_line(filter, line).map(|(r, target, nofail, ign)| {
+                    ignored = Some(ign);
+                    (r, target, nofail)
+                }),
             };
             let Some((r, target, nofail)) = found else {
                 continue;
@@ -256,7 +267,8 @@ impl Matcher {
             let Some(target) = target else {
                 continue;
             };
-            let ignored = filter.ignore.iter().any(|p| p.exact.is_match(line));
+            let ignored =
+                ignored.unwrap_or_else(|| filter.ignore.iter().any(|p| p.exact.is_match(line)));
             hits.push(Hit {
                 filter: f,
                 regex: r,
@@ -289,56 +301,226 @@ pub(crate) struct Connection {
     addr: Option<Target>,
     /// A failure was seen before its address was known.
     pending: bool,
+    /// Keyed hash of the first user name the connection tried.
+    first_user: Option<u64>,
+    /// It tried another user name since.
+    several_users: bool,
 }
 
 /// Open connections of a filter, by their `<F-MLFID>` text.
-pub(crate) type Connections = rustc_hash::FxHashMap<Vec<u8>, Connection>;
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    open: rustc_hash::FxHashMap<Vec<u8>, Connection>,
+    /// User names are the client's text: they are compared by a hash with
+    /// a secret key, so no one can pick two names that collide.
+    user_hasher: std::collections::hash_map::RandomState,
+}
 
 /// Connections remembered per filter; beyond this the memory starts over
 /// (a flood of connections that never end must not grow it without bound).
 const MAX_CONNECTIONS: usize = 10_000;
 
 /// fail2ban's reading of one connection's lines, for filters whose
-/// prefregex marks the connection (`<F-MLFID>`), without its multi-line
-/// buffer: a failure line without an address (`Disconnecting: Too many
-/// authentication failures`) takes the address an earlier line of the same
-/// connection gave, or waits for a later one; a line marked `<F-NOFAIL>`
-/// (`Connection closed by ADDR`) is a failure only when it completes such a
-/// waiting failure; `<F-MLFGAINED>` (a login) clears it; `<F-MLFFORGET>`
-/// ends the connection. The connection's id is text the daemon writes (host
-/// name, program, pid) before anything a client sends.
+/// prefregex marks the connection (`<F-MLFID>`): a failure line without an
+/// address (`Disconnecting: Too many authentication failures`) takes the
+/// address an earlier line of the same connection gave, or waits for a
+/// later one; a line marked `<F-NOFAIL>` (`Connection closed by ADDR`) is a
+/// failure only when it completes such a waiting failure; `<F-MLFGAINED>`
+/// (a login) clears it; `<F-MLFFORGET>` ends the connection. A connection
+/// that tried more than one user name fails even on `<F-NOFAIL>` and
+/// `<F-MLFGAINED>` lines, so a login after guessing other users' passwords
+/// does not wipe the guesses. The connection's id is text the daemon writes
+/// (host name, program, pid) before anything a client sends.
 /// Returns the address to count a failure of, if the line is one.
 fn connection_step(
     filter: &CompiledFilter,
     id: &[u8],
     here: Option<Target>,
     c: &Captured,
+    user: Option<&[u8]>,
 ) -> Option<Target> {
     let Some(cache) = &filter.connections else {
         return if c.nofail || c.gained { None } else { here };
     };
-    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    let known = map.get(id).copied().unwrap_or_default();
-    let addr = here.or(known.addr);
-    let (fail, pending) = if c.gained {
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let known = cache.open.get(id).copied();
+    let user = user.map(|u| {
+        use std::hash::BuildHasher;
+        cache.user_hasher.hash_one(u)
+    });
+    let mut state = known.unwrap_or_default();
+    if known.is_some() || !c.forget {
+        match (state.first_user, user) {
+            (None, Some(u)) => state.first_user = Some(u),
+            (Some(first), Some(u)) if first != u => state.several_users = true,
+            _ => {}
+        }
+    }
+    let addr = here.or(state.addr);
+    // A login clears a waiting failure; a waiting failure or several
+    // users make this line a failure whatever its marks say.
+    let waiting = state.pending && !c.gained;
+    let nofail = (c.nofail || c.gained) && !waiting && !state.several_users;
+    let (fail, pending) = if nofail {
         (false, false)
-    } else if c.nofail {
-        (
-            known.pending && addr.is_some(),
-            known.pending && addr.is_none(),
-        )
     } else {
         (addr.is_some(), addr.is_none())
     };
     if c.forget {
-        map.remove(id);
+        cache.open.remove(id);
     } else {
-        if map.len() >= MAX_CONNECTIONS && !map.contains_key(id) {
-            map.clear();
+        if cache.open.len() >= MAX_CONNECTIONS && known.is_none() {
+            cache.open.clear();
         }
-        map.insert(id.to_vec(), Connection { addr, pending });
+        state.addr = addr;
+        state.pending = pending;
+        cache.open.insert(id.to_vec(), state);
     }
     addr.filter(|_| fail)
+}
+
+/// The latest lines of a multi-line filter (fail2ban's `maxlines`), with
+/// the date cut out of each.
+#[derive(Debug)]
+pub(crate) struct LineBuffer {
+    lines: std::collections::VecDeque<Vec<u8>>,
+    max: usize,
+}
+
+impl LineBuffer {
+    pub(crate) fn new(max: usize) -> LineBuffer {
+        LineBuffer {
+            lines: Default::default(),
+            max,
+        }
+    }
+}
+
+/// Joins lines as fail2ban does for a search: each ends with a newline.
+fn joined<'a>(lines: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for l in lines {
+        buf.extend_from_slice(l);
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// A multi-line filter: `line` joins the buffer, and the failregexes (with
+/// `^`/`$` at every line) search the whole buffer, as fail2ban does. The
+/// lines a match spans leave the buffer, except those a `<SKIPLINES>` took,
+/// which stay for later matches. An ignoreregex is searched in the matched
+/// lines. Returns (failregex, address, nofail, ignored).
+fn multi_line(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Target>, bool, bool)> {
+    let lines = filter.lines.as_ref()?;
+    let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+    lines.lines.push_back(line.to_vec());
+    while lines.lines.len() > lines.max {
+        lines.lines.pop_front();
+    }
+    let buf = joined(lines.lines.iter());
+    // Without MULTILINE, fail2ban's `$` also matches before the last
+    // newline: search such patterns without it.
+    let whole = &buf[..buf.len() - 1];
+    let (text, pref) = match &filter.pref {
+        Some(p) => {
+            let pref = p.exact.capture(whole)?;
+            let text = match &pref.content {
+                Some(r) => {
+                    let mut t = whole[r.clone()].to_vec();
+                    t.push(b'\n');
+                    t
+                }
+                None => buf.clone(),
+            };
+            (text, Some(pref))
+        }
+        None => (buf.clone(), None),
+    };
+    let from_content = pref.as_ref().is_some_and(|p| p.content.is_some());
+    for (r, pattern) in filter.fail.iter().enumerate() {
+        let Some(m) = pattern.exact.capture_spans(&text, pattern.skips) else {
+            continue;
+        };
+        // Which lines the match spans, and which of them a <SKIPLINES> took.
+        let (matched, unmatched) = if from_content {
+            // The content stands for the whole buffer (fail2ban's filters
+            // do not combine a prefregex's content with maxlines).
+            (lines.lines.drain(..).collect::<Vec<_>>(), Vec::new())
+        } else {
+            split_match(&mut lines.lines, &text, &m)
+        };
+        lines.lines = unmatched.into();
+        let matched_text = joined(matched.iter());
+        let ignored = filter.ignore.iter().any(|p| {
+            p.exact
+                .is_match(&matched_text[..matched_text.len().saturating_sub(1)])
+        });
+        let c = &m.captured;
+        let target = match (&c.host, &pref) {
+            (Some(h), _) => parse_host(&text[h.clone()]),
+            (None, Some(p)) => p.host.clone().and_then(|h| parse_host(&whole[h])),
+            (None, None) => None,
+        };
+        let marks = Captured {
+            nofail: c.nofail || pref.as_ref().is_some_and(|p| p.nofail),
+            gained: c.gained || pref.as_ref().is_some_and(|p| p.gained),
+            forget: c.forget || pref.as_ref().is_some_and(|p| p.forget),
+            ..Captured::default()
+        };
+        let id = pref
+            .as_ref()
+            .and_then(|p| p.mlfid.clone())
+            .filter(|_| filter.connections.is_some());
+        let Some(id) = id else {
+            return Some((r, target, marks.nofail || marks.gained, ignored));
+        };
+        let user = c
+            .user
+            .clone()
+            .map(|u| &text[u])
+            .or_else(|| pref.as_ref()?.user.clone().map(|u| &whole[u]));
+        let counted = connection_step(filter, &whole[id], target, &marks, user);
+        return Some((r, counted, counted.is_none(), ignored));
+    }
+    None
+}
+
+/// fail2ban's split of a buffer at a match: the lines the match spans,
+/// less those a `<SKIPLINES>` took (matched), and all others, in the order
+/// fail2ban keeps them: the lines before, the skipped ones, the lines after.
+fn split_match(
+    lines: &mut std::collections::VecDeque<Vec<u8>>,
+    text: &[u8],
+    m: &crate::filter::Spans,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let newlines = |upto: usize| text[..upto].iter().filter(|&&b| b == b'\n').count();
+    // The match's first line starts after the newline before its start;
+    // its last line ends at the newline at or after its last byte.
+    let first = newlines(m.whole.start);
+    let last_end = m.whole.end.max(m.whole.start + 1).min(text.len());
+    let last = newlines(last_end - 1) + 1;
+    let all: Vec<Vec<u8>> = lines.drain(..).collect();
+    let last = last.min(all.len());
+    let first = first.min(last);
+    let mut unmatched: Vec<Vec<u8>> = all[..first].to_vec();
+    let mut matched: Vec<Vec<u8>> = all[first..last].to_vec();
+    let mut from = 0;
+    for range in &m.skipped {
+        let gap = &text[range.clone()];
+        let gap = gap.strip_suffix(b"\n").unwrap_or(gap);
+        if range.is_empty() {
+            continue;
+        }
+        for skipped in gap.split(|&b| b == b'\n') {
+            if let Some(at) = matched[from..].iter().position(|l| l == skipped) {
+                unmatched.push(matched.remove(from + at));
+                from += at;
+            }
+        }
+    }
+    unmatched.extend_from_slice(&all[last..]);
+    (matched, unmatched)
 }
 
 /// A two-stage filter: the prefregex on the line, then the failregexes on
@@ -372,7 +554,12 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         let Some(id) = pref.mlfid.clone().filter(|_| filter.connections.is_some()) else {
             return Some((r, target, marks.nofail || marks.gained));
         };
-        let counted = connection_step(filter, &line[id], target, &marks);
+        let user = c
+            .user
+            .clone()
+            .map(|u| &content[u])
+            .or_else(|| pref.user.clone().map(|u| &line[u]));
+        let counted = connection_step(filter, &line[id], target, &marks, user);
         return Some((r, counted, counted.is_none()));
     }
     None

@@ -72,6 +72,9 @@ pub fn expand_fail2ban(pattern: &str) -> Result<(String, usize), TagError> {
     expand_with(pattern, true)
 }
 
+/// `<SKIPLINES>` number N expands to group `skiplinesN`, as in fail2ban.
+pub(crate) const SKIPLINES_GROUP: &str = "skiplines";
+
 /// Names of the address groups a fail2ban pattern may have, in order.
 pub(crate) const HOST_GROUPS: [&str; 4] = [HOST_GROUP, "host2", "host3", "host4"];
 
@@ -82,6 +85,7 @@ fn expand(pattern: &str) -> Result<(String, usize), TagError> {
 fn expand_with(pattern: &str, fail2ban: bool) -> Result<(String, usize), TagError> {
     let mut out = String::with_capacity(pattern.len() + 128);
     let mut hosts = 0;
+    let mut skips = 0;
     let mut rest = pattern;
     while let Some(open) = rest.find('<') {
         let (before, tail) = rest.split_at(open);
@@ -169,6 +173,15 @@ fn expand_with(pattern: &str, fail2ban: bool) -> Result<(String, usize), TagErro
             "IP6" => format!(r"\[?(?P<{HOST_GROUP}>{IPV6})\]?"),
             "CIDR" | "SUBNET" => {
                 format!(r"\[?(?P<{HOST_GROUP}>(?:{IPV4}|{IPV6})(?:/[0-9]{{1,3}})?)\]?")
+            }
+            // fail2ban's multi-line gap: a newline, then any whole lines
+            // (as few as possible); the matcher hands the lines it spans
+            // back to its buffer. Only fail2ban filters, which set
+            // `maxlines`, buffer lines.
+            "SKIPLINES" if fail2ban => {
+                out.push_str(&format!(r"\n(?P<{SKIPLINES_GROUP}{skips}>(?:(?:.*\n)*?))"));
+                skips += 1;
+                continue;
             }
             "SKIPLINES" | "DNS" => return Err(TagError::Unsupported(name.to_string())),
             _ if fail2ban => {
@@ -270,5 +283,16 @@ mod tests {
             Err(TagError::Unsupported("SKIPLINES".into()))
         );
         assert!(expand_ignoreregex("nothing").is_ok());
+    }
+
+    #[test]
+    fn skiplines_is_a_gap_of_whole_lines_in_fail2ban_filters() {
+        let (e, hosts) = expand_fail2ban("^a <HOST><SKIPLINES>^b$<SKIPLINES>^c$").unwrap();
+        assert_eq!(hosts, 1);
+        let re = regex::Regex::new(&format!("(?m){e}")).unwrap();
+        let c = re.captures("a 192.0.2.1\nx\ny\nb\nc\n").unwrap();
+        assert_eq!(&c["skiplines0"], "x\ny\n");
+        assert_eq!(&c["skiplines1"], "");
+        assert!(!re.is_match("a 192.0.2.1 b c\n"));
     }
 }

@@ -79,10 +79,9 @@ impl DateFinder {
                         {
                             continue;
                         }
-                        let group = format!("({t})");
-                        let body = p
-                            .replacen("{DATE}", &group, 1)
-                            .replacen("{date}", &group, 1);
+                        // fail2ban cuts what the whole pattern matched,
+                        // the text around {DATE} included.
+                        let body = p.replacen("{DATE}", t, 1).replacen("{date}", t, 1);
                         anchored.push(template(&body, true)?.0);
                     }
                 }
@@ -176,6 +175,15 @@ fn template(pattern: &str, unbound: bool) -> Result<(Regex, bool), String> {
         word_begin = false;
     }
     let mut word_end = word_begin;
+    if !line_begin && p.eq_ignore_ascii_case("EPOCH") {
+        // fail2ban's free-standing epoch: at the line's start, in `[...]`
+        // there, or in an audit record's `audit(EPOCH:SERIAL)`; never a
+        // run of digits elsewhere in the line (a pid, a session number).
+        let epoch = r"\d{10,11}\b(?:\.\d{3,6})?";
+        let re = format!(r"(?:^|(?<=^\[)(?={epoch}\])|(?<=\baudit\()(?={epoch}:\d+\)))({epoch})");
+        let re = Regex::new(&re).map_err(|e| format!("datepattern {pattern:?}: {e}"))?;
+        return Ok((re, false));
+    }
     let core = match p.to_uppercase().as_str() {
         "EPOCH" => r"\d{10,11}(?:\.\d{3,6})?".to_string(),
         "LEPOCH" => r"\d{13}(?:\.\d{3,6})?".to_string(),
@@ -323,14 +331,38 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_is_found_where_fail2ban_looks_for_one() {
+        let f = DateFinder::new(None).unwrap();
+        assert_eq!(cut(&f, "1234567890 x"), " x");
+        assert_eq!(cut(&f, "[1234567890.123] x"), "[] x");
+        assert_eq!(
+            cut(&f, "type=USER audit(1234567890.123:55): x"),
+            "type=USER audit(:55): x"
+        );
+        // Digits in the middle of a line are not a date.
+        assert_eq!(cut(&f, "x 1234567890 y"), "x 1234567890 y");
+        let f = DateFinder::new(Some("EPOCH")).unwrap();
+        assert_eq!(
+            cut(&f, "[28325:00010-3735542592] x"),
+            "[28325:00010-3735542592] x"
+        );
+    }
+
+    #[test]
     fn line_begin_only_and_custom_patterns() {
         let f = DateFinder::new(Some("{^LN-BEG}")).unwrap();
         assert_eq!(cut(&f, "Nov 21 12:00:00 h x"), " h x");
         assert_eq!(cut(&f, "x Nov 21 12:00:00 h"), "x Nov 21 12:00:00 h");
         let f = DateFinder::new(Some(r"^%Y/%m/%d %H:%M:%S")).unwrap();
         assert_eq!(cut(&f, "2026/11/21 12:00:00 [error] x"), " [error] x");
+        // Around {DATE}, fail2ban cuts the pattern's whole match.
         let f = DateFinder::new(Some(r"^\[{DATE}\]")).unwrap();
-        assert_eq!(cut(&f, "[2026-11-21 12:00:00] x"), "[] x");
+        assert_eq!(cut(&f, "[2026-11-21 12:00:00] x"), " x");
+        let f = DateFinder::new(Some(r"^<\d+>\d+\s+{DATE}")).unwrap();
+        assert_eq!(
+            cut(&f, "<38>1 2019-07-08T17:40:16.954167-04:00 h sshd 5 - - x"),
+            " h sshd 5 - - x"
+        );
         let f = DateFinder::new(Some("{NONE}")).unwrap();
         assert_eq!(cut(&f, "Nov 21 12:00:00 h"), "Nov 21 12:00:00 h");
         assert!(DateFinder::new(Some("%c")).is_err());

@@ -173,17 +173,18 @@ pub fn load_filter(
     let prefregex = get("prefregex")
         .filter(|p| !p.trim().is_empty())
         .map(|p| Pattern::new(super::translate_regex(&p)));
-    if let Some(m) = get("maxlines").and_then(|m| m.trim().parse::<u32>().ok()) {
-        if m > 1 {
-            notices.push(Notice {
-                origin: at(&origin),
-                jail: None,
-                message: format!(
-                    "filter {name}: maxlines = {m}: banset matches one line at a time; failures that need several lines are not seen"
-                ),
-            });
-        }
-    }
+    let maxlines = match get("maxlines") {
+        Some(m) => parse_maxlines(&m).map_err(|e| {
+            Error::Other(format!(
+                "{}filter {name}: {e}",
+                origin
+                    .as_ref()
+                    .map(|o| format!("{o}: "))
+                    .unwrap_or_default()
+            ))
+        })?,
+        None => 1,
+    };
     let datepattern = get("datepattern").filter(|d| !d.trim().is_empty());
     let mut def = FilterDef {
         name: filter_display_name(name, args),
@@ -194,20 +195,8 @@ pub fn load_filter(
             .collect(),
         prefregex,
         date: DateRule::Fail2ban(datepattern),
+        maxlines,
     };
-    if def
-        .prefregex
-        .as_ref()
-        .is_some_and(|p| p.regex.contains("<F-MLFID>"))
-    {
-        notices.push(Notice {
-            origin: at(&origin),
-            jail: None,
-            message: format!(
-                "filter {name}: <F-MLFID>: banset follows each connection for its address and its <F-NOFAIL>/<F-MLFGAINED>/<F-MLFFORGET> marks, but keeps no multi-line buffer"
-            ),
-        });
-    }
     // Keep each failregex that compiles with the rest of the filter; set
     // the others aside, with the reason.
     for (i, p) in failregex.iter().enumerate() {
@@ -252,6 +241,17 @@ pub fn load_filter(
         combined,
         failregex_total,
     })
+}
+
+/// fail2ban's `maxlines`: a whole number from 1 (to banset's limit).
+pub(crate) fn parse_maxlines(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=crate::filter::MAX_MAXLINES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "maxlines = {text:?}: give a whole number of lines from 1 to {}",
+            crate::filter::MAX_MAXLINES
+        )),
+    }
 }
 
 /// `sshd` or `sshd[mode=aggressive]`.
@@ -431,6 +431,97 @@ mod tests {
         // Another connection's address is never borrowed.
         assert_eq!(scan("h d[5]: Too many failures"), None);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_connection_that_tries_several_users_fails_even_on_a_login() {
+        let d = dir_with(&[(
+            "filter.d/users.conf",
+            "[Definition]\nprefregex = ^<F-MLFID>\\S+ d\\[\\d+\\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$\nfailregex = ^<F-NOFAIL>auth failure</F-NOFAIL> ruser=<F-ALT_USER>\\S*</F-ALT_USER> rhost=<HOST>$\n            ^<F-MLFFORGET><F-MLFGAINED>Accepted</F-MLFGAINED></F-MLFFORGET> for <F-USER>\\S+</F-USER> from <HOST>$\n",
+        )]);
+        let f = load_filter(&d, "users", &[], &Options::new(), None).unwrap();
+        let m = Matcher::new(std::slice::from_ref(&f.def)).unwrap();
+        let scan = |line: &str| {
+            let mut hits = Vec::new();
+            m.scan(line.as_bytes(), &mut hits);
+            hits.first().map(|h| h.target.to_string())
+        };
+        // One user, then a login as that user: no failure.
+        assert_eq!(
+            scan("h d[1]: auth failure ruser=root rhost=192.0.2.1"),
+            None
+        );
+        assert_eq!(
+            scan("h d[1]: auth failure ruser=root rhost=192.0.2.1"),
+            None
+        );
+        assert_eq!(scan("h d[1]: Accepted for root from 192.0.2.1"), None);
+        // A second user name: a failure, and the login after it too.
+        assert_eq!(
+            scan("h d[2]: auth failure ruser=root rhost=192.0.2.2"),
+            None
+        );
+        assert_eq!(
+            scan("h d[2]: auth failure ruser=admin rhost=192.0.2.2").as_deref(),
+            Some("192.0.2.2")
+        );
+        assert_eq!(
+            scan("h d[2]: Accepted for known from 192.0.2.2").as_deref(),
+            Some("192.0.2.2")
+        );
+        // The login ended that connection: a new one with the same id
+        // starts clean.
+        assert_eq!(scan("h d[2]: auth failure ruser=x rhost=192.0.2.2"), None);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn multi_line_filters_search_the_latest_lines_and_keep_skipped_ones() {
+        let d = dir_with(&[(
+            "filter.d/ml.conf",
+            "[Definition]\nfailregex = ^conn=(?P<_c>\\d+) ACCEPT from IP=<HOST>\\s*<SKIPLINES>conn=(?P=_c) RESULT err=49$\n            ^.*\\nWARNING: attempt from <HOST> failed$\nignoreregex = ^conn=\\d+ ACCEPT from IP=192\\.0\\.2\\.9\nmaxlines = 4\n",
+        )]);
+        let f = load_filter(&d, "ml", &[], &Options::new(), None).unwrap();
+        assert_eq!(f.def.maxlines, 4);
+        let m = Matcher::new(std::slice::from_ref(&f.def)).unwrap();
+        let scan = |line: &str| {
+            let mut hits = Vec::new();
+            m.scan(line.as_bytes(), &mut hits);
+            hits.first()
+                .filter(|h| !h.ignored)
+                .map(|h| h.target.to_string())
+        };
+        // Two interleaved connections: each result finds its own accept,
+        // past the other's lines, which stay buffered for their match.
+        assert_eq!(scan("conn=1 ACCEPT from IP=192.0.2.1"), None);
+        assert_eq!(scan("conn=2 ACCEPT from IP=192.0.2.2"), None);
+        assert_eq!(scan("conn=2 RESULT err=49").as_deref(), Some("192.0.2.2"));
+        assert_eq!(scan("conn=1 RESULT err=49").as_deref(), Some("192.0.2.1"));
+        // Matched lines left the buffer: the same result again is nothing.
+        assert_eq!(scan("conn=1 RESULT err=49"), None);
+        // Beyond maxlines the accept has left the buffer.
+        assert_eq!(scan("conn=3 ACCEPT from IP=192.0.2.3"), None);
+        for _ in 0..4 {
+            assert_eq!(scan("noise"), None);
+        }
+        assert_eq!(scan("conn=3 RESULT err=49"), None);
+        // An ignoreregex looks at the matched lines.
+        assert_eq!(scan("conn=4 ACCEPT from IP=192.0.2.9"), None);
+        assert_eq!(scan("conn=4 RESULT err=49"), None);
+        // `^.*\n`: the line before, whatever it is.
+        assert_eq!(scan("Nov 21 2026 header"), None);
+        assert_eq!(
+            scan("WARNING: attempt from 192.0.2.5 failed").as_deref(),
+            Some("192.0.2.5")
+        );
+        let bad = dir_with(&[(
+            "filter.d/bad.conf",
+            "[Definition]\nfailregex = ^x <HOST>$\nmaxlines = 0\n",
+        )]);
+        let e = load_filter(&bad, "bad", &[], &Options::new(), None).unwrap_err();
+        assert!(e.to_string().contains("maxlines = \"0\""), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::remove_dir_all(&bad).unwrap();
     }
 
     #[test]

@@ -277,6 +277,7 @@ fn load_jail(
             ignoreregex: Vec::new(),
             prefregex: None,
             date: crate::filter::DateRule::Fail2ban(None),
+            maxlines: 1,
         },
     };
     // The jail's own failregex etc. replace the filter's.
@@ -315,17 +316,8 @@ fn load_jail(
         filter.date = crate::filter::DateRule::Fail2ban(Some(lines.join("\n")));
     }
     if let Some((lines, o)) = jail_lines(stack, "maxlines")? {
-        if lines
-            .first()
-            .and_then(|m| m.trim().parse::<u32>().ok())
-            .unwrap_or(1)
-            > 1
-        {
-            note(
-                &Some(o),
-                "maxlines > 1: banset matches one line at a time".into(),
-            );
-        }
+        filter.maxlines = super::filter::parse_maxlines(lines.first().map_or("", |l| l.as_str()))
+            .map_err(|e| Error::at(&o, format!("jail {name}: {e}")))?;
     }
     if filter.failregex.is_empty() {
         return Err(Error::Other(format!(
