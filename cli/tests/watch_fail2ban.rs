@@ -152,6 +152,75 @@ fn check_lists_fail2ban_jails_and_reports_what_differs_with_file_and_line() {
 }
 
 #[test]
+fn every_stock_fail2ban_jail_loads_when_enabled() {
+    let test = "every_stock_fail2ban_jail_loads_when_enabled";
+    if !fail2ban_installed(test) {
+        return;
+    }
+    let sb = Sandbox::new("f2b-all");
+    let log = sb.dir().join("any.log");
+    append(&log, &[]);
+    let dir = sb.dir().join("fail2ban");
+    copy_dir(Path::new(FAIL2BAN), &dir);
+    let jail_conf = std::fs::read_to_string(dir.join("jail.conf")).unwrap();
+    let jails: Vec<&str> = jail_conf
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.strip_suffix(']'))
+        .filter(|j| !matches!(*j, "INCLUDES" | "DEFAULT"))
+        .collect();
+    assert!(jails.len() >= 80, "{jails:?}");
+    let local: String = jails
+        .iter()
+        .map(|j| {
+            format!(
+                "[{j}]\nenabled = true\nbackend = polling\nlogpath = {}\n\n",
+                log.display()
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("jail.local"), local).unwrap();
+    let sb = sb.with_config("");
+    let out = sb
+        .cmd(&["watch", "--check", "--fail2ban"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for j in &jails {
+        assert!(
+            stdout.contains(&format!("jail {j}: filter ")),
+            "jail {j} missing:\n{stdout}"
+        );
+    }
+    // Service names resolve (slapd's ldap,ldaps).
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("set f2b-slapd: ") && l.ends_with("tcp ports 389,636")),
+        "{stdout}"
+    );
+    // asterisk bans through a tcp and a udp action: the one rule of its
+    // set must cover both, so it blocks every port.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("set f2b-asterisk: ") && l.ends_with("drop all ports")),
+        "{stdout}"
+    );
+    // A notice all jails share is one line.
+    let shared = stdout
+        .lines()
+        .filter(|l| l.contains("not one rule per address"))
+        .count();
+    assert!(shared <= 3, "{stdout}");
+}
+
+#[test]
 fn a_fail2ban_jail_bans_an_address_appended_to_its_log() {
     let test = "a_fail2ban_jail_bans_an_address_appended_to_its_log";
     if !fail2ban_installed(test) {
@@ -162,6 +231,17 @@ fn a_fail2ban_jail_bans_an_address_appended_to_its_log() {
         let log = sb.dir().join("auth.log");
         append(&log, &[]);
         let dir = fail2ban_dir(&sb, &log);
+        // slapd's filter is multi-line: a failed bind names no address;
+        // the connection's ACCEPT line, up to 20 lines earlier, does.
+        let slapd_log = sb.dir().join("slapd.log");
+        append(&slapd_log, &[]);
+        append(
+            &dir.join("jail.local"),
+            &[format!(
+                "\n[slapd]\nenabled = true\nbackend = polling\nmaxretry = 1\nlogpath = {}",
+                slapd_log.display()
+            )],
+        );
         let sb = sb.with_config(&format!(
             "[fail2ban]\ndir = \"{}\"\n\n[watch]\nkeeper_interval = \"1s\"\n",
             dir.display()
@@ -200,6 +280,31 @@ fn a_fail2ban_jail_bans_an_address_appended_to_its_log() {
             "{}",
             output()
         );
+        let slapd =
+            |conn: u32, what: &str| format!("Jul  8 01:47:19 ldap slapd[1183]: conn={conn} {what}");
+        append(
+            &slapd_log,
+            &[
+                slapd(
+                    7,
+                    "fd=21 ACCEPT from IP=203.0.113.20:45011 (IP=0.0.0.0:636)",
+                ),
+                slapd(
+                    8,
+                    "fd=22 ACCEPT from IP=203.0.113.21:45012 (IP=0.0.0.0:636)",
+                ),
+                slapd(7, "op=0 BIND dn=\"uid=a,dc=example\" method=128"),
+                slapd(8, "op=0 BIND dn=\"uid=b,dc=example\" method=128"),
+                // A wrong password on connection 8, a good one on 7.
+                slapd(8, "op=0 RESULT tag=97 err=49 text="),
+                slapd(7, "op=0 RESULT tag=97 err=0 text="),
+            ],
+        );
+        assert!(
+            wait_until(|| nft_members("f2b-slapd_v4") == ["203.0.113.21"]),
+            "{}",
+            output()
+        );
         // The hook blocks ssh only, as the jail's port says.
         let rules = Command::new("nft")
             .args(["list", "table", "inet", "banset"])
@@ -223,5 +328,6 @@ fn a_fail2ban_jail_bans_an_address_appended_to_its_log() {
             "{out}"
         );
         assert!(!out.contains("ban 192.0.2.10"), "{out}");
+        assert!(!out.contains("ban 203.0.113.20"), "{out}");
     });
 }

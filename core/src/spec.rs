@@ -220,13 +220,23 @@ impl PortRange {
             if item.is_empty() {
                 return Err(format!("invalid port list {input:?}: empty item"));
             }
-            let range = match item.split_once(['-', ':']) {
+            // A name may hold a dash (`ftp-data`): a name first, then a range.
+            let named = item
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic())
+                .then(|| parse_port(item, input).ok())
+                .flatten();
+            let range = match item.split_once(['-', ':']).filter(|_| named.is_none()) {
                 Some((a, b)) => PortRange {
                     first: parse_port(a, input)?,
                     last: parse_port(b, input)?,
                 },
                 None => {
-                    let p = parse_port(item, input)?;
+                    let p = match named {
+                        Some(p) => p,
+                        None => parse_port(item, input)?,
+                    };
                     PortRange { first: p, last: p }
                 }
             };
@@ -259,9 +269,19 @@ impl fmt::Display for PortRange {
     }
 }
 
-/// Service names from /etc/services that fail2ban's stock jails use. Looked
-/// up here, not in /etc/services, so a rule means the same on every host.
+/// Service names that fail2ban's stock jails use (every name in the
+/// `port =` lines of fail2ban 1.0.2's jail.conf), looked up here rather than
+/// in /etc/services so those rules mean the same on every host, including
+/// hosts whose /etc/services lacks some (Debian's has no `ssmtp` or
+/// `ftp-data`). Other names are looked up in /etc/services.
 const SERVICES: &[(&str, u16)] = &[
+    ("ftp-data", 20),
+    ("ssmtp", 465),
+    ("ldap", 389),
+    ("ldaps", 636),
+    ("socks", 1080),
+    ("ftps-data", 989),
+    ("ftps", 990),
     ("ssh", 22),
     ("smtp", 25),
     ("http", 80),
@@ -280,10 +300,48 @@ const SERVICES: &[(&str, u16)] = &[
     ("sieve", 4190),
 ];
 
+/// The port of a service name in /etc/services (tcp or udp, name or
+/// alias), read once.
+fn system_service(name: &str) -> Option<u16> {
+    static TABLE: std::sync::OnceLock<Vec<(String, u16)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let text = std::fs::read_to_string("/etc/services").unwrap_or_default();
+        parse_services(&text)
+    });
+    table.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
+}
+
+/// `name port/proto [aliases...] [# comment]` lines.
+fn parse_services(text: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(port)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(port) = port
+            .split_once('/')
+            .and_then(|(p, _)| p.parse::<u16>().ok())
+            .filter(|&p| p > 0)
+        else {
+            continue;
+        };
+        for n in std::iter::once(name).chain(words) {
+            out.push((n.to_string(), port));
+        }
+    }
+    out
+}
+
 fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
     let text = text.trim();
     if let Some((_, port)) = SERVICES.iter().find(|(name, _)| *name == text) {
         return Ok(*port);
+    }
+    let is_name = text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+    if let Some(port) = is_name.then(|| system_service(text)).flatten() {
+        return Ok(port);
     }
     match text.parse::<u16>() {
         Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
@@ -397,6 +455,26 @@ mod tests {
         for bad in ["", "0", "70000", "25,", "x", "10-5", "1-65535", "25;rm"] {
             assert!(PortRange::parse_list(bad).is_err(), "{bad}");
         }
+        // Every service name of fail2ban's stock jails, whatever the host's
+        // /etc/services holds.
+        let p = PortRange::parse_list("ldap,ldaps,ssmtp,ftp-data,ftps,ftps-data,socks").unwrap();
+        let shown: Vec<String> = p.iter().map(|r| r.to_string()).collect();
+        assert_eq!(shown, ["20", "389", "465", "636", "989", "990", "1080"]);
+    }
+
+    #[test]
+    fn services_file_names_and_aliases() {
+        let t = parse_services(
+            "# comment\nmysql\t\t3306/tcp\nsnmp 161/udp snmp-agent # x\nbroken\nzero 0/tcp\n",
+        );
+        assert_eq!(
+            t,
+            vec![
+                ("mysql".to_string(), 3306),
+                ("snmp".to_string(), 161),
+                ("snmp-agent".to_string(), 161)
+            ]
+        );
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub fn load_settings(
     if let Some(dir) = dir {
         let f2b = banset_watch::fail2ban::load(&dir)
             .map_err(|e| crate::errors::Usage(format!("fail2ban {}: {e}", dir.display())))?;
-        notices.extend(f2b.notices.iter().map(|n| n.to_string()));
+        notices.extend(banset_watch::fail2ban::notice_lines(&f2b.notices));
         for jail in f2b.jails {
             let name = jail.settings.name.clone();
             if settings.jails.iter().any(|j| j.name == name) {

@@ -576,7 +576,13 @@ fn set_wish(
                 continue;
             }
         };
-        let opt = |k: &str| opts.iter().find(|(ok, _)| ok == k).map(|(_, v)| v.clone());
+        // In `act[a=1][a=2]` the later value wins, as in fail2ban.
+        let opt = |k: &str| {
+            opts.iter()
+                .rev()
+                .find(|(ok, _)| ok == k)
+                .map(|(_, v)| v.clone())
+        };
         let (kind, allports) = match act.as_str() {
             "nftables" | "nftables-multiport" | "nftables-common" => {
                 (Some(BackendKind::Nftables), false)
@@ -604,21 +610,12 @@ fn set_wish(
                 continue;
             }
         };
-        if firewall_seen {
-            note(
-                &Some(ao.clone()),
-                format!("action {act}: a second firewall action; banset bans in one set per jail"),
-            );
-            continue;
-        }
-        firewall_seen = true;
-        wish.backend = kind;
         let allports = allports
             || opt("actiontype").is_some_and(|t| t.contains("allports"))
             || opt("type").is_some_and(|t| t == "allports");
         let port =
             opt("port").or_else(|| stack.get(name, "port", &none).ok().flatten().map(|p| p.0));
-        wish.ports = match port {
+        let mut ports = match port {
             Some(p)
                 if !allports
                     && !matches!(p.trim(), "" | "0:65535" | "1:65535" | "0-65535" | "1-65535") =>
@@ -634,16 +631,41 @@ fn set_wish(
                 .flatten()
                 .map(|p| p.0)
         });
-        wish.protocol = match protocol.as_deref().map(str::trim) {
-            _ if wish.ports.is_none() => None,
-            Some("tcp") | None => Some("tcp".into()),
-            Some("udp") => Some("udp".into()),
+        let protocol = match protocol.as_deref().map(str::trim) {
+            _ if ports.is_none() => None,
+            Some("tcp") | None => Some("tcp".to_string()),
+            Some("udp") => Some("udp".to_string()),
             Some(other) => {
                 note(&Some(ao.clone()), format!("protocol = {other}: banset blocks tcp or udp ports, or all ports; using all ports"));
-                wish.ports = None;
+                ports = None;
                 None
             }
         };
+        if firewall_seen {
+            // A jail's set has one blocking rule. A second action for the
+            // same ports adds nothing; one for other ports or the other
+            // protocol (asterisk's tcp and udp) must not be lost, so the
+            // rule widens to every port rather than leave it open.
+            if (&ports, &protocol) != (&wish.ports, &wish.protocol) && wish.ports.is_some() {
+                note(
+                    &Some(ao.clone()),
+                    format!(
+                        "action {act}: a second firewall action for {}; a jail's set has one blocking rule, so banset blocks every port of a banned address",
+                        match (&ports, &protocol) {
+                            (Some(p), Some(pr)) => format!("{pr} ports {p}"),
+                            _ => "all ports".to_string(),
+                        }
+                    ),
+                );
+                wish.ports = None;
+                wish.protocol = None;
+            }
+            continue;
+        }
+        firewall_seen = true;
+        wish.backend = kind;
+        wish.ports = ports;
+        wish.protocol = protocol;
         let blocktype = opt("blocktype").or_else(|| {
             stack
                 .get(name, "blocktype", &none)

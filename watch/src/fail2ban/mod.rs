@@ -85,6 +85,48 @@ impl std::fmt::Display for Notice {
     }
 }
 
+/// The notices as lines to show, one per difference: a notice that many
+/// jails share (every jail inherits `[DEFAULT]`'s action) is one line
+/// naming the jails, not one line per jail.
+pub fn notice_lines(notices: &[Notice]) -> Vec<String> {
+    const SHOWN: usize = 6;
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for n in notices {
+        let slot = groups
+            .iter_mut()
+            .find(|(o, m, _)| *o == n.origin && *m == n.message);
+        match (slot, &n.jail) {
+            (Some((_, _, jails)), Some(j)) if !jails.is_empty() => jails.push(j),
+            _ => groups.push((
+                &n.origin,
+                &n.message,
+                n.jail.iter().map(|j| j.as_str()).collect(),
+            )),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(origin, message, jails)| {
+            let origin = if origin.is_empty() {
+                String::new()
+            } else {
+                format!("{origin}: ")
+            };
+            let jails = match jails.len() {
+                0 => String::new(),
+                1 => format!("jail {}: ", jails[0]),
+                n if n <= SHOWN => format!("jails {}: ", jails.join(", ")),
+                n => format!(
+                    "{n} jails ({}, and {} more): ",
+                    jails[..SHOWN].join(", "),
+                    n - SHOWN
+                ),
+            };
+            format!("{origin}{jails}{message}")
+        })
+        .collect()
+}
+
 /// Splits fail2ban's `name[key=value, key2="v, 2"][key3=...]` into the name
 /// and its options.
 pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), String> {
@@ -255,6 +297,31 @@ mod tests {
         assert!(extract_options("x[mode").is_err());
         assert!(extract_options("x[=1]").is_err());
         assert!(extract_options("[a=1]").is_err());
+    }
+
+    #[test]
+    fn notices_many_jails_share_are_one_line() {
+        let n = |jail: Option<&str>, message: &str| Notice {
+            origin: "jail.conf:263".into(),
+            jail: jail.map(str::to_string),
+            message: message.into(),
+        };
+        let mut all = vec![n(None, "general")];
+        for j in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            all.push(n(Some(j), "same action"));
+        }
+        all.push(n(Some("a"), "another"));
+        all.push(n(Some("x"), "one jail"));
+        all.push(n(Some("y"), "one jail"));
+        assert_eq!(
+            notice_lines(&all),
+            [
+                "jail.conf:263: general",
+                "jail.conf:263: 8 jails (a, b, c, d, e, f, and 2 more): same action",
+                "jail.conf:263: jail a: another",
+                "jail.conf:263: jails x, y: one jail",
+            ]
+        );
     }
 
     #[test]
