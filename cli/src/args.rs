@@ -162,7 +162,7 @@ pub struct WatchArgs {
 pub struct RegexTestArgs {
     /// Log file to read (- for standard input)
     pub log: PathBuf,
-    /// A built-in filter (sshd, sshd-aggressive, postfix, postfix-sasl, dovecot, qpopper), or one failregex with `<HOST>`
+    /// A built-in filter (sshd, sshd-aggressive, postfix, postfix-sasl, dovecot, qpopper), a fail2ban filter file (/etc/fail2ban/filter.d/sshd.conf, with [mode=aggressive] if wanted), or one failregex with `<HOST>`
     pub filter: String,
     /// Extra ignoreregex (repeatable)
     #[arg(long, value_name = "REGEX")]

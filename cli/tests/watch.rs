@@ -579,6 +579,58 @@ fn regex_test_reports_counts_per_regex_and_json() {
 }
 
 #[test]
+fn regex_test_runs_a_fail2ban_filter_file_with_its_mode_and_lines() {
+    let sb = Sandbox::new("regex-test-f2b");
+    let filter_d = sb.dir().join("f2b/filter.d");
+    std::fs::create_dir_all(&filter_d).unwrap();
+    std::fs::write(
+        filter_d.join("common.conf"),
+        "[DEFAULT]\n__prefix = \\s*\\S+ <_daemon>\\[\\d+\\]:\\s+\n",
+    )
+    .unwrap();
+    // Multi-line (the address is on the ACCEPT line, the failure on a
+    // later one), with a mode that adds a one-line failregex.
+    std::fs::write(
+        filter_d.join("ldapish.conf"),
+        "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = slapd\nnormal = ^%(__prefix)sconn=(?P<_c>\\d+) ACCEPT from IP=<HOST>\\s*<SKIPLINES>%(__prefix)sconn=(?P=_c) RESULT err=49$\naggressive = <normal>\n             ^%(__prefix)sprobe from <HOST>$\nfailregex = <<mode>>\nmode = normal\nmaxlines = 5\n",
+    )
+    .unwrap();
+    let log = sb.file(
+        "slapd.log",
+        &[
+            "Nov 21 12:00:00 ldap slapd[1]: conn=1 ACCEPT from IP=203.0.113.7",
+            "Nov 21 12:00:00 ldap slapd[1]: conn=2 ACCEPT from IP=203.0.113.8",
+            "Nov 21 12:00:01 ldap slapd[1]: conn=1 BIND dn=x",
+            "Nov 21 12:00:02 ldap slapd[1]: conn=1 RESULT err=49",
+            "Nov 21 12:00:02 ldap slapd[1]: conn=2 RESULT err=0",
+            "Nov 21 12:00:03 ldap slapd[1]: probe from 203.0.113.9",
+        ]
+        .join("\n"),
+    );
+    let file = filter_d.join("ldapish.conf");
+    let out = sb.ok(&["regex-test", log.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(out.contains("Filter: ldapish (1 failregex)"), "{out}");
+    assert!(
+        out.contains("Lines: 6 lines, 1 matched, 0 ignored, 5 missed"),
+        "{out}"
+    );
+    assert!(out.contains("  203.0.113.7 1"), "{out}");
+    let aggressive = format!("{}[mode=aggressive]", file.display());
+    let out = sb.ok(&["regex-test", log.to_str().unwrap(), &aggressive]);
+    assert!(out.contains("2 matched"), "{out}");
+    assert!(out.contains("  203.0.113.9 1"), "{out}");
+    // A filter file outside a filter.d cannot find its includes.
+    let stray = sb.file("stray.conf", "[Definition]\nfailregex = ^x <HOST>$\n");
+    let out = sb.run(&["regex-test", log.to_str().unwrap(), stray.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("filter.d directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn the_keeper_restores_ipset_sets_and_their_rule() {
     kernel_test("the_keeper_restores_ipset_sets_and_their_rule", || {
         let sb = Sandbox::new("watch-ipset");

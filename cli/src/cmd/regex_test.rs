@@ -42,14 +42,61 @@ struct TotalsLine<'a> {
     totals: &'a Totals,
 }
 
+/// Whether FILTER names a fail2ban filter file (`.../filter.d/NAME.conf`,
+/// maybe with `[mode=...]`) rather than a regex.
+fn is_filter_file(filter: &str) -> bool {
+    let path = filter.split('[').next().unwrap_or("");
+    path.ends_with(".conf") || path.ends_with(".local")
+}
+
+/// A fail2ban filter file, read with its includes and `.local` as
+/// `banset watch --fail2ban` reads it.
+fn fail2ban_filter(text: &str) -> Result<FilterDef> {
+    let (path, options) = match banset_watch::fail2ban::extract_options(text) {
+        Ok(x) => x,
+        Err(e) => usage!("filter {e}"),
+    };
+    let path = Path::new(&path);
+    let name = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let filter_d = path.parent().unwrap_or(Path::new(""));
+    if filter_d.file_name().is_none_or(|d| d != "filter.d") {
+        usage!(
+            "filter {}: a fail2ban filter file must be in a filter.d directory (its includes are read from there)",
+            path.display()
+        );
+    }
+    let dir = filter_d.parent().unwrap_or(Path::new(""));
+    if !path.is_file() {
+        usage!("filter {}: no such file", path.display());
+    }
+    let loaded = match banset_watch::fail2ban::load_filter(
+        dir,
+        name,
+        &options,
+        &Default::default(),
+        Some(false),
+    ) {
+        Ok(f) => f,
+        Err(e) => usage!("filter {}: {e}", path.display()),
+    };
+    for n in banset_watch::fail2ban::notice_lines(&loaded.notices) {
+        eprintln!("banset: regex-test: {n}");
+    }
+    Ok(loaded.def)
+}
+
 fn filter_of(args: &RegexTestArgs) -> Result<FilterDef> {
     let mut filter = match builtin_filter(&args.filter) {
         Some(f) => f,
+        None if is_filter_file(&args.filter) => fail2ban_filter(&args.filter)?,
         None if args.filter.contains('<') => {
             FilterDef::new("regex", vec![Pattern::new(args.filter.clone())], Vec::new())
         }
         None => usage!(
-            "unknown filter {:?}: give a built-in ({}) or a failregex with <HOST>",
+            "unknown filter {:?}: give a built-in ({}), a fail2ban filter file (/etc/fail2ban/filter.d/NAME.conf[mode=...]) or a failregex with <HOST>",
             args.filter,
             BUILTIN_FILTERS.join(", ")
         ),
@@ -96,7 +143,7 @@ pub fn run(args: RegexTestArgs) -> Result<i32> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let (_, rest) = split_date(line);
         hits.clear();
-        match matcher.scan(rest, &mut hits) {
+        match matcher.scan_line(line, rest, &mut hits) {
             Scan::TooLong => {
                 totals.too_long += 1;
                 totals.missed += 1;
