@@ -25,6 +25,10 @@ pub const CONFIG_MAN_PAGE: &str = include_str!("../../contrib/man/banset.toml.5"
 /// `sendmail-whois`), installed as `PREFIX/libexec/banset/mail-on-ban`.
 pub const MAIL_ON_BAN: &str = include_str!("../../contrib/notify/mail-on-ban");
 
+/// sshguard's backend for banset: sshguard wants `BACKEND` to be one
+/// executable, so this two-line script names banset and the set.
+pub const SSHGUARD_BACKEND: &str = include_str!("../../contrib/sshguard/sshg-fw-banset");
+
 /// The path the embedded files name the binary by.
 pub const SHIPPED_BINARY_PATH: &str = "/usr/local/bin/banset";
 
@@ -220,6 +224,29 @@ mod tests {
             assert!(root.contains(&reference), "banset.1 lacks {reference}");
         }
         assert!(!names.contains(&"banset-generate.1"), "hidden stays hidden");
+    }
+
+    /// The FreeBSD port's packing list is written by hand: it must name
+    /// every man page the binary generates, or the port fails to package.
+    #[test]
+    fn the_freebsd_packing_list_names_every_man_page() {
+        let plist = repo_file("packaging/freebsd/pkg-plist").expect("pkg-plist");
+        let listed: Vec<&str> = plist
+            .lines()
+            .filter_map(|l| l.strip_prefix("share/man/man1/")?.strip_suffix(".gz"))
+            .collect();
+        let mut want = man_page_names();
+        want.sort();
+        let mut listed = listed.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        listed.sort();
+        assert_eq!(listed, want);
+        for f in [
+            "etc/fail2ban/action.d/banset.conf",
+            "libexec/sshg-fw-banset",
+            "share/man/man5/banset.toml.5.gz",
+        ] {
+            assert!(plist.lines().any(|l| l == f), "pkg-plist lacks {f}");
+        }
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn the_deb_installs_bans_in_a_namespace_and_purges_cleanly() {
     for f in [
         "/usr/bin/banset",
         "/usr/libexec/banset/mail-on-ban",
+        "/usr/libexec/sshguard/sshg-fw-banset",
         "/etc/banset/banset.toml",
         "/usr/lib/systemd/system/banset.service",
         "/usr/share/man/man5/banset.toml.5",

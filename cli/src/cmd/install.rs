@@ -89,6 +89,26 @@ impl Layout {
         self.etc().join("fail2ban")
     }
 
+    /// Where sshguard keeps its backends (`sshg-fw-nft-sets`...), and a
+    /// file that is there when sshguard is installed: Debian's package
+    /// has its own directory; FreeBSD's port puts them in PREFIX/libexec.
+    fn sshguard(&self) -> (PathBuf, PathBuf) {
+        match self.os {
+            Os::Linux => {
+                let dir = PathBuf::from("/usr/libexec/sshguard");
+                (dir.clone(), dir)
+            }
+            Os::FreeBsd => {
+                let dir = self.prefix.join("libexec");
+                (dir.clone(), dir.join("sshg-blocker"))
+            }
+        }
+    }
+
+    fn sshguard_backend(&self) -> PathBuf {
+        self.sshguard().0.join("sshg-fw-banset")
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         PathBuf::from(match self.os {
             Os::Linux => "/var/lib/banset",
@@ -220,6 +240,19 @@ pub fn install_plan(layout: &Layout, exists: &dyn Fn(&Path) -> bool) -> Vec<Step
             }),
         }
     }
+    let (_, sshguard) = layout.sshguard();
+    if exists(&sshguard) {
+        steps.push(Step::Write {
+            path: layout.sshguard_backend(),
+            mode: 0o755,
+            text: assets::with_prefix(assets::SSHGUARD_BACKEND, prefix).into_bytes(),
+        });
+    } else {
+        steps.push(Step::Skip {
+            what: "sshguard backend",
+            why: format!("{} does not exist", sshguard.display()),
+        });
+    }
     let man1 = layout.mandir().join("man1");
     for page in assets::man_pages() {
         steps.push(Step::Write {
@@ -268,6 +301,7 @@ pub fn uninstall_plan(layout: &Layout, purge: bool, exists: &dyn Fn(&Path) -> bo
         layout.bindir().join("banset"),
         layout.mail_on_ban(),
         layout.service(),
+        layout.sshguard_backend(),
     ];
     let fail2ban = layout.fail2ban().join("action.d");
     files.extend(
@@ -515,6 +549,7 @@ mod tests {
             "install 0644 /usr/local/share/fish/vendor_completions.d/banset.fish",
             "mkdir   0700 /var/lib/banset",
             "skip    fail2ban action (/etc/fail2ban does not exist)",
+            "skip    sshguard backend (/usr/libexec/sshguard does not exist)",
         ] {
             assert!(lines.iter().any(|l| l == want), "no {want:?} in {lines:#?}");
         }
@@ -549,6 +584,40 @@ mod tests {
         assert!(!steps
             .iter()
             .any(|s| matches!(s, Step::Write { path, .. } if path.ends_with("banset.toml"))));
+    }
+
+    #[test]
+    fn the_sshguard_backend_goes_where_sshguard_keeps_its_own() {
+        let steps = install_plan(&linux("/usr"), &|p| p == Path::new("/usr/libexec/sshguard"));
+        let script = steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Write { path, text, mode } if path.ends_with("sshg-fw-banset") => {
+                    assert_eq!(*path, Path::new("/usr/libexec/sshguard/sshg-fw-banset"));
+                    assert_eq!(*mode, 0o755);
+                    Some(String::from_utf8(text.clone()).unwrap())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{:#?}", paths(&steps)));
+        // It runs the binary this install puts in place.
+        assert!(
+            script.contains("exec /usr/bin/banset sshg-fw sshguard\n"),
+            "{script}"
+        );
+        let bsd = Layout {
+            os: Os::FreeBsd,
+            prefix: PathBuf::from("/usr/local"),
+            destdir: None,
+        };
+        let steps = install_plan(&bsd, &|p| p == Path::new("/usr/local/libexec/sshg-blocker"));
+        assert!(paths(&steps).contains(&"install 0755 /usr/local/libexec/sshg-fw-banset".into()));
+        let gone = uninstall_plan(&bsd, false, &|p| p.ends_with("sshg-fw-banset"));
+        assert!(
+            paths(&gone).contains(&"remove  /usr/local/libexec/sshg-fw-banset".into()),
+            "{:#?}",
+            paths(&gone)
+        );
     }
 
     #[test]
