@@ -250,6 +250,8 @@ pub(crate) struct CompiledPattern {
     pub(crate) exact: Compiled,
     /// How many `<SKIPLINES>` the pattern has.
     pub(crate) skips: usize,
+    /// For a multi-line filter's failregex: its fast stand-in.
+    pub(crate) skeleton: Option<crate::multiline::Skeleton>,
 }
 
 /// Size limits for compiled regexes: fail2ban filters with many
@@ -323,6 +325,9 @@ impl FilterDef {
                     };
                     let mut c = self.compile_one("failregex", i, &p, fail_expand)?;
                     c.scan = None;
+                    c.skeleton = fail_expand(&p.regex)
+                        .ok()
+                        .and_then(|e| crate::multiline::skeleton(&e));
                     Ok(c)
                 } else {
                     self.compile_one("failregex", i, p, fail_expand)
@@ -381,7 +386,7 @@ impl FilterDef {
             content_set,
             connections,
             lines: multi_line
-                .then(|| std::sync::Mutex::new(crate::matcher::LineBuffer::new(self.maxlines))),
+                .then(|| std::sync::Mutex::new(crate::multiline::LineBuffer::new(self.maxlines))),
         })
     }
 
@@ -418,6 +423,7 @@ impl FilterDef {
                 scan: Some(expanded),
                 exact: Compiled::Plain(re),
                 skips,
+                skeleton: None,
             }),
             Err(plain_err) => {
                 // Look-around and back-references need the backtracking
@@ -436,6 +442,7 @@ impl FilterDef {
                     scan: gate,
                     exact: Compiled::Fancy(re),
                     skips,
+                    skeleton: None,
                 })
             }
         }
@@ -480,5 +487,5 @@ pub(crate) struct CompiledFilter {
     /// shown so far (see [`crate::matcher`]).
     pub(crate) connections: Option<std::sync::Mutex<crate::matcher::Connections>>,
     /// For a multi-line filter (`maxlines` > 1): the latest lines.
-    pub(crate) lines: Option<std::sync::Mutex<crate::matcher::LineBuffer>>,
+    pub(crate) lines: Option<std::sync::Mutex<crate::multiline::LineBuffer>>,
 }

@@ -17,6 +17,7 @@ mod filter;
 pub mod follow;
 pub mod logtime;
 mod matcher;
+mod multiline;
 mod tags;
 mod window;
 

@@ -250,10 +250,12 @@ impl Matcher {
                     (r, target, c.nofail || c.gained)
                 }),
                 Slot::Pref => two_stage(filter, line),
-                Slot::Lines => multi_line(filter, line).map(|(r, target, nofail, ign)| {
-                    ignored = Some(ign);
-                    (r, target, nofail)
-                }),
+                Slot::Lines => {
+                    crate::multiline::step(filter, line).map(|(r, target, nofail, ign)| {
+                        ignored = Some(ign);
+                        (r, target, nofail)
+                    })
+                }
             };
             let Some((r, target, nofail)) = found else {
                 continue;
@@ -332,7 +334,7 @@ const MAX_CONNECTIONS: usize = 10_000;
 /// does not wipe the guesses. The connection's id is text the daemon writes
 /// (host name, program, pid) before anything a client sends.
 /// Returns the address to count a failure of, if the line is one.
-fn connection_step(
+pub(crate) fn connection_step(
     filter: &CompiledFilter,
     id: &[u8],
     here: Option<Target>,
@@ -377,150 +379,6 @@ fn connection_step(
         cache.open.insert(id.to_vec(), state);
     }
     addr.filter(|_| fail)
-}
-
-/// The latest lines of a multi-line filter (fail2ban's `maxlines`), with
-/// the date cut out of each.
-#[derive(Debug)]
-pub(crate) struct LineBuffer {
-    lines: std::collections::VecDeque<Vec<u8>>,
-    max: usize,
-}
-
-impl LineBuffer {
-    pub(crate) fn new(max: usize) -> LineBuffer {
-        LineBuffer {
-            lines: Default::default(),
-            max,
-        }
-    }
-}
-
-/// Joins lines as fail2ban does for a search: each ends with a newline.
-fn joined<'a>(lines: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    for l in lines {
-        buf.extend_from_slice(l);
-        buf.push(b'\n');
-    }
-    buf
-}
-
-/// A multi-line filter: `line` joins the buffer, and the failregexes (with
-/// `^`/`$` at every line) search the whole buffer, as fail2ban does. The
-/// lines a match spans leave the buffer, except those a `<SKIPLINES>` took,
-/// which stay for later matches. An ignoreregex is searched in the matched
-/// lines. Returns (failregex, address, nofail, ignored).
-fn multi_line(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Target>, bool, bool)> {
-    let lines = filter.lines.as_ref()?;
-    let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
-    lines.lines.push_back(line.to_vec());
-    while lines.lines.len() > lines.max {
-        lines.lines.pop_front();
-    }
-    let buf = joined(lines.lines.iter());
-    // Without MULTILINE, fail2ban's `$` also matches before the last
-    // newline: search such patterns without it.
-    let whole = &buf[..buf.len() - 1];
-    let (text, pref) = match &filter.pref {
-        Some(p) => {
-            let pref = p.exact.capture(whole)?;
-            let text = match &pref.content {
-                Some(r) => {
-                    let mut t = whole[r.clone()].to_vec();
-                    t.push(b'\n');
-                    t
-                }
-                None => buf.clone(),
-            };
-            (text, Some(pref))
-        }
-        None => (buf.clone(), None),
-    };
-    let from_content = pref.as_ref().is_some_and(|p| p.content.is_some());
-    for (r, pattern) in filter.fail.iter().enumerate() {
-        let Some(m) = pattern.exact.capture_spans(&text, pattern.skips) else {
-            continue;
-        };
-        // Which lines the match spans, and which of them a <SKIPLINES> took.
-        let (matched, unmatched) = if from_content {
-            // The content stands for the whole buffer (fail2ban's filters
-            // do not combine a prefregex's content with maxlines).
-            (lines.lines.drain(..).collect::<Vec<_>>(), Vec::new())
-        } else {
-            split_match(&mut lines.lines, &text, &m)
-        };
-        lines.lines = unmatched.into();
-        let matched_text = joined(matched.iter());
-        let ignored = filter.ignore.iter().any(|p| {
-            p.exact
-                .is_match(&matched_text[..matched_text.len().saturating_sub(1)])
-        });
-        let c = &m.captured;
-        let target = match (&c.host, &pref) {
-            (Some(h), _) => parse_host(&text[h.clone()]),
-            (None, Some(p)) => p.host.clone().and_then(|h| parse_host(&whole[h])),
-            (None, None) => None,
-        };
-        let marks = Captured {
-            nofail: c.nofail || pref.as_ref().is_some_and(|p| p.nofail),
-            gained: c.gained || pref.as_ref().is_some_and(|p| p.gained),
-            forget: c.forget || pref.as_ref().is_some_and(|p| p.forget),
-            ..Captured::default()
-        };
-        let id = pref
-            .as_ref()
-            .and_then(|p| p.mlfid.clone())
-            .filter(|_| filter.connections.is_some());
-        let Some(id) = id else {
-            return Some((r, target, marks.nofail || marks.gained, ignored));
-        };
-        let user = c
-            .user
-            .clone()
-            .map(|u| &text[u])
-            .or_else(|| pref.as_ref()?.user.clone().map(|u| &whole[u]));
-        let counted = connection_step(filter, &whole[id], target, &marks, user);
-        return Some((r, counted, counted.is_none(), ignored));
-    }
-    None
-}
-
-/// fail2ban's split of a buffer at a match: the lines the match spans,
-/// less those a `<SKIPLINES>` took (matched), and all others, in the order
-/// fail2ban keeps them: the lines before, the skipped ones, the lines after.
-fn split_match(
-    lines: &mut std::collections::VecDeque<Vec<u8>>,
-    text: &[u8],
-    m: &crate::filter::Spans,
-) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let newlines = |upto: usize| text[..upto].iter().filter(|&&b| b == b'\n').count();
-    // The match's first line starts after the newline before its start;
-    // its last line ends at the newline at or after its last byte.
-    let first = newlines(m.whole.start);
-    let last_end = m.whole.end.max(m.whole.start + 1).min(text.len());
-    let last = newlines(last_end - 1) + 1;
-    let all: Vec<Vec<u8>> = lines.drain(..).collect();
-    let last = last.min(all.len());
-    let first = first.min(last);
-    let mut unmatched: Vec<Vec<u8>> = all[..first].to_vec();
-    let mut matched: Vec<Vec<u8>> = all[first..last].to_vec();
-    let mut from = 0;
-    for range in &m.skipped {
-        let gap = &text[range.clone()];
-        let gap = gap.strip_suffix(b"\n").unwrap_or(gap);
-        if range.is_empty() {
-            continue;
-        }
-        for skipped in gap.split(|&b| b == b'\n') {
-            if let Some(at) = matched[from..].iter().position(|l| l == skipped) {
-                unmatched.push(matched.remove(from + at));
-                from += at;
-            }
-        }
-    }
-    unmatched.extend_from_slice(&all[last..]);
-    (matched, unmatched)
 }
 
 /// A two-stage filter: the prefregex on the line, then the failregexes on
