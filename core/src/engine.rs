@@ -24,6 +24,10 @@ use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
 use crate::timeout::Timeout;
 
+/// Fewest kernel entries for which `add` writes the kernel and the ledger
+/// on two threads at once; below it, one after the other is quicker.
+const PARALLEL_APPLY_MIN: usize = 512;
+
 /// Hands out a backend for a set's [`BackendKind`], opening it on first use.
 pub trait BackendProvider {
     /// The backend that holds sets of `kind`. Fails (typically
@@ -353,21 +357,28 @@ impl Engine<'_> {
                 .ensure_set(&spec)
                 .map_err(|e| e.within(format!("create {set}")))?;
         }
-        // Kernel batch and ledger rows are written at the same time: for a
-        // bulk add they cost about the same, and neither needs the other.
-        let (kernel, recorded) = std::thread::scope(|scope| {
-            let kernel = scope.spawn(|| backend.apply(&spec, &changes));
-            let recorded = (|| {
-                if replace {
-                    tx.clear_bans(set)?;
-                }
-                tx.upsert_bans(set, &new_bans, now)
-            })();
-            let kernel = kernel
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (kernel, recorded)
-        });
+        let record = || {
+            if replace {
+                tx.clear_bans(set)?;
+            }
+            tx.upsert_bans(set, &new_bans, now)
+        };
+        // Kernel batch and ledger rows are written at the same time for a
+        // bulk add: they cost about the same, and neither needs the other.
+        // A few bans (fail2ban's one per call) are done in turn: starting a
+        // thread would cost more than it saves.
+        let (kernel, recorded) = if changes.add.len() >= PARALLEL_APPLY_MIN {
+            std::thread::scope(|scope| {
+                let kernel = scope.spawn(|| backend.apply(&spec, &changes));
+                let recorded = record();
+                let kernel = kernel
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (kernel, recorded)
+            })
+        } else {
+            (backend.apply(&spec, &changes), record())
+        };
         if let Err(e) = recorded {
             drop(tx);
             if report.created_set {
