@@ -5,6 +5,7 @@
     bench/genlog.py postfix 1000000 > mail.log
     bench/genlog.py sshd 1000000 100000 > auth.log   # attackers from 100k addresses
     bench/genlog.py sshd-attackers 1000000 100000 > attack.log
+    bench/genlog.py slapd 1000000 > slapd.log       # for the multi-line filter
 
 Most lines are ordinary traffic (logins, sessions, cron, deliveries); a
 minority are attacks from a pool of addresses. `sshd-attackers N` makes
@@ -82,6 +83,36 @@ def postfix_line(i):
     return f"{stamp(i)} mx postfix/smtpd[{pid}]: disconnect from mail-{i % 999}.example.net[198.51.100.{i % 250}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"
 
 
+class Slapd:
+    """OpenLDAP's log: about 30 connections open at once, their lines
+    interleaved; a wrong password is a `RESULT ... err=49` line whose
+    address only the connection's `ACCEPT` line, some lines earlier, names
+    (what fail2ban's slapd filter needs `maxlines` and `<SKIPLINES>` for)."""
+
+    def __init__(self):
+        self.conn = 1000
+
+    def line(self, i):
+        r = rng.random()
+        c = rng.randint(self.conn - 30, self.conn)
+        head = f"{stamp(i)} ldap slapd[1183]: conn={c}"
+        if r < 0.05:
+            self.conn += 1
+            c = self.conn
+            return (f"{stamp(i)} ldap slapd[1183]: conn={c} fd={c % 900} ACCEPT from "
+                    f"IP={addr(5000, c)}:{1024 + c % 60000} (IP=0.0.0.0:636)")
+        if r < 0.07:
+            return f"{head} op=1 RESULT tag=97 err=49 text="
+        if r < 0.12:
+            return f"{head} op=1 BIND dn=\"uid=u{i % 997},ou=people,dc=example,dc=com\" method=128"
+        if r < 0.20:
+            return f"{head} op=1 RESULT tag=97 err=0 text="
+        if r < 0.25:
+            return f"{head} op=2 UNBIND"
+        return (f"{head} op=2 SRCH base=\"dc=example,dc=com\" scope=2 deref=0 "
+                f"filter=\"(uid=u{i % 997})\"")
+
+
 def main():
     kind, n = sys.argv[1], int(sys.argv[2])
     out = sys.stdout
@@ -96,8 +127,11 @@ def main():
             f"{stamp(i)} mx sshd[{1000 + i % 50000}]: Failed password for invalid user admin from {addr(pool, i)} port {1024 + i % 60000} ssh2"
             for i in range(n)
         )
+    elif kind == "slapd":
+        slapd = Slapd()
+        lines = (slapd.line(i) for i in range(n))
     else:
-        sys.exit(f"genlog: unknown kind {kind!r} (sshd, postfix, sshd-attackers)")
+        sys.exit(f"genlog: unknown kind {kind!r} (sshd, postfix, sshd-attackers, slapd)")
     buf = []
     for line in lines:
         buf.append(line)
