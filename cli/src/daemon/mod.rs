@@ -131,12 +131,6 @@ pub fn load_settings(
                 ));
                 continue;
             }
-            if jail.settings.filter.name == "recidive" {
-                notices.push(format!(
-                    "{}: jail {name}: reads fail2ban's own log; with banset, use [recidive] in banset.toml",
-                    jail.origin
-                ));
-            }
             let set = jail.settings.set.to_string();
             config
                 .sets
@@ -148,6 +142,36 @@ pub fn load_settings(
                     blocktype: jail.set.blocktype.clone(),
                     ..Default::default()
                 });
+            // fail2ban's recidive jail reads fail2ban's own log of bans,
+            // which nobody writes once banset replaces fail2ban: it would
+            // silently never ban again. banset's recidive counts banset's
+            // own bans, in every jail, the same way.
+            if jail.settings.filter.name.split('[').next() == Some("recidive") {
+                let why = format!(
+                    "{}: jail {name}: reads fail2ban's own log, which banset does not write;",
+                    jail.origin
+                );
+                match &settings.recidive {
+                    Some(_) => notices.push(format!(
+                        "{why} {}'s [recidive] counts banset's bans instead",
+                        config.origin_name()
+                    )),
+                    None => {
+                        let j = &jail.settings;
+                        notices.push(format!(
+                            "{why} banset counts its own bans instead: {} bans in {}s ban for {} in set {}",
+                            j.maxretry, j.findtime, j.bantime, j.set
+                        ));
+                        settings.recidive = Some(banset_watch::config::Recidive {
+                            bans: j.maxretry,
+                            findtime: j.findtime,
+                            bantime: j.bantime,
+                            set: j.set.clone(),
+                        });
+                    }
+                }
+                continue;
+            }
             settings.jails.push(jail.settings);
         }
     }
