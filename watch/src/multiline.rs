@@ -250,10 +250,15 @@ fn loosen(p: &str) -> Option<String> {
             // A look-around: dropped, with its contents.
             i = group_end(&c, i)?;
         } else if rest.starts_with("(?(") {
-            // A conditional `(?(name)yes|no)`: either branch.
-            let close = c[i + 3..].iter().position(|&x| x == ')')?;
+            // A conditional `(?(name)yes|no)`: either branch, or nothing
+            // (`(?(name)yes)` matches nothing when the group did not).
+            let end = group_end(&c, i)?;
+            let body = i + 3 + c[i + 3..].iter().position(|&x| x == ')')? + 1;
+            let inner: String = c[body..end - 1].iter().collect();
             out.push_str("(?:");
-            i += 3 + close + 1;
+            out.push_str(&loosen(&inner)?);
+            out.push_str("|)");
+            i = end;
         } else if rest.starts_with("(?>") {
             out.push_str("(?:");
             i += 3;
@@ -327,6 +332,55 @@ mod tests {
         assert!(s.anywhere.is_match(b"C 192.0.2.1\nend\n"));
     }
 
+    /// The skeletons only skip searches that could not match: with and
+    /// without them, a multi-line filter finds the same failures.
+    #[test]
+    fn skeletons_change_no_result() {
+        use crate::filter::{DateRule, FilterDef, Pattern};
+        let def = FilterDef {
+            name: "ml".into(),
+            failregex: vec![
+                Pattern::new(
+                    r"^(?P<__p>\S+ )conn=(?P<_c>\d+) ACCEPT from IP=<HOST>\s*<SKIPLINES>(?P=__p)conn=(?P=_c) op=\d+ RESULT(?:\s(?!err)\S+=\S*)* err=49 text=$",
+                ),
+                Pattern::new(r"^(?P<__p>\S+ )conn=(?P<_c>\d+) probe <HOST>$"),
+            ],
+            ignoreregex: vec![Pattern::new(r"IP=192\.0\.2\.13\b")],
+            prefregex: None,
+            date: DateRule::Fail2ban(Some("{NONE}".into())),
+            maxlines: 8,
+        };
+        let fast = def.compile().unwrap();
+        let mut slow = def.compile().unwrap();
+        assert!(fast.fail.iter().all(|p| p.skeleton.is_some()));
+        for p in &mut slow.fail {
+            p.skeleton = None;
+        }
+        let mut seed = 12345u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut found = 0;
+        for i in 0..5_000 {
+            let c = next(12);
+            let line = match next(10) {
+                0 | 1 => format!("h conn={c} ACCEPT from IP=192.0.2.{}", next(20)),
+                2 => format!("h conn={c} op=1 RESULT tag=97 err=49 text="),
+                3 => format!("h conn={c} op=1 RESULT tag=97 err=0 text="),
+                4 => format!("h conn={c} probe 198.51.100.{}", next(9)),
+                _ => format!("h conn={c} op=2 SRCH line {i}"),
+            };
+            let a = step(&fast, line.as_bytes());
+            let b = step(&slow, line.as_bytes());
+            assert_eq!(a, b, "line {i}: {line}");
+            found += usize::from(a.is_some());
+        }
+        assert!(found > 250, "{found}");
+    }
+
     #[test]
     fn loosening_keeps_classes_and_escapes() {
         assert_eq!(loosen(r"[(?=x)]\(?!y\)(?=z)a").unwrap(), r"[(?=x)]\(?!y\)a");
@@ -334,6 +388,7 @@ mod tests {
             loosen(r"(?P<n>a)(?P=n)\1(?>b)").unwrap(),
             "(?P<n>a)(?s:.*?)(?s:.*?)(?:b)"
         );
-        assert_eq!(loosen(r"(?(<n>)y|z)").unwrap(), "(?:y|z)");
+        assert_eq!(loosen(r"(?(<n>)y|z)").unwrap(), "(?:y|z|)");
+        assert_eq!(loosen(r"(?(n)(?=a)y)x").unwrap(), "(?:y|)x");
     }
 }
