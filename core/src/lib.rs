@@ -29,6 +29,7 @@ mod set_name;
 mod spec;
 mod target;
 mod timeout;
+mod tool;
 
 pub use allowlist::{AllowReason, Allowlist, Refusal, WIDEST_V4_PREFIX, WIDEST_V6_PREFIX};
 pub use backend::{
@@ -47,3 +48,4 @@ pub use spec::{
 };
 pub use target::{Family, ParseTargetError, Target};
 pub use timeout::{format_duration, ParseTimeoutError, Timeout, MAX_TIMEOUT_SECS};
+pub use tool::{shown_argv, tool_failure, ToolOutcome};

@@ -157,22 +157,7 @@ pub fn free_number(rules: &[Listed]) -> Result<u32, String> {
 }
 
 /// How an `ipfw` run ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code (`None` when killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error, trimmed.
-    pub stderr: String,
-}
-
-impl Outcome {
-    /// Exit 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
+pub use banset_core::ToolOutcome as Outcome;
 
 /// Runs `ipfw`; a trait so the backend's logic is tested with a model of
 /// it on systems without ipfw.
@@ -199,31 +184,18 @@ impl Runner for Ipfw {
                 };
                 BackendError::new(kind, shown(args), format!("cannot run ipfw: {e}"))
             })?;
-        Ok(Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
+        Ok(Outcome::from_output(&output))
     }
 }
 
 /// Shows an `ipfw` argv for messages.
 pub fn shown(args: &[String]) -> String {
-    let mut out = String::from("ipfw");
-    for a in args {
-        out.push(' ');
-        out.push_str(a);
-    }
-    out
+    banset_core::shown_argv("ipfw", args)
 }
 
 /// The error for an `ipfw` run that failed, with its stderr framed and
 /// the kind read from `ipfw(8)`'s fixed messages.
 pub fn failure(args: &[String], outcome: &Outcome) -> BackendError {
-    let status = match outcome.code {
-        Some(c) => format!("exit status {c}"),
-        None => "killed by a signal".to_string(),
-    };
     let e = &outcome.stderr;
     let kind = if e.contains("Permission denied") || e.contains("Operation not permitted") {
         ErrorKind::Permission
@@ -236,11 +208,7 @@ pub fn failure(args: &[String], outcome: &Outcome) -> BackendError {
     } else {
         ErrorKind::Other
     };
-    BackendError::new(
-        kind,
-        shown(args),
-        format!("{status}; ipfw said:\n---\n{e}\n---"),
-    )
+    banset_core::tool_failure(kind, "ipfw", args, outcome)
 }
 
 #[cfg(test)]

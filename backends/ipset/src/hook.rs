@@ -125,34 +125,11 @@ pub fn argv(action: Action, rule: &[String]) -> Vec<String> {
     args
 }
 
-/// How a run ended, when it ran at all.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code (`None` when killed by a signal).
-    pub code: Option<i32>,
-    /// The tool's stderr, trimmed.
-    pub stderr: String,
-}
-
-impl Outcome {
-    /// Exit 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
+pub use banset_core::ToolOutcome as Outcome;
 
 /// Shows an argv for messages, quoting words with spaces.
 pub fn shown(program: &str, args: &[String]) -> String {
-    let mut out = program.to_string();
-    for a in args {
-        out.push(' ');
-        if a.contains(' ') {
-            out.push_str(&format!("{a:?}"));
-        } else {
-            out.push_str(a);
-        }
-    }
-    out
+    banset_core::shown_argv(program, args)
 }
 
 /// Runs `program args`; only failing to start it is an error here.
@@ -172,18 +149,11 @@ pub fn run(program: &str, args: &[String]) -> Result<Outcome, BackendError> {
         };
         BackendError::new(kind, shown(program, args), hint)
     })?;
-    Ok(Outcome {
-        code: output.status.code(),
-        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-    })
+    Ok(Outcome::from_output(&output))
 }
 
 /// The error for a run that failed, with the tool's stderr framed.
 pub fn failure(program: &str, args: &[String], outcome: &Outcome) -> BackendError {
-    let status = match outcome.code {
-        Some(c) => format!("exit status {c}"),
-        None => "killed by a signal".to_string(),
-    };
     let kind = if outcome.stderr.contains("Permission denied")
         || outcome.stderr.contains("you must be root")
     {
@@ -191,11 +161,7 @@ pub fn failure(program: &str, args: &[String], outcome: &Outcome) -> BackendErro
     } else {
         ErrorKind::Other
     };
-    BackendError::new(
-        kind,
-        shown(program, args),
-        format!("{status}; {program} said:\n---\n{}\n---", outcome.stderr),
-    )
+    banset_core::tool_failure(kind, program, args, outcome)
 }
 
 #[cfg(test)]
@@ -310,6 +276,7 @@ mod tests {
         let outcome = Outcome {
             code: Some(2),
             stderr: "iptables v1.8.9 (nf_tables): Set f2b doesn't exist.".into(),
+            ..Outcome::default()
         };
         let e = failure("iptables", &["-w".to_string()], &outcome);
         assert_eq!(e.kind(), ErrorKind::Other);
@@ -320,6 +287,7 @@ mod tests {
         let denied = Outcome {
             code: Some(4),
             stderr: "iptables: Permission denied (you must be root).".into(),
+            ..Outcome::default()
         };
         assert_eq!(
             failure("iptables", &[], &denied).kind(),

@@ -140,22 +140,7 @@ pub fn no_such_anchor(stderr: &str) -> bool {
 }
 
 /// How a `pfctl` run ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code (`None` when killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error, trimmed.
-    pub stderr: String,
-}
-
-impl Outcome {
-    /// Exit 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
+pub use banset_core::ToolOutcome as Outcome;
 
 /// Runs `pfctl`; a trait so the backend's logic is tested with a model of
 /// it on systems without pf.
@@ -195,30 +180,17 @@ impl Runner for Pfctl {
         let output = child
             .wait_with_output()
             .map_err(|e| BackendError::new(ErrorKind::Other, shown(args), e.to_string()))?;
-        Ok(Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
+        Ok(Outcome::from_output(&output))
     }
 }
 
 /// Shows a `pfctl` argv for messages.
 pub fn shown(args: &[String]) -> String {
-    let mut out = String::from("pfctl");
-    for a in args {
-        out.push(' ');
-        out.push_str(a);
-    }
-    out
+    banset_core::shown_argv("pfctl", args)
 }
 
 /// The error for a `pfctl` run that failed, with its stderr framed.
 pub fn failure(args: &[String], outcome: &Outcome) -> BackendError {
-    let status = match outcome.code {
-        Some(c) => format!("exit status {c}"),
-        None => "killed by a signal".to_string(),
-    };
     let kind = if outcome.stderr.contains("Permission denied")
         || outcome.stderr.contains("Operation not permitted")
     {
@@ -226,11 +198,7 @@ pub fn failure(args: &[String], outcome: &Outcome) -> BackendError {
     } else {
         ErrorKind::Other
     };
-    BackendError::new(
-        kind,
-        shown(args),
-        format!("{status}; pfctl said:\n---\n{}\n---", outcome.stderr),
-    )
+    banset_core::tool_failure(kind, "pfctl", args, outcome)
 }
 
 #[cfg(test)]
