@@ -11,28 +11,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{kernel_test, Sandbox};
-use serde_json::Value;
-
-fn nft_members(set: &str) -> Vec<String> {
-    let out = Command::new("nft")
-        .args(["-j", "list", "set", "inet", "banset", set])
-        .output()
-        .expect("nft must be installed for the kernel tests");
-    if !out.status.success() {
-        return Vec::new();
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut members = Vec::new();
-    for item in v["nftables"].as_array().unwrap() {
-        for e in item["set"]["elem"].as_array().into_iter().flatten() {
-            let val = e.get("elem").map(|i| &i["val"]).unwrap_or(e);
-            members.push(val.as_str().unwrap().to_string());
-        }
-    }
-    members.sort();
-    members
-}
+use common::{kernel_test, nft_members, Sandbox};
 
 fn nft(args: &[&str]) -> String {
     let out = Command::new("nft").args(args).output().unwrap();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kernel_test, Sandbox};
+use common::{append, kernel_test, nft_members, wait_until, Sandbox};
 use serde_json::Value;
 
 /// A running `banset watch`, stopped (SIGTERM, then wait) on drop; its
@@ -70,48 +70,6 @@ impl Drop for Watcher {
     }
 }
 
-/// Polls `cond` every 5 ms for up to 20 s: a bound against hanging, not a
-/// timing assertion.
-fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
-
-/// Members of an nftables set, read with `nft -j` (the oracle).
-fn nft_members(set: &str) -> Vec<String> {
-    let out = Command::new("nft")
-        .args(["-j", "list", "set", "inet", "banset", set])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Vec::new();
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut members = Vec::new();
-    for item in v["nftables"].as_array().unwrap() {
-        let Some(elems) = item["set"]["elem"].as_array() else {
-            continue;
-        };
-        for e in elems {
-            let val = &e["elem"]["val"];
-            let text = if val.is_string() {
-                val.as_str().unwrap().to_string()
-            } else {
-                e.as_str().unwrap_or_default().to_string()
-            };
-            members.push(text);
-        }
-    }
-    members.sort();
-    members
-}
-
 fn nft_timeout(set: &str, member: &str) -> Option<u64> {
     let out = Command::new("nft")
         .args(["-j", "list", "set", "inet", "banset", set])
@@ -126,17 +84,6 @@ fn nft_timeout(set: &str, member: &str) -> Option<u64> {
         }
     }
     None
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
 }
 
 fn sshd_fail(addr: &str) -> String {

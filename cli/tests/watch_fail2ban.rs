@@ -5,13 +5,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{kernel_test, Sandbox};
-use serde_json::Value;
+use common::{append, kernel_test, nft_members, wait_until, Sandbox};
 
 const FAIL2BAN: &str = "/etc/fail2ban";
 
@@ -49,48 +46,6 @@ fn fail2ban_dir(sb: &Sandbox, log: &Path) -> PathBuf {
     )
     .unwrap();
     dir
-}
-
-fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
-
-fn nft_members(set: &str) -> Vec<String> {
-    let out = Command::new("nft")
-        .args(["-j", "list", "set", "inet", "banset", set])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Vec::new();
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut members: Vec<String> = v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|i| i["set"]["elem"].as_array().cloned().unwrap_or_default())
-        .filter_map(|e| e["elem"]["val"].as_str().or(e.as_str()).map(str::to_string))
-        .collect();
-    members.sort();
-    members
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
 }
 
 fn sshd_fail(addr: &str) -> String {

@@ -4,8 +4,9 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use banset_tests::netns;
 use serde_json::Value;
@@ -101,4 +102,52 @@ pub fn kernel_test(name: &str, f: impl FnOnce() + Send) {
         return;
     }
     netns::in_new_netns(f);
+}
+
+/// Polls `cond` every 5 ms for up to 20 s: a bound against hanging, not a
+/// timing assertion.
+pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Members of an nftables set of banset's table, read with `nft -j` (the
+/// oracle), sorted; empty when the set does not exist.
+pub fn nft_members(set: &str) -> Vec<String> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "set", "inet", "banset", set])
+        .output()
+        .expect("nft must be installed for the kernel tests");
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut members = Vec::new();
+    for item in v["nftables"].as_array().unwrap() {
+        for e in item["set"]["elem"].as_array().into_iter().flatten() {
+            // `{"elem": {"val": ..., "timeout": ...}}`, or the bare value.
+            let val = e["elem"]["val"].as_str().or(e.as_str());
+            members.push(val.unwrap_or_default().to_string());
+        }
+    }
+    members.sort();
+    members
+}
+
+/// Appends lines to a log file, creating it if needed.
+pub fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
 }
