@@ -69,20 +69,21 @@ pub(crate) fn step(
     // Without MULTILINE, fail2ban's `$` also matches before the last
     // newline: search such patterns without it.
     let whole = &buf[..buf.len() - 1];
-    let (text, pref) = match &filter.pref {
+    // What the failregexes search: the buffer, or a prefregex's content.
+    let (text, pref): (std::borrow::Cow<'_, [u8]>, _) = match &filter.pref {
         Some(p) => {
             let pref = p.exact.capture(whole)?;
             let text = match &pref.content {
                 Some(r) => {
                     let mut t = whole[r.clone()].to_vec();
                     t.push(b'\n');
-                    t
+                    t.into()
                 }
-                None => buf.clone(),
+                None => buf.as_slice().into(),
             };
             (text, Some(pref))
         }
-        None => (buf.clone(), None),
+        None => (buf.as_slice().into(), None),
     };
     let from_content = pref.as_ref().is_some_and(|p| p.content.is_some());
     // Through a prefregex the failregexes see new text every time.
