@@ -220,25 +220,15 @@ impl PortRange {
             if item.is_empty() {
                 return Err(format!("invalid port list {input:?}: empty item"));
             }
-            // A name may hold a dash (`ftp-data`): a name first, then a range.
-            let named = item
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic())
-                .then(|| parse_port(item, input).ok())
-                .flatten();
-            let range = match item.split_once(['-', ':']).filter(|_| named.is_none()) {
-                Some((a, b)) => PortRange {
+            // One port (or a name, which may hold a dash: `ftp-data`), else
+            // a range.
+            let range = match (parse_port(item, input), item.split_once(['-', ':'])) {
+                (Ok(p), _) => PortRange { first: p, last: p },
+                (Err(_), Some((a, b))) => PortRange {
                     first: parse_port(a, input)?,
                     last: parse_port(b, input)?,
                 },
-                None => {
-                    let p = match named {
-                        Some(p) => p,
-                        None => parse_port(item, input)?,
-                    };
-                    PortRange { first: p, last: p }
-                }
+                (Err(e), None) => return Err(e),
             };
             if range.first > range.last {
                 return Err(format!(
