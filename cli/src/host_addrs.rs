@@ -21,7 +21,9 @@ pub fn host_addresses() -> Vec<Target> {
         // SAFETY: cur is a node of the list getifaddrs returned.
         let ifa = unsafe { &*cur };
         if let Some(addr) = unsafe { sockaddr_ip(ifa.ifa_addr) } {
-            out.push(Target::host(addr));
+            // An address banset would never ban (an unconfigured 0.0.0.0)
+            // needs no protection from a ban either.
+            out.extend(Target::host(addr).ok());
         }
         cur = ifa.ifa_next;
     }

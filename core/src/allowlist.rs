@@ -53,11 +53,23 @@ pub enum Refusal {
     },
     /// The prefix is shorter than [`WIDEST_V4_PREFIX`] or [`WIDEST_V6_PREFIX`]
     /// and `force` was not given.
-    #[error("refusing to ban {target}: it covers {} addresses; pass --force if you mean it", if target.prefix_len() == 0 { "every IPv4 or IPv6 address".to_string() } else { format!("a /{} of", target.prefix_len()) + match target.family() { Family::V4 => " IPv4", Family::V6 => " IPv6" } })]
+    #[error(
+        "refusing to ban {target}: it covers {}; pass --force if you mean it",
+        coverage(target)
+    )]
     TooWide {
         /// The refused prefix.
         target: Target,
     },
+}
+
+/// What a too-wide prefix covers, for [`Refusal::TooWide`]:
+/// "every IPv4 address", "a /4 of IPv6 addresses".
+fn coverage(target: &Target) -> String {
+    match target.prefix_len() {
+        0 => format!("every {} address", target.family()),
+        len => format!("a /{len} of {} addresses", target.family()),
+    }
 }
 
 /// Addresses banset refuses to ban, each with the reason it is protected.
@@ -80,10 +92,18 @@ impl Default for Allowlist {
 impl Allowlist {
     /// Loopback only; add the host's addresses and the configured prefixes.
     pub fn new() -> Allowlist {
-        let loopback = ["127.0.0.0/8", "::1"]
-            .into_iter()
-            .map(|s| (Target::parse(s).expect("static"), AllowReason::Loopback))
-            .collect();
+        // Loopback in its IPv6 disguises too: v4-compatible (`::127.0.0.1`)
+        // and NAT64 (`64:ff9b::127.0.0.1`) forms reach the same host on
+        // stacks that route them, and a log line can name them.
+        let loopback = [
+            "127.0.0.0/8",
+            "::1",
+            "::127.0.0.0/104",
+            "64:ff9b::127.0.0.0/104",
+        ]
+        .into_iter()
+        .map(|s| (Target::parse(s).expect("static"), AllowReason::Loopback))
+        .collect();
         Allowlist { entries: loopback }
     }
 
@@ -172,6 +192,39 @@ mod tests {
         assert!(allow.check(&t("11.0.0.0/8"), false).is_ok());
         assert!(allow.check(&t("2001:db8::/32"), false).is_ok());
         // the world is never banned while loopback is on the list
+        assert!(Allowlist::new().check(&t("0.0.0.0/0"), true).is_err());
+    }
+
+    #[test]
+    fn too_wide_message_says_addresses_once() {
+        let allow = Allowlist { entries: vec![] };
+        let msg = |s| allow.check(&t(s), false).unwrap_err().to_string();
+        assert_eq!(
+            msg("0.0.0.0/0"),
+            "refusing to ban 0.0.0.0/0: it covers every IPv4 address; pass --force if you mean it"
+        );
+        assert_eq!(
+            msg("::/0"),
+            "refusing to ban ::/0: it covers every IPv6 address; pass --force if you mean it"
+        );
+        assert_eq!(
+            msg("12.0.0.0/7"),
+            "refusing to ban 12.0.0.0/7: it covers a /7 of IPv4 addresses; pass --force if you mean it"
+        );
+    }
+
+    #[test]
+    fn v4_compatible_and_nat64_loopback_are_loopback() {
+        for bad in ["::127.0.0.1", "64:ff9b::127.0.0.1", "64:ff9b::7f00:0/120"] {
+            let e = Allowlist::new()
+                .check(&t(bad), false)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("loopback"), "{e}");
+        }
+        assert!(Allowlist::new()
+            .check(&t("64:ff9b::1.2.3.4"), false)
+            .is_ok());
         assert!(Allowlist::new().check(&t("0.0.0.0/0"), true).is_err());
     }
 }

@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 use crate::allowlist::{Allowlist, Refusal};
 use crate::backend::{Backend, BackendError, Changes, ErrorKind, KernelEntry, SetHealth};
 use crate::clock::Clock;
-use crate::ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan};
+use crate::ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
 use crate::reconcile::{kernel_timeout, reconcile, reconcile_listed_over};
 use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
@@ -164,7 +164,14 @@ pub struct SyncReport {
     pub removed: usize,
     /// Ledger rows of bans that were over, forgotten.
     pub expired: usize,
+    /// Ledger rows that do not parse, skipped (`banset del SET TEXT` or
+    /// `banset flush SET` removes them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_rows: Vec<UnreadableRow>,
 }
+
+/// One set's outcome in [`Engine::sync_each`].
+pub type SetSync = (SetName, Result<SyncReport, Error>);
 
 /// One member as `list` shows it: the kernel's truth, with what the ledger
 /// knows of it.
@@ -188,6 +195,9 @@ pub struct SetListing {
     /// The kernel's members, in the kernel's own order (sort them to show
     /// them); empty when `in_kernel` is `false`.
     pub members: Vec<Listed>,
+    /// Ledger rows that do not parse, skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_rows: Vec<UnreadableRow>,
 }
 
 /// One set as [`Engine::status`] shows it.
@@ -498,6 +508,30 @@ impl Engine<'_> {
         Ok(removed)
     }
 
+    /// Removes ledger rows that do not parse ([`UnreadableRow`]) by their
+    /// exact text, and the member of that text from the kernel when the
+    /// kernel can hold it (a `0.0.0.0` an older banset banned). Returns how
+    /// many rows went; texts that parse as targets are for [`Engine::del`].
+    pub fn del_unreadable(&mut self, set: &SetName, texts: &[&str]) -> Result<usize, Error> {
+        let tx = self.ledger.begin()?;
+        let spec = Self::spec_of(&tx, set)?;
+        let removed = tx.remove_unreadable(set, texts)?;
+        let in_kernel: Vec<Target> = texts
+            .iter()
+            .filter_map(|t| Target::parse_listed(t))
+            .collect();
+        if !in_kernel.is_empty() {
+            let backend = self.backends.backend(spec.backend)?;
+            match backend.del(&spec, &in_kernel) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.within(format!("del from {set}")).into()),
+            }
+        }
+        finish(tx, self.dry_run)?;
+        Ok(removed)
+    }
+
     /// Whether traffic from `target` is blocked by the set, per the kernel.
     pub fn test(&mut self, set: &SetName, target: &Target) -> Result<bool, Error> {
         let spec = Self::spec_of(&self.ledger.read()?, set)?;
@@ -523,7 +557,7 @@ impl Engine<'_> {
             // for a large set and need nothing from each other.
             let (kernel, bans) = std::thread::scope(|scope| {
                 let kernel = scope.spawn(|| backend.list(&spec));
-                let bans = tx.bans(&spec.name);
+                let bans = tx.bans_and_unreadable(&spec.name);
                 let kernel = kernel
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -534,11 +568,13 @@ impl Engine<'_> {
                 Err(e) if e.kind() == ErrorKind::NotFound => (false, Vec::new()),
                 Err(e) => return Err(e.within(format!("list {}", spec.name)).into()),
             };
-            let members = join_by_target(kernel, bans?);
+            let (bans, unreadable_rows) = bans?;
+            let members = join_by_target(kernel, bans);
             out.push(SetListing {
                 spec,
                 in_kernel,
                 members,
+                unreadable_rows,
             });
         }
         Ok(out)
@@ -576,7 +612,31 @@ impl Engine<'_> {
     /// re-adds lost bans with the time they have left, refreshes wrong
     /// timeouts (and bans beyond a kernel's timeout cap), removes members the
     /// ledger does not know, and forgets bans that are over.
+    ///
+    /// Every set is synced even when one fails; the first failure is
+    /// returned after the last set. [`Engine::sync_each`] reports each.
     pub fn sync(&mut self, set: Option<&SetName>) -> Result<Vec<SyncReport>, Error> {
+        let mut reports = Vec::new();
+        let mut first_error = None;
+        for (_, outcome) in self.sync_each(set)? {
+            match outcome {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(reports),
+        }
+    }
+
+    /// [`Engine::sync`], with each set's own outcome: one broken set (a
+    /// kernel that refuses it, a backend this host lacks) must not leave
+    /// every other set unrestored after a reboot. Fails as a whole only
+    /// when the ledger cannot say which sets there are.
+    pub fn sync_each(&mut self, set: Option<&SetName>) -> Result<Vec<SetSync>, Error> {
         let names: Vec<SetName> = match set {
             Some(name) => vec![name.clone()],
             None => self
@@ -587,46 +647,54 @@ impl Engine<'_> {
                 .map(|s| s.name)
                 .collect(),
         };
-        let mut reports = Vec::with_capacity(names.len());
-        for name in names {
-            // One transaction per set: a large ledger does not hold the lock
-            // for every set at once, and one broken set does not undo others.
-            let now = self.clock.now();
-            let tx = self.ledger.begin()?;
-            let spec = Self::spec_of(&tx, &name)?;
-            let backend = self.backends.backend(spec.backend)?;
-            let ctx = |e: BackendError| e.within(format!("sync {name}"));
-            let repaired_objects = backend.health(&spec).map_err(ctx)? != SetHealth::Present;
-            if repaired_objects {
-                backend.ensure_set(&spec).map_err(ctx)?;
-            }
-            let kernel = backend.list(&spec).map_err(ctx)?;
-            let listing_secs = (self.clock.now() - now).max(0) as u64;
-            let bans = tx.bans(&name)?;
-            let plan = reconcile_listed_over(
-                &bans,
-                Some(&kernel),
-                now,
-                listing_secs,
-                &backend.capabilities(),
-            );
-            let changes = plan.changes();
-            if !changes.is_empty() {
-                backend.apply(&spec, &changes).map_err(ctx)?;
-            }
-            tx.remove_bans(&name, &plan.expired)?;
-            tx.set_meta(&last_sync_key(&name), &now.to_string())?;
-            finish(tx, self.dry_run)?;
-            reports.push(SyncReport {
-                set: name,
-                repaired_objects,
-                added: plan.add.len(),
-                refreshed: plan.refresh.len(),
-                removed: plan.remove.len(),
-                expired: plan.expired.len(),
-            });
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let outcome = self.sync_set(&name);
+                (name, outcome)
+            })
+            .collect())
+    }
+
+    /// One set's share of [`Engine::sync`], in its own transaction: a large
+    /// ledger does not hold the lock for every set at once, and one broken
+    /// set does not undo others.
+    fn sync_set(&mut self, name: &SetName) -> Result<SyncReport, Error> {
+        let now = self.clock.now();
+        let tx = self.ledger.begin()?;
+        let spec = Self::spec_of(&tx, name)?;
+        let backend = self.backends.backend(spec.backend)?;
+        let ctx = |e: BackendError| e.within(format!("sync {name}"));
+        let repaired_objects = backend.health(&spec).map_err(ctx)? != SetHealth::Present;
+        if repaired_objects {
+            backend.ensure_set(&spec).map_err(ctx)?;
         }
-        Ok(reports)
+        let kernel = backend.list(&spec).map_err(ctx)?;
+        let listing_secs = (self.clock.now() - now).max(0) as u64;
+        let (bans, unreadable_rows) = tx.bans_and_unreadable(name)?;
+        let plan = reconcile_listed_over(
+            &bans,
+            Some(&kernel),
+            now,
+            listing_secs,
+            &backend.capabilities(),
+        );
+        let changes = plan.changes();
+        if !changes.is_empty() {
+            backend.apply(&spec, &changes).map_err(ctx)?;
+        }
+        tx.remove_bans(name, &plan.expired)?;
+        tx.set_meta(&last_sync_key(name), &now.to_string())?;
+        finish(tx, self.dry_run)?;
+        Ok(SyncReport {
+            set: name.clone(),
+            repaired_objects,
+            added: plan.add.len(),
+            refreshed: plan.refresh.len(),
+            removed: plan.remove.len(),
+            expired: plan.expired.len(),
+            unreadable_rows,
+        })
     }
 
     /// Removes bans that are over, from the kernel and the ledger: every

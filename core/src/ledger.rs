@@ -84,6 +84,26 @@ impl Ban {
     }
 }
 
+/// A ban row whose target does not parse: written by an older banset that
+/// accepted it (`0.0.0.0` from a log line), or by hand. Reads skip it and
+/// report it, so one bad row never stops its set or any other from being
+/// listed, restored or synced; [`LedgerTx::remove_unreadable`] (`banset del`)
+/// and [`LedgerTx::clear_bans`] (`banset flush`) remove it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnreadableRow {
+    /// The row's target text, cut to 80 bytes so that a hostile row cannot
+    /// become an oversized log line.
+    pub text: String,
+    /// Why it does not parse.
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnreadableRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} ({})", self.text, self.reason)
+    }
+}
+
 /// A ban to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewBan {
@@ -467,8 +487,10 @@ impl LedgerTx<'_> {
                     .get_ref(0)
                     .and_then(|v| v.as_str().map_err(Into::into))
                     .map_err(|e| self.err(e))?;
-                let target = Target::parse(text)
-                    .map_err(|e| self.corrupt(format!("unreadable ban row: {e}")))?;
+                // An unreadable row is no target anyone asks about.
+                let Ok(target) = Target::parse(text) else {
+                    continue;
+                };
                 let wanted = wanted.get_or_insert_with(|| targets.iter().collect());
                 if wanted.contains(&target) {
                     out.insert(target, row.get(1).map_err(|e| self.err(e))?);
@@ -515,7 +537,17 @@ impl LedgerTx<'_> {
     }
 
     /// Every recorded ban of a set, active or not, ordered by target text.
+    /// Unreadable rows are skipped ([`LedgerTx::bans_and_unreadable`]
+    /// reports them).
     pub fn bans(&self, set: &SetName) -> Result<Vec<Ban>, LedgerError> {
+        Ok(self.bans_and_unreadable(set)?.0)
+    }
+
+    /// [`LedgerTx::bans`], with the rows it had to skip.
+    pub fn bans_and_unreadable(
+        &self,
+        set: &SetName,
+    ) -> Result<(Vec<Ban>, Vec<UnreadableRow>), LedgerError> {
         self.query_bans(
             "SELECT target, start, deadline, reason, ban_count FROM bans
              WHERE set_name = ?1 ORDER BY target",
@@ -523,13 +555,34 @@ impl LedgerTx<'_> {
         )
     }
 
-    /// Bans whose deadline is at or before `now`.
+    /// Bans whose deadline is at or before `now`; unreadable rows are
+    /// skipped.
     pub fn expired_bans(&self, set: &SetName, now: i64) -> Result<Vec<Ban>, LedgerError> {
-        self.query_bans(
-            "SELECT target, start, deadline, reason, ban_count FROM bans
+        Ok(self
+            .query_bans(
+                "SELECT target, start, deadline, reason, ban_count FROM bans
              WHERE set_name = ?1 AND deadline <= ?2 ORDER BY target",
-            params![set.as_str(), now],
-        )
+                params![set.as_str(), now],
+            )?
+            .0)
+    }
+
+    /// Forgets the unreadable rows (see [`UnreadableRow`]) whose target text
+    /// is exactly one of `texts`; returns how many went. A text that parses
+    /// as a target removes nothing here: that is [`LedgerTx::remove_bans`]'s
+    /// job.
+    pub fn remove_unreadable(&self, set: &SetName, texts: &[&str]) -> Result<usize, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM bans WHERE set_name = ?1 AND target = ?2")
+            .map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for text in texts.iter().filter(|t| Target::parse(t).is_err()) {
+            n += stmt
+                .execute(params![set.as_str(), text])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(n)
     }
 
     /// The recorded ban of one target, active or not; `None` when there is
@@ -541,6 +594,7 @@ impl LedgerTx<'_> {
                  WHERE set_name = ?1 AND target = ?2",
                 params![set.as_str(), target.to_string()],
             )?
+            .0
             .pop())
     }
 
@@ -560,28 +614,56 @@ impl LedgerTx<'_> {
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<Vec<Ban>, LedgerError> {
+    ) -> Result<(Vec<Ban>, Vec<UnreadableRow>), LedgerError> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         // Read in place (no String per row): listing reads every row.
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let text = r
-                .get_ref(0)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(|e| self.err(e))?;
-            let target = Target::parse(text)
-                .map_err(|e| self.corrupt(format!("unreadable ban row: {e}")))?;
-            let ban_count: i64 = r.get(4).map_err(|e| self.err(e))?;
-            out.push(Ban {
-                target,
-                start: r.get(1).map_err(|e| self.err(e))?,
-                deadline: r.get(2).map_err(|e| self.err(e))?,
-                reason: r.get(3).map_err(|e| self.err(e))?,
-                ban_count: ban_count.clamp(0, i64::from(u32::MAX)) as u32,
-            });
+            // A row that is not text, or whose text is no target, is skipped
+            // and reported: failing here made one bad row stop every list,
+            // sync and restore of its set (issue 13.1).
+            let text = match r.get_ref(0) {
+                Ok(rusqlite::types::ValueRef::Text(bytes)) => String::from_utf8_lossy(bytes),
+                Ok(other) => {
+                    unreadable.push(UnreadableRow {
+                        text: format!("<{:?}>", other.data_type()),
+                        reason: "not text".into(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(self.err(e)),
+            };
+            let target = match Target::parse(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    unreadable.push(UnreadableRow {
+                        text: e.input,
+                        reason: e.reason.into(),
+                    });
+                    continue;
+                }
+            };
+            let columns = (|| -> rusqlite::Result<Ban> {
+                let ban_count: i64 = r.get(4)?;
+                Ok(Ban {
+                    target,
+                    start: r.get(1)?,
+                    deadline: r.get(2)?,
+                    reason: r.get(3)?,
+                    ban_count: ban_count.clamp(0, i64::from(u32::MAX)) as u32,
+                })
+            })();
+            match columns {
+                Ok(ban) => out.push(ban),
+                Err(e) => unreadable.push(UnreadableRow {
+                    text: target.to_string(),
+                    reason: e.to_string(),
+                }),
+            }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// A value from the key-value table banset keeps its own bookkeeping in
@@ -689,6 +771,53 @@ mod tests {
             deadline,
             reason: None,
         }
+    }
+
+    #[test]
+    fn unreadable_row_is_skipped_reported_and_removable() {
+        let (mut l, s) = setup();
+        let tx = l.begin().unwrap();
+        tx.upsert_bans(
+            &s,
+            &[ban("1.1.1.1", 0, None), ban("2.2.2.2", 0, Some(5))],
+            0,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        // What a banset that took `from 0.0.0.0` from a log line wrote, and
+        // rows no banset writes.
+        l.conn
+            .execute_batch(
+                "INSERT INTO bans (set_name, target, start) VALUES
+                   ('f2b-test', '0.0.0.0', 0), ('f2b-test', 'not an address', 0);
+                 INSERT INTO bans (set_name, target, start) VALUES ('f2b-test', '3.3.3.3', 'soon');",
+            )
+            .unwrap();
+        let tx = l.read().unwrap();
+        let (bans, bad) = tx.bans_and_unreadable(&s).unwrap();
+        let shown: Vec<String> = bans.iter().map(|b| b.target.to_string()).collect();
+        assert_eq!(shown, ["1.1.1.1", "2.2.2.2"]);
+        let bad_texts: Vec<&str> = bad.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(bad_texts, ["0.0.0.0", "3.3.3.3", "not an address"]);
+        assert!(bad[0].to_string().contains("unspecified"), "{}", bad[0]);
+        assert_eq!(tx.bans(&s).unwrap().len(), 2);
+        assert_eq!(tx.expired_bans(&s, 10).unwrap().len(), 1);
+        let many: Vec<Target> = (0..100u32)
+            .map(|i| Target::host(std::net::Ipv4Addr::from(0x0101_0100 + i).into()).unwrap())
+            .collect();
+        assert_eq!(tx.deadlines_of(&s, &many).unwrap().len(), 1);
+        drop(tx);
+        let tx = l.begin().unwrap();
+        // A text that parses is not an unreadable row: del's own path.
+        assert_eq!(
+            tx.remove_unreadable(&s, &["0.0.0.0", "not an address", "1.1.1.1"])
+                .unwrap(),
+            2
+        );
+        let (bans, bad) = tx.bans_and_unreadable(&s).unwrap();
+        assert_eq!((bans.len(), bad.len()), (2, 1));
+        assert_eq!(tx.clear_bans(&s).unwrap(), 3);
+        tx.commit().unwrap();
     }
 
     #[test]

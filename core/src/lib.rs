@@ -37,7 +37,7 @@ pub use backend::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::*;
-pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan};
+pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };
@@ -46,6 +46,9 @@ pub use spec::{
     BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,
     DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
 };
-pub use target::{Family, ParseTargetError, Target};
+pub use target::{
+    Family, InvalidTarget, ParseTargetError, Target, WIDEST_LOGGED_V4_PREFIX,
+    WIDEST_LOGGED_V6_PREFIX,
+};
 pub use timeout::{format_duration, ParseTimeoutError, Timeout, MAX_TIMEOUT_SECS};
 pub use tool::{shown_argv, tool_failure, ToolOutcome};

@@ -64,29 +64,79 @@ pub struct ParseTargetError {
     pub reason: &'static str,
 }
 
+/// Why an address and prefix length are not a target banset will ban.
+/// The message is the reason alone; callers name the input they were given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidTarget {
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
 const MAX_INPUT_LEN: usize = 64;
+
+/// The widest IPv4 prefix a log line may ask for (`<SUBNET>`-like tags).
+///
+/// A log line is written by whoever can reach the service, so a prefix in it
+/// is the attacker's choice. The general rule ([`crate::WIDEST_V4_PREFIX`],
+/// /8 unless forced) protects an admin from a typo; a log line gets no
+/// `--force` and must not cost a whole provider: a /16 is already 65,536
+/// addresses, the most any one offender's line can take down.
+pub const WIDEST_LOGGED_V4_PREFIX: u8 = 16;
+/// The IPv6 counterpart of [`WIDEST_LOGGED_V4_PREFIX`]: a /32 is a whole
+/// provider's allocation; a site is a /48, one customer a /56 or /64.
+pub const WIDEST_LOGGED_V6_PREFIX: u8 = 32;
+
+/// The NAT64 well-known prefix `64:ff9b::/96` (RFC 6052): the IPv6 face of
+/// the IPv4 address in its last 32 bits.
+const NAT64_PREFIX: u128 = 0x0064_ff9b_0000_0000_0000_0000_0000_0000;
 
 impl Target {
     /// A single host. IPv4-mapped IPv6 addresses are folded to IPv4.
-    pub fn host(addr: IpAddr) -> Target {
+    /// Refused: addresses no packet can come from or that banset would
+    /// never mean to ban (see [`Target::prefix`]).
+    pub fn host(addr: IpAddr) -> Result<Target, InvalidTarget> {
         let addr = fold_mapped(addr);
-        let prefix_len = family_of(addr).max_prefix_len();
-        Target { addr, prefix_len }
+        Target::prefix(addr, family_of(addr).max_prefix_len())
     }
 
-    /// A prefix; host bits are cleared. Fails only if `prefix_len` is too long
-    /// for the family.
-    pub fn prefix(addr: IpAddr, prefix_len: u8) -> Result<Target, &'static str> {
+    /// A prefix; host bits are cleared. This is the one constructor every
+    /// other one ([`Target::host`], [`Target::parse`]) goes through, so no
+    /// path (CLI, log line, fail2ban, sshguard, blocklistd, ledger) can hold
+    /// a target that skipped these checks. Refused:
+    /// - a prefix length too long for the family;
+    /// - the unspecified address as a host (`0.0.0.0`, `::`): it is no
+    ///   peer, and banning it drops DHCP discovery;
+    /// - the IPv4 broadcast address as a host;
+    /// - multicast (a host, or a prefix inside `224.0.0.0/4` or `ff00::/8`):
+    ///   no connection comes from it;
+    /// - the v4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`)
+    ///   forms of any of these. Their loopback forms are on the allowlist
+    ///   ([`crate::Allowlist::new`]), beside loopback itself.
+    pub fn prefix(addr: IpAddr, prefix_len: u8) -> Result<Target, InvalidTarget> {
+        let target = Target::listed(addr, prefix_len)?;
+        target.check_bannable()?;
+        Ok(target)
+    }
+
+    /// A member read back from a kernel set: only its shape (the prefix
+    /// length) is checked. What a kernel holds must be listable and
+    /// removable even when banset would never have put it there (a
+    /// hand-added `0.0.0.0`, a ban from an older banset), so that `sync`
+    /// can take it out. Never build a target from input with it; kernel
+    /// listing decoders are its only callers.
+    pub fn listed(addr: IpAddr, prefix_len: u8) -> Result<Target, InvalidTarget> {
+        let invalid = |reason| InvalidTarget { reason };
         let (addr, prefix_len) = match addr {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) if prefix_len >= 96 => (IpAddr::V4(v4), prefix_len - 96),
-                Some(_) => return Err("an IPv4-mapped prefix must be /96 or longer"),
+                Some(_) => return Err(invalid("an IPv4-mapped prefix must be /96 or longer")),
                 None => (addr, prefix_len),
             },
             IpAddr::V4(_) => (addr, prefix_len),
         };
         if prefix_len > family_of(addr).max_prefix_len() {
-            return Err("prefix length is too long for the address family");
+            return Err(invalid("prefix length is too long for the address family"));
         }
         Ok(Target {
             addr: mask(addr, prefix_len),
@@ -94,8 +144,78 @@ impl Target {
         })
     }
 
+    /// The text of an address or prefix as a kernel could hold it, checked
+    /// for shape only ([`Target::listed`]): for removing what an unreadable
+    /// ledger row once put into a kernel set. `None` when it is no address.
+    pub(crate) fn parse_listed(input: &str) -> Option<Target> {
+        if input.len() > MAX_INPUT_LEN {
+            return None;
+        }
+        let (addr, len) = match input.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (input, None),
+        };
+        let addr = IpAddr::from_str(addr).ok()?;
+        let len = match len {
+            // Digits only: `u8::from_str` would take a `+`.
+            Some(l) if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) => return None,
+            Some(l) => l.parse().ok()?,
+            None => family_of(addr).max_prefix_len(),
+        };
+        Target::listed(addr, len).ok()
+    }
+
+    fn check_bannable(&self) -> Result<(), InvalidTarget> {
+        let invalid = |reason| Err(InvalidTarget { reason });
+        let v4_face = match self.addr {
+            IpAddr::V4(a) => Some((a, self.prefix_len)),
+            IpAddr::V6(a) => {
+                if a.is_multicast() && self.prefix_len >= 8 {
+                    return invalid("a multicast address cannot be banned");
+                }
+                embedded_v4(a).and_then(|v4| Some((v4, self.prefix_len.checked_sub(96)?)))
+            }
+        };
+        let host = self.is_host();
+        if host && self.addr.is_unspecified() {
+            return invalid("the unspecified address cannot be banned");
+        }
+        if let Some((v4, len)) = v4_face {
+            let v4_host = len == 32;
+            if v4_host && v4.is_unspecified() {
+                return invalid("the unspecified address cannot be banned");
+            }
+            if v4_host && v4.is_broadcast() {
+                return invalid("the broadcast address cannot be banned");
+            }
+            if v4.is_multicast() && len >= 4 {
+                return invalid("a multicast address cannot be banned");
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Target::parse`], for text a log line captured: prefixes wider than
+    /// [`WIDEST_LOGGED_V4_PREFIX`] / [`WIDEST_LOGGED_V6_PREFIX`] are refused
+    /// too, because whoever wrote the line chose them.
+    pub fn parse_logged(input: &str) -> Result<Target, ParseTargetError> {
+        let target = Target::parse(input)?;
+        let widest = match target.family() {
+            Family::V4 => WIDEST_LOGGED_V4_PREFIX,
+            Family::V6 => WIDEST_LOGGED_V6_PREFIX,
+        };
+        if target.prefix_len < widest {
+            return Err(ParseTargetError {
+                input: truncate_for_error(input),
+                reason: "a prefix this wide is not taken from a log line",
+            });
+        }
+        Ok(target)
+    }
+
     /// Parses `1.2.3.4`, `10.0.0.0/8`, `2001:db8::1`, `2001:db8::/64`, and the
-    /// bracketed form `[2001:db8::1]` that some log formats use.
+    /// bracketed form `[2001:db8::1]` that some log formats use. The result
+    /// passes the checks of [`Target::prefix`].
     pub fn parse(input: &str) -> Result<Target, ParseTargetError> {
         let err = |reason| ParseTargetError {
             input: truncate_for_error(input),
@@ -121,7 +241,7 @@ impl Target {
             None => addr_part,
         };
         let addr = IpAddr::from_str(addr_part).map_err(|_| err("not an IPv4 or IPv6 address"))?;
-        let target = match len_part {
+        match len_part {
             None => Target::host(addr),
             Some(l) => {
                 if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
@@ -130,13 +250,10 @@ impl Target {
                 let len: u8 = l
                     .parse()
                     .map_err(|_| err("prefix length must be a number"))?;
-                Target::prefix(addr, len).map_err(err)?
+                Target::prefix(addr, len)
             }
-        };
-        if target.is_host() && target.addr.is_unspecified() {
-            return Err(err("the unspecified address cannot be banned"));
         }
-        Ok(target)
+        .map_err(|e| err(e.reason))
     }
 
     /// The first address of the target (host bits already cleared).
@@ -294,6 +411,17 @@ fn fold_mapped(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 address inside a v4-compatible (`::a.b.c.d`, deprecated but
+/// still routed by some stacks) or NAT64 (`64:ff9b::a.b.c.d`) IPv6 address.
+/// `::` and `::1` are IPv6's own unspecified and loopback, not embeddings.
+fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(a);
+    let high = bits >> 32;
+    let is_compat = high == 0 && bits > 1;
+    let is_nat64 = high << 32 == NAT64_PREFIX;
+    (is_compat || is_nat64).then(|| Ipv4Addr::from(bits as u32))
+}
+
 fn mask(addr: IpAddr, prefix_len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
@@ -380,6 +508,93 @@ mod tests {
         let long = "1".repeat(500);
         let e = Target::parse(&long).unwrap_err();
         assert!(e.to_string().len() < 200);
+    }
+
+    #[test]
+    fn log_line_from_unspecified_address_is_not_banned() {
+        // Each of these reached the kernel and the ledger from one log line,
+        // and every later read of the set failed on the row (issue 13.1).
+        for bad in [
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "0.0.0.0/32",
+            "::/128",
+            "255.255.255.255",
+            "::ffff:255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "224.0.0.0/4",
+            "ff02::1",
+            "ff00::/8",
+            "::0.0.0.0/128",
+            "::255.255.255.255",
+            "::224.0.0.1",
+            "64:ff9b::",
+            "64:ff9b::0.0.0.0",
+            "64:ff9b::255.255.255.255",
+            "64:ff9b::224.0.0.5",
+        ] {
+            let e = Target::parse(bad).unwrap_err();
+            assert_eq!(e.input, bad);
+            assert!(e.to_string().contains("cannot be banned"), "{bad}: {e}");
+            assert!(Target::parse_logged(bad).is_err(), "{bad}");
+        }
+        let addr = |s: &str| s.parse::<IpAddr>().unwrap();
+        for bad in [
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "255.255.255.255",
+            "ff02::1",
+        ] {
+            assert!(Target::host(addr(bad)).is_err(), "{bad}");
+        }
+        assert!(Target::prefix(addr("224.1.0.0"), 16).is_err());
+        // Wider blocks that only include these are real address space.
+        for good in [
+            "0.0.0.0/8",
+            "0.0.0.0/0",
+            "::/0",
+            "192.0.0.0/3",
+            "255.255.255.0/24",
+            "::1.2.3.4",
+            "64:ff9b::1.2.3.4",
+            "64:ff9b::/96",
+        ] {
+            assert!(Target::parse(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn kernel_listing_still_reads_what_banset_refuses() {
+        // sync must see a hand-added (or formerly allowed) 0.0.0.0 to remove it.
+        let t = Target::listed("0.0.0.0".parse().unwrap(), 32).unwrap();
+        assert_eq!(t.to_string(), "0.0.0.0");
+        assert!(Target::listed("1.2.3.4".parse().unwrap(), 33).is_err());
+    }
+
+    #[test]
+    fn log_line_prefix_wider_than_the_logged_limit_is_refused() {
+        for wide in [
+            "10.0.0.0/15",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "2001:db8::/31",
+            "::/0",
+        ] {
+            let e = Target::parse_logged(wide).unwrap_err();
+            assert!(e.to_string().contains("log line"), "{e}");
+            assert!(Target::parse(wide).is_ok());
+        }
+        for ok in [
+            "10.0.0.0/16",
+            "192.0.2.0/24",
+            "2001:db8::/32",
+            "2001:db8::/64",
+        ] {
+            assert!(Target::parse_logged(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -626,7 +626,7 @@ pub fn batch_of_ten_thousand(b: &dyn Backend, name: &SetName) {
             ]
         })
         .map(|addr| KernelEntry {
-            target: Target::host(addr),
+            target: Target::host(addr).expect("the suite's addresses are bannable"),
             timeout: Some(Duration::from_secs(3600)),
         })
         .collect();

@@ -211,15 +211,18 @@ fn rename_host(expansion: &str, earlier: usize) -> Result<String, TagError> {
 }
 
 /// Parses what an address tag captured. `None` for text that only looked
-/// like an address (`999.1.1.1`, `1:2`, a zone id): such a line does not
-/// count against anyone. IPv4-mapped IPv6 addresses fold to IPv4.
+/// like an address (`999.1.1.1`, `1:2`, a zone id), for an address banset
+/// never bans (`0.0.0.0`, `::`, broadcast, multicast: the core's
+/// constructors refuse them), and for a prefix wider than a log line may
+/// name ([`Target::parse_logged`]): such a line does not count against
+/// anyone. IPv4-mapped IPv6 addresses fold to IPv4.
 pub fn parse_host(text: &[u8]) -> Option<Target> {
     let text = std::str::from_utf8(text).ok()?;
     if text.contains('/') {
-        return Target::parse(text).ok();
+        return Target::parse_logged(text).ok();
     }
     let addr: IpAddr = text.parse().ok()?;
-    Some(Target::host(addr))
+    Target::host(addr).ok()
 }
 
 #[cfg(test)]
@@ -252,6 +255,42 @@ mod tests {
         assert_eq!(
             host_of(p, "from fe80::1:2:3:4 port").as_deref(),
             Some("fe80::1:2:3:4")
+        );
+    }
+
+    #[test]
+    fn log_line_from_unspecified_address_is_not_banned() {
+        // One such line banned 0.0.0.0, and its ledger row then broke every
+        // read of the set (issue 13.1).
+        let p = r"^from <HOST> port";
+        for line in [
+            "from 0.0.0.0 port",
+            "from :: port",
+            "from ::ffff:0.0.0.0 port",
+            "from 255.255.255.255 port",
+            "from 224.0.0.1 port",
+            "from ff02::1 port",
+            "from ::0.0.0.0 port",
+            "from 64:ff9b::0.0.0.0 port",
+            "from 64:ff9b::255.255.255.255 port",
+        ] {
+            assert_eq!(host_of(p, line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn log_line_subnet_wider_than_the_logged_limit_is_not_taken() {
+        let p = r"^from <SUBNET> port";
+        assert_eq!(host_of(p, "from 0.0.0.0/0 port"), None);
+        assert_eq!(host_of(p, "from 10.0.0.0/8 port"), None);
+        assert_eq!(host_of(p, "from 2001:db8::/31 port"), None);
+        assert_eq!(
+            host_of(p, "from 10.9.0.0/16 port").as_deref(),
+            Some("10.9.0.0/16")
+        );
+        assert_eq!(
+            host_of(p, "from 2001:db8::/48 port").as_deref(),
+            Some("2001:db8::/48")
         );
     }
 

@@ -132,7 +132,7 @@ mod tests {
     fn prune_forgets_the_quiet_and_reload_keeps_counts() {
         let mut w = FailureWindows::new(100, 5);
         for i in 0..1000 {
-            let a = Target::host(std::net::Ipv4Addr::from(0x0a00_0000u32 + i).into());
+            let a = Target::host(std::net::Ipv4Addr::from(0x0a00_0000u32 + i).into()).unwrap();
             w.fail(a, i64::from(i) / 10);
         }
         assert_eq!(w.tracked(), 1000);

@@ -363,7 +363,7 @@ impl Backend for IpsetBackend {
         // TEST of a prefix on hash:net matches that exact prefix only, so
         // ask for it and every wider one.
         for len in (1..=target.prefix_len()).rev() {
-            let Ok(wider) = Target::prefix(target.addr(), len) else {
+            let Ok(wider) = Target::listed(target.addr(), len) else {
                 continue;
             };
             if test(&mut sock, &set, to_entry(&set, &wider, None))? {
@@ -398,11 +398,22 @@ fn to_entry(set: &KernelSet, target: &Target, timeout: Option<u32>) -> Entry {
     }
 }
 
+/// A single host's prefix length in `addr`'s own family (an IPv4-mapped
+/// address is folded to its /32 by [`Target::listed`]).
+fn max_len(addr: std::net::IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
 fn to_target(set: &KernelSet, e: &ListedEntry) -> Result<Target, String> {
     match e.cidr {
-        Some(len) if set.is_net() => Target::prefix(e.addr, len)
+        Some(len) if set.is_net() => Target::listed(e.addr, len)
             .map_err(|why| format!("listed entry {}/{len}: {why}", e.addr)),
-        _ => Ok(Target::host(e.addr)),
+        _ => Target::listed(e.addr, max_len(e.addr))
+            .map_err(|why| format!("listed entry {}: {why}", e.addr)),
     }
 }
 
@@ -492,8 +503,8 @@ fn check_before_adding(
         }
         for r in &plan.removes {
             let t = match r.cidr {
-                Some(len) => Target::prefix(r.addr, len).ok(),
-                None => Some(Target::host(r.addr)),
+                Some(len) => Target::listed(r.addr, len).ok(),
+                None => Target::listed(r.addr, max_len(r.addr)).ok(),
             };
             if let Some(t) = t {
                 members.remove(&t);

@@ -173,7 +173,7 @@ impl PrefixIndex {
 
     fn overlapping(&self, t: &Target) -> Option<Target> {
         for len in 0..t.prefix_len() {
-            if let Ok(wider) = Target::prefix(t.addr(), len) {
+            if let Ok(wider) = Target::listed(t.addr(), len) {
                 if self.exact.contains(&wider) {
                     return Some(wider);
                 }

@@ -671,7 +671,7 @@ fn without_cap_net_admin_is_permission_with_a_hint() {
 fn many_v4(n: u32, base: u32) -> Vec<KernelEntry> {
     (0..n)
         .map(|i| KernelEntry {
-            target: Target::host(std::net::Ipv4Addr::from(base + i).into()),
+            target: Target::host(std::net::Ipv4Addr::from(base + i).into()).unwrap(),
             timeout: Some(Duration::from_secs(604_800)),
         })
         .collect()

@@ -18,7 +18,7 @@ use common::{entry, spec};
 const PROBE: Duration = Duration::from_millis(1_500);
 
 fn host(addr: impl Into<IpAddr>) -> Target {
-    Target::host(addr.into())
+    Target::host(addr.into()).unwrap()
 }
 
 #[test]

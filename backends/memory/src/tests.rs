@@ -422,7 +422,7 @@ fn a_large_batch_into_a_large_set() {
     let batch = |base: u32| -> Vec<KernelEntry> {
         (0..20_000u32)
             .map(|i| KernelEntry {
-                target: Target::host(IpAddr::V4(Ipv4Addr::from(base + i))),
+                target: Target::host(IpAddr::V4(Ipv4Addr::from(base + i))).unwrap(),
                 timeout: Some(Duration::from_secs(600)),
             })
             .collect()
@@ -448,7 +448,7 @@ fn shared_between_threads() {
         for i in 0..4u8 {
             let (b, s) = (&b, &s);
             scope.spawn(move || {
-                let target = Target::host(IpAddr::V4(Ipv4Addr::new(192, 0, 2, i + 1)));
+                let target = Target::host(IpAddr::V4(Ipv4Addr::new(192, 0, 2, i + 1))).unwrap();
                 b.add(
                     s,
                     &[KernelEntry {

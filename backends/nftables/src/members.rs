@@ -109,7 +109,8 @@ pub(crate) fn hosts_from(
     out.reserve(infos.len());
     for info in infos {
         out.push(KernelEntry {
-            target: Target::host(addr_of(family, &info.key)?),
+            target: Target::listed(addr_of(family, &info.key)?, family.max_prefix_len())
+                .map_err(|e| DecodeError::new(format!("set member: {e}")))?,
             timeout: time_left(info),
         });
     }
@@ -226,7 +227,7 @@ fn push_range(
             Family::V4 => IpAddr::V4(Ipv4Addr::from(first as u32)),
             Family::V6 => IpAddr::V6(Ipv6Addr::from(first)),
         };
-        let target = Target::prefix(addr, (bits - size_bits) as u8)
+        let target = Target::listed(addr, (bits - size_bits) as u8)
             .map_err(|e| DecodeError::new(format!("range start {addr}: {e}")))?;
         out.push(KernelEntry { target, timeout });
         let block_last = first + span(size_bits);

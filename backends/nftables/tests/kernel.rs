@@ -553,7 +553,7 @@ fn element_errors_name_set_and_elements() {
 fn many_v4(n: u32, base: u32) -> Vec<KernelEntry> {
     (0..n)
         .map(|i| KernelEntry {
-            target: banset_core::Target::host(std::net::Ipv4Addr::from(base + i).into()),
+            target: banset_core::Target::host(std::net::Ipv4Addr::from(base + i).into()).unwrap(),
             timeout: Some(Duration::from_secs(604_800)),
         })
         .collect()
@@ -674,7 +674,8 @@ fn listing_right_after_large_inserts_is_complete() {
                 .map(|i| KernelEntry {
                     target: Target::host(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
                         (11 << 24) + round * 5_000 + i,
-                    ))),
+                    )))
+                    .unwrap(),
                     timeout: Some(Duration::from_secs(600)),
                 })
                 .collect();

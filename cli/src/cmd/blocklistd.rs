@@ -93,9 +93,6 @@ impl Ban {
             Ok(t) => t,
             Err(why) => usage!("blocklistd-helper: {addr}/{mask}: {why}"),
         };
-        if target.is_host() && target.addr().is_unspecified() {
-            usage!("blocklistd-helper: the unspecified address cannot be banned");
-        }
         let mut name = rule.to_string();
         for part in [protocol.map(str::to_string), port.map(|p| p.to_string())]
             .into_iter()

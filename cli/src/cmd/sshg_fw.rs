@@ -149,11 +149,9 @@ fn parse_address<'a>(
         return Err(bad("the prefix length must be a number"));
     }
     let len: u8 = cidr.parse().map_err(|_| bad("bad prefix length"))?;
-    let target = Target::prefix(addr, len).map_err(bad)?;
-    if target.is_host() && target.addr().is_unspecified() {
-        return Err(bad("the unspecified address cannot be blocked"));
-    }
-    Ok(target)
+    // The core's one constructor refuses what is never banned (0.0.0.0,
+    // broadcast, multicast and their IPv6 disguises) for every path alike.
+    Target::prefix(addr, len).map_err(|e| bad(e.reason))
 }
 
 /// Where the command lines come from: standard input in the real backend,

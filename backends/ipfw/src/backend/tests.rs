@@ -62,7 +62,7 @@ fn tentry_target(e: &[u8]) -> Result<Target, i32> {
         }
         _ => return Err(EINVAL),
     };
-    Target::prefix(addr, e[9]).map_err(|_| EINVAL)
+    Target::listed(addr, e[9]).map_err(|_| EINVAL)
 }
 
 impl Sockopt for ModelKernel {
@@ -434,7 +434,7 @@ fn native_batches_are_cut_into_calls_and_checked_per_entry() {
     m.backend.ensure_set(&s).unwrap();
     let many: Vec<KernelEntry> = (0..9000u32)
         .map(|i| KernelEntry {
-            target: Target::host(Ipv4Addr::from(0xc612_0000 + i).into()),
+            target: Target::host(Ipv4Addr::from(0xc612_0000 + i).into()).unwrap(),
             timeout: None,
         })
         .collect();

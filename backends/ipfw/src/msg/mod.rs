@@ -312,7 +312,7 @@ pub fn parse_list(reply: &[u8]) -> Result<Vec<Target>, String> {
             }
             other => return Err(format!("ipfw listed an entry of address family {other}")),
         };
-        match Target::prefix(addr, masklen) {
+        match Target::listed(addr, masklen) {
             Ok(t) if t.addr() == addr => out.push(t),
             _ => return Err(format!("ipfw listed {addr}/{masklen}, not a valid prefix")),
         }

@@ -408,7 +408,7 @@ fn large_batches_are_cut_at_request_maxcount() {
     b.ensure_set(&s).unwrap();
     let many: Vec<KernelEntry> = (0..250u32)
         .map(|i| KernelEntry {
-            target: Target::host(std::net::Ipv4Addr::from(0xc612_0000 + i).into()),
+            target: Target::host(std::net::Ipv4Addr::from(0xc612_0000 + i).into()).unwrap(),
             timeout: None,
         })
         .collect();

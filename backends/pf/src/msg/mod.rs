@@ -205,7 +205,7 @@ impl PfrAddr {
         };
         // pf never holds host bits past the prefix; if they show up, the
         // entry was read with the wrong layout, which must not pass silently.
-        match Target::prefix(addr, self.net) {
+        match Target::listed(addr, self.net) {
             Ok(t) if t.addr() == addr => Ok(Some(t)),
             Ok(_) => Err(format!(
                 "pf listed {addr}/{}, which has bits set past its prefix length",
