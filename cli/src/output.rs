@@ -4,7 +4,7 @@ use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
 use std::time::Instant;
 
 use anyhow::Result;
-use banset_core::{format_duration, SetSpec};
+use banset_core::{format_duration, SetName, SetSpec, UnreadableRow};
 
 pub fn stdout() -> BufWriter<StdoutLock<'static>> {
     BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
@@ -17,6 +17,30 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
+}
+
+/// Lines saying which ledger rows of `set` could not be read and were
+/// skipped, and how to remove them; at most ten rows are named, so a
+/// ledger full of bad rows cannot flood the terminal or the journal.
+pub fn unreadable_rows_lines(set: &SetName, rows: &[UnreadableRow]) -> Vec<String> {
+    const NAMED: usize = 10;
+    let mut lines: Vec<String> = rows
+        .iter()
+        .take(NAMED)
+        .map(|r| {
+            format!(
+                "{set}: skipped unreadable ledger row {r}; banset del {set} {:?} removes it",
+                r.text
+            )
+        })
+        .collect();
+    if rows.len() > NAMED {
+        lines.push(format!(
+            "{set}: and {} more unreadable ledger rows (banset list {set} shows them; banset flush {set} removes every row)",
+            rows.len() - NAMED
+        ));
+    }
+    lines
 }
 
 /// `f2b-postfix: nftables, IPv4+IPv6, timeout 7d, tcp ports 25,465 drop`.

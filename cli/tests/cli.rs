@@ -289,6 +289,122 @@ fn expire_forgets_bans_that_are_over() {
     });
 }
 
+/// Runs SQL on a sandbox's ledger behind banset's back.
+fn ledger_sql(s: &Sandbox, sql: &str) {
+    rusqlite::Connection::open(s.dir().join("state/ledger.db"))
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+/// The poison of issue 13.1: a `0.0.0.0` row (what one log line left in the
+/// ledger and the kernel) made every list and sync of its set exit 3, and
+/// a sync after `nft flush ruleset` stopped at that set.
+#[test]
+fn unreadable_row_does_not_stop_list_or_sync() {
+    kernel_test("unreadable_row", || {
+        let s = Sandbox::new("unreadable");
+        s.ok(&["add", "f2b-a", "192.0.2.1"]);
+        s.ok(&["add", "f2b-b", "192.0.2.2"]);
+        s.ok(&["add", "f2b-c", "192.0.2.3"]);
+        ledger_sql(
+            &s,
+            "INSERT INTO bans (set_name, target, start) VALUES ('f2b-b', '0.0.0.0', 0);",
+        );
+        assert!(Command::new("nft")
+            .args([
+                "add",
+                "element",
+                "inet",
+                "banset",
+                "f2b-b_v4",
+                "{ 0.0.0.0 }"
+            ])
+            .status()
+            .unwrap()
+            .success());
+
+        let out = s.run(&["list"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(r#"f2b-b: skipped unreadable ledger row "0.0.0.0""#),
+            "{stderr}"
+        );
+        let listed = s.json(&["list", "--json"]);
+        let b = &listed.as_array().unwrap()[1];
+        assert_eq!(b["set"], "f2b-b");
+        assert_eq!(b["unreadable_rows"][0]["text"], "0.0.0.0");
+        assert!(listed[0].get("unreadable_rows").is_none());
+
+        // A reboot or `nft flush ruleset`: every set comes back.
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        let out = s.run(&["sync"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("unreadable ledger row"), "{stderr}");
+        for (set, member) in [
+            ("f2b-a_v4", "192.0.2.1"),
+            ("f2b-b_v4", "192.0.2.2"),
+            ("f2b-c_v4", "192.0.2.3"),
+        ] {
+            let got = nft_set(set);
+            assert_eq!(got.keys().collect::<Vec<_>>(), [member], "{set}");
+        }
+
+        // del removes the row by its text; the set reads clean after.
+        s.ok(&["del", "f2b-b", "0.0.0.0"]);
+        let out = s.run(&["list"]);
+        assert!(out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("unreadable"));
+        assert_eq!(nft_set("f2b-b_v4").len(), 1);
+        // And it can no longer get in.
+        let out = s.run(&["add", "f2b-b", "0.0.0.0"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim_end(),
+            r#"banset: invalid address "0.0.0.0": the unspecified address cannot be banned"#
+        );
+    });
+}
+
+/// `sync` of every set goes on past one that fails and names it.
+#[test]
+fn sync_continues_past_a_failing_set_and_reports_each() {
+    kernel_test("sync_continues", || {
+        let s = Sandbox::new("sync_continues");
+        s.ok(&["add", "f2b-a", "192.0.2.1"]);
+        s.ok(&["add", "f2b-b", "192.0.2.2"]);
+        s.ok(&["add", "f2b-c", "192.0.2.3"]);
+        // A set on a backend this host cannot reach (no firewalld here).
+        ledger_sql(
+            &s,
+            r#"UPDATE sets SET spec = replace(spec, '"nftables"', '"firewalld"') WHERE name = 'f2b-b';"#,
+        );
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        let out = s.run(&["sync"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("banset: sync f2b-b: "), "{stderr}");
+        assert_eq!(nft_set("f2b-a_v4").len(), 1);
+        assert_eq!(nft_set("f2b-c_v4").len(), 1);
+        let out = s.run(&["sync", "--json"]);
+        assert_eq!(out.status.code(), Some(3));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["set"], "f2b-a");
+        assert!(v[1]["error"].as_str().unwrap().contains("firewalld"), "{v}");
+        assert_eq!(v[2]["set"], "f2b-c");
+    });
+}
+
 /// Every bad input gets one clear line naming it, exit 2, and changes
 /// nothing in the kernel or the ledger.
 #[test]

@@ -494,39 +494,30 @@ impl Engine<'_> {
     /// Unbans targets. Targets that were not banned are fine (fail2ban's
     /// unban must be idempotent). Returns how many the ledger had.
     pub fn del(&mut self, set: &SetName, targets: &[Target]) -> Result<usize, Error> {
+        self.del_with_unreadable(set, targets, &[])
+    }
+
+    /// [`Engine::del`], which also removes ledger rows that do not parse
+    /// ([`UnreadableRow`]) by their exact text, with the kernel member of
+    /// that text when a kernel can hold it (a `0.0.0.0` an older banset
+    /// banned), in the same transaction. Returns how many rows went.
+    pub fn del_with_unreadable(
+        &mut self,
+        set: &SetName,
+        targets: &[Target],
+        unreadable: &[&str],
+    ) -> Result<usize, Error> {
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
-        let removed = tx.remove_bans(set, targets)?;
+        let removed = tx.remove_bans(set, targets)? + tx.remove_unreadable(set, unreadable)?;
+        let mut in_kernel = targets.to_vec();
+        in_kernel.extend(unreadable.iter().filter_map(|t| Target::parse_listed(t)));
         let backend = self.backends.backend(spec.backend)?;
-        match backend.del(&spec, targets) {
+        match backend.del(&spec, &in_kernel) {
             Ok(()) => {}
             // Nothing in the kernel means nothing to unban there.
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.within(format!("del from {set}")).into()),
-        }
-        finish(tx, self.dry_run)?;
-        Ok(removed)
-    }
-
-    /// Removes ledger rows that do not parse ([`UnreadableRow`]) by their
-    /// exact text, and the member of that text from the kernel when the
-    /// kernel can hold it (a `0.0.0.0` an older banset banned). Returns how
-    /// many rows went; texts that parse as targets are for [`Engine::del`].
-    pub fn del_unreadable(&mut self, set: &SetName, texts: &[&str]) -> Result<usize, Error> {
-        let tx = self.ledger.begin()?;
-        let spec = Self::spec_of(&tx, set)?;
-        let removed = tx.remove_unreadable(set, texts)?;
-        let in_kernel: Vec<Target> = texts
-            .iter()
-            .filter_map(|t| Target::parse_listed(t))
-            .collect();
-        if !in_kernel.is_empty() {
-            let backend = self.backends.backend(spec.backend)?;
-            match backend.del(&spec, &in_kernel) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.within(format!("del from {set}")).into()),
-            }
         }
         finish(tx, self.dry_run)?;
         Ok(removed)

@@ -26,14 +26,32 @@ struct Parts<'a> {
 }
 
 impl BackendProvider for Parts<'_> {
-    fn backend(&self, _kind: BackendKind) -> Result<&dyn Backend, BackendError> {
-        Ok(self.kernel)
+    /// The in-process kernel for memory sets; any other kind is a backend
+    /// this host lacks, for the tests of one set failing among others.
+    fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError> {
+        match kind {
+            BackendKind::Memory => Ok(self.kernel),
+            other => Err(BackendError::new(
+                ErrorKind::Unsupported,
+                format!("backend {other}"),
+                "not on this host",
+            )),
+        }
     }
 }
 
 impl World {
     fn new() -> World {
         World::with_caps(MemoryBackend::CAPABILITIES)
+    }
+
+    /// A world whose ledger is a file at `path`, so a test can write rows
+    /// into it with SQL behind banset's back.
+    fn on_file(path: &std::path::Path) -> World {
+        World {
+            ledger: Ledger::open(path).unwrap(),
+            ..World::new()
+        }
     }
 
     fn with_caps(caps: Capabilities) -> World {
@@ -286,6 +304,146 @@ fn sync_restores_remaining_times_and_removes_strangers() {
     let reports = w.run(false, |e| e.sync(Some(&name("s")))).unwrap();
     assert_eq!(reports[0].removed, 1);
     assert_eq!(w.kernel("s"), [("1.1.1.1".into(), Some(600))]);
+}
+
+/// A fresh directory for one test's ledger file.
+fn temp_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("banset-engine-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes ban rows with SQL, as an older banset (or a hand) did: rows
+/// banset's own constructors can no longer produce.
+fn plant_rows(ledger: &std::path::Path, set: &str, texts: &[&str]) {
+    let db = rusqlite::Connection::open(ledger).unwrap();
+    for text in texts {
+        db.execute(
+            "INSERT INTO bans (set_name, target, start) VALUES (?1, ?2, ?3)",
+            rusqlite::params![set, text, T0],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn unreadable_row_does_not_stop_sync_of_its_set_or_others() {
+    let dir = temp_dir("unreadable-sync");
+    let file = dir.join("ledger.db");
+    let mut w = World::on_file(&file);
+    for set in ["a", "b", "c"] {
+        w.add(set, &[ban("1.1.1.1", None), ban("2.2.2.2", Some(1_000))])
+            .unwrap();
+    }
+    // What `from 0.0.0.0` in a log line left behind, in the ledger and
+    // the kernel, plus a row that is no address at all.
+    plant_rows(&file, "b", &["0.0.0.0", "garbage"]);
+    let zero = Target::listed("0.0.0.0".parse().unwrap(), 32).unwrap();
+    w.kernel
+        .add(
+            &spec("b"),
+            &[KernelEntry {
+                target: zero,
+                timeout: None,
+            }],
+        )
+        .unwrap();
+    // `nft flush ruleset` or a reboot: everything must come back.
+    w.kernel.wipe();
+    let reports = w.run(false, |e| e.sync(None)).unwrap();
+    assert_eq!(reports.len(), 3);
+    for set in ["a", "b", "c"] {
+        assert_eq!(
+            w.kernel(set),
+            [("1.1.1.1".into(), None), ("2.2.2.2".into(), Some(1_000))],
+            "{set}"
+        );
+    }
+    let b = reports.iter().find(|r| r.set.as_str() == "b").unwrap();
+    let texts: Vec<&str> = b.unreadable_rows.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts, ["0.0.0.0", "garbage"]);
+    assert!(reports
+        .iter()
+        .filter(|r| r.set.as_str() != "b")
+        .all(|r| r.unreadable_rows.is_empty()));
+
+    // A 0.0.0.0 still in the kernel is a stranger that sync removes.
+    w.kernel
+        .add(
+            &spec("b"),
+            &[KernelEntry {
+                target: zero,
+                timeout: None,
+            }],
+        )
+        .unwrap();
+    let reports = w.run(false, |e| e.sync(Some(&name("b")))).unwrap();
+    assert_eq!(reports[0].removed, 1);
+    assert_eq!(w.kernel("b").len(), 2);
+
+    // list reads the set and reports the rows.
+    let listing = w.run(false, |e| e.list(None)).unwrap();
+    assert_eq!(listing.len(), 3);
+    let b = listing
+        .iter()
+        .find(|l| l.spec.name.as_str() == "b")
+        .unwrap();
+    assert_eq!(b.members.len(), 2);
+    assert_eq!(b.unreadable_rows.len(), 2);
+
+    // del removes a row by its text, from the ledger and the kernel.
+    w.kernel
+        .add(
+            &spec("b"),
+            &[KernelEntry {
+                target: zero,
+                timeout: None,
+            }],
+        )
+        .unwrap();
+    let gone = w
+        .run(false, |e| {
+            e.del_with_unreadable(&name("b"), &[], &["0.0.0.0"])
+        })
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert_eq!(w.kernel("b").len(), 2);
+    let listing = w.run(false, |e| e.list(Some(&name("b")))).unwrap();
+    assert_eq!(listing[0].unreadable_rows.len(), 1);
+    // flush removes what del cannot name.
+    assert_eq!(w.run(false, |e| e.flush(&name("b"))).unwrap(), 3);
+    let listing = w.run(false, |e| e.list(Some(&name("b")))).unwrap();
+    assert!(listing[0].unreadable_rows.is_empty() && listing[0].members.is_empty());
+    drop(w);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_failing_set_does_not_stop_sync_of_the_others() {
+    let mut w = World::new();
+    w.add("a", &[ban("1.1.1.1", None)]).unwrap();
+    w.add("c", &[ban("3.3.3.3", None)]).unwrap();
+    // A set whose backend this host lacks (a ledger moved between hosts),
+    // sorted between the two.
+    let tx = w.ledger.begin().unwrap();
+    tx.put_set(&SetSpec::new(name("b"), BackendKind::Nftables), T0)
+        .unwrap();
+    tx.commit().unwrap();
+    w.kernel.wipe();
+    let outcomes = w.run(false, |e| e.sync_each(None)).unwrap();
+    let shown: Vec<(&str, bool)> = outcomes
+        .iter()
+        .map(|(set, r)| (set.as_str(), r.is_ok()))
+        .collect();
+    assert_eq!(shown, [("a", true), ("b", false), ("c", true)]);
+    assert_eq!(w.kernel("a"), [("1.1.1.1".into(), None)]);
+    assert_eq!(w.kernel("c"), [("3.3.3.3".into(), None)]);
+    // `sync` restores the others too, and still fails for b.
+    w.kernel.wipe();
+    let e = w.run(false, |e| e.sync(None)).unwrap_err();
+    assert!(e.to_string().contains("nftables"), "{e}");
+    assert_eq!(w.kernel("c"), [("3.3.3.3".into(), None)]);
 }
 
 #[test]

@@ -1,4 +1,5 @@
 use anyhow::Result;
+use banset_core::Target;
 
 use crate::args::DelArgs;
 use crate::context::Context;
@@ -6,12 +7,52 @@ use crate::targets_input::read_targets;
 
 pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
     let name = super::set_name(&args.set)?;
-    let targets = read_targets(&args.input)?;
     if args.if_exists && ctx.ledger.read()?.set_spec(&name)?.is_none() {
         // fail2ban's unban after the set was destroyed: nothing is banned
+        read_targets(&args.input)?;
         ctx.info(format_args!("{name}: no such set, nothing to unban"));
         return Ok(None);
     }
+    // A named target that does not parse may be an unreadable ledger row
+    // (`0.0.0.0`, written by a banset that accepted it): del removes such a
+    // row by its exact text. Any other bad target is refused as before.
+    if args.input.file.is_none() {
+        let unreadable: Vec<&str> = args
+            .input
+            .targets
+            .iter()
+            .map(String::as_str)
+            .filter(|t| Target::parse(t).is_err())
+            .collect();
+        if !unreadable.is_empty() {
+            let rows: Vec<String> = ctx
+                .ledger
+                .read()?
+                .bans_and_unreadable(&name)?
+                .1
+                .into_iter()
+                .map(|r| r.text)
+                .collect();
+            if unreadable.iter().all(|t| rows.iter().any(|r| r == t)) {
+                let parsed: Vec<Target> = args
+                    .input
+                    .targets
+                    .iter()
+                    .filter_map(|t| Target::parse(t).ok())
+                    .collect();
+                let known = ctx
+                    .engine()
+                    .del_with_unreadable(&name, &parsed, &unreadable)?;
+                ctx.info(format_args!(
+                    "{name}: {} unbanned ({known} were in the ledger, {} of them unreadable rows)",
+                    parsed.len() + unreadable.len(),
+                    unreadable.len()
+                ));
+                return Ok(None);
+            }
+        }
+    }
+    let targets = read_targets(&args.input)?;
     let known = ctx.engine().del(&name, &targets)?;
     ctx.info(format_args!(
         "{name}: {} unbanned ({known} were in the ledger)",

@@ -1,12 +1,12 @@
 use std::io::Write;
 
 use anyhow::Result;
-use banset_core::{Listed, SetListing, Target, Timeout};
+use banset_core::{Listed, SetListing, Target, Timeout, UnreadableRow};
 use serde::Serialize;
 
 use crate::args::ListArgs;
 use crate::context::Context;
-use crate::output::{describe_spec, print_json, remaining, stdout};
+use crate::output::{describe_spec, print_json, remaining, stdout, unreadable_rows_lines};
 
 /// `list --json`: one object per set. Field names are part of banset's
 /// interface for scripts; add, never rename.
@@ -18,6 +18,9 @@ struct JsonSet<'a> {
     timeout: Timeout,
     in_kernel: bool,
     members: JsonMembers<'a>,
+    /// Ledger rows that do not parse, skipped (absent when there are none).
+    #[serde(skip_serializing_if = "<[UnreadableRow]>::is_empty")]
+    unreadable_rows: &'a [UnreadableRow],
 }
 
 /// The members, serialised one by one as they are written out, so a large
@@ -53,6 +56,12 @@ struct JsonMember<'a> {
 pub fn run(ctx: &mut Context, args: ListArgs) -> Result<Option<i32>> {
     let name = args.set.as_deref().map(super::set_name).transpose()?;
     let listings = ctx.engine().list(name.as_ref())?;
+    // On stderr, before the listing: the rows are skipped, not lost.
+    for listing in &listings {
+        for line in unreadable_rows_lines(&listing.spec.name, &listing.unreadable_rows) {
+            ctx.notice(line);
+        }
+    }
     if args.json {
         // in the kernel's order: sorting is for people, and costs
         let sets: Vec<JsonSet> = listings.iter().map(json_set).collect();
@@ -99,5 +108,6 @@ fn json_set(listing: &SetListing) -> JsonSet<'_> {
         timeout: listing.spec.timeout,
         in_kernel: listing.in_kernel,
         members: JsonMembers(&listing.members),
+        unreadable_rows: &listing.unreadable_rows,
     }
 }

@@ -2,16 +2,50 @@ use anyhow::Result;
 
 use crate::args::SyncArgs;
 use crate::context::Context;
-use crate::output::print_json;
+use crate::output::{print_json, unreadable_rows_lines};
 
+/// Syncs every set even when one fails, reporting each: one broken set
+/// (its kernel refuses, its backend is missing here) must not leave the
+/// others unrestored. Exits with the worst failure's code.
 pub fn run(ctx: &mut Context, args: SyncArgs) -> Result<Option<i32>> {
     let name = args.set.as_deref().map(super::set_name).transpose()?;
-    let reports = ctx.engine().sync(name.as_ref())?;
+    let outcomes = ctx.engine().sync_each(name.as_ref())?;
+    let worst = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(banset_core::Error::exit_code))
+        .max();
     if args.json {
-        print_json(&reports)?;
-        return Ok(None);
+        // Failed sets as {"set", "error"} beside the reports, so a script
+        // sees every set.
+        let items: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(set, r)| match r {
+                Ok(report) => serde_json::to_value(report).expect("a report serialises"),
+                Err(e) => serde_json::json!({
+                    "set": set.as_str(),
+                    "error": e.to_string().replace('\n', " "),
+                }),
+            })
+            .collect();
+        print_json(&items)?;
+        return Ok(worst);
     }
-    for r in &reports {
+    for (set, outcome) in &outcomes {
+        let r = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                // Always shown, even with --quiet: the exit code alone does
+                // not say which set failed.
+                eprintln!("banset: sync {set}: {}", e.to_string().replace('\n', " "));
+                if let Some(hint) = e.hint() {
+                    eprintln!("hint: {hint}");
+                }
+                continue;
+            }
+        };
+        for line in unreadable_rows_lines(set, &r.unreadable_rows) {
+            ctx.notice(line);
+        }
         let changed = r.repaired_objects || r.added + r.refreshed + r.removed + r.expired > 0;
         let line = format!(
             "{}: {}re-added {}, refreshed {}, removed {}, forgot {} expired",
@@ -32,5 +66,5 @@ pub fn run(ctx: &mut Context, args: SyncArgs) -> Result<Option<i32>> {
             ctx.info(format_args!("{}: kernel and ledger agree", r.set));
         }
     }
-    Ok(None)
+    Ok(worst)
 }

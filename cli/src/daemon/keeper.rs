@@ -7,12 +7,12 @@
 //! - every `sync_interval`: a full sync, which also re-arms bans longer
 //!   than a kernel's timeout cap (ipset: 24.8 days).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use banset_core::{BackendKind, SetHealth};
+use banset_core::{BackendKind, SetHealth, SetName};
 use banset_netlink::monitor::{
     Monitor, Notice, NETLINK_ROUTE, NFNLGRP_NFTABLES, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
 };
@@ -20,6 +20,13 @@ use banset_watch::config::WatchSettings;
 
 use super::{log, Event};
 use crate::context::Context;
+
+/// Logs the ledger rows of `set` a sync skipped because they do not parse.
+fn log_unreadable(set: &SetName, rows: &[banset_core::UnreadableRow]) {
+    for line in crate::output::unreadable_rows_lines(set, rows) {
+        log!("{line}");
+    }
+}
 
 /// nf_tables subsystem id, and the message types that delete objects.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -32,6 +39,20 @@ const NFT_DELETIONS: [u16; 4] = [
 
 /// How long a burst of kernel changes must be quiet before the keeper heals.
 const CHANGE_QUIET: Duration = Duration::from_millis(40);
+
+/// The first wait before a set whose sync failed is tried again, doubled
+/// after each failure up to [`RETRY_MAX`]: soon enough that a passing fault
+/// costs seconds of unenforced bans, rare enough that a lasting one logs a
+/// line a minute, not a second.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// When a set whose sync failed is tried next, and the wait after that.
+#[derive(Debug)]
+struct Retry {
+    at: Instant,
+    wait: Duration,
+}
 
 pub struct Keeper {
     keeper_interval: Duration,
@@ -46,6 +67,10 @@ pub struct Keeper {
     last_change: Instant,
     pub repairs: u64,
     pub last_heal_ms: Option<f64>,
+    /// Sets whose sync failed. A failed restore may leave the set's kernel
+    /// objects present but empty, which the health check alone would take
+    /// as healed: such sets are synced again until it succeeds.
+    retry: BTreeMap<SetName, Retry>,
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +97,77 @@ impl Keeper {
             last_change: now,
             repairs: 0,
             last_heal_ms: None,
+            retry: BTreeMap::new(),
         }
+    }
+
+    /// Notes the outcome of a sync of `set`: a failure is retried by the
+    /// next heal after a growing wait, a success ends the retries.
+    fn note_sync(&mut self, set: &SetName, ok: bool) {
+        if ok {
+            self.retry.remove(set);
+            return;
+        }
+        let wait = self
+            .retry
+            .get(set)
+            .map_or(RETRY_FIRST, |r| (r.wait * 2).min(RETRY_MAX));
+        self.retry.insert(
+            set.clone(),
+            Retry {
+                at: Instant::now() + wait,
+                wait,
+            },
+        );
+    }
+
+    /// Syncs every set, each on its own: a set that fails is logged, counted
+    /// and retried by the heal, and the others are synced all the same (the
+    /// start-up restore and the periodic sync). Returns (sets synced, bans
+    /// re-added).
+    pub fn sync_every_set(
+        &mut self,
+        ctx: &mut Context,
+        errors: &mut std::collections::BTreeMap<&'static str, u64>,
+    ) -> (usize, usize) {
+        let outcomes = match ctx.engine().sync_each(None) {
+            Ok(o) => o,
+            Err(e) => {
+                *errors.entry("keeper").or_default() += 1;
+                log!("sync failed: {e}");
+                return (0, 0);
+            }
+        };
+        let (mut synced, mut added) = (0, 0);
+        for (set, outcome) in outcomes {
+            self.note_sync(&set, outcome.is_ok());
+            let r = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    *errors.entry("keeper").or_default() += 1;
+                    log!("sync {set} failed, will retry: {e}");
+                    continue;
+                }
+            };
+            synced += 1;
+            added += r.added;
+            log_unreadable(&set, &r.unreadable_rows);
+            if r.added + r.refreshed + r.removed > 0 || r.repaired_objects {
+                log!(
+                    "sync {}: {} re-added, {} re-armed, {} removed{}",
+                    r.set,
+                    r.added,
+                    r.refreshed,
+                    r.removed,
+                    if r.repaired_objects {
+                        ", kernel objects re-created"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        (synced, added)
     }
 
     pub fn kernel_changed(&mut self, kind: BackendKind) {
@@ -119,30 +214,7 @@ impl Keeper {
         errors: &mut std::collections::BTreeMap<&'static str, u64>,
     ) -> Vec<(banset_core::SetName, Vec<banset_core::Target>)> {
         if due.sync {
-            match ctx.engine().sync(None) {
-                Ok(reports) => {
-                    for r in reports {
-                        if r.added + r.refreshed + r.removed > 0 || r.repaired_objects {
-                            log!(
-                                "sync {}: {} re-added, {} re-armed, {} removed{}",
-                                r.set,
-                                r.added,
-                                r.refreshed,
-                                r.removed,
-                                if r.repaired_objects {
-                                    ", kernel objects re-created"
-                                } else {
-                                    ""
-                                }
-                            );
-                        }
-                    }
-                }
-                Err(e) => {
-                    *errors.entry("keeper").or_default() += 1;
-                    log!("sync failed: {e}")
-                }
-            }
+            self.sync_every_set(ctx, errors);
         } else if due.second || due.changed {
             self.heal(ctx, errors);
         }
@@ -181,12 +253,21 @@ impl Keeper {
                 Ok(h) => h,
                 Err(_) => continue,
             };
-            if health == SetHealth::Present {
+            let retry_due = self
+                .retry
+                .get(&spec.name)
+                .is_some_and(|r| r.at <= Instant::now());
+            if health == SetHealth::Present && !retry_due {
                 continue;
             }
             let started = Instant::now();
-            match ctx.engine().sync(Some(&spec.name)) {
+            let outcome = ctx.engine().sync(Some(&spec.name));
+            self.note_sync(&spec.name, outcome.is_ok());
+            match outcome {
                 Ok(reports) => {
+                    for r in &reports {
+                        log_unreadable(&r.set, &r.unreadable_rows);
+                    }
                     self.repairs += 1;
                     let heal_ms = noticed.unwrap_or(started).elapsed().as_secs_f64() * 1e3;
                     self.last_heal_ms = Some(heal_ms);
@@ -211,7 +292,7 @@ impl Keeper {
                 }
                 Err(e) => {
                     *errors.entry("keeper").or_default() += 1;
-                    log!("repair {} failed: {e}", spec.name)
+                    log!("repair {} failed, will retry: {e}", spec.name)
                 }
             }
         }

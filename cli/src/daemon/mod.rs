@@ -662,17 +662,13 @@ impl<'a> Daemon<'a> {
     /// set), so a reboot or a firewall restart loses nothing.
     fn restore(&mut self) {
         let started = Instant::now();
-        match self.ctx.engine().sync(None) {
-            Ok(reports) => {
-                let added: usize = reports.iter().map(|r| r.added).sum();
-                log!(
-                    "restored {} sets from the ledger ({added} bans re-added) in {:.0} ms",
-                    reports.len(),
-                    started.elapsed().as_secs_f64() * 1e3
-                );
-            }
-            Err(e) => log!("restore from the ledger failed: {e}"),
-        }
+        // Set by set: one that fails is logged and retried by the keeper,
+        // and does not stop the others from coming back.
+        let (synced, added) = self.keeper.sync_every_set(self.ctx, &mut self.errors);
+        log!(
+            "restored {synced} sets from the ledger ({added} bans re-added) in {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         release_free_memory();
     }
 
