@@ -405,6 +405,32 @@ fn sync_continues_past_a_failing_set_and_reports_each() {
     });
 }
 
+/// `add --file /dev/zero` grew to 3 GB looking for the end of a line.
+#[test]
+fn add_file_with_an_endless_line_is_refused_naming_file_and_line() {
+    let s = Sandbox::new("endless_line");
+    let out = s.run(&["add", "x", "--file", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "banset: /dev/zero: line 1: longer than 4096 bytes (a line holds one address and an optional # comment)"
+    );
+    let mut huge = b"192.0.2.1\n".to_vec();
+    huge.resize(huge.len() + (64 << 20), b' ');
+    let mut child = s
+        .cmd(&["add", "x", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // banset stops reading at the bound: the rest of the write is refused
+    // with a broken pipe, which is the point.
+    let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), &huge);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard input: line 2: longer than"));
+}
+
 /// Every bad input gets one clear line naming it, exit 2, and changes
 /// nothing in the kernel or the ledger.
 #[test]

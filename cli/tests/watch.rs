@@ -164,6 +164,51 @@ fn bans_from_a_log_file_across_rotation_and_never_a_forged_address() {
     );
 }
 
+/// Issue 13.1 from the attacker's side: `logger -t sshd` with `from
+/// 0.0.0.0` banned it, and its ledger row then broke every list and sync.
+#[test]
+fn log_lines_from_unspecified_addresses_ban_nothing_and_list_still_works() {
+    kernel_test("log_lines_from_unspecified_addresses", || {
+        let sb = Sandbox::new("watch-unspecified");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        let mut lines = Vec::new();
+        for addr in [
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "255.255.255.255",
+            "ff02::1",
+        ] {
+            lines.extend(std::iter::repeat(sshd_fail(addr)).take(3));
+        }
+        // Read after the others: once it is banned, they were all seen.
+        lines.extend(std::iter::repeat(sshd_fail("203.0.113.9")).take(3));
+        append(&log, &lines);
+        assert!(
+            wait_until(|| nft_members("sshd_v4") == ["203.0.113.9"]),
+            "{}",
+            w.output()
+        );
+        assert!(nft_members("sshd_v6").is_empty());
+        let out = w.stop();
+        assert!(
+            !out.contains("ban 0.0.0.0") && !out.contains("ban ::"),
+            "{out}"
+        );
+        let out = sb.run(&["list"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("unreadable"));
+        sb.ok(&["sync"]);
+    });
+}
+
 #[test]
 fn a_restart_resumes_where_it_stopped_and_counts_no_line_twice() {
     kernel_test(
