@@ -182,10 +182,14 @@ fn log_lines_from_unspecified_addresses_ban_nothing_and_list_still_works() {
             "255.255.255.255",
             "ff02::1",
         ] {
-            lines.extend(std::iter::repeat(sshd_fail(addr)).take(3));
+            for _ in 0..3 {
+                lines.push(sshd_fail(addr));
+            }
         }
         // Read after the others: once it is banned, they were all seen.
-        lines.extend(std::iter::repeat(sshd_fail("203.0.113.9")).take(3));
+        for _ in 0..3 {
+            lines.push(sshd_fail("203.0.113.9"));
+        }
         append(&log, &lines);
         assert!(
             wait_until(|| nft_members("sshd_v4") == ["203.0.113.9"]),
