@@ -196,6 +196,23 @@ impl Config {
                 );
             }
         };
+        // A set must hold at least one member; the key is named because
+        // `--maxelem` is not what the admin wrote.
+        let zero_maxelem =
+            std::iter::once(("defaults.maxelem".to_string(), config.defaults.maxelem))
+                .chain(
+                    config
+                        .sets
+                        .iter()
+                        .map(|(name, set)| (format!("sets.{name}.maxelem"), set.maxelem)),
+                )
+                .find(|(_, maxelem)| *maxelem == Some(0));
+        if let Some((key, _)) = zero_maxelem {
+            crate::errors::usage!(
+                "config {}: {key} = 0: a set must hold at least one member",
+                path.display()
+            );
+        }
         config.origin = Some(path.to_path_buf());
         config.text = text.to_string();
         Ok(config)
@@ -205,6 +222,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maxelem_zero_is_refused_naming_its_key() {
+        let path = Path::new("/etc/banset/banset.toml");
+        let e = Config::parse("[defaults]\nmaxelem = 0\n", path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "config /etc/banset/banset.toml: defaults.maxelem = 0: a set must hold at least one member"
+        );
+        let e = Config::parse("[sets.web]\nmaxelem = 0\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(": sets.web.maxelem = 0: "), "{e}");
+        assert!(Config::parse("[sets.web]\nmaxelem = 1\n", path).is_ok());
+    }
 
     #[test]
     fn reads_defaults_and_ignore_list() {
@@ -297,6 +331,7 @@ mod shipped {
             &sshd.options(),
             sshd.timeout,
             &config,
+            false,
             false,
         )
         .unwrap();

@@ -62,10 +62,12 @@ pub const AVAILABLE_BACKENDS: &[BackendKind] = &[
 pub const AVAILABLE_BACKENDS: &[BackendKind] =
     &[BackendKind::Pf, BackendKind::Ipfw, BackendKind::Memory];
 
-/// [`AVAILABLE_BACKENDS`] for messages: `nftables, ipset, memory`.
+/// [`AVAILABLE_BACKENDS`] that reach a kernel, for messages:
+/// `nftables, ipset, firewalld` (memory is for `--dry-run` only).
 pub fn available_backends() -> String {
     AVAILABLE_BACKENDS
         .iter()
+        .filter(|k| **k != BackendKind::Memory)
         .map(|k| k.name())
         .collect::<Vec<_>>()
         .join(", ")

@@ -15,21 +15,21 @@ use crate::errors::usage;
 /// `detect` says whether the set is new, so that, when neither `--backend`
 /// nor the config chose, the backend may be detected (a D-Bus call); an
 /// existing set keeps its stored backend and must not pay for it.
+/// `dry_run` says whether the command runs with `--dry-run`, the one place
+/// the memory backend is accepted.
 pub fn build_spec(
     name: SetName,
     opts: &SetOptions,
     timeout: Option<Timeout>,
     config: &Config,
     detect: bool,
+    dry_run: bool,
 ) -> Result<SetSpec> {
-    let backend = match opts
-        .backend
-        .as_deref()
-        .or(config.defaults.backend.as_deref())
-    {
-        Some(text) => parse_backend(text)?,
-        None if detect => detected_backend(),
-        None => default_backend(),
+    let backend = match (opts.backend.as_deref(), config.defaults.backend.as_deref()) {
+        (Some(text), _) => parse_backend(text, "--backend", dry_run)?,
+        (None, Some(text)) => parse_backend(text, "defaults.backend", dry_run)?,
+        (None, None) if detect => detected_backend(),
+        (None, None) => default_backend(),
     };
     let families = match &opts.family {
         Some(f) => match f.parse::<Families>() {
@@ -76,11 +76,26 @@ pub fn build_spec(
     })
 }
 
-fn parse_backend(text: &str) -> Result<BackendKind> {
+/// `key` names where `text` came from, for the message.
+fn parse_backend(text: &str, key: &str, dry_run: bool) -> Result<BackendKind> {
     let kind = match text.parse::<BackendKind>() {
         Ok(k) => k,
         Err(e) => usage!("{e}"),
     };
+    // The memory backend is a kernel inside one banset process: a set on it
+    // blocks nothing, and its bans vanish when the command exits, while the
+    // ledger says they are in force. It exists for `--dry-run` (which puts
+    // every set on it anyway) and for tests, which use it through the
+    // library (banset-memory with the Engine) or with `--dry-run`; the CLI
+    // tests run real kernels in a network namespace. So no switch turns it
+    // on for real sets.
+    if kind == BackendKind::Memory && !dry_run {
+        usage!(
+            "{key} memory: the memory backend keeps bans inside this one banset process and \
+             never puts them in the kernel; use it with --dry-run, or choose one of: {}",
+            available_backends()
+        );
+    }
     if !AVAILABLE_BACKENDS.contains(&kind) {
         usage!(
             "backend {kind} is not available in this build of banset (available: {})",

@@ -405,6 +405,28 @@ fn sync_continues_past_a_failing_set_and_reports_each() {
     });
 }
 
+/// A set on the memory backend blocked nothing while the ledger said its
+/// bans were in force; it is for `--dry-run` only.
+#[test]
+fn the_memory_backend_is_refused_outside_dry_run() {
+    let s = Sandbox::new("memory_backend");
+    let out = s.run(&["create", "x", "--backend", "memory"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "banset: --backend memory: the memory backend keeps bans inside this one banset process \
+         and never puts them in the kernel; use it with --dry-run, or choose one of: nftables, \
+         ipset, firewalld"
+    );
+    let s = s.with_config("[defaults]\nbackend = \"memory\"\n");
+    let out = s.run(&["add", "x", "192.0.2.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("banset: defaults.backend memory: "));
+    s.ok(&["--dry-run", "add", "x", "192.0.2.1"]);
+    s.ok(&["--dry-run", "create", "y", "--backend", "memory"]);
+    assert_eq!(s.json(&["list", "--json"]), serde_json::json!([]));
+}
+
 /// `add --file /dev/zero` grew to 3 GB looking for the end of a line.
 #[test]
 fn add_file_with_an_endless_line_is_refused_naming_file_and_line() {
@@ -477,7 +499,7 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
             ),
             (
                 &["add", "new", "192.0.2.9", "--backend", "pf"],
-                "backend pf is not available in this build of banset (available: nftables, ipset, firewalld, memory)",
+                "backend pf is not available in this build of banset (available: nftables, ipset, firewalld)",
             ),
         ];
         let before = (kernel_snapshot(), ledger_snapshot(&s));

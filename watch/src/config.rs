@@ -128,6 +128,13 @@ pub struct WatchConfig {
     pub notify_concurrency: Option<u32>,
 }
 
+/// The most notification commands that may run at once. Each slot is a
+/// thread started with the daemon: 100,000 of them spent the process's
+/// thread and memory limits before the first ban. A notification is a mail
+/// or a web hook; 64 at once is far past what one host's bans need, and the
+/// bounded queue behind them absorbs a burst.
+pub const MAX_NOTIFY_CONCURRENCY: u32 = 64;
+
 /// Everything the watcher reads from the file, besides sets.
 #[derive(Debug, Clone, Default)]
 pub struct WatchSection {
@@ -534,12 +541,14 @@ impl WatchSection {
                 Some(addr)
             }
         };
-        if self.watch.notify_concurrency == Some(0) {
-            return Err(err(
-                table_line("watch"),
-                "watch.notify_concurrency".into(),
-                "must be at least 1".into(),
-            ));
+        if let Some(n) = self.watch.notify_concurrency {
+            if !(1..=MAX_NOTIFY_CONCURRENCY).contains(&n) {
+                return Err(err(
+                    table_line("watch"),
+                    "watch.notify_concurrency".into(),
+                    format!("{n} is not between 1 and {MAX_NOTIFY_CONCURRENCY}"),
+                ));
+            }
         }
         let watch = WatchSettings {
             keeper_interval: secs(self.watch.keeper_interval, 10, "keeper_interval")?,
@@ -687,6 +696,12 @@ mod tests {
         assert!(e.contains("loopback only"), "{e}");
         let e = settings("[watch]\nnotify_concurrency = 0\n").unwrap_err();
         assert!(e.contains("watch.notify_concurrency"), "{e}");
+        let e = settings("[watch]\nnotify_concurrency = 100000\n").unwrap_err();
+        assert!(
+            e.contains("watch.notify_concurrency") && e.contains("100000 is not between 1 and 64"),
+            "{e}"
+        );
+        assert!(settings("[watch]\nnotify_concurrency = 64\n").is_ok());
     }
 
     #[test]

@@ -25,8 +25,16 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
             timeout.or(set.timeout),
             &ctx.config,
             is_new,
+            ctx.global.dry_run,
         )?,
-        _ => build_spec(name.clone(), &args.options, timeout, &ctx.config, is_new)?,
+        _ => build_spec(
+            name.clone(),
+            &args.options,
+            timeout,
+            &ctx.config,
+            is_new,
+            ctx.global.dry_run,
+        )?,
     };
     if args.kill_states {
         // The set's backend: the recorded one, or the one a new set gets.

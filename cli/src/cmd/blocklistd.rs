@@ -77,8 +77,8 @@ impl Ban {
             },
             p => usage!("blocklistd-helper: port {p:?} is not a number"),
         };
-        if port.is_some() && protocol.is_none() {
-            usage!("blocklistd-helper: port {port:?} needs a protocol (tcp or udp)");
+        if let (Some(port), None) = (port, protocol) {
+            usage!("blocklistd-helper: port {port} needs a protocol (tcp or udp)");
         }
         let ip: std::net::IpAddr = match addr.parse() {
             Ok(ip) => ip,
@@ -125,6 +125,7 @@ fn add(ctx: &mut Context, ban: &Ban) -> Result<()> {
         Some(Timeout::Never),
         &ctx.config,
         is_new,
+        ctx.global.dry_run,
     )?;
     let request = BanRequest {
         target: ban.target,
@@ -205,5 +206,30 @@ mod tests {
             assert!(e.starts_with("blocklistd-helper:"), "{e}");
         }
         assert!(Ban::parse("bad name;", "tcp", "192.0.2.9", "32", "22").is_err());
+    }
+
+    #[test]
+    fn a_port_without_a_protocol_is_named_as_a_number() {
+        let e = Ban::parse("blocklistd", "", "192.0.2.9", "32", "22")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "blocklistd-helper: port 22 needs a protocol (tcp or udp)"
+        );
+    }
+
+    #[test]
+    fn unbannable_addresses_are_refused_naming_them() {
+        for (addr, mask) in [("0.0.0.0", "32"), ("::", "128"), ("224.0.0.1", "32")] {
+            let e = Ban::parse("blocklistd", "tcp", addr, mask, "22")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("blocklistd-helper: {addr}/{mask}: "))
+                    && e.contains("cannot be banned"),
+                "{e}"
+            );
+        }
     }
 }

@@ -9,7 +9,14 @@ use crate::set_options::build_spec;
 pub fn run(ctx: &mut Context, args: CreateArgs) -> Result<Option<i32>> {
     let name = super::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
-    let spec = build_spec(name, &args.options, timeout, &ctx.config, true)?;
+    let spec = build_spec(
+        name,
+        &args.options,
+        timeout,
+        &ctx.config,
+        true,
+        ctx.global.dry_run,
+    )?;
     let created = ctx.engine().create(&spec)?;
     if created {
         ctx.info(format_args!("created {}", describe_spec(&spec)));

@@ -37,6 +37,7 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
         timeout,
         &ctx.config,
         existing.is_none(),
+        ctx.global.dry_run,
     )?;
     // Nobody chose a backend: an existing set keeps the one it was made
     // with (perhaps detected then), and that is no difference.

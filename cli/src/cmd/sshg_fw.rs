@@ -77,7 +77,14 @@ fn init(ctx: &mut Context, name: SetName, args: &SshgFwArgs) -> Result<(SetSpec,
         None => Timeout::Never,
     };
     let exists = ctx.ledger.read()?.set_spec(&name)?.is_some();
-    let spec = build_spec(name, &args.options, Some(timeout), &ctx.config, !exists)?;
+    let spec = build_spec(
+        name,
+        &args.options,
+        Some(timeout),
+        &ctx.config,
+        !exists,
+        ctx.global.dry_run,
+    )?;
     if exists {
         ctx.engine().sync(Some(&spec.name))?;
     } else {
@@ -408,6 +415,11 @@ mod tests {
             "block 192.0.2.7",
             "block ;rm${IFS}-rf 4 32",
             "block 0.0.0.0 4 32",
+            "block :: 6 128",
+            "block ::ffff:0.0.0.0 6 128",
+            "block 255.255.255.255 4 32",
+            "block 239.1.2.3 4 32",
+            "block 64:ff9b::0.0.0.0 6 128",
             "release 192.0.2.7 4 1000",
         ] {
             match parse_line(bad.as_bytes()) {

@@ -195,8 +195,15 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
         })?;
         // Detection (firewalld running?) once per start; the spec is only
         // used for a set the ledger does not have yet.
-        let spec = build_spec(set_name.clone(), &set.options(), set.timeout, config, true)
-            .with_context(|| format!("{}: sets.{name}", config.origin_name()))?;
+        let spec = build_spec(
+            set_name.clone(),
+            &set.options(),
+            set.timeout,
+            config,
+            true,
+            false,
+        )
+        .with_context(|| format!("{}: sets.{name}", config.origin_name()))?;
         out.insert(set_name, spec);
     }
     let mut wanted: Vec<SetName> = settings.jails.iter().map(|j| j.set.clone()).collect();
@@ -205,7 +212,14 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
     }
     for name in wanted {
         if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.clone()) {
-            slot.insert(build_spec(name, &Default::default(), None, config, true)?);
+            slot.insert(build_spec(
+                name,
+                &Default::default(),
+                None,
+                config,
+                true,
+                false,
+            )?);
         }
     }
     Ok(out)
