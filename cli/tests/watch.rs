@@ -359,6 +359,49 @@ fn repeat_offenders_get_longer_bans_and_recidive_bans_all_ports() {
     );
 }
 
+/// The start-up restore stopped at the first set it could not sync, and a
+/// ledger row it could not read stopped its set (issue 13.1): every other
+/// set stayed empty after a reboot.
+#[test]
+fn start_up_restore_goes_on_past_a_failing_set_and_an_unreadable_row() {
+    kernel_test("start_up_restore_goes_on", || {
+        let sb = Sandbox::new("watch-restore-each");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        sb.ok(&["add", "f2b-a", "192.0.2.1"]);
+        sb.ok(&["add", "f2b-b", "192.0.2.2"]);
+        sb.ok(&["add", "f2b-c", "192.0.2.3"]);
+        let db = rusqlite::Connection::open(sb.dir().join("state/ledger.db")).unwrap();
+        // f2b-b on a backend this host lacks (no firewalld here); f2b-c
+        // holds a row an older banset took from a log line.
+        db.execute_batch(
+            r#"UPDATE sets SET spec = replace(spec, '"nftables"', '"firewalld"') WHERE name = 'f2b-b';
+               INSERT INTO bans (set_name, target, start) VALUES ('f2b-c', '0.0.0.0', 0);"#,
+        )
+        .unwrap();
+        drop(db);
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        assert!(
+            wait_until(|| nft_members("f2b-a_v4") == ["192.0.2.1"]
+                && nft_members("f2b-c_v4") == ["192.0.2.3"]),
+            "{}",
+            w.output()
+        );
+        let out = w.stop();
+        assert!(out.contains("sync f2b-b failed, will retry"), "{out}");
+        assert!(
+            out.contains(r#"f2b-c: skipped unreadable ledger row "0.0.0.0""#),
+            "{out}"
+        );
+    });
+}
+
 #[test]
 fn the_keeper_restores_a_flushed_ruleset_and_restarts_restore_from_the_ledger() {
     kernel_test(
