@@ -24,6 +24,11 @@ struct Watcher {
 
 impl Watcher {
     fn start(sb: &Sandbox) -> Watcher {
+        Watcher::start_cmd(sb, sb.cmd(&["watch"]))
+    }
+
+    /// Starts `cmd` (a `watch` command of `sb`) and waits until it watches.
+    fn start_cmd(sb: &Sandbox, mut cmd: Command) -> Watcher {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = sb.dir().join(format!("watch-{n}.log"));
@@ -32,12 +37,7 @@ impl Watcher {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = sb
-            .cmd(&["watch"])
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(err).spawn().unwrap();
         let w = Watcher { child, log };
         assert!(
             wait_until(|| w.output().contains("watching:")),
@@ -696,6 +696,17 @@ fn the_systemd_unit_is_valid() {
     assert!(ours.is_empty(), "{err}");
     assert!(unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN\n"));
     assert!(unit.contains("ProtectSystem=strict") && unit.contains("PrivateTmp=yes"));
+    // The read-only system must still let the daemon write the textfile
+    // directory the README and the sample config document.
+    let documented = "/var/lib/prometheus/node-exporter";
+    for doc in ["/../README.md", "/../contrib/banset.toml"] {
+        let text = std::fs::read_to_string(format!("{}{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(text.contains(&format!("{documented}/banset.prom")), "{doc}");
+    }
+    assert!(
+        unit.contains(&format!("ReadWritePaths=-{documented}\n")),
+        "the unit does not let banset write {documented}"
+    );
 }
 
 fn metric(
@@ -802,6 +813,58 @@ fn metrics_go_to_a_textfile_and_a_loopback_endpoint_in_prometheus_format() {
                 metric(&scrape, "banset_jail_bans_total", Some(("jail", "sshd"))),
                 Some(1.0)
             );
+        },
+    );
+}
+
+#[test]
+fn metrics_textfile_never_follows_a_planted_symlink_and_is_0644_under_umask_0077() {
+    kernel_test(
+        "metrics_textfile_never_follows_a_planted_symlink_and_is_0644_under_umask_0077",
+        || {
+            use std::os::unix::fs::MetadataExt;
+            use std::os::unix::process::CommandExt;
+            let sb = Sandbox::new("watch-metrics-symlink");
+            let log = sb.dir().join("auth.log");
+            // The exporter's directory belongs to another user; the victim
+            // stands for the ledger or /etc/shadow.
+            let textdir = sb.dir().join("node-exporter");
+            std::fs::create_dir(&textdir).unwrap();
+            let victim = sb.file("victim", "precious\n");
+            for planted in ["banset.prom.tmp", ".banset.prom.tmp", "banset.prom"] {
+                std::os::unix::fs::symlink(&victim, textdir.join(planted)).unwrap();
+            }
+            let prom = textdir.join("banset.prom");
+            let extra = format!(
+                "[watch]\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\n",
+                prom.display()
+            );
+            let sb = sb.with_config(
+                &config(&log, "").replace("[watch]\nkeeper_interval = \"1s\"\n", &extra),
+            );
+            append(&log, &[]);
+            let mut cmd = sb.cmd(&["watch"]);
+            // SAFETY: umask(2) only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::umask(0o077);
+                    Ok(())
+                });
+            }
+            let w = Watcher::start_cmd(&sb, cmd);
+            let is_file = || std::fs::symlink_metadata(&prom).is_ok_and(|m| m.is_file());
+            assert!(wait_until(is_file), "{}", w.output());
+            let out = w.stop();
+            assert_eq!(
+                std::fs::read_to_string(&victim).unwrap(),
+                "precious\n",
+                "{out}"
+            );
+            let meta = std::fs::symlink_metadata(&prom).unwrap();
+            assert_eq!(meta.mode() & 0o7777, 0o644, "{out}");
+            assert!(std::fs::read_to_string(&prom)
+                .unwrap()
+                .contains("banset_up 1"));
         },
     );
 }

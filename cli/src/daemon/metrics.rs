@@ -76,13 +76,129 @@ pub fn render(families: &[Family]) -> String {
     out
 }
 
-/// Writes the textfile atomically (a temporary file in the same
-/// directory, then rename), as node_exporter's collector requires.
+/// Writes the textfile atomically, as node_exporter's collector requires:
+/// a temporary file in the same directory, then rename.
+///
+/// The directory is often not root's (node_exporter's belongs to the
+/// prometheus user), and whoever can write it can plant names in it, so a
+/// root daemon must never open a name there that someone else chose:
+/// - every step goes through one descriptor of the directory (`openat`,
+///   `renameat`), so swapping the directory or a parent for a symlink after
+///   the check changes nothing;
+/// - the temporary name is random and created with `O_CREAT|O_EXCL|
+///   O_NOFOLLOW`: a planted file or symlink makes the create fail, never
+///   a write through it;
+/// - `renameat` replaces the directory entry `NAME`, so a symlink planted
+///   at `NAME` itself is replaced, not followed;
+/// - the mode is set with `fchmod` to 0644 so the exporter can read it
+///   whatever the daemon's umask (the unit sets `UMask=0077`).
+///
+/// Decision on the directory: it may belong to any user (node_exporter's
+/// does not belong to root), but a directory every user can write is
+/// refused unless it is sticky and root's (`/tmp`-like), where nobody can
+/// rename or remove root's file. Whoever owns the directory can at worst
+/// change or remove the metrics, never another file: that is the trust the
+/// admin gave that user by choosing the directory.
 pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("prom.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("metrics file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("metrics file {}", path.display()))?;
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+    let fail = |what: &str, e: std::io::Error| {
+        anyhow::anyhow!("metrics file {}: {what}: {e}", path.display())
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("metrics file {}: not a file name", path.display()))?;
+    let dir_path = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir_path)
+        .map_err(|e| fail("its directory", e))?;
+    let meta = dir.metadata().map_err(|e| fail("its directory", e))?;
+    let mode = meta.mode();
+    if mode & 0o002 != 0 && !(mode & 0o1000 != 0 && meta.uid() == 0) {
+        anyhow::bail!(
+            "metrics file {}: its directory {} is writable by every user (mode {:o}) and not a sticky directory of root's; not writing there",
+            path.display(),
+            dir_path.display(),
+            mode & 0o7777
+        );
+    }
+    let name_c = CString::new(name.as_bytes())
+        .map_err(|_| anyhow::anyhow!("metrics file {}: NUL in the name", path.display()))?;
+    // The collector reads only `*.prom`: a dot first and `.tmp` last keep
+    // the half-written file out of a scrape.
+    let mut tmp_name = Vec::from(b".".as_slice());
+    tmp_name.extend_from_slice(name.as_bytes());
+    tmp_name.extend_from_slice(format!(".{:016x}.tmp", random_u64()).as_bytes());
+    let tmp_c = CString::new(tmp_name).expect("no NUL: checked above");
+    // SAFETY: openat(2) with a directory descriptor we own and a C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(fail("temporary file", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let unlink_tmp = || {
+        // SAFETY: unlinkat(2) of the name we created, in our directory.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), tmp_c.as_ptr(), 0) };
+    };
+    // SAFETY: fchmod(2) on our own descriptor.
+    let written = if unsafe { libc::fchmod(file.as_raw_fd(), 0o644) } != 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        file.write_all(text.as_bytes())
+    };
+    if let Err(e) = written {
+        unlink_tmp();
+        return Err(fail("writing", e));
+    }
+    drop(file);
+    // SAFETY: renameat(2) within one directory descriptor we own.
+    let rc = unsafe {
+        libc::renameat(
+            dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            dir.as_raw_fd(),
+            name_c.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        unlink_tmp();
+        return Err(fail("rename", e));
+    }
     Ok(())
+}
+
+/// 64 random bits from the kernel, for names nobody can guess.
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom(2) into a buffer of the length given.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        // Never expected (8 bytes do not block once the pool is ready);
+        // the name stays unpredictable enough and O_EXCL keeps it safe.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_ne_bytes(buf)
 }
 
 /// Serves the latest rendering on `addr` (loopback only; checked by the
@@ -113,4 +229,77 @@ pub fn serve(addr: SocketAddr, latest: Arc<Mutex<String>>) -> Result<()> {
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn tempdir(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("banset-metrics-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn metrics_textfile_never_writes_through_a_planted_symlink() {
+        let d = tempdir("symlink");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let prom = d.join("banset.prom");
+        // The old fixed temporary name, likely guesses, and the textfile's
+        // own name: all symlinks to the victim.
+        for planted in [
+            "banset.prom.tmp",
+            ".banset.prom.tmp",
+            "banset.tmp",
+            "banset.prom~",
+            "banset.prom",
+        ] {
+            std::os::unix::fs::symlink(&victim, d.join(planted)).unwrap();
+        }
+        write_textfile(&prom, "banset_up 1\n").unwrap();
+        write_textfile(&prom, "banset_up 1\nbanset_unbans_total 0\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let meta = std::fs::symlink_metadata(&prom).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(meta.mode() & 0o7777, 0o644);
+        assert_eq!(
+            std::fs::read_to_string(&prom).unwrap(),
+            "banset_up 1\nbanset_unbans_total 0\n"
+        );
+        // No temporary file of ours is left behind; the planted ones stay.
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n.starts_with(".banset.prom."))
+            .filter(|n| n != ".banset.prom.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn metrics_textfile_refuses_a_directory_every_user_can_write() {
+        let d = tempdir("worldwritable");
+        let open = d.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = write_textfile(&open.join("banset.prom"), "x 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("writable by every user (mode 777)") && e.contains("open"),
+            "{e}"
+        );
+        assert!(!open.join("banset.prom").exists());
+        // Sticky and root's (like /tmp): nobody else can replace root's file.
+        if unsafe { libc::geteuid() } == 0 {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+            write_textfile(&open.join("banset.prom"), "x 1\n").unwrap();
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
