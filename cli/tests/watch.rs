@@ -975,30 +975,221 @@ fn json_logs_carry_the_ban_fields() {
     });
 }
 
+/// Runs `watch` (or what `args` says) and insists it is refused with exit
+/// 2 and a message holding `expected`.
+fn refused(sb: &Sandbox, args: &[&str], expected: &str) {
+    let out = sb.run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(expected),
+        "{args:?}: wanted {expected:?} in: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
 #[test]
 fn refuses_a_world_writable_config_or_state_directory() {
     let sb = Sandbox::new("watch-perms");
     let log = sb.dir().join("auth.log");
     let sb = sb.with_config(&config(&log, ""));
     let cfg = sb.dir().join("banset.toml");
-    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let out = sb.run(&["watch"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("banset.toml: writable by every user (mode 666); refusing to start"),
-        "{err}"
+    chmod(&cfg, 0o666);
+    refused(
+        &sb,
+        &["watch"],
+        &format!(
+            "config {}: writable by every user (mode 666; chmod o-w {}); refusing to start",
+            cfg.display(),
+            cfg.display()
+        ),
     );
-    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // --check, run before the daemon by the unit, says the same.
+    refused(
+        &sb,
+        &["watch", "--check"],
+        "writable by every user (mode 666",
+    );
+    chmod(&cfg, 0o644);
     std::fs::create_dir_all(sb.dir().join("state")).unwrap();
-    std::fs::set_permissions(
-        sb.dir().join("state"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    chmod(&sb.dir().join("state"), 0o777);
+    refused(
+        &sb,
+        &["watch"],
+        &format!(
+            "state directory {}: writable by every user (mode 777",
+            sb.dir().join("state").display()
+        ),
+    );
+}
+
+#[test]
+fn strict_modes_refuse_group_writable_paths_other_owners_and_a_0666_ledger() {
+    let sb = Sandbox::new("watch-strict");
+    let log = sb.dir().join("auth.log");
+    // The config two directories down, so a parent can be at fault.
+    let etc = sb.dir().join("etc");
+    let cfg_dir = etc.join("banset");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let on_ban = sb.file("on-ban", "#!/bin/sh\n");
+    chmod(&on_ban, 0o755);
+    let cfg = cfg_dir.join("banset.toml");
+    std::fs::write(
+        &cfg,
+        config(&log, &format!("on_ban = [\"{}\"]", on_ban.display())),
     )
     .unwrap();
-    let out = sb.run(&["watch"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("state: writable by every user"));
+    let run = |expected: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_banset"))
+            .env_remove("BANSET_STATE_DIR")
+            .env_remove("BANSET_CONFIG")
+            .arg("--state-dir")
+            .arg(sb.dir().join("state"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("watch")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "wanted {expected:?} in: {err}");
+    };
+    // A group-writable config, its directory, a parent directory.
+    chmod(&cfg, 0o664);
+    run(&format!(
+        "config {}: writable by its group (mode 664; chmod g-w {})",
+        cfg.display(),
+        cfg.display()
+    ));
+    chmod(&cfg, 0o644);
+    chmod(&cfg_dir, 0o775);
+    run(&format!(
+        "config {}: directory {} writable by its group (mode 775",
+        cfg.display(),
+        cfg_dir.display()
+    ));
+    chmod(&cfg_dir, 0o755);
+    chmod(&etc, 0o777);
+    run(&format!(
+        "config {}: directory {} writable by every user (mode 777",
+        cfg.display(),
+        etc.display()
+    ));
+    chmod(&etc, 0o755);
+    // An on_ban program anyone in its group can replace.
+    chmod(&on_ban, 0o775);
+    run(&format!(
+        "jail sshd: on_ban {}: writable by its group (mode 775",
+        on_ban.display()
+    ));
+    chmod(&on_ban, 0o755);
+    // A ledger every user can write.
+    let state = sb.dir().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    chmod(&state, 0o700);
+    std::fs::write(state.join("ledger.db"), "").unwrap();
+    chmod(&state.join("ledger.db"), 0o666);
+    run(&format!(
+        "ledger {}: writable by every user (mode 666",
+        state.join("ledger.db").display()
+    ));
+    std::fs::remove_file(state.join("ledger.db")).unwrap();
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("strict_modes_refuse_...: owner cases skipped: need root to chown");
+        return;
+    }
+    // Files of another user: the config (who would choose on_ban
+    // programs run as root), the program itself, the state directory.
+    for (path, what) in [(&cfg, "config"), (&on_ban, "jail sshd: on_ban")] {
+        std::os::unix::fs::chown(path, Some(65534), None).unwrap();
+        run(&format!(
+            "{what} {}: owned by uid 65534, neither root nor banset's user (chown root {})",
+            path.display(),
+            path.display()
+        ));
+        std::os::unix::fs::chown(path, Some(0), None).unwrap();
+    }
+    std::os::unix::fs::chown(&cfg_dir, Some(65534), None).unwrap();
+    run(&format!(
+        "config {}: directory {} owned by uid 65534",
+        cfg.display(),
+        cfg_dir.display()
+    ));
+    std::os::unix::fs::chown(&cfg_dir, Some(0), None).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
+    run(&format!(
+        "state directory {}: owned by uid 65534",
+        state.display()
+    ));
+}
+
+#[test]
+fn strict_modes_cover_fail2ban_files_when_watch_reads_them() {
+    let sb = Sandbox::new("watch-strict-f2b");
+    let f2b = sb.dir().join("fail2ban");
+    std::fs::create_dir_all(f2b.join("filter.d")).unwrap();
+    std::fs::write(f2b.join("jail.conf"), "[DEFAULT]\n").unwrap();
+    let filter = f2b.join("filter.d").join("sshd.local");
+    std::fs::write(&filter, "[Definition]\nfailregex = x <HOST>\n").unwrap();
+    chmod(&filter, 0o666);
+    let f2b_arg = f2b.to_str().unwrap();
+    refused(
+        &sb,
+        &["watch", "--check", "--fail2ban", f2b_arg],
+        &format!(
+            "fail2ban {}: writable by every user (mode 666; chmod o-w {}); banset watch would refuse to start",
+            filter.display(),
+            filter.display()
+        ),
+    );
+    chmod(&filter, 0o644);
+    chmod(&f2b.join("filter.d"), 0o775);
+    refused(
+        &sb,
+        &["watch", "--check", "--fail2ban", f2b_arg],
+        &format!(
+            "fail2ban {}: writable by its group (mode 775",
+            f2b.join("filter.d").display()
+        ),
+    );
+    chmod(&f2b.join("filter.d"), 0o755);
+    sb.ok(&["watch", "--check", "--fail2ban", f2b_arg]);
+}
+
+#[test]
+fn config_dev_null_is_an_empty_config_not_a_world_writable_file() {
+    let sb = Sandbox::new("watch-devnull");
+    let out = Command::new(env!("CARGO_BIN_EXE_banset"))
+        .env_remove("BANSET_STATE_DIR")
+        .env_remove("BANSET_CONFIG")
+        .args(["--state-dir"])
+        .arg(sb.dir().join("state"))
+        .args(["--config", "/dev/null", "watch", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("chmod"), "{err}");
+    // The daemon itself starts on it (it used to be told `chmod o-w /dev/null`).
+    kernel_test(
+        "config_dev_null_is_an_empty_config_not_a_world_writable_file",
+        || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_banset"));
+            cmd.env_remove("BANSET_STATE_DIR")
+                .env_remove("BANSET_CONFIG")
+                .arg("--state-dir")
+                .arg(sb.dir().join("state"))
+                .args(["--config", "/dev/null", "watch"]);
+            let w = Watcher::start_cmd(&sb, cmd);
+            let out = w.stop();
+            assert!(out.contains("watching: 0 jails"), "{out}");
+        },
+    );
 }
 
 #[test]

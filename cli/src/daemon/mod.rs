@@ -185,6 +185,59 @@ pub fn load_settings(
     Ok((settings, notices))
 }
 
+/// Refuses inputs someone other than root (or banset's user) could have
+/// written (the rule is `path_trust`'s): the config file, fail2ban's
+/// configuration tree when jails come from it, every `on_ban`/`on_unban`
+/// program and the configured `journalctl` (all run as root), and, when
+/// given, the state directory and the ledger's files. Start-up, reload and
+/// `watch --check` all run this one check.
+pub fn check_inputs(
+    config: &Config,
+    settings: &Settings,
+    fail2ban: Option<&std::path::Path>,
+    ledger: Option<&std::path::Path>,
+) -> std::result::Result<(), String> {
+    use crate::path_trust::{check, check_tree, Expect};
+    if let Some(origin) = &config.origin {
+        check(origin, Expect::File).map_err(|e| format!("config {e}"))?;
+    }
+    let dir = fail2ban.or_else(|| config.fail2ban.as_ref().map(|f| f.dir.as_path()));
+    if let Some(dir) = dir {
+        // The whole tree, not only the files read today: fail2ban reads by
+        // name (`jail.d/*.local`, `filter.d/NAME.local`), so any file in it
+        // may be read after the next edit. Bounded: a config tree is small.
+        check_tree(dir, 20_000).map_err(|e| format!("fail2ban {e}"))?;
+    }
+    for jail in &settings.jails {
+        for (key, argv) in [("on_ban", &jail.on_ban), ("on_unban", &jail.on_unban)] {
+            if let Some(program) = argv.first() {
+                check(std::path::Path::new(program), Expect::Program)
+                    .map_err(|e| format!("jail {}: {key} {e}", jail.name))?;
+            }
+        }
+    }
+    let journalctl = &settings.watch.journalctl;
+    if journalctl.is_absolute() {
+        check(journalctl, Expect::Program).map_err(|e| format!("journalctl {e}"))?;
+    }
+    if let Some(ledger) = ledger {
+        let state = match ledger.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        check(state, Expect::Directory).map_err(|e| format!("state directory {e}"))?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = ledger.as_os_str().to_os_string();
+            name.push(suffix);
+            let file = std::path::PathBuf::from(name);
+            if std::fs::symlink_metadata(&file).is_ok() {
+                check(&file, Expect::File).map_err(|e| format!("ledger {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The specs of the sets jails and recidive use: `[sets.NAME]` when the
 /// file has it, the defaults otherwise.
 pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetName, SetSpec>> {
@@ -686,6 +739,14 @@ impl<'a> Daemon<'a> {
         };
         let settings =
             match load_settings(&mut config, self.fail2ban.as_deref()).and_then(|(s, notices)| {
+                if let Err(e) = check_inputs(
+                    &config,
+                    &s,
+                    self.fail2ban.as_deref(),
+                    Some(std::path::Path::new(self.ctx.ledger.path())),
+                ) {
+                    anyhow::bail!("{e}");
+                }
                 let specs = set_specs(&config, &s)?;
                 for n in notices {
                     log!("fail2ban: {n}");
