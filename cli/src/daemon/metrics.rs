@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -201,34 +202,96 @@ fn random_u64() -> u64 {
     u64::from_ne_bytes(buf)
 }
 
+/// Connections served at once; a newer one closes the oldest.
+const MAX_CONNECTIONS: usize = 32;
+/// A client has this long to send its request line, then as long again to
+/// take the reply.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Serves the latest rendering on `addr` (loopback only; checked by the
-/// config): `GET /metrics` gets it, anything else a 404. One request per
-/// connection, short timeouts, so a slow client cannot hold the thread.
-pub fn serve(addr: SocketAddr, latest: Arc<Mutex<String>>) -> Result<()> {
+/// config): `GET /metrics` gets it, anything else a 404. Returns the
+/// address bound.
+///
+/// Any local user can connect and then say nothing. Serving connections
+/// one after another let each idle one hold the scrape behind it for the
+/// whole read timeout (20 idle connections: 20 s). So each connection gets
+/// its own thread, with a deadline for its request line, and at most
+/// `MAX_CONNECTIONS` are open: the next one closes the oldest, which is
+/// the idle one, never a scrape that arrived after it. Threads and memory
+/// stay bounded however many clients come.
+pub fn serve(addr: SocketAddr, latest: Arc<Mutex<String>>) -> Result<SocketAddr> {
     let listener = TcpListener::bind(addr).with_context(|| format!("metrics_listen {addr}"))?;
+    let bound = listener.local_addr()?;
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
+            // Open connections, oldest first: a handle to close it, and
+            // whether its thread is done.
+            let mut open: std::collections::VecDeque<(TcpStream, Arc<AtomicBool>)> =
+                std::collections::VecDeque::new();
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-                let mut buf = [0u8; 1024];
-                let n = conn.read(&mut buf).unwrap_or(0);
-                let request = &buf[..n];
-                let (status, body) = if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
-                    ("200 OK", latest.lock().map(|s| s.clone()).unwrap_or_default())
-                } else {
-                    ("404 Not Found", "try /metrics\n".to_string())
+                let Ok(conn) = conn else { continue };
+                open.retain(|(_, done)| !done.load(Ordering::Acquire));
+                if open.len() >= MAX_CONNECTIONS {
+                    if let Some((oldest, _)) = open.pop_front() {
+                        // Ends its blocked read at once; its thread exits.
+                        let _ = oldest.shutdown(Shutdown::Both);
+                    }
+                }
+                let Ok(handle) = conn.try_clone() else {
+                    continue;
                 };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let done = Arc::new(AtomicBool::new(false));
+                let (latest, finished) = (latest.clone(), done.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("metrics conn".into())
+                    .spawn(move || {
+                        answer(conn, &latest);
+                        finished.store(true, Ordering::Release);
+                    });
+                if spawned.is_ok() {
+                    open.push_back((handle, done));
+                }
             }
         })?;
-    Ok(())
+    Ok(bound)
+}
+
+/// Reads one request line (up to 1 KiB, within `CLIENT_TIMEOUT`) and
+/// answers it.
+fn answer(mut conn: TcpStream, latest: &Mutex<String>) {
+    let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match conn.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => n += k,
+        }
+    }
+    let request = &buf[..n];
+    let (status, body) =
+        if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
+            (
+                "200 OK",
+                latest.lock().map(|s| s.clone()).unwrap_or_default(),
+            )
+        } else {
+            ("404 Not Found", "try /metrics\n".to_string())
+        };
+    let _ = conn.set_write_timeout(Some(CLIENT_TIMEOUT));
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // The accept loop holds a clone of the socket: close it for both, so
+    // the client sees the end of the reply now.
+    let _ = conn.shutdown(Shutdown::Both);
 }
 
 #[cfg(test)]
@@ -301,5 +364,30 @@ mod tests {
             write_textfile(&open.join("banset.prom"), "x 1\n").unwrap();
         }
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn idle_metrics_connections_cannot_starve_a_scrape() {
+        let latest = Arc::new(Mutex::new("banset_up 1\n".to_string()));
+        let addr = serve("127.0.0.1:0".parse().unwrap(), latest).unwrap();
+        // More idle clients than connections served at once; each says
+        // nothing and stays open. Serving in turn took 2 s for each.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 8)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut scrape = TcpStream::connect(addr).unwrap();
+        // A failsafe against hanging, far above a served scrape, far
+        // below the 80 s the idle clients cost one after another.
+        scrape
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        scrape
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        scrape.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+        assert!(reply.ends_with("banset_up 1\n"), "{reply}");
+        drop(idle);
     }
 }

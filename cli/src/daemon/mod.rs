@@ -407,7 +407,7 @@ impl<'a> Daemon<'a> {
     pub fn run(mut self) -> Result<()> {
         keeper::spawn_signal_thread(self.events_tx.clone())?;
         if let Some(addr) = self.settings.watch.metrics_listen {
-            metrics::serve(addr, self.metrics_text.clone())?;
+            let _ = metrics::serve(addr, self.metrics_text.clone())?;
         }
         keeper::spawn_monitors(self.events_tx.clone());
         self.ensure_sets();
