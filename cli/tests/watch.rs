@@ -869,6 +869,93 @@ fn metrics_textfile_never_follows_a_planted_symlink_and_is_0644_under_umask_0077
     );
 }
 
+/// The ledger's meta rows of saved source positions, by source.
+fn saved_positions(sb: &Sandbox) -> std::collections::BTreeMap<String, String> {
+    let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT key, value FROM meta WHERE key LIKE 'watch.position:%'")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap();
+    rows.map(|r| {
+        let (k, v) = r.unwrap();
+        (k["watch.position:".len()..].to_string(), v)
+    })
+    .collect()
+}
+
+#[test]
+fn shutdown_with_many_file_sources_is_prompt_and_saves_every_position() {
+    kernel_test(
+        "shutdown_with_many_file_sources_is_prompt_and_saves_every_position",
+        || {
+            // Stopped one after another, each source took up to a second.
+            const SOURCES: usize = 40;
+            let sb = Sandbox::new("watch-many-sources");
+            let logs: Vec<PathBuf> = (0..SOURCES)
+                .map(|i| sb.dir().join(format!("app{i}.log")))
+                .collect();
+            let list: Vec<String> = logs
+                .iter()
+                .map(|l| format!("\"{}\"", l.display()))
+                .collect();
+            let sb = sb.with_config(&format!(
+                "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [{}]\nmaxretry = 100\n",
+                list.join(", ")
+            ));
+            for l in &logs {
+                append(l, &[]);
+            }
+            let mut w = Watcher::start(&sb);
+            for l in &logs {
+                append(l, &["mx sshd[1]: Accepted publickey for root".into()]);
+            }
+            assert!(
+                wait_until(
+                    || sb.ok(&["status", "--json"]).matches("\"lines\":1").count() == SOURCES
+                ),
+                "{}",
+                w.output()
+            );
+            // Lines written just before the stop: only a save at shutdown
+            // records them (the periodic one runs once a second).
+            for l in &logs {
+                append(l, &["mx sshd[1]: Accepted publickey for admin".into()]);
+            }
+            w.signal(libc::SIGTERM);
+            // A failsafe, not a timing assertion: the old shutdown needed
+            // about SOURCES seconds.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let exited = loop {
+                if w.child.try_wait().unwrap().is_some() {
+                    break true;
+                }
+                if Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let out = w.output();
+            if !exited {
+                w.signal(libc::SIGKILL);
+            }
+            assert!(exited, "still stopping after 30 s: {out}");
+            assert!(out.contains("stopped"), "{out}");
+            let saved = saved_positions(&sb);
+            for l in &logs {
+                let size = std::fs::metadata(l).unwrap().len();
+                let pos = saved.get(&l.display().to_string());
+                assert!(
+                    pos.is_some_and(|p| p.ends_with(&format!(":{size}"))),
+                    "{}: saved {pos:?}, file size {size}",
+                    l.display()
+                );
+            }
+        },
+    );
+}
+
 #[test]
 fn on_ban_gets_exactly_its_argv_and_a_hung_command_is_killed() {
     kernel_test(

@@ -398,9 +398,7 @@ impl<'a> Daemon<'a> {
     }
 
     fn stop_sources(&mut self) {
-        for s in self.sources.drain(..) {
-            s.stop();
-        }
+        sources::stop_all(std::mem::take(&mut self.sources));
     }
 
     /// Runs until SIGTERM/SIGINT.

@@ -34,18 +34,36 @@ pub struct SourceHandle {
 }
 
 impl SourceHandle {
-    /// Asks the thread to stop and waits for it: it finishes the lines it
-    /// has read and reports its final position first.
-    pub fn stop(mut self) {
+    /// Asks the thread to stop, without waiting: a file source notices
+    /// within its one-second look, a journal source when its child ends.
+    pub fn signal(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let pid = self.child_pid.load(Ordering::SeqCst);
         if pid != 0 {
             // SAFETY: kill(2) on our own child (journalctl), to end its read.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
         }
+    }
+
+    /// Waits for the thread, after [`SourceHandle::signal`]: it finishes
+    /// the lines it has read and reports its final position first.
+    pub fn join(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Stops every source: all are asked first, then all are waited for, so
+/// stopping takes one source's time, not the sum (89 sources took 58 s,
+/// past systemd's stop timeout, which then killed the daemon before it
+/// saved its positions).
+pub fn stop_all(sources: Vec<SourceHandle>) {
+    for s in &sources {
+        s.signal();
+    }
+    for s in sources {
+        s.join();
     }
 }
 
