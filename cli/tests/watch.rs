@@ -956,6 +956,69 @@ fn shutdown_with_many_file_sources_is_prompt_and_saves_every_position() {
     );
 }
 
+/// Rows of the ban history (what escalation and recidive count) for `addr`.
+fn ban_events(sb: &Sandbox, addr: &str) -> i64 {
+    let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM ban_events WHERE target = ?1",
+        [addr],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_crash_right_after_a_ban_does_not_count_its_lines_twice() {
+    kernel_test(
+        "a_crash_right_after_a_ban_does_not_count_its_lines_twice",
+        || {
+            let sb = Sandbox::new("watch-crash-replay");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            append(&log, &[]);
+            let mut w = Watcher::start(&sb);
+            // The daemon saves positions once a second, then writes its
+            // status file: right after a new status file appears, the
+            // periodic save is a second away.
+            let status = sb.dir().join("state").join("watch-status.json");
+            let stamp = || {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(&status)
+                    .map(|m| (m.ino(), m.mtime_nsec()))
+                    .ok()
+            };
+            // A first line, and its position saved: a restart resumes there.
+            append(&log, &["mx sshd[1]: Accepted publickey for root".into()]);
+            assert!(wait_until(|| saved_positions(&sb).len() == 1));
+            let before = stamp();
+            assert!(wait_until(|| stamp().is_some() && stamp() != before));
+            append(&log, &vec![sshd_fail("203.0.113.50"); 3]);
+            assert!(
+                wait_until(|| w.output().contains("ban 203.0.113.50 ")),
+                "{}",
+                w.output()
+            );
+            // kill -9 at once: the once-a-second save of positions has
+            // (almost always) not run since the ban.
+            w.signal(libc::SIGKILL);
+            let _ = w.child.wait();
+            let w = Watcher::start(&sb);
+            // Lines are read in order: once this later attacker is banned,
+            // any replay of the first three lines has happened too.
+            append(&log, &vec![sshd_fail("203.0.113.51"); 3]);
+            assert!(
+                wait_until(|| w.output().contains("ban 203.0.113.51 ")),
+                "{}",
+                w.output()
+            );
+            let out = w.stop();
+            assert_eq!(ban_events(&sb, "203.0.113.50"), 1, "{out}");
+            assert_eq!(ban_events(&sb, "203.0.113.51"), 1, "{out}");
+            assert!(!out.contains("ban 203.0.113.50 "), "banned again: {out}");
+        },
+    );
+}
+
 #[test]
 fn on_ban_gets_exactly_its_argv_and_a_hung_command_is_killed() {
     kernel_test(

@@ -42,6 +42,8 @@ pub enum Event {
         jail: usize,
         target: Target,
         at: i64,
+        /// The source, and where it resumes after the failure's line.
+        resume: Option<(SourceKey, String)>,
     },
     /// Where a source stands (file position or journal cursor).
     Position { source: SourceKey, value: String },
@@ -463,9 +465,10 @@ impl<'a> Daemon<'a> {
                 jail,
                 target,
                 at,
+                resume,
             } => {
                 if generation == self.generation {
-                    self.failure(jail, target, at);
+                    self.failure(jail, target, at, resume);
                 }
             }
             Event::Position { source, value } => {
@@ -492,7 +495,22 @@ impl<'a> Daemon<'a> {
     }
 
     /// One failure: count it, and ban at `maxretry`.
-    fn failure(&mut self, jail_index: usize, target: Target, at: i64) {
+    ///
+    /// A crash must not count a line twice: a ban is recorded together with
+    /// its source's position after the line that made it, in one ledger
+    /// transaction, so a restart resumes after that line (escalation and
+    /// recidive would otherwise count one offence as two). Failures that
+    /// did not ban yet live only in memory, lost with the process anyway:
+    /// the lines after the last ban are read again after a crash and
+    /// rebuild them, which is the replay we accept (decided: keeping every
+    /// line's position durable would cost a commit per line).
+    fn failure(
+        &mut self,
+        jail_index: usize,
+        target: Target,
+        at: i64,
+        resume: Option<(SourceKey, String)>,
+    ) {
         let jail = &mut self.jails[jail_index];
         if jail.allowlist.check(&target, false).is_err() {
             return;
@@ -523,7 +541,7 @@ impl<'a> Daemon<'a> {
         } else {
             String::new()
         };
-        if self.ban(&name, &set, target, bantime, maxretry, &note) {
+        if self.ban(&name, &set, target, bantime, maxretry, &note, resume) {
             self.jails[jail_index].bans += 1;
             let on_ban = self.jails[jail_index].settings.on_ban.clone();
             self.notifier.notify(
@@ -541,7 +559,10 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Bans through the engine, records the ban in the history, logs it.
+    /// Bans through the engine, records the ban in the history (with
+    /// `resume`, the source's position after the line that made it, in the
+    /// same transaction), logs it.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the ban's log line
     fn ban(
         &mut self,
         jail: &str,
@@ -550,6 +571,7 @@ impl<'a> Daemon<'a> {
         bantime: Timeout,
         failures: u32,
         note: &str,
+        resume: Option<(SourceKey, String)>,
     ) -> bool {
         let request = BanRequest {
             target,
@@ -569,8 +591,19 @@ impl<'a> Daemon<'a> {
                 }
                 let now = self.ctx.clock.now();
                 if let Ok(tx) = self.ctx.ledger.begin() {
-                    if tx.record_ban_event(&target, jail, now).is_ok() {
-                        let _ = tx.commit();
+                    let position = match &resume {
+                        Some((source, value)) => tx.set_meta(&position_key(source), value),
+                        None => Ok(()),
+                    };
+                    if position.is_ok()
+                        && tx.record_ban_event(&target, jail, now).is_ok()
+                        && tx.commit().is_ok()
+                    {
+                        if let Some((source, value)) = resume {
+                            // Later positions of this source come after it
+                            // in the channel; none can take it back.
+                            self.positions.insert(source, value);
+                        }
                     }
                 }
                 let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -641,6 +674,7 @@ impl<'a> Daemon<'a> {
                 bantime,
                 count as u32,
                 &format!(" (bans within {})", format_duration(findtime)),
+                None,
             );
         }
     }

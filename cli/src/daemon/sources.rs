@@ -129,8 +129,9 @@ fn run(
     let mut hits = Vec::with_capacity(4);
     let generation = spec.generation;
     // Scans one line; `at` is the time the source knows (journal), else the
-    // line's own date, else now.
-    let mut handle = |line: &[u8], at: Option<i64>| {
+    // line's own date, else now. `resume` says where to resume once this
+    // line's effect is kept (asked only for a hit).
+    let mut handle = |line: &[u8], at: Option<i64>, resume: &dyn Fn() -> Option<String>| {
         stats.lines.fetch_add(1, Ordering::Relaxed);
         let (date, rest) = split_date(line);
         hits.clear();
@@ -138,6 +139,7 @@ fn run(
             return;
         }
         let now = SystemClock.now();
+        let resume = resume();
         for hit in hits.drain(..) {
             if hit.ignored {
                 stats.ignored.fetch_add(1, Ordering::Relaxed);
@@ -163,6 +165,9 @@ fn run(
                 jail: spec.jail_of_filter[hit.filter],
                 target: hit.target,
                 at,
+                resume: resume
+                    .as_ref()
+                    .map(|value| (spec.key.clone(), value.clone())),
             });
         }
     };
@@ -180,7 +185,7 @@ fn run(
             follow_file(
                 &mut follower,
                 stop,
-                &mut |line| handle(line, None),
+                &mut |line, after| handle(line, None, &|| Some(after.encode())),
                 &mut |pos| {
                     if last != Some(pos) {
                         last = Some(pos);
@@ -202,7 +207,8 @@ fn run(
                 stop,
                 child_pid,
                 &mut |entry| {
-                    handle(&entry.line, entry.at);
+                    let cursor = entry.cursor.clone();
+                    handle(&entry.line, entry.at, &|| cursor.clone());
                     if let Some(c) = entry.cursor {
                         last_cursor = Some(c.clone());
                         // The loop keeps the latest and saves it with the
