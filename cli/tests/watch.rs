@@ -259,6 +259,39 @@ fn sighup_reloads_without_losing_counts_and_a_bad_config_is_refused() {
 }
 
 #[test]
+fn a_slow_reload_never_stops_the_loop_from_banning() {
+    kernel_test("a_slow_reload_never_stops_the_loop_from_banning", || {
+        let sb = Sandbox::new("watch-slow-reload");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        // The config becomes a FIFO: reading it blocks until the test
+        // writes it, a reload as slow as the test wants (standing for a
+        // huge or hostile fail2ban tree).
+        let fifo = sb.dir().join("config.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::fs::rename(&fifo, sb.dir().join("banset.toml")).unwrap();
+        w.signal(libc::SIGHUP);
+        append(&log, &vec![sshd_fail("198.51.100.77"); 3]);
+        let banned = wait_until(|| nft_members("sshd_v4") == ["198.51.100.77"]);
+        // End the read whatever happened (a blocked loop would never stop).
+        std::fs::write(sb.dir().join("banset.toml"), config(&log, "")).unwrap();
+        assert!(banned, "no ban during the reload: {}", w.output());
+        // A FIFO is no config the daemon trusts: the reload is refused.
+        assert!(
+            wait_until(|| w.output().contains("reload refused")),
+            "{}",
+            w.output()
+        );
+        let out = w.stop();
+        assert!(out.contains("not a regular file"), "{out}");
+    });
+}
+
+#[test]
 fn repeat_offenders_get_longer_bans_and_recidive_bans_all_ports() {
     kernel_test(
         "repeat_offenders_get_longer_bans_and_recidive_bans_all_ports",

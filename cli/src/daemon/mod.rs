@@ -56,8 +56,19 @@ pub enum Event {
     HostAddressesChanged,
     /// SIGHUP: reload the configuration.
     Reload,
+    /// The reload thread read the configuration (or why it refuses it).
+    Reloaded(Box<std::result::Result<Loaded, String>>),
     /// SIGTERM or SIGINT.
     Shutdown,
+}
+
+/// A configuration read, validated and checked off the loop, for a reload
+/// to apply.
+pub struct Loaded {
+    config: Config,
+    settings: Settings,
+    specs: BTreeMap<SetName, SetSpec>,
+    notices: Vec<String>,
 }
 
 /// A jail at run time.
@@ -100,6 +111,10 @@ pub struct Daemon<'a> {
     firewalld_watched: bool,
     /// `--fail2ban DIR`, read again on reload.
     fail2ban: Option<std::path::PathBuf>,
+    /// A reload thread is reading the configuration.
+    reloading: bool,
+    /// Another SIGHUP came meanwhile: read the files again after it.
+    reload_again: bool,
 }
 
 /// Reads and validates the watcher's configuration (`--check` stops here):
@@ -324,6 +339,8 @@ impl<'a> Daemon<'a> {
             last_metrics: Instant::now() - Duration::from_secs(3600),
             firewalld_watched: false,
             fail2ban,
+            reloading: false,
+            reload_again: false,
         };
         daemon.jails = daemon.build_jails(Vec::new());
         Ok(daemon)
@@ -489,7 +506,8 @@ impl<'a> Daemon<'a> {
                     host_addresses().len()
                 );
             }
-            Event::Reload => self.reload(),
+            Event::Reload => self.start_reload(),
+            Event::Reloaded(loaded) => self.apply_reload(*loaded),
             Event::Shutdown => {}
         }
     }
@@ -761,44 +779,66 @@ impl<'a> Daemon<'a> {
         release_free_memory();
     }
 
-    fn reload(&mut self) {
-        let mut config = match Config::load(self.ctx.global.config.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                log!("reload refused, keeping the running configuration: {e:#}");
-                return;
-            }
-        };
-        let settings =
-            match load_settings(&mut config, self.fail2ban.as_deref()).and_then(|(s, notices)| {
-                if let Err(e) = check_inputs(
-                    &config,
-                    &s,
-                    self.fail2ban.as_deref(),
-                    Some(std::path::Path::new(self.ctx.ledger.path())),
-                ) {
-                    anyhow::bail!("{e}");
-                }
-                let specs = set_specs(&config, &s)?;
-                for n in notices {
-                    log!("fail2ban: {n}");
-                }
-                Ok((s, specs))
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    log!("reload refused, keeping the running configuration: {e:#}");
-                    return;
-                }
-            };
+    /// SIGHUP: reads the configuration on its own thread. Reading can take
+    /// long (a large or hostile fail2ban tree, a slow disk); the loop keeps
+    /// banning and healing meanwhile, and applies the result when it comes
+    /// (`Event::Reloaded`). SIGHUPs during a read make one more read after
+    /// it, so the last edit is always the one applied.
+    fn start_reload(&mut self) {
+        if self.reloading {
+            self.reload_again = true;
+            return;
+        }
+        let path = self.ctx.global.config.clone();
+        let fail2ban = self.fail2ban.clone();
+        let ledger = std::path::PathBuf::from(self.ctx.ledger.path());
+        let tx = self.events_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let loaded = read_for_reload(path.as_deref(), fail2ban.as_deref(), &ledger)
+                    .map_err(|e| format!("{e:#}"));
+                let _ = tx.send(Event::Reloaded(Box::new(loaded)));
+            });
+        match spawned {
+            Ok(_) => self.reloading = true,
+            Err(e) => log!("reload refused, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Applies what the reload thread read.
+    fn apply_reload(&mut self, loaded: std::result::Result<Loaded, String>) {
+        self.reloading = false;
+        match loaded {
+            Ok(loaded) => self.apply_loaded(loaded),
+            Err(e) => log!("reload refused, keeping the running configuration: {e}"),
+        }
+        if std::mem::take(&mut self.reload_again) {
+            self.start_reload();
+        }
+    }
+
+    fn apply_loaded(&mut self, loaded: Loaded) {
+        for n in &loaded.notices {
+            log!("fail2ban: {n}");
+        }
         self.stop_sources();
         // Failures already read by the old sources still count.
+        let mut shutdown = false;
         while let Ok(event) = self.events.try_recv() {
+            if matches!(event, Event::Shutdown) {
+                shutdown = true;
+                continue;
+            }
             self.handle(event);
         }
-        self.ctx.config = config;
-        self.settings = settings.0;
-        self.specs = settings.1;
+        if shutdown {
+            // Heard again by the loop once the reload is done.
+            let _ = self.events_tx.send(Event::Shutdown);
+        }
+        self.ctx.config = loaded.config;
+        self.settings = loaded.settings;
+        self.specs = loaded.specs;
         self.keeper = keeper::Keeper::new(&self.settings.watch);
         let old = std::mem::take(&mut self.jails);
         self.jails = self.build_jails(old);
@@ -1068,6 +1108,27 @@ impl<'a> Daemon<'a> {
             last_heal_ms: self.keeper.last_heal_ms,
         }
     }
+}
+
+/// What a reload reads, validates and checks, as start-up does; run on
+/// the reload thread, never on the loop.
+fn read_for_reload(
+    config_path: Option<&std::path::Path>,
+    fail2ban: Option<&std::path::Path>,
+    ledger: &std::path::Path,
+) -> Result<Loaded> {
+    let mut config = Config::load(config_path)?;
+    let (settings, notices) = load_settings(&mut config, fail2ban)?;
+    if let Err(e) = check_inputs(&config, &settings, fail2ban, Some(ledger)) {
+        anyhow::bail!("{e}");
+    }
+    let specs = set_specs(&config, &settings)?;
+    Ok(Loaded {
+        config,
+        settings,
+        specs,
+        notices,
+    })
 }
 
 /// Hands memory freed after a large restore (the ledger's and the kernel's
