@@ -99,7 +99,10 @@ pub fn render(families: &[Family]) -> String {
 /// refused unless it is sticky and root's (`/tmp`-like), where nobody can
 /// rename or remove root's file. Whoever owns the directory can at worst
 /// change or remove the metrics, never another file: that is the trust the
-/// admin gave that user by choosing the directory.
+/// admin gave that user by choosing the directory. Whoever can move the
+/// directory (its owner may own its parent too) could point it elsewhere:
+/// the config accepts only a name ending in `.prom`, so root still writes
+/// nothing but metrics, under a name only a textfile collector reads.
 pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd};
