@@ -112,6 +112,10 @@ pub fn check_tree(dir: &Path, limit: usize) -> Result<(), String> {
     check(dir, Expect::Directory)?;
     let mut stack = vec![dir.to_path_buf()];
     let mut seen = 0usize;
+    let mut visited = std::collections::HashSet::new();
+    if let Ok(m) = std::fs::metadata(dir) {
+        visited.insert((m.dev(), m.ino()));
+    }
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         for entry in entries {
@@ -125,10 +129,13 @@ pub fn check_tree(dir: &Path, limit: usize) -> Result<(), String> {
             }
             let path = entry.path();
             check(&path, Expect::Any)?;
-            // A symlinked directory is checked, not descended: its target
-            // lies outside the tree and fail2ban does not read by walking.
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
+            // Symlinked directories too (a `filter.d` linked to a shared
+            // one is read through the link); each directory once, so a link
+            // back up the tree is no loop.
+            if let Ok(m) = std::fs::metadata(&path) {
+                if m.is_dir() && visited.insert((m.dev(), m.ino())) {
+                    stack.push(path);
+                }
             }
         }
     }
@@ -314,6 +321,33 @@ mod tests {
         check(&link, Expect::File).unwrap();
         let e = check(&d.0.join("missing"), Expect::File).unwrap_err();
         assert!(e.contains("missing: No such file"), "{e}");
+    }
+
+    #[test]
+    fn a_tree_is_checked_through_symlinked_directories_and_bounded() {
+        let d = tempdir("tree");
+        let shared = d.0.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let filter = shared.join("sshd.conf");
+        std::fs::write(&filter, "").unwrap();
+        chmod(&filter, 0o666);
+        let tree = d.0.join("fail2ban");
+        std::fs::create_dir(&tree).unwrap();
+        std::os::unix::fs::symlink(&shared, tree.join("filter.d")).unwrap();
+        let e = check_tree(&tree, 100).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: ", tree.join("filter.d/sshd.conf").display()))
+                && e.contains("writable by every user"),
+            "{e}"
+        );
+        chmod(&filter, 0o644);
+        check_tree(&tree, 100).unwrap();
+        // A link back up the tree is visited once.
+        std::os::unix::fs::symlink(&tree, shared.join("loop")).unwrap();
+        check_tree(&tree, 100).unwrap();
+        // A tree too big for a configuration is refused, not walked.
+        let e = check_tree(&tree, 2).unwrap_err();
+        assert!(e.contains("more than 2 entries"), "{e}");
     }
 
     #[test]
