@@ -297,8 +297,12 @@ pub fn follow_file(
     let mut inotify: Option<Inotify> = None;
     let mut events = vec![0u8; 16 * 1024];
     let mut last_error: Option<String> = None;
-    while !stop.load(Ordering::Relaxed) {
-        if inotify.is_none() {
+    loop {
+        // Asked to stop: one last look first, so what was written before
+        // the stop is read and its position reported (a shutdown then saves
+        // a position that covers every line before it).
+        let stopping = stop.load(Ordering::Relaxed);
+        if inotify.is_none() && !stopping {
             inotify = Inotify::init().ok().and_then(|i| {
                 i.watches()
                     .add(
@@ -329,6 +333,9 @@ pub fn follow_file(
                     last_error = Some(msg);
                 }
             }
+        }
+        if stopping {
+            break;
         }
         match &mut inotify {
             Some(ino) => {

@@ -464,8 +464,11 @@ impl<'a> Daemon<'a> {
 
     fn shutdown(mut self) -> Result<()> {
         self.stop_sources();
+        // Failures read before the stop count (a ban they complete is
+        // made), as on reload: the position saved below covers their lines,
+        // so dropping them would skip them for good.
         while let Ok(event) = self.events.try_recv() {
-            if let Event::Position { .. } = event {
+            if let Event::Position { .. } | Event::Failure { .. } = event {
                 self.handle(event);
             }
         }

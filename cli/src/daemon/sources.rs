@@ -207,8 +207,7 @@ fn run(
                 stop,
                 child_pid,
                 &mut |entry| {
-                    let cursor = entry.cursor.clone();
-                    handle(&entry.line, entry.at, &|| cursor.clone());
+                    handle(&entry.line, entry.at, &|| entry.cursor.clone());
                     if let Some(c) = entry.cursor {
                         last_cursor = Some(c.clone());
                         // The loop keeps the latest and saves it with the
