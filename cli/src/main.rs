@@ -11,6 +11,7 @@ mod errors;
 mod fail2ban_db;
 mod host_addrs;
 mod output;
+mod path_trust;
 mod set_options;
 mod targets_input;
 

@@ -24,6 +24,11 @@ struct Watcher {
 
 impl Watcher {
     fn start(sb: &Sandbox) -> Watcher {
+        Watcher::start_cmd(sb, sb.cmd(&["watch"]))
+    }
+
+    /// Starts `cmd` (a `watch` command of `sb`) and waits until it watches.
+    fn start_cmd(sb: &Sandbox, mut cmd: Command) -> Watcher {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = sb.dir().join(format!("watch-{n}.log"));
@@ -32,12 +37,7 @@ impl Watcher {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = sb
-            .cmd(&["watch"])
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(err).spawn().unwrap();
         let w = Watcher { child, log };
         assert!(
             wait_until(|| w.output().contains("watching:")),
@@ -305,6 +305,39 @@ fn sighup_reloads_without_losing_counts_and_a_bad_config_is_refused() {
             assert!(t > 3600 && t <= 7200, "{t}");
         },
     );
+}
+
+#[test]
+fn a_slow_reload_never_stops_the_loop_from_banning() {
+    kernel_test("a_slow_reload_never_stops_the_loop_from_banning", || {
+        let sb = Sandbox::new("watch-slow-reload");
+        let log = sb.dir().join("auth.log");
+        let sb = sb.with_config(&config(&log, ""));
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        // The config becomes a FIFO: reading it blocks until the test
+        // writes it, a reload as slow as the test wants (standing for a
+        // huge or hostile fail2ban tree).
+        let fifo = sb.dir().join("config.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::fs::rename(&fifo, sb.dir().join("banset.toml")).unwrap();
+        w.signal(libc::SIGHUP);
+        append(&log, &vec![sshd_fail("198.51.100.77"); 3]);
+        let banned = wait_until(|| nft_members("sshd_v4") == ["198.51.100.77"]);
+        // End the read whatever happened (a blocked loop would never stop).
+        std::fs::write(sb.dir().join("banset.toml"), config(&log, "")).unwrap();
+        assert!(banned, "no ban during the reload: {}", w.output());
+        // A FIFO is no config the daemon trusts: the reload is refused.
+        assert!(
+            wait_until(|| w.output().contains("reload refused")),
+            "{}",
+            w.output()
+        );
+        let out = w.stop();
+        assert!(out.contains("not a regular file"), "{out}");
+    });
 }
 
 #[test]
@@ -788,6 +821,17 @@ fn the_systemd_unit_is_valid() {
     assert!(ours.is_empty(), "{err}");
     assert!(unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN\n"));
     assert!(unit.contains("ProtectSystem=strict") && unit.contains("PrivateTmp=yes"));
+    // The read-only system must still let the daemon write the textfile
+    // directory the README and the sample config document.
+    let documented = "/var/lib/prometheus/node-exporter";
+    for doc in ["/../README.md", "/../contrib/banset.toml"] {
+        let text = std::fs::read_to_string(format!("{}{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(text.contains(&format!("{documented}/banset.prom")), "{doc}");
+    }
+    assert!(
+        unit.contains(&format!("ReadWritePaths=-{documented}\n")),
+        "the unit does not let banset write {documented}"
+    );
 }
 
 fn metric(
@@ -899,6 +943,208 @@ fn metrics_go_to_a_textfile_and_a_loopback_endpoint_in_prometheus_format() {
 }
 
 #[test]
+fn metrics_textfile_never_follows_a_planted_symlink_and_is_0644_under_umask_0077() {
+    kernel_test(
+        "metrics_textfile_never_follows_a_planted_symlink_and_is_0644_under_umask_0077",
+        || {
+            use std::os::unix::fs::MetadataExt;
+            use std::os::unix::process::CommandExt;
+            let sb = Sandbox::new("watch-metrics-symlink");
+            let log = sb.dir().join("auth.log");
+            // The exporter's directory belongs to another user; the victim
+            // stands for the ledger or /etc/shadow.
+            let textdir = sb.dir().join("node-exporter");
+            std::fs::create_dir(&textdir).unwrap();
+            let victim = sb.file("victim", "precious\n");
+            for planted in ["banset.prom.tmp", ".banset.prom.tmp", "banset.prom"] {
+                std::os::unix::fs::symlink(&victim, textdir.join(planted)).unwrap();
+            }
+            let prom = textdir.join("banset.prom");
+            let extra = format!(
+                "[watch]\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\n",
+                prom.display()
+            );
+            let sb = sb.with_config(
+                &config(&log, "").replace("[watch]\nkeeper_interval = \"1s\"\n", &extra),
+            );
+            append(&log, &[]);
+            let mut cmd = sb.cmd(&["watch"]);
+            // SAFETY: umask(2) only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::umask(0o077);
+                    Ok(())
+                });
+            }
+            let w = Watcher::start_cmd(&sb, cmd);
+            let is_file = || std::fs::symlink_metadata(&prom).is_ok_and(|m| m.is_file());
+            assert!(wait_until(is_file), "{}", w.output());
+            let out = w.stop();
+            assert_eq!(
+                std::fs::read_to_string(&victim).unwrap(),
+                "precious\n",
+                "{out}"
+            );
+            let meta = std::fs::symlink_metadata(&prom).unwrap();
+            assert_eq!(meta.mode() & 0o7777, 0o644, "{out}");
+            assert!(std::fs::read_to_string(&prom)
+                .unwrap()
+                .contains("banset_up 1"));
+        },
+    );
+}
+
+/// The ledger's meta rows of saved source positions, by source.
+fn saved_positions(sb: &Sandbox) -> std::collections::BTreeMap<String, String> {
+    let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT key, value FROM meta WHERE key LIKE 'watch.position:%'")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap();
+    rows.map(|r| {
+        let (k, v) = r.unwrap();
+        (k["watch.position:".len()..].to_string(), v)
+    })
+    .collect()
+}
+
+#[test]
+fn shutdown_with_many_file_sources_is_prompt_and_saves_every_position() {
+    kernel_test(
+        "shutdown_with_many_file_sources_is_prompt_and_saves_every_position",
+        || {
+            // Stopped one after another, each source took up to a second.
+            const SOURCES: usize = 40;
+            let sb = Sandbox::new("watch-many-sources");
+            let logs: Vec<PathBuf> = (0..SOURCES)
+                .map(|i| sb.dir().join(format!("app{i}.log")))
+                .collect();
+            let list: Vec<String> = logs
+                .iter()
+                .map(|l| format!("\"{}\"", l.display()))
+                .collect();
+            let sb = sb.with_config(&format!(
+                "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [{}]\nmaxretry = 100\n",
+                list.join(", ")
+            ));
+            for l in &logs {
+                append(l, &[]);
+            }
+            let mut w = Watcher::start(&sb);
+            for l in &logs {
+                append(l, &["mx sshd[1]: Accepted publickey for root".into()]);
+            }
+            assert!(
+                wait_until(
+                    || sb.ok(&["status", "--json"]).matches("\"lines\":1").count() == SOURCES
+                ),
+                "{}",
+                w.output()
+            );
+            // Lines written just before the stop: only a save at shutdown
+            // records them (the periodic one runs once a second).
+            for l in &logs {
+                append(l, &["mx sshd[1]: Accepted publickey for admin".into()]);
+            }
+            w.signal(libc::SIGTERM);
+            // A failsafe, not a timing assertion: the old shutdown needed
+            // about SOURCES seconds.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let exited = loop {
+                if w.child.try_wait().unwrap().is_some() {
+                    break true;
+                }
+                if Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let out = w.output();
+            if !exited {
+                w.signal(libc::SIGKILL);
+            }
+            assert!(exited, "still stopping after 30 s: {out}");
+            assert!(out.contains("stopped"), "{out}");
+            let saved = saved_positions(&sb);
+            for l in &logs {
+                let size = std::fs::metadata(l).unwrap().len();
+                let pos = saved.get(&l.display().to_string());
+                assert!(
+                    pos.is_some_and(|p| p.ends_with(&format!(":{size}"))),
+                    "{}: saved {pos:?}, file size {size}",
+                    l.display()
+                );
+            }
+        },
+    );
+}
+
+/// Rows of the ban history (what escalation and recidive count) for `addr`.
+fn ban_events(sb: &Sandbox, addr: &str) -> i64 {
+    let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM ban_events WHERE target = ?1",
+        [addr],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_crash_right_after_a_ban_does_not_count_its_lines_twice() {
+    kernel_test(
+        "a_crash_right_after_a_ban_does_not_count_its_lines_twice",
+        || {
+            let sb = Sandbox::new("watch-crash-replay");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            append(&log, &[]);
+            let mut w = Watcher::start(&sb);
+            // The daemon saves positions once a second, then writes its
+            // status file: right after a new status file appears, the
+            // periodic save is a second away.
+            let status = sb.dir().join("state").join("watch-status.json");
+            let stamp = || {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(&status)
+                    .map(|m| (m.ino(), m.mtime_nsec()))
+                    .ok()
+            };
+            // A first line, and its position saved: a restart resumes there.
+            append(&log, &["mx sshd[1]: Accepted publickey for root".into()]);
+            assert!(wait_until(|| saved_positions(&sb).len() == 1));
+            let before = stamp();
+            assert!(wait_until(|| stamp().is_some() && stamp() != before));
+            append(&log, &vec![sshd_fail("203.0.113.50"); 3]);
+            assert!(
+                wait_until(|| w.output().contains("ban 203.0.113.50 ")),
+                "{}",
+                w.output()
+            );
+            // kill -9 at once: the once-a-second save of positions has
+            // (almost always) not run since the ban.
+            w.signal(libc::SIGKILL);
+            let _ = w.child.wait();
+            let w = Watcher::start(&sb);
+            // Lines are read in order: once this later attacker is banned,
+            // any replay of the first three lines has happened too.
+            append(&log, &vec![sshd_fail("203.0.113.51"); 3]);
+            assert!(
+                wait_until(|| w.output().contains("ban 203.0.113.51 ")),
+                "{}",
+                w.output()
+            );
+            let out = w.stop();
+            assert_eq!(ban_events(&sb, "203.0.113.50"), 1, "{out}");
+            assert_eq!(ban_events(&sb, "203.0.113.51"), 1, "{out}");
+            assert!(!out.contains("ban 203.0.113.50 "), "banned again: {out}");
+        },
+    );
+}
+
+#[test]
 fn on_ban_gets_exactly_its_argv_and_a_hung_command_is_killed() {
     kernel_test(
         "on_ban_gets_exactly_its_argv_and_a_hung_command_is_killed",
@@ -1004,30 +1250,221 @@ fn json_logs_carry_the_ban_fields() {
     });
 }
 
+/// Runs `watch` (or what `args` says) and insists it is refused with exit
+/// 2 and a message holding `expected`.
+fn refused(sb: &Sandbox, args: &[&str], expected: &str) {
+    let out = sb.run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(expected),
+        "{args:?}: wanted {expected:?} in: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
 #[test]
 fn refuses_a_world_writable_config_or_state_directory() {
     let sb = Sandbox::new("watch-perms");
     let log = sb.dir().join("auth.log");
     let sb = sb.with_config(&config(&log, ""));
     let cfg = sb.dir().join("banset.toml");
-    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let out = sb.run(&["watch"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("banset.toml: writable by every user (mode 666); refusing to start"),
-        "{err}"
+    chmod(&cfg, 0o666);
+    refused(
+        &sb,
+        &["watch"],
+        &format!(
+            "config {}: writable by every user (mode 666; chmod o-w {}); refusing to start",
+            cfg.display(),
+            cfg.display()
+        ),
     );
-    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // --check, run before the daemon by the unit, says the same.
+    refused(
+        &sb,
+        &["watch", "--check"],
+        "writable by every user (mode 666",
+    );
+    chmod(&cfg, 0o644);
     std::fs::create_dir_all(sb.dir().join("state")).unwrap();
-    std::fs::set_permissions(
-        sb.dir().join("state"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    chmod(&sb.dir().join("state"), 0o777);
+    refused(
+        &sb,
+        &["watch"],
+        &format!(
+            "state directory {}: writable by every user (mode 777",
+            sb.dir().join("state").display()
+        ),
+    );
+}
+
+#[test]
+fn strict_modes_refuse_group_writable_paths_other_owners_and_a_0666_ledger() {
+    let sb = Sandbox::new("watch-strict");
+    let log = sb.dir().join("auth.log");
+    // The config two directories down, so a parent can be at fault.
+    let etc = sb.dir().join("etc");
+    let cfg_dir = etc.join("banset");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let on_ban = sb.file("on-ban", "#!/bin/sh\n");
+    chmod(&on_ban, 0o755);
+    let cfg = cfg_dir.join("banset.toml");
+    std::fs::write(
+        &cfg,
+        config(&log, &format!("on_ban = [\"{}\"]", on_ban.display())),
     )
     .unwrap();
-    let out = sb.run(&["watch"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("state: writable by every user"));
+    let run = |expected: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_banset"))
+            .env_remove("BANSET_STATE_DIR")
+            .env_remove("BANSET_CONFIG")
+            .arg("--state-dir")
+            .arg(sb.dir().join("state"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("watch")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "wanted {expected:?} in: {err}");
+    };
+    // A group-writable config, its directory, a parent directory.
+    chmod(&cfg, 0o664);
+    run(&format!(
+        "config {}: writable by its group (mode 664; chmod g-w {})",
+        cfg.display(),
+        cfg.display()
+    ));
+    chmod(&cfg, 0o644);
+    chmod(&cfg_dir, 0o775);
+    run(&format!(
+        "config {}: directory {} writable by its group (mode 775",
+        cfg.display(),
+        cfg_dir.display()
+    ));
+    chmod(&cfg_dir, 0o755);
+    chmod(&etc, 0o777);
+    run(&format!(
+        "config {}: directory {} writable by every user (mode 777",
+        cfg.display(),
+        etc.display()
+    ));
+    chmod(&etc, 0o755);
+    // An on_ban program anyone in its group can replace.
+    chmod(&on_ban, 0o775);
+    run(&format!(
+        "jail sshd: on_ban {}: writable by its group (mode 775",
+        on_ban.display()
+    ));
+    chmod(&on_ban, 0o755);
+    // A ledger every user can write.
+    let state = sb.dir().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    chmod(&state, 0o700);
+    std::fs::write(state.join("ledger.db"), "").unwrap();
+    chmod(&state.join("ledger.db"), 0o666);
+    run(&format!(
+        "ledger {}: writable by every user (mode 666",
+        state.join("ledger.db").display()
+    ));
+    std::fs::remove_file(state.join("ledger.db")).unwrap();
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("strict_modes_refuse_...: owner cases skipped: need root to chown");
+        return;
+    }
+    // Files of another user: the config (who would choose on_ban
+    // programs run as root), the program itself, the state directory.
+    for (path, what) in [(&cfg, "config"), (&on_ban, "jail sshd: on_ban")] {
+        std::os::unix::fs::chown(path, Some(65534), None).unwrap();
+        run(&format!(
+            "{what} {}: owned by uid 65534, neither root nor banset's user (chown root {})",
+            path.display(),
+            path.display()
+        ));
+        std::os::unix::fs::chown(path, Some(0), None).unwrap();
+    }
+    std::os::unix::fs::chown(&cfg_dir, Some(65534), None).unwrap();
+    run(&format!(
+        "config {}: directory {} owned by uid 65534",
+        cfg.display(),
+        cfg_dir.display()
+    ));
+    std::os::unix::fs::chown(&cfg_dir, Some(0), None).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
+    run(&format!(
+        "state directory {}: owned by uid 65534",
+        state.display()
+    ));
+}
+
+#[test]
+fn strict_modes_cover_fail2ban_files_when_watch_reads_them() {
+    let sb = Sandbox::new("watch-strict-f2b");
+    let f2b = sb.dir().join("fail2ban");
+    std::fs::create_dir_all(f2b.join("filter.d")).unwrap();
+    std::fs::write(f2b.join("jail.conf"), "[DEFAULT]\n").unwrap();
+    let filter = f2b.join("filter.d").join("sshd.local");
+    std::fs::write(&filter, "[Definition]\nfailregex = x <HOST>\n").unwrap();
+    chmod(&filter, 0o666);
+    let f2b_arg = f2b.to_str().unwrap();
+    refused(
+        &sb,
+        &["watch", "--check", "--fail2ban", f2b_arg],
+        &format!(
+            "fail2ban {}: writable by every user (mode 666; chmod o-w {}); banset watch would refuse to start",
+            filter.display(),
+            filter.display()
+        ),
+    );
+    chmod(&filter, 0o644);
+    chmod(&f2b.join("filter.d"), 0o775);
+    refused(
+        &sb,
+        &["watch", "--check", "--fail2ban", f2b_arg],
+        &format!(
+            "fail2ban {}: writable by its group (mode 775",
+            f2b.join("filter.d").display()
+        ),
+    );
+    chmod(&f2b.join("filter.d"), 0o755);
+    sb.ok(&["watch", "--check", "--fail2ban", f2b_arg]);
+}
+
+#[test]
+fn config_dev_null_is_an_empty_config_not_a_world_writable_file() {
+    let sb = Sandbox::new("watch-devnull");
+    let out = Command::new(env!("CARGO_BIN_EXE_banset"))
+        .env_remove("BANSET_STATE_DIR")
+        .env_remove("BANSET_CONFIG")
+        .args(["--state-dir"])
+        .arg(sb.dir().join("state"))
+        .args(["--config", "/dev/null", "watch", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("chmod"), "{err}");
+    // The daemon itself starts on it (it used to be told `chmod o-w /dev/null`).
+    kernel_test(
+        "config_dev_null_is_an_empty_config_not_a_world_writable_file",
+        || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_banset"));
+            cmd.env_remove("BANSET_STATE_DIR")
+                .env_remove("BANSET_CONFIG")
+                .arg("--state-dir")
+                .arg(sb.dir().join("state"))
+                .args(["--config", "/dev/null", "watch"]);
+            let w = Watcher::start_cmd(&sb, cmd);
+            let out = w.stop();
+            assert!(out.contains("watching: 0 jails"), "{out}");
+        },
+    );
 }
 
 #[test]

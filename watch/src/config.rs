@@ -541,6 +541,28 @@ impl WatchSection {
                 Some(addr)
             }
         };
+        // The daemon writes this file as root in a directory another user
+        // may own (node_exporter's). Whoever controls that user could move
+        // the directory: keeping the name `*.prom`, which only a textfile
+        // collector reads, means root can only ever write metrics where
+        // nothing else looks. node_exporter reads nothing else anyway.
+        if let Some(file) = &self.watch.metrics_file {
+            let ok = file.is_absolute()
+                && file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.len() > ".prom".len() && n.ends_with(".prom"));
+            if !ok {
+                return Err(err(
+                    table_line("watch"),
+                    "watch.metrics_file".into(),
+                    format!(
+                        "{}: must be an absolute path whose name ends in .prom (node_exporter reads no other)",
+                        file.display()
+                    ),
+                ));
+            }
+        }
         if let Some(n) = self.watch.notify_concurrency {
             if !(1..=MAX_NOTIFY_CONCURRENCY).contains(&n) {
                 return Err(err(
@@ -690,6 +712,11 @@ mod tests {
         .unwrap_err();
         assert!(
             e.contains("line 4: jails.x.on_ban") && e.contains("absolute path"),
+            "{e}"
+        );
+        let e = settings("[watch]\nmetrics_file = \"/etc/cron.d/banset\"\n").unwrap_err();
+        assert!(
+            e.contains("watch.metrics_file") && e.contains("ends in .prom"),
             "{e}"
         );
         let e = settings("[watch]\nmetrics_listen = \"0.0.0.0:9731\"\n").unwrap_err();

@@ -71,8 +71,13 @@ impl Open {
         }
     }
 
-    /// Reads what was appended, handing complete lines to `on_line`.
-    fn drain(&mut self, buf: &mut [u8], on_line: &mut dyn FnMut(&[u8])) -> std::io::Result<bool> {
+    /// Reads what was appended, handing complete lines to `on_line` with
+    /// the position just after each.
+    fn drain(
+        &mut self,
+        buf: &mut [u8],
+        on_line: &mut dyn FnMut(&[u8], Position),
+    ) -> std::io::Result<bool> {
         let size = self.file.metadata()?.len();
         if size < self.offset {
             // copytruncate (or `> file`): start over at the top.
@@ -87,6 +92,7 @@ impl Open {
                 return Ok(any);
             }
             any = true;
+            let base = self.offset;
             self.offset += n as u64;
             let mut chunk = &buf[..n];
             while let Some(nl) = memchr::memchr(b'\n', chunk) {
@@ -97,12 +103,17 @@ impl Open {
                     self.partial.clear();
                     continue;
                 }
+                let after = Position {
+                    dev: self.dev,
+                    ino: self.ino,
+                    offset: base + (n - chunk.len()) as u64,
+                };
                 if self.partial.is_empty() {
-                    on_line(trim_cr(piece));
+                    on_line(trim_cr(piece), after);
                 } else {
                     self.partial.extend_from_slice(piece);
                     let line = std::mem::take(&mut self.partial);
-                    on_line(trim_cr(&line));
+                    on_line(trim_cr(&line), after);
                 }
             }
             if !self.skipping {
@@ -221,8 +232,23 @@ impl FileFollower {
     /// Reads everything new, from the retired file (if any) first, then the
     /// current one, switching files when the path now names another.
     pub fn poll(&mut self, on_line: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
+        self.poll_lines(&mut |line, _| on_line(line))
+    }
+
+    /// [`FileFollower::poll`], with each line the position to resume at
+    /// once that line's effect is kept: saved together with the ban a line
+    /// caused, a crash right after it does not count the line again.
+    ///
+    /// A line of a rotated-away file resumes at the current file's
+    /// position (a restart follows the path, never the old file); without a
+    /// current file, after the line in the old one, which a restart then
+    /// sees as replaced and reads the new file whole.
+    pub fn poll_lines(&mut self, on_line: &mut dyn FnMut(&[u8], Position)) -> std::io::Result<()> {
         if let Some((old, since)) = &mut self.retired {
-            old.drain(&mut self.buf, on_line)?;
+            let resume = self.current.as_ref().map(Open::position);
+            old.drain(&mut self.buf, &mut |line, after| {
+                on_line(line, resume.unwrap_or(after))
+            })?;
             if since.elapsed() > RETIRED_GRACE {
                 self.retired = None;
             }
@@ -236,7 +262,7 @@ impl FileFollower {
         };
         if replaced {
             if let Some(mut old) = self.current.take() {
-                old.drain(&mut self.buf, on_line)?;
+                old.drain(&mut self.buf, &mut |line, after| on_line(line, after))?;
                 self.retired = Some((old, Instant::now()));
             }
             if let Some(m) = &meta {
@@ -253,12 +279,13 @@ impl FileFollower {
 /// Follows `path` until `stop`: waits on inotify events of its directory
 /// (any change to a file in it, creation, rename, deletion), and looks
 /// once a second anyway (a directory that does not exist yet cannot be
-/// watched). `on_line` gets each complete line; `on_position` the position
-/// after each burst of reading; `on_error` problems worth a log line.
+/// watched). `on_line` gets each complete line and the position after it;
+/// `on_position` the position after each burst of reading; `on_error`
+/// problems worth a log line.
 pub fn follow_file(
     follower: &mut FileFollower,
     stop: &AtomicBool,
-    on_line: &mut dyn FnMut(&[u8]),
+    on_line: &mut dyn FnMut(&[u8], Position),
     on_position: &mut dyn FnMut(Position),
     on_error: &mut dyn FnMut(String),
 ) {
@@ -270,8 +297,12 @@ pub fn follow_file(
     let mut inotify: Option<Inotify> = None;
     let mut events = vec![0u8; 16 * 1024];
     let mut last_error: Option<String> = None;
-    while !stop.load(Ordering::Relaxed) {
-        if inotify.is_none() {
+    loop {
+        // Asked to stop: one last look first, so what was written before
+        // the stop is read and its position reported (a shutdown then saves
+        // a position that covers every line before it).
+        let stopping = stop.load(Ordering::Relaxed);
+        if inotify.is_none() && !stopping {
             inotify = Inotify::init().ok().and_then(|i| {
                 i.watches()
                     .add(
@@ -288,7 +319,7 @@ pub fn follow_file(
                     .map(|_| i)
             });
         }
-        match follower.poll(on_line) {
+        match follower.poll_lines(on_line) {
             Ok(()) => {
                 last_error = None;
                 if let Some(p) = follower.position() {
@@ -302,6 +333,9 @@ pub fn follow_file(
                     last_error = Some(msg);
                 }
             }
+        }
+        if stopping {
+            break;
         }
         match &mut inotify {
             Some(ino) => {
@@ -609,6 +643,53 @@ mod tests {
         append(&log, "after rotation\n");
         let mut f = FileFollower::new(log.clone(), Some(saved));
         assert_eq!(poll(&mut f), vec!["after rotation"]);
+    }
+
+    #[test]
+    fn each_line_comes_with_the_position_after_it() {
+        let d = tempdir("line-positions");
+        let log = d.0.join("auth.log");
+        append(&log, "");
+        let mut f = FileFollower::new(log.clone(), None);
+        poll(&mut f);
+        append(&log, "one\ntwo\r\nthr");
+        let mut seen = Vec::new();
+        f.poll_lines(&mut |l, p| seen.push((String::from_utf8_lossy(l).into_owned(), p.offset)))
+            .unwrap();
+        assert_eq!(seen, vec![("one".to_string(), 4), ("two".to_string(), 9)]);
+        append(&log, "ee\n");
+        seen.clear();
+        f.poll_lines(&mut |l, p| seen.push((String::from_utf8_lossy(l).into_owned(), p.offset)))
+            .unwrap();
+        assert_eq!(seen, vec![("three".to_string(), 15)]);
+        // Resuming at a line's position reads what followed it, only.
+        append(&log, "four\n");
+        let mut g = FileFollower::new(
+            log.clone(),
+            Some(Position {
+                offset: 9,
+                ..f.position().unwrap()
+            }),
+        );
+        assert_eq!(poll(&mut g), vec!["three", "four"]);
+        // A rotated-away file's lines resume at the current file's position.
+        std::fs::rename(&log, d.0.join("auth.log.1")).unwrap();
+        append(&log, "new\n");
+        append(&d.0.join("auth.log.1"), "late\n");
+        let mut seen = Vec::new();
+        f.poll_lines(&mut |l, p| seen.push((String::from_utf8_lossy(l).into_owned(), p)))
+            .unwrap();
+        let names: Vec<&str> = seen.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(names, vec!["four", "late", "new"]);
+        let new_ino = std::fs::metadata(&log).unwrap().ino();
+        assert_eq!(seen[2].1.ino, new_ino);
+        assert_eq!(seen[2].1.offset, 4);
+        append(&d.0.join("auth.log.1"), "later\n");
+        let mut seen = Vec::new();
+        f.poll_lines(&mut |l, p| seen.push((String::from_utf8_lossy(l).into_owned(), p)))
+            .unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].1.ino, seen[0].1.offset), (new_ino, 4));
     }
 
     #[test]

@@ -2,20 +2,19 @@
 
 use anyhow::Result;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::args::{GlobalArgs, WatchArgs};
 use crate::config::Config;
 use crate::context::Context;
-use crate::daemon::{load_settings, set_specs, Daemon};
+use crate::daemon::{check_inputs, load_settings, set_specs, Daemon};
 use crate::errors::EXIT_OK;
 
 pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     crate::daemon::logging::init(args.log_format);
-    refuse_unsafe_permissions(ctx)?;
-    let _lock = lock_state_dir(ctx)?;
     let (settings, notices) = load_settings(&mut ctx.config, args.fail2ban.as_deref())?;
+    refuse_unsafe_permissions(ctx, &settings, args.fail2ban.as_deref())?;
+    let _lock = lock_state_dir(ctx)?;
     for n in &notices {
         crate::daemon::log!("fail2ban: {n}");
     }
@@ -28,6 +27,9 @@ pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
 pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
     let mut config = Config::load(global.config.as_deref())?;
     let (settings, notices) = load_settings(&mut config, fail2ban)?;
+    if let Err(e) = check_inputs(&config, &settings, fail2ban, None) {
+        crate::errors::usage!("{e}; banset watch would refuse to start");
+    }
     let specs = set_specs(&config, &settings)?;
     if !global.quiet {
         println!("{}: ok", config.origin_name());
@@ -61,34 +63,16 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
 }
 
 /// The daemon runs as root and bans whatever its config and ledger say: a
-/// config or state directory anyone can write to would let anyone decide
-/// who is banned (or run an on_ban command as root). Refuse to start.
-fn refuse_unsafe_permissions(ctx: &Context) -> Result<()> {
-    let mut paths: Vec<&Path> = Vec::new();
-    if let Some(origin) = &ctx.config.origin {
-        paths.push(origin);
-        if let Some(dir) = origin.parent() {
-            paths.push(dir);
-        }
-    }
+/// config, a program or a state directory someone else can write would let
+/// them decide who is banned (or run a command as root). Refuse to start.
+fn refuse_unsafe_permissions(
+    ctx: &Context,
+    settings: &banset_watch::config::Settings,
+    fail2ban: Option<&Path>,
+) -> Result<()> {
     let ledger = Path::new(ctx.ledger.path());
-    if let Some(state) = ledger.parent() {
-        paths.push(state);
-    }
-    for path in paths {
-        let Ok(meta) = std::fs::metadata(path) else {
-            continue;
-        };
-        let mode = meta.permissions().mode();
-        // World-writable; a sticky directory (/tmp) still lets anyone add files.
-        if mode & 0o002 != 0 {
-            crate::errors::usage!(
-                "{}: writable by every user (mode {:o}); refusing to start: chmod o-w {}",
-                path.display(),
-                mode & 0o7777,
-                path.display()
-            );
-        }
+    if let Err(e) = check_inputs(&ctx.config, settings, fail2ban, Some(ledger)) {
+        crate::errors::usage!("{e}; refusing to start");
     }
     Ok(())
 }

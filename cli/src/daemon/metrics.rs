@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,41 +77,320 @@ pub fn render(families: &[Family]) -> String {
     out
 }
 
-/// Writes the textfile atomically (a temporary file in the same
-/// directory, then rename), as node_exporter's collector requires.
+/// Writes the textfile atomically, as node_exporter's collector requires:
+/// a temporary file in the same directory, then rename.
+///
+/// The directory is often not root's (node_exporter's belongs to the
+/// prometheus user), and whoever can write it can plant names in it, so a
+/// root daemon must never open a name there that someone else chose:
+/// - every step goes through one descriptor of the directory (`openat`,
+///   `renameat`), so swapping the directory or a parent for a symlink after
+///   the check changes nothing;
+/// - the temporary name is random and created with `O_CREAT|O_EXCL|
+///   O_NOFOLLOW`: a planted file or symlink makes the create fail, never
+///   a write through it;
+/// - `renameat` replaces the directory entry `NAME`, so a symlink planted
+///   at `NAME` itself is replaced, not followed;
+/// - the mode is set with `fchmod` to 0644 so the exporter can read it
+///   whatever the daemon's umask (the unit sets `UMask=0077`).
+///
+/// Decision on the directory: it may belong to any user (node_exporter's
+/// does not belong to root), but a directory every user can write is
+/// refused unless it is sticky and root's (`/tmp`-like), where nobody can
+/// rename or remove root's file. Whoever owns the directory can at worst
+/// change or remove the metrics, never another file: that is the trust the
+/// admin gave that user by choosing the directory. Whoever can move the
+/// directory (its owner may own its parent too) could point it elsewhere:
+/// the config accepts only a name ending in `.prom`, so root still writes
+/// nothing but metrics, under a name only a textfile collector reads.
 pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("prom.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("metrics file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("metrics file {}", path.display()))?;
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+    let fail = |what: &str, e: std::io::Error| {
+        anyhow::anyhow!("metrics file {}: {what}: {e}", path.display())
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("metrics file {}: not a file name", path.display()))?;
+    let dir_path = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir_path)
+        .map_err(|e| fail("its directory", e))?;
+    let meta = dir.metadata().map_err(|e| fail("its directory", e))?;
+    let mode = meta.mode();
+    if mode & 0o002 != 0 && !(mode & 0o1000 != 0 && meta.uid() == 0) {
+        anyhow::bail!(
+            "metrics file {}: its directory {} is writable by every user (mode {:o}) and not a sticky directory of root's; not writing there",
+            path.display(),
+            dir_path.display(),
+            mode & 0o7777
+        );
+    }
+    let name_c = CString::new(name.as_bytes())
+        .map_err(|_| anyhow::anyhow!("metrics file {}: NUL in the name", path.display()))?;
+    // The collector reads only `*.prom`: a dot first and `.tmp` last keep
+    // the half-written file out of a scrape.
+    let mut tmp_name = Vec::from(b".".as_slice());
+    tmp_name.extend_from_slice(name.as_bytes());
+    tmp_name.extend_from_slice(format!(".{:016x}.tmp", random_u64()).as_bytes());
+    let tmp_c = CString::new(tmp_name).expect("no NUL: checked above");
+    // SAFETY: openat(2) with a directory descriptor we own and a C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(fail("temporary file", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let unlink_tmp = || {
+        // SAFETY: unlinkat(2) of the name we created, in our directory.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), tmp_c.as_ptr(), 0) };
+    };
+    // SAFETY: fchmod(2) on our own descriptor.
+    let written = if unsafe { libc::fchmod(file.as_raw_fd(), 0o644) } != 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        file.write_all(text.as_bytes())
+    };
+    if let Err(e) = written {
+        unlink_tmp();
+        return Err(fail("writing", e));
+    }
+    drop(file);
+    // SAFETY: renameat(2) within one directory descriptor we own.
+    let rc = unsafe {
+        libc::renameat(
+            dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            dir.as_raw_fd(),
+            name_c.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        unlink_tmp();
+        return Err(fail("rename", e));
+    }
     Ok(())
 }
 
+/// 64 random bits from the kernel, for names nobody can guess.
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom(2) into a buffer of the length given.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        // Never expected (8 bytes do not block once the pool is ready);
+        // the name stays unpredictable enough and O_EXCL keeps it safe.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_ne_bytes(buf)
+}
+
+/// Connections served at once; a newer one closes the oldest.
+const MAX_CONNECTIONS: usize = 32;
+/// A client has this long to send its request line, then as long again to
+/// take the reply.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Serves the latest rendering on `addr` (loopback only; checked by the
-/// config): `GET /metrics` gets it, anything else a 404. One request per
-/// connection, short timeouts, so a slow client cannot hold the thread.
-pub fn serve(addr: SocketAddr, latest: Arc<Mutex<String>>) -> Result<()> {
+/// config): `GET /metrics` gets it, anything else a 404. Returns the
+/// address bound.
+///
+/// Any local user can connect and then say nothing. Serving connections
+/// one after another let each idle one hold the scrape behind it for the
+/// whole read timeout (20 idle connections: 20 s). So each connection gets
+/// its own thread, with a deadline for its request line, and at most
+/// `MAX_CONNECTIONS` are open: the next one closes the oldest, which is
+/// the idle one, never a scrape that arrived after it. Threads and memory
+/// stay bounded however many clients come.
+pub fn serve(addr: SocketAddr, latest: Arc<Mutex<String>>) -> Result<SocketAddr> {
     let listener = TcpListener::bind(addr).with_context(|| format!("metrics_listen {addr}"))?;
+    let bound = listener.local_addr()?;
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
+            // Open connections, oldest first: a handle to close it, and
+            // whether its thread is done.
+            let mut open: std::collections::VecDeque<(TcpStream, Arc<AtomicBool>)> =
+                std::collections::VecDeque::new();
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-                let mut buf = [0u8; 1024];
-                let n = conn.read(&mut buf).unwrap_or(0);
-                let request = &buf[..n];
-                let (status, body) = if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
-                    ("200 OK", latest.lock().map(|s| s.clone()).unwrap_or_default())
-                } else {
-                    ("404 Not Found", "try /metrics\n".to_string())
+                let Ok(conn) = conn else { continue };
+                open.retain(|(_, done)| !done.load(Ordering::Acquire));
+                if open.len() >= MAX_CONNECTIONS {
+                    if let Some((oldest, _)) = open.pop_front() {
+                        // Ends its blocked read at once; its thread exits.
+                        let _ = oldest.shutdown(Shutdown::Both);
+                    }
+                }
+                let Ok(handle) = conn.try_clone() else {
+                    continue;
                 };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let done = Arc::new(AtomicBool::new(false));
+                let (latest, finished) = (latest.clone(), done.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("metrics conn".into())
+                    .spawn(move || {
+                        answer(conn, &latest);
+                        finished.store(true, Ordering::Release);
+                    });
+                if spawned.is_ok() {
+                    open.push_back((handle, done));
+                }
             }
         })?;
-    Ok(())
+    Ok(bound)
+}
+
+/// Reads one request line (up to 1 KiB, within `CLIENT_TIMEOUT`) and
+/// answers it.
+fn answer(mut conn: TcpStream, latest: &Mutex<String>) {
+    let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match conn.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => n += k,
+        }
+    }
+    let request = &buf[..n];
+    let (status, body) =
+        if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
+            (
+                "200 OK",
+                latest.lock().map(|s| s.clone()).unwrap_or_default(),
+            )
+        } else {
+            ("404 Not Found", "try /metrics\n".to_string())
+        };
+    let _ = conn.set_write_timeout(Some(CLIENT_TIMEOUT));
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // The accept loop holds a clone of the socket: close it for both, so
+    // the client sees the end of the reply now.
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn tempdir(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("banset-metrics-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn metrics_textfile_never_writes_through_a_planted_symlink() {
+        let d = tempdir("symlink");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let prom = d.join("banset.prom");
+        // The old fixed temporary name, likely guesses, and the textfile's
+        // own name: all symlinks to the victim.
+        for planted in [
+            "banset.prom.tmp",
+            ".banset.prom.tmp",
+            "banset.tmp",
+            "banset.prom~",
+            "banset.prom",
+        ] {
+            std::os::unix::fs::symlink(&victim, d.join(planted)).unwrap();
+        }
+        write_textfile(&prom, "banset_up 1\n").unwrap();
+        write_textfile(&prom, "banset_up 1\nbanset_unbans_total 0\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let meta = std::fs::symlink_metadata(&prom).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(meta.mode() & 0o7777, 0o644);
+        assert_eq!(
+            std::fs::read_to_string(&prom).unwrap(),
+            "banset_up 1\nbanset_unbans_total 0\n"
+        );
+        // No temporary file of ours is left behind; the planted ones stay.
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n.starts_with(".banset.prom."))
+            .filter(|n| n != ".banset.prom.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn metrics_textfile_refuses_a_directory_every_user_can_write() {
+        let d = tempdir("worldwritable");
+        let open = d.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = write_textfile(&open.join("banset.prom"), "x 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("writable by every user (mode 777)") && e.contains("open"),
+            "{e}"
+        );
+        assert!(!open.join("banset.prom").exists());
+        // Sticky and root's (like /tmp): nobody else can replace root's file.
+        if unsafe { libc::geteuid() } == 0 {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+            write_textfile(&open.join("banset.prom"), "x 1\n").unwrap();
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn idle_metrics_connections_cannot_starve_a_scrape() {
+        let latest = Arc::new(Mutex::new("banset_up 1\n".to_string()));
+        let addr = serve("127.0.0.1:0".parse().unwrap(), latest).unwrap();
+        // More idle clients than connections served at once; each says
+        // nothing and stays open. Serving in turn took 2 s for each.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 8)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut scrape = TcpStream::connect(addr).unwrap();
+        // A failsafe against hanging, far above a served scrape, far
+        // below the 80 s the idle clients cost one after another.
+        scrape
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        scrape
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        scrape.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+        assert!(reply.ends_with("banset_up 1\n"), "{reply}");
+        drop(idle);
+    }
 }

@@ -42,6 +42,8 @@ pub enum Event {
         jail: usize,
         target: Target,
         at: i64,
+        /// The source, and where it resumes after the failure's line.
+        resume: Option<(SourceKey, String)>,
     },
     /// Where a source stands (file position or journal cursor).
     Position { source: SourceKey, value: String },
@@ -54,8 +56,19 @@ pub enum Event {
     HostAddressesChanged,
     /// SIGHUP: reload the configuration.
     Reload,
+    /// The reload thread read the configuration (or why it refuses it).
+    Reloaded(Box<std::result::Result<Loaded, String>>),
     /// SIGTERM or SIGINT.
     Shutdown,
+}
+
+/// A configuration read, validated and checked off the loop, for a reload
+/// to apply.
+pub struct Loaded {
+    config: Config,
+    settings: Settings,
+    specs: BTreeMap<SetName, SetSpec>,
+    notices: Vec<String>,
 }
 
 /// A jail at run time.
@@ -98,6 +111,10 @@ pub struct Daemon<'a> {
     firewalld_watched: bool,
     /// `--fail2ban DIR`, read again on reload.
     fail2ban: Option<std::path::PathBuf>,
+    /// A reload thread is reading the configuration.
+    reloading: bool,
+    /// Another SIGHUP came meanwhile: read the files again after it.
+    reload_again: bool,
 }
 
 /// Reads and validates the watcher's configuration (`--check` stops here):
@@ -183,6 +200,59 @@ pub fn load_settings(
         })?;
     }
     Ok((settings, notices))
+}
+
+/// Refuses inputs someone other than root (or banset's user) could have
+/// written (the rule is `path_trust`'s): the config file, fail2ban's
+/// configuration tree when jails come from it, every `on_ban`/`on_unban`
+/// program and the configured `journalctl` (all run as root), and, when
+/// given, the state directory and the ledger's files. Start-up, reload and
+/// `watch --check` all run this one check.
+pub fn check_inputs(
+    config: &Config,
+    settings: &Settings,
+    fail2ban: Option<&std::path::Path>,
+    ledger: Option<&std::path::Path>,
+) -> std::result::Result<(), String> {
+    use crate::path_trust::{check, check_tree, Expect};
+    if let Some(origin) = &config.origin {
+        check(origin, Expect::File).map_err(|e| format!("config {e}"))?;
+    }
+    let dir = fail2ban.or_else(|| config.fail2ban.as_ref().map(|f| f.dir.as_path()));
+    if let Some(dir) = dir {
+        // The whole tree, not only the files read today: fail2ban reads by
+        // name (`jail.d/*.local`, `filter.d/NAME.local`), so any file in it
+        // may be read after the next edit. Bounded: a config tree is small.
+        check_tree(dir, 20_000).map_err(|e| format!("fail2ban {e}"))?;
+    }
+    for jail in &settings.jails {
+        for (key, argv) in [("on_ban", &jail.on_ban), ("on_unban", &jail.on_unban)] {
+            if let Some(program) = argv.first() {
+                check(std::path::Path::new(program), Expect::Program)
+                    .map_err(|e| format!("jail {}: {key} {e}", jail.name))?;
+            }
+        }
+    }
+    let journalctl = &settings.watch.journalctl;
+    if journalctl.is_absolute() {
+        check(journalctl, Expect::Program).map_err(|e| format!("journalctl {e}"))?;
+    }
+    if let Some(ledger) = ledger {
+        let state = match ledger.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        check(state, Expect::Directory).map_err(|e| format!("state directory {e}"))?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = ledger.as_os_str().to_os_string();
+            name.push(suffix);
+            let file = std::path::PathBuf::from(name);
+            if std::fs::symlink_metadata(&file).is_ok() {
+                check(&file, Expect::File).map_err(|e| format!("ledger {e}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The specs of the sets jails and recidive use: `[sets.NAME]` when the
@@ -283,6 +353,8 @@ impl<'a> Daemon<'a> {
             last_metrics: Instant::now() - Duration::from_secs(3600),
             firewalld_watched: false,
             fail2ban,
+            reloading: false,
+            reload_again: false,
         };
         daemon.jails = daemon.build_jails(Vec::new());
         Ok(daemon)
@@ -359,16 +431,14 @@ impl<'a> Daemon<'a> {
     }
 
     fn stop_sources(&mut self) {
-        for s in self.sources.drain(..) {
-            s.stop();
-        }
+        sources::stop_all(std::mem::take(&mut self.sources));
     }
 
     /// Runs until SIGTERM/SIGINT.
     pub fn run(mut self) -> Result<()> {
         keeper::spawn_signal_thread(self.events_tx.clone())?;
         if let Some(addr) = self.settings.watch.metrics_listen {
-            metrics::serve(addr, self.metrics_text.clone())?;
+            let _ = metrics::serve(addr, self.metrics_text.clone())?;
         }
         keeper::spawn_monitors(self.events_tx.clone());
         self.ensure_sets();
@@ -408,8 +478,11 @@ impl<'a> Daemon<'a> {
 
     fn shutdown(mut self) -> Result<()> {
         self.stop_sources();
+        // Failures read before the stop count (a ban they complete is
+        // made), as on reload: the position saved below covers their lines,
+        // so dropping them would skip them for good.
         while let Ok(event) = self.events.try_recv() {
-            if let Event::Position { .. } = event {
+            if let Event::Position { .. } | Event::Failure { .. } = event {
                 self.handle(event);
             }
         }
@@ -426,9 +499,10 @@ impl<'a> Daemon<'a> {
                 jail,
                 target,
                 at,
+                resume,
             } => {
                 if generation == self.generation {
-                    self.failure(jail, target, at);
+                    self.failure(jail, target, at, resume);
                 }
             }
             Event::Position { source, value } => {
@@ -449,13 +523,29 @@ impl<'a> Daemon<'a> {
                     host_addresses().len()
                 );
             }
-            Event::Reload => self.reload(),
+            Event::Reload => self.start_reload(),
+            Event::Reloaded(loaded) => self.apply_reload(*loaded),
             Event::Shutdown => {}
         }
     }
 
     /// One failure: count it, and ban at `maxretry`.
-    fn failure(&mut self, jail_index: usize, target: Target, at: i64) {
+    ///
+    /// A crash must not count a line twice: a ban is recorded together with
+    /// its source's position after the line that made it, in one ledger
+    /// transaction, so a restart resumes after that line (escalation and
+    /// recidive would otherwise count one offence as two). Failures that
+    /// did not ban yet live only in memory, lost with the process anyway:
+    /// the lines after the last ban are read again after a crash and
+    /// rebuild them, which is the replay we accept (decided: keeping every
+    /// line's position durable would cost a commit per line).
+    fn failure(
+        &mut self,
+        jail_index: usize,
+        target: Target,
+        at: i64,
+        resume: Option<(SourceKey, String)>,
+    ) {
         let jail = &mut self.jails[jail_index];
         if jail.allowlist.check(&target, false).is_err() {
             return;
@@ -486,7 +576,7 @@ impl<'a> Daemon<'a> {
         } else {
             String::new()
         };
-        if self.ban(&name, &set, target, bantime, maxretry, &note) {
+        if self.ban(&name, &set, target, bantime, maxretry, &note, resume) {
             self.jails[jail_index].bans += 1;
             let on_ban = self.jails[jail_index].settings.on_ban.clone();
             self.notifier.notify(
@@ -504,7 +594,10 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Bans through the engine, records the ban in the history, logs it.
+    /// Bans through the engine, records the ban in the history (with
+    /// `resume`, the source's position after the line that made it, in the
+    /// same transaction), logs it.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the ban's log line
     fn ban(
         &mut self,
         jail: &str,
@@ -513,6 +606,7 @@ impl<'a> Daemon<'a> {
         bantime: Timeout,
         failures: u32,
         note: &str,
+        resume: Option<(SourceKey, String)>,
     ) -> bool {
         let request = BanRequest {
             target,
@@ -532,8 +626,19 @@ impl<'a> Daemon<'a> {
                 }
                 let now = self.ctx.clock.now();
                 if let Ok(tx) = self.ctx.ledger.begin() {
-                    if tx.record_ban_event(&target, jail, now).is_ok() {
-                        let _ = tx.commit();
+                    let position = match &resume {
+                        Some((source, value)) => tx.set_meta(&position_key(source), value),
+                        None => Ok(()),
+                    };
+                    if position.is_ok()
+                        && tx.record_ban_event(&target, jail, now).is_ok()
+                        && tx.commit().is_ok()
+                    {
+                        if let Some((source, value)) = resume {
+                            // Later positions of this source come after it
+                            // in the channel; none can take it back.
+                            self.positions.insert(source, value);
+                        }
                     }
                 }
                 let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -604,6 +709,7 @@ impl<'a> Daemon<'a> {
                 bantime,
                 count as u32,
                 &format!(" (bans within {})", format_duration(findtime)),
+                None,
             );
         }
     }
@@ -686,36 +792,66 @@ impl<'a> Daemon<'a> {
         release_free_memory();
     }
 
-    fn reload(&mut self) {
-        let mut config = match Config::load(self.ctx.global.config.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                log!("reload refused, keeping the running configuration: {e:#}");
-                return;
-            }
-        };
-        let settings =
-            match load_settings(&mut config, self.fail2ban.as_deref()).and_then(|(s, notices)| {
-                let specs = set_specs(&config, &s)?;
-                for n in notices {
-                    log!("fail2ban: {n}");
-                }
-                Ok((s, specs))
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    log!("reload refused, keeping the running configuration: {e:#}");
-                    return;
-                }
-            };
+    /// SIGHUP: reads the configuration on its own thread. Reading can take
+    /// long (a large or hostile fail2ban tree, a slow disk); the loop keeps
+    /// banning and healing meanwhile, and applies the result when it comes
+    /// (`Event::Reloaded`). SIGHUPs during a read make one more read after
+    /// it, so the last edit is always the one applied.
+    fn start_reload(&mut self) {
+        if self.reloading {
+            self.reload_again = true;
+            return;
+        }
+        let path = self.ctx.global.config.clone();
+        let fail2ban = self.fail2ban.clone();
+        let ledger = std::path::PathBuf::from(self.ctx.ledger.path());
+        let tx = self.events_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let loaded = read_for_reload(path.as_deref(), fail2ban.as_deref(), &ledger)
+                    .map_err(|e| format!("{e:#}"));
+                let _ = tx.send(Event::Reloaded(Box::new(loaded)));
+            });
+        match spawned {
+            Ok(_) => self.reloading = true,
+            Err(e) => log!("reload refused, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Applies what the reload thread read.
+    fn apply_reload(&mut self, loaded: std::result::Result<Loaded, String>) {
+        self.reloading = false;
+        match loaded {
+            Ok(loaded) => self.apply_loaded(loaded),
+            Err(e) => log!("reload refused, keeping the running configuration: {e}"),
+        }
+        if std::mem::take(&mut self.reload_again) {
+            self.start_reload();
+        }
+    }
+
+    fn apply_loaded(&mut self, loaded: Loaded) {
+        for n in &loaded.notices {
+            log!("fail2ban: {n}");
+        }
         self.stop_sources();
         // Failures already read by the old sources still count.
+        let mut shutdown = false;
         while let Ok(event) = self.events.try_recv() {
+            if matches!(event, Event::Shutdown) {
+                shutdown = true;
+                continue;
+            }
             self.handle(event);
         }
-        self.ctx.config = config;
-        self.settings = settings.0;
-        self.specs = settings.1;
+        if shutdown {
+            // Heard again by the loop once the reload is done.
+            let _ = self.events_tx.send(Event::Shutdown);
+        }
+        self.ctx.config = loaded.config;
+        self.settings = loaded.settings;
+        self.specs = loaded.specs;
         self.keeper = keeper::Keeper::new(&self.settings.watch);
         let old = std::mem::take(&mut self.jails);
         self.jails = self.build_jails(old);
@@ -985,6 +1121,27 @@ impl<'a> Daemon<'a> {
             last_heal_ms: self.keeper.last_heal_ms,
         }
     }
+}
+
+/// What a reload reads, validates and checks, as start-up does; run on
+/// the reload thread, never on the loop.
+fn read_for_reload(
+    config_path: Option<&std::path::Path>,
+    fail2ban: Option<&std::path::Path>,
+    ledger: &std::path::Path,
+) -> Result<Loaded> {
+    let mut config = Config::load(config_path)?;
+    let (settings, notices) = load_settings(&mut config, fail2ban)?;
+    if let Err(e) = check_inputs(&config, &settings, fail2ban, Some(ledger)) {
+        anyhow::bail!("{e}");
+    }
+    let specs = set_specs(&config, &settings)?;
+    Ok(Loaded {
+        config,
+        settings,
+        specs,
+        notices,
+    })
 }
 
 /// Hands memory freed after a large restore (the ledger's and the kernel's
