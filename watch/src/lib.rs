@@ -1,7 +1,9 @@
 //! banset-watch: the log watcher's pure layers.
 //!
-//! Pipeline: a source yields lines; [`logtime`] splits off the date; one
-//! [`Matcher`] per source runs every filter reading that source in one scan;
+//! Pipeline: a source yields entries; one [`pipeline::LinePipeline`] per
+//! source splits off the date ([`logtime`]) and runs every filter reading
+//! that source in one [`Matcher`] scan, the same code for the daemon,
+//! `regex-test` and `watch --check`;
 //! each hit goes to its jail's [`FailureWindows`]; a jail that reaches
 //! `maxretry` decides a ban, whose length [`config::Escalation`] stretches for repeat
 //! offenders. Nothing here touches the OS; the file and journal followers
@@ -18,6 +20,7 @@ pub mod follow;
 pub mod logtime;
 mod matcher;
 mod multiline;
+pub mod pipeline;
 mod tags;
 mod window;
 

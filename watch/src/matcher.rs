@@ -191,6 +191,25 @@ impl Matcher {
         self.scan_line(line, line, hits)
     }
 
+    /// Scans a line that has no date to cut: a journal entry, whose time is
+    /// the entry's own. Every filter sees the line whole, as fail2ban's
+    /// journal backend hands an entry to its filters, so a date inside the
+    /// message (exim writes one) stays text the failregex may expect.
+    pub fn scan_undated(&self, line: &[u8], hits: &mut Vec<Hit>) -> Scan {
+        if line.len() > MAX_LINE_LEN {
+            return Scan::TooLong;
+        }
+        let before = hits.len();
+        for group in &self.groups {
+            self.scan_group(group, line, hits);
+        }
+        if hits.len() > before {
+            Scan::Hit
+        } else {
+            Scan::Missed
+        }
+    }
+
     /// Scans one line: `full` as read, `rest` what follows its leading
     /// syslog/ISO date ([`crate::logtime::split_date`]; `full` itself when
     /// it has none). Filters with a fail2ban `datepattern` cut their own

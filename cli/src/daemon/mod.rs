@@ -23,7 +23,8 @@ use banset_core::{
     Target, Timeout,
 };
 use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
-use banset_watch::{FailureWindows, Matcher};
+use banset_watch::pipeline::source_pipelines;
+use banset_watch::FailureWindows;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -86,7 +87,6 @@ pub struct Daemon<'a> {
     positions_dirty: bool,
     events_tx: Sender<Event>,
     events: Receiver<Event>,
-    utc_offset: i64,
     keeper: keeper::Keeper,
     started: i64,
     unbans: u64,
@@ -175,10 +175,10 @@ pub fn load_settings(
             settings.jails.push(jail.settings);
         }
     }
-    // Compile every source's combined matcher now, so a problem is a
-    // config error, not a failure at run time.
-    for (key, (filters, _)) in group_sources(&settings.jails) {
-        Matcher::new(&filters).map_err(|e| {
+    // Build every source's pipeline now, so a problem is a config error,
+    // not a failure at run time (`--check` stops here too).
+    for (key, built) in source_pipelines(&settings.jails) {
+        built.map_err(|e| {
             crate::errors::Usage(format!("{}: source {key}: {e}", config.origin_name()))
         })?;
     }
@@ -213,20 +213,6 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
 
 /// Groups jails by source: per source, the filters in jail order and the
 /// jail index of each.
-fn group_sources(
-    jails: &[JailSettings],
-) -> BTreeMap<SourceKey, (Vec<banset_watch::FilterDef>, Vec<usize>)> {
-    let mut by_source: BTreeMap<SourceKey, (Vec<_>, Vec<usize>)> = BTreeMap::new();
-    for (i, jail) in jails.iter().enumerate() {
-        for key in &jail.sources {
-            let entry = by_source.entry(key.clone()).or_default();
-            entry.0.push(jail.filter.clone());
-            entry.1.push(i);
-        }
-    }
-    by_source
-}
-
 fn position_key(source: &SourceKey) -> String {
     format!("watch.position:{source}")
 }
@@ -256,7 +242,6 @@ impl<'a> Daemon<'a> {
             positions_dirty: false,
             events_tx,
             events,
-            utc_offset: local_utc_offset(),
             keeper,
             started: now,
             unbans: 0,
@@ -314,9 +299,9 @@ impl<'a> Daemon<'a> {
 
     fn start_sources(&mut self) {
         self.generation += 1;
-        for (key, (filters, jail_of_filter)) in group_sources(&self.settings.jails) {
-            let matcher = match Matcher::new(&filters) {
-                Ok(m) => Arc::new(m),
+        for (key, built) in source_pipelines(&self.settings.jails) {
+            let pipeline = match built {
+                Ok(p) => p,
                 Err(e) => {
                     log!("source {key}: {e}; not watched");
                     continue;
@@ -332,11 +317,9 @@ impl<'a> Daemon<'a> {
             });
             let spec = SourceSpec {
                 key: key.clone(),
-                matcher,
-                jail_of_filter,
+                pipeline,
                 saved,
                 journalctl: self.settings.watch.journalctl.clone(),
-                utc_offset: self.utc_offset,
                 generation: self.generation,
             };
             self.sources
@@ -985,18 +968,5 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only releases free heap pages.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Seconds east of UTC of the local zone now, for log dates without a zone.
-fn local_utc_offset() -> i64 {
-    // SAFETY: time(NULL) and localtime_r into a zeroed tm we own.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return 0;
-        }
-        tm.tm_gmtoff
     }
 }

@@ -20,7 +20,8 @@ use banset_core::Target;
 
 use super::load_filter;
 use super::reader::Options;
-use crate::{Matcher, Scan};
+use crate::pipeline::{LinePipeline, RawEntry};
+use crate::Scan;
 
 /// The result of a measurement.
 #[derive(Debug, Default, Clone)]
@@ -177,7 +178,7 @@ struct Variant {
 
 fn compare_samples(config_dir: &Path, logs_dir: &Path, name: &str, report: &mut Report) {
     let mut files: Vec<PathBuf> = vec![logs_dir.join(name)];
-    let mut cache: BTreeMap<String, Option<Matcher>> = BTreeMap::new();
+    let mut cache: BTreeMap<String, Option<LinePipeline>> = BTreeMap::new();
     let mut i = 0;
     let mut common = serde_json::Map::new();
     let mut variants: Vec<(String, Variant)> = Vec::new();
@@ -340,7 +341,7 @@ fn condition(
 
 /// Loads the filter for `opts` once; returns its cache key.
 fn ensure(
-    cache: &mut BTreeMap<String, Option<Matcher>>,
+    cache: &mut BTreeMap<String, Option<LinePipeline>>,
     config_dir: &Path,
     name: &str,
     opts: &serde_json::Map<String, serde_json::Value>,
@@ -350,7 +351,7 @@ fn ensure(
     cache.entry(key.clone()).or_insert_with(|| {
         load_filter(config_dir, name, &args, &Options::new(), None)
             .ok()
-            .and_then(|f| Matcher::new(&[f.def]).ok())
+            .and_then(|f| LinePipeline::new(&[f.def]).ok())
     });
     key
 }
@@ -387,20 +388,26 @@ fn annotation(line: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// What banset finds: `None` no failure, `Some(address)`.
-fn run(matcher: &Matcher, line: &str, v: &Variant) -> Option<Target> {
-    let mut hits = Vec::new();
-    let scan = if v.journal {
-        let full = format!("{}{line}", v.prefix);
-        matcher.scan(full.as_bytes(), &mut hits)
+/// What banset finds: `None` no failure, `Some(address)`. Journal
+/// samples (`logtype = journal`) are entries: their text is the prefix the
+/// sample names and the line, with no date cut out of it.
+fn run(pipeline: &LinePipeline, line: &str, v: &Variant) -> Option<Target> {
+    let mut found = Vec::new();
+    let full;
+    let entry = if v.journal {
+        full = format!("{}{line}", v.prefix);
+        RawEntry::Journal {
+            line: full.as_bytes(),
+            at: None,
+        }
     } else {
-        let (_, rest) = crate::logtime::split_date(line.as_bytes());
-        matcher.scan_line(line.as_bytes(), rest, &mut hits)
+        RawEntry::Line(line.as_bytes())
     };
-    if scan != Scan::Hit {
+    // Only what matched is compared here, not when (2100-01-01).
+    if pipeline.process(entry, 4_102_444_800, &mut found) != Scan::Hit {
         return None;
     }
-    hits.into_iter().find(|h| !h.ignored).map(|h| h.target)
+    found.into_iter().find(|h| !h.ignored).map(|h| h.target)
 }
 
 fn record(
