@@ -97,3 +97,9 @@ impl Progress {
         }
     }
 }
+
+/// `n` and the noun, singular for one: "1 address", "2 addresses".
+pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -16,28 +16,11 @@ use banset_core::{Clock, SystemClock};
 use banset_watch::fail2ban::compat::filter_modes;
 use banset_watch::fail2ban::load_filter;
 use banset_watch::pipeline::{Failure, LinePipeline, RawEntry};
-use common::Sandbox;
+use common::{syslog_date, Sandbox};
 use serde_json::Value;
 
 const CONFIG: &str = "/etc/fail2ban";
 const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
-
-/// `t` as the local wall clock, in syslog's `Mmm dd HH:MM:SS`.
-fn syslog_date(t: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    // SAFETY: localtime_r into a zeroed tm we own.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        assert!(!libc::localtime_r(&(t as libc::time_t), &mut tm).is_null());
-        tm
-    };
-    format!(
-        "{} {:>2} {:02}:{:02}:{:02}",
-        MONTHS[tm.tm_mon as usize], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
-    )
-}
 
 /// The sample line with its leading syslog date replaced by `date`; other
 /// lines as they are (both paths read them alike). Whether it was re-dated.

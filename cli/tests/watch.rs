@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{append, kernel_test, nft_members, wait_until, Sandbox};
+use common::{append, kernel_test, nft_members, syslog_date, wait_until, Sandbox};
 use serde_json::Value;
 
 /// A running `banset watch`, stopped (SIGTERM, then wait) on drop; its
@@ -201,6 +201,59 @@ fn a_restart_resumes_where_it_stopped_and_counts_no_line_twice() {
                 w.output()
             );
             assert!(!nft_members("sshd_v4").contains(&"203.0.113.1".to_string()));
+        },
+    );
+}
+
+#[test]
+fn lines_older_than_findtime_as_of_now_do_not_count_and_status_counts_them() {
+    kernel_test(
+        "lines_older_than_findtime_as_of_now_do_not_count_and_status_counts_them",
+        || {
+            let sb = Sandbox::new("watch-too-old");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, ""));
+            append(&log, &[]);
+            let w = Watcher::start(&sb);
+            // Three failures dated ten days ago (a backlog read after
+            // downtime), findtime 10 minutes, maxretry 3: fail2ban ignores
+            // them, and so must banset.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let old = syslog_date(now - 10 * 86_400);
+            append(
+                &log,
+                &vec![format!("{old} {}", sshd_fail("203.0.113.20")); 3],
+            );
+            assert!(
+                wait_until(|| sb.ok(&["status", "--json"]).contains("\"too_old\":3")),
+                "{}",
+                w.output()
+            );
+            assert!(
+                nft_members("sshd_v4").is_empty(),
+                "{:?}",
+                nft_members("sshd_v4")
+            );
+            let status = sb.ok(&["status"]);
+            assert!(
+                status.contains("3 lines older than 10m when read, not counted"),
+                "{status}"
+            );
+            // Current failures of the same address still count from zero.
+            append(&log, &vec![sshd_fail("203.0.113.20"); 2]);
+            assert!(wait_until(|| sb
+                .ok(&["status", "--json"])
+                .contains("\"lines\":5")));
+            assert!(nft_members("sshd_v4").is_empty());
+            append(&log, &[sshd_fail("203.0.113.20")]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4") == ["203.0.113.20"]),
+                "{}",
+                w.output()
+            );
         },
     );
 }

@@ -31,4 +31,4 @@ pub use tags::{
     expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, parse_host, TagError,
     HOST_GROUP,
 };
-pub use window::FailureWindows;
+pub use window::{Counted, FailureWindows};

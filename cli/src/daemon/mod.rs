@@ -24,7 +24,7 @@ use banset_core::{
 };
 use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
 use banset_watch::pipeline::source_pipelines;
-use banset_watch::FailureWindows;
+use banset_watch::{Counted, FailureWindows};
 
 use crate::config::Config;
 use crate::context::Context;
@@ -67,6 +67,8 @@ struct Jail {
     allowlist: Allowlist,
     bans: u64,
     failures: u64,
+    /// Failures older than `findtime` when read: not counted.
+    too_old: u64,
 }
 
 /// Logs one line on stderr (journald keeps it when run by systemd).
@@ -292,6 +294,7 @@ impl<'a> Daemon<'a> {
                     windows,
                     bans: 0,
                     failures: 0,
+                    too_old: 0,
                 }
             })
             .collect()
@@ -429,16 +432,23 @@ impl<'a> Daemon<'a> {
         if jail.allowlist.check(&target, false).is_err() {
             return;
         }
-        jail.failures += 1;
-        if !jail.windows.fail(target, at) {
-            return;
+        let now = self.ctx.clock.now();
+        match jail.windows.count(target, at, now) {
+            Counted::TooOld => {
+                jail.too_old += 1;
+                return;
+            }
+            Counted::Counted => {
+                jail.failures += 1;
+                return;
+            }
+            Counted::Reached => jail.failures += 1,
         }
         let name = jail.settings.name.clone();
         let set = jail.settings.set.clone();
         let base = jail.settings.bantime;
         let escalation = jail.settings.escalation;
         let maxretry = jail.settings.maxretry;
-        let now = self.ctx.clock.now();
         let earlier = match escalation {
             Some(e) => self
                 .ctx
@@ -832,6 +842,11 @@ impl<'a> Daemon<'a> {
             "counter",
             "Failures the jail counted since the daemon started.",
         );
+        let mut too_old = Family::new(
+            "banset_jail_too_old_failures_total",
+            "counter",
+            "Failures older than the jail's findtime when read (a backlog after downtime): not counted.",
+        );
         let mut failing = Family::new(
             "banset_jail_failing_addresses",
             "gauge",
@@ -841,6 +856,7 @@ impl<'a> Daemon<'a> {
             let jail = [("jail", j.settings.name.as_str())];
             bans = bans.sample(&jail, j.bans as f64);
             failures = failures.sample(&jail, j.failures as f64);
+            too_old = too_old.sample(&jail, j.too_old as f64);
             failing = failing.sample(&jail, j.windows.tracked() as f64);
         }
         let mut lines = Family::new(
@@ -887,6 +903,7 @@ impl<'a> Daemon<'a> {
             set_bans,
             bans,
             failures,
+            too_old,
             failing,
             Family::new(
                 "banset_unbans_total",
@@ -941,6 +958,7 @@ impl<'a> Daemon<'a> {
                     tracked: j.windows.tracked() as u64,
                     failures: j.windows.total_failures(now) as u64,
                     bans: j.bans,
+                    too_old: j.too_old,
                 })
                 .collect(),
             sources: self
