@@ -265,8 +265,13 @@ impl Matcher {
             let mut ignored = None;
             let found = match slot {
                 Slot::Fail(r) => filter.fail[r].exact.capture(line).map(|c| {
-                    let target = c.host.and_then(|h| parse_host(&line[h]));
-                    (r, target, c.nofail || c.gained)
+                    match offender(c.host.map(|h| &line[h]), None) {
+                        Offender::Address(t) => (r, Some(t), c.nofail || c.gained),
+                        Offender::None => (r, None, c.nofail || c.gained),
+                        // Matched, naming no address: the filter is done
+                        // with this line (no later failregex gets a say).
+                        Offender::NotAnAddress => (r, None, true),
+                    }
                 }),
                 Slot::Pref => two_stage(filter, line),
                 Slot::Lines => {
@@ -312,6 +317,28 @@ fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
     date_end > 0
         && (full[date_end - 1].is_ascii_digit() || full[date_end - 1] == b'Z')
         && full.get(date_end).is_none_or(|&b| b == b' ')
+}
+
+/// Whom a match names.
+pub(crate) enum Offender {
+    /// An address.
+    Address(Target),
+    /// No address tag took part in the match (a connection's line that
+    /// gets its address from another line).
+    None,
+    /// The tag matched text that is not an address: a host name (never
+    /// resolved: the name is the attacker's to choose) or a malformed
+    /// address. Such a line counts against no one.
+    NotAnAddress,
+}
+
+/// The offender of a match: the failregex's address capture, else the
+/// prefregex's.
+pub(crate) fn offender(fail: Option<&[u8]>, pref: Option<&[u8]>) -> Offender {
+    match fail.or(pref) {
+        None => Offender::None,
+        Some(text) => parse_host(text).map_or(Offender::NotAnAddress, Offender::Address),
+    }
 }
 
 /// What one connection (one `<F-MLFID>`, e.g. sshd's `host sshd[PID]: `)
@@ -418,9 +445,15 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         let Some(c) = filter.fail[r].exact.capture(content) else {
             continue;
         };
-        let target = match &c.host {
-            Some(h) => parse_host(&content[h.clone()]),
-            None => pref.host.clone().and_then(|h| parse_host(&line[h])),
+        let target = match offender(
+            c.host.clone().map(|h| &content[h]),
+            pref.host.clone().map(|h| &line[h]),
+        ) {
+            Offender::Address(t) => Some(t),
+            Offender::None => None,
+            // A name: no failure, and nothing the connection remembers
+            // (a later line's address must not complete it).
+            Offender::NotAnAddress => return Some((r, None, true)),
         };
         let marks = Captured {
             nofail: c.nofail || pref.nofail,

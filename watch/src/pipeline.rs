@@ -215,6 +215,44 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_host_name_where_host_stands_gives_no_address_never_a_later_one() {
+        // pam-generic's shape: the first rhost= is the offender's; a name
+        // there must not let the regex slide on to an address the client
+        // wrote further along (a user name, a second field).
+        let p = LinePipeline::new(&[
+            FilterDef::new(
+                "pam",
+                vec![Pattern::new(r"^\S+ \S+: .*? rhost=<HOST>(?: |$)")],
+                Vec::new(),
+            ),
+            FilterDef::new(
+                "two",
+                vec![
+                    Pattern::new(r"^\S+ \S+: login failed from <HOST>"),
+                    Pattern::new(r"^\S+ \S+: login failed .* for <HOST>"),
+                ],
+                Vec::new(),
+            ),
+        ])
+        .unwrap();
+        let none = |line: &str| failures(&p, RawEntry::Line(line.as_bytes()));
+        assert_eq!(
+            none("h pam: auth failure; rhost=evil.example user=x rhost=192.0.2.152"),
+            vec![]
+        );
+        // The first failregex matched a name: the filter is done with the
+        // line, a later failregex does not get to pick another address.
+        assert_eq!(
+            none("h pam: login failed from evil.example for 192.0.2.7"),
+            vec![]
+        );
+        assert_eq!(
+            none("h pam: auth failure; rhost=192.0.2.9 user=x"),
+            vec![(NOW, "192.0.2.9".into())]
+        );
+    }
+
     fn filter_dir(files: &[(&str, &str)]) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!(
             "banset-pipeline-{}-{:?}",
