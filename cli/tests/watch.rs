@@ -574,8 +574,50 @@ fn regex_test_reports_counts_per_regex_and_json() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown filter \"nosuch\""));
     let out = sb.run(&["regex-test", "/nonexistent/log", "sshd"]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/log"));
+}
+
+#[test]
+fn counts_of_one_are_singular_in_messages() {
+    let sb = Sandbox::new("singular");
+    let log = sb.file("auth.log", &sshd_fail("203.0.113.5"));
+    let out = sb.ok(&["regex-test", log.to_str().unwrap(), "sshd"]);
+    assert!(out.contains("Lines: 1 line, 1 matched"), "{out}");
+    let sb = sb.with_config(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"/var/log/auth.log\"]\nmaxretry = 1\nfindtime = \"10m\"\nbantime = \"1h\"\n",
+    );
+    let out = sb.ok(&["watch", "--check"]);
+    assert!(out.contains("filter sshd, 1 failure in 600s"), "{out}");
+}
+
+#[test]
+fn a_missing_input_file_is_a_usage_error_in_every_command() {
+    // DESIGN: 2 for what the user can fix (a wrong path), 3 for kernel,
+    // permission and I/O failures. regex-test said 3 for a missing log.
+    let sb = Sandbox::new("missing-input");
+    for args in [
+        &["regex-test", "/nonexistent/log", "sshd"][..],
+        &["add", "x", "--file", "/nonexistent/list", "--dry-run"],
+        &["regex-test", "/etc/hostname/x", "sshd"],
+    ] {
+        let out = sb.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("/nonexistent") || err.contains("/etc/hostname/x"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_banset"))
+        .args(["--state-dir", sb.dir().to_str().unwrap()])
+        .args(["--config", "/nonexistent/banset.toml", "watch", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("config /nonexistent/banset.toml"), "{err}");
 }
 
 #[test]

@@ -14,7 +14,8 @@ use banset_watch::{builtin_filter, FilterDef, Pattern, Scan, BUILTIN_FILTERS};
 use serde::Serialize;
 
 use crate::args::RegexTestArgs;
-use crate::errors::{usage, EXIT_OK};
+use crate::errors::{input_file_error, usage, EXIT_OK};
+use crate::output::counted;
 use crate::output::stdout;
 
 #[derive(Serialize)]
@@ -117,10 +118,7 @@ pub fn run(args: RegexTestArgs) -> Result<i32> {
     let input: Box<dyn Read> = if args.log == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(
-            std::fs::File::open(&args.log)
-                .with_context(|| format!("log {}", args.log.display()))?,
-        )
+        Box::new(std::fs::File::open(&args.log).map_err(|e| input_file_error("log", &args.log, e))?)
     };
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut out = stdout();
@@ -199,8 +197,8 @@ pub fn run(args: RegexTestArgs) -> Result<i32> {
     )?;
     writeln!(
         out,
-        "Lines: {} lines, {} matched, {} ignored, {} missed{}",
-        totals.lines,
+        "Lines: {}, {} matched, {} ignored, {} missed{}",
+        counted(totals.lines, "line", "lines"),
         totals.matched,
         totals.ignored,
         totals.missed,

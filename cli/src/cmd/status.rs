@@ -38,7 +38,9 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
         writeln!(out, "{}", describe_spec(&s.spec))?;
         let kernel = match (&s.health, s.kernel_members, &s.kernel_error) {
             (_, _, Some(err)) => format!("kernel unreadable: {err}"),
-            (Some(h), Some(n), _) => format!("kernel: {h}, {n} members"),
+            (Some(h), Some(n), _) => {
+                format!("kernel: {h}, {}", counted(n as u64, "member", "members"))
+            }
             (Some(h), None, _) => format!("kernel: {h}"),
             _ => "kernel: unknown".into(),
         };

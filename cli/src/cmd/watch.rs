@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::daemon::{load_settings, set_specs, Daemon};
 use crate::errors::EXIT_OK;
+use crate::output::counted;
 
 pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     crate::daemon::logging::init(args.log_format);
@@ -34,10 +35,10 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
         for jail in &settings.jails {
             let sources: Vec<String> = jail.sources.iter().map(|s| s.to_string()).collect();
             println!(
-                "jail {}: filter {}, {} failures in {}s ban for {} in set {}; reads {}",
+                "jail {}: filter {}, {} in {}s ban for {} in set {}; reads {}",
                 jail.name,
                 jail.filter.name,
-                jail.maxretry,
+                counted(jail.maxretry, "failure", "failures"),
                 jail.findtime,
                 jail.bantime,
                 jail.set,
@@ -46,8 +47,11 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
         }
         if let Some(r) = &settings.recidive {
             println!(
-                "recidive: {} bans in {}s ban for {} in set {}",
-                r.bans, r.findtime, r.bantime, r.set
+                "recidive: {} in {}s ban for {} in set {}",
+                counted(r.bans, "ban", "bans"),
+                r.findtime,
+                r.bantime,
+                r.set
             );
         }
         for spec in specs.values() {

@@ -20,6 +20,7 @@ use banset_watch::config::WatchSettings;
 
 use super::{log, Event};
 use crate::context::Context;
+use crate::output::counted;
 
 /// nf_tables subsystem id, and the message types that delete objects.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -200,12 +201,13 @@ impl Keeper {
                             ("ms", format!("{ms:.2}")),
                         ],
                         &format!(
-                            "repair {}: kernel objects were {}; re-created with {added} bans in {ms:.1} ms",
+                            "repair {}: kernel objects were {}; re-created with {} in {ms:.1} ms",
                             spec.name,
                             match health {
                                 SetHealth::Missing => "missing",
                                 _ => "incomplete",
                             },
+                            counted(added as u64, "ban", "bans"),
                         ),
                     );
                 }

@@ -29,6 +29,7 @@ use banset_watch::{Counted, FailureWindows};
 use crate::config::Config;
 use crate::context::Context;
 use crate::host_addrs::host_addresses;
+use crate::output::counted;
 use crate::set_options::build_spec;
 use sources::{SourceHandle, SourceSpec};
 
@@ -161,8 +162,8 @@ pub fn load_settings(
                     None => {
                         let j = &jail.settings;
                         notices.push(format!(
-                            "{why} banset counts its own bans instead: {} bans in {}s ban for {} in set {}",
-                            j.maxretry, j.findtime, j.bantime, j.set
+                            "{why} banset counts its own bans instead: {} in {}s ban for {} in set {}",
+                            counted(j.maxretry, "ban", "bans"), j.findtime, j.bantime, j.set
                         ));
                         settings.recidive = Some(banset_watch::config::Recidive {
                             bans: j.maxretry,
@@ -349,10 +350,10 @@ impl<'a> Daemon<'a> {
         self.restore();
         self.start_sources();
         log!(
-            "watching: {} jails, {} sources, {} sets",
-            self.jails.len(),
-            self.sources.len(),
-            self.specs.len()
+            "watching: {}, {}, {}",
+            counted(self.jails.len() as u64, "jail", "jails"),
+            counted(self.sources.len() as u64, "source", "sources"),
+            counted(self.specs.len() as u64, "set", "sets")
         );
         loop {
             let tick = if self.keeper.change_pending() {
@@ -417,8 +418,13 @@ impl<'a> Daemon<'a> {
                 self.jails = self.build_jails(old);
                 self.ctx.allowlist = self.global_allowlist();
                 log!(
-                    "host addresses changed: {} addresses of this host are never banned",
-                    host_addresses().len()
+                    "host addresses changed: {} of this host {} never banned",
+                    counted(host_addresses().len() as u64, "address", "addresses"),
+                    if host_addresses().len() == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    }
                 );
             }
             Event::Reload => self.reload(),
@@ -522,13 +528,17 @@ impl<'a> Daemon<'a> {
                         ("address", target.to_string()),
                         ("jail", jail.to_string()),
                         ("set", set.to_string()),
-                        ("timeout", bantime.secs().map_or("-1".into(), |s| s.to_string())),
+                        (
+                            "timeout",
+                            bantime.secs().map_or("-1".into(), |s| s.to_string()),
+                        ),
                         ("failures", failures.to_string()),
                         ("ms", format!("{ms:.2}")),
                     ],
                     &format!(
-                        "ban {target} jail={jail} set={set} for {} after {failures} failures{note} ({ms:.1} ms)",
+                        "ban {target} jail={jail} set={set} for {} after {}{note} ({ms:.1} ms)",
                         bantime.secs().map_or("ever".to_string(), format_duration),
+                        counted(failures, "failure", "failures"),
                     ),
                 );
                 true
@@ -659,8 +669,9 @@ impl<'a> Daemon<'a> {
             Ok(reports) => {
                 let added: usize = reports.iter().map(|r| r.added).sum();
                 log!(
-                    "restored {} sets from the ledger ({added} bans re-added) in {:.0} ms",
-                    reports.len(),
+                    "restored {} from the ledger ({} re-added) in {:.0} ms",
+                    counted(reports.len() as u64, "set", "sets"),
+                    counted(added as u64, "ban", "bans"),
                     started.elapsed().as_secs_f64() * 1e3
                 );
             }
@@ -707,9 +718,9 @@ impl<'a> Daemon<'a> {
         self.watch_firewalld();
         self.start_sources();
         log!(
-            "reloaded: {} jails, {} sources",
-            self.jails.len(),
-            self.sources.len()
+            "reloaded: {}, {}",
+            counted(self.jails.len() as u64, "jail", "jails"),
+            counted(self.sources.len() as u64, "source", "sources")
         );
     }
 
@@ -759,8 +770,8 @@ impl<'a> Daemon<'a> {
                         ("bans", targets.len().to_string()),
                     ],
                     &format!(
-                        "unban {} addresses from set {set} (bans over)",
-                        targets.len()
+                        "unban {} from set {set} (bans over)",
+                        counted(targets.len() as u64, "address", "addresses")
                     ),
                 );
             }
