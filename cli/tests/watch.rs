@@ -579,6 +579,35 @@ fn regex_test_reports_counts_per_regex_and_json() {
 }
 
 #[test]
+fn check_says_when_the_daemon_keeps_the_ledgers_set_instead_of_new_ports() {
+    kernel_test(
+        "check_says_when_the_daemon_keeps_the_ledgers_set_instead_of_new_ports",
+        || {
+            let sb = Sandbox::new("check-kept-set");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, "[sets.sshd]\nports = \"22\"\n"));
+            let out = sb.ok(&["watch", "--check"]);
+            assert!(out.contains("tcp ports 22"), "{out}");
+            assert!(!out.contains("not applied"), "{out}");
+            sb.ok(&["create", "sshd", "--ports", "22"]);
+            // The set exists as configured: nothing to say.
+            let out = sb.ok(&["watch", "--check"]);
+            assert!(!out.contains("not applied"), "{out}");
+            // New ports in the config: the running daemon keeps the
+            // ledger's set, and --check must not suggest otherwise.
+            let sb = sb.with_config(&config(&log, "[sets.sshd]\nports = \"22,2222\"\n"));
+            let out = sb.ok(&["watch", "--check"]);
+            assert!(out.contains("tcp ports 22,2222"), "{out}");
+            assert!(
+                out.contains("not applied: the ledger has set sshd as")
+                    && out.contains("keeps that"),
+                "{out}"
+            );
+        },
+    );
+}
+
+#[test]
 fn counts_of_one_are_singular_in_messages() {
     let sb = Sandbox::new("singular");
     let log = sb.file("auth.log", &sshd_fail("203.0.113.5"));

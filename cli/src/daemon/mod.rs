@@ -188,6 +188,32 @@ pub fn load_settings(
     Ok((settings, notices))
 }
 
+/// What the daemon does with a set the config (or a jail) names, at start
+/// and on reload; `watch --check` says the same.
+pub enum SetPlan {
+    /// The ledger has no such set: create it from the config.
+    Create,
+    /// The ledger has it as the config says.
+    Keep,
+    /// The ledger has it otherwise (other ports, timeout, backend...): the
+    /// daemon keeps the ledger's, as changing a live set would drop or
+    /// re-time its bans. Holds the ledger's spec.
+    KeepLedgers(SetSpec),
+}
+
+pub fn set_plan(ledger: &mut banset_core::Ledger, spec: &SetSpec) -> SetPlan {
+    match ledger
+        .read()
+        .and_then(|tx| tx.set_spec(&spec.name))
+        .ok()
+        .flatten()
+    {
+        None => SetPlan::Create,
+        Some(existing) if existing == *spec => SetPlan::Keep,
+        Some(existing) => SetPlan::KeepLedgers(existing),
+    }
+}
+
 /// The specs of the sets jails and recidive use: `[sets.NAME]` when the
 /// file has it, the defaults otherwise.
 pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetName, SetSpec>> {
@@ -601,28 +627,20 @@ impl<'a> Daemon<'a> {
     fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
         for spec in specs {
-            let known = self
-                .ctx
-                .ledger
-                .read()
-                .and_then(|tx| tx.set_spec(&spec.name))
-                .ok()
-                .flatten();
-            match known {
-                None => match self.ctx.engine().create(&spec) {
+            match set_plan(&mut self.ctx.ledger, &spec) {
+                SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),
                 },
-                Some(existing)
-                    if existing != spec
-                        && self.ctx.config.sets.contains_key(spec.name.as_str()) =>
+                SetPlan::KeepLedgers(_)
+                    if self.ctx.config.sets.contains_key(spec.name.as_str()) =>
                 {
                     log!(
                         "set {}: the ledger's set differs from the config's; keeping the ledger's (destroy and re-create the set to change it)",
                         spec.name
                     );
                 }
-                Some(_) => {}
+                SetPlan::KeepLedgers(_) | SetPlan::Keep => {}
             }
         }
     }
