@@ -46,7 +46,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     let progress = Progress::new(targets.len(), ctx.global.quiet);
     progress.step(&format!(
         "banning {}",
-        crate::output::counted(targets.len() as u64, "target", "targets")
+        crate::output::counted(targets.len(), "target", "targets")
     ));
     let requests: Vec<BanRequest> = targets
         .into_iter()
@@ -64,7 +64,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     let report = ctx.engine().add(&name, &requests, &opts)?;
     progress.done(&format!(
         "banned {}",
-        crate::output::counted(report.applied as u64, "target", "targets")
+        crate::output::counted(report.applied, "target", "targets")
     ));
     if report.created_set {
         ctx.info(format_args!("created {}", describe_spec(&spec)));

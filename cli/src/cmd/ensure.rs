@@ -71,7 +71,7 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
                 } else {
                     ""
                 },
-                crate::output::counted(r.added as u64, "ban", "bans"),
+                crate::output::counted(r.added, "ban", "bans"),
                 r.refreshed,
                 r.removed
             ));

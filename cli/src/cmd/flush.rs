@@ -8,7 +8,7 @@ pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
     let n = ctx.engine().flush(&name)?;
     ctx.info(format_args!(
         "{name}: flushed, {} removed",
-        crate::output::counted(n as u64, "ban", "bans")
+        crate::output::counted(n, "ban", "bans")
     ));
     Ok(None)
 }

@@ -14,7 +14,7 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     let progress = Progress::new(targets.len(), ctx.global.quiet);
     progress.step(&format!(
         "replacing with {}",
-        counted(targets.len() as u64, "target", "targets")
+        counted(targets.len(), "target", "targets")
     ));
     let requests: Vec<BanRequest> = targets
         .into_iter()
@@ -32,11 +32,11 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     let report = ctx.engine().replace(&name, &requests, &opts)?;
     progress.done(&format!(
         "replaced with {}",
-        counted(report.applied as u64, "target", "targets")
+        counted(report.applied, "target", "targets")
     ));
     ctx.info(format_args!(
         "{name}: now holds {}",
-        counted(report.applied as u64, "ban", "bans")
+        counted(report.applied, "ban", "bans")
     ));
     Ok(None)
 }

@@ -39,7 +39,7 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
         let kernel = match (&s.health, s.kernel_members, &s.kernel_error) {
             (_, _, Some(err)) => format!("kernel unreadable: {err}"),
             (Some(h), Some(n), _) => {
-                format!("kernel: {h}, {}", counted(n as u64, "member", "members"))
+                format!("kernel: {h}, {}", counted(n, "member", "members"))
             }
             (Some(h), None, _) => format!("kernel: {h}"),
             _ => "kernel: unknown".into(),

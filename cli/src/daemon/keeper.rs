@@ -207,7 +207,7 @@ impl Keeper {
                                 SetHealth::Missing => "missing",
                                 _ => "incomplete",
                             },
-                            counted(added as u64, "ban", "bans"),
+                            counted(added, "ban", "bans"),
                         ),
                     );
                 }

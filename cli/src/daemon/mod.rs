@@ -377,9 +377,9 @@ impl<'a> Daemon<'a> {
         self.start_sources();
         log!(
             "watching: {}, {}, {}",
-            counted(self.jails.len() as u64, "jail", "jails"),
-            counted(self.sources.len() as u64, "source", "sources"),
-            counted(self.specs.len() as u64, "set", "sets")
+            counted(self.jails.len(), "jail", "jails"),
+            counted(self.sources.len(), "source", "sources"),
+            counted(self.specs.len(), "set", "sets")
         );
         loop {
             let tick = if self.keeper.change_pending() {
@@ -445,7 +445,7 @@ impl<'a> Daemon<'a> {
                 self.ctx.allowlist = self.global_allowlist();
                 log!(
                     "host addresses changed: {} of this host {} never banned",
-                    counted(host_addresses().len() as u64, "address", "addresses"),
+                    counted(host_addresses().len(), "address", "addresses"),
                     if host_addresses().len() == 1 {
                         "is"
                     } else {
@@ -688,8 +688,8 @@ impl<'a> Daemon<'a> {
                 let added: usize = reports.iter().map(|r| r.added).sum();
                 log!(
                     "restored {} from the ledger ({} re-added) in {:.0} ms",
-                    counted(reports.len() as u64, "set", "sets"),
-                    counted(added as u64, "ban", "bans"),
+                    counted(reports.len(), "set", "sets"),
+                    counted(added, "ban", "bans"),
                     started.elapsed().as_secs_f64() * 1e3
                 );
             }
@@ -737,8 +737,8 @@ impl<'a> Daemon<'a> {
         self.start_sources();
         log!(
             "reloaded: {}, {}",
-            counted(self.jails.len() as u64, "jail", "jails"),
-            counted(self.sources.len() as u64, "source", "sources")
+            counted(self.jails.len(), "jail", "jails"),
+            counted(self.sources.len(), "source", "sources")
         );
     }
 
@@ -789,7 +789,7 @@ impl<'a> Daemon<'a> {
                     ],
                     &format!(
                         "unban {} from set {set} (bans over)",
-                        counted(targets.len() as u64, "address", "addresses")
+                        counted(targets.len(), "address", "addresses")
                     ),
                 );
             }
