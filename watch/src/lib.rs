@@ -4,11 +4,13 @@
 //! source splits off the date ([`logtime`]) and runs every filter reading
 //! that source in one [`Matcher`] scan, the same code for the daemon,
 //! `regex-test` and `watch --check`;
-//! each hit goes to its jail's [`FailureWindows`]; a jail that reaches
-//! `maxretry` decides a ban, whose length [`config::Escalation`] stretches for repeat
-//! offenders. Nothing here touches the OS; the file and journal followers
-//! live in [`follow`], and the daemon that wires them to the kernel is in
-//! the `banset` binary.
+//! each failure goes to its jail's [`FailureWindows`] (one older than
+//! `findtime` as of now is not counted); a jail that reaches `maxretry`
+//! decides a ban, whose length [`config::Escalation`] stretches for repeat
+//! offenders. Nothing here touches the OS but the local zone's rules (for
+//! dates without an offset); the file and journal followers live in
+//! [`follow`], and the daemon that wires them to the kernel is in the
+//! `banset` binary.
 
 #![warn(missing_docs)]
 
