@@ -99,7 +99,8 @@ impl LinePipeline {
     /// Runs every filter over one entry, appending at most one failure per
     /// filter to `out`. `now` is the time the entry is read.
     pub fn process(&self, entry: RawEntry<'_>, now: i64, out: &mut Vec<Failure>) -> Scan {
-        let mut hits: Vec<Hit> = Vec::with_capacity(2);
+        // Most lines match nothing: an empty Vec costs no allocation.
+        let mut hits: Vec<Hit> = Vec::new();
         let (scan, date) = match entry {
             RawEntry::Line(line) => {
                 let (date, rest) = split_date(line);
