@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use banset_core::{Target, Timeout};
 use banset_watch::config::{JailConfig, RecidiveConfig, WatchConfig, WatchSection};
 use serde::Deserialize;
@@ -172,7 +172,7 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
                 return Ok(Config::default())
             }
-            Err(e) => return Err(e).with_context(|| format!("config {}", path.display())),
+            Err(e) => return Err(crate::errors::input_file_error("config", &path, e)),
         };
         Config::parse(&text, &path)
     }

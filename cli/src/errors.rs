@@ -24,6 +24,22 @@ macro_rules! usage {
 }
 pub(crate) use usage;
 
+/// An input file named on the command line or in the config could not be
+/// opened or read. A path that does not exist (or runs through a file) is
+/// the user's to fix: exit 2, like any other wrong argument. Permission and
+/// I/O failures on a file that is there are exit 3, as DESIGN has them.
+/// Every command opening a named input file maps its error here, so the
+/// same mistake gives the same code whatever the verb.
+pub fn input_file_error(what: &str, path: &std::path::Path, e: std::io::Error) -> anyhow::Error {
+    let text = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+            anyhow::Error::new(Usage(text))
+        }
+        _ => anyhow::anyhow!(text),
+    }
+}
+
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_NEGATIVE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;

@@ -121,3 +121,9 @@ impl Progress {
         }
     }
 }
+
+/// `n` and the noun, singular for one: "1 address", "2 addresses".
+pub fn counted(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -41,7 +41,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Target>> {
     } else {
         match std::fs::File::open(path) {
             Ok(f) => Box::new(f),
-            Err(e) => usage!("{shown}: {e}"),
+            Err(e) => return Err(crate::errors::input_file_error("file", path, e)),
         }
     };
     parse_lines(BufReader::with_capacity(1 << 16, reader), &shown)

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{append, kernel_test, nft_members, wait_until, Sandbox};
+use common::{append, kernel_test, nft_members, syslog_date, wait_until, Sandbox};
 
 const FAIL2BAN: &str = "/etc/fail2ban";
 
@@ -246,8 +246,14 @@ fn a_fail2ban_jail_bans_an_address_appended_to_its_log() {
             "{}",
             output()
         );
-        let slapd =
-            |conn: u32, what: &str| format!("Jul  8 01:47:19 ldap slapd[1183]: conn={conn} {what}");
+        // Dated now: a line older than the jail's findtime is not counted.
+        let date = syslog_date(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+        );
+        let slapd = |conn: u32, what: &str| format!("{date} ldap slapd[1183]: conn={conn} {what}");
         append(
             &slapd_log,
             &[

@@ -1,12 +1,16 @@
 //! banset-watch: the log watcher's pure layers.
 //!
-//! Pipeline: a source yields lines; [`logtime`] splits off the date; one
-//! [`Matcher`] per source runs every filter reading that source in one scan;
-//! each hit goes to its jail's [`FailureWindows`]; a jail that reaches
-//! `maxretry` decides a ban, whose length [`config::Escalation`] stretches for repeat
-//! offenders. Nothing here touches the OS; the file and journal followers
-//! live in [`follow`], and the daemon that wires them to the kernel is in
-//! the `banset` binary.
+//! Pipeline: a source yields entries; one [`pipeline::LinePipeline`] per
+//! source splits off the date ([`logtime`]) and runs every filter reading
+//! that source in one [`Matcher`] scan, the same code for the daemon,
+//! `regex-test` and `watch --check`;
+//! each failure goes to its jail's [`FailureWindows`] (one older than
+//! `findtime` as of now is not counted); a jail that reaches `maxretry`
+//! decides a ban, whose length [`config::Escalation`] stretches for repeat
+//! offenders. Nothing here touches the OS but the local zone's rules (for
+//! dates without an offset); the file and journal followers live in
+//! [`follow`], and the daemon that wires them to the kernel is in the
+//! `banset` binary.
 
 #![warn(missing_docs)]
 
@@ -18,6 +22,7 @@ pub mod follow;
 pub mod logtime;
 mod matcher;
 mod multiline;
+pub mod pipeline;
 mod tags;
 mod window;
 
@@ -28,4 +33,4 @@ pub use tags::{
     expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, parse_host, TagError,
     HOST_GROUP,
 };
-pub use window::FailureWindows;
+pub use window::{Counted, FailureWindows};

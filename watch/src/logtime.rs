@@ -10,8 +10,68 @@
 pub struct DateContext {
     /// Now, Unix seconds: fixes the missing year of traditional dates.
     pub now: i64,
-    /// Seconds east of UTC of the local zone, for dates without a zone.
-    pub utc_offset: i64,
+    /// The zone of dates written without one.
+    pub zone: Zone,
+}
+
+/// The zone a date without its own offset is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// The system's local zone (`TZ`, `/etc/localtime`), asked for the
+    /// offset in force at each date: an offset taken once would put every
+    /// date an hour off after a daylight-saving change until a restart.
+    Local,
+    /// A fixed offset, seconds east of UTC.
+    Fixed(i64),
+}
+
+impl Zone {
+    /// Seconds east of UTC in force at Unix time `t`.
+    pub fn offset_at(self, t: i64) -> i64 {
+        match self {
+            Zone::Fixed(o) => o,
+            Zone::Local => local_offset_at(t),
+        }
+    }
+
+    /// The Unix time of a wall-clock time `wall` (its fields read as if they
+    /// were UTC): the offset in force at that wall time, found in two steps
+    /// (guess with the offset at `wall` read as UTC, then correct with the
+    /// offset at the guess). A time of the hour repeated in autumn reads as
+    /// its later occurrence (the log does not say which); one of the hour
+    /// skipped in spring, which a clock in that zone never shows, reads
+    /// with the offset before the change.
+    pub fn unix_of_wall(self, wall: i64) -> i64 {
+        match self {
+            Zone::Fixed(o) => wall - o,
+            Zone::Local => {
+                let first = wall - local_offset_at(wall);
+                let second = wall - local_offset_at(first);
+                if local_offset_at(second) == wall - second {
+                    second
+                } else {
+                    first
+                }
+            }
+        }
+    }
+}
+
+/// localtime_r's offset of the local zone at `t`; 0 (UTC) if the zone
+/// cannot say.
+fn local_offset_at(t: i64) -> i64 {
+    // time_t is 64 bits wherever banset runs; a date beyond a 32-bit one
+    // would only be off in its zone.
+    let t = t as libc::time_t;
+    // SAFETY: localtime_r writes into a zeroed tm we own; `t` is a valid
+    // time_t. It reads the zone tzset() loaded, safe across threads.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
 }
 
 /// The line split at its date: where the rest starts, and the date's
@@ -64,9 +124,9 @@ pub fn parse_date(date: &[u8], ctx: &DateContext) -> Option<i64> {
         let month = MONTHS.iter().position(|m| &date[..3] == *m)? as u32 + 1;
         let day = num(&[if date[4] == b' ' { b'0' } else { date[4] }, date[5]])?;
         let (h, mi, s) = (num(&date[7..9])?, num(&date[10..12])?, num(&date[13..15])?);
-        let local_now = ctx.now + ctx.utc_offset;
+        let local_now = ctx.now + ctx.zone.offset_at(ctx.now);
         let year = civil_from_days(local_now.div_euclid(86_400)).0;
-        let at = |year| unix_time(year, month, day, h, mi, s).map(|t| t - ctx.utc_offset);
+        let at = |year| unix_time(year, month, day, h, mi, s).map(|t| ctx.zone.unix_of_wall(t));
         let t = at(year)?;
         // A date more than a day ahead is from last year (December lines
         // read in January).
@@ -94,8 +154,9 @@ pub fn parse_date(date: &[u8], ctx: &DateContext) -> Option<i64> {
         let digits = frac.iter().take_while(|b| b.is_ascii_digit()).count();
         rest = &frac[digits..];
     }
+    let wall = unix_time(year, month, day, h, mi, s)?;
     let offset = match rest {
-        [] => ctx.utc_offset,
+        [] => return Some(ctx.zone.unix_of_wall(wall)),
         [b'Z'] => 0,
         [sign @ (b'+' | b'-'), hh, hh2, b':', mm, mm2]
         | [sign @ (b'+' | b'-'), hh, hh2, mm, mm2] => {
@@ -108,7 +169,7 @@ pub fn parse_date(date: &[u8], ctx: &DateContext) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(unix_time(year, month, day, h, mi, s)? - offset)
+    Some(wall - offset)
 }
 
 fn num(digits: &[u8]) -> Option<u32> {
@@ -159,7 +220,7 @@ mod tests {
     fn ctx(offset: i64) -> DateContext {
         DateContext {
             now: NOW,
-            utc_offset: offset,
+            zone: Zone::Fixed(offset),
         }
     }
 
@@ -197,7 +258,7 @@ mod tests {
         let jan = unix_time(2027, 1, 1, 0, 10, 0).unwrap();
         let c = DateContext {
             now: jan,
-            utc_offset: 0,
+            zone: Zone::Fixed(0),
         };
         let (d, _) = split_date(b"Dec 31 23:59:00 h x");
         assert_eq!(parse_date(d, &c), unix_time(2026, 12, 31, 23, 59, 0));

@@ -186,9 +186,32 @@ impl Matcher {
     }
 
     /// Scans one line whose date has already been split off (`line` is
-    /// what follows the date), appending at most one hit per filter.
-    pub fn scan(&self, line: &[u8], hits: &mut Vec<Hit>) -> Scan {
+    /// what follows the date), appending at most one hit per filter. Tests
+    /// only: the daemon once scanned lines this way and lost the space
+    /// fail2ban keeps after the date; callers go through
+    /// [`crate::pipeline::LinePipeline`].
+    #[cfg(test)]
+    pub(crate) fn scan(&self, line: &[u8], hits: &mut Vec<Hit>) -> Scan {
         self.scan_line(line, line, hits)
+    }
+
+    /// Scans a line that has no date to cut: a journal entry, whose time is
+    /// the entry's own. Every filter sees the line whole, as fail2ban's
+    /// journal backend hands an entry to its filters, so a date inside the
+    /// message (exim writes one) stays text the failregex may expect.
+    pub fn scan_undated(&self, line: &[u8], hits: &mut Vec<Hit>) -> Scan {
+        if line.len() > MAX_LINE_LEN {
+            return Scan::TooLong;
+        }
+        let before = hits.len();
+        for group in &self.groups {
+            self.scan_group(group, line, hits);
+        }
+        if hits.len() > before {
+            Scan::Hit
+        } else {
+            Scan::Missed
+        }
     }
 
     /// Scans one line: `full` as read, `rest` what follows its leading
@@ -246,8 +269,13 @@ impl Matcher {
             let mut ignored = None;
             let found = match slot {
                 Slot::Fail(r) => filter.fail[r].exact.capture(line).map(|c| {
-                    let target = c.host.and_then(|h| parse_host(&line[h]));
-                    (r, target, c.nofail || c.gained)
+                    match offender(c.host.map(|h| &line[h]), None) {
+                        Offender::Address(t) => (r, Some(t), c.nofail || c.gained),
+                        Offender::None => (r, None, c.nofail || c.gained),
+                        // Matched, naming no address: the filter is done
+                        // with this line (no later failregex gets a say).
+                        Offender::NotAnAddress => (r, None, true),
+                    }
                 }),
                 Slot::Pref => two_stage(filter, line),
                 Slot::Lines => {
@@ -293,6 +321,28 @@ fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
     date_end > 0
         && (full[date_end - 1].is_ascii_digit() || full[date_end - 1] == b'Z')
         && full.get(date_end).is_none_or(|&b| b == b' ')
+}
+
+/// Whom a match names.
+pub(crate) enum Offender {
+    /// An address.
+    Address(Target),
+    /// No address tag took part in the match (a connection's line that
+    /// gets its address from another line).
+    None,
+    /// The tag matched text that is not an address: a host name (never
+    /// resolved: the name is the attacker's to choose) or a malformed
+    /// address. Such a line counts against no one.
+    NotAnAddress,
+}
+
+/// The offender of a match: the failregex's address capture, else the
+/// prefregex's.
+pub(crate) fn offender(fail: Option<&[u8]>, pref: Option<&[u8]>) -> Offender {
+    match fail.or(pref) {
+        None => Offender::None,
+        Some(text) => parse_host(text).map_or(Offender::NotAnAddress, Offender::Address),
+    }
 }
 
 /// What one connection (one `<F-MLFID>`, e.g. sshd's `host sshd[PID]: `)
@@ -399,9 +449,15 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         let Some(c) = filter.fail[r].exact.capture(content) else {
             continue;
         };
-        let target = match &c.host {
-            Some(h) => parse_host(&content[h.clone()]),
-            None => pref.host.clone().and_then(|h| parse_host(&line[h])),
+        let target = match offender(
+            c.host.clone().map(|h| &content[h]),
+            pref.host.clone().map(|h| &line[h]),
+        ) {
+            Offender::Address(t) => Some(t),
+            Offender::None => None,
+            // A name: no failure, and nothing the connection remembers
+            // (a later line's address must not complete it).
+            Offender::NotAnAddress => return Some((r, None, true)),
         };
         let marks = Captured {
             nofail: c.nofail || pref.nofail,

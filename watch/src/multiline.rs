@@ -17,8 +17,7 @@ use std::collections::VecDeque;
 use banset_core::Target;
 
 use crate::filter::{plain_regex, Captured, CompiledFilter, Spans};
-use crate::matcher::connection_step;
-use crate::tags::parse_host;
+use crate::matcher::{connection_step, offender, Offender};
 
 /// The latest lines of a multi-line filter, with the date cut out of each.
 #[derive(Debug)]
@@ -115,10 +114,16 @@ pub(crate) fn step(
         let matched_text = &matched_text[..matched_text.len().saturating_sub(1)];
         let ignored = filter.ignore.iter().any(|p| p.exact.is_match(matched_text));
         let c = &m.captured;
-        let target = match (&c.host, &pref) {
-            (Some(h), _) => parse_host(&text[h.clone()]),
-            (None, Some(p)) => p.host.clone().and_then(|h| parse_host(&whole[h])),
-            (None, None) => None,
+        let target = match offender(
+            c.host.clone().map(|h| &text[h]),
+            pref.as_ref()
+                .and_then(|p| p.host.clone())
+                .map(|h| &whole[h]),
+        ) {
+            Offender::Address(t) => Some(t),
+            Offender::None => None,
+            // A host name: no failure, nothing for the connection.
+            Offender::NotAnAddress => return Some((r, None, true, ignored)),
         };
         let marks = Captured {
             nofail: c.nofail || pref.as_ref().is_some_and(|p| p.nofail),

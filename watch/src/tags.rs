@@ -24,6 +24,11 @@ const IPV4: &str = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}";
 /// Deliberately loose; [`parse_host`] decides.
 const IPV6: &str = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}";
 
+/// A host name where `<HOST>` stands, as fail2ban's `<DNS>` matches one.
+/// Captured only so the line is read where fail2ban reads it; a name is
+/// never resolved, so such a line counts against no one.
+const DNS: &str = r"[\w\-.^_]*\w";
+
 /// Why a pattern could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
@@ -168,7 +173,14 @@ fn expand_with(pattern: &str, fail2ban: bool) -> Result<(String, usize), TagErro
             return Err(TagError::Unsupported(inner.to_string()));
         }
         let expansion = match name {
-            "HOST" | "ADDR" => format!(r"\[?(?P<{HOST_GROUP}>{IPV4}|{IPV6})\]?"),
+            // fail2ban's <HOST> also matches a host name (its `<DNS>`,
+            // tried after the address forms, as fail2ban orders them): where
+            // a line names its offender by name the pattern matches there,
+            // and the name, which is not an address, gives no failure. Were
+            // names not matched, the regex would look further along the
+            // line and could take another address than the offender's.
+            "HOST" => format!(r"\[?(?P<{HOST_GROUP}>{IPV4}|{IPV6}|{DNS})\]?"),
+            "ADDR" => format!(r"\[?(?P<{HOST_GROUP}>{IPV4}|{IPV6})\]?"),
             "IP4" => format!(r"(?P<{HOST_GROUP}>{IPV4})"),
             "IP6" => format!(r"\[?(?P<{HOST_GROUP}>{IPV6})\]?"),
             "CIDR" | "SUBNET" => {

@@ -5,6 +5,18 @@ use rustc_hash::FxHashMap;
 
 use banset_core::Target;
 
+/// What [`FailureWindows::count`] did with a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Older than `findtime` as of now: ignored.
+    TooOld,
+    /// Counted; `maxretry` not reached.
+    Counted,
+    /// This one reaches `maxretry`: the caller bans, and the address
+    /// starts from zero.
+    Reached,
+}
+
 /// The failure windows of one jail.
 #[derive(Debug)]
 pub struct FailureWindows {
@@ -47,6 +59,22 @@ impl FailureWindows {
             return true;
         }
         false
+    }
+
+    /// Counts a failure of `target` at `at`, read at `now`. A failure older
+    /// than `findtime` as of now is not counted at all, as fail2ban ignores
+    /// such lines: a backlog read after downtime, or a log replayed from a
+    /// saved position, must not ban for what happened days ago (windows
+    /// measured from the newest line would let three old lines ban).
+    pub fn count(&mut self, target: Target, at: i64, now: i64) -> Counted {
+        if at <= now.saturating_sub(self.findtime) {
+            return Counted::TooOld;
+        }
+        if self.fail(target, at) {
+            Counted::Reached
+        } else {
+            Counted::Counted
+        }
     }
 
     /// Current failures of `target` within the window ending at `now`.
@@ -107,6 +135,24 @@ mod tests {
         assert_eq!(w.failures(&t("1.2.3.4"), 599), 0);
         assert!(!w.fail(t("1.2.3.4"), 600));
         assert_eq!(w.failures(&t("5.6.7.8"), 600), 1);
+    }
+
+    #[test]
+    fn failures_older_than_findtime_as_of_now_are_not_counted() {
+        // Three lines dated ten days ago, read now, with findtime 10 min:
+        // fail2ban ignores them; banset counts none and bans no one.
+        let now = 1_000_000_000;
+        let old = now - 10 * 86_400;
+        let mut w = FailureWindows::new(600, 3);
+        for i in 0..3 {
+            assert_eq!(w.count(t("1.2.3.4"), old + i, now), Counted::TooOld);
+        }
+        assert_eq!(w.tracked(), 0);
+        // Within findtime of now they count, and the third bans.
+        assert_eq!(w.count(t("1.2.3.4"), now - 599, now), Counted::Counted);
+        assert_eq!(w.count(t("1.2.3.4"), now - 300, now), Counted::Counted);
+        assert_eq!(w.count(t("1.2.3.4"), now, now), Counted::Reached);
+        assert_eq!(w.count(t("1.2.3.4"), now - 600, now), Counted::TooOld);
     }
 
     #[test]

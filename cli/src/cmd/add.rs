@@ -52,7 +52,10 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     }
     let targets = read_targets(&args.input)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
-    progress.step(&format!("banning {} targets", targets.len()));
+    progress.step(&format!(
+        "banning {}",
+        crate::output::counted(targets.len(), "target", "targets")
+    ));
     let requests: Vec<BanRequest> = targets
         .into_iter()
         .map(|target| BanRequest {
@@ -67,7 +70,10 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         create_with: (!args.no_create).then(|| spec.clone()),
     };
     let report = ctx.engine().add(&name, &requests, &opts)?;
-    progress.done(&format!("banned {} targets", report.applied));
+    progress.done(&format!(
+        "banned {}",
+        crate::output::counted(report.applied, "target", "targets")
+    ));
     if report.created_set {
         ctx.info(format_args!("created {}", describe_spec(&spec)));
     }

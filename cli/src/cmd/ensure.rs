@@ -65,14 +65,14 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
         let changed = r.repaired_objects || r.added + r.refreshed + r.removed > 0;
         if changed {
             ctx.notice(format_args!(
-                "{}: {}re-added {} bans, refreshed {}, removed {} unknown to the ledger",
+                "{}: {}re-added {}, refreshed {}, removed {} unknown to the ledger",
                 r.set,
                 if r.repaired_objects {
                     "re-created set and rule; "
                 } else {
                     ""
                 },
-                r.added,
+                crate::output::counted(r.added, "ban", "bans"),
                 r.refreshed,
                 r.removed
             ));

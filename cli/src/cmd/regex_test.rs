@@ -1,6 +1,6 @@
-//! `banset regex-test LOG FILTER`: runs a filter over a log the way the
-//! watcher does (date split off, one combined scan per line) and reports
-//! what matched, like fail2ban-regex.
+//! `banset regex-test LOG FILTER`: runs a filter over a log through the
+//! daemon's own line pipeline (`banset_watch::pipeline`) and reports what
+//! matched, like fail2ban-regex.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,12 +8,14 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use banset_core::Target;
-use banset_watch::logtime::split_date;
-use banset_watch::{builtin_filter, FilterDef, Matcher, Pattern, Scan, BUILTIN_FILTERS};
+use banset_core::{Clock, SystemClock};
+use banset_watch::pipeline::{LinePipeline, RawEntry};
+use banset_watch::{builtin_filter, FilterDef, Pattern, Scan, BUILTIN_FILTERS};
 use serde::Serialize;
 
 use crate::args::RegexTestArgs;
-use crate::errors::{usage, EXIT_OK};
+use crate::errors::{input_file_error, usage, EXIT_OK};
+use crate::output::counted;
 use crate::output::stdout;
 
 #[derive(Serialize)]
@@ -109,22 +111,19 @@ fn filter_of(args: &RegexTestArgs) -> Result<FilterDef> {
 
 pub fn run(args: RegexTestArgs) -> Result<i32> {
     let filter = filter_of(&args)?;
-    let matcher = match Matcher::new(std::slice::from_ref(&filter)) {
+    let pipeline = match LinePipeline::new(std::slice::from_ref(&filter)) {
         Ok(m) => m,
         Err(e) => usage!("{e}"),
     };
     let input: Box<dyn Read> = if args.log == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(
-            std::fs::File::open(&args.log)
-                .with_context(|| format!("log {}", args.log.display()))?,
-        )
+        Box::new(std::fs::File::open(&args.log).map_err(|e| input_file_error("log", &args.log, e))?)
     };
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut out = stdout();
     let mut totals = Totals {
-        regex_hits: vec![0; matcher.failregex_count(0)],
+        regex_hits: vec![0; pipeline.failregex_count(0)],
         ..Totals::default()
     };
     let mut addresses: BTreeMap<Target, u64> = BTreeMap::new();
@@ -141,9 +140,8 @@ pub fn run(args: RegexTestArgs) -> Result<i32> {
         totals.lines += 1;
         let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let (_, rest) = split_date(line);
         hits.clear();
-        match matcher.scan_line(line, rest, &mut hits) {
+        match pipeline.process(RawEntry::Line(line), SystemClock.now(), &mut hits) {
             Scan::TooLong => {
                 totals.too_long += 1;
                 totals.missed += 1;
@@ -199,8 +197,8 @@ pub fn run(args: RegexTestArgs) -> Result<i32> {
     )?;
     writeln!(
         out,
-        "Lines: {} lines, {} matched, {} ignored, {} missed{}",
-        totals.lines,
+        "Lines: {}, {} matched, {} ignored, {} missed{}",
+        counted(totals.lines, "line", "lines"),
         totals.matched,
         totals.ignored,
         totals.missed,

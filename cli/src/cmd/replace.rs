@@ -3,6 +3,7 @@ use banset_core::{AddOptions, BanRequest, Timeout};
 
 use crate::args::ReplaceArgs;
 use crate::context::Context;
+use crate::output::counted;
 use crate::output::Progress;
 use crate::targets_input::read_file;
 
@@ -11,7 +12,10 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     let targets = read_file(&args.file)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
-    progress.step(&format!("replacing with {} targets", targets.len()));
+    progress.step(&format!(
+        "replacing with {}",
+        counted(targets.len(), "target", "targets")
+    ));
     let requests: Vec<BanRequest> = targets
         .into_iter()
         .map(|target| BanRequest {
@@ -26,7 +30,13 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
         create_with: None,
     };
     let report = ctx.engine().replace(&name, &requests, &opts)?;
-    progress.done(&format!("replaced with {} targets", report.applied));
-    ctx.info(format_args!("{name}: now holds {} bans", report.applied));
+    progress.done(&format!(
+        "replaced with {}",
+        counted(report.applied, "target", "targets")
+    ));
+    ctx.info(format_args!(
+        "{name}: now holds {}",
+        counted(report.applied, "ban", "bans")
+    ));
     Ok(None)
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::args::JsonArg;
 use crate::context::Context;
 use crate::daemon::{read_status, WatchStatus};
-use crate::output::{describe_spec, print_json, stdout};
+use crate::output::{counted, describe_spec, print_json, stdout};
 
 #[derive(Serialize)]
 struct Status<'a> {
@@ -38,7 +38,9 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
         writeln!(out, "{}", describe_spec(&s.spec))?;
         let kernel = match (&s.health, s.kernel_members, &s.kernel_error) {
             (_, _, Some(err)) => format!("kernel unreadable: {err}"),
-            (Some(h), Some(n), _) => format!("kernel: {h}, {n} members"),
+            (Some(h), Some(n), _) => {
+                format!("kernel: {h}, {}", counted(n, "member", "members"))
+            }
             (Some(h), None, _) => format!("kernel: {h}"),
             _ => "kernel: unknown".into(),
         };
@@ -73,21 +75,33 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
             for j in &w.jails {
                 writeln!(
                     out,
-                    "  jail {}: filter {}, set {}; {} addresses failing ({} failures in the last {}), {} bans since start",
+                    "  jail {}: filter {}, set {}; {} failing ({} in the last {}), {} since start{}",
                     j.name,
                     j.filter,
                     j.set,
-                    j.tracked,
-                    j.failures,
+                    counted(j.tracked, "address", "addresses"),
+                    counted(j.failures, "failure", "failures"),
                     format_duration(j.findtime),
-                    j.bans
+                    counted(j.bans, "ban", "bans"),
+                    if j.too_old > 0 {
+                        format!(
+                            "; {} older than {} when read, not counted",
+                            counted(j.too_old, "line", "lines"),
+                            format_duration(j.findtime)
+                        )
+                    } else {
+                        String::new()
+                    }
                 )?;
             }
             for s in &w.sources {
                 writeln!(
                     out,
-                    "  source {}: {} lines, {} failures, {} ignored",
-                    s.source, s.lines, s.hits, s.ignored
+                    "  source {}: {}, {}, {} ignored",
+                    s.source,
+                    counted(s.lines, "line", "lines"),
+                    counted(s.hits, "failure", "failures"),
+                    s.ignored
                 )?;
             }
         }

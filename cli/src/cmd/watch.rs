@@ -7,8 +7,9 @@ use std::path::Path;
 use crate::args::{GlobalArgs, WatchArgs};
 use crate::config::Config;
 use crate::context::Context;
-use crate::daemon::{check_inputs, load_settings, set_specs, Daemon};
+use crate::daemon::{check_inputs, load_settings, set_plan, set_specs, Daemon, SetPlan};
 use crate::errors::EXIT_OK;
+use crate::output::counted;
 
 pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     crate::daemon::logging::init(args.log_format);
@@ -36,10 +37,10 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
         for jail in &settings.jails {
             let sources: Vec<String> = jail.sources.iter().map(|s| s.to_string()).collect();
             println!(
-                "jail {}: filter {}, {} failures in {}s ban for {} in set {}; reads {}",
+                "jail {}: filter {}, {} in {}s ban for {} in set {}; reads {}",
                 jail.name,
                 jail.filter.name,
-                jail.maxretry,
+                counted(jail.maxretry, "failure", "failures"),
                 jail.findtime,
                 jail.bantime,
                 jail.set,
@@ -48,18 +49,49 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
         }
         if let Some(r) = &settings.recidive {
             println!(
-                "recidive: {} bans in {}s ban for {} in set {}",
-                r.bans, r.findtime, r.bantime, r.set
+                "recidive: {} in {}s ban for {} in set {}",
+                counted(r.bans, "ban", "bans"),
+                r.findtime,
+                r.bantime,
+                r.set
             );
         }
+        let mut ledger = existing_ledger(global, &config);
         for spec in specs.values() {
             println!("set {}", crate::output::describe_spec(spec));
+            let plan = ledger.as_mut().map(|l| set_plan(l, spec));
+            if let Some(SetPlan::KeepLedgers(kept)) = plan {
+                println!(
+                    "  not applied: the ledger has set {} as {}; banset watch keeps that (destroy and re-create the set to apply the config's)",
+                    spec.name,
+                    crate::output::describe_spec(&kept)
+                        .split_once(": ")
+                        .map_or(String::new(), |(_, d)| d.to_string())
+                );
+            }
         }
         for n in &notices {
             println!("fail2ban: {n}");
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The ledger `banset watch` would use, if there is one: `--check` reads
+/// it (never creates it) to say which of the config's sets the daemon
+/// would keep as they are.
+fn existing_ledger(global: &GlobalArgs, config: &Config) -> Option<banset_core::Ledger> {
+    let dir = global
+        .state_dir
+        .clone()
+        .or_else(|| config.defaults.state_dir.clone())
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::context::DEFAULT_STATE_DIR));
+    let path = dir.join("ledger.db");
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    banset_core::Ledger::open(&path).ok()
 }
 
 /// The daemon runs as root and bans whatever its config and ledger say: a

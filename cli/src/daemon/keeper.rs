@@ -20,6 +20,7 @@ use banset_watch::config::WatchSettings;
 
 use super::{log, Event};
 use crate::context::Context;
+use crate::output::counted;
 
 /// Logs the ledger rows of `set` a sync skipped because they do not parse.
 fn log_unreadable(set: &SetName, rows: &[banset_core::UnreadableRow]) {
@@ -281,12 +282,13 @@ impl Keeper {
                             ("ms", format!("{ms:.2}")),
                         ],
                         &format!(
-                            "repair {}: kernel objects were {}; re-created with {added} bans in {ms:.1} ms",
+                            "repair {}: kernel objects were {}; re-created with {} in {ms:.1} ms",
                             spec.name,
                             match health {
                                 SetHealth::Missing => "missing",
                                 _ => "incomplete",
                             },
+                            counted(added, "ban", "bans"),
                         ),
                     );
                 }

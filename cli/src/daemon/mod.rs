@@ -23,11 +23,13 @@ use banset_core::{
     Target, Timeout,
 };
 use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
-use banset_watch::{FailureWindows, Matcher};
+use banset_watch::pipeline::source_pipelines;
+use banset_watch::{Counted, FailureWindows};
 
 use crate::config::Config;
 use crate::context::Context;
 use crate::host_addrs::host_addresses;
+use crate::output::counted;
 use crate::set_options::build_spec;
 use sources::{SourceHandle, SourceSpec};
 
@@ -79,6 +81,8 @@ struct Jail {
     allowlist: Allowlist,
     bans: u64,
     failures: u64,
+    /// Failures older than `findtime` when read: not counted.
+    too_old: u64,
 }
 
 /// Logs one line on stderr (journald keeps it when run by systemd).
@@ -99,7 +103,6 @@ pub struct Daemon<'a> {
     positions_dirty: bool,
     events_tx: Sender<Event>,
     events: Receiver<Event>,
-    utc_offset: i64,
     keeper: keeper::Keeper,
     started: i64,
     unbans: u64,
@@ -176,8 +179,8 @@ pub fn load_settings(
                     None => {
                         let j = &jail.settings;
                         notices.push(format!(
-                            "{why} banset counts its own bans instead: {} bans in {}s ban for {} in set {}",
-                            j.maxretry, j.findtime, j.bantime, j.set
+                            "{why} banset counts its own bans instead: {} in {}s ban for {} in set {}",
+                            counted(j.maxretry, "ban", "bans"), j.findtime, j.bantime, j.set
                         ));
                         settings.recidive = Some(banset_watch::config::Recidive {
                             bans: j.maxretry,
@@ -192,10 +195,10 @@ pub fn load_settings(
             settings.jails.push(jail.settings);
         }
     }
-    // Compile every source's combined matcher now, so a problem is a
-    // config error, not a failure at run time.
-    for (key, (filters, _)) in group_sources(&settings.jails) {
-        Matcher::new(&filters).map_err(|e| {
+    // Build every source's pipeline now, so a problem is a config error,
+    // not a failure at run time (`--check` stops here too).
+    for (key, built) in source_pipelines(&settings.jails) {
+        built.map_err(|e| {
             crate::errors::Usage(format!("{}: source {key}: {e}", config.origin_name()))
         })?;
     }
@@ -255,6 +258,32 @@ pub fn check_inputs(
     Ok(())
 }
 
+/// What the daemon does with a set the config (or a jail) names, at start
+/// and on reload; `watch --check` says the same.
+pub enum SetPlan {
+    /// The ledger has no such set: create it from the config.
+    Create,
+    /// The ledger has it as the config says.
+    Keep,
+    /// The ledger has it otherwise (other ports, timeout, backend...): the
+    /// daemon keeps the ledger's, as changing a live set would drop or
+    /// re-time its bans. Holds the ledger's spec.
+    KeepLedgers(SetSpec),
+}
+
+pub fn set_plan(ledger: &mut banset_core::Ledger, spec: &SetSpec) -> SetPlan {
+    match ledger
+        .read()
+        .and_then(|tx| tx.set_spec(&spec.name))
+        .ok()
+        .flatten()
+    {
+        None => SetPlan::Create,
+        Some(existing) if existing == *spec => SetPlan::Keep,
+        Some(existing) => SetPlan::KeepLedgers(existing),
+    }
+}
+
 /// The specs of the sets jails and recidive use: `[sets.NAME]` when the
 /// file has it, the defaults otherwise.
 pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetName, SetSpec>> {
@@ -297,20 +326,6 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
 
 /// Groups jails by source: per source, the filters in jail order and the
 /// jail index of each.
-fn group_sources(
-    jails: &[JailSettings],
-) -> BTreeMap<SourceKey, (Vec<banset_watch::FilterDef>, Vec<usize>)> {
-    let mut by_source: BTreeMap<SourceKey, (Vec<_>, Vec<usize>)> = BTreeMap::new();
-    for (i, jail) in jails.iter().enumerate() {
-        for key in &jail.sources {
-            let entry = by_source.entry(key.clone()).or_default();
-            entry.0.push(jail.filter.clone());
-            entry.1.push(i);
-        }
-    }
-    by_source
-}
-
 fn position_key(source: &SourceKey) -> String {
     format!("watch.position:{source}")
 }
@@ -340,7 +355,6 @@ impl<'a> Daemon<'a> {
             positions_dirty: false,
             events_tx,
             events,
-            utc_offset: local_utc_offset(),
             keeper,
             started: now,
             unbans: 0,
@@ -393,6 +407,7 @@ impl<'a> Daemon<'a> {
                     windows,
                     bans: 0,
                     failures: 0,
+                    too_old: 0,
                 }
             })
             .collect()
@@ -400,9 +415,9 @@ impl<'a> Daemon<'a> {
 
     fn start_sources(&mut self) {
         self.generation += 1;
-        for (key, (filters, jail_of_filter)) in group_sources(&self.settings.jails) {
-            let matcher = match Matcher::new(&filters) {
-                Ok(m) => Arc::new(m),
+        for (key, built) in source_pipelines(&self.settings.jails) {
+            let pipeline = match built {
+                Ok(p) => p,
                 Err(e) => {
                     log!("source {key}: {e}; not watched");
                     continue;
@@ -418,11 +433,9 @@ impl<'a> Daemon<'a> {
             });
             let spec = SourceSpec {
                 key: key.clone(),
-                matcher,
-                jail_of_filter,
+                pipeline,
                 saved,
                 journalctl: self.settings.watch.journalctl.clone(),
-                utc_offset: self.utc_offset,
                 generation: self.generation,
             };
             self.sources
@@ -447,10 +460,10 @@ impl<'a> Daemon<'a> {
         self.restore();
         self.start_sources();
         log!(
-            "watching: {} jails, {} sources, {} sets",
-            self.jails.len(),
-            self.sources.len(),
-            self.specs.len()
+            "watching: {}, {}, {}",
+            counted(self.jails.len(), "jail", "jails"),
+            counted(self.sources.len(), "source", "sources"),
+            counted(self.specs.len(), "set", "sets")
         );
         loop {
             let tick = if self.keeper.change_pending() {
@@ -519,8 +532,13 @@ impl<'a> Daemon<'a> {
                 self.jails = self.build_jails(old);
                 self.ctx.allowlist = self.global_allowlist();
                 log!(
-                    "host addresses changed: {} addresses of this host are never banned",
-                    host_addresses().len()
+                    "host addresses changed: {} of this host {} never banned",
+                    counted(host_addresses().len(), "address", "addresses"),
+                    if host_addresses().len() == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    }
                 );
             }
             Event::Reload => self.start_reload(),
@@ -550,16 +568,23 @@ impl<'a> Daemon<'a> {
         if jail.allowlist.check(&target, false).is_err() {
             return;
         }
-        jail.failures += 1;
-        if !jail.windows.fail(target, at) {
-            return;
+        let now = self.ctx.clock.now();
+        match jail.windows.count(target, at, now) {
+            Counted::TooOld => {
+                jail.too_old += 1;
+                return;
+            }
+            Counted::Counted => {
+                jail.failures += 1;
+                return;
+            }
+            Counted::Reached => jail.failures += 1,
         }
         let name = jail.settings.name.clone();
         let set = jail.settings.set.clone();
         let base = jail.settings.bantime;
         let escalation = jail.settings.escalation;
         let maxretry = jail.settings.maxretry;
-        let now = self.ctx.clock.now();
         let earlier = match escalation {
             Some(e) => self
                 .ctx
@@ -648,13 +673,17 @@ impl<'a> Daemon<'a> {
                         ("address", target.to_string()),
                         ("jail", jail.to_string()),
                         ("set", set.to_string()),
-                        ("timeout", bantime.secs().map_or("-1".into(), |s| s.to_string())),
+                        (
+                            "timeout",
+                            bantime.secs().map_or("-1".into(), |s| s.to_string()),
+                        ),
                         ("failures", failures.to_string()),
                         ("ms", format!("{ms:.2}")),
                     ],
                     &format!(
-                        "ban {target} jail={jail} set={set} for {} after {failures} failures{note} ({ms:.1} ms)",
+                        "ban {target} jail={jail} set={set} for {} after {}{note} ({ms:.1} ms)",
                         bantime.secs().map_or("ever".to_string(), format_duration),
+                        counted(failures, "failure", "failures"),
                     ),
                 );
                 true
@@ -718,28 +747,20 @@ impl<'a> Daemon<'a> {
     fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
         for spec in specs {
-            let known = self
-                .ctx
-                .ledger
-                .read()
-                .and_then(|tx| tx.set_spec(&spec.name))
-                .ok()
-                .flatten();
-            match known {
-                None => match self.ctx.engine().create(&spec) {
+            match set_plan(&mut self.ctx.ledger, &spec) {
+                SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),
                 },
-                Some(existing)
-                    if existing != spec
-                        && self.ctx.config.sets.contains_key(spec.name.as_str()) =>
+                SetPlan::KeepLedgers(_)
+                    if self.ctx.config.sets.contains_key(spec.name.as_str()) =>
                 {
                     log!(
                         "set {}: the ledger's set differs from the config's; keeping the ledger's (destroy and re-create the set to change it)",
                         spec.name
                     );
                 }
-                Some(_) => {}
+                SetPlan::KeepLedgers(_) | SetPlan::Keep => {}
             }
         }
     }
@@ -786,7 +807,9 @@ impl<'a> Daemon<'a> {
         // and does not stop the others from coming back.
         let (synced, added) = self.keeper.sync_every_set(self.ctx, &mut self.errors);
         log!(
-            "restored {synced} sets from the ledger ({added} bans re-added) in {:.0} ms",
+            "restored {} from the ledger ({} re-added) in {:.0} ms",
+            counted(synced, "set", "sets"),
+            counted(added, "ban", "bans"),
             started.elapsed().as_secs_f64() * 1e3
         );
         release_free_memory();
@@ -860,9 +883,9 @@ impl<'a> Daemon<'a> {
         self.watch_firewalld();
         self.start_sources();
         log!(
-            "reloaded: {} jails, {} sources",
-            self.jails.len(),
-            self.sources.len()
+            "reloaded: {}, {}",
+            counted(self.jails.len(), "jail", "jails"),
+            counted(self.sources.len(), "source", "sources")
         );
     }
 
@@ -912,8 +935,8 @@ impl<'a> Daemon<'a> {
                         ("bans", targets.len().to_string()),
                     ],
                     &format!(
-                        "unban {} addresses from set {set} (bans over)",
-                        targets.len()
+                        "unban {} from set {set} (bans over)",
+                        counted(targets.len(), "address", "addresses")
                     ),
                 );
             }
@@ -995,6 +1018,11 @@ impl<'a> Daemon<'a> {
             "counter",
             "Failures the jail counted since the daemon started.",
         );
+        let mut too_old = Family::new(
+            "banset_jail_too_old_failures_total",
+            "counter",
+            "Failures older than the jail's findtime when read (a backlog after downtime): not counted.",
+        );
         let mut failing = Family::new(
             "banset_jail_failing_addresses",
             "gauge",
@@ -1004,6 +1032,7 @@ impl<'a> Daemon<'a> {
             let jail = [("jail", j.settings.name.as_str())];
             bans = bans.sample(&jail, j.bans as f64);
             failures = failures.sample(&jail, j.failures as f64);
+            too_old = too_old.sample(&jail, j.too_old as f64);
             failing = failing.sample(&jail, j.windows.tracked() as f64);
         }
         let mut lines = Family::new(
@@ -1050,6 +1079,7 @@ impl<'a> Daemon<'a> {
             set_bans,
             bans,
             failures,
+            too_old,
             failing,
             Family::new(
                 "banset_unbans_total",
@@ -1104,6 +1134,7 @@ impl<'a> Daemon<'a> {
                     tracked: j.windows.tracked() as u64,
                     failures: j.windows.total_failures(now) as u64,
                     bans: j.bans,
+                    too_old: j.too_old,
                 })
                 .collect(),
             sources: self
@@ -1152,18 +1183,5 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only releases free heap pages.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Seconds east of UTC of the local zone now, for log dates without a zone.
-fn local_utc_offset() -> i64 {
-    // SAFETY: time(NULL) and localtime_r into a zeroed tm we own.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return 0;
-        }
-        tm.tm_gmtoff
     }
 }

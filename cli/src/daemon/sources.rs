@@ -1,6 +1,8 @@
-//! Source threads: each follows one log file or one journal query, scans
-//! every line with its combined matcher, and sends only the hits to the
-//! daemon's loop. Lines never cross a channel; failures do.
+//! Source threads: each follows one log file or one journal query, hands
+//! every entry to its source's pipeline (`banset_watch::pipeline`, the code
+//! `regex-test` runs), and sends only the failures to the daemon's loop.
+//! Lines never cross a channel; failures do. Nothing about a line is
+//! decided here.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -11,8 +13,7 @@ use std::thread::JoinHandle;
 use banset_core::{Clock, SystemClock};
 use banset_watch::config::SourceKey;
 use banset_watch::follow::{follow_file, follow_journal, FileFollower, Position};
-use banset_watch::logtime::{parse_date, split_date, DateContext};
-use banset_watch::{Matcher, Scan};
+use banset_watch::pipeline::{Failure, RawEntry, SourcePipeline};
 
 use super::Event;
 
@@ -67,17 +68,14 @@ pub fn stop_all(sources: Vec<SourceHandle>) {
     }
 }
 
-/// What a source thread needs: its matcher, which jail each of the
-/// matcher's filters feeds, and the daemon's channel.
+/// What a source thread needs: its pipeline (which knows the jail each of
+/// its filters feeds), and where to resume.
 pub struct SourceSpec {
     pub key: SourceKey,
-    pub matcher: Arc<Matcher>,
-    /// Jail index of each filter of `matcher`.
-    pub jail_of_filter: Vec<usize>,
+    pub pipeline: SourcePipeline,
     /// Where a previous run stopped (file position or journal cursor).
     pub saved: Option<String>,
     pub journalctl: PathBuf,
-    pub utc_offset: i64,
     pub generation: u64,
 }
 
@@ -126,45 +124,31 @@ fn run(
     child_pid: &Arc<AtomicU32>,
     stats: &SourceStats,
 ) {
-    let mut hits = Vec::with_capacity(4);
+    let mut failures: Vec<Failure> = Vec::with_capacity(4);
     let generation = spec.generation;
-    // Scans one line; `at` is the time the source knows (journal), else the
-    // line's own date, else now. `resume` says where to resume once this
-    // line's effect is kept (asked only for a hit).
-    let mut handle = |line: &[u8], at: Option<i64>, resume: &dyn Fn() -> Option<String>| {
+    // `resume` says where to resume once this line's effect is kept
+    // (asked only for a failure that counts).
+    let mut handle = |entry: RawEntry<'_>, resume: &dyn Fn() -> Option<String>| {
         stats.lines.fetch_add(1, Ordering::Relaxed);
-        let (date, rest) = split_date(line);
-        hits.clear();
-        if spec.matcher.scan(rest, &mut hits) != Scan::Hit {
+        failures.clear();
+        spec.pipeline
+            .pipeline
+            .process(entry, SystemClock.now(), &mut failures);
+        if failures.is_empty() {
             return;
         }
-        let now = SystemClock.now();
         let resume = resume();
-        for hit in hits.drain(..) {
-            if hit.ignored {
+        for f in failures.drain(..) {
+            if f.ignored {
                 stats.ignored.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             stats.hits.fetch_add(1, Ordering::Relaxed);
-            let at = at
-                .or_else(|| {
-                    parse_date(
-                        date,
-                        &DateContext {
-                            now,
-                            utc_offset: spec.utc_offset,
-                        },
-                    )
-                })
-                // A date from the future is a wrong clock or a forged
-                // line; count it now.
-                .filter(|t| *t <= now)
-                .unwrap_or(now);
             let _ = events.send(Event::Failure {
                 generation,
-                jail: spec.jail_of_filter[hit.filter],
-                target: hit.target,
-                at,
+                jail: spec.pipeline.jail_of_filter[f.filter],
+                target: f.target,
+                at: f.at,
                 resume: resume
                     .as_ref()
                     .map(|value| (spec.key.clone(), value.clone())),
@@ -185,7 +169,7 @@ fn run(
             follow_file(
                 &mut follower,
                 stop,
-                &mut |line, after| handle(line, None, &|| Some(after.encode())),
+                &mut |line, after| handle(RawEntry::Line(line), &|| Some(after.encode())),
                 &mut |pos| {
                     if last != Some(pos) {
                         last = Some(pos);
@@ -207,7 +191,13 @@ fn run(
                 stop,
                 child_pid,
                 &mut |entry| {
-                    handle(&entry.line, entry.at, &|| entry.cursor.clone());
+                    handle(
+                        RawEntry::Journal {
+                            line: &entry.line,
+                            at: entry.at,
+                        },
+                        &|| entry.cursor.clone(),
+                    );
                     if let Some(c) = entry.cursor {
                         last_cursor = Some(c.clone());
                         // The loop keeps the latest and saves it with the

@@ -39,6 +39,9 @@ pub struct JailStatus {
     pub failures: u64,
     /// Bans this jail made since start.
     pub bans: u64,
+    /// Failures older than `findtime` when read, not counted, since start.
+    #[serde(default)]
+    pub too_old: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

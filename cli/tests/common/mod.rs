@@ -151,3 +151,20 @@ pub fn append(path: &Path, lines: &[String]) {
         writeln!(f, "{l}").unwrap();
     }
 }
+
+/// Unix time `t` as the local wall clock in syslog's `Mmm dd HH:MM:SS`.
+pub fn syslog_date(t: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: localtime_r into a zeroed tm we own.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        assert!(!libc::localtime_r(&(t as libc::time_t), &mut tm).is_null());
+        tm
+    };
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[tm.tm_mon as usize], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}

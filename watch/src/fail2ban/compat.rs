@@ -20,7 +20,8 @@ use banset_core::Target;
 
 use super::load_filter;
 use super::reader::Options;
-use crate::{Matcher, Scan};
+use crate::pipeline::{LinePipeline, RawEntry};
+use crate::Scan;
 
 /// The result of a measurement.
 #[derive(Debug, Default, Clone)]
@@ -47,6 +48,15 @@ pub struct Report {
     pub disagreements: Vec<(String, String, String)>,
     /// Lines where fail2ban expects a host name: banset never resolves.
     pub hostnames: usize,
+    /// Of those, where banset found an address anyway (file:line, the
+    /// name, the address): it must find none.
+    pub hostname_addresses: Vec<(String, String, String)>,
+    /// With [`measure_with_names`]: lines whose expected address was
+    /// replaced by a host name.
+    pub renamed: usize,
+    /// Of those, where banset still found an address (file:line, the line
+    /// as fed, the address).
+    pub renamed_addresses: Vec<(String, String, String)>,
     /// Lines where fail2ban's failure id is not an address.
     pub non_addresses: usize,
     /// Lines not compared: Python conditions (`constraint`,
@@ -120,6 +130,23 @@ pub fn filter_modes(dir: &Path, name: &str) -> Vec<String> {
 /// Measures `config_dir` (an `/etc/fail2ban`) against `logs_dir`
 /// (fail2ban's `tests/files/logs`).
 pub fn measure(config_dir: &Path, logs_dir: &Path) -> Report {
+    measure_as(config_dir, logs_dir, false)
+}
+
+/// The host name [`measure_with_names`] puts where an address was.
+pub const RENAMED_HOST: &str = "attacker-host.example.net";
+
+/// Like [`measure`], but every sample line where fail2ban expects an
+/// address that the line spells out has that address replaced by
+/// [`RENAMED_HOST`] ([`Report::renamed`]); the other lines are fed as they
+/// are, so multi-line filters keep their state. fail2ban would resolve the
+/// name; banset never does, and must then find no address at all
+/// ([`Report::renamed_addresses`]), never another one on the line.
+pub fn measure_with_names(config_dir: &Path, logs_dir: &Path) -> Report {
+    measure_as(config_dir, logs_dir, true)
+}
+
+fn measure_as(config_dir: &Path, logs_dir: &Path, rename: bool) -> Report {
     let mut report = Report::default();
     let mut names: Vec<String> = std::fs::read_dir(config_dir.join("filter.d"))
         .into_iter()
@@ -163,7 +190,7 @@ pub fn measure(config_dir: &Path, logs_dir: &Path) -> Report {
             report.filters_loaded += 1;
         }
         if logs_dir.join(name).is_file() {
-            compare_samples(config_dir, logs_dir, name, &mut report);
+            compare_samples(config_dir, logs_dir, name, rename, &mut report);
         }
     }
     report
@@ -175,9 +202,15 @@ struct Variant {
     opts: serde_json::Map<String, serde_json::Value>,
 }
 
-fn compare_samples(config_dir: &Path, logs_dir: &Path, name: &str, report: &mut Report) {
+fn compare_samples(
+    config_dir: &Path,
+    logs_dir: &Path,
+    name: &str,
+    rename: bool,
+    report: &mut Report,
+) {
     let mut files: Vec<PathBuf> = vec![logs_dir.join(name)];
-    let mut cache: BTreeMap<String, Option<Matcher>> = BTreeMap::new();
+    let mut cache: BTreeMap<String, Option<LinePipeline>> = BTreeMap::new();
     let mut i = 0;
     let mut common = serde_json::Map::new();
     let mut variants: Vec<(String, Variant)> = Vec::new();
@@ -298,6 +331,24 @@ fn compare_samples(config_dir: &Path, logs_dir: &Path, name: &str, report: &mut 
                     record(report, &path, lineno, &expect, None);
                     continue;
                 };
+                if rename {
+                    match renamed(line, &expect) {
+                        Some(named) => {
+                            report.renamed += 1;
+                            if let Some(found) = run(matcher, &named, v) {
+                                report.renamed_addresses.push((
+                                    format!("{}:{lineno}", path.display()),
+                                    named,
+                                    found.to_string(),
+                                ));
+                            }
+                        }
+                        None => {
+                            run(matcher, line, v);
+                        }
+                    }
+                    continue;
+                }
                 let found = run(matcher, line, v);
                 record(report, &path, lineno, &expect, found);
             }
@@ -340,7 +391,7 @@ fn condition(
 
 /// Loads the filter for `opts` once; returns its cache key.
 fn ensure(
-    cache: &mut BTreeMap<String, Option<Matcher>>,
+    cache: &mut BTreeMap<String, Option<LinePipeline>>,
     config_dir: &Path,
     name: &str,
     opts: &serde_json::Map<String, serde_json::Value>,
@@ -350,7 +401,7 @@ fn ensure(
     cache.entry(key.clone()).or_insert_with(|| {
         load_filter(config_dir, name, &args, &Options::new(), None)
             .ok()
-            .and_then(|f| Matcher::new(&[f.def]).ok())
+            .and_then(|f| LinePipeline::new(&[f.def]).ok())
     });
     key
 }
@@ -387,20 +438,48 @@ fn annotation(line: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// What banset finds: `None` no failure, `Some(address)`.
-fn run(matcher: &Matcher, line: &str, v: &Variant) -> Option<Target> {
-    let mut hits = Vec::new();
-    let scan = if v.journal {
-        let full = format!("{}{line}", v.prefix);
-        matcher.scan(full.as_bytes(), &mut hits)
-    } else {
-        let (_, rest) = crate::logtime::split_date(line.as_bytes());
-        matcher.scan_line(line.as_bytes(), rest, &mut hits)
-    };
-    if scan != Scan::Hit {
+/// `line` with the address fail2ban expects in it replaced by a host name;
+/// `None` for lines expected not to match, or whose expected address the
+/// line does not spell out as written.
+fn renamed(line: &str, expect: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    if expect.get("match").and_then(|v| v.as_bool()) != Some(true) {
         return None;
     }
-    hits.into_iter().find(|h| !h.ignored).map(|h| h.target)
+    let host = expect.get("host")?.as_str()?.trim_matches(['[', ']']);
+    Target::parse(host).ok()?;
+    // A mapped form (`::ffff:192.0.2.1`) is renamed whole: a name never
+    // follows `::ffff:`, and what is left of it plus the name's first
+    // letters would read as an address, in fail2ban too.
+    let mapped = format!("::ffff:{host}");
+    let spelled = if line.contains(&mapped) {
+        &mapped
+    } else {
+        host
+    };
+    line.contains(spelled)
+        .then(|| line.replace(spelled, RENAMED_HOST))
+}
+
+/// What banset finds: `None` no failure, `Some(address)`. Journal
+/// samples (`logtype = journal`) are entries: their text is the prefix the
+/// sample names and the line, with no date cut out of it.
+fn run(pipeline: &LinePipeline, line: &str, v: &Variant) -> Option<Target> {
+    let mut found = Vec::new();
+    let full;
+    let entry = if v.journal {
+        full = format!("{}{line}", v.prefix);
+        RawEntry::Journal {
+            line: full.as_bytes(),
+            at: None,
+        }
+    } else {
+        RawEntry::Line(line.as_bytes())
+    };
+    // Only what matched is compared here, not when (2100-01-01).
+    if pipeline.process(entry, 4_102_444_800, &mut found) != Scan::Hit {
+        return None;
+    }
+    found.into_iter().find(|h| !h.ignored).map(|h| h.target)
 }
 
 fn record(
@@ -437,6 +516,11 @@ fn record(
                     .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
             if looks_like_name {
                 report.hostnames += 1;
+                if let Some(found) = found {
+                    report
+                        .hostname_addresses
+                        .push((place, h.to_string(), found.to_string()));
+                }
             } else {
                 report.non_addresses += 1;
             }
