@@ -120,11 +120,11 @@ impl DateFinder {
     /// `line` without its date (the text around it joined), as fail2ban
     /// hands it to the filter; the line itself when it has no date.
     pub fn strip<'l>(&self, line: &'l [u8]) -> std::borrow::Cow<'l, [u8]> {
-        let Ok(text) = std::str::from_utf8(line) else {
-            return line.into();
-        };
-        match self.find(text) {
+        // A line that is not UTF-8 still has its date cut (see FancyText).
+        let text = crate::filter::FancyText::new(line);
+        match self.find(text.as_str()) {
             Some(s) => {
+                let s = text.original(s.start..s.end);
                 let mut v = Vec::with_capacity(line.len());
                 v.extend_from_slice(&line[..s.start]);
                 v.extend_from_slice(&line[s.end..]);
@@ -346,6 +346,13 @@ mod tests {
             cut(&f, "[28325:00010-3735542592] x"),
             "[28325:00010-3735542592] x"
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_still_has_its_date_cut() {
+        let f = DateFinder::new(None).unwrap();
+        let line = b"x\xff [21/Nov/2026:12:00:00 +0000] y\xfe 1.2.3.4";
+        assert_eq!(&f.strip(line)[..], b"x\xff [] y\xfe 1.2.3.4");
     }
 
     #[test]
