@@ -131,11 +131,9 @@ fn qpopper() -> Vec<Pattern> {
             ),
             gate: Some(format!(r"{p}.* at \S+ \(\S+\): -ERR \[AUTH\] ")),
         },
-        Pattern::new(
-            format!(
-                r"^{HOST_FIELD}[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$"
-            ),
-        ),
+        Pattern::new(format!(
+            r"^{HOST_FIELD}[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$"
+        )),
     ]
 }
 
@@ -501,8 +499,14 @@ mod tests {
         must_match(
             "sshd",
             &[
-                ("192.0.2.1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2", "203.0.113.5"),
-                ("2001:db8::1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2", "203.0.113.5"),
+                (
+                    "192.0.2.1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+                    "203.0.113.5",
+                ),
+                (
+                    "2001:db8::1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+                    "203.0.113.5",
+                ),
             ],
         );
     }

@@ -578,7 +578,10 @@ mod tests {
             )],
             Vec::new(),
         );
-        assert!(matches!(f.compile().unwrap().fail[0].exact, Compiled::Fancy(_)));
+        assert!(matches!(
+            f.compile().unwrap().fail[0].exact,
+            Compiled::Fancy(_)
+        ));
         let clean = b"h sshd[1]: Failed password for bob from 192.0.2.7 port 22 ssh2";
         assert_eq!(found(&f, clean).as_deref(), Some("192.0.2.7"));
         // `\xff` alone, a truncated sequence, and several: the address is
