@@ -149,7 +149,7 @@ pub fn load_filter(
             }
         },
     )
-    .map_err(|m| Error::Other(format!("filter {name}: {m}")))?;
+    .map_err(|m| Error::Other(format!("{}: filter {name}: {m}", here.file)))?;
     let get = |k: &str| {
         combined
             .iter()
@@ -295,6 +295,26 @@ mod tests {
     }
 
     const COMMON: &str = "[DEFAULT]\n_daemon = \\S*\n__prefix_line = \\s*(?:\\S+ )?%(_daemon)s(?:\\[\\d+\\])?:\\s+\n";
+
+    /// `<t0>` is `<t1><t1>`, `<t1>` is `<t2><t2>`...: 2^40 bytes if
+    /// nothing stops it.
+    #[test]
+    fn doubling_tags_stop_with_an_error_naming_the_file() {
+        let mut text = "[Definition]\nfailregex = <t0> <HOST>\n".to_string();
+        for n in 0..40 {
+            text.push_str(&format!("t{n} = <t{m}><t{m}>\n", m = n + 1));
+        }
+        text.push_str("t40 = lol\n");
+        let dir = dir_with(&[("filter.d/doubling.conf", &text)]);
+        let e = load_filter(&dir, "doubling", &[], &Options::new(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("filter.d/doubling.conf") && e.contains("grows past"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn modes_tags_and_local_overrides() {
