@@ -130,6 +130,7 @@ fn qpopper() -> Vec<Pattern> {
                 r#"{p}(?P<user>.*) at \S+ \(<HOST>\): -ERR \[AUTH\] (?:Password supplied for "(?P=user)" is incorrect\.|PAM authentication failed for user "(?P=user)")$"#
             ),
             gate: Some(format!(r"{p}.* at \S+ \(\S+\): -ERR \[AUTH\] ")),
+            twin: None,
         },
         Pattern::new(format!(
             r"^{HOST_FIELD}[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$"

@@ -16,6 +16,16 @@ pub struct Pattern {
     /// that fail the gate are rejected by the fast combined scan, so the
     /// backtracking engine only sees candidates.
     pub gate: Option<String>,
+    /// For a pattern with a field of free text the client writes (a user
+    /// name, a header) that the address may sit before or after: the same
+    /// pattern with that field read the other way (greedy where `regex`
+    /// is lazy). A line counts only when both readings take the address
+    /// from the same place. A line that can be read two ways holds a
+    /// forged address in the free text, and which one is forged cannot be
+    /// told from the text: fail2ban counts whichever its regex finds
+    /// first, which lets a client choose whom it bans; banset counts
+    /// neither (see `fail2ban::steer`).
+    pub twin: Option<String>,
 }
 
 impl Pattern {
@@ -24,6 +34,7 @@ impl Pattern {
         Pattern {
             regex: regex.into(),
             gate: None,
+            twin: None,
         }
     }
 }
@@ -112,6 +123,9 @@ pub const MAX_LINE_LEN: usize = 16 * 1024;
 pub(crate) enum Compiled {
     Plain(regex::bytes::Regex),
     Fancy(fancy_regex::Regex),
+    /// A pattern and its twin ([`Pattern::twin`]): a match counts when
+    /// both match with the address at the same place.
+    Twin(Box<Compiled>, Box<Compiled>),
 }
 
 /// What a match captured that the matcher needs.
@@ -187,6 +201,11 @@ impl Compiled {
                     c.name(g).map(|m| text.original(m.range()))
                 }))
             }
+            Compiled::Twin(first, other) => {
+                let c = first.capture(line)?;
+                let o = other.capture(line)?;
+                (c.host == o.host).then_some(c)
+            }
         }
     }
 
@@ -221,6 +240,11 @@ impl Compiled {
                         .collect(),
                 })
             }
+            Compiled::Twin(first, other) => {
+                let c = first.capture_spans(text, skips)?;
+                let o = other.capture_spans(text, skips)?;
+                (c.captured.host == o.captured.host).then_some(c)
+            }
         }
     }
 
@@ -228,6 +252,7 @@ impl Compiled {
         match self {
             Compiled::Plain(re) => re.is_match(line),
             Compiled::Fancy(re) => re.is_match(FancyText::new(line).as_str()).unwrap_or(false),
+            Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
         }
     }
 }
@@ -386,6 +411,7 @@ impl FilterDef {
                     let p = Pattern {
                         regex: format!("(?m){}", p.regex),
                         gate: None,
+                        twin: p.twin.as_ref().map(|t| format!("(?m){t}")),
                     };
                     let mut c = self.compile_one("failregex", i, &p, fail_expand)?;
                     c.scan = None;
@@ -482,6 +508,16 @@ impl FilterDef {
             None => None,
         };
         let skips = expanded.matches(&format!("(?P<{SKIPLINES_GROUP}")).count();
+        if let Some(twin) = &pattern.twin {
+            let first = Pattern {
+                twin: None,
+                ..pattern.clone()
+            };
+            let mut c = self.compile_one(kind, index, &first, expand)?;
+            let other = self.compile_one(kind, index, &Pattern::new(twin.clone()), expand)?;
+            c.exact = Compiled::Twin(Box::new(c.exact), Box::new(other.exact));
+            return Ok(c);
+        }
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
                 scan: Some(expanded),
@@ -606,6 +642,28 @@ mod tests {
         let f = crate::builtin::builtin_filter("qpopper").unwrap();
         let line = b"pop qpopper[1]: a\xffz at client (192.0.2.60): -ERR [AUTH] Password supplied for \"a\xffz\" is incorrect.";
         assert_eq!(found(&f, line).as_deref(), Some("192.0.2.60"));
+    }
+
+    /// The user name sits before the address and the Referer after it:
+    /// a forged copy in either leaves two readings, and the line is not
+    /// counted; a line with one reading is.
+    #[test]
+    fn a_pattern_read_two_ways_counts_only_when_both_readings_agree() {
+        let f = FilterDef::new(
+            "twin",
+            vec![Pattern {
+                regex: r#"^user "(?:.*?)" client <HOST> ref ".*"$"#.into(),
+                gate: None,
+                twin: Some(r#"^user "(?:.*)" client <HOST> ref ".*"$"#.into()),
+            }],
+            Vec::new(),
+        );
+        let honest = br#"user "bob" client 192.0.2.1 ref "a b""#;
+        assert_eq!(found(&f, honest).as_deref(), Some("192.0.2.1"));
+        let in_user = br#"user "x" client 6.6.6.6 ref "" client 192.0.2.1 ref "a""#;
+        assert_eq!(found(&f, in_user), None);
+        let in_ref = br#"user "bob" client 192.0.2.1 ref "x" client 6.6.6.6 ref "a""#;
+        assert_eq!(found(&f, in_ref), None);
     }
 
     #[test]

@@ -200,7 +200,19 @@ pub fn load_filter(
     // Keep each failregex that compiles with the rest of the filter; set
     // the others aside, with the reason.
     for (i, p) in failregex.iter().enumerate() {
-        let pattern = Pattern::new(super::translate_regex(p));
+        let mut pattern = Pattern::new(super::translate_regex(p));
+        if let Some((first, last, why)) = super::steer::harden(name, p) {
+            pattern = Pattern {
+                regex: super::translate_regex(first),
+                gate: None,
+                twin: Some(super::translate_regex(last)),
+            };
+            notices.push(Notice {
+                origin: at(&origin),
+                jail: None,
+                message: format!("{why} (failregex {})", i + 1),
+            });
+        }
         let mut one = def.clone();
         one.failregex = vec![pattern.clone()];
         one.ignoreregex.clear();
@@ -212,6 +224,13 @@ pub fn load_filter(
                 message: format!("filter {name}: failregex {} not used: {}", i + 1, e.reason),
             }),
         }
+    }
+    if let Some(warning) = super::steer::unhardened(name, &failregex) {
+        notices.push(Notice {
+            origin: at(&origin),
+            jail: None,
+            message: warning,
+        });
     }
     if def.failregex.is_empty() {
         if let Some(e) = lookup_error {

@@ -15,6 +15,7 @@ mod ini;
 mod jail;
 mod pyregex;
 mod reader;
+mod steer;
 
 pub use filter::{load_filter, LoadedFilter};
 pub use ini::Origin;
