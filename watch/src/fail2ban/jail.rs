@@ -114,6 +114,13 @@ fn as_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// Most jails banset runs from one fail2ban configuration. Each enabled
+/// jail loads and compiles its filter (tens of milliseconds), so a
+/// configuration that enables thousands of them would hold `--check` and a
+/// reload for minutes; real ones enable a few dozen at most (fail2ban's
+/// `jail.conf` defines about a hundred).
+const MAX_JAILS: usize = 256;
+
 /// Reads fail2ban's configuration in `dir` (an `/etc/fail2ban`).
 pub fn load(dir: &Path) -> Result<Fail2banConfig, Error> {
     let mut stack = Stack::read(dir, "jail")?.ok_or_else(|| {
@@ -144,7 +151,19 @@ pub fn load(dir: &Path) -> Result<Fail2banConfig, Error> {
         .cloned()
         .collect();
     for name in names {
+        // Where the jail's section is, before loading adds to it.
+        let at = stack
+            .sections
+            .get(&name)
+            .and_then(|s| s.values().map(|v| v.origin.clone()).min_by_key(|o| o.line))
+            .map(|o| format!("{}: ", o.file))
+            .unwrap_or_default();
         match load_jail(dir, &mut stack, &name, &mut out.notices) {
+            Ok(Some(_)) if out.jails.len() == MAX_JAILS => {
+                return Err(Error::Other(format!(
+                    "{at}jail {name}: more than {MAX_JAILS} jails are enabled; banset runs at most {MAX_JAILS}"
+                )));
+            }
             Ok(Some(j)) => out.jails.push(j),
             Ok(None) => {}
             Err(e) => {
@@ -805,5 +824,29 @@ mod tests {
                 "sendmail-whois[dest=root]"
             ]
         );
+    }
+
+    #[test]
+    fn thousands_of_enabled_jails_stop_with_an_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-jails-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        std::fs::write(
+            dir.join("filter.d/f.conf"),
+            "[Definition]\nfailregex = ^x <HOST>$\n",
+        )
+        .unwrap();
+        let mut text = String::new();
+        for n in 0..5_000 {
+            text.push_str(&format!(
+                "[j{n}]\nenabled = true\nfilter = f\nlogpath = /dev/null\nbackend = auto\n"
+            ));
+        }
+        std::fs::write(dir.join("jail.conf"), text).unwrap();
+        let e = load(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("jail.conf") && e.contains("more than 256 jails"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -31,6 +31,10 @@ pub struct Stack {
     pub sections: BTreeMap<String, Options>,
     /// The files read, in merge order.
     pub files: Vec<PathBuf>,
+    /// `%(name)s` substitutions all values of the stack may still take
+    /// ([`MAX_STACK_SUBSTITUTIONS`]): one value's budget is not enough when
+    /// thousands of sections each spend nearly all of theirs.
+    spent: std::cell::Cell<usize>,
 }
 
 /// Python's interpolation depth limit.
@@ -49,6 +53,8 @@ const MAX_DEPTH: usize = 10;
 pub(crate) const MAX_EXPANSION: usize = 1 << 20;
 /// `%(name)s` substitutions made for one value.
 const MAX_SUBSTITUTIONS: usize = 100_000;
+/// ... and for all values of one stack.
+const MAX_STACK_SUBSTITUTIONS: usize = 2_000_000;
 /// Files merged into one stack (includes, `.d/` and `.local` files).
 const MAX_FILES: usize = 256;
 /// Includes within includes.
@@ -315,6 +321,13 @@ impl Stack {
                             format!("more than {MAX_SUBSTITUTIONS} %(name)s substitutions for one value (values that each name another several times?)"),
                         )
                     })?;
+                    self.spent.set(self.spent.get() + 1);
+                    if self.spent.get() > MAX_STACK_SUBSTITUTIONS {
+                        return Err(Error::at(
+                            origin,
+                            format!("more than {MAX_STACK_SUBSTITUTIONS} %(name)s substitutions in this file and the files read with it"),
+                        ));
+                    }
                     self.interpolate(&v.text, section, vars, origin, depth + 1, budget)?
                 };
                 if out.len() + value.len() > MAX_EXPANSION {
@@ -815,6 +828,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("big.conf") && e.contains("larger than"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Thousands of sections that each spend nearly a value's budget.
+    #[test]
+    fn many_sections_of_costly_values_stop_with_an_error_naming_the_file() {
+        let dir = scratch("costly");
+        let mut text = "[DEFAULT]\nx0 = \n".to_string();
+        for level in 1..=4 {
+            let below = format!("%(x{})s", level - 1);
+            text.push_str(&format!("x{level} = {}\n", below.repeat(15)));
+        }
+        for n in 0..1_000 {
+            text.push_str(&format!("[j{n}]\nenabled = %(x4)s\n"));
+        }
+        std::fs::write(dir.join("conf/jail.conf"), &text).unwrap();
+        let s = Stack::read(&dir.join("conf"), "jail").unwrap().unwrap();
+        let e = (0..1_000)
+            .find_map(|n| s.get(&format!("j{n}"), "enabled", &vars()).err())
+            .expect("the stack's budget runs out")
+            .to_string();
+        assert!(
+            e.contains("jail.conf:") && e.contains("files read with it"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
