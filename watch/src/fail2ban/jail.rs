@@ -762,16 +762,53 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
     current.into_iter().filter(|p| p.is_file()).collect()
 }
 
+/// Shell-style matching of one path component (`*`, `?`, `[...]`,
+/// `[!...]`). Every item but `*` takes one character, so on a mismatch it
+/// is enough to let the latest `*` take one more character and go on from
+/// there: the work is at most pattern × name, where trying every split for
+/// every `*` was exponential (`logpath = /var/log/*a*a*a*a*a*a*a*a*b` in a
+/// directory of long names held a reload for hours).
 fn fnmatch(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => fnmatch(&p[1..], s) || (!s.is_empty() && fnmatch(p, &s[1..])),
-        (Some(b'?'), Some(_)) => fnmatch(&p[1..], &s[1..]),
-        (Some(b'['), Some(&c)) => {
-            let Some(end) = p.iter().skip(1).position(|&b| b == b']').map(|e| e + 1) else {
-                return c == b'[' && fnmatch(&p[1..], &s[1..]);
+    let (mut pi, mut si) = (0, 0);
+    // (pattern index after the latest `*`, name index it resumes at).
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if p.get(pi) == Some(&b'*') {
+            pi += 1;
+            star = Some((pi, si));
+            continue;
+        }
+        if let Some(len) = one_char(p, pi, s[si]) {
+            pi += len;
+            si += 1;
+            continue;
+        }
+        let Some((after, from)) = star else {
+            return false;
+        };
+        pi = after;
+        si = from + 1;
+        star = Some((after, from + 1));
+    }
+    p[pi.min(p.len())..].iter().all(|&b| b == b'*')
+}
+
+/// Whether the one-character item of `p` at `pi` (`?`, `[...]` or a
+/// literal) takes `c`; its length in `p` if so.
+fn one_char(p: &[u8], pi: usize, c: u8) -> Option<usize> {
+    match *p.get(pi)? {
+        b'?' => Some(1),
+        b'[' => {
+            let Some(end) = p[pi..]
+                .iter()
+                .skip(1)
+                .position(|&b| b == b']')
+                .map(|e| e + 1)
+            else {
+                // An unclosed `[` is a literal.
+                return (c == b'[').then_some(1);
             };
-            let (neg, set) = match &p[1..end] {
+            let (neg, set) = match &p[pi + 1..pi + end] {
                 [b'!', rest @ ..] => (true, rest),
                 set => (false, set),
             };
@@ -786,10 +823,9 @@ fn fnmatch(p: &[u8], s: &[u8]) -> bool {
                     i += 1;
                 }
             }
-            hit != neg && fnmatch(&p[end + 1..], &s[1..])
+            (hit != neg).then_some(end + 1)
         }
-        (Some(a), Some(b)) => a == b && fnmatch(&p[1..], &s[1..]),
-        _ => false,
+        a => (a == c).then_some(1),
     }
 }
 
@@ -817,6 +853,12 @@ mod tests {
         assert!(fnmatch(b"tomcat[0-9]", b"tomcat9"));
         assert!(!fnmatch(b"tomcat[!0-9]", b"tomcat9"));
         assert!(!fnmatch(b"*.log", b"auth.log.1"));
+        assert!(fnmatch(b"*", b""));
+        assert!(fnmatch(b"a*", b"a"));
+        assert!(fnmatch(b"*a*b?c", b"xxaxxbyc"));
+        assert!(!fnmatch(b"*a*b?c", b"xxaxxbc"));
+        assert!(fnmatch(b"x[ab", b"x[ab"));
+        assert!(fnmatch(b"**.log", b"a.log"));
         assert_eq!(
             split_actions("iptables[port=\"ssh, 22\", protocol=tcp]\n   sendmail-whois[dest=root]"),
             vec![
@@ -848,5 +890,13 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_glob_of_many_stars_on_a_long_name_is_not_exponential() {
+        let pattern = "*a".repeat(20) + "*b";
+        let name = "a".repeat(200);
+        assert!(!fnmatch(pattern.as_bytes(), name.as_bytes()));
+        assert!(fnmatch(pattern.as_bytes(), format!("{name}b").as_bytes()));
     }
 }
