@@ -43,6 +43,9 @@ struct Known {
     last: &'static str,
     /// The free text, for messages.
     field: &'static str,
+    /// Text of the steerable failregex that a changed copy of it likely
+    /// still has.
+    marker: &'static str,
 }
 
 const KNOWN: &[Known] = &[
@@ -54,6 +57,7 @@ const KNOWN: &[Known] = &[
         first: r#"^\s*\[error\] \d+#\d+: \*\d+ user "(?:.*?)":? (?:password mismatch|was not found in "[^\"]*"), client: <HOST>, server: \S*, request: "\S+ \S+ HTTP/\d+\.\d+", host: "\S+"(?:, referrer: ".*")?\s*$"#,
         last: r#"^\s*\[error\] \d+#\d+: \*\d+ user "(?:.*)":? (?:password mismatch|was not found in "[^\"]*"), client: <HOST>, server: \S*, request: "\S+ \S+ HTTP/\d+\.\d+", host: "\S+"(?:, referrer: ".*")?\s*$"#,
         field: "the user name and the Referer",
+        marker: r#"user ""#,
     },
     Known {
         filter: "pam-generic",
@@ -67,6 +71,7 @@ const KNOWN: &[Known] = &[
         first: r"^ruser=<F-ALT_USER>(?:\S.*?)?</F-ALT_USER> rhost=<HOST>(?:\s+user=<F-USER>.*?</F-USER>)?\s*$",
         last: r"^ruser=<F-ALT_USER>(?:\S.*)?</F-ALT_USER> rhost=<HOST>(?:\s+user=<F-USER>.*?</F-USER>)?\s*$",
         field: "ruser and user (user names)",
+        marker: "ruser=",
     },
     Known {
         filter: "dovecot",
@@ -74,6 +79,7 @@ const KNOWN: &[Known] = &[
         first: r"^[a-z\-]{3,15}\((?:.*?),<HOST>(?:,\S*)?\): (?:[Uu]nknown user|[Ii]nvalid credentials|[Pp]assword mismatch)",
         last: r"^[a-z\-]{3,15}\((?:.*),<HOST>(?:,\S*)?\): (?:[Uu]nknown user|[Ii]nvalid credentials|[Pp]assword mismatch)",
         field: "the user name",
+        marker: r"^[a-z\-]{3,15}\(",
     },
 ];
 
@@ -92,15 +98,17 @@ pub(crate) fn harden(filter: &str, regex: &str) -> Option<(&'static str, &'stati
 }
 
 /// A warning for a filter named like one with a known steerable failregex
-/// that banset did not find (and so did not harden) among `failregexes`:
-/// the filter was changed, and may still be steerable.
+/// when one of `failregexes` looks like that failregex but is not its
+/// stock text (so banset did not harden it): the filter was changed, and
+/// may still be steerable.
 pub(crate) fn unhardened(filter: &str, failregexes: &[String]) -> Option<String> {
     let base = filter.split('[').next().unwrap_or(filter).trim();
-    let missing: Vec<&Known> = KNOWN
-        .iter()
-        .filter(|k| k.filter == base && !failregexes.iter().any(|f| f == k.stock))
-        .collect();
-    let k = missing.first()?;
+    let k = KNOWN.iter().find(|k| {
+        k.filter == base
+            && failregexes
+                .iter()
+                .any(|f| f.contains(k.marker) && f != k.stock)
+    })?;
     Some(format!(
         "filter {filter}: fail2ban's {} has a failregex a client can steer through {}, and this one differs from the text banset knows how to read safely; check that its failregexes anchor the address (see docs/fail2ban-steerable-filters.md)",
         k.filter, k.field
@@ -146,6 +154,13 @@ mod tests {
             f.notices
                 .iter()
                 .any(|n| n.message.contains("forged address is not counted")),
+            "{:?}",
+            f.notices
+        );
+        assert!(
+            !f.notices
+                .iter()
+                .any(|n| n.message.contains("a client can steer")),
             "{:?}",
             f.notices
         );
@@ -232,5 +247,35 @@ mod tests {
             f.notices
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The warning is for changed copies only: no stock filter, in any
+    /// mode, raises it.
+    #[test]
+    fn stock_filters_raise_no_steering_warning() {
+        let Ok(dir) = std::fs::read_dir(Path::new(STOCK).join("filter.d")) else {
+            eprintln!("skipped: fail2ban is not installed (apt-get install fail2ban)");
+            return;
+        };
+        for e in dir.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".conf") else {
+                continue;
+            };
+            for mode in ["normal", "aggressive", "extra", "ddos", "fallback"] {
+                let args = [("mode".to_string(), mode.to_string())];
+                let Ok(f) = load_filter(Path::new(STOCK), name, &args, &Default::default(), None)
+                else {
+                    continue;
+                };
+                assert!(
+                    !f.notices
+                        .iter()
+                        .any(|n| n.message.contains("a client can steer")),
+                    "{name}[mode={mode}]: {:?}",
+                    f.notices
+                );
+            }
+        }
     }
 }
