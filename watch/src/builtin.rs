@@ -35,8 +35,17 @@ pub const BUILTIN_FILTERS: &[&str] = &[
 /// The syslog part before the message, after the date: an optional host
 /// name, the program (`prog`, a regex) and an optional `[pid]`.
 fn prefix(prog: &str) -> String {
-    format!(r"^(?:\S+ )?(?:{prog})(?:\[\d+\])?: ")
+    format!(r"^{HOST_FIELD}(?:{prog})(?:\[\d+\])?: ")
 }
+
+/// The optional host-name field of a syslog line. A host name (or an
+/// address written in its place) never holds a bracket and never ends in a
+/// colon, while a program's tag (`cron[12]:`, `cron:`) always does one or
+/// the other. Without that rule, a line with no host field, such as
+/// `cron[12]: sshd[1]: Failed password ... from 6.6.6.6 ...`, would read as
+/// host `cron[12]:` and program `sshd`: another program's message, written
+/// by whoever can write to syslog, would pass for sshd's.
+const HOST_FIELD: &str = r"(?:[^\s\[\]]*[^\s\[\]:] )?";
 
 const SSHD: &str = r"sshd(?:-session)?";
 const POSTFIX_SMTPD: &str = r"postfix(?:-[\w.-]+)?/(?:[\w-]+/)?smtpd";
@@ -121,10 +130,11 @@ fn qpopper() -> Vec<Pattern> {
                 r#"{p}(?P<user>.*) at \S+ \(<HOST>\): -ERR \[AUTH\] (?:Password supplied for "(?P=user)" is incorrect\.|PAM authentication failed for user "(?P=user)")$"#
             ),
             gate: Some(format!(r"{p}.* at \S+ \(\S+\): -ERR \[AUTH\] ")),
+            twin: None,
         },
-        Pattern::new(
-            r"^(?:\S+ )?[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$",
-        ),
+        Pattern::new(format!(
+            r"^{HOST_FIELD}[\w.-]+(?:\[\d+\])?: refused connect(?:ion)? from <HOST>, service qpopper \(tcp\)$"
+        )),
     ]
 }
 
@@ -400,6 +410,106 @@ mod tests {
             r#"pop qpopper[1]: {user} at client (1.2.3.4): -ERR [AUTH] Password supplied for "{user}" is incorrect."#
         );
         assert_eq!(found("qpopper", &line).as_deref(), Some("1.2.3.4"));
+    }
+
+    /// Lines where another program (no host field before it) wrote the
+    /// built-in's message, with and without a pid. Each must be refused,
+    /// and the same message under the real program's tag must still match.
+    fn another_program_cannot_pass_for(filter: &str, own: &str, message: &str, want: &str) {
+        for other in ["cron[12]: ", "cron: ", "h cron[12]: ", "h cron: "] {
+            let forged = format!("{other}{own}{message}");
+            assert_eq!(
+                found(filter, &forged),
+                None,
+                "{filter} took another program's message: {forged}"
+            );
+        }
+        for real in [format!("h {own}{message}"), format!("{own}{message}")] {
+            assert_eq!(found(filter, &real).as_deref(), Some(want), "{real}");
+        }
+    }
+
+    #[test]
+    fn sshd_message_inside_another_programs_line_is_not_sshds() {
+        another_program_cannot_pass_for(
+            "sshd",
+            "sshd[1]: ",
+            "Failed password for root from 6.6.6.6 port 22 ssh2",
+            "6.6.6.6",
+        );
+    }
+
+    #[test]
+    fn sshd_aggressive_message_inside_another_programs_line_is_not_sshds() {
+        another_program_cannot_pass_for(
+            "sshd-aggressive",
+            "sshd-session[1]: ",
+            "Did not receive identification string from 6.6.6.6 port 61000",
+            "6.6.6.6",
+        );
+    }
+
+    #[test]
+    fn postfix_message_inside_another_programs_line_is_not_postfixs() {
+        another_program_cannot_pass_for(
+            "postfix",
+            "postfix/smtpd[1]: ",
+            "warning: non-SMTP command from unknown[6.6.6.6]: GET / HTTP/1.1",
+            "6.6.6.6",
+        );
+    }
+
+    #[test]
+    fn postfix_sasl_message_inside_another_programs_line_is_not_postfixs() {
+        another_program_cannot_pass_for(
+            "postfix-sasl",
+            "postfix/submission/smtpd[1]: ",
+            "warning: unknown[6.6.6.6]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+            "6.6.6.6",
+        );
+    }
+
+    #[test]
+    fn dovecot_message_inside_another_programs_line_is_not_dovecots() {
+        another_program_cannot_pass_for(
+            "dovecot",
+            "dovecot: ",
+            "auth: pam(x,6.6.6.6): unknown user",
+            "6.6.6.6",
+        );
+    }
+
+    #[test]
+    fn qpopper_message_inside_another_programs_line_is_not_qpoppers() {
+        another_program_cannot_pass_for(
+            "qpopper",
+            "qpopper[1]: ",
+            r#"x at h (6.6.6.6): -ERR [AUTH] Password supplied for "x" is incorrect."#,
+            "6.6.6.6",
+        );
+        another_program_cannot_pass_for(
+            "qpopper",
+            "inetd[1]: ",
+            "refused connection from 6.6.6.6, service qpopper (tcp)",
+            "6.6.6.6",
+        );
+    }
+
+    #[test]
+    fn an_address_in_the_host_field_is_still_a_host_field() {
+        must_match(
+            "sshd",
+            &[
+                (
+                    "192.0.2.1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+                    "203.0.113.5",
+                ),
+                (
+                    "2001:db8::1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+                    "203.0.113.5",
+                ),
+            ],
+        );
     }
 
     #[test]

@@ -16,6 +16,16 @@ pub struct Pattern {
     /// that fail the gate are rejected by the fast combined scan, so the
     /// backtracking engine only sees candidates.
     pub gate: Option<String>,
+    /// For a pattern with a field of free text the client writes (a user
+    /// name, a header) that the address may sit before or after: the same
+    /// pattern with that field read the other way (greedy where `regex`
+    /// is lazy). A line counts only when both readings take the address
+    /// from the same place. A line that can be read two ways holds a
+    /// forged address in the free text, and which one is forged cannot be
+    /// told from the text: fail2ban counts whichever its regex finds
+    /// first, which lets a client choose whom it bans; banset counts
+    /// neither (see `fail2ban::steer`).
+    pub twin: Option<String>,
 }
 
 impl Pattern {
@@ -24,6 +34,7 @@ impl Pattern {
         Pattern {
             regex: regex.into(),
             gate: None,
+            twin: None,
         }
     }
 }
@@ -112,6 +123,9 @@ pub const MAX_LINE_LEN: usize = 16 * 1024;
 pub(crate) enum Compiled {
     Plain(regex::bytes::Regex),
     Fancy(fancy_regex::Regex),
+    /// A pattern and its twin ([`Pattern::twin`]): a match counts when
+    /// both match with the address at the same place.
+    Twin(Box<Compiled>, Box<Compiled>),
 }
 
 /// What a match captured that the matcher needs.
@@ -179,11 +193,18 @@ impl Compiled {
                 Some(Captured::from_groups(|g| c.name(g).map(|m| m.range())))
             }
             Compiled::Fancy(re) => {
-                let text = std::str::from_utf8(line).ok()?;
+                let text = FancyText::new(line);
                 // A backtracking limit hit is no match: hostile input must
                 // not stall the watcher.
-                let c = re.captures(text).ok()??;
-                Some(Captured::from_groups(|g| c.name(g).map(|m| m.range())))
+                let c = re.captures(text.as_str()).ok()??;
+                Some(Captured::from_groups(|g| {
+                    c.name(g).map(|m| text.original(m.range()))
+                }))
+            }
+            Compiled::Twin(first, other) => {
+                let c = first.capture(line)?;
+                let o = other.capture(line)?;
+                (c.host == o.host).then_some(c)
             }
         }
     }
@@ -207,16 +228,22 @@ impl Compiled {
                 })
             }
             Compiled::Fancy(re) => {
-                let text = std::str::from_utf8(text).ok()?;
-                let c = re.captures(text).ok()??;
+                let text = FancyText::new(text);
+                let c = re.captures(text.as_str()).ok()??;
+                let at = |m: fancy_regex::Match<'_>| text.original(m.range());
                 Some(Spans {
-                    captured: Captured::from_groups(|g| c.name(g).map(|m| m.range())),
-                    whole: c.get(0)?.range(),
+                    captured: Captured::from_groups(|g| c.name(g).map(at)),
+                    whole: at(c.get(0)?),
                     skipped: skip_names
                         .iter()
-                        .filter_map(|g| c.name(g).map(|m| m.range()))
+                        .filter_map(|g| c.name(g).map(at))
                         .collect(),
                 })
+            }
+            Compiled::Twin(first, other) => {
+                let c = first.capture_spans(text, skips)?;
+                let o = other.capture_spans(text, skips)?;
+                (c.captured.host == o.captured.host).then_some(c)
             }
         }
     }
@@ -224,9 +251,71 @@ impl Compiled {
     pub(crate) fn is_match(&self, line: &[u8]) -> bool {
         match self {
             Compiled::Plain(re) => re.is_match(line),
-            Compiled::Fancy(re) => std::str::from_utf8(line)
-                .ok()
-                .is_some_and(|t| re.is_match(t).unwrap_or(false)),
+            Compiled::Fancy(re) => re.is_match(FancyText::new(line).as_str()).unwrap_or(false),
+            Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
+        }
+    }
+}
+
+/// A line as the backtracking engine (which reads `&str`) sees it.
+///
+/// Log lines are bytes and need not be UTF-8: a client picks its user name,
+/// and a single `\xff` in it must not hide the line from a filter, or the
+/// client could fail logins for ever without being counted. Invalid
+/// sequences become U+FFFD, which is what fail2ban does (it decodes with
+/// `errors='strict'` and, when that fails, again with `errors='replace'`;
+/// `FileContainer.decode_line`), so its filters see the same text. The
+/// plain engine reads the bytes as they are. Capture ranges are mapped back
+/// to the line's own bytes, so what a filter captured (the address above
+/// all) is read from the line, never from the replacement.
+pub(crate) struct FancyText<'l> {
+    text: std::borrow::Cow<'l, str>,
+    /// For a converted line: the line's byte offset of each byte offset of
+    /// `text` (and of its end). `None` when the line was valid UTF-8.
+    map: Option<Vec<usize>>,
+}
+
+impl<'l> FancyText<'l> {
+    pub(crate) fn new(line: &'l [u8]) -> FancyText<'l> {
+        if let Ok(text) = std::str::from_utf8(line) {
+            return FancyText {
+                text: text.into(),
+                map: None,
+            };
+        }
+        let mut text = String::with_capacity(line.len() + 16);
+        let mut map = Vec::with_capacity(line.len() + 17);
+        let mut at = 0;
+        for chunk in line.utf8_chunks() {
+            let valid = chunk.valid();
+            map.extend(at..at + valid.len());
+            text.push_str(valid);
+            at += valid.len();
+            let invalid = chunk.invalid();
+            if !invalid.is_empty() {
+                text.push(char::REPLACEMENT_CHARACTER);
+                // A match starts or ends only at a character boundary, so
+                // only the first of the three bytes is ever looked up.
+                map.extend([at; 3]);
+                at += invalid.len();
+            }
+        }
+        map.push(at);
+        FancyText {
+            text: text.into(),
+            map: Some(map),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The line's bytes of `range` (a range of [`Self::as_str`]).
+    pub(crate) fn original(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        match &self.map {
+            None => range,
+            Some(map) => map[range.start]..map[range.end],
         }
     }
 }
@@ -322,6 +411,7 @@ impl FilterDef {
                     let p = Pattern {
                         regex: format!("(?m){}", p.regex),
                         gate: None,
+                        twin: p.twin.as_ref().map(|t| format!("(?m){t}")),
                     };
                     let mut c = self.compile_one("failregex", i, &p, fail_expand)?;
                     c.scan = None;
@@ -418,6 +508,16 @@ impl FilterDef {
             None => None,
         };
         let skips = expanded.matches(&format!("(?P<{SKIPLINES_GROUP}")).count();
+        if let Some(twin) = &pattern.twin {
+            let first = Pattern {
+                twin: None,
+                ..pattern.clone()
+            };
+            let mut c = self.compile_one(kind, index, &first, expand)?;
+            let other = self.compile_one(kind, index, &Pattern::new(twin.clone()), expand)?;
+            c.exact = Compiled::Twin(Box::new(c.exact), Box::new(other.exact));
+            return Ok(c);
+        }
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
                 scan: Some(expanded),
@@ -488,4 +588,94 @@ pub(crate) struct CompiledFilter {
     pub(crate) connections: Option<std::sync::Mutex<crate::matcher::Connections>>,
     /// For a multi-line filter (`maxlines` > 1): the latest lines.
     pub(crate) lines: Option<std::sync::Mutex<crate::multiline::LineBuffer>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::{Matcher, Scan};
+
+    fn found(f: &FilterDef, line: &[u8]) -> Option<String> {
+        let m = Matcher::new(std::slice::from_ref(f)).unwrap();
+        let mut hits = Vec::new();
+        match m.scan(line, &mut hits) {
+            Scan::Hit => Some(hits[0].target.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_user_name_does_not_hide_the_line_from_a_look_around_filter() {
+        // A negative look-ahead needs the backtracking engine.
+        let f = FilterDef::new(
+            "lookaround",
+            vec![Pattern::new(
+                r"^h sshd\[\d+\]: Failed password for (?!root\b)\S+ from <HOST> port \d+ ssh2$",
+            )],
+            Vec::new(),
+        );
+        assert!(matches!(
+            f.compile().unwrap().fail[0].exact,
+            Compiled::Fancy(_)
+        ));
+        let clean = b"h sshd[1]: Failed password for bob from 192.0.2.7 port 22 ssh2";
+        assert_eq!(found(&f, clean).as_deref(), Some("192.0.2.7"));
+        // `\xff` alone, a truncated sequence, and several: the address is
+        // read from the line's own bytes after them.
+        for user in [&b"b\xffb"[..], b"\xe2\x82", b"\xff\xfe\xc0\xafx"] {
+            let mut line = b"h sshd[1]: Failed password for ".to_vec();
+            line.extend_from_slice(user);
+            line.extend_from_slice(b" from 192.0.2.8 port 22 ssh2");
+            assert_eq!(
+                found(&f, &line).as_deref(),
+                Some("192.0.2.8"),
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+        let root = b"h sshd[1]: Failed password for root from 192.0.2.9 port 22 ssh2";
+        assert_eq!(found(&f, root), None);
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_user_name_does_not_hide_the_line_from_a_back_reference_filter() {
+        let f = crate::builtin::builtin_filter("qpopper").unwrap();
+        let line = b"pop qpopper[1]: a\xffz at client (192.0.2.60): -ERR [AUTH] Password supplied for \"a\xffz\" is incorrect.";
+        assert_eq!(found(&f, line).as_deref(), Some("192.0.2.60"));
+    }
+
+    /// The user name sits before the address and the Referer after it:
+    /// a forged copy in either leaves two readings, and the line is not
+    /// counted; a line with one reading is.
+    #[test]
+    fn a_pattern_read_two_ways_counts_only_when_both_readings_agree() {
+        let f = FilterDef::new(
+            "twin",
+            vec![Pattern {
+                regex: r#"^user "(?:.*?)" client <HOST> ref ".*"$"#.into(),
+                gate: None,
+                twin: Some(r#"^user "(?:.*)" client <HOST> ref ".*"$"#.into()),
+            }],
+            Vec::new(),
+        );
+        let honest = br#"user "bob" client 192.0.2.1 ref "a b""#;
+        assert_eq!(found(&f, honest).as_deref(), Some("192.0.2.1"));
+        let in_user = br#"user "x" client 6.6.6.6 ref "" client 192.0.2.1 ref "a""#;
+        assert_eq!(found(&f, in_user), None);
+        let in_ref = br#"user "bob" client 192.0.2.1 ref "x" client 6.6.6.6 ref "a""#;
+        assert_eq!(found(&f, in_ref), None);
+    }
+
+    #[test]
+    fn fancy_text_maps_ranges_back_to_the_lines_bytes() {
+        let line = b"a\xffb\xe2\x82c\xc3\xa9d";
+        let t = FancyText::new(line);
+        assert_eq!(t.as_str(), "a\u{FFFD}b\u{FFFD}c\u{e9}d");
+        let s = t.as_str();
+        let c = s.find('c').unwrap();
+        assert_eq!(t.original(c..c + 1), 5..6);
+        assert_eq!(t.original(0..s.len()), 0..line.len());
+        let b = s.find('b').unwrap();
+        assert_eq!(&line[t.original(b..s.len())], b"b\xe2\x82c\xc3\xa9d");
+    }
 }

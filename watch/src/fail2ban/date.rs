@@ -7,7 +7,57 @@
 //! removed, and the failure counts at the time banset reads the line, which
 //! for a followed log is the time it was written.
 
-use fancy_regex::Regex;
+/// One compiled template.
+///
+/// fail2ban's templates are Python regexes run by a backtracking engine
+/// over the whole line (`DateTemplate.matchDate` is a `re.search`; there is
+/// no cap on the bytes searched). A line without a date makes every
+/// template fail at every position: with the fancy-regex VM that took about
+/// 110 ms per 16 KiB line for the default templates, so a few long
+/// requests a second stalled a log. Cutting the search off after some bytes
+/// would change which date is found (and so what a filter sees), so banset
+/// keeps fail2ban's reading and changes the engine instead: every template
+/// that can be written for the linear-time `regex` crate runs there (the
+/// stock ones all can, once the word-bound look-aheads and the `_sep`
+/// back-reference banset itself writes are rewritten); only a template a
+/// filter writes with other look-arounds or back-references runs on the
+/// backtracking engine, under a backtracking limit, past which it finds no
+/// date.
+#[derive(Debug, Clone)]
+enum Template {
+    Linear {
+        re: regex::Regex,
+        /// The date is the first group that took part in the match, not
+        /// group 1 (the free-standing EPOCH, written as alternatives).
+        any_group: bool,
+    },
+    Backtracking(fancy_regex::Regex),
+}
+
+/// Backtracking steps a template that needs fancy-regex may take on one
+/// line before it counts as not matching (the same bound the filters' own
+/// patterns have).
+const BACKTRACK_LIMIT: usize = 100_000;
+
+impl Template {
+    fn span(&self, line: &str) -> Option<DateSpan> {
+        let m = match self {
+            Template::Linear { re, any_group } => {
+                let caps = re.captures(line)?;
+                if *any_group {
+                    caps.iter().skip(1).flatten().next()?.range()
+                } else {
+                    caps.get(1)?.range()
+                }
+            }
+            Template::Backtracking(re) => re.captures(line).ok()??.get(1)?.range(),
+        };
+        Some(DateSpan {
+            start: m.start,
+            end: m.end,
+        })
+    }
+}
 
 /// fail2ban's default templates (the order it tries them in), as written in
 /// its `datedetector.py`.
@@ -35,7 +85,7 @@ const DEFAULT_TEMPLATES: &[&str] = &[
 #[derive(Debug)]
 pub struct DateFinder {
     /// Tried in order; the first that matches wins. Group 1 is the date.
-    templates: Vec<Regex>,
+    templates: Vec<Template>,
     /// Later templates (unanchored) compete by position: the leftmost wins.
     leftmost_from: usize,
 }
@@ -98,33 +148,25 @@ impl DateFinder {
 
     /// Where the date of `line` is, if it has one.
     pub fn find(&self, line: &str) -> Option<DateSpan> {
-        let span = |re: &Regex| -> Option<DateSpan> {
-            let caps = re.captures(line).ok()??;
-            let m = caps.get(1)?;
-            Some(DateSpan {
-                start: m.start(),
-                end: m.end(),
-            })
-        };
-        for re in &self.templates[..self.leftmost_from] {
-            if let Some(s) = span(re) {
+        for t in &self.templates[..self.leftmost_from] {
+            if let Some(s) = t.span(line) {
                 return Some(s);
             }
         }
         self.templates[self.leftmost_from..]
             .iter()
-            .filter_map(span)
+            .filter_map(|t| t.span(line))
             .min_by_key(|s| s.start)
     }
 
     /// `line` without its date (the text around it joined), as fail2ban
     /// hands it to the filter; the line itself when it has no date.
     pub fn strip<'l>(&self, line: &'l [u8]) -> std::borrow::Cow<'l, [u8]> {
-        let Ok(text) = std::str::from_utf8(line) else {
-            return line.into();
-        };
-        match self.find(text) {
+        // A line that is not UTF-8 still has its date cut (see FancyText).
+        let text = crate::filter::FancyText::new(line);
+        match self.find(text.as_str()) {
             Some(s) => {
+                let s = text.original(s.start..s.end);
                 let mut v = Vec::with_capacity(line.len());
                 v.extend_from_slice(&line[..s.start]);
                 v.extend_from_slice(&line[s.end..]);
@@ -136,7 +178,7 @@ impl DateFinder {
 }
 
 /// Templates anchored at the line's start, and the others.
-type Templates = (Vec<Regex>, Vec<Regex>);
+type Templates = (Vec<Template>, Vec<Template>);
 
 /// fail2ban's default templates, compiled once: those anchored at the
 /// line's start (fail2ban tries them first), and the others.
@@ -163,7 +205,7 @@ fn defaults() -> Result<&'static Templates, String> {
 
 /// Compiles one template; returns it and whether it is anchored at the
 /// line's start.
-fn template(pattern: &str, unbound: bool) -> Result<(Regex, bool), String> {
+fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), String> {
     let mut p = pattern.trim().to_string();
     let mut word_begin = !unbound;
     let mut line_begin = false;
@@ -179,10 +221,20 @@ fn template(pattern: &str, unbound: bool) -> Result<(Regex, bool), String> {
         // fail2ban's free-standing epoch: at the line's start, in `[...]`
         // there, or in an audit record's `audit(EPOCH:SERIAL)`; never a
         // run of digits elsewhere in the line (a pid, a session number).
+        // As fail2ban writes it, with look-behinds:
+        // (?:^|(?<=^\[)(?=E\])|(?<=\baudit\()(?=E:\d+\)))(E)
+        // and here as alternatives whose context is matched, not looked
+        // at; the date is whichever group took part.
         let epoch = r"\d{10,11}\b(?:\.\d{3,6})?";
-        let re = format!(r"(?:^|(?<=^\[)(?={epoch}\])|(?<=\baudit\()(?={epoch}:\d+\)))({epoch})");
-        let re = Regex::new(&re).map_err(|e| format!("datepattern {pattern:?}: {e}"))?;
-        return Ok((re, false));
+        let re = format!(r"^({epoch})|^\[({epoch})\]|\baudit\(({epoch}):\d+\)");
+        let re = linear(&re).map_err(|e| format!("datepattern {pattern:?}: {e}"))?;
+        return Ok((
+            Template::Linear {
+                re,
+                any_group: true,
+            },
+            false,
+        ));
     }
     let core = match p.to_uppercase().as_str() {
         "EPOCH" => r"\d{10,11}(?:\.\d{3,6})?".to_string(),
@@ -227,9 +279,103 @@ fn template(pattern: &str, unbound: bool) -> Result<(Regex, bool), String> {
     if word_end && !ends_bound {
         re.push_str(r"(?=\b|\W|$)");
     }
-    let re = Regex::new(&super::pyregex::translate(&re))
-        .map_err(|e| format!("datepattern {pattern:?}: {e}"))?;
-    Ok((re, line_begin))
+    let fancy = super::pyregex::translate(&re);
+    let compiled = match linear(&unfold_separator(
+        &fancy
+            .replace(WORD_BEGIN, WORD_BOUND)
+            .replace(WORD_END, WORD_BOUND),
+    )) {
+        Ok(re) => Template::Linear {
+            re,
+            any_group: false,
+        },
+        Err(_) => Template::Backtracking(
+            fancy_regex::RegexBuilder::new(&fancy)
+                .backtrack_limit(BACKTRACK_LIMIT)
+                .build()
+                .map_err(|e| format!("datepattern {pattern:?}: {e}"))?,
+        ),
+    };
+    Ok((compiled, line_begin))
+}
+
+/// fail2ban's word bounds around a date: `(?=^|\b|\W)` before it and
+/// `(?=\b|\W|$)` after it. Around a non-empty date both fail only between
+/// two word characters, which the `regex` crate says without a
+/// look-ahead: a non-word character (or the text's edge) on one side.
+/// Word characters are ASCII here, Unicode in Python; a date glued to a
+/// non-ASCII letter is the only difference, and not a date either way in
+/// any log banset knows.
+const WORD_BEGIN: &str = r"(?=^|\b|\W)";
+const WORD_END: &str = r"(?=\b|\W|$)";
+const WORD_BOUND: &str = r"(?-u:\b{start-half}|\b{end-half})";
+
+fn linear(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(crate::filter::REGEX_SIZE_LIMIT)
+        .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
+        .build()
+}
+
+/// fail2ban's templates repeat a separator by back-reference:
+/// `Y(?P<_sep>[-/.])m(?P=_sep)d`. A back-reference needs the backtracking
+/// engine; with a class of a few literal characters it is the same as one
+/// alternative per character: `Y(?:-m-|/m/|\.m\.)d`. Anything less plain
+/// is left as it is (and runs on the backtracking engine).
+fn unfold_separator(re: &str) -> String {
+    const OPEN: &str = "(?P<_sep>[";
+    const BACK: &str = "(?P=_sep)";
+    let mut out = re.to_string();
+    while let (Some(def), Some(back)) = (out.find(OPEN), out.find(BACK)) {
+        let class_start = def + OPEN.len();
+        let Some(class_len) = out[class_start..].find("])") else {
+            break;
+        };
+        let class = &out[class_start..class_start + class_len];
+        let between_start = class_start + class_len + 2;
+        if back < between_start
+            || class.is_empty()
+            || class.contains('\\')
+            || class.starts_with('^')
+            || class.trim_matches('-').contains('-')
+        {
+            break;
+        }
+        let between = &out[between_start..back];
+        // The text between must be whole groups, or the alternatives would
+        // cut one in half; and it must not capture, or copies would.
+        let mut depth = 0i32;
+        let mut escaped = false;
+        for c in between.chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 {
+                break;
+            }
+        }
+        if depth != 0 || between.contains("(?P<") || has_plain_group(between) {
+            break;
+        }
+        let alternatives: Vec<String> = class
+            .chars()
+            .map(|c| {
+                let c = regex::escape(&c.to_string());
+                format!("{c}{between}{c}")
+            })
+            .collect();
+        out = format!(
+            "{}(?:{}){}",
+            &out[..def],
+            alternatives.join("|"),
+            &out[back + BACK.len()..]
+        );
+    }
+    out
 }
 
 fn has_plain_group(s: &str) -> bool {
@@ -346,6 +492,84 @@ mod tests {
             cut(&f, "[28325:00010-3735542592] x"),
             "[28325:00010-3735542592] x"
         );
+    }
+
+    fn backtracking(f: &DateFinder) -> usize {
+        f.templates
+            .iter()
+            .filter(|t| matches!(t, Template::Backtracking(_)))
+            .count()
+    }
+
+    /// The default templates, and every `datepattern` of fail2ban's own
+    /// filters (when fail2ban is installed), run on the linear-time
+    /// engine: a long line without a date costs one pass per template, not
+    /// a backtracking search from every position (about 110 ms per 16 KiB
+    /// line before; `bench/date-worst` measures it).
+    #[test]
+    fn date_templates_of_long_lines_without_a_date_run_in_linear_time() {
+        let mut patterns = vec![
+            None,
+            Some("{^LN-BEG}".to_string()),
+            Some(r"^[^\[]*\[({DATE})".to_string()),
+            Some("EPOCH".to_string()),
+        ];
+        let stock = std::path::Path::new("/etc/fail2ban");
+        if let Ok(dir) = std::fs::read_dir(stock.join("filter.d")) {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(name) = name.strip_suffix(".conf") else {
+                    continue;
+                };
+                let Ok(f) = super::super::load_filter(stock, name, &[], &Default::default(), None)
+                else {
+                    continue;
+                };
+                if let crate::DateRule::Fail2ban(p) = f.def.date {
+                    patterns.push(p);
+                }
+            }
+        }
+        for p in patterns {
+            let f = DateFinder::new(p.as_deref()).unwrap();
+            assert_eq!(backtracking(&f), 0, "datepattern {p:?}");
+        }
+        // A template banset cannot rewrite still works, on the bounded
+        // backtracking engine.
+        let f = DateFinder::new(Some(r"^(?<=^)%H:%M:%S")).unwrap();
+        assert_eq!(backtracking(&f), 1);
+        assert_eq!(cut(&f, "12:00:00 x"), " x");
+    }
+
+    #[test]
+    fn a_separator_repeated_by_back_reference_must_repeat() {
+        let f = DateFinder::new(None).unwrap();
+        assert_eq!(cut(&f, "2026-11-21 12:00:00 x"), " x");
+        assert_eq!(cut(&f, "2026/11/21 12:00:00 x"), " x");
+        assert_eq!(cut(&f, "2026.11.21 12:00:00 x"), " x");
+        assert_eq!(cut(&f, "2026-11/21 12:00:00 x"), "2026-11/21 12:00:00 x");
+        assert_eq!(
+            unfold_separator(r"(\d(?P<_sep>[-/.])\d(?P=_sep)\d)"),
+            r"(\d(?:\-\d\-|/\d/|\.\d\.)\d)"
+        );
+        // Not plain enough: left to the backtracking engine.
+        let odd = r"(\d(?P<_sep>[a-z])(\d)(?P=_sep)\d)";
+        assert_eq!(unfold_separator(odd), odd);
+    }
+
+    #[test]
+    fn dates_glued_to_words_are_not_dates() {
+        let f = DateFinder::new(None).unwrap();
+        assert_eq!(cut(&f, "x2026-11-21 12:00:00 y"), "x2026-11-21 12:00:00 y");
+        assert_eq!(cut(&f, "x 2026-11-21 12:00:00y"), "x 2026-11-21 12:00:00y");
+        assert_eq!(cut(&f, "x [2026-11-21 12:00:00] y"), "x [] y");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_still_has_its_date_cut() {
+        let f = DateFinder::new(None).unwrap();
+        let line = b"x\xff [21/Nov/2026:12:00:00 +0000] y\xfe 1.2.3.4";
+        assert_eq!(&f.strip(line)[..], b"x\xff [] y\xfe 1.2.3.4");
     }
 
     #[test]

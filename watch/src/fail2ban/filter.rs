@@ -149,7 +149,7 @@ pub fn load_filter(
             }
         },
     )
-    .map_err(|m| Error::Other(format!("filter {name}: {m}")))?;
+    .map_err(|m| Error::Other(format!("{}: filter {name}: {m}", here.file)))?;
     let get = |k: &str| {
         combined
             .iter()
@@ -200,7 +200,19 @@ pub fn load_filter(
     // Keep each failregex that compiles with the rest of the filter; set
     // the others aside, with the reason.
     for (i, p) in failregex.iter().enumerate() {
-        let pattern = Pattern::new(super::translate_regex(p));
+        let mut pattern = Pattern::new(super::translate_regex(p));
+        if let Some((first, last, why)) = super::steer::harden(name, p) {
+            pattern = Pattern {
+                regex: super::translate_regex(first),
+                gate: None,
+                twin: Some(super::translate_regex(last)),
+            };
+            notices.push(Notice {
+                origin: at(&origin),
+                jail: None,
+                message: format!("{why} (failregex {})", i + 1),
+            });
+        }
         let mut one = def.clone();
         one.failregex = vec![pattern.clone()];
         one.ignoreregex.clear();
@@ -212,6 +224,13 @@ pub fn load_filter(
                 message: format!("filter {name}: failregex {} not used: {}", i + 1, e.reason),
             }),
         }
+    }
+    if let Some(warning) = super::steer::unhardened(name, &failregex) {
+        notices.push(Notice {
+            origin: at(&origin),
+            jail: None,
+            message: warning,
+        });
     }
     if def.failregex.is_empty() {
         if let Some(e) = lookup_error {
@@ -295,6 +314,26 @@ mod tests {
     }
 
     const COMMON: &str = "[DEFAULT]\n_daemon = \\S*\n__prefix_line = \\s*(?:\\S+ )?%(_daemon)s(?:\\[\\d+\\])?:\\s+\n";
+
+    /// `<t0>` is `<t1><t1>`, `<t1>` is `<t2><t2>`...: 2^40 bytes if
+    /// nothing stops it.
+    #[test]
+    fn doubling_tags_stop_with_an_error_naming_the_file() {
+        let mut text = "[Definition]\nfailregex = <t0> <HOST>\n".to_string();
+        for n in 0..40 {
+            text.push_str(&format!("t{n} = <t{m}><t{m}>\n", m = n + 1));
+        }
+        text.push_str("t40 = lol\n");
+        let dir = dir_with(&[("filter.d/doubling.conf", &text)]);
+        let e = load_filter(&dir, "doubling", &[], &Options::new(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("filter.d/doubling.conf") && e.contains("grows past"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn modes_tags_and_local_overrides() {

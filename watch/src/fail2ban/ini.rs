@@ -6,6 +6,7 @@
 //! file an error. Every value remembers its file and line, so a later
 //! complaint can point at it.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -57,13 +58,39 @@ impl IniFile {
     }
 }
 
-/// Reads and parses `path`.
-pub fn read(path: &Path) -> Result<IniFile, Error> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+/// Largest configuration file read, in bytes. fail2ban's largest
+/// (`jail.conf`) is about 30 KiB.
+const MAX_FILE_SIZE: u64 = 4 << 20;
+
+/// Reads and parses `real`, naming it `shown` in origins and errors.
+pub fn read_config(real: &Path, shown: &Path) -> Result<IniFile, Error> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(real)
+        .and_then(|f| f.take(MAX_FILE_SIZE + 1).read_to_end(&mut text))
+        .map_err(|e| Error::io(shown, e))?;
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(Error::Other(format!(
+            "{}: larger than {} MiB, which no fail2ban configuration file is",
+            shown.display(),
+            MAX_FILE_SIZE >> 20
+        )));
+    }
     // fail2ban reads its files as UTF-8; a stray byte is not worth refusing
     // a whole file over, and it cannot change the structure.
     let text = String::from_utf8_lossy(&text);
-    parse(&text, &path.display().to_string())
+    parse(&text, &shown.display().to_string())
+}
+
+/// At most this many characters of a line are quoted in an error.
+const QUOTED: usize = 60;
+
+/// `text` quoted for an error, cut to [`QUOTED`] characters.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
 }
 
 /// Parses `text`, naming it `file` in origins and errors.
@@ -76,6 +103,10 @@ pub fn parse(text: &str, file: &str) -> Result<IniFile, Error> {
     // The option being continued: its index in the current section.
     let mut option: Option<usize> = None;
     let mut indent_level = 0usize;
+    // Names seen, so a duplicate is found in one look, not by a scan that
+    // makes a file of many sections quadratic.
+    let mut section_names: HashSet<String> = HashSet::new();
+    let mut option_names: HashSet<(Option<usize>, String)> = HashSet::new();
     let err = |line: usize, message: String| Error::Syntax {
         origin: Origin {
             file: file.clone(),
@@ -113,16 +144,28 @@ pub fn parse(text: &str, file: &str) -> Result<IniFile, Error> {
             if let Some(end) = rest.rfind(']') {
                 let name = &rest[..end];
                 if name.is_empty() {
-                    return Err(err(lineno, format!("bad section header {content:?}")));
+                    return Err(err(
+                        lineno,
+                        format!("bad section header {}", quoted(content)),
+                    ));
                 }
                 option = None;
                 if name == "DEFAULT" {
                     cur = Some(None);
                 } else {
-                    if out.sections.iter().any(|(n, _)| n == name) {
+                    if !section_names.insert(name.to_string()) {
                         return Err(err(
                             lineno,
-                            format!("section [{name}] appears twice in this file"),
+                            format!("section [{}] appears twice in this file", quoted(name)),
+                        ));
+                    }
+                    if out.sections.len() >= crate::fail2ban::reader::MAX_SECTIONS {
+                        return Err(err(
+                            lineno,
+                            format!(
+                                "more than {} sections in one file",
+                                crate::fail2ban::reader::MAX_SECTIONS
+                            ),
                         ));
                     }
                     out.sections.push((name.to_string(), Vec::new()));
@@ -132,26 +175,35 @@ pub fn parse(text: &str, file: &str) -> Result<IniFile, Error> {
             }
         }
         let Some(idx) = cur else {
-            return Err(err(lineno, format!("{content:?} is outside any [section]")));
+            return Err(err(
+                lineno,
+                format!("{} is outside any [section]", quoted(content)),
+            ));
         };
         let Some(pos) = content.find(['=', ':']) else {
             return Err(err(
                 lineno,
-                format!("{content:?} is neither a [section], a key = value nor a continuation"),
+                format!(
+                    "{} is neither a [section], a key = value nor a continuation",
+                    quoted(content)
+                ),
             ));
         };
         let name = content[..pos].trim_end().to_lowercase();
         let value = content[pos + 1..].trim_start();
         if name.is_empty() {
-            return Err(err(lineno, format!("{content:?} has no key")));
+            return Err(err(lineno, format!("{} has no key", quoted(content))));
         }
-        let sec = section_mut(&mut out, idx);
-        if sec.iter().any(|(n, _)| *n == name) {
+        if !option_names.insert((idx, name.clone())) {
             return Err(err(
                 lineno,
-                format!("key {name:?} appears twice in the same section of this file"),
+                format!(
+                    "key {} appears twice in the same section of this file",
+                    quoted(&name)
+                ),
             ));
         }
+        let sec = section_mut(&mut out, idx);
         sec.push((
             name,
             Value {

@@ -114,6 +114,13 @@ fn as_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// Most jails banset runs from one fail2ban configuration. Each enabled
+/// jail loads and compiles its filter (tens of milliseconds), so a
+/// configuration that enables thousands of them would hold `--check` and a
+/// reload for minutes; real ones enable a few dozen at most (fail2ban's
+/// `jail.conf` defines about a hundred).
+const MAX_JAILS: usize = 256;
+
 /// Reads fail2ban's configuration in `dir` (an `/etc/fail2ban`).
 pub fn load(dir: &Path) -> Result<Fail2banConfig, Error> {
     let mut stack = Stack::read(dir, "jail")?.ok_or_else(|| {
@@ -144,7 +151,19 @@ pub fn load(dir: &Path) -> Result<Fail2banConfig, Error> {
         .cloned()
         .collect();
     for name in names {
+        // Where the jail's section is, before loading adds to it.
+        let at = stack
+            .sections
+            .get(&name)
+            .and_then(|s| s.values().map(|v| v.origin.clone()).min_by_key(|o| o.line))
+            .map(|o| format!("{}: ", o.file))
+            .unwrap_or_default();
         match load_jail(dir, &mut stack, &name, &mut out.notices) {
+            Ok(Some(_)) if out.jails.len() == MAX_JAILS => {
+                return Err(Error::Other(format!(
+                    "{at}jail {name}: more than {MAX_JAILS} jails are enabled; banset runs at most {MAX_JAILS}"
+                )));
+            }
             Ok(Some(j)) => out.jails.push(j),
             Ok(None) => {}
             Err(e) => {
@@ -743,16 +762,53 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
     current.into_iter().filter(|p| p.is_file()).collect()
 }
 
+/// Shell-style matching of one path component (`*`, `?`, `[...]`,
+/// `[!...]`). Every item but `*` takes one character, so on a mismatch it
+/// is enough to let the latest `*` take one more character and go on from
+/// there: the work is at most pattern × name, where trying every split for
+/// every `*` was exponential (`logpath = /var/log/*a*a*a*a*a*a*a*a*b` in a
+/// directory of long names held a reload for hours).
 fn fnmatch(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => fnmatch(&p[1..], s) || (!s.is_empty() && fnmatch(p, &s[1..])),
-        (Some(b'?'), Some(_)) => fnmatch(&p[1..], &s[1..]),
-        (Some(b'['), Some(&c)) => {
-            let Some(end) = p.iter().skip(1).position(|&b| b == b']').map(|e| e + 1) else {
-                return c == b'[' && fnmatch(&p[1..], &s[1..]);
+    let (mut pi, mut si) = (0, 0);
+    // (pattern index after the latest `*`, name index it resumes at).
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if p.get(pi) == Some(&b'*') {
+            pi += 1;
+            star = Some((pi, si));
+            continue;
+        }
+        if let Some(len) = one_char(p, pi, s[si]) {
+            pi += len;
+            si += 1;
+            continue;
+        }
+        let Some((after, from)) = star else {
+            return false;
+        };
+        pi = after;
+        si = from + 1;
+        star = Some((after, from + 1));
+    }
+    p[pi.min(p.len())..].iter().all(|&b| b == b'*')
+}
+
+/// Whether the one-character item of `p` at `pi` (`?`, `[...]` or a
+/// literal) takes `c`; its length in `p` if so.
+fn one_char(p: &[u8], pi: usize, c: u8) -> Option<usize> {
+    match *p.get(pi)? {
+        b'?' => Some(1),
+        b'[' => {
+            let Some(end) = p[pi..]
+                .iter()
+                .skip(1)
+                .position(|&b| b == b']')
+                .map(|e| e + 1)
+            else {
+                // An unclosed `[` is a literal.
+                return (c == b'[').then_some(1);
             };
-            let (neg, set) = match &p[1..end] {
+            let (neg, set) = match &p[pi + 1..pi + end] {
                 [b'!', rest @ ..] => (true, rest),
                 set => (false, set),
             };
@@ -767,10 +823,9 @@ fn fnmatch(p: &[u8], s: &[u8]) -> bool {
                     i += 1;
                 }
             }
-            hit != neg && fnmatch(&p[end + 1..], &s[1..])
+            (hit != neg).then_some(end + 1)
         }
-        (Some(a), Some(b)) => a == b && fnmatch(&p[1..], &s[1..]),
-        _ => false,
+        a => (a == c).then_some(1),
     }
 }
 
@@ -798,6 +853,12 @@ mod tests {
         assert!(fnmatch(b"tomcat[0-9]", b"tomcat9"));
         assert!(!fnmatch(b"tomcat[!0-9]", b"tomcat9"));
         assert!(!fnmatch(b"*.log", b"auth.log.1"));
+        assert!(fnmatch(b"*", b""));
+        assert!(fnmatch(b"a*", b"a"));
+        assert!(fnmatch(b"*a*b?c", b"xxaxxbyc"));
+        assert!(!fnmatch(b"*a*b?c", b"xxaxxbc"));
+        assert!(fnmatch(b"x[ab", b"x[ab"));
+        assert!(fnmatch(b"**.log", b"a.log"));
         assert_eq!(
             split_actions("iptables[port=\"ssh, 22\", protocol=tcp]\n   sendmail-whois[dest=root]"),
             vec![
@@ -805,5 +866,37 @@ mod tests {
                 "sendmail-whois[dest=root]"
             ]
         );
+    }
+
+    #[test]
+    fn thousands_of_enabled_jails_stop_with_an_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-jails-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        std::fs::write(
+            dir.join("filter.d/f.conf"),
+            "[Definition]\nfailregex = ^x <HOST>$\n",
+        )
+        .unwrap();
+        let mut text = String::new();
+        for n in 0..5_000 {
+            text.push_str(&format!(
+                "[j{n}]\nenabled = true\nfilter = f\nlogpath = /dev/null\nbackend = auto\n"
+            ));
+        }
+        std::fs::write(dir.join("jail.conf"), text).unwrap();
+        let e = load(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("jail.conf") && e.contains("more than 256 jails"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_glob_of_many_stars_on_a_long_name_is_not_exponential() {
+        let pattern = "*a".repeat(20) + "*b";
+        let name = "a".repeat(200);
+        assert!(!fnmatch(pattern.as_bytes(), name.as_bytes()));
+        assert!(fnmatch(pattern.as_bytes(), format!("{name}b").as_bytes()));
     }
 }

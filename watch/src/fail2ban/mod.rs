@@ -15,6 +15,7 @@ mod ini;
 mod jail;
 mod pyregex;
 mod reader;
+mod steer;
 
 pub use filter::{load_filter, LoadedFilter};
 pub use ini::Origin;
@@ -200,6 +201,11 @@ pub fn substitute_tags(
 ) -> Result<(), String> {
     let mut counts: std::collections::HashMap<(usize, String), usize> = Default::default();
     let mut done = vec![false; tags.len()];
+    // Bytes written by all replacements: tags that each name the next one
+    // twice double at every level, and a configuration must not make this
+    // loop run for minutes or fill memory.
+    let mut work = 0usize;
+    const MAX_WORK: usize = 64 * reader::MAX_EXPANSION;
     loop {
         let mut again = false;
         for i in 0..tags.len() {
@@ -232,6 +238,13 @@ pub fn substitute_tags(
                     continue;
                 };
                 value = value.replace(&format!("<{rtag}>"), &repl);
+                work = work.saturating_add(value.len());
+                if value.len() > reader::MAX_EXPANSION || work > MAX_WORK {
+                    return Err(format!(
+                        "<{tag}> grows past {} KiB when <{rtag}> is substituted (tags that each name another several times?)",
+                        reader::MAX_EXPANSION >> 10
+                    ));
+                }
                 *counts.get_mut(&(i, rtag)).expect("inserted above") += 1;
                 from = start;
             }

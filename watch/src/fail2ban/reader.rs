@@ -31,10 +31,75 @@ pub struct Stack {
     pub sections: BTreeMap<String, Options>,
     /// The files read, in merge order.
     pub files: Vec<PathBuf>,
+    /// `%(name)s` substitutions all values of the stack may still take
+    /// ([`MAX_STACK_SUBSTITUTIONS`]): one value's budget is not enough when
+    /// thousands of sections each spend nearly all of theirs.
+    spent: std::cell::Cell<usize>,
 }
 
 /// Python's interpolation depth limit.
 const MAX_DEPTH: usize = 10;
+
+// Bounds on the work a configuration can make the reader do. A file
+// anyone with write access to the tree planted (or a careless one) must
+// fail with an error naming it, not hold the daemon for minutes: ten
+// levels of `%(x)s` that each name the level below ten times make 10^10
+// substitutions, a diamond of includes doubles at each level, and so on.
+// Each bound is far above what fail2ban's own configuration uses (its
+// longest interpolated value is a few KiB, its deepest include chain 3
+// files, a stack at most 8 files).
+
+/// Longest interpolated value, in bytes.
+pub(crate) const MAX_EXPANSION: usize = 1 << 20;
+/// `%(name)s` substitutions made for one value.
+const MAX_SUBSTITUTIONS: usize = 100_000;
+/// ... and for all values of one stack.
+const MAX_STACK_SUBSTITUTIONS: usize = 2_000_000;
+/// Files merged into one stack (includes, `.d/` and `.local` files).
+const MAX_FILES: usize = 256;
+/// Includes within includes.
+const MAX_INCLUDE_DEPTH: usize = 16;
+/// Sections of one stack (every file merged).
+pub(crate) const MAX_SECTIONS: usize = 10_000;
+
+/// What is left of the work one value may take ([`MAX_SUBSTITUTIONS`]).
+struct Budget {
+    substitutions: usize,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            substitutions: MAX_SUBSTITUTIONS,
+        }
+    }
+}
+
+/// The directory given as fail2ban's configuration, resolved. Every file
+/// the reader opens must resolve (symbolic links followed) to a file
+/// inside it: an `[INCLUDES]` line, a `.local` twin or a `NAME.d/` entry
+/// must not make banset (root) read `/etc/shadow`, and a parse error must
+/// not then print a line of it.
+struct Tree {
+    root: PathBuf,
+}
+
+impl Tree {
+    /// The file to read for `file`: its resolved path, if that is inside
+    /// the tree.
+    fn confine(&self, file: &Path) -> Result<PathBuf, Error> {
+        let real = file.canonicalize().map_err(|e| Error::io(file, e))?;
+        if !real.starts_with(&self.root) {
+            return Err(Error::Other(format!(
+                "{}: resolves to {}, outside the fail2ban configuration directory {}; banset reads configuration only from inside it",
+                file.display(),
+                real.display(),
+                self.root.display()
+            )));
+        }
+        Ok(real)
+    }
+}
 
 impl Stack {
     /// Reads `dir/base.conf` and its companions (see the module
@@ -50,15 +115,25 @@ impl Stack {
         if roots.is_empty() {
             return Ok(None);
         }
+        let tree = Tree {
+            root: dir.canonicalize().map_err(|e| Error::io(dir, e))?,
+        };
         let mut files = Vec::new();
         for r in expand_local(&roots) {
-            includes(&r, &[], &mut files)?;
+            includes(&tree, &r, &[], &mut files)?;
         }
         let mut stack = Stack::default();
-        for f in &files {
-            stack.merge(&ini::read(f)?);
+        for (f, parsed) in &files {
+            stack.merge(parsed);
+            if stack.sections.len() > MAX_SECTIONS {
+                return Err(Error::Other(format!(
+                    "{}: more than {MAX_SECTIONS} sections in {} and the files it includes",
+                    f.display(),
+                    basename.display()
+                )));
+            }
         }
-        stack.files = files;
+        stack.files = files.into_iter().map(|(f, _)| f).collect();
         Ok(Some(stack))
     }
 
@@ -137,7 +212,7 @@ impl Stack {
         let Some(v) = self.raw(section, key, vars) else {
             return Ok(None);
         };
-        let text = self.interpolate(&v.text, section, vars, &v.origin, 1)?;
+        let text = self.interpolate(&v.text, section, vars, &v.origin, 1, &mut Budget::new())?;
         Ok(Some((text, v.origin.clone())))
     }
 
@@ -162,7 +237,14 @@ impl Stack {
                     self.sections.get(&c).and_then(|s| s.get(opt))
                 };
                 if let Some(v) = found {
-                    let text = self.interpolate(&v.text, &c, &Options::new(), &v.origin, 1)?;
+                    let text = self.interpolate(
+                        &v.text,
+                        &c,
+                        &Options::new(),
+                        &v.origin,
+                        1,
+                        &mut Budget::new(),
+                    )?;
                     return Ok(Some((text, v.origin.clone())));
                 }
             }
@@ -197,6 +279,7 @@ impl Stack {
         vars: &Options,
         origin: &Origin,
         depth: usize,
+        budget: &mut Budget,
     ) -> Result<String, Error> {
         if !text.contains('%') {
             return Ok(text.to_string());
@@ -232,8 +315,27 @@ impl Stack {
                             format!("%({name})s is not defined (section [{section}])"),
                         )
                     })?;
-                    self.interpolate(&v.text, section, vars, origin, depth + 1)?
+                    budget.substitutions = budget.substitutions.checked_sub(1).ok_or_else(|| {
+                        Error::at(
+                            origin,
+                            format!("more than {MAX_SUBSTITUTIONS} %(name)s substitutions for one value (values that each name another several times?)"),
+                        )
+                    })?;
+                    self.spent.set(self.spent.get() + 1);
+                    if self.spent.get() > MAX_STACK_SUBSTITUTIONS {
+                        return Err(Error::at(
+                            origin,
+                            format!("more than {MAX_STACK_SUBSTITUTIONS} %(name)s substitutions in this file and the files read with it"),
+                        ));
+                    }
+                    self.interpolate(&v.text, section, vars, origin, depth + 1, budget)?
                 };
+                if out.len() + value.len() > MAX_EXPANSION {
+                    return Err(Error::at(
+                        origin,
+                        format!("the value grows past {} KiB when %({name})s is substituted (values that each name another several times?)", MAX_EXPANSION >> 10),
+                    ));
+                }
                 out.push_str(&value);
                 rest = &t[close + 2..];
             } else {
@@ -300,13 +402,32 @@ fn expand_local(files: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Appends `file` with its includes, in merge order, to `out`.
-fn includes(file: &Path, seen: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), Error> {
+/// Appends `file` with its includes, in merge order, to `out` (each file
+/// with what it parsed to).
+fn includes(
+    tree: &Tree,
+    file: &Path,
+    seen: &[PathBuf],
+    out: &mut Vec<(PathBuf, IniFile)>,
+) -> Result<(), Error> {
     if !file.is_file() {
         // fail2ban skips an include that does not exist.
         return Ok(());
     }
-    let parsed = ini::read(file)?;
+    if out.len() >= MAX_FILES {
+        return Err(Error::Other(format!(
+            "{}: more than {MAX_FILES} files to read through [INCLUDES] (includes that each include the same files again?)",
+            seen.first().map_or(file, |f| f.as_path()).display()
+        )));
+    }
+    if seen.len() >= MAX_INCLUDE_DEPTH {
+        return Err(Error::Other(format!(
+            "{}: [INCLUDES] nested more than {MAX_INCLUDE_DEPTH} deep (through {})",
+            seen[0].display(),
+            file.display()
+        )));
+    }
+    let parsed = ini::read_config(&tree.confine(file)?, file)?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let list = |key: &str| -> Result<Vec<PathBuf>, Error> {
         let Some(sec) = parsed.section("INCLUDES") else {
@@ -316,31 +437,52 @@ fn includes(file: &Path, seen: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(),
             return Ok(Vec::new());
         };
         let stack = Stack::from_parsed(&parsed);
-        let text = stack.interpolate(&v.text, "INCLUDES", &Options::new(), &v.origin, 1)?;
-        Ok(text
-            .split('\n')
+        let text = stack.interpolate(
+            &v.text,
+            "INCLUDES",
+            &Options::new(),
+            &v.origin,
+            1,
+            &mut Budget::new(),
+        )?;
+        text.split('\n')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| dir.join(s))
-            .collect())
+            .map(|s| {
+                // fail2ban's includes are its own `.conf`/`.local` files;
+                // any other name is refused before it is opened.
+                if s.ends_with(".conf") || s.ends_with(".local") {
+                    Ok(dir.join(s))
+                } else {
+                    Err(Error::at(
+                        &v.origin,
+                        format!(
+                            "[INCLUDES] {key} = {s:?}: an include must be a .conf or .local file"
+                        ),
+                    ))
+                }
+            })
+            .collect()
     };
     let mut seen2 = seen.to_vec();
     seen2.push(file.to_path_buf());
-    for before in list("before")? {
+    let before = list("before")?;
+    let after = list("after")?;
+    for before in before {
         if seen.contains(&before) || before == file {
             continue;
         }
         for f in expand_local(&[before]) {
-            includes(&f, &seen2, out)?;
+            includes(tree, &f, &seen2, out)?;
         }
     }
-    out.push(file.to_path_buf());
-    for after in list("after")? {
+    out.push((file.to_path_buf(), parsed));
+    for after in after {
         if seen.contains(&after) || after == file {
             continue;
         }
         for f in expand_local(&[after]) {
-            includes(&f, &seen2, out)?;
+            includes(tree, &f, &seen2, out)?;
         }
     }
     Ok(())
@@ -483,6 +625,234 @@ mod tests {
         assert_eq!(get(&s, "Definition", "d"), "1");
         assert_eq!(get(&s, "Definition", "after"), "yes");
         assert!(Stack::read(&dir, "filter.d/none").unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("conf/filter.d")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn includes_outside_the_configuration_tree_are_refused_and_never_quoted() {
+        let dir = scratch("confine");
+        let conf = dir.join("conf");
+        let fd = conf.join("filter.d");
+        // Files outside the tree, as /etc/shadow would be: not INI, so a
+        // parse error would quote their first line.
+        std::fs::write(dir.join("secret.conf"), "root:SECRET-HASH:19000::::::\n").unwrap();
+        std::fs::write(dir.join("secret"), "root:SECRET-HASH:19000::::::\n").unwrap();
+        let refused = |base: &str, why: &str| {
+            let e = Stack::read(&conf, base).unwrap_err().to_string();
+            assert!(!e.contains("SECRET"), "{base}: {e}");
+            assert!(e.contains(why), "{base}: {e}");
+        };
+        std::fs::write(
+            fd.join("up.conf"),
+            "[INCLUDES]\nbefore = ../../secret.conf\n",
+        )
+        .unwrap();
+        refused(
+            "filter.d/up",
+            "outside the fail2ban configuration directory",
+        );
+        std::fs::write(
+            fd.join("shadow.conf"),
+            "[INCLUDES]\nbefore = ../../../../../../../../etc/shadow\n",
+        )
+        .unwrap();
+        refused("filter.d/shadow", "must be a .conf or .local file");
+        std::fs::write(fd.join("bare.conf"), "[INCLUDES]\nafter = ../../secret\n").unwrap();
+        refused("filter.d/bare", "must be a .conf or .local file");
+        // Symbolic links out of the tree: an include, a filter itself, its
+        // .local twin, a NAME.d/ entry.
+        std::os::unix::fs::symlink(dir.join("secret.conf"), fd.join("link.conf")).unwrap();
+        std::fs::write(fd.join("vialink.conf"), "[INCLUDES]\nbefore = link.conf\n").unwrap();
+        refused(
+            "filter.d/vialink",
+            "outside the fail2ban configuration directory",
+        );
+        refused(
+            "filter.d/link",
+            "outside the fail2ban configuration directory",
+        );
+        std::fs::write(fd.join("twin.conf"), "[Definition]\nx = 1\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("secret.conf"), fd.join("twin.local")).unwrap();
+        refused(
+            "filter.d/twin",
+            "outside the fail2ban configuration directory",
+        );
+        std::fs::write(fd.join("dd.conf"), "[Definition]\nx = 1\n").unwrap();
+        std::fs::create_dir_all(fd.join("dd.d")).unwrap();
+        std::os::unix::fs::symlink(dir.join("secret.conf"), fd.join("dd.d/10.conf")).unwrap();
+        refused(
+            "filter.d/dd",
+            "outside the fail2ban configuration directory",
+        );
+        // A link that stays inside the tree is fine.
+        std::fs::write(fd.join("real.conf"), "[Definition]\nv = inside\n").unwrap();
+        std::os::unix::fs::symlink(fd.join("real.conf"), fd.join("alias.conf")).unwrap();
+        std::fs::write(fd.join("ok.conf"), "[INCLUDES]\nbefore = alias.conf\n").unwrap();
+        let s = Stack::read(&conf, "filter.d/ok").unwrap().unwrap();
+        assert_eq!(get(&s, "Definition", "v"), "inside");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_short_piece_of_a_line() {
+        let long = format!("{}SECRET-TAIL", "x".repeat(200));
+        let e = Stack::from_texts(&[("x.conf", &format!("[a]\n{long}\n"))])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.conf:2: ") && !e.contains("SECRET"), "{e}");
+    }
+
+    /// Values that each name the one below ten times, as deep as Python's
+    /// depth limit lets them go (10^9 substitutions), with text and with
+    /// empty values.
+    #[test]
+    fn billion_laughs_interpolation_stops_with_an_error_naming_the_file() {
+        for leaf in ["lol", ""] {
+            let mut text = format!("[Definition]\nx0 = {leaf}\n");
+            for level in 1..=8 {
+                let below = format!("%(x{})s", level - 1);
+                text.push_str(&format!("x{level} = {}\n", below.repeat(10)));
+            }
+            text.push_str("failregex = %(x8)s <HOST>\n");
+            let dir = scratch("laughs");
+            std::fs::write(dir.join("conf/filter.d/laughs.conf"), &text).unwrap();
+            let s = Stack::read(&dir.join("conf"), "filter.d/laughs")
+                .unwrap()
+                .unwrap();
+            let e = s
+                .get("Definition", "failregex", &vars())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("filter.d/laughs.conf:11: "), "{e}");
+            assert!(
+                e.contains("substitutions") || e.contains("grows past"),
+                "{e}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    /// Each file includes the same two files of the next level: 2^30
+    /// visits if nothing stops it.
+    #[test]
+    fn an_exponential_include_graph_stops_with_an_error_naming_the_file() {
+        let dir = scratch("diamond");
+        let fd = dir.join("conf/filter.d");
+        for level in 0..30 {
+            std::fs::write(
+                fd.join(format!("a{level}.conf")),
+                format!(
+                    "[INCLUDES]\nbefore = a{n}.conf\n  b{n}.conf\n",
+                    n = level + 1
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                fd.join(format!("b{level}.conf")),
+                format!(
+                    "[INCLUDES]\nbefore = a{n}.conf\n  b{n}.conf\n",
+                    n = level + 1
+                ),
+            )
+            .unwrap();
+        }
+        let e = Stack::read(&dir.join("conf"), "filter.d/a0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("filter.d/a0.conf") && e.contains("more than"),
+            "{e}"
+        );
+        // A plain chain deeper than any real configuration.
+        for level in 0..40 {
+            std::fs::write(
+                fd.join(format!("c{level}.conf")),
+                format!("[INCLUDES]\nbefore = c{}.conf\n", level + 1),
+            )
+            .unwrap();
+        }
+        let e = Stack::read(&dir.join("conf"), "filter.d/c0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("filter.d/c0.conf") && e.contains("nested"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hundred_thousand_sections_stop_with_an_error_naming_the_file() {
+        let dir = scratch("sections");
+        let mut text = String::new();
+        for n in 0..100_000 {
+            text.push_str(&format!("[jail{n}]\nenabled = false\n"));
+        }
+        std::fs::write(dir.join("conf/jail.local"), &text).unwrap();
+        let e = Stack::read(&dir.join("conf"), "jail")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jail.local:") && e.contains("sections"), "{e}");
+        // Spread over files, the stack's total is bounded too.
+        std::fs::remove_file(dir.join("conf/jail.local")).unwrap();
+        std::fs::create_dir_all(dir.join("conf/jail.d")).unwrap();
+        for f in 0..20 {
+            let mut text = String::new();
+            for n in 0..1_000 {
+                text.push_str(&format!("[j{f}x{n}]\nenabled = false\n"));
+            }
+            std::fs::write(dir.join(format!("conf/jail.d/{f:02}.conf")), &text).unwrap();
+        }
+        let e = Stack::read(&dir.join("conf"), "jail")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jail.d/") && e.contains("sections"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_unread() {
+        let dir = scratch("big");
+        let mut text = "[Definition]\nx = ".to_string();
+        text.push_str(&"y".repeat(5 << 20));
+        std::fs::write(dir.join("conf/filter.d/big.conf"), &text).unwrap();
+        let e = Stack::read(&dir.join("conf"), "filter.d/big")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("big.conf") && e.contains("larger than"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Thousands of sections that each spend nearly a value's budget.
+    #[test]
+    fn many_sections_of_costly_values_stop_with_an_error_naming_the_file() {
+        let dir = scratch("costly");
+        let mut text = "[DEFAULT]\nx0 = \n".to_string();
+        for level in 1..=4 {
+            let below = format!("%(x{})s", level - 1);
+            text.push_str(&format!("x{level} = {}\n", below.repeat(15)));
+        }
+        for n in 0..1_000 {
+            text.push_str(&format!("[j{n}]\nenabled = %(x4)s\n"));
+        }
+        std::fs::write(dir.join("conf/jail.conf"), &text).unwrap();
+        let s = Stack::read(&dir.join("conf"), "jail").unwrap().unwrap();
+        let e = (0..1_000)
+            .find_map(|n| s.get(&format!("j{n}"), "enabled", &vars()).err())
+            .expect("the stack's budget runs out")
+            .to_string();
+        assert!(
+            e.contains("jail.conf:") && e.contains("files read with it"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
