@@ -135,6 +135,21 @@ pub struct AddOptions {
     pub create_with: Option<SetSpec>,
 }
 
+/// Rows written in the same ledger transaction as the bans of
+/// [`Engine::add_recorded`], so a crash keeps both or neither: the daemon's
+/// ban history (read back for escalation and recidive) and its source
+/// position after the line that made the ban. Written in a second
+/// transaction, a crash in between kept a ban the history did not know
+/// (the next offence was then treated as a first one) or a position that
+/// had skipped a line whose ban was never made.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddRecord {
+    /// `(target, jail)` ban events, recorded at the ban's time.
+    pub ban_events: Vec<(Target, String)>,
+    /// `meta` keys to set, with their values.
+    pub meta: Vec<(String, String)>,
+}
+
 /// What [`Engine::add`] or [`Engine::replace`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AddReport {
@@ -290,7 +305,20 @@ impl Engine<'_> {
         requests: &[BanRequest],
         opts: &AddOptions,
     ) -> Result<AddReport, Error> {
-        self.add_or_replace(set, requests, opts, false)
+        self.add_or_replace(set, requests, opts, false, &AddRecord::default())
+    }
+
+    /// [`Engine::add`], with `record`'s rows written in the bans' own
+    /// transaction: all committed together, or none (a dry run commits
+    /// none).
+    pub fn add_recorded(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+        record: &AddRecord,
+    ) -> Result<AddReport, Error> {
+        self.add_or_replace(set, requests, opts, false, record)
     }
 
     /// Makes the set hold exactly `requests`, atomically where the kernel has
@@ -301,7 +329,7 @@ impl Engine<'_> {
         requests: &[BanRequest],
         opts: &AddOptions,
     ) -> Result<AddReport, Error> {
-        self.add_or_replace(set, requests, opts, true)
+        self.add_or_replace(set, requests, opts, true, &AddRecord::default())
     }
 
     fn add_or_replace(
@@ -310,6 +338,7 @@ impl Engine<'_> {
         requests: &[BanRequest],
         opts: &AddOptions,
         replace: bool,
+        also: &AddRecord,
     ) -> Result<AddReport, Error> {
         let now = self.clock.now();
         let tx = self.ledger.begin()?;
@@ -371,7 +400,14 @@ impl Engine<'_> {
             if replace {
                 tx.clear_bans(set)?;
             }
-            tx.upsert_bans(set, &new_bans, now)
+            tx.upsert_bans(set, &new_bans, now)?;
+            for (target, jail) in &also.ban_events {
+                tx.record_ban_event(target, jail, now)?;
+            }
+            for (key, value) in &also.meta {
+                tx.set_meta(key, value)?;
+            }
+            Ok::<(), LedgerError>(())
         };
         // Kernel batch and ledger rows are written at the same time for a
         // bulk add: they cost about the same, and neither needs the other.

@@ -644,3 +644,62 @@ fn a_failed_first_ban_leaves_no_empty_set_behind() {
         "the set this call created is gone again"
     );
 }
+
+/// The daemon's ban history row and source position used to be written in
+/// a transaction after the ban's: a crash in between kept a ban whose
+/// offence escalation and recidive never saw. Now they commit with the ban
+/// or not at all.
+#[test]
+fn a_bans_history_and_position_commit_with_the_ban_or_not_at_all() {
+    use banset_core::AddRecord;
+    let mut w = World::new();
+    let mut small = spec("small");
+    small.max_elements = Some(1);
+    w.run(false, |e| e.create(&small)).unwrap();
+    let record = |target: &str, position: &str| AddRecord {
+        ban_events: vec![(t(target), "sshd".to_string())],
+        meta: vec![("watch.position:/var/log/auth.log".into(), position.into())],
+    };
+    w.run(false, |e| {
+        e.add_recorded(
+            &small.name,
+            &[ban("1.1.1.1", Some(600))],
+            &AddOptions::default(),
+            &record("1.1.1.1", "100"),
+        )
+    })
+    .unwrap();
+    // The set is full: the kernel refuses the second ban, and neither its
+    // history row nor its position is kept.
+    w.run(false, |e| {
+        e.add_recorded(
+            &small.name,
+            &[ban("2.2.2.2", Some(600))],
+            &AddOptions::default(),
+            &record("2.2.2.2", "200"),
+        )
+    })
+    .unwrap_err();
+    // A dry run keeps nothing either.
+    w.run(true, |e| {
+        e.add_recorded(
+            &small.name,
+            &[ban("1.1.1.1", Some(600))],
+            &AddOptions::default(),
+            &record("1.1.1.1", "300"),
+        )
+    })
+    .unwrap();
+    let tx = w.ledger.read().unwrap();
+    assert_eq!(
+        tx.ban_events_since(&t("1.1.1.1"), 0).unwrap(),
+        [("sshd".to_string(), T0)]
+    );
+    assert!(tx.ban_events_since(&t("2.2.2.2"), 0).unwrap().is_empty());
+    assert_eq!(
+        tx.meta("watch.position:/var/log/auth.log")
+            .unwrap()
+            .as_deref(),
+        Some("100")
+    );
+}

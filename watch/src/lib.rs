@@ -4,10 +4,11 @@
 //! source splits off the date ([`logtime`]) and runs every filter reading
 //! that source in one [`Matcher`] scan, the same code for the daemon,
 //! `regex-test` and `watch --check`;
-//! each failure goes to its jail's [`FailureWindows`] (one older than
-//! `findtime` as of now is not counted); a jail that reaches `maxretry`
-//! decides a ban, whose length [`config::Escalation`] stretches for repeat
-//! offenders. Nothing here touches the OS but the local zone's rules (for
+//! each failure goes to the jail [`policy`], which counts it in its jail's
+//! [`FailureWindows`] (one older than `findtime` as of now is not counted)
+//! and decides the ban at `maxretry`, its length ([`config::Escalation`]
+//! for repeat offenders) and recidive's after it: "why was this address
+//! banned" is answered there alone. Nothing here touches the OS but the local zone's rules (for
 //! dates without an offset); the file and journal followers live in
 //! [`follow`], and the daemon that wires them to the kernel is in the
 //! `banset` binary.
@@ -23,6 +24,7 @@ pub mod logtime;
 mod matcher;
 mod multiline;
 pub mod pipeline;
+pub mod policy;
 mod tags;
 mod window;
 

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use banset_core::{
-    format_duration, AddOptions, Allowlist, BackendKind, BanRequest, Clock, SetName, SetSpec,
-    Target, Timeout,
+    format_duration, AddOptions, AddRecord, Allowlist, BackendKind, BanRequest, Clock, Ledger,
+    SetName, SetSpec, Target,
 };
-use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
+use banset_watch::config::{Settings, SourceKey};
 use banset_watch::pipeline::source_pipelines;
-use banset_watch::{Counted, FailureWindows};
+use banset_watch::policy::{BanDecision, BanHistory, Jails};
 
 use crate::config::Config;
 use crate::context::Context;
@@ -73,16 +73,16 @@ pub struct Loaded {
     notices: Vec<String>,
 }
 
-/// A jail at run time.
-struct Jail {
-    settings: JailSettings,
-    windows: FailureWindows,
-    /// The global allowlist plus the jail's own `ignore`.
-    allowlist: Allowlist,
-    bans: u64,
-    failures: u64,
-    /// Failures older than `findtime` when read: not counted.
-    too_old: u64,
+/// The ledger's ban events, as the jail policy reads them.
+struct LedgerHistory<'l>(&'l mut Ledger);
+
+impl BanHistory for LedgerHistory<'_> {
+    fn bans_since(&mut self, target: &Target, since: i64) -> Vec<(String, i64)> {
+        self.0
+            .read()
+            .and_then(|tx| tx.ban_events_since(target, since))
+            .unwrap_or_default()
+    }
 }
 
 /// Logs one line on stderr (journald keeps it when run by systemd).
@@ -94,7 +94,8 @@ pub(crate) use log;
 pub struct Daemon<'a> {
     ctx: &'a mut Context,
     settings: Settings,
-    jails: Vec<Jail>,
+    /// The jail policy: failure windows, escalation, recidive.
+    jails: Jails,
     generation: u64,
     /// Specs of the sets the config defines, and of jail sets it does not.
     specs: BTreeMap<SetName, SetSpec>,
@@ -347,7 +348,7 @@ impl<'a> Daemon<'a> {
         let mut daemon = Daemon {
             ctx,
             settings,
-            jails: Vec::new(),
+            jails: Jails::default(),
             generation: 0,
             specs,
             sources: Vec::new(),
@@ -370,7 +371,7 @@ impl<'a> Daemon<'a> {
             reloading: false,
             reload_again: false,
         };
-        daemon.jails = daemon.build_jails(Vec::new());
+        daemon.jails = daemon.build_jails(Jails::default());
         Ok(daemon)
     }
 
@@ -385,32 +386,13 @@ impl<'a> Daemon<'a> {
 
     /// Jails for the current settings, keeping the windows (failure
     /// counts) of jails that existed before under the same name.
-    fn build_jails(&self, mut old: Vec<Jail>) -> Vec<Jail> {
-        let global = self.global_allowlist();
-        self.settings
-            .jails
-            .iter()
-            .map(|s| {
-                let windows = match old.iter().position(|j| j.settings.name == s.name) {
-                    Some(i) => {
-                        let mut j = old.swap_remove(i);
-                        j.windows.set_limits(s.findtime, s.maxretry);
-                        j.windows
-                    }
-                    None => FailureWindows::new(s.findtime, s.maxretry),
-                };
-                Jail {
-                    allowlist: global
-                        .clone()
-                        .with_ignored(s.ignore.iter().copied(), &format!("jail {}", s.name)),
-                    settings: s.clone(),
-                    windows,
-                    bans: 0,
-                    failures: 0,
-                    too_old: 0,
-                }
-            })
-            .collect()
+    fn build_jails(&self, old: Jails) -> Jails {
+        Jails::new(
+            &self.settings.jails,
+            self.settings.recidive.clone(),
+            &self.global_allowlist(),
+            old,
+        )
     }
 
     fn start_sources(&mut self) {
@@ -547,16 +529,18 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// One failure: count it, and ban at `maxretry`.
+    /// One failure: the jail policy counts it, and decides the ban (and
+    /// recidive's after it) that the engine then makes.
     ///
     /// A crash must not count a line twice: a ban is recorded together with
-    /// its source's position after the line that made it, in one ledger
-    /// transaction, so a restart resumes after that line (escalation and
-    /// recidive would otherwise count one offence as two). Failures that
-    /// did not ban yet live only in memory, lost with the process anyway:
-    /// the lines after the last ban are read again after a crash and
-    /// rebuild them, which is the replay we accept (decided: keeping every
-    /// line's position durable would cost a commit per line).
+    /// its history row and its source's position after the line that made
+    /// it, in the ban's own ledger transaction, so a restart resumes after
+    /// that line (escalation and recidive would otherwise count one offence
+    /// as two). Failures that did not ban yet live only in memory, lost
+    /// with the process anyway: the lines after the last ban are read again
+    /// after a crash and rebuild them, which is the replay we accept
+    /// (decided: keeping every line's position durable would cost a commit
+    /// per line).
     fn failure(
         &mut self,
         jail_index: usize,
@@ -564,75 +548,52 @@ impl<'a> Daemon<'a> {
         at: i64,
         resume: Option<(SourceKey, String)>,
     ) {
-        let jail = &mut self.jails[jail_index];
-        if jail.allowlist.check(&target, false).is_err() {
+        let now = self.ctx.clock.now();
+        let mut history = LedgerHistory(&mut self.ctx.ledger);
+        let Some(decision) = self
+            .jails
+            .failure(jail_index, target, at, now, &mut history)
+        else {
+            return;
+        };
+        if !self.ban(&decision, resume) {
             return;
         }
-        let now = self.ctx.clock.now();
-        match jail.windows.count(target, at, now) {
-            Counted::TooOld => {
-                jail.too_old += 1;
-                return;
-            }
-            Counted::Counted => {
-                jail.failures += 1;
-                return;
-            }
-            Counted::Reached => jail.failures += 1,
-        }
-        let name = jail.settings.name.clone();
-        let set = jail.settings.set.clone();
-        let base = jail.settings.bantime;
-        let escalation = jail.settings.escalation;
-        let maxretry = jail.settings.maxretry;
-        let earlier = match escalation {
-            Some(e) => self
-                .ctx
-                .ledger
-                .read()
-                .and_then(|tx| tx.ban_events_since(&target, now - e.remember as i64))
-                .map(|v| v.iter().filter(|(j, _)| *j == name).count())
-                .unwrap_or(0),
-            None => 0,
-        };
-        let bantime = escalation.map_or(base, |e| e.bantime(base, earlier));
-        let note = if earlier > 0 && bantime != base {
-            format!(" (ban #{} of this address in this jail)", earlier + 1)
-        } else {
-            String::new()
-        };
-        if self.ban(&name, &set, target, bantime, maxretry, &note, resume) {
-            self.jails[jail_index].bans += 1;
-            let on_ban = self.jails[jail_index].settings.on_ban.clone();
+        if let Some(jail) = self.jails.iter().nth(jail_index) {
+            let s = jail.settings();
             self.notifier.notify(
                 "on_ban",
-                &on_ban,
+                &s.on_ban,
                 [
                     target.to_string(),
-                    name.clone(),
-                    set.to_string(),
-                    bantime.secs().map_or("-1".to_string(), |s| s.to_string()),
-                    maxretry.to_string(),
+                    s.name.clone(),
+                    s.set.to_string(),
+                    decision
+                        .timeout
+                        .secs()
+                        .map_or("-1".to_string(), |s| s.to_string()),
+                    s.maxretry.to_string(),
                 ],
             );
-            self.recidive(&name, target, now);
+        }
+        let mut history = LedgerHistory(&mut self.ctx.ledger);
+        if let Some(recidive) = self.jails.banned(&decision, now, &mut history) {
+            self.ban(&recidive, None);
         }
     }
 
-    /// Bans through the engine, records the ban in the history (with
-    /// `resume`, the source's position after the line that made it, in the
-    /// same transaction), logs it.
-    #[allow(clippy::too_many_arguments)] // each is one fact of the ban's log line
-    fn ban(
-        &mut self,
-        jail: &str,
-        set: &SetName,
-        target: Target,
-        bantime: Timeout,
-        failures: u32,
-        note: &str,
-        resume: Option<(SourceKey, String)>,
-    ) -> bool {
+    /// Bans through the engine, with the ban's history row (and `resume`,
+    /// the source's position after the line that made it) in the ban's own
+    /// transaction; logs it.
+    fn ban(&mut self, decision: &BanDecision, resume: Option<(SourceKey, String)>) -> bool {
+        let BanDecision {
+            jail,
+            set,
+            target,
+            timeout: bantime,
+            ..
+        } = decision;
+        let (target, bantime) = (*target, *bantime);
         let request = BanRequest {
             target,
             timeout: Some(bantime),
@@ -643,30 +604,30 @@ impl<'a> Daemon<'a> {
             force: false,
             create_with: self.specs.get(set).cloned(),
         };
+        let record = AddRecord {
+            ban_events: vec![(target, jail.clone())],
+            meta: resume
+                .iter()
+                .map(|(source, value)| (position_key(source), value.clone()))
+                .collect(),
+        };
         let started = Instant::now();
-        match self.ctx.engine().add(set, &[request], &opts) {
+        match self
+            .ctx
+            .engine()
+            .add_recorded(set, &[request], &opts, &record)
+        {
             Ok(report) => {
                 if report.created_set {
                     self.watch_firewalld();
                 }
-                let now = self.ctx.clock.now();
-                if let Ok(tx) = self.ctx.ledger.begin() {
-                    let position = match &resume {
-                        Some((source, value)) => tx.set_meta(&position_key(source), value),
-                        None => Ok(()),
-                    };
-                    if position.is_ok()
-                        && tx.record_ban_event(&target, jail, now).is_ok()
-                        && tx.commit().is_ok()
-                    {
-                        if let Some((source, value)) = resume {
-                            // Later positions of this source come after it
-                            // in the channel; none can take it back.
-                            self.positions.insert(source, value);
-                        }
-                    }
+                if let Some((source, value)) = resume {
+                    // Later positions of this source come after it in the
+                    // channel; none can take it back.
+                    self.positions.insert(source, value);
                 }
                 let ms = started.elapsed().as_secs_f64() * 1e3;
+                let failures = decision.count();
                 logging::event(
                     "ban",
                     &[
@@ -681,9 +642,10 @@ impl<'a> Daemon<'a> {
                         ("ms", format!("{ms:.2}")),
                     ],
                     &format!(
-                        "ban {target} jail={jail} set={set} for {} after {}{note} ({ms:.1} ms)",
+                        "ban {target} jail={jail} set={set} for {} after {}{} ({ms:.1} ms)",
                         bantime.secs().map_or("ever".to_string(), format_duration),
                         counted(failures, "failure", "failures"),
+                        decision.note(),
                     ),
                 );
                 true
@@ -705,41 +667,6 @@ impl<'a> Daemon<'a> {
                 );
                 false
             }
-        }
-    }
-
-    /// After a ban: enough bans of this address within recidive's window
-    /// (in any jail) ban it in the recidive set as well.
-    fn recidive(&mut self, jail: &str, target: Target, now: i64) {
-        let Some(Recidive {
-            bans,
-            findtime,
-            bantime,
-            set,
-        }) = self.settings.recidive.clone()
-        else {
-            return;
-        };
-        if set.as_str() == jail {
-            return;
-        }
-        let count = self
-            .ctx
-            .ledger
-            .read()
-            .and_then(|tx| tx.ban_events_since(&target, now - findtime as i64))
-            .map(|v| v.iter().filter(|(j, _)| j != "recidive").count())
-            .unwrap_or(0);
-        if count >= bans as usize {
-            self.ban(
-                "recidive",
-                &set,
-                target,
-                bantime,
-                count as u32,
-                &format!(" (bans within {})", format_duration(findtime)),
-                None,
-            );
         }
     }
 
@@ -922,8 +849,9 @@ impl<'a> Daemon<'a> {
             let jails: Vec<(String, Vec<String>)> = self
                 .jails
                 .iter()
-                .filter(|j| j.settings.set == set && !j.settings.on_unban.is_empty())
-                .map(|j| (j.settings.name.clone(), j.settings.on_unban.clone()))
+                .map(|j| j.settings())
+                .filter(|s| s.set == set && !s.on_unban.is_empty())
+                .map(|s| (s.name.clone(), s.on_unban.clone()))
                 .collect();
             // A mass expiry is one line, not thousands.
             let each = targets.len() <= 20;
@@ -972,16 +900,8 @@ impl<'a> Daemon<'a> {
             self.publish_metrics(now);
         }
         if due.prune {
-            for jail in &mut self.jails {
-                jail.windows.prune(now);
-            }
-            let keep = self
-                .jails
-                .iter()
-                .filter_map(|j| j.settings.escalation.map(|e| e.remember))
-                .chain(self.settings.recidive.as_ref().map(|r| r.findtime))
-                .max()
-                .unwrap_or(0);
+            self.jails.prune(now);
+            let keep = self.jails.history_needed();
             if let Ok(tx) = self.ctx.ledger.begin() {
                 if tx.prune_ban_events(now - keep as i64).is_ok() {
                     let _ = tx.commit();
@@ -1028,12 +948,13 @@ impl<'a> Daemon<'a> {
             "gauge",
             "Addresses with failures in the jail's window.",
         );
-        for j in &self.jails {
-            let jail = [("jail", j.settings.name.as_str())];
-            bans = bans.sample(&jail, j.bans as f64);
-            failures = failures.sample(&jail, j.failures as f64);
-            too_old = too_old.sample(&jail, j.too_old as f64);
-            failing = failing.sample(&jail, j.windows.tracked() as f64);
+        for j in self.jails.iter() {
+            let jail = [("jail", j.settings().name.as_str())];
+            let stats = j.stats();
+            bans = bans.sample(&jail, stats.bans as f64);
+            failures = failures.sample(&jail, stats.failures as f64);
+            too_old = too_old.sample(&jail, stats.too_old as f64);
+            failing = failing.sample(&jail, j.tracked() as f64);
         }
         let mut lines = Family::new(
             "banset_source_lines_total",
@@ -1124,17 +1045,20 @@ impl<'a> Daemon<'a> {
             jails: self
                 .jails
                 .iter()
-                .map(|j| status::JailStatus {
-                    name: j.settings.name.clone(),
-                    set: j.settings.set.to_string(),
-                    filter: j.settings.filter.name.clone(),
-                    maxretry: j.settings.maxretry,
-                    findtime: j.settings.findtime,
-                    bantime: j.settings.bantime.secs(),
-                    tracked: j.windows.tracked() as u64,
-                    failures: j.windows.total_failures(now) as u64,
-                    bans: j.bans,
-                    too_old: j.too_old,
+                .map(|j| {
+                    let s = j.settings();
+                    status::JailStatus {
+                        name: s.name.clone(),
+                        set: s.set.to_string(),
+                        filter: s.filter.name.clone(),
+                        maxretry: s.maxretry,
+                        findtime: s.findtime,
+                        bantime: s.bantime.secs(),
+                        tracked: j.tracked() as u64,
+                        failures: j.failures_in_window(now) as u64,
+                        bans: j.stats().bans,
+                        too_old: j.stats().too_old,
+                    }
                 })
                 .collect(),
             sources: self
