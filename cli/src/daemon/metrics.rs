@@ -297,6 +297,133 @@ fn answer(mut conn: TcpStream, latest: &Mutex<String>) {
     let _ = conn.shutdown(Shutdown::Both);
 }
 
+impl super::Daemon<'_> {
+    /// Renders the metrics; writes the textfile and hands the text to the
+    /// HTTP endpoint, whichever are configured.
+    pub(super) fn publish_metrics(&mut self, now: i64) {
+        let mut set_bans = Family::new(
+            "banset_set_bans",
+            "gauge",
+            "Bans in effect per set, from the ledger.",
+        );
+        if let Ok(tx) = self.ctx.ledger.read() {
+            if let Ok(specs) = tx.set_specs() {
+                for spec in specs {
+                    if let Ok((active, _)) = tx.counts(&spec.name, now) {
+                        set_bans = set_bans.sample(&[("set", spec.name.as_str())], active as f64);
+                    }
+                }
+            }
+        }
+        let mut bans = Family::new(
+            "banset_jail_bans_total",
+            "counter",
+            "Bans the jail made since the daemon started.",
+        );
+        let mut failures = Family::new(
+            "banset_jail_failures_total",
+            "counter",
+            "Failures the jail counted since the daemon started.",
+        );
+        let mut too_old = Family::new(
+            "banset_jail_too_old_failures_total",
+            "counter",
+            "Failures older than the jail's findtime when read (a backlog after downtime): not counted.",
+        );
+        let mut failing = Family::new(
+            "banset_jail_failing_addresses",
+            "gauge",
+            "Addresses with failures in the jail's window.",
+        );
+        for j in self.jails.iter() {
+            let jail = [("jail", j.settings().name.as_str())];
+            let stats = j.stats();
+            bans = bans.sample(&jail, stats.bans as f64);
+            failures = failures.sample(&jail, stats.failures as f64);
+            too_old = too_old.sample(&jail, stats.too_old as f64);
+            failing = failing.sample(&jail, j.tracked() as f64);
+        }
+        let mut lines = Family::new(
+            "banset_source_lines_total",
+            "counter",
+            "Log lines read per source since the daemon started.",
+        );
+        let mut hits = Family::new(
+            "banset_source_failures_total",
+            "counter",
+            "Failures found per source since the daemon started.",
+        );
+        for s in &self.sources {
+            let source = s.key.to_string();
+            let label = [("source", source.as_str())];
+            lines = lines.sample(
+                &label,
+                s.stats.lines.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            );
+            hits = hits.sample(
+                &label,
+                s.stats.hits.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            );
+        }
+        let mut errors = Family::new(
+            "banset_errors_total",
+            "counter",
+            "Errors by kind since the daemon started.",
+        );
+        for kind in ["ban", "source", "keeper"] {
+            errors = errors.sample(
+                &[("kind", kind)],
+                *self.errors.get(kind).unwrap_or(&0) as f64,
+            );
+        }
+        let families = [
+            Family::new("banset_up", "gauge", "1 while banset watch runs.").sample(&[], 1.0),
+            Family::new(
+                "banset_start_time_seconds",
+                "gauge",
+                "Unix time the daemon started.",
+            )
+            .sample(&[], self.started as f64),
+            set_bans,
+            bans,
+            failures,
+            too_old,
+            failing,
+            Family::new(
+                "banset_unbans_total",
+                "counter",
+                "Bans that ended since the daemon started.",
+            )
+            .sample(&[], self.unbans as f64),
+            lines,
+            hits,
+            Family::new(
+                "banset_repairs_total",
+                "counter",
+                "Sets re-created after a firewall reload or flush.",
+            )
+            .sample(&[], self.keeper.repairs as f64),
+            errors,
+            Family::new(
+                "banset_last_heal_seconds",
+                "gauge",
+                "From noticing a lost set to having it back, last time.",
+            )
+            .sample(&[], self.keeper.last_heal_ms.unwrap_or(0.0) / 1e3),
+        ];
+        let text = render(&families);
+        if let Some(path) = &self.settings.watch.metrics_file {
+            if let Err(e) = write_textfile(path, &text) {
+                *self.errors.entry("keeper").or_default() += 1;
+                super::log!("{e:#}");
+            }
+        }
+        if let Ok(mut latest) = self.metrics_text.lock() {
+            *latest = text;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

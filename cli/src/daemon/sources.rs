@@ -15,7 +15,7 @@ use banset_watch::config::SourceKey;
 use banset_watch::follow::{follow_file, follow_journal, FileFollower, Position};
 use banset_watch::pipeline::{Failure, RawEntry, SourcePipeline};
 
-use super::Event;
+use super::{log, Daemon, Event};
 
 /// Counters of one source, read by the status snapshot.
 #[derive(Debug, Default)]
@@ -216,6 +216,63 @@ fn run(
                     value: c,
                 });
             }
+        }
+    }
+}
+
+/// The ledger's `meta` key of a source's saved position.
+pub(super) fn position_key(source: &SourceKey) -> String {
+    format!("watch.position:{source}")
+}
+
+impl Daemon<'_> {
+    pub(super) fn start_sources(&mut self) {
+        self.generation += 1;
+        for (key, built) in banset_watch::pipeline::source_pipelines(&self.settings.jails) {
+            let pipeline = match built {
+                Ok(p) => p,
+                Err(e) => {
+                    log!("source {key}: {e}; not watched");
+                    continue;
+                }
+            };
+            let saved = self.positions.get(&key).cloned().or_else(|| {
+                self.ctx
+                    .ledger
+                    .read()
+                    .ok()?
+                    .meta(&position_key(&key))
+                    .ok()?
+            });
+            let spec = SourceSpec {
+                key: key.clone(),
+                pipeline,
+                saved,
+                journalctl: self.settings.watch.journalctl.clone(),
+                generation: self.generation,
+            };
+            self.sources.push(spawn(spec, self.events_tx.clone()));
+        }
+    }
+
+    pub(super) fn stop_sources(&mut self) {
+        stop_all(std::mem::take(&mut self.sources));
+    }
+
+    pub(super) fn save_positions(&mut self) {
+        if !self.positions_dirty {
+            return;
+        }
+        let Ok(tx) = self.ctx.ledger.begin() else {
+            return;
+        };
+        for (source, value) in &self.positions {
+            if tx.set_meta(&position_key(source), value).is_err() {
+                return;
+            }
+        }
+        if tx.commit().is_ok() {
+            self.positions_dirty = false;
         }
     }
 }

@@ -87,3 +87,46 @@ pub fn read_status(ctx: &Context) -> Option<WatchStatus> {
         || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     alive.then_some(status)
 }
+
+impl super::Daemon<'_> {
+    pub(super) fn snapshot(&self, now: i64) -> WatchStatus {
+        WatchStatus {
+            pid: std::process::id(),
+            started: self.started,
+            updated: now,
+            config: self.ctx.config.origin_name(),
+            jails: self
+                .jails
+                .iter()
+                .map(|j| {
+                    let s = j.settings();
+                    JailStatus {
+                        name: s.name.clone(),
+                        set: s.set.to_string(),
+                        filter: s.filter.name.clone(),
+                        maxretry: s.maxretry,
+                        findtime: s.findtime,
+                        bantime: s.bantime.secs(),
+                        tracked: j.tracked() as u64,
+                        failures: j.failures_in_window(now) as u64,
+                        bans: j.stats().bans,
+                        too_old: j.stats().too_old,
+                    }
+                })
+                .collect(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| SourceStatus {
+                    source: s.key.to_string(),
+                    lines: s.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
+                    hits: s.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+                    ignored: s.stats.ignored.load(std::sync::atomic::Ordering::Relaxed),
+                })
+                .collect(),
+            unbans: self.unbans,
+            repairs: self.keeper.repairs,
+            last_heal_ms: self.keeper.last_heal_ms,
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod date;
 mod filter;
 mod ini;
 mod jail;
+mod merge;
 mod pyregex;
 mod reader;
 mod steer;
@@ -20,6 +21,7 @@ mod steer;
 pub use filter::{load_filter, LoadedFilter};
 pub use ini::Origin;
 pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish};
+pub use merge::{merge, Merged};
 pub use pyregex::translate as translate_regex;
 
 /// Why fail2ban's configuration could not be read.

@@ -1,0 +1,132 @@
+//! Set planning: which sets the jails need, what the daemon does with
+//! each at start and on reload (`watch --check` says the same), and the
+//! start-up restore of every set from the ledger.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use banset_core::{SetName, SetSpec};
+use banset_watch::config::Settings;
+
+use super::{log, Daemon};
+use crate::config::Config;
+use crate::output::counted;
+use crate::set_options::build_spec;
+
+/// What the daemon does with a set the config (or a jail) names, at start
+/// and on reload; `watch --check` says the same.
+pub enum SetPlan {
+    /// The ledger has no such set: create it from the config.
+    Create,
+    /// The ledger has it as the config says.
+    Keep,
+    /// The ledger has it otherwise (other ports, timeout, backend...): the
+    /// daemon keeps the ledger's, as changing a live set would drop or
+    /// re-time its bans. Holds the ledger's spec.
+    KeepLedgers(SetSpec),
+}
+
+pub fn set_plan(ledger: &mut banset_core::Ledger, spec: &SetSpec) -> SetPlan {
+    match ledger
+        .read()
+        .and_then(|tx| tx.set_spec(&spec.name))
+        .ok()
+        .flatten()
+    {
+        None => SetPlan::Create,
+        Some(existing) if existing == *spec => SetPlan::Keep,
+        Some(existing) => SetPlan::KeepLedgers(existing),
+    }
+}
+
+/// The specs of the sets jails and recidive use: `[sets.NAME]` when the
+/// file has it, the defaults otherwise.
+pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetName, SetSpec>> {
+    let mut out = BTreeMap::new();
+    for (name, set) in &config.sets {
+        let set_name = SetName::new(name).map_err(|e| {
+            crate::errors::Usage(format!("{}: sets.{name}: {e}", config.origin_name()))
+        })?;
+        // Detection (firewalld running?) once per start; the spec is only
+        // used for a set the ledger does not have yet.
+        let spec = build_spec(
+            set_name.clone(),
+            &set.options(),
+            set.timeout,
+            config,
+            true,
+            false,
+        )
+        .with_context(|| format!("{}: sets.{name}", config.origin_name()))?;
+        out.insert(set_name, spec);
+    }
+    let mut wanted: Vec<SetName> = settings.jails.iter().map(|j| j.set.clone()).collect();
+    if let Some(r) = &settings.recidive {
+        wanted.push(r.set.clone());
+    }
+    for name in wanted {
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.clone()) {
+            slot.insert(build_spec(
+                name,
+                &Default::default(),
+                None,
+                config,
+                true,
+                false,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+impl Daemon<'_> {
+    /// Creates the sets the config names that the ledger does not have yet.
+    pub(super) fn ensure_sets(&mut self) {
+        let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
+        for spec in specs {
+            match set_plan(&mut self.ctx.ledger, &spec) {
+                SetPlan::Create => match self.ctx.engine().create(&spec) {
+                    Ok(_) => log!("created set {}", spec.name),
+                    Err(e) => log!("set {}: cannot create it: {e}", spec.name),
+                },
+                SetPlan::KeepLedgers(_)
+                    if self.ctx.config.sets.contains_key(spec.name.as_str()) =>
+                {
+                    log!(
+                        "set {}: the ledger's set differs from the config's; keeping the ledger's (destroy and re-create the set to change it)",
+                        spec.name
+                    );
+                }
+                SetPlan::KeepLedgers(_) | SetPlan::Keep => {}
+            }
+        }
+    }
+
+    /// Start-up: bring every kernel set back to the ledger (one batch per
+    /// set), so a reboot or a firewall restart loses nothing.
+    pub(super) fn restore(&mut self) {
+        let started = Instant::now();
+        // Set by set: one that fails is logged and retried by the keeper,
+        // and does not stop the others from coming back.
+        let (synced, added) = self.keeper.sync_every_set(self.ctx, &mut self.errors);
+        log!(
+            "restored {} from the ledger ({} re-added) in {:.0} ms",
+            counted(synced, "set", "sets"),
+            counted(added, "ban", "bans"),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        release_free_memory();
+    }
+}
+
+/// Hands memory freed after a large restore (the ledger's and the kernel's
+/// listings) back to the system: glibc keeps it otherwise, and a daemon's
+/// resident size is what admins watch.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
