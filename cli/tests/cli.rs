@@ -243,6 +243,83 @@ fn sync_restores_a_deleted_table_with_remaining_times() {
     });
 }
 
+/// A zero-byte `ledger.db` (a full disk, a bad restore) used to be taken for
+/// a new ledger: `sync` exited 0 and the daemon then emptied every kernel
+/// set. It must be refused, naming the file, with the kernel untouched,
+/// every time; `adopt` then records the kernel's members in a new ledger.
+#[test]
+fn zero_byte_ledger_beside_kernel_objects_is_refused() {
+    kernel_test("zero_byte_ledger", || {
+        let s = Sandbox::new("zeroledger");
+        s.ok(&[
+            "add",
+            "keep",
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "--timeout",
+            "1h",
+        ]);
+        s.ok(&["add", "keep", "2001:db8::1", "--timeout", "permanent"]);
+        let kernel_before = (
+            nft_set("keep_v4"),
+            nft_set("keep_v4net"),
+            nft_set("keep_v6"),
+        );
+        assert_eq!(
+            kernel_before.0.len() + kernel_before.1.len() + kernel_before.2.len(),
+            3
+        );
+        let ledger = s.dir().join("state/ledger.db");
+        std::fs::File::create(&ledger).unwrap(); // truncates to 0 bytes
+
+        for verb in [&["sync"][..], &["list"], &["add", "keep", "192.0.2.9"]] {
+            let out = s.run(verb);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{verb:?} must be refused: {err}"
+            );
+            assert!(
+                err.contains(&ledger.display().to_string())
+                    && err.contains("keep")
+                    && err.contains("banset adopt"),
+                "{verb:?}: the refusal names the file, the kernel set and the way out: {err}"
+            );
+            let kernel_now = (
+                nft_set("keep_v4").into_keys().collect::<Vec<_>>(),
+                nft_set("keep_v4net").into_keys().collect::<Vec<_>>(),
+                nft_set("keep_v6").into_keys().collect::<Vec<_>>(),
+            );
+            assert_eq!(
+                kernel_now,
+                (
+                    kernel_before.0.keys().cloned().collect(),
+                    kernel_before.1.keys().cloned().collect(),
+                    kernel_before.2.keys().cloned().collect()
+                ),
+                "{verb:?} changed the kernel"
+            );
+        }
+
+        s.ok(&["adopt"]);
+        let listed = s.json(&["list", "keep", "--json"]);
+        let members = listed[0]["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{listed}");
+        for m in members {
+            assert_eq!(m["in_ledger"], true, "{m}");
+            let permanent = m["target"] == "2001:db8::1";
+            assert_eq!(m["deadline"].is_null(), permanent, "{m}");
+        }
+        // The adopted ledger is a real one: sync keeps every member.
+        s.ok(&["sync"]);
+        assert_eq!(
+            nft_set("keep_v4").len() + nft_set("keep_v4net").len() + nft_set("keep_v6").len(),
+            3
+        );
+    });
+}
+
 #[test]
 fn an_add_after_a_flush_ruleset_repairs_every_ban() {
     kernel_test("add_repairs", || {

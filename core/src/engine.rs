@@ -498,6 +498,58 @@ impl Engine<'_> {
         Ok(removed)
     }
 
+    /// Records in the ledger what the kernel's set holds now, each member
+    /// with the time the kernel still gives it (permanent where the kernel
+    /// keeps no timeout): the way back from a lost or emptied ledger, which
+    /// [`Ledger::open_checked`] refuses to start over beside kernel sets.
+    /// The set is recorded with `spec` if the ledger does not know it;
+    /// its kernel objects are completed (a missing rule) but no member is
+    /// touched. Members the allowlist refuses, or the spec does not admit,
+    /// are not recorded (the next `sync` removes them) and are returned.
+    /// Returns (recorded, left out).
+    pub fn adopt(&mut self, spec: &SetSpec) -> Result<(usize, Vec<Target>), Error> {
+        let tx = self.ledger.begin()?;
+        // After the lock: deadlines count from when the kernel is read.
+        let now = self.clock.now();
+        match tx.set_spec(&spec.name)? {
+            Some(existing) if &existing != spec => {
+                return Err(Error::Input(format!(
+                    "set {} is in the ledger with other options ({}); adopt it with those",
+                    spec.name,
+                    describe_difference(&existing, spec)
+                )))
+            }
+            Some(_) => {}
+            None => tx.put_set(spec, now)?,
+        }
+        let backend = self.backends.backend(spec.backend)?;
+        let ctx = |e: BackendError| e.within(format!("adopt {}", spec.name));
+        let kernel = backend.list(spec).map_err(ctx)?;
+        backend.ensure_set(spec).map_err(ctx)?;
+        let mut left_out = Vec::new();
+        let mut bans = Vec::with_capacity(kernel.len());
+        for entry in kernel {
+            if spec.admits(&entry.target).is_err()
+                || self.allowlist.check(&entry.target, false).is_err()
+            {
+                left_out.push(entry.target);
+                continue;
+            }
+            bans.push(NewBan {
+                target: entry.target,
+                start: now,
+                // Whole seconds, rounded up: the kernel's time is never cut.
+                deadline: entry.timeout.map(|d| {
+                    now.saturating_add((d.as_secs() + u64::from(d.subsec_nanos() > 0)) as i64)
+                }),
+                reason: Some("adopted from the kernel".into()),
+            });
+        }
+        tx.upsert_bans(&spec.name, &bans, now)?;
+        finish(tx, self.dry_run)?;
+        Ok((bans.len(), left_out))
+    }
+
     /// Whether traffic from `target` is blocked by the set, per the kernel.
     pub fn test(&mut self, set: &SetName, target: &Target) -> Result<bool, Error> {
         let spec = Self::spec_of(&self.ledger.read()?, set)?;

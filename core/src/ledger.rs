@@ -44,6 +44,17 @@ pub enum LedgerError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The file holds no ledger yet (absent, zero bytes, never initialised)
+    /// and the check given to [`Ledger::open_checked`] refused to start a
+    /// new one there: typically because the kernel holds banset sets whose
+    /// members a new, empty ledger would remove.
+    #[error("ledger {path}: {message}")]
+    Refused {
+        /// The ledger file.
+        path: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// The file opened but its contents make no sense to this banset: a newer
     /// schema, or a row that does not parse.
     #[error("ledger {path}: {message}")]
@@ -151,7 +162,28 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 impl Ledger {
     /// Opens (creating if needed) the ledger file. The directory must exist.
+    /// A file that holds no ledger yet becomes a new, empty one without
+    /// question: see [`Ledger::open_checked`] for what banset's commands use.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_checked(path, &|| Ok(()))
+    }
+
+    /// Opens the ledger file like [`Ledger::open`], but when the file holds
+    /// no ledger yet (absent, zero bytes, schema version 0) it first asks
+    /// `new_ok`, and a refusal is [`LedgerError::Refused`] with its message.
+    ///
+    /// Why here: this is the one moment at which "this ledger knows
+    /// nothing" can be told apart from "every ban was removed on purpose".
+    /// Once the schema is written, an empty ledger is a legitimate state
+    /// (after `flush`), and `sync` rightly makes the kernel as empty. A
+    /// zero-byte `ledger.db` (a full disk, a bad restore, a truncation) is
+    /// not: taken for new, it made `sync` and the daemon remove every kernel
+    /// member. A refusal writes nothing, so the file stays at version 0 and
+    /// every later open is refused again, not just the first.
+    pub fn open_checked(
+        path: &Path,
+        new_ok: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Ledger, LedgerError> {
         let shown = path.display().to_string();
         // A new ledger is turned to WAL and given its schema by whichever
         // process gets there first. While the file is still in rollback
@@ -166,7 +198,7 @@ impl Ledger {
                 path: shown.clone(),
                 source,
             })?;
-            match Ledger::init(conn, shown.clone()) {
+            match Ledger::init(conn, shown.clone(), new_ok) {
                 Err(LedgerError::Sqlite { source, .. })
                     if is_busy(&source) && started.elapsed() < BUSY_TIMEOUT =>
                 {
@@ -184,10 +216,14 @@ impl Ledger {
             path: ":memory:".into(),
             source,
         })?;
-        Ledger::init(conn, ":memory:".into())
+        Ledger::init(conn, ":memory:".into(), &|| Ok(()))
     }
 
-    fn init(conn: Connection, path: String) -> Result<Ledger, LedgerError> {
+    fn init(
+        conn: Connection,
+        path: String,
+        new_ok: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Ledger, LedgerError> {
         let ledger = Ledger { conn, path };
         ledger
             .conn
@@ -206,6 +242,18 @@ impl Ledger {
                 true,
             )
             .map_err(|e| ledger.err(e))?;
+        // Asked before anything is written (the WAL switch writes the header):
+        // a refused file must stay at version 0.
+        let version: i64 = ledger
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| ledger.err(e))?;
+        if version == 0 {
+            new_ok().map_err(|message| LedgerError::Refused {
+                path: ledger.path.clone(),
+                message,
+            })?;
+        }
         // journal_mode returns a row; it must be read, not executed.
         let _mode: String = ledger
             .conn
@@ -874,6 +922,35 @@ mod tests {
                 .unwrap(),
             vec![("sshd".to_string(), 160)]
         );
+    }
+
+    #[test]
+    fn a_zero_byte_ledger_is_refused_by_the_check_and_stays_new() {
+        let dir = std::env::temp_dir().join(format!("banset-ledger-zero-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.db");
+        std::fs::write(&path, "").unwrap();
+        let refuse = || Err("the kernel holds sets".to_string());
+        for _ in 0..2 {
+            match Ledger::open_checked(&path, &refuse) {
+                Err(e @ LedgerError::Refused { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&path.display().to_string()), "{text}");
+                }
+                other => panic!("a zero-byte ledger must be refused: {other:?}"),
+            }
+        }
+        // Nothing was written, so the next open still sees a new ledger.
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 0);
+        drop(conn);
+        // An existing ledger is never asked about.
+        Ledger::open(&path).unwrap();
+        Ledger::open_checked(&path, &refuse).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, Family, KernelEntry,
-    SetHealth, SetSpec, Target,
+    SetHealth, SetName, SetSpec, Target,
 };
 
 use crate::hook::{self, Action};
@@ -341,6 +341,33 @@ impl Backend for IpsetBackend {
             }
         }
         Ok(())
+    }
+
+    /// The sets whose blocking rule banset made (the comment `banset
+    /// NAME`): ipset names are the admin's namespace, so a bare `f2b` ipset
+    /// may be anyone's. A set made with `--no-hook` has no rule and is not
+    /// found.
+    fn kernel_sets(&self) -> Result<Vec<SetName>, BackendError> {
+        let mut names = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let program = hook::program(family);
+            let args: Vec<String> = ["-w", "-S", hook::CHAIN].map(String::from).to_vec();
+            let outcome = hook::run(program, &args)?;
+            if !outcome.success() {
+                return Err(hook::failure(program, &args, &outcome));
+            }
+            for kernel_set in hook::commented_sets(&outcome.stdout) {
+                // The IPv6 ipset of NAME is NAME6 (see `layout::kernel_set`).
+                let base = match family {
+                    Family::V4 => Some(kernel_set.as_str()),
+                    Family::V6 => kernel_set.strip_suffix('6'),
+                };
+                names.extend(base.and_then(|b| SetName::new(b).ok()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
