@@ -130,6 +130,9 @@ pub fn merged_deadline(old: Option<i64>, new: Option<i64>, now: i64) -> Option<i
 pub struct Ledger {
     conn: Connection,
     path: String,
+    /// A write failed for lack of disk space since the last checkpoint:
+    /// see [`Ledger::checkpoint_after_full_disk`].
+    disk_full: std::cell::Cell<bool>,
 }
 
 /// WAL size past which a closing process folds the WAL into the database
@@ -139,6 +142,9 @@ const CHECKPOINT_WAL_BYTES: u64 = 256 * 1024;
 impl Drop for Ledger {
     fn drop(&mut self) {
         if self.path == ":memory:" {
+            return;
+        }
+        if self.checkpoint_after_full_disk() {
             return;
         }
         let wal = std::fs::metadata(format!("{}-wal", self.path)).map(|m| m.len());
@@ -224,7 +230,11 @@ impl Ledger {
         path: String,
         new_ok: &dyn Fn() -> Result<(), String>,
     ) -> Result<Ledger, LedgerError> {
-        let ledger = Ledger { conn, path };
+        let ledger = Ledger {
+            conn,
+            path,
+            disk_full: std::cell::Cell::new(false),
+        };
         ledger
             .conn
             .busy_timeout(BUSY_TIMEOUT)
@@ -242,18 +252,6 @@ impl Ledger {
                 true,
             )
             .map_err(|e| ledger.err(e))?;
-        // Asked before anything is written (the WAL switch writes the header):
-        // a refused file must stay at version 0.
-        let version: i64 = ledger
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| ledger.err(e))?;
-        if version == 0 {
-            new_ok().map_err(|message| LedgerError::Refused {
-                path: ledger.path.clone(),
-                message,
-            })?;
-        }
         // journal_mode returns a row; it must be read, not executed.
         let _mode: String = ledger
             .conn
@@ -271,7 +269,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0 | 1 => ledger.create_schema()?,
+            0 | 1 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -284,12 +282,35 @@ impl Ledger {
         Ok(ledger)
     }
 
-    fn create_schema(&self) -> Result<(), LedgerError> {
-        // IMMEDIATE so two first-time processes do not both create the schema.
+    fn create_schema(&self, new_ok: &dyn Fn() -> Result<(), String>) -> Result<(), LedgerError> {
+        // IMMEDIATE so two first-time processes do not both create the
+        // schema. The version is read again under that lock, and a new
+        // ledger is asked about there: checked before the lock, a process
+        // that lost the race saw version 0 and then the set the winner had
+        // meanwhile made in the kernel, and refused a ledger that was fine.
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let rollback = |e: LedgerError| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            e
+        };
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| rollback(self.err(e)))?;
+        if version == 0 {
+            // A refusal writes nothing: the file stays at version 0.
+            new_ok().map_err(|message| {
+                rollback(LedgerError::Refused {
+                    path: self.path.clone(),
+                    message,
+                })
+            })?;
+        }
         self.conn
             .execute_batch(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS sets (
+                "CREATE TABLE IF NOT EXISTS sets (
                      name    TEXT PRIMARY KEY,
                      spec    TEXT NOT NULL,
                      created INTEGER NOT NULL
@@ -319,7 +340,7 @@ impl Ledger {
                  PRAGMA user_version = 2;
                  COMMIT;",
             )
-            .map_err(|e| self.err(e))
+            .map_err(|e| rollback(self.err(e)))
     }
 
     fn err(&self, source: rusqlite::Error) -> LedgerError {
@@ -337,7 +358,35 @@ impl Ledger {
 
     /// Starts a write transaction, waiting for other writers.
     pub fn begin(&mut self) -> Result<LedgerTx<'_>, LedgerError> {
+        self.checkpoint_after_full_disk();
         self.transaction(TransactionBehavior::Immediate)
+    }
+
+    /// After a write that failed for lack of space, folds the WAL into the
+    /// database and truncates it; returns whether it did. banset leaves
+    /// small WALs alone (see `Drop`), and a commit that fails is not one
+    /// SQLite checkpoints after: on a nearly full disk the WAL then only
+    /// grew, every later write (`sync` included, in the long-running daemon
+    /// too) failed on it, and nothing ever gave its space back. Folded, the
+    /// database grows by the pages that changed and the WAL's space is
+    /// free for the next transaction. Tried again at the next write and
+    /// when the ledger is closed, until it succeeds.
+    fn checkpoint_after_full_disk(&self) -> bool {
+        if !self.disk_full.get() {
+            return false;
+        }
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            // The first column is 1 when another connection kept it from
+            // finishing.
+            .is_ok_and(|busy| busy == 0);
+        if done {
+            self.disk_full.set(false);
+        }
+        done
     }
 
     /// Starts a read transaction: a consistent snapshot, never blocking writers.
@@ -347,14 +396,20 @@ impl Ledger {
 
     fn transaction(&mut self, how: TransactionBehavior) -> Result<LedgerTx<'_>, LedgerError> {
         let path = self.path.clone();
-        let tx =
-            self.conn
-                .transaction_with_behavior(how)
-                .map_err(|source| LedgerError::Sqlite {
-                    path: path.clone(),
-                    source,
-                })?;
-        Ok(LedgerTx { tx, path })
+        let Ledger {
+            conn, disk_full, ..
+        } = self;
+        let tx = conn
+            .transaction_with_behavior(how)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(LedgerTx {
+            tx,
+            path,
+            disk_full,
+        })
     }
 }
 
@@ -364,10 +419,20 @@ impl Ledger {
 pub struct LedgerTx<'a> {
     tx: rusqlite::Transaction<'a>,
     path: String,
+    /// The ledger's flag, set when a write here fails for lack of space.
+    disk_full: &'a std::cell::Cell<bool>,
+}
+
+/// SQLITE_FULL: the disk (or a quota) is full.
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 impl LedgerTx<'_> {
     fn err(&self, source: rusqlite::Error) -> LedgerError {
+        if is_full(&source) {
+            self.disk_full.set(true);
+        }
         LedgerError::Sqlite {
             path: self.path.clone(),
             source,
@@ -387,9 +452,13 @@ impl LedgerTx<'_> {
     /// `sync` restores whatever the ledger kept.
     pub fn commit(self) -> Result<(), LedgerError> {
         let path = self.path.clone();
-        self.tx
-            .commit()
-            .map_err(|source| LedgerError::Sqlite { path, source })
+        let disk_full = self.disk_full;
+        self.tx.commit().map_err(|source| {
+            if is_full(&source) {
+                disk_full.set(true);
+            }
+            LedgerError::Sqlite { path, source }
+        })
     }
 
     /// The spec of a set; `None` when no set has that name. A spec that no
@@ -639,6 +708,20 @@ impl LedgerTx<'_> {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// The keys of that key-value table that start with `prefix`, in order.
+    pub fn meta_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT key FROM meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([prefix], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// Removes a key from that key-value table; absent is fine.
