@@ -470,6 +470,51 @@ fn a_ledger_that_hit_a_full_disk_folds_its_wal_once_space_returns() {
     });
 }
 
+/// A bulk add held the ledger's write lock for its whole length, so the
+/// daemon's bans (and any other writer) waited behind it: 30.8 s for a
+/// million addresses, and a failed ban past the 120 s busy timeout. Bulk
+/// adds commit in chunks; a ban started once the first chunk is in must be
+/// recorded while the bulk add is still under way.
+#[test]
+fn a_ban_does_not_wait_behind_a_bulk_add() {
+    kernel_test("ban_during_bulk", || {
+        let s = Sandbox::new("banbulk");
+        let n = 200_000u32;
+        s.ok(&["create", "bulk", "--family", "inet", "--maxelem", "300000"]);
+        s.ok(&["create", "other", "--family", "inet"]);
+        let list: String = (0..n)
+            .map(|i| format!("10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        let file = s.file("bulk.txt", &list);
+        let mut bulk = s
+            .cmd(&["add", "bulk", "--file", file.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        // Read straight from the ledger: `status` would list the kernel set
+        // too, which takes longer than the ban.
+        let mut ledger = banset_core::Ledger::open(&s.dir().join("state/ledger.db")).unwrap();
+        let set = banset_core::SetName::new("bulk").unwrap();
+        let mut recorded = || -> u64 { ledger.read().unwrap().counts(&set, 0).unwrap().0 };
+        assert!(
+            common::wait_until(|| recorded() > 0 || bulk.try_wait().unwrap().is_some()),
+            "the bulk add never recorded anything"
+        );
+        s.ok(&["add", "other", "192.0.2.1"]);
+        let when_banned = recorded();
+        assert!(bulk.wait().unwrap().success());
+        assert!(
+            when_banned < u64::from(n),
+            "the ban was recorded only after the whole bulk add ({when_banned} of {n})"
+        );
+        let status = s.json(&["status", "--json"]);
+        for set in status["sets"].as_array().unwrap() {
+            assert_eq!(set["active_bans"], set["kernel_members"], "{set}");
+        }
+        assert_eq!(recorded(), u64::from(n));
+        assert!(nft_set("other_v4").contains_key("192.0.2.1"));
+    });
+}
+
 #[test]
 fn an_add_after_a_flush_ruleset_repairs_every_ban() {
     kernel_test("add_repairs", || {

@@ -47,6 +47,11 @@ use crate::timeout::Timeout;
 /// on two threads at once; below it, one after the other is quicker.
 const PARALLEL_APPLY_MIN: usize = 512;
 
+/// Bans per transaction of a bulk add (see `Engine::add_in_chunks`): long
+/// enough that a million bans are a few dozen commits, short enough that
+/// another writer (the daemon's next ban) waits well under a second.
+const BULK_CHUNK: usize = 25_000;
+
 /// Hands out a backend for a set's [`BackendKind`], opening it on first use.
 pub trait BackendProvider {
     /// The backend that holds sets of `kind`. Fails (typically
@@ -268,8 +273,8 @@ impl Engine<'_> {
     /// different spec it is refused, because the kernel objects cannot change
     /// in place.
     pub fn create(&mut self, spec: &SetSpec) -> Result<bool, Error> {
-        let now = self.clock.now();
         let tx = self.ledger.begin()?;
+        let now = self.clock.now();
         let created = match tx.set_spec(&spec.name)? {
             Some(existing) if &existing == spec => false,
             Some(existing) => {
@@ -346,6 +351,12 @@ impl Engine<'_> {
         replace: bool,
         removal: Option<&str>,
     ) -> Result<AddReport, Error> {
+        if !replace && requests.len() > BULK_CHUNK {
+            return self.add_in_chunks(set, requests, opts);
+        }
+        // `now` after the lock: taken before, a wait for another writer
+        // (a bulk job) made every deadline sent to the kernel that much too
+        // long, and `sync` then re-armed every member of the add.
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         let mut report = AddReport::default();
@@ -483,6 +494,178 @@ impl Engine<'_> {
             return Err(e);
         }
         Ok(report)
+    }
+
+    /// A bulk add, in transactions of [`BULK_CHUNK`] bans each.
+    ///
+    /// Why: a transaction holds the ledger's write lock, and one over a
+    /// million bans held it for half a minute; the daemon's bans waited
+    /// behind it (30.8 s from a detected failure to the kernel instead of
+    /// 2.7 ms) and failed outright past the 120 s busy timeout. Between
+    /// chunks the lock is free, so another writer waits at most one chunk.
+    ///
+    /// It stays all or nothing: when a chunk fails, the chunks before it
+    /// are undone (their rows put back where nobody has banned the target
+    /// since, then the kernel put back to the ledger by content). A kill
+    /// between chunks keeps the chunks committed so far, on which ledger
+    /// and kernel agree, and the chunk in flight leaves at most extra
+    /// kernel members, as any add. `replace` is not chunked: its point is
+    /// one atomic swap.
+    fn add_in_chunks(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+    ) -> Result<AddReport, Error> {
+        let mut report = AddReport::default();
+        // The set first, in its own transaction, so every chunk finds it.
+        if self.ledger.read()?.set_spec(set)?.is_none() {
+            match &opts.create_with {
+                Some(spec) if &spec.name == set => {
+                    // Refuse bad input before making anything.
+                    Self::validate(
+                        self.allowlist,
+                        spec,
+                        requests,
+                        opts.force,
+                        self.clock.now(),
+                        &mut AddReport::default(),
+                    )?;
+                    self.create(spec)?;
+                    report.created_set = true;
+                }
+                _ => return Err(Error::UnknownSet(set.clone())),
+            }
+        }
+        // Validated outside the lock: a million requests take a while, and
+        // nothing in them depends on the ledger's rows. Deadlines count from
+        // here, when the bans were asked for; each chunk gives the kernel
+        // the time left from when it is applied, so kernel and ledger agree.
+        let spec = Self::spec_of(&self.ledger.read()?, set)?;
+        let now = self.clock.now();
+        let bans = match Self::validate(
+            self.allowlist,
+            &spec,
+            requests,
+            opts.force,
+            now,
+            &mut report,
+        ) {
+            Ok(bans) => bans,
+            Err(e) => {
+                self.undo_chunks(set, &[], report.created_set);
+                return Err(e);
+            }
+        };
+        let mut done: Vec<(Vec<NewBan>, FxHashMap<Target, Ban>)> = Vec::new();
+        for chunk in bans.chunks(BULK_CHUNK) {
+            if !done.is_empty() {
+                // SQLite's lock is not fair: without a pause the next chunk
+                // takes it again before a waiting writer (the daemon's next
+                // ban, which polls every millisecond) can.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            match self.add_chunk(set, &spec, chunk, &mut report) {
+                Ok(before) => done.push((chunk.to_vec(), before)),
+                Err(e) => {
+                    self.undo_chunks(set, &done, report.created_set);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// One chunk of [`Engine::add_in_chunks`], in its own transaction.
+    /// Returns the rows the chunk wrote over, for an undo.
+    fn add_chunk(
+        &mut self,
+        set: &SetName,
+        spec: &SetSpec,
+        chunk: &[NewBan],
+        report: &mut AddReport,
+    ) -> Result<FxHashMap<Target, Ban>, Error> {
+        let tx = self.ledger.begin()?;
+        let now = self.clock.now();
+        if Self::spec_of(&tx, set)? != *spec {
+            return Err(Error::Input(format!(
+                "set {set} was destroyed or re-created during the add; nothing of it was kept"
+            )));
+        }
+        let spec = spec.clone();
+        let backend = self.backends.backend(spec.backend)?;
+        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        let caps = backend.capabilities();
+        let targets: Vec<Target> = chunk.iter().map(|b| b.target).collect();
+        let before = tx.rows_of(set, &targets)?;
+        let entries: Vec<KernelEntry> = chunk
+            .iter()
+            .map(|ban| {
+                let deadline = match before.get(&ban.target) {
+                    Some(old) => merged_deadline(old.deadline, ban.deadline, now),
+                    None => ban.deadline,
+                };
+                KernelEntry {
+                    target: ban.target,
+                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
+                }
+            })
+            .collect();
+        let changes = Changes {
+            flush_first: false,
+            remove: Vec::new(),
+            add: entries,
+        };
+        let (kernel, recorded) = std::thread::scope(|scope| {
+            let kernel = scope.spawn(|| backend.apply(&spec, &changes));
+            let recorded = tx.upsert_bans(set, chunk, now);
+            let kernel = kernel
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (kernel, recorded)
+        });
+        recorded?;
+        match kernel {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                restore(backend, &tx, &spec, now)?;
+                report.repaired = !report.created_set;
+            }
+            Err(e) => {
+                return Err(full_set_context(e, &spec)
+                    .within(format!("add to {set}"))
+                    .into())
+            }
+        }
+        finish(tx, self.dry_run)?;
+        report.applied += chunk.len();
+        Ok(before)
+    }
+
+    /// Undoes the committed chunks of a failed bulk add (see
+    /// [`Engine::add_in_chunks`]). Best effort, like every failure path:
+    /// the error being returned matters more.
+    fn undo_chunks(
+        &mut self,
+        set: &SetName,
+        done: &[(Vec<NewBan>, FxHashMap<Target, Ban>)],
+        created: bool,
+    ) {
+        if created {
+            let _ = self.destroy(set);
+            return;
+        }
+        if !done.is_empty() && !self.dry_run {
+            if let Ok(tx) = self.ledger.begin() {
+                if done
+                    .iter()
+                    .all(|(written, before)| tx.undo_upsert(set, written, before).is_ok())
+                {
+                    let _ = tx.commit();
+                }
+            }
+        }
+        self.put_kernel_back(set, None);
     }
 
     /// Checks every request before anything is changed.
@@ -778,8 +961,8 @@ impl Engine<'_> {
         for name in names {
             // One transaction per set: a large ledger does not hold the lock
             // for every set at once, and one broken set does not undo others.
-            let now = self.clock.now();
             let tx = self.ledger.begin()?;
+            let now = self.clock.now();
             let spec = Self::spec_of(&tx, &name)?;
             let backend = self.backends.backend(spec.backend)?;
             let ctx = |e: BackendError| e.within(format!("sync {name}"));

@@ -5,11 +5,13 @@
 //! overlap), so:
 //! - WAL journal, so readers never block the writer;
 //! - every mutating command is one `BEGIN IMMEDIATE` transaction that also
-//!   spans the kernel call. Taking the write lock up front serialises
-//!   banset's writers (one lock for ledger and kernel together) and means a
-//!   command that fails in the kernel rolls its rows back: no row ever claims
-//!   a ban the kernel refused;
-//! - a long busy timeout, so a writer waits its turn instead of failing.
+//!   spans the kernel call (a bulk add is one per chunk, so that other
+//!   writers get in between; see `Engine::add_in_chunks`). Taking the write
+//!   lock up front serialises banset's writers (one lock for ledger and
+//!   kernel together) and means a command that fails in the kernel rolls its
+//!   rows back: no row ever claims a ban the kernel refused;
+//! - a long busy timeout, so a writer waits its turn instead of failing,
+//!   polling every millisecond so it gets in between a bulk add's chunks.
 //!
 //! `synchronous = NORMAL`: a power cut may lose the last commits, but it also
 //! empties the kernel sets, and what is in the ledger is restored by `sync`.
@@ -158,6 +160,25 @@ impl Drop for Ledger {
     }
 }
 
+/// How often a writer waiting for the lock tries again.
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// SQLite's busy handler: try again every millisecond, for up to
+/// [`BUSY_TIMEOUT`]. SQLite's own (`busy_timeout`) backs off to 100 ms
+/// between tries, and its locks are not fair: a bulk add that commits chunk
+/// after chunk (see `Engine::add_in_chunks`) frees the lock for a moment
+/// between chunks, which a waiter asleep for 100 ms almost never sees, so
+/// the daemon's ban waited behind chunk after chunk. At 1 ms a waiter gets
+/// in at the next pause between chunks; a try is one lock attempt, cheap
+/// enough for the rare long wait.
+fn wait_for_lock(tries: i32) -> bool {
+    if u128::from(tries.max(0) as u32) * LOCK_POLL.as_millis() >= BUSY_TIMEOUT.as_millis() {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -230,14 +251,14 @@ impl Ledger {
         path: String,
         new_ok: &dyn Fn() -> Result<(), String>,
     ) -> Result<Ledger, LedgerError> {
-        let ledger = Ledger {
+        let mut ledger = Ledger {
             conn,
             path,
             disk_full: std::cell::Cell::new(false),
         };
         ledger
             .conn
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_handler(Some(wait_for_lock))
             .map_err(|e| ledger.err(e))?;
         // Every banset command is a short-lived process. By default the last
         // connection to close checkpoints the WAL into the database and
@@ -556,6 +577,85 @@ impl LedgerTx<'_> {
                 ban.reason,
                 now
             ])
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The rows of those `targets` that have one, probed row by row: what a
+    /// chunk of a bulk add needs (the deadlines to merge, and the rows to
+    /// put back if a later chunk fails), without reading the whole set per
+    /// chunk.
+    pub fn rows_of(
+        &self,
+        set: &SetName,
+        targets: &[Target],
+    ) -> Result<FxHashMap<Target, Ban>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT start, deadline, reason, ban_count FROM bans
+                 WHERE set_name = ?1 AND target = ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = FxHashMap::default();
+        for t in targets {
+            let found = stmt
+                .query_row(params![set.as_str(), t.to_string()], |r| {
+                    Ok(Ban {
+                        target: *t,
+                        start: r.get(0)?,
+                        deadline: r.get(1)?,
+                        reason: r.get(2)?,
+                        ban_count: r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(ban) = found {
+                out.insert(*t, ban);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Undoes [`LedgerTx::upsert_bans`] of `written` over the rows
+    /// `before` (what [`LedgerTx::rows_of`] saw then), where nobody has
+    /// recorded the target since: a row that ours created goes, a row ours
+    /// merged into gets its old values back. A row banned again by someone
+    /// else in between (its count moved on) is theirs and stays.
+    pub fn undo_upsert(
+        &self,
+        set: &SetName,
+        written: &[NewBan],
+        before: &FxHashMap<Target, Ban>,
+    ) -> Result<(), LedgerError> {
+        let mut delete = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM bans WHERE set_name = ?1 AND target = ?2 AND ban_count = 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut restore = self
+            .tx
+            .prepare_cached(
+                "UPDATE bans SET start = ?3, deadline = ?4, reason = ?5, ban_count = ?6
+                 WHERE set_name = ?1 AND target = ?2 AND ban_count = ?6 + 1",
+            )
+            .map_err(|e| self.err(e))?;
+        for ban in written {
+            let text = ban.target.to_string();
+            match before.get(&ban.target) {
+                None => delete.execute(params![set.as_str(), text]),
+                Some(old) => restore.execute(params![
+                    set.as_str(),
+                    text,
+                    old.start,
+                    old.deadline,
+                    old.reason,
+                    old.ban_count
+                ]),
+            }
             .map_err(|e| self.err(e))?;
         }
         Ok(())

@@ -472,7 +472,14 @@ impl<'a> Daemon<'a> {
         } else {
             String::new()
         };
-        if self.ban(&name, &set, target, bantime, maxretry, &note) {
+        let Some(banned) = self.ban(&name, &set, target, bantime, maxretry, &note) else {
+            // Not recorded (kernel or ledger failed): the window keeps the
+            // failures, so the next one tries the ban again.
+            return;
+        };
+        // Banned, or refused for good: the address starts from zero.
+        self.jails[jail_index].windows.forget(&target);
+        if banned {
             self.jails[jail_index].bans += 1;
             let on_ban = self.jails[jail_index].settings.on_ban.clone();
             self.notifier.notify(
@@ -491,6 +498,8 @@ impl<'a> Daemon<'a> {
     }
 
     /// Bans through the engine, records the ban in the history, logs it.
+    /// `Some(true)` banned, `Some(false)` refused (allowlisted), `None`
+    /// failed.
     fn ban(
         &mut self,
         jail: &str,
@@ -499,7 +508,7 @@ impl<'a> Daemon<'a> {
         bantime: Timeout,
         failures: u32,
         note: &str,
-    ) -> bool {
+    ) -> Option<bool> {
         let request = BanRequest {
             target,
             timeout: Some(bantime),
@@ -538,11 +547,11 @@ impl<'a> Daemon<'a> {
                         bantime.secs().map_or("ever".to_string(), format_duration),
                     ),
                 );
-                true
+                Some(true)
             }
             Err(banset_core::Error::Refused(r)) => {
                 log!("not banning {target} (jail {jail}): {r}");
-                false
+                Some(false)
             }
             Err(e) => {
                 *self.errors.entry("ban").or_default() += 1;
@@ -555,7 +564,7 @@ impl<'a> Daemon<'a> {
                     ],
                     &format!("ban {target} jail={jail} set={set} failed: {e}"),
                 );
-                false
+                None
             }
         }
     }
