@@ -68,7 +68,9 @@ pub enum Command {
             because restoring from it would remove their members.\n\n\
             Without SET, every set banset finds in the kernel (nftables: the table inet banset; \
             ipset: sets with banset's iptables rule) is adopted. A set the ledger does not know is \
-            recorded with the options given here, as `create` would make it. No member is added or \
+            recorded with the options given here, as `create` would make it: give the options the \
+            set was created with where they differ from the defaults (e.g. --no-prefixes, --ports), \
+            or its kernel objects will not match. No member is added or \
             removed in the kernel; members the allowlist refuses are left out of the ledger, and the \
             next `sync` removes them."
     )]
