@@ -601,7 +601,14 @@ impl<'a> Daemon<'a> {
         } else {
             String::new()
         };
-        if self.ban(&name, &set, target, bantime, maxretry, &note, resume) {
+        let Some(banned) = self.ban(&name, &set, target, bantime, maxretry, &note, resume) else {
+            // Not recorded (kernel or ledger failed): the window keeps the
+            // failures, so the next one tries the ban again.
+            return;
+        };
+        // Banned, or refused for good: the address starts from zero.
+        self.jails[jail_index].windows.forget(&target);
+        if banned {
             self.jails[jail_index].bans += 1;
             let on_ban = self.jails[jail_index].settings.on_ban.clone();
             self.notifier.notify(
@@ -621,7 +628,8 @@ impl<'a> Daemon<'a> {
 
     /// Bans through the engine, records the ban in the history (with
     /// `resume`, the source's position after the line that made it, in the
-    /// same transaction), logs it.
+    /// same transaction), logs it. `Some(true)` banned, `Some(false)`
+    /// refused (allowlisted), `None` failed.
     #[allow(clippy::too_many_arguments)] // each is one fact of the ban's log line
     fn ban(
         &mut self,
@@ -632,7 +640,7 @@ impl<'a> Daemon<'a> {
         failures: u32,
         note: &str,
         resume: Option<(SourceKey, String)>,
-    ) -> bool {
+    ) -> Option<bool> {
         let request = BanRequest {
             target,
             timeout: Some(bantime),
@@ -686,11 +694,11 @@ impl<'a> Daemon<'a> {
                         counted(failures, "failure", "failures"),
                     ),
                 );
-                true
+                Some(true)
             }
             Err(banset_core::Error::Refused(r)) => {
                 log!("not banning {target} (jail {jail}): {r}");
-                false
+                Some(false)
             }
             Err(e) => {
                 *self.errors.entry("ban").or_default() += 1;
@@ -703,7 +711,7 @@ impl<'a> Daemon<'a> {
                     ],
                     &format!("ban {target} jail={jail} set={set} failed: {e}"),
                 );
-                false
+                None
             }
         }
     }
