@@ -60,6 +60,21 @@ pub enum Command {
     Destroy(SetArg),
     /// Make the kernel match the ledger (after a reboot or a firewall reload)
     Sync(SyncArgs),
+    /// Record the kernel's members in the ledger (after losing or emptying ledger.db)
+    #[command(
+        long_about = "Record in the ledger what banset's kernel sets hold now, each member with the time \
+            the kernel still gives it: the way back after ledger.db was lost, emptied or truncated. \
+            Every other command refuses to start an empty ledger while the kernel holds banset sets, \
+            because restoring from it would remove their members.\n\n\
+            Without SET, every set banset finds in the kernel (nftables: the table inet banset; \
+            ipset: sets with banset's iptables rule) is adopted. A set the ledger does not know is \
+            recorded with the options given here, as `create` would make it: give the options the \
+            set was created with where they differ from the defaults (e.g. --no-prefixes, --ports), \
+            or its kernel objects will not match. No member is added or \
+            removed in the kernel; members the allowlist refuses are left out of the ledger, and the \
+            next `sync` removes them."
+    )]
+    Adopt(AdoptArgs),
     /// Remove bans that are over (run from cron where the kernel has no timeouts)
     Expire(JsonArg),
     /// Show every set, its counts and its kernel health
@@ -363,6 +378,18 @@ pub struct SyncArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Sets to adopt [default: every banset set the kernel holds]
+    #[arg(value_name = "SET")]
+    pub sets: Vec<String>,
+    /// Default ban timeout of a set the ledger does not know [default: 1d]
+    #[arg(long, value_name = "T")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use banset_core::{
-    Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SystemClock,
+    Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SetName, SystemClock,
 };
 use banset_firewalld::FirewalldBackend;
 #[cfg(target_os = "freebsd")]
@@ -87,13 +87,24 @@ impl Context {
     /// allowlist consulted, and only then are this host's addresses read
     /// (two netlink dumps, not worth making for `list` or `test`).
     pub fn new(global: GlobalArgs, bans: bool) -> Result<Context> {
+        Context::open(global, bans, NewLedger::OnlyWithoutKernelSets)
+    }
+
+    /// [`Context::new`] for `banset adopt`, the one command that may start
+    /// a new ledger beside the kernel's banset sets: it fills it from them.
+    pub fn for_adopt(global: GlobalArgs) -> Result<Context> {
+        Context::open(global, true, NewLedger::Always)
+    }
+
+    fn open(global: GlobalArgs, bans: bool, new_ledger: NewLedger) -> Result<Context> {
         let config = Config::load(global.config.as_deref())?;
         let state_dir = global
             .state_dir
             .clone()
             .or_else(|| config.defaults.state_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-        let ledger = open_ledger(&state_dir)?;
+        let backends = Backends::new(global.dry_run);
+        let ledger = open_ledger(&state_dir, &backends, new_ledger)?;
         let origin = config
             .origin
             .as_ref()
@@ -103,7 +114,6 @@ impl Context {
         let allowlist = Allowlist::new()
             .with_host_addresses(host)
             .with_ignored(config.ignore.iter().copied(), &origin);
-        let backends = Backends::new(global.dry_run);
         Ok(Context {
             global,
             config,
@@ -143,9 +153,20 @@ impl Context {
     }
 }
 
+/// Whether a file that holds no ledger yet may become a new, empty one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewLedger {
+    /// Only when the kernel holds no banset sets: every command but adopt.
+    OnlyWithoutKernelSets,
+    /// `banset adopt`, which fills the new ledger from the kernel.
+    Always,
+}
+
 /// Creates the state directory (0700: the ledger says who is banned and
-/// why) and opens the ledger in it.
-fn open_ledger(dir: &Path) -> Result<Ledger> {
+/// why) and opens the ledger in it. Every command and the daemon open it
+/// here, so one check ([`kernel_sets_refusal`]) guards them all against
+/// taking an empty or truncated ledger for a new one.
+fn open_ledger(dir: &Path, backends: &Backends, new_ledger: NewLedger) -> Result<Ledger> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -158,7 +179,49 @@ fn open_ledger(dir: &Path) -> Result<Ledger> {
                 )
             })?;
     }
-    Ok(Ledger::open(&dir.join("ledger.db"))?)
+    let path = dir.join("ledger.db");
+    Ok(match new_ledger {
+        NewLedger::Always => Ledger::open(&path)?,
+        NewLedger::OnlyWithoutKernelSets => {
+            Ledger::open_checked(&path, &|| kernel_sets_refusal(backends))?
+        }
+    })
+}
+
+/// The backends whose sets outlive banset's processes, so a new ledger
+/// could be wrong about them. firewalld keeps its ipsets in its own
+/// configuration under names that are not banset's alone, and says
+/// `Unsupported` like any backend that cannot enumerate its sets: those
+/// are not checked.
+#[cfg(not(target_os = "freebsd"))]
+const KERNEL_BACKENDS: &[BackendKind] = &[BackendKind::Nftables, BackendKind::Ipset];
+#[cfg(target_os = "freebsd")]
+const KERNEL_BACKENDS: &[BackendKind] = &[BackendKind::Pf, BackendKind::Ipfw];
+
+/// `Err` with the message of [`banset_core::LedgerError::Refused`] when the
+/// kernel holds banset sets: a ledger that knows none of them would remove
+/// their members at the next `sync` or daemon start. A backend that cannot
+/// be asked (not installed, no privilege) cannot be wiped by this process
+/// either, and is passed over.
+fn kernel_sets_refusal(backends: &Backends) -> std::result::Result<(), String> {
+    let found: Vec<String> = backends
+        .kernel_sets()
+        .into_iter()
+        .map(|(kind, names)| {
+            let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+            format!("{kind}: {}", names.join(", "))
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the file holds no ledger (new, empty or truncated), but the kernel holds banset sets ({}); \
+         refusing to start an empty ledger, which would remove their members. \
+         Restore the file from a backup, or run `banset adopt` to record the kernel's members \
+         in a new ledger (see banset-adopt(1))",
+        found.join("; ")
+    ))
 }
 
 /// Opens each backend on first use, so `banset list` of an nftables set
@@ -204,6 +267,26 @@ impl banset_core::BackendProvider for Backends {
         if let Some(memory) = &self.dry_run {
             return Ok(memory);
         }
+        self.real(kind)
+    }
+}
+
+impl Backends {
+    /// The banset sets each firewall whose sets outlive banset's processes
+    /// holds now, by backend; backends without any are left out.
+    pub fn kernel_sets(&self) -> Vec<(BackendKind, Vec<SetName>)> {
+        KERNEL_BACKENDS
+            .iter()
+            .filter_map(|&kind| {
+                let names = self.real(kind).ok()?.kernel_sets().ok()?;
+                (!names.is_empty()).then_some((kind, names))
+            })
+            .collect()
+    }
+
+    /// The backend of the real firewall, even for a dry run (which only
+    /// reads through it, e.g. to look for kernel sets).
+    fn real(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError> {
         match kind {
             BackendKind::Nftables => {
                 if let Some(b) = self.nftables.get() {

@@ -243,6 +243,278 @@ fn sync_restores_a_deleted_table_with_remaining_times() {
     });
 }
 
+/// A zero-byte `ledger.db` (a full disk, a bad restore) used to be taken for
+/// a new ledger: `sync` exited 0 and the daemon then emptied every kernel
+/// set. It must be refused, naming the file, with the kernel untouched,
+/// every time; `adopt` then records the kernel's members in a new ledger.
+#[test]
+fn zero_byte_ledger_beside_kernel_objects_is_refused() {
+    kernel_test("zero_byte_ledger", || {
+        let s = Sandbox::new("zeroledger");
+        s.ok(&[
+            "add",
+            "keep",
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "--timeout",
+            "1h",
+        ]);
+        s.ok(&["add", "keep", "2001:db8::1", "--timeout", "permanent"]);
+        let kernel_before = (
+            nft_set("keep_v4"),
+            nft_set("keep_v4net"),
+            nft_set("keep_v6"),
+        );
+        assert_eq!(
+            kernel_before.0.len() + kernel_before.1.len() + kernel_before.2.len(),
+            3
+        );
+        let ledger = s.dir().join("state/ledger.db");
+        std::fs::File::create(&ledger).unwrap(); // truncates to 0 bytes
+
+        for verb in [&["sync"][..], &["list"], &["add", "keep", "192.0.2.9"]] {
+            let out = s.run(verb);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{verb:?} must be refused: {err}"
+            );
+            assert!(
+                err.contains(&ledger.display().to_string())
+                    && err.contains("keep")
+                    && err.contains("banset adopt"),
+                "{verb:?}: the refusal names the file, the kernel set and the way out: {err}"
+            );
+            let kernel_now = (
+                nft_set("keep_v4").into_keys().collect::<Vec<_>>(),
+                nft_set("keep_v4net").into_keys().collect::<Vec<_>>(),
+                nft_set("keep_v6").into_keys().collect::<Vec<_>>(),
+            );
+            assert_eq!(
+                kernel_now,
+                (
+                    kernel_before.0.keys().cloned().collect(),
+                    kernel_before.1.keys().cloned().collect(),
+                    kernel_before.2.keys().cloned().collect()
+                ),
+                "{verb:?} changed the kernel"
+            );
+        }
+
+        s.ok(&["adopt"]);
+        let listed = s.json(&["list", "keep", "--json"]);
+        let members = listed[0]["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{listed}");
+        for m in members {
+            assert_eq!(m["in_ledger"], true, "{m}");
+            let permanent = m["target"] == "2001:db8::1";
+            assert_eq!(m["deadline"].is_null(), permanent, "{m}");
+        }
+        // The adopted ledger is a real one: sync keeps every member.
+        s.ok(&["sync"]);
+        assert_eq!(
+            nft_set("keep_v4").len() + nft_set("keep_v4net").len() + nft_set("keep_v6").len(),
+            3
+        );
+    });
+}
+
+/// Runs `f` with a tmpfs of `size` (e.g. `1024k`) on `dir`, in a mount
+/// namespace of this thread's own: processes it spawns see the small disk,
+/// the host never does. Call it on a thread that ends with the test (the
+/// kernel-test thread).
+fn on_a_small_disk(dir: &std::path::Path, size: &str, f: impl FnOnce()) {
+    // SAFETY: unshare takes flags only and changes this thread's mount
+    // namespace (CLONE_NEWNS implies a private fs context for the thread).
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        panic!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+    }
+    let mount = |args: &[&str]| {
+        let st = Command::new("mount").args(args).status().unwrap();
+        assert!(st.success(), "mount {args:?}");
+    };
+    // Nothing mounted here may propagate to the host.
+    mount(&["--make-rprivate", "/"]);
+    std::fs::create_dir_all(dir).unwrap();
+    mount(&[
+        "-t",
+        "tmpfs",
+        "-o",
+        &format!("size={size}"),
+        "tmpfs",
+        dir.to_str().unwrap(),
+    ]);
+    f();
+    let _ = Command::new("umount").arg(dir).status();
+}
+
+/// Writes a file until the disk is full.
+fn fill_disk(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = [0u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// On a full disk an `add` failed with exit 3 (the ledger commit failed)
+/// but left its members in the kernel. A failed command must leave the
+/// kernel as it was; once space is back, everything works again.
+#[test]
+fn a_failed_add_on_a_full_disk_leaves_the_kernel_as_it_was() {
+    kernel_test("full_disk", || {
+        let s = Sandbox::new("fulldisk");
+        let state = s.dir().join("state");
+        on_a_small_disk(&state, "1024k", || {
+            let list: String = (0..1500u32)
+                .map(|i| format!("10.0.{}.{}\n", i >> 8, i & 255))
+                .collect();
+            let file = s.file("list.txt", &list);
+            s.ok(&["add", "full", "--file", file.to_str().unwrap()]);
+            let before = nft_set("full_v4");
+            let filler = state.join("filler");
+            fill_disk(&filler);
+
+            let big: String = (0..3000u32)
+                .map(|i| format!("10.2.{}.{}\n", i >> 8, i & 255))
+                .collect();
+            let big = s.file("big.txt", &big);
+            // One ban (kernel, then ledger) and a bulk add (both at once).
+            for args in [
+                &["add", "full", "192.0.2.99"][..],
+                &["add", "full", "--file", big.to_str().unwrap()],
+            ] {
+                let out = s.run(args);
+                assert_eq!(
+                    out.status.code(),
+                    Some(3),
+                    "{args:?} on a full disk: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let now = nft_set("full_v4");
+                let extra: Vec<&String> = now.keys().filter(|k| !before.contains_key(*k)).collect();
+                let lost: Vec<&String> = before.keys().filter(|k| !now.contains_key(*k)).collect();
+                assert!(
+                    extra.is_empty() && lost.is_empty(),
+                    "{args:?} failed but changed the kernel: {} added (first {:?}), {} removed",
+                    extra.len(),
+                    extra.first(),
+                    lost.len()
+                );
+            }
+            std::fs::remove_file(&filler).unwrap();
+            s.ok(&["sync"]);
+            s.ok(&["add", "full", "192.0.2.100"]);
+            assert_eq!(nft_set("full_v4").len(), before.len() + 1);
+        });
+    });
+}
+
+/// A write that fails for lack of space is not followed by a checkpoint,
+/// and banset leaves small WALs alone: the WAL only grew, and a process
+/// that keeps its ledger open (the daemon) never gave its space back, so
+/// its writes kept failing. Once space is back, the next write folds it.
+#[test]
+fn a_ledger_that_hit_a_full_disk_folds_its_wal_once_space_returns() {
+    kernel_test("full_disk_wal", || {
+        let s = Sandbox::new("fullwal");
+        let state = s.dir().join("state");
+        on_a_small_disk(&state, "1024k", || {
+            let path = state.join("ledger.db");
+            let wal = state.join("ledger.db-wal");
+            let set = banset_core::SetName::new("w").unwrap();
+            let mut ledger = banset_core::Ledger::open(&path).unwrap();
+            let tx = ledger.begin().unwrap();
+            tx.put_set(
+                &banset_core::SetSpec::new(set.clone(), banset_core::BackendKind::Memory),
+                0,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            let filler = state.join("filler");
+            fill_disk(&filler);
+            // Ban after ban, as the daemon does, until the disk says no.
+            let mut full = false;
+            for i in 0..100_000u32 {
+                let tx = ledger.begin().unwrap();
+                let ban = banset_core::NewBan {
+                    target: banset_core::Target::parse(&format!(
+                        "10.{}.{}.{}",
+                        i >> 16,
+                        (i >> 8) & 255,
+                        i & 255
+                    ))
+                    .unwrap(),
+                    start: 0,
+                    deadline: None,
+                    reason: None,
+                };
+                let written = tx.upsert_bans(&set, &[ban], 0).and_then(|()| tx.commit());
+                if written.is_err() {
+                    full = true;
+                    break;
+                }
+            }
+            assert!(full, "the disk never filled up");
+            assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+            std::fs::remove_file(&filler).unwrap();
+            let tx = ledger.begin().unwrap();
+            drop(tx);
+            assert_eq!(
+                std::fs::metadata(&wal).unwrap().len(),
+                0,
+                "the WAL is folded into the database once there is room"
+            );
+        });
+    });
+}
+
+/// A bulk add held the ledger's write lock for its whole length, so the
+/// daemon's bans (and any other writer) waited behind it: 30.8 s for a
+/// million addresses, and a failed ban past the 120 s busy timeout. Bulk
+/// adds commit in chunks; a ban started once the first chunk is in must be
+/// recorded while the bulk add is still under way.
+#[test]
+fn a_ban_does_not_wait_behind_a_bulk_add() {
+    kernel_test("ban_during_bulk", || {
+        let s = Sandbox::new("banbulk");
+        let n = 200_000u32;
+        s.ok(&["create", "bulk", "--family", "inet", "--maxelem", "300000"]);
+        s.ok(&["create", "other", "--family", "inet"]);
+        let list: String = (0..n)
+            .map(|i| format!("10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        let file = s.file("bulk.txt", &list);
+        let mut bulk = s
+            .cmd(&["add", "bulk", "--file", file.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        // Read straight from the ledger: `status` would list the kernel set
+        // too, which takes longer than the ban.
+        let mut ledger = banset_core::Ledger::open(&s.dir().join("state/ledger.db")).unwrap();
+        let set = banset_core::SetName::new("bulk").unwrap();
+        let mut recorded = || -> u64 { ledger.read().unwrap().counts(&set, 0).unwrap().0 };
+        assert!(
+            common::wait_until(|| recorded() > 0 || bulk.try_wait().unwrap().is_some()),
+            "the bulk add never recorded anything"
+        );
+        s.ok(&["add", "other", "192.0.2.1"]);
+        let when_banned = recorded();
+        assert!(bulk.wait().unwrap().success());
+        assert!(
+            when_banned < u64::from(n),
+            "the ban was recorded only after the whole bulk add ({when_banned} of {n})"
+        );
+        let status = s.json(&["status", "--json"]);
+        for set in status["sets"].as_array().unwrap() {
+            assert_eq!(set["active_bans"], set["kernel_members"], "{set}");
+        }
+        assert_eq!(recorded(), u64::from(n));
+        assert!(nft_set("other_v4").contains_key("192.0.2.1"));
+    });
+}
+
 #[test]
 fn an_add_after_a_flush_ruleset_repairs_every_ban() {
     kernel_test("add_repairs", || {

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
 
@@ -154,6 +155,20 @@ pub trait Backend: Send + Sync {
     /// Whether traffic from `target` is blocked by the set: the target itself,
     /// or a prefix containing it, is a member.
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError>;
+
+    /// The banset sets this firewall holds now, whatever any ledger says:
+    /// what a new (or emptied) ledger must not silently take over, because
+    /// restoring sets from it would remove every member they hold. Sorted,
+    /// without duplicates. A backend that cannot tell its own objects from
+    /// others' answers [`ErrorKind::Unsupported`], and the caller decides
+    /// without it.
+    fn kernel_sets(&self) -> Result<Vec<SetName>, BackendError> {
+        Err(BackendError::new(
+            ErrorKind::Unsupported,
+            format!("list the {} sets", self.kind()),
+            "this backend cannot enumerate its sets",
+        ))
+    }
 }
 
 /// What went wrong, as a kind the caller can act on (pfctl-rs style: match

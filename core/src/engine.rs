@@ -3,9 +3,28 @@
 //! Every mutating operation follows one pattern: open a write transaction on
 //! the ledger, validate all input, record the change, apply it to the kernel
 //! in one batch, and commit only if the kernel accepted it. So a failed
-//! command leaves both sides as they were, and a command killed between the
-//! kernel call and the commit leaves at worst kernel members the ledger does
-//! not know, which the next `sync` removes.
+//! command leaves both sides as they were: when the kernel took a change
+//! and the ledger then could not record it (a full disk fails the commit),
+//! the kernel is put back to the committed ledger by content
+//! ([`Engine::put_kernel_back`]).
+//!
+//! A command killed between the kernel call and the commit must leave at
+//! worst kernel members the ledger does not know (harmless, the next `sync`
+//! removes them), never a ban the ledger holds missing from the kernel. For
+//! `add` the order gives that. For the verbs that remove members (`del`,
+//! `flush`, `replace`) it would give the opposite, so they leave a journal
+//! of intent: a `removing:SET:PID:N` row committed before the kernel call
+//! and deleted in the same commit as the removal. A row whose process is
+//! gone is an interrupted removal; whoever next takes the write lock for
+//! that set (`add`, `del`, `flush`, `replace`, `expire` — the daemon's
+//! keeper runs it every few seconds — and `sync`) restores the set's kernel
+//! content from the ledger first. Decided over "ledger first for
+//! removals": that order turns a kernel failure after the commit into a
+//! second transaction that must put rows back, racing other writers, while
+//! the journal costs one small commit and keeps "a failed command changes
+//! nothing" as it is. Healing by content on every keeper tick instead
+//! would list every set every few seconds; the journal says which set
+//! needs it, and only after a crash.
 //!
 //! When the kernel has lost a set (reboot, firewall reload, `nft flush
 //! ruleset`), an operation that hits `NotFound` rebuilds the set from the
@@ -27,6 +46,11 @@ use crate::timeout::Timeout;
 /// Fewest kernel entries for which `add` writes the kernel and the ledger
 /// on two threads at once; below it, one after the other is quicker.
 const PARALLEL_APPLY_MIN: usize = 512;
+
+/// Bans per transaction of a bulk add (see `Engine::add_in_chunks`): long
+/// enough that a million bans are a few dozen commits, short enough that
+/// another writer (the daemon's next ban) waits well under a second.
+const BULK_CHUNK: usize = 25_000;
 
 /// Hands out a backend for a set's [`BackendKind`], opening it on first use.
 pub trait BackendProvider {
@@ -274,8 +298,8 @@ impl Engine<'_> {
     /// different spec it is refused, because the kernel objects cannot change
     /// in place.
     pub fn create(&mut self, spec: &SetSpec) -> Result<bool, Error> {
-        let now = self.clock.now();
         let tx = self.ledger.begin()?;
+        let now = self.clock.now();
         let created = match tx.set_spec(&spec.name)? {
             Some(existing) if &existing == spec => false,
             Some(existing) => {
@@ -340,8 +364,43 @@ impl Engine<'_> {
         replace: bool,
         also: &AddRecord,
     ) -> Result<AddReport, Error> {
-        let now = self.clock.now();
+        // A replace removes members: journal it first (see the module
+        // docs). A set that does not exist yet has nothing to lose.
+        let removal = if replace && self.ledger.read()?.set_spec(set)?.is_some() {
+            self.announce_removal(set)?
+        } else {
+            None
+        };
+        let result =
+            self.add_or_replace_journalled(set, requests, opts, replace, removal.as_deref(), also);
+        if let (Err(Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_)), Some(key)) =
+            (&result, &removal)
+        {
+            // Refused before the kernel was touched: nothing to heal.
+            self.forget_removal(key);
+        }
+        result
+    }
+
+    fn add_or_replace_journalled(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+        replace: bool,
+        removal: Option<&str>,
+        also: &AddRecord,
+    ) -> Result<AddReport, Error> {
+        // Rows recorded with the bans belong in one transaction with all of
+        // them, so such an add is never chunked (the daemon's are one ban).
+        if !replace && requests.len() > BULK_CHUNK && *also == AddRecord::default() {
+            return self.add_in_chunks(set, requests, opts);
+        }
+        // `now` after the lock: taken before, a wait for another writer
+        // (a bulk job) made every deadline sent to the kernel that much too
+        // long, and `sync` then re-armed every member of the add.
         let tx = self.ledger.begin()?;
+        let now = self.clock.now();
         let mut report = AddReport::default();
         let spec = match tx.set_spec(set)? {
             Some(spec) => spec,
@@ -362,6 +421,9 @@ impl Engine<'_> {
             &mut report,
         )?;
         let backend = self.backends.backend(spec.backend)?;
+        if !report.created_set {
+            heal_interrupted_removals(backend, &tx, &spec, now)?;
+        }
         let caps = backend.capabilities();
         // The kernel gets the deadline the ledger will hold, which the
         // longest-ban-wins rule may take from an existing row.
@@ -431,9 +493,8 @@ impl Engine<'_> {
                 abandon_new_set(backend, &spec);
             } else if kernel.is_ok() {
                 // The kernel took what the ledger could not record: put the
-                // kernel back to the (rolled back) ledger. Best effort; the
-                // next sync does the same.
-                let _ = self.sync(Some(set));
+                // kernel back to the (rolled back) ledger.
+                self.put_kernel_back(set, removal);
             }
             return Err(e.into());
         }
@@ -458,19 +519,202 @@ impl Engine<'_> {
                     // made in the kernel, so a failed first ban leaves no
                     // empty set behind.
                     abandon_new_set(backend, &spec);
-                } else if !caps.atomic_batches {
+                } else if !caps.atomic_batches || removal.is_some() {
                     // A kernel without atomic batches may have taken the
                     // entries before the failing one: put it back to the
                     // (rolled back) ledger, as if nothing had been sent.
-                    let _ = self.sync(Some(set));
+                    self.put_kernel_back(set, removal);
                 }
                 return Err(full_set_context(e, &spec)
                     .within(format!("add to {set}"))
                     .into());
             }
         }
-        finish(tx, self.dry_run)?;
+        if let Some(key) = removal {
+            tx.remove_meta(key)?;
+        }
+        if let Err(e) = finish(tx, self.dry_run) {
+            // The kernel holds what the ledger failed to record.
+            if report.created_set {
+                abandon_new_set(backend, &spec);
+            } else {
+                self.put_kernel_back(set, removal);
+            }
+            return Err(e);
+        }
         Ok(report)
+    }
+
+    /// A bulk add, in transactions of [`BULK_CHUNK`] bans each.
+    ///
+    /// Why: a transaction holds the ledger's write lock, and one over a
+    /// million bans held it for half a minute; the daemon's bans waited
+    /// behind it (30.8 s from a detected failure to the kernel instead of
+    /// 2.7 ms) and failed outright past the 120 s busy timeout. Between
+    /// chunks the lock is free, so another writer waits at most one chunk.
+    ///
+    /// It stays all or nothing: when a chunk fails, the chunks before it
+    /// are undone (their rows put back where nobody has banned the target
+    /// since, then the kernel put back to the ledger by content). A kill
+    /// between chunks keeps the chunks committed so far, on which ledger
+    /// and kernel agree, and the chunk in flight leaves at most extra
+    /// kernel members, as any add. `replace` is not chunked: its point is
+    /// one atomic swap.
+    fn add_in_chunks(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        opts: &AddOptions,
+    ) -> Result<AddReport, Error> {
+        let mut report = AddReport::default();
+        // The set first, in its own transaction, so every chunk finds it.
+        if self.ledger.read()?.set_spec(set)?.is_none() {
+            match &opts.create_with {
+                Some(spec) if &spec.name == set => {
+                    // Refuse bad input before making anything.
+                    Self::validate(
+                        self.allowlist,
+                        spec,
+                        requests,
+                        opts.force,
+                        self.clock.now(),
+                        &mut AddReport::default(),
+                    )?;
+                    self.create(spec)?;
+                    report.created_set = true;
+                }
+                _ => return Err(Error::UnknownSet(set.clone())),
+            }
+        }
+        // Validated outside the lock: a million requests take a while, and
+        // nothing in them depends on the ledger's rows. Deadlines count from
+        // here, when the bans were asked for; each chunk gives the kernel
+        // the time left from when it is applied, so kernel and ledger agree.
+        let spec = Self::spec_of(&self.ledger.read()?, set)?;
+        let now = self.clock.now();
+        let bans = match Self::validate(
+            self.allowlist,
+            &spec,
+            requests,
+            opts.force,
+            now,
+            &mut report,
+        ) {
+            Ok(bans) => bans,
+            Err(e) => {
+                self.undo_chunks(set, &[], report.created_set);
+                return Err(e);
+            }
+        };
+        let mut done: Vec<(Vec<NewBan>, FxHashMap<Target, Ban>)> = Vec::new();
+        for chunk in bans.chunks(BULK_CHUNK) {
+            if !done.is_empty() {
+                // SQLite's lock is not fair: without a pause the next chunk
+                // takes it again before a waiting writer (the daemon's next
+                // ban, which polls every millisecond) can.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            match self.add_chunk(set, &spec, chunk, &mut report) {
+                Ok(before) => done.push((chunk.to_vec(), before)),
+                Err(e) => {
+                    self.undo_chunks(set, &done, report.created_set);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// One chunk of [`Engine::add_in_chunks`], in its own transaction.
+    /// Returns the rows the chunk wrote over, for an undo.
+    fn add_chunk(
+        &mut self,
+        set: &SetName,
+        spec: &SetSpec,
+        chunk: &[NewBan],
+        report: &mut AddReport,
+    ) -> Result<FxHashMap<Target, Ban>, Error> {
+        let tx = self.ledger.begin()?;
+        let now = self.clock.now();
+        if Self::spec_of(&tx, set)? != *spec {
+            return Err(Error::Input(format!(
+                "set {set} was destroyed or re-created during the add; nothing of it was kept"
+            )));
+        }
+        let spec = spec.clone();
+        let backend = self.backends.backend(spec.backend)?;
+        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        let caps = backend.capabilities();
+        let targets: Vec<Target> = chunk.iter().map(|b| b.target).collect();
+        let before = tx.rows_of(set, &targets)?;
+        let entries: Vec<KernelEntry> = chunk
+            .iter()
+            .map(|ban| {
+                let deadline = match before.get(&ban.target) {
+                    Some(old) => merged_deadline(old.deadline, ban.deadline, now),
+                    None => ban.deadline,
+                };
+                KernelEntry {
+                    target: ban.target,
+                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
+                }
+            })
+            .collect();
+        let changes = Changes {
+            flush_first: false,
+            remove: Vec::new(),
+            add: entries,
+        };
+        let (kernel, recorded) = std::thread::scope(|scope| {
+            let kernel = scope.spawn(|| backend.apply(&spec, &changes));
+            let recorded = tx.upsert_bans(set, chunk, now);
+            let kernel = kernel
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (kernel, recorded)
+        });
+        recorded?;
+        match kernel {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                restore(backend, &tx, &spec, now)?;
+                report.repaired = !report.created_set;
+            }
+            Err(e) => {
+                return Err(full_set_context(e, &spec)
+                    .within(format!("add to {set}"))
+                    .into())
+            }
+        }
+        finish(tx, self.dry_run)?;
+        report.applied += chunk.len();
+        Ok(before)
+    }
+
+    /// Undoes the committed chunks of a failed bulk add (see
+    /// [`Engine::add_in_chunks`]). Best effort, like every failure path:
+    /// the error being returned matters more.
+    fn undo_chunks(
+        &mut self,
+        set: &SetName,
+        done: &[(Vec<NewBan>, FxHashMap<Target, Ban>)],
+        created: bool,
+    ) {
+        if created {
+            let _ = self.destroy(set);
+            return;
+        }
+        if !done.is_empty() && !self.dry_run {
+            if let Ok(tx) = self.ledger.begin() {
+                if done
+                    .iter()
+                    .all(|(written, before)| tx.undo_upsert(set, written, before).is_ok())
+                {
+                    let _ = tx.commit();
+                }
+            }
+        }
+        self.put_kernel_back(set, None);
     }
 
     /// Checks every request before anything is changed.
@@ -543,20 +787,142 @@ impl Engine<'_> {
         targets: &[Target],
         unreadable: &[&str],
     ) -> Result<usize, Error> {
+        let removal = self.announce_removal(set)?;
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
         let removed = tx.remove_bans(set, targets)? + tx.remove_unreadable(set, unreadable)?;
         let mut in_kernel = targets.to_vec();
         in_kernel.extend(unreadable.iter().filter_map(|t| Target::parse_listed(t)));
         let backend = self.backends.backend(spec.backend)?;
-        match backend.del(&spec, &in_kernel) {
-            Ok(()) => {}
+        let kernel = match backend.del(&spec, &in_kernel) {
+            Ok(()) => Ok(()),
             // Nothing in the kernel means nothing to unban there.
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.within(format!("del from {set}")).into()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::from(e.within(format!("del from {set}")))),
+        };
+        let result = commit_removal(tx, removal.as_deref(), kernel, self.dry_run);
+        if result.is_err() {
+            // The kernel may have lost members the ledger keeps (a partial
+            // batch, or a commit that failed after the kernel call).
+            self.put_kernel_back(set, removal.as_deref());
         }
-        finish(tx, self.dry_run)?;
+        result?;
         Ok(removed)
+    }
+
+    /// Journals, durably and before its kernel call, a removal from `set`
+    /// (see the module docs); heals an earlier interrupted one first.
+    /// Returns the journal row's key; `None` for a dry run, which commits
+    /// nothing.
+    fn announce_removal(&mut self, set: &SetName) -> Result<Option<String>, Error> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if self.dry_run {
+            return Ok(None);
+        }
+        let tx = self.ledger.begin()?;
+        let now = self.clock.now();
+        let spec = Self::spec_of(&tx, set)?;
+        let backend = self.backends.backend(spec.backend)?;
+        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        let key = format!(
+            "{}{}:{}",
+            removal_prefix(set),
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        tx.set_meta(&key, &now.to_string())?;
+        tx.commit()?;
+        Ok(Some(key))
+    }
+
+    /// Deletes the journal row of a removal that never reached the kernel.
+    /// Best effort: a row left behind only makes the next writer heal.
+    fn forget_removal(&mut self, key: &str) {
+        if let Ok(tx) = self.ledger.begin() {
+            if tx.remove_meta(key).is_ok() {
+                let _ = tx.commit();
+            }
+        }
+    }
+
+    /// Puts the kernel's side of `set` back to what the committed ledger
+    /// holds, by content, under the write lock (so no other writer is
+    /// between its kernel call and its commit), and forgets the journal row
+    /// `removal`. For failure paths: best effort, since the error being
+    /// returned matters more; it writes nothing to the ledger but that row,
+    /// so it works on a full disk, and a row left behind only makes the next
+    /// writer heal the set again.
+    pub fn put_kernel_back(&mut self, set: &SetName, removal: Option<&str>) {
+        let backends = self.backends;
+        let Ok(tx) = self.ledger.begin() else {
+            return;
+        };
+        let now = self.clock.now();
+        let Ok(Some(spec)) = tx.set_spec(set) else {
+            return;
+        };
+        let Ok(backend) = backends.backend(spec.backend) else {
+            return;
+        };
+        if restore(backend, &tx, &spec, now).is_ok() && !self.dry_run {
+            if let Some(key) = removal {
+                if tx.remove_meta(key).is_ok() {
+                    let _ = tx.commit();
+                }
+            }
+        }
+    }
+
+    /// Records in the ledger what the kernel's set holds now, each member
+    /// with the time the kernel still gives it (permanent where the kernel
+    /// keeps no timeout): the way back from a lost or emptied ledger, which
+    /// [`Ledger::open_checked`] refuses to start over beside kernel sets.
+    /// The set is recorded with `spec` if the ledger does not know it;
+    /// its kernel objects are completed (a missing rule) but no member is
+    /// touched. Members the allowlist refuses, or the spec does not admit,
+    /// are not recorded (the next `sync` removes them) and are returned.
+    /// Returns (recorded, left out).
+    pub fn adopt(&mut self, spec: &SetSpec) -> Result<(usize, Vec<Target>), Error> {
+        let tx = self.ledger.begin()?;
+        // After the lock: deadlines count from when the kernel is read.
+        let now = self.clock.now();
+        match tx.set_spec(&spec.name)? {
+            Some(existing) if &existing != spec => {
+                return Err(Error::Input(format!(
+                    "set {} is in the ledger with other options ({}); adopt it with those",
+                    spec.name,
+                    describe_difference(&existing, spec)
+                )))
+            }
+            Some(_) => {}
+            None => tx.put_set(spec, now)?,
+        }
+        let backend = self.backends.backend(spec.backend)?;
+        let ctx = |e: BackendError| e.within(format!("adopt {}", spec.name));
+        let kernel = backend.list(spec).map_err(ctx)?;
+        backend.ensure_set(spec).map_err(ctx)?;
+        let mut left_out = Vec::new();
+        let mut bans = Vec::with_capacity(kernel.len());
+        for entry in kernel {
+            if spec.admits(&entry.target).is_err()
+                || self.allowlist.check(&entry.target, false).is_err()
+            {
+                left_out.push(entry.target);
+                continue;
+            }
+            bans.push(NewBan {
+                target: entry.target,
+                start: now,
+                // Whole seconds, rounded up: the kernel's time is never cut.
+                deadline: entry.timeout.map(|d| {
+                    now.saturating_add((d.as_secs() + u64::from(d.subsec_nanos() > 0)) as i64)
+                }),
+                reason: Some("adopted from the kernel".into()),
+            });
+        }
+        tx.upsert_bans(&spec.name, &bans, now)?;
+        finish(tx, self.dry_run)?;
+        Ok((bans.len(), left_out))
     }
 
     /// Whether traffic from `target` is blocked by the set, per the kernel.
@@ -609,16 +975,23 @@ impl Engine<'_> {
 
     /// Unbans everything in the set; the set and its rule stay.
     pub fn flush(&mut self, set: &SetName) -> Result<usize, Error> {
+        let removal = self.announce_removal(set)?;
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
         let n = tx.clear_bans(set)?;
         let backend = self.backends.backend(spec.backend)?;
-        match backend.flush(&spec) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.within(format!("flush {set}")).into()),
+        let kernel = match backend.flush(&spec) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::from(e.within(format!("flush {set}")))),
+        };
+        let result = commit_removal(tx, removal.as_deref(), kernel, self.dry_run);
+        if result.is_err() {
+            // The kernel may have lost members the ledger keeps (a partial
+            // batch, or a commit that failed after the kernel call).
+            self.put_kernel_back(set, removal.as_deref());
         }
-        finish(tx, self.dry_run)?;
+        result?;
         Ok(n)
     }
 
@@ -687,8 +1060,10 @@ impl Engine<'_> {
     /// ledger does not hold the lock for every set at once, and one broken
     /// set does not undo others.
     fn sync_set(&mut self, name: &SetName) -> Result<SyncReport, Error> {
-        let now = self.clock.now();
         let tx = self.ledger.begin()?;
+        // After the lock: a deadline taken before a long wait would be
+        // skewed, and sync would re-arm every member.
+        let now = self.clock.now();
         let spec = Self::spec_of(&tx, name)?;
         let backend = self.backends.backend(spec.backend)?;
         let ctx = |e: BackendError| e.within(format!("sync {name}"));
@@ -711,6 +1086,11 @@ impl Engine<'_> {
             backend.apply(&spec, &changes).map_err(ctx)?;
         }
         tx.remove_bans(name, &plan.expired)?;
+        // The kernel now holds the ledger's content: whatever an
+        // interrupted removal left undone is healed.
+        for key in interrupted_removals(&tx, name)? {
+            tx.remove_meta(&key)?;
+        }
         tx.set_meta(&last_sync_key(name), &now.to_string())?;
         finish(tx, self.dry_run)?;
         Ok(SyncReport {
@@ -754,14 +1134,24 @@ impl Engine<'_> {
 
     /// One set's share of [`Engine::expire`]; `None` when nothing was due.
     fn expire_set(&mut self, spec: &SetSpec) -> Result<Option<Vec<Target>>, Error> {
-        let now = self.clock.now();
         let tx = self.ledger.begin()?;
+        let now = self.clock.now();
+        // The keeper runs this every few seconds: where a removal was
+        // interrupted, the kernel gets its bans back within that time.
+        if !interrupted_removals(&tx, &spec.name)?.is_empty() {
+            let backend = self
+                .backends
+                .backend(spec.backend)
+                .map_err(|e| e.within(format!("expire {}", spec.name)))?;
+            heal_interrupted_removals(backend, &tx, spec, now)?;
+        }
         let due: Vec<Target> = tx
             .expired_bans(&spec.name, now)?
             .into_iter()
             .map(|b| b.target)
             .collect();
         if due.is_empty() {
+            finish(tx, self.dry_run)?;
             return Ok(None);
         }
         tx.remove_bans(&spec.name, &due)?;
@@ -846,6 +1236,79 @@ fn join_by_target(kernel: Vec<KernelEntry>, bans: Vec<Ban>) -> Vec<Listed> {
             ban: index.get(&k.target).and_then(|&i| bans[i].take()),
         })
         .collect()
+}
+
+/// Ends a journalled removal: commits it with its journal row gone, unless
+/// the kernel call failed. The caller puts the kernel back on an error.
+fn commit_removal(
+    tx: LedgerTx<'_>,
+    removal: Option<&str>,
+    kernel: Result<(), Error>,
+    dry_run: bool,
+) -> Result<(), Error> {
+    kernel?;
+    if let Some(key) = removal {
+        tx.remove_meta(key)?;
+    }
+    finish(tx, dry_run)
+}
+
+/// The meta key prefix of `set`'s journalled removals (see the module docs).
+fn removal_prefix(set: &SetName) -> String {
+    format!("removing:{set}:")
+}
+
+/// The journal rows of removals from `set` whose process is gone: each was
+/// killed (or failed to clean up) between its kernel call and its commit.
+/// Rows of live processes are in flight and are theirs to finish.
+fn interrupted_removals(tx: &LedgerTx<'_>, set: &SetName) -> Result<Vec<String>, Error> {
+    let prefix = removal_prefix(set);
+    Ok(tx
+        .meta_keys_with_prefix(&prefix)?
+        .into_iter()
+        .filter(|key| {
+            let pid = key[prefix.len()..]
+                .split(':')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            !pid.is_some_and(process_alive)
+        })
+        .collect())
+}
+
+/// Whether process `pid` exists. A reused pid reads as alive, which only
+/// postpones the healing to the next writer after it, or to `sync`. Without
+/// a `/proc` (FreeBSD's is rarely mounted) every other process reads as
+/// gone: then a removal between its journal commit and its transaction is
+/// healed needlessly (harmless: kernel and ledger agree at that moment), and
+/// loses its row, so a kill right after that is left to `sync`.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        // Our own rows are in flight or cleaned up by our failure paths.
+        return true;
+    }
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Restores `spec`'s kernel content from the ledger (as `tx` sees it) when
+/// a removal from it was interrupted, and forgets those journal rows in
+/// `tx`. Must run under the write lock: then no other writer is between
+/// its kernel call and its commit.
+fn heal_interrupted_removals(
+    backend: &dyn Backend,
+    tx: &LedgerTx<'_>,
+    spec: &SetSpec,
+    now: i64,
+) -> Result<(), Error> {
+    let interrupted = interrupted_removals(tx, &spec.name)?;
+    if interrupted.is_empty() {
+        return Ok(());
+    }
+    restore(backend, tx, spec, now)?;
+    for key in interrupted {
+        tx.remove_meta(&key)?;
+    }
+    Ok(())
 }
 
 /// Removes the kernel objects of a set this call created and then failed to

@@ -5,11 +5,13 @@
 //! overlap), so:
 //! - WAL journal, so readers never block the writer;
 //! - every mutating command is one `BEGIN IMMEDIATE` transaction that also
-//!   spans the kernel call. Taking the write lock up front serialises
-//!   banset's writers (one lock for ledger and kernel together) and means a
-//!   command that fails in the kernel rolls its rows back: no row ever claims
-//!   a ban the kernel refused;
-//! - a long busy timeout, so a writer waits its turn instead of failing.
+//!   spans the kernel call (a bulk add is one per chunk, so that other
+//!   writers get in between; see `Engine::add_in_chunks`). Taking the write
+//!   lock up front serialises banset's writers (one lock for ledger and
+//!   kernel together) and means a command that fails in the kernel rolls its
+//!   rows back: no row ever claims a ban the kernel refused;
+//! - a long busy timeout, so a writer waits its turn instead of failing,
+//!   polling every millisecond so it gets in between a bulk add's chunks.
 //!
 //! `synchronous = NORMAL`: a power cut may lose the last commits, but it also
 //! empties the kernel sets, and what is in the ledger is restored by `sync`.
@@ -43,6 +45,17 @@ pub enum LedgerError {
         /// SQLite's error.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The file holds no ledger yet (absent, zero bytes, never initialised)
+    /// and the check given to [`Ledger::open_checked`] refused to start a
+    /// new one there: typically because the kernel holds banset sets whose
+    /// members a new, empty ledger would remove.
+    #[error("ledger {path}: {message}")]
+    Refused {
+        /// The ledger file.
+        path: String,
+        /// Why, and what to do.
+        message: String,
     },
     /// The file opened but its contents make no sense to this banset: a newer
     /// schema, or a row that does not parse.
@@ -139,6 +152,9 @@ pub fn merged_deadline(old: Option<i64>, new: Option<i64>, now: i64) -> Option<i
 pub struct Ledger {
     conn: Connection,
     path: String,
+    /// A write failed for lack of disk space since the last checkpoint:
+    /// see [`Ledger::checkpoint_after_full_disk`].
+    disk_full: std::cell::Cell<bool>,
 }
 
 /// WAL size past which a closing process folds the WAL into the database
@@ -148,6 +164,9 @@ const CHECKPOINT_WAL_BYTES: u64 = 256 * 1024;
 impl Drop for Ledger {
     fn drop(&mut self) {
         if self.path == ":memory:" {
+            return;
+        }
+        if self.checkpoint_after_full_disk() {
             return;
         }
         let wal = std::fs::metadata(format!("{}-wal", self.path)).map(|m| m.len());
@@ -161,6 +180,25 @@ impl Drop for Ledger {
     }
 }
 
+/// How often a writer waiting for the lock tries again.
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// SQLite's busy handler: try again every millisecond, for up to
+/// [`BUSY_TIMEOUT`]. SQLite's own (`busy_timeout`) backs off to 100 ms
+/// between tries, and its locks are not fair: a bulk add that commits chunk
+/// after chunk (see `Engine::add_in_chunks`) frees the lock for a moment
+/// between chunks, which a waiter asleep for 100 ms almost never sees, so
+/// the daemon's ban waited behind chunk after chunk. At 1 ms a waiter gets
+/// in at the next pause between chunks; a try is one lock attempt, cheap
+/// enough for the rare long wait.
+fn wait_for_lock(tries: i32) -> bool {
+    if u128::from(tries.max(0) as u32) * LOCK_POLL.as_millis() >= BUSY_TIMEOUT.as_millis() {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -171,7 +209,28 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 impl Ledger {
     /// Opens (creating if needed) the ledger file. The directory must exist.
+    /// A file that holds no ledger yet becomes a new, empty one without
+    /// question: see [`Ledger::open_checked`] for what banset's commands use.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_checked(path, &|| Ok(()))
+    }
+
+    /// Opens the ledger file like [`Ledger::open`], but when the file holds
+    /// no ledger yet (absent, zero bytes, schema version 0) it first asks
+    /// `new_ok`, and a refusal is [`LedgerError::Refused`] with its message.
+    ///
+    /// Why here: this is the one moment at which "this ledger knows
+    /// nothing" can be told apart from "every ban was removed on purpose".
+    /// Once the schema is written, an empty ledger is a legitimate state
+    /// (after `flush`), and `sync` rightly makes the kernel as empty. A
+    /// zero-byte `ledger.db` (a full disk, a bad restore, a truncation) is
+    /// not: taken for new, it made `sync` and the daemon remove every kernel
+    /// member. A refusal writes nothing, so the file stays at version 0 and
+    /// every later open is refused again, not just the first.
+    pub fn open_checked(
+        path: &Path,
+        new_ok: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Ledger, LedgerError> {
         let shown = path.display().to_string();
         // A new ledger is turned to WAL and given its schema by whichever
         // process gets there first. While the file is still in rollback
@@ -186,7 +245,7 @@ impl Ledger {
                 path: shown.clone(),
                 source,
             })?;
-            match Ledger::init(conn, shown.clone()) {
+            match Ledger::init(conn, shown.clone(), new_ok) {
                 Err(LedgerError::Sqlite { source, .. })
                     if is_busy(&source) && started.elapsed() < BUSY_TIMEOUT =>
                 {
@@ -204,14 +263,22 @@ impl Ledger {
             path: ":memory:".into(),
             source,
         })?;
-        Ledger::init(conn, ":memory:".into())
+        Ledger::init(conn, ":memory:".into(), &|| Ok(()))
     }
 
-    fn init(conn: Connection, path: String) -> Result<Ledger, LedgerError> {
-        let ledger = Ledger { conn, path };
+    fn init(
+        conn: Connection,
+        path: String,
+        new_ok: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Ledger, LedgerError> {
+        let mut ledger = Ledger {
+            conn,
+            path,
+            disk_full: std::cell::Cell::new(false),
+        };
         ledger
             .conn
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_handler(Some(wait_for_lock))
             .map_err(|e| ledger.err(e))?;
         // Every banset command is a short-lived process. By default the last
         // connection to close checkpoints the WAL into the database and
@@ -243,7 +310,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0 | 1 => ledger.create_schema()?,
+            0 | 1 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -256,12 +323,35 @@ impl Ledger {
         Ok(ledger)
     }
 
-    fn create_schema(&self) -> Result<(), LedgerError> {
-        // IMMEDIATE so two first-time processes do not both create the schema.
+    fn create_schema(&self, new_ok: &dyn Fn() -> Result<(), String>) -> Result<(), LedgerError> {
+        // IMMEDIATE so two first-time processes do not both create the
+        // schema. The version is read again under that lock, and a new
+        // ledger is asked about there: checked before the lock, a process
+        // that lost the race saw version 0 and then the set the winner had
+        // meanwhile made in the kernel, and refused a ledger that was fine.
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let rollback = |e: LedgerError| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            e
+        };
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| rollback(self.err(e)))?;
+        if version == 0 {
+            // A refusal writes nothing: the file stays at version 0.
+            new_ok().map_err(|message| {
+                rollback(LedgerError::Refused {
+                    path: self.path.clone(),
+                    message,
+                })
+            })?;
+        }
         self.conn
             .execute_batch(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS sets (
+                "CREATE TABLE IF NOT EXISTS sets (
                      name    TEXT PRIMARY KEY,
                      spec    TEXT NOT NULL,
                      created INTEGER NOT NULL
@@ -291,7 +381,7 @@ impl Ledger {
                  PRAGMA user_version = 2;
                  COMMIT;",
             )
-            .map_err(|e| self.err(e))
+            .map_err(|e| rollback(self.err(e)))
     }
 
     fn err(&self, source: rusqlite::Error) -> LedgerError {
@@ -309,7 +399,35 @@ impl Ledger {
 
     /// Starts a write transaction, waiting for other writers.
     pub fn begin(&mut self) -> Result<LedgerTx<'_>, LedgerError> {
+        self.checkpoint_after_full_disk();
         self.transaction(TransactionBehavior::Immediate)
+    }
+
+    /// After a write that failed for lack of space, folds the WAL into the
+    /// database and truncates it; returns whether it did. banset leaves
+    /// small WALs alone (see `Drop`), and a commit that fails is not one
+    /// SQLite checkpoints after: on a nearly full disk the WAL then only
+    /// grew, every later write (`sync` included, in the long-running daemon
+    /// too) failed on it, and nothing ever gave its space back. Folded, the
+    /// database grows by the pages that changed and the WAL's space is
+    /// free for the next transaction. Tried again at the next write and
+    /// when the ledger is closed, until it succeeds.
+    fn checkpoint_after_full_disk(&self) -> bool {
+        if !self.disk_full.get() {
+            return false;
+        }
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            // The first column is 1 when another connection kept it from
+            // finishing.
+            .is_ok_and(|busy| busy == 0);
+        if done {
+            self.disk_full.set(false);
+        }
+        done
     }
 
     /// Starts a read transaction: a consistent snapshot, never blocking writers.
@@ -319,14 +437,20 @@ impl Ledger {
 
     fn transaction(&mut self, how: TransactionBehavior) -> Result<LedgerTx<'_>, LedgerError> {
         let path = self.path.clone();
-        let tx =
-            self.conn
-                .transaction_with_behavior(how)
-                .map_err(|source| LedgerError::Sqlite {
-                    path: path.clone(),
-                    source,
-                })?;
-        Ok(LedgerTx { tx, path })
+        let Ledger {
+            conn, disk_full, ..
+        } = self;
+        let tx = conn
+            .transaction_with_behavior(how)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(LedgerTx {
+            tx,
+            path,
+            disk_full,
+        })
     }
 }
 
@@ -336,10 +460,20 @@ impl Ledger {
 pub struct LedgerTx<'a> {
     tx: rusqlite::Transaction<'a>,
     path: String,
+    /// The ledger's flag, set when a write here fails for lack of space.
+    disk_full: &'a std::cell::Cell<bool>,
+}
+
+/// SQLITE_FULL: the disk (or a quota) is full.
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 impl LedgerTx<'_> {
     fn err(&self, source: rusqlite::Error) -> LedgerError {
+        if is_full(&source) {
+            self.disk_full.set(true);
+        }
         LedgerError::Sqlite {
             path: self.path.clone(),
             source,
@@ -359,9 +493,13 @@ impl LedgerTx<'_> {
     /// `sync` restores whatever the ledger kept.
     pub fn commit(self) -> Result<(), LedgerError> {
         let path = self.path.clone();
-        self.tx
-            .commit()
-            .map_err(|source| LedgerError::Sqlite { path, source })
+        let disk_full = self.disk_full;
+        self.tx.commit().map_err(|source| {
+            if is_full(&source) {
+                disk_full.set(true);
+            }
+            LedgerError::Sqlite { path, source }
+        })
     }
 
     /// The spec of a set; `None` when no set has that name. A spec that no
@@ -459,6 +597,85 @@ impl LedgerTx<'_> {
                 ban.reason,
                 now
             ])
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The rows of those `targets` that have one, probed row by row: what a
+    /// chunk of a bulk add needs (the deadlines to merge, and the rows to
+    /// put back if a later chunk fails), without reading the whole set per
+    /// chunk.
+    pub fn rows_of(
+        &self,
+        set: &SetName,
+        targets: &[Target],
+    ) -> Result<FxHashMap<Target, Ban>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT start, deadline, reason, ban_count FROM bans
+                 WHERE set_name = ?1 AND target = ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = FxHashMap::default();
+        for t in targets {
+            let found = stmt
+                .query_row(params![set.as_str(), t.to_string()], |r| {
+                    Ok(Ban {
+                        target: *t,
+                        start: r.get(0)?,
+                        deadline: r.get(1)?,
+                        reason: r.get(2)?,
+                        ban_count: r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(ban) = found {
+                out.insert(*t, ban);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Undoes [`LedgerTx::upsert_bans`] of `written` over the rows
+    /// `before` (what [`LedgerTx::rows_of`] saw then), where nobody has
+    /// recorded the target since: a row that ours created goes, a row ours
+    /// merged into gets its old values back. A row banned again by someone
+    /// else in between (its count moved on) is theirs and stays.
+    pub fn undo_upsert(
+        &self,
+        set: &SetName,
+        written: &[NewBan],
+        before: &FxHashMap<Target, Ban>,
+    ) -> Result<(), LedgerError> {
+        let mut delete = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM bans WHERE set_name = ?1 AND target = ?2 AND ban_count = 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut restore = self
+            .tx
+            .prepare_cached(
+                "UPDATE bans SET start = ?3, deadline = ?4, reason = ?5, ban_count = ?6
+                 WHERE set_name = ?1 AND target = ?2 AND ban_count = ?6 + 1",
+            )
+            .map_err(|e| self.err(e))?;
+        for ban in written {
+            let text = ban.target.to_string();
+            match before.get(&ban.target) {
+                None => delete.execute(params![set.as_str(), text]),
+                Some(old) => restore.execute(params![
+                    set.as_str(),
+                    text,
+                    old.start,
+                    old.deadline,
+                    old.reason,
+                    old.ban_count
+                ]),
+            }
             .map_err(|e| self.err(e))?;
         }
         Ok(())
@@ -673,6 +890,20 @@ impl LedgerTx<'_> {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// The keys of that key-value table that start with `prefix`, in order.
+    pub fn meta_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT key FROM meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([prefix], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// Removes a key from that key-value table; absent is fine.
@@ -1003,6 +1234,35 @@ mod tests {
                 .unwrap(),
             vec![("sshd".to_string(), 160)]
         );
+    }
+
+    #[test]
+    fn a_zero_byte_ledger_is_refused_by_the_check_and_stays_new() {
+        let dir = std::env::temp_dir().join(format!("banset-ledger-zero-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.db");
+        std::fs::write(&path, "").unwrap();
+        let refuse = || Err("the kernel holds sets".to_string());
+        for _ in 0..2 {
+            match Ledger::open_checked(&path, &refuse) {
+                Err(e @ LedgerError::Refused { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&path.display().to_string()), "{text}");
+                }
+                other => panic!("a zero-byte ledger must be refused: {other:?}"),
+            }
+        }
+        // Nothing was written, so the next open still sees a new ledger.
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 0);
+        drop(conn);
+        // An existing ledger is never asked about.
+        Ledger::open(&path).unwrap();
+        Ledger::open_checked(&path, &refuse).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -256,6 +256,64 @@ fn a_kernel_refusal_leaves_no_ledger_row() {
     assert!(w.kernel("small").is_empty());
 }
 
+/// A bulk add is committed in chunks so other writers get the ledger's
+/// lock between them; a chunk that fails must still undo the chunks before
+/// it: nothing new stays, and rows it merged into get their values back.
+#[test]
+fn a_bulk_add_failing_in_a_later_chunk_leaves_ledger_and_kernel_as_they_were() {
+    let mut w = World::new();
+    let mut big = spec("big");
+    big.max_elements = Some(40_000);
+    w.run(false, |e| e.create(&big)).unwrap();
+    // Already banned, for longer than the bulk add asks: the first chunk
+    // merges into this row, which must come back as it was.
+    w.run(false, |e| {
+        e.add(
+            &big.name,
+            &[ban("10.0.0.1", Some(100_000))],
+            &AddOptions::default(),
+        )
+    })
+    .unwrap();
+    let ledger_before = w.ledger("big");
+    let kernel_before = w.kernel("big");
+    let reqs: Vec<BanRequest> = (1..=50_000u32)
+        .map(|i| {
+            ban(
+                &std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string(),
+                Some(600),
+            )
+        })
+        .collect();
+    let e = w
+        .run(false, |e| e.add(&big.name, &reqs, &AddOptions::default()))
+        .unwrap_err();
+    match &e {
+        banset_core::Error::Backend(b) => assert_eq!(b.kind(), ErrorKind::SetFull, "{e}"),
+        other => panic!("expected a full set, got {other}"),
+    }
+    assert_eq!(w.ledger("big"), ledger_before);
+    assert_eq!(w.kernel("big"), kernel_before);
+    let row = w
+        .ledger
+        .read()
+        .unwrap()
+        .ban(&big.name, &t("10.0.0.1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.ban_count, 1,
+        "the merged row is put back, count included"
+    );
+    // Within the limit it all lands.
+    w.run(false, |e| {
+        e.add(&big.name, &reqs[..39_000], &AddOptions::default())
+    })
+    .unwrap();
+    assert_eq!(w.ledger("big").len(), 39_000);
+    assert_eq!(w.kernel("big").len(), 39_000);
+}
+
 #[test]
 fn add_after_a_wipe_restores_every_ban() {
     let mut w = World::new();

@@ -4,8 +4,8 @@
 //! from a [`BanHistory`] the caller fills (the daemon reads the ledger's
 //! ban events), and `now` from the caller's clock; out come
 //! [`BanDecision`]s. Nothing here bans: the daemon hands each decision to
-//! the engine and reports back with [`Jails::banned`], which may decide a
-//! recidive ban in turn.
+//! the engine and reports what became of it with [`Jails::outcome`], which
+//! may decide a recidive ban in turn.
 //!
 //! The rules, in order, for one failure in one jail:
 //! 1. an address on the jail's allowlist (the host's own addresses, the
@@ -102,6 +102,20 @@ impl BanDecision {
             }
         }
     }
+}
+
+/// What the engine made of a [`BanDecision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanOutcome {
+    /// Banned, and recorded in the history.
+    Banned,
+    /// Refused for good (the engine's allowlist): the address starts from
+    /// zero, as after a ban.
+    Refused,
+    /// Not made (kernel or ledger failed, the ledger busy past its
+    /// timeout): the jail keeps the address's failures, so its next
+    /// failure decides the ban again instead of starting from zero.
+    Failed,
 }
 
 /// A jail's tallies since it was (re)built.
@@ -258,17 +272,29 @@ impl Jails {
         })
     }
 
-    /// The engine made `decision`'s ban, and `history` now holds it: tallies
-    /// it, and returns recidive's ban when this jail's ban completes a
-    /// repeat offender's count.
-    pub fn banned(
+    /// What the engine made of `decision` (for [`BanOutcome::Banned`],
+    /// `history` holds the ban by now): the jail forgets or keeps the
+    /// address's failures and tallies the ban, and recidive's ban comes back
+    /// when this jail's ban completes a repeat offender's count.
+    pub fn outcome(
         &mut self,
         decision: &BanDecision,
+        outcome: BanOutcome,
         now: i64,
         history: &mut dyn BanHistory,
     ) -> Option<BanDecision> {
         let jail = self.jails.get_mut(decision.jail_index?)?;
-        jail.stats.bans += 1;
+        match outcome {
+            BanOutcome::Failed => return None,
+            BanOutcome::Refused => {
+                jail.windows.forget(&decision.target);
+                return None;
+            }
+            BanOutcome::Banned => {
+                jail.windows.forget(&decision.target);
+                jail.stats.bans += 1;
+            }
+        }
         let r = self.recidive.as_ref()?;
         // A jail named as recidive's set is recidive itself (fail2ban's
         // recidive jail read from its configuration): its bans never count
@@ -376,7 +402,7 @@ mod tests {
         let mut out = Vec::new();
         if let Some(d) = jails.failure(jail, t(target), now - ago, now, history) {
             history.0.push((d.target, d.jail.clone(), now));
-            if let Some(r) = jails.banned(&d, now, history) {
+            if let Some(r) = jails.outcome(&d, BanOutcome::Banned, now, history) {
                 history.0.push((r.target, r.jail.clone(), now));
                 out.push(d);
                 out.push(r);
@@ -424,6 +450,26 @@ mod tests {
         assert_eq!((stats.bans, stats.failures, stats.too_old), (1, 4, 0));
         // The banned address starts again from zero; the other one not.
         assert_eq!(j.iter().next().unwrap().failures_in_window(clock.now()), 1);
+    }
+
+    #[test]
+    fn a_failed_ban_keeps_the_failures_and_a_refused_one_forgets_them() {
+        let clock = ManualClock::new(T0);
+        let mut h = History::default();
+        let mut j = jails(&[jail("sshd", 3, 600, 3600)], None);
+        let a = t("192.0.2.1");
+        let now = clock.now();
+        assert!(j.failure(0, a, now, now, &mut h).is_none());
+        assert!(j.failure(0, a, now, now, &mut h).is_none());
+        let d = j.failure(0, a, now, now, &mut h).unwrap();
+        // The ledger was busy: the next failure decides the ban again.
+        assert_eq!(j.outcome(&d, BanOutcome::Failed, now, &mut h), None);
+        let d = j.failure(0, a, now, now, &mut h).unwrap();
+        assert_eq!(j.iter().next().unwrap().stats().bans, 0);
+        // Refused for good: counting starts from zero.
+        assert_eq!(j.outcome(&d, BanOutcome::Refused, now, &mut h), None);
+        assert!(j.failure(0, a, now, now, &mut h).is_none());
+        assert_eq!(j.iter().next().unwrap().stats().bans, 0);
     }
 
     #[test]

@@ -23,8 +23,7 @@ pub struct FailureWindows {
     findtime: i64,
     maxretry: usize,
     /// Times of each address's failures within the window, oldest first;
-    /// never more than `maxretry - 1` between calls (reaching `maxretry`
-    /// is a ban, which clears the entry).
+    /// never more than `maxretry` (the newest ones: all a ban needs).
     entries: FxHashMap<Target, Vec<i64>>,
 }
 
@@ -44,9 +43,12 @@ impl FailureWindows {
         self.maxretry = maxretry.max(1) as usize;
     }
 
-    /// Counts a failure of `target` at `at`. Returns `true` when this one
-    /// reaches `maxretry` within `findtime`: the caller bans, and the
-    /// address starts from zero.
+    /// Counts a failure of `target` at `at`. Returns `true` when the
+    /// address has `maxretry` failures within `findtime`: the caller bans,
+    /// and [`FailureWindows::forget`]s the address once the ban is
+    /// recorded. Until then every further failure says `true` again: a ban
+    /// that failed (the ledger busy past its timeout) used to clear the
+    /// window all the same, and the address started again from zero.
     pub fn fail(&mut self, target: Target, at: i64) -> bool {
         let horizon = at - self.findtime;
         let times = self.entries.entry(target).or_default();
@@ -54,11 +56,12 @@ impl FailureWindows {
         // Lines usually come in order; one read after a restart may not.
         let pos = times.partition_point(|&t| t <= at);
         times.insert(pos, at);
-        if times.len() >= self.maxretry {
-            self.entries.remove(&target);
-            return true;
+        // Bounded whatever the log says: the newest `maxretry` decide.
+        if times.len() > self.maxretry {
+            let extra = times.len() - self.maxretry;
+            times.drain(..extra);
         }
-        false
+        times.len() >= self.maxretry
     }
 
     /// Counts a failure of `target` at `at`, read at `now`. A failure older
@@ -132,6 +135,7 @@ mod tests {
         assert!(!w.fail(t("1.2.3.4"), 100));
         assert!(!w.fail(t("5.6.7.8"), 150));
         assert!(w.fail(t("1.2.3.4"), 599));
+        w.forget(&t("1.2.3.4")); // the ban was recorded
         assert_eq!(w.failures(&t("1.2.3.4"), 599), 0);
         assert!(!w.fail(t("1.2.3.4"), 600));
         assert_eq!(w.failures(&t("5.6.7.8"), 600), 1);
@@ -153,6 +157,24 @@ mod tests {
         assert_eq!(w.count(t("1.2.3.4"), now - 300, now), Counted::Counted);
         assert_eq!(w.count(t("1.2.3.4"), now, now), Counted::Reached);
         assert_eq!(w.count(t("1.2.3.4"), now - 600, now), Counted::TooOld);
+    }
+
+    #[test]
+    fn the_failure_window_is_kept_until_the_ban_is_recorded() {
+        let mut w = FailureWindows::new(600, 3);
+        for at in [0, 1] {
+            assert!(!w.fail(t("1.2.3.4"), at));
+        }
+        assert!(w.fail(t("1.2.3.4"), 2));
+        // The ban failed: not forgotten, so the next failure bans again.
+        assert!(w.fail(t("1.2.3.4"), 3));
+        // A flood of failures keeps only what a ban needs.
+        for at in 4..10_000 {
+            assert!(w.fail(t("1.2.3.4"), at / 100));
+        }
+        assert_eq!(w.failures(&t("1.2.3.4"), 100), 3);
+        w.forget(&t("1.2.3.4"));
+        assert!(!w.fail(t("1.2.3.4"), 101));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, Family, KernelEntry,
-    SetHealth, SetSpec, Target,
+    SetHealth, SetName, SetSpec, Target,
 };
 
 use crate::hook::{self, Action};
@@ -92,10 +92,21 @@ impl Backend for IpsetBackend {
         let rules = hook_rules(spec, &sets)?;
         {
             let mut sock = self.lock();
-            for set in &sets {
-                match header(&mut sock, set)? {
-                    None => create(&mut sock, set, &set.name, spec, None)?,
-                    Some(h) => reusable(set, &h, spec)?,
+            // Every existing kernel set is checked before anything is made:
+            // creating `x` and then finding `x6` taken (the IPv4 set of set
+            // `x6`) left an orphan ipset `x` behind.
+            let headers = sets
+                .iter()
+                .map(|set| header(&mut sock, set))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (set, h) in sets.iter().zip(&headers) {
+                if let Some(h) = h {
+                    reusable(set, h, spec)?;
+                }
+            }
+            for (set, h) in sets.iter().zip(&headers) {
+                if h.is_none() {
+                    create(&mut sock, set, &set.name, spec, None)?;
                 }
             }
         }
@@ -341,6 +352,33 @@ impl Backend for IpsetBackend {
             }
         }
         Ok(())
+    }
+
+    /// The sets whose blocking rule banset made (the comment `banset
+    /// NAME`): ipset names are the admin's namespace, so a bare `f2b` ipset
+    /// may be anyone's. A set made with `--no-hook` has no rule and is not
+    /// found.
+    fn kernel_sets(&self) -> Result<Vec<SetName>, BackendError> {
+        let mut names = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let program = hook::program(family);
+            let args: Vec<String> = ["-w", "-S", hook::CHAIN].map(String::from).to_vec();
+            let outcome = hook::run(program, &args)?;
+            if !outcome.success() {
+                return Err(hook::failure(program, &args, &outcome));
+            }
+            for kernel_set in hook::commented_sets(&outcome.stdout) {
+                // The IPv6 ipset of NAME is NAME6 (see `layout::kernel_set`).
+                let base = match family {
+                    Family::V4 => Some(kernel_set.as_str()),
+                    Family::V6 => kernel_set.strip_suffix('6'),
+                };
+                names.extend(base.and_then(|b| SetName::new(b).ok()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
@@ -826,7 +864,25 @@ fn reusable(set: &KernelSet, h: &SetHeader, spec: &SetSpec) -> Result<(), Backen
         crate::msg::NFPROTO_IPV6 => "inet6",
         _ => "unknown",
     };
-    let problem = if h.typename != set.typename || h.family != set.nfproto() {
+    if h.family != set.nfproto() {
+        // Not a stale set of ours: banset names a set's IPv6 ipset NAME6, so
+        // the IPv4 ipset of set `x6` is the name set `x` needs for IPv6 (and
+        // the other way round). `banset destroy` would remove the other
+        // set's kernel object, so it is not the advice.
+        return Err(BackendError::new(
+            ErrorKind::Exists,
+            format!("ipset {}", set.name),
+            format!(
+                "a set of that name exists for family {family}, and set {} needs it for {}: it \
+                 belongs to another set (the IPv6 ipset of a banset set NAME is NAME6, so sets \
+                 `x` and `x6` clash); choose another name for set {}",
+                spec.name,
+                layout::family_name(set.family),
+                spec.name
+            ),
+        ));
+    }
+    let problem = if h.typename != set.typename {
         format!(
             "it is {} family {family}, banset needs {} family {}",
             h.typename,

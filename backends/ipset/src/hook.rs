@@ -52,6 +52,21 @@ pub fn comment(set: &str) -> String {
     format!("banset {set}")
 }
 
+/// The kernel sets named by banset's rules in `iptables -S INPUT` output:
+/// `f2b` for `-A INPUT -m set --match-set f2b src -m comment --comment
+/// "banset f2b" -j DROP`. Lines without banset's comment are someone else's.
+pub fn commented_sets(listing: &str) -> Vec<String> {
+    const MARK: &str = "--comment \"banset ";
+    listing
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(MARK)? + MARK.len()..];
+            let name = &rest[..rest.find('"')?];
+            (!name.is_empty() && !name.contains(char::is_whitespace)).then(|| name.to_string())
+        })
+        .collect()
+}
+
 /// The rule's match and target, without the action and chain. Fails when
 /// the hook's ports do not fit one multiport match.
 pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, String> {
@@ -172,6 +187,15 @@ mod tests {
 
     fn strs(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn only_banset_comments_name_sets() {
+        let listing = "-P INPUT ACCEPT\n\
+            -A INPUT -p tcp -m set --match-set f2b src -m multiport --dports 22 -m comment --comment \"banset f2b\" -j DROP\n\
+            -A INPUT -m set --match-set mine src -m comment --comment \"my own\" -j DROP\n\
+            -A INPUT -m set --match-set web6 src -m comment --comment \"banset web6\" -j REJECT\n";
+        assert_eq!(commented_sets(listing), ["f2b", "web6"]);
     }
 
     #[test]

@@ -625,6 +625,27 @@ fn a_foreign_set_of_another_type_is_exists() {
     });
 }
 
+/// Set `x` needs ipsets `x` and `x6`; `x6` is the IPv4 ipset of set `x6`.
+/// Creating `x` made ipset `x` before finding the clash (an orphan), and
+/// the hint said to `banset destroy x`, which removes `x6` as well.
+#[test]
+fn a_name_clash_with_another_sets_ipset_creates_nothing_and_destroys_nothing() {
+    in_netns("name_clash", || {
+        let b = backend();
+        b.ensure_set(&spec("x6")).unwrap();
+        let before = set_names();
+        let e = b.ensure_set(&spec("x")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Exists, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("x6") && text.contains("another name") && !text.contains("destroy"),
+            "{text}"
+        );
+        assert_eq!(set_names(), before, "nothing created");
+        assert_eq!(b.health(&spec("x6")).unwrap(), SetHealth::Present);
+    });
+}
+
 #[test]
 fn missing_sets_are_not_found_and_apply_creates_nothing() {
     in_netns("missing", || {

@@ -359,6 +359,13 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    fn kernel_sets(&self) -> Result<Vec<SetName>, BackendError> {
+        let (sets, _) = self.lock();
+        let mut names: Vec<SetName> = sets.keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
         let (sets, _) = self.lock();
         let set = sets

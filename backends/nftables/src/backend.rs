@@ -5,11 +5,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
-    SetSpec, Target,
+    SetName, SetSpec, Target,
 };
 
 use crate::layout::{
-    every_rule_comment, every_set_name, AddrSet, Layout, BASE_CHAIN, CHAIN, TABLE,
+    every_rule_comment, every_set_name, owner_of, AddrSet, Layout, BASE_CHAIN, CHAIN, TABLE,
 };
 use crate::members::{self, check_overlaps, Interval};
 use crate::msg::elements::{self, ElemOp, ElementInfo};
@@ -353,6 +353,18 @@ impl Backend for NftablesBackend {
             )),
             other => other,
         }
+    }
+
+    fn kernel_sets(&self) -> Result<Vec<SetName>, BackendError> {
+        let mut sock = self.lock();
+        let mut names: Vec<SetName> = sets(&mut sock)?
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| owner_of(&s.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {

@@ -258,6 +258,16 @@ pub(crate) fn every_set_name(name: &SetName) -> Vec<String> {
         .collect()
 }
 
+/// The logical set a kernel set of banset's table belongs to: `f2b` for
+/// `f2b_v4net`; `None` for a name banset does not make (an admin's own set
+/// in the table).
+pub(crate) fn owner_of(kernel_set: &str) -> Option<SetName> {
+    ["_v4", "_v6", "_v4net", "_v6net", "_ports"]
+        .iter()
+        .find_map(|suffix| kernel_set.strip_suffix(suffix))
+        .and_then(|base| SetName::new(base).ok())
+}
+
 /// The comments of every rule a logical set can own.
 pub(crate) fn every_rule_comment(name: &SetName) -> Vec<String> {
     ["v4", "v6", "v4net", "v6net"]

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns the process exit code.
 
 mod add;
+mod adopt;
 mod blocklistd;
 mod check;
 mod create;
@@ -53,6 +54,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             | Command::SshgFw(_)
             | Command::BlocklistdHelper(_)
     );
+    if let Command::Adopt(a) = cli.command {
+        let mut ctx = Context::for_adopt(cli.global)?;
+        return adopt::run(&mut ctx, a).map(finish);
+    }
     let mut ctx = Context::new(cli.global, bans)?;
     match cli.command {
         Command::Create(a) => create::run(&mut ctx, a),
@@ -72,6 +77,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::SshgFw(a) => sshg_fw::run(&mut ctx, a),
         Command::BlocklistdHelper(a) => blocklistd::run(&mut ctx, a),
         Command::RegexTest(_)
+        | Command::Adopt(_)
         | Command::Install(_)
         | Command::Uninstall(_)
         | Command::Generate(_) => unreachable!("handled above"),

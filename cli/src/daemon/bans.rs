@@ -10,7 +10,7 @@ use banset_core::{
     format_duration, AddOptions, AddRecord, BanRequest, Clock, Ledger, SetName, Target,
 };
 use banset_watch::config::SourceKey;
-use banset_watch::policy::{BanDecision, BanHistory};
+use banset_watch::policy::{BanDecision, BanHistory, BanOutcome};
 
 use super::sources::position_key;
 use super::{log, logging, Daemon};
@@ -56,28 +56,28 @@ impl Daemon<'_> {
         else {
             return;
         };
-        if !self.ban(&decision, resume) {
-            return;
-        }
-        if let Some(jail) = self.jails.iter().nth(jail_index) {
-            let s = jail.settings();
-            self.notifier.notify(
-                "on_ban",
-                &s.on_ban,
-                [
-                    target.to_string(),
-                    s.name.clone(),
-                    s.set.to_string(),
-                    decision
-                        .timeout
-                        .secs()
-                        .map_or("-1".to_string(), |s| s.to_string()),
-                    s.maxretry.to_string(),
-                ],
-            );
+        let outcome = self.ban(&decision, resume);
+        if outcome == BanOutcome::Banned {
+            if let Some(jail) = self.jails.iter().nth(jail_index) {
+                let s = jail.settings();
+                self.notifier.notify(
+                    "on_ban",
+                    &s.on_ban,
+                    [
+                        target.to_string(),
+                        s.name.clone(),
+                        s.set.to_string(),
+                        decision
+                            .timeout
+                            .secs()
+                            .map_or("-1".to_string(), |s| s.to_string()),
+                        s.maxretry.to_string(),
+                    ],
+                );
+            }
         }
         let mut history = LedgerHistory(&mut self.ctx.ledger);
-        if let Some(recidive) = self.jails.banned(&decision, now, &mut history) {
+        if let Some(recidive) = self.jails.outcome(&decision, outcome, now, &mut history) {
             self.ban(&recidive, None);
         }
     }
@@ -89,7 +89,7 @@ impl Daemon<'_> {
         &mut self,
         decision: &BanDecision,
         resume: Option<(SourceKey, String)>,
-    ) -> bool {
+    ) -> BanOutcome {
         let BanDecision {
             jail,
             set,
@@ -152,11 +152,11 @@ impl Daemon<'_> {
                         decision.note(),
                     ),
                 );
-                true
+                BanOutcome::Banned
             }
             Err(banset_core::Error::Refused(r)) => {
                 log!("not banning {target} (jail {jail}): {r}");
-                false
+                BanOutcome::Refused
             }
             Err(e) => {
                 *self.errors.entry("ban").or_default() += 1;
@@ -169,7 +169,7 @@ impl Daemon<'_> {
                     ],
                     &format!("ban {target} jail={jail} set={set} failed: {e}"),
                 );
-                false
+                BanOutcome::Failed
             }
         }
     }
