@@ -3,20 +3,46 @@
 //! Pipeline: a source yields entries; one [`pipeline::LinePipeline`] per
 //! source splits off the date ([`logtime`]) and runs every filter reading
 //! that source in one [`Matcher`] scan, the same code for the daemon,
-//! `regex-test` and `watch --check`;
-//! each failure goes to the jail [`policy`], which counts it in its jail's
-//! [`FailureWindows`] (one older than `findtime` as of now is not counted)
-//! and decides the ban at `maxretry`, its length ([`config::Escalation`]
-//! for repeat offenders) and recidive's after it: "why was this address
-//! banned" is answered there alone. Nothing here touches the OS but the local zone's rules (for
+//! `regex-test` and `watch --check`; each failure goes to the jail
+//! [`policy`], which counts it in its jail's [`FailureWindows`] (one older
+//! than `findtime` as of now is not counted) and decides the ban at
+//! `maxretry`, its length ([`config::Escalation`] for repeat offenders) and
+//! recidive's after it: "why was this address banned" is answered there
+//! alone. Nothing here touches the OS but the local zone's rules (for
 //! dates without an offset); the file and journal followers live in
 //! [`follow`], and the daemon that wires them to the kernel is in the
 //! `banset` binary.
+//!
+//! # Layers
+//!
+//! Each module uses only modules on the lines above its own (tests may use
+//! any); `tests/layers.rs` checks it on every `cargo test`:
+//!
+//! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
+//!    syntax to Rust's), [`logtime`], `window`: depend on nothing here.
+//! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
+//!    the regex limits every layer builds with.
+//! 3. `state`: what a compiled filter keeps between lines (a multi-line
+//!    filter's latest lines and skeletons, open connections); data only.
+//! 4. `compiled`: compiled filters, each carrying its state.
+//! 5. `datefind` (fail2ban's date templates, `datepattern`) and
+//!    `multiline` (the multi-line and connection steps over that state).
+//! 6. `matcher`: one scan of every filter of a source.
+//! 7. `builtin` (banset's own filters), [`follow`] (file and journal
+//!    followers).
+//! 8. [`config`]: banset.toml's jails, validated (a filter must compile).
+//! 9. [`policy`] (the jail policy) and [`pipeline`] (a source's entries to
+//!    failures).
+//! 10. [`fail2ban`]: fail2ban's configuration read onto all of the above
+//!     (its `date` module re-exports `datefind`, which the matcher needs and
+//!     so cannot live on top).
 
 #![warn(missing_docs)]
 
 mod builtin;
+mod compiled;
 pub mod config;
+mod datefind;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
@@ -25,6 +51,8 @@ mod matcher;
 mod multiline;
 pub mod pipeline;
 pub mod policy;
+mod pyregex;
+mod state;
 mod tags;
 mod window;
 

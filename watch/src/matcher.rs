@@ -10,11 +10,10 @@
 
 use banset_core::Target;
 
-use crate::fail2ban::date::DateFinder;
-use crate::filter::{
-    plain_regex, Captured, CompiledFilter, DateRule, FilterDef, FilterError, MAX_LINE_LEN,
-};
-use crate::tags::parse_host;
+use crate::compiled::{Captured, CompiledFilter};
+use crate::datefind::DateFinder;
+use crate::filter::{plain_regex, DateRule, FilterDef, FilterError, MAX_LINE_LEN};
+use crate::multiline::{connection_step, offender, Offender};
 
 /// A failure found in a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,114 +320,6 @@ fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
     date_end > 0
         && (full[date_end - 1].is_ascii_digit() || full[date_end - 1] == b'Z')
         && full.get(date_end).is_none_or(|&b| b == b' ')
-}
-
-/// Whom a match names.
-pub(crate) enum Offender {
-    /// An address.
-    Address(Target),
-    /// No address tag took part in the match (a connection's line that
-    /// gets its address from another line).
-    None,
-    /// The tag matched text that is not an address: a host name (never
-    /// resolved: the name is the attacker's to choose) or a malformed
-    /// address. Such a line counts against no one.
-    NotAnAddress,
-}
-
-/// The offender of a match: the failregex's address capture, else the
-/// prefregex's.
-pub(crate) fn offender(fail: Option<&[u8]>, pref: Option<&[u8]>) -> Offender {
-    match fail.or(pref) {
-        None => Offender::None,
-        Some(text) => parse_host(text).map_or(Offender::NotAnAddress, Offender::Address),
-    }
-}
-
-/// What one connection (one `<F-MLFID>`, e.g. sshd's `host sshd[PID]: `)
-/// has shown so far.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Connection {
-    /// The address an earlier line of the connection gave.
-    addr: Option<Target>,
-    /// A failure was seen before its address was known.
-    pending: bool,
-    /// Keyed hash of the first user name the connection tried.
-    first_user: Option<u64>,
-    /// It tried another user name since.
-    several_users: bool,
-}
-
-/// Open connections of a filter, by their `<F-MLFID>` text.
-#[derive(Debug, Default)]
-pub(crate) struct Connections {
-    open: rustc_hash::FxHashMap<Vec<u8>, Connection>,
-    /// User names are the client's text: they are compared by a hash with
-    /// a secret key, so no one can pick two names that collide.
-    user_hasher: std::collections::hash_map::RandomState,
-}
-
-/// Connections remembered per filter; beyond this the memory starts over
-/// (a flood of connections that never end must not grow it without bound).
-const MAX_CONNECTIONS: usize = 10_000;
-
-/// fail2ban's reading of one connection's lines, for filters whose
-/// prefregex marks the connection (`<F-MLFID>`): a failure line without an
-/// address (`Disconnecting: Too many authentication failures`) takes the
-/// address an earlier line of the same connection gave, or waits for a
-/// later one; a line marked `<F-NOFAIL>` (`Connection closed by ADDR`) is a
-/// failure only when it completes such a waiting failure; `<F-MLFGAINED>`
-/// (a login) clears it; `<F-MLFFORGET>` ends the connection. A connection
-/// that tried more than one user name fails even on `<F-NOFAIL>` and
-/// `<F-MLFGAINED>` lines, so a login after guessing other users' passwords
-/// does not wipe the guesses. The connection's id is text the daemon writes
-/// (host name, program, pid) before anything a client sends.
-/// Returns the address to count a failure of, if the line is one.
-pub(crate) fn connection_step(
-    filter: &CompiledFilter,
-    id: &[u8],
-    here: Option<Target>,
-    c: &Captured,
-    user: Option<&[u8]>,
-) -> Option<Target> {
-    let Some(cache) = &filter.connections else {
-        return if c.nofail || c.gained { None } else { here };
-    };
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    let known = cache.open.get(id).copied();
-    let user = user.map(|u| {
-        use std::hash::BuildHasher;
-        cache.user_hasher.hash_one(u)
-    });
-    let mut state = known.unwrap_or_default();
-    if known.is_some() || !c.forget {
-        match (state.first_user, user) {
-            (None, Some(u)) => state.first_user = Some(u),
-            (Some(first), Some(u)) if first != u => state.several_users = true,
-            _ => {}
-        }
-    }
-    let addr = here.or(state.addr);
-    // A login clears a waiting failure; a waiting failure or several
-    // users make this line a failure whatever its marks say.
-    let waiting = state.pending && !c.gained;
-    let nofail = (c.nofail || c.gained) && !waiting && !state.several_users;
-    let (fail, pending) = if nofail {
-        (false, false)
-    } else {
-        (addr.is_some(), addr.is_none())
-    };
-    if c.forget {
-        cache.open.remove(id);
-    } else {
-        if cache.open.len() >= MAX_CONNECTIONS && known.is_none() {
-            cache.open.clear();
-        }
-        state.addr = addr;
-        state.pending = pending;
-        cache.open.insert(id.to_vec(), state);
-    }
-    addr.filter(|_| fail)
 }
 
 /// A two-stage filter: the prefregex on the line, then the failregexes on

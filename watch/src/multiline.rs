@@ -16,28 +16,9 @@ use std::collections::VecDeque;
 
 use banset_core::Target;
 
-use crate::filter::{plain_regex, Captured, CompiledFilter, Spans};
-use crate::matcher::{connection_step, offender, Offender};
-
-/// The latest lines of a multi-line filter, with the date cut out of each.
-#[derive(Debug)]
-pub(crate) struct LineBuffer {
-    lines: VecDeque<Vec<u8>>,
-    max: usize,
-    /// The last search of these lines found no match (so a new match must
-    /// end in the next line).
-    settled: bool,
-}
-
-impl LineBuffer {
-    pub(crate) fn new(max: usize) -> LineBuffer {
-        LineBuffer {
-            lines: VecDeque::new(),
-            max,
-            settled: true,
-        }
-    }
-}
+use crate::compiled::{Captured, CompiledFilter, Spans};
+use crate::state::MAX_CONNECTIONS;
+use crate::tags::parse_host;
 
 /// Joins lines as fail2ban does for a search: each ends with a newline.
 fn joined<'a>(lines: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
@@ -187,122 +168,91 @@ fn split_match(
     (matched, unmatched)
 }
 
-/// A multi-line failregex loosened for the linear-time engine: it matches
-/// wherever the failregex matches (and more).
-#[derive(Debug)]
-pub(crate) struct Skeleton {
-    /// Somewhere in the buffer.
-    anywhere: regex::bytes::Regex,
-    /// A match that ends in the buffer's last line (or at its start).
-    ending_last: regex::bytes::Regex,
+/// Whom a match names.
+pub(crate) enum Offender {
+    /// An address.
+    Address(Target),
+    /// No address tag took part in the match (a connection's line that
+    /// gets its address from another line).
+    None,
+    /// The tag matched text that is not an address: a host name (never
+    /// resolved: the name is the attacker's to choose) or a malformed
+    /// address. Such a line counts against no one.
+    NotAnAddress,
 }
 
-/// The skeleton of an expanded failregex; `None` when its loosened form
-/// is not plain regex syntax either (the failregex is then always run).
-pub(crate) fn skeleton(expanded: &str) -> Option<Skeleton> {
-    let loose = loosen(expanded)?;
-    Some(Skeleton {
-        anywhere: plain_regex(&loose).ok()?,
-        // What the match leaves of its last line, then the buffer's end.
-        ending_last: plain_regex(&format!("(?:{loose})[^\\n]*\\n?\\z")).ok()?,
-    })
-}
-
-/// Rewrites an expanded pattern into plain regex syntax that matches at
-/// least what it matches: see [`skeleton`].
-fn loosen(p: &str) -> Option<String> {
-    let c: Vec<char> = p.chars().collect();
-    let mut out = String::with_capacity(p.len());
-    let mut i = 0;
-    let mut in_class = false;
-    let mut class_start = false;
-    while i < c.len() {
-        if c[i] == '\\' {
-            let n = *c.get(i + 1)?;
-            if !in_class && n.is_ascii_digit() && n != '0' {
-                out.push_str("(?s:.*?)");
-            } else {
-                out.push('\\');
-                out.push(n);
-            }
-            i += 2;
-            class_start = false;
-            continue;
-        }
-        if in_class {
-            if c[i] == ']' && !class_start {
-                in_class = false;
-            }
-            class_start = class_start && c[i] == '^';
-            out.push(c[i]);
-            i += 1;
-            continue;
-        }
-        let rest: String = c[i..c.len().min(i + 4)].iter().collect();
-        if c[i] == '[' {
-            in_class = true;
-            class_start = true;
-            out.push('[');
-            i += 1;
-        } else if rest.starts_with("(?P=") {
-            // A back-reference: any text.
-            let end = c[i..].iter().position(|&x| x == ')')?;
-            out.push_str("(?s:.*?)");
-            i += end + 1;
-        } else if ["(?=", "(?!", "(?<=", "(?<!"]
-            .iter()
-            .any(|a| rest.starts_with(a))
-        {
-            // A look-around: dropped, with its contents.
-            i = group_end(&c, i)?;
-        } else if rest.starts_with("(?(") {
-            // A conditional `(?(name)yes|no)`: either branch, or nothing
-            // (`(?(name)yes)` matches nothing when the group did not).
-            let end = group_end(&c, i)?;
-            let body = i + 3 + c[i + 3..].iter().position(|&x| x == ')')? + 1;
-            let inner: String = c[body..end - 1].iter().collect();
-            out.push_str("(?:");
-            out.push_str(&loosen(&inner)?);
-            out.push_str("|)");
-            i = end;
-        } else if rest.starts_with("(?>") {
-            out.push_str("(?:");
-            i += 3;
-        } else {
-            out.push(c[i]);
-            i += 1;
-        }
+/// The offender of a match: the failregex's address capture, else the
+/// prefregex's.
+pub(crate) fn offender(fail: Option<&[u8]>, pref: Option<&[u8]>) -> Offender {
+    match fail.or(pref) {
+        None => Offender::None,
+        Some(text) => parse_host(text).map_or(Offender::NotAnAddress, Offender::Address),
     }
-    Some(out)
 }
 
-/// The index just after the group opening at `open`.
-fn group_end(c: &[char], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_class = false;
-    let mut i = open;
-    while i < c.len() {
-        match c[i] {
-            '\\' => i += 1,
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            '(' if !in_class => depth += 1,
-            ')' if !in_class => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
+/// fail2ban's reading of one connection's lines, for filters whose
+/// prefregex marks the connection (`<F-MLFID>`): a failure line without an
+/// address (`Disconnecting: Too many authentication failures`) takes the
+/// address an earlier line of the same connection gave, or waits for a
+/// later one; a line marked `<F-NOFAIL>` (`Connection closed by ADDR`) is a
+/// failure only when it completes such a waiting failure; `<F-MLFGAINED>`
+/// (a login) clears it; `<F-MLFFORGET>` ends the connection. A connection
+/// that tried more than one user name fails even on `<F-NOFAIL>` and
+/// `<F-MLFGAINED>` lines, so a login after guessing other users' passwords
+/// does not wipe the guesses. The connection's id is text the daemon writes
+/// (host name, program, pid) before anything a client sends.
+/// Returns the address to count a failure of, if the line is one.
+pub(crate) fn connection_step(
+    filter: &CompiledFilter,
+    id: &[u8],
+    here: Option<Target>,
+    c: &Captured,
+    user: Option<&[u8]>,
+) -> Option<Target> {
+    let Some(cache) = &filter.connections else {
+        return if c.nofail || c.gained { None } else { here };
+    };
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let known = cache.open.get(id).copied();
+    let user = user.map(|u| {
+        use std::hash::BuildHasher;
+        cache.user_hasher.hash_one(u)
+    });
+    let mut state = known.unwrap_or_default();
+    if known.is_some() || !c.forget {
+        match (state.first_user, user) {
+            (None, Some(u)) => state.first_user = Some(u),
+            (Some(first), Some(u)) if first != u => state.several_users = true,
             _ => {}
         }
-        i += 1;
     }
-    None
+    let addr = here.or(state.addr);
+    // A login clears a waiting failure; a waiting failure or several
+    // users make this line a failure whatever its marks say.
+    let waiting = state.pending && !c.gained;
+    let nofail = (c.nofail || c.gained) && !waiting && !state.several_users;
+    let (fail, pending) = if nofail {
+        (false, false)
+    } else {
+        (addr.is_some(), addr.is_none())
+    };
+    if c.forget {
+        cache.open.remove(id);
+    } else {
+        if cache.open.len() >= MAX_CONNECTIONS && known.is_none() {
+            cache.open.clear();
+        }
+        state.addr = addr;
+        state.pending = pending;
+        cache.open.insert(id.to_vec(), state);
+    }
+    addr.filter(|_| fail)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::{loosen, skeleton, Skeleton};
     use crate::tags::expand_fail2ban;
 
     fn skel(p: &str) -> Skeleton {

@@ -9,20 +9,23 @@
 //! a [`Notice`]; nothing is dropped silently.
 
 pub mod compat;
-pub mod date;
+/// fail2ban's date templates and `datepattern`; they live below the
+/// matcher, which uses them (the crate-private `datefind`).
+pub mod date {
+    pub use crate::datefind::*;
+}
 mod filter;
 mod ini;
 mod jail;
 mod merge;
-mod pyregex;
 mod reader;
 mod steer;
 
+pub use crate::pyregex::translate as translate_regex;
 pub use filter::{load_filter, LoadedFilter};
 pub use ini::Origin;
 pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish};
 pub use merge::{merge, Merged};
-pub use pyregex::translate as translate_regex;
 
 /// Why fail2ban's configuration could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -163,7 +163,7 @@ impl DateFinder {
     /// hands it to the filter; the line itself when it has no date.
     pub fn strip<'l>(&self, line: &'l [u8]) -> std::borrow::Cow<'l, [u8]> {
         // A line that is not UTF-8 still has its date cut (see FancyText).
-        let text = crate::filter::FancyText::new(line);
+        let text = crate::compiled::FancyText::new(line);
         match self.find(text.as_str()) {
             Some(s) => {
                 let s = text.original(s.start..s.end);
@@ -279,7 +279,7 @@ fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), String> {
     if word_end && !ends_bound {
         re.push_str(r"(?=\b|\W|$)");
     }
-    let fancy = super::pyregex::translate(&re);
+    let fancy = crate::pyregex::translate(&re);
     let compiled = match linear(&unfold_separator(
         &fancy
             .replace(WORD_BEGIN, WORD_BOUND)
@@ -521,7 +521,8 @@ mod tests {
                 let Some(name) = name.strip_suffix(".conf") else {
                     continue;
                 };
-                let Ok(f) = super::super::load_filter(stock, name, &[], &Default::default(), None)
+                let Ok(f) =
+                    crate::fail2ban::load_filter(stock, name, &[], &Default::default(), None)
                 else {
                     continue;
                 };

@@ -1,0 +1,170 @@
+//! The state a compiled filter keeps between lines: a multi-line filter's
+//! latest lines and its failregexes' linear-time skeletons, and the open
+//! connections of a filter whose prefregex marks them (`<F-MLFID>`). Data
+//! only; the steps that read and change it are in [`crate::multiline`].
+
+use std::collections::VecDeque;
+
+use banset_core::Target;
+
+use crate::filter::plain_regex;
+
+/// The latest lines of a multi-line filter, with the date cut out of each.
+#[derive(Debug)]
+pub(crate) struct LineBuffer {
+    pub(crate) lines: VecDeque<Vec<u8>>,
+    pub(crate) max: usize,
+    /// The last search of these lines found no match (so a new match must
+    /// end in the next line).
+    pub(crate) settled: bool,
+}
+
+impl LineBuffer {
+    pub(crate) fn new(max: usize) -> LineBuffer {
+        LineBuffer {
+            lines: VecDeque::new(),
+            max,
+            settled: true,
+        }
+    }
+}
+
+/// A multi-line failregex loosened for the linear-time engine: it matches
+/// wherever the failregex matches (and more).
+#[derive(Debug)]
+pub(crate) struct Skeleton {
+    /// Somewhere in the buffer.
+    pub(crate) anywhere: regex::bytes::Regex,
+    /// A match that ends in the buffer's last line (or at its start).
+    pub(crate) ending_last: regex::bytes::Regex,
+}
+
+/// The skeleton of an expanded failregex; `None` when its loosened form
+/// is not plain regex syntax either (the failregex is then always run).
+pub(crate) fn skeleton(expanded: &str) -> Option<Skeleton> {
+    let loose = loosen(expanded)?;
+    Some(Skeleton {
+        anywhere: plain_regex(&loose).ok()?,
+        // What the match leaves of its last line, then the buffer's end.
+        ending_last: plain_regex(&format!("(?:{loose})[^\\n]*\\n?\\z")).ok()?,
+    })
+}
+
+/// Rewrites an expanded pattern into plain regex syntax that matches at
+/// least what it matches: see [`skeleton`].
+pub(crate) fn loosen(p: &str) -> Option<String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = false;
+    while i < c.len() {
+        if c[i] == '\\' {
+            let n = *c.get(i + 1)?;
+            if !in_class && n.is_ascii_digit() && n != '0' {
+                out.push_str("(?s:.*?)");
+            } else {
+                out.push('\\');
+                out.push(n);
+            }
+            i += 2;
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if c[i] == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && c[i] == '^';
+            out.push(c[i]);
+            i += 1;
+            continue;
+        }
+        let rest: String = c[i..c.len().min(i + 4)].iter().collect();
+        if c[i] == '[' {
+            in_class = true;
+            class_start = true;
+            out.push('[');
+            i += 1;
+        } else if rest.starts_with("(?P=") {
+            // A back-reference: any text.
+            let end = c[i..].iter().position(|&x| x == ')')?;
+            out.push_str("(?s:.*?)");
+            i += end + 1;
+        } else if ["(?=", "(?!", "(?<=", "(?<!"]
+            .iter()
+            .any(|a| rest.starts_with(a))
+        {
+            // A look-around: dropped, with its contents.
+            i = group_end(&c, i)?;
+        } else if rest.starts_with("(?(") {
+            // A conditional `(?(name)yes|no)`: either branch, or nothing
+            // (`(?(name)yes)` matches nothing when the group did not).
+            let end = group_end(&c, i)?;
+            let body = i + 3 + c[i + 3..].iter().position(|&x| x == ')')? + 1;
+            let inner: String = c[body..end - 1].iter().collect();
+            out.push_str("(?:");
+            out.push_str(&loosen(&inner)?);
+            out.push_str("|)");
+            i = end;
+        } else if rest.starts_with("(?>") {
+            out.push_str("(?:");
+            i += 3;
+        } else {
+            out.push(c[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// The index just after the group opening at `open`.
+fn group_end(c: &[char], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut i = open;
+    while i < c.len() {
+        match c[i] {
+            '\\' => i += 1,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What one connection (one `<F-MLFID>`, e.g. sshd's `host sshd[PID]: `)
+/// has shown so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Connection {
+    /// The address an earlier line of the connection gave.
+    pub(crate) addr: Option<Target>,
+    /// A failure was seen before its address was known.
+    pub(crate) pending: bool,
+    /// Keyed hash of the first user name the connection tried.
+    pub(crate) first_user: Option<u64>,
+    /// It tried another user name since.
+    pub(crate) several_users: bool,
+}
+
+/// Open connections of a filter, by their `<F-MLFID>` text.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    pub(crate) open: rustc_hash::FxHashMap<Vec<u8>, Connection>,
+    /// User names are the client's text: they are compared by a hash with
+    /// a secret key, so no one can pick two names that collide.
+    pub(crate) user_hasher: std::collections::hash_map::RandomState,
+}
+
+/// Connections remembered per filter; beyond this the memory starts over
+/// (a flood of connections that never end must not grow it without bound).
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
