@@ -73,3 +73,93 @@ pub fn merge(settings: &mut Settings, f2b: Fail2banConfig, origin: &str) -> Merg
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{JailSettings, WatchSection};
+    use crate::fail2ban::Fail2banJail;
+    use banset_core::{BackendKind, Timeout};
+
+    fn jail(name: &str, filter: &str, set: &str) -> Fail2banJail {
+        let mut def = crate::builtin_filter("sshd").unwrap();
+        def.name = filter.into();
+        Fail2banJail {
+            settings: JailSettings {
+                name: name.into(),
+                filter: def,
+                sources: Vec::new(),
+                maxretry: 5,
+                findtime: 86_400,
+                bantime: Timeout::from_secs(604_800).unwrap(),
+                set: SetName::new(set).unwrap(),
+                ignore: Vec::new(),
+                escalation: None,
+                on_ban: Vec::new(),
+                on_unban: Vec::new(),
+            },
+            set: SetWish {
+                backend: Some(BackendKind::Nftables),
+                ports: Some("ssh".into()),
+                ..Default::default()
+            },
+            origin: format!("/etc/fail2ban/jail.local:{}", name.len()),
+        }
+    }
+
+    fn banset_toml(jails: &str) -> Settings {
+        let text = format!("{jails}\n");
+        let jails = toml::from_str(&text).unwrap();
+        WatchSection {
+            jails,
+            ..Default::default()
+        }
+        .validate(&text, "banset.toml")
+        .unwrap()
+    }
+
+    #[test]
+    fn banset_toml_wins_and_fail2bans_recidive_becomes_bansets() {
+        let mut settings =
+            banset_toml("[sshd]\nfilter = \"sshd\"\nlogpath = [\"/var/log/auth.log\"]");
+        let f2b = Fail2banConfig {
+            jails: vec![
+                jail("sshd", "sshd", "f2b-sshd"),
+                jail("postfix", "postfix[mode=aggressive]", "f2b-postfix"),
+                jail("recidive", "recidive", "f2b-recidive"),
+            ],
+            notices: Vec::new(),
+        };
+        let merged = merge(&mut settings, f2b, "banset.toml");
+        let names: Vec<&str> = settings.jails.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["sshd", "postfix"]);
+        assert_eq!(
+            settings.jails[0].set.as_str(),
+            "sshd",
+            "banset.toml's sshd is kept"
+        );
+        assert_eq!(
+            settings.recidive,
+            Some(Recidive {
+                bans: 5,
+                findtime: 86_400,
+                bantime: Timeout::from_secs(604_800).unwrap(),
+                set: SetName::new("f2b-recidive").unwrap(),
+            })
+        );
+        let sets: Vec<&str> = merged.sets.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(sets, ["f2b-postfix", "f2b-recidive"]);
+        assert_eq!(merged.sets[0].1.ports.as_deref(), Some("ssh"));
+        assert_eq!(merged.notices.len(), 2, "{:?}", merged.notices);
+        assert!(
+            merged.notices[0].contains("jail sshd: banset.toml defines it too"),
+            "{:?}",
+            merged.notices
+        );
+        assert!(
+            merged.notices[1].contains("banset counts its own bans instead: 5 bans in 86400s"),
+            "{:?}",
+            merged.notices
+        );
+    }
+}
