@@ -521,16 +521,8 @@ fn list_intervals(sock: &mut Socket, set: &AddrSet) -> Result<Vec<Interval>, Bac
 
 /// The members of one kernel set. `NotFound` when it does not exist.
 fn list_set(sock: &mut Socket, set: &AddrSet) -> Result<Vec<KernelEntry>, BackendError> {
-    let mut out = Vec::new();
-    if set.is_interval() {
-        let intervals = list_intervals(sock, set)?;
-        members::prefixes_from(set.family, &intervals, &mut out)
-    } else {
-        let infos = dump_elements(sock, set)?;
-        members::hosts_from(set.family, &infos, &mut out)
-    }
-    .map_err(|e| decode_error(e, set))?;
-    Ok(out)
+    let infos = dump_elements(sock, set)?;
+    members::members_of(set.family, set.is_interval(), &infos).map_err(|e| decode_error(e, set))
 }
 
 fn decode_error(e: DecodeError, set: &AddrSet) -> BackendError {

@@ -167,6 +167,15 @@ pub(crate) fn intervals_from(
             // A start while another range is open: the kernel matches the
             // open range up to this start, so that is where it ends.
             if let Some((first, left)) = open.replace((at, left)) {
+                // Two ranges cannot start at one key: the kernel keys its
+                // interval tree by the start. A dump saying so is corrupt
+                // (or not the kernel's); `at - 1` would wrap below `first`.
+                if at <= first {
+                    return Err(DecodeError::new(format!(
+                        "two ranges start at {} in one {family} interval set",
+                        addr_at(family, at)
+                    )));
+                }
                 out.push(Interval {
                     first,
                     last: at - 1,
@@ -194,6 +203,24 @@ pub(crate) fn intervals_from(
     Ok(out)
 }
 
+/// The members of a kernel set from the elements of its dump: one per
+/// element of a hash set, prefixes for an interval set. Listing takes this
+/// path, and so does the fuzz target: every dump the kernel (or anything
+/// posing as it) can send ends here as members or a [`DecodeError`].
+pub fn members_of(
+    family: Family,
+    interval: bool,
+    infos: &[ElementInfo],
+) -> Result<Vec<KernelEntry>, DecodeError> {
+    let mut out = Vec::new();
+    if interval {
+        prefixes_from(family, &intervals_from(family, infos)?, &mut out)?;
+    } else {
+        hosts_from(family, infos, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// The members of an interval set, as prefixes: a range written by hand
 /// with `nft` need not be one prefix, and is then split.
 pub(crate) fn prefixes_from(
@@ -216,16 +243,22 @@ fn push_range(
     out: &mut Vec<KernelEntry>,
 ) -> Result<(), DecodeError> {
     let bits = u32::from(family.max_prefix_len());
+    // Callers pass ranges they built, but an inverted one must be an error,
+    // not `last - first` wrapping into a walk of ~2^96 blocks.
+    if first > last || last > top(family) {
+        return Err(DecodeError::new(format!(
+            "range {}-{} is not a range of {family} addresses",
+            addr_at(family, first),
+            addr_at(family, last)
+        )));
+    }
     loop {
         // The largest block aligned at `first` that does not pass `last`.
         let mut size_bits = first.trailing_zeros().min(bits);
         while size_bits > 0 && span(size_bits) > last - first {
             size_bits -= 1;
         }
-        let addr = match family {
-            Family::V4 => IpAddr::V4(Ipv4Addr::from(first as u32)),
-            Family::V6 => IpAddr::V6(Ipv6Addr::from(first)),
-        };
+        let addr = addr_at(family, first);
         let target = Target::prefix(addr, (bits - size_bits) as u8)
             .map_err(|e| DecodeError::new(format!("range start {addr}: {e}")))?;
         out.push(KernelEntry { target, timeout });
@@ -234,6 +267,15 @@ fn push_range(
             return Ok(());
         }
         first = block_last + 1;
+    }
+}
+
+/// The address at `value` (cut to 32 bits for IPv4, for messages about
+/// values that may not fit).
+fn addr_at(family: Family, value: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(value)),
     }
 }
 
@@ -316,13 +358,7 @@ fn range_text(family: Family, first: u128, last: u128) -> String {
     let _ = push_range(family, first, last, None, &mut pieces);
     match pieces.as_slice() {
         [one] => one.target.to_string(),
-        _ => {
-            let addr = |v: u128| match family {
-                Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
-                Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
-            };
-            format!("{}-{}", addr(first), addr(last))
-        }
+        _ => format!("{}-{}", addr_at(family, first), addr_at(family, last)),
     }
 }
 
@@ -432,6 +468,84 @@ mod tests {
         assert_eq!(out[0].timeout, None);
         assert!(hosts_from(Family::V6, &[info(&[1, 2, 3, 4], false, None)], &mut out).is_err());
         assert!(intervals_from(Family::V4, &[info(&[1, 2], false, None)]).is_err());
+    }
+
+    /// Issue 13 item 18: two starts at one key made `intervals_from`
+    /// compute `at - 1` below the range's first address (wrapping at key 0)
+    /// and `push_range` then walk ~2^96 blocks until out of memory; with
+    /// `panic = "abort"` the daemon died. An impossible dump is an error.
+    #[test]
+    fn two_interval_starts_at_the_same_key_are_refused() {
+        for key in [[10u8, 0, 0, 0], [0, 0, 0, 0]] {
+            let infos = [
+                info(&key, false, Some(5)),
+                info(&key, false, None),
+                info(&[11, 0, 0, 0], true, None),
+            ];
+            let e = intervals_from(Family::V4, &infos).unwrap_err();
+            assert!(e.to_string().contains("two ranges start at"), "{e}");
+            assert!(members_of(Family::V4, true, &infos).is_err());
+        }
+        let v6 = [0x20u8, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let infos = [info(&v6, false, None), info(&v6, false, None)];
+        assert!(members_of(Family::V6, true, &infos).is_err());
+        // The same key twice in a hash set is two listed hosts, no harm.
+        let hosts = members_of(Family::V4, false, &infos[..0]).unwrap();
+        assert!(hosts.is_empty());
+    }
+
+    /// The other half of item 18: a range whose last address lies before
+    /// its first is an error, not a walk of `last - first` wrapped.
+    #[test]
+    fn an_inverted_range_is_refused_not_walked() {
+        let mut out = Vec::new();
+        assert!(push_range(Family::V4, 20, 5, None, &mut out).is_err());
+        assert!(push_range(Family::V4, 1 << 40, 1 << 41, None, &mut out).is_err());
+        let inverted = Interval {
+            first: 10 << 24,
+            last: (10 << 24) - 1,
+            left: None,
+        };
+        assert!(prefixes_from(Family::V6, &[inverted], &mut out).is_err());
+        assert!(out.is_empty());
+    }
+
+    /// Item 18 from the bytes up: a NEWSETELEM dump part carrying two range
+    /// starts at 10.0.0.0 (and one end) decodes to a [`DecodeError`].
+    #[test]
+    fn dump_with_two_starts_at_one_key_is_a_decode_error() {
+        use crate::msg::elements::parse_elements;
+        use crate::msg::NlMsg;
+        #[rustfmt::skip]
+        let payload: Vec<u8> = [
+            &[1u8, 0, 0, 0][..],                        // nfgenmsg: inet
+            &[11, 0, 1, 0], b"banset\0\0",              // LIST_TABLE
+            &[12, 0, 2, 0], b"f_v4net\0",               // LIST_SET
+            &[76, 0, 3, 0x80],                          // LIST_ELEMENTS
+            &[24, 0, 1, 0x80],                          //  LIST_ELEM
+            &[12, 0, 1, 0x80], &[8, 0, 1, 0], &[11, 0, 0, 0], // KEY 11.0.0.0
+            &[8, 0, 3, 0], &[0, 0, 0, 1],               //   FLAGS = INTERVAL_END
+            &[24, 0, 1, 0x80],                          //  LIST_ELEM
+            &[12, 0, 1, 0x80], &[8, 0, 1, 0], &[10, 0, 0, 0], // KEY 10.0.0.0
+            &[8, 0, 3, 0], &[0, 0, 0, 0],               //   FLAGS = 0: a start
+            &[24, 0, 1, 0x80],                          //  LIST_ELEM
+            &[12, 0, 1, 0x80], &[8, 0, 1, 0], &[10, 0, 0, 0], // KEY 10.0.0.0 again
+            &[8, 0, 3, 0], &[0, 0, 0, 0],               //   FLAGS = 0: a start
+        ].concat();
+        let msg = NlMsg {
+            ty: 0x0a0c,
+            flags: 2,
+            seq: 1,
+            payload: &payload,
+        };
+        let mut infos = Vec::new();
+        parse_elements(&msg, &mut infos).unwrap();
+        assert_eq!(infos.len(), 3);
+        let e = members_of(Family::V4, true, &infos).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed netlink reply: two ranges start at 10.0.0.0 in one IPv4 interval set"
+        );
     }
 
     fn iv(s: &str) -> Interval {
