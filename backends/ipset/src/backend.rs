@@ -689,15 +689,14 @@ fn header(sock: &mut Socket, set: &KernelSet) -> Result<Option<SetHeader>, Backe
     let seq = sock.next_seq();
     let req =
         requests::list(seq, set.nfproto(), &set.name, true).map_err(|e| encode_error(e, &what))?;
-    let mut head = None;
     let mut ignored = Vec::new();
-    match sock.request(&req, seq, &mut |msg| {
+    match sock.dump(&req, seq, &mut |head: &mut Option<SetHeader>, msg| {
         if msg.ipset_cmd() == Some(cmd::LIST) {
-            replies::parse_list_part(msg, &mut head, &mut ignored)?;
+            replies::parse_list_part(msg, head, &mut ignored)?;
         }
         Ok(())
     }) {
-        Ok(()) => Ok(head.filter(|h| h.name == set.name)),
+        Ok(head) => Ok(head.filter(|h| h.name == set.name)),
         Err(SysError::Kernel { errno: ENOENT, .. }) => Ok(None),
         Err(e) => Err(sys_error(e, &what)),
     }
@@ -709,11 +708,10 @@ fn dump(sock: &mut Socket, set: &KernelSet) -> Result<(SetHeader, Vec<ListedEntr
     let seq = sock.next_seq();
     let req =
         requests::list(seq, set.nfproto(), &set.name, false).map_err(|e| encode_error(e, &what))?;
-    let mut head = None;
-    let mut entries = Vec::new();
-    match sock.request(&req, seq, &mut |msg| {
+    type Listing = (Option<SetHeader>, Vec<ListedEntry>);
+    let (head, entries) = match sock.dump(&req, seq, &mut |acc: &mut Listing, msg| {
         if msg.ipset_cmd() == Some(cmd::LIST) {
-            let name = replies::parse_list_part(msg, &mut head, &mut entries)?;
+            let name = replies::parse_list_part(msg, &mut acc.0, &mut acc.1)?;
             if name != set.name {
                 return Err(crate::msg::DecodeError(format!(
                     "asked for set {}, the kernel listed {name}",
@@ -723,10 +721,10 @@ fn dump(sock: &mut Socket, set: &KernelSet) -> Result<(SetHeader, Vec<ListedEntr
         }
         Ok(())
     }) {
-        Ok(()) => {}
+        Ok(listing) => listing,
         Err(SysError::Kernel { errno: ENOENT, .. }) => return Err(missing(set)),
         Err(e) => return Err(sys_error(e, &what)),
-    }
+    };
     let head = head.ok_or_else(|| {
         BackendError::new(ErrorKind::Other, &what, "the kernel listed no set header")
     })?;
@@ -942,6 +940,13 @@ fn sys_error(e: SysError, what: &str) -> BackendError {
         SysError::Kernel { errno, .. } => ipset_error(errno, what),
         SysError::Decode(d) => BackendError::new(ErrorKind::Other, what, d.to_string()),
         SysError::NoReply => BackendError::new(ErrorKind::Other, what, "no reply from the kernel"),
+        SysError::DumpInterrupted { attempts } => BackendError::new(
+            ErrorKind::Other,
+            what,
+            format!(
+                "the kernel's listing was interrupted by concurrent changes {attempts} times in a row; try again"
+            ),
+        ),
         SysError::Unsupported => {
             BackendError::new(ErrorKind::Unsupported, what, "ipset exists only on Linux")
         }
