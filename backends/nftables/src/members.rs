@@ -109,11 +109,31 @@ pub(crate) fn hosts_from(
     out.reserve(infos.len());
     for info in infos {
         out.push(KernelEntry {
-            target: Target::host(addr_of(family, &info.key)?),
+            target: in_family(family, Target::host(addr_of(family, &info.key)?))?,
             timeout: time_left(info),
         });
     }
     Ok(())
+}
+
+/// `target`, when it belongs to a set of `family`.
+///
+/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) in an IPv6 set is a
+/// target of the IPv4 family (banset bans it as `1.2.3.4`, in the IPv4
+/// set), so banset never writes one there; only `nft` can. Listed as the
+/// IPv4 target, it would be looked for, refreshed and removed in the IPv4
+/// set, never where it is, and a hand-written range over `::ffff:0:0/96`
+/// would list as `0.0.0.0/0`. So such an element is refused by name:
+/// decided over skipping it, which would hide a kernel member from `list`
+/// and `sync` without a word.
+fn in_family(family: Family, target: Target) -> Result<Target, DecodeError> {
+    if target.family() == family {
+        return Ok(target);
+    }
+    Err(DecodeError::new(format!(
+        "element {target} (IPv4-mapped) in an {family} set: banset never writes one there; \
+         delete it with nft"
+    )))
 }
 
 fn as_u128(addr: IpAddr) -> u128 {
@@ -261,6 +281,7 @@ fn push_range(
         let addr = addr_at(family, first);
         let target = Target::prefix(addr, (bits - size_bits) as u8)
             .map_err(|e| DecodeError::new(format!("range start {addr}: {e}")))?;
+        let target = in_family(family, target)?;
         out.push(KernelEntry { target, timeout });
         let block_last = first + span(size_bits);
         if block_last >= last {
@@ -620,6 +641,33 @@ mod tests {
                 prop_assert_eq!(got, targets);
             }
         }
+    }
+
+    /// Found by the nftables_dump fuzz target: an IPv4-mapped key in an
+    /// IPv6 set listed as an IPv4 target (a range over `::ffff:0:0/96` as
+    /// `0.0.0.0/0`), which banset would then look for in the IPv4 set.
+    #[test]
+    fn an_ipv4_mapped_element_in_an_ipv6_set_is_refused() {
+        let mapped = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4];
+        let e = members_of(Family::V6, false, &[info(&mapped, false, None)]).unwrap_err();
+        assert!(e.to_string().contains("IPv4-mapped"), "{e}");
+        let e = members_of(Family::V6, true, &[info(&mapped, false, None)]).unwrap_err();
+        assert!(e.to_string().contains("IPv4-mapped"), "{e}");
+        // A hand-written range whose first block is ::ffff:0:0/96 (up to
+        // 0:0:0:1::), which listed as 0.0.0.0/0.
+        let start = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+        let end = [0u8, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let infos = [info(&start, false, None), info(&end, true, None)];
+        assert!(members_of(Family::V6, true, &infos).is_err());
+        // A /95 over the mapped block is an IPv6 prefix like any other.
+        let start = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 0, 0, 0];
+        let infos = [info(&start, false, None), info(&end, true, None)];
+        let got = members_of(Family::V6, true, &infos).unwrap();
+        assert_eq!(got[0].target, t("::fffe:0:0/95"));
+        // Next to it, the rest of the space lists as before.
+        let v6 = [0x20u8, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let got = members_of(Family::V6, false, &[info(&v6, false, None)]).unwrap();
+        assert_eq!(got[0].target, t("2001:db8::"));
     }
 
     fn iv(s: &str) -> Interval {
