@@ -26,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
         // 1970 .. ~2514, and offsets of at most 14 hours: what a clock
         // and a time zone can say.
         now: (raw >> 30) as i64 % (1 << 34),
-        utc_offset: (raw & 0xffff) as i64 % (14 * 3600 + 1) * if raw & 1 << 16 != 0 { -1 } else { 1 },
+        utc_offset: (raw & 0xffff) as i64 % (14 * 3600 + 1)
+            * if raw & 1 << 16 != 0 { -1 } else { 1 },
     };
     let mut lines = text.split(|&b| b == b'\n');
     let pattern = lines.next().unwrap_or_default();

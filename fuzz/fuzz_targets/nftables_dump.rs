@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, datagram)) = data.split_first() else {
         return;
     };
-    let family = if mode & 1 == 0 { Family::V4 } else { Family::V6 };
+    let family = if mode & 1 == 0 {
+        Family::V4
+    } else {
+        Family::V6
+    };
     let interval = mode & 2 != 0;
     let mut infos = Vec::new();
     for msg in MsgIter::new(datagram) {
@@ -48,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
     if interval {
         for pair in members.windows(2) {
             let (a, b) = (pair[0].target, pair[1].target);
-            assert!(a.last() < b.addr(), "{a} and {b} overlap or are out of order");
+            assert!(
+                a.last() < b.addr(),
+                "{a} and {b} overlap or are out of order"
+            );
         }
     }
 });
