@@ -33,7 +33,7 @@ pub mod nlm_flags {
     /// `NLM_F_DUMP_INTR`: set by the kernel on a dump part (or its
     /// `NLMSG_DONE`) when what it dumps changed since the previous part
     /// (`nl_dump_check_consistent()`): the dump as a whole may miss or
-    /// repeat objects. Same bit as `EXCL`, which only requests carry.
+    /// repeat objects.
     pub const DUMP_INTR: u16 = 0x10;
 }
 

@@ -157,10 +157,9 @@ impl Reply {
             if msg.seq != self.seq {
                 continue; // a stale reply to an earlier request
             }
-            // Checked on every data part and on DONE: the kernel flags the
-            // first message it builds after the change. (On an
-            // NLMSG_ERROR the bit would be the echoed request's EXCL.)
-            if msg.ty != NLMSG_ERROR && msg.flags & nlm_flags::DUMP_INTR != 0 {
+            // Checked on every message of the reply, DONE included: the
+            // kernel flags the first one it builds after the change.
+            if msg.flags & nlm_flags::DUMP_INTR != 0 {
                 self.interrupted = true;
             }
             match msg.ty {
@@ -747,19 +746,20 @@ mod reply_tests {
         assert!(result.is_ok(), "{result:?}");
         assert_eq!(parts, 2);
 
-        // The same bit on an ACK is the echoed request's EXCL, not a dump's.
-        let mut ack = Vec::new();
+        // A stale part of an earlier dump, flagged, is not this dump's.
+        let mut stale = Vec::new();
         let header = MsgHeader {
-            ty: NLMSG_ERROR,
-            flags: nlm_flags::EXCL,
-            seq: 5,
-            family: 0,
+            ty: NEWTABLE,
+            flags: nlm_flags::MULTI | nlm_flags::DUMP_INTR,
+            seq: 4,
+            family: NFPROTO_UNSPEC,
             res_id: 0,
         };
-        write_message(&mut ack, header, |_| {}).unwrap();
-        let mut reply = Reply::new(5, Until::Ack);
-        assert!(reply.feed(&ack, &mut |_| Ok(()), &mut |_| {}).unwrap());
-        assert!(reply.finish().is_ok());
+        write_message(&mut stale, header, |_| {}).unwrap();
+        msg(&mut stale, NLMSG_DONE, nlm_flags::MULTI);
+        let (result, parts) = read(&[stale]);
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(parts, 0);
     }
 
     #[test]
