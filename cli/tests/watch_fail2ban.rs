@@ -373,6 +373,15 @@ fn fail2ban_sendmail_whois_lines_mails_the_ban_and_toml_on_ban_adds_to_the_jail(
             !check_out.contains("defines it too"),
             "the addition replaced the jail: {check_out}"
         );
+        for expected in [
+            format!("  on_ban: {}\n", notify.display()),
+            format!(
+                "  mail: sendmail-whois-lines to admin@example.org through {}\n",
+                sendmail.display()
+            ),
+        ] {
+            assert!(check_out.contains(&expected), "{check_out}");
+        }
         let err_path = sb.dir().join("watch.log");
         let path = format!(
             "{}:{}",
