@@ -907,4 +907,62 @@ mod tests {
         assert!(!fnmatch(pattern.as_bytes(), name.as_bytes()));
         assert!(fnmatch(pattern.as_bytes(), format!("{name}b").as_bytes()));
     }
+
+    /// Bug 9: fail2ban's mail actions were only reported; they map to
+    /// banset's mail with the action's own parameters, beside the
+    /// firewall action, and one banset cannot send without a shell is
+    /// reported, not sent.
+    #[test]
+    fn fail2ban_mail_actions_become_the_jails_mail() {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-mail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        let log = dir.join("x.log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::write(
+            dir.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^bad <HOST>$\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("jail.conf"),
+            format!(
+                "[DEFAULT]\ndestemail = admin@example.org\nsender = f2b@<fq-hostname>\n\
+                 action_mwl = nftables-multiport\n   sendmail-whois-lines[sender=\"%(sender)s\", dest=\"%(destemail)s\", grepmax=5]\n   \
+                 mail-whois[dest=\"%(destemail)s\", mailcmd=\"mail | tee\"]\n\
+                 [x]\nenabled = true\nfilter = x\nport = ssh\nlogpath = {}\naction = %(action_mwl)s\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let f2b = load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let jail = &f2b.jails[0];
+        assert_eq!(jail.set.backend, Some(BackendKind::Nftables));
+        assert_eq!(
+            jail.settings.mail,
+            [MailAction {
+                action: "sendmail-whois-lines".into(),
+                command: vec![
+                    "/usr/sbin/sendmail".into(),
+                    "-f".into(),
+                    "<sender>".into(),
+                    "<dest>".into()
+                ],
+                headers: true,
+                dest: "admin@example.org".into(),
+                sender: "f2b@<fq-hostname>".into(),
+                sendername: "Fail2Ban".into(),
+                whois: true,
+                lines: 5,
+            }]
+        );
+        let notices: Vec<&str> = f2b.notices.iter().map(|n| n.message.as_str()).collect();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.starts_with("action mail-whois: mailcmd = \"mail | tee\" needs a shell")),
+            "{notices:?}"
+        );
+    }
 }
