@@ -1603,3 +1603,106 @@ fn a_second_daemon_on_the_same_state_is_refused() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("another banset watch is running"));
     });
 }
+
+/// Bug 9: `[recidive]` takes `on_ban`, and `[watch] on_ban` is the default
+/// of every jail (and recidive) without its own; a jail's own wins.
+#[test]
+fn recidive_on_ban_and_the_global_default_on_ban_run() {
+    kernel_test("recidive_on_ban_and_the_global_default_on_ban_run", || {
+        let sb = Sandbox::new("watch-notify-recidive");
+        let log = sb.dir().join("auth.log");
+        let out = sb.dir().join("argv.txt");
+        let script = sb.file(
+            "notify.sh",
+            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", out.display()),
+        );
+        chmod(&script, 0o755);
+        let s = script.display();
+        let sb = sb.with_config(&format!(
+            "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{log}\"]\nmaxretry = 2\n\
+             [jails.own]\nfilter = \"sshd\"\nlogpath = [\"{log}\"]\nmaxretry = 2\nset = \"ownset\"\non_ban = [\"{s}\", \"own\"]\n\
+             [recidive]\nbans = 2\non_ban = [\"{s}\", \"recidive\"]\n\
+             [watch]\non_ban = [\"{s}\", \"default\"]\n",
+            log = log.display(),
+        ));
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        append(&log, &vec![sshd_fail("198.51.100.20"); 2]);
+        let lines = || {
+            let mut v: Vec<String> = std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(
+            wait_until(|| lines().len() == 3),
+            "{:?}\n{}",
+            lines(),
+            w.output()
+        );
+        let out = w.stop();
+        assert_eq!(
+            lines(),
+            [
+                "default 198.51.100.20 sshd sshd 3600 2",
+                "own 198.51.100.20 own ownset 3600 2",
+                "recidive 198.51.100.20 recidive recidive 604800 2",
+            ],
+            "{out}"
+        );
+    });
+}
+
+/// Bug 9: `watch --check` names the jail and the path of an `on_ban` or
+/// `on_unban` program that is missing or not executable, for recidive and
+/// the global default as for a jail.
+#[test]
+fn check_fails_on_a_missing_or_non_executable_notify_program() {
+    let sb = Sandbox::new("watch-check-notify");
+    let log = sb.dir().join("auth.log");
+    append(&log, &[]);
+    let good = sb.file("good.sh", "#!/bin/sh\n");
+    chmod(&good, 0o755);
+    let plain = sb.file("plain.sh", "#!/bin/sh\n");
+    chmod(&plain, 0o644);
+    let missing = sb.dir().join("missing.sh");
+    let (g, p, m) = (good.display(), plain.display(), missing.display());
+    for (extra, expected) in [
+        (
+            format!("on_unban = [\"{m}\"]\n"),
+            format!("jail sshd: on_unban {m}: No such file or directory"),
+        ),
+        (
+            format!("[recidive]\non_ban = [\"{p}\"]\n"),
+            format!("jail recidive: on_ban {p}: not executable (chmod +x {p})"),
+        ),
+        (
+            format!("[recidive]\non_ban = [\"{g}\"]\n[watch]\non_ban = [\"{m}\"]\n"),
+            format!("jail sshd: on_ban {m}: No such file or directory"),
+        ),
+    ] {
+        let sb2 = Sandbox::new("watch-check-notify-cfg");
+        let sb2 = sb2.with_config(&format!(
+            "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n{extra}",
+            log.display()
+        ));
+        let out = sb2.run(&["watch", "--check"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains(&expected), "wanted {expected:?} in: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    let sb = sb.with_config(&format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\non_ban = [\"{g}\"]\n",
+        log.display()
+    ));
+    let out = sb.run(&["watch", "--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

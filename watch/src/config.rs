@@ -27,6 +27,7 @@ use toml::Spanned;
 
 use crate::builtin::{builtin_filter, BUILTIN_FILTERS};
 use crate::filter::{FilterDef, Pattern};
+use crate::mail::MailAction;
 
 /// `[jails.NAME]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +102,12 @@ pub struct RecidiveConfig {
     pub bantime: Option<Timeout>,
     /// Default `recidive`; the set should block all ports.
     pub set: Option<Spanned<String>>,
+    /// Run after each recidive ban, as a jail's `on_ban`.
+    #[serde(default)]
+    pub on_ban: Vec<Spanned<String>>,
+    /// Run when a recidive ban ends, as a jail's `on_unban`.
+    #[serde(default)]
+    pub on_unban: Vec<Spanned<String>>,
 }
 
 /// `[watch]` as written.
@@ -126,6 +133,12 @@ pub struct WatchConfig {
     pub notify_timeout: Option<Timeout>,
     /// Notification commands running at once, at most (default 4).
     pub notify_concurrency: Option<u32>,
+    /// The `on_ban` of every jail (and recidive) that has none of its own.
+    #[serde(default)]
+    pub on_ban: Vec<Spanned<String>>,
+    /// The `on_unban` of every jail (and recidive) that has none of its own.
+    #[serde(default)]
+    pub on_unban: Vec<Spanned<String>>,
 }
 
 /// The most notification commands that may run at once. Each slot is a
@@ -218,6 +231,9 @@ pub struct JailSettings {
     pub on_ban: Vec<String>,
     /// argv run when a ban of the jail's set ends, if any.
     pub on_unban: Vec<String>,
+    /// fail2ban's mail actions of the jail (`sendmail-whois-lines`...),
+    /// sent after each ban besides `on_ban`.
+    pub mail: Vec<MailAction>,
 }
 
 /// A validated `[recidive]`.
@@ -231,6 +247,12 @@ pub struct Recidive {
     pub bantime: Timeout,
     /// Its set.
     pub set: SetName,
+    /// argv run after each recidive ban, if any.
+    pub on_ban: Vec<String>,
+    /// argv run when a recidive ban ends, if any.
+    pub on_unban: Vec<String>,
+    /// Mails after each recidive ban (fail2ban's recidive jail's actions).
+    pub mail: Vec<MailAction>,
 }
 
 impl Recidive {
@@ -271,6 +293,27 @@ pub struct Settings {
     pub recidive: Option<Recidive>,
     /// `[watch]`.
     pub watch: WatchSettings,
+    /// `[jails.NAME]` tables that only add `on_ban`/`on_unban` to a jail
+    /// read from fail2ban; see [`Settings::merge_additions`].
+    pub additions: Vec<JailAddition>,
+    /// `[watch] on_ban`: every jail's and recidive's without one.
+    pub default_on_ban: Vec<String>,
+    /// `[watch] on_unban`: the same.
+    pub default_on_unban: Vec<String>,
+}
+
+/// A `[jails.NAME]` with neither filter nor source, only notifications: it
+/// adds them to the jail NAME of fail2ban's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailAddition {
+    /// The jail it adds to.
+    pub name: String,
+    /// Its table's line, for errors.
+    pub line: Option<usize>,
+    /// See [`JailConfig`].
+    pub on_ban: Vec<String>,
+    /// See [`JailConfig`].
+    pub on_unban: Vec<String>,
 }
 
 /// A configuration error: where and what, on one line.
@@ -314,7 +357,23 @@ impl WatchSection {
                 })
                 .map(|i| i + 1)
         };
+        let argv = |key: String, items: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+            if let Some(first) = items.first() {
+                if !Path::new(first.get_ref()).is_absolute() {
+                    return Err(err(
+                        Some(line_of_offset(first.span().start)),
+                        key,
+                        format!(
+                            "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
+                            first.get_ref()
+                        ),
+                    ));
+                }
+            }
+            Ok(items.iter().map(|s| s.get_ref().clone()).collect())
+        };
         let mut jails = Vec::new();
+        let mut additions = Vec::new();
         for (name, jail) in &self.jails {
             let here = table_line(&format!("jails.{name}"));
             let key = |k: &str| format!("jails.{name}.{k}");
@@ -356,12 +415,16 @@ impl WatchSection {
                         "give either filter or failregex, not both".into(),
                     ))
                 }
-                (None, true) => return Err(err(
-                    here,
-                    format!("jails.{name}"),
-                    "no filter: set filter = \"sshd\" (or another built-in) or failregex = [...]"
-                        .into(),
-                )),
+                (None, true) if jail.is_addition() => {
+                    additions.push(JailAddition {
+                        name: name.clone(),
+                        line: here,
+                        on_ban: argv(format!("jails.{name}.on_ban"), &jail.on_ban)?,
+                        on_unban: argv(format!("jails.{name}.on_unban"), &jail.on_unban)?,
+                    });
+                    continue;
+                }
+                (None, true) => return Err(err(here, format!("jails.{name}"), NO_FILTER.into())),
             };
             filter.ignoreregex.extend(
                 jail.ignoreregex
@@ -455,23 +518,8 @@ impl WatchSection {
                     ));
                 }
             }
-            let argv = |key: &str, items: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
-                if let Some(first) = items.first() {
-                    if !Path::new(first.get_ref()).is_absolute() {
-                        return Err(err(
-                            Some(line_of_offset(first.span().start)),
-                            format!("jails.{name}.{key}"),
-                            format!(
-                                "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
-                                first.get_ref()
-                            ),
-                        ));
-                    }
-                }
-                Ok(items.iter().map(|s| s.get_ref().clone()).collect())
-            };
-            let on_ban = argv("on_ban", &jail.on_ban)?;
-            let on_unban = argv("on_unban", &jail.on_unban)?;
+            let on_ban = argv(format!("jails.{name}.on_ban"), &jail.on_ban)?;
+            let on_unban = argv(format!("jails.{name}.on_unban"), &jail.on_unban)?;
             jails.push(JailSettings {
                 name: name.clone(),
                 filter,
@@ -484,6 +532,7 @@ impl WatchSection {
                 escalation,
                 on_ban,
                 on_unban,
+                mail: Vec::new(),
             });
         }
         let recidive = match &self.recidive {
@@ -506,6 +555,9 @@ impl WatchSection {
                     findtime: r.findtime.and_then(|t| t.secs()).unwrap_or(86_400),
                     bantime: r.bantime.unwrap_or(Timeout::Secs(7 * 86_400)),
                     set,
+                    on_ban: argv("recidive.on_ban".into(), &r.on_ban)?,
+                    on_unban: argv("recidive.on_unban".into(), &r.on_unban)?,
+                    mail: Vec::new(),
                 })
             }
         };
@@ -590,7 +642,101 @@ impl WatchSection {
             jails,
             recidive,
             watch,
+            additions,
+            default_on_ban: argv("watch.on_ban".into(), &self.watch.on_ban)?,
+            default_on_unban: argv("watch.on_unban".into(), &self.watch.on_unban)?,
         })
+    }
+}
+
+const NO_FILTER: &str =
+    "no filter: set filter = \"sshd\" (or another built-in) or failregex = [...]";
+
+impl JailConfig {
+    /// A table with neither filter nor source, and nothing but
+    /// notifications: it adds to a jail of fail2ban's configuration.
+    fn is_addition(&self) -> bool {
+        let JailConfig {
+            enabled: _,
+            filter,
+            failregex,
+            ignoreregex,
+            logpath,
+            journalmatch,
+            maxretry,
+            findtime,
+            bantime,
+            set,
+            ignore,
+            escalation,
+            on_ban,
+            on_unban,
+        } = self;
+        filter.is_none()
+            && failregex.is_empty()
+            && ignoreregex.is_empty()
+            && logpath.is_empty()
+            && journalmatch.is_empty()
+            && maxretry.is_none()
+            && findtime.is_none()
+            && bantime.is_none()
+            && set.is_none()
+            && ignore.is_empty()
+            && escalation.is_none()
+            && !(on_ban.is_empty() && on_unban.is_empty())
+    }
+}
+
+impl Settings {
+    /// Completes the jails once fail2ban's (if any) have joined
+    /// `self.jails` and its recidive `self.recidive`.
+    ///
+    /// The rule (decided): a `[jails.NAME]` with a filter and a source is a
+    /// whole jail, and replaces a fail2ban jail of the same name; one with
+    /// only `on_ban`/`on_unban` adds them to the jail NAME (from fail2ban;
+    /// `recidive` names the recidive jail), keeping its filter, sources,
+    /// actions and mails. Last, `[watch] on_ban`/`on_unban` fill every jail
+    /// and recidive that still has none. `origin` names the config file.
+    pub fn merge_additions(&mut self, origin: &str) -> Result<(), ConfigError> {
+        for add in std::mem::take(&mut self.additions) {
+            let (on_ban, on_unban) = if let Some(j) =
+                self.jails.iter_mut().find(|j| j.name == add.name)
+            {
+                (&mut j.on_ban, &mut j.on_unban)
+            } else if let (Some(r), "recidive") = (self.recidive.as_mut(), add.name.as_str()) {
+                (&mut r.on_ban, &mut r.on_unban)
+            } else {
+                return Err(ConfigError {
+                    origin: origin.to_string(),
+                    line: add.line.map(|l| format!(": line {l}")).unwrap_or_default(),
+                    key: format!("jails.{}", add.name),
+                    message: format!(
+                        "{NO_FILTER}; a table with only on_ban/on_unban adds them to a jail of fail2ban's configuration, and none named {} is enabled",
+                        add.name
+                    ),
+                });
+            };
+            if !add.on_ban.is_empty() {
+                *on_ban = add.on_ban;
+            }
+            if !add.on_unban.is_empty() {
+                *on_unban = add.on_unban;
+            }
+        }
+        let fill = |own: &mut Vec<String>, default: &Vec<String>| {
+            if own.is_empty() {
+                own.clone_from(default);
+            }
+        };
+        for j in &mut self.jails {
+            fill(&mut j.on_ban, &self.default_on_ban);
+            fill(&mut j.on_unban, &self.default_on_unban);
+        }
+        if let Some(r) = &mut self.recidive {
+            fill(&mut r.on_ban, &self.default_on_ban);
+            fill(&mut r.on_unban, &self.default_on_unban);
+        }
+        Ok(())
     }
 }
 
@@ -633,6 +779,56 @@ mod tests {
         }
         .validate(text, "/etc/banset/banset.toml")
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_toml_jail_with_only_on_ban_adds_to_a_fail2ban_jail_and_defaults_fill_the_rest() {
+        let mut s = settings(
+            "[jails.sshd]\non_ban = [\"/bin/a\"]\n[jails.recidive]\non_unban = [\"/bin/r\"]\n[jails.own]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\non_ban = [\"/bin/own\"]\n[jails.plain]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\n[recidive]\n[watch]\non_ban = [\"/bin/d\"]\non_unban = [\"/bin/du\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.additions.len(), 2);
+        // fail2ban's sshd, as the daemon adds it, with a mail action.
+        let mut f2b = s.jails[0].clone();
+        f2b.name = "sshd".into();
+        f2b.on_ban.clear();
+        f2b.on_unban.clear();
+        f2b.mail = vec![MailAction::from_fail2ban("sendmail-whois", &[])
+            .unwrap()
+            .unwrap()];
+        s.jails.push(f2b);
+        s.merge_additions("banset.toml").unwrap();
+        let by = |n: &str| s.jails.iter().find(|j| j.name == n).unwrap();
+        assert_eq!(by("sshd").on_ban, ["/bin/a"]);
+        assert_eq!(by("sshd").on_unban, ["/bin/du"]);
+        assert_eq!(
+            by("sshd").mail.len(),
+            1,
+            "the addition keeps fail2ban's mail"
+        );
+        assert_eq!(by("own").on_ban, ["/bin/own"]);
+        assert_eq!(by("plain").on_ban, ["/bin/d"]);
+        let r = s.recidive.as_ref().unwrap();
+        assert_eq!(
+            (r.on_ban.as_slice(), r.on_unban.as_slice()),
+            (&["/bin/d".to_string()][..], &["/bin/r".to_string()][..])
+        );
+        // An addition without a jail to add to is the old "no filter"
+        // error, saying why; one with other keys is not an addition.
+        let mut s = settings("[jails.nosuch]\non_ban = [\"/bin/a\"]\n").unwrap();
+        let e = s.merge_additions("banset.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("banset.toml: line 1: jails.nosuch: no filter")
+                && e.contains("none named nosuch is enabled"),
+            "{e}"
+        );
+        let e = settings("[jails.sshd]\nmaxretry = 3\non_ban = [\"/bin/a\"]\n").unwrap_err();
+        assert!(e.contains("jails.sshd: no filter"), "{e}");
+        let e = settings("[jails.sshd]\non_ban = [\"a\"]\n").unwrap_err();
+        assert!(
+            e.contains("jails.sshd.on_ban") && e.contains("absolute path"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod fail2ban;
 mod filter;
 pub mod follow;
 pub mod logtime;
+pub mod mail;
 mod matcher;
 mod multiline;
 pub mod pipeline;

@@ -23,6 +23,7 @@ use banset_core::{
     Target, Timeout,
 };
 use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
+use banset_watch::mail::MatchedLines;
 use banset_watch::pipeline::source_pipelines;
 use banset_watch::{Counted, FailureWindows};
 
@@ -46,6 +47,9 @@ pub enum Event {
         at: i64,
         /// The source, and where it resumes after the failure's line.
         resume: Option<(SourceKey, String)>,
+        /// The line (at most [`banset_watch::mail::MAX_LINE`] bytes), for
+        /// the mails that list them.
+        line: Box<[u8]>,
     },
     /// Where a source stands (file position or journal cursor).
     Position { source: SourceKey, value: String },
@@ -83,6 +87,8 @@ struct Jail {
     failures: u64,
     /// Failures older than `findtime` when read: not counted.
     too_old: u64,
+    /// The lines of the last failures, when a mail lists them.
+    lines: Option<MatchedLines>,
 }
 
 /// Logs one line on stderr (journald keeps it when run by systemd).
@@ -187,6 +193,9 @@ pub fn load_settings(
                             findtime: j.findtime,
                             bantime: j.bantime,
                             set: j.set.clone(),
+                            on_ban: Vec::new(),
+                            on_unban: Vec::new(),
+                            mail: j.mail.clone(),
                         });
                     }
                 }
@@ -195,6 +204,9 @@ pub fn load_settings(
             settings.jails.push(jail.settings);
         }
     }
+    settings
+        .merge_additions(&config.origin_name())
+        .map_err(|e| anyhow::Error::new(crate::errors::Usage(e.to_string())))?;
     // Build every source's pipeline now, so a problem is a config error,
     // not a failure at run time (`--check` stops here too).
     for (key, built) in source_pipelines(&settings.jails) {
@@ -228,11 +240,23 @@ pub fn check_inputs(
         // may be read after the next edit. Bounded: a config tree is small.
         check_tree(dir, 20_000).map_err(|e| format!("fail2ban {e}"))?;
     }
-    for jail in &settings.jails {
-        for (key, argv) in [("on_ban", &jail.on_ban), ("on_unban", &jail.on_unban)] {
+    let recidive = settings
+        .recidive
+        .as_ref()
+        .map(|r| ("recidive", &r.on_ban, &r.on_unban, &r.mail));
+    let jails = settings
+        .jails
+        .iter()
+        .map(|j| (j.name.as_str(), &j.on_ban, &j.on_unban, &j.mail));
+    for (name, on_ban, on_unban, mail) in jails.chain(recidive) {
+        let mails = mail.iter().map(|m| (m.action.as_str(), &m.command));
+        for (key, argv) in [("on_ban", on_ban), ("on_unban", on_unban)]
+            .into_iter()
+            .chain(mails)
+        {
             if let Some(program) = argv.first() {
                 check(std::path::Path::new(program), Expect::Program)
-                    .map_err(|e| format!("jail {}: {key} {e}", jail.name))?;
+                    .map_err(|e| format!("jail {name}: {key} {e}"))?;
             }
         }
     }
@@ -408,6 +432,7 @@ impl<'a> Daemon<'a> {
                     bans: 0,
                     failures: 0,
                     too_old: 0,
+                    lines: matched_lines(s),
                 }
             })
             .collect()
@@ -513,9 +538,10 @@ impl<'a> Daemon<'a> {
                 target,
                 at,
                 resume,
+                line,
             } => {
                 if generation == self.generation {
-                    self.failure(jail, target, at, resume);
+                    self.failure(jail, target, at, resume, &line);
                 }
             }
             Event::Position { source, value } => {
@@ -563,13 +589,18 @@ impl<'a> Daemon<'a> {
         target: Target,
         at: i64,
         resume: Option<(SourceKey, String)>,
+        line: &[u8],
     ) {
         let jail = &mut self.jails[jail_index];
         if jail.allowlist.check(&target, false).is_err() {
             return;
         }
         let now = self.ctx.clock.now();
-        match jail.windows.count(target, at, now) {
+        let counted = jail.windows.count(target, at, now);
+        if let (Some(lines), false) = (&mut jail.lines, counted == Counted::TooOld) {
+            lines.push(target, at, line);
+        }
+        match counted {
             Counted::TooOld => {
                 jail.too_old += 1;
                 return;
@@ -611,6 +642,13 @@ impl<'a> Daemon<'a> {
         if banned {
             self.jails[jail_index].bans += 1;
             let on_ban = self.jails[jail_index].settings.on_ban.clone();
+            let lines = match &mut self.jails[jail_index].lines {
+                Some(l) => l.take(&target),
+                None => Vec::new(),
+            };
+            for mail in &self.jails[jail_index].settings.mail {
+                self.notifier.mail(mail, target, &name, maxretry, &lines);
+            }
             self.notifier.notify(
                 "on_ban",
                 &on_ban,
@@ -724,6 +762,9 @@ impl<'a> Daemon<'a> {
             findtime,
             bantime,
             set,
+            on_ban,
+            mail,
+            ..
         }) = self.settings.recidive.clone()
         else {
             return;
@@ -738,8 +779,8 @@ impl<'a> Daemon<'a> {
             .and_then(|tx| tx.ban_events_since(&target, now - findtime as i64))
             .map(|v| v.iter().filter(|(j, _)| j != "recidive").count())
             .unwrap_or(0);
-        if count >= bans as usize {
-            self.ban(
+        if count >= bans as usize
+            && self.ban(
                 "recidive",
                 &set,
                 target,
@@ -747,6 +788,21 @@ impl<'a> Daemon<'a> {
                 count as u32,
                 &format!(" (bans within {})", format_duration(findtime)),
                 None,
+            ) == Some(true)
+        {
+            for m in &mail {
+                self.notifier.mail(m, target, "recidive", count as u32, &[]);
+            }
+            self.notifier.notify(
+                "on_ban",
+                &on_ban,
+                [
+                    target.to_string(),
+                    "recidive".into(),
+                    set.to_string(),
+                    bantime.secs().map_or("-1".to_string(), |s| s.to_string()),
+                    count.to_string(),
+                ],
             );
         }
     }
@@ -927,11 +983,18 @@ impl<'a> Daemon<'a> {
         let expired = self.keeper.run(self.ctx, &due, &mut self.errors);
         for (set, targets) in expired {
             self.unbans += targets.len() as u64;
+            let recidive = self
+                .settings
+                .recidive
+                .as_ref()
+                .filter(|r| r.set == set && !r.on_unban.is_empty())
+                .map(|r| ("recidive".to_string(), r.on_unban.clone()));
             let jails: Vec<(String, Vec<String>)> = self
                 .jails
                 .iter()
                 .filter(|j| j.settings.set == set && !j.settings.on_unban.is_empty())
                 .map(|j| (j.settings.name.clone(), j.settings.on_unban.clone()))
+                .chain(recidive)
                 .collect();
             // A mass expiry is one line, not thousands.
             let each = targets.len() <= 20;
@@ -982,6 +1045,9 @@ impl<'a> Daemon<'a> {
         if due.prune {
             for jail in &mut self.jails {
                 jail.windows.prune(now);
+                if let Some(lines) = &mut jail.lines {
+                    lines.prune(now - jail.settings.findtime as i64);
+                }
             }
             let keep = self
                 .jails
@@ -1164,6 +1230,15 @@ impl<'a> Daemon<'a> {
 
 /// What a reload reads, validates and checks, as start-up does; run on
 /// the reload thread, never on the loop.
+/// The matched-lines store of a jail whose mails list them. Bounded (the
+/// lines are an attacker's text): at most 50 lines of each of 1,024
+/// addresses, 1 KiB each, 50 MiB at worst; a mail lists an address's
+/// latest lines, which are the ones that made its ban.
+fn matched_lines(jail: &JailSettings) -> Option<MatchedLines> {
+    let want = jail.mail.iter().map(|m| m.lines).max().unwrap_or(0);
+    (want > 0).then(|| MatchedLines::new(want.min(50), 1024))
+}
+
 fn read_for_reload(
     config_path: Option<&std::path::Path>,
     fail2ban: Option<&std::path::Path>,

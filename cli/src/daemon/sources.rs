@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use banset_core::{Clock, SystemClock};
 use banset_watch::config::SourceKey;
 use banset_watch::follow::{follow_file, follow_journal, FileFollower, Position};
+use banset_watch::mail::MAX_LINE;
 use banset_watch::pipeline::{Failure, RawEntry, SourcePipeline};
 
 use super::Event;
@@ -131,6 +132,7 @@ fn run(
     let mut handle = |entry: RawEntry<'_>, resume: &dyn Fn() -> Option<String>| {
         stats.lines.fetch_add(1, Ordering::Relaxed);
         failures.clear();
+        let text = entry.text();
         spec.pipeline
             .pipeline
             .process(entry, SystemClock.now(), &mut failures);
@@ -149,6 +151,7 @@ fn run(
                 jail: spec.pipeline.jail_of_filter[f.filter],
                 target: f.target,
                 at: f.at,
+                line: text[..text.len().min(MAX_LINE)].into(),
                 resume: resume
                     .as_ref()
                     .map(|value| (spec.key.clone(), value.clone())),

@@ -14,6 +14,7 @@ use super::reader::{Options, Stack};
 use super::{extract_options, load_filter, Error, Notice};
 use crate::config::{Escalation, JailSettings, SourceKey};
 use crate::filter::Pattern;
+use crate::mail::MailAction;
 
 /// fail2ban's configuration as banset runs it.
 #[derive(Debug, Clone, Default)]
@@ -540,7 +541,7 @@ fn load_jail(
     let set_text = format!("f2b-{name}");
     let set = SetName::new(&set_text)
         .map_err(|e| Error::Other(format!("{here}: jail {name}: set {set_text}: {e}")))?;
-    let wish = set_wish(stack, name, &mut note)?;
+    let (wish, mail) = set_wish(stack, name, &mut note)?;
     notices.extend(filter_notices);
     Ok(Some(Fail2banJail {
         settings: JailSettings {
@@ -553,9 +554,11 @@ fn load_jail(
             set,
             ignore,
             escalation,
-            // fail2ban's other actions (mail, reports) are reported, not run.
+            // fail2ban's mail actions are sent (`mail`); its other actions
+            // (reports to abuse lists) are reported, not run.
             on_ban: Vec::new(),
             on_unban: Vec::new(),
+            mail,
         },
         set: wish,
         origin: here,
@@ -571,17 +574,18 @@ fn origin_of(here: &str) -> Origin {
 }
 
 /// The set from `action` (or `banaction`), `port`, `protocol` and the
-/// action's `blocktype`.
+/// action's `blocktype`; and the mails among the actions.
 fn set_wish(
     stack: &Stack,
     name: &str,
     note: &mut dyn FnMut(&Option<Origin>, String),
-) -> Result<SetWish, Error> {
+) -> Result<(SetWish, Vec<MailAction>), Error> {
     let none = Options::new();
     let mut wish = SetWish::default();
+    let mut mails = Vec::new();
     let action = stack.get(name, "action", &none)?;
     let Some((action, ao)) = action else {
-        return Ok(wish);
+        return Ok((wish, mails));
     };
     let mut firewall_seen = false;
     for entry in split_actions(&action) {
@@ -622,10 +626,14 @@ fn set_wish(
             "bsd-ipfw" | "ipfw" => (Some(BackendKind::Ipfw), false),
             "banset" => (None, false),
             _ => {
-                note(
-                    &Some(ao.clone()),
-                    format!("action {act} is not run: banset only bans in the firewall"),
-                );
+                match MailAction::from_fail2ban(&act, &opts) {
+                    Ok(Some(mail)) => mails.push(mail),
+                    Ok(None) => note(
+                        &Some(ao.clone()),
+                        format!("action {act} is not run: banset only bans in the firewall and sends fail2ban's mails"),
+                    ),
+                    Err(m) => note(&Some(ao.clone()), m),
+                }
                 continue;
             }
         };
@@ -700,7 +708,7 @@ fn set_wish(
             }
         });
     }
-    Ok(wish)
+    Ok((wish, mails))
 }
 
 /// Splits fail2ban's `action` value into its actions: one per line, or
@@ -898,5 +906,63 @@ mod tests {
         let name = "a".repeat(200);
         assert!(!fnmatch(pattern.as_bytes(), name.as_bytes()));
         assert!(fnmatch(pattern.as_bytes(), format!("{name}b").as_bytes()));
+    }
+
+    /// Bug 9: fail2ban's mail actions were only reported; they map to
+    /// banset's mail with the action's own parameters, beside the
+    /// firewall action, and one banset cannot send without a shell is
+    /// reported, not sent.
+    #[test]
+    fn fail2ban_mail_actions_become_the_jails_mail() {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-mail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        let log = dir.join("x.log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::write(
+            dir.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^bad <HOST>$\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("jail.conf"),
+            format!(
+                "[DEFAULT]\ndestemail = admin@example.org\nsender = f2b@<fq-hostname>\n\
+                 action_mwl = nftables-multiport\n   sendmail-whois-lines[sender=\"%(sender)s\", dest=\"%(destemail)s\", grepmax=5]\n   \
+                 mail-whois[dest=\"%(destemail)s\", mailcmd=\"mail | tee\"]\n\
+                 [x]\nenabled = true\nfilter = x\nport = ssh\nlogpath = {}\naction = %(action_mwl)s\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let f2b = load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let jail = &f2b.jails[0];
+        assert_eq!(jail.set.backend, Some(BackendKind::Nftables));
+        assert_eq!(
+            jail.settings.mail,
+            [MailAction {
+                action: "sendmail-whois-lines".into(),
+                command: vec![
+                    "/usr/sbin/sendmail".into(),
+                    "-f".into(),
+                    "<sender>".into(),
+                    "<dest>".into()
+                ],
+                headers: true,
+                dest: "admin@example.org".into(),
+                sender: "f2b@<fq-hostname>".into(),
+                sendername: "Fail2Ban".into(),
+                whois: true,
+                lines: 5,
+            }]
+        );
+        let notices: Vec<&str> = f2b.notices.iter().map(|n| n.message.as_str()).collect();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.starts_with("action mail-whois: mailcmd = \"mail | tee\" needs a shell")),
+            "{notices:?}"
+        );
     }
 }
