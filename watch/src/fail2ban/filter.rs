@@ -335,6 +335,39 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Newer fail2ban's recidive.conf: the failregex of `[lt_file]` is
+    /// written only in `[DEFAULT]`, and `<lt_<logtype>/failregex>` must
+    /// find it there as Python's `ConfigParser.get` does.
+    #[test]
+    fn recidive_failregex_only_in_default_is_found_through_its_section() {
+        let d = dir_with(&[
+            ("filter.d/common.conf", COMMON),
+            (
+                "filter.d/recidive.conf",
+                "[INCLUDES]\nbefore = common.conf\n[DEFAULT]\n_daemon = fail2ban\\.actions\\s*\n_jailname = recidive\nfailregex = ^%(__prefix_line)sNOTICE\\s+\\[(?!%(_jailname)s\\])(?:.*)\\]\\s+Ban\\s+<HOST>\\s*$\n[lt_file]\n[lt_journal]\nfailregex = ^journal only <HOST>$\n[Definition]\nfailregex = <lt_<logtype>/failregex>\n",
+            ),
+        ]);
+        let f = load_filter(&d, "recidive", &[], &Options::new(), Some(false)).unwrap();
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h fail2ban.actions: NOTICE [sshd] Ban 192.0.2.9"
+            )
+            .as_deref(),
+            Some("192.0.2.9")
+        );
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h fail2ban.actions: NOTICE [recidive] Ban 192.0.2.9"
+            ),
+            None
+        );
+        let f = load_filter(&d, "recidive", &[], &Options::new(), Some(true)).unwrap();
+        assert_eq!(f.def.failregex.len(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn modes_tags_and_local_overrides() {
         let d = dir_with(&[
