@@ -43,8 +43,9 @@ pub struct JailConfig {
     /// Inline ignoreregexes; added to the filter's own.
     #[serde(default)]
     pub ignoreregex: Vec<Spanned<String>>,
-    /// Log files to follow.
-    #[serde(default)]
+    /// Log files to follow: one path or a list, each may be a glob
+    /// (`/var/log/mail*.log`), as fail2ban's `logpath`.
+    #[serde(default, deserialize_with = "one_or_many")]
     pub logpath: Vec<PathBuf>,
     /// systemd journal matches (`_SYSTEMD_UNIT=ssh.service`); the jail reads
     /// the journal when given.
@@ -74,6 +75,20 @@ pub struct JailConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `escalation = { ... }` as written.
@@ -200,8 +215,12 @@ pub struct JailSettings {
     pub name: String,
     /// Its filter (built-in or inline), ready to compile.
     pub filter: FilterDef,
-    /// Where it reads.
+    /// Where it reads: the files its `logpath` matches (after
+    /// [`crate::logpath::resolve`]; the patterns themselves before), and
+    /// the journal.
     pub sources: Vec<SourceKey>,
+    /// `logpath` as written: absolute paths, possibly globs.
+    pub logpath: Vec<PathBuf>,
     /// See [`JailConfig`].
     pub maxretry: u32,
     /// Seconds.
@@ -476,6 +495,7 @@ impl WatchSection {
                 name: name.clone(),
                 filter,
                 sources,
+                logpath: jail.logpath.clone(),
                 maxretry,
                 findtime,
                 bantime: jail.bantime.unwrap_or(Timeout::Secs(DEFAULT_BANTIME)),
