@@ -1702,3 +1702,59 @@ fn logpath_globs_pick_up_new_files_and_status_shows_a_vanished_one() {
         },
     );
 }
+
+/// One banset.toml jail on one log: a fail2ban filter file in its
+/// aggressive mode, plus a line of its own written in the filter's terms.
+/// Before, this took two overlapping jails, which counted each line twice
+/// for recidive.
+#[test]
+fn a_native_jail_runs_a_fail2ban_filter_file_with_its_mode_and_added_lines() {
+    kernel_test(
+        "a_native_jail_runs_a_fail2ban_filter_file_with_its_mode_and_added_lines",
+        || {
+            let sb = Sandbox::new("watch-native-f2b-filter");
+            let filter_d = sb.dir().join("f2b/filter.d");
+            std::fs::create_dir_all(&filter_d).unwrap();
+            std::fs::write(
+                filter_d.join("common.conf"),
+                "[DEFAULT]\n__prefix_line = \\s*\\S+ <_daemon>\\[\\d+\\]:\\s+\n",
+            )
+            .unwrap();
+            std::fs::write(
+                filter_d.join("mailish.conf"),
+                "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = smtpd\nnormal = ^%(__prefix_line)sauth failed from <HOST>$\naggressive = <normal>\n             ^%(__prefix_line)slost connection after EHLO from <HOST>$\nfailregex = <<mode>>\nmode = normal\n",
+            )
+            .unwrap();
+            let log = sb.dir().join("mail.log");
+            append(&log, &[]);
+            let sb = sb.with_config(&format!(
+                "[jails.mail]\nfilter = \"{}[mode=aggressive]\"\nfailregex = ['^%(__prefix_line)srelay denied for <HOST>$']\nlogpath = \"{}\"\nmaxretry = 2\n[watch]\nkeeper_interval = \"1s\"\n",
+                filter_d.join("mailish.conf").display(),
+                log.display()
+            ));
+            let check = sb.ok(&["watch", "--check"]);
+            assert!(check.contains("mailish[mode=aggressive]"), "{check}");
+            let w = Watcher::start(&sb);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let at = format!("{} mx smtpd[7]:", syslog_date(now));
+            append(
+                &log,
+                &[
+                    format!("{at} lost connection after EHLO from 203.0.113.30"),
+                    format!("{at} lost connection after EHLO from 203.0.113.30"),
+                    format!("{at} relay denied for 203.0.113.31"),
+                    format!("{at} relay denied for 203.0.113.31"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("mail_v4") == ["203.0.113.30", "203.0.113.31"]),
+                "{:?} {}",
+                nft_members("mail_v4"),
+                w.output()
+            );
+        },
+    );
+}

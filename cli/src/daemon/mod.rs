@@ -136,7 +136,7 @@ pub fn load_settings(
     let dir = fail2ban
         .map(std::path::Path::to_path_buf)
         .or_else(|| config.fail2ban.as_ref().map(|f| f.dir.clone()));
-    let mut notices = Vec::new();
+    let mut notices = std::mem::take(&mut settings.notices);
     if let Some(dir) = dir {
         let f2b = banset_watch::fail2ban::load(&dir)
             .map_err(|e| crate::errors::Usage(format!("fail2ban {}: {e}", dir.display())))?;
@@ -234,6 +234,10 @@ pub fn check_inputs(
         check_tree(dir, 20_000).map_err(|e| format!("fail2ban {e}"))?;
     }
     for jail in &settings.jails {
+        // A banset.toml jail's fail2ban filter file: its tree, as above.
+        if let Some(dir) = &jail.fail2ban_dir {
+            check_tree(dir, 20_000).map_err(|e| format!("jail {}: filter {e}", jail.name))?;
+        }
         for (key, argv) in [("on_ban", &jail.on_ban), ("on_unban", &jail.on_unban)] {
             if let Some(program) = argv.first() {
                 check(std::path::Path::new(program), Expect::Program)

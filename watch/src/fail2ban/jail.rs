@@ -541,6 +541,8 @@ fn load_jail(
             filter,
             sources,
             logpath,
+            // The whole tree is checked as the jail's own.
+            fail2ban_dir: None,
             maxretry,
             findtime,
             bantime,

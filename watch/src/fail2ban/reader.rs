@@ -266,6 +266,18 @@ impl Stack {
         self.get(section, key, vars)
     }
 
+    /// `text` interpolated as a value of `section` would be (a line a
+    /// caller adds to a filter).
+    pub(crate) fn interpolate_in(
+        &self,
+        section: &str,
+        text: &str,
+        vars: &Options,
+        origin: &Origin,
+    ) -> Result<String, Error> {
+        self.interpolate(text, section, vars, origin, 1, &mut Budget::new())
+    }
+
     /// What `%(name)s` stands for in `section` (fail2ban's
     /// `_map_section_options` over `BasicInterpolation`): an option of
     /// `vars`, the section or DEFAULT; else `sec/opt` read raw from `sec`
