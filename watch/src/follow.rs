@@ -51,6 +51,12 @@ impl Position {
     /// file of the same identity stands in `known` (a rotation renamed it
     /// to a name the glob matches, and its lines were read under the old
     /// name), else the file's top, since all of it is new.
+    ///
+    /// Known limit: the source of the old name still drains the renamed
+    /// file for [`RETIRED_GRACE`], so lines a writer adds to it in that
+    /// time can be read by both. Only a glob that matches rotated names
+    /// (`mail*.log` with `mail-DATE.log`) meets it; Debian's `mail.log.1`
+    /// names do not.
     pub fn for_new_file<'a>(
         path: &Path,
         known: impl IntoIterator<Item = &'a str>,
