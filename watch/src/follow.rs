@@ -53,7 +53,7 @@ impl Position {
     /// name), else the file's top, since all of it is new.
     ///
     /// Known limit: the source of the old name still drains the renamed
-    /// file for [`RETIRED_GRACE`], so lines a writer adds to it in that
+    /// file for 30 seconds, so lines a writer adds to it in that
     /// time can be read by both. Only a glob that matches rotated names
     /// (`mail*.log` with `mail-DATE.log`) meets it; Debian's `mail.log.1`
     /// names do not.
