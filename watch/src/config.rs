@@ -3,8 +3,11 @@
 //!
 //! ```toml
 //! [jails.sshd]
-//! filter = "sshd"                 # a built-in, or failregex = [...] inline
-//! logpath = ["/var/log/auth.log"] # files; or journalmatch = [...]
+//! filter = "sshd"                 # a built-in, a fail2ban filter file
+//!                                 # (/etc/fail2ban/filter.d/NAME.conf[mode=...]),
+//!                                 # or only failregex = [...] inline
+//! failregex = []                  # with a filter: lines added to it
+//! logpath = ["/var/log/auth.log"] # a path or a list, globs; or journalmatch
 //! maxretry = 5
 //! findtime = "10m"
 //! bantime = "1h"
@@ -44,8 +47,9 @@ pub struct JailConfig {
     /// Inline ignoreregexes; added to the filter's own.
     #[serde(default)]
     pub ignoreregex: Vec<Spanned<String>>,
-    /// Log files to follow.
-    #[serde(default)]
+    /// Log files to follow: one path or a list, each may be a glob
+    /// (`/var/log/mail*.log`), as fail2ban's `logpath`.
+    #[serde(default, deserialize_with = "one_or_many")]
     pub logpath: Vec<PathBuf>,
     /// systemd journal matches (`_SYSTEMD_UNIT=ssh.service`); the jail reads
     /// the journal when given.
@@ -75,6 +79,20 @@ pub struct JailConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `escalation = { ... }` as written.
@@ -213,8 +231,15 @@ pub struct JailSettings {
     pub name: String,
     /// Its filter (built-in or inline), ready to compile.
     pub filter: FilterDef,
-    /// Where it reads.
+    /// Where it reads: the files its `logpath` matches (after
+    /// [`crate::logpath::resolve`]; the patterns themselves before), and
+    /// the journal.
     pub sources: Vec<SourceKey>,
+    /// `logpath` as written: absolute paths, possibly globs.
+    pub logpath: Vec<PathBuf>,
+    /// The fail2ban configuration directory a banset.toml jail's filter
+    /// file was read from, whose files must be trusted as fail2ban's.
+    pub fail2ban_dir: Option<PathBuf>,
     /// See [`JailConfig`].
     pub maxretry: u32,
     /// Seconds.
@@ -299,7 +324,9 @@ pub struct Settings {
     /// `[watch] on_ban`: every jail's and recidive's without one.
     pub default_on_ban: Vec<String>,
     /// `[watch] on_unban`: the same.
-    pub default_on_unban: Vec<String>,
+    pub default_on_unban: Vec<String>,    /// What a jail's fail2ban filter file asks for that banset does
+    /// differently (a failregex it cannot run), one line each.
+    pub notices: Vec<String>,
 }
 
 /// A `[jails.NAME]` with neither filter nor source, only notifications: it
@@ -374,6 +401,7 @@ impl WatchSection {
         };
         let mut jails = Vec::new();
         let mut additions = Vec::new();
+        let mut notices = Vec::new();
         for (name, jail) in &self.jails {
             let here = table_line(&format!("jails.{name}"));
             let key = |k: &str| format!("jails.{name}.{k}");
@@ -388,34 +416,64 @@ impl WatchSection {
             if !jail.enabled {
                 continue;
             }
-            let mut filter = match (&jail.filter, jail.failregex.is_empty()) {
-                (Some(f), true) => builtin_filter(f.get_ref()).ok_or_else(|| {
+            // A built-in or a fail2ban filter file (with its `[mode=...]`),
+            // and inline failregexes: the whole filter, or lines added to
+            // the named one (so one log never needs two overlapping jails,
+            // which would count each line twice for recidive). Added lines
+            // run as the filter's own do: after its prefregex, if it has one.
+            let mut fail2ban_dir = None;
+            let mut file_took_failregex = false;
+            let mut filter = match &jail.filter {
+                Some(f) if crate::fail2ban::is_filter_file(f.get_ref()) => {
+                    let line = Some(line_of_offset(f.span().start));
+                    let file = f.get_ref().split('[').next().unwrap_or_default();
+                    if !Path::new(file).is_absolute() {
+                        return Err(err(
+                            line,
+                            key("filter"),
+                            format!("{file}: a fail2ban filter file must be an absolute path"),
+                        ));
+                    }
+                    let journal = jail.logpath.is_empty() && !jail.journalmatch.is_empty();
+                    let added: Vec<String> =
+                        jail.failregex.iter().map(|p| p.get_ref().clone()).collect();
+                    let (loaded, dir) =
+                        crate::fail2ban::load_filter_file(f.get_ref(), journal, &added).map_err(
+                            |e| match e {
+                                crate::fail2ban::Error::Added { index, ref message } => err(
+                                    jail.failregex
+                                        .get(index)
+                                        .map(|p| line_of_offset(p.span().start)),
+                                    key("failregex"),
+                                    message.clone(),
+                                ),
+                                e => err(line, key("filter"), e.to_string()),
+                            },
+                        )?;
+                    file_took_failregex = true;
+                    notices.extend(
+                        crate::fail2ban::notice_lines(&loaded.notices)
+                            .into_iter()
+                            .map(|n| format!("jail {name}: {n}")),
+                    );
+                    fail2ban_dir = Some(dir);
+                    loaded.def
+                }
+                Some(f) => builtin_filter(f.get_ref()).ok_or_else(|| {
                     err(
                         Some(line_of_offset(f.span().start)),
                         key("filter"),
                         format!(
-                            "unknown filter {:?} (built-in: {})",
+                            "unknown filter {:?} (built-in: {}; or a fail2ban filter file, /etc/fail2ban/filter.d/NAME.conf[mode=...])",
                             f.get_ref(),
                             BUILTIN_FILTERS.join(", ")
                         ),
                     )
                 })?,
-                (None, false) => FilterDef::new(
-                    name.clone(),
-                    jail.failregex
-                        .iter()
-                        .map(|p| Pattern::new(p.get_ref().clone()))
-                        .collect(),
-                    Vec::new(),
-                ),
-                (Some(f), false) => {
-                    return Err(err(
-                        Some(line_of_offset(f.span().start)),
-                        key("filter"),
-                        "give either filter or failregex, not both".into(),
-                    ))
+                None if !jail.failregex.is_empty() => {
+                    FilterDef::new(name.clone(), Vec::new(), Vec::new())
                 }
-                (None, true) if jail.is_addition() => {
+                None if jail.is_addition() => {
                     additions.push(JailAddition {
                         name: name.clone(),
                         line: here,
@@ -424,22 +482,33 @@ impl WatchSection {
                     });
                     continue;
                 }
-                (None, true) => return Err(err(here, format!("jails.{name}"), NO_FILTER.into())),
+                None => return Err(err(here, format!("jails.{name}"), NO_FILTER.into())),
             };
-            filter.ignoreregex.extend(
-                jail.ignoreregex
-                    .iter()
-                    .map(|p| Pattern::new(p.get_ref().clone())),
-            );
+            // The filter's own regexes come first: a compile error's index
+            // past them is the jail's line.
+            let own_failregex = filter.failregex.len();
+            let own_ignoreregex = filter.ignoreregex.len();
+            // A fail2ban filter's lines are in Python's regex dialect, and
+            // so are the lines added to it.
+            let dialect = |p: &Spanned<String>| match fail2ban_dir {
+                Some(_) => Pattern::new(crate::fail2ban::translate_regex(p.get_ref())),
+                None => Pattern::new(p.get_ref().clone()),
+            };
+            if !file_took_failregex {
+                filter.failregex.extend(jail.failregex.iter().map(dialect));
+            }
+            filter
+                .ignoreregex
+                .extend(jail.ignoreregex.iter().map(dialect));
             // Compile now, so --check reports a bad regex with its line.
             if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
-                let spans: &[Spanned<String>] = if e.kind == "failregex" {
-                    &jail.failregex
+                let (spans, own): (&[Spanned<String>], usize) = if e.kind == "failregex" {
+                    (&jail.failregex, own_failregex)
                 } else {
-                    &jail.ignoreregex
+                    (&jail.ignoreregex, own_ignoreregex)
                 };
                 let line = spans
-                    .get(e.index.wrapping_sub(1))
+                    .get(e.index.wrapping_sub(1 + own))
                     .map(|s| line_of_offset(s.span().start))
                     .or(jail.filter.as_ref().map(|f| line_of_offset(f.span().start)))
                     .or(here);
@@ -524,6 +593,8 @@ impl WatchSection {
                 name: name.clone(),
                 filter,
                 sources,
+                logpath: jail.logpath.clone(),
+                fail2ban_dir,
                 maxretry,
                 findtime,
                 bantime: jail.bantime.unwrap_or(Timeout::Secs(DEFAULT_BANTIME)),
@@ -645,12 +716,13 @@ impl WatchSection {
             additions,
             default_on_ban: argv("watch.on_ban".into(), &self.watch.on_ban)?,
             default_on_unban: argv("watch.on_unban".into(), &self.watch.on_unban)?,
+            notices,
         })
     }
 }
 
 const NO_FILTER: &str =
-    "no filter: set filter = \"sshd\" (or another built-in) or failregex = [...]";
+    "no filter: set filter = \"sshd\" (or another built-in, or a fail2ban filter file) or failregex = [...]";
 
 impl JailConfig {
     /// A table with neither filter nor source, and nothing but
@@ -881,13 +953,88 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("jails.x.maxretry: must be at least 1"), "{e}");
         let e =
-            settings("[jails.x]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\nfailregex = ['<HOST>']\n")
-                .unwrap_err();
-        assert!(e.contains("not both"), "{e}");
-        let e =
             settings("[jails.x]\nlogpath = [\"/l\"]\nfailregex = ['no host tag']\n").unwrap_err();
         assert!(e.contains("no <HOST>"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn hit(f: &FilterDef, line: &str) -> Option<String> {
+        let m = crate::Matcher::new(std::slice::from_ref(f)).unwrap();
+        let mut hits = Vec::new();
+        let (_, rest) = crate::logtime::split_date(line.as_bytes());
+        match m.scan_line(line.as_bytes(), rest, &mut hits) {
+            crate::matcher::Scan::Hit if !hits[0].ignored => Some(hits[0].target.to_string()),
+            _ => None,
+        }
+    }
+
+    /// One jail reads one log with a fail2ban filter file in its mode and
+    /// lines of its own, where two overlapping jails were needed before.
+    #[test]
+    fn a_native_jail_uses_a_fail2ban_filter_file_with_its_mode_and_adds_failregex_lines() {
+        let dir = std::env::temp_dir().join(format!("banset-native-f2b-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        std::fs::write(
+            dir.join("filter.d/common.conf"),
+            "[DEFAULT]\n__prefix_line = \\s*\\S+ <_daemon>\\[\\d+\\]:\\s+\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("filter.d/demo.conf"),
+            "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = demo\nnormal = ^%(__prefix_line)sbad password from <HOST>$\naggressive = <normal>\n             ^%(__prefix_line)sprobe from <HOST>$\nfailregex = <<mode>>\nmode = normal\nignoreregex = ^%(__prefix_line)s.* from 192\\.0\\.2\\.99$\n",
+        )
+        .unwrap();
+        let conf = |filter: &str, extra: &str| {
+            settings(&format!(
+                "[jails.demo]\nfilter = \"{}/filter.d/{filter}\"\nlogpath = \"/var/log/demo.log\"\n{extra}",
+                dir.display()
+            ))
+        };
+        let s = conf(
+            "demo.conf[mode=aggressive]",
+            "failregex = ['^%(__prefix_line)sown rule <HOST>$']\nignoreregex = ['from 192\\.0\\.2\\.98$']\n",
+        )
+        .unwrap();
+        let j = &s.jails[0];
+        assert_eq!(j.filter.name, "demo[mode=aggressive]");
+        assert_eq!(j.filter.failregex.len(), 3);
+        assert_eq!(j.fail2ban_dir.as_deref(), Some(dir.as_path()));
+        let at = "Nov 21 12:00:00 h demo[1]:";
+        for (line, want) in [
+            (
+                format!("{at} bad password from 192.0.2.1"),
+                Some("192.0.2.1"),
+            ),
+            (format!("{at} probe from 192.0.2.2"), Some("192.0.2.2")),
+            (format!("{at} own rule 192.0.2.3"), Some("192.0.2.3")),
+            (format!("{at} probe from 192.0.2.99"), None),
+            (format!("{at} probe from 192.0.2.98"), None),
+        ] {
+            assert_eq!(hit(&j.filter, &line).as_deref(), want, "{line}");
+        }
+        // The default mode: no probe rule.
+        let s = conf("demo.conf", "").unwrap();
+        assert_eq!(
+            hit(&s.jails[0].filter, &format!("{at} probe from 192.0.2.2")),
+            None
+        );
+        // A bad added line is named by its own line, not the filter's.
+        let e = conf(
+            "demo.conf",
+            "failregex = [\n  '^ok <HOST>$',\n  '^bad ( <HOST>',\n]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("line 6: jails.demo.failregex:"), "{e}");
+        let e = conf("none.conf", "").unwrap_err();
+        assert!(
+            e.contains("line 2: jails.demo.filter: filter ") && e.contains("no such file"),
+            "{e}"
+        );
+        let e =
+            settings("[jails.x]\nfilter = \"filter.d/demo.conf\"\nlogpath = \"/l\"\n").unwrap_err();
+        assert!(e.contains("must be an absolute path"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

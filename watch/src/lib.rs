@@ -19,6 +19,7 @@ pub mod config;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
+pub mod logpath;
 pub mod logtime;
 pub mod mail;
 mod matcher;

@@ -24,7 +24,7 @@ use banset_core::{
 };
 use banset_watch::config::{JailSettings, Recidive, Settings, SourceKey};
 use banset_watch::mail::MatchedLines;
-use banset_watch::pipeline::source_pipelines;
+use banset_watch::pipeline::{source_pipeline, source_pipelines, SourcePipeline};
 use banset_watch::{Counted, FailureWindows};
 
 use crate::config::Config;
@@ -142,7 +142,7 @@ pub fn load_settings(
     let dir = fail2ban
         .map(std::path::Path::to_path_buf)
         .or_else(|| config.fail2ban.as_ref().map(|f| f.dir.clone()));
-    let mut notices = Vec::new();
+    let mut notices = std::mem::take(&mut settings.notices);
     if let Some(dir) = dir {
         let f2b = banset_watch::fail2ban::load(&dir)
             .map_err(|e| crate::errors::Usage(format!("fail2ban {}: {e}", dir.display())))?;
@@ -207,6 +207,11 @@ pub fn load_settings(
     settings
         .merge_additions(&config.origin_name())
         .map_err(|e| anyhow::Error::new(crate::errors::Usage(e.to_string())))?;
+    // Globs and missing files, as fail2ban: a jail whose logpath matches
+    // no file is refused (start, reload and `--check` alike).
+    let found = banset_watch::logpath::resolve(&mut settings.jails)
+        .map_err(|e| crate::errors::Usage(format!("{}: {e}", config.origin_name())))?;
+    notices.extend(found);
     // Build every source's pipeline now, so a problem is a config error,
     // not a failure at run time (`--check` stops here too).
     for (key, built) in source_pipelines(&settings.jails) {
@@ -239,6 +244,12 @@ pub fn check_inputs(
         // name (`jail.d/*.local`, `filter.d/NAME.local`), so any file in it
         // may be read after the next edit. Bounded: a config tree is small.
         check_tree(dir, 20_000).map_err(|e| format!("fail2ban {e}"))?;
+    }
+    for jail in &settings.jails {
+        // A banset.toml jail's fail2ban filter file: its tree, as above.
+        if let Some(dir) = &jail.fail2ban_dir {
+            check_tree(dir, 20_000).map_err(|e| format!("jail {}: filter {e}", jail.name))?;
+        }
     }
     let recidive = settings
         .recidive
@@ -456,15 +467,62 @@ impl<'a> Daemon<'a> {
                     .meta(&position_key(&key))
                     .ok()?
             });
-            let spec = SourceSpec {
-                key: key.clone(),
-                pipeline,
-                saved,
-                journalctl: self.settings.watch.journalctl.clone(),
-                generation: self.generation,
+            self.start_source(key, pipeline, saved);
+        }
+    }
+
+    fn start_source(&mut self, key: SourceKey, pipeline: SourcePipeline, saved: Option<String>) {
+        let spec = SourceSpec {
+            key,
+            pipeline,
+            saved,
+            journalctl: self.settings.watch.journalctl.clone(),
+            generation: self.generation,
+        };
+        self.sources
+            .push(sources::spawn(spec, self.events_tx.clone()));
+    }
+
+    /// Follows files the jails' `logpath` globs match now and did not
+    /// before (fail2ban expands them only at start). A new file is read
+    /// from its top, or, when it is a followed file renamed to a matching
+    /// name, from where that one stands.
+    fn discover_sources(&mut self) {
+        let (new, errors) = banset_watch::logpath::discover(&mut self.settings.jails);
+        for e in errors {
+            log!("{e}");
+        }
+        for key in new {
+            let Some(built) = source_pipeline(&self.settings.jails, &key) else {
+                continue;
             };
-            self.sources
-                .push(sources::spawn(spec, self.events_tx.clone()));
+            let pipeline = match built {
+                Ok(p) => p,
+                Err(e) => {
+                    log!("source {key}: {e}; not watched");
+                    continue;
+                }
+            };
+            // A file another jail already follows: restart it with every
+            // jail's filters, where it stands.
+            if let Some(i) = self.sources.iter().position(|s| s.key == key) {
+                let old = self.sources.swap_remove(i);
+                sources::stop_all(vec![old]);
+                while let Ok(event) = self.events.try_recv() {
+                    self.handle(event);
+                }
+            }
+            let saved = match (&key, self.positions.get(&key)) {
+                (_, Some(p)) => Some(p.clone()),
+                (SourceKey::File(path), None) => banset_watch::follow::Position::for_new_file(
+                    path,
+                    self.positions.values().map(String::as_str),
+                )
+                .map(|p| p.encode()),
+                (SourceKey::Journal(_), None) => None,
+            };
+            log!("source {key}: new match of a logpath; following it");
+            self.start_source(key, pipeline, saved);
         }
     }
 
@@ -980,6 +1038,9 @@ impl<'a> Daemon<'a> {
                 log!("status file: {e:#}");
             }
         }
+        if due.keeper {
+            self.discover_sources();
+        }
         let expired = self.keeper.run(self.ctx, &due, &mut self.errors);
         for (set, targets) in expired {
             self.unbans += targets.len() as u64;
@@ -1219,6 +1280,7 @@ impl<'a> Daemon<'a> {
                     lines: s.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
                     hits: s.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
                     ignored: s.stats.ignored.load(std::sync::atomic::Ordering::Relaxed),
+                    waiting: s.stats.waiting.load(std::sync::atomic::Ordering::Relaxed),
                 })
                 .collect(),
             unbans: self.unbans,

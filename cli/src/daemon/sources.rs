@@ -24,6 +24,8 @@ pub struct SourceStats {
     pub lines: AtomicU64,
     pub hits: AtomicU64,
     pub ignored: AtomicU64,
+    /// A file source whose path names no file now.
+    pub waiting: Arc<AtomicBool>,
 }
 
 /// A running source thread.
@@ -83,10 +85,12 @@ pub struct SourceSpec {
 pub fn spawn(spec: SourceSpec, events: Sender<Event>) -> SourceHandle {
     // A file's starting point is fixed here, before the daemon says it is
     // watching, not whenever the thread first runs.
+    let stats = Arc::new(SourceStats::default());
     let follower = match &spec.key {
         SourceKey::File(path) => {
             let saved = spec.saved.as_deref().and_then(Position::decode);
-            let mut f = FileFollower::new(path.clone(), saved);
+            let mut f =
+                FileFollower::new(path.clone(), saved).report_missing(stats.waiting.clone());
             if let Err(e) = f.prime() {
                 let _ = events.send(Event::SourceError {
                     source: spec.key.to_string(),
@@ -99,7 +103,6 @@ pub fn spawn(spec: SourceSpec, events: Sender<Event>) -> SourceHandle {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let child_pid = Arc::new(AtomicU32::new(0));
-    let stats = Arc::new(SourceStats::default());
     let key = spec.key.clone();
     let thread = {
         let (stop, child_pid, stats) = (stop.clone(), child_pid.clone(), stats.clone());

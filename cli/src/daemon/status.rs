@@ -50,6 +50,9 @@ pub struct SourceStatus {
     pub lines: u64,
     pub hits: u64,
     pub ignored: u64,
+    /// The file does not exist now (vanished, or not created again yet).
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 fn path(state_dir: &Path) -> PathBuf {

@@ -349,6 +349,7 @@ fn load_jail(
     }
     // Sources.
     let mut sources = Vec::new();
+    let mut logpath: Vec<PathBuf> = Vec::new();
     if journal {
         let matches = match jail_lines(stack, "journalmatch")? {
             Some((l, _)) => l,
@@ -376,10 +377,10 @@ fn load_jail(
         }
         sources.push(SourceKey::Journal(words));
     } else {
-        let Some((logpath, o)) = get(stack, "logpath")? else {
+        let Some((written, o)) = get(stack, "logpath")? else {
             return Err(Error::Other(format!("{here}: jail {name}: no logpath")));
         };
-        for line in logpath.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+        for line in written.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
             // `PATH [head|tail]`: banset always starts at the end.
             let path = match line.rsplit_once(' ') {
                 Some((p, "head" | "tail")) => p.trim(),
@@ -391,21 +392,13 @@ fn load_jail(
                     format!("jail {name}: logpath {path:?} must be absolute"),
                 ));
             }
-            if path.contains(['*', '?', '[']) {
-                let found = glob(path);
-                if found.is_empty() {
-                    note(&Some(o.clone()), format!("logpath {path}: no file matches now; the pattern is read again on reload (SIGHUP)"));
-                }
-                sources.extend(found.into_iter().map(SourceKey::File));
-            } else {
-                sources.push(SourceKey::File(PathBuf::from(path)));
-            }
+            // Expanded (globs, files that exist) by `crate::logpath::resolve`,
+            // which banset.toml's jails go through too.
+            logpath.push(PathBuf::from(path));
+            sources.push(SourceKey::File(PathBuf::from(path)));
         }
         if sources.is_empty() {
-            return Err(Error::at(
-                &o,
-                format!("jail {name}: no log file matches {logpath:?}"),
-            ));
+            return Err(Error::at(&o, format!("jail {name}: logpath is empty")));
         }
     }
     // Counting and banning.
@@ -548,6 +541,9 @@ fn load_jail(
             name: name.to_string(),
             filter,
             sources,
+            logpath,
+            // The whole tree is checked as the jail's own.
+            fail2ban_dir: None,
             maxretry,
             findtime,
             bantime,
@@ -741,105 +737,10 @@ fn split_actions(text: &str) -> Vec<String> {
     out
 }
 
-/// Expands a path with `*`, `?` and `[...]` in its components.
-fn glob(pattern: &str) -> Vec<PathBuf> {
-    let mut current = vec![PathBuf::from("/")];
-    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
-        let mut next = Vec::new();
-        for dir in &current {
-            if comp.contains(['*', '?', '[']) {
-                let Ok(rd) = std::fs::read_dir(dir) else {
-                    continue;
-                };
-                let mut found: Vec<PathBuf> = rd
-                    .flatten()
-                    .filter(|e| {
-                        let n = e.file_name().to_string_lossy().to_string();
-                        !n.starts_with('.') && fnmatch(comp.as_bytes(), n.as_bytes())
-                    })
-                    .map(|e| e.path())
-                    .collect();
-                found.sort();
-                next.extend(found);
-            } else {
-                next.push(dir.join(comp));
-            }
-        }
-        current = next;
-    }
-    current.into_iter().filter(|p| p.is_file()).collect()
-}
-
-/// Shell-style matching of one path component (`*`, `?`, `[...]`,
-/// `[!...]`). Every item but `*` takes one character, so on a mismatch it
-/// is enough to let the latest `*` take one more character and go on from
-/// there: the work is at most pattern × name, where trying every split for
-/// every `*` was exponential (`logpath = /var/log/*a*a*a*a*a*a*a*a*b` in a
-/// directory of long names held a reload for hours).
-fn fnmatch(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    // (pattern index after the latest `*`, name index it resumes at).
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if p.get(pi) == Some(&b'*') {
-            pi += 1;
-            star = Some((pi, si));
-            continue;
-        }
-        if let Some(len) = one_char(p, pi, s[si]) {
-            pi += len;
-            si += 1;
-            continue;
-        }
-        let Some((after, from)) = star else {
-            return false;
-        };
-        pi = after;
-        si = from + 1;
-        star = Some((after, from + 1));
-    }
-    p[pi.min(p.len())..].iter().all(|&b| b == b'*')
-}
-
-/// Whether the one-character item of `p` at `pi` (`?`, `[...]` or a
-/// literal) takes `c`; its length in `p` if so.
-fn one_char(p: &[u8], pi: usize, c: u8) -> Option<usize> {
-    match *p.get(pi)? {
-        b'?' => Some(1),
-        b'[' => {
-            let Some(end) = p[pi..]
-                .iter()
-                .skip(1)
-                .position(|&b| b == b']')
-                .map(|e| e + 1)
-            else {
-                // An unclosed `[` is a literal.
-                return (c == b'[').then_some(1);
-            };
-            let (neg, set) = match &p[pi + 1..pi + end] {
-                [b'!', rest @ ..] => (true, rest),
-                set => (false, set),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= c && c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
-                }
-            }
-            (hit != neg).then_some(end + 1)
-        }
-        a => (a == c).then_some(1),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logpath::fnmatch;
 
     #[test]
     fn times_in_fail2ban_forms() {
