@@ -324,7 +324,8 @@ pub struct Settings {
     /// `[watch] on_ban`: every jail's and recidive's without one.
     pub default_on_ban: Vec<String>,
     /// `[watch] on_unban`: the same.
-    pub default_on_unban: Vec<String>,    /// What a jail's fail2ban filter file asks for that banset does
+    pub default_on_unban: Vec<String>,
+    /// What a jail's fail2ban filter file asks for that banset does
     /// differently (a failregex it cannot run), one line each.
     pub notices: Vec<String>,
 }
