@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use banset_core::{
-    Allowlist, Backend, BackendError, BackendKind, Engine, ErrorKind, Ledger, SetName, SystemClock,
+    Allowlist, Backend, BackendError, BackendKind, DryRunBackend, Engine, ErrorKind, Ledger,
+    SetName, SystemClock,
 };
 use banset_firewalld::FirewalldBackend;
 #[cfg(target_os = "freebsd")]
@@ -104,7 +105,13 @@ impl Context {
             .or_else(|| config.defaults.state_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         let backends = Backends::new(global.dry_run);
-        let ledger = open_ledger(&state_dir, &backends, new_ledger)?;
+        let ledger = if global.dry_run && !state_dir.join("ledger.db").exists() {
+            // A dry run creates no state directory and no ledger: with
+            // none yet, it plans against an empty one.
+            Ledger::open_in_memory()?
+        } else {
+            open_ledger(&state_dir, &backends, new_ledger)?
+        };
         let origin = config
             .origin
             .as_ref()
@@ -138,6 +145,16 @@ impl Context {
     pub fn notice(&self, msg: impl std::fmt::Display) {
         if !self.global.quiet {
             eprintln!("banset: {msg}");
+        }
+    }
+
+    /// `done` after a real run, `would` after a dry run: a dry run's
+    /// report says what would have happened, never that it did.
+    pub fn did<'a>(&self, done: &'a str, would: &'a str) -> &'a str {
+        if self.global.dry_run {
+            would
+        } else {
+            done
         }
     }
 
@@ -226,31 +243,30 @@ fn kernel_sets_refusal(backends: &Backends) -> std::result::Result<(), String> {
 
 /// Opens each backend on first use, so `banset list` of an nftables set
 /// never needs what another backend needs.
+///
+/// With `--dry-run` each is the real backend behind a
+/// [`DryRunBackend`]: the plan is made against the kernel as it is (a
+/// stand-in kernel, empty, made every set look missing), and nothing is
+/// written to it. The engine's ledger transaction is rolled back.
 pub struct Backends {
-    dry_run: Option<MemoryBackend>,
-    nftables: OnceLock<NftablesBackend>,
-    ipset: OnceLock<IpsetBackend>,
-    firewalld: OnceLock<FirewalldBackend>,
-    #[cfg(target_os = "freebsd")]
-    pf: OnceLock<PfBackend>,
-    #[cfg(target_os = "freebsd")]
-    ipfw: OnceLock<IpfwBackend>,
-    memory: MemoryBackend,
+    dry_run: bool,
+    opened: Vec<(BackendKind, OnceLock<Box<dyn Backend>>)>,
+    dry: Vec<(BackendKind, OnceLock<DryRunBackend>)>,
     kill_states: bool,
 }
 
 impl Backends {
     fn new(dry_run: bool) -> Backends {
         Backends {
-            dry_run: dry_run.then(|| MemoryBackend::new(Arc::new(SystemClock))),
-            nftables: OnceLock::new(),
-            ipset: OnceLock::new(),
-            firewalld: OnceLock::new(),
-            #[cfg(target_os = "freebsd")]
-            pf: OnceLock::new(),
-            #[cfg(target_os = "freebsd")]
-            ipfw: OnceLock::new(),
-            memory: MemoryBackend::new(Arc::new(SystemClock)),
+            dry_run,
+            opened: AVAILABLE_BACKENDS
+                .iter()
+                .map(|k| (*k, OnceLock::new()))
+                .collect(),
+            dry: AVAILABLE_BACKENDS
+                .iter()
+                .map(|k| (*k, OnceLock::new()))
+                .collect(),
             kill_states: false,
         }
     }
@@ -260,12 +276,57 @@ impl Backends {
     pub fn kill_states(&mut self) {
         self.kill_states = true;
     }
+
+    /// What a dry run would have changed in the kernels so far, one line
+    /// each starting with "would"; empty outside a dry run.
+    pub fn dry_run_plan(&self) -> Vec<String> {
+        self.dry
+            .iter()
+            .filter_map(|(_, slot)| slot.get())
+            .flat_map(DryRunBackend::take_plan)
+            .collect()
+    }
+
+    fn open(&self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
+        Ok(match kind {
+            BackendKind::Nftables => Box::new(NftablesBackend::open()?),
+            BackendKind::Ipset => Box::new(IpsetBackend::open()?),
+            BackendKind::Firewalld => Box::new(FirewalldBackend::open()?),
+            #[cfg(target_os = "freebsd")]
+            BackendKind::Pf => Box::new(PfBackend::open()?.with_kill_states(self.kill_states)),
+            #[cfg(target_os = "freebsd")]
+            BackendKind::Ipfw => Box::new(IpfwBackend::open()?),
+            BackendKind::Memory => Box::new(MemoryBackend::new(Arc::new(SystemClock))),
+            other => return Err(unavailable(other)),
+        })
+    }
+}
+
+fn unavailable(kind: BackendKind) -> BackendError {
+    BackendError::new(
+        ErrorKind::Unsupported,
+        format!("backend {kind}"),
+        format!(
+            "not available in this build of banset (available: {})",
+            available_backends()
+        ),
+    )
 }
 
 impl banset_core::BackendProvider for Backends {
     fn backend(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError> {
-        if let Some(memory) = &self.dry_run {
-            return Ok(memory);
+        if self.dry_run {
+            let slot = self
+                .dry
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, s)| s)
+                .ok_or_else(|| unavailable(kind))?;
+            if let Some(b) = slot.get() {
+                return Ok(b);
+            }
+            let real = self.open(kind)?;
+            return Ok(slot.get_or_init(|| DryRunBackend::new(real)));
         }
         self.real(kind)
     }
@@ -287,53 +348,16 @@ impl Backends {
     /// The backend of the real firewall, even for a dry run (which only
     /// reads through it, e.g. to look for kernel sets).
     fn real(&self, kind: BackendKind) -> Result<&dyn Backend, BackendError> {
-        match kind {
-            BackendKind::Nftables => {
-                if let Some(b) = self.nftables.get() {
-                    return Ok(b);
-                }
-                let opened = NftablesBackend::open()?;
-                Ok(self.nftables.get_or_init(|| opened))
-            }
-            BackendKind::Ipset => {
-                if let Some(b) = self.ipset.get() {
-                    return Ok(b);
-                }
-                let opened = IpsetBackend::open()?;
-                Ok(self.ipset.get_or_init(|| opened))
-            }
-            BackendKind::Firewalld => {
-                if let Some(b) = self.firewalld.get() {
-                    return Ok(b);
-                }
-                let opened = FirewalldBackend::open()?;
-                Ok(self.firewalld.get_or_init(|| opened))
-            }
-            #[cfg(target_os = "freebsd")]
-            BackendKind::Pf => {
-                if let Some(b) = self.pf.get() {
-                    return Ok(b);
-                }
-                let opened = PfBackend::open()?.with_kill_states(self.kill_states);
-                Ok(self.pf.get_or_init(|| opened))
-            }
-            #[cfg(target_os = "freebsd")]
-            BackendKind::Ipfw => {
-                if let Some(b) = self.ipfw.get() {
-                    return Ok(b);
-                }
-                let opened = IpfwBackend::open()?;
-                Ok(self.ipfw.get_or_init(|| opened))
-            }
-            BackendKind::Memory => Ok(&self.memory),
-            other => Err(BackendError::new(
-                ErrorKind::Unsupported,
-                format!("backend {other}"),
-                format!(
-                    "not available in this build of banset (available: {})",
-                    available_backends()
-                ),
-            )),
+        let slot = self
+            .opened
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s)
+            .ok_or_else(|| unavailable(kind))?;
+        if let Some(b) = slot.get() {
+            return Ok(b.as_ref());
         }
+        let opened = self.open(kind)?;
+        Ok(slot.get_or_init(|| opened).as_ref())
     }
 }

@@ -204,6 +204,14 @@ fn check_kind(path: &Path, meta: &std::fs::Metadata, expect: Expect) -> Result<(
         Expect::Directory => meta.is_dir(),
         Expect::Any => true,
     };
+    if ok && expect == Expect::Program && meta.mode() & 0o111 == 0 {
+        // It would fail at the first ban, long after the admin looked.
+        return Err(format!(
+            "{}: not executable (chmod +x {})",
+            path.display(),
+            path.display()
+        ));
+    }
     if ok {
         return Ok(());
     }

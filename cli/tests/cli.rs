@@ -1050,3 +1050,92 @@ fn a_full_set_is_exit_3_naming_the_set_and_its_maxelem_and_records_nothing() {
         s.ok(&["add", "small", "192.0.2.1", "--timeout", "2d"]);
     });
 }
+
+/// Bug 8: `--dry-run` planned against an empty stand-in kernel, so it said
+/// "set was missing from the kernel; restored it" and `sync` re-created
+/// everything. It reads the real kernel and ledger, says what would change
+/// (each line marked), and changes neither.
+#[test]
+fn dry_run_reads_the_real_kernel_and_ledger_and_changes_neither() {
+    kernel_test("dry_run_reads_the_real_kernel_and_ledger", || {
+        let s = Sandbox::new("dryrun-real");
+        s.ok(&["add", "d", "192.0.2.1", "192.0.2.2", "2001:db8::7"]);
+        // The oracles: the kernel as nft prints it, the ledger file's bytes
+        // and banset's own listing of it.
+        let kernel = || {
+            String::from_utf8(
+                Command::new("nft")
+                    .args(["-j", "list", "ruleset"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+        };
+        let ledger_db = s.dir().join("state").join("ledger.db");
+        let ledger = || {
+            (
+                std::fs::read(&ledger_db).unwrap(),
+                s.ok(&["list", "--json"]),
+            )
+        };
+        let dry = |args: &[&str]| {
+            let mut all = vec!["--dry-run"];
+            all.extend_from_slice(args);
+            let out = s.run(&all);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{args:?}: {err}");
+            err
+        };
+
+        // Against the kernel as it is: one new address would be added, the
+        // banned one is only refreshed, nothing is created.
+        let (k0, l0) = (kernel(), ledger());
+        let err = dry(&["add", "d", "192.0.2.3"]);
+        assert!(
+            err.contains("banset: dry run: would add 1 to set d: 192.0.2.3"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("create") && !err.contains("restored"),
+            "{err}"
+        );
+        let err = dry(&["sync"]);
+        assert!(!err.contains("would"), "nothing to change: {err}");
+        assert_eq!(kernel(), k0, "dry-run add changed the kernel");
+        assert!(ledger() == l0, "dry-run add changed the ledger");
+
+        // The kernel loses everything: the dry run says what sync would
+        // restore, and restores nothing.
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        let (k1, l1) = (kernel(), ledger());
+        let err = dry(&["sync"]);
+        for expected in [
+            "banset: dry run: would create the kernel objects of set d and its blocking rule (nftables)",
+            "banset: dry run: would add 3 to set d: ",
+            "banset: dry run: d: would re-create set and rule, re-add 3, refresh 0, remove 0, forget 0 expired",
+        ] {
+            assert!(err.contains(expected), "wanted {expected:?} in: {err}");
+        }
+        for line in err.lines() {
+            assert!(line.starts_with("banset: dry run: "), "unmarked: {line}");
+        }
+        let err = dry(&["add", "d", "192.0.2.3"]);
+        assert!(
+            err.contains("set d is missing from the kernel; would restore it"),
+            "{err}"
+        );
+        assert!(!err.contains("restored"), "{err}");
+        assert_eq!(kernel(), k1, "dry-run sync changed the kernel");
+        assert!(ledger() == l1, "dry-run sync changed the ledger");
+
+        // The real sync restores what the dry run said.
+        s.ok(&["sync"]);
+        assert_eq!(nft_set("d_v4").len(), 2);
+        assert_eq!(nft_set("d_v6").len(), 1);
+    });
+}

@@ -90,7 +90,13 @@ fn sshd_fail(addr: &str) -> String {
     format!("mx sshd[4242]: Failed password for invalid user admin from {addr} port 50022 ssh2")
 }
 
+/// A config with one sshd jail on `log`, which is created (empty) when it
+/// does not exist: a jail whose logpath matches no file is refused, as
+/// fail2ban refuses it.
 fn config(log: &Path, extra: &str) -> String {
+    if !log.exists() {
+        std::fs::write(log, "").unwrap();
+    }
     format!(
         "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 3\nfindtime = \"10m\"\nbantime = \"1h\"\n{extra}\n[watch]\nkeeper_interval = \"1s\"\n",
         log.display()
@@ -738,9 +744,10 @@ fn counts_of_one_are_singular_in_messages() {
     let log = sb.file("auth.log", &sshd_fail("203.0.113.5"));
     let out = sb.ok(&["regex-test", log.to_str().unwrap(), "sshd"]);
     assert!(out.contains("Lines: 1 line, 1 matched"), "{out}");
-    let sb = sb.with_config(
-        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"/var/log/auth.log\"]\nmaxretry = 1\nfindtime = \"10m\"\nbantime = \"1h\"\n",
-    );
+    let sb = sb.with_config(&format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 1\nfindtime = \"10m\"\nbantime = \"1h\"\n",
+        log.display()
+    ));
     let out = sb.ok(&["watch", "--check"]);
     assert!(out.contains("filter sshd, 1 failure in 600s"), "{out}");
 }
@@ -1602,4 +1609,255 @@ fn a_second_daemon_on_the_same_state_is_refused() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("another banset watch is running"));
     });
+}
+
+/// Bug 9: `[recidive]` takes `on_ban`, and `[watch] on_ban` is the default
+/// of every jail (and recidive) without its own; a jail's own wins.
+#[test]
+fn recidive_on_ban_and_the_global_default_on_ban_run() {
+    kernel_test("recidive_on_ban_and_the_global_default_on_ban_run", || {
+        let sb = Sandbox::new("watch-notify-recidive");
+        let log = sb.dir().join("auth.log");
+        let out = sb.dir().join("argv.txt");
+        let script = sb.file(
+            "notify.sh",
+            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", out.display()),
+        );
+        chmod(&script, 0o755);
+        let s = script.display();
+        let sb = sb.with_config(&format!(
+            "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{log}\"]\nmaxretry = 2\n\
+             [jails.own]\nfilter = \"sshd\"\nlogpath = [\"{log}\"]\nmaxretry = 2\nset = \"ownset\"\non_ban = [\"{s}\", \"own\"]\n\
+             [recidive]\nbans = 2\non_ban = [\"{s}\", \"recidive\"]\n\
+             [watch]\non_ban = [\"{s}\", \"default\"]\n",
+            log = log.display(),
+        ));
+        append(&log, &[]);
+        let w = Watcher::start(&sb);
+        append(&log, &vec![sshd_fail("198.51.100.20"); 2]);
+        let lines = || {
+            let mut v: Vec<String> = std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(
+            wait_until(|| lines().len() == 3),
+            "{:?}\n{}",
+            lines(),
+            w.output()
+        );
+        let out = w.stop();
+        assert_eq!(
+            lines(),
+            [
+                "default 198.51.100.20 sshd sshd 3600 2",
+                "own 198.51.100.20 own ownset 3600 2",
+                "recidive 198.51.100.20 recidive recidive 604800 2",
+            ],
+            "{out}"
+        );
+    });
+}
+
+/// Bug 9: `watch --check` names the jail and the path of an `on_ban` or
+/// `on_unban` program that is missing or not executable, for recidive and
+/// the global default as for a jail.
+#[test]
+fn check_fails_on_a_missing_or_non_executable_notify_program() {
+    let sb = Sandbox::new("watch-check-notify");
+    let log = sb.dir().join("auth.log");
+    append(&log, &[]);
+    let good = sb.file("good.sh", "#!/bin/sh\n");
+    chmod(&good, 0o755);
+    let plain = sb.file("plain.sh", "#!/bin/sh\n");
+    chmod(&plain, 0o644);
+    let missing = sb.dir().join("missing.sh");
+    let (g, p, m) = (good.display(), plain.display(), missing.display());
+    for (extra, expected) in [
+        (
+            format!("on_unban = [\"{m}\"]\n"),
+            format!("jail sshd: on_unban {m}: No such file or directory"),
+        ),
+        (
+            format!("[recidive]\non_ban = [\"{p}\"]\n"),
+            format!("jail recidive: on_ban {p}: not executable (chmod +x {p})"),
+        ),
+        (
+            format!("[recidive]\non_ban = [\"{g}\"]\n[watch]\non_ban = [\"{m}\"]\n"),
+            format!("jail sshd: on_ban {m}: No such file or directory"),
+        ),
+    ] {
+        let sb2 = Sandbox::new("watch-check-notify-cfg");
+        let sb2 = sb2.with_config(&format!(
+            "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n{extra}",
+            log.display()
+        ));
+        let out = sb2.run(&["watch", "--check"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains(&expected), "wanted {expected:?} in: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    let sb = sb.with_config(&format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\non_ban = [\"{g}\"]\n",
+        log.display()
+    ));
+    let out = sb.run(&["watch", "--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_jail_whose_logpath_matches_no_file_is_refused_at_check_and_at_start() {
+    let sb = Sandbox::new("watch-no-log");
+    let d = sb.dir().display().to_string();
+    let sb = sb.with_config(&format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{d}/none-*.log\", \"{d}/none.log\"]\n"
+    ));
+    let expected = "jail sshd: no log file matches logpath ";
+    let out = sb.run(&["watch", "--check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(expected) && err.contains("none-*.log"),
+        "{err}"
+    );
+    kernel_test(
+        "a_jail_whose_logpath_matches_no_file_is_refused_at_check_and_at_start",
+        || {
+            let mut child = sb
+                .cmd(&["watch"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let exited = wait_until(|| child.try_wait().unwrap().is_some());
+            if !exited {
+                let _ = child.kill();
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(exited, "watch started without a log file: {err}");
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains(expected), "{err}");
+        },
+    );
+}
+
+#[test]
+fn logpath_globs_pick_up_new_files_and_status_shows_a_vanished_one() {
+    kernel_test(
+        "logpath_globs_pick_up_new_files_and_status_shows_a_vanished_one",
+        || {
+            let sb = Sandbox::new("watch-glob");
+            let logs = sb.dir().join("logs");
+            std::fs::create_dir_all(&logs).unwrap();
+            let first = logs.join("mail.log");
+            append(&first, &[]);
+            // A native logpath may be one string.
+            let sb = sb.with_config(&format!(
+                "[jails.sshd]\nfilter = \"sshd\"\nlogpath = \"{}\"\nmaxretry = 3\n[watch]\nkeeper_interval = \"1s\"\n",
+                logs.join("mail*.log").display()
+            ));
+            let check = sb.ok(&["watch", "--check"]);
+            assert!(check.contains("mail.log"), "{check}");
+            let w = Watcher::start(&sb);
+            // A file the glob matches once the daemon runs: followed, from
+            // its top.
+            append(&logs.join("mail-b.log"), &vec![sshd_fail("203.0.113.7"); 3]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4") == ["203.0.113.7"]),
+                "{}",
+                w.output()
+            );
+            assert!(
+                w.output().contains("new match of a logpath"),
+                "{}",
+                w.output()
+            );
+            // A followed file that vanishes: its source waits, and says so.
+            std::fs::remove_file(&first).unwrap();
+            assert!(
+                wait_until(|| sb.ok(&["status"]).contains("waiting for the file")),
+                "{}",
+                sb.ok(&["status"])
+            );
+            assert!(sb.ok(&["status", "--json"]).contains("\"waiting\":true"));
+            // Back again: read.
+            append(&first, &vec![sshd_fail("203.0.113.8"); 3]);
+            assert!(
+                wait_until(|| nft_members("sshd_v4").contains(&"203.0.113.8".to_string())),
+                "{}",
+                w.output()
+            );
+            assert!(
+                wait_until(|| !sb.ok(&["status"]).contains("waiting for the file")),
+                "{}",
+                sb.ok(&["status"])
+            );
+        },
+    );
+}
+
+/// One banset.toml jail on one log: a fail2ban filter file in its
+/// aggressive mode, plus a line of its own written in the filter's terms.
+/// Before, this took two overlapping jails, which counted each line twice
+/// for recidive.
+#[test]
+fn a_native_jail_runs_a_fail2ban_filter_file_with_its_mode_and_added_lines() {
+    kernel_test(
+        "a_native_jail_runs_a_fail2ban_filter_file_with_its_mode_and_added_lines",
+        || {
+            let sb = Sandbox::new("watch-native-f2b-filter");
+            let filter_d = sb.dir().join("f2b/filter.d");
+            std::fs::create_dir_all(&filter_d).unwrap();
+            std::fs::write(
+                filter_d.join("common.conf"),
+                "[DEFAULT]\n__prefix_line = \\s*\\S+ <_daemon>\\[\\d+\\]:\\s+\n",
+            )
+            .unwrap();
+            std::fs::write(
+                filter_d.join("mailish.conf"),
+                "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = smtpd\nnormal = ^%(__prefix_line)sauth failed from <HOST>$\naggressive = <normal>\n             ^%(__prefix_line)slost connection after EHLO from <HOST>$\nfailregex = <<mode>>\nmode = normal\n",
+            )
+            .unwrap();
+            let log = sb.dir().join("mail.log");
+            append(&log, &[]);
+            let sb = sb.with_config(&format!(
+                "[jails.mail]\nfilter = \"{}[mode=aggressive]\"\nfailregex = ['^%(__prefix_line)srelay denied for <HOST>$']\nlogpath = \"{}\"\nmaxretry = 2\n[watch]\nkeeper_interval = \"1s\"\n",
+                filter_d.join("mailish.conf").display(),
+                log.display()
+            ));
+            let check = sb.ok(&["watch", "--check"]);
+            assert!(check.contains("mailish[mode=aggressive]"), "{check}");
+            let w = Watcher::start(&sb);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let at = format!("{} mx smtpd[7]:", syslog_date(now));
+            append(
+                &log,
+                &[
+                    format!("{at} lost connection after EHLO from 203.0.113.30"),
+                    format!("{at} lost connection after EHLO from 203.0.113.30"),
+                    format!("{at} relay denied for 203.0.113.31"),
+                    format!("{at} relay denied for 203.0.113.31"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("mail_v4") == ["203.0.113.30", "203.0.113.31"]),
+                "{:?} {}",
+                nft_members("mail_v4"),
+                w.output()
+            );
+        },
+    );
 }

@@ -303,3 +303,149 @@ fn a_fail2ban_jail_bans_an_address_appended_to_its_log() {
         assert!(!out.contains("ban 203.0.113.20"), "{out}");
     });
 }
+
+/// Bug 9: a fail2ban jail's `sendmail-whois-lines` sends fail2ban's mail,
+/// with the whois output and the lines that made the ban, to the action's
+/// mail command run by argv; and `[jails.sshd]` in banset.toml with only
+/// `on_ban` adds it to fail2ban's sshd jail instead of replacing the jail.
+#[test]
+fn fail2ban_sendmail_whois_lines_mails_the_ban_and_toml_on_ban_adds_to_the_jail() {
+    let test = "fail2ban_sendmail_whois_lines_mails_the_ban_and_toml_on_ban_adds_to_the_jail";
+    if !fail2ban_installed(test) {
+        return;
+    }
+    kernel_test(test, || {
+        use std::os::unix::fs::PermissionsExt;
+        let sb = Sandbox::new("f2b-mail");
+        let log = sb.dir().join("auth.log");
+        append(&log, &[]);
+        let dir = fail2ban_dir(&sb, &log);
+        let bin = sb.dir().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let (argv_out, mail_out, notify_out) = (
+            sb.dir().join("sendmail.argv"),
+            sb.dir().join("sendmail.stdin"),
+            sb.dir().join("notify.argv"),
+        );
+        let exe = |path: &Path, text: String| {
+            std::fs::write(path, text).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let sendmail = bin.join("fake-sendmail");
+        exe(
+            &sendmail,
+            format!(
+                "#!/bin/sh\ncat > '{mail}.tmp'\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\" >> '{argv}'; done\nmv '{mail}.tmp' '{mail}'\n",
+                mail = mail_out.display(),
+                argv = argv_out.display()
+            ),
+        );
+        // Found in PATH, as fail2ban's action finds it.
+        exe(
+            &bin.join("whois"),
+            "#!/bin/sh\necho \"netname: FAKE-NET for $1\"\n".into(),
+        );
+        let notify = bin.join("notify");
+        exe(
+            &notify,
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\" >> '{}'; done\n",
+                notify_out.display()
+            ),
+        );
+        append(
+            &dir.join("jail.local"),
+            &[format!(
+                "maxretry = 2\naction = %(action_)s\n         sendmail-whois-lines[sender=\"banset@<fq-hostname>\", dest=\"admin@example.org\", sendername=\"Banset Test\", mailcmd=\"'{}' -f <sender> <dest>\"]",
+                sendmail.display()
+            )],
+        );
+        let sb = sb.with_config(&format!(
+            "[fail2ban]\ndir = \"{}\"\n\n[jails.sshd]\non_ban = [\"{}\", \"merged\"]\n",
+            dir.display(),
+            notify.display()
+        ));
+        let check = sb.run(&["watch", "--check"]);
+        let check_out = String::from_utf8_lossy(&check.stdout).into_owned()
+            + &String::from_utf8_lossy(&check.stderr);
+        assert!(check.status.success(), "{check_out}");
+        assert!(
+            !check_out.contains("defines it too"),
+            "the addition replaced the jail: {check_out}"
+        );
+        for expected in [
+            format!("  on_ban: {}\n", notify.display()),
+            format!(
+                "  mail: sendmail-whois-lines to admin@example.org through {}\n",
+                sendmail.display()
+            ),
+        ] {
+            assert!(check_out.contains(&expected), "{check_out}");
+        }
+        let err_path = sb.dir().join("watch.log");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = sb
+            .cmd(&["watch"])
+            .env("PATH", path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let output = || std::fs::read_to_string(&err_path).unwrap_or_default();
+        assert!(
+            wait_until(|| output().contains("watching:")),
+            "{}",
+            output()
+        );
+        let hostile = "mx sshd[4242]: Failed password for invalid user $(reboot)`id`; from 203.0.113.77 port 50022 ssh2";
+        append(&log, &[sshd_fail("203.0.113.77"), hostile.to_string()]);
+        assert!(
+            wait_until(|| mail_out.exists() && notify_out.exists()),
+            "{}",
+            output()
+        );
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let host = host.trim();
+        assert_eq!(
+            std::fs::read_to_string(&argv_out).unwrap(),
+            format!("[-f]\n[banset@{host}]\n[admin@example.org]\n")
+        );
+        let mail = std::fs::read_to_string(&mail_out).unwrap();
+        assert_eq!(
+            mail,
+            format!(
+                "Subject: [Fail2Ban] sshd: banned 203.0.113.77 from {host}\n\
+                 From: Banset Test <banset@{host}>\n\
+                 To: admin@example.org\n\
+                 \n\
+                 Hi,\n\
+                 \n\
+                 The IP 203.0.113.77 has just been banned by Fail2Ban after\n\
+                 2 attempts against sshd.\n\
+                 \n\
+                 Here is more information about 203.0.113.77 :\n\
+                 \n\
+                 netname: FAKE-NET for 203.0.113.77\n\
+                 \n\
+                 Lines containing failures of 203.0.113.77 (max 1000)\n  {}\n  {hostile}\n\
+                 \n\
+                 Regards,\n\
+                 \n\
+                 Fail2Ban\n",
+                sshd_fail("203.0.113.77")
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(&notify_out).unwrap(),
+            "[merged]\n[203.0.113.77]\n[sshd]\n[f2b-sshd]\n[3600]\n[2]\n"
+        );
+        assert_eq!(nft_members("f2b-sshd_v4"), ["203.0.113.77"]);
+    });
+}

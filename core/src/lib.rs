@@ -22,6 +22,7 @@ mod allowlist;
 mod backend;
 pub mod batch_check;
 mod clock;
+mod dry_run;
 mod engine;
 mod ledger;
 mod reconcile;
@@ -36,6 +37,7 @@ pub use backend::{
     Backend, BackendError, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dry_run::DryRunBackend;
 pub use engine::*;
 pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
 pub use reconcile::{

@@ -3,8 +3,11 @@
 //!
 //! ```toml
 //! [jails.sshd]
-//! filter = "sshd"                 # a built-in, or failregex = [...] inline
-//! logpath = ["/var/log/auth.log"] # files; or journalmatch = [...]
+//! filter = "sshd"                 # a built-in, a fail2ban filter file
+//!                                 # (/etc/fail2ban/filter.d/NAME.conf[mode=...]),
+//!                                 # or only failregex = [...] inline
+//! failregex = []                  # with a filter: lines added to it
+//! logpath = ["/var/log/auth.log"] # a path or a list, globs; or journalmatch
 //! maxretry = 5
 //! findtime = "10m"
 //! bantime = "1h"
@@ -27,6 +30,11 @@ use toml::Spanned;
 
 use crate::builtin::{builtin_filter, BUILTIN_FILTERS};
 use crate::filter::{FilterDef, Pattern};
+use crate::settings::NO_FILTER;
+pub use crate::settings::{
+    valid_journal_match, ConfigError, Escalation, JailAddition, JailSettings, Recidive, Settings,
+    SourceKey, WatchSettings,
+};
 
 /// `[jails.NAME]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,8 +51,9 @@ pub struct JailConfig {
     /// Inline ignoreregexes; added to the filter's own.
     #[serde(default)]
     pub ignoreregex: Vec<Spanned<String>>,
-    /// Log files to follow.
-    #[serde(default)]
+    /// Log files to follow: one path or a list, each may be a glob
+    /// (`/var/log/mail*.log`), as fail2ban's `logpath`.
+    #[serde(default, deserialize_with = "one_or_many")]
     pub logpath: Vec<PathBuf>,
     /// systemd journal matches (`_SYSTEMD_UNIT=ssh.service`); the jail reads
     /// the journal when given.
@@ -76,6 +85,20 @@ fn yes() -> bool {
     true
 }
 
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
+}
+
 /// `escalation = { ... }` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +124,12 @@ pub struct RecidiveConfig {
     pub bantime: Option<Timeout>,
     /// Default `recidive`; the set should block all ports.
     pub set: Option<Spanned<String>>,
+    /// Run after each recidive ban, as a jail's `on_ban`.
+    #[serde(default)]
+    pub on_ban: Vec<Spanned<String>>,
+    /// Run when a recidive ban ends, as a jail's `on_unban`.
+    #[serde(default)]
+    pub on_unban: Vec<Spanned<String>>,
 }
 
 /// `[watch]` as written.
@@ -126,6 +155,12 @@ pub struct WatchConfig {
     pub notify_timeout: Option<Timeout>,
     /// Notification commands running at once, at most (default 4).
     pub notify_concurrency: Option<u32>,
+    /// The `on_ban` of every jail (and recidive) that has none of its own.
+    #[serde(default)]
+    pub on_ban: Vec<Spanned<String>>,
+    /// The `on_unban` of every jail (and recidive) that has none of its own.
+    #[serde(default)]
+    pub on_unban: Vec<Spanned<String>>,
 }
 
 /// The most notification commands that may run at once. Each slot is a
@@ -144,147 +179,6 @@ pub struct WatchSection {
     pub recidive: Option<RecidiveConfig>,
     /// `[watch]`.
     pub watch: WatchConfig,
-}
-
-/// Where a jail reads from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SourceKey {
-    /// A log file.
-    File(PathBuf),
-    /// The journal, with these matches (sorted).
-    Journal(Vec<String>),
-}
-
-impl std::fmt::Display for SourceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SourceKey::File(p) => write!(f, "{}", p.display()),
-            SourceKey::Journal(m) => write!(f, "journal[{}]", m.join(" ")),
-        }
-    }
-}
-
-/// Escalation of bantimes for repeat offenders.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Escalation {
-    /// Multiplier per earlier ban.
-    pub factor: f64,
-    /// Cap, seconds.
-    pub max: u64,
-    /// Earlier bans count back this far, seconds.
-    pub remember: u64,
-}
-
-impl Escalation {
-    /// The bantime for an address banned `earlier` times before within
-    /// `remember`: `base × factor^earlier`, at most `max`. Permanent stays
-    /// permanent; escalation never shortens a ban.
-    pub fn bantime(&self, base: Timeout, earlier: usize) -> Timeout {
-        let Some(secs) = base.secs() else {
-            return Timeout::Never;
-        };
-        let scaled = secs as f64 * self.factor.powi(earlier.min(64) as i32);
-        let capped = if scaled.is_finite() {
-            scaled.min(self.max as f64) as u64
-        } else {
-            self.max
-        };
-        Timeout::from_secs(capped.max(secs)).unwrap_or(base)
-    }
-}
-
-/// A validated jail.
-#[derive(Debug, Clone)]
-pub struct JailSettings {
-    /// The jail's name.
-    pub name: String,
-    /// Its filter (built-in or inline), ready to compile.
-    pub filter: FilterDef,
-    /// Where it reads.
-    pub sources: Vec<SourceKey>,
-    /// See [`JailConfig`].
-    pub maxretry: u32,
-    /// Seconds.
-    pub findtime: u64,
-    /// The first ban's length.
-    pub bantime: Timeout,
-    /// The set bans go to.
-    pub set: SetName,
-    /// Never banned by this jail.
-    pub ignore: Vec<Target>,
-    /// Longer bans for repeat offenders.
-    pub escalation: Option<Escalation>,
-    /// argv run after each ban (arguments appended), if any.
-    pub on_ban: Vec<String>,
-    /// argv run when a ban of the jail's set ends, if any.
-    pub on_unban: Vec<String>,
-}
-
-/// A validated `[recidive]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recidive {
-    /// Bans within `findtime` that trigger.
-    pub bans: u32,
-    /// Seconds.
-    pub findtime: u64,
-    /// The recidive ban's length.
-    pub bantime: Timeout,
-    /// Its set.
-    pub set: SetName,
-}
-
-impl Recidive {
-    /// Whether `bans_in_window` bans (this one included) within `findtime`
-    /// call for a recidive ban.
-    pub fn triggered(&self, bans_in_window: usize) -> bool {
-        bans_in_window >= self.bans as usize
-    }
-}
-
-/// A validated `[watch]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSettings {
-    /// Seconds.
-    pub keeper_interval: u64,
-    /// Seconds.
-    pub sync_interval: u64,
-    /// `journalctl` to run.
-    pub journalctl: PathBuf,
-    /// See [`WatchConfig`].
-    pub metrics_file: Option<PathBuf>,
-    /// Seconds.
-    pub metrics_interval: u64,
-    /// A loopback socket address.
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Seconds.
-    pub notify_timeout: u64,
-    /// At least 1.
-    pub notify_concurrency: u32,
-}
-
-/// The whole validated watcher configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Enabled jails, by name.
-    pub jails: Vec<JailSettings>,
-    /// `[recidive]`, if configured.
-    pub recidive: Option<Recidive>,
-    /// `[watch]`.
-    pub watch: WatchSettings,
-}
-
-/// A configuration error: where and what, on one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}{line}: {key}: {message}")]
-pub struct ConfigError {
-    /// The file.
-    pub origin: String,
-    /// `: line N`, or empty when unknown.
-    pub line: String,
-    /// The dotted key (`jails.sshd.filter`).
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
 }
 
 /// Default `maxretry`.
@@ -314,7 +208,24 @@ impl WatchSection {
                 })
                 .map(|i| i + 1)
         };
+        let argv = |key: String, items: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+            if let Some(first) = items.first() {
+                if !Path::new(first.get_ref()).is_absolute() {
+                    return Err(err(
+                        Some(line_of_offset(first.span().start)),
+                        key,
+                        format!(
+                            "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
+                            first.get_ref()
+                        ),
+                    ));
+                }
+            }
+            Ok(items.iter().map(|s| s.get_ref().clone()).collect())
+        };
         let mut jails = Vec::new();
+        let mut additions = Vec::new();
+        let mut notices = Vec::new();
         for (name, jail) in &self.jails {
             let here = table_line(&format!("jails.{name}"));
             let key = |k: &str| format!("jails.{name}.{k}");
@@ -329,54 +240,99 @@ impl WatchSection {
             if !jail.enabled {
                 continue;
             }
-            let mut filter = match (&jail.filter, jail.failregex.is_empty()) {
-                (Some(f), true) => builtin_filter(f.get_ref()).ok_or_else(|| {
+            // A built-in or a fail2ban filter file (with its `[mode=...]`),
+            // and inline failregexes: the whole filter, or lines added to
+            // the named one (so one log never needs two overlapping jails,
+            // which would count each line twice for recidive). Added lines
+            // run as the filter's own do: after its prefregex, if it has one.
+            let mut fail2ban_dir = None;
+            let mut file_took_failregex = false;
+            let mut filter = match &jail.filter {
+                Some(f) if crate::fail2ban::is_filter_file(f.get_ref()) => {
+                    let line = Some(line_of_offset(f.span().start));
+                    let file = f.get_ref().split('[').next().unwrap_or_default();
+                    if !Path::new(file).is_absolute() {
+                        return Err(err(
+                            line,
+                            key("filter"),
+                            format!("{file}: a fail2ban filter file must be an absolute path"),
+                        ));
+                    }
+                    let journal = jail.logpath.is_empty() && !jail.journalmatch.is_empty();
+                    let added: Vec<String> =
+                        jail.failregex.iter().map(|p| p.get_ref().clone()).collect();
+                    let (loaded, dir) =
+                        crate::fail2ban::load_filter_file(f.get_ref(), journal, &added).map_err(
+                            |e| match e {
+                                crate::fail2ban::Error::Added { index, ref message } => err(
+                                    jail.failregex
+                                        .get(index)
+                                        .map(|p| line_of_offset(p.span().start)),
+                                    key("failregex"),
+                                    message.clone(),
+                                ),
+                                e => err(line, key("filter"), e.to_string()),
+                            },
+                        )?;
+                    file_took_failregex = true;
+                    notices.extend(
+                        crate::fail2ban::notice_lines(&loaded.notices)
+                            .into_iter()
+                            .map(|n| format!("jail {name}: {n}")),
+                    );
+                    fail2ban_dir = Some(dir);
+                    loaded.def
+                }
+                Some(f) => builtin_filter(f.get_ref()).ok_or_else(|| {
                     err(
                         Some(line_of_offset(f.span().start)),
                         key("filter"),
                         format!(
-                            "unknown filter {:?} (built-in: {})",
+                            "unknown filter {:?} (built-in: {}; or a fail2ban filter file, /etc/fail2ban/filter.d/NAME.conf[mode=...])",
                             f.get_ref(),
                             BUILTIN_FILTERS.join(", ")
                         ),
                     )
                 })?,
-                (None, false) => FilterDef::new(
-                    name.clone(),
-                    jail.failregex
-                        .iter()
-                        .map(|p| Pattern::new(p.get_ref().clone()))
-                        .collect(),
-                    Vec::new(),
-                ),
-                (Some(f), false) => {
-                    return Err(err(
-                        Some(line_of_offset(f.span().start)),
-                        key("filter"),
-                        "give either filter or failregex, not both".into(),
-                    ))
+                None if !jail.failregex.is_empty() => {
+                    FilterDef::new(name.clone(), Vec::new(), Vec::new())
                 }
-                (None, true) => return Err(err(
-                    here,
-                    format!("jails.{name}"),
-                    "no filter: set filter = \"sshd\" (or another built-in) or failregex = [...]"
-                        .into(),
-                )),
+                None if jail.is_addition() => {
+                    additions.push(JailAddition {
+                        name: name.clone(),
+                        line: here,
+                        on_ban: argv(format!("jails.{name}.on_ban"), &jail.on_ban)?,
+                        on_unban: argv(format!("jails.{name}.on_unban"), &jail.on_unban)?,
+                    });
+                    continue;
+                }
+                None => return Err(err(here, format!("jails.{name}"), NO_FILTER.into())),
             };
-            filter.ignoreregex.extend(
-                jail.ignoreregex
-                    .iter()
-                    .map(|p| Pattern::new(p.get_ref().clone())),
-            );
+            // The filter's own regexes come first: a compile error's index
+            // past them is the jail's line.
+            let own_failregex = filter.failregex.len();
+            let own_ignoreregex = filter.ignoreregex.len();
+            // A fail2ban filter's lines are in Python's regex dialect, and
+            // so are the lines added to it.
+            let dialect = |p: &Spanned<String>| match fail2ban_dir {
+                Some(_) => Pattern::new(crate::fail2ban::translate_regex(p.get_ref())),
+                None => Pattern::new(p.get_ref().clone()),
+            };
+            if !file_took_failregex {
+                filter.failregex.extend(jail.failregex.iter().map(dialect));
+            }
+            filter
+                .ignoreregex
+                .extend(jail.ignoreregex.iter().map(dialect));
             // Compile now, so --check reports a bad regex with its line.
             if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
-                let spans: &[Spanned<String>] = if e.kind == "failregex" {
-                    &jail.failregex
+                let (spans, own): (&[Spanned<String>], usize) = if e.kind == "failregex" {
+                    (&jail.failregex, own_failregex)
                 } else {
-                    &jail.ignoreregex
+                    (&jail.ignoreregex, own_ignoreregex)
                 };
                 let line = spans
-                    .get(e.index.wrapping_sub(1))
+                    .get(e.index.wrapping_sub(1 + own))
                     .map(|s| line_of_offset(s.span().start))
                     .or(jail.filter.as_ref().map(|f| line_of_offset(f.span().start)))
                     .or(here);
@@ -455,27 +411,14 @@ impl WatchSection {
                     ));
                 }
             }
-            let argv = |key: &str, items: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
-                if let Some(first) = items.first() {
-                    if !Path::new(first.get_ref()).is_absolute() {
-                        return Err(err(
-                            Some(line_of_offset(first.span().start)),
-                            format!("jails.{name}.{key}"),
-                            format!(
-                                "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
-                                first.get_ref()
-                            ),
-                        ));
-                    }
-                }
-                Ok(items.iter().map(|s| s.get_ref().clone()).collect())
-            };
-            let on_ban = argv("on_ban", &jail.on_ban)?;
-            let on_unban = argv("on_unban", &jail.on_unban)?;
+            let on_ban = argv(format!("jails.{name}.on_ban"), &jail.on_ban)?;
+            let on_unban = argv(format!("jails.{name}.on_unban"), &jail.on_unban)?;
             jails.push(JailSettings {
                 name: name.clone(),
                 filter,
                 sources,
+                logpath: jail.logpath.clone(),
+                fail2ban_dir,
                 maxretry,
                 findtime,
                 bantime: jail.bantime.unwrap_or(Timeout::Secs(DEFAULT_BANTIME)),
@@ -484,6 +427,7 @@ impl WatchSection {
                 escalation,
                 on_ban,
                 on_unban,
+                mail: Vec::new(),
             });
         }
         let recidive = match &self.recidive {
@@ -506,6 +450,9 @@ impl WatchSection {
                     findtime: r.findtime.and_then(|t| t.secs()).unwrap_or(86_400),
                     bantime: r.bantime.unwrap_or(Timeout::Secs(7 * 86_400)),
                     set,
+                    on_ban: argv("recidive.on_ban".into(), &r.on_ban)?,
+                    on_unban: argv("recidive.on_unban".into(), &r.on_unban)?,
+                    mail: Vec::new(),
                 })
             }
         };
@@ -590,30 +537,53 @@ impl WatchSection {
             jails,
             recidive,
             watch,
+            additions,
+            default_on_ban: argv("watch.on_ban".into(), &self.watch.on_ban)?,
+            default_on_unban: argv("watch.on_unban".into(), &self.watch.on_unban)?,
+            notices,
         })
     }
 }
 
-/// `FIELD=value` with FIELD of upper-case letters, digits and `_`, or `+`
-/// (journalctl's OR).
-pub fn valid_journal_match(m: &str) -> bool {
-    if m == "+" {
-        return true;
-    }
-    match m.split_once('=') {
-        Some((field, _)) => {
-            !field.is_empty()
-                && field
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        }
-        None => false,
+impl JailConfig {
+    /// A table with neither filter nor source, and nothing but
+    /// notifications: it adds to a jail of fail2ban's configuration.
+    fn is_addition(&self) -> bool {
+        let JailConfig {
+            enabled: _,
+            filter,
+            failregex,
+            ignoreregex,
+            logpath,
+            journalmatch,
+            maxretry,
+            findtime,
+            bantime,
+            set,
+            ignore,
+            escalation,
+            on_ban,
+            on_unban,
+        } = self;
+        filter.is_none()
+            && failregex.is_empty()
+            && ignoreregex.is_empty()
+            && logpath.is_empty()
+            && journalmatch.is_empty()
+            && maxretry.is_none()
+            && findtime.is_none()
+            && bantime.is_none()
+            && set.is_none()
+            && ignore.is_empty()
+            && escalation.is_none()
+            && !(on_ban.is_empty() && on_unban.is_empty())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::MailAction;
 
     #[derive(Deserialize)]
     struct File {
@@ -633,6 +603,56 @@ mod tests {
         }
         .validate(text, "/etc/banset/banset.toml")
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_toml_jail_with_only_on_ban_adds_to_a_fail2ban_jail_and_defaults_fill_the_rest() {
+        let mut s = settings(
+            "[jails.sshd]\non_ban = [\"/bin/a\"]\n[jails.recidive]\non_unban = [\"/bin/r\"]\n[jails.own]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\non_ban = [\"/bin/own\"]\n[jails.plain]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\n[recidive]\n[watch]\non_ban = [\"/bin/d\"]\non_unban = [\"/bin/du\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.additions.len(), 2);
+        // fail2ban's sshd, as the daemon adds it, with a mail action.
+        let mut f2b = s.jails[0].clone();
+        f2b.name = "sshd".into();
+        f2b.on_ban.clear();
+        f2b.on_unban.clear();
+        f2b.mail = vec![MailAction::from_fail2ban("sendmail-whois", &[])
+            .unwrap()
+            .unwrap()];
+        s.jails.push(f2b);
+        s.merge_additions("banset.toml").unwrap();
+        let by = |n: &str| s.jails.iter().find(|j| j.name == n).unwrap();
+        assert_eq!(by("sshd").on_ban, ["/bin/a"]);
+        assert_eq!(by("sshd").on_unban, ["/bin/du"]);
+        assert_eq!(
+            by("sshd").mail.len(),
+            1,
+            "the addition keeps fail2ban's mail"
+        );
+        assert_eq!(by("own").on_ban, ["/bin/own"]);
+        assert_eq!(by("plain").on_ban, ["/bin/d"]);
+        let r = s.recidive.as_ref().unwrap();
+        assert_eq!(
+            (r.on_ban.as_slice(), r.on_unban.as_slice()),
+            (&["/bin/d".to_string()][..], &["/bin/r".to_string()][..])
+        );
+        // An addition without a jail to add to is the old "no filter"
+        // error, saying why; one with other keys is not an addition.
+        let mut s = settings("[jails.nosuch]\non_ban = [\"/bin/a\"]\n").unwrap();
+        let e = s.merge_additions("banset.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("banset.toml: line 1: jails.nosuch: no filter")
+                && e.contains("none named nosuch is enabled"),
+            "{e}"
+        );
+        let e = settings("[jails.sshd]\nmaxretry = 3\non_ban = [\"/bin/a\"]\n").unwrap_err();
+        assert!(e.contains("jails.sshd: no filter"), "{e}");
+        let e = settings("[jails.sshd]\non_ban = [\"a\"]\n").unwrap_err();
+        assert!(
+            e.contains("jails.sshd.on_ban") && e.contains("absolute path"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -685,13 +705,88 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("jails.x.maxretry: must be at least 1"), "{e}");
         let e =
-            settings("[jails.x]\nfilter = \"sshd\"\nlogpath = [\"/l\"]\nfailregex = ['<HOST>']\n")
-                .unwrap_err();
-        assert!(e.contains("not both"), "{e}");
-        let e =
             settings("[jails.x]\nlogpath = [\"/l\"]\nfailregex = ['no host tag']\n").unwrap_err();
         assert!(e.contains("no <HOST>"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn hit(f: &FilterDef, line: &str) -> Option<String> {
+        let m = crate::Matcher::new(std::slice::from_ref(f)).unwrap();
+        let mut hits = Vec::new();
+        let (_, rest) = crate::logtime::split_date(line.as_bytes());
+        match m.scan_line(line.as_bytes(), rest, &mut hits) {
+            crate::matcher::Scan::Hit if !hits[0].ignored => Some(hits[0].target.to_string()),
+            _ => None,
+        }
+    }
+
+    /// One jail reads one log with a fail2ban filter file in its mode and
+    /// lines of its own, where two overlapping jails were needed before.
+    #[test]
+    fn a_native_jail_uses_a_fail2ban_filter_file_with_its_mode_and_adds_failregex_lines() {
+        let dir = std::env::temp_dir().join(format!("banset-native-f2b-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        std::fs::write(
+            dir.join("filter.d/common.conf"),
+            "[DEFAULT]\n__prefix_line = \\s*\\S+ <_daemon>\\[\\d+\\]:\\s+\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("filter.d/demo.conf"),
+            "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = demo\nnormal = ^%(__prefix_line)sbad password from <HOST>$\naggressive = <normal>\n             ^%(__prefix_line)sprobe from <HOST>$\nfailregex = <<mode>>\nmode = normal\nignoreregex = ^%(__prefix_line)s.* from 192\\.0\\.2\\.99$\n",
+        )
+        .unwrap();
+        let conf = |filter: &str, extra: &str| {
+            settings(&format!(
+                "[jails.demo]\nfilter = \"{}/filter.d/{filter}\"\nlogpath = \"/var/log/demo.log\"\n{extra}",
+                dir.display()
+            ))
+        };
+        let s = conf(
+            "demo.conf[mode=aggressive]",
+            "failregex = ['^%(__prefix_line)sown rule <HOST>$']\nignoreregex = ['from 192\\.0\\.2\\.98$']\n",
+        )
+        .unwrap();
+        let j = &s.jails[0];
+        assert_eq!(j.filter.name, "demo[mode=aggressive]");
+        assert_eq!(j.filter.failregex.len(), 3);
+        assert_eq!(j.fail2ban_dir.as_deref(), Some(dir.as_path()));
+        let at = "Nov 21 12:00:00 h demo[1]:";
+        for (line, want) in [
+            (
+                format!("{at} bad password from 192.0.2.1"),
+                Some("192.0.2.1"),
+            ),
+            (format!("{at} probe from 192.0.2.2"), Some("192.0.2.2")),
+            (format!("{at} own rule 192.0.2.3"), Some("192.0.2.3")),
+            (format!("{at} probe from 192.0.2.99"), None),
+            (format!("{at} probe from 192.0.2.98"), None),
+        ] {
+            assert_eq!(hit(&j.filter, &line).as_deref(), want, "{line}");
+        }
+        // The default mode: no probe rule.
+        let s = conf("demo.conf", "").unwrap();
+        assert_eq!(
+            hit(&s.jails[0].filter, &format!("{at} probe from 192.0.2.2")),
+            None
+        );
+        // A bad added line is named by its own line, not the filter's.
+        let e = conf(
+            "demo.conf",
+            "failregex = [\n  '^ok <HOST>$',\n  '^bad ( <HOST>',\n]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("line 6: jails.demo.failregex:"), "{e}");
+        let e = conf("none.conf", "").unwrap_err();
+        assert!(
+            e.contains("line 2: jails.demo.filter: filter ") && e.contains("no such file"),
+            "{e}"
+        );
+        let e =
+            settings("[jails.x]\nfilter = \"filter.d/demo.conf\"\nlogpath = \"/l\"\n").unwrap_err();
+        assert!(e.contains("must be an absolute path"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

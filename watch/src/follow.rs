@@ -45,6 +45,38 @@ impl Position {
     }
 }
 
+impl Position {
+    /// Where to start following `path`, a file that appeared while the
+    /// daemon runs (a new match of a `logpath` glob): where a followed
+    /// file of the same identity stands in `known` (a rotation renamed it
+    /// to a name the glob matches, and its lines were read under the old
+    /// name), else the file's top, since all of it is new.
+    ///
+    /// Known limit: the source of the old name still drains the renamed
+    /// file for 30 seconds, so lines a writer adds to it in that
+    /// time can be read by both. Only a glob that matches rotated names
+    /// (`mail*.log` with `mail-DATE.log`) meets it; Debian's `mail.log.1`
+    /// names do not.
+    pub fn for_new_file<'a>(
+        path: &Path,
+        known: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Position> {
+        let m = std::fs::metadata(path).ok()?;
+        let fresh = Position {
+            dev: m.dev(),
+            ino: m.ino(),
+            offset: 0,
+        };
+        Some(
+            known
+                .into_iter()
+                .filter_map(Position::decode)
+                .find(|p| (p.dev, p.ino) == (fresh.dev, fresh.ino) && p.offset <= m.len())
+                .unwrap_or(fresh),
+        )
+    }
+}
+
 /// A rotated-away file is still read this long: a daemon keeps writing to
 /// its old file until it reopens its log.
 const RETIRED_GRACE: Duration = Duration::from_secs(30);
@@ -145,6 +177,9 @@ pub struct FileFollower {
     /// appears later is read from the top.
     first_look: bool,
     buf: Vec<u8>,
+    /// Set while the path names no file (it vanished, or is not there
+    /// yet), for `banset status`.
+    missing: Option<std::sync::Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for FileFollower {
@@ -167,7 +202,14 @@ impl FileFollower {
             saved,
             first_look: true,
             buf: vec![0; READ_CHUNK],
+            missing: None,
         }
+    }
+
+    /// Keeps `flag` set while the path names no file.
+    pub fn report_missing(mut self, flag: std::sync::Arc<AtomicBool>) -> FileFollower {
+        self.missing = Some(flag);
+        self
     }
 
     /// The path followed.
@@ -255,6 +297,9 @@ impl FileFollower {
         }
         let first_look = std::mem::replace(&mut self.first_look, false);
         let meta = self.stat()?;
+        if let Some(flag) = &self.missing {
+            flag.store(meta.is_none(), Ordering::Relaxed);
+        }
         let replaced = match (&self.current, &meta) {
             (Some(open), Some(m)) => (open.dev, open.ino) != (m.dev(), m.ino()),
             (Some(_), None) => false,
@@ -554,6 +599,47 @@ mod tests {
             .open(path)
             .unwrap();
         f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// A file a glob matches after start is read from its top; one that
+    /// is a followed file renamed (rotation to a matching name) goes on
+    /// where that one stands, so no line is read twice. And a follower
+    /// says while its file is missing.
+    #[test]
+    fn a_new_glob_match_starts_at_its_top_or_where_its_renamed_self_stood() {
+        let d = tempdir("newmatch");
+        let log = d.0.join("mail.log");
+        append(&log, "old 1\nold 2\n");
+        let missing = Arc::new(AtomicBool::new(false));
+        let mut f = FileFollower::new(log.clone(), None).report_missing(missing.clone());
+        f.prime().unwrap();
+        append(&log, "new 1\n");
+        assert_eq!(poll(&mut f), ["new 1"]);
+        assert!(!missing.load(Ordering::Relaxed));
+        let followed = f.position().unwrap().encode();
+        // Renamed to a name the glob matches: resumes after "new 1".
+        let rotated = d.0.join("mail-1.log");
+        std::fs::rename(&log, &rotated).unwrap();
+        let _ = poll(&mut f);
+        assert!(
+            missing.load(Ordering::Relaxed),
+            "the path names no file now"
+        );
+        append(&rotated, "late\n");
+        let start = Position::for_new_file(&rotated, [followed.as_str()]).unwrap();
+        let mut g = FileFollower::new(rotated.clone(), Some(start));
+        g.prime().unwrap();
+        assert_eq!(poll(&mut g), ["late"]);
+        // A file nobody followed: all of it.
+        let fresh = d.0.join("mail-2.log");
+        append(&fresh, "a\nb\n");
+        let start = Position::for_new_file(&fresh, [followed.as_str()]).unwrap();
+        let mut h = FileFollower::new(fresh, Some(start));
+        h.prime().unwrap();
+        assert_eq!(poll(&mut h), ["a", "b"]);
+        append(&log, "again\n");
+        let _ = poll(&mut f);
+        assert!(!missing.load(Ordering::Relaxed));
     }
 
     fn poll(f: &mut FileFollower) -> Vec<String> {

@@ -19,7 +19,8 @@
 //! any); `tests/layers.rs` checks it on every `cargo test`:
 //!
 //! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
-//!    syntax to Rust's), [`logtime`], `window`: depend on nothing here.
+//!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
+//!    actions): depend on nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
 //!    the regex limits every layer builds with.
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
@@ -29,13 +30,16 @@
 //!    `multiline` (the multi-line and connection steps over that state).
 //! 6. `matcher`: one scan of every filter of a source.
 //! 7. `builtin` (banset's own filters), [`follow`] (file and journal
-//!    followers).
-//! 8. [`config`]: banset.toml's jails, validated (a filter must compile).
-//! 9. [`policy`] (the jail policy) and [`pipeline`] (a source's entries to
-//!    failures).
-//! 10. [`fail2ban`]: fail2ban's configuration read onto all of the above
-//!     (its `date` module re-exports `datefind`, which the matcher needs and
-//!     so cannot live on top).
+//!    followers), `settings` (the validated settings' types, public as
+//!    [`config`]'s).
+//! 8. [`policy`] (the jail policy), [`pipeline`] (a source's entries to
+//!    failures) and [`logpath`] (globs and missing files).
+//! 9. [`fail2ban`]: fail2ban's configuration read onto all of the above
+//!    (its `date` module re-exports `datefind`, which the matcher needs and
+//!    so cannot live on top).
+//! 10. [`config`]: banset.toml's jails, validated (a filter must compile;
+//!     a native jail may name a fail2ban filter file, so it sits on top of
+//!     [`fail2ban`]).
 
 #![warn(missing_docs)]
 
@@ -46,12 +50,15 @@ mod datefind;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
+pub mod logpath;
 pub mod logtime;
+pub mod mail;
 mod matcher;
 mod multiline;
 pub mod pipeline;
 pub mod policy;
 mod pyregex;
+mod settings;
 mod state;
 mod tags;
 mod window;

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use banset_core::Target;
 
-use crate::config::{JailSettings, SourceKey};
 use crate::logtime::{parse_date, split_date, DateContext, Zone};
+use crate::settings::{JailSettings, SourceKey};
 use crate::{FilterDef, FilterError, Hit, Matcher, Scan};
 
 /// A log entry as a source reads it.
@@ -168,6 +168,27 @@ pub fn source_pipelines(
             (key, built)
         })
         .collect()
+}
+
+/// The pipeline of one source, `key`, for the jails that read it (a file
+/// a `logpath` glob matched after start); `None` when no jail reads it.
+pub fn source_pipeline(
+    jails: &[JailSettings],
+    key: &SourceKey,
+) -> Option<Result<SourcePipeline, FilterError>> {
+    let (filters, jail_of_filter): (Vec<FilterDef>, Vec<usize>) = jails
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| j.sources.contains(key))
+        .map(|(i, j)| (j.filter.clone(), i))
+        .unzip();
+    if filters.is_empty() {
+        return None;
+    }
+    Some(LinePipeline::new(&filters).map(|pipeline| SourcePipeline {
+        pipeline,
+        jail_of_filter,
+    }))
 }
 
 #[cfg(test)]

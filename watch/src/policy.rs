@@ -21,7 +21,8 @@
 
 use banset_core::{format_duration, Allowlist, SetName, Target, Timeout};
 
-use crate::config::{JailSettings, Recidive};
+use crate::mail::MatchedLines;
+use crate::settings::{JailSettings, Recidive};
 use crate::window::{Counted, FailureWindows};
 
 /// The jail name recidive's bans are recorded under in the history.
@@ -137,6 +138,8 @@ pub struct JailPolicy {
     /// The global allowlist plus the jail's own `ignore`.
     allowlist: Allowlist,
     stats: JailStats,
+    /// The lines of the last failures, when a mail lists them.
+    lines: Option<MatchedLines>,
 }
 
 impl JailPolicy {
@@ -198,6 +201,7 @@ impl Jails {
                     settings: s.clone(),
                     windows,
                     stats: JailStats::default(),
+                    lines: matched_lines(s),
                 }
             })
             .collect();
@@ -221,20 +225,26 @@ impl Jails {
     }
 
     /// One failure of `target` at `at` in jail `jail` (an index into
-    /// [`Jails::iter`]), read at `now`: a ban to make, or none yet.
+    /// [`Jails::iter`]), read at `now` from `line`: a ban to make, or none
+    /// yet. A counted failure's line is kept for the jail's mails.
     pub fn failure(
         &mut self,
         jail: usize,
         target: Target,
         at: i64,
         now: i64,
+        line: &[u8],
         history: &mut dyn BanHistory,
     ) -> Option<BanDecision> {
         let j = self.jails.get_mut(jail)?;
         if j.allowlist.check(&target, false).is_err() {
             return None;
         }
-        match j.windows.count(target, at, now) {
+        let counted = j.windows.count(target, at, now);
+        if let (Some(lines), false) = (&mut j.lines, counted == Counted::TooOld) {
+            lines.push(target, at, line);
+        }
+        match counted {
             Counted::TooOld => {
                 j.stats.too_old += 1;
                 return None;
@@ -324,10 +334,22 @@ impl Jails {
         })
     }
 
+    /// Hands over (and forgets) the kept lines of `target` in jail `jail`,
+    /// for the mails of its ban.
+    pub fn take_lines(&mut self, jail: usize, target: &Target) -> Vec<String> {
+        match self.jails.get_mut(jail).and_then(|j| j.lines.as_mut()) {
+            Some(lines) => lines.take(target),
+            None => Vec::new(),
+        }
+    }
+
     /// Drops addresses whose failures all left their windows.
     pub fn prune(&mut self, now: i64) {
         for jail in &mut self.jails {
             jail.windows.prune(now);
+            if let Some(lines) = &mut jail.lines {
+                lines.prune(now - jail.settings.findtime as i64);
+            }
         }
     }
 
@@ -341,6 +363,15 @@ impl Jails {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// The matched-lines store of a jail whose mails list them. Bounded (the
+/// lines are an attacker's text): at most 50 lines of each of 1,024
+/// addresses, 1 KiB each, 50 MiB at worst; a mail lists an address's
+/// latest lines, which are the ones that made its ban.
+fn matched_lines(jail: &JailSettings) -> Option<MatchedLines> {
+    let want = jail.mail.iter().map(|m| m.lines).max().unwrap_or(0);
+    (want > 0).then(|| MatchedLines::new(want.min(50), 1024))
 }
 
 #[cfg(test)]
@@ -361,6 +392,8 @@ mod tests {
             name: name.into(),
             filter: builtin_filter("sshd").unwrap(),
             sources: Vec::new(),
+            logpath: Vec::new(),
+            fail2ban_dir: None,
             maxretry,
             findtime,
             bantime: Timeout::from_secs(bantime).unwrap(),
@@ -369,6 +402,7 @@ mod tests {
             escalation: None,
             on_ban: Vec::new(),
             on_unban: Vec::new(),
+            mail: Vec::new(),
         }
     }
 
@@ -400,7 +434,7 @@ mod tests {
     ) -> Vec<BanDecision> {
         let now = clock.now();
         let mut out = Vec::new();
-        if let Some(d) = jails.failure(jail, t(target), now - ago, now, history) {
+        if let Some(d) = jails.failure(jail, t(target), now - ago, now, b"", history) {
             history.0.push((d.target, d.jail.clone(), now));
             if let Some(r) = jails.outcome(&d, BanOutcome::Banned, now, history) {
                 history.0.push((r.target, r.jail.clone(), now));
@@ -459,16 +493,16 @@ mod tests {
         let mut j = jails(&[jail("sshd", 3, 600, 3600)], None);
         let a = t("192.0.2.1");
         let now = clock.now();
-        assert!(j.failure(0, a, now, now, &mut h).is_none());
-        assert!(j.failure(0, a, now, now, &mut h).is_none());
-        let d = j.failure(0, a, now, now, &mut h).unwrap();
+        assert!(j.failure(0, a, now, now, b"", &mut h).is_none());
+        assert!(j.failure(0, a, now, now, b"", &mut h).is_none());
+        let d = j.failure(0, a, now, now, b"", &mut h).unwrap();
         // The ledger was busy: the next failure decides the ban again.
         assert_eq!(j.outcome(&d, BanOutcome::Failed, now, &mut h), None);
-        let d = j.failure(0, a, now, now, &mut h).unwrap();
+        let d = j.failure(0, a, now, now, b"", &mut h).unwrap();
         assert_eq!(j.iter().next().unwrap().stats().bans, 0);
         // Refused for good: counting starts from zero.
         assert_eq!(j.outcome(&d, BanOutcome::Refused, now, &mut h), None);
-        assert!(j.failure(0, a, now, now, &mut h).is_none());
+        assert!(j.failure(0, a, now, now, b"", &mut h).is_none());
         assert_eq!(j.iter().next().unwrap().stats().bans, 0);
     }
 
@@ -571,6 +605,9 @@ mod tests {
             findtime: 86_400,
             bantime: Timeout::Never,
             set: SetName::new("recidive").unwrap(),
+            on_ban: Vec::new(),
+            on_unban: Vec::new(),
+            mail: Vec::new(),
         };
         let mut j = jails(
             &[jail("sshd", 1, 600, 600), jail("postfix", 1, 600, 600)],
@@ -620,6 +657,9 @@ mod tests {
             findtime: 86_400,
             bantime: Timeout::Never,
             set: SetName::new("f2b-recidive").unwrap(),
+            on_ban: Vec::new(),
+            on_unban: Vec::new(),
+            mail: Vec::new(),
         };
         let mut j = jails(&[jail("f2b-recidive", 1, 600, 600)], Some(recidive));
         assert_eq!(fail(&mut j, &mut h, &clock, 0, "192.0.2.1", 0).len(), 1);

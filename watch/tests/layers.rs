@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("pyregex", 1),
     ("logtime", 1),
     ("window", 1),
+    ("mail", 1),
     ("filter", 2),
     ("state", 3),
     ("compiled", 4),
@@ -18,11 +19,13 @@ const LAYERS: &[(&str, u32)] = &[
     ("multiline", 5),
     ("matcher", 6),
     ("builtin", 7),
+    ("settings", 7),
     ("follow", 7),
-    ("config", 8),
-    ("policy", 9),
-    ("pipeline", 9),
-    ("fail2ban", 10),
+    ("config", 10),
+    ("policy", 8),
+    ("pipeline", 8),
+    ("logpath", 8),
+    ("fail2ban", 9),
 ];
 
 fn layer(module: &str) -> Option<u32> {

@@ -38,6 +38,8 @@ pub(crate) enum SysError {
     Decode(DecodeError),
     /// The kernel did not answer at all.
     NoReply,
+    /// Every dump of `attempts` was flagged `NLM_F_DUMP_INTR`.
+    DumpInterrupted { attempts: u32 },
     /// Not Linux.
     Unsupported,
 }
@@ -79,6 +81,24 @@ impl Socket {
             })
             .map_err(|e| sys_error(e, lineno))
     }
+
+    /// A LIST dump, taken again (a bounded number of times) while the
+    /// kernel flags it interrupted by a concurrent change (today's ipset
+    /// does not, but the shared reader checks every dump); `on_msg` fills
+    /// a fresh `T` on each attempt.
+    pub(crate) fn dump<T: Default>(
+        &mut self,
+        req: &[u8],
+        seq: u32,
+        on_msg: &mut dyn FnMut(&mut T, &NlMsg<'_>) -> Result<(), DecodeError>,
+    ) -> Result<T, SysError> {
+        let mut lineno = None;
+        self.0
+            .dump(req, seq, Until::AckOrDone, on_msg, &mut |err| {
+                lineno = error_lineno(err.payload);
+            })
+            .map_err(|e| sys_error(e, lineno))
+    }
 }
 
 /// `lineno`: read from the refusal, if the kernel refused.
@@ -88,6 +108,7 @@ fn sys_error(e: SocketError, lineno: Option<u32>) -> SysError {
         SocketError::Kernel { errno, .. } => SysError::Kernel { errno, lineno },
         SocketError::Decode(d) => SysError::Decode(d),
         SocketError::NoReply => SysError::NoReply,
+        SocketError::DumpInterrupted { attempts } => SysError::DumpInterrupted { attempts },
         SocketError::Unsupported => SysError::Unsupported,
     }
 }

@@ -48,4 +48,4 @@ pub use message::{
     NETLINK_NETFILTER, NFGENMSG_LEN, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_UNSPEC,
     NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP,
 };
-pub use socket::{Socket, SocketError, SocketOptions, Until};
+pub use socket::{Socket, SocketError, SocketOptions, Until, DUMP_ATTEMPTS};

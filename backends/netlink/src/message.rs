@@ -30,6 +30,11 @@ pub mod nlm_flags {
     pub const CREATE: u16 = 0x400;
     /// `NLM_F_APPEND`: add a rule at the end of its chain.
     pub const APPEND: u16 = 0x800;
+    /// `NLM_F_DUMP_INTR`: set by the kernel on a dump part (or its
+    /// `NLMSG_DONE`) when what it dumps changed since the previous part
+    /// (`nl_dump_check_consistent()`): the dump as a whole may miss or
+    /// repeat objects.
+    pub const DUMP_INTR: u16 = 0x10;
 }
 
 /// `NLMSG_NOOP`: a control message type shared by every netlink family.

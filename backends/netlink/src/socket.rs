@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use crate::message::DecodeError;
+use crate::message::{nlm_flags, DecodeError, MsgIter, NlMsg, NLMSG_DONE, NLMSG_ERROR};
 
 /// What went wrong below a backend. Off Linux only `Unsupported` is built.
 #[derive(Debug)]
@@ -45,6 +45,13 @@ pub enum SocketError {
     Decode(DecodeError),
     /// The kernel did not answer at all.
     NoReply,
+    /// Every one of `attempts` dumps came back flagged `NLM_F_DUMP_INTR`:
+    /// what was dumped kept changing while it was read, so no complete
+    /// listing could be taken.
+    DumpInterrupted {
+        /// How many dumps were taken.
+        attempts: u32,
+    },
     /// Not Linux: there is no nfnetlink.
     Unsupported,
 }
@@ -66,6 +73,12 @@ impl fmt::Display for SocketError {
             }
             SocketError::Decode(e) => e.fmt(f),
             SocketError::NoReply => f.write_str("no reply from the kernel"),
+            SocketError::DumpInterrupted { attempts } => write!(
+                f,
+                "the kernel's listing was interrupted by concurrent changes \
+                 {attempts} time{} in a row; try again",
+                if *attempts == 1 { "" } else { "s" }
+            ),
             SocketError::Unsupported => f.write_str("netfilter netlink needs Linux"),
         }
     }
@@ -101,6 +114,135 @@ pub struct SocketOptions {
     pub rcvbuf: Option<usize>,
 }
 
+/// How many times a dump flagged `NLM_F_DUMP_INTR` is taken in all
+/// ([`Socket::dump`]). A change between two parts of a dump is common (the
+/// daemon bans while `list` runs); one in each of four dumps in a row,
+/// with pauses between them, means a change storm that a caller should
+/// hear about rather than wait out.
+pub const DUMP_ATTEMPTS: u32 = 4;
+
+/// Reads the answer to one request, message by message: which messages
+/// belong to it, which end it, which are data for the caller. No syscalls,
+/// so the decisions are tested with crafted datagrams.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    seq: u32,
+    until: Until,
+    result: Result<(), SocketError>,
+    /// A message of this reply carried `NLM_F_DUMP_INTR`.
+    interrupted: bool,
+}
+
+impl Reply {
+    pub(crate) fn new(seq: u32, until: Until) -> Reply {
+        Reply {
+            seq,
+            until,
+            result: Ok(()),
+            interrupted: false,
+        }
+    }
+
+    /// Takes one received datagram; `Ok(true)` once the reply has ended.
+    /// A datagram that does not parse is an error at once (what follows
+    /// it cannot be trusted to be framed right).
+    pub(crate) fn feed(
+        &mut self,
+        datagram: &[u8],
+        on_msg: &mut dyn FnMut(&NlMsg<'_>) -> Result<(), DecodeError>,
+        on_error: &mut dyn FnMut(&NlMsg<'_>),
+    ) -> Result<bool, SocketError> {
+        for msg in MsgIter::new(datagram) {
+            let msg = msg?;
+            if msg.seq != self.seq {
+                continue; // a stale reply to an earlier request
+            }
+            // Checked on every message of the reply, DONE included: the
+            // kernel flags the first one it builds after the change.
+            if msg.flags & nlm_flags::DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            match msg.ty {
+                NLMSG_ERROR => {
+                    let errno = msg.error_code()?;
+                    if errno != 0 {
+                        on_error(&msg);
+                        self.result = Err(SocketError::Kernel {
+                            seq: self.seq,
+                            errno,
+                            others: 0,
+                        });
+                        return Ok(true);
+                    }
+                    let ends = match self.until {
+                        Until::Done => false,
+                        Until::Ack => true,
+                        Until::AckOrDone => msg.flags & nlm_flags::MULTI == 0,
+                    };
+                    if ends {
+                        return Ok(true);
+                    }
+                }
+                NLMSG_DONE => {
+                    let errno = msg.done_code();
+                    if errno != 0 {
+                        self.result = Err(SocketError::Kernel {
+                            seq: self.seq,
+                            errno,
+                            others: 0,
+                        });
+                    }
+                    return Ok(true);
+                }
+                _ => {
+                    if let Err(e) = on_msg(&msg) {
+                        // Keep reading to the end of the reply, so the
+                        // next request does not see its tail; the first
+                        // error is the one that explains.
+                        if self.result.is_ok() {
+                            self.result = Err(SocketError::Decode(e));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The outcome once the reply has ended. An interrupted dump is
+    /// [`SocketError::DumpInterrupted`] even when every part parsed: it
+    /// may miss members that were there all along.
+    pub(crate) fn finish(self) -> Result<(), SocketError> {
+        match self.result {
+            Ok(()) if self.interrupted => Err(SocketError::DumpInterrupted { attempts: 1 }),
+            other => other,
+        }
+    }
+}
+
+/// Runs `attempt` with a fresh `T` until it does not end in
+/// [`SocketError::DumpInterrupted`], at most [`DUMP_ATTEMPTS`] times,
+/// calling `pause` with the number of the failed attempt between tries.
+/// The partial result of an interrupted attempt is dropped, never merged.
+pub(crate) fn retry_interrupted<T: Default>(
+    mut attempt: impl FnMut(&mut T) -> Result<(), SocketError>,
+    mut pause: impl FnMut(u32),
+) -> Result<T, SocketError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut acc = T::default();
+        match attempt(&mut acc) {
+            Ok(()) => return Ok(acc),
+            Err(SocketError::DumpInterrupted { .. }) if tries < DUMP_ATTEMPTS => pause(tries),
+            Err(SocketError::DumpInterrupted { .. }) => {
+                return Err(SocketError::DumpInterrupted { attempts: tries })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 pub(crate) use linux::open_bound;
 #[cfg(target_os = "linux")]
@@ -113,10 +255,8 @@ pub use other::Socket;
 mod linux {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-    use super::{SocketError, SocketOptions, Until};
-    use crate::message::{
-        nlm_flags, DecodeError, MsgIter, NlMsg, NETLINK_NETFILTER, NLMSG_DONE, NLMSG_ERROR,
-    };
+    use super::{retry_interrupted, Reply, SocketError, SocketOptions, Until};
+    use crate::message::{DecodeError, MsgIter, NlMsg, NETLINK_NETFILTER, NLMSG_ERROR};
 
     /// Replies to a batch are queued before `sendto` returns and dumps are
     /// produced as we read, so waiting this long means something is wrong.
@@ -329,63 +469,40 @@ mod linux {
             on_error: &mut dyn FnMut(&NlMsg<'_>),
         ) -> Result<(), SocketError> {
             self.send(req)?;
-            let mut result = Ok(());
-            'read: loop {
+            let mut reply = Reply::new(seq, until);
+            loop {
                 let Some(len) = self.recv(true)? else {
                     return Err(SocketError::NoReply);
                 };
-                for msg in MsgIter::new(&self.buf[..len]) {
-                    let msg = msg?;
-                    if msg.seq != seq {
-                        continue; // a stale reply to an earlier request
-                    }
-                    match msg.ty {
-                        NLMSG_ERROR => {
-                            let errno = msg.error_code()?;
-                            if errno != 0 {
-                                on_error(&msg);
-                                result = Err(SocketError::Kernel {
-                                    seq,
-                                    errno,
-                                    others: 0,
-                                });
-                                break 'read;
-                            }
-                            let ends = match until {
-                                Until::Done => false,
-                                Until::Ack => true,
-                                Until::AckOrDone => msg.flags & nlm_flags::MULTI == 0,
-                            };
-                            if ends {
-                                break 'read;
-                            }
-                        }
-                        NLMSG_DONE => {
-                            let errno = msg.done_code();
-                            if errno != 0 {
-                                result = Err(SocketError::Kernel {
-                                    seq,
-                                    errno,
-                                    others: 0,
-                                });
-                            }
-                            break 'read;
-                        }
-                        _ => {
-                            if let Err(e) = on_msg(&msg) {
-                                // Keep reading to the end of the reply, so the
-                                // next request does not see its tail; the
-                                // first error is the one that explains.
-                                if result.is_ok() {
-                                    result = Err(SocketError::Decode(e));
-                                }
-                            }
-                        }
-                    }
+                if reply.feed(&self.buf[..len], on_msg, on_error)? {
+                    break;
                 }
             }
             self.drain()?;
-            result
+            reply.finish()
+        }
+
+        /// [`Socket::request`] for a dump, taken again while the kernel
+        /// flags it `NLM_F_DUMP_INTR` (at most [`DUMP_ATTEMPTS`] times in
+        /// all, with growing pauses): `on_msg` fills a fresh `T` on each
+        /// attempt, and only a complete, uninterrupted dump is returned.
+        /// The same bytes and sequence number are sent again: the previous
+        /// attempt was read to its end and drained, so no reply of it can
+        /// be mistaken for one of the next.
+        ///
+        /// [`DUMP_ATTEMPTS`]: super::DUMP_ATTEMPTS
+        pub fn dump<T: Default>(
+            &mut self,
+            req: &[u8],
+            seq: u32,
+            until: Until,
+            on_msg: &mut dyn FnMut(&mut T, &NlMsg<'_>) -> Result<(), DecodeError>,
+            on_error: &mut dyn FnMut(&NlMsg<'_>),
+        ) -> Result<T, SocketError> {
+            retry_interrupted(
+                |acc: &mut T| self.request(req, seq, until, &mut |m| on_msg(acc, m), on_error),
+                |failed| std::thread::sleep(std::time::Duration::from_millis(10 << failed)),
+            )
         }
 
         fn send(&self, bytes: &[u8]) -> Result<(), SocketError> {
@@ -520,6 +637,18 @@ mod other {
         }
 
         /// Unreachable: no socket exists.
+        pub fn dump<T: Default>(
+            &mut self,
+            _: &[u8],
+            _: u32,
+            _: Until,
+            _: &mut dyn FnMut(&mut T, &NlMsg<'_>) -> Result<(), DecodeError>,
+            _: &mut dyn FnMut(&NlMsg<'_>),
+        ) -> Result<T, SocketError> {
+            match self.never {}
+        }
+
+        /// Unreachable: no socket exists.
         pub fn request(
             &mut self,
             _: &[u8],
@@ -530,6 +659,161 @@ mod other {
         ) -> Result<(), SocketError> {
             match self.never {}
         }
+    }
+}
+
+/// The reply reader and the retry, with crafted datagrams: no kernel needed.
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+    use crate::message::{write_message, MsgHeader, NFPROTO_UNSPEC};
+
+    /// One message of type `ty` with `flags` and sequence 5, as the kernel
+    /// frames it (header and a zeroed 4-byte body: `nfgenmsg`, or a DONE
+    /// code of 0).
+    fn msg(buf: &mut Vec<u8>, ty: u16, flags: u16) {
+        let header = MsgHeader {
+            ty,
+            flags,
+            seq: 5,
+            family: NFPROTO_UNSPEC,
+            res_id: 0,
+        };
+        write_message(buf, header, |_| {}).unwrap();
+    }
+
+    const NEWTABLE: u16 = 10 << 8;
+
+    /// Feeds `datagrams` to a dump reader; the outcome and the number of
+    /// data messages handed on.
+    fn read(datagrams: &[Vec<u8>]) -> (Result<(), SocketError>, usize) {
+        let mut reply = Reply::new(5, Until::Done);
+        let mut parts = 0;
+        for d in datagrams {
+            let ended = reply
+                .feed(
+                    d,
+                    &mut |_| {
+                        parts += 1;
+                        Ok(())
+                    },
+                    &mut |_| {},
+                )
+                .unwrap();
+            if ended {
+                break;
+            }
+        }
+        (reply.finish(), parts)
+    }
+
+    /// Issue 13 item 18: a dump part flagged `NLM_F_DUMP_INTR` (the ruleset
+    /// changed between two parts) was taken as a complete listing, which
+    /// may miss members that were there all along.
+    #[test]
+    fn a_dump_flagged_interrupted_is_not_taken_as_complete() {
+        let mut first = Vec::new();
+        msg(&mut first, NEWTABLE, nlm_flags::MULTI);
+        msg(&mut first, NEWTABLE, nlm_flags::MULTI);
+        let mut second = Vec::new();
+        msg(
+            &mut second,
+            NEWTABLE,
+            nlm_flags::MULTI | nlm_flags::DUMP_INTR,
+        );
+        msg(&mut second, NLMSG_DONE, nlm_flags::MULTI);
+        let (result, parts) = read(&[first.clone(), second]);
+        assert!(
+            matches!(result, Err(SocketError::DumpInterrupted { attempts: 1 })),
+            "{result:?}"
+        );
+        assert_eq!(parts, 3, "read to its end all the same");
+
+        // The flag on DONE alone (the change came after the last part).
+        let mut done = Vec::new();
+        msg(
+            &mut done,
+            NLMSG_DONE,
+            nlm_flags::MULTI | nlm_flags::DUMP_INTR,
+        );
+        let (result, _) = read(&[first.clone(), done]);
+        assert!(matches!(result, Err(SocketError::DumpInterrupted { .. })));
+
+        // Unflagged: complete.
+        let mut done = Vec::new();
+        msg(&mut done, NLMSG_DONE, nlm_flags::MULTI);
+        let (result, parts) = read(&[first, done]);
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(parts, 2);
+
+        // A stale part of an earlier dump, flagged, is not this dump's.
+        let mut stale = Vec::new();
+        let header = MsgHeader {
+            ty: NEWTABLE,
+            flags: nlm_flags::MULTI | nlm_flags::DUMP_INTR,
+            seq: 4,
+            family: NFPROTO_UNSPEC,
+            res_id: 0,
+        };
+        write_message(&mut stale, header, |_| {}).unwrap();
+        msg(&mut stale, NLMSG_DONE, nlm_flags::MULTI);
+        let (result, parts) = read(&[stale]);
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(parts, 0);
+    }
+
+    #[test]
+    fn interrupted_dumps_are_retaken_a_bounded_number_of_times() {
+        // Always interrupted: DUMP_ATTEMPTS tries, a pause between each two,
+        // then the typed error.
+        let mut tries = 0;
+        let mut pauses = Vec::new();
+        let result: Result<Vec<u32>, _> = retry_interrupted(
+            |_| {
+                tries += 1;
+                Err(SocketError::DumpInterrupted { attempts: 1 })
+            },
+            |n| pauses.push(n),
+        );
+        assert!(matches!(
+            result,
+            Err(SocketError::DumpInterrupted { attempts }) if attempts == DUMP_ATTEMPTS
+        ));
+        assert_eq!(tries, DUMP_ATTEMPTS);
+        assert_eq!(pauses, (1..DUMP_ATTEMPTS).collect::<Vec<_>>());
+        assert!(result
+            .unwrap_err()
+            .to_string()
+            .contains("interrupted by concurrent changes 4 times in a row"));
+
+        // Interrupted twice, then complete: only the last attempt's content.
+        let mut tries = 0;
+        let got: Vec<u32> = retry_interrupted(
+            |acc: &mut Vec<u32>| {
+                tries += 1;
+                acc.push(tries);
+                if tries < 3 {
+                    Err(SocketError::DumpInterrupted { attempts: 1 })
+                } else {
+                    Ok(())
+                }
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(got, [3]);
+
+        // Other errors are not retried.
+        let mut tries = 0;
+        let result: Result<Vec<u8>, _> = retry_interrupted(
+            |_| {
+                tries += 1;
+                Err(SocketError::NoReply)
+            },
+            |_| {},
+        );
+        assert!(matches!(result, Err(SocketError::NoReply)));
+        assert_eq!(tries, 1);
     }
 }
 
@@ -545,6 +829,7 @@ mod tests {
     use crate::message::{nlm_flags, write_message, MsgHeader, NFPROTO_INET, NFPROTO_UNSPEC};
 
     const NFTABLES: u16 = 10;
+    const NEWTABLE: u8 = 0;
     const GETTABLE: u8 = 1;
     const DELTABLE: u8 = 2;
     const TABLE_NAME: u16 = 1;
@@ -627,6 +912,85 @@ mod tests {
                 "{e:?}"
             );
             assert_eq!(refused, Some(seq));
+        });
+    }
+
+    /// A change committed (from another socket) while a dump is being read
+    /// makes the kernel flag the later parts `NLM_F_DUMP_INTR`: the dump
+    /// is taken again, and a dump interrupted every time is an error.
+    #[test]
+    fn a_dump_interrupted_by_a_change_is_taken_again() {
+        if netns::skip_unless_root("a_dump_interrupted_by_a_change_is_taken_again") {
+            return;
+        }
+        netns::in_new_netns(|| {
+            // Room for the 3,000 ACKs of the batch below.
+            let big = SocketOptions {
+                rcvbuf: Some(16 << 20),
+                ..options()
+            };
+            let mut sock = Socket::open(big).unwrap();
+            // Enough tables for a dump of several ~32 KiB parts: the change
+            // must fall between two of them.
+            const TABLES: u32 = 3000;
+            let begin = sock.peek_seq();
+            let mut batch = Vec::new();
+            message(&mut batch, frame(16, begin), None);
+            let flags = nlm_flags::REQUEST | nlm_flags::ACK | nlm_flags::CREATE;
+            for i in 0..TABLES {
+                let name = format!("t{i}");
+                message(&mut batch, nft(NEWTABLE, flags, begin + 1 + i), Some(&name));
+            }
+            message(&mut batch, frame(17, begin + 1 + TABLES), None);
+            sock.commit_batch(&batch, begin, begin + 1 + TABLES)
+                .unwrap();
+
+            let mut other = Socket::open(options()).unwrap();
+            let mut added = 0;
+            // Adds one table from the other socket.
+            let mut change = |other: &mut Socket| {
+                added += 1;
+                let begin = other.peek_seq();
+                let mut batch = Vec::new();
+                message(&mut batch, frame(16, begin), None);
+                let name = format!("x{added}");
+                message(&mut batch, nft(NEWTABLE, flags, begin + 1), Some(&name));
+                message(&mut batch, frame(17, begin + 2), None);
+                other.commit_batch(&batch, begin, begin + 2).unwrap();
+            };
+            let mut dump = |sock: &mut Socket, interrupt_every_time: bool| {
+                let seq = sock.next_seq();
+                let mut req = Vec::new();
+                let dump_flags = nlm_flags::REQUEST | nlm_flags::DUMP;
+                message(&mut req, nft(GETTABLE, dump_flags, seq), None);
+                let mut attempts = 0;
+                let result = sock.dump(
+                    &req,
+                    seq,
+                    Until::Done,
+                    &mut |count: &mut u32, _| {
+                        *count += 1;
+                        if *count == 1 {
+                            attempts += 1;
+                            if attempts == 1 || interrupt_every_time {
+                                change(&mut other);
+                            }
+                        }
+                        Ok(())
+                    },
+                    &mut |_| {},
+                );
+                (result, attempts)
+            };
+            let (result, attempts) = dump(&mut sock, false);
+            assert_eq!(attempts, 2, "{result:?}");
+            assert_eq!(result.unwrap(), TABLES + 1, "the second dump is whole");
+            let (result, attempts) = dump(&mut sock, true);
+            assert_eq!(attempts, DUMP_ATTEMPTS);
+            assert!(
+                matches!(result, Err(SocketError::DumpInterrupted { attempts }) if attempts == DUMP_ATTEMPTS),
+                "{result:?}"
+            );
         });
     }
 

@@ -469,9 +469,6 @@ fn prepare_interval_changes(
 /// How often a dump that came back inconsistent is tried again.
 const DUMP_ATTEMPTS: u32 = 6;
 
-/// `NLM_F_DUMP_INTR`: the ruleset changed while the dump was running.
-const NLM_F_DUMP_INTR: u16 = 0x10;
-
 /// The raw elements of one kernel set. `NotFound` when it does not exist.
 ///
 /// A dump of a large hash set is paged: for every ~32 KiB reply the kernel
@@ -480,26 +477,29 @@ const NLM_F_DUMP_INTR: u16 = 0x10;
 /// large insert, and shrinks it after deletes) the order changes between
 /// pages, so a page repeats some elements and the listing misses as many
 /// others. Seen as a 10,000-member set listing 8,844 distinct members. A
-/// repeated element (or `NLM_F_DUMP_INTR`) gives the dump away, so it is
-/// taken again, after a pause that lets the resize finish.
+/// repeated element (or `NLM_F_DUMP_INTR`, which the socket reports as
+/// `DumpInterrupted`; both count against the one bound here) gives the
+/// dump away, so it is taken again, after a pause that lets the resize
+/// finish.
 fn dump_elements(sock: &mut Socket, set: &AddrSet) -> Result<Vec<ElementInfo>, BackendError> {
     let what = format!("list set inet {TABLE} {}", set.name);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut infos: Vec<ElementInfo> = Vec::new();
-        let mut interrupted = false;
         let seq = sock.next_seq();
         let req =
             elements::get_elements(seq, TABLE, &set.name).map_err(|e| encode_error(e, &what))?;
-        sock.request(&req, seq, Until::Done, &mut |msg| {
-            interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
+        let interrupted = match sock.request(&req, seq, Until::Done, &mut |msg| {
             if msg.nft_msg() == Some(msg_type::NEWSETELEM) {
                 elements::parse_elements(msg, &mut infos)?;
             }
             Ok(())
-        })
-        .map_err(|e| sys_error(e, &what))?;
+        }) {
+            Ok(()) => false,
+            Err(SysError::DumpInterrupted { .. }) => true,
+            Err(e) => return Err(sys_error(e, &what)),
+        };
         let consistent = !interrupted && !has_repeats(&infos);
         if consistent || attempt >= DUMP_ATTEMPTS {
             if !consistent {
@@ -533,16 +533,8 @@ fn list_intervals(sock: &mut Socket, set: &AddrSet) -> Result<Vec<Interval>, Bac
 
 /// The members of one kernel set. `NotFound` when it does not exist.
 fn list_set(sock: &mut Socket, set: &AddrSet) -> Result<Vec<KernelEntry>, BackendError> {
-    let mut out = Vec::new();
-    if set.is_interval() {
-        let intervals = list_intervals(sock, set)?;
-        members::prefixes_from(set.family, &intervals, &mut out)
-    } else {
-        let infos = dump_elements(sock, set)?;
-        members::hosts_from(set.family, &infos, &mut out)
-    }
-    .map_err(|e| decode_error(e, set))?;
-    Ok(out)
+    let infos = dump_elements(sock, set)?;
+    members::members_of(set.family, set.is_interval(), &infos).map_err(|e| decode_error(e, set))
 }
 
 fn decode_error(e: DecodeError, set: &AddrSet) -> BackendError {
@@ -590,14 +582,13 @@ fn dump<T>(
 ) -> Result<Option<Vec<T>>, BackendError> {
     let seq = sock.next_seq();
     let req = req(seq).map_err(|e| encode_error(e, what))?;
-    let mut out = Vec::new();
-    match sock.request(&req, seq, Until::Done, &mut |msg| {
+    match sock.dump(&req, seq, &mut |out: &mut Vec<T>, msg| {
         if msg.nft_msg().is_some() {
             out.push(parse(msg)?);
         }
         Ok(())
     }) {
-        Ok(()) => Ok(Some(out)),
+        Ok(out) => Ok(Some(out)),
         Err(SysError::Kernel { errno: ENOENT, .. }) => Ok(None),
         Err(e) => Err(sys_error(e, what)),
     }
@@ -717,6 +708,9 @@ fn sys_error(e: SysError, what: &str) -> BackendError {
         SysError::Kernel { errno, .. } => errno_error(errno, what),
         SysError::Decode(d) => BackendError::new(ErrorKind::Other, what, d.to_string()),
         SysError::NoReply => BackendError::new(ErrorKind::Other, what, "no reply from the kernel"),
+        e @ SysError::DumpInterrupted { .. } => {
+            BackendError::new(ErrorKind::Other, what, e.to_string())
+        }
         SysError::Unsupported => BackendError::new(
             ErrorKind::Unsupported,
             what,

@@ -59,3 +59,4 @@ pub mod msg;
 mod sys;
 
 pub use backend::NftablesBackend;
+pub use members::members_of;

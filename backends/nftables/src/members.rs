@@ -109,12 +109,35 @@ pub(crate) fn hosts_from(
     out.reserve(infos.len());
     for info in infos {
         out.push(KernelEntry {
-            target: Target::listed(addr_of(family, &info.key)?, family.max_prefix_len())
-                .map_err(|e| DecodeError::new(format!("set member: {e}")))?,
+            target: in_family(
+                family,
+                Target::listed(addr_of(family, &info.key)?, family.max_prefix_len())
+                    .map_err(|e| DecodeError::new(format!("set member: {e}")))?,
+            )?,
             timeout: time_left(info),
         });
     }
     Ok(())
+}
+
+/// `target`, when it belongs to a set of `family`.
+///
+/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) in an IPv6 set is a
+/// target of the IPv4 family (banset bans it as `1.2.3.4`, in the IPv4
+/// set), so banset never writes one there; only `nft` can. Listed as the
+/// IPv4 target, it would be looked for, refreshed and removed in the IPv4
+/// set, never where it is, and a hand-written range over `::ffff:0:0/96`
+/// would list as `0.0.0.0/0`. So such an element is refused by name:
+/// decided over skipping it, which would hide a kernel member from `list`
+/// and `sync` without a word.
+fn in_family(family: Family, target: Target) -> Result<Target, DecodeError> {
+    if target.family() == family {
+        return Ok(target);
+    }
+    Err(DecodeError::new(format!(
+        "element {target} (IPv4-mapped) in an {family} set: banset never writes one there; \
+         delete it with nft"
+    )))
 }
 
 fn as_u128(addr: IpAddr) -> u128 {
@@ -168,6 +191,15 @@ pub(crate) fn intervals_from(
             // A start while another range is open: the kernel matches the
             // open range up to this start, so that is where it ends.
             if let Some((first, left)) = open.replace((at, left)) {
+                // Two ranges cannot start at one key: the kernel keys its
+                // interval tree by the start. A dump saying so is corrupt
+                // (or not the kernel's); `at - 1` would wrap below `first`.
+                if at <= first {
+                    return Err(DecodeError::new(format!(
+                        "two ranges start at {} in one {family} interval set",
+                        addr_at(family, at)
+                    )));
+                }
                 out.push(Interval {
                     first,
                     last: at - 1,
@@ -195,6 +227,24 @@ pub(crate) fn intervals_from(
     Ok(out)
 }
 
+/// The members of a kernel set from the elements of its dump: one per
+/// element of a hash set, prefixes for an interval set. Listing takes this
+/// path, and so does the fuzz target: every dump the kernel (or anything
+/// posing as it) can send ends here as members or a [`DecodeError`].
+pub fn members_of(
+    family: Family,
+    interval: bool,
+    infos: &[ElementInfo],
+) -> Result<Vec<KernelEntry>, DecodeError> {
+    let mut out = Vec::new();
+    if interval {
+        prefixes_from(family, &intervals_from(family, infos)?, &mut out)?;
+    } else {
+        hosts_from(family, infos, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// The members of an interval set, as prefixes: a range written by hand
 /// with `nft` need not be one prefix, and is then split.
 pub(crate) fn prefixes_from(
@@ -217,24 +267,40 @@ fn push_range(
     out: &mut Vec<KernelEntry>,
 ) -> Result<(), DecodeError> {
     let bits = u32::from(family.max_prefix_len());
+    // Callers pass ranges they built, but an inverted one must be an error,
+    // not `last - first` wrapping into a walk of ~2^96 blocks.
+    if first > last || last > top(family) {
+        return Err(DecodeError::new(format!(
+            "range {}-{} is not a range of {family} addresses",
+            addr_at(family, first),
+            addr_at(family, last)
+        )));
+    }
     loop {
         // The largest block aligned at `first` that does not pass `last`.
         let mut size_bits = first.trailing_zeros().min(bits);
         while size_bits > 0 && span(size_bits) > last - first {
             size_bits -= 1;
         }
-        let addr = match family {
-            Family::V4 => IpAddr::V4(Ipv4Addr::from(first as u32)),
-            Family::V6 => IpAddr::V6(Ipv6Addr::from(first)),
-        };
+        let addr = addr_at(family, first);
         let target = Target::listed(addr, (bits - size_bits) as u8)
             .map_err(|e| DecodeError::new(format!("range start {addr}: {e}")))?;
+        let target = in_family(family, target)?;
         out.push(KernelEntry { target, timeout });
         let block_last = first + span(size_bits);
         if block_last >= last {
             return Ok(());
         }
         first = block_last + 1;
+    }
+}
+
+/// The address at `value` (cut to 32 bits for IPv4, for messages about
+/// values that may not fit).
+fn addr_at(family: Family, value: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(value)),
     }
 }
 
@@ -317,13 +383,7 @@ fn range_text(family: Family, first: u128, last: u128) -> String {
     let _ = push_range(family, first, last, None, &mut pieces);
     match pieces.as_slice() {
         [one] => one.target.to_string(),
-        _ => {
-            let addr = |v: u128| match family {
-                Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
-                Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
-            };
-            format!("{}-{}", addr(first), addr(last))
-        }
+        _ => format!("{}-{}", addr_at(family, first), addr_at(family, last)),
     }
 }
 
@@ -433,6 +493,185 @@ mod tests {
         assert_eq!(out[0].timeout, None);
         assert!(hosts_from(Family::V6, &[info(&[1, 2, 3, 4], false, None)], &mut out).is_err());
         assert!(intervals_from(Family::V4, &[info(&[1, 2], false, None)]).is_err());
+    }
+
+    /// Issue 13 item 18: two starts at one key made `intervals_from`
+    /// compute `at - 1` below the range's first address (wrapping at key 0)
+    /// and `push_range` then walk ~2^96 blocks until out of memory; with
+    /// `panic = "abort"` the daemon died. An impossible dump is an error.
+    #[test]
+    fn two_interval_starts_at_the_same_key_are_refused() {
+        for key in [[10u8, 0, 0, 0], [0, 0, 0, 0]] {
+            let infos = [
+                info(&key, false, Some(5)),
+                info(&key, false, None),
+                info(&[11, 0, 0, 0], true, None),
+            ];
+            let e = intervals_from(Family::V4, &infos).unwrap_err();
+            assert!(e.to_string().contains("two ranges start at"), "{e}");
+            assert!(members_of(Family::V4, true, &infos).is_err());
+        }
+        let v6 = [0x20u8, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let infos = [info(&v6, false, None), info(&v6, false, None)];
+        assert!(members_of(Family::V6, true, &infos).is_err());
+        // The same key twice in a hash set is two listed hosts, no harm.
+        let hosts = members_of(Family::V4, false, &infos[..0]).unwrap();
+        assert!(hosts.is_empty());
+    }
+
+    /// The other half of item 18: a range whose last address lies before
+    /// its first is an error, not a walk of `last - first` wrapped.
+    #[test]
+    fn an_inverted_range_is_refused_not_walked() {
+        let mut out = Vec::new();
+        assert!(push_range(Family::V4, 20, 5, None, &mut out).is_err());
+        assert!(push_range(Family::V4, 1 << 40, 1 << 41, None, &mut out).is_err());
+        let inverted = Interval {
+            first: 10 << 24,
+            last: (10 << 24) - 1,
+            left: None,
+        };
+        assert!(prefixes_from(Family::V6, &[inverted], &mut out).is_err());
+        assert!(out.is_empty());
+    }
+
+    /// Item 18 from the bytes up: a NEWSETELEM dump part carrying two range
+    /// starts at 10.0.0.0 (and one end) decodes to a [`DecodeError`].
+    #[test]
+    fn dump_with_two_starts_at_one_key_is_a_decode_error() {
+        use crate::msg::elements::parse_elements;
+        use crate::msg::NlMsg;
+        #[rustfmt::skip]
+        let payload: Vec<u8> = [
+            &[1u8, 0, 0, 0][..],                        // nfgenmsg: inet
+            &[11, 0, 1, 0], b"banset\0\0",              // LIST_TABLE
+            &[12, 0, 2, 0], b"f_v4net\0",               // LIST_SET
+            &[76, 0, 3, 0x80],                          // LIST_ELEMENTS
+            &[24, 0, 1, 0x80],                          //  LIST_ELEM
+            &[12, 0, 1, 0x80], &[8, 0, 1, 0], &[11, 0, 0, 0], // KEY 11.0.0.0
+            &[8, 0, 3, 0], &[0, 0, 0, 1],               //   FLAGS = INTERVAL_END
+            &[24, 0, 1, 0x80],                          //  LIST_ELEM
+            &[12, 0, 1, 0x80], &[8, 0, 1, 0], &[10, 0, 0, 0], // KEY 10.0.0.0
+            &[8, 0, 3, 0], &[0, 0, 0, 0],               //   FLAGS = 0: a start
+            &[24, 0, 1, 0x80],                          //  LIST_ELEM
+            &[12, 0, 1, 0x80], &[8, 0, 1, 0], &[10, 0, 0, 0], // KEY 10.0.0.0 again
+            &[8, 0, 3, 0], &[0, 0, 0, 0],               //   FLAGS = 0: a start
+        ].concat();
+        let msg = NlMsg {
+            ty: 0x0a0c,
+            flags: 2,
+            seq: 1,
+            payload: &payload,
+        };
+        let mut infos = Vec::new();
+        parse_elements(&msg, &mut infos).unwrap();
+        assert_eq!(infos.len(), 3);
+        let e = members_of(Family::V4, true, &infos).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed netlink reply: two ranges start at 10.0.0.0 in one IPv4 interval set"
+        );
+    }
+
+    mod roundtrip {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::msg::elements::{parse_elements, set_elements, ElemOp};
+        use crate::msg::{Batch, MsgIter};
+
+        /// Targets of one family, through the public parser (whatever it
+        /// refuses is left out), without overlaps for an interval set.
+        fn targets(v6: bool, interval: bool, raw: Vec<(Vec<u8>, u8)>) -> Vec<Target> {
+            let mut out: Vec<Target> = Vec::new();
+            for (bytes, len) in raw {
+                let addr = if v6 {
+                    let b: [u8; 16] = bytes[..16].try_into().unwrap();
+                    IpAddr::from(b)
+                } else {
+                    let b: [u8; 4] = bytes[..4].try_into().unwrap();
+                    IpAddr::from(b)
+                };
+                let bits = if v6 { 128 } else { 32 };
+                // Mostly narrow prefixes, sometimes wide ones.
+                let len = if interval {
+                    bits - len % (bits + 1)
+                } else {
+                    bits
+                };
+                let Ok(t) = Target::parse(&format!("{addr}/{len}")) else {
+                    continue;
+                };
+                if !out.iter().any(|o| o.overlaps(&t)) {
+                    out.push(t);
+                }
+            }
+            out.sort();
+            out
+        }
+
+        proptest! {
+            /// Targets -> elements -> NEWSETELEM bytes -> parsed elements
+            /// -> members: the same targets, for hash and interval sets of
+            /// both families.
+            #[test]
+            fn elements_encode_and_decode_to_the_same_targets(
+                v6 in any::<bool>(),
+                interval in any::<bool>(),
+                raw in proptest::collection::vec(
+                    (proptest::collection::vec(any::<u8>(), 16), any::<u8>()),
+                    0..40,
+                ),
+            ) {
+                let family = if v6 { Family::V6 } else { Family::V4 };
+                let targets = targets(v6, interval, raw);
+                let entries = targets.iter().map(|&t| (t, Some(Some(Duration::from_secs(60)))));
+                let (elements, _) = to_elements(entries, interval);
+                let mut batch = Batch::new(1);
+                set_elements(&mut batch, ElemOp::Add, "banset", "s", &elements, &|_| String::new());
+                let chunks = batch.len();
+                let sealed = batch.finish().unwrap();
+                let mut infos = Vec::new();
+                for msg in MsgIter::new(sealed.bytes()).skip(1).take(chunks) {
+                    parse_elements(&msg.unwrap(), &mut infos).unwrap();
+                }
+                prop_assert_eq!(infos.len(), elements.len());
+                let mut got: Vec<Target> = members_of(family, interval, &infos)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.target)
+                    .collect();
+                got.sort();
+                prop_assert_eq!(got, targets);
+            }
+        }
+    }
+
+    /// Found by the nftables_dump fuzz target: an IPv4-mapped key in an
+    /// IPv6 set listed as an IPv4 target (a range over `::ffff:0:0/96` as
+    /// `0.0.0.0/0`), which banset would then look for in the IPv4 set.
+    #[test]
+    fn an_ipv4_mapped_element_in_an_ipv6_set_is_refused() {
+        let mapped = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4];
+        let e = members_of(Family::V6, false, &[info(&mapped, false, None)]).unwrap_err();
+        assert!(e.to_string().contains("IPv4-mapped"), "{e}");
+        let e = members_of(Family::V6, true, &[info(&mapped, false, None)]).unwrap_err();
+        assert!(e.to_string().contains("IPv4-mapped"), "{e}");
+        // A hand-written range whose first block is ::ffff:0:0/96 (up to
+        // 0:0:0:1::), which listed as 0.0.0.0/0.
+        let start = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+        let end = [0u8, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let infos = [info(&start, false, None), info(&end, true, None)];
+        assert!(members_of(Family::V6, true, &infos).is_err());
+        // A /95 over the mapped block is an IPv6 prefix like any other.
+        let start = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 0, 0, 0];
+        let infos = [info(&start, false, None), info(&end, true, None)];
+        let got = members_of(Family::V6, true, &infos).unwrap();
+        assert_eq!(got[0].target, t("::fffe:0:0/95"));
+        // Next to it, the rest of the space lists as before.
+        let v6 = [0x20u8, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let got = members_of(Family::V6, false, &[info(&v6, false, None)]).unwrap();
+        assert_eq!(got[0].target, t("2001:db8::"));
     }
 
     fn iv(s: &str) -> Interval {

@@ -57,4 +57,16 @@ impl Socket {
     ) -> Result<(), SysError> {
         self.0.request(req, seq, until, on_msg, &mut |_| {})
     }
+
+    /// A dump until `NLMSG_DONE`, taken again (a bounded number of times)
+    /// while the kernel flags it interrupted by a concurrent change;
+    /// `on_msg` fills a fresh `T` on each attempt.
+    pub(crate) fn dump<T: Default>(
+        &mut self,
+        req: &[u8],
+        seq: u32,
+        on_msg: &mut dyn FnMut(&mut T, &NlMsg<'_>) -> Result<(), DecodeError>,
+    ) -> Result<T, SysError> {
+        self.0.dump(req, seq, Until::Done, on_msg, &mut |_| {})
+    }
 }

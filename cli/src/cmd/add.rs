@@ -78,8 +78,13 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         ctx.info(format_args!("created {}", describe_spec(&spec)));
     }
     if report.repaired {
+        let (did, restore) = if ctx.global.dry_run {
+            ("is", "would restore")
+        } else {
+            ("was", "restored")
+        };
         ctx.notice(format_args!(
-            "set {name} was missing from the kernel; restored it with every ban from the ledger"
+            "set {name} {did} missing from the kernel; {restore} it with every ban from the ledger"
         ));
     }
     for target in &report.already_over {
@@ -87,6 +92,10 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
             "{target}: ban already over (--since), nothing to do"
         ));
     }
-    ctx.info(format_args!("{name}: {} banned", report.applied));
+    if ctx.global.dry_run {
+        ctx.info(format_args!("{name}: would ban {}", report.applied));
+    } else {
+        ctx.info(format_args!("{name}: {} banned", report.applied));
+    }
     Ok(None)
 }

@@ -19,7 +19,8 @@ pub fn run(ctx: &mut Context, args: CreateArgs) -> Result<Option<i32>> {
     )?;
     let created = ctx.engine().create(&spec)?;
     if created {
-        ctx.info(format_args!("created {}", describe_spec(&spec)));
+        let did = ctx.did("created", "would create");
+        ctx.info(format_args!("{did} {}", describe_spec(&spec)));
     } else {
         ctx.info(format_args!("set {} already exists as asked", spec.name));
     }

@@ -43,8 +43,9 @@ pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
                 let known = ctx
                     .engine()
                     .del_with_unreadable(&name, &parsed, &unreadable)?;
+                let did = ctx.did("unbanned", "would be unbanned");
                 ctx.info(format_args!(
-                    "{name}: {} unbanned ({known} were in the ledger, {} of them unreadable rows)",
+                    "{name}: {} {did} ({known} were in the ledger, {} of them unreadable rows)",
                     parsed.len() + unreadable.len(),
                     unreadable.len()
                 ));
@@ -54,8 +55,9 @@ pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
     }
     let targets = read_targets(&args.input)?;
     let known = ctx.engine().del(&name, &targets)?;
+    let did = ctx.did("unbanned", "would be unbanned");
     ctx.info(format_args!(
-        "{name}: {} unbanned ({known} were in the ledger)",
+        "{name}: {} {did} ({known} were in the ledger)",
         targets.len()
     ));
     Ok(None)

@@ -6,6 +6,7 @@ use crate::context::Context;
 pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
     let name = super::set_name(&args.set)?;
     ctx.engine().destroy(&name)?;
-    ctx.info(format_args!("{name}: destroyed"));
+    let did = ctx.did("destroyed", "would destroy it");
+    ctx.info(format_args!("{name}: {did}"));
     Ok(None)
 }

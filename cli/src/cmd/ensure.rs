@@ -49,7 +49,8 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     match existing {
         None => {
             ctx.engine().create(&wanted)?;
-            ctx.info(format_args!("created {}", describe_spec(&wanted)));
+            let did = ctx.did("created", "would create");
+            ctx.info(format_args!("{did} {}", describe_spec(&wanted)));
             return Ok(());
         }
         Some(existing) => {
@@ -64,14 +65,15 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     for r in ctx.engine().sync(Some(name))? {
         let changed = r.repaired_objects || r.added + r.refreshed + r.removed > 0;
         if changed {
+            let (dry, did, recreated) = if ctx.global.dry_run {
+                ("dry run: ", "would have ", "re-created set and rule, ")
+            } else {
+                ("", "", "re-created set and rule; ")
+            };
             ctx.notice(format_args!(
-                "{}: {}re-added {}, refreshed {}, removed {} unknown to the ledger",
+                "{dry}{}: {did}{}re-added {}, refreshed {}, removed {} unknown to the ledger",
                 r.set,
-                if r.repaired_objects {
-                    "re-created set and rule; "
-                } else {
-                    ""
-                },
+                if r.repaired_objects { recreated } else { "" },
                 crate::output::counted(r.added, "ban", "bans"),
                 r.refreshed,
                 r.removed

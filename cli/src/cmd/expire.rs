@@ -25,10 +25,8 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
         return Ok(None);
     }
     for (set, targets) in &expired {
-        ctx.info(format_args!(
-            "{set}: {} expired bans removed",
-            targets.len()
-        ));
+        let did = ctx.did("removed", "would be removed");
+        ctx.info(format_args!("{set}: {} expired bans {did}", targets.len()));
     }
     Ok(None)
 }

@@ -6,8 +6,9 @@ use crate::context::Context;
 pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
     let name = super::set_name(&args.set)?;
     let n = ctx.engine().flush(&name)?;
+    let did = ctx.did("flushed", "would flush it");
     ctx.info(format_args!(
-        "{name}: flushed, {} removed",
+        "{name}: {did}, {} removed",
         crate::output::counted(n, "ban", "bans")
     ));
     Ok(None)

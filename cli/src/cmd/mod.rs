@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         return adopt::run(&mut ctx, a).map(finish);
     }
     let mut ctx = Context::new(cli.global, bans)?;
-    match cli.command {
+    let outcome = match cli.command {
         Command::Create(a) => create::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
         Command::Del(a) => del::run(&mut ctx, a),
@@ -81,8 +81,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         | Command::Install(_)
         | Command::Uninstall(_)
         | Command::Generate(_) => unreachable!("handled above"),
+    };
+    // What the command would have changed in the kernels, said even when
+    // it failed halfway: that is what it would have done up to there.
+    for line in ctx.backends.dry_run_plan() {
+        ctx.info(line);
     }
-    .map(finish)
+    outcome.map(finish)
 }
 
 fn finish(code: Option<i32>) -> i32 {

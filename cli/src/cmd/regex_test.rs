@@ -44,45 +44,12 @@ struct TotalsLine<'a> {
     totals: &'a Totals,
 }
 
-/// Whether FILTER names a fail2ban filter file (`.../filter.d/NAME.conf`,
-/// maybe with `[mode=...]`) rather than a regex.
-fn is_filter_file(filter: &str) -> bool {
-    let path = filter.split('[').next().unwrap_or("");
-    path.ends_with(".conf") || path.ends_with(".local")
-}
-
 /// A fail2ban filter file, read with its includes and `.local` as
-/// `banset watch --fail2ban` reads it.
+/// `banset watch --fail2ban` and a banset.toml jail read it.
 fn fail2ban_filter(text: &str) -> Result<FilterDef> {
-    let (path, options) = match banset_watch::fail2ban::extract_options(text) {
+    let (loaded, _) = match banset_watch::fail2ban::load_filter_file(text, false, &[]) {
         Ok(x) => x,
-        Err(e) => usage!("filter {e}"),
-    };
-    let path = Path::new(&path);
-    let name = path
-        .file_stem()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let filter_d = path.parent().unwrap_or(Path::new(""));
-    if filter_d.file_name().is_none_or(|d| d != "filter.d") {
-        usage!(
-            "filter {}: a fail2ban filter file must be in a filter.d directory (its includes are read from there)",
-            path.display()
-        );
-    }
-    let dir = filter_d.parent().unwrap_or(Path::new(""));
-    if !path.is_file() {
-        usage!("filter {}: no such file", path.display());
-    }
-    let loaded = match banset_watch::fail2ban::load_filter(
-        dir,
-        name,
-        &options,
-        &Default::default(),
-        Some(false),
-    ) {
-        Ok(f) => f,
-        Err(e) => usage!("filter {}: {e}", path.display()),
+        Err(e) => usage!("{e}"),
     };
     for n in banset_watch::fail2ban::notice_lines(&loaded.notices) {
         eprintln!("banset: regex-test: {n}");
@@ -93,7 +60,7 @@ fn fail2ban_filter(text: &str) -> Result<FilterDef> {
 fn filter_of(args: &RegexTestArgs) -> Result<FilterDef> {
     let mut filter = match builtin_filter(&args.filter) {
         Some(f) => f,
-        None if is_filter_file(&args.filter) => fail2ban_filter(&args.filter)?,
+        None if banset_watch::fail2ban::is_filter_file(&args.filter) => fail2ban_filter(&args.filter)?,
         None if args.filter.contains('<') => {
             FilterDef::new("regex", vec![Pattern::new(args.filter.clone())], Vec::new())
         }

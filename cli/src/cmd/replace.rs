@@ -34,8 +34,9 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
         "replaced with {}",
         counted(report.applied, "target", "targets")
     ));
+    let did = ctx.did("now holds", "would hold");
     ctx.info(format_args!(
-        "{name}: now holds {}",
+        "{name}: {did} {}",
         counted(report.applied, "ban", "bans")
     ));
     Ok(None)

@@ -97,11 +97,16 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
             for s in &w.sources {
                 writeln!(
                     out,
-                    "  source {}: {}, {}, {} ignored",
+                    "  source {}: {}, {}, {} ignored{}",
                     s.source,
                     counted(s.lines, "line", "lines"),
                     counted(s.hits, "failure", "failures"),
-                    s.ignored
+                    s.ignored,
+                    if s.waiting {
+                        "; waiting for the file, which does not exist now"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }

@@ -47,19 +47,35 @@ pub fn run(ctx: &mut Context, args: SyncArgs) -> Result<Option<i32>> {
             ctx.notice(line);
         }
         let changed = r.repaired_objects || r.added + r.refreshed + r.removed + r.expired > 0;
-        let line = format!(
-            "{}: {}re-added {}, refreshed {}, removed {}, forgot {} expired",
-            r.set,
-            if r.repaired_objects {
-                "re-created set and rule; "
-            } else {
-                ""
-            },
-            r.added,
-            r.refreshed,
-            r.removed,
-            r.expired
-        );
+        let line = if ctx.global.dry_run {
+            format!(
+                "dry run: {}: would {}re-add {}, refresh {}, remove {}, forget {} expired",
+                r.set,
+                if r.repaired_objects {
+                    "re-create set and rule, "
+                } else {
+                    ""
+                },
+                r.added,
+                r.refreshed,
+                r.removed,
+                r.expired
+            )
+        } else {
+            format!(
+                "{}: {}re-added {}, refreshed {}, removed {}, forgot {} expired",
+                r.set,
+                if r.repaired_objects {
+                    "re-created set and rule; "
+                } else {
+                    ""
+                },
+                r.added,
+                r.refreshed,
+                r.removed,
+                r.expired
+            )
+        };
         if changed {
             ctx.notice(line);
         } else {

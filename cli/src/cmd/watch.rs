@@ -46,6 +46,7 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
                 jail.set,
                 sources.join(", ")
             );
+            print_notifications(&jail.on_ban, &jail.on_unban, &jail.mail);
         }
         if let Some(r) = &settings.recidive {
             println!(
@@ -55,6 +56,7 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
                 r.bantime,
                 r.set
             );
+            print_notifications(&r.on_ban, &r.on_unban, &r.mail);
         }
         let mut ledger = existing_ledger(global, &config);
         for spec in specs.values() {
@@ -75,6 +77,27 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// What a jail runs after a ban and after one ends, one line each.
+fn print_notifications(
+    on_ban: &[String],
+    on_unban: &[String],
+    mail: &[banset_watch::mail::MailAction],
+) {
+    for (key, argv) in [("on_ban", on_ban), ("on_unban", on_unban)] {
+        if let Some(program) = argv.first() {
+            println!("  {key}: {program}");
+        }
+    }
+    for m in mail {
+        println!(
+            "  mail: {} to {} through {}",
+            m.action,
+            m.dest,
+            m.command.first().map_or("", String::as_str)
+        );
+    }
 }
 
 /// The ledger `banset watch` would use, if there is one: `--check` reads

@@ -10,7 +10,7 @@ use banset_core::{
     format_duration, AddOptions, AddRecord, BanRequest, Clock, Ledger, SetName, Target,
 };
 use banset_watch::config::SourceKey;
-use banset_watch::policy::{BanDecision, BanHistory, BanOutcome};
+use banset_watch::policy::{BanDecision, BanHistory, BanOutcome, RECIDIVE};
 
 use super::sources::position_key;
 use super::{log, logging, Daemon};
@@ -47,19 +47,25 @@ impl Daemon<'_> {
         target: Target,
         at: i64,
         resume: Option<(SourceKey, String)>,
+        line: &[u8],
     ) {
         let now = self.ctx.clock.now();
         let mut history = LedgerHistory(&mut self.ctx.ledger);
         let Some(decision) = self
             .jails
-            .failure(jail_index, target, at, now, &mut history)
+            .failure(jail_index, target, at, now, line, &mut history)
         else {
             return;
         };
         let outcome = self.ban(&decision, resume);
         if outcome == BanOutcome::Banned {
+            let lines = self.jails.take_lines(jail_index, &target);
             if let Some(jail) = self.jails.iter().nth(jail_index) {
                 let s = jail.settings();
+                for mail in &s.mail {
+                    self.notifier
+                        .mail(mail, target, &s.name, s.maxretry, &lines);
+                }
                 self.notifier.notify(
                     "on_ban",
                     &s.on_ban,
@@ -78,8 +84,36 @@ impl Daemon<'_> {
         }
         let mut history = LedgerHistory(&mut self.ctx.ledger);
         if let Some(recidive) = self.jails.outcome(&decision, outcome, now, &mut history) {
-            self.ban(&recidive, None);
+            if self.ban(&recidive, None) == BanOutcome::Banned {
+                self.recidive_banned(&recidive);
+            }
         }
+    }
+
+    /// After recidive's ban: its mails and `on_ban`, as a jail's.
+    fn recidive_banned(&mut self, decision: &BanDecision) {
+        let Some(r) = &self.settings.recidive else {
+            return;
+        };
+        let count = decision.count();
+        for m in &r.mail {
+            self.notifier
+                .mail(m, decision.target, &decision.jail, count, &[]);
+        }
+        self.notifier.notify(
+            "on_ban",
+            &r.on_ban,
+            [
+                decision.target.to_string(),
+                decision.jail.clone(),
+                decision.set.to_string(),
+                decision
+                    .timeout
+                    .secs()
+                    .map_or("-1".to_string(), |s| s.to_string()),
+                count.to_string(),
+            ],
+        );
     }
 
     /// Bans through the engine, with the ban's history row (and `resume`,
@@ -178,12 +212,19 @@ impl Daemon<'_> {
     /// `on_unban` run for each jail banning into the set.
     pub(super) fn unbanned(&mut self, set: SetName, targets: Vec<Target>) {
         self.unbans += targets.len() as u64;
+        let recidive = self
+            .settings
+            .recidive
+            .as_ref()
+            .filter(|r| r.set == set && !r.on_unban.is_empty())
+            .map(|r| (RECIDIVE.to_string(), r.on_unban.clone()));
         let jails: Vec<(String, Vec<String>)> = self
             .jails
             .iter()
             .map(|j| j.settings())
             .filter(|s| s.set == set && !s.on_unban.is_empty())
             .map(|s| (s.name.clone(), s.on_unban.clone()))
+            .chain(recidive)
             .collect();
         // A mass expiry is one line, not thousands.
         let each = targets.len() <= 20;

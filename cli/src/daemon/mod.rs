@@ -54,6 +54,9 @@ pub enum Event {
         at: i64,
         /// The source, and where it resumes after the failure's line.
         resume: Option<(SourceKey, String)>,
+        /// The line (at most [`banset_watch::mail::MAX_LINE`] bytes), for
+        /// the mails that list them.
+        line: Box<[u8]>,
     },
     /// Where a source stands (file position or journal cursor).
     Position { source: SourceKey, value: String },
@@ -238,9 +241,10 @@ impl<'a> Daemon<'a> {
                 target,
                 at,
                 resume,
+                line,
             } => {
                 if generation == self.generation {
-                    self.failure(jail, target, at, resume);
+                    self.failure(jail, target, at, resume, &line);
                 }
             }
             Event::Position { source, value } => {
@@ -281,6 +285,9 @@ impl<'a> Daemon<'a> {
             if let Err(e) = status::write(self.ctx, &snapshot) {
                 log!("status file: {e:#}");
             }
+        }
+        if due.keeper {
+            self.discover_sources();
         }
         let expired = self.keeper.run(self.ctx, &due, &mut self.errors);
         for (set, targets) in expired {

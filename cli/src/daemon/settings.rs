@@ -25,7 +25,7 @@ pub fn load_settings(
     let dir = fail2ban
         .map(std::path::Path::to_path_buf)
         .or_else(|| config.fail2ban.as_ref().map(|f| f.dir.clone()));
-    let mut notices = Vec::new();
+    let mut notices = std::mem::take(&mut settings.notices);
     if let Some(dir) = dir {
         let f2b = banset_watch::fail2ban::load(&dir)
             .map_err(|e| crate::errors::Usage(format!("fail2ban {}: {e}", dir.display())))?;
@@ -44,6 +44,14 @@ pub fn load_settings(
                 });
         }
     }
+    settings
+        .merge_additions(&config.origin_name())
+        .map_err(|e| anyhow::Error::new(crate::errors::Usage(e.to_string())))?;
+    // Globs and missing files, as fail2ban: a jail whose logpath matches
+    // no file is refused (start, reload and `--check` alike).
+    let found = banset_watch::logpath::resolve(&mut settings.jails)
+        .map_err(|e| crate::errors::Usage(format!("{}: {e}", config.origin_name())))?;
+    notices.extend(found);
     // Build every source's pipeline now, so a problem is a config error,
     // not a failure at run time (`--check` stops here too).
     for (key, built) in source_pipelines(&settings.jails) {
@@ -78,10 +86,28 @@ pub fn check_inputs(
         check_tree(dir, 20_000).map_err(|e| format!("fail2ban {e}"))?;
     }
     for jail in &settings.jails {
-        for (key, argv) in [("on_ban", &jail.on_ban), ("on_unban", &jail.on_unban)] {
+        // A banset.toml jail's fail2ban filter file: its tree, as above.
+        if let Some(dir) = &jail.fail2ban_dir {
+            check_tree(dir, 20_000).map_err(|e| format!("jail {}: filter {e}", jail.name))?;
+        }
+    }
+    let recidive = settings
+        .recidive
+        .as_ref()
+        .map(|r| ("recidive", &r.on_ban, &r.on_unban, &r.mail));
+    let jails = settings
+        .jails
+        .iter()
+        .map(|j| (j.name.as_str(), &j.on_ban, &j.on_unban, &j.mail));
+    for (name, on_ban, on_unban, mail) in jails.chain(recidive) {
+        let mails = mail.iter().map(|m| (m.action.as_str(), &m.command));
+        for (key, argv) in [("on_ban", on_ban), ("on_unban", on_unban)]
+            .into_iter()
+            .chain(mails)
+        {
             if let Some(program) = argv.first() {
                 check(std::path::Path::new(program), Expect::Program)
-                    .map_err(|e| format!("jail {}: {key} {e}", jail.name))?;
+                    .map_err(|e| format!("jail {name}: {key} {e}"))?;
             }
         }
     }

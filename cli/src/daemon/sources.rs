@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use banset_core::{Clock, SystemClock};
 use banset_watch::config::SourceKey;
 use banset_watch::follow::{follow_file, follow_journal, FileFollower, Position};
-use banset_watch::pipeline::{Failure, RawEntry, SourcePipeline};
+use banset_watch::mail::MAX_LINE;
+use banset_watch::pipeline::{source_pipeline, Failure, RawEntry, SourcePipeline};
 
 use super::{log, Daemon, Event};
 
@@ -23,6 +24,8 @@ pub struct SourceStats {
     pub lines: AtomicU64,
     pub hits: AtomicU64,
     pub ignored: AtomicU64,
+    /// A file source whose path names no file now.
+    pub waiting: Arc<AtomicBool>,
 }
 
 /// A running source thread.
@@ -82,10 +85,12 @@ pub struct SourceSpec {
 pub fn spawn(spec: SourceSpec, events: Sender<Event>) -> SourceHandle {
     // A file's starting point is fixed here, before the daemon says it is
     // watching, not whenever the thread first runs.
+    let stats = Arc::new(SourceStats::default());
     let follower = match &spec.key {
         SourceKey::File(path) => {
             let saved = spec.saved.as_deref().and_then(Position::decode);
-            let mut f = FileFollower::new(path.clone(), saved);
+            let mut f =
+                FileFollower::new(path.clone(), saved).report_missing(stats.waiting.clone());
             if let Err(e) = f.prime() {
                 let _ = events.send(Event::SourceError {
                     source: spec.key.to_string(),
@@ -98,7 +103,6 @@ pub fn spawn(spec: SourceSpec, events: Sender<Event>) -> SourceHandle {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let child_pid = Arc::new(AtomicU32::new(0));
-    let stats = Arc::new(SourceStats::default());
     let key = spec.key.clone();
     let thread = {
         let (stop, child_pid, stats) = (stop.clone(), child_pid.clone(), stats.clone());
@@ -131,6 +135,7 @@ fn run(
     let mut handle = |entry: RawEntry<'_>, resume: &dyn Fn() -> Option<String>| {
         stats.lines.fetch_add(1, Ordering::Relaxed);
         failures.clear();
+        let text = entry.text();
         spec.pipeline
             .pipeline
             .process(entry, SystemClock.now(), &mut failures);
@@ -149,6 +154,7 @@ fn run(
                 jail: spec.pipeline.jail_of_filter[f.filter],
                 target: f.target,
                 at: f.at,
+                line: text[..text.len().min(MAX_LINE)].into(),
                 resume: resume
                     .as_ref()
                     .map(|value| (spec.key.clone(), value.clone())),
@@ -244,14 +250,61 @@ impl Daemon<'_> {
                     .meta(&position_key(&key))
                     .ok()?
             });
-            let spec = SourceSpec {
-                key: key.clone(),
-                pipeline,
-                saved,
-                journalctl: self.settings.watch.journalctl.clone(),
-                generation: self.generation,
+            self.start_source(key, pipeline, saved);
+        }
+    }
+
+    fn start_source(&mut self, key: SourceKey, pipeline: SourcePipeline, saved: Option<String>) {
+        let spec = SourceSpec {
+            key,
+            pipeline,
+            saved,
+            journalctl: self.settings.watch.journalctl.clone(),
+            generation: self.generation,
+        };
+        self.sources.push(spawn(spec, self.events_tx.clone()));
+    }
+
+    /// Follows files the jails' `logpath` globs match now and did not
+    /// before (fail2ban expands them only at start). A new file is read
+    /// from its top, or, when it is a followed file renamed to a matching
+    /// name, from where that one stands.
+    pub(super) fn discover_sources(&mut self) {
+        let (new, errors) = banset_watch::logpath::discover(&mut self.settings.jails);
+        for e in errors {
+            log!("{e}");
+        }
+        for key in new {
+            let Some(built) = source_pipeline(&self.settings.jails, &key) else {
+                continue;
             };
-            self.sources.push(spawn(spec, self.events_tx.clone()));
+            let pipeline = match built {
+                Ok(p) => p,
+                Err(e) => {
+                    log!("source {key}: {e}; not watched");
+                    continue;
+                }
+            };
+            // A file another jail already follows: restart it with every
+            // jail's filters, where it stands.
+            if let Some(i) = self.sources.iter().position(|s| s.key == key) {
+                let old = self.sources.swap_remove(i);
+                stop_all(vec![old]);
+                while let Ok(event) = self.events.try_recv() {
+                    self.handle(event);
+                }
+            }
+            let saved = match (&key, self.positions.get(&key)) {
+                (_, Some(p)) => Some(p.clone()),
+                (SourceKey::File(path), None) => banset_watch::follow::Position::for_new_file(
+                    path,
+                    self.positions.values().map(String::as_str),
+                )
+                .map(|p| p.encode()),
+                (SourceKey::Journal(_), None) => None,
+            };
+            log!("source {key}: new match of a logpath; following it");
+            self.start_source(key, pipeline, saved);
         }
     }
 

@@ -50,6 +50,9 @@ pub struct SourceStatus {
     pub lines: u64,
     pub hits: u64,
     pub ignored: u64,
+    /// The file does not exist now (vanished, or not created again yet).
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 fn path(state_dir: &Path) -> PathBuf {
@@ -122,6 +125,7 @@ impl super::Daemon<'_> {
                     lines: s.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
                     hits: s.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
                     ignored: s.stats.ignored.load(std::sync::atomic::Ordering::Relaxed),
+                    waiting: s.stats.waiting.load(std::sync::atomic::Ordering::Relaxed),
                 })
                 .collect(),
             unbans: self.unbans,

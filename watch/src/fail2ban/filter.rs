@@ -37,6 +37,55 @@ pub struct LoadedFilter {
     pub failregex_total: usize,
 }
 
+/// Whether `text` names a fail2ban filter file (`.../filter.d/NAME.conf`
+/// or `.local`, maybe with `[mode=...]`) rather than a built-in filter or
+/// a regex.
+pub fn is_filter_file(text: &str) -> bool {
+    let path = text.split('[').next().unwrap_or("");
+    path.ends_with(".conf") || path.ends_with(".local")
+}
+
+/// A fail2ban filter file named by its path with its options
+/// (`/etc/fail2ban/filter.d/postfix.conf[mode=aggressive]`), read with its
+/// includes and `.local` as `--fail2ban` reads it; what `regex-test` and a
+/// banset.toml jail's `filter` both use. Also returns the fail2ban
+/// configuration directory it was read from (above `filter.d`), whose
+/// files must be trusted as the daemon (root) reads them. `journal` as in
+/// [`load_filter`].
+pub fn load_filter_file(
+    text: &str,
+    journal: bool,
+    added: &[String],
+) -> Result<(LoadedFilter, std::path::PathBuf), Error> {
+    let (path, options) =
+        super::extract_options(text).map_err(|e| Error::Other(format!("filter {e}")))?;
+    let path = Path::new(&path);
+    let name = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let filter_d = path.parent().unwrap_or(Path::new(""));
+    if filter_d.file_name().is_none_or(|d| d != "filter.d") {
+        return Err(Error::Other(format!(
+            "filter {}: a fail2ban filter file must be in a filter.d directory (its includes are read from there)",
+            path.display()
+        )));
+    }
+    let dir = filter_d.parent().unwrap_or(Path::new(""));
+    if !path.is_file() {
+        return Err(Error::Other(format!(
+            "filter {}: no such file",
+            path.display()
+        )));
+    }
+    let loaded = load_filter_adding(dir, name, &options, &Options::new(), Some(journal), added)
+        .map_err(|e| match e {
+            Error::Added { .. } => e,
+            e => Error::Other(format!("filter {}: {e}", path.display())),
+        })?;
+    Ok((loaded, dir.to_path_buf()))
+}
+
 /// Reads `dir/filter.d/NAME` with `args` (the jail's `filter =
 /// NAME[key=value]`) and `jail_vars` (options the jail defines, which take
 /// precedence as in fail2ban). `journal` says the jail reads the journal
@@ -47,6 +96,23 @@ pub fn load_filter(
     args: &[(String, String)],
     jail_vars: &Options,
     journal: Option<bool>,
+) -> Result<LoadedFilter, Error> {
+    load_filter_adding(dir, name, args, jail_vars, journal, &[])
+}
+
+/// [`load_filter`], with `added` failregex lines read as if a `.local`
+/// appended them to the filter's own (`%(known/failregex)s` plus these):
+/// `%(name)s` and `<name>` of the filter's options are substituted in
+/// them, and they run as its own lines do (after its prefregex). Unlike
+/// the file's own lines, an added line that does not compile is an error
+/// ([`Error::Added`] names it), not a notice: its author is the caller.
+pub fn load_filter_adding(
+    dir: &Path,
+    name: &str,
+    args: &[(String, String)],
+    jail_vars: &Options,
+    journal: Option<bool>,
+    added: &[String],
 ) -> Result<LoadedFilter, Error> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(Error::Other(format!(
@@ -101,6 +167,32 @@ pub fn load_filter(
                 origin = Some(o);
             }
             opts.push((key.to_string(), v));
+        }
+    }
+    // Lines with newlines would be several: each added line is one.
+    let own_failregex = opts
+        .iter()
+        .find(|(k, _)| k == "failregex")
+        .map_or(0, |(_, v)| v.split('\n').filter(|l| !l.is_empty()).count());
+    for (i, line) in added.iter().enumerate() {
+        if line.contains(['\n', '\r']) || line.trim().is_empty() {
+            return Err(Error::Added {
+                index: i,
+                message: "a failregex is one non-empty line".into(),
+            });
+        }
+        let text = stack
+            .interpolate_in("Definition", line, &vars, &here)
+            .map_err(|e| Error::Added {
+                index: i,
+                message: e.to_string(),
+            })?;
+        match opts.iter_mut().find(|(k, _)| k == "failregex") {
+            Some((_, v)) => {
+                v.push('\n');
+                v.push_str(&text);
+            }
+            None => opts.push(("failregex".into(), text)),
         }
     }
     if stack.has_section("Init") {
@@ -218,6 +310,12 @@ pub fn load_filter(
         one.ignoreregex.clear();
         match one.compile() {
             Ok(_) => def.failregex.push(pattern),
+            Err(e) if i >= own_failregex && i - own_failregex < added.len() => {
+                return Err(Error::Added {
+                    index: i - own_failregex,
+                    message: e.reason,
+                })
+            }
             Err(e) => notices.push(Notice {
                 origin: at(&origin),
                 jail: None,
@@ -333,6 +431,39 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Newer fail2ban's recidive.conf: the failregex of `[lt_file]` is
+    /// written only in `[DEFAULT]`, and `<lt_<logtype>/failregex>` must
+    /// find it there as Python's `ConfigParser.get` does.
+    #[test]
+    fn recidive_failregex_only_in_default_is_found_through_its_section() {
+        let d = dir_with(&[
+            ("filter.d/common.conf", COMMON),
+            (
+                "filter.d/recidive.conf",
+                "[INCLUDES]\nbefore = common.conf\n[DEFAULT]\n_daemon = fail2ban\\.actions\\s*\n_jailname = recidive\nfailregex = ^%(__prefix_line)sNOTICE\\s+\\[(?!%(_jailname)s\\])(?:.*)\\]\\s+Ban\\s+<HOST>\\s*$\n[lt_file]\n[lt_journal]\nfailregex = ^journal only <HOST>$\n[Definition]\nfailregex = <lt_<logtype>/failregex>\n",
+            ),
+        ]);
+        let f = load_filter(&d, "recidive", &[], &Options::new(), Some(false)).unwrap();
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h fail2ban.actions: NOTICE [sshd] Ban 192.0.2.9"
+            )
+            .as_deref(),
+            Some("192.0.2.9")
+        );
+        assert_eq!(
+            hit(
+                &f.def,
+                "Nov 21 12:00:00 h fail2ban.actions: NOTICE [recidive] Ban 192.0.2.9"
+            ),
+            None
+        );
+        let f = load_filter(&d, "recidive", &[], &Options::new(), Some(true)).unwrap();
+        assert_eq!(f.def.failregex.len(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

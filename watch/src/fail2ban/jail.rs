@@ -12,8 +12,9 @@ use banset_core::{BackendKind, SetName, Target, Timeout};
 use super::ini::{Origin, Value};
 use super::reader::{Options, Stack};
 use super::{extract_options, load_filter, Error, Notice};
-use crate::config::{Escalation, JailSettings, SourceKey};
 use crate::filter::Pattern;
+use crate::mail::MailAction;
+use crate::settings::{Escalation, JailSettings, SourceKey};
 
 /// fail2ban's configuration as banset runs it.
 #[derive(Debug, Clone, Default)]
@@ -348,6 +349,7 @@ fn load_jail(
     }
     // Sources.
     let mut sources = Vec::new();
+    let mut logpath: Vec<PathBuf> = Vec::new();
     if journal {
         let matches = match jail_lines(stack, "journalmatch")? {
             Some((l, _)) => l,
@@ -359,7 +361,7 @@ fn load_jail(
         let mut words = Vec::new();
         for line in matches {
             for w in line.split_whitespace() {
-                if !crate::config::valid_journal_match(w) {
+                if !crate::settings::valid_journal_match(w) {
                     return Err(Error::Other(format!(
                         "{here}: jail {name}: journalmatch {w:?} is not FIELD=value or +"
                     )));
@@ -375,10 +377,10 @@ fn load_jail(
         }
         sources.push(SourceKey::Journal(words));
     } else {
-        let Some((logpath, o)) = get(stack, "logpath")? else {
+        let Some((written, o)) = get(stack, "logpath")? else {
             return Err(Error::Other(format!("{here}: jail {name}: no logpath")));
         };
-        for line in logpath.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+        for line in written.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
             // `PATH [head|tail]`: banset always starts at the end.
             let path = match line.rsplit_once(' ') {
                 Some((p, "head" | "tail")) => p.trim(),
@@ -390,21 +392,13 @@ fn load_jail(
                     format!("jail {name}: logpath {path:?} must be absolute"),
                 ));
             }
-            if path.contains(['*', '?', '[']) {
-                let found = glob(path);
-                if found.is_empty() {
-                    note(&Some(o.clone()), format!("logpath {path}: no file matches now; the pattern is read again on reload (SIGHUP)"));
-                }
-                sources.extend(found.into_iter().map(SourceKey::File));
-            } else {
-                sources.push(SourceKey::File(PathBuf::from(path)));
-            }
+            // Expanded (globs, files that exist) by `crate::logpath::resolve`,
+            // which banset.toml's jails go through too.
+            logpath.push(PathBuf::from(path));
+            sources.push(SourceKey::File(PathBuf::from(path)));
         }
         if sources.is_empty() {
-            return Err(Error::at(
-                &o,
-                format!("jail {name}: no log file matches {logpath:?}"),
-            ));
+            return Err(Error::at(&o, format!("jail {name}: logpath is empty")));
         }
     }
     // Counting and banning.
@@ -540,22 +534,27 @@ fn load_jail(
     let set_text = format!("f2b-{name}");
     let set = SetName::new(&set_text)
         .map_err(|e| Error::Other(format!("{here}: jail {name}: set {set_text}: {e}")))?;
-    let wish = set_wish(stack, name, &mut note)?;
+    let (wish, mail) = set_wish(stack, name, &mut note)?;
     notices.extend(filter_notices);
     Ok(Some(Fail2banJail {
         settings: JailSettings {
             name: name.to_string(),
             filter,
             sources,
+            logpath,
+            // The whole tree is checked as the jail's own.
+            fail2ban_dir: None,
             maxretry,
             findtime,
             bantime,
             set,
             ignore,
             escalation,
-            // fail2ban's other actions (mail, reports) are reported, not run.
+            // fail2ban's mail actions are sent (`mail`); its other actions
+            // (reports to abuse lists) are reported, not run.
             on_ban: Vec::new(),
             on_unban: Vec::new(),
+            mail,
         },
         set: wish,
         origin: here,
@@ -571,17 +570,18 @@ fn origin_of(here: &str) -> Origin {
 }
 
 /// The set from `action` (or `banaction`), `port`, `protocol` and the
-/// action's `blocktype`.
+/// action's `blocktype`; and the mails among the actions.
 fn set_wish(
     stack: &Stack,
     name: &str,
     note: &mut dyn FnMut(&Option<Origin>, String),
-) -> Result<SetWish, Error> {
+) -> Result<(SetWish, Vec<MailAction>), Error> {
     let none = Options::new();
     let mut wish = SetWish::default();
+    let mut mails = Vec::new();
     let action = stack.get(name, "action", &none)?;
     let Some((action, ao)) = action else {
-        return Ok(wish);
+        return Ok((wish, mails));
     };
     let mut firewall_seen = false;
     for entry in split_actions(&action) {
@@ -622,10 +622,14 @@ fn set_wish(
             "bsd-ipfw" | "ipfw" => (Some(BackendKind::Ipfw), false),
             "banset" => (None, false),
             _ => {
-                note(
-                    &Some(ao.clone()),
-                    format!("action {act} is not run: banset only bans in the firewall"),
-                );
+                match MailAction::from_fail2ban(&act, &opts) {
+                    Ok(Some(mail)) => mails.push(mail),
+                    Ok(None) => note(
+                        &Some(ao.clone()),
+                        format!("action {act} is not run: banset only bans in the firewall and sends fail2ban's mails"),
+                    ),
+                    Err(m) => note(&Some(ao.clone()), m),
+                }
                 continue;
             }
         };
@@ -700,7 +704,7 @@ fn set_wish(
             }
         });
     }
-    Ok(wish)
+    Ok((wish, mails))
 }
 
 /// Splits fail2ban's `action` value into its actions: one per line, or
@@ -733,105 +737,10 @@ fn split_actions(text: &str) -> Vec<String> {
     out
 }
 
-/// Expands a path with `*`, `?` and `[...]` in its components.
-fn glob(pattern: &str) -> Vec<PathBuf> {
-    let mut current = vec![PathBuf::from("/")];
-    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
-        let mut next = Vec::new();
-        for dir in &current {
-            if comp.contains(['*', '?', '[']) {
-                let Ok(rd) = std::fs::read_dir(dir) else {
-                    continue;
-                };
-                let mut found: Vec<PathBuf> = rd
-                    .flatten()
-                    .filter(|e| {
-                        let n = e.file_name().to_string_lossy().to_string();
-                        !n.starts_with('.') && fnmatch(comp.as_bytes(), n.as_bytes())
-                    })
-                    .map(|e| e.path())
-                    .collect();
-                found.sort();
-                next.extend(found);
-            } else {
-                next.push(dir.join(comp));
-            }
-        }
-        current = next;
-    }
-    current.into_iter().filter(|p| p.is_file()).collect()
-}
-
-/// Shell-style matching of one path component (`*`, `?`, `[...]`,
-/// `[!...]`). Every item but `*` takes one character, so on a mismatch it
-/// is enough to let the latest `*` take one more character and go on from
-/// there: the work is at most pattern × name, where trying every split for
-/// every `*` was exponential (`logpath = /var/log/*a*a*a*a*a*a*a*a*b` in a
-/// directory of long names held a reload for hours).
-fn fnmatch(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    // (pattern index after the latest `*`, name index it resumes at).
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if p.get(pi) == Some(&b'*') {
-            pi += 1;
-            star = Some((pi, si));
-            continue;
-        }
-        if let Some(len) = one_char(p, pi, s[si]) {
-            pi += len;
-            si += 1;
-            continue;
-        }
-        let Some((after, from)) = star else {
-            return false;
-        };
-        pi = after;
-        si = from + 1;
-        star = Some((after, from + 1));
-    }
-    p[pi.min(p.len())..].iter().all(|&b| b == b'*')
-}
-
-/// Whether the one-character item of `p` at `pi` (`?`, `[...]` or a
-/// literal) takes `c`; its length in `p` if so.
-fn one_char(p: &[u8], pi: usize, c: u8) -> Option<usize> {
-    match *p.get(pi)? {
-        b'?' => Some(1),
-        b'[' => {
-            let Some(end) = p[pi..]
-                .iter()
-                .skip(1)
-                .position(|&b| b == b']')
-                .map(|e| e + 1)
-            else {
-                // An unclosed `[` is a literal.
-                return (c == b'[').then_some(1);
-            };
-            let (neg, set) = match &p[pi + 1..pi + end] {
-                [b'!', rest @ ..] => (true, rest),
-                set => (false, set),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= c && c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
-                }
-            }
-            (hit != neg).then_some(end + 1)
-        }
-        a => (a == c).then_some(1),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logpath::fnmatch;
 
     #[test]
     fn times_in_fail2ban_forms() {
@@ -898,5 +807,63 @@ mod tests {
         let name = "a".repeat(200);
         assert!(!fnmatch(pattern.as_bytes(), name.as_bytes()));
         assert!(fnmatch(pattern.as_bytes(), format!("{name}b").as_bytes()));
+    }
+
+    /// Bug 9: fail2ban's mail actions were only reported; they map to
+    /// banset's mail with the action's own parameters, beside the
+    /// firewall action, and one banset cannot send without a shell is
+    /// reported, not sent.
+    #[test]
+    fn fail2ban_mail_actions_become_the_jails_mail() {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-mail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        let log = dir.join("x.log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::write(
+            dir.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^bad <HOST>$\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("jail.conf"),
+            format!(
+                "[DEFAULT]\ndestemail = admin@example.org\nsender = f2b@<fq-hostname>\n\
+                 action_mwl = nftables-multiport\n   sendmail-whois-lines[sender=\"%(sender)s\", dest=\"%(destemail)s\", grepmax=5]\n   \
+                 mail-whois[dest=\"%(destemail)s\", mailcmd=\"mail | tee\"]\n\
+                 [x]\nenabled = true\nfilter = x\nport = ssh\nlogpath = {}\naction = %(action_mwl)s\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let f2b = load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let jail = &f2b.jails[0];
+        assert_eq!(jail.set.backend, Some(BackendKind::Nftables));
+        assert_eq!(
+            jail.settings.mail,
+            [MailAction {
+                action: "sendmail-whois-lines".into(),
+                command: vec![
+                    "/usr/sbin/sendmail".into(),
+                    "-f".into(),
+                    "<sender>".into(),
+                    "<dest>".into()
+                ],
+                headers: true,
+                dest: "admin@example.org".into(),
+                sender: "f2b@<fq-hostname>".into(),
+                sendername: "Fail2Ban".into(),
+                whois: true,
+                lines: 5,
+            }]
+        );
+        let notices: Vec<&str> = f2b.notices.iter().map(|n| n.message.as_str()).collect();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.starts_with("action mail-whois: mailcmd = \"mail | tee\" needs a shell")),
+            "{notices:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use banset_core::SetName;
 
 use super::jail::{Fail2banConfig, SetWish};
 use super::notice_lines;
-use crate::config::{Recidive, Settings};
+use crate::settings::{Recidive, Settings};
 
 /// What [`merge`] leaves to the caller.
 #[derive(Debug, Default)]
@@ -64,6 +64,9 @@ pub fn merge(settings: &mut Settings, f2b: Fail2banConfig, origin: &str) -> Merg
                         findtime: j.findtime,
                         bantime: j.bantime,
                         set: j.set.clone(),
+                        on_ban: Vec::new(),
+                        on_unban: Vec::new(),
+                        mail: j.mail.clone(),
                     });
                 }
             }
@@ -89,6 +92,7 @@ mod tests {
                 name: name.into(),
                 filter: def,
                 sources: Vec::new(),
+                logpath: Vec::new(),
                 maxretry: 5,
                 findtime: 86_400,
                 bantime: Timeout::from_secs(604_800).unwrap(),
@@ -97,6 +101,8 @@ mod tests {
                 escalation: None,
                 on_ban: Vec::new(),
                 on_unban: Vec::new(),
+                mail: Vec::new(),
+                fail2ban_dir: None,
             },
             set: SetWish {
                 backend: Some(BackendKind::Nftables),
@@ -145,6 +151,9 @@ mod tests {
                 findtime: 86_400,
                 bantime: Timeout::from_secs(604_800).unwrap(),
                 set: SetName::new("f2b-recidive").unwrap(),
+                on_ban: Vec::new(),
+                on_unban: Vec::new(),
+                mail: Vec::new(),
             })
         );
         let sets: Vec<&str> = merged.sets.iter().map(|(s, _)| s.as_str()).collect();

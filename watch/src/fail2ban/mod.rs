@@ -22,7 +22,7 @@ mod reader;
 mod steer;
 
 pub use crate::pyregex::translate as translate_regex;
-pub use filter::{load_filter, LoadedFilter};
+pub use filter::{is_filter_file, load_filter, load_filter_adding, load_filter_file, LoadedFilter};
 pub use ini::Origin;
 pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish};
 pub use merge::{merge, Merged};
@@ -49,6 +49,14 @@ pub enum Error {
     /// A problem without a single place.
     #[error("{0}")]
     Other(String),
+    /// A failregex line a caller added to a filter (a banset.toml jail's).
+    #[error("failregex {}: {message}", index + 1)]
+    Added {
+        /// 0-based, among the added lines.
+        index: usize,
+        /// What is wrong, on one line.
+        message: String,
+    },
 }
 
 impl Error {
