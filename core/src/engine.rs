@@ -1039,13 +1039,9 @@ impl Engine<'_> {
     pub fn sync_each(&mut self, set: Option<&SetName>) -> Result<Vec<SetSync>, Error> {
         let names: Vec<SetName> = match set {
             Some(name) => vec![name.clone()],
-            None => self
-                .ledger
-                .read()?
-                .set_specs()?
-                .into_iter()
-                .map(|s| s.name)
-                .collect(),
+            // Names, not specs: a set whose spec does not read is still
+            // synced in turn, and fails alone with what is wrong with it.
+            None => self.ledger.read()?.set_names()?,
         };
         Ok(names
             .into_iter()

@@ -523,7 +523,12 @@ impl LedgerTx<'_> {
             .map_err(|e| self.corrupt(format!("set {name}: unreadable spec: {e}")))
     }
 
-    /// Every set, by name.
+    /// Every set whose stored spec reads, by name. A set whose spec does
+    /// not parse (a hand edit, a newer banset's field) is left out here, as
+    /// an unreadable ban row is: one bad record must not stop every other
+    /// set from being listed, expired or restored. [`LedgerTx::set_names`]
+    /// still names it, and [`LedgerTx::set_spec`] says what is wrong with
+    /// it, so `sync` reports it as that set's failure.
     pub fn set_specs(&self) -> Result<Vec<SetSpec>, LedgerError> {
         let mut stmt = self
             .tx
@@ -535,7 +540,29 @@ impl LedgerTx<'_> {
         let mut out = Vec::new();
         for row in rows {
             let (name, json) = row.map_err(|e| self.err(e))?;
-            out.push(self.decode_spec(&name, &json)?);
+            if let Ok(spec) = self.decode_spec(&name, &json) {
+                out.push(spec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The name of every set the ledger records, whether or not its spec
+    /// reads; names that are not valid set names (never written by banset)
+    /// are left out.
+    pub fn set_names(&self) -> Result<Vec<SetName>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT name FROM sets ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(name) = SetName::new(&row.map_err(|e| self.err(e))?) {
+                out.push(name);
+            }
         }
         Ok(out)
     }

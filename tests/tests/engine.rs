@@ -505,6 +505,53 @@ fn a_failing_set_does_not_stop_sync_of_the_others() {
 }
 
 #[test]
+fn unreadable_set_spec_does_not_stop_sync_list_or_expire_of_the_others() {
+    let dir = temp_dir("unreadable-spec");
+    let file = dir.join("ledger.db");
+    let mut w = World::on_file(&file);
+    for set in ["a", "b", "c"] {
+        w.add(set, &[ban("1.1.1.1", None), ban("2.2.2.2", Some(60))])
+            .unwrap();
+    }
+    // A hand edit (or a newer banset) left set b's spec unreadable.
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute(
+            "UPDATE sets SET spec = '{\"broken\": 1}' WHERE name = 'b'",
+            [],
+        )
+        .unwrap();
+    w.kernel.wipe();
+    let outcomes = w.run(false, |e| e.sync_each(None)).unwrap();
+    let shown: Vec<(&str, bool)> = outcomes
+        .iter()
+        .map(|(set, r)| (set.as_str(), r.is_ok()))
+        .collect();
+    assert_eq!(shown, [("a", true), ("b", false), ("c", true)]);
+    let why = outcomes[1].1.as_ref().unwrap_err().to_string();
+    assert!(why.contains("set b: unreadable spec"), "{why}");
+    assert_eq!(w.kernel("a").len(), 2);
+    assert_eq!(w.kernel("c").len(), 2);
+    // Listing and expiry go on with the sets that read.
+    let listed: Vec<String> = w
+        .run(false, |e| e.list(None))
+        .unwrap()
+        .iter()
+        .map(|l| l.spec.name.to_string())
+        .collect();
+    assert_eq!(listed, ["a", "c"]);
+    w.clock.advance(60);
+    let expired = w.run(false, |e| e.expire()).unwrap();
+    assert_eq!(
+        expired,
+        [
+            (name("a"), vec![t("2.2.2.2")]),
+            (name("c"), vec![t("2.2.2.2")])
+        ]
+    );
+}
+
+#[test]
 fn expire_drives_kernels_without_timeouts_never_early_never_late() {
     let caps = Capabilities {
         timeouts: false,
