@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("{text:?} parsed, its display {shown:?} did not: {e}"));
         assert_eq!(again, t, "{text:?} -> {shown:?}");
         assert!(t.contains(&t));
-        assert_eq!(Target::host(t.addr()).family(), t.family());
+        // A prefix's first address may itself be refused as a host
+        // (0.0.0.0/16 starts at the unspecified address).
+        if let Ok(h) = Target::host(t.addr()) {
+            assert_eq!(h.family(), t.family());
+        }
         // The range arithmetic the backends build on.
         let _ = (t.last(), t.next_after(), t.addr_octets());
     }

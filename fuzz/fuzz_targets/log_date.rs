@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use banset_watch::fail2ban::date::DateFinder;
-use banset_watch::logtime::{parse_date, split_date, DateContext};
+use banset_watch::logtime::{parse_date, split_date, DateContext, Zone};
 use libfuzzer_sys::fuzz_target;
 
 fn defaults() -> &'static DateFinder {
@@ -26,8 +26,9 @@ fuzz_target!(|data: &[u8]| {
         // 1970 .. ~2514, and offsets of at most 14 hours: what a clock
         // and a time zone can say.
         now: (raw >> 30) as i64 % (1 << 34),
-        utc_offset: (raw & 0xffff) as i64 % (14 * 3600 + 1)
-            * if raw & 1 << 16 != 0 { -1 } else { 1 },
+        zone: Zone::Fixed(
+            (raw & 0xffff) as i64 % (14 * 3600 + 1) * if raw & 1 << 16 != 0 { -1 } else { 1 },
+        ),
     };
     let mut lines = text.split(|&b| b == b'\n');
     let pattern = lines.next().unwrap_or_default();
