@@ -794,19 +794,15 @@ impl Engine<'_> {
         let mut in_kernel = targets.to_vec();
         in_kernel.extend(unreadable.iter().filter_map(|t| Target::parse_listed(t)));
         let backend = self.backends.backend(spec.backend)?;
-        let kernel = match backend.del(&spec, &in_kernel) {
-            Ok(()) => Ok(()),
-            // Nothing in the kernel means nothing to unban there.
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::from(e.within(format!("del from {set}")))),
-        };
-        let result = commit_removal(tx, removal.as_deref(), kernel, self.dry_run);
-        if result.is_err() {
-            // The kernel may have lost members the ledger keeps (a partial
-            // batch, or a commit that failed after the kernel call).
-            self.put_kernel_back(set, removal.as_deref());
-        }
-        result?;
+        let kernel = backend.del(&spec, &in_kernel);
+        let committed = commit_removal(
+            tx,
+            removal.as_deref(),
+            kernel,
+            || format!("del from {set}"),
+            self.dry_run,
+        );
+        self.end_removal(set, removal.as_deref(), committed)?;
         Ok(removed)
     }
 
@@ -843,6 +839,21 @@ impl Engine<'_> {
                 let _ = tx.commit();
             }
         }
+    }
+
+    /// After [`commit_removal`]: on a failure the kernel may have lost
+    /// members the ledger keeps (a partial batch, or a commit that failed
+    /// after the kernel call), so it is put back before the error returns.
+    fn end_removal(
+        &mut self,
+        set: &SetName,
+        removal: Option<&str>,
+        committed: Result<(), Error>,
+    ) -> Result<(), Error> {
+        if committed.is_err() {
+            self.put_kernel_back(set, removal);
+        }
+        committed
     }
 
     /// Puts the kernel's side of `set` back to what the committed ledger
@@ -980,18 +991,15 @@ impl Engine<'_> {
         let spec = Self::spec_of(&tx, set)?;
         let n = tx.clear_bans(set)?;
         let backend = self.backends.backend(spec.backend)?;
-        let kernel = match backend.flush(&spec) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::from(e.within(format!("flush {set}")))),
-        };
-        let result = commit_removal(tx, removal.as_deref(), kernel, self.dry_run);
-        if result.is_err() {
-            // The kernel may have lost members the ledger keeps (a partial
-            // batch, or a commit that failed after the kernel call).
-            self.put_kernel_back(set, removal.as_deref());
-        }
-        result?;
+        let kernel = backend.flush(&spec);
+        let committed = commit_removal(
+            tx,
+            removal.as_deref(),
+            kernel,
+            || format!("flush {set}"),
+            self.dry_run,
+        );
+        self.end_removal(set, removal.as_deref(), committed)?;
         Ok(n)
     }
 
@@ -1235,14 +1243,21 @@ fn join_by_target(kernel: Vec<KernelEntry>, bans: Vec<Ban>) -> Vec<Listed> {
 }
 
 /// Ends a journalled removal: commits it with its journal row gone, unless
-/// the kernel call failed. The caller puts the kernel back on an error.
+/// the kernel call failed (`what` names the call for its error; a set
+/// missing from the kernel has nothing to remove there, and is fine). The
+/// caller passes the outcome to [`Engine::end_removal`].
 fn commit_removal(
     tx: LedgerTx<'_>,
     removal: Option<&str>,
-    kernel: Result<(), Error>,
+    kernel: Result<(), BackendError>,
+    what: impl FnOnce() -> String,
     dry_run: bool,
 ) -> Result<(), Error> {
-    kernel?;
+    match kernel {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e.within(what()).into()),
+    }
     if let Some(key) = removal {
         tx.remove_meta(key)?;
     }
