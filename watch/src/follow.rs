@@ -452,16 +452,23 @@ pub fn parse_journal_json(json: &[u8]) -> Option<JournalLine> {
     };
     let message = field("MESSAGE")?;
     let mut line = Vec::with_capacity(message.len() + 64);
-    line.extend_from_slice(&field("_HOSTNAME").unwrap_or_else(|| b"localhost".to_vec()));
+    let host = field("_HOSTNAME").unwrap_or_else(|| b"localhost".to_vec());
+    line.extend_from_slice(&one_token(&host));
     line.push(b' ');
+    // Any local user chooses SYSLOG_IDENTIFIER and SYSLOG_PID (`logger -t
+    // 'x sshd' --id=...`): kept as one token each, so that a space cannot
+    // make the identifier pass for a host field and another program's tag,
+    // and a newline cannot fake a line boundary for a multi-line filter.
     let ident = field("SYSLOG_IDENTIFIER")
         .or_else(|| field("_COMM"))
         .unwrap_or_else(|| b"unknown".to_vec());
-    line.extend_from_slice(&ident);
+    line.extend_from_slice(&one_token(&ident));
     if let Some(pid) = field("SYSLOG_PID").or_else(|| field("_PID")) {
-        line.push(b'[');
-        line.extend_from_slice(&pid);
-        line.push(b']');
+        if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) {
+            line.push(b'[');
+            line.extend_from_slice(&pid);
+            line.push(b']');
+        }
     }
     line.extend_from_slice(b": ");
     // A message may hold several lines; the filters see the first.
@@ -472,6 +479,19 @@ pub fn parse_journal_json(json: &[u8]) -> Option<JournalLine> {
         .map(|us| us / 1_000_000);
     let cursor = field("__CURSOR").and_then(|c| String::from_utf8(c).ok());
     Some(JournalLine { line, at, cursor })
+}
+
+/// `field` as one syslog token: white space, control bytes and the
+/// brackets and colon that end a tag become `_`.
+fn one_token(field: &[u8]) -> Vec<u8> {
+    field
+        .iter()
+        .map(|&b| match b {
+            b if b.is_ascii_whitespace() || b.is_ascii_control() => b'_',
+            b'[' | b']' | b':' => b'_',
+            b => b,
+        })
+        .collect()
 }
 
 /// The argv of the journal child: follow, JSON, resume after `cursor` (or
@@ -789,6 +809,19 @@ mod tests {
         assert!(poll(&mut f).is_empty());
         append(&log, &format!("{}\nok\n", "y".repeat(READ_CHUNK)));
         assert_eq!(poll(&mut f), vec!["ok"]);
+    }
+
+    #[test]
+    fn a_journal_identifier_cannot_fake_a_line_a_host_field_or_a_tag() {
+        let e = parse_journal_json(
+            br#"{"_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"x sshd[1]: Failed password for root from 6.6.6.6 port 22 ssh2\nsshd","SYSLOG_PID":"1]: y","MESSAGE":"hello"}"#,
+        )
+        .unwrap();
+        let line = String::from_utf8(e.line).unwrap();
+        assert_eq!(
+            line,
+            "mx x_sshd_1___Failed_password_for_root_from_6.6.6.6_port_22_ssh2_sshd: hello"
+        );
     }
 
     #[test]
