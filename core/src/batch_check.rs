@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use crate::backend::{BackendError, Changes, ErrorKind};
+use crate::overlap::find_prefix_overlap;
 use crate::spec::SetSpec;
 use crate::target::Target;
 
@@ -78,30 +79,9 @@ pub fn check_changes(
         }
         _ => HashSet::new(),
     };
-    let mut batch_prefixes: Vec<Target> = Vec::new();
-    let member_prefixes: Vec<Target> = after_removal
-        .iter()
-        .filter(|t| !t.is_host())
-        .copied()
-        .collect();
-    for entry in &changes.add {
-        let t = entry.target;
-        if t.is_host() {
-            continue;
-        }
-        if let Some(other) = member_prefixes.iter().find(|m| **m != t && m.overlaps(&t)) {
-            return Err(invalid(format!(
-                "prefix {t} overlaps {other} (already a member); banset keeps one ban per \
-                 address range, so remove the other prefix first"
-            )));
-        }
-        if let Some(other) = batch_prefixes.iter().find(|m| **m != t && m.overlaps(&t)) {
-            return Err(invalid(format!(
-                "prefix {t} overlaps {other} (also being added); banset keeps one ban per \
-                 address range"
-            )));
-        }
-        batch_prefixes.push(t);
+    let adding: Vec<Target> = changes.add.iter().map(|e| e.target).collect();
+    if let Some(overlap) = find_prefix_overlap(&after_removal, &adding) {
+        return Err(overlap.into_error(format!("add to {what}")));
     }
     if let Some(max) = spec.max_elements {
         let new: HashSet<&Target> = changes
@@ -187,7 +167,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Invalid);
         assert!(e.detail().contains("overlaps 198.51.100.0/24"), "{e}");
         let e = check_changes(&s, &add(&["198.51.0.0/16"]), Some(&members), "x").unwrap_err();
-        assert!(e.detail().contains("already a member"), "{e}");
+        assert!(e.detail().contains("already in the set"), "{e}");
         let e = check_changes(
             &s,
             &add(&["2001:db8::/48", "2001:db8::/64"]),
@@ -195,7 +175,7 @@ mod tests {
             "x",
         )
         .unwrap_err();
-        assert!(e.detail().contains("also being added"), "{e}");
+        assert!(e.detail().contains("added earlier in this batch"), "{e}");
         // A host inside a prefix, and the same prefix again, are fine.
         check_changes(
             &s,

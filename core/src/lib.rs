@@ -12,6 +12,7 @@
 //! - [`Engine`]: the operations (`add`, `del`, `sync`, ...) that keep the two in
 //!   agreement; the CLI and the library API are thin layers over it.
 //! - [`Allowlist`], [`Clock`].
+//! - [`find_overlap`]: the one overlap check every backend makes.
 //! - [`batch_check`]: the refusals a backend makes itself where its kernel
 //!   would not (pf and ipfw tables).
 
@@ -25,6 +26,7 @@ mod clock;
 mod dry_run;
 mod engine;
 mod ledger;
+mod overlap;
 mod reconcile;
 mod set_name;
 mod spec;
@@ -40,6 +42,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use dry_run::DryRunBackend;
 pub use engine::*;
 pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
+pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };

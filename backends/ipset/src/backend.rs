@@ -569,22 +569,8 @@ fn check_before_adding(
         }
     }
     if check_overlaps {
-        let current: Vec<Target> = members.iter().copied().collect();
-        if let Some(o) = layout::find_overlap(&current, &plan.add_targets) {
-            let where_ = if o.other_is_new {
-                "also being added".to_string()
-            } else {
-                format!("already in ipset {}", plan.set.name)
-            };
-            return Err(BackendError::new(
-                ErrorKind::Invalid,
-                format!("add to {}", plan.set.describe()),
-                format!(
-                    "prefix {} overlaps {} ({where_}); banset keeps one ban per address range, \
-                     so remove the other prefix first",
-                    o.new, o.other
-                ),
-            ));
+        if let Some(o) = banset_core::find_prefix_overlap(&members, &plan.add_targets) {
+            return Err(o.into_error(format!("add to {}", plan.set.describe())));
         }
     }
     let new: HashSet<&Target> = plan

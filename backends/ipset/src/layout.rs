@@ -3,11 +3,9 @@
 //! message entry by entry, so a refusal has to come first to change
 //! nothing).
 
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
-use banset_core::{Family, SetSpec, Target, Timeout};
+use banset_core::{Family, SetSpec, Timeout};
 
 use crate::msg::{NFPROTO_IPV4, NFPROTO_IPV6};
 
@@ -134,100 +132,11 @@ pub fn entry_timeout(timeout: Option<Duration>) -> Result<u32, String> {
     }
 }
 
-/// Two prefixes that cannot both be members.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Overlap {
-    /// The prefix being added.
-    pub new: Target,
-    /// The prefix it overlaps.
-    pub other: Target,
-    /// Whether `other` is in the same batch (else it is a member).
-    pub other_is_new: bool,
-}
-
-/// A prefix as a numeric range, IPv4 in the low bits.
-fn span(t: &Target) -> (u128, u128) {
-    let n = |a: IpAddr| match a {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    };
-    (n(t.addr()), n(t.last()))
-}
-
-/// Prefixes indexed for the two questions an overlap check asks: is there a
-/// wider one containing this, and a narrower one inside it. Prefixes are
-/// nested or disjoint, so the first is a lookup per shorter length, the
-/// second a range query on start addresses.
-struct PrefixIndex {
-    exact: HashSet<Target>,
-    by_start: Vec<(u128, Target)>,
-}
-
-impl PrefixIndex {
-    fn new(prefixes: impl Iterator<Item = Target>) -> PrefixIndex {
-        let exact: HashSet<Target> = prefixes.filter(|t| !t.is_host()).collect();
-        let mut by_start: Vec<(u128, Target)> = exact.iter().map(|t| (span(t).0, *t)).collect();
-        by_start.sort_unstable();
-        PrefixIndex { exact, by_start }
-    }
-
-    fn overlapping(&self, t: &Target) -> Option<Target> {
-        for len in 0..t.prefix_len() {
-            if let Ok(wider) = Target::listed(t.addr(), len) {
-                if self.exact.contains(&wider) {
-                    return Some(wider);
-                }
-            }
-        }
-        let (first, last) = span(t);
-        let from = self.by_start.partition_point(|(s, _)| *s < first);
-        self.by_start[from..]
-            .iter()
-            .take_while(|(s, _)| *s <= last)
-            .map(|(_, other)| *other)
-            .find(|other| other != t && other.family() == t.family())
-    }
-}
-
-/// The first prefix of `new` that overlaps a prefix of `existing` or another
-/// prefix of `new`. Hosts never count: a host inside a banned prefix is
-/// redundant but allowed, and the same prefix again is a refresh. Linear in
-/// the number of prefixes (times the prefix length).
-pub fn find_overlap(existing: &[Target], new: &[Target]) -> Option<Overlap> {
-    let new_prefixes: Vec<Target> = new.iter().copied().filter(|t| !t.is_host()).collect();
-    if new_prefixes.is_empty() {
-        return None;
-    }
-    let members = PrefixIndex::new(existing.iter().copied());
-    let batch = PrefixIndex::new(new_prefixes.iter().copied());
-    for t in &new_prefixes {
-        if let Some(other) = members.overlapping(t) {
-            return Some(Overlap {
-                new: *t,
-                other,
-                other_is_new: false,
-            });
-        }
-        if let Some(other) = batch.overlapping(t) {
-            return Some(Overlap {
-                new: *t,
-                other,
-                other_is_new: true,
-            });
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use banset_core::{BackendKind, Families, SetName};
 
     use super::*;
-
-    fn t(s: &str) -> Target {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn names_types_and_families() {
@@ -275,36 +184,5 @@ mod tests {
         assert_eq!(hash_size(65_536), 8_192);
         assert_eq!(hash_size(1 << 20), 65_536);
         assert_eq!(hash_size(u32::MAX), 65_536);
-    }
-
-    #[test]
-    fn overlaps_between_prefixes_only() {
-        let existing = [t("10.0.0.0/8"), t("192.168.1.0/24"), t("1.2.3.4")];
-        // Narrower inside a member, wider around one.
-        let o = find_overlap(&existing, &[t("10.1.0.0/16")]).unwrap();
-        assert_eq!(
-            (o.new, o.other, o.other_is_new),
-            (t("10.1.0.0/16"), t("10.0.0.0/8"), false)
-        );
-        let o = find_overlap(&existing, &[t("192.168.0.0/16")]).unwrap();
-        assert_eq!(o.other, t("192.168.1.0/24"));
-        // Hosts and the same prefix again are fine; so is a prefix around a
-        // member host.
-        assert_eq!(
-            find_overlap(&existing, &[t("10.9.9.9"), t("10.0.0.0/8")]),
-            None
-        );
-        assert_eq!(find_overlap(&existing, &[t("1.2.3.0/24")]), None);
-        assert_eq!(find_overlap(&existing, &[t("11.0.0.0/8")]), None);
-        // Within the batch, naming the other new prefix.
-        let o = find_overlap(&[], &[t("2001:db8:5::/48"), t("2001:db8:5:1::/64")]).unwrap();
-        assert!(o.other_is_new);
-        assert_eq!(o.other, t("2001:db8:5:1::/64"));
-        assert_eq!(
-            find_overlap(&[], &[t("2001:db8::/32"), t("2001:db8::/32")]),
-            None
-        );
-        // The IPv4 range never meets the same numbers in IPv6.
-        assert_eq!(find_overlap(&[t("::/96")], &[t("10.0.0.0/8")]), None);
     }
 }

@@ -21,16 +21,15 @@
 
 #![warn(missing_docs)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use banset_core::{
-    Backend, BackendError, BackendKind, Capabilities, Changes, Clock, ErrorKind, KernelEntry,
-    SetHealth, SetName, SetSpec, SystemClock, Target,
+    find_prefix_overlap, Backend, BackendError, BackendKind, Capabilities, Changes, Clock,
+    ErrorKind, KernelEntry, SetHealth, SetName, SetSpec, SystemClock, Target,
 };
 
 /// ipset's longest timeout: the kernel keeps timeouts in milliseconds in a
@@ -54,11 +53,9 @@ struct MemorySet {
     members: Members,
 }
 
-/// Members keyed by (network address, prefix length). Ordering by address
-/// first puts every member inside a prefix in one contiguous key range, so
-/// the overlap check is a range query plus one lookup per shorter prefix
-/// length, not a scan of the set: a 10,000-entry batch into a large set stays
-/// fast enough for tests and `--dry-run`.
+/// Members keyed by (network address, prefix length), so "is this address
+/// covered?" is one lookup per prefix length, and the overlap check
+/// (banset-core's, as every backend's) gets them in address order.
 type Key = (IpAddr, u8);
 
 #[derive(Clone, Debug, Default)]
@@ -200,7 +197,11 @@ impl MemoryBackend {
         for target in &changes.remove {
             members.0.remove(&key(target));
         }
-        let mut added_in_batch = HashSet::new();
+        // Checked for the whole batch before the first entry, and reported
+        // at the entry it names: a kernel applying one entry at a time stops
+        // there, keeping the entries before it.
+        let adding: Vec<Target> = changes.add.iter().map(|e| e.target).collect();
+        let overlap = find_prefix_overlap(members.0.values().map(|m| &m.target), &adding);
         for entry in &changes.add {
             let target = entry.target;
             let refused = |kind, detail: String| {
@@ -221,25 +222,12 @@ impl MemoryBackend {
             let deadline_ms = self
                 .deadline(entry.timeout, now_ms)
                 .map_err(|why| refused(ErrorKind::Invalid, why))?;
-            // Only prefixes can conflict: a host inside a banned prefix is
-            // redundant but harmless (nftables keeps hosts and prefixes in
-            // separate sets), and refusing it would fail a ban that fail2ban
-            // or the watcher has every right to make.
-            let conflict = if target.is_host() {
-                None
-            } else {
-                members.overlapping_prefix(&target)
-            };
-            if let Some(other) = conflict {
-                let whence = if added_in_batch.contains(&key(&other)) {
-                    "added earlier in this batch"
-                } else {
-                    "already in the set"
-                };
-                return Err(refused(
-                    ErrorKind::Invalid,
-                    format!("{target} overlaps {other}, {whence}"),
-                ));
+            // The first entry naming the refused prefix is the one refused:
+            // an earlier one equal to it would have overlapped the same.
+            if let Some(o) = overlap.filter(|o| o.new == target) {
+                return Err(
+                    o.into_error(format!("add to memory set {}, element {target}", spec.name))
+                );
             }
             let is_new = !members.0.contains_key(&key(&target));
             if let Some(max) = spec.max_elements {
@@ -257,7 +245,6 @@ impl MemoryBackend {
                     deadline_ms,
                 },
             );
-            added_in_batch.insert(key(&target));
         }
         Ok(())
     }
@@ -387,26 +374,6 @@ impl Members {
             .rev()
             .find_map(|len| self.0.get(&(network(target.addr(), len), len)))
             .map(|m| m.target)
-    }
-
-    /// A prefix member other than `target` itself that shares an address
-    /// with it: either a shorter prefix containing it, or a prefix inside it.
-    fn overlapping_prefix(&self, target: &Target) -> Option<Target> {
-        let containing = (0..target.prefix_len())
-            .find_map(|len| self.0.get(&(network(target.addr(), len), len)));
-        let max_len = target.family().max_prefix_len();
-        // Every key from (addr, len) up to (last address, max_len) is inside
-        // `target`: a key with an address in the range is aligned at least to
-        // `len`, or it would not be a normalised prefix.
-        let inside = self
-            .0
-            .range((
-                Bound::Excluded(key(target)),
-                Bound::Included((target.last(), max_len)),
-            ))
-            .map(|(_, m)| m)
-            .find(|m| !m.target.is_host());
-        containing.or(inside).map(|m| m.target)
     }
 }
 

@@ -11,7 +11,7 @@ use banset_core::{
 use crate::layout::{
     every_rule_comment, every_set_name, owner_of, AddrSet, Layout, BASE_CHAIN, CHAIN, TABLE,
 };
-use crate::members::{self, check_overlaps, Interval};
+use crate::members::{self, Interval};
 use crate::msg::elements::{self, ElemOp, ElementInfo};
 use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
 use crate::msg::{msg_type, Batch, DecodeError, NftMessage, NlMsg};
@@ -449,21 +449,10 @@ fn prepare_interval_changes(
     current.retain(|i| !removed.contains(&(i.first, i.last)));
 
     let adding: Vec<Target> = adds.iter().map(|e| e.target).collect();
-    check_overlaps(set.family, &current, &adding).map_err(|o| {
-        let where_ = if o.other_is_new {
-            "also being added".to_string()
-        } else {
-            format!("already in set inet {TABLE} {}", set.name)
-        };
-        BackendError::new(
-            ErrorKind::Invalid,
-            format!("add to set inet {TABLE} {}", set.name),
-            format!(
-                "prefix {} overlaps {} ({where_}); nftables interval sets refuse overlapping ranges",
-                o.new, o.other
-            ),
-        )
-    })
+    match members::find_overlap(set.family, &current, &adding) {
+        Some(o) => Err(o.into_error(format!("add to set inet {TABLE} {}", set.name))),
+        None => Ok(()),
+    }
 }
 
 /// How often a dump that came back inconsistent is tried again.

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::time::Duration;
 
-use banset_core::{Family, KernelEntry, Target};
+use banset_core::{AddrRange, Family, KernelEntry, Overlap, Target};
 
 use crate::layout::timeout_ms;
 use crate::msg::elements::{Element, ElementInfo, Key};
@@ -313,78 +313,21 @@ fn span(size_bits: u32) -> u128 {
     }
 }
 
-/// Why a batch of prefixes cannot go into an interval set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Overlap {
-    pub new: Target,
-    /// The other prefix, or range when a member is not one prefix.
-    pub other: String,
-    /// Whether `other` is being added in the same batch.
-    pub other_is_new: bool,
-}
-
-/// Checks that the prefixes to add overlap neither each other nor the set's
-/// current ranges (minus those removed in the same batch). The kernel
-/// refuses overlapping intervals (`EEXIST`, atomically) but cannot say which
-/// two collide; this can. The same prefix again is a refresh, not an
-/// overlap. A sweep in order of first address finds any range that starts
-/// before the furthest end seen so far: O(n log n).
-pub(crate) fn check_overlaps(
+/// The first prefix of `adding` that overlaps one of the set's `current`
+/// ranges (minus those removed in the same batch) or an earlier addition.
+/// The kernel refuses overlapping intervals (`EEXIST`, atomically) but
+/// cannot say which two collide; this can. Every range counts, a single
+/// address written by hand into the interval set included: the kernel
+/// would refuse a prefix over it.
+pub(crate) fn find_overlap(
     family: Family,
     current: &[Interval],
     adding: &[Target],
-) -> Result<(), Overlap> {
-    // (first, last, the target when it is being added)
-    let mut all: Vec<(u128, u128, Option<Target>)> =
-        current.iter().map(|i| (i.first, i.last, None)).collect();
-    all.extend(adding.iter().map(|t| {
-        let (first, last) = span_of(t);
-        (first, last, Some(*t))
-    }));
-    all.sort_unstable();
-    all.dedup_by(|later, earlier| {
-        let same = (later.0, later.1) == (earlier.0, earlier.1);
-        if same && earlier.2.is_none() {
-            earlier.2 = later.2;
-        }
-        same
-    });
-    let mut reach: Option<(u128, u128, Option<Target>)> = None;
-    for item in all {
-        if let Some(far) = reach {
-            if item.0 <= far.1 {
-                let (new, other) = match (item.2, far.2) {
-                    (Some(new), _) => (new, far),
-                    (None, Some(new)) => (new, item),
-                    // Members overlapping each other: not banset's to judge.
-                    (None, None) => continue,
-                };
-                return Err(Overlap {
-                    new,
-                    other: range_text(family, other.0, other.1),
-                    other_is_new: other.2.is_some(),
-                });
-            }
-        }
-        let further = match reach {
-            None => true,
-            Some(far) => item.1 > far.1,
-        };
-        if further {
-            reach = Some(item);
-        }
-    }
-    Ok(())
-}
-
-/// `10.0.0.0/8` when the range is one prefix, else `first-last`.
-fn range_text(family: Family, first: u128, last: u128) -> String {
-    let mut pieces = Vec::new();
-    let _ = push_range(family, first, last, None, &mut pieces);
-    match pieces.as_slice() {
-        [one] => one.target.to_string(),
-        _ => format!("{}-{}", addr_at(family, first), addr_at(family, last)),
-    }
+) -> Option<Overlap> {
+    let ranges = current
+        .iter()
+        .filter_map(|i| AddrRange::new(addr_at(family, i.first), addr_at(family, i.last)));
+    banset_core::find_overlap(ranges, adding)
 }
 
 #[cfg(test)]
@@ -688,25 +631,27 @@ mod tests {
         let v4 = Family::V4;
         let current = [iv("10.0.0.0/8"), iv("192.168.0.0/16")];
         // Refresh of an existing prefix, disjoint new ones, duplicates in the batch.
-        check_overlaps(
-            v4,
-            &current,
-            &[t("10.0.0.0/8"), t("172.16.0.0/12"), t("172.16.0.0/12")],
-        )
-        .unwrap();
-        let e = check_overlaps(v4, &current, &[t("10.1.0.0/16")]).unwrap_err();
         assert_eq!(
-            (e.new, e.other.as_str(), e.other_is_new),
+            find_overlap(
+                v4,
+                &current,
+                &[t("10.0.0.0/8"), t("172.16.0.0/12"), t("172.16.0.0/12")],
+            ),
+            None
+        );
+        let e = find_overlap(v4, &current, &[t("10.1.0.0/16")]).unwrap();
+        assert_eq!(
+            (e.new, e.other.to_string().as_str(), e.other_is_new),
             (t("10.1.0.0/16"), "10.0.0.0/8", false)
         );
-        let e = check_overlaps(v4, &current, &[t("192.0.0.0/4")]).unwrap_err();
+        let e = find_overlap(v4, &current, &[t("192.0.0.0/4")]).unwrap();
         assert_eq!(
-            (e.new, e.other.as_str()),
+            (e.new, e.other.to_string().as_str()),
             (t("192.0.0.0/4"), "192.168.0.0/16")
         );
-        let e = check_overlaps(v4, &[], &[t("1.0.0.0/24"), t("1.0.0.128/25")]).unwrap_err();
+        let e = find_overlap(v4, &[], &[t("1.0.0.0/24"), t("1.0.0.128/25")]).unwrap();
         assert_eq!(
-            (e.new, e.other.as_str(), e.other_is_new),
+            (e.new, e.other.to_string().as_str(), e.other_is_new),
             (t("1.0.0.128/25"), "1.0.0.0/24", true)
         );
         // A hand-written range that is not a prefix is named as a range.
@@ -715,10 +660,10 @@ mod tests {
             last: 20,
             left: None,
         };
-        let e = check_overlaps(v4, &[odd], &[t("0.0.0.16/28")]).unwrap_err();
-        assert_eq!(e.other, "0.0.0.5-0.0.0.20");
+        let e = find_overlap(v4, &[odd], &[t("0.0.0.16/28")]).unwrap();
+        assert_eq!(e.other.to_string(), "0.0.0.5-0.0.0.20");
         // ...and a prefix equal to a piece of it is an overlap, not a refresh.
-        assert!(check_overlaps(v4, &[odd], &[t("0.0.0.8/29")]).is_err());
-        check_overlaps(v4, &[odd], &[t("0.0.0.21")]).unwrap();
+        assert!(find_overlap(v4, &[odd], &[t("0.0.0.8/29")]).is_some());
+        assert_eq!(find_overlap(v4, &[odd], &[t("0.0.0.21")]), None);
     }
 }

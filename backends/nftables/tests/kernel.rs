@@ -305,7 +305,7 @@ fn prefixes_refresh_and_overlaps_are_refused() {
             )
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
-        assert!(e.to_string().contains("also being added"), "{e}");
+        assert!(e.to_string().contains("added earlier in this batch"), "{e}");
 
         // Replacing a prefix by a wider one in one batch is fine.
         b.apply(
