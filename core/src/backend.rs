@@ -12,6 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::errno;
 use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
@@ -233,12 +234,12 @@ impl BackendError {
     /// Maps an errno the way every netlink and ioctl backend needs to.
     pub fn from_errno(errno: i32, context: impl Into<String>) -> Self {
         let kind = match errno {
-            libc_errno::EPERM | libc_errno::EACCES => ErrorKind::Permission,
-            libc_errno::ENOENT => ErrorKind::NotFound,
-            libc_errno::EEXIST => ErrorKind::Exists,
-            libc_errno::ENOSPC | libc_errno::ENFILE => ErrorKind::SetFull,
-            libc_errno::EINVAL | libc_errno::ERANGE => ErrorKind::Invalid,
-            libc_errno::EOPNOTSUPP | libc_errno::EAFNOSUPPORT | libc_errno::EPROTONOSUPPORT => {
+            errno::EPERM | errno::EACCES => ErrorKind::Permission,
+            errno::ENOENT => ErrorKind::NotFound,
+            errno::EEXIST => ErrorKind::Exists,
+            errno::ENOSPC | errno::ENFILE => ErrorKind::SetFull,
+            errno::EINVAL | errno::ERANGE => ErrorKind::Invalid,
+            errno::EOPNOTSUPP | errno::EAFNOSUPPORT | errno::EPROTONOSUPPORT => {
                 ErrorKind::Unsupported
             }
             _ => ErrorKind::Other,
@@ -290,28 +291,3 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {}
-
-/// The Linux/FreeBSD errno values the mapping needs. They agree on both for
-/// these names, which keeps this crate free of a libc dependency.
-mod libc_errno {
-    pub const EPERM: i32 = 1;
-    pub const ENOENT: i32 = 2;
-    pub const EACCES: i32 = 13;
-    pub const EEXIST: i32 = 17;
-    pub const ENFILE: i32 = 23;
-    pub const EINVAL: i32 = 22;
-    pub const ENOSPC: i32 = 28;
-    pub const ERANGE: i32 = 34;
-    #[cfg(not(target_os = "freebsd"))]
-    pub const EOPNOTSUPP: i32 = 95;
-    #[cfg(target_os = "freebsd")]
-    pub const EOPNOTSUPP: i32 = 45;
-    #[cfg(not(target_os = "freebsd"))]
-    pub const EAFNOSUPPORT: i32 = 97;
-    #[cfg(target_os = "freebsd")]
-    pub const EAFNOSUPPORT: i32 = 47;
-    #[cfg(not(target_os = "freebsd"))]
-    pub const EPROTONOSUPPORT: i32 = 93;
-    #[cfg(target_os = "freebsd")]
-    pub const EPROTONOSUPPORT: i32 = 43;
-}

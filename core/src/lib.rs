@@ -12,6 +12,7 @@
 //! - [`Engine`]: the operations (`add`, `del`, `sync`, ...) that keep the two in
 //!   agreement; the CLI and the library API are thin layers over it.
 //! - [`Allowlist`], [`Clock`].
+//! - [`errno`]: the errno numbers backends tell apart, per target OS.
 //! - [`find_overlap`]: the one overlap check every backend makes.
 //! - [`batch_check`]: the refusals a backend makes itself where its kernel
 //!   would not (pf and ipfw tables).
@@ -25,6 +26,7 @@ pub mod batch_check;
 mod clock;
 mod dry_run;
 mod engine;
+pub mod errno;
 mod ledger;
 mod overlap;
 mod reconcile;

@@ -9,6 +9,9 @@
 
 use std::fmt;
 
+use banset_core::errno::{
+    EACCES, EBUSY, EEXIST, EFBIG, EINVAL, ENOENT, ENOMEM, ENOPROTOOPT, EPERM, ESRCH,
+};
 use banset_core::{BackendError, ErrorKind, Target};
 
 use crate::msg::{self, result};
@@ -33,21 +36,6 @@ pub trait Tables: Send + Sync + fmt::Debug {
     /// The entries.
     fn list(&self, name: &str) -> Result<Vec<Target>, BackendError>;
 }
-
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-const ENOMEM: i32 = 12;
-const EACCES: i32 = 13;
-const EBUSY: i32 = 16;
-const EEXIST: i32 = 17;
-const EINVAL: i32 = 22;
-const EFBIG: i32 = 27;
-/// `ENOPROTOOPT`: no `IP_FW3` handler, i.e. ipfw is not loaded.
-#[cfg(target_os = "freebsd")]
-const ENOPROTOOPT: i32 = 42;
-#[cfg(not(target_os = "freebsd"))]
-const ENOPROTOOPT: i32 = 92;
 
 /// Entries per `XADD`/`XDEL` call: 4,096 entries are 480 KiB, well under
 /// the kernel's 16 MiB bound on a request.

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use banset_core::errno::{EEXIST, ENOENT, EPERM};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, Family, KernelEntry,
     SetHealth, SetName, SetSpec, Target,
@@ -31,10 +32,6 @@ pub struct IpsetBackend {
     /// two threads never pick the same name.
     temp_counter: AtomicU32,
 }
-
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
 
 /// How often `destroy` deletes a matching hook rule at most: once normally,
 /// more if an older banset or a race left duplicates.

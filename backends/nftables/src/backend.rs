@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
+use banset_core::errno::{E2BIG, EBUSY, EEXIST, ENOENT};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
     SetName, SetSpec, Target,
@@ -35,11 +36,6 @@ pub struct NftablesBackend {
     /// to listing the set and deleting only what is present.
     destroy_elements: bool,
 }
-
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
-const EBUSY: i32 = 16;
-const E2BIG: i32 = 7;
 
 impl NftablesBackend {
     /// Opens the netlink socket. Creating it needs no privilege; the first

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use banset_core::batch_check::{self, Needs};
+use banset_core::errno::{EACCES, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
     SetSpec, Target,
@@ -13,7 +14,7 @@ use banset_core::{
 use crate::msg::{PfrAddr, PfrTable};
 use crate::rule::{self, Pfctl, Runner};
 use crate::sys::{self, OpenError};
-use crate::table::{self, Device, TableError, ESRCH};
+use crate::table::{self, Device, TableError};
 
 /// banset's pf backend: one persistent table per set in anchor
 /// `banset/NAME`, holding IPv4 and IPv6 together, and the set's blocking
@@ -33,13 +34,6 @@ pub struct PfBackend {
 /// too, which is noticed at once, while a rule deleted on its own is
 /// noticed within this time.
 pub const RULE_RECHECK: Duration = Duration::from_secs(30);
-
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const EACCES: i32 = 13;
-const ENOMEM: i32 = 12;
-const ENODEV: i32 = 19;
-const EINVAL: i32 = 22;
 
 impl PfBackend {
     /// Opens `/dev/pf` (root only). Off FreeBSD this fails with

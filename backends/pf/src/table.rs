@@ -11,10 +11,6 @@ use crate::msg::{
     DIOCRDELTABLES, DIOCRGETADDRS, DIOCRSETADDRS, DIOCRTSTADDRS, PFR_TFLAG_PERSIST,
 };
 
-/// `ESRCH`: the table (or its anchor) does not exist. The same number on
-/// FreeBSD and Linux.
-pub const ESRCH: i32 = 3;
-
 /// pf's default `net.pf.request_maxcount`: the most elements one request
 /// may carry, when the sysctl cannot be read.
 #[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]

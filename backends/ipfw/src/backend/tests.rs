@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
+use banset_core::errno::{EEXIST, EFBIG, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, ESRCH};
 use banset_core::{Hook, SetName};
 use banset_tests::conformance;
 
@@ -29,14 +30,6 @@ struct ModelKernel {
     tables: Mutex<HashMap<String, Table>>,
     calls: Mutex<Vec<u16>>,
 }
-
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-const ENOMEM: i32 = 12;
-const EEXIST: i32 = 17;
-const EINVAL: i32 = 22;
-const EFBIG: i32 = 27;
-const ENOTSUP: i32 = 45;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -149,7 +142,7 @@ impl Sockopt for ModelKernel {
                 for i in 0..count {
                     let e = &buf[112 + i * TENTRY_LEN..][..TENTRY_LEN];
                     if u16_at(e, 12) != u16_at(buf, 12) {
-                        return Err(ENOTSUP);
+                        return Err(EOPNOTSUPP);
                     }
                     targets.push(tentry_target(e)?);
                 }

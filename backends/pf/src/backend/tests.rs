@@ -30,8 +30,6 @@ struct ModelDevice {
     calls: Mutex<Vec<u64>>,
 }
 
-const EINVAL_: i32 = 22;
-
 fn key_of(t: &PfrTable) -> Key {
     (c_str(&t.anchor), c_str(&t.name))
 }
@@ -80,7 +78,7 @@ impl Device for ModelDevice {
     fn ioctl(&self, request: u64, io: &mut PfiocTable) -> Result<(), i32> {
         self.calls.lock().unwrap().push(request);
         if io.size < 0 || io.size as usize > self.maxcount {
-            return Err(EINVAL_);
+            return Err(EINVAL);
         }
         let mut tables = self.tables.lock().unwrap();
         if request == DIOCRADDTABLES || request == DIOCRDELTABLES {
@@ -92,7 +90,7 @@ impl Device for ModelDevice {
             let mut n = 0;
             for t in list.iter() {
                 if c_str(&t.name).is_empty() || t.flags & !PFR_TFLAG_PERSIST != 0 {
-                    return Err(EINVAL_);
+                    return Err(EINVAL);
                 }
                 if request == DIOCRADDTABLES {
                     if t.flags & PFR_TFLAG_PERSIST == 0 {
@@ -120,7 +118,7 @@ impl Device for ModelDevice {
         // SAFETY: the backend passes PfrAddr elements for these.
         let addrs: &mut [PfrAddr] = unsafe { elements(io) };
         if request != DIOCRGETADDRS && addrs.iter().any(|a| !valid(a)) {
-            return Err(EINVAL_);
+            return Err(EINVAL);
         }
         match request {
             DIOCRGETADDRS => {
@@ -151,7 +149,7 @@ impl Device for ModelDevice {
                 for a in addrs.iter() {
                     let t = a.to_target().unwrap().unwrap();
                     if !t.is_host() {
-                        return Err(EINVAL_);
+                        return Err(EINVAL);
                     }
                     let hit = members
                         .iter()
