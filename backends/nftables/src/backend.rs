@@ -15,7 +15,7 @@ use crate::layout::{
 use crate::members::{self, Interval};
 use crate::msg::elements::{self, ElemOp, ElementInfo};
 use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
-use crate::msg::{msg_type, Batch, DecodeError, NftMessage, NlMsg};
+use crate::msg::{msg_type, Batch, DecodeError, NftMessage, NlMsg, Op};
 use crate::sys::{Socket, SysError, Until};
 
 /// banset's nftables backend: the kernel objects described in the crate
@@ -139,20 +139,17 @@ impl Backend for NftablesBackend {
                 objects::new_rule(&mut batch, &rule);
             }
         }
-        commit(&mut sock, batch).map_err(|e| {
-            if e.kind() == ErrorKind::Exists && e.context().starts_with("create set") {
-                BackendError::new(
-                    ErrorKind::Exists,
-                    e.context(),
-                    format!(
-                        "a set of that name exists with other flags or another key type; \
-                         run `banset destroy {}` first",
-                        spec.name
-                    ),
-                )
-            } else {
-                e
-            }
+        commit_batch(&mut sock, batch).map_err(|f| match (f.op, f.errno) {
+            (Some(Op::CreateSet), Some(EEXIST)) => BackendError::new(
+                ErrorKind::Exists,
+                f.error.context(),
+                format!(
+                    "a set of that name exists with other flags or another key type; \
+                     run `banset destroy {}` first",
+                    spec.name
+                ),
+            ),
+            _ => f.error,
         })
     }
 
@@ -336,18 +333,18 @@ impl Backend for NftablesBackend {
         if batch.is_empty() {
             return Ok(());
         }
-        match commit(&mut sock, batch) {
+        match commit_batch(&mut sock, batch) {
             // Removed concurrently: absent is fine.
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) if e.detail().contains(&errno_text(EBUSY)) => Err(BackendError::new(
-                e.kind(),
-                e.context(),
+            Err(f) if f.error.kind() == ErrorKind::NotFound => Ok(()),
+            Err(f) if f.errno == Some(EBUSY) => Err(BackendError::new(
+                f.error.kind(),
+                f.error.context(),
                 format!(
                     "{}: a rule not created by banset still uses the set",
-                    e.detail()
+                    f.error.detail()
                 ),
             )),
-            other => other,
+            other => other.map_err(|f| f.error),
         }
     }
 
@@ -628,17 +625,34 @@ fn chains(sock: &mut Socket) -> Result<Vec<ChainInfo>, BackendError> {
 }
 
 fn commit(sock: &mut Socket, batch: Batch) -> Result<(), BackendError> {
-    let sealed = batch
-        .finish()
-        .map_err(|e| encode_error(e, "build nftables batch"))?;
+    commit_batch(sock, batch).map_err(|f| f.error)
+}
+
+/// A batch the kernel refused: the error as reported, plus what a caller
+/// needs to give it a meaning of its own (which operation failed, with
+/// which errno).
+struct Refusal {
+    error: BackendError,
+    /// The failing message's operation; `None` when the error concerns
+    /// the whole batch (or never reached the kernel).
+    op: Option<Op>,
+    errno: Option<i32>,
+}
+
+fn commit_batch(sock: &mut Socket, batch: Batch) -> Result<(), Refusal> {
+    let sealed = batch.finish().map_err(|e| Refusal {
+        error: encode_error(e, "build nftables batch"),
+        op: None,
+        errno: None,
+    })?;
     sock.commit(&sealed).map_err(|e| match e {
         SysError::Kernel { seq, errno, others } => {
-            let context = match sealed.context(seq) {
-                Some(context) => context.to_string(),
-                None => sealed.summary(),
+            let failed = sealed.failed(seq);
+            let err = match failed {
+                Some(f) => errno_error(errno, Some(f.op), f.context),
+                None => errno_error(errno, None, &sealed.summary()),
             };
-            let err = errno_error(errno, &context);
-            if others == 0 {
+            let error = if others == 0 {
                 err
             } else {
                 BackendError::new(
@@ -650,9 +664,18 @@ fn commit(sock: &mut Socket, batch: Batch) -> Result<(), BackendError> {
                         if others == 1 { "" } else { "s" }
                     ),
                 )
+            };
+            Refusal {
+                error,
+                op: failed.map(|f| f.op),
+                errno: Some(errno),
             }
         }
-        other => sys_error(other, "send nftables batch"),
+        other => Refusal {
+            error: sys_error(other, "send nftables batch"),
+            op: None,
+            errno: None,
+        },
     })
 }
 
@@ -660,13 +683,11 @@ fn encode_error(e: crate::msg::EncodeError, what: &str) -> BackendError {
     BackendError::new(ErrorKind::Other, what, e.to_string())
 }
 
-fn errno_text(errno: i32) -> String {
-    std::io::Error::from_raw_os_error(errno).to_string()
-}
-
-/// `from_errno` plus the two things it cannot know: how to fix EPERM, and
-/// that nf_tables says E2BIG for a set that reached its size limit.
-fn errno_error(errno: i32, context: &str) -> BackendError {
+/// `from_errno` plus what it cannot know: how to fix EPERM, that nf_tables
+/// says E2BIG for a set that reached its size limit, and that EEXIST while
+/// adding elements means an interval overlapping one already in the set.
+/// `op` is the batched message the errno answers, `None` outside a batch.
+fn errno_error(errno: i32, op: Option<Op>, context: &str) -> BackendError {
     let err = BackendError::from_errno(errno, context);
     match (err.kind(), errno) {
         (ErrorKind::Permission, _) => BackendError::new(
@@ -675,7 +696,7 @@ fn errno_error(errno: i32, context: &str) -> BackendError {
             format!("{}; run as root or with CAP_NET_ADMIN", err.detail()),
         ),
         (_, E2BIG) => BackendError::new(ErrorKind::SetFull, context, err.detail()),
-        (_, EEXIST) if context.starts_with("add to set") => BackendError::new(
+        (_, EEXIST) if op == Some(Op::AddElements) => BackendError::new(
             ErrorKind::Invalid,
             context,
             format!(
@@ -689,8 +710,8 @@ fn errno_error(errno: i32, context: &str) -> BackendError {
 
 fn sys_error(e: SysError, what: &str) -> BackendError {
     match e {
-        SysError::Os { call, errno } => errno_error(errno, &format!("{what}: {call}")),
-        SysError::Kernel { errno, .. } => errno_error(errno, what),
+        SysError::Os { call, errno } => errno_error(errno, None, &format!("{what}: {call}")),
+        SysError::Kernel { errno, .. } => errno_error(errno, None, what),
         SysError::Decode(d) => BackendError::new(ErrorKind::Other, what, d.to_string()),
         SysError::NoReply => BackendError::new(ErrorKind::Other, what, "no reply from the kernel"),
         e @ SysError::DumpInterrupted { .. } => {
@@ -701,5 +722,36 @@ fn sys_error(e: SysError, what: &str) -> BackendError {
             what,
             "nftables exists only on Linux",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind follows the failing message's operation, never its
+    /// description: an `EEXIST` while adding elements is an overlapping
+    /// interval, while the same errno from a rule whose comment happens to
+    /// read "add to set" stays `Exists`.
+    #[test]
+    fn an_errno_is_read_by_the_operation_it_answers() {
+        let e = errno_error(
+            EEXIST,
+            Some(Op::AddElements),
+            "add to set inet banset f_v4net",
+        );
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(
+            e.detail().contains("overlaps one already in the set"),
+            "{e}"
+        );
+        for op in [Some(Op::AddRule), Some(Op::CreateSet), None] {
+            let e = errno_error(EEXIST, op, "add to set inet banset f_v4net");
+            assert_eq!(e.kind(), ErrorKind::Exists, "{op:?}");
+        }
+        let e = errno_error(E2BIG, Some(Op::AddElements), "x");
+        assert_eq!(e.kind(), ErrorKind::SetFull);
+        let e = errno_error(banset_core::errno::EPERM, None, "x");
+        assert!(e.detail().contains("CAP_NET_ADMIN"), "{e}");
     }
 }

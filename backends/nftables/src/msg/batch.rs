@@ -5,13 +5,52 @@
 //! in one skb, see the notes §3.2). Every inner message asks for an ACK, so the
 //! kernel answers each with an `NLMSG_ERROR` carrying 0 or `-errno` and that
 //! message's sequence number. The batch remembers, per sequence number, what
-//! the message did ("add to set inet banset f2b_v4 (elements 1.2.3.4 ..
-//! 5.6.7.8)"), so a kernel error names the object and the elements at fault.
+//! the message did: an [`Op`], by which the caller reads the errno (`EEXIST`
+//! means an overlapping interval when adding elements, a set of another
+//! type when creating a set), and a description ("add to set inet banset
+//! f2b_v4 (elements 1.2.3.4 .. 5.6.7.8)") that names the object and the
+//! elements at fault.
 
 use super::{
     nft_header, nlm_flags, write_message, Attrs, EncodeError, MsgHeader, NFNL_MSG_BATCH_BEGIN,
     NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES, NFPROTO_UNSPEC,
 };
+
+/// What one message of a batch does. The kernel's errno means different
+/// things for different operations, and this, not the description's text,
+/// is what tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// NEWTABLE.
+    CreateTable,
+    /// DELTABLE.
+    DeleteTable,
+    /// NEWCHAIN.
+    CreateChain,
+    /// NEWSET.
+    CreateSet,
+    /// DELSET.
+    DeleteSet,
+    /// NEWRULE.
+    AddRule,
+    /// DELRULE.
+    DeleteRule,
+    /// NEWSETELEM.
+    AddElements,
+    /// DELSETELEM or DESTROYSETELEM with elements.
+    RemoveElements,
+    /// DELSETELEM without elements: empties the set.
+    FlushSet,
+}
+
+/// The message of a batch that a kernel error answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failed<'a> {
+    /// What it did.
+    pub op: Op,
+    /// Its description, for the error message.
+    pub context: &'a str,
+}
 
 /// A batch being built.
 #[derive(Debug)]
@@ -19,7 +58,7 @@ pub struct Batch {
     buf: Vec<u8>,
     begin_seq: u32,
     next_seq: u32,
-    ops: Vec<(u32, String)>,
+    ops: Vec<(u32, Op, String)>,
     error: Option<EncodeError>,
 }
 
@@ -39,10 +78,11 @@ impl Batch {
     }
 
     /// Appends one nf_tables message with `NLM_F_REQUEST | NLM_F_ACK | flags`.
-    /// `context` describes it for error messages.
+    /// `op` is what it does; `context` describes it for error messages.
     pub fn push(
         &mut self,
         msg: u8,
+        op: Op,
         flags: u16,
         context: impl Into<String>,
         body: impl FnOnce(&mut Attrs<'_>),
@@ -52,7 +92,7 @@ impl Batch {
         if let Err(e) = write_message(&mut self.buf, header, body) {
             self.error.get_or_insert(e);
         }
-        self.ops.push((seq, context.into()));
+        self.ops.push((seq, op, context.into()));
     }
 
     /// Number of nf_tables messages so far (framing excluded).
@@ -114,8 +154,8 @@ pub struct SealedBatch {
     bytes: Vec<u8>,
     begin_seq: u32,
     end_seq: u32,
-    /// Ascending by sequence number (modulo wrap-around, see `context`).
-    ops: Vec<(u32, String)>,
+    /// Ascending by sequence number (modulo wrap-around, see `failed`).
+    ops: Vec<(u32, Op, String)>,
 }
 
 impl SealedBatch {
@@ -150,9 +190,18 @@ impl SealedBatch {
         self.index_of(seq).is_some()
     }
 
+    /// The message with sequence number `seq`, which a kernel error
+    /// answers; `None` for the framing (see [`SealedBatch::summary`]).
+    pub fn failed(&self, seq: u32) -> Option<Failed<'_>> {
+        self.index_of(seq).map(|i| Failed {
+            op: self.ops[i].1,
+            context: self.ops[i].2.as_str(),
+        })
+    }
+
     /// What the message with sequence number `seq` did, for error messages.
     pub fn context(&self, seq: u32) -> Option<&str> {
-        self.index_of(seq).map(|i| self.ops[i].1.as_str())
+        self.failed(seq).map(|f| f.context)
     }
 
     /// What the batch does, for errors that concern it as a whole (an
@@ -160,8 +209,8 @@ impl SealedBatch {
     pub fn summary(&self) -> String {
         match self.ops.as_slice() {
             [] => "empty nftables batch".to_string(),
-            [(_, only)] => only.clone(),
-            [(_, first), rest @ ..] => format!("{first}, and {} more", rest.len()),
+            [(_, _, only)] => only.clone(),
+            [(_, _, first), rest @ ..] => format!("{first}, and {} more", rest.len()),
         }
     }
 
@@ -181,9 +230,13 @@ mod tests {
     #[test]
     fn frames_messages_and_maps_sequence_numbers() {
         let mut batch = Batch::new(100);
-        batch.push(msg_type::NEWTABLE, nlm_flags::CREATE, "create table", |a| {
-            a.str(1, "banset")
-        });
+        batch.push(
+            msg_type::NEWTABLE,
+            Op::CreateTable,
+            nlm_flags::CREATE,
+            "create table",
+            |a| a.str(1, "banset"),
+        );
         let sealed = batch.finish().unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = [
@@ -202,6 +255,7 @@ mod tests {
         assert_eq!(sealed.bytes(), &want[..]);
         assert_eq!(MsgIter::new(sealed.bytes()).count(), 3);
         assert_eq!(sealed.context(101), Some("create table"));
+        assert_eq!(sealed.failed(101).map(|f| f.op), Some(Op::CreateTable));
         assert_eq!(sealed.context(100), None);
         assert_eq!(sealed.context(102), None);
         assert_eq!(sealed.ack_count(), 1);
@@ -212,11 +266,12 @@ mod tests {
     #[test]
     fn sequence_numbers_may_wrap() {
         let mut batch = Batch::new(u32::MAX);
-        batch.push(msg_type::NEWTABLE, 0, "a", |_| {});
-        batch.push(msg_type::NEWTABLE, 0, "b", |_| {});
+        batch.push(msg_type::NEWTABLE, Op::CreateTable, 0, "a", |_| {});
+        batch.push(msg_type::DELTABLE, Op::DeleteTable, 0, "b", |_| {});
         let sealed = batch.finish().unwrap();
         assert_eq!(sealed.context(0), Some("a"));
         assert_eq!(sealed.context(1), Some("b"));
+        assert_eq!(sealed.failed(1).map(|f| f.op), Some(Op::DeleteTable));
         assert_eq!(sealed.end_seq(), 2);
     }
 }

@@ -16,7 +16,7 @@ use super::attrs::{attr_size, be_u32, be_u64, AttrIter, Attrs};
 use super::objects::dump_request;
 use super::{
     msg_type, nft_header, nlm_flags, write_message, Batch, DecodeError, EncodeError, NftMessage,
-    NlMsg,
+    NlMsg, Op,
 };
 
 /// `NFTA_SET_ELEM_LIST_*`.
@@ -178,6 +178,13 @@ impl ElemOp {
         }
     }
 
+    fn batch_op(self) -> Op {
+        match self {
+            ElemOp::Add => Op::AddElements,
+            ElemOp::Delete | ElemOp::Destroy => Op::RemoveElements,
+        }
+    }
+
     fn verb(self) -> &'static str {
         match self {
             ElemOp::Add => "add to",
@@ -213,6 +220,7 @@ pub fn set_elements(
         let chunk = &elements[start..end];
         batch.push(
             op.msg_type(),
+            op.batch_op(),
             op.flags(),
             format!(
                 "{} set inet {table} {set} ({})",
@@ -237,6 +245,7 @@ pub fn set_elements(
 pub fn flush_set(batch: &mut Batch, table: &str, set: &str) {
     batch.push(
         msg_type::DELSETELEM,
+        Op::FlushSet,
         0,
         format!("flush set inet {table} {set}"),
         |a| {

@@ -8,7 +8,7 @@
 use super::attrs::{be_u32, be_u64, c_str, Attrs};
 use super::{
     msg_type, nft_header, nlm_flags, write_message, Batch, DecodeError, EncodeError, NftMessage,
-    NlMsg,
+    NlMsg, Op,
 };
 
 /// `NFTA_TABLE_*`.
@@ -207,6 +207,7 @@ pub struct RuleDef<'a> {
 pub fn new_table(batch: &mut Batch, table: &str) {
     batch.push(
         msg_type::NEWTABLE,
+        Op::CreateTable,
         nlm_flags::CREATE,
         format!("create table inet {table}"),
         |a| a.str(table_attr::NAME, table),
@@ -218,6 +219,7 @@ pub fn new_table(batch: &mut Batch, table: &str) {
 pub fn del_table(batch: &mut Batch, table: &str) {
     batch.push(
         msg_type::DELTABLE,
+        Op::DeleteTable,
         0,
         format!("delete table inet {table}"),
         |a| a.str(table_attr::NAME, table),
@@ -229,6 +231,7 @@ pub fn del_table(batch: &mut Batch, table: &str) {
 pub fn new_chain(batch: &mut Batch, chain: &BaseChain<'_>) {
     batch.push(
         msg_type::NEWCHAIN,
+        Op::CreateChain,
         nlm_flags::CREATE,
         format!("create chain inet {} {}", chain.table, chain.name),
         |a| {
@@ -250,6 +253,7 @@ pub fn new_chain(batch: &mut Batch, chain: &BaseChain<'_>) {
 pub fn new_set(batch: &mut Batch, set: &SetDef<'_>) {
     batch.push(
         msg_type::NEWSET,
+        Op::CreateSet,
         nlm_flags::CREATE,
         format!("create set inet {} {}", set.table, set.name),
         |a| {
@@ -274,6 +278,7 @@ pub fn new_set(batch: &mut Batch, set: &SetDef<'_>) {
 pub fn del_set(batch: &mut Batch, table: &str, name: &str) {
     batch.push(
         msg_type::DELSET,
+        Op::DeleteSet,
         0,
         format!("delete set inet {table} {name}"),
         |a| {
@@ -287,6 +292,7 @@ pub fn del_set(batch: &mut Batch, table: &str, name: &str) {
 pub fn new_rule(batch: &mut Batch, rule: &RuleDef<'_>) {
     batch.push(
         msg_type::NEWRULE,
+        Op::AddRule,
         nlm_flags::CREATE | nlm_flags::APPEND,
         format!(
             "add rule to chain inet {} {} ({})",
@@ -306,6 +312,7 @@ pub fn new_rule(batch: &mut Batch, rule: &RuleDef<'_>) {
 pub fn del_rule(batch: &mut Batch, table: &str, chain: &str, handle: u64, what: &str) {
     batch.push(
         msg_type::DELRULE,
+        Op::DeleteRule,
         0,
         format!("delete rule {handle} ({what}) from chain inet {table} {chain}"),
         |a| {
