@@ -18,7 +18,9 @@
 
 use std::process::Command;
 
-use banset_core::{BackendError, BlockType, ErrorKind, Family, Hook, Protocol};
+use banset_core::{BackendError, BlockType, ErrorKind, Family, Hook, Protocol, SetSpec};
+
+use crate::layout::KernelSet;
 
 /// The chain the rule goes into.
 pub const CHAIN: &str = "INPUT";
@@ -177,6 +179,42 @@ pub fn failure(program: &str, args: &[String], outcome: &Outcome) -> BackendErro
         ErrorKind::Other
     };
     banset_core::tool_failure(kind, program, args, outcome)
+}
+
+/// The hook rule of each kernel set (`None` without a hook). Refused hooks
+/// are `Invalid` before anything is created.
+pub fn rules_for(
+    spec: &SetSpec,
+    sets: &[KernelSet],
+) -> Result<Vec<Option<Vec<String>>>, BackendError> {
+    sets.iter()
+        .map(|set| {
+            spec.hook
+                .as_ref()
+                .map(|h| {
+                    rule_spec(&set.name, h).map_err(|why| {
+                        BackendError::new(
+                            ErrorKind::Invalid,
+                            format!("hook of set {}", spec.name),
+                            why,
+                        )
+                    })
+                })
+                .transpose()
+        })
+        .collect()
+}
+
+/// `-C`: exit 0 present, 1 absent; anything else is an error with stderr.
+pub fn rule_present(set: &KernelSet, rule: &[String]) -> Result<bool, BackendError> {
+    let program = program(set.family);
+    let args = argv(Action::Check, rule);
+    let outcome = run(program, &args)?;
+    match outcome.code {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(failure(program, &args, &outcome)),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
-//! Which kernel sets a logical set is made of, what they are created with,
-//! and the checks that must pass before anything is sent (ipset applies a
-//! message entry by entry, so a refusal has to come first to change
-//! nothing).
+//! Which kernel sets a logical set is made of, and what they are created
+//! with.
 
 use std::time::Duration;
 

@@ -44,8 +44,8 @@
 //!
 //! - [`msg`]: pure encoding/decoding, no syscalls, golden-tested;
 //! - `sys`: the `AF_NETLINK` socket (Linux only);
-//! - `layout`: kernel set names and parameters, pre-send checks;
-//! - `hook`: the iptables/ip6tables argv (pure) and running it;
+//! - `layout`: kernel set names and parameters;
+//! - `hook`: the iptables/ip6tables rule: argv (pure), running and checking it;
 //! - [`IpsetBackend`]: the [`banset_core::Backend`] implementation.
 //!
 //! # Run-time requirements
