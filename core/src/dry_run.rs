@@ -13,10 +13,12 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::{
-    Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
-    SetName, SetSpec, Target,
+use crate::backend::{
+    Backend, BackendError, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
 };
+use crate::set_name::SetName;
+use crate::spec::{BackendKind, SetSpec};
+use crate::target::Target;
 
 /// Members named in one plan line, at most; the rest are counted.
 const SHOWN: usize = 10;

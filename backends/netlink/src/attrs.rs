@@ -8,7 +8,7 @@
 //! with `IPSET_ERR_PROTOCOL` when it is missing ([`Attrs::be32`],
 //! [`Attrs::net_bytes`]). u8 values and strings carry no flag in either.
 
-use crate::message::{align4, DecodeError};
+use crate::wire::{align4, DecodeError};
 
 /// `NLA_F_NESTED`: set on every attribute that holds attributes, as `nft`
 /// and the kernel's own `nla_nest_start()` do; the ipset core refuses its

@@ -17,10 +17,12 @@
 //! As every backend crate of banset, two layers:
 //!
 //! - pure, compiled and unit-tested on every OS, golden bytes in and out:
-//!   [`attrs`] (the attribute writer with nesting and the u16 overflow
-//!   guard, and the reader) and [`message`] (header and `nfgenmsg`
-//!   encoding, [`NlMsg`] and [`MsgIter`] over a receive buffer, error and
-//!   done codes, the shared constants, [`DecodeError`] and [`EncodeError`]);
+//!   `wire` (4-byte alignment, [`DecodeError`] and [`EncodeError`]: what
+//!   the two others share, so neither imports the other's), [`attrs`] (the
+//!   attribute writer with nesting and the u16 overflow guard, and the
+//!   reader) and [`message`] (header and `nfgenmsg` encoding, [`NlMsg`] and
+//!   [`MsgIter`] over a receive buffer, error and done codes, the shared
+//!   constants), which builds on `attrs`;
 //! - [`socket`]: the `AF_NETLINK` / `NETLINK_NETFILTER` socket: buffer
 //!   sizing, one `sendto` per request or batch, the receive loop that maps
 //!   ACKs and errors to sequence numbers, dumps until `NLMSG_DONE`. Its
@@ -41,6 +43,7 @@ pub mod attrs;
 pub mod message;
 pub mod monitor;
 pub mod socket;
+mod wire;
 
 pub use attrs::{AttrIter, Attrs};
 pub use message::{

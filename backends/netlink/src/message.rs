@@ -3,9 +3,9 @@
 //! the `NLMSG_ERROR` / `NLMSG_DONE` codes. Subsystem-specific message types
 //! and attributes (nf_tables, ipset) stay in their backends.
 
-use std::fmt;
-
 use crate::attrs::{AttrIter, Attrs};
+use crate::wire::align4;
+pub use crate::wire::{DecodeError, EncodeError};
 
 /// `NETLINK_NETFILTER`, the netlink protocol of nfnetlink.
 pub const NETLINK_NETFILTER: i32 = 12;
@@ -122,39 +122,6 @@ pub fn write_message(
     }
 }
 
-/// Building a message failed: a bug in the caller's chunking or a name
-/// that slipped past validation, never user input or a kernel answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EncodeError(pub &'static str);
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for EncodeError {}
-
-/// A reply from the kernel did not parse. Replies are untrusted input as far
-/// as banset is concerned: a malformed one is an error, never a panic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl DecodeError {
-    /// An error saying what did not parse.
-    pub fn new(what: impl Into<String>) -> DecodeError {
-        DecodeError(what.into())
-    }
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed netlink reply: {}", self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
 /// One received netlink message, borrowed from the receive buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NlMsg<'a> {
@@ -254,11 +221,6 @@ impl<'a> Iterator for MsgIter<'a> {
         self.rest = &rest[advance..];
         Some(Ok(msg))
     }
-}
-
-/// Netlink aligns messages and attributes to 4 bytes.
-pub(crate) fn align4(n: usize) -> usize {
-    (n + 3) & !3
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@ use crate::layout::{
     every_rule_comment, every_set_name, owner_of, AddrSet, Layout, BASE_CHAIN, CHAIN, TABLE,
 };
 use crate::members::{self, Interval};
+use crate::msg::batch::{Batch, Op};
 use crate::msg::elements::{self, ElemOp, ElementInfo};
 use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
-use crate::msg::{msg_type, Batch, DecodeError, NftMessage, NlMsg, Op};
+use crate::msg::{msg_type, DecodeError, NftMessage, NlMsg};
 use crate::sys::{Socket, SysError, Until};
 
 /// banset's nftables backend: the kernel objects described in the crate

@@ -520,8 +520,9 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
+        use crate::msg::batch::Batch;
         use crate::msg::elements::{parse_elements, set_elements, ElemOp};
-        use crate::msg::{Batch, MsgIter};
+        use crate::msg::MsgIter;
 
         /// Targets of one family, through the public parser (whatever it
         /// refuses is left out), without overlaps for an interval set.

@@ -8,7 +8,7 @@
 
 use banset_netlink::{DecodeError, NlMsg, SocketOptions};
 
-use crate::msg::{Batch, SealedBatch};
+use crate::msg::batch::{Batch, SealedBatch};
 
 pub(crate) use banset_netlink::{SocketError as SysError, Until};
 

@@ -5,11 +5,11 @@
 use banset_core::errno::{ENOENT, EPERM};
 use banset_core::{BackendError, ErrorKind};
 
-use super::SysError;
 use crate::layout::KernelSet;
 use crate::msg::replies::SetHeader;
 use crate::msg::requests::Entry;
 use crate::msg::{errcode, EncodeError};
+use crate::sys::SysError;
 
 pub(super) fn full_detail(set: &KernelSet, maxelem: u32, state: &str) -> String {
     format!(

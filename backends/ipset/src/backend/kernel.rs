@@ -6,11 +6,11 @@ use banset_core::errno::{EEXIST, ENOENT};
 use banset_core::{BackendError, ErrorKind, SetSpec};
 
 use super::errors::{encode_error, entry_error, sys_error};
-use super::{Socket, SysError};
 use crate::layout::{self, KernelSet};
 use crate::msg::replies::{self, ListedEntry, SetHeader};
 use crate::msg::requests::{self, CreateParams, Entry};
 use crate::msg::{cmd, errcode, IpsetMessage, MAX_SET_NAME};
+use crate::sys::{Socket, SysError};
 
 /// DESTROY that is fine with an absent set.
 pub(super) fn drop_set(

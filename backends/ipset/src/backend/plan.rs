@@ -9,10 +9,10 @@ use banset_core::{BackendError, Changes, ErrorKind, Family, SetSpec, Target};
 use super::entries::{max_len, to_entry, to_target};
 use super::errors::full_detail;
 use super::kernel::dump;
-use super::Socket;
 use crate::layout::{self, KernelSet};
 use crate::msg::replies::SetHeader;
 use crate::msg::requests::Entry;
+use crate::sys::Socket;
 
 /// The changes for one kernel set.
 pub(super) struct FamilyPlan {

@@ -13,10 +13,10 @@
 use std::ops::Range;
 
 use super::attrs::{attr_size, be_u32, be_u64, AttrIter, Attrs};
+use super::batch::{Batch, Op};
 use super::objects::dump_request;
 use super::{
-    msg_type, nft_header, nlm_flags, write_message, Batch, DecodeError, EncodeError, NftMessage,
-    NlMsg, Op,
+    msg_type, nft_header, nlm_flags, write_message, DecodeError, EncodeError, NftMessage, NlMsg,
 };
 
 /// `NFTA_SET_ELEM_LIST_*`.

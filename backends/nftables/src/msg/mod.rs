@@ -30,7 +30,6 @@ pub use banset_netlink::{
     NETLINK_NETFILTER, NFGENMSG_LEN, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_UNSPEC,
     NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP,
 };
-pub use batch::{Batch, Op, SealedBatch};
 
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type.
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;

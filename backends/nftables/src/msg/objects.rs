@@ -6,9 +6,9 @@
 //! golden tests comparable with nft's own output.
 
 use super::attrs::{be_u32, be_u64, c_str, Attrs};
+use super::batch::{Batch, Op};
 use super::{
-    msg_type, nft_header, nlm_flags, write_message, Batch, DecodeError, EncodeError, NftMessage,
-    NlMsg, Op,
+    msg_type, nft_header, nlm_flags, write_message, DecodeError, EncodeError, NftMessage, NlMsg,
 };
 
 /// `NFTA_TABLE_*`.
