@@ -77,6 +77,29 @@ pub enum SetHealth {
     Missing,
 }
 
+impl SetHealth {
+    /// The health of a set made of `objects`, each as `health` found it:
+    /// `(exists, fits)`, where `fits` says it exists in the form banset
+    /// would create (an object of another type, or a rule the kernel does
+    /// not evaluate, exists without fitting). Present when every object
+    /// fits, Missing when none exists, else Incomplete. The one rule for
+    /// every backend, so `sync` repairs the same states on each.
+    pub fn of(objects: impl IntoIterator<Item = (bool, bool)>) -> SetHealth {
+        let (mut all_fit, mut any) = (true, false);
+        for (exists, fits) in objects {
+            all_fit &= exists && fits;
+            any |= exists;
+        }
+        if all_fit {
+            SetHealth::Present
+        } else if any {
+            SetHealth::Incomplete
+        } else {
+            SetHealth::Missing
+        }
+    }
+}
+
 /// A firewall that can hold ban sets.
 ///
 /// `Send + Sync` because the daemon's keeper and the CLI's bulk path use one
@@ -291,3 +314,19 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_present_when_all_fit_missing_when_none_exists() {
+        let of = |o: &[(bool, bool)]| SetHealth::of(o.iter().copied());
+        assert_eq!(of(&[(true, true), (true, true)]), SetHealth::Present);
+        assert_eq!(of(&[(false, false), (false, false)]), SetHealth::Missing);
+        assert_eq!(of(&[(true, true), (false, false)]), SetHealth::Incomplete);
+        // An object of another form is there but does not count as whole.
+        assert_eq!(of(&[(true, false)]), SetHealth::Incomplete);
+        assert_eq!(of(&[(true, false), (false, false)]), SetHealth::Incomplete);
+    }
+}

@@ -108,6 +108,28 @@ pub fn check_changes(
     Ok(())
 }
 
+/// [`check_changes`] after reading only what [`needs`] asks for: the
+/// member count (`count`) when it may decide alone, the members
+/// (`members`) when it does not. The one path pf and ipfw take before they
+/// send anything.
+pub fn check_with_kernel(
+    spec: &SetSpec,
+    changes: &Changes,
+    what: &str,
+    count: impl FnOnce() -> Result<usize, BackendError>,
+    members: impl FnOnce() -> Result<Vec<Target>, BackendError>,
+) -> Result<(), BackendError> {
+    let mut need = needs(spec, changes, None);
+    if need == Needs::Count {
+        need = needs(spec, changes, Some(count()?));
+    }
+    let members = match need {
+        Needs::Members => Some(members()?),
+        Needs::Nothing | Needs::Count => None,
+    };
+    check_changes(spec, changes, members.as_deref(), what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +210,35 @@ mod tests {
         let mut c = add(&["198.51.100.0/25"]);
         c.remove.push(t("198.51.100.0/24"));
         check_changes(&s, &c, Some(&members), "x").unwrap();
+    }
+
+    #[test]
+    fn the_kernel_is_read_only_as_far_as_needed() {
+        let s = spec();
+        let members = || vec![t("192.0.2.1"), t("192.0.2.2")];
+        let no_members = || -> Result<Vec<Target>, BackendError> { panic!("listed") };
+        // One host into a set of one: the count decides.
+        check_with_kernel(&s, &add(&["192.0.2.9"]), "x", || Ok(1), no_members).unwrap();
+        // Near the bound: the members decide.
+        let e = check_with_kernel(
+            &s,
+            &add(&["192.0.2.3", "192.0.2.4"]),
+            "x",
+            || Ok(2),
+            || Ok(members()),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SetFull);
+        // A prefix: the members, without the count.
+        let e = check_with_kernel(
+            &s,
+            &add(&["192.0.2.0/24", "192.0.2.0/25"]),
+            "x",
+            || panic!("counted"),
+            || Ok(members()),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod errno;
 mod ledger;
 mod overlap;
 mod reconcile;
+mod rule_sightings;
 mod set_name;
 mod spec;
 mod target;
@@ -48,6 +49,7 @@ pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };
+pub use rule_sightings::RuleSightings;
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
     BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,

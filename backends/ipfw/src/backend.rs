@@ -1,13 +1,12 @@
 //! `IpfwBackend`: the [`Backend`] trait over the tables and the rule.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use banset_core::batch_check::{self, Needs};
+use banset_core::batch_check;
+use banset_core::errno::ESRCH;
 use banset_core::{
-    Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
-    SetSpec, Target,
+    Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry,
+    RuleSightings, SetHealth, SetSpec, Target,
 };
 
 use crate::msg;
@@ -25,14 +24,8 @@ pub struct IpfwBackend {
     tables: Box<dyn Tables>,
     ipfw: Box<dyn Runner>,
     /// When each set's rule was last seen in place by `health`.
-    rules_seen: Mutex<HashMap<String, Instant>>,
+    rules_seen: RuleSightings,
 }
-
-/// How long `health` trusts a rule it has seen, checking only the table
-/// meanwhile: the daemon asks every second, and seeing the rule takes an
-/// `ipfw list`. A flushed ruleset that also lost the table is noticed at
-/// once; a rule deleted on its own within this time.
-pub const RULE_RECHECK: Duration = Duration::from_secs(30);
 
 impl IpfwBackend {
     /// Opens the kernel's tables: `IP_FW3` on FreeBSD 11–14, the `ipfw`
@@ -47,7 +40,7 @@ impl IpfwBackend {
         IpfwBackend {
             tables,
             ipfw,
-            rules_seen: Mutex::new(HashMap::new()),
+            rules_seen: RuleSightings::default(),
         }
     }
 
@@ -121,25 +114,11 @@ impl Backend for IpfwBackend {
         let name = table_of(spec)?;
         let exists = self.tables.count(name)?.is_some();
         if spec.hook.is_none() {
-            return Ok(if exists {
-                SetHealth::Present
-            } else {
-                SetHealth::Missing
-            });
+            return Ok(SetHealth::of([(exists, exists)]));
         }
-        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
-        if exists && seen.get(name).is_some_and(|t| t.elapsed() < RULE_RECHECK) {
-            return Ok(SetHealth::Present);
-        }
-        seen.remove(name);
-        let rule = self.rules()?.iter().any(|r| rule::is_ours(r, name));
-        Ok(match (exists, rule) {
-            (true, true) => {
-                seen.insert(name.to_string(), Instant::now());
-                SetHealth::Present
-            }
-            (false, false) => SetHealth::Missing,
-            _ => SetHealth::Incomplete,
+        self.rules_seen.health(name, exists, || {
+            let rule = self.rules()?.iter().any(|r| rule::is_ours(r, name));
+            Ok((rule, rule))
         })
     }
 
@@ -150,21 +129,17 @@ impl Backend for IpfwBackend {
         let name = table_of(spec)?;
         let what = format!("ipfw table {name}");
         let ctx = |e: BackendError| e.within(format!("set {}", spec.name));
-        let members = match batch_check::needs(spec, changes, None) {
-            Needs::Nothing => None,
-            Needs::Members => Some(self.members(spec)?),
-            Needs::Count => {
-                let n = self
-                    .tables
+        batch_check::check_with_kernel(
+            spec,
+            changes,
+            &what,
+            || {
+                self.tables
                     .count(name)?
-                    .ok_or_else(|| ctx(crate::tables::ipfw_error(3, &what)))?;
-                match batch_check::needs(spec, changes, Some(n)) {
-                    Needs::Members => Some(self.members(spec)?),
-                    _ => None,
-                }
-            }
-        };
-        batch_check::check_changes(spec, changes, members.as_deref(), &what)?;
+                    .ok_or_else(|| ctx(crate::tables::ipfw_error(ESRCH, &what)))
+            },
+            || self.members(spec),
+        )?;
         let adds: Vec<Target> = changes.add.iter().map(|e| e.target).collect();
         if changes.flush_first {
             self.tables.flush(name).map_err(ctx)?;
@@ -190,10 +165,7 @@ impl Backend for IpfwBackend {
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let name = table_of(spec)?;
-        self.rules_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.rules_seen.forget(name);
         // The rule first: the kernel refuses to destroy a table a rule uses.
         let rules = self.rules()?;
         let mut numbers: Vec<u32> = rules

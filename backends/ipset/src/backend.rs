@@ -138,39 +138,26 @@ impl Backend for IpsetBackend {
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
         let sets = layout::kernel_sets(spec);
         let rules = hook::rules_for(spec, &sets)?;
-        let mut wanted = 0;
-        let mut found = 0;
-        let mut any = false;
-        let mut present = Vec::new();
+        // (exists, fits) of every object the set is made of.
+        let mut objects = Vec::new();
         {
             let mut sock = self.lock();
             for set in &sets {
-                wanted += 1;
                 let h = header(&mut sock, set)?;
-                any |= h.is_some();
                 let fits = h.as_ref().is_some_and(|h| reusable(set, h, spec).is_ok());
-                found += usize::from(fits);
-                present.push(h.is_some());
+                objects.push((h.is_some(), fits));
             }
         }
-        for ((set, rule), exists) in sets.iter().zip(&rules).zip(present) {
+        let set_exists: Vec<bool> = objects.iter().map(|&(exists, _)| exists).collect();
+        for ((set, rule), exists) in sets.iter().zip(&rules).zip(set_exists) {
             if let Some(rule) = rule {
-                wanted += 1;
                 // Without the set, iptables refuses to even check a rule
                 // naming it; no such rule can exist.
-                if exists && hook::rule_present(set, rule)? {
-                    any = true;
-                    found += 1;
-                }
+                let present = exists && hook::rule_present(set, rule)?;
+                objects.push((present, present));
             }
         }
-        Ok(if found == wanted {
-            SetHealth::Present
-        } else if any {
-            SetHealth::Incomplete
-        } else {
-            SetHealth::Missing
-        })
+        Ok(SetHealth::of(objects))
     }
 
     fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError> {

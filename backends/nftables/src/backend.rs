@@ -160,22 +160,15 @@ impl Backend for NftablesBackend {
         let Some(sets) = sets(&mut sock)? else {
             return Ok(SetHealth::Missing);
         };
-        let mut wanted = 0;
-        let mut found = 0;
-        let mut any = false;
+        // (exists, fits) of every object the set is made of.
+        let mut objects = Vec::new();
         for set in &layout.addr_sets {
-            wanted += 1;
-            if let Some(info) = sets.iter().find(|s| s.name == set.name) {
-                any = true;
-                found += usize::from(info.flags == set.flags());
-            }
+            let info = sets.iter().find(|s| s.name == set.name);
+            objects.push((info.is_some(), info.is_some_and(|i| i.flags == set.flags())));
         }
         if let Some(ports) = &layout.ports {
-            wanted += 1;
-            if sets.iter().any(|s| s.name == ports.name) {
-                any = true;
-                found += 1;
-            }
+            let exists = sets.iter().any(|s| s.name == ports.name);
+            objects.push((exists, exists));
         }
         if layout.rule.is_some() {
             let comments: HashSet<String> = rules(&mut sock, Some(CHAIN))?
@@ -183,20 +176,11 @@ impl Backend for NftablesBackend {
                 .filter_map(|r| r.comment)
                 .collect();
             for set in &layout.addr_sets {
-                wanted += 1;
-                if comments.contains(&set.rule_comment()) {
-                    any = true;
-                    found += 1;
-                }
+                let present = comments.contains(&set.rule_comment());
+                objects.push((present, present));
             }
         }
-        Ok(if found == wanted {
-            SetHealth::Present
-        } else if any {
-            SetHealth::Incomplete
-        } else {
-            SetHealth::Missing
-        })
+        Ok(SetHealth::of(objects))
     }
 
     fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError> {

@@ -1,14 +1,10 @@
 //! `PfBackend`: the [`Backend`] trait over the table ioctls and the rule.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use banset_core::batch_check::{self, Needs};
+use banset_core::batch_check;
 use banset_core::errno::{EACCES, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH};
 use banset_core::{
-    Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
-    SetSpec, Target,
+    Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry,
+    RuleSightings, SetHealth, SetSpec, Target,
 };
 
 use crate::msg::{PfrAddr, PfrTable};
@@ -25,15 +21,8 @@ pub struct PfBackend {
     pfctl: Box<dyn Runner>,
     kill_states: bool,
     /// When each set's rule was last seen in place by `health`.
-    rules_seen: Mutex<HashMap<String, Instant>>,
+    rules_seen: RuleSightings,
 }
-
-/// How long `health` trusts a rule it has seen, checking only the table
-/// (one ioctl) meanwhile. The daemon asks every second, and seeing the
-/// rule takes two `pfctl` runs; `pfctl -F all` and a reboot take the table
-/// too, which is noticed at once, while a rule deleted on its own is
-/// noticed within this time.
-pub const RULE_RECHECK: Duration = Duration::from_secs(30);
 
 impl PfBackend {
     /// Opens `/dev/pf` (root only). Off FreeBSD this fails with
@@ -68,7 +57,7 @@ impl PfBackend {
             dev,
             pfctl,
             kill_states: false,
-            rules_seen: Mutex::new(HashMap::new()),
+            rules_seen: RuleSightings::default(),
         }
     }
 
@@ -185,27 +174,13 @@ impl Backend for PfBackend {
             Err(e) => return Err(pf_error(e, &format!("look up {}", describe(spec)))),
         };
         if spec.hook.is_none() {
-            return Ok(if exists {
-                SetHealth::Present
-            } else {
-                SetHealth::Missing
-            });
+            return Ok(SetHealth::of([(exists, exists)]));
         }
-        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let name = spec.name.as_str();
-        if exists && seen.get(name).is_some_and(|t| t.elapsed() < RULE_RECHECK) {
-            return Ok(SetHealth::Present);
-        }
-        seen.remove(name);
-        let rule = self.rule_present(spec)?;
-        let evaluated = self.anchor_evaluated(spec)?;
-        Ok(if exists && rule && evaluated {
-            seen.insert(name.to_string(), Instant::now());
-            SetHealth::Present
-        } else if exists || rule {
-            SetHealth::Incomplete
-        } else {
-            SetHealth::Missing
+        self.rules_seen.health(spec.name.as_str(), exists, || {
+            let rule = self.rule_present(spec)?;
+            // A rule the main ruleset never evaluates blocks nothing.
+            let evaluated = self.anchor_evaluated(spec)?;
+            Ok((rule, rule && evaluated))
         })
     }
 
@@ -216,19 +191,16 @@ impl Backend for PfBackend {
         let table = table_of(spec)?;
         let what = describe(spec);
         // 1. Every refusal before anything is sent.
-        let members = match batch_check::needs(spec, changes, None) {
-            Needs::Nothing => None,
-            Needs::Members => Some(self.members(spec, &table)?),
-            Needs::Count => {
-                let n = table::count(&*self.dev, &table)
-                    .map_err(|e| pf_error(e, &format!("look up {what}")))?;
-                match batch_check::needs(spec, changes, Some(n)) {
-                    Needs::Members => Some(self.members(spec, &table)?),
-                    _ => None,
-                }
-            }
-        };
-        batch_check::check_changes(spec, changes, members.as_deref(), &what)?;
+        batch_check::check_with_kernel(
+            spec,
+            changes,
+            &what,
+            || {
+                table::count(&*self.dev, &table)
+                    .map_err(|e| pf_error(e, &format!("look up {what}")))
+            },
+            || self.members(spec, &table),
+        )?;
         let mut adds: Vec<PfrAddr> = changes
             .add
             .iter()
@@ -274,10 +246,7 @@ impl Backend for PfBackend {
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let table = table_of(spec)?;
-        self.rules_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(spec.name.as_str());
+        self.rules_seen.forget(spec.name.as_str());
         // The rule first, so no rule keeps the table alive (inactive) after
         // its deletion.
         if self.rule_present(spec)? {

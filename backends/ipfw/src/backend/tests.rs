@@ -395,7 +395,7 @@ fn the_rule_goes_before_the_first_accepting_or_stateful_rule() {
     // found incomplete and repaired.
     m.ipfw.rules.lock().unwrap().retain(|r| r.0 != 50);
     assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Present);
-    m.backend.rules_seen.lock().unwrap().clear();
+    m.backend.rules_seen.clear();
     assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Incomplete);
     m.backend.ensure_set(&a).unwrap();
     assert_eq!(m.backend.health(&a).unwrap(), SetHealth::Present);

@@ -350,9 +350,9 @@ fn the_rule_is_loaded_once_into_the_sets_anchor() {
     assert_eq!(
         b.health(&s).unwrap(),
         SetHealth::Present,
-        "a rule seen moments ago is trusted for RULE_RECHECK"
+        "a rule seen moments ago is trusted for RuleSightings::RECHECK"
     );
-    b.rules_seen.lock().unwrap().clear();
+    b.rules_seen.clear();
     assert_eq!(b.health(&s).unwrap(), SetHealth::Incomplete);
     b.ensure_set(&s).unwrap();
     assert_eq!(b.health(&s).unwrap(), SetHealth::Present);
