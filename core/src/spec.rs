@@ -249,13 +249,22 @@ impl PortRange {
     }
 }
 
+impl PortRange {
+    /// The range in a firewall's syntax: the port alone, or `first`, `sep`,
+    /// `last` (`25:587` for iptables' multiport and pf, whose `a:b` is the
+    /// inclusive range; `25-587` for ipfw and banset itself).
+    pub fn written_with(&self, sep: char) -> String {
+        if self.first == self.last {
+            self.first.to_string()
+        } else {
+            format!("{}{sep}{}", self.first, self.last)
+        }
+    }
+}
+
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.first == self.last {
-            write!(f, "{}", self.first)
-        } else {
-            write!(f, "{}-{}", self.first, self.last)
-        }
+        f.write_str(&self.written_with('-'))
     }
 }
 

@@ -95,17 +95,7 @@ pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, String> {
                  the hook lists {slots}: use fewer ports or ranges"
             ));
         }
-        let ports: Vec<String> = hook
-            .ports
-            .iter()
-            .map(|r| {
-                if r.first == r.last {
-                    r.first.to_string()
-                } else {
-                    format!("{}:{}", r.first, r.last)
-                }
-            })
-            .collect();
+        let ports: Vec<String> = hook.ports.iter().map(|r| r.written_with(':')).collect();
         rule.extend([
             "-m".into(),
             "multiport".into(),

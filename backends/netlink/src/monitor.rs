@@ -65,7 +65,7 @@ mod linux {
 
     use super::Notice;
     use crate::message::MsgIter;
-    use crate::socket::SocketError;
+    use crate::socket::{os, set_int_option, SocketError};
 
     /// A netlink socket subscribed to multicast groups.
     #[derive(Debug)]
@@ -74,35 +74,19 @@ mod linux {
         buf: Vec<u8>,
     }
 
-    fn os(call: &'static str) -> SocketError {
-        SocketError::Os {
-            call,
-            errno: std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        }
-    }
-
     impl Monitor {
         /// Opens a `protocol` socket in the calling thread's network
         /// namespace, joined to `groups` (group numbers, not masks).
         pub fn open(protocol: i32, groups: &[u32]) -> Result<Monitor, SocketError> {
             let fd = crate::socket::open_bound(protocol)?;
             for &group in groups {
-                let g = group as libc::c_int;
-                // SAFETY: an int option of the right size.
-                let rc = unsafe {
-                    libc::setsockopt(
-                        fd.as_raw_fd(),
-                        libc::SOL_NETLINK,
-                        libc::NETLINK_ADD_MEMBERSHIP,
-                        (&g as *const libc::c_int).cast(),
-                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                    )
-                };
-                if rc < 0 {
-                    return Err(os("setsockopt(NETLINK_ADD_MEMBERSHIP)"));
-                }
+                set_int_option(
+                    &fd,
+                    libc::SOL_NETLINK,
+                    libc::NETLINK_ADD_MEMBERSHIP,
+                    group as libc::c_int,
+                    "setsockopt(NETLINK_ADD_MEMBERSHIP)",
+                )?;
             }
             Ok(Monitor {
                 fd,

@@ -244,9 +244,9 @@ pub(crate) fn retry_interrupted<T: Default>(
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::open_bound;
-#[cfg(target_os = "linux")]
 pub use linux::Socket;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{open_bound, os, set_int_option};
 
 #[cfg(not(target_os = "linux"))]
 pub use other::Socket;
@@ -281,10 +281,36 @@ mod linux {
             .unwrap_or(libc::EIO)
     }
 
-    fn os(call: &'static str) -> SocketError {
+    /// The error of a failed syscall `call`, with its errno.
+    pub(crate) fn os(call: &'static str) -> SocketError {
         SocketError::Os {
             call,
             errno: errno(),
+        }
+    }
+
+    /// Sets an int socket option; `call` names it in the error.
+    pub(crate) fn set_int_option(
+        fd: &OwnedFd,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: libc::c_int,
+        call: &'static str,
+    ) -> Result<(), SocketError> {
+        // SAFETY: `value` is a valid int of the given length, `fd` is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            Err(os(call))
+        } else {
+            Ok(())
         }
     }
 
@@ -583,21 +609,7 @@ mod linux {
             name: libc::c_int,
             value: libc::c_int,
         ) -> Result<(), SocketError> {
-            // SAFETY: `value` is a valid int of the given length.
-            let rc = unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    level,
-                    name,
-                    (&value as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
-                Err(os("setsockopt"))
-            } else {
-                Ok(())
-            }
+            set_int_option(&self.fd, level, name, value, "setsockopt")
         }
     }
 }

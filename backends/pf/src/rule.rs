@@ -57,18 +57,8 @@ pub fn text(table: &str, hook: &Hook) -> String {
     }
     rule.push_str(&format!(" from <{table}> to any"));
     if !hook.ports.is_empty() {
-        let ports: Vec<String> = hook
-            .ports
-            .iter()
-            .map(|r| {
-                if r.first == r.last {
-                    r.first.to_string()
-                } else {
-                    // pf's `a:b` is the inclusive range.
-                    format!("{}:{}", r.first, r.last)
-                }
-            })
-            .collect();
+        // pf's `a:b` is the inclusive range.
+        let ports: Vec<String> = hook.ports.iter().map(|r| r.written_with(':')).collect();
         rule.push_str(&format!(" port {{ {} }}", ports.join(" ")));
     }
     rule.push('\n');
