@@ -9,7 +9,6 @@ mod context;
 mod daemon;
 mod errors;
 mod fail2ban_db;
-mod host_addrs;
 mod output;
 mod path_trust;
 mod set_options;

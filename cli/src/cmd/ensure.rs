@@ -30,7 +30,7 @@ pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
 
 fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
-    let existing = ctx.ledger.read()?.set_spec(name)?;
+    let existing = ctx.fw.ledger.read()?.set_spec(name)?;
     let mut wanted = build_spec(
         name.clone(),
         &args.options,
@@ -104,9 +104,9 @@ fn import_fail2ban(
         ));
         return Ok(());
     }
-    let now = banset_core::Clock::now(&ctx.clock);
+    let now = banset_core::Clock::now(&ctx.fw.clock);
     let rows = fail2ban_db::active_bans(db, jail, now)?;
-    let Some(spec) = ctx.ledger.read()?.set_spec(name)? else {
+    let Some(spec) = ctx.fw.ledger.read()?.set_spec(name)? else {
         return Ok(());
     };
     let mut requests = Vec::with_capacity(rows.len());
@@ -129,7 +129,7 @@ fn import_fail2ban(
             ctx.notice(format_args!("fail2ban jail {jail}: {why}; not imported"));
             continue;
         }
-        if let Err(refusal) = ctx.allowlist.check(&target, false) {
+        if let Err(refusal) = ctx.fw.allowlist.check(&target, false) {
             ctx.notice(format_args!(
                 "fail2ban jail {jail}: {refusal}; not imported"
             ));

@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     // What the command would have changed in the kernels, said even when
     // it failed halfway: that is what it would have done up to there.
-    for line in ctx.backends.dry_run_plan() {
+    for line in ctx.fw.backends.dry_run_plan() {
         ctx.info(line);
     }
     outcome.map(finish)

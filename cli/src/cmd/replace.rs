@@ -28,6 +28,7 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     let opts = AddOptions {
         force: args.force,
         create_with: None,
+        ..AddOptions::default()
     };
     let report = ctx.engine().replace(&name, &requests, &opts)?;
     progress.done(&format!(

@@ -76,7 +76,7 @@ fn init(ctx: &mut Context, name: SetName, args: &SshgFwArgs) -> Result<(SetSpec,
         Some(t) => Timeout::parse(t)?,
         None => Timeout::Never,
     };
-    let exists = ctx.ledger.read()?.set_spec(&name)?.is_some();
+    let exists = ctx.fw.ledger.read()?.set_spec(&name)?.is_some();
     let spec = build_spec(
         name,
         &args.options,
@@ -332,6 +332,7 @@ impl SshgBackend<'_> {
         let opts = AddOptions {
             force: false,
             create_with: Some(self.spec.clone()),
+            ..AddOptions::default()
         };
         let request = |t: &Target| BanRequest {
             target: *t,

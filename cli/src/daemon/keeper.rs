@@ -240,7 +240,7 @@ impl Keeper {
     ) {
         let noticed = self.changed_since.take();
         self.changed.clear();
-        let specs = match ctx.ledger.read().and_then(|tx| tx.set_specs()) {
+        let specs = match ctx.fw.ledger.read().and_then(|tx| tx.set_specs()) {
             Ok(s) => s,
             Err(e) => {
                 log!("keeper: cannot read the ledger: {e}");
@@ -248,7 +248,7 @@ impl Keeper {
             }
         };
         for spec in specs {
-            let health = match banset_core::BackendProvider::backend(&ctx.backends, spec.backend)
+            let health = match banset_core::BackendProvider::backend(&ctx.fw.backends, spec.backend)
                 .and_then(|b| b.health(&spec))
             {
                 Ok(h) => h,
@@ -396,6 +396,7 @@ impl super::Daemon<'_> {
         }
         let uses_firewalld = self
             .ctx
+            .fw
             .ledger
             .read()
             .and_then(|tx| tx.set_specs())

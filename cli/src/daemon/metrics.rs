@@ -306,7 +306,7 @@ impl super::Daemon<'_> {
             "gauge",
             "Bans in effect per set, from the ledger.",
         );
-        if let Ok(tx) = self.ctx.ledger.read() {
+        if let Ok(tx) = self.ctx.fw.ledger.read() {
             if let Ok(specs) = tx.set_specs() {
                 for spec in specs {
                     if let Ok((active, _)) = tx.counts(&spec.name, now) {

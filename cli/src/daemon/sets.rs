@@ -85,7 +85,7 @@ impl Daemon<'_> {
     pub(super) fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
         for spec in specs {
-            match set_plan(&mut self.ctx.ledger, &spec) {
+            match set_plan(&mut self.ctx.fw.ledger, &spec) {
                 SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),

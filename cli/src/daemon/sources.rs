@@ -244,6 +244,7 @@ impl Daemon<'_> {
             };
             let saved = self.positions.get(&key).cloned().or_else(|| {
                 self.ctx
+                    .fw
                     .ledger
                     .read()
                     .ok()?
@@ -316,7 +317,7 @@ impl Daemon<'_> {
         if !self.positions_dirty {
             return;
         }
-        let Ok(tx) = self.ctx.ledger.begin() else {
+        let Ok(tx) = self.ctx.fw.ledger.begin() else {
             return;
         };
         for (source, value) in &self.positions {

@@ -60,7 +60,7 @@ fn path(state_dir: &Path) -> PathBuf {
 }
 
 fn state_dir(ctx: &Context) -> PathBuf {
-    Path::new(ctx.ledger.path())
+    Path::new(ctx.fw.ledger.path())
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
