@@ -702,7 +702,7 @@ fn errno_error(errno: i32, context: &str) -> BackendError {
     }
 }
 
-fn sys_error(e: SysError, what: &str) -> BackendError {
+pub(crate) fn sys_error(e: SysError, what: &str) -> BackendError {
     match e {
         SysError::Os { call, errno } => errno_error(errno, &format!("{what}: {call}")),
         SysError::Kernel { errno, .. } => errno_error(errno, what),

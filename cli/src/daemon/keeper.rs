@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use banset_core::{BackendKind, SetHealth, SetName};
 use banset_netlink::monitor::{
-    Monitor, Notice, NETLINK_ROUTE, NFNLGRP_NFTABLES, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+    Monitor, Notice, NETLINK_ROUTE, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
 };
+use banset_nftables::DeletionEvent;
 use banset_watch::config::WatchSettings;
 
 use super::{log, Event};
@@ -28,15 +29,6 @@ fn log_unreadable(set: &SetName, rows: &[banset_core::UnreadableRow]) {
         log!("{line}");
     }
 }
-
-/// nf_tables subsystem id, and the message types that delete objects.
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_DELETIONS: [u16; 4] = [
-    2,  /* table */
-    5,  /* chain */
-    8,  /* rule */
-    11, /* set */
-];
 
 /// How long a burst of kernel changes must be quiet before the keeper heals.
 const CHANGE_QUIET: Duration = Duration::from_millis(40);
@@ -327,38 +319,16 @@ pub fn spawn_signal_thread(events: Sender<Event>) -> Result<()> {
 /// cannot open says so and leaves the once-a-second check to do its work.
 pub fn spawn_monitors(events: Sender<Event>) {
     let tx = events.clone();
-    let _ = std::thread::Builder::new()
-        .name("nftables monitor".into())
-        .spawn(move || {
-            let mut m = match Monitor::open(banset_netlink::NETLINK_NETFILTER, &[NFNLGRP_NFTABLES])
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    log!("nftables monitor unavailable ({e}); checking once a second instead");
-                    return;
-                }
-            };
-            loop {
-                let changed = match m.wait(-1) {
-                    Ok(Notice::Messages(types)) => types.iter().any(|t| {
-                        t >> 8 == NFNL_SUBSYS_NFTABLES && NFT_DELETIONS.contains(&(t & 0xff))
-                    }),
-                    Ok(Notice::Overrun) => true,
-                    Ok(Notice::Timeout) => false,
-                    Err(e) => {
-                        log!("nftables monitor failed ({e}); checking once a second instead");
-                        return;
-                    }
-                };
-                if changed
-                    && tx
-                        .send(Event::KernelChanged(BackendKind::Nftables))
-                        .is_err()
-                {
-                    return;
-                }
-            }
-        });
+    let watched = banset_nftables::spawn_deletion_watcher(move |event| match event {
+        DeletionEvent::Failed(e) => {
+            log!("nftables monitor failed ({e}); checking once a second instead");
+            false
+        }
+        _ => tx.send(Event::KernelChanged(BackendKind::Nftables)).is_ok(),
+    });
+    if let Err(e) = watched {
+        log!("nftables monitor unavailable ({e}); checking once a second instead");
+    }
     let _ = std::thread::Builder::new()
         .name("address monitor".into())
         .spawn(move || {
