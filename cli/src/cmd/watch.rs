@@ -130,7 +130,6 @@ fn refuse_unsafe_permissions(
 /// One daemon per state directory: two would count every failure twice and
 /// fight over the same sets. The lock is held until the process ends.
 fn lock_state_dir(ctx: &Context) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
     let dir = Path::new(ctx.fw.ledger.path())
         .parent()
         .unwrap_or_else(|| Path::new("."));
@@ -141,8 +140,7 @@ fn lock_state_dir(ctx: &Context) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    // SAFETY: flock(2) on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    if !crate::sys::try_lock_exclusive(&file) {
         crate::errors::usage!(
             "another banset watch is running on {} (lock {})",
             dir.display(),

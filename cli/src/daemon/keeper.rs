@@ -295,22 +295,15 @@ impl Keeper {
 
 /// SIGHUP reloads; SIGTERM and SIGINT stop.
 pub fn spawn_signal_thread(events: Sender<Event>) -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let event = if sig == SIGHUP {
-                    Event::Reload
-                } else {
-                    Event::Shutdown
-                };
-                if events.send(event).is_err() {
-                    break;
-                }
-            }
-        })?;
+    use crate::sys::{SIGHUP, SIGINT, SIGTERM};
+    crate::sys::signal_events(&[SIGHUP, SIGTERM, SIGINT], move |sig| {
+        let event = if sig == SIGHUP {
+            Event::Reload
+        } else {
+            Event::Shutdown
+        };
+        events.send(event).is_ok()
+    })?;
     Ok(())
 }
 

@@ -44,8 +44,8 @@ impl SourceHandle {
         self.stop.store(true, Ordering::SeqCst);
         let pid = self.child_pid.load(Ordering::SeqCst);
         if pid != 0 {
-            // SAFETY: kill(2) on our own child (journalctl), to end its read.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            // Our own child (journalctl): ending it ends its read.
+            crate::sys::terminate(pid);
         }
     }
 
