@@ -34,6 +34,8 @@
 //!   ledger and kernel in agreement.
 //! - [`Backends`] and [`open_backend`]: a backend by [`BackendKind`];
 //!   [`default_backend`], [`detected_backend`], [`AVAILABLE_BACKENDS`].
+//! - [`watchers`]: an nftables ruleset flushed, a firewalld reload: when
+//!   to put the sets back.
 //! - [`host_addresses`]: this host's addresses, which
 //!   [`Firewall::open`] puts on the allowlist so no ban cuts the host off
 //!   from itself.
@@ -52,6 +54,14 @@ pub use error::Error;
 pub use host_addrs::host_addresses;
 pub use kinds::{available_backends, default_backend, detected_backend, AVAILABLE_BACKENDS};
 pub use state::{NewLedger, StateDir, DEFAULT_STATE_DIR};
+
+/// Noticing that someone dropped banset's objects from a firewall (an
+/// nftables ruleset flushed, a firewalld reload or restart), so a
+/// long-running caller can put them back at once with `Engine::sync`.
+pub mod watchers {
+    pub use banset_firewalld::{spawn_reload_watcher, ReloadEvent};
+    pub use banset_nftables::{spawn_deletion_watcher, DeletionEvent};
+}
 
 pub use banset_core as core;
 pub use banset_core::{

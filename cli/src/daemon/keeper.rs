@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use banset_core::{BackendKind, SetHealth, SetName};
+use banset_firewall::watchers::{self, DeletionEvent, ReloadEvent};
 use banset_netlink::monitor::{
     Monitor, Notice, NETLINK_ROUTE, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
 };
-use banset_nftables::DeletionEvent;
 use banset_watch::config::WatchSettings;
 
 use super::{log, Event};
@@ -312,7 +312,7 @@ pub fn spawn_signal_thread(events: Sender<Event>) -> Result<()> {
 /// cannot open says so and leaves the once-a-second check to do its work.
 pub fn spawn_monitors(events: Sender<Event>) {
     let tx = events.clone();
-    let watched = banset_nftables::spawn_deletion_watcher(move |event| match event {
+    let watched = watchers::spawn_deletion_watcher(move |event| match event {
         DeletionEvent::Failed(e) => {
             log!("nftables monitor failed ({e}); checking once a second instead");
             false
@@ -369,8 +369,7 @@ impl super::Daemon<'_> {
             return;
         }
         let tx = self.events_tx.clone();
-        match banset_firewalld::spawn_reload_watcher(move |event| {
-            use banset_firewalld::ReloadEvent;
+        match watchers::spawn_reload_watcher(move |event| {
             if !matches!(event, ReloadEvent::Stopped) {
                 let _ = tx.send(Event::KernelChanged(BackendKind::Firewalld));
             }
