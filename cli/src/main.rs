@@ -10,7 +10,6 @@ mod config;
 mod context;
 mod daemon;
 mod errors;
-mod fail2ban_db;
 mod output;
 mod path_trust;
 mod set_options;

@@ -7,20 +7,21 @@
 //! fail2ban's log shows it.
 //!
 //! With `--fail2ban-db DB --jail NAME` it also bans what fail2ban's
-//! database holds as active for that jail (see [`crate::fail2ban_db`]): the
-//! bans fail2ban restores at start without running the action.
+//! database holds as active for that jail (see
+//! [`crate::cmd::integrations::fail2ban_db`]): the bans fail2ban restores
+//! at start without running the action.
 
 use anyhow::Result;
 use banset_core::{AddOptions, BanRequest, SetName, SetSpec, Target, Timeout};
 
 use crate::args::EnsureArgs;
+use crate::cmd::integrations::fail2ban_db;
 use crate::context::Context;
-use crate::fail2ban_db;
 use crate::output::describe_spec;
 use crate::set_options::build_spec;
 
 pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
+    let name = crate::cmd::set_name(&args.set)?;
     ensure(ctx, &name, &args)?;
     if let (Some(db), Some(jail)) = (&args.fail2ban_db, &args.jail) {
         import_fail2ban(ctx, &name, db, jail)?;
