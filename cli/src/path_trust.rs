@@ -231,8 +231,7 @@ fn is_null_device(meta: &std::fs::Metadata) -> bool {
 }
 
 fn current_uid() -> u32 {
-    // SAFETY: geteuid(2) cannot fail.
-    unsafe { libc::geteuid() }
+    crate::sys::euid()
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use banset_core::{
 
 use crate::args::SetOptions;
 use crate::config::Config;
-use crate::context::{available_backends, default_backend, detected_backend, AVAILABLE_BACKENDS};
 use crate::errors::usage;
+use banset_firewall::{available_backends, default_backend, detected_backend, AVAILABLE_BACKENDS};
 
 /// `detect` says whether the set is new, so that, when neither `--backend`
 /// nor the config chose, the backend may be detected (a D-Bus call); an

@@ -223,6 +223,32 @@ fn sshg_fw_without_flushonexit_keeps_blocks_and_stops_on_unknown_commands() {
     });
 }
 
+/// A stop signal reaches sshg-fw while it waits for input (its stdin still
+/// open, as while sshguard's blocker lives): the loop ends at once and
+/// flushonexit lifts the blocks, through the one signal mechanism the
+/// daemon uses too (signal-hook's self-pipe, polled beside stdin).
+#[test]
+fn sshg_fw_stops_on_term_while_waiting_for_input_and_flushes() {
+    kernel_test("sshg_fw_term", || {
+        let s = Sandbox::new("sshg-term");
+        let mut fw = SshgFw::spawn(&s, &["sshguard"]);
+        fw.send("flushonexit\nblock 192.0.2.7 4 32\n");
+        let start = Instant::now();
+        while !members(None, "sshguard").contains_key("192.0.2.7") {
+            assert!(start.elapsed() < PATIENCE, "the block never arrived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let child = fw.child.take().expect("running");
+        let pid = child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        // stdin stays open: only the signal can end the read
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        assert!(members(None, "sshguard").is_empty());
+    });
+}
+
 /// The real sshguard: its parser reads sshd's log lines and its blocker
 /// decides, exactly as `sshguard` chains them with `BACKEND="banset sshg-fw
 /// sshguard"`, in the server namespace of a veth pair.

@@ -176,6 +176,16 @@ pub trait Backend: Send + Sync {
     /// Removes the set, its members and its rule. Absent is fine.
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError>;
 
+    /// Cuts the established connections of `target`, just banned, where
+    /// the firewall matches a connection's state before any rule (pf,
+    /// whose [`Capabilities::kills_states`] is true), so the ban would
+    /// otherwise spare it until it closes. Elsewhere the blocking rule
+    /// already drops every packet of a banned source: nothing to do.
+    fn kill_states(&self, target: &Target) -> Result<(), BackendError> {
+        let _ = target;
+        Ok(())
+    }
+
     /// Whether traffic from `target` is blocked by the set: the target itself,
     /// or a prefix containing it, is a member.
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError>;

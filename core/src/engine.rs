@@ -157,6 +157,10 @@ pub struct AddOptions {
     pub force: bool,
     /// Create the set with this spec when it does not exist yet.
     pub create_with: Option<SetSpec>,
+    /// Also cut the banned sources' established connections, where the
+    /// backend keeps them past a ban ([`Backend::kill_states`]; pf). Best
+    /// effort once the bans are in: a failure is a warning of the report.
+    pub kill_states: bool,
 }
 
 /// Rows written in the same ledger transaction as the bans of
@@ -185,6 +189,10 @@ pub struct AddReport {
     pub created_set: bool,
     /// The kernel had lost the set and it was rebuilt from the ledger.
     pub repaired: bool,
+    /// What went wrong without undoing the bans, one line each (a state
+    /// [`AddOptions::kill_states`] could not kill), for the caller to show.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What [`Engine::sync`] did to one set.
@@ -329,7 +337,41 @@ impl Engine<'_> {
         requests: &[BanRequest],
         opts: &AddOptions,
     ) -> Result<AddReport, Error> {
-        self.add_or_replace(set, requests, opts, false, &AddRecord::default())
+        let mut report = self.add_or_replace(set, requests, opts, false, &AddRecord::default())?;
+        if opts.kill_states && !self.dry_run {
+            self.kill_states(set, requests, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// [`AddOptions::kill_states`] after the bans of `requests` are in:
+    /// the ban worked and the ledger says so; a state that survives only
+    /// lives until its connection ends. So a failure is a warning, not an
+    /// error.
+    fn kill_states(
+        &mut self,
+        set: &SetName,
+        requests: &[BanRequest],
+        report: &mut AddReport,
+    ) -> Result<(), Error> {
+        let spec = self
+            .ledger
+            .read()?
+            .set_spec(set)?
+            .ok_or_else(|| Error::UnknownSet(set.clone()))?;
+        let backend = self.backends.backend(spec.backend)?;
+        for request in requests {
+            if report.already_over.contains(&request.target) {
+                continue;
+            }
+            if let Err(e) = backend.kill_states(&request.target) {
+                report.warnings.push(format!(
+                    "{}: could not kill the states of {}: {e}",
+                    spec.backend, request.target
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// [`Engine::add`], with `record`'s rows written in the bans' own
@@ -938,7 +980,11 @@ impl Engine<'_> {
 
     /// Whether traffic from `target` is blocked by the set, per the kernel.
     pub fn test(&mut self, set: &SetName, target: &Target) -> Result<bool, Error> {
-        let spec = Self::spec_of(&self.ledger.read()?, set)?;
+        let spec = self
+            .ledger
+            .read()?
+            .set_spec(set)?
+            .ok_or_else(|| Error::UnknownSet(set.clone()))?;
         let backend = self.backends.backend(spec.backend)?;
         match backend.contains(&spec, target) {
             Ok(found) => Ok(found),

@@ -85,6 +85,7 @@ fn a_dry_run_plans_against_the_real_kernel_and_changes_nothing() {
     let create = AddOptions {
         force: false,
         create_with: Some(spec.clone()),
+        ..AddOptions::default()
     };
     let real = One(&kernel);
     engine(&mut ledger, &real, &clock, &allow, false)

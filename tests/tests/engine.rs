@@ -91,6 +91,7 @@ impl World {
                 &AddOptions {
                     force: false,
                     create_with: Some(spec.clone()),
+                    ..AddOptions::default()
                 },
             )
         })
@@ -664,6 +665,7 @@ fn dry_run_leaves_the_ledger_alone() {
                 &AddOptions {
                     force: false,
                     create_with: Some(s.clone()),
+                    ..AddOptions::default()
                 },
             )
         })
@@ -731,6 +733,7 @@ fn a_failed_first_ban_leaves_no_empty_set_behind() {
                 &AddOptions {
                     force: false,
                     create_with: Some(tiny.clone()),
+                    ..AddOptions::default()
                 },
             )
         })

@@ -36,6 +36,9 @@ struct Counting {
     inner: MemoryBackend,
     batches: Mutex<HashMap<String, usize>>,
     broken: Mutex<Option<String>>,
+    /// Targets whose states were killed, and the one whose kill fails.
+    killed: Mutex<Vec<Target>>,
+    unkillable: Mutex<Option<Target>>,
 }
 
 impl Counting {
@@ -82,6 +85,17 @@ impl Backend for Counting {
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
         self.inner.contains(spec, target)
     }
+    fn kill_states(&self, target: &Target) -> Result<(), BackendError> {
+        if *self.unkillable.lock().unwrap() == Some(*target) {
+            return Err(BackendError::new(
+                ErrorKind::Other,
+                format!("kill the states of {target}"),
+                "pfctl failed on purpose",
+            ));
+        }
+        self.killed.lock().unwrap().push(*target);
+        Ok(())
+    }
 }
 
 struct World {
@@ -108,6 +122,8 @@ impl World {
                 inner: MemoryBackend::with_capabilities(clock.clone(), caps),
                 batches: Mutex::new(HashMap::new()),
                 broken: Mutex::new(None),
+                killed: Mutex::new(Vec::new()),
+                unkillable: Mutex::new(None),
             },
             clock,
             allowlist: Allowlist::new(),
@@ -139,6 +155,7 @@ impl World {
                 &AddOptions {
                     force: false,
                     create_with: Some(spec.clone()),
+                    ..AddOptions::default()
                 },
             )
         })
@@ -297,4 +314,43 @@ fn a_broken_set_does_not_keep_other_sets_bans_past_their_deadline() {
     let expired = w.engine(|e| e.expire()).unwrap();
     assert_eq!(expired.len(), 1);
     assert!(w.in_kernel("b").is_empty());
+}
+
+/// pf's state killing is an option of the ban, passed with the add; a
+/// state that could not be killed is a warning in the report, for the
+/// caller to show (it was printed by the pf backend itself, so a program
+/// using the library could neither see nor silence it), and the bans stand.
+#[test]
+fn an_unkillable_state_is_a_warning_of_the_add_not_backend_output() {
+    let mut w = World::new(bsd_caps(true));
+    let spec = SetSpec::new(SetName::new("kill").unwrap(), BackendKind::Memory);
+    let (a, b): (Target, Target) = (
+        "192.0.2.5".parse().unwrap(),
+        "198.51.100.0/24".parse().unwrap(),
+    );
+    *w.kernel.unkillable.lock().unwrap() = Some(b);
+    let add = |w: &mut World, kill_states: bool| {
+        w.engine(|e| {
+            e.add(
+                &spec.name,
+                &[BanRequest::new(a), BanRequest::new(b)],
+                &AddOptions {
+                    create_with: Some(spec.clone()),
+                    kill_states,
+                    ..AddOptions::default()
+                },
+            )
+        })
+        .unwrap()
+    };
+    let report = add(&mut w, false);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(w.kernel.killed.lock().unwrap().is_empty(), "not asked for");
+    let report = add(&mut w, true);
+    assert_eq!(*w.kernel.killed.lock().unwrap(), [a]);
+    assert_eq!(
+        report.warnings,
+        ["memory: could not kill the states of 198.51.100.0/24: kill the states of 198.51.100.0/24: pfctl failed on purpose"]
+    );
+    assert_eq!(w.in_kernel("kill"), [a, b], "the bans stand");
 }

@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = AddOptions {
         force: false,
         create_with: Some(spec),
+        ..AddOptions::default()
     };
     engine.add(&name, &bans, &options)?;
 

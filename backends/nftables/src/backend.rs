@@ -693,7 +693,7 @@ fn errno_error(errno: i32, op: Option<Op>, context: &str) -> BackendError {
     }
 }
 
-fn sys_error(e: SysError, what: &str) -> BackendError {
+pub(crate) fn sys_error(e: SysError, what: &str) -> BackendError {
     match e {
         SysError::Os { call, errno } => errno_error(errno, None, &format!("{what}: {call}")),
         SysError::Kernel { errno, .. } => errno_error(errno, None, what),

@@ -38,7 +38,9 @@
 //! - `sys`: the `AF_NETLINK` socket (Linux only);
 //! - `layout` / `members`: which kernel objects a logical set is made of, and
 //!   how targets map to elements and back;
-//! - [`NftablesBackend`]: the [`banset_core::Backend`] implementation.
+//! - [`NftablesBackend`]: the [`banset_core::Backend`] implementation;
+//! - [`spawn_deletion_watcher`]: notices tables, chains, rules and sets
+//!   deleted by others, like firewalld's reload watcher.
 //!
 //! # Kernel requirements
 //!
@@ -53,10 +55,12 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod deletions;
 mod layout;
 mod members;
 pub mod msg;
 mod sys;
 
 pub use backend::NftablesBackend;
+pub use deletions::{is_deletion, spawn_deletion_watcher, DeletionEvent};
 pub use members::members_of;

@@ -19,7 +19,6 @@ use crate::table::{self, Device, TableError};
 pub struct PfBackend {
     dev: Box<dyn Device>,
     pfctl: Box<dyn Runner>,
-    kill_states: bool,
     /// When each set's rule was last seen in place by `health`.
     rules_seen: RuleSightings,
 }
@@ -56,19 +55,8 @@ impl PfBackend {
         PfBackend {
             dev,
             pfctl,
-            kill_states: false,
             rules_seen: RuleSightings::default(),
         }
-    }
-
-    /// With `true`, every ban also kills the banned source's existing
-    /// states (`pfctl -k`), so an established connection is cut at once
-    /// instead of living on until it closes: pf is stateful, and a state
-    /// is matched before any rule. One `pfctl` run per banned target, so
-    /// meant for bans as fail2ban makes them, not blocklists.
-    pub fn with_kill_states(mut self, kill: bool) -> PfBackend {
-        self.kill_states = kill;
-        self
     }
 
     fn run_pfctl(&self, args: &[String], stdin: Option<&str>) -> Result<String, BackendError> {
@@ -112,18 +100,6 @@ impl PfBackend {
             out.extend(target);
         }
         Ok(out)
-    }
-
-    fn kill_states_of(&self, targets: impl Iterator<Item = Target>) {
-        for target in targets {
-            let args = rule::kill_states_argv(&target);
-            // The ban is in and the ledger will say so; a state that
-            // survives only lives until its connection ends. Say so rather
-            // than fail a ban that worked.
-            if let Err(e) = self.run_pfctl(&args, None) {
-                eprintln!("banset: pf: could not kill the states of {target}: {e}");
-            }
-        }
     }
 }
 
@@ -226,9 +202,6 @@ impl Backend for PfBackend {
                     .map_err(|e| pf_error(e, &format!("add to {what}")))?;
             }
         }
-        if self.kill_states {
-            self.kill_states_of(changes.add.iter().map(|e| e.target));
-        }
         Ok(())
     }
 
@@ -242,6 +215,16 @@ impl Backend for PfBackend {
                 timeout: None,
             })
             .collect())
+    }
+
+    /// Kills the target's existing states (`pfctl -k`), so an established
+    /// connection is cut at once instead of living on until it closes: pf
+    /// is stateful, and a state is matched before any rule. One `pfctl`
+    /// run per banned target, so meant for bans as fail2ban makes them,
+    /// not blocklists.
+    fn kill_states(&self, target: &Target) -> Result<(), BackendError> {
+        self.run_pfctl(&rule::kill_states_argv(target), None)
+            .map(drop)
     }
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {

@@ -28,7 +28,8 @@
 //!   rule refers to; adding to a missing table is `ESRCH`.
 //! - **States**: pf is stateful; an established connection from a newly
 //!   banned source lives on until its state is killed.
-//!   [`PfBackend::with_kill_states`] runs `pfctl -k` after each ban.
+//!   Its [`kill_states`](banset_core::Backend::kill_states) runs `pfctl -k`
+//!   (`AddOptions::kill_states` after each ban).
 //!
 //! # Layers
 //!

@@ -1,25 +1,20 @@
-//! One module per subcommand. Each returns the process exit code.
+//! One module per subcommand, grouped by kind: the set verbs (`sets/`),
+//! other programs' protocols (`integrations/`), install and generate
+//! (`setup/`), and the watcher's (`watch`, `regex_test`). Each returns the
+//! process exit code.
 
-mod add;
-mod adopt;
-mod blocklistd;
-mod check;
-mod create;
-mod del;
-mod destroy;
-mod ensure;
-mod expire;
-mod flush;
-mod generate;
-mod install;
-mod list;
+mod integrations;
 mod regex_test;
-mod replace;
-mod sshg_fw;
-mod status;
-mod sync;
-mod test;
+mod sets;
+mod setup;
 mod watch;
+
+use integrations::{blocklistd, sshg_fw};
+use sets::{
+    add, adopt, check, create, del, destroy, ensure, expire, flush, list, replace, status, sync,
+    test,
+};
+use setup::{generate, install};
 
 use anyhow::Result;
 use banset_core::SetName;
@@ -84,7 +79,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     // What the command would have changed in the kernels, said even when
     // it failed halfway: that is what it would have done up to there.
-    for line in ctx.backends.dry_run_plan() {
+    for line in ctx.fw.backends.dry_run_plan() {
         ctx.info(line);
     }
     outcome.map(finish)

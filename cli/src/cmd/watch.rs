@@ -104,12 +104,7 @@ fn print_notifications(
 /// it (never creates it) to say which of the config's sets the daemon
 /// would keep as they are.
 fn existing_ledger(global: &GlobalArgs, config: &Config) -> Option<banset_core::Ledger> {
-    let dir = global
-        .state_dir
-        .clone()
-        .or_else(|| config.defaults.state_dir.clone())
-        .unwrap_or_else(|| std::path::PathBuf::from(crate::context::DEFAULT_STATE_DIR));
-    let path = dir.join("ledger.db");
+    let path = crate::context::state_dir(global, config).ledger_path();
     let meta = std::fs::metadata(&path).ok()?;
     if !meta.is_file() || meta.len() == 0 {
         return None;
@@ -125,7 +120,7 @@ fn refuse_unsafe_permissions(
     settings: &banset_watch::config::Settings,
     fail2ban: Option<&Path>,
 ) -> Result<()> {
-    let ledger = Path::new(ctx.ledger.path());
+    let ledger = Path::new(ctx.fw.ledger.path());
     if let Err(e) = check_inputs(&ctx.config, settings, fail2ban, Some(ledger)) {
         crate::errors::usage!("{e}; refusing to start");
     }
@@ -135,8 +130,7 @@ fn refuse_unsafe_permissions(
 /// One daemon per state directory: two would count every failure twice and
 /// fight over the same sets. The lock is held until the process ends.
 fn lock_state_dir(ctx: &Context) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let dir = Path::new(ctx.ledger.path())
+    let dir = Path::new(ctx.fw.ledger.path())
         .parent()
         .unwrap_or_else(|| Path::new("."));
     let path = dir.join("watch.lock");
@@ -146,8 +140,7 @@ fn lock_state_dir(ctx: &Context) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    // SAFETY: flock(2) on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    if !crate::sys::try_lock_exclusive(&file) {
         crate::errors::usage!(
             "another banset watch is running on {} (lock {})",
             dir.display(),

@@ -49,8 +49,8 @@ impl Daemon<'_> {
         resume: Option<(SourceKey, String)>,
         line: &[u8],
     ) {
-        let now = self.ctx.clock.now();
-        let mut history = LedgerHistory(&mut self.ctx.ledger);
+        let now = self.ctx.fw.clock.now();
+        let mut history = LedgerHistory(&mut self.ctx.fw.ledger);
         let Some(decision) = self
             .jails
             .failure(jail_index, target, at, now, line, &mut history)
@@ -82,7 +82,7 @@ impl Daemon<'_> {
                 );
             }
         }
-        let mut history = LedgerHistory(&mut self.ctx.ledger);
+        let mut history = LedgerHistory(&mut self.ctx.fw.ledger);
         if let Some(recidive) = self.jails.outcome(&decision, outcome, now, &mut history) {
             if self.ban(&recidive, None) == BanOutcome::Banned {
                 self.recidive_banned(&recidive);
@@ -141,6 +141,7 @@ impl Daemon<'_> {
         let opts = AddOptions {
             force: false,
             create_with: self.specs.get(set).cloned(),
+            ..AddOptions::default()
         };
         let record = AddRecord {
             ban_events: vec![(target, jail.clone())],

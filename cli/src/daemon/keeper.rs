@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use banset_core::{BackendKind, SetHealth, SetName};
+use banset_firewall::watchers::{self, DeletionEvent, ReloadEvent};
 use banset_netlink::monitor::{
-    Monitor, Notice, NETLINK_ROUTE, NFNLGRP_NFTABLES, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+    Monitor, Notice, NETLINK_ROUTE, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
 };
 use banset_watch::config::WatchSettings;
 
@@ -28,15 +29,6 @@ fn log_unreadable(set: &SetName, rows: &[banset_core::UnreadableRow]) {
         log!("{line}");
     }
 }
-
-/// nf_tables subsystem id, and the message types that delete objects.
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_DELETIONS: [u16; 4] = [
-    2,  /* table */
-    5,  /* chain */
-    8,  /* rule */
-    11, /* set */
-];
 
 /// How long a burst of kernel changes must be quiet before the keeper heals.
 const CHANGE_QUIET: Duration = Duration::from_millis(40);
@@ -240,7 +232,7 @@ impl Keeper {
     ) {
         let noticed = self.changed_since.take();
         self.changed.clear();
-        let specs = match ctx.ledger.read().and_then(|tx| tx.set_specs()) {
+        let specs = match ctx.fw.ledger.read().and_then(|tx| tx.set_specs()) {
             Ok(s) => s,
             Err(e) => {
                 log!("keeper: cannot read the ledger: {e}");
@@ -248,7 +240,7 @@ impl Keeper {
             }
         };
         for spec in specs {
-            let health = match banset_core::BackendProvider::backend(&ctx.backends, spec.backend)
+            let health = match banset_core::BackendProvider::backend(&ctx.fw.backends, spec.backend)
                 .and_then(|b| b.health(&spec))
             {
                 Ok(h) => h,
@@ -303,22 +295,15 @@ impl Keeper {
 
 /// SIGHUP reloads; SIGTERM and SIGINT stop.
 pub fn spawn_signal_thread(events: Sender<Event>) -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let event = if sig == SIGHUP {
-                    Event::Reload
-                } else {
-                    Event::Shutdown
-                };
-                if events.send(event).is_err() {
-                    break;
-                }
-            }
-        })?;
+    use crate::sys::{SIGHUP, SIGINT, SIGTERM};
+    crate::sys::signal_events(&[SIGHUP, SIGTERM, SIGINT], move |sig| {
+        let event = if sig == SIGHUP {
+            Event::Reload
+        } else {
+            Event::Shutdown
+        };
+        events.send(event).is_ok()
+    })?;
     Ok(())
 }
 
@@ -327,38 +312,16 @@ pub fn spawn_signal_thread(events: Sender<Event>) -> Result<()> {
 /// cannot open says so and leaves the once-a-second check to do its work.
 pub fn spawn_monitors(events: Sender<Event>) {
     let tx = events.clone();
-    let _ = std::thread::Builder::new()
-        .name("nftables monitor".into())
-        .spawn(move || {
-            let mut m = match Monitor::open(banset_netlink::NETLINK_NETFILTER, &[NFNLGRP_NFTABLES])
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    log!("nftables monitor unavailable ({e}); checking once a second instead");
-                    return;
-                }
-            };
-            loop {
-                let changed = match m.wait(-1) {
-                    Ok(Notice::Messages(types)) => types.iter().any(|t| {
-                        t >> 8 == NFNL_SUBSYS_NFTABLES && NFT_DELETIONS.contains(&(t & 0xff))
-                    }),
-                    Ok(Notice::Overrun) => true,
-                    Ok(Notice::Timeout) => false,
-                    Err(e) => {
-                        log!("nftables monitor failed ({e}); checking once a second instead");
-                        return;
-                    }
-                };
-                if changed
-                    && tx
-                        .send(Event::KernelChanged(BackendKind::Nftables))
-                        .is_err()
-                {
-                    return;
-                }
-            }
-        });
+    let watched = watchers::spawn_deletion_watcher(move |event| match event {
+        DeletionEvent::Failed(e) => {
+            log!("nftables monitor failed ({e}); checking once a second instead");
+            false
+        }
+        _ => tx.send(Event::KernelChanged(BackendKind::Nftables)).is_ok(),
+    });
+    if let Err(e) = watched {
+        log!("nftables monitor unavailable ({e}); checking once a second instead");
+    }
     let _ = std::thread::Builder::new()
         .name("address monitor".into())
         .spawn(move || {
@@ -396,6 +359,7 @@ impl super::Daemon<'_> {
         }
         let uses_firewalld = self
             .ctx
+            .fw
             .ledger
             .read()
             .and_then(|tx| tx.set_specs())
@@ -405,8 +369,7 @@ impl super::Daemon<'_> {
             return;
         }
         let tx = self.events_tx.clone();
-        match banset_firewalld::spawn_reload_watcher(move |event| {
-            use banset_firewalld::ReloadEvent;
+        match watchers::spawn_reload_watcher(move |event| {
             if !matches!(event, ReloadEvent::Stopped) {
                 let _ = tx.send(Event::KernelChanged(BackendKind::Firewalld));
             }

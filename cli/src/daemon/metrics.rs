@@ -105,9 +105,8 @@ pub fn render(families: &[Family]) -> String {
 /// nothing but metrics, under a name only a textfile collector reads.
 pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
     use std::ffi::CString;
-    use std::os::fd::{AsRawFd, FromRawFd};
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 
     let fail = |what: &str, e: std::io::Error| {
         anyhow::anyhow!("metrics file {}: {what}: {e}", path.display())
@@ -142,46 +141,20 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
     tmp_name.extend_from_slice(name.as_bytes());
     tmp_name.extend_from_slice(format!(".{:016x}.tmp", random_u64()).as_bytes());
     let tmp_c = CString::new(tmp_name).expect("no NUL: checked above");
-    // SAFETY: openat(2) with a directory descriptor we own and a C string.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            tmp_c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(fail("temporary file", std::io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut file =
+        crate::sys::create_new_at(&dir, &tmp_c, 0o600).map_err(|e| fail("temporary file", e))?;
     let unlink_tmp = || {
-        // SAFETY: unlinkat(2) of the name we created, in our directory.
-        unsafe { libc::unlinkat(dir.as_raw_fd(), tmp_c.as_ptr(), 0) };
+        let _ = crate::sys::unlink_at(&dir, &tmp_c);
     };
-    // SAFETY: fchmod(2) on our own descriptor.
-    let written = if unsafe { libc::fchmod(file.as_raw_fd(), 0o644) } != 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        file.write_all(text.as_bytes())
-    };
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| file.write_all(text.as_bytes()));
     if let Err(e) = written {
         unlink_tmp();
         return Err(fail("writing", e));
     }
     drop(file);
-    // SAFETY: renameat(2) within one directory descriptor we own.
-    let rc = unsafe {
-        libc::renameat(
-            dir.as_raw_fd(),
-            tmp_c.as_ptr(),
-            dir.as_raw_fd(),
-            name_c.as_ptr(),
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = crate::sys::rename_at(&dir, &tmp_c, &name_c) {
         unlink_tmp();
         return Err(fail("rename", e));
     }
@@ -190,19 +163,15 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
 
 /// 64 random bits from the kernel, for names nobody can guess.
 fn random_u64() -> u64 {
-    let mut buf = [0u8; 8];
-    // SAFETY: getrandom(2) into a buffer of the length given.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
+    crate::sys::random_u64().unwrap_or_else(|| {
         // Never expected (8 bytes do not block once the pool is ready);
         // the name stays unpredictable enough and O_EXCL keeps it safe.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        return t ^ u64::from(std::process::id()).rotate_left(32);
-    }
-    u64::from_ne_bytes(buf)
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    })
 }
 
 /// Connections served at once; a newer one closes the oldest.
@@ -306,7 +275,7 @@ impl super::Daemon<'_> {
             "gauge",
             "Bans in effect per set, from the ledger.",
         );
-        if let Ok(tx) = self.ctx.ledger.read() {
+        if let Ok(tx) = self.ctx.fw.ledger.read() {
             if let Ok(specs) = tx.set_specs() {
                 for spec in specs {
                     if let Ok((active, _)) = tx.counts(&spec.name, now) {
@@ -489,7 +458,7 @@ mod tests {
         );
         assert!(!open.join("banset.prom").exists());
         // Sticky and root's (like /tmp): nobody else can replace root's file.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::sys::euid() == 0 {
             std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
             write_textfile(&open.join("banset.prom"), "x 1\n").unwrap();
         }

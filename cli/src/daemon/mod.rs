@@ -34,8 +34,8 @@ use banset_watch::config::{Settings, SourceKey};
 use banset_watch::policy::Jails;
 
 use crate::context::Context;
-use crate::host_addrs::host_addresses;
 use crate::output::counted;
+use banset_firewall::host_addresses;
 use reload::Loaded;
 use sources::SourceHandle;
 
@@ -119,7 +119,7 @@ impl<'a> Daemon<'a> {
     ) -> Result<Daemon<'a>> {
         let specs = set_specs(&ctx.config, &settings)?;
         let (events_tx, events) = channel();
-        let now = ctx.clock.now();
+        let now = ctx.fw.clock.now();
         let keeper = keeper::Keeper::new(&settings.watch);
         let settings_notify = (
             settings.watch.notify_concurrency,
@@ -259,7 +259,7 @@ impl<'a> Daemon<'a> {
             Event::HostAddressesChanged => {
                 let old = std::mem::take(&mut self.jails);
                 self.jails = self.build_jails(old);
-                self.ctx.allowlist = self.global_allowlist();
+                self.ctx.fw.allowlist = self.global_allowlist();
                 log!(
                     "host addresses changed: {} of this host {} never banned",
                     counted(host_addresses().len(), "address", "addresses"),
@@ -277,7 +277,7 @@ impl<'a> Daemon<'a> {
     }
 
     fn timers(&mut self) {
-        let now = self.ctx.clock.now();
+        let now = self.ctx.fw.clock.now();
         let due = self.keeper.due();
         if due.second {
             self.save_positions();
@@ -304,7 +304,7 @@ impl<'a> Daemon<'a> {
         if due.prune {
             self.jails.prune(now);
             let keep = self.jails.history_needed();
-            if let Ok(tx) = self.ctx.ledger.begin() {
+            if let Ok(tx) = self.ctx.fw.ledger.begin() {
                 if tx.prune_ban_events(now - keep as i64).is_ok() {
                     let _ = tx.commit();
                 }

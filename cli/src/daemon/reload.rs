@@ -35,7 +35,7 @@ impl Daemon<'_> {
         }
         let path = self.ctx.global.config.clone();
         let fail2ban = self.fail2ban.clone();
-        let ledger = std::path::PathBuf::from(self.ctx.ledger.path());
+        let ledger = std::path::PathBuf::from(self.ctx.fw.ledger.path());
         let tx = self.events_tx.clone();
         let spawned = std::thread::Builder::new()
             .name("reload".into())
@@ -86,7 +86,7 @@ impl Daemon<'_> {
         self.keeper = keeper::Keeper::new(&self.settings.watch);
         let old = std::mem::take(&mut self.jails);
         self.jails = self.build_jails(old);
-        self.ctx.allowlist = self.global_allowlist();
+        self.ctx.fw.allowlist = self.global_allowlist();
         self.ensure_sets();
         self.watch_firewalld();
         self.start_sources();

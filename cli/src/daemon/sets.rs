@@ -85,7 +85,7 @@ impl Daemon<'_> {
     pub(super) fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
         for spec in specs {
-            match set_plan(&mut self.ctx.ledger, &spec) {
+            match set_plan(&mut self.ctx.fw.ledger, &spec) {
                 SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),
@@ -116,17 +116,8 @@ impl Daemon<'_> {
             counted(added, "ban", "bans"),
             started.elapsed().as_secs_f64() * 1e3
         );
-        release_free_memory();
-    }
-}
-
-/// Hands memory freed after a large restore (the ledger's and the kernel's
-/// listings) back to the system: glibc keeps it otherwise, and a daemon's
-/// resident size is what admins watch.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages.
-    unsafe {
-        libc::malloc_trim(0);
+        // glibc keeps the memory of the ledger's and the kernel's listings
+        // otherwise, and a daemon's resident size is what admins watch.
+        crate::sys::release_free_memory();
     }
 }

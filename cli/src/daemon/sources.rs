@@ -44,8 +44,8 @@ impl SourceHandle {
         self.stop.store(true, Ordering::SeqCst);
         let pid = self.child_pid.load(Ordering::SeqCst);
         if pid != 0 {
-            // SAFETY: kill(2) on our own child (journalctl), to end its read.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            // Our own child (journalctl): ending it ends its read.
+            crate::sys::terminate(pid);
         }
     }
 
@@ -244,6 +244,7 @@ impl Daemon<'_> {
             };
             let saved = self.positions.get(&key).cloned().or_else(|| {
                 self.ctx
+                    .fw
                     .ledger
                     .read()
                     .ok()?
@@ -316,7 +317,7 @@ impl Daemon<'_> {
         if !self.positions_dirty {
             return;
         }
-        let Ok(tx) = self.ctx.ledger.begin() else {
+        let Ok(tx) = self.ctx.fw.ledger.begin() else {
             return;
         };
         for (source, value) in &self.positions {

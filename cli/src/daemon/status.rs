@@ -60,7 +60,7 @@ fn path(state_dir: &Path) -> PathBuf {
 }
 
 fn state_dir(ctx: &Context) -> PathBuf {
-    Path::new(ctx.ledger.path())
+    Path::new(ctx.fw.ledger.path())
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
@@ -85,10 +85,7 @@ pub fn remove(ctx: &Context) -> std::io::Result<()> {
 pub fn read_status(ctx: &Context) -> Option<WatchStatus> {
     let text = std::fs::read(path(&state_dir(ctx))).ok()?;
     let status: WatchStatus = serde_json::from_slice(&text).ok()?;
-    // SAFETY: kill(pid, 0) only checks that the process exists.
-    let alive = unsafe { libc::kill(status.pid as libc::pid_t, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    alive.then_some(status)
+    crate::sys::process_exists(status.pid).then_some(status)
 }
 
 impl super::Daemon<'_> {

@@ -51,6 +51,8 @@ pub mod msg_type {
     pub const NEWCHAIN: u8 = 3;
     /// `NFT_MSG_GETCHAIN`: get or dump chains.
     pub const GETCHAIN: u8 = 4;
+    /// `NFT_MSG_DELCHAIN`: delete a chain (and its rules).
+    pub const DELCHAIN: u8 = 5;
     /// `NFT_MSG_NEWRULE`: add a rule.
     pub const NEWRULE: u8 = 6;
     /// `NFT_MSG_GETRULE`: get or dump rules.

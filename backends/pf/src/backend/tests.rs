@@ -429,11 +429,14 @@ fn large_batches_are_cut_at_request_maxcount() {
 #[test]
 fn a_ban_can_kill_the_sources_states() {
     let m = model(65_535);
-    let b = m.backend.with_kill_states(true);
+    let b = m.backend;
     let s = spec("kill");
     b.ensure_set(&s).unwrap();
-    b.add(&s, &entries(&["192.0.2.5", "198.51.100.0/24"]))
-        .unwrap();
+    let banned = entries(&["192.0.2.5", "198.51.100.0/24"]);
+    b.add(&s, &banned).unwrap();
+    for entry in &banned {
+        b.kill_states(&entry.target).unwrap();
+    }
     assert_eq!(
         *m.pfctl.killed.lock().unwrap(),
         ["192.0.2.5", "198.51.100.0/24"]

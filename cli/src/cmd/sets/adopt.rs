@@ -12,7 +12,7 @@ use crate::set_options::build_spec;
 
 pub fn run(ctx: &mut Context, args: AdoptArgs) -> Result<Option<i32>> {
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
-    let in_kernel = ctx.backends.kernel_sets();
+    let in_kernel = ctx.fw.backends.kernel_sets();
     let names: Vec<SetName> = if args.sets.is_empty() {
         let mut all: Vec<SetName> = in_kernel.iter().flat_map(|(_, n)| n.clone()).collect();
         all.sort();
@@ -24,11 +24,11 @@ pub fn run(ctx: &mut Context, args: AdoptArgs) -> Result<Option<i32>> {
     } else {
         args.sets
             .iter()
-            .map(|s| super::set_name(s))
+            .map(|s| crate::cmd::set_name(s))
             .collect::<Result<_>>()?
     };
     for name in names {
-        let known = ctx.ledger.read()?.set_spec(&name)?;
+        let known = ctx.fw.ledger.read()?.set_spec(&name)?;
         let spec = match known {
             Some(spec) => spec,
             None => {

@@ -6,8 +6,8 @@ use crate::context::Context;
 use crate::targets_input::read_targets;
 
 pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
-    if args.if_exists && ctx.ledger.read()?.set_spec(&name)?.is_none() {
+    let name = crate::cmd::set_name(&args.set)?;
+    if args.if_exists && ctx.fw.ledger.read()?.set_spec(&name)?.is_none() {
         // fail2ban's unban after the set was destroyed: nothing is banned
         read_targets(&args.input)?;
         ctx.info(format_args!("{name}: no such set, nothing to unban"));
@@ -26,6 +26,7 @@ pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
             .collect();
         if !unreadable.is_empty() {
             let rows: Vec<String> = ctx
+                .fw
                 .ledger
                 .read()?
                 .bans_and_unreadable(&name)?

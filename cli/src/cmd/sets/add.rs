@@ -9,7 +9,7 @@ use crate::set_options::build_spec;
 use crate::targets_input::read_targets;
 
 pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
+    let name = crate::cmd::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     // The spec a new set gets; the set's own default timeout follows the
     // first ban's, so `add f2b-x IP --timeout 604800` makes a 7-day set.
@@ -17,7 +17,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     // unless the command line says otherwise. Detecting the backend (a
     // D-Bus call) happens only for a set the ledger does not know: adds to
     // existing sets stay as fast as they were.
-    let is_new = ctx.ledger.read()?.set_spec(&name)?.is_none();
+    let is_new = ctx.fw.ledger.read()?.set_spec(&name)?.is_none();
     let spec = match ctx.config.sets.get(name.as_str()) {
         Some(set) if args.options.is_empty() => build_spec(
             name.clone(),
@@ -38,7 +38,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     };
     if args.kill_states {
         // The set's backend: the recorded one, or the one a new set gets.
-        let backend = match ctx.ledger.read()?.set_spec(&name)? {
+        let backend = match ctx.fw.ledger.read()?.set_spec(&name)? {
             Some(existing) => existing.backend,
             None => spec.backend,
         };
@@ -48,7 +48,6 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
                  already drops every packet of a banned source, established connections included"
             );
         }
-        ctx.backends.kill_states();
     }
     let targets = read_targets(&args.input)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
@@ -68,12 +67,17 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     let opts = AddOptions {
         force: args.force,
         create_with: (!args.no_create).then(|| spec.clone()),
+        kill_states: args.kill_states,
     };
     let report = ctx.engine().add(&name, &requests, &opts)?;
     progress.done(&format!(
         "banned {}",
         crate::output::counted(report.applied, "target", "targets")
     ));
+    for warning in &report.warnings {
+        // Even with --quiet: the ban stands, but not as asked.
+        eprintln!("banset: {warning}");
+    }
     if report.created_set {
         ctx.info(format_args!("created {}", describe_spec(&spec)));
     }

@@ -11,14 +11,14 @@ use crate::context::Context;
 use crate::errors::{EXIT_NEGATIVE, EXIT_OK};
 
 pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
-    let Some(spec) = ctx.ledger.read()?.set_spec(&name)? else {
+    let name = crate::cmd::set_name(&args.set)?;
+    let Some(spec) = ctx.fw.ledger.read()?.set_spec(&name)? else {
         ctx.notice(format_args!(
             "set {name} does not exist (banset ensure {name} creates it)"
         ));
         return Ok(Some(EXIT_NEGATIVE));
     };
-    let backend = ctx.backends.backend(spec.backend)?;
+    let backend = ctx.fw.backends.backend(spec.backend)?;
     let health = match backend.health(&spec) {
         Ok(h) => h,
         Err(e) if e.kind() == ErrorKind::NotFound => SetHealth::Missing,

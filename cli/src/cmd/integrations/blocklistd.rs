@@ -101,7 +101,7 @@ impl Ban {
             name.push('-');
             name.push_str(&part);
         }
-        let set = super::set_name(&name)?;
+        let set = crate::cmd::set_name(&name)?;
         Ok(Ban {
             set,
             protocol,
@@ -118,7 +118,7 @@ fn add(ctx: &mut Context, ban: &Ban) -> Result<()> {
         ..SetOptions::default()
     };
     // The backend is detected (firewalld running?) only for a new set.
-    let is_new = ctx.ledger.read()?.set_spec(&ban.set)?.is_none();
+    let is_new = ctx.fw.ledger.read()?.set_spec(&ban.set)?.is_none();
     let spec = build_spec(
         ban.set.clone(),
         &options,
@@ -136,6 +136,7 @@ fn add(ctx: &mut Context, ban: &Ban) -> Result<()> {
     let opts = AddOptions {
         force: false,
         create_with: Some(spec),
+        ..AddOptions::default()
     };
     ctx.engine().add(&ban.set, &[request], &opts)?;
     Ok(())
@@ -144,7 +145,7 @@ fn add(ctx: &mut Context, ban: &Ban) -> Result<()> {
 /// An unban that finds nothing to remove (no such set, or not banned) is
 /// done: blocklistd retries a failed `rem` forever otherwise.
 fn rem(ctx: &mut Context, ban: &Ban) -> Result<()> {
-    if ctx.ledger.read()?.set_spec(&ban.set)?.is_none() {
+    if ctx.fw.ledger.read()?.set_spec(&ban.set)?.is_none() {
         return Ok(());
     }
     ctx.engine().del(&ban.set, &[ban.target])?;
@@ -154,9 +155,10 @@ fn rem(ctx: &mut Context, ban: &Ban) -> Result<()> {
 /// Empties every set of the rule: `RULENAME` and the `RULENAME-...` sets
 /// this helper made for protocols and ports.
 fn flush(ctx: &mut Context, rule: &str) -> Result<()> {
-    let rule = super::set_name(rule)?;
+    let rule = crate::cmd::set_name(rule)?;
     let prefix = format!("{rule}-");
     let sets: Vec<SetName> = ctx
+        .fw
         .ledger
         .read()?
         .set_specs()?

@@ -8,7 +8,7 @@ use crate::output::Progress;
 use crate::targets_input::read_file;
 
 pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
+    let name = crate::cmd::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     let targets = read_file(&args.file)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
@@ -28,6 +28,7 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     let opts = AddOptions {
         force: args.force,
         create_with: None,
+        ..AddOptions::default()
     };
     let report = ctx.engine().replace(&name, &requests, &opts)?;
     progress.done(&format!(

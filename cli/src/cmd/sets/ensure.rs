@@ -7,20 +7,21 @@
 //! fail2ban's log shows it.
 //!
 //! With `--fail2ban-db DB --jail NAME` it also bans what fail2ban's
-//! database holds as active for that jail (see [`crate::fail2ban_db`]): the
-//! bans fail2ban restores at start without running the action.
+//! database holds as active for that jail (see
+//! [`crate::cmd::integrations::fail2ban_db`]): the bans fail2ban restores
+//! at start without running the action.
 
 use anyhow::Result;
 use banset_core::{AddOptions, BanRequest, SetName, SetSpec, Target, Timeout};
 
 use crate::args::EnsureArgs;
+use crate::cmd::integrations::fail2ban_db;
 use crate::context::Context;
-use crate::fail2ban_db;
 use crate::output::describe_spec;
 use crate::set_options::build_spec;
 
 pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
+    let name = crate::cmd::set_name(&args.set)?;
     ensure(ctx, &name, &args)?;
     if let (Some(db), Some(jail)) = (&args.fail2ban_db, &args.jail) {
         import_fail2ban(ctx, &name, db, jail)?;
@@ -30,7 +31,7 @@ pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
 
 fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
-    let existing = ctx.ledger.read()?.set_spec(name)?;
+    let existing = ctx.fw.ledger.read()?.set_spec(name)?;
     let mut wanted = build_spec(
         name.clone(),
         &args.options,
@@ -104,9 +105,9 @@ fn import_fail2ban(
         ));
         return Ok(());
     }
-    let now = banset_core::Clock::now(&ctx.clock);
+    let now = banset_core::Clock::now(&ctx.fw.clock);
     let rows = fail2ban_db::active_bans(db, jail, now)?;
-    let Some(spec) = ctx.ledger.read()?.set_spec(name)? else {
+    let Some(spec) = ctx.fw.ledger.read()?.set_spec(name)? else {
         return Ok(());
     };
     let mut requests = Vec::with_capacity(rows.len());
@@ -129,7 +130,7 @@ fn import_fail2ban(
             ctx.notice(format_args!("fail2ban jail {jail}: {why}; not imported"));
             continue;
         }
-        if let Err(refusal) = ctx.allowlist.check(&target, false) {
+        if let Err(refusal) = ctx.fw.allowlist.check(&target, false) {
             ctx.notice(format_args!(
                 "fail2ban jail {jail}: {refusal}; not imported"
             ));

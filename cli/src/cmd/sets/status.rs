@@ -22,15 +22,15 @@ pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
     let watcher = read_status(ctx);
     if args.json {
         print_json(&Status {
-            ledger: ctx.ledger.path(),
+            ledger: ctx.fw.ledger.path(),
             sets: &sets,
             watcher: watcher.as_ref(),
         })?;
         return Ok(None);
     }
-    let now = banset_core::Clock::now(&ctx.clock);
+    let now = banset_core::Clock::now(&ctx.fw.clock);
     let mut out = stdout();
-    writeln!(out, "ledger: {}", ctx.ledger.path())?;
+    writeln!(out, "ledger: {}", ctx.fw.ledger.path())?;
     if sets.is_empty() {
         writeln!(out, "no sets yet (banset add SET ADDRESS creates one)")?;
     }

@@ -25,7 +25,6 @@
 //! must not take the backend, and every later block, down.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use banset_core::{AddOptions, BanRequest, SetName, SetSpec, Target, Timeout};
@@ -44,7 +43,7 @@ const EXIT_BAD_COMMAND: i32 = 65;
 const MAX_LINE: usize = 512;
 
 pub fn run(ctx: &mut Context, args: SshgFwArgs) -> Result<Option<i32>> {
-    let name = super::set_name(&args.set)?;
+    let name = crate::cmd::set_name(&args.set)?;
     // Any failure before the first line is read, bad options included, is
     // what sshguard's backends report as "Could not initialize firewall".
     let (spec, timeout) = match init(ctx, name, &args) {
@@ -57,14 +56,14 @@ pub fn run(ctx: &mut Context, args: SshgFwArgs) -> Result<Option<i32>> {
             return Ok(Some(EXIT_INIT_FAILED));
         }
     };
-    install_stop_handlers();
+    let mut stdin = crate::sys::StopSignals::install()?;
     let mut backend = SshgBackend {
         ctx,
         spec,
         timeout,
         flush_on_exit: false,
     };
-    let code = backend.serve(&mut StdinChunks)?;
+    let code = backend.serve(&mut stdin)?;
     Ok(Some(code))
 }
 
@@ -76,7 +75,7 @@ fn init(ctx: &mut Context, name: SetName, args: &SshgFwArgs) -> Result<(SetSpec,
         Some(t) => Timeout::parse(t)?,
         None => Timeout::Never,
     };
-    let exists = ctx.ledger.read()?.set_spec(&name)?.is_some();
+    let exists = ctx.fw.ledger.read()?.set_spec(&name)?.is_some();
     let spec = build_spec(
         name,
         &args.options,
@@ -169,48 +168,11 @@ trait Chunks {
     fn read_chunk(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 }
 
-/// Raw reads of fd 0: std's stdin retries on EINTR, which would leave a
-/// TERM from sshguard's shell unnoticed until the next line.
-struct StdinChunks;
-
-impl Chunks for StdinChunks {
+/// Standard input, with INT, TERM and HUP ending the loop (flushing first
+/// if asked) instead of killing the process; a blocked read returns at once.
+impl Chunks for crate::sys::StopSignals {
     fn read_chunk(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if STOP.load(Ordering::SeqCst) {
-                return Err(io::ErrorKind::Interrupted.into());
-            }
-            // SAFETY: buf is valid for writes of buf.len() bytes.
-            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// INT, TERM and HUP end the loop (flushing first if asked) instead of
-/// killing the process. Installed without SA_RESTART, so a blocked read
-/// returns at once.
-fn install_stop_handlers() {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe; sigaction is given a fully initialised struct.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_stop_signal as *const () as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
+        self.read_stdin(buf)
     }
 }
 
@@ -332,6 +294,7 @@ impl SshgBackend<'_> {
         let opts = AddOptions {
             force: false,
             create_with: Some(self.spec.clone()),
+            ..AddOptions::default()
         };
         let request = |t: &Target| BanRequest {
             target: *t,

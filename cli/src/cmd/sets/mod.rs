@@ -1,0 +1,17 @@
+//! The set verbs: one module per subcommand that changes or reads a set
+//! through the engine.
+
+pub mod add;
+pub mod adopt;
+pub mod check;
+pub mod create;
+pub mod del;
+pub mod destroy;
+pub mod ensure;
+pub mod expire;
+pub mod flush;
+pub mod list;
+pub mod replace;
+pub mod status;
+pub mod sync;
+pub mod test;
