@@ -212,6 +212,32 @@ fn a_package_prefix_uses_the_system_unit_directory() {
     assert!(!stage.path("/etc/fail2ban").exists());
 }
 
+/// The unit's `Documentation=` names only man pages the same install puts
+/// in place, so `systemctl help banset` opens a page that exists.
+#[test]
+fn the_unit_documents_man_pages_that_install_puts_in_place() {
+    let stage = Stage::new("unitdoc");
+    stage.ok(&["install", "--quiet"]);
+    let unit = std::fs::read_to_string(stage.path("/etc/systemd/system/banset.service")).unwrap();
+    let docs: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Documentation="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(!docs.is_empty(), "{unit}");
+    for doc in docs {
+        let page = doc
+            .strip_prefix("man:")
+            .and_then(|p| p.strip_suffix(')'))
+            .and_then(|p| p.split_once('('));
+        let Some((name, section)) = page else {
+            panic!("Documentation={doc} is not a man page");
+        };
+        let path = format!("/usr/local/share/man/man{section}/{name}.{section}");
+        assert!(stage.path(&path).is_file(), "{doc}: no {path}");
+    }
+}
+
 #[test]
 fn a_relative_prefix_is_refused() {
     let stage = Stage::new("rel");

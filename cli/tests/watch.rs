@@ -938,8 +938,27 @@ fn the_systemd_unit_is_valid() {
     // Point it at the binary under test, so the check covers the ExecStart lines too.
     let unit = unit.replace("/usr/local/bin/banset", env!("CARGO_BIN_EXE_banset"));
     let path = sb.file("banset.service", &unit);
+    // verify opens every `Documentation=man:` page: show it the pages this
+    // binary generates, laid out as man looks for them.
+    let generated = sb.dir().join("generated");
+    std::fs::create_dir_all(&generated).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_banset"))
+        .args(["generate", "man"])
+        .arg(&generated)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manpath = sb.dir().join("man");
+    for page in std::fs::read_dir(&generated).unwrap() {
+        let page = page.unwrap().path();
+        let section = page.extension().unwrap().to_str().unwrap();
+        let dir = manpath.join(format!("man{section}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::rename(&page, dir.join(page.file_name().unwrap())).unwrap();
+    }
     let out = Command::new("systemd-analyze")
         .args(["verify", path.to_str().unwrap()])
+        .env("MANPATH", &manpath)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

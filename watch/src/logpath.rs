@@ -152,15 +152,12 @@ pub fn discover(jails: &mut [JailSettings]) -> (Vec<SourceKey>, Vec<LogpathError
         .collect();
     for jail in jails.iter_mut() {
         for pattern in &jail.logpath {
-            let found = match expand(pattern) {
-                Some(found) => found,
-                None => {
-                    errors.push(LogpathError::TooMany {
-                        jail: jail.name.clone(),
-                        pattern: pattern.display().to_string(),
-                    });
-                    continue;
-                }
+            let Some(found) = expand(pattern) else {
+                errors.push(LogpathError::TooMany {
+                    jail: jail.name.clone(),
+                    pattern: pattern.display().to_string(),
+                });
+                continue;
             };
             for file in found {
                 let key = SourceKey::File(file);

@@ -139,7 +139,7 @@ pub fn parse_date(date: &[u8], ctx: &DateContext) -> Option<i64> {
     if !is_iso(date) {
         return None;
     }
-    let year = num(&date[..4])? as i64;
+    let year = i64::from(num(&date[..4])?);
     let (month, day) = (num(&date[5..7])?, num(&date[8..10])?);
     let (h, mi, s) = (
         num(&date[11..13])?,

@@ -34,12 +34,12 @@ impl PfBackend {
                 "open /dev/pf",
                 "pf exists only on FreeBSD",
             ),
-            OpenError::Errno(ENOENT) | OpenError::Errno(ENODEV) => BackendError::new(
+            OpenError::Errno(ENOENT | ENODEV) => BackendError::new(
                 ErrorKind::Unavailable,
                 "open /dev/pf",
                 "pf is not loaded: `kldload pf` (and `sysrc pf_enable=YES` to keep it)",
             ),
-            OpenError::Errno(EPERM) | OpenError::Errno(EACCES) => BackendError::new(
+            OpenError::Errno(EPERM | EACCES) => BackendError::new(
                 ErrorKind::Permission,
                 "open /dev/pf",
                 "permission denied; run as root",

@@ -171,7 +171,7 @@ impl Daemon<'_> {
                     "ban",
                     &[
                         ("address", target.to_string()),
-                        ("jail", jail.to_string()),
+                        ("jail", jail.clone()),
                         ("set", set.to_string()),
                         (
                             "timeout",
@@ -199,7 +199,7 @@ impl Daemon<'_> {
                     "error",
                     &[
                         ("address", target.to_string()),
-                        ("jail", jail.to_string()),
+                        ("jail", jail.clone()),
                         ("set", set.to_string()),
                     ],
                     &format!("ban {target} jail={jail} set={set} failed: {e}"),

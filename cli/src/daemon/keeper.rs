@@ -240,11 +240,10 @@ impl Keeper {
             }
         };
         for spec in specs {
-            let health = match banset_core::BackendProvider::backend(&ctx.fw.backends, spec.backend)
+            let Ok(health) = banset_core::BackendProvider::backend(&ctx.fw.backends, spec.backend)
                 .and_then(|b| b.health(&spec))
-            {
-                Ok(h) => h,
-                Err(_) => continue,
+            else {
+                continue;
             };
             let retry_due = self
                 .retry

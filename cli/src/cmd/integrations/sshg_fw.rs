@@ -304,9 +304,8 @@ impl SshgBackend<'_> {
         };
         let all: Vec<BanRequest> = targets.iter().map(request).collect();
         let name = self.name().clone();
-        let err = match self.ctx.engine().add(&name, &all, &opts) {
-            Ok(_) => return,
-            Err(e) => e,
+        let Err(err) = self.ctx.engine().add(&name, &all, &opts) else {
+            return;
         };
         if targets.len() == 1 {
             eprintln!("banset: sshg-fw: block {}: {err}", targets[0]);
