@@ -768,6 +768,53 @@ mod tests {
         assert!(!parse("{").unwrap_err().fatal);
     }
 
+    /// The fuzz target's property on stable, from mutated valid lines:
+    /// never a panic, a refusal is one line, an accepted request encodes
+    /// back to itself.
+    #[test]
+    fn mutated_requests_are_refused_in_one_line_or_round_trip() {
+        use proptest::prelude::*;
+        let seeds = [
+            r#"{"v":1,"id":7,"op":"ban","jail":"sshd","targets":["192.0.2.1","2001:db8::/64"]}"#,
+            r#"{"v":1,"op":"ban","set":"f2b-x","targets":["192.0.2.1"],"timeout":"7d","since":1700000000.5,"reason":"r"}"#,
+            r#"{"v":1,"op":"unban","all":true,"set":"f2b-x"}"#,
+            r#"{"v":1,"op":"ensure","set":"f2b-x","timeout":600,"ports":"22","maxelem":65536,"prefixes":false}"#,
+            r#"{"v":1,"op":"ignore-add","prefix":"198.51.100.0/24"}"#,
+        ];
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let strategy = (
+            0..seeds.len(),
+            proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
+        );
+        runner
+            .run(&strategy, |(seed, edits)| {
+                let mut bytes = seeds[seed].as_bytes().to_vec();
+                for (at, byte, how) in edits {
+                    let i = at % (bytes.len() + 1);
+                    match how {
+                        0 => bytes.insert(i, byte),
+                        1 if i < bytes.len() => bytes[i] = byte,
+                        _ if i < bytes.len() => {
+                            bytes.remove(i);
+                        }
+                        _ => {}
+                    }
+                }
+                match parse_request(&bytes) {
+                    Ok(r) => {
+                        let line = r.to_line();
+                        prop_assert_eq!(parse_request(line.trim_end().as_bytes()), Ok(r));
+                    }
+                    Err(e) => {
+                        let line = error_line(e.id.as_ref(), &e.message);
+                        prop_assert!(!line.trim_end().contains('\n'));
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn ok_replies_keep_their_own_v_id_ok() {
         let mut f = Map::new();
