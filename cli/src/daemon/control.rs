@@ -18,7 +18,11 @@ impl Daemon<'_> {
         let reply = dispatch(self, &call.request);
         // Changes are logged; reads are not (status is polled).
         if !matches!(call.request.op, Op::Hello | Op::Status { .. }) {
-            log!("control: {} {}", call.request.op.name(), reply.trim_end());
+            log!(
+                "control: {} {}",
+                call.request.op.name(),
+                shortened(reply.trim_end(), 300)
+            );
         }
         // The connection may be gone; nothing to do then.
         let _ = call.reply.send(reply);
@@ -81,4 +85,17 @@ impl Host for Daemon<'_> {
         self.start_reload();
         Ok(())
     }
+}
+
+/// At most `max` bytes of `text` (a reply listing thousands of targets is
+/// one log line, not a page).
+fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
 }
