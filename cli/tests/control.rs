@@ -427,6 +427,7 @@ fn control_stdio_serves_the_protocol_without_a_daemon() {
             r#"{"v":1,"id":4,"op":"status","jail":"web"}"#,
             r#"nonsense"#,
             r#"{"v":1,"id":5,"op":"unban","targets":["192.0.2.5"]}"#,
+            r#"{"v":1,"id":6,"op":"ban","set":"f2b-web","targets":[{"target":"192.0.2.6","timeout":-1},{"target":"192.0.2.7","timeout":60,"since":1}]}"#,
         ]
         .join("\n")
             + "\n";
@@ -441,7 +442,7 @@ fn control_stdio_serves_the_protocol_without_a_daemon() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(replies.len(), 6, "{replies:?}");
+        assert_eq!(replies.len(), 7, "{replies:?}");
         assert_eq!(replies[0]["daemon"], false);
         assert_eq!(replies[1]["created"], true, "{}", replies[1]);
         assert_eq!(replies[2]["banned"], 1, "{}", replies[2]);
@@ -452,6 +453,8 @@ fn control_stdio_serves_the_protocol_without_a_daemon() {
         );
         assert_eq!(replies[4]["ok"], false);
         assert_eq!(replies[5]["unbanned"], 1, "{}", replies[5]);
-        assert!(nft_members("f2b-web_v4").is_empty());
+        // Each item's own timeout: one permanent, one long over.
+        assert_eq!(replies[6]["banned"], 1, "{}", replies[6]);
+        assert_eq!(nft_members("f2b-web_v4"), ["192.0.2.6"]);
     });
 }

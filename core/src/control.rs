@@ -101,14 +101,38 @@ pub enum BanInto {
 pub struct Ban {
     /// The set or jail.
     pub into: BanInto,
-    /// What to ban (at least one).
-    pub targets: Vec<Target>,
+    /// What to ban (at least one), each with its own timeout and start
+    /// when given (a batch restoring bans that began at different times).
+    pub targets: Vec<BanTarget>,
     /// Ban length; `None` is the set's (or jail's).
     pub timeout: Option<Timeout>,
     /// When the ban started (Unix seconds): it ends at `since + timeout`.
     pub since: Option<i64>,
     /// Recorded with the ban.
     pub reason: Option<String>,
+}
+
+/// One target of a `ban`: a string on the wire, or
+/// `{"target", "timeout"?, "since"?}` overriding the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanTarget {
+    /// The address or prefix.
+    pub target: Target,
+    /// Its ban length, over the request's.
+    pub timeout: Option<Timeout>,
+    /// Its start, over the request's.
+    pub since: Option<i64>,
+}
+
+impl BanTarget {
+    /// A target with the request's timeout and start.
+    pub fn new(target: Target) -> BanTarget {
+        BanTarget {
+            target,
+            timeout: None,
+            since: None,
+        }
+    }
 }
 
 /// `unban`.
@@ -239,7 +263,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 (None, Some(j)) => BanInto::Jail(j),
                 _ => return Err(fail("ban: give exactly one of \"set\" and \"jail\"".into())),
             };
-            let targets = f.targets().map_err(&fail)?;
+            let targets = f.ban_targets().map_err(&fail)?;
             Op::Ban(Ban {
                 into,
                 targets,
@@ -386,30 +410,59 @@ impl Fields<'_> {
         }
     }
 
-    fn targets(&mut self) -> Result<Vec<Target>, String> {
+    /// `targets` of a `ban`: strings, or objects with their own
+    /// `timeout` and `since`.
+    fn ban_targets(&mut self) -> Result<Vec<BanTarget>, String> {
         let op = self.op;
-        let list = match self.fields.remove("targets") {
-            Some(Value::Array(list)) if !list.is_empty() => list,
-            Some(Value::Array(_)) => return Err(format!("{op}: \"targets\" is empty")),
-            Some(other) => {
-                return Err(format!(
-                    "{op}: \"targets\" must be a list of addresses or prefixes, not {}",
-                    short(&other)
-                ))
-            }
-            None => return Err(format!("{op}: missing \"targets\"")),
-        };
-        list.iter()
+        self.list()?
+            .into_iter()
             .enumerate()
             .map(|(i, v)| match v {
-                Value::String(s) => Target::parse(s)
-                    .map_err(|e| format!("{op}: targets[{i}]: {}", one_line(&e.to_string()))),
-                other => Err(format!(
-                    "{op}: targets[{i}] must be a string, not {}",
-                    short(other)
-                )),
+                Value::Object(fields) => {
+                    let at = format!("{op}: targets[{i}]");
+                    let mut item = Fields { op: &at, fields };
+                    let target = item
+                        .target_field("target")?
+                        .ok_or_else(|| format!("{at}: missing \"target\""))?;
+                    let parsed = BanTarget {
+                        target,
+                        timeout: item.timeout()?,
+                        since: item.since()?,
+                    };
+                    match item.fields.keys().next() {
+                        Some(extra) => Err(format!(
+                            "{at}: unknown field {}",
+                            short(&Value::String(extra.clone()))
+                        )),
+                        None => Ok(parsed),
+                    }
+                }
+                other => Ok(BanTarget::new(target_item(op, i, &other)?)),
             })
             .collect()
+    }
+
+    fn targets(&mut self) -> Result<Vec<Target>, String> {
+        let op = self.op;
+        self.list()?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| target_item(op, i, v))
+            .collect()
+    }
+
+    /// `targets`: a non-empty list.
+    fn list(&mut self) -> Result<Vec<Value>, String> {
+        let op = self.op;
+        match self.fields.remove("targets") {
+            Some(Value::Array(list)) if !list.is_empty() => Ok(list),
+            Some(Value::Array(_)) => Err(format!("{op}: \"targets\" is empty")),
+            Some(other) => Err(format!(
+                "{op}: \"targets\" must be a list of addresses or prefixes, not {}",
+                short(&other)
+            )),
+            None => Err(format!("{op}: missing \"targets\"")),
+        }
     }
 
     /// Seconds (`-1` for never) or the text `banset add --timeout` takes.
@@ -462,6 +515,18 @@ impl Fields<'_> {
     }
 }
 
+/// One string of a `targets` list.
+fn target_item(op: &str, i: usize, v: &Value) -> Result<Target, String> {
+    match v {
+        Value::String(s) => Target::parse(s)
+            .map_err(|e| format!("{op}: targets[{i}]: {}", one_line(&e.to_string()))),
+        other => Err(format!(
+            "{op}: targets[{i}] must be a string, not {}",
+            short(other)
+        )),
+    }
+}
+
 /// A value as the error quotes it: at most 60 bytes of its JSON.
 fn short(v: &Value) -> String {
     let text = v.to_string();
@@ -510,7 +575,25 @@ impl Request {
                     BanInto::Set(s) => put("set", s.as_str().into()),
                     BanInto::Jail(j) => put("jail", j.as_str().into()),
                 }
-                put("targets", targets(&b.targets));
+                let items: Vec<Value> = b
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        if t.timeout.is_none() && t.since.is_none() {
+                            return t.target.to_string().into();
+                        }
+                        let mut item = Map::new();
+                        item.insert("target".into(), t.target.to_string().into());
+                        if let Some(timeout) = t.timeout {
+                            item.insert("timeout".into(), timeout_value(timeout));
+                        }
+                        if let Some(since) = t.since {
+                            item.insert("since".into(), since.into());
+                        }
+                        Value::Object(item)
+                    })
+                    .collect();
+                put("targets", Value::Array(items));
                 if let Some(t) = b.timeout {
                     put("timeout", timeout_value(t));
                 }
@@ -688,6 +771,7 @@ mod tests {
             r#"{"v":1,"id":7,"op":"ban","jail":"sshd","targets":["192.0.2.1","2001:db8::/64"]}"#,
             r#"{"v":1,"id":"a","op":"ban","set":"f2b-x","targets":["192.0.2.1"],"timeout":"7d","since":1700000000.5,"reason":"fail2ban:x"}"#,
             r#"{"v":1,"op":"ban","set":"f2b-x","targets":["192.0.2.1"],"timeout":-1}"#,
+            r#"{"v":1,"op":"ban","set":"f2b-x","targets":[{"target":"192.0.2.1","timeout":600,"since":1700000000},{"target":"192.0.2.2"},"192.0.2.3"],"timeout":60}"#,
             r#"{"v":1,"op":"unban","targets":["192.0.2.0/24"]}"#,
             r#"{"v":1,"op":"unban","all":true,"set":"f2b-x"}"#,
             r#"{"v":1,"op":"flush","set":"f2b-x"}"#,
@@ -729,6 +813,18 @@ mod tests {
                 .starts_with("ban: targets[1]: ")
         );
         assert!(err(r#"{"v":1,"op":"ban","set":"s","targets":[]}"#).contains("empty"));
+        assert_eq!(
+            err(r#"{"v":1,"op":"ban","set":"s","targets":[{"target":"192.0.2.1","x":1}]}"#),
+            "ban: targets[0]: unknown field \"x\""
+        );
+        assert!(err(
+            r#"{"v":1,"op":"ban","set":"s","targets":[{"target":"192.0.2.1","timeout":0}]}"#
+        )
+        .starts_with("ban: targets[0]: \"timeout\""));
+        assert!(
+            err(r#"{"v":1,"op":"unban","targets":[{"target":"192.0.2.1"}]}"#)
+                .contains("must be a string")
+        );
         assert!(
             err(r#"{"v":1,"op":"ban","set":"s","targets":["192.0.2.1"],"timeout":0}"#)
                 .contains("timeout")
@@ -778,6 +874,7 @@ mod tests {
             r#"{"v":1,"id":7,"op":"ban","jail":"sshd","targets":["192.0.2.1","2001:db8::/64"]}"#,
             r#"{"v":1,"op":"ban","set":"f2b-x","targets":["192.0.2.1"],"timeout":"7d","since":1700000000.5,"reason":"r"}"#,
             r#"{"v":1,"op":"unban","all":true,"set":"f2b-x"}"#,
+            r#"{"v":1,"op":"ban","set":"b","targets":[{"target":"192.0.2.1","timeout":600,"since":1700000000}]}"#,
             r#"{"v":1,"op":"ensure","set":"f2b-x","timeout":600,"ports":"22","maxelem":65536,"prefixes":false}"#,
             r#"{"v":1,"op":"ignore-add","prefix":"198.51.100.0/24"}"#,
         ];

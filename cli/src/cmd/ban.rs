@@ -2,7 +2,7 @@
 //! bantime, recorded as the jail's), through the daemon when it runs.
 
 use anyhow::Result;
-use banset_core::control::{Ban, BanInto, Op, Request};
+use banset_core::control::{Ban, BanInto, BanTarget, Op, Request};
 use banset_core::{Target, Timeout};
 
 use crate::args::{BanArgs, GlobalArgs};
@@ -12,7 +12,7 @@ pub fn run(global: GlobalArgs, args: BanArgs) -> Result<i32> {
     let targets = args
         .targets
         .iter()
-        .map(|t| Target::parse(t))
+        .map(|t| Target::parse(t).map(BanTarget::new))
         .collect::<Result<Vec<_>, _>>()?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     let quiet = global.quiet;

@@ -155,7 +155,8 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
     };
     let mut refused = Vec::new();
     let mut requests = Vec::new();
-    for &target in &b.targets {
+    for item in &b.targets {
+        let target = item.target;
         let why = match spec.admits(&target) {
             Err(why) => Some(why),
             Ok(()) => ctx
@@ -168,8 +169,8 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
             Some(reason) => refused.push(json!({"target": target, "reason": reason})),
             None => requests.push(BanRequest {
                 target,
-                timeout,
-                since: b.since,
+                timeout: item.timeout.or(timeout),
+                since: item.since.or(b.since),
                 comment: reason.clone(),
             }),
         }
