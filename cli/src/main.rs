@@ -8,6 +8,7 @@ mod assets;
 mod cmd;
 mod config;
 mod context;
+mod control;
 mod daemon;
 mod errors;
 mod output;

@@ -22,6 +22,19 @@ pub fn euid() -> u32 {
 }
 
 /// Whether process `pid` exists (one of another user's counts: `EPERM`).
+/// Runs `f` with the process's file-creation mask set to `mask`, then puts
+/// the old mask back: a file `f` creates is never born with wider
+/// permissions than asked. The mask is process-wide, so only for start-up
+/// code that runs before other threads create files.
+pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask(2) cannot fail and only swaps an integer.
+    let old = unsafe { libc::umask(mask as libc::mode_t) };
+    let out = f();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    out
+}
+
 pub fn process_exists(pid: u32) -> bool {
     // SAFETY: kill(pid, 0) sends nothing; it only checks that the process
     // exists and may be signalled.

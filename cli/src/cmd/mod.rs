@@ -3,6 +3,7 @@
 //! (`setup/`), and the watcher's (`watch`, `regex_test`). Each returns the
 //! process exit code.
 
+mod control;
 mod integrations;
 mod regex_test;
 mod sets;
@@ -11,9 +12,10 @@ mod watch;
 
 use integrations::{blocklistd, sshg_fw};
 use sets::{
-    add, adopt, check, create, del, destroy, ensure, expire, flush, list, replace, status, sync,
-    test,
+    add, adopt, ban, check, create, del, destroy, expire, flush, list, replace, status,
+    status_jail, sync, test, unban,
 };
+pub(crate) use sets::ensure;
 use setup::{generate, install};
 
 use anyhow::Result;
@@ -31,6 +33,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Install(a) => return install::install(&cli.global, a).map(finish),
         Command::Uninstall(a) => return install::uninstall(&cli.global, a).map(finish),
         Command::Generate(a) => return generate::run(a).map(finish),
+        // Through the daemon when it runs; they open the ledger themselves
+        // only when it does not (crate::control::run).
+        Command::Control(a) => return control::run(cli.global, a),
+        Command::Unban(a) => return unban::run(cli.global, a),
+        Command::Ban(a) => return ban::run(cli.global, a),
+        Command::Status(a) if a.jail.is_some() => return status_jail::run(cli.global, a),
         command => Cli {
             global: cli.global,
             command,
@@ -75,7 +83,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         | Command::Adopt(_)
         | Command::Install(_)
         | Command::Uninstall(_)
-        | Command::Generate(_) => unreachable!("handled above"),
+        | Command::Generate(_)
+        | Command::Control(_)
+        | Command::Unban(_)
+        | Command::Ban(_) => unreachable!("handled above"),
     };
     // What the command would have changed in the kernels, said even when
     // it failed halfway: that is what it would have done up to there.

@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod adopt;
+pub mod ban;
 pub mod check;
 pub mod create;
 pub mod del;
@@ -13,5 +14,7 @@ pub mod flush;
 pub mod list;
 pub mod replace;
 pub mod status;
+pub mod status_jail;
 pub mod sync;
 pub mod test;
+pub mod unban;
