@@ -779,7 +779,14 @@ fn fail2ban_unbanip_after_restart_unbans_in_the_kernel() {
     let jail = "[sshd]\nenabled = true\nport = ssh\nlogpath = {dir}/auth.log\n";
     let mut f2b = Fail2ban::new("unbanip", &ns, USERS_DEFAULTS, jail);
     f2b.start(&["sshd"]);
-    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.1", "192.0.2.2", "2001:db8::3"]);
+    f2b.client_ok(&[
+        "set",
+        "sshd",
+        "banip",
+        "192.0.2.1",
+        "192.0.2.2",
+        "2001:db8::3",
+    ]);
     assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2);
     f2b.stop();
     assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2, "kept while stopped");

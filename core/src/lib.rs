@@ -24,6 +24,7 @@ pub mod batch_check;
 mod clock;
 mod dry_run;
 mod engine;
+mod history;
 mod ledger;
 mod reconcile;
 mod set_name;
@@ -39,6 +40,7 @@ pub use backend::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dry_run::DryRunBackend;
 pub use engine::*;
+pub use history::{EventKind, HistoryEvent, DEFAULT_MAX_EVENTS, DEFAULT_RETENTION};
 pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,

@@ -9,8 +9,10 @@ mod del;
 mod destroy;
 mod ensure;
 mod expire;
+pub(crate) mod find;
 mod flush;
 mod generate;
+pub(crate) mod history;
 mod install;
 mod list;
 mod regex_test;
@@ -76,6 +78,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(&mut ctx, a),
         Command::SshgFw(a) => sshg_fw::run(&mut ctx, a),
         Command::BlocklistdHelper(a) => blocklistd::run(&mut ctx, a),
+        Command::History(a) => history::run(&mut ctx, a),
+        Command::Find(a) => find::run(&mut ctx, a),
         Command::RegexTest(_)
         | Command::Adopt(_)
         | Command::Install(_)
