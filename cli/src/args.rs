@@ -39,6 +39,9 @@ pub struct GlobalArgs {
     /// Say what was done
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Directory of the daemon's control socket [default: /run/banset; FreeBSD /var/run/banset]
+    #[arg(long, global = true, env = "BANSET_RUNTIME_DIR", value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,8 +80,23 @@ pub enum Command {
     Adopt(AdoptArgs),
     /// Remove bans that are over (run from cron where the kernel has no timeouts)
     Expire(JsonArg),
-    /// Show every set, its counts and its kernel health
-    Status(JsonArg),
+    /// Show every set, its counts and its kernel health; with JAIL, the jail as fail2ban-client status JAIL shows it
+    Status(StatusArgs),
+    /// Unban addresses or prefixes from every set (and, with the daemon, from every jail's failure window)
+    Unban(UnbanArgs),
+    /// Ban addresses or prefixes in a jail: its set, its bantime
+    Ban(BanArgs),
+    /// Send one request to the daemon's control socket, or serve the control protocol on standard input (--stdio)
+    #[command(
+        long_about = "Send one request of the control protocol (docs/control-protocol.md) to the running \
+            daemon and print its reply line: banset control '{\"op\":\"status\",\"jail\":\"sshd\"}' \
+            (\"v\":1 is added when missing). Exit 0 when the reply is ok, 2 when the request was refused, \
+            3 when no daemon answers.\n\n\
+            With --stdio, serve the protocol on standard input and output without a daemon: one \
+            long-lived process executing each request against the ledger and the kernel, as the \
+            daemon would (fail2ban's Python action runs it when no daemon runs)."
+    )]
+    Control(ControlArgs),
     /// Every ban and unban of a target, kept after the bans end (who, when, why, how long)
     History(crate::cmd::history::HistoryArgs),
     /// Which sets and jails ban a target now, and since when (exit 1: none)
@@ -394,6 +412,64 @@ pub struct AdoptArgs {
     pub timeout: Option<String>,
     #[command(flatten)]
     pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this jail: failures, what it reads, its bans (banset's jails, and fail2ban's through banset's action)
+    pub jail: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnbanArgs {
+    /// Addresses or prefixes; a prefix also unbans the bans inside it
+    #[arg(
+        value_name = "TARGET",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub targets: Vec<String>,
+    /// Unban everything (in every set, or in --set)
+    #[arg(long)]
+    pub all: bool,
+    /// Only in this set
+    #[arg(long, value_name = "SET")]
+    pub set: Option<String>,
+    /// Print the reply as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BanArgs {
+    /// The jail (banset.toml's, or fail2ban's the daemon reads)
+    pub jail: String,
+    /// Addresses or prefixes
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Ban length [default: the jail's bantime]
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    /// Print the reply as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// One request, a JSON object
+    #[arg(
+        value_name = "REQUEST",
+        required_unless_present = "stdio",
+        conflicts_with = "stdio"
+    )]
+    pub request: Option<String>,
+    /// Serve the protocol on standard input and output, without the daemon
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod assets;
 mod cmd;
 mod config;
 mod context;
+mod control;
 mod daemon;
 mod errors;
 mod fail2ban_db;

@@ -9,66 +9,12 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::watcher::Watcher;
 use common::{append, kernel_test, nft_members, syslog_date, wait_until, Sandbox};
 use serde_json::Value;
-
-/// A running `banset watch`, stopped (SIGTERM, then wait) on drop; its
-/// stderr goes to a file the test can read.
-struct Watcher {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Watcher {
-    fn start(sb: &Sandbox) -> Watcher {
-        Watcher::start_cmd(sb, sb.cmd(&["watch"]))
-    }
-
-    /// Starts `cmd` (a `watch` command of `sb`) and waits until it watches.
-    fn start_cmd(sb: &Sandbox, mut cmd: Command) -> Watcher {
-        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let log = sb.dir().join(format!("watch-{n}.log"));
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = cmd.stdout(Stdio::null()).stderr(err).spawn().unwrap();
-        let w = Watcher { child, log };
-        assert!(
-            wait_until(|| w.output().contains("watching:")),
-            "watch did not start: {}",
-            w.output()
-        );
-        w
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    fn stop(mut self) -> String {
-        self.signal(libc::SIGTERM);
-        let _ = self.child.wait();
-        self.output()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
-        let _ = self.child.wait();
-    }
-}
 
 fn nft_timeout(set: &str, member: &str) -> Option<u64> {
     let out = Command::new("nft")

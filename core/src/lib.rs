@@ -22,6 +22,7 @@ mod allowlist;
 mod backend;
 pub mod batch_check;
 mod clock;
+pub mod control;
 mod dry_run;
 mod engine;
 mod history;

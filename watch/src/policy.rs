@@ -343,6 +343,29 @@ impl Jails {
         }
     }
 
+    /// Forgets the failures of every address inside `prefix` (`None`:
+    /// every address) in the jails banning into `set` (`None`: all jails),
+    /// with their kept lines; returns how many addresses were forgotten.
+    pub fn forget(&mut self, prefix: Option<&Target>, set: Option<&SetName>) -> usize {
+        let mut n = 0;
+        for jail in &mut self.jails {
+            if set.is_some_and(|s| *s != jail.settings.set) {
+                continue;
+            }
+            n += match prefix {
+                Some(p) => jail.windows.forget_within(p),
+                None => jail.windows.forget_all(),
+            };
+            // Kept lines are by address: a host's go; a prefix's age out.
+            if let (Some(lines), Some(p)) = (&mut jail.lines, prefix) {
+                if p.is_host() {
+                    lines.take(p);
+                }
+            }
+        }
+        n
+    }
+
     /// Drops addresses whose failures all left their windows.
     pub fn prune(&mut self, now: i64) {
         for jail in &mut self.jails {

@@ -93,6 +93,21 @@ impl FailureWindows {
         self.entries.remove(target);
     }
 
+    /// Forgets every address inside `prefix` (an admin unbanned it, so the
+    /// next failure must not ban again at once); returns how many.
+    pub fn forget_within(&mut self, prefix: &Target) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|t, _| !prefix.contains(t));
+        before - self.entries.len()
+    }
+
+    /// Forgets every address; returns how many.
+    pub fn forget_all(&mut self) -> usize {
+        let n = self.entries.len();
+        self.entries.clear();
+        n
+    }
+
     /// Drops addresses whose failures all left the window; call now and
     /// then to keep memory bounded by the attackers of the last `findtime`.
     pub fn prune(&mut self, now: i64) {
@@ -126,6 +141,19 @@ mod tests {
 
     fn t(s: &str) -> Target {
         Target::parse(s).unwrap()
+    }
+
+    #[test]
+    fn forget_within_a_prefix_forgets_only_what_it_covers() {
+        let mut w = FailureWindows::new(600, 3);
+        for a in ["192.0.2.1", "192.0.2.200", "198.51.100.1"] {
+            w.fail(t(a), 100);
+        }
+        assert_eq!(w.forget_within(&t("192.0.2.0/24")), 2);
+        assert_eq!(w.tracked(), 1);
+        assert_eq!(w.failures(&t("198.51.100.1"), 100), 1);
+        assert_eq!(w.forget_all(), 1);
+        assert_eq!(w.tracked(), 0);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 
 mod add;
 mod adopt;
+mod ban;
 mod blocklistd;
 mod check;
+mod control;
 mod create;
 mod del;
 mod destroy;
-mod ensure;
+pub(crate) mod ensure;
 mod expire;
 pub(crate) mod find;
 mod flush;
@@ -19,8 +21,10 @@ mod regex_test;
 mod replace;
 mod sshg_fw;
 mod status;
+mod status_jail;
 mod sync;
 mod test;
+mod unban;
 mod watch;
 
 use anyhow::Result;
@@ -38,6 +42,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Install(a) => return install::install(&cli.global, a).map(finish),
         Command::Uninstall(a) => return install::uninstall(&cli.global, a).map(finish),
         Command::Generate(a) => return generate::run(a).map(finish),
+        // Through the daemon when it runs; they open the ledger themselves
+        // only when it does not (crate::control::run).
+        Command::Control(a) => return control::run(cli.global, a),
+        Command::Unban(a) => return unban::run(cli.global, a),
+        Command::Ban(a) => return ban::run(cli.global, a),
+        Command::Status(a) if a.jail.is_some() => return status_jail::run(cli.global, a),
         command => Cli {
             global: cli.global,
             command,
@@ -84,7 +94,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         | Command::Adopt(_)
         | Command::Install(_)
         | Command::Uninstall(_)
-        | Command::Generate(_) => unreachable!("handled above"),
+        | Command::Generate(_)
+        | Command::Control(_)
+        | Command::Unban(_)
+        | Command::Ban(_) => unreachable!("handled above"),
     };
     // What the command would have changed in the kernels, said even when
     // it failed halfway: that is what it would have done up to there.

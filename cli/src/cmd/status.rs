@@ -4,7 +4,7 @@ use anyhow::Result;
 use banset_core::format_duration;
 use serde::Serialize;
 
-use crate::args::JsonArg;
+use crate::args::StatusArgs;
 use crate::context::Context;
 use crate::daemon::{read_status, WatchStatus};
 use crate::output::{counted, describe_spec, print_json, stdout};
@@ -17,7 +17,7 @@ struct Status<'a> {
     watcher: Option<&'a WatchStatus>,
 }
 
-pub fn run(ctx: &mut Context, args: JsonArg) -> Result<Option<i32>> {
+pub fn run(ctx: &mut Context, args: StatusArgs) -> Result<Option<i32>> {
     let sets = ctx.engine().status()?;
     let watcher = read_status(ctx);
     if args.json {

@@ -16,10 +16,16 @@ pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     let (settings, notices) = load_settings(&mut ctx.config, args.fail2ban.as_deref())?;
     refuse_unsafe_permissions(ctx, &settings, args.fail2ban.as_deref())?;
     let _lock = lock_state_dir(ctx)?;
+    // After the state directory's lock: a second daemon stops there, and
+    // never touches the first one's socket.
+    let socket = crate::control::server::Socket::bind(&crate::control::runtime_dir(&ctx.global))?;
+    crate::daemon::log!("control socket {}", socket.path().display());
     for n in &notices {
         crate::daemon::log!("fail2ban: {n}");
     }
-    Daemon::new(ctx, settings, args.fail2ban)?.run()?;
+    Daemon::new(ctx, settings, args.fail2ban)?
+        .with_control(socket)
+        .run()?;
     Ok(None)
 }
 

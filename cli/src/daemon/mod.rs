@@ -13,6 +13,7 @@
 //! `status`, `notify`, `logging`.
 
 mod bans;
+mod control;
 mod keeper;
 pub mod logging;
 mod metrics;
@@ -73,6 +74,8 @@ pub enum Event {
     Reloaded(Box<std::result::Result<Loaded, String>>),
     /// SIGTERM or SIGINT.
     Shutdown,
+    /// A control-socket request, and where its reply goes.
+    Control(crate::control::server::Call),
 }
 
 /// Logs one line on stderr (journald keeps it when run by systemd).
@@ -109,6 +112,10 @@ pub struct Daemon<'a> {
     reloading: bool,
     /// Another SIGHUP came meanwhile: read the files again after it.
     reload_again: bool,
+    /// Prefixes the control socket's `ignore-add` gave (until stop).
+    runtime_ignore: Vec<Target>,
+    /// The control socket; its file goes when the daemon does.
+    control: Option<crate::control::server::Socket>,
 }
 
 impl<'a> Daemon<'a> {
@@ -150,6 +157,8 @@ impl<'a> Daemon<'a> {
             fail2ban,
             reloading: false,
             reload_again: false,
+            runtime_ignore: Vec::new(),
+            control: None,
         };
         daemon.jails = daemon.build_jails(Jails::default());
         Ok(daemon)
@@ -162,6 +171,21 @@ impl<'a> Daemon<'a> {
                 self.ctx.config.ignore.iter().copied(),
                 &self.ctx.config.origin_name(),
             )
+            .with_ignored(self.runtime_ignore.iter().copied(), "ignore-add")
+    }
+
+    /// Serves the control socket from the start of [`Daemon::run`].
+    pub fn with_control(mut self, socket: crate::control::server::Socket) -> Self {
+        self.control = Some(socket);
+        self
+    }
+
+    /// The jails' and the engine's allowlists, after the host's addresses
+    /// or the run-time ignores changed.
+    fn rebuild_allowlists(&mut self) {
+        let old = std::mem::take(&mut self.jails);
+        self.jails = self.build_jails(old);
+        self.ctx.allowlist = self.global_allowlist();
     }
 
     /// Jails for the current settings, keeping the windows (failure
@@ -182,6 +206,9 @@ impl<'a> Daemon<'a> {
             let _ = metrics::serve(addr, self.metrics_text.clone())?;
         }
         keeper::spawn_monitors(self.events_tx.clone());
+        if let Some(socket) = &self.control {
+            socket.serve(self.events_tx.clone(), Event::Control)?;
+        }
         self.ensure_sets();
         // Subscribe before restoring: a reload in between is then heard.
         self.watch_firewalld();
@@ -257,9 +284,7 @@ impl<'a> Daemon<'a> {
             }
             Event::KernelChanged(kind) => self.keeper.kernel_changed(kind),
             Event::HostAddressesChanged => {
-                let old = std::mem::take(&mut self.jails);
-                self.jails = self.build_jails(old);
-                self.ctx.allowlist = self.global_allowlist();
+                self.rebuild_allowlists();
                 log!(
                     "host addresses changed: {} of this host {} never banned",
                     counted(host_addresses().len(), "address", "addresses"),
@@ -272,6 +297,7 @@ impl<'a> Daemon<'a> {
             }
             Event::Reload => self.start_reload(),
             Event::Reloaded(loaded) => self.apply_reload(*loaded),
+            Event::Control(call) => self.control(call),
             Event::Shutdown => {}
         }
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod watcher;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -48,6 +50,10 @@ impl Sandbox {
             .arg(self.dir.join("state"))
             .arg("--config")
             .arg(self.dir.join("banset.toml"))
+            // Each sandbox's daemon has its own control socket.
+            .env_remove("BANSET_RUNTIME_DIR")
+            .arg("--runtime-dir")
+            .arg(self.dir.join("run"))
             .args(args);
         c
     }
