@@ -21,6 +21,10 @@ const OPTIONAL: &[(&str, &str)] = &[
         "banset_fail2ban_action_allports",
         "contrib/fail2ban/action.d/banset-allports.conf",
     ),
+    (
+        "banset_fail2ban_action_python",
+        "contrib/fail2ban/action.d/banset.py",
+    ),
     ("banset_freebsd_rc", "packaging/freebsd/rc.d/banset"),
 ];
 

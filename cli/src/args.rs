@@ -97,6 +97,10 @@ pub enum Command {
             daemon would (fail2ban's Python action runs it when no daemon runs)."
     )]
     Control(ControlArgs),
+    /// Every ban and unban of a target, kept after the bans end (who, when, why, how long)
+    History(crate::cmd::history::HistoryArgs),
+    /// Which sets and jails ban a target now, and since when (exit 1: none)
+    Find(crate::cmd::find::FindArgs),
     /// Replace the whole content of a set atomically
     Replace(ReplaceArgs),
     /// Run the daemon: watch logs for failures, ban offenders, and keep the kernel true to the ledger

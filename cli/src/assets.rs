@@ -50,6 +50,13 @@ pub const FAIL2BAN_ACTION_ALLPORTS: Option<&str> = Some(include_str!(
 #[cfg(not(banset_fail2ban_action_allports))]
 pub const FAIL2BAN_ACTION_ALLPORTS: Option<&str> = None;
 
+/// fail2ban's Python action (`banaction = banset.py`), which does not fork.
+#[cfg(banset_fail2ban_action_python)]
+pub const FAIL2BAN_ACTION_PYTHON: Option<&str> =
+    Some(include_str!("../../contrib/fail2ban/action.d/banset.py"));
+#[cfg(not(banset_fail2ban_action_python))]
+pub const FAIL2BAN_ACTION_PYTHON: Option<&str> = None;
+
 /// FreeBSD's rc.d script.
 #[cfg(banset_freebsd_rc)]
 pub const FREEBSD_RC: Option<&str> = Some(include_str!("../../packaging/freebsd/rc.d/banset"));
@@ -58,7 +65,7 @@ pub const FREEBSD_RC: Option<&str> = None;
 
 /// The optional files: the name they are installed under, their path in the
 /// source tree (for messages), and their text if this build has them.
-pub fn fail2ban_actions() -> [(&'static str, &'static str, Option<&'static str>); 2] {
+pub fn fail2ban_actions() -> [(&'static str, &'static str, Option<&'static str>); 3] {
     [
         (
             "banset.conf",
@@ -69,6 +76,11 @@ pub fn fail2ban_actions() -> [(&'static str, &'static str, Option<&'static str>)
             "banset-allports.conf",
             "contrib/fail2ban/action.d/banset-allports.conf",
             FAIL2BAN_ACTION_ALLPORTS,
+        ),
+        (
+            "banset.py",
+            "contrib/fail2ban/action.d/banset.py",
+            FAIL2BAN_ACTION_PYTHON,
         ),
     ]
 }

@@ -69,7 +69,7 @@ impl<'a> Fail2ban<'a> {
         for sub in ["conf/action.d", "conf/filter.d", "state"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        for action in ["banset.conf", "banset-allports.conf"] {
+        for action in ["banset.conf", "banset-allports.conf", "banset.py"] {
             std::fs::copy(
                 Path::new(ACTION_DIR).join(action),
                 dir.join("conf/action.d").join(action),
@@ -603,8 +603,10 @@ fn fail2ban_bans_drops_and_unbans_through_banset() {
 }
 
 /// A restart with 10,000 bans keeps every one in the kernel and makes no
-/// banset call per ban: fail2ban skips its restored tickets (norestored),
-/// flush is a no-op, and actionstart checks the set in one call.
+/// banset call per ban: the stop's flush empties the set in one call and
+/// actionstop puts back fail2ban's active bans in one more, actionstart
+/// checks the set in one call, and the restored tickets' actionban is a
+/// shell test that calls no banset.
 #[test]
 fn fail2ban_restart_with_10000_bans_keeps_them_without_re_adding_each() {
     if skip("fail2ban_restart_with_10000_bans") {
@@ -641,8 +643,8 @@ fn fail2ban_restart_with_10000_bans_keeps_them_without_re_adding_each() {
     let calls = f2b.calls();
     assert_eq!(
         calls.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["ensure"],
-        "a restart runs actionstart only, no ban or unban per address: {calls:?}"
+        ["ensure", "flush"],
+        "a restart runs no ban or unban per address: {calls:?}"
     );
     let after = f2b.nft_set("f2b-sshd_v4");
     assert_eq!(after.len(), 10_000);
@@ -759,5 +761,184 @@ fn switching_a_jail_from_nftables_to_banset_keeps_its_bans() {
         ["ensure"],
         "{calls:?}"
     );
+    f2b.stop();
+}
+
+/// Bug: after a fail2ban restart (`onstop = keep`), `unbanip` reported
+/// success while the kernel kept dropping the address. fail2ban skipped the
+/// action for restored tickets (`norestored = true`), and fail2ban 1.0 runs
+/// an action's unban only once that action has banned something of the
+/// address's family since the jail started, so the unban never reached
+/// banset.
+#[test]
+fn fail2ban_unbanip_after_restart_unbans_in_the_kernel() {
+    if skip("fail2ban_unbanip_after_restart") {
+        return;
+    }
+    let ns = NamedNetns::create("f2b-unbanip").expect("network namespace");
+    let jail = "[sshd]\nenabled = true\nport = ssh\nlogpath = {dir}/auth.log\n";
+    let mut f2b = Fail2ban::new("unbanip", &ns, USERS_DEFAULTS, jail);
+    f2b.start(&["sshd"]);
+    f2b.client_ok(&[
+        "set",
+        "sshd",
+        "banip",
+        "192.0.2.1",
+        "192.0.2.2",
+        "2001:db8::3",
+    ]);
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2);
+    f2b.stop();
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2, "kept while stopped");
+    assert_eq!(f2b.nft_count("f2b-sshd_v6"), 1, "kept while stopped");
+    f2b.start(&["sshd"]);
+    wait_until("fail2ban restored its tickets", || {
+        f2b.currently_banned("sshd") == 3
+    });
+
+    // the first thing after the restart is an unban: no new ban came first
+    f2b.client_ok(&["set", "sshd", "unbanip", "192.0.2.1", "2001:db8::3"]);
+    let v4 = f2b.nft_set("f2b-sshd_v4");
+    assert_eq!(v4.keys().collect::<Vec<_>>(), ["192.0.2.2"], "{v4:?}");
+    assert_eq!(f2b.nft_count("f2b-sshd_v6"), 0);
+    let listed = f2b.banset(&["list", "f2b-sshd"]);
+    assert!(
+        !text(&listed).contains("192.0.2.1"),
+        "the ledger forgot it too: {}",
+        text(&listed)
+    );
+    f2b.stop();
+}
+
+/// Bug: `fail2ban-client unban --all` left the kernel untouched: with
+/// `onstop = keep` actionflush was `true` (fail2ban runs it on a stop as
+/// well), and after a restart fail2ban did not run it at all (see
+/// `fail2ban_unbanip_after_restart_unbans_in_the_kernel`).
+#[test]
+fn fail2ban_unban_all_empties_the_kernel_sets() {
+    if skip("fail2ban_unban_all") {
+        return;
+    }
+    let ns = NamedNetns::create("f2b-unbanall").expect("network namespace");
+    let jail = "[sshd]\nenabled = true\nport = ssh\nlogpath = {dir}/auth.log\n";
+    let mut f2b = Fail2ban::new("unbanall", &ns, USERS_DEFAULTS, jail);
+    f2b.start(&["sshd"]);
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.1", "2001:db8::3"]);
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 1);
+    f2b.client_ok(&["unban", "--all"]);
+    assert_eq!(f2b.currently_banned("sshd"), 0);
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 0, "unban --all, no restart");
+    assert_eq!(f2b.nft_count("f2b-sshd_v6"), 0, "unban --all, no restart");
+
+    // and after a restart, with only restored tickets
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.5", "2001:db8::6"]);
+    f2b.stop();
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 1, "kept while stopped");
+    f2b.start(&["sshd"]);
+    wait_until("fail2ban restored its tickets", || {
+        f2b.currently_banned("sshd") == 2
+    });
+    f2b.client_ok(&["unban", "--all"]);
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 0, "unban --all after restart");
+    assert_eq!(f2b.nft_count("f2b-sshd_v6"), 0, "unban --all after restart");
+    f2b.stop();
+}
+
+/// The Python action (`banset.py`), one `banset control --stdio` child for
+/// the jail's life: bans in the kernel, and after a restart `unbanip` and
+/// `unban --all` reach the kernel, with no banset process per ban.
+#[test]
+fn fail2ban_python_action_unbans_after_restart_and_on_unban_all() {
+    if skip("fail2ban_python_action") {
+        return;
+    }
+    let ns = NamedNetns::create("f2b-py").expect("network namespace");
+    let jail = "[sshd]\nenabled = true\nport = ssh\nlogpath = {dir}/auth.log\n\
+                action = banset.py[port=ssh, banset={dir}/banset, socket={dir}/none.sock]\n";
+    let mut f2b = Fail2ban::new("py", &ns, USERS_DEFAULTS, jail);
+    f2b.start(&["sshd"]);
+    f2b.client_ok(&[
+        "set",
+        "sshd",
+        "banip",
+        "192.0.2.1",
+        "192.0.2.2",
+        "2001:db8::3",
+    ]);
+    wait_until("the bans reach the kernel", || {
+        f2b.nft_count("f2b-sshd_v4") == 2 && f2b.nft_count("f2b-sshd_v6") == 1
+    });
+    close_to(
+        f2b.nft_set("f2b-sshd_v4")["192.0.2.1"],
+        604_800,
+        "the jail's bantime",
+    );
+    f2b.stop();
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2, "kept while stopped");
+    f2b.start(&["sshd"]);
+    wait_until("fail2ban restored its tickets", || {
+        f2b.currently_banned("sshd") == 3
+    });
+    f2b.client_ok(&["set", "sshd", "unbanip", "192.0.2.1"]);
+    let v4 = f2b.nft_set("f2b-sshd_v4");
+    assert_eq!(v4.keys().collect::<Vec<_>>(), ["192.0.2.2"], "{v4:?}");
+    f2b.client_ok(&["unban", "--all"]);
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 0, "unban --all after restart");
+    assert_eq!(f2b.nft_count("f2b-sshd_v6"), 0, "unban --all after restart");
+    let calls = f2b.calls();
+    assert_eq!(
+        calls.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["control"],
+        "only the long-lived child: {calls:?}"
+    );
+    assert_eq!(calls["control"], 2, "one child per start: {calls:?}");
+    f2b.stop();
+}
+
+/// Errors: a refused ban reaches fail2ban's log with banset's one-line
+/// reason, and a banset that hangs does not make fail2ban hang.
+#[test]
+fn fail2ban_python_action_reports_banset_errors_and_survives_a_hung_banset() {
+    if skip("fail2ban_python_action_errors") {
+        return;
+    }
+    let ns = NamedNetns::create("f2b-pyerr").expect("network namespace");
+    let jail = "[sshd]\nenabled = true\nport = ssh\nlogpath = {dir}/auth.log\n\
+                action = banset.py[port=ssh, banset={dir}/banset, socket={dir}/none.sock, timeout=3]\n";
+    let mut f2b = Fail2ban::new("pyerr", &ns, USERS_DEFAULTS, jail);
+    f2b.start(&["sshd"]);
+    // the set disappears behind fail2ban's back: banset refuses the ban
+    let out = f2b.banset(&["destroy", "f2b-sshd"]);
+    assert!(out.status.success(), "{}", text(&out));
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.1"]);
+    wait_until("the reason reaches fail2ban's log", || {
+        std::fs::read_to_string(f2b.path("fail2ban.log"))
+            .unwrap_or_default()
+            .contains("banset: ban of 192.0.2.1 in f2b-sshd failed: no set f2b-sshd")
+    });
+    f2b.stop();
+
+    // a banset that answers nothing: fail2ban starts, bans and unbans
+    // within its timeouts, and says why in its log
+    let hung = f2b.path("banset");
+    std::fs::write(&hung, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    f2b.start(&["sshd"]);
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.9"]);
+    let mut unban = f2b
+        .netns
+        .command("fail2ban-client")
+        .args(["-c", &f2b.conf(), "set", "sshd", "unbanip", "192.0.2.9"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("fail2ban answers unbanip though banset hangs", || {
+        unban.try_wait().unwrap().is_some()
+    });
+    wait_until("the timeout reaches fail2ban's log", || {
+        std::fs::read_to_string(f2b.path("fail2ban.log"))
+            .unwrap_or_default()
+            .contains("banset did not answer within 3")
+    });
     f2b.stop();
 }

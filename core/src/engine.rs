@@ -36,6 +36,7 @@ use rustc_hash::FxHashMap;
 use crate::allowlist::{Allowlist, Refusal};
 use crate::backend::{Backend, BackendError, Changes, ErrorKind, KernelEntry, SetHealth};
 use crate::clock::Clock;
+use crate::history::EventKind;
 use crate::ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
 use crate::reconcile::{kernel_timeout, reconcile, reconcile_listed_over};
 use crate::set_name::SetName;
@@ -505,9 +506,13 @@ impl Engine<'_> {
                 tx.clear_bans(set)?;
             }
             tx.upsert_bans(set, &new_bans, now)?;
-            for (target, jail) in &also.ban_events {
-                tx.record_ban_event(target, jail, now)?;
-            }
+            let jail_of = |t: &Target| {
+                also.ban_events
+                    .iter()
+                    .find(|(x, _)| x == t)
+                    .map(|(_, jail)| jail.clone())
+            };
+            tx.record_bans(set, &new_bans, &jail_of, now)?;
             for (key, value) in &also.meta {
                 tx.set_meta(key, value)?;
             }
@@ -716,6 +721,7 @@ impl Engine<'_> {
             (kernel, recorded)
         });
         recorded?;
+        tx.record_bans(set, chunk, &|_| None, now)?;
         match kernel {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -832,6 +838,8 @@ impl Engine<'_> {
         let removal = self.announce_removal(set)?;
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
+        let present: Vec<Target> = tx.rows_of(set, targets)?.into_keys().collect();
+        tx.record_unbans(set, &present, EventKind::Unban, self.clock.now())?;
         let removed = tx.remove_bans(set, targets)? + tx.remove_unreadable(set, unreadable)?;
         let mut in_kernel = targets.to_vec();
         in_kernel.extend(unreadable.iter().filter_map(|t| Target::parse_listed(t)));
@@ -1035,6 +1043,8 @@ impl Engine<'_> {
         let removal = self.announce_removal(set)?;
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
+        let all: Vec<Target> = tx.bans(set)?.into_iter().map(|b| b.target).collect();
+        tx.record_unbans(set, &all, EventKind::Flush, self.clock.now())?;
         let n = tx.clear_bans(set)?;
         let backend = self.backends.backend(spec.backend)?;
         let kernel = backend.flush(&spec);
@@ -1053,6 +1063,8 @@ impl Engine<'_> {
     pub fn destroy(&mut self, set: &SetName) -> Result<(), Error> {
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
+        let all: Vec<Target> = tx.bans(set)?.into_iter().map(|b| b.target).collect();
+        tx.record_unbans(set, &all, EventKind::Destroy, self.clock.now())?;
         tx.remove_set(set)?;
         tx.remove_meta(&last_sync_key(set))?;
         let backend = self.backends.backend(spec.backend)?;
@@ -1205,6 +1217,7 @@ impl Engine<'_> {
             return Ok(None);
         }
         tx.remove_bans(&spec.name, &due)?;
+        tx.record_unbans(&spec.name, &due, EventKind::Expire, now)?;
         let backend = self
             .backends
             .backend(spec.backend)

@@ -27,7 +27,7 @@ use crate::set_name::SetName;
 use crate::spec::SetSpec;
 use crate::target::Target;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -310,7 +310,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0 | 1 => ledger.create_schema(new_ok)?,
+            0..=2 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -378,9 +378,31 @@ impl Ledger {
                      at     INTEGER NOT NULL
                  );
                  CREATE INDEX IF NOT EXISTS ban_events_by_target ON ban_events (target, at);
-                 PRAGMA user_version = 2;
-                 COMMIT;",
+                 CREATE INDEX IF NOT EXISTS ban_events_by_time ON ban_events (at);",
             )
+            .map_err(|e| rollback(self.err(e)))?;
+        // Version 3: every ban and unban, not only the watcher's bans
+        // (`banset history`): what happened, in which set, until when, why.
+        // ALTER TABLE has no IF NOT EXISTS: add what a version-2 table lacks.
+        let columns: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_info('ban_events')")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .map_err(|e| rollback(self.err(e)))?;
+        for (column, definition) in crate::history::V3_COLUMNS {
+            if !columns.iter().any(|c| c == column) {
+                self.conn
+                    .execute_batch(&format!(
+                        "ALTER TABLE ban_events ADD COLUMN {column} {definition}"
+                    ))
+                    .map_err(|e| rollback(self.err(e)))?;
+            }
+        }
+        self.conn
+            .execute_batch("PRAGMA user_version = 3; COMMIT;")
             .map_err(|e| rollback(self.err(e)))
     }
 
@@ -458,7 +480,7 @@ impl Ledger {
 /// rolls back.
 #[derive(Debug)]
 pub struct LedgerTx<'a> {
-    tx: rusqlite::Transaction<'a>,
+    pub(crate) tx: rusqlite::Transaction<'a>,
     path: String,
     /// The ledger's flag, set when a write here fails for lack of space.
     disk_full: &'a std::cell::Cell<bool>,
@@ -470,7 +492,7 @@ fn is_full(e: &rusqlite::Error) -> bool {
 }
 
 impl LedgerTx<'_> {
-    fn err(&self, source: rusqlite::Error) -> LedgerError {
+    pub(crate) fn err(&self, source: rusqlite::Error) -> LedgerError {
         if is_full(&source) {
             self.disk_full.set(true);
         }
@@ -968,7 +990,8 @@ impl LedgerTx<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT jail, at FROM ban_events WHERE target = ?1 AND at >= ?2 ORDER BY at",
+                "SELECT jail, at FROM ban_events
+                 WHERE target = ?1 AND at >= ?2 AND kind = 'ban' AND jail <> '' ORDER BY at",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt

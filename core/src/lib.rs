@@ -28,6 +28,7 @@ pub mod control;
 mod dry_run;
 mod engine;
 pub mod errno;
+mod history;
 mod ledger;
 mod overlap;
 mod reconcile;
@@ -45,6 +46,7 @@ pub use backend::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dry_run::DryRunBackend;
 pub use engine::*;
+pub use history::{EventKind, HistoryEvent, DEFAULT_MAX_EVENTS, DEFAULT_RETENTION};
 pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
 pub use reconcile::{

@@ -149,6 +149,11 @@ pub struct WatchConfig {
     pub metrics_file: Option<PathBuf>,
     /// How often metrics are written (default 15s).
     pub metrics_interval: Option<Timeout>,
+    /// How long the ban history (`banset history`) is kept (default 90d);
+    /// escalation and recidive keep what they need beyond it.
+    pub history_retention: Option<Timeout>,
+    /// At most this many history rows; the oldest go first (default 1000000).
+    pub history_max_events: Option<u64>,
     /// A loopback address and port to serve `/metrics` on (`127.0.0.1:9731`).
     pub metrics_listen: Option<Spanned<String>>,
     /// A notification command still running after this is killed (default 30s).
@@ -524,6 +529,15 @@ impl WatchSection {
             sync_interval: secs(self.watch.sync_interval, 3600, "sync_interval")?,
             metrics_file: self.watch.metrics_file.clone(),
             metrics_interval: secs(self.watch.metrics_interval, 15, "metrics_interval")?,
+            history_retention: secs(
+                self.watch.history_retention,
+                banset_core::DEFAULT_RETENTION,
+                "history_retention",
+            )?,
+            history_max_events: self
+                .watch
+                .history_max_events
+                .unwrap_or(banset_core::DEFAULT_MAX_EVENTS),
             metrics_listen,
             notify_timeout: secs(self.watch.notify_timeout, 30, "notify_timeout")?,
             notify_concurrency: self.watch.notify_concurrency.unwrap_or(4),

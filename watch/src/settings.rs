@@ -137,6 +137,10 @@ pub struct WatchSettings {
     pub metrics_file: Option<PathBuf>,
     /// Seconds.
     pub metrics_interval: u64,
+    /// Seconds the ban history is kept, at least.
+    pub history_retention: u64,
+    /// Rows of ban history, at most.
+    pub history_max_events: u64,
     /// A loopback socket address.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Seconds.

@@ -15,7 +15,7 @@ use sets::{
     add, adopt, ban, check, create, del, destroy, expire, flush, list, replace, status,
     status_jail, sync, test, unban,
 };
-pub(crate) use sets::ensure;
+pub(crate) use sets::{ensure, find, history};
 use setup::{generate, install};
 
 use anyhow::Result;
@@ -79,6 +79,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(&mut ctx, a),
         Command::SshgFw(a) => sshg_fw::run(&mut ctx, a),
         Command::BlocklistdHelper(a) => blocklistd::run(&mut ctx, a),
+        Command::History(a) => history::run(&mut ctx, a),
+        Command::Find(a) => find::run(&mut ctx, a),
         Command::RegexTest(_)
         | Command::Adopt(_)
         | Command::Install(_)

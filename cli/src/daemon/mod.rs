@@ -329,9 +329,18 @@ impl<'a> Daemon<'a> {
         }
         if due.prune {
             self.jails.prune(now);
-            let keep = self.jails.history_needed();
+            // The admin's retention, or longer when escalation or
+            // recidive look further back; bounded in rows all the same.
+            let keep = self
+                .jails
+                .history_needed()
+                .max(self.settings.watch.history_retention);
             if let Ok(tx) = self.ctx.fw.ledger.begin() {
-                if tx.prune_ban_events(now - keep as i64).is_ok() {
+                if tx.prune_ban_events(now.saturating_sub(keep as i64)).is_ok()
+                    && tx
+                        .cap_ban_events(self.settings.watch.history_max_events)
+                        .is_ok()
+                {
                     let _ = tx.commit();
                 }
             }
