@@ -20,10 +20,22 @@ const FILTERS: &[(&str, &str, &str)] = &[
     ("sshd", "normal", "Nov 21 12:00:00 h sshd[1]: "),
     ("sshd", "aggressive", "Nov 21 12:00:00 h sshd[1]: "),
     ("postfix", "normal", "Nov 21 12:00:00 h postfix/smtpd[1]: "),
-    ("postfix", "aggressive", "Nov 21 12:00:00 h postfix/smtpd[1]: "),
+    (
+        "postfix",
+        "aggressive",
+        "Nov 21 12:00:00 h postfix/smtpd[1]: ",
+    ),
     ("postfix", "auth", "Nov 21 12:00:00 h postfix/smtpd[1]: "),
-    ("dovecot", "normal", "Nov 21 12:00:00 h dovecot: imap-login: "),
-    ("dovecot", "aggressive", "Nov 21 12:00:00 h dovecot: imap-login: "),
+    (
+        "dovecot",
+        "normal",
+        "Nov 21 12:00:00 h dovecot: imap-login: ",
+    ),
+    (
+        "dovecot",
+        "aggressive",
+        "Nov 21 12:00:00 h dovecot: imap-login: ",
+    ),
 ];
 
 /// How failregexes of these filters start (after the prefregex).
@@ -96,7 +108,11 @@ fn main() {
                         .map(|_| {
                             out.clear();
                             let t = Instant::now();
-                            std::hint::black_box(pipeline.process(RawEntry::Line(&l), now, &mut out));
+                            std::hint::black_box(pipeline.process(
+                                RawEntry::Line(&l),
+                                now,
+                                &mut out,
+                            ));
                             t.elapsed()
                         })
                         .min()

@@ -13,7 +13,9 @@ use crate::tags::{
 /// One pattern ready to run.
 #[derive(Debug)]
 pub(crate) enum Compiled {
-    Plain(regex::bytes::Regex),
+    /// With the groups of [`KNOWN_GROUPS`] it has, by index: looking a
+    /// group up by name on every match cost more than the match.
+    Plain(regex::bytes::Regex, Box<[(&'static str, usize)]>),
     Fancy(fancy_regex::Regex),
     /// A pattern and its twin ([`Pattern::twin`]): a match counts when
     /// both match with the address at the same place.
@@ -51,6 +53,28 @@ const MLFID_GROUPS: [&str; 2] = ["f_mlfid", "mlfid"];
 const CONTENT_GROUPS: [&str; 2] = ["f_content", "content"];
 const USER_GROUPS: [&str; 2] = ["user", "f_user"];
 const ALT_USER_GROUPS: [&str; 4] = ["alt_user", "alt_user_1", "alt_user_2", "f_alt_user"];
+
+/// Every group name [`Captured::from_groups`] reads.
+const KNOWN_GROUPS: [&[&str]; 8] = [
+    &HOST_GROUPS,
+    &NOFAIL_GROUPS,
+    &GAINED_GROUPS,
+    &FORGET_GROUPS,
+    &MLFID_GROUPS,
+    &CONTENT_GROUPS,
+    &USER_GROUPS,
+    &ALT_USER_GROUPS,
+];
+
+/// The groups of [`KNOWN_GROUPS`] that `re` has, with their indexes.
+fn known_groups(re: &regex::bytes::Regex) -> Box<[(&'static str, usize)]> {
+    let names: Vec<Option<&str>> = re.capture_names().collect();
+    KNOWN_GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter_map(|g| Some((*g, names.iter().position(|n| *n == Some(*g))?)))
+        .collect()
+}
 
 impl Captured {
     /// Reads the groups banset knows (under fail2ban's and banset's names)
@@ -93,9 +117,12 @@ impl Compiled {
     /// The captures of a match, if the line matches.
     pub(crate) fn capture(&self, line: &[u8]) -> Option<Captured> {
         match self {
-            Compiled::Plain(re) => {
+            Compiled::Plain(re, groups) => {
                 let c = re.captures(line)?;
-                Some(Captured::from_groups(|g| c.name(g).map(|m| m.range())))
+                Some(Captured::from_groups(|g| {
+                    let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                    c.get(*i).map(|m| m.range())
+                }))
             }
             Compiled::Fancy(re) => {
                 count_fancy_run();
@@ -122,7 +149,7 @@ impl Compiled {
             .map(|n| format!("{SKIPLINES_GROUP}{n}"))
             .collect();
         match self {
-            Compiled::Plain(re) => {
+            Compiled::Plain(re, _) => {
                 let c = re.captures(text)?;
                 Some(Spans {
                     captured: Captured::from_groups(|g| c.name(g).map(|m| m.range())),
@@ -157,7 +184,7 @@ impl Compiled {
 
     pub(crate) fn is_match(&self, line: &[u8]) -> bool {
         match self {
-            Compiled::Plain(re) => re.is_match(line),
+            Compiled::Plain(re, _) => re.is_match(line),
             Compiled::Fancy(re) => {
                 count_fancy_run();
                 re.is_match(FancyText::new(line).as_str()).unwrap_or(false)
@@ -337,6 +364,19 @@ impl FilterDef {
             Some(_) if !multi_line => self.content_set(&fail)?,
             _ => None,
         };
+        let mut pref = pref;
+        if let (Some(p), Some(set)) = (&mut pref, &content_set) {
+            // The combined scan then skips the prefregex's captures on
+            // lines none of the failregexes could match.
+            let fails: Option<Vec<&str>> = fail.iter().map(|f| f.scan.as_deref()).collect();
+            if let (true, Some(scan), Some(fails)) = (set.always.is_empty(), &p.scan, fails) {
+                if let Some(combined) =
+                    crate::state::with_content(scan, &fails).filter(|c| plain_regex(c).is_ok())
+                {
+                    p.scan = Some(combined);
+                }
+            }
+        }
         let connections = self
             .prefregex
             .as_ref()
@@ -421,7 +461,10 @@ impl FilterDef {
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
                 scan: Some(expanded),
-                exact: Compiled::Plain(re),
+                exact: {
+                    let groups = known_groups(&re);
+                    Compiled::Plain(re, groups)
+                },
                 skips,
                 skeleton: None,
             }),
@@ -443,9 +486,8 @@ impl FilterDef {
                 // "anything"), which matches wherever it does: the
                 // backtracking engine then runs only on the lines the
                 // linear-time scan let through.
-                let scan = gate.or_else(|| {
-                    crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok())
-                });
+                let scan = gate
+                    .or_else(|| crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok()));
                 Ok(CompiledPattern {
                     scan,
                     exact: Compiled::Fancy(re),
@@ -576,16 +618,27 @@ mod tests {
         let before = fancy_runs();
         for i in 0..1000 {
             let line = match i % 3 {
-                0 => format!("h sshd[{i}]: Accepted publickey for deploy from 10.0.0.{} port 22 ssh2", i % 250),
+                0 => format!(
+                    "h sshd[{i}]: Accepted publickey for deploy from 10.0.0.{} port 22 ssh2",
+                    i % 250
+                ),
                 1 => format!("h sshd[{i}]: pam_unix(sshd:session): session opened for user deploy"),
                 _ => format!("h app[{i}]: allowed user{i} from 192.0.2.{}", i % 250),
             };
             assert_eq!(found(&m, &line), None, "{line}");
         }
-        assert_eq!(fancy_runs() - before, 0, "backtracking searches on 1000 other lines");
+        assert_eq!(
+            fancy_runs() - before,
+            0,
+            "backtracking searches on 1000 other lines"
+        );
         let before = fancy_runs();
         assert_eq!(
-            found(&m, "h sshd[7]: Failed password for invalid user admin from 192.0.2.7 port 2 ssh2").as_deref(),
+            found(
+                &m,
+                "h sshd[7]: Failed password for invalid user admin from 192.0.2.7 port 2 ssh2"
+            )
+            .as_deref(),
             Some("192.0.2.7")
         );
         assert_eq!(

@@ -153,15 +153,89 @@ fn loosen_with(p: &str, folds: bool) -> Option<String> {
             i += 3;
         } else if rest.starts_with("(?") {
             // A group's header (`(?P<name>`, flags): copied as it is.
-            let end = i + c[i..]
-                .iter()
-                .position(|&x| matches!(x, ':' | ')' | '>'))?;
+            let end = i + c[i..].iter().position(|&x| matches!(x, ':' | ')' | '>'))?;
             out.extend(&c[i..=end]);
             i = end + 1;
         } else {
             out.push(c[i]);
             i += 1;
         }
+    }
+    Some(out)
+}
+
+/// The scan of a two-stage filter's prefregex with its content group
+/// replaced by "some failregex matches in here": the failregexes' scans
+/// (each matching wherever its failregex does), with their anchors and
+/// group names dropped, anywhere in the content. It matches every line
+/// where the prefregex matches and a failregex then matches its content,
+/// so a line it rejects needs neither (most lines of a two-stage filter's
+/// daemon, whose prefregex takes them all). `None` when the prefregex
+/// scan has no content group.
+pub(crate) fn with_content(pref: &str, fail: &[&str]) -> Option<String> {
+    let open = ["(?P<content>", "(?P<f_content>"]
+        .iter()
+        .find_map(|g| pref.find(g))?;
+    let c: Vec<char> = pref[open..].chars().collect();
+    let end: usize = c[..group_end(&c, 0)?].iter().map(|ch| ch.len_utf8()).sum();
+    let any: Vec<String> = fail
+        .iter()
+        .map(|f| unanchored(f).map(|f| format!("(?:{f})")))
+        .collect::<Option<_>>()?;
+    Some(format!(
+        "{}(?:.*?(?:{}).*){}",
+        &pref[..open],
+        any.join("|"),
+        &pref[open + end..]
+    ))
+}
+
+/// `p` without its anchors (`^`, `$`, `\A`, `\z`) and with its named
+/// groups unnamed, to sit inside another pattern: it matches at least
+/// where `p` does.
+fn unanchored(p: &str) -> Option<String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\\' {
+            let n = *c.get(i + 1)?;
+            if in_class || !matches!(n, 'A' | 'z' | 'Z') {
+                out.push(ch);
+                out.push(n);
+            }
+            i += 2;
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if ch == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && ch == '^';
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        let rest: String = c[i..c.len().min(i + 4)].iter().collect();
+        if ch == '[' {
+            in_class = true;
+            class_start = true;
+            out.push(ch);
+        } else if ch == '^' || ch == '$' {
+            // Dropped: an assertion less matches more.
+        } else if rest.starts_with("(?P<")
+            || (rest.starts_with("(?<") && !rest.starts_with("(?<=") && !rest.starts_with("(?<!"))
+        {
+            i += c[i..].iter().position(|&x| x == '>')?;
+            out.push_str("(?:");
+        } else {
+            out.push(ch);
+        }
+        i += 1;
     }
     Some(out)
 }
