@@ -6,6 +6,7 @@
     bench/genlog.py sshd 1000000 100000 > auth.log   # attackers from 100k addresses
     bench/genlog.py sshd-attackers 1000000 100000 > attack.log
     bench/genlog.py slapd 1000000 > slapd.log       # for the multi-line filter
+    bench/genlog.py dovecot 1000000 > mail.log      # dovecot's IMAP/POP3 mix
 
 Most lines are ordinary traffic (logins, sessions, cron, deliveries); a
 minority are attacks from a pool of addresses. `sshd-attackers N` makes
@@ -83,6 +84,38 @@ def postfix_line(i):
     return f"{stamp(i)} mx postfix/smtpd[{pid}]: disconnect from mail-{i % 999}.example.net[198.51.100.{i % 250}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"
 
 
+def dovecot_line(i):
+    """dovecot's log: logins, logouts, deliveries; about 7% failed
+    authentications (login process and auth worker) and 3% clients that
+    left before trying (what `mode = aggressive` counts)."""
+    r = rng.random()
+    pid = 3000 + i % 40000
+    ip = addr(5000, rng.randrange(1 << 30))
+    sess = f"{rng.randrange(1 << 60):015x}"
+    u = rng.choice(USERS)
+    proto = "imap" if i % 3 else "pop3"
+    if r < 0.05:
+        return (f"{stamp(i)} mx dovecot: {proto}-login: Disconnected (auth failed, 1 attempts in 2 secs): "
+                f"user=<{u}>, method=PLAIN, rip={ip}, lip=192.0.2.25, TLS, session=<{sess}>")
+    if r < 0.07:
+        return (f"{stamp(i)} mx dovecot: auth-worker({pid}): pam({u},{ip},<{sess}>): "
+                f"pam_authenticate() failed: Authentication failure (password mismatch?)")
+    if r < 0.10:
+        return (f"{stamp(i)} mx dovecot: {proto}-login: Disconnected (no auth attempts in 0 secs): "
+                f"user=<>, rip={ip}, lip=192.0.2.25, session=<{sess}>")
+    if r < 0.35:
+        return (f"{stamp(i)} mx dovecot: {proto}-login: Login: user=<deploy>, method=PLAIN, "
+                f"rip=10.0.{i % 256}.7, lip=192.0.2.25, mpid={pid}, TLS, session=<{sess}>")
+    if r < 0.60:
+        return (f"{stamp(i)} mx dovecot: {proto}(deploy)<{pid}><{sess}>: Disconnected: Logged out "
+                f"in={rng.randrange(9999)} out={rng.randrange(99999)} deleted=0 expunged=0 trashed=0 "
+                f"hdr_count=0 hdr_bytes=0 body_count=0 body_bytes=0")
+    if r < 0.80:
+        return (f"{stamp(i)} mx dovecot: lmtp({pid}): Connect from local")
+    return (f"{stamp(i)} mx dovecot: lmtp(deploy)<{pid}><{sess}>: msgid=<{sess}@example.net>: "
+            f"saved mail to INBOX")
+
+
 class Slapd:
     """OpenLDAP's log: about 30 connections open at once, their lines
     interleaved; a wrong password is a `RESULT ... err=49` line whose
@@ -127,11 +160,13 @@ def main():
             f"{stamp(i)} mx sshd[{1000 + i % 50000}]: Failed password for invalid user admin from {addr(pool, i)} port {1024 + i % 60000} ssh2"
             for i in range(n)
         )
+    elif kind == "dovecot":
+        lines = (dovecot_line(i) for i in range(n))
     elif kind == "slapd":
         slapd = Slapd()
         lines = (slapd.line(i) for i in range(n))
     else:
-        sys.exit(f"genlog: unknown kind {kind!r} (sshd, postfix, sshd-attackers, slapd)")
+        sys.exit(f"genlog: unknown kind {kind!r} (sshd, postfix, dovecot, sshd-attackers, slapd)")
     buf = []
     for line in lines:
         buf.append(line)

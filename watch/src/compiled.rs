@@ -13,7 +13,9 @@ use crate::tags::{
 /// One pattern ready to run.
 #[derive(Debug)]
 pub(crate) enum Compiled {
-    Plain(regex::bytes::Regex),
+    /// With the groups of [`KNOWN_GROUPS`] it has, by index: looking a
+    /// group up by name on every match cost more than the match.
+    Plain(regex::bytes::Regex, Box<[(&'static str, usize)]>),
     Fancy(fancy_regex::Regex),
     /// A pattern and its twin ([`Pattern::twin`]): a match counts when
     /// both match with the address at the same place.
@@ -52,6 +54,28 @@ const CONTENT_GROUPS: [&str; 2] = ["f_content", "content"];
 const USER_GROUPS: [&str; 2] = ["user", "f_user"];
 const ALT_USER_GROUPS: [&str; 4] = ["alt_user", "alt_user_1", "alt_user_2", "f_alt_user"];
 
+/// Every group name [`Captured::from_groups`] reads.
+const KNOWN_GROUPS: [&[&str]; 8] = [
+    &HOST_GROUPS,
+    &NOFAIL_GROUPS,
+    &GAINED_GROUPS,
+    &FORGET_GROUPS,
+    &MLFID_GROUPS,
+    &CONTENT_GROUPS,
+    &USER_GROUPS,
+    &ALT_USER_GROUPS,
+];
+
+/// The groups of [`KNOWN_GROUPS`] that `re` has, with their indexes.
+fn known_groups(re: &regex::bytes::Regex) -> Box<[(&'static str, usize)]> {
+    let names: Vec<Option<&str>> = re.capture_names().collect();
+    KNOWN_GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter_map(|g| Some((*g, names.iter().position(|n| *n == Some(*g))?)))
+        .collect()
+}
+
 impl Captured {
     /// Reads the groups banset knows (under fail2ban's and banset's names)
     /// through `group`, which gives a named group's byte range, if it took
@@ -76,15 +100,32 @@ impl Captured {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Searches of the backtracking engine on this thread (tests count
+    /// work with it, never time).
+    pub(crate) static FANCY_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one search of the backtracking engine (tests only).
+fn count_fancy_run() {
+    #[cfg(test)]
+    FANCY_RUNS.with(|c| c.set(c.get() + 1));
+}
+
 impl Compiled {
     /// The captures of a match, if the line matches.
     pub(crate) fn capture(&self, line: &[u8]) -> Option<Captured> {
         match self {
-            Compiled::Plain(re) => {
+            Compiled::Plain(re, groups) => {
                 let c = re.captures(line)?;
-                Some(Captured::from_groups(|g| c.name(g).map(|m| m.range())))
+                Some(Captured::from_groups(|g| {
+                    let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                    c.get(*i).map(|m| m.range())
+                }))
             }
             Compiled::Fancy(re) => {
+                count_fancy_run();
                 let text = FancyText::new(line);
                 // A backtracking limit hit is no match: hostile input must
                 // not stall the watcher.
@@ -108,7 +149,7 @@ impl Compiled {
             .map(|n| format!("{SKIPLINES_GROUP}{n}"))
             .collect();
         match self {
-            Compiled::Plain(re) => {
+            Compiled::Plain(re, _) => {
                 let c = re.captures(text)?;
                 Some(Spans {
                     captured: Captured::from_groups(|g| c.name(g).map(|m| m.range())),
@@ -120,6 +161,7 @@ impl Compiled {
                 })
             }
             Compiled::Fancy(re) => {
+                count_fancy_run();
                 let text = FancyText::new(text);
                 let c = re.captures(text.as_str()).ok()??;
                 let at = |m: fancy_regex::Match<'_>| text.original(m.range());
@@ -142,8 +184,11 @@ impl Compiled {
 
     pub(crate) fn is_match(&self, line: &[u8]) -> bool {
         match self {
-            Compiled::Plain(re) => re.is_match(line),
-            Compiled::Fancy(re) => re.is_match(FancyText::new(line).as_str()).unwrap_or(false),
+            Compiled::Plain(re, _) => re.is_match(line),
+            Compiled::Fancy(re) => {
+                count_fancy_run();
+                re.is_match(FancyText::new(line).as_str()).unwrap_or(false)
+            }
             Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
         }
     }
@@ -316,30 +361,22 @@ impl FilterDef {
             .map(|(i, p)| self.compile_one("ignoreregex", i, p, expand_ignoreregex))
             .collect::<Result<Vec<_>, _>>()?;
         let content_set = match &pref {
-            None => None,
-            Some(_) if multi_line => None,
-            Some(_) => {
-                let texts: Vec<&str> = fail.iter().filter_map(|p| p.scan.as_deref()).collect();
-                if texts.len() == fail.len() {
-                    Some(
-                        regex::bytes::RegexSetBuilder::new(&texts)
-                            .unicode(false)
-                            .size_limit(REGEX_SIZE_LIMIT)
-                            .dfa_size_limit(REGEX_SIZE_LIMIT)
-                            .build()
-                            .map_err(|e| FilterError {
-                                filter: self.name.clone(),
-                                kind: "failregex",
-                                index: 0,
-                                pattern: String::new(),
-                                reason: first_line(&e.to_string()),
-                            })?,
-                    )
-                } else {
-                    None
+            Some(_) if !multi_line => self.content_set(&fail)?,
+            _ => None,
+        };
+        let mut pref = pref;
+        if let (Some(p), Some(set)) = (&mut pref, &content_set) {
+            // The combined scan then skips the prefregex's captures on
+            // lines none of the failregexes could match.
+            let fails: Option<Vec<&str>> = fail.iter().map(|f| f.scan.as_deref()).collect();
+            if let (true, Some(scan), Some(fails)) = (set.always.is_empty(), &p.scan, fails) {
+                if let Some(combined) =
+                    crate::state::with_content(scan, &fails).filter(|c| plain_regex(c).is_ok())
+                {
+                    p.scan = Some(combined);
                 }
             }
-        };
+        }
         let connections = self
             .prefregex
             .as_ref()
@@ -354,6 +391,33 @@ impl FilterDef {
             lines: multi_line
                 .then(|| std::sync::Mutex::new(crate::state::LineBuffer::new(self.maxlines))),
         })
+    }
+
+    /// The failregexes of a two-stage filter that run on the fast engine,
+    /// as one set over the prefregex's content.
+    fn content_set(&self, fail: &[CompiledPattern]) -> Result<Option<ContentSet>, FilterError> {
+        let (texts, map): (Vec<&str>, Vec<usize>) = fail
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((p.scan.as_deref()?, i)))
+            .unzip();
+        if texts.is_empty() {
+            return Ok(None);
+        }
+        let set = regex::bytes::RegexSetBuilder::new(&texts)
+            .unicode(false)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| FilterError {
+                filter: self.name.clone(),
+                kind: "failregex",
+                index: 0,
+                pattern: String::new(),
+                reason: first_line(&e.to_string()),
+            })?;
+        let always = (0..fail.len()).filter(|i| !map.contains(i)).collect();
+        Ok(Some(ContentSet { set, map, always }))
     }
 
     fn compile_one(
@@ -397,7 +461,10 @@ impl FilterDef {
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
                 scan: Some(expanded),
-                exact: Compiled::Plain(re),
+                exact: {
+                    let groups = known_groups(&re);
+                    Compiled::Plain(re, groups)
+                },
                 skips,
                 skeleton: None,
             }),
@@ -414,8 +481,15 @@ impl FilterDef {
                             first_line(&plain_err.to_string())
                         ))
                     })?;
+                // Without a gate, the pattern joins the combined scan as
+                // its skeleton (look-arounds dropped, back-references
+                // "anything"), which matches wherever it does: the
+                // backtracking engine then runs only on the lines the
+                // linear-time scan let through.
+                let scan = gate
+                    .or_else(|| crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok()));
                 Ok(CompiledPattern {
-                    scan: gate,
+                    scan,
                     exact: Compiled::Fancy(re),
                     skips,
                     skeleton: None,
@@ -456,12 +530,168 @@ pub(crate) struct CompiledFilter {
     pub(crate) ignore: Vec<CompiledPattern>,
     /// The prefregex of a two-stage filter.
     pub(crate) pref: Option<CompiledPattern>,
-    /// The failregexes as one set, run on the prefregex's content (when
-    /// all of them run on the fast engine).
-    pub(crate) content_set: Option<regex::bytes::RegexSet>,
+    /// The failregexes (or their skeletons) that run on the fast engine,
+    /// as one set run on the prefregex's content.
+    pub(crate) content_set: Option<ContentSet>,
     /// For a prefregex with `<F-MLFID>`: what each open connection has
     /// shown so far (see [`crate::matcher`]).
     pub(crate) connections: Option<std::sync::Mutex<crate::state::Connections>>,
     /// For a multi-line filter (`maxlines` > 1): the latest lines.
     pub(crate) lines: Option<std::sync::Mutex<crate::state::LineBuffer>>,
+}
+
+/// A two-stage filter's failregexes as one scan of the prefregex's content.
+#[derive(Debug)]
+pub(crate) struct ContentSet {
+    set: regex::bytes::RegexSet,
+    /// Failregex index of each pattern of `set`.
+    map: Vec<usize>,
+    /// Failregexes not in `set`: tried on every content.
+    always: Vec<usize>,
+}
+
+impl ContentSet {
+    /// The failregexes that may match `content`, in order.
+    pub(crate) fn candidates(&self, content: &[u8]) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .set
+            .matches(content)
+            .iter()
+            .map(|i| self.map[i])
+            .collect();
+        if !self.always.is_empty() {
+            out.extend_from_slice(&self.always);
+            out.sort_unstable();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::DateRule;
+    use crate::matcher::{Matcher, Scan};
+
+    fn f2b(name: &str, pref: Option<&str>, fail: &[&str]) -> FilterDef {
+        FilterDef {
+            name: name.into(),
+            failregex: fail.iter().map(|p| Pattern::new(*p)).collect(),
+            ignoreregex: Vec::new(),
+            prefregex: pref.map(Pattern::new),
+            date: DateRule::Fail2ban(Some("{NONE}".into())),
+            maxlines: 1,
+        }
+    }
+
+    fn found(m: &Matcher, line: &str) -> Option<String> {
+        let mut hits = Vec::new();
+        match m.scan(line.as_bytes(), &mut hits) {
+            Scan::Hit => Some(hits[0].target.to_string()),
+            _ => None,
+        }
+    }
+
+    fn fancy_runs() -> u64 {
+        FANCY_RUNS.with(|c| c.get())
+    }
+
+    /// Issue 16: sshd's look-ahead and conditional failregexes ran on the
+    /// backtracking engine for every line the prefregex took, whatever the
+    /// line said; now only lines their skeleton lets through reach it.
+    #[test]
+    fn look_around_failregexes_run_the_backtracking_engine_only_where_their_skeleton_matches() {
+        let two_stage = f2b(
+            "sshdlike",
+            Some(r"^<F-MLFID>\S+ sshd\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"),
+            &[
+                r"^Failed \S+ for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: port \d+)?(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+                r"^Invalid user \S+ from <HOST>",
+            ],
+        );
+        let one_stage = f2b(
+            "lookahead",
+            None,
+            &[r"^\S+ app\[\d+\]: denied (?!root\b)\S+ from <HOST>$"],
+        );
+        let m = Matcher::new(&[two_stage, one_stage]).unwrap();
+        let before = fancy_runs();
+        for i in 0..1000 {
+            let line = match i % 3 {
+                0 => format!(
+                    "h sshd[{i}]: Accepted publickey for deploy from 10.0.0.{} port 22 ssh2",
+                    i % 250
+                ),
+                1 => format!("h sshd[{i}]: pam_unix(sshd:session): session opened for user deploy"),
+                _ => format!("h app[{i}]: allowed user{i} from 192.0.2.{}", i % 250),
+            };
+            assert_eq!(found(&m, &line), None, "{line}");
+        }
+        assert_eq!(
+            fancy_runs() - before,
+            0,
+            "backtracking searches on 1000 other lines"
+        );
+        let before = fancy_runs();
+        assert_eq!(
+            found(
+                &m,
+                "h sshd[7]: Failed password for invalid user admin from 192.0.2.7 port 2 ssh2"
+            )
+            .as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(
+            found(&m, "h app[1]: denied bob from 192.0.2.8").as_deref(),
+            Some("192.0.2.8")
+        );
+        assert_eq!(found(&m, "h app[1]: denied root from 192.0.2.8"), None);
+        assert!(fancy_runs() - before <= 3);
+    }
+
+    /// The skeleton runs on bytes with ASCII classes, the failregex on
+    /// Unicode text: non-ASCII letters, digits and spaces, invalid bytes,
+    /// and the characters that fold to `k` and `s` must not make the
+    /// skeleton miss a line the failregex matches.
+    #[test]
+    fn a_skeleton_matches_wherever_its_failregex_does_on_non_ascii_text() {
+        let patterns = [
+            r"^user (?!root)\w+ from (?P<host>\d+)\b x$",
+            r"^(?i)sasl (?!lost)\w{4} failed(?P<x>\s)at (?P<host>[^ ]{2}) .{3}$",
+            r"^(?P<a>\S+) (?P=a) \D\W\S [a-z]{2} (?P<host>\d{2})$",
+        ];
+        let lines: &[&[u8]] = &[
+            "user jösé from 12 x".as_bytes(),
+            "user ü from ١٢ x".as_bytes(),
+            "\u{17f}ASL \u{212a}\u{17f}ab failed\u{a0}at é\u{fffd} ééé".as_bytes(),
+            b"sasl ab\xff\xfe failed at \xff\xfe abc",
+            "é\u{300} é\u{300} é\u{1f600}ü ab ٣٤".as_bytes(),
+            b"\xff \xff \xff\xfe\xfd ab 12",
+        ];
+        for p in patterns {
+            let exact = fancy_regex::Regex::new(p).unwrap();
+            let loose = crate::state::loosen(p).unwrap();
+            let skeleton = plain_regex(&loose).unwrap_or_else(|e| panic!("{loose}: {e}"));
+            for line in lines {
+                let text = FancyText::new(line);
+                if exact.is_match(text.as_str()).unwrap() {
+                    assert!(
+                        skeleton.is_match(line),
+                        "{p} matches {:?}, its skeleton {loose} does not",
+                        String::from_utf8_lossy(line)
+                    );
+                }
+            }
+        }
+        // Each pattern matches at least one of the lines (the test tests).
+        for p in patterns {
+            let exact = fancy_regex::Regex::new(p).unwrap();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| exact.is_match(FancyText::new(l).as_str()).unwrap()),
+                "{p}"
+            );
+        }
+    }
 }

@@ -333,7 +333,7 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         None => line,
     };
     let order: Vec<usize> = match &filter.content_set {
-        Some(set) => set.matches(content).iter().collect(),
+        Some(set) => set.candidates(content),
         None => (0..filter.fail.len()).collect(),
     };
     for r in order {

@@ -50,11 +50,39 @@ pub(crate) fn skeleton(expanded: &str) -> Option<Skeleton> {
     })
 }
 
+/// Any run of non-ASCII bytes: what one character of the backtracking
+/// engine's Unicode text may be on the plain engine's ASCII bytes.
+const NON_ASCII: &str = r"[\x80-\xff]+";
+
 /// Rewrites an expanded pattern into plain regex syntax that matches at
 /// least what it matches: see [`skeleton`].
+///
+/// The exact pattern runs on fancy-regex over Unicode text (invalid bytes
+/// read as U+FFFD), the loosened one on the `regex` crate over bytes with
+/// ASCII classes. So that the loosened one still matches wherever the
+/// exact one does, whatever the line holds, every construct that matches
+/// one character may also match one run of non-ASCII bytes (`\d`, `\w`,
+/// `\s` and their negations, `.`, classes), word boundaries (Unicode
+/// ones differ) are dropped, and a case-insensitive pattern's `k` and `s`
+/// may be any non-ASCII run (the Kelvin sign and the long s fold to them).
 pub(crate) fn loosen(p: &str) -> Option<String> {
+    loosen_with(p, folds_case(p))
+}
+
+/// Whether a group header of `p` turns case-insensitive matching on.
+fn folds_case(p: &str) -> bool {
+    p.match_indices("(?").any(|(at, _)| {
+        p[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic() || *c == '-')
+            .take_while(|c| *c != '-')
+            .any(|c| c == 'i')
+    })
+}
+
+fn loosen_with(p: &str, folds: bool) -> Option<String> {
     let c: Vec<char> = p.chars().collect();
-    let mut out = String::with_capacity(p.len());
+    let mut out = String::with_capacity(p.len() * 2);
     let mut i = 0;
     let mut in_class = false;
     let mut class_start = false;
@@ -63,6 +91,10 @@ pub(crate) fn loosen(p: &str) -> Option<String> {
             let n = *c.get(i + 1)?;
             if !in_class && n.is_ascii_digit() && n != '0' {
                 out.push_str("(?s:.*?)");
+            } else if !in_class && matches!(n, 'b' | 'B') {
+                // Dropped: an assertion less matches more.
+            } else if !in_class && matches!(n, 'd' | 'w' | 's' | 'D' | 'W' | 'S') {
+                out.push_str(&format!("(?:\\{n}|{NON_ASCII})"));
             } else {
                 out.push('\\');
                 out.push(n);
@@ -74,6 +106,9 @@ pub(crate) fn loosen(p: &str) -> Option<String> {
         if in_class {
             if c[i] == ']' && !class_start {
                 in_class = false;
+                out.push_str(&format!("]|{NON_ASCII})"));
+                i += 1;
+                continue;
             }
             class_start = class_start && c[i] == '^';
             out.push(c[i]);
@@ -84,7 +119,13 @@ pub(crate) fn loosen(p: &str) -> Option<String> {
         if c[i] == '[' {
             in_class = true;
             class_start = true;
-            out.push('[');
+            out.push_str("(?:[");
+            i += 1;
+        } else if c[i] == '.' {
+            out.push_str(&format!("(?:.|{NON_ASCII})"));
+            i += 1;
+        } else if folds && matches!(c[i], 'k' | 'K' | 's' | 'S') {
+            out.push_str(&format!("(?:{}|{NON_ASCII})", c[i]));
             i += 1;
         } else if rest.starts_with("(?P=") {
             // A back-reference: any text.
@@ -104,16 +145,97 @@ pub(crate) fn loosen(p: &str) -> Option<String> {
             let body = i + 3 + c[i + 3..].iter().position(|&x| x == ')')? + 1;
             let inner: String = c[body..end - 1].iter().collect();
             out.push_str("(?:");
-            out.push_str(&loosen(&inner)?);
+            out.push_str(&loosen_with(&inner, folds)?);
             out.push_str("|)");
             i = end;
         } else if rest.starts_with("(?>") {
             out.push_str("(?:");
             i += 3;
+        } else if rest.starts_with("(?") {
+            // A group's header (`(?P<name>`, flags): copied as it is.
+            let end = i + c[i..].iter().position(|&x| matches!(x, ':' | ')' | '>'))?;
+            out.extend(&c[i..=end]);
+            i = end + 1;
         } else {
             out.push(c[i]);
             i += 1;
         }
+    }
+    Some(out)
+}
+
+/// The scan of a two-stage filter's prefregex with its content group
+/// replaced by "some failregex matches in here": the failregexes' scans
+/// (each matching wherever its failregex does), with their anchors and
+/// group names dropped, anywhere in the content. It matches every line
+/// where the prefregex matches and a failregex then matches its content,
+/// so a line it rejects needs neither (most lines of a two-stage filter's
+/// daemon, whose prefregex takes them all). `None` when the prefregex
+/// scan has no content group.
+pub(crate) fn with_content(pref: &str, fail: &[&str]) -> Option<String> {
+    let open = ["(?P<content>", "(?P<f_content>"]
+        .iter()
+        .find_map(|g| pref.find(g))?;
+    let c: Vec<char> = pref[open..].chars().collect();
+    let end: usize = c[..group_end(&c, 0)?].iter().map(|ch| ch.len_utf8()).sum();
+    let any: Vec<String> = fail
+        .iter()
+        .map(|f| unanchored(f).map(|f| format!("(?:{f})")))
+        .collect::<Option<_>>()?;
+    Some(format!(
+        "{}(?:.*?(?:{}).*){}",
+        &pref[..open],
+        any.join("|"),
+        &pref[open + end..]
+    ))
+}
+
+/// `p` without its anchors (`^`, `$`, `\A`, `\z`) and with its named
+/// groups unnamed, to sit inside another pattern: it matches at least
+/// where `p` does.
+fn unanchored(p: &str) -> Option<String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\\' {
+            let n = *c.get(i + 1)?;
+            if in_class || !matches!(n, 'A' | 'z' | 'Z') {
+                out.push(ch);
+                out.push(n);
+            }
+            i += 2;
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if ch == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && ch == '^';
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        let rest: String = c[i..c.len().min(i + 4)].iter().collect();
+        if ch == '[' {
+            in_class = true;
+            class_start = true;
+            out.push(ch);
+        } else if ch == '^' || ch == '$' {
+            // Dropped: an assertion less matches more.
+        } else if rest.starts_with("(?P<")
+            || (rest.starts_with("(?<") && !rest.starts_with("(?<=") && !rest.starts_with("(?<!"))
+        {
+            i += c[i..].iter().position(|&x| x == '>')?;
+            out.push_str("(?:");
+        } else {
+            out.push(ch);
+        }
+        i += 1;
     }
     Some(out)
 }
