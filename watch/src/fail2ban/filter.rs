@@ -361,15 +361,18 @@ pub fn load_filter_adding(
 }
 
 /// fail2ban's `maxlines`: a whole number from 1 (to banset's limit).
-pub(crate) fn parse_maxlines(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_maxlines(text: &str) -> Result<usize, MaxlinesError> {
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=crate::filter::MAX_MAXLINES).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "maxlines = {text:?}: give a whole number of lines from 1 to {}",
-            crate::filter::MAX_MAXLINES
-        )),
+        _ => Err(MaxlinesError(text.to_string())),
     }
 }
+
+/// A `maxlines` that is not a whole number from 1 to banset's limit; it
+/// carries the value as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("maxlines = {0:?}: give a whole number of lines from 1 to {max}", max = crate::filter::MAX_MAXLINES)]
+pub struct MaxlinesError(pub String);
 
 /// `sshd` or `sshd[mode=aggressive]`.
 fn filter_display_name(name: &str, args: &[(String, String)]) -> String {

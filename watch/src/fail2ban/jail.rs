@@ -52,7 +52,7 @@ pub struct SetWish {
 
 /// fail2ban's time values: seconds, `-1`, or `1w`, `1d 2h`, `10m`,
 /// `1mo`, `1y` (fail2ban's `str2seconds`). `Ok(None)` for -1 (permanent).
-pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
+pub fn parse_time(text: &str) -> Result<Option<u64>, TimeError> {
     let t = text.trim();
     if t == "-1" {
         return Ok(None);
@@ -75,13 +75,11 @@ pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!(
-                "{text:?} is not a time (like 600, 10m, 1h, 1d, 1w, -1)"
-            ));
+            return Err(TimeError::NoNumber(text.to_string()));
         }
         let n: f64 = rest[..num_len]
             .parse()
-            .map_err(|_| format!("{text:?}: bad number"))?;
+            .map_err(|_| TimeError::BadNumber(text.to_string()))?;
         rest = rest[num_len..].trim_start();
         let unit_len = rest
             .find(|c: char| !c.is_ascii_alphabetic())
@@ -96,15 +94,43 @@ pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
             "w" | "ww" | "we" | "wee" | "week" | "weeks" => 604_800.0,
             "mo" | "mon" | "month" | "months" => 2_629_800.0,
             "y" | "yy" | "ye" | "yea" | "year" | "years" => 31_557_600.0,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?}")),
+            _ => {
+                return Err(TimeError::UnknownUnit {
+                    text: text.to_string(),
+                    unit,
+                })
+            }
         };
         total += n * mult;
         any = true;
     }
     if !any {
-        return Err(format!("{text:?} is not a time"));
+        return Err(TimeError::Empty(text.to_string()));
     }
     Ok(Some(total as u64))
+}
+
+/// A fail2ban time value ([`parse_time`]) that is not one; each carries
+/// the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Something other than a number where one starts.
+    #[error("{0:?} is not a time (like 600, 10m, 1h, 1d, 1w, -1)")]
+    NoNumber(String),
+    /// Digits and dots that are no number (`1.2.3`).
+    #[error("{0:?}: bad number")]
+    BadNumber(String),
+    /// A unit fail2ban does not know.
+    #[error("{text:?}: unknown unit {unit:?}")]
+    UnknownUnit {
+        /// The value as written.
+        text: String,
+        /// The unit, lower-cased.
+        unit: String,
+    },
+    /// Only spaces and `+`.
+    #[error("{0:?} is not a time")]
+    Empty(String),
 }
 
 fn as_bool(text: &str) -> Option<bool> {
@@ -750,7 +776,7 @@ fn set_wish(
                         &Some(ao.clone()),
                         format!("action {act} is not run: banset only bans in the firewall and sends fail2ban's mails"),
                     ),
-                    Err(m) => note(&Some(ao.clone()), m),
+                    Err(m) => note(&Some(ao.clone()), m.to_string()),
                 }
                 continue;
             }
