@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use banset_core::{
-    ErrorKind, LedgerError, ParseSetNameError, ParseTargetError, ParseTimeoutError,
-};
+use banset_core::{ErrorKind, LedgerError, ParseSetNameError, ParseTargetError, ParseTimeoutError};
 
 /// Input the user can fix: exit code 2.
 #[derive(Debug)]

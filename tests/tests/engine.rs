@@ -812,7 +812,10 @@ fn a_bans_history_and_position_commit_with_the_ban_or_not_at_all() {
 /// An error the user can fix (the CLI's exit code 2); nothing was changed.
 fn users_to_fix(e: &banset_core::Error) -> bool {
     use banset_core::Error;
-    matches!(e, Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_))
+    matches!(
+        e,
+        Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_)
+    )
 }
 
 /// A kernel or storage failure (the CLI's exit code 3).

@@ -206,7 +206,11 @@ impl WatchSection {
         }
         Ok(Settings {
             jails,
-            recidive: self.recidive.as_ref().map(|r| doc.recidive(r)).transpose()?,
+            recidive: self
+                .recidive
+                .as_ref()
+                .map(|r| doc.recidive(r))
+                .transpose()?,
             watch: doc.watch(&self.watch)?,
             additions,
             default_on_ban: doc.argv("watch.on_ban".into(), &self.watch.on_ban)?,
@@ -253,7 +257,10 @@ impl Doc<'_> {
     }
 
     fn line_of_offset(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn line_of<T>(&self, value: &Spanned<T>) -> usize {
@@ -554,11 +561,7 @@ impl Doc<'_> {
             .map_err(|e| self.err(here, "recidive.set".into(), e.to_string()))?;
         let bans = r.bans.unwrap_or(5);
         if bans == 0 {
-            return Err(self.err(
-                here,
-                "recidive.bans".into(),
-                "must be at least 1".into(),
-            ));
+            return Err(self.err(here, "recidive.bans".into(), "must be at least 1".into()));
         }
         Ok(Recidive {
             bans,

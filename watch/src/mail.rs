@@ -345,9 +345,7 @@ fn mail_command(text: &str) -> Result<Vec<String>, MailcmdError> {
         None => return Err(MailcmdError::Empty),
         Some("sendmail") => words[0] = SENDMAIL.into(),
         Some("mail") => words[0] = MAIL.into(),
-        Some(p) if !p.starts_with('/') => {
-            return Err(MailcmdError::NotAbsolute(text.to_string()))
-        }
+        Some(p) if !p.starts_with('/') => return Err(MailcmdError::NotAbsolute(text.to_string())),
         Some(_) => {}
     }
     Ok(words)

@@ -944,7 +944,7 @@ fn hook_rules(
                         BackendError::new(
                             ErrorKind::Invalid,
                             format!("hook of set {}", spec.name),
-                            why,
+                            why.to_string(),
                         )
                     })
                 })

@@ -219,7 +219,10 @@ fn load_jail(
     let loaded = jail.named_filter(dir, stack, journal)?;
     let filter = jail.filter(stack, loaded.as_ref())?;
     let (sources, logpath) = if journal {
-        (vec![jail.journal_source(stack, loaded.as_ref())?], Vec::new())
+        (
+            vec![jail.journal_source(stack, loaded.as_ref())?],
+            Vec::new(),
+        )
     } else {
         jail.file_sources(stack)?
     };
@@ -230,8 +233,7 @@ fn load_jail(
     let ignore = jail.ignored(stack)?;
     jail.note_unsupported(stack)?;
     let set_text = format!("f2b-{name}");
-    let set = SetName::new(&set_text)
-        .map_err(|e| jail.other(format!("set {set_text}: {e}")))?;
+    let set = SetName::new(&set_text).map_err(|e| jail.other(format!("set {set_text}: {e}")))?;
     let (wish, mail) = set_wish(stack, name, &mut |o, m| jail.note(o, m))?;
     notices.append(&mut jail.notices);
     notices.append(&mut jail.filter_notices);
@@ -413,11 +415,10 @@ impl<'a> JailReader<'a> {
                 },
             );
         }
-        self.filter_notices
-            .extend(f.notices.iter().map(|n| Notice {
-                jail: Some(name.to_string()),
-                ..n.clone()
-            }));
+        self.filter_notices.extend(f.notices.iter().map(|n| Notice {
+            jail: Some(name.to_string()),
+            ..n.clone()
+        }));
         Ok(Some(f))
     }
 

@@ -22,9 +22,9 @@ mod reader;
 mod steer;
 
 pub use crate::pyregex::translate as translate_regex;
+pub use filter::MaxlinesError;
 pub use filter::{is_filter_file, load_filter, load_filter_adding, load_filter_file, LoadedFilter};
 pub use ini::Origin;
-pub use filter::MaxlinesError;
 pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish, TimeError};
 pub use merge::{merge, Merged};
 
