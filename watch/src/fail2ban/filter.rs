@@ -346,12 +346,15 @@ fn init_options(
     init
 }
 
+/// Options as (name, value), in the order fail2ban reads them.
+type OptionList = Vec<(String, String)>;
+
 /// `[Definition]`'s filter keys the jail does not set, and where its
 /// `failregex` was written.
 fn definition_options(
     stack: &Stack,
     vars: &Options,
-) -> Result<(Vec<(String, String)>, Option<Origin>), Error> {
+) -> Result<(OptionList, Option<Origin>), Error> {
     let mut opts: Vec<(String, String)> = Vec::new();
     let mut origin = None;
     for key in FILTER_KEYS {
