@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use banset_core::{LedgerError, ParseSetNameError, ParseTargetError, ParseTimeoutError};
+use banset_core::{ErrorKind, LedgerError, ParseSetNameError, ParseTargetError, ParseTimeoutError};
 
 /// Input the user can fix: exit code 2.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub const EXIT_KERNEL: i32 = 3;
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<banset_core::Error>() {
-            return e.exit_code();
+            return engine_exit_code(e);
         }
         if cause.is::<Usage>()
             || cause.is::<ParseTargetError>()
@@ -66,11 +66,38 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     EXIT_KERNEL
 }
 
+/// The exit code of an engine error: 2 for input the user can fix, 3 for
+/// kernel, permission and storage failures (DESIGN §4).
+pub fn engine_exit_code(err: &banset_core::Error) -> i32 {
+    use banset_core::Error;
+    match err {
+        Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_) => EXIT_USAGE,
+        Error::Backend(_) | Error::Ledger(_) => EXIT_KERNEL,
+    }
+}
+
 /// A hint the user can act on, if the error has one.
 pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
     err.chain()
         .find_map(|c| c.downcast_ref::<banset_core::Error>())
-        .and_then(banset_core::Error::hint)
+        .and_then(engine_hint)
+}
+
+/// What the user can do about an engine error, when there is something.
+pub fn engine_hint(err: &banset_core::Error) -> Option<&'static str> {
+    use banset_core::Error;
+    match err {
+        Error::Backend(e) if e.kind() == ErrorKind::Permission => {
+            Some("run as root (or with CAP_NET_ADMIN)")
+        }
+        Error::Ledger(LedgerError::Sqlite { source, .. })
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+                || source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+        {
+            Some("check the permissions of the state directory, or pass --state-dir")
+        }
+        _ => None,
+    }
 }
 
 /// Whether the error is a closed pipe (`banset list | head`): not a failure.

@@ -66,7 +66,8 @@ pub fn check_changes(
     let invalid =
         |why: String| BackendError::new(ErrorKind::Invalid, format!("add to {what}"), why);
     for entry in &changes.add {
-        spec.admits(&entry.target).map_err(invalid)?;
+        spec.admits(&entry.target)
+            .map_err(|e| invalid(e.to_string()))?;
     }
     let after_removal: HashSet<Target> = match members {
         Some(members) if !changes.flush_first => {

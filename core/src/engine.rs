@@ -77,12 +77,13 @@ impl<B: Backend> BackendProvider for B {
     }
 }
 
-/// Why an operation failed. [`Error::exit_code`] is what the CLI exits with.
+/// Why an operation failed. Each kind is a variant a caller can match on:
+/// the CLI maps them to its exit codes and hints (`cli/src/errors.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input cannot be used as given; nothing was changed.
-    #[error("{0}")]
-    Input(String),
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// An allowlisted or overly wide target; nothing was changed.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -98,31 +99,42 @@ pub enum Error {
     Ledger(#[from] LedgerError),
 }
 
-impl Error {
-    /// 2 for input the user can fix, 3 for kernel, permission and storage
-    /// failures (DESIGN §4).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_) => 2,
-            Error::Backend(_) | Error::Ledger(_) => 3,
-        }
-    }
-
-    /// A hint the user can act on, when there is one.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            Error::Backend(e) if e.kind() == ErrorKind::Permission => {
-                Some("run as root (or with CAP_NET_ADMIN)")
-            }
-            Error::Ledger(LedgerError::Sqlite { source, .. })
-                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
-                    || source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
-            {
-                Some("check the permissions of the state directory, or pass --state-dir")
-            }
-            _ => None,
-        }
-    }
+/// A request the engine cannot carry out as given; nothing was changed.
+/// Each carries the set or value it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// `create` of a set the ledger has with other options.
+    #[error("set {name} exists with other options ({difference}); banset destroy {name} first to change them")]
+    SetExists {
+        /// The set.
+        name: SetName,
+        /// The options that differ, as `describe_difference` words them.
+        difference: String,
+    },
+    /// `adopt` of a set the ledger has with other options.
+    #[error("set {name} is in the ledger with other options ({difference}); adopt it with those")]
+    AdoptDiffers {
+        /// The set.
+        name: SetName,
+        /// The options that differ.
+        difference: String,
+    },
+    /// The set was destroyed or re-created by another command while a
+    /// long add ran in chunks.
+    #[error("set {0} was destroyed or re-created during the add; nothing of it was kept")]
+    SetReplaced(SetName),
+    /// The target does not fit the set (family, prefix).
+    #[error(transparent)]
+    Inadmissible(#[from] crate::spec::Inadmissible),
+    /// A ban's start (`--since`) is more than a minute ahead of the clock.
+    #[error("--since {since} is in the future (now is {now})")]
+    SinceInFuture {
+        /// The start asked for, Unix seconds.
+        since: i64,
+        /// The engine's clock, Unix seconds.
+        now: i64,
+    },
 }
 
 /// One ban to add.
@@ -312,12 +324,11 @@ impl Engine<'_> {
         let created = match tx.set_spec(&spec.name)? {
             Some(existing) if &existing == spec => false,
             Some(existing) => {
-                return Err(Error::Input(format!(
-                    "set {} exists with other options ({}); banset destroy {} first to change them",
-                    spec.name,
-                    describe_difference(&existing, spec),
-                    spec.name
-                )))
+                return Err(InputError::SetExists {
+                    name: spec.name.clone(),
+                    difference: describe_difference(&existing, spec),
+                }
+                .into())
             }
             None => true,
         };
@@ -684,9 +695,7 @@ impl Engine<'_> {
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         if Self::spec_of(&tx, set)? != *spec {
-            return Err(Error::Input(format!(
-                "set {set} was destroyed or re-created during the add; nothing of it was kept"
-            )));
+            return Err(InputError::SetReplaced(set.clone()).into());
         }
         let spec = spec.clone();
         let backend = self.backends.backend(spec.backend)?;
@@ -779,14 +788,12 @@ impl Engine<'_> {
             FxHashMap::with_capacity_and_hasher(requests.len(), Default::default());
         let mut out: Vec<NewBan> = Vec::with_capacity(requests.len());
         for req in requests {
-            spec.admits(&req.target).map_err(Error::Input)?;
+            spec.admits(&req.target).map_err(InputError::from)?;
             allowlist.check(&req.target, force)?;
             let timeout = req.timeout.unwrap_or(spec.timeout);
             let start = match req.since {
                 Some(since) if since > now + 60 => {
-                    return Err(Error::Input(format!(
-                        "--since {since} is in the future (now is {now})"
-                    )))
+                    return Err(InputError::SinceInFuture { since, now }.into())
                 }
                 Some(since) => since,
                 None => now,
@@ -949,11 +956,11 @@ impl Engine<'_> {
         let now = self.clock.now();
         match tx.set_spec(&spec.name)? {
             Some(existing) if &existing != spec => {
-                return Err(Error::Input(format!(
-                    "set {} is in the ledger with other options ({}); adopt it with those",
-                    spec.name,
-                    describe_difference(&existing, spec)
-                )))
+                return Err(InputError::AdoptDiffers {
+                    name: spec.name.clone(),
+                    difference: describe_difference(&existing, spec),
+                }
+                .into())
             }
             Some(_) => {}
             None => tx.put_set(spec, now)?,

@@ -55,8 +55,8 @@ pub use reconcile::{
 pub use rule_sightings::RuleSightings;
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
-    BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,
-    DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
+    BackendKind, BlockType, Families, Hook, Inadmissible, PortListError, PortListProblem,
+    PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
 };
 pub use target::{
     Family, InvalidTarget, ParseTargetError, Target, WIDEST_LOGGED_V4_PREFIX,

@@ -213,27 +213,29 @@ impl PortRange {
 
     /// Parses fail2ban-style port lists: `25,465,587`, `6000-6010`, `6000:6010`,
     /// and the service names our users' jails use (`smtp`, `submission`, ...).
-    pub fn parse_list(input: &str) -> Result<Vec<PortRange>, String> {
+    pub fn parse_list(input: &str) -> Result<Vec<PortRange>, PortListError> {
+        let invalid = |why| PortListError {
+            list: input.to_string(),
+            why,
+        };
         let mut out = Vec::new();
         for item in input.split(',') {
             let item = item.trim();
             if item.is_empty() {
-                return Err(format!("invalid port list {input:?}: empty item"));
+                return Err(invalid(PortListProblem::EmptyItem));
             }
             // One port (or a name, which may hold a dash: `ftp-data`), else
             // a range.
-            let range = match (parse_port(item, input), item.split_once(['-', ':'])) {
+            let range = match (parse_port(item), item.split_once(['-', ':'])) {
                 (Ok(p), _) => PortRange { first: p, last: p },
                 (Err(_), Some((a, b))) => PortRange {
-                    first: parse_port(a, input)?,
-                    last: parse_port(b, input)?,
+                    first: parse_port(a).map_err(invalid)?,
+                    last: parse_port(b).map_err(invalid)?,
                 },
-                (Err(e), None) => return Err(e),
+                (Err(e), None) => return Err(invalid(e)),
             };
             if range.first > range.last {
-                return Err(format!(
-                    "invalid port list {input:?}: range {item:?} is backwards"
-                ));
+                return Err(invalid(PortListProblem::Backwards(item.to_string())));
             }
             out.push(range);
         }
@@ -241,9 +243,7 @@ impl PortRange {
         out.dedup();
         let total: usize = out.iter().map(PortRange::len).sum();
         if total > MAX_HOOK_PORTS {
-            return Err(format!(
-                "invalid port list {input:?}: {total} ports, at most {MAX_HOOK_PORTS} (leave ports out to block all ports)"
-            ));
+            return Err(invalid(PortListProblem::TooMany(total)));
         }
         Ok(out)
     }
@@ -333,7 +333,35 @@ fn parse_services(text: &str) -> Vec<(String, u16)> {
     out
 }
 
-fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
+/// A port list ([`PortRange::parse_list`]) that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid port list {list:?}: {why}")]
+pub struct PortListError {
+    /// The list as written.
+    pub list: String,
+    /// What is wrong with it.
+    pub why: PortListProblem,
+}
+
+/// What is wrong with a port list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PortListProblem {
+    /// `25,,465`.
+    #[error("empty item")]
+    EmptyItem,
+    /// Neither a number in 1-65535 nor a service name known here.
+    #[error("{0:?} is not a port (1-65535) or a known service name")]
+    NotAPort(String),
+    /// `6010-6000`.
+    #[error("range {0:?} is backwards")]
+    Backwards(String),
+    /// More ports than a hook rule takes.
+    #[error("{0} ports, at most {MAX_HOOK_PORTS} (leave ports out to block all ports)")]
+    TooMany(usize),
+}
+
+fn parse_port(text: &str) -> Result<u16, PortListProblem> {
     let text = text.trim();
     if let Some((_, port)) = SERVICES.iter().find(|(name, _)| *name == text) {
         return Ok(*port);
@@ -344,9 +372,7 @@ fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
     }
     match text.parse::<u16>() {
         Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(format!(
-            "invalid port list {whole:?}: {text:?} is not a port (1-65535) or a known service name"
-        )),
+        _ => Err(PortListProblem::NotAPort(text.to_string())),
     }
 }
 
@@ -420,26 +446,48 @@ impl SetSpec {
     }
 
     /// Whether `target` may go into this set; the error says why not.
-    pub fn admits(&self, target: &Target) -> Result<(), String> {
+    pub fn admits(&self, target: &Target) -> Result<(), Inadmissible> {
         if !self.families.includes(target.family()) {
-            return Err(format!(
-                "{target} is {} but set {} holds only {} addresses",
-                target.family(),
-                self.name,
-                match self.families {
+            return Err(Inadmissible::Family {
+                target: *target,
+                set: self.name.clone(),
+                held: match self.families {
                     Families::Inet => "IPv4",
                     _ => "IPv6",
-                }
-            ));
+                },
+            });
         }
         if !target.is_host() && !self.prefixes {
-            return Err(format!(
-                "{target} is a prefix but set {} was created without --prefixes",
-                self.name
-            ));
+            return Err(Inadmissible::Prefix {
+                target: *target,
+                set: self.name.clone(),
+            });
         }
         Ok(())
     }
+}
+
+/// Why a target may not go into a set ([`SetSpec::admits`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Inadmissible {
+    /// The set holds the other address family only.
+    #[error("{target} is {} but set {set} holds only {held} addresses", target.family())]
+    Family {
+        /// The target refused.
+        target: Target,
+        /// The set.
+        set: SetName,
+        /// `IPv4` or `IPv6`: the family the set holds.
+        held: &'static str,
+    },
+    /// A prefix, for a set created for single addresses.
+    #[error("{target} is a prefix but set {set} was created without --prefixes")]
+    Prefix {
+        /// The target refused.
+        target: Target,
+        /// The set.
+        set: SetName,
+    },
 }
 
 #[cfg(test)]
@@ -482,10 +530,14 @@ mod tests {
         spec.families = Families::Inet;
         spec.prefixes = false;
         let v6 = Target::parse("2001:db8::1").unwrap();
-        let e = spec.admits(&v6).unwrap_err();
+        let e = spec.admits(&v6).unwrap_err().to_string();
         assert!(e.contains("2001:db8::1") && e.contains("only IPv4"), "{e}");
         let net = Target::parse("10.0.0.0/8").unwrap();
-        assert!(spec.admits(&net).unwrap_err().contains("--prefixes"));
+        assert!(spec
+            .admits(&net)
+            .unwrap_err()
+            .to_string()
+            .contains("--prefixes"));
         assert!(spec.admits(&Target::parse("1.2.3.4").unwrap()).is_ok());
     }
 

@@ -22,6 +22,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use banset_core::{SetName, Target, Timeout};
@@ -197,365 +198,484 @@ impl WatchSection {
     /// Validates the section. `text` is the file's text, for line numbers;
     /// `origin` its name.
     pub fn validate(&self, text: &str, origin: &str) -> Result<Settings, ConfigError> {
-        let line_of_offset =
-            |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let err = |line: Option<usize>, key: String, message: String| ConfigError {
-            origin: origin.to_string(),
-            line: line.map(|l| format!(": line {l}")).unwrap_or_default(),
-            key,
-            message,
-        };
-        let table_line = |header: &str| {
-            text.lines()
-                .position(|l| {
-                    let l = l.trim();
-                    l.starts_with('[') && l.trim_matches(|c| c == '[' || c == ']').trim() == header
-                })
-                .map(|i| i + 1)
-        };
-        let argv = |key: String, items: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
-            if let Some(first) = items.first() {
-                if !Path::new(first.get_ref()).is_absolute() {
-                    return Err(err(
-                        Some(line_of_offset(first.span().start)),
-                        key,
-                        format!(
-                            "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
-                            first.get_ref()
-                        ),
-                    ));
-                }
-            }
-            Ok(items.iter().map(|s| s.get_ref().clone()).collect())
-        };
+        let doc = Doc { text, origin };
         let mut jails = Vec::new();
         let mut additions = Vec::new();
         let mut notices = Vec::new();
         for (name, jail) in &self.jails {
-            let here = table_line(&format!("jails.{name}"));
-            let key = |k: &str| format!("jails.{name}.{k}");
-            if SetName::new(name).is_err() {
-                return Err(err(
-                    here,
-                    format!("jails.{name}"),
-                    "a jail's name must be 1-30 characters of A-Z a-z 0-9 _ . - (it names its set)"
-                        .into(),
-                ));
+            match doc.jail(name, jail, &mut notices)? {
+                Checked::Disabled => {}
+                Checked::Addition(a) => additions.push(a),
+                Checked::Jail(j) => jails.push(*j),
             }
-            if !jail.enabled {
-                continue;
-            }
-            // A built-in or a fail2ban filter file (with its `[mode=...]`),
-            // and inline failregexes: the whole filter, or lines added to
-            // the named one (so one log never needs two overlapping jails,
-            // which would count each line twice for recidive). Added lines
-            // run as the filter's own do: after its prefregex, if it has one.
-            let mut fail2ban_dir = None;
-            let mut file_took_failregex = false;
-            let mut filter = match &jail.filter {
-                Some(f) if crate::fail2ban::is_filter_file(f.get_ref()) => {
-                    let line = Some(line_of_offset(f.span().start));
-                    let file = f.get_ref().split('[').next().unwrap_or_default();
-                    if !Path::new(file).is_absolute() {
-                        return Err(err(
-                            line,
-                            key("filter"),
-                            format!("{file}: a fail2ban filter file must be an absolute path"),
-                        ));
-                    }
-                    let journal = jail.logpath.is_empty() && !jail.journalmatch.is_empty();
-                    let added: Vec<String> =
-                        jail.failregex.iter().map(|p| p.get_ref().clone()).collect();
-                    let (loaded, dir) =
-                        crate::fail2ban::load_filter_file(f.get_ref(), journal, &added).map_err(
-                            |e| match e {
-                                crate::fail2ban::Error::Added { index, ref message } => err(
-                                    jail.failregex
-                                        .get(index)
-                                        .map(|p| line_of_offset(p.span().start)),
-                                    key("failregex"),
-                                    message.clone(),
-                                ),
-                                e => err(line, key("filter"), e.to_string()),
-                            },
-                        )?;
-                    file_took_failregex = true;
-                    notices.extend(
-                        crate::fail2ban::notice_lines(&loaded.notices)
-                            .into_iter()
-                            .map(|n| format!("jail {name}: {n}")),
-                    );
-                    fail2ban_dir = Some(dir);
-                    loaded.def
-                }
-                Some(f) => builtin_filter(f.get_ref()).ok_or_else(|| {
-                    err(
-                        Some(line_of_offset(f.span().start)),
-                        key("filter"),
-                        format!(
-                            "unknown filter {:?} (built-in: {}; or a fail2ban filter file, /etc/fail2ban/filter.d/NAME.conf[mode=...])",
-                            f.get_ref(),
-                            BUILTIN_FILTERS.join(", ")
-                        ),
-                    )
-                })?,
-                None if !jail.failregex.is_empty() => {
-                    FilterDef::new(name.clone(), Vec::new(), Vec::new())
-                }
-                None if jail.is_addition() => {
-                    additions.push(JailAddition {
-                        name: name.clone(),
-                        line: here,
-                        on_ban: argv(format!("jails.{name}.on_ban"), &jail.on_ban)?,
-                        on_unban: argv(format!("jails.{name}.on_unban"), &jail.on_unban)?,
-                    });
-                    continue;
-                }
-                None => return Err(err(here, format!("jails.{name}"), NO_FILTER.into())),
-            };
-            // The filter's own regexes come first: a compile error's index
-            // past them is the jail's line.
-            let own_failregex = filter.failregex.len();
-            let own_ignoreregex = filter.ignoreregex.len();
-            // A fail2ban filter's lines are in Python's regex dialect, and
-            // so are the lines added to it.
-            let dialect = |p: &Spanned<String>| match fail2ban_dir {
-                Some(_) => Pattern::new(crate::fail2ban::translate_regex(p.get_ref())),
-                None => Pattern::new(p.get_ref().clone()),
-            };
-            if !file_took_failregex {
-                filter.failregex.extend(jail.failregex.iter().map(dialect));
-            }
-            filter
-                .ignoreregex
-                .extend(jail.ignoreregex.iter().map(dialect));
-            // Compile now, so --check reports a bad regex with its line.
-            if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
-                let (spans, own): (&[Spanned<String>], usize) = if e.kind == "failregex" {
-                    (&jail.failregex, own_failregex)
-                } else {
-                    (&jail.ignoreregex, own_ignoreregex)
-                };
-                let line = spans
-                    .get(e.index.wrapping_sub(1 + own))
-                    .map(|s| line_of_offset(s.span().start))
-                    .or(jail.filter.as_ref().map(|f| line_of_offset(f.span().start)))
-                    .or(here);
-                return Err(err(line, key(e.kind), e.to_string()));
-            }
-            let mut sources: Vec<SourceKey> =
-                jail.logpath.iter().cloned().map(SourceKey::File).collect();
-            for p in &jail.logpath {
-                if !p.is_absolute() {
-                    return Err(err(
-                        here,
-                        key("logpath"),
-                        format!("{}: log paths must be absolute", p.display()),
-                    ));
-                }
-            }
-            if !jail.journalmatch.is_empty() {
-                let mut matches = Vec::new();
-                for m in &jail.journalmatch {
-                    let text = m.get_ref();
-                    if !valid_journal_match(text) {
-                        return Err(err(
-                            Some(line_of_offset(m.span().start)),
-                            key("journalmatch"),
-                            format!("{text:?} is not FIELD=value (FIELD of A-Z 0-9 _) or +"),
-                        ));
-                    }
-                    matches.push(text.clone());
-                }
-                sources.push(SourceKey::Journal(matches));
-            }
-            if sources.is_empty() {
-                return Err(err(
-                    here,
-                    format!("jails.{name}"),
-                    "no source: give logpath = [\"/var/log/...\"] or journalmatch = [...]".into(),
-                ));
-            }
-            let maxretry = jail.maxretry.unwrap_or(DEFAULT_MAXRETRY);
-            if maxretry == 0 {
-                return Err(err(here, key("maxretry"), "must be at least 1".into()));
-            }
-            let findtime = match jail.findtime {
-                None => DEFAULT_FINDTIME,
-                Some(Timeout::Secs(s)) => s,
-                Some(Timeout::Never) => {
-                    return Err(err(
-                        here,
-                        key("findtime"),
-                        "must be a duration, not never".into(),
-                    ))
-                }
-            };
-            let set_text = jail.set.as_ref().map_or(name.as_str(), |s| s.get_ref());
-            let set = SetName::new(set_text).map_err(|e| {
-                err(
-                    jail.set
-                        .as_ref()
-                        .map(|s| line_of_offset(s.span().start))
-                        .or(here),
-                    key("set"),
-                    e.to_string(),
-                )
-            })?;
-            let escalation = jail.escalation.as_ref().map(|e| Escalation {
-                factor: e.factor.unwrap_or(2.0),
-                max: e.max.and_then(|m| m.secs()).unwrap_or(28 * 86_400),
-                remember: e.remember.and_then(|m| m.secs()).unwrap_or(30 * 86_400),
-            });
-            if let Some(e) = &escalation {
-                if !(e.factor.is_finite() && e.factor >= 1.0) {
-                    return Err(err(
-                        here,
-                        key("escalation.factor"),
-                        format!("{} must be a number of at least 1", e.factor),
-                    ));
-                }
-            }
-            let on_ban = argv(format!("jails.{name}.on_ban"), &jail.on_ban)?;
-            let on_unban = argv(format!("jails.{name}.on_unban"), &jail.on_unban)?;
-            jails.push(JailSettings {
-                name: name.clone(),
-                filter,
-                sources,
-                logpath: jail.logpath.clone(),
-                fail2ban_dir,
-                maxretry,
-                findtime,
-                bantime: jail.bantime.unwrap_or(Timeout::Secs(DEFAULT_BANTIME)),
-                set,
-                ignore: jail.ignore.clone(),
-                escalation,
-                on_ban,
-                on_unban,
-                mail: Vec::new(),
-            });
         }
-        let recidive = match &self.recidive {
-            None => None,
-            Some(r) => {
-                let here = table_line("recidive");
-                let set_text = r.set.as_ref().map_or("recidive", |s| s.get_ref());
-                let set = SetName::new(set_text)
-                    .map_err(|e| err(here, "recidive.set".into(), e.to_string()))?;
-                let bans = r.bans.unwrap_or(5);
-                if bans == 0 {
-                    return Err(err(
-                        here,
-                        "recidive.bans".into(),
-                        "must be at least 1".into(),
-                    ));
-                }
-                Some(Recidive {
-                    bans,
-                    findtime: r.findtime.and_then(|t| t.secs()).unwrap_or(86_400),
-                    bantime: r.bantime.unwrap_or(Timeout::Secs(7 * 86_400)),
-                    set,
-                    on_ban: argv("recidive.on_ban".into(), &r.on_ban)?,
-                    on_unban: argv("recidive.on_unban".into(), &r.on_unban)?,
-                    mail: Vec::new(),
-                })
-            }
-        };
-        let secs = |t: Option<Timeout>, default: u64, key: &str| match t {
-            None => Ok(default),
-            Some(Timeout::Secs(s)) => Ok(s),
-            Some(Timeout::Never) => Err(err(
-                table_line("watch"),
-                format!("watch.{key}"),
-                "must be a duration, not never".into(),
-            )),
-        };
-        let metrics_listen = match &self.watch.metrics_listen {
-            None => None,
-            Some(text) => {
-                let addr: std::net::SocketAddr = text.get_ref().parse().map_err(|_| {
-                    err(
-                        Some(line_of_offset(text.span().start)),
-                        "watch.metrics_listen".into(),
-                        format!(
-                            "{:?} is not ADDRESS:PORT (e.g. 127.0.0.1:9731)",
-                            text.get_ref()
-                        ),
-                    )
-                })?;
-                if !addr.ip().is_loopback() {
-                    return Err(err(
-                        Some(line_of_offset(text.span().start)),
-                        "watch.metrics_listen".into(),
-                        format!("{addr}: metrics are served on loopback only (put a proxy in front to publish them)"),
-                    ));
-                }
-                Some(addr)
-            }
-        };
-        // The daemon writes this file as root in a directory another user
-        // may own (node_exporter's). Whoever controls that user could move
-        // the directory: keeping the name `*.prom`, which only a textfile
-        // collector reads, means root can only ever write metrics where
-        // nothing else looks. node_exporter reads nothing else anyway.
-        if let Some(file) = &self.watch.metrics_file {
-            let ok = file.is_absolute()
-                && file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.len() > ".prom".len() && n.ends_with(".prom"));
-            if !ok {
-                return Err(err(
-                    table_line("watch"),
-                    "watch.metrics_file".into(),
+        Ok(Settings {
+            jails,
+            recidive: self
+                .recidive
+                .as_ref()
+                .map(|r| doc.recidive(r))
+                .transpose()?,
+            watch: doc.watch(&self.watch)?,
+            additions,
+            default_on_ban: doc.argv("watch.on_ban".into(), &self.watch.on_ban)?,
+            default_on_unban: doc.argv("watch.on_unban".into(), &self.watch.on_unban)?,
+            notices,
+        })
+    }
+}
+
+/// The file being validated: every check reports `origin: line N: key:`.
+struct Doc<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+/// What a `[jails.NAME]` table turned out to be.
+enum Checked {
+    /// `enabled = false`.
+    Disabled,
+    /// Only notifications, added to a jail of fail2ban's configuration.
+    Addition(JailAddition),
+    /// A whole jail (boxed: it is far larger than the others).
+    Jail(Box<JailSettings>),
+}
+
+/// A jail's filter before the table's inline regexes join it.
+struct ChosenFilter {
+    def: FilterDef,
+    /// The fail2ban tree of a filter file, whose dialect the table's
+    /// regexes then use.
+    fail2ban_dir: Option<PathBuf>,
+    /// The filter file took the table's failregex lines already.
+    took_failregex: bool,
+}
+
+impl Doc<'_> {
+    fn err(&self, line: Option<usize>, key: String, message: String) -> ConfigError {
+        ConfigError {
+            origin: self.origin.to_string(),
+            line: line.map(|l| format!(": line {l}")).unwrap_or_default(),
+            key,
+            message,
+        }
+    }
+
+    fn line_of_offset(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn line_of<T>(&self, value: &Spanned<T>) -> usize {
+        self.line_of_offset(value.span().start)
+    }
+
+    /// The line of the `[header]` table, if written.
+    fn table_line(&self, header: &str) -> Option<usize> {
+        self.text
+            .lines()
+            .position(|l| {
+                let l = l.trim();
+                l.starts_with('[') && l.trim_matches(|c| c == '[' || c == ']').trim() == header
+            })
+            .map(|i| i + 1)
+    }
+
+    /// A notification command: its program must be an absolute path.
+    fn argv(&self, key: String, items: &[Spanned<String>]) -> Result<Vec<String>, ConfigError> {
+        if let Some(first) = items.first() {
+            if !Path::new(first.get_ref()).is_absolute() {
+                return Err(self.err(
+                    Some(self.line_of(first)),
+                    key,
                     format!(
-                        "{}: must be an absolute path whose name ends in .prom (node_exporter reads no other)",
-                        file.display()
+                        "{:?}: the command must be an absolute path (it is run directly, never through a shell)",
+                        first.get_ref()
                     ),
                 ));
             }
         }
-        if let Some(n) = self.watch.notify_concurrency {
+        Ok(items.iter().map(|s| s.get_ref().clone()).collect())
+    }
+
+    /// `[jails.NAME]`.
+    fn jail(
+        &self,
+        name: &str,
+        jail: &JailConfig,
+        notices: &mut Vec<String>,
+    ) -> Result<Checked, ConfigError> {
+        let here = self.table_line(&format!("jails.{name}"));
+        let key = |k: &str| format!("jails.{name}.{k}");
+        if SetName::new(name).is_err() {
+            return Err(self.err(
+                here,
+                format!("jails.{name}"),
+                "a jail's name must be 1-30 characters of A-Z a-z 0-9 _ . - (it names its set)"
+                    .into(),
+            ));
+        }
+        if !jail.enabled {
+            return Ok(Checked::Disabled);
+        }
+        let Some(chosen) = self.jail_filter(name, jail, here, notices)? else {
+            return Ok(Checked::Addition(JailAddition {
+                name: name.to_string(),
+                line: here,
+                on_ban: self.argv(key("on_ban"), &jail.on_ban)?,
+                on_unban: self.argv(key("on_unban"), &jail.on_unban)?,
+            }));
+        };
+        let fail2ban_dir = chosen.fail2ban_dir.clone();
+        let filter = self.jail_regexes(name, jail, here, chosen)?;
+        let sources = self.jail_sources(name, jail, here)?;
+        let maxretry = jail.maxretry.unwrap_or(DEFAULT_MAXRETRY);
+        if maxretry == 0 {
+            return Err(self.err(here, key("maxretry"), "must be at least 1".into()));
+        }
+        let findtime = match jail.findtime {
+            None => DEFAULT_FINDTIME,
+            Some(Timeout::Secs(s)) => s,
+            Some(Timeout::Never) => {
+                return Err(self.err(
+                    here,
+                    key("findtime"),
+                    "must be a duration, not never".into(),
+                ))
+            }
+        };
+        let set_text = jail.set.as_ref().map_or(name, |s| s.get_ref());
+        let set = SetName::new(set_text).map_err(|e| {
+            self.err(
+                jail.set.as_ref().map(|s| self.line_of(s)).or(here),
+                key("set"),
+                e.to_string(),
+            )
+        })?;
+        Ok(Checked::Jail(Box::new(JailSettings {
+            name: name.to_string(),
+            filter,
+            sources,
+            logpath: jail.logpath.clone(),
+            fail2ban_dir,
+            maxretry,
+            findtime,
+            bantime: jail.bantime.unwrap_or(Timeout::Secs(DEFAULT_BANTIME)),
+            set,
+            ignore: jail.ignore.clone(),
+            escalation: self.jail_escalation(name, jail, here)?,
+            on_ban: self.argv(key("on_ban"), &jail.on_ban)?,
+            on_unban: self.argv(key("on_unban"), &jail.on_unban)?,
+            mail: Vec::new(),
+        })))
+    }
+
+    /// `filter`: a built-in or a fail2ban filter file (with its
+    /// `[mode=...]`), and inline failregexes: the whole filter, or lines
+    /// added to the named one (so one log never needs two overlapping
+    /// jails, which would count each line twice for recidive). Added lines
+    /// run as the filter's own do: after its prefregex, if it has one.
+    /// `None`: the table only adds notifications to a fail2ban jail.
+    fn jail_filter(
+        &self,
+        name: &str,
+        jail: &JailConfig,
+        here: Option<usize>,
+        notices: &mut Vec<String>,
+    ) -> Result<Option<ChosenFilter>, ConfigError> {
+        let key = |k: &str| format!("jails.{name}.{k}");
+        let builtin = |def| ChosenFilter {
+            def,
+            fail2ban_dir: None,
+            took_failregex: false,
+        };
+        Ok(Some(match &jail.filter {
+            Some(f) if crate::fail2ban::is_filter_file(f.get_ref()) => {
+                let line = Some(self.line_of(f));
+                let file = f.get_ref().split('[').next().unwrap_or_default();
+                if !Path::new(file).is_absolute() {
+                    return Err(self.err(
+                        line,
+                        key("filter"),
+                        format!("{file}: a fail2ban filter file must be an absolute path"),
+                    ));
+                }
+                let journal = jail.logpath.is_empty() && !jail.journalmatch.is_empty();
+                let added: Vec<String> =
+                    jail.failregex.iter().map(|p| p.get_ref().clone()).collect();
+                let (loaded, dir) =
+                    crate::fail2ban::load_filter_file(f.get_ref(), journal, &added).map_err(
+                        |e| match e {
+                            crate::fail2ban::Error::Added { index, ref message } => self.err(
+                                jail.failregex.get(index).map(|p| self.line_of(p)),
+                                key("failregex"),
+                                message.clone(),
+                            ),
+                            e => self.err(line, key("filter"), e.to_string()),
+                        },
+                    )?;
+                notices.extend(
+                    crate::fail2ban::notice_lines(&loaded.notices)
+                        .into_iter()
+                        .map(|n| format!("jail {name}: {n}")),
+                );
+                ChosenFilter {
+                    def: loaded.def,
+                    fail2ban_dir: Some(dir),
+                    took_failregex: true,
+                }
+            }
+            Some(f) => builtin(builtin_filter(f.get_ref()).ok_or_else(|| {
+                self.err(
+                    Some(self.line_of(f)),
+                    key("filter"),
+                    format!(
+                        "unknown filter {:?} (built-in: {}; or a fail2ban filter file, /etc/fail2ban/filter.d/NAME.conf[mode=...])",
+                        f.get_ref(),
+                        BUILTIN_FILTERS.join(", ")
+                    ),
+                )
+            })?),
+            None if !jail.failregex.is_empty() => {
+                builtin(FilterDef::new(name.to_string(), Vec::new(), Vec::new()))
+            }
+            None if jail.is_addition() => return Ok(None),
+            None => return Err(self.err(here, format!("jails.{name}"), NO_FILTER.into())),
+        }))
+    }
+
+    /// `failregex` and `ignoreregex` join the filter, which must then
+    /// compile, so `--check` reports a bad regex with its line.
+    fn jail_regexes(
+        &self,
+        name: &str,
+        jail: &JailConfig,
+        here: Option<usize>,
+        chosen: ChosenFilter,
+    ) -> Result<FilterDef, ConfigError> {
+        let mut filter = chosen.def;
+        // The filter's own regexes come first: a compile error's index
+        // past them is the jail's line.
+        let own_failregex = filter.failregex.len();
+        let own_ignoreregex = filter.ignoreregex.len();
+        // A fail2ban filter's lines are in Python's regex dialect, and
+        // so are the lines added to it.
+        let dialect = |p: &Spanned<String>| match chosen.fail2ban_dir {
+            Some(_) => Pattern::new(crate::fail2ban::translate_regex(p.get_ref())),
+            None => Pattern::new(p.get_ref().clone()),
+        };
+        if !chosen.took_failregex {
+            filter.failregex.extend(jail.failregex.iter().map(dialect));
+        }
+        filter
+            .ignoreregex
+            .extend(jail.ignoreregex.iter().map(dialect));
+        if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
+            let (spans, own): (&[Spanned<String>], usize) = if e.kind == "failregex" {
+                (&jail.failregex, own_failregex)
+            } else {
+                (&jail.ignoreregex, own_ignoreregex)
+            };
+            let line = spans
+                .get(e.index.wrapping_sub(1 + own))
+                .map(|s| self.line_of(s))
+                .or(jail.filter.as_ref().map(|f| self.line_of(f)))
+                .or(here);
+            return Err(self.err(line, format!("jails.{name}.{}", e.kind), e.to_string()));
+        }
+        Ok(filter)
+    }
+
+    /// `logpath` (absolute paths) and `journalmatch` (`FIELD=value`):
+    /// at least one.
+    fn jail_sources(
+        &self,
+        name: &str,
+        jail: &JailConfig,
+        here: Option<usize>,
+    ) -> Result<Vec<SourceKey>, ConfigError> {
+        let key = |k: &str| format!("jails.{name}.{k}");
+        let mut sources: Vec<SourceKey> =
+            jail.logpath.iter().cloned().map(SourceKey::File).collect();
+        for p in &jail.logpath {
+            if !p.is_absolute() {
+                return Err(self.err(
+                    here,
+                    key("logpath"),
+                    format!("{}: log paths must be absolute", p.display()),
+                ));
+            }
+        }
+        if !jail.journalmatch.is_empty() {
+            let mut matches = Vec::new();
+            for m in &jail.journalmatch {
+                let text = m.get_ref();
+                if !valid_journal_match(text) {
+                    return Err(self.err(
+                        Some(self.line_of(m)),
+                        key("journalmatch"),
+                        format!("{text:?} is not FIELD=value (FIELD of A-Z 0-9 _) or +"),
+                    ));
+                }
+                matches.push(text.clone());
+            }
+            sources.push(SourceKey::Journal(matches));
+        }
+        if sources.is_empty() {
+            return Err(self.err(
+                here,
+                format!("jails.{name}"),
+                "no source: give logpath = [\"/var/log/...\"] or journalmatch = [...]".into(),
+            ));
+        }
+        Ok(sources)
+    }
+
+    /// `escalation = { factor, max, remember }`, defaults filled in; the
+    /// factor must be at least 1.
+    fn jail_escalation(
+        &self,
+        name: &str,
+        jail: &JailConfig,
+        here: Option<usize>,
+    ) -> Result<Option<Escalation>, ConfigError> {
+        let escalation = jail.escalation.as_ref().map(|e| Escalation {
+            factor: e.factor.unwrap_or(2.0),
+            max: e.max.and_then(|m| m.secs()).unwrap_or(28 * 86_400),
+            remember: e.remember.and_then(|m| m.secs()).unwrap_or(30 * 86_400),
+        });
+        if let Some(e) = &escalation {
+            if !(e.factor.is_finite() && e.factor >= 1.0) {
+                return Err(self.err(
+                    here,
+                    format!("jails.{name}.escalation.factor"),
+                    format!("{} must be a number of at least 1", e.factor),
+                ));
+            }
+        }
+        Ok(escalation)
+    }
+
+    /// `[recidive]`: its set's name, and at least one ban.
+    fn recidive(&self, r: &RecidiveConfig) -> Result<Recidive, ConfigError> {
+        let here = self.table_line("recidive");
+        let set_text = r.set.as_ref().map_or("recidive", |s| s.get_ref());
+        let set = SetName::new(set_text)
+            .map_err(|e| self.err(here, "recidive.set".into(), e.to_string()))?;
+        let bans = r.bans.unwrap_or(5);
+        if bans == 0 {
+            return Err(self.err(here, "recidive.bans".into(), "must be at least 1".into()));
+        }
+        Ok(Recidive {
+            bans,
+            findtime: r.findtime.and_then(|t| t.secs()).unwrap_or(86_400),
+            bantime: r.bantime.unwrap_or(Timeout::Secs(7 * 86_400)),
+            set,
+            on_ban: self.argv("recidive.on_ban".into(), &r.on_ban)?,
+            on_unban: self.argv("recidive.on_unban".into(), &r.on_unban)?,
+            mail: Vec::new(),
+        })
+    }
+
+    /// `[watch]`: intervals, metrics and notification limits.
+    fn watch(&self, w: &WatchConfig) -> Result<WatchSettings, ConfigError> {
+        let secs = |t: Option<Timeout>, default: u64, key: &str| match t {
+            None => Ok(default),
+            Some(Timeout::Secs(s)) => Ok(s),
+            Some(Timeout::Never) => Err(self.err(
+                self.table_line("watch"),
+                format!("watch.{key}"),
+                "must be a duration, not never".into(),
+            )),
+        };
+        let metrics_listen = w
+            .metrics_listen
+            .as_ref()
+            .map(|text| self.metrics_listen(text))
+            .transpose()?;
+        if let Some(file) = &w.metrics_file {
+            self.check_metrics_file(file)?;
+        }
+        if let Some(n) = w.notify_concurrency {
             if !(1..=MAX_NOTIFY_CONCURRENCY).contains(&n) {
-                return Err(err(
-                    table_line("watch"),
+                return Err(self.err(
+                    self.table_line("watch"),
                     "watch.notify_concurrency".into(),
                     format!("{n} is not between 1 and {MAX_NOTIFY_CONCURRENCY}"),
                 ));
             }
         }
-        let watch = WatchSettings {
-            keeper_interval: secs(self.watch.keeper_interval, 10, "keeper_interval")?,
-            sync_interval: secs(self.watch.sync_interval, 3600, "sync_interval")?,
-            metrics_file: self.watch.metrics_file.clone(),
-            metrics_interval: secs(self.watch.metrics_interval, 15, "metrics_interval")?,
+        Ok(WatchSettings {
+            keeper_interval: secs(w.keeper_interval, 10, "keeper_interval")?,
+            sync_interval: secs(w.sync_interval, 3600, "sync_interval")?,
+            metrics_file: w.metrics_file.clone(),
+            metrics_interval: secs(w.metrics_interval, 15, "metrics_interval")?,
             history_retention: secs(
-                self.watch.history_retention,
+                w.history_retention,
                 banset_core::DEFAULT_RETENTION,
                 "history_retention",
             )?,
-            history_max_events: self
-                .watch
+            history_max_events: w
                 .history_max_events
                 .unwrap_or(banset_core::DEFAULT_MAX_EVENTS),
             metrics_listen,
-            notify_timeout: secs(self.watch.notify_timeout, 30, "notify_timeout")?,
-            notify_concurrency: self.watch.notify_concurrency.unwrap_or(4),
-            journalctl: self
-                .watch
+            notify_timeout: secs(w.notify_timeout, 30, "notify_timeout")?,
+            notify_concurrency: w.notify_concurrency.unwrap_or(4),
+            journalctl: w
                 .journalctl
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("journalctl")),
-        };
-        Ok(Settings {
-            jails,
-            recidive,
-            watch,
-            additions,
-            default_on_ban: argv("watch.on_ban".into(), &self.watch.on_ban)?,
-            default_on_unban: argv("watch.on_unban".into(), &self.watch.on_unban)?,
-            notices,
         })
+    }
+
+    /// `watch.metrics_listen`: an `ADDRESS:PORT` on loopback.
+    fn metrics_listen(&self, text: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+        let line = Some(self.line_of(text));
+        let addr: SocketAddr = text.get_ref().parse().map_err(|_| {
+            self.err(
+                line,
+                "watch.metrics_listen".into(),
+                format!(
+                    "{:?} is not ADDRESS:PORT (e.g. 127.0.0.1:9731)",
+                    text.get_ref()
+                ),
+            )
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(self.err(
+                line,
+                "watch.metrics_listen".into(),
+                format!("{addr}: metrics are served on loopback only (put a proxy in front to publish them)"),
+            ));
+        }
+        Ok(addr)
+    }
+
+    /// `watch.metrics_file`: the daemon writes this file as root in a
+    /// directory another user may own (node_exporter's). Whoever controls
+    /// that user could move the directory: keeping the name `*.prom`,
+    /// which only a textfile collector reads, means root can only ever
+    /// write metrics where nothing else looks. node_exporter reads nothing
+    /// else anyway.
+    fn check_metrics_file(&self, file: &Path) -> Result<(), ConfigError> {
+        let ok = file.is_absolute()
+            && file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() > ".prom".len() && n.ends_with(".prom"));
+        if !ok {
+            return Err(self.err(
+                self.table_line("watch"),
+                "watch.metrics_file".into(),
+                format!(
+                    "{}: must be an absolute path whose name ends in .prom (node_exporter reads no other)",
+                    file.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -102,7 +102,7 @@ pub struct DateSpan {
 impl DateFinder {
     /// The finder for a filter's `datepattern` (`None`: fail2ban's
     /// defaults, anywhere in the line).
-    pub fn new(datepattern: Option<&str>) -> Result<DateFinder, String> {
+    pub fn new(datepattern: Option<&str>) -> Result<DateFinder, DatePatternError> {
         let mut anchored = Vec::new();
         let mut free = Vec::new();
         let patterns: Vec<&str> = match datepattern {
@@ -177,13 +177,43 @@ impl DateFinder {
     }
 }
 
+/// A `datepattern` (or one of its lines) that cannot be used: the text as
+/// banset read it, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("datepattern {pattern:?}: {problem}")]
+pub struct DatePatternError {
+    /// The pattern line, or the part of it being read.
+    pub pattern: String,
+    /// What is wrong.
+    pub problem: DateProblem,
+}
+
+/// What is wrong in a `datepattern`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DateProblem {
+    /// The regex it becomes does not compile.
+    #[error("{0}")]
+    Regex(String),
+    /// A lone `%` at the end.
+    #[error("ends in %")]
+    EndsInPercent,
+    /// `%Ex` at the end.
+    #[error("ends in %Ex")]
+    EndsInPercentEx,
+    /// A strptime directive fail2ban's templates do not use (`%c`).
+    #[error("%{0} is not supported")]
+    Unsupported(char),
+}
+
 /// Templates anchored at the line's start, and the others.
 type Templates = (Vec<Template>, Vec<Template>);
 
 /// fail2ban's default templates, compiled once: those anchored at the
 /// line's start (fail2ban tries them first), and the others.
-fn defaults() -> Result<&'static Templates, String> {
-    static DEFAULTS: std::sync::OnceLock<Result<Templates, String>> = std::sync::OnceLock::new();
+fn defaults() -> Result<&'static Templates, DatePatternError> {
+    static DEFAULTS: std::sync::OnceLock<Result<Templates, DatePatternError>> =
+        std::sync::OnceLock::new();
     DEFAULTS
         .get_or_init(|| {
             let mut anchored = Vec::new();
@@ -205,7 +235,11 @@ fn defaults() -> Result<&'static Templates, String> {
 
 /// Compiles one template; returns it and whether it is anchored at the
 /// line's start.
-fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), String> {
+fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), DatePatternError> {
+    let regex_error = |e: &dyn std::fmt::Display| DatePatternError {
+        pattern: pattern.to_string(),
+        problem: DateProblem::Regex(e.to_string()),
+    };
     let mut p = pattern.trim().to_string();
     let mut word_begin = !unbound;
     let mut line_begin = false;
@@ -227,7 +261,7 @@ fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), String> {
         // at; the date is whichever group took part.
         let epoch = r"\d{10,11}\b(?:\.\d{3,6})?";
         let re = format!(r"^({epoch})|^\[({epoch})\]|\baudit\(({epoch}):\d+\)");
-        let re = linear(&re).map_err(|e| format!("datepattern {pattern:?}: {e}"))?;
+        let re = linear(&re).map_err(|e| regex_error(&e))?;
         return Ok((
             Template::Linear {
                 re,
@@ -293,7 +327,7 @@ fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), String> {
             fancy_regex::RegexBuilder::new(&fancy)
                 .backtrack_limit(BACKTRACK_LIMIT)
                 .build()
-                .map_err(|e| format!("datepattern {pattern:?}: {e}"))?,
+                .map_err(|e| regex_error(&e))?,
         ),
     };
     Ok((compiled, line_begin))
@@ -385,7 +419,11 @@ fn has_plain_group(s: &str) -> bool {
 }
 
 /// Replaces strptime directives (`%Y`, `%b`, `%ExY`...) with regexes.
-fn directives(p: &str) -> Result<String, String> {
+fn directives(p: &str) -> Result<String, DatePatternError> {
+    let err = |problem| DatePatternError {
+        pattern: p.to_string(),
+        problem,
+    };
     const MONTHS: &str = r"(?i:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)";
     const DAYS: &str = r"(?i:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)";
     let mut out = String::new();
@@ -397,13 +435,13 @@ fn directives(p: &str) -> Result<String, String> {
         }
         let mut d = chars
             .next()
-            .ok_or_else(|| format!("datepattern {p:?}: ends in %"))?;
+            .ok_or_else(|| err(DateProblem::EndsInPercent))?;
         let ex = d == 'E' && chars.peek() == Some(&'x');
         if ex {
             chars.next();
             d = chars
                 .next()
-                .ok_or_else(|| format!("datepattern {p:?}: ends in %Ex"))?;
+                .ok_or_else(|| err(DateProblem::EndsInPercentEx))?;
         }
         let r = match (d, ex) {
             ('%', false) => "%",
@@ -436,7 +474,7 @@ fn directives(p: &str) -> Result<String, String> {
             ('z', _) => r"(?:Z|UTC|GMT|[+-][01]\d(?::?\d{2})?)",
             ('Z', _) => r"(?:Z|[A-Z]{3,5})",
             ('s', _) => r"\d{10,11}",
-            _ => return Err(format!("datepattern {p:?}: %{d} is not supported")),
+            _ => return Err(err(DateProblem::Unsupported(d))),
         };
         out.push_str(r);
     }

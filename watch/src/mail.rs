@@ -77,7 +77,10 @@ impl MailAction {
     /// `Ok(None)` when `act` is not a mail action. `Err` says why a mail
     /// action is not sent (a `mailcmd` banset cannot run without a shell,
     /// a header that would break the message).
-    pub fn from_fail2ban(act: &str, opts: &[(String, String)]) -> Result<Option<Self>, String> {
+    pub fn from_fail2ban(
+        act: &str,
+        opts: &[(String, String)],
+    ) -> Result<Option<Self>, MailActionError> {
         let (headers, whois, lines) = match act {
             "sendmail" => (true, false, false),
             "sendmail-whois" => (true, true, false),
@@ -88,9 +91,7 @@ impl MailAction {
             "mail-whois" => (false, true, false),
             "mail-whois-lines" => (false, true, true),
             a if a.starts_with("sendmail") || a.starts_with("mail-") => {
-                return Err(format!(
-                    "action {a} is not sent: banset sends sendmail, sendmail-whois, sendmail-whois-lines, mail, mail-whois and mail-whois-lines"
-                ))
+                return Err(MailActionError::NotSent(a.to_string()))
             }
             _ => return Ok(None),
         };
@@ -111,9 +112,11 @@ impl MailAction {
         ] {
             // A line break would start a header (or the body) of its own.
             if value.is_empty() || value.chars().any(char::is_control) {
-                return Err(format!(
-                    "action {act}: {key} = {value:?} must be one non-empty line; not sent"
-                ));
+                return Err(MailActionError::NotOneLine {
+                    act: act.to_string(),
+                    key,
+                    value: value.clone(),
+                });
             }
         }
         let lines = if lines {
@@ -121,14 +124,20 @@ impl MailAction {
                 None => MAX_LINES,
                 Some(n) => n
                     .parse::<usize>()
-                    .map_err(|_| format!("action {act}: grepmax = {n:?} is not a number"))?
+                    .map_err(|_| MailActionError::Grepmax {
+                        act: act.to_string(),
+                        value: n.clone(),
+                    })?
                     .clamp(1, MAX_LINES),
             }
         } else {
             0
         };
         let command = match opt("mailcmd") {
-            Some(text) => mail_command(&text).map_err(|m| format!("action {act}: {m}"))?,
+            Some(text) => mail_command(&text).map_err(|problem| MailActionError::Mailcmd {
+                act: act.to_string(),
+                problem,
+            })?,
             None if headers => vec![
                 SENDMAIL.into(),
                 "-f".into(),
@@ -219,17 +228,76 @@ impl MailAction {
     }
 }
 
+/// Why a fail2ban mail action is not sent; each carries the action and
+/// the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailActionError {
+    /// A mail action banset does not send (`sendmail-buffered`).
+    #[error("action {0} is not sent: banset sends sendmail, sendmail-whois, sendmail-whois-lines, mail, mail-whois and mail-whois-lines")]
+    NotSent(String),
+    /// `dest`, `sender` or `sendername` empty or with a line break, which
+    /// would start a header of its own.
+    #[error("action {act}: {key} = {value:?} must be one non-empty line; not sent")]
+    NotOneLine {
+        /// The action.
+        act: String,
+        /// The parameter.
+        key: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// `grepmax` is not a number.
+    #[error("action {act}: grepmax = {value:?} is not a number")]
+    Grepmax {
+        /// The action.
+        act: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A `mailcmd` banset cannot run.
+    #[error("action {act}: {problem}")]
+    Mailcmd {
+        /// The action.
+        act: String,
+        /// What is wrong with the command.
+        problem: MailcmdError,
+    },
+}
+
+/// A `mailcmd` banset cannot run without a shell; each carries the
+/// command as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailcmdError {
+    /// It holds the control characters banset uses to mark tags.
+    #[error("mailcmd = {0:?}: control characters")]
+    ControlCharacters(String),
+    /// Pipes, `$`, backquotes, redirections, globs.
+    #[error("mailcmd = {0:?} needs a shell, and banset runs commands without one; not sent")]
+    NeedsShell(String),
+    /// A quote left open.
+    #[error("mailcmd = {0:?}: an unclosed quote")]
+    UnclosedQuote(String),
+    /// No words.
+    #[error("mailcmd is empty")]
+    Empty,
+    /// A program by name, other than `sendmail` and `mail`.
+    #[error("mailcmd = {0:?}: give the program's absolute path (banset searches no PATH)")]
+    NotAbsolute(String),
+}
+
 /// fail2ban's `mailcmd`, split as a shell would split a plain command:
 /// words, single or double quotes. Anything that needs a shell (pipes,
 /// `$`, backquotes, redirections) is refused. `sendmail` and `mail` by
 /// name are their usual absolute paths; another program must be absolute.
-fn mail_command(text: &str) -> Result<Vec<String>, String> {
+fn mail_command(text: &str) -> Result<Vec<String>, MailcmdError> {
     // The tags fail2ban fills stand out of the way of the metacharacters
     // while splitting, and come back in each word.
     const SENDER: char = '\u{1}';
     const DEST: char = '\u{2}';
     if text.contains([SENDER, DEST]) {
-        return Err(format!("mailcmd = {text:?}: control characters"));
+        return Err(MailcmdError::ControlCharacters(text.to_string()));
     }
     let marked = text.replace("<sender>", "\u{1}").replace("<dest>", "\u{2}");
     let mut words = Vec::new();
@@ -251,9 +319,7 @@ fn mail_command(text: &str) -> Result<Vec<String>, String> {
                 }
             }
             ('|' | ';' | '&' | '$' | '`' | '<' | '>' | '(' | ')' | '\\' | '*' | '?', None) => {
-                return Err(format!(
-                    "mailcmd = {text:?} needs a shell, and banset runs commands without one; not sent"
-                ));
+                return Err(MailcmdError::NeedsShell(text.to_string()));
             }
             (c, None) => {
                 cur.push(c);
@@ -262,30 +328,24 @@ fn mail_command(text: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err(format!("mailcmd = {text:?}: an unclosed quote"));
+        return Err(MailcmdError::UnclosedQuote(text.to_string()));
     }
     if in_word {
         words.push(cur);
     }
     // `$` and backquotes expand inside double quotes too.
     if words.iter().any(|w| w.contains(['$', '`'])) {
-        return Err(format!(
-            "mailcmd = {text:?} needs a shell, and banset runs commands without one; not sent"
-        ));
+        return Err(MailcmdError::NeedsShell(text.to_string()));
     }
     let mut words: Vec<String> = words
         .into_iter()
         .map(|w| w.replace(SENDER, "<sender>").replace(DEST, "<dest>"))
         .collect();
     match words.first().map(String::as_str) {
-        None => return Err("mailcmd is empty".into()),
+        None => return Err(MailcmdError::Empty),
         Some("sendmail") => words[0] = SENDMAIL.into(),
         Some("mail") => words[0] = MAIL.into(),
-        Some(p) if !p.starts_with('/') => {
-            return Err(format!(
-                "mailcmd = {text:?}: give the program's absolute path (banset searches no PATH)"
-            ))
-        }
+        Some(p) if !p.starts_with('/') => return Err(MailcmdError::NotAbsolute(text.to_string())),
         Some(_) => {}
     }
     Ok(words)

@@ -151,7 +151,7 @@ impl Matcher {
                         kind: "datepattern",
                         index: 1,
                         pattern: p.clone().unwrap_or_default(),
-                        reason,
+                        reason: reason.to_string(),
                     })?;
                     let leading = p
                         .as_deref()

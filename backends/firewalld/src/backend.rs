@@ -144,7 +144,7 @@ fn rules_of(spec: &SetSpec) -> Result<Vec<DirectRule>, BackendError> {
         BackendError::new(
             ErrorKind::Invalid,
             format!("firewalld direct rule of set {}", spec.name),
-            why,
+            why.to_string(),
         )
     })
 }

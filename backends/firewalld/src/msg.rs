@@ -85,7 +85,7 @@ pub fn ipv(family: Family) -> &'static str {
 /// has no hook. The match and target are the ipset backend's own
 /// (`banset_ipset::hook_rule`), so a set reads the same under both backends.
 /// `Err` explains a hook iptables cannot express.
-pub fn direct_rules(spec: &SetSpec) -> Result<Vec<DirectRule>, String> {
+pub fn direct_rules(spec: &SetSpec) -> Result<Vec<DirectRule>, banset_ipset::TooManyPorts> {
     let Some(hook) = &spec.hook else {
         return Ok(Vec::new());
     };
@@ -208,7 +208,10 @@ mod tests {
             ports: PortRange::parse_list("1-2,4-5,7-8,10-11,13-14,16-17,19-20,22-23").unwrap(),
             ..Hook::default()
         });
-        assert!(direct_rules(&s).unwrap_err().contains("at most 15"));
+        assert!(direct_rules(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 15"));
     }
 
     #[test]

@@ -69,9 +69,20 @@ pub fn commented_sets(listing: &str) -> Vec<String> {
         .collect()
 }
 
+/// A hook whose ports do not fit one iptables multiport match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "iptables' multiport match takes at most {MAX_MULTIPORT} ports (a range counts as two); \
+     the hook lists {slots}: use fewer ports or ranges"
+)]
+pub struct TooManyPorts {
+    /// The slots the hook's ports take (a range counts as two).
+    pub slots: usize,
+}
+
 /// The rule's match and target, without the action and chain. Fails when
 /// the hook's ports do not fit one multiport match.
-pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, String> {
+pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, TooManyPorts> {
     let mut rule: Vec<String> = Vec::new();
     // Ports imply TCP unless the hook says otherwise (see `Hook::protocol`).
     let protocol = match (hook.protocol, hook.ports.is_empty()) {
@@ -90,10 +101,7 @@ pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, String> {
             .map(|r| if r.first == r.last { 1 } else { 2 })
             .sum();
         if slots > MAX_MULTIPORT {
-            return Err(format!(
-                "iptables' multiport match takes at most {MAX_MULTIPORT} ports (a range counts as two); \
-                 the hook lists {slots}: use fewer ports or ranges"
-            ));
+            return Err(TooManyPorts { slots });
         }
         let ports: Vec<String> = hook.ports.iter().map(|r| r.written_with(':')).collect();
         rule.extend([
@@ -186,7 +194,7 @@ pub fn rules_for(
                         BackendError::new(
                             ErrorKind::Invalid,
                             format!("hook of set {}", spec.name),
-                            why,
+                            why.to_string(),
                         )
                     })
                 })
@@ -314,7 +322,7 @@ mod tests {
             ports: PortRange::parse_list("1-2,3-4,5-6,7-8,9-10,11-12,13-14,15,17").unwrap(),
             ..Hook::default()
         };
-        let e = rule_spec("x", &hook).unwrap_err();
+        let e = rule_spec("x", &hook).unwrap_err().to_string();
         assert!(e.contains("at most 15") && e.contains("lists 16"), "{e}");
         let hook = Hook {
             ports: PortRange::parse_list("1-2,3-4,5-6,7-8,9-10,11-12,13-14,15").unwrap(),

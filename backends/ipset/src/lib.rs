@@ -71,11 +71,13 @@ pub fn kernel_set_name(spec: &banset_core::SetSpec, family: banset_core::Family)
     layout::kernel_set(spec, family).name
 }
 
+pub use hook::TooManyPorts;
+
 /// The iptables match and target that make kernel set `set` block as `hook`
 /// says (`-p tcp -m set --match-set f2b src -m multiport --dports 25,465
 /// -m comment --comment "banset f2b" -j DROP`), without chain or action.
 /// The comment marks the rule as banset's. `Err` explains a hook iptables
 /// cannot express (more than 15 ports).
-pub fn hook_rule(set: &str, hook: &banset_core::Hook) -> Result<Vec<String>, String> {
+pub fn hook_rule(set: &str, hook: &banset_core::Hook) -> Result<Vec<String>, TooManyPorts> {
     hook::rule_spec(set, hook)
 }

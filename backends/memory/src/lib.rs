@@ -212,7 +212,7 @@ impl MemoryBackend {
                 )
             };
             spec.admits(&target)
-                .map_err(|why| refused(ErrorKind::Invalid, why))?;
+                .map_err(|why| refused(ErrorKind::Invalid, why.to_string()))?;
             if !target.is_host() && !self.caps.prefixes {
                 return Err(refused(
                     ErrorKind::Unsupported,

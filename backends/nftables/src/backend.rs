@@ -380,6 +380,7 @@ fn set_index(spec: &SetSpec, layout: &Layout, target: &Target) -> Result<usize, 
         let why = spec
             .admits(target)
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_else(|| format!("{target} has no kernel set in {}", spec.name));
         BackendError::new(ErrorKind::Invalid, format!("set {}", spec.name), why)
     })

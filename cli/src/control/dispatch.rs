@@ -158,7 +158,7 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
     for item in &b.targets {
         let target = item.target;
         let why = match spec.admits(&target) {
-            Err(why) => Some(why),
+            Err(why) => Some(why.to_string()),
             Ok(()) => ctx
                 .fw
                 .allowlist

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::ini::{Origin, Value};
 use super::reader::{Options, Stack};
-use super::{substitute_tags, Error, Notice};
+use super::{substitute_tags, Error, Notice, TagError};
 use crate::filter::{DateRule, FilterDef, Pattern};
 use crate::Matcher;
 
@@ -114,134 +114,13 @@ pub fn load_filter_adding(
     journal: Option<bool>,
     added: &[String],
 ) -> Result<LoadedFilter, Error> {
-    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(Error::Other(format!(
-            "filter name {name:?} is not a file name"
-        )));
-    }
-    let stack = Stack::read(dir, &format!("filter.d/{name}"))?.ok_or_else(|| {
-        Error::Other(format!(
-            "{}: no filter {name:?} (filter.d/{name}.conf)",
-            dir.display()
-        ))
-    })?;
-    let here = Origin {
-        file: stack
-            .files
-            .last()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-            .into(),
-        line: 0,
-    };
-    let arg_value = |text: &str| Value {
-        text: text.to_string(),
-        origin: here.clone(),
-    };
-    // fail2ban's init options: the jail's arguments, then logtype.
-    let mut init: Vec<(String, String)> = args.to_vec();
-    if let Some(journal) = journal {
-        let own_logtype = stack
-            .sections
-            .get("Definition")
-            .is_some_and(|s| s.contains_key("logtype"));
-        if !own_logtype && !init.iter().any(|(k, _)| k == "logtype") {
-            init.push((
-                "logtype".into(),
-                if journal { "journal" } else { "file" }.into(),
-            ));
-        }
-    }
-    let mut vars: Options = jail_vars.clone();
-    for (k, v) in &init {
-        vars.insert(k.to_lowercase(), arg_value(v));
-    }
-    let mut opts: Vec<(String, String)> = Vec::new();
-    let mut origin = None;
-    for key in FILTER_KEYS {
-        if vars.contains_key(key) {
-            continue;
-        }
-        if let Some((v, o)) = stack.get("Definition", key, &vars)? {
-            if key == "failregex" {
-                origin = Some(o);
-            }
-            opts.push((key.to_string(), v));
-        }
-    }
-    // Lines with newlines would be several: each added line is one.
-    let own_failregex = opts
-        .iter()
-        .find(|(k, _)| k == "failregex")
-        .map_or(0, |(_, v)| v.split('\n').filter(|l| !l.is_empty()).count());
-    for (i, line) in added.iter().enumerate() {
-        if line.contains(['\n', '\r']) || line.trim().is_empty() {
-            return Err(Error::Added {
-                index: i,
-                message: "a failregex is one non-empty line".into(),
-            });
-        }
-        let text = stack
-            .interpolate_in("Definition", line, &vars, &here)
-            .map_err(|e| Error::Added {
-                index: i,
-                message: e.to_string(),
-            })?;
-        match opts.iter_mut().find(|(k, _)| k == "failregex") {
-            Some((_, v)) => {
-                v.push('\n');
-                v.push_str(&text);
-            }
-            None => opts.push(("failregex".into(), text)),
-        }
-    }
-    if stack.has_section("Init") {
-        for opt in stack.own_options("Init") {
-            let Ok(Some((v, _))) = stack.get("Init", &opt, &Options::new()) else {
-                continue;
-            };
-            if !opt.starts_with("known/") {
-                init.push((format!("known/{opt}"), v.clone()));
-            }
-            if !init.iter().any(|(k, _)| *k == opt) {
-                init.push((opt, v));
-            }
-        }
-    }
-    for opt in stack.own_options("Definition") {
-        if opts.iter().any(|(k, _)| *k == opt) || vars.contains_key(&opt) {
-            continue;
-        }
-        // An option only some other option refers to: a broken one is
-        // fail2ban's problem only if it is used.
-        if let Ok(Some((v, _))) = stack.get("Definition", &opt, &Options::new()) {
-            opts.push((opt, v));
-        }
-    }
-    let mut combined = opts;
-    for (k, v) in init {
-        match combined.iter_mut().find(|(ck, _)| *ck == k) {
-            Some(slot) => slot.1 = v,
-            None => combined.push((k, v)),
-        }
-    }
-    let ignore: Vec<String> = combined
-        .iter()
-        .filter_map(|(k, _)| k.split_once('?').map(|(n, _)| n.to_string()))
-        .collect();
-    let mut lookup_error = None;
-    substitute_tags(
-        &mut combined,
-        &ignore,
-        &mut |tag| match stack.get_ex("Definition", tag, &vars) {
-            Ok(v) => v.map(|(v, _)| v),
-            Err(e) => {
-                lookup_error.get_or_insert(e);
-                None
-            }
-        },
-    )
-    .map_err(|m| Error::Other(format!("{}: filter {name}: {m}", here.file)))?;
+    let stack = read_filter_file(dir, name)?;
+    let FilterOptions {
+        combined,
+        origin,
+        own_failregex,
+        lookup_error,
+    } = filter_options(&stack, name, args, jail_vars, journal, added)?;
     let get = |k: &str| {
         combined
             .iter()
@@ -360,16 +239,241 @@ pub fn load_filter_adding(
     })
 }
 
-/// fail2ban's `maxlines`: a whole number from 1 (to banset's limit).
-pub(crate) fn parse_maxlines(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=crate::filter::MAX_MAXLINES).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "maxlines = {text:?}: give a whole number of lines from 1 to {}",
-            crate::filter::MAX_MAXLINES
-        )),
+/// The filter's options once fail2ban has combined and substituted them.
+struct FilterOptions {
+    /// Definition options, added lines and Init options, substituted.
+    combined: Vec<(String, String)>,
+    /// Where the filter's `failregex` was written.
+    origin: Option<Origin>,
+    /// How many failregex lines are the file's own (the added follow).
+    own_failregex: usize,
+    /// The first option that could not be looked up during substitution,
+    /// reported only if no failregex is left.
+    lookup_error: Option<Error>,
+}
+
+/// `filter.d/NAME.conf` with its includes and `.local`: a plain file
+/// name, and the file must exist.
+fn read_filter_file(dir: &Path, name: &str) -> Result<Stack, Error> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::Other(format!(
+            "filter name {name:?} is not a file name"
+        )));
+    }
+    Stack::read(dir, &format!("filter.d/{name}"))?.ok_or_else(|| {
+        Error::Other(format!(
+            "{}: no filter {name:?} (filter.d/{name}.conf)",
+            dir.display()
+        ))
+    })
+}
+
+/// The filter's options as fail2ban combines them: `[Definition]`'s own
+/// (the jail's variables taking precedence), the `added` failregex lines,
+/// `[Init]` and the jail's arguments, with `<tag>`s substituted.
+fn filter_options(
+    stack: &Stack,
+    name: &str,
+    args: &[(String, String)],
+    jail_vars: &Options,
+    journal: Option<bool>,
+    added: &[String],
+) -> Result<FilterOptions, Error> {
+    let here = Origin {
+        file: stack
+            .files
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+            .into(),
+        line: 0,
+    };
+    let arg_value = |text: &str| Value {
+        text: text.to_string(),
+        origin: here.clone(),
+    };
+    let mut init = init_options(stack, args, journal);
+    let mut vars: Options = jail_vars.clone();
+    for (k, v) in &init {
+        vars.insert(k.to_lowercase(), arg_value(v));
+    }
+    let (mut opts, origin) = definition_options(stack, &vars)?;
+    // Lines with newlines would be several: each added line is one.
+    let own_failregex = opts
+        .iter()
+        .find(|(k, _)| k == "failregex")
+        .map_or(0, |(_, v)| v.split('\n').filter(|l| !l.is_empty()).count());
+    append_added_failregex(stack, &vars, &here, &mut opts, added)?;
+    add_init_section(stack, &mut init);
+    add_other_definitions(stack, &vars, &mut opts);
+    let mut combined = opts;
+    for (k, v) in init {
+        match combined.iter_mut().find(|(ck, _)| *ck == k) {
+            Some(slot) => slot.1 = v,
+            None => combined.push((k, v)),
+        }
+    }
+    let lookup_error = substitute_filter_tags(stack, &vars, &mut combined)
+        .map_err(|m| Error::Other(format!("{}: filter {name}: {m}", here.file)))?;
+    Ok(FilterOptions {
+        combined,
+        origin,
+        own_failregex,
+        lookup_error,
+    })
+}
+
+/// fail2ban's init options: the jail's arguments, then `logtype` (file or
+/// journal) unless the filter or the jail sets it.
+fn init_options(
+    stack: &Stack,
+    args: &[(String, String)],
+    journal: Option<bool>,
+) -> Vec<(String, String)> {
+    let mut init: Vec<(String, String)> = args.to_vec();
+    if let Some(journal) = journal {
+        let own_logtype = stack
+            .sections
+            .get("Definition")
+            .is_some_and(|s| s.contains_key("logtype"));
+        if !own_logtype && !init.iter().any(|(k, _)| k == "logtype") {
+            init.push((
+                "logtype".into(),
+                if journal { "journal" } else { "file" }.into(),
+            ));
+        }
+    }
+    init
+}
+
+/// Options as (name, value), in the order fail2ban reads them.
+type OptionList = Vec<(String, String)>;
+
+/// `[Definition]`'s filter keys the jail does not set, and where its
+/// `failregex` was written.
+fn definition_options(
+    stack: &Stack,
+    vars: &Options,
+) -> Result<(OptionList, Option<Origin>), Error> {
+    let mut opts: Vec<(String, String)> = Vec::new();
+    let mut origin = None;
+    for key in FILTER_KEYS {
+        if vars.contains_key(key) {
+            continue;
+        }
+        if let Some((v, o)) = stack.get("Definition", key, vars)? {
+            if key == "failregex" {
+                origin = Some(o);
+            }
+            opts.push((key.to_string(), v));
+        }
+    }
+    Ok((opts, origin))
+}
+
+/// The caller's failregex lines, each one non-empty line, interpolated as
+/// the filter's own and appended to them ([`Error::Added`] names a bad one).
+fn append_added_failregex(
+    stack: &Stack,
+    vars: &Options,
+    here: &Origin,
+    opts: &mut Vec<(String, String)>,
+    added: &[String],
+) -> Result<(), Error> {
+    for (i, line) in added.iter().enumerate() {
+        if line.contains(['\n', '\r']) || line.trim().is_empty() {
+            return Err(Error::Added {
+                index: i,
+                message: "a failregex is one non-empty line".into(),
+            });
+        }
+        let text = stack
+            .interpolate_in("Definition", line, vars, here)
+            .map_err(|e| Error::Added {
+                index: i,
+                message: e.to_string(),
+            })?;
+        match opts.iter_mut().find(|(k, _)| k == "failregex") {
+            Some((_, v)) => {
+                v.push('\n');
+                v.push_str(&text);
+            }
+            None => opts.push(("failregex".into(), text)),
+        }
+    }
+    Ok(())
+}
+
+/// `[Init]`'s options, also as `known/NAME`, after the jail's arguments.
+fn add_init_section(stack: &Stack, init: &mut Vec<(String, String)>) {
+    if stack.has_section("Init") {
+        for opt in stack.own_options("Init") {
+            let Ok(Some((v, _))) = stack.get("Init", &opt, &Options::new()) else {
+                continue;
+            };
+            if !opt.starts_with("known/") {
+                init.push((format!("known/{opt}"), v.clone()));
+            }
+            if !init.iter().any(|(k, _)| *k == opt) {
+                init.push((opt, v));
+            }
+        }
     }
 }
+
+/// `[Definition]`'s other options, which tags may refer to.
+fn add_other_definitions(stack: &Stack, vars: &Options, opts: &mut Vec<(String, String)>) {
+    for opt in stack.own_options("Definition") {
+        if opts.iter().any(|(k, _)| *k == opt) || vars.contains_key(&opt) {
+            continue;
+        }
+        // An option only some other option refers to: a broken one is
+        // fail2ban's problem only if it is used.
+        if let Ok(Some((v, _))) = stack.get("Definition", &opt, &Options::new()) {
+            opts.push((opt, v));
+        }
+    }
+}
+
+/// Substitutes `<tag>`s (keys `NAME?...` stay); returns the first lookup
+/// that failed, which matters only if no failregex is left.
+fn substitute_filter_tags(
+    stack: &Stack,
+    vars: &Options,
+    combined: &mut [(String, String)],
+) -> Result<Option<Error>, TagError> {
+    let ignore: Vec<String> = combined
+        .iter()
+        .filter_map(|(k, _)| k.split_once('?').map(|(n, _)| n.to_string()))
+        .collect();
+    let mut lookup_error = None;
+    substitute_tags(
+        combined,
+        &ignore,
+        &mut |tag| match stack.get_ex("Definition", tag, vars) {
+            Ok(v) => v.map(|(v, _)| v),
+            Err(e) => {
+                lookup_error.get_or_insert(e);
+                None
+            }
+        },
+    )?;
+    Ok(lookup_error)
+}
+
+/// fail2ban's `maxlines`: a whole number from 1 (to banset's limit).
+pub(crate) fn parse_maxlines(text: &str) -> Result<usize, MaxlinesError> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=crate::filter::MAX_MAXLINES).contains(&n) => Ok(n),
+        _ => Err(MaxlinesError(text.to_string())),
+    }
+}
+
+/// A `maxlines` that is not a whole number from 1 to banset's limit; it
+/// carries the value as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("maxlines = {0:?}: give a whole number of lines from 1 to {max}", max = crate::filter::MAX_MAXLINES)]
+pub struct MaxlinesError(pub String);
 
 /// `sshd` or `sshd[mode=aggressive]`.
 fn filter_display_name(name: &str, args: &[(String, String)]) -> String {

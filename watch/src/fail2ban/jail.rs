@@ -11,8 +11,8 @@ use banset_core::{BackendKind, SetName, Target, Timeout};
 
 use super::ini::{Origin, Value};
 use super::reader::{Options, Stack};
-use super::{extract_options, load_filter, Error, Notice};
-use crate::filter::Pattern;
+use super::{extract_options, load_filter, Error, LoadedFilter, Notice};
+use crate::filter::{DateRule, FilterDef, Pattern};
 use crate::mail::MailAction;
 use crate::settings::{Escalation, JailSettings, SourceKey};
 
@@ -52,7 +52,7 @@ pub struct SetWish {
 
 /// fail2ban's time values: seconds, `-1`, or `1w`, `1d 2h`, `10m`,
 /// `1mo`, `1y` (fail2ban's `str2seconds`). `Ok(None)` for -1 (permanent).
-pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
+pub fn parse_time(text: &str) -> Result<Option<u64>, TimeError> {
     let t = text.trim();
     if t == "-1" {
         return Ok(None);
@@ -75,13 +75,11 @@ pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!(
-                "{text:?} is not a time (like 600, 10m, 1h, 1d, 1w, -1)"
-            ));
+            return Err(TimeError::NoNumber(text.to_string()));
         }
         let n: f64 = rest[..num_len]
             .parse()
-            .map_err(|_| format!("{text:?}: bad number"))?;
+            .map_err(|_| TimeError::BadNumber(text.to_string()))?;
         rest = rest[num_len..].trim_start();
         let unit_len = rest
             .find(|c: char| !c.is_ascii_alphabetic())
@@ -96,15 +94,43 @@ pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
             "w" | "ww" | "we" | "wee" | "week" | "weeks" => 604_800.0,
             "mo" | "mon" | "month" | "months" => 2_629_800.0,
             "y" | "yy" | "ye" | "yea" | "year" | "years" => 31_557_600.0,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?}")),
+            _ => {
+                return Err(TimeError::UnknownUnit {
+                    text: text.to_string(),
+                    unit,
+                })
+            }
         };
         total += n * mult;
         any = true;
     }
     if !any {
-        return Err(format!("{text:?} is not a time"));
+        return Err(TimeError::Empty(text.to_string()));
     }
     Ok(Some(total as u64))
+}
+
+/// A fail2ban time value ([`parse_time`]) that is not one; each carries
+/// the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Something other than a number where one starts.
+    #[error("{0:?} is not a time (like 600, 10m, 1h, 1d, 1w, -1)")]
+    NoNumber(String),
+    /// Digits and dots that are no number (`1.2.3`).
+    #[error("{0:?}: bad number")]
+    BadNumber(String),
+    /// A unit fail2ban does not know.
+    #[error("{text:?}: unknown unit {unit:?}")]
+    UnknownUnit {
+        /// The value as written.
+        text: String,
+        /// The unit, lower-cased.
+        unit: String,
+    },
+    /// Only spaces and `+`.
+    #[error("{0:?} is not a time")]
+    Empty(String),
 }
 
 fn as_bool(text: &str) -> Option<bool> {
@@ -184,358 +210,33 @@ fn load_jail(
     name: &str,
     notices: &mut Vec<Notice>,
 ) -> Result<Option<Fail2banJail>, Error> {
-    let none = Options::new();
-    let get = |stack: &Stack, key: &str| stack.get(name, key, &none);
-    let here = stack
-        .sections
-        .get(name)
-        .and_then(|s| s.values().map(|v| v.origin.clone()).min_by_key(|o| o.line))
-        .map(|o| format!("{}:{}", o.file, o.line.saturating_sub(1).max(1)))
-        .unwrap_or_default();
-    let enabled = match get(stack, "enabled")? {
-        Some((v, o)) => as_bool(&v)
-            .ok_or_else(|| Error::at(&o, format!("enabled = {v:?} is not true or false")))?,
-        None => false,
-    };
-    if !enabled {
+    let mut jail = JailReader::new(stack, name);
+    if !jail.enabled(stack)? {
         return Ok(None);
     }
-    let mut note = |origin: &Option<Origin>, message: String| {
-        notices.push(Notice {
-            origin: origin.as_ref().map(|o| o.to_string()).unwrap_or_default(),
-            jail: Some(name.to_string()),
-            message,
-        })
-    };
-    let backend = get(stack, "backend")?;
-    let backend_name = backend
-        .as_ref()
-        .map_or("auto".to_string(), |(v, _)| v.trim().to_string());
-    let (backend_kind, backend_args) = extract_options(&backend_name)
-        .map_err(|m| Error::Other(format!("jail {name}: backend: {m}")))?;
-    let journal = match backend_kind.as_str() {
-        "auto" | "polling" | "pyinotify" | "gamin" => false,
-        "systemd" => true,
-        other => {
-            return Err(Error::at(
-                &backend.map(|b| b.1).unwrap_or_else(|| origin_of(&here)),
-                format!("jail {name}: backend = {other:?}: banset reads files (auto, polling, pyinotify) or the journal (systemd)"),
-            ))
-        }
-    };
-    if !backend_args.is_empty() {
-        note(
-            &backend.as_ref().map(|b| b.1.clone()),
-            format!("backend options {backend_args:?} are not used: banset runs journalctl with the jail's journalmatch"),
-        );
-    }
-    // The filter, with the jail's own Definition-type options taking
-    // precedence as in fail2ban.
-    let filter_text = get(stack, "filter")?;
-    let mut jail_vars = Options::new();
-    for k in ["enabled", "backend", "filter"] {
-        if let Some(v) = stack.raw(name, k, &none) {
-            jail_vars.insert(k.to_string(), v.clone());
-        }
-    }
-    for k in [
-        "failregex",
-        "ignoreregex",
-        "prefregex",
-        "datepattern",
-        "maxlines",
-        "journalmatch",
-        "usedns",
-    ] {
-        if stack.sections.get(name).is_some_and(|s| s.contains_key(k)) {
-            jail_vars.insert(
-                k.to_string(),
-                stack.raw(name, k, &none).cloned().expect("checked"),
-            );
-        }
-    }
-    let (filter_name, filter_args) = match &filter_text {
-        Some((t, o)) if !t.trim().is_empty() => {
-            extract_options(t).map_err(|m| Error::at(o, format!("jail {name}: filter: {m}")))?
-        }
-        _ => (String::new(), Vec::new()),
-    };
-    let loaded = if filter_name.is_empty() {
-        None
+    let journal = jail.backend(stack)?;
+    jail.vars = definition_vars(stack, name);
+    let loaded = jail.named_filter(dir, stack, journal)?;
+    let filter = jail.filter(stack, loaded.as_ref())?;
+    let (sources, logpath) = if journal {
+        (
+            vec![jail.journal_source(stack, loaded.as_ref())?],
+            Vec::new(),
+        )
     } else {
-        let f = load_filter(dir, &filter_name, &filter_args, &jail_vars, Some(journal)).map_err(
-            |e| match (&filter_text, e) {
-                (Some((_, o)), Error::Other(m)) => Error::at(o, format!("jail {name}: {m}")),
-                (_, e) => e,
-            },
-        )?;
-        // fail2ban makes the filter's options visible as %(known/...)s.
-        let section = stack.sections.entry(name.to_string()).or_default();
-        for (k, v) in &f.combined {
-            section.insert(
-                format!("known/{k}"),
-                Value {
-                    text: v.replace('%', "%%"),
-                    origin: f.origin.clone().unwrap_or_else(|| origin_of(&here)),
-                },
-            );
-        }
-        Some(f)
+        jail.file_sources(stack)?
     };
-    let mut filter_notices = Vec::new();
-    let mut filter = match &loaded {
-        Some(f) => {
-            filter_notices.extend(f.notices.iter().map(|n| Notice {
-                jail: Some(name.to_string()),
-                ..n.clone()
-            }));
-            f.def.clone()
-        }
-        None => crate::filter::FilterDef {
-            name: name.to_string(),
-            failregex: Vec::new(),
-            ignoreregex: Vec::new(),
-            prefregex: None,
-            date: crate::filter::DateRule::Fail2ban(None),
-            maxlines: 1,
-        },
-    };
-    // The jail's own failregex etc. replace the filter's.
-    let jail_lines = |stack: &Stack, key: &str| -> Result<Option<(Vec<String>, Origin)>, Error> {
-        if !jail_vars.contains_key(key) {
-            return Ok(None);
-        }
-        Ok(stack.get(name, key, &none)?.map(|(v, o)| {
-            (
-                v.split('\n')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                o,
-            )
-        }))
-    };
-    if let Some((lines, _)) = jail_lines(stack, "failregex")? {
-        filter.failregex = lines
-            .iter()
-            .map(|p| Pattern::new(super::translate_regex(p)))
-            .collect();
-    }
-    if let Some((lines, _)) = jail_lines(stack, "ignoreregex")? {
-        filter.ignoreregex = lines
-            .iter()
-            .map(|p| Pattern::new(super::translate_regex(p)))
-            .collect();
-    }
-    if let Some((lines, _)) = jail_lines(stack, "prefregex")? {
-        filter.prefregex = lines
-            .first()
-            .map(|p| Pattern::new(super::translate_regex(p)));
-    }
-    if let Some((lines, _)) = jail_lines(stack, "datepattern")? {
-        filter.date = crate::filter::DateRule::Fail2ban(Some(lines.join("\n")));
-    }
-    if let Some((lines, o)) = jail_lines(stack, "maxlines")? {
-        filter.maxlines = super::filter::parse_maxlines(lines.first().map_or("", |l| l.as_str()))
-            .map_err(|e| Error::at(&o, format!("jail {name}: {e}")))?;
-    }
-    if filter.failregex.is_empty() {
-        return Err(Error::Other(format!(
-            "{here}: jail {name}: no filter and no failregex"
-        )));
-    }
-    if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
-        return Err(Error::Other(format!("{here}: jail {name}: {e}")));
-    }
-    // Sources.
-    let mut sources = Vec::new();
-    let mut logpath: Vec<PathBuf> = Vec::new();
-    if journal {
-        let matches = match jail_lines(stack, "journalmatch")? {
-            Some((l, _)) => l,
-            None => loaded
-                .as_ref()
-                .map(|f| f.journalmatch.clone())
-                .unwrap_or_default(),
-        };
-        let mut words = Vec::new();
-        for line in matches {
-            for w in line.split_whitespace() {
-                if !crate::settings::valid_journal_match(w) {
-                    return Err(Error::Other(format!(
-                        "{here}: jail {name}: journalmatch {w:?} is not FIELD=value or +"
-                    )));
-                }
-                words.push(w.to_string());
-            }
-        }
-        if words.is_empty() {
-            note(
-                &None,
-                "backend = systemd without journalmatch: every journal entry is scanned".into(),
-            );
-        }
-        sources.push(SourceKey::Journal(words));
-    } else {
-        let Some((written, o)) = get(stack, "logpath")? else {
-            return Err(Error::Other(format!("{here}: jail {name}: no logpath")));
-        };
-        for line in written.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
-            // `PATH [head|tail]`: banset always starts at the end.
-            let path = match line.rsplit_once(' ') {
-                Some((p, "head" | "tail")) => p.trim(),
-                _ => line,
-            };
-            if !path.starts_with('/') {
-                return Err(Error::at(
-                    &o,
-                    format!("jail {name}: logpath {path:?} must be absolute"),
-                ));
-            }
-            // Expanded (globs, files that exist) by `crate::logpath::resolve`,
-            // which banset.toml's jails go through too.
-            logpath.push(PathBuf::from(path));
-            sources.push(SourceKey::File(PathBuf::from(path)));
-        }
-        if sources.is_empty() {
-            return Err(Error::at(&o, format!("jail {name}: logpath is empty")));
-        }
-    }
-    // Counting and banning.
-    let number = |stack: &Stack, key: &str| -> Result<Option<(String, Origin)>, Error> {
-        stack.get(name, key, &none)
-    };
-    let maxretry = match number(stack, "maxretry")? {
-        Some((v, o)) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                Error::at(
-                    &o,
-                    format!("jail {name}: maxretry = {v:?} is not a number of at least 1"),
-                )
-            })?,
-        None => 5,
-    };
-    let time = |stack: &Stack,
-                key: &str,
-                default: Option<u64>|
-     -> Result<(Option<u64>, Option<Origin>), Error> {
-        match number(stack, key)? {
-            Some((v, o)) => parse_time(&v)
-                .map(|t| (t, Some(o.clone())))
-                .map_err(|m| Error::at(&o, format!("jail {name}: {key}: {m}"))),
-            None => Ok((default, None)),
-        }
-    };
-    let (findtime, fo) = time(stack, "findtime", Some(600))?;
-    let findtime = findtime.filter(|s| *s > 0).ok_or_else(|| {
-        Error::Other(format!(
-            "{}: jail {name}: findtime must be a positive duration",
-            fo.map(|o| o.to_string()).unwrap_or_default()
-        ))
-    })?;
-    let (bantime, bo) = time(stack, "bantime", Some(600))?;
-    let bantime = match bantime {
-        None => Timeout::Never,
-        Some(0) => {
-            return Err(Error::Other(format!(
-                "{}: jail {name}: bantime 0 bans for nothing",
-                bo.map(|o| o.to_string()).unwrap_or_default()
-            )))
-        }
-        Some(s) => Timeout::Secs(s),
-    };
-    let escalation = match number(stack, "bantime.increment")? {
-        Some((v, o)) if as_bool(&v) == Some(true) => {
-            let (maxtime, _) = time(stack, "bantime.maxtime", None)?;
-            if let Some((f, fo)) = number(stack, "bantime.factor")? {
-                if !f.trim().parse::<f64>().is_ok_and(|f| f == 1.0) {
-                    note(&Some(fo), format!("bantime.factor = {f}: banset doubles the bantime per earlier ban of the address in this jail (fail2ban's default formula with factor 1)"));
-                }
-            }
-            for key in ["bantime.formula", "bantime.multipliers", "bantime.rndtime"] {
-                if let Some((v, ko)) = number(stack, key)? {
-                    if !v.trim().is_empty() {
-                        note(&Some(ko), format!("{key} is not supported: banset doubles the bantime per earlier ban"));
-                    }
-                }
-            }
-            if let Some((v, ko)) = number(stack, "bantime.overalljails")? {
-                if as_bool(&v) == Some(true) {
-                    note(&Some(ko), "bantime.overalljails: banset counts earlier bans per jail; use [recidive] in banset.toml for bans across jails".into());
-                }
-            }
-            let _ = o;
-            Some(Escalation {
-                factor: 2.0,
-                max: maxtime.unwrap_or(28 * 86_400),
-                remember: 30 * 86_400,
-            })
-        }
-        Some((v, o)) if as_bool(&v).is_none() => {
-            return Err(Error::at(
-                &o,
-                format!("jail {name}: bantime.increment = {v:?} is not true or false"),
-            ))
-        }
-        _ => None,
-    };
-    // Addresses never banned.
-    let mut ignore = Vec::new();
-    if let Some((v, o)) = number(stack, "ignoreip")? {
-        for word in v.split([' ', ',', '\n', '\t']).filter(|w| !w.is_empty()) {
-            match Target::parse(word) {
-                Ok(t) => ignore.push(t),
-                Err(_) => note(&Some(o.clone()), format!("ignoreip {word:?} is not an address or prefix; banset resolves no names, so it is not ignored: write its addresses")),
-            }
-        }
-    }
-    if let Some((v, o)) = number(stack, "ignoreself")? {
-        if as_bool(&v) == Some(false) {
-            note(
-                &Some(o),
-                "ignoreself = false: banset never bans the host's own addresses".into(),
-            );
-        }
-    }
-    for (key, harmless) in [
-        ("ignorecommand", ""),
-        ("ignorecache", ""),
-        ("logtimezone", ""),
-    ] {
-        if let Some((v, o)) = number(stack, key)? {
-            if v.trim() != harmless {
-                note(&Some(o), format!("{key} is not supported"));
-            }
-        }
-    }
-    if let Some((v, o)) = number(stack, "usedns")? {
-        if v.trim().eq_ignore_ascii_case("yes") {
-            note(&Some(o), "usedns = yes: banset never resolves host names from logs (an attacker controls them)".into());
-        }
-    }
-    if let Some((v, o)) = number(stack, "logencoding")? {
-        if !matches!(
-            v.trim().to_lowercase().as_str(),
-            "auto" | "utf-8" | "utf8" | "ascii"
-        ) {
-            note(
-                &Some(o),
-                format!(
-                    "logencoding = {v}: banset reads bytes; non-UTF-8 text matches only byte-wise"
-                ),
-            );
-        }
-    }
-    // The set.
+    let maxretry = jail.maxretry(stack)?;
+    let findtime = jail.findtime(stack)?;
+    let bantime = jail.bantime(stack)?;
+    let escalation = jail.escalation(stack)?;
+    let ignore = jail.ignored(stack)?;
+    jail.note_unsupported(stack)?;
     let set_text = format!("f2b-{name}");
-    let set = SetName::new(&set_text)
-        .map_err(|e| Error::Other(format!("{here}: jail {name}: set {set_text}: {e}")))?;
-    let (wish, mail) = set_wish(stack, name, &mut note)?;
-    notices.extend(filter_notices);
+    let set = SetName::new(&set_text).map_err(|e| jail.other(format!("set {set_text}: {e}")))?;
+    let (wish, mail) = set_wish(stack, name, &mut |o, m| jail.note(o, m))?;
+    notices.append(&mut jail.notices);
+    notices.append(&mut jail.filter_notices);
     Ok(Some(Fail2banJail {
         settings: JailSettings {
             name: name.to_string(),
@@ -557,8 +258,456 @@ fn load_jail(
             mail,
         },
         set: wish,
-        origin: here,
+        origin: jail.here,
     }))
+}
+
+/// The jail's own Definition-type options (and `enabled`, `backend`,
+/// `filter`), which take precedence over its filter's as in fail2ban.
+fn definition_vars(stack: &Stack, name: &str) -> Options {
+    let none = Options::new();
+    let mut vars = Options::new();
+    for k in ["enabled", "backend", "filter"] {
+        if let Some(v) = stack.raw(name, k, &none) {
+            vars.insert(k.to_string(), v.clone());
+        }
+    }
+    for k in [
+        "failregex",
+        "ignoreregex",
+        "prefregex",
+        "datepattern",
+        "maxlines",
+        "journalmatch",
+        "usedns",
+    ] {
+        if stack.sections.get(name).is_some_and(|s| s.contains_key(k)) {
+            vars.insert(
+                k.to_string(),
+                stack.raw(name, k, &none).cloned().expect("checked"),
+            );
+        }
+    }
+    vars
+}
+
+/// One jail's section as it is read, step by step: each step checks one
+/// group of keys and reports `file:line: jail NAME: key ...`.
+struct JailReader<'a> {
+    name: &'a str,
+    /// `file:line` where the section starts, for what has no single key.
+    here: String,
+    /// No extra options: what `Stack::get` is given.
+    none: Options,
+    /// The jail's own Definition-type options ([`definition_vars`]).
+    vars: Options,
+    /// What banset reads differently, in the order found.
+    notices: Vec<Notice>,
+    /// The filter's notices, reported after the jail's own.
+    filter_notices: Vec<Notice>,
+}
+
+impl<'a> JailReader<'a> {
+    fn new(stack: &Stack, name: &'a str) -> Self {
+        let here = stack
+            .sections
+            .get(name)
+            .and_then(|s| s.values().map(|v| v.origin.clone()).min_by_key(|o| o.line))
+            .map(|o| format!("{}:{}", o.file, o.line.saturating_sub(1).max(1)))
+            .unwrap_or_default();
+        JailReader {
+            name,
+            here,
+            none: Options::new(),
+            vars: Options::new(),
+            notices: Vec::new(),
+            filter_notices: Vec::new(),
+        }
+    }
+
+    fn get(&self, stack: &Stack, key: &str) -> Result<Option<(String, Origin)>, Error> {
+        stack.get(self.name, key, &self.none)
+    }
+
+    fn note(&mut self, origin: &Option<Origin>, message: String) {
+        self.notices.push(Notice {
+            origin: origin.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+            jail: Some(self.name.to_string()),
+            message,
+        })
+    }
+
+    /// A problem of the whole section, at its start.
+    fn other(&self, message: String) -> Error {
+        Error::Other(format!("{}: jail {}: {message}", self.here, self.name))
+    }
+
+    /// `enabled`: false when absent.
+    fn enabled(&self, stack: &Stack) -> Result<bool, Error> {
+        Ok(match self.get(stack, "enabled")? {
+            Some((v, o)) => as_bool(&v)
+                .ok_or_else(|| Error::at(&o, format!("enabled = {v:?} is not true or false")))?,
+            None => false,
+        })
+    }
+
+    /// `backend`: files or the journal (`true`); its options are unused.
+    fn backend(&mut self, stack: &Stack) -> Result<bool, Error> {
+        let name = self.name;
+        let backend = self.get(stack, "backend")?;
+        let backend_name = backend
+            .as_ref()
+            .map_or("auto".to_string(), |(v, _)| v.trim().to_string());
+        let (backend_kind, backend_args) = extract_options(&backend_name)
+            .map_err(|m| Error::Other(format!("jail {name}: backend: {m}")))?;
+        let journal = match backend_kind.as_str() {
+            "auto" | "polling" | "pyinotify" | "gamin" => false,
+            "systemd" => true,
+            other => {
+                return Err(Error::at(
+                    &backend.map(|b| b.1).unwrap_or_else(|| origin_of(&self.here)),
+                    format!("jail {name}: backend = {other:?}: banset reads files (auto, polling, pyinotify) or the journal (systemd)"),
+                ))
+            }
+        };
+        if !backend_args.is_empty() {
+            self.note(
+                &backend.as_ref().map(|b| b.1.clone()),
+                format!("backend options {backend_args:?} are not used: banset runs journalctl with the jail's journalmatch"),
+            );
+        }
+        Ok(journal)
+    }
+
+    /// `filter = NAME[options]`: its file, loaded with the jail's own
+    /// options taking precedence; fail2ban makes the filter's options
+    /// visible as `%(known/...)s`, so they join the jail's section.
+    fn named_filter(
+        &mut self,
+        dir: &Path,
+        stack: &mut Stack,
+        journal: bool,
+    ) -> Result<Option<LoadedFilter>, Error> {
+        let name = self.name;
+        let filter_text = self.get(stack, "filter")?;
+        let (filter_name, filter_args) = match &filter_text {
+            Some((t, o)) if !t.trim().is_empty() => {
+                extract_options(t).map_err(|m| Error::at(o, format!("jail {name}: filter: {m}")))?
+            }
+            _ => (String::new(), Vec::new()),
+        };
+        if filter_name.is_empty() {
+            return Ok(None);
+        }
+        let f = load_filter(dir, &filter_name, &filter_args, &self.vars, Some(journal)).map_err(
+            |e| match (&filter_text, e) {
+                (Some((_, o)), Error::Other(m)) => Error::at(o, format!("jail {name}: {m}")),
+                (_, e) => e,
+            },
+        )?;
+        let section = stack.sections.entry(name.to_string()).or_default();
+        for (k, v) in &f.combined {
+            section.insert(
+                format!("known/{k}"),
+                Value {
+                    text: v.replace('%', "%%"),
+                    origin: f.origin.clone().unwrap_or_else(|| origin_of(&self.here)),
+                },
+            );
+        }
+        self.filter_notices.extend(f.notices.iter().map(|n| Notice {
+            jail: Some(name.to_string()),
+            ..n.clone()
+        }));
+        Ok(Some(f))
+    }
+
+    /// A key the jail itself sets (one of [`definition_vars`]), as lines.
+    fn own_lines(&self, stack: &Stack, key: &str) -> Result<Option<(Vec<String>, Origin)>, Error> {
+        if !self.vars.contains_key(key) {
+            return Ok(None);
+        }
+        Ok(self.get(stack, key)?.map(|(v, o)| {
+            (
+                v.split('\n')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                o,
+            )
+        }))
+    }
+
+    /// The filter with the jail's own `failregex`, `ignoreregex`,
+    /// `prefregex`, `datepattern` and `maxlines` replacing its file's: it
+    /// must have a failregex, and compile.
+    fn filter(&self, stack: &Stack, loaded: Option<&LoadedFilter>) -> Result<FilterDef, Error> {
+        let name = self.name;
+        let mut filter = match loaded {
+            Some(f) => f.def.clone(),
+            None => FilterDef {
+                name: name.to_string(),
+                failregex: Vec::new(),
+                ignoreregex: Vec::new(),
+                prefregex: None,
+                date: DateRule::Fail2ban(None),
+                maxlines: 1,
+            },
+        };
+        let patterns = |lines: &[String]| -> Vec<Pattern> {
+            lines
+                .iter()
+                .map(|p| Pattern::new(super::translate_regex(p)))
+                .collect()
+        };
+        if let Some((lines, _)) = self.own_lines(stack, "failregex")? {
+            filter.failregex = patterns(&lines);
+        }
+        if let Some((lines, _)) = self.own_lines(stack, "ignoreregex")? {
+            filter.ignoreregex = patterns(&lines);
+        }
+        if let Some((lines, _)) = self.own_lines(stack, "prefregex")? {
+            filter.prefregex = lines
+                .first()
+                .map(|p| Pattern::new(super::translate_regex(p)));
+        }
+        if let Some((lines, _)) = self.own_lines(stack, "datepattern")? {
+            filter.date = DateRule::Fail2ban(Some(lines.join("\n")));
+        }
+        if let Some((lines, o)) = self.own_lines(stack, "maxlines")? {
+            filter.maxlines =
+                super::filter::parse_maxlines(lines.first().map_or("", |l| l.as_str()))
+                    .map_err(|e| Error::at(&o, format!("jail {name}: {e}")))?;
+        }
+        if filter.failregex.is_empty() {
+            return Err(self.other("no filter and no failregex".into()));
+        }
+        if let Err(e) = crate::Matcher::new(std::slice::from_ref(&filter)) {
+            return Err(self.other(e.to_string()));
+        }
+        Ok(filter)
+    }
+
+    /// `journalmatch` (the jail's, else its filter's): `FIELD=value` or `+`.
+    fn journal_source(
+        &mut self,
+        stack: &Stack,
+        loaded: Option<&LoadedFilter>,
+    ) -> Result<SourceKey, Error> {
+        let matches = match self.own_lines(stack, "journalmatch")? {
+            Some((l, _)) => l,
+            None => loaded.map(|f| f.journalmatch.clone()).unwrap_or_default(),
+        };
+        let mut words = Vec::new();
+        for line in matches {
+            for w in line.split_whitespace() {
+                if !crate::settings::valid_journal_match(w) {
+                    return Err(self.other(format!("journalmatch {w:?} is not FIELD=value or +")));
+                }
+                words.push(w.to_string());
+            }
+        }
+        if words.is_empty() {
+            self.note(
+                &None,
+                "backend = systemd without journalmatch: every journal entry is scanned".into(),
+            );
+        }
+        Ok(SourceKey::Journal(words))
+    }
+
+    /// `logpath`: absolute paths, at least one.
+    fn file_sources(&self, stack: &Stack) -> Result<(Vec<SourceKey>, Vec<PathBuf>), Error> {
+        let name = self.name;
+        let Some((written, o)) = self.get(stack, "logpath")? else {
+            return Err(self.other("no logpath".into()));
+        };
+        let mut sources = Vec::new();
+        let mut logpath = Vec::new();
+        for line in written.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+            // `PATH [head|tail]`: banset always starts at the end.
+            let path = match line.rsplit_once(' ') {
+                Some((p, "head" | "tail")) => p.trim(),
+                _ => line,
+            };
+            if !path.starts_with('/') {
+                return Err(Error::at(
+                    &o,
+                    format!("jail {name}: logpath {path:?} must be absolute"),
+                ));
+            }
+            // Expanded (globs, files that exist) by `crate::logpath::resolve`,
+            // which banset.toml's jails go through too.
+            logpath.push(PathBuf::from(path));
+            sources.push(SourceKey::File(PathBuf::from(path)));
+        }
+        if sources.is_empty() {
+            return Err(Error::at(&o, format!("jail {name}: logpath is empty")));
+        }
+        Ok((sources, logpath))
+    }
+
+    /// `maxretry`: at least 1, default 5.
+    fn maxretry(&self, stack: &Stack) -> Result<u32, Error> {
+        let name = self.name;
+        Ok(match self.get(stack, "maxretry")? {
+            Some((v, o)) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    Error::at(
+                        &o,
+                        format!("jail {name}: maxretry = {v:?} is not a number of at least 1"),
+                    )
+                })?,
+            None => 5,
+        })
+    }
+
+    /// A time key ([`parse_time`]), with where it was written.
+    fn time(
+        &self,
+        stack: &Stack,
+        key: &str,
+        default: Option<u64>,
+    ) -> Result<(Option<u64>, Option<Origin>), Error> {
+        match self.get(stack, key)? {
+            Some((v, o)) => parse_time(&v)
+                .map(|t| (t, Some(o.clone())))
+                .map_err(|m| Error::at(&o, format!("jail {}: {key}: {m}", self.name))),
+            None => Ok((default, None)),
+        }
+    }
+
+    /// `findtime`: a positive duration, default 600 s.
+    fn findtime(&self, stack: &Stack) -> Result<u64, Error> {
+        let (findtime, fo) = self.time(stack, "findtime", Some(600))?;
+        findtime.filter(|s| *s > 0).ok_or_else(|| {
+            Error::Other(format!(
+                "{}: jail {}: findtime must be a positive duration",
+                fo.map(|o| o.to_string()).unwrap_or_default(),
+                self.name
+            ))
+        })
+    }
+
+    /// `bantime`: not 0, negative for permanent, default 600 s.
+    fn bantime(&self, stack: &Stack) -> Result<Timeout, Error> {
+        let (bantime, bo) = self.time(stack, "bantime", Some(600))?;
+        Ok(match bantime {
+            None => Timeout::Never,
+            Some(0) => {
+                return Err(Error::Other(format!(
+                    "{}: jail {}: bantime 0 bans for nothing",
+                    bo.map(|o| o.to_string()).unwrap_or_default(),
+                    self.name
+                )))
+            }
+            Some(s) => Timeout::Secs(s),
+        })
+    }
+
+    /// `bantime.increment` and its `bantime.*` options: banset doubles,
+    /// up to `bantime.maxtime`; other formulas are noted.
+    fn escalation(&mut self, stack: &Stack) -> Result<Option<Escalation>, Error> {
+        Ok(match self.get(stack, "bantime.increment")? {
+            Some((v, _)) if as_bool(&v) == Some(true) => {
+                let (maxtime, _) = self.time(stack, "bantime.maxtime", None)?;
+                if let Some((f, fo)) = self.get(stack, "bantime.factor")? {
+                    if !f.trim().parse::<f64>().is_ok_and(|f| f == 1.0) {
+                        self.note(&Some(fo), format!("bantime.factor = {f}: banset doubles the bantime per earlier ban of the address in this jail (fail2ban's default formula with factor 1)"));
+                    }
+                }
+                for key in ["bantime.formula", "bantime.multipliers", "bantime.rndtime"] {
+                    if let Some((v, ko)) = self.get(stack, key)? {
+                        if !v.trim().is_empty() {
+                            self.note(&Some(ko), format!("{key} is not supported: banset doubles the bantime per earlier ban"));
+                        }
+                    }
+                }
+                if let Some((v, ko)) = self.get(stack, "bantime.overalljails")? {
+                    if as_bool(&v) == Some(true) {
+                        self.note(&Some(ko), "bantime.overalljails: banset counts earlier bans per jail; use [recidive] in banset.toml for bans across jails".into());
+                    }
+                }
+                Some(Escalation {
+                    factor: 2.0,
+                    max: maxtime.unwrap_or(28 * 86_400),
+                    remember: 30 * 86_400,
+                })
+            }
+            Some((v, o)) if as_bool(&v).is_none() => {
+                return Err(Error::at(
+                    &o,
+                    format!(
+                        "jail {}: bantime.increment = {v:?} is not true or false",
+                        self.name
+                    ),
+                ))
+            }
+            _ => None,
+        })
+    }
+
+    /// `ignoreip` (addresses and prefixes; names are noted, not resolved)
+    /// and `ignoreself`.
+    fn ignored(&mut self, stack: &Stack) -> Result<Vec<Target>, Error> {
+        let mut ignore = Vec::new();
+        if let Some((v, o)) = self.get(stack, "ignoreip")? {
+            for word in v.split([' ', ',', '\n', '\t']).filter(|w| !w.is_empty()) {
+                match Target::parse(word) {
+                    Ok(t) => ignore.push(t),
+                    Err(_) => self.note(&Some(o.clone()), format!("ignoreip {word:?} is not an address or prefix; banset resolves no names, so it is not ignored: write its addresses")),
+                }
+            }
+        }
+        if let Some((v, o)) = self.get(stack, "ignoreself")? {
+            if as_bool(&v) == Some(false) {
+                self.note(
+                    &Some(o),
+                    "ignoreself = false: banset never bans the host's own addresses".into(),
+                );
+            }
+        }
+        Ok(ignore)
+    }
+
+    /// Keys banset does not honour: noted when set to something that
+    /// would matter.
+    fn note_unsupported(&mut self, stack: &Stack) -> Result<(), Error> {
+        for (key, harmless) in [
+            ("ignorecommand", ""),
+            ("ignorecache", ""),
+            ("logtimezone", ""),
+        ] {
+            if let Some((v, o)) = self.get(stack, key)? {
+                if v.trim() != harmless {
+                    self.note(&Some(o), format!("{key} is not supported"));
+                }
+            }
+        }
+        if let Some((v, o)) = self.get(stack, "usedns")? {
+            if v.trim().eq_ignore_ascii_case("yes") {
+                self.note(&Some(o), "usedns = yes: banset never resolves host names from logs (an attacker controls them)".into());
+            }
+        }
+        if let Some((v, o)) = self.get(stack, "logencoding")? {
+            if !matches!(
+                v.trim().to_lowercase().as_str(),
+                "auto" | "utf-8" | "utf8" | "ascii"
+            ) {
+                self.note(
+                    &Some(o),
+                    format!(
+                        "logencoding = {v}: banset reads bytes; non-UTF-8 text matches only byte-wise"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 fn origin_of(here: &str) -> Origin {
@@ -628,7 +777,7 @@ fn set_wish(
                         &Some(ao.clone()),
                         format!("action {act} is not run: banset only bans in the firewall and sends fail2ban's mails"),
                     ),
-                    Err(m) => note(&Some(ao.clone()), m),
+                    Err(m) => note(&Some(ao.clone()), m.to_string()),
                 }
                 continue;
             }

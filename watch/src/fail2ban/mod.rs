@@ -22,9 +22,10 @@ mod reader;
 mod steer;
 
 pub use crate::pyregex::translate as translate_regex;
+pub use filter::MaxlinesError;
 pub use filter::{is_filter_file, load_filter, load_filter_adding, load_filter_file, LoadedFilter};
 pub use ini::Origin;
-pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish};
+pub use jail::{load, parse_time, Fail2banConfig, Fail2banJail, SetWish, TimeError};
 pub use merge::{merge, Merged};
 
 /// Why fail2ban's configuration could not be read.
@@ -143,15 +144,19 @@ pub fn notice_lines(notices: &[Notice]) -> Vec<String> {
 
 /// Splits fail2ban's `name[key=value, key2="v, 2"][key3=...]` into the name
 /// and its options.
-pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), String> {
+pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), OptionsError> {
     let text = text.trim();
+    let err = |problem| OptionsError {
+        text: text.to_string(),
+        problem,
+    };
     let (name, mut rest) = match text.find('[') {
         Some(p) => (&text[..p], &text[p..]),
         None => (text, ""),
     };
     let name = name.trim().to_string();
     if name.is_empty() {
-        return Err(format!("{text:?}: no name before the options"));
+        return Err(err(OptionsProblem::NoName));
     }
     let mut opts = Vec::new();
     while let Some(r) = rest.strip_prefix('[') {
@@ -168,14 +173,14 @@ pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), St
             let key = &rest[..key_len];
             let after = rest[key_len..].trim_start();
             let Some(after) = after.strip_prefix('=').filter(|_| !key.is_empty()) else {
-                return Err(format!("{text:?}: expected key=value at {:?}", short(rest)));
+                return Err(err(OptionsProblem::NotKeyValue(short(rest))));
             };
             let (value, tail) = match after.chars().next() {
                 Some(q @ ('"' | '\'')) => {
                     let body = &after[1..];
                     let end = body
                         .find(q)
-                        .ok_or_else(|| format!("{text:?}: unterminated quote"))?;
+                        .ok_or_else(|| err(OptionsProblem::UnterminatedQuote))?;
                     (&body[..end], &body[end + 1..])
                 }
                 _ => {
@@ -188,15 +193,51 @@ pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), St
             rest = match tail.strip_prefix(',') {
                 Some(t) => t,
                 None if tail.starts_with(']') => tail,
-                None if tail.is_empty() => return Err(format!("{text:?}: missing ]")),
-                None => return Err(format!("{text:?}: unexpected {:?}", short(tail))),
+                None if tail.is_empty() => return Err(err(OptionsProblem::MissingBracket)),
+                None => return Err(err(OptionsProblem::Unexpected(short(tail)))),
             };
         }
     }
     if !rest.trim().is_empty() {
-        return Err(format!("{text:?}: unexpected {:?} after ]", short(rest)));
+        return Err(err(OptionsProblem::AfterBracket(short(rest))));
     }
     Ok((name, opts))
+}
+
+/// fail2ban's `name[key=value]` ([`extract_options`]) that cannot be
+/// read: the text as written, and what is wrong at which place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?}: {problem}")]
+pub struct OptionsError {
+    /// The whole value, trimmed.
+    pub text: String,
+    /// What is wrong.
+    pub problem: OptionsProblem,
+}
+
+/// What is wrong in a `name[key=value]` value. The texts quoted are the
+/// first 25 characters where reading stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionsProblem {
+    /// `[a=1]`.
+    #[error("no name before the options")]
+    NoName,
+    /// `x[=1]`, `x[mode]`.
+    #[error("expected key=value at {0:?}")]
+    NotKeyValue(String),
+    /// `x[a="1]`.
+    #[error("unterminated quote")]
+    UnterminatedQuote,
+    /// `x[a=1`.
+    #[error("missing ]")]
+    MissingBracket,
+    /// `x[a="1" b=2]`.
+    #[error("unexpected {0:?}")]
+    Unexpected(String),
+    /// `x[a=1] y`.
+    #[error("unexpected {0:?} after ]")]
+    AfterBracket(String),
 }
 
 fn short(s: &str) -> String {
@@ -211,7 +252,7 @@ pub fn substitute_tags(
     tags: &mut [(String, String)],
     ignore: &[String],
     extra: &mut dyn FnMut(&str) -> Option<String>,
-) -> Result<(), String> {
+) -> Result<(), TagError> {
     let mut counts: std::collections::HashMap<(usize, String), usize> = Default::default();
     let mut done = vec![false; tags.len()];
     // Bytes written by all replacements: tags that each name the next one
@@ -237,9 +278,7 @@ pub fn substitute_tags(
                 }
                 let n = counts.entry((i, rtag.clone())).or_insert(0);
                 if rtag == tag || *n > 25 {
-                    return Err(format!(
-                        "<{tag}> refers to itself through <{rtag}> and cannot be resolved"
-                    ));
+                    return Err(TagError::Cycle { tag, through: rtag });
                 }
                 let repl = tags
                     .iter()
@@ -253,10 +292,7 @@ pub fn substitute_tags(
                 value = value.replace(&format!("<{rtag}>"), &repl);
                 work = work.saturating_add(value.len());
                 if value.len() > reader::MAX_EXPANSION || work > MAX_WORK {
-                    return Err(format!(
-                        "<{tag}> grows past {} KiB when <{rtag}> is substituted (tags that each name another several times?)",
-                        reader::MAX_EXPANSION >> 10
-                    ));
+                    return Err(TagError::TooLarge { tag, through: rtag });
                 }
                 *counts.get_mut(&(i, rtag)).expect("inserted above") += 1;
                 from = start;
@@ -275,6 +311,27 @@ pub fn substitute_tags(
             return Ok(());
         }
     }
+}
+
+/// A `<tag>` that [`substitute_tags`] cannot resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    /// The tag names itself, directly or through others.
+    #[error("<{tag}> refers to itself through <{through}> and cannot be resolved")]
+    Cycle {
+        /// The tag being resolved.
+        tag: String,
+        /// The tag whose replacement led back.
+        through: String,
+    },
+    /// Replacing grew the value past the bound.
+    #[error("<{tag}> grows past {} KiB when <{through}> is substituted (tags that each name another several times?)", reader::MAX_EXPANSION >> 10)]
+    TooLarge {
+        /// The tag being resolved.
+        tag: String,
+        /// The tag whose replacement made it too large.
+        through: String,
+    },
 }
 
 /// The next `<name>` (name without space, `<` or `>`) at or after `from`.

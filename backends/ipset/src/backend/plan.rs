@@ -46,7 +46,7 @@ pub(super) fn plan(spec: &SetSpec, changes: &Changes) -> Result<Vec<FamilyPlan>,
         let invalid = |why: String| {
             BackendError::new(ErrorKind::Invalid, format!("add to set {}", spec.name), why)
         };
-        spec.admits(target).map_err(invalid)?;
+        spec.admits(target).map_err(|e| invalid(e.to_string()))?;
         if target.prefix_len() == 0 {
             return Err(invalid(format!(
                 "{target}: ipset's hash:net cannot hold a /0 prefix"

@@ -12,7 +12,7 @@ pub fn run(ctx: &mut Context, args: SyncArgs) -> Result<Option<i32>> {
     let outcomes = ctx.engine().sync_each(name.as_ref())?;
     let worst = outcomes
         .iter()
-        .filter_map(|(_, r)| r.as_ref().err().map(banset_core::Error::exit_code))
+        .filter_map(|(_, r)| r.as_ref().err().map(crate::errors::engine_exit_code))
         .max();
     if args.json {
         // Failed sets as {"set", "error"} beside the reports, so a script
@@ -37,7 +37,7 @@ pub fn run(ctx: &mut Context, args: SyncArgs) -> Result<Option<i32>> {
                 // Always shown, even with --quiet: the exit code alone does
                 // not say which set failed.
                 eprintln!("banset: sync {set}: {}", e.to_string().replace('\n', " "));
-                if let Some(hint) = e.hint() {
+                if let Some(hint) = crate::errors::engine_hint(e) {
                     eprintln!("hint: {hint}");
                 }
                 continue;
