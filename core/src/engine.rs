@@ -31,6 +31,8 @@
 //! ledger and carries on, so `banset add` after a reload repairs every ban,
 //! not only the new one.
 
+mod change;
+
 use rustc_hash::FxHashMap;
 
 use crate::allowlist::{Allowlist, Refusal};
@@ -304,7 +306,7 @@ impl Engine<'_> {
             Some(existing) if &existing == spec => false,
             Some(existing) => {
                 return Err(Error::Input(format!(
-                    "set {} exists with other options ({}); banset destroy {} first to change them",
+                    "set {} exists with other options ({}); banset set-options {} changes them in place, keeping its bans",
                     spec.name,
                     describe_difference(&existing, spec),
                     spec.name

@@ -28,6 +28,7 @@ mod ledger;
 mod reconcile;
 mod set_name;
 mod spec;
+mod spec_change;
 mod target;
 mod timeout;
 mod tool;
@@ -48,6 +49,7 @@ pub use spec::{
     BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS,
     DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
 };
+pub use spec_change::{Difference, Refused, SpecChange};
 pub use target::{
     Family, InvalidTarget, ParseTargetError, Target, WIDEST_LOGGED_V4_PREFIX,
     WIDEST_LOGGED_V6_PREFIX,
