@@ -905,6 +905,9 @@ pub fn change_set_keeps_every_member(b: &dyn Backend, name: &SetName) {
         b.kind()
     );
     assert_unchanged(b, &old, &before, "after changing back");
+    // With the spec it has now: a kernel that finds its rule by the rule's
+    // text (iptables) would not find it from the suite's plain spec.
+    ok(b, b.destroy(&old), "destroy after the change");
 }
 
 // ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ use crate::msg::requests::{self, CreateParams, Entry};
 use crate::msg::{cmd, errcode, EncodeError, IpsetMessage, MAX_SET_NAME};
 use crate::sys::{Socket, SysError};
 
+mod change;
+
 /// banset's ipset backend: the kernel objects described in the crate docs,
 /// driven over one `NETLINK_NETFILTER` socket, plus the iptables/ip6tables
 /// hook rule.
@@ -123,6 +125,10 @@ impl Backend for IpsetBackend {
             }
         }
         Ok(())
+    }
+
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        self.change_in_place(old, new)
     }
 
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
