@@ -3,6 +3,7 @@
 mod add;
 mod adopt;
 mod blocklistd;
+mod change;
 mod check;
 mod create;
 mod del;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let outcome = match cli.command {
         Command::Create(a) => create::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
+        Command::Change(a) => change::run(&mut ctx, a),
         Command::Del(a) => del::run(&mut ctx, a),
         Command::Test(a) => test::run(&mut ctx, a),
         Command::List(a) => list::run(&mut ctx, a),
