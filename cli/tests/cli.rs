@@ -1309,3 +1309,24 @@ fn set_options_refuses_what_cannot_change_in_place_and_says_why() {
         assert_eq!(out.status.code(), Some(2));
     });
 }
+
+#[test]
+fn ensure_with_a_jails_new_ports_changes_the_rule_in_place_keeping_the_bans() {
+    kernel_test("ensure_new_ports", || {
+        let s = Sandbox::new("ensure-new-ports");
+        s.ok(&["ensure", "f2b-web", "--ports", "80", "--protocol", "tcp", "--blocktype", "DROP"]);
+        s.ok(&["add", "f2b-web", "192.0.2.1", "--timeout", "1h"]);
+        let was = nft_set("f2b-web_v4");
+        // fail2ban restarted with `port = 80,443` for the jail.
+        let out = s.run(&[
+            "ensure", "f2b-web", "--ports", "80,443", "--protocol", "tcp", "--blocktype", "DROP",
+        ]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("changed the rule in place (ports 80 -> 80, 443)"), "{said}");
+        assert_eq!(nft_hook("f2b-web"), (vec!["80".into(), "443".into()], vec!["drop".into(); 4]));
+        let now = nft_set("f2b-web_v4");
+        assert_eq!(now.keys().collect::<Vec<_>>(), was.keys().collect::<Vec<_>>());
+        close_to(now["192.0.2.1"], was["192.0.2.1"].unwrap(), "192.0.2.1");
+    });
+}
