@@ -93,7 +93,14 @@ fn ensure_creates_then_restores_every_ban_after_a_flush_ruleset() {
         );
         assert_eq!(nft_members("f2b-postfix_v4"), ["192.0.2.2"]);
         // options that cannot change in place: kept, with its bans, and said
-        let out = s.run(&["ensure", "f2b-postfix", "--ports", "ssh", "--family", "inet"]);
+        let out = s.run(&[
+            "ensure",
+            "f2b-postfix",
+            "--ports",
+            "ssh",
+            "--family",
+            "inet",
+        ]);
         assert!(out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

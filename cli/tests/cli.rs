@@ -1161,7 +1161,14 @@ fn dry_run_reads_the_real_kernel_and_ledger_and_changes_neither() {
 /// from `nft -j` (the oracle).
 fn nft_hook(set: &str) -> (Vec<String>, Vec<String>) {
     let out = Command::new("nft")
-        .args(["-j", "list", "set", "inet", "banset", &format!("{set}_ports")])
+        .args([
+            "-j",
+            "list",
+            "set",
+            "inet",
+            "banset",
+            &format!("{set}_ports"),
+        ])
         .output()
         .unwrap();
     let ports = serde_json::from_slice::<Value>(&out.stdout)
@@ -1228,16 +1235,33 @@ fn set_options_moves_the_rule_and_resizes_the_set_keeping_every_ban_and_its_time
     kernel_test("set_options_in_place", || {
         let s = Sandbox::new("set-options");
         s.ok(&["create", "web", "--ports", "25,465"]);
-        s.ok(&["add", "web", "192.0.2.1", "198.51.100.0/24", "--timeout", "2h"]);
+        s.ok(&[
+            "add",
+            "web",
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "--timeout",
+            "2h",
+        ]);
         s.ok(&["add", "web", "2001:db8::1", "--timeout", "permanent"]);
         let before: Vec<_> = ["web_v4", "web_v4net", "web_v6"]
             .iter()
             .map(|set| nft_set(set))
             .collect();
-        assert_eq!(nft_hook("web"), (vec!["25".into(), "465".into()], vec!["drop".into(); 4]));
+        assert_eq!(
+            nft_hook("web"),
+            (vec!["25".into(), "465".into()], vec!["drop".into(); 4])
+        );
 
         let out = s.run(&[
-            "set-options", "web", "--ports", "22", "--blocktype", "reject", "--maxelem", "5000",
+            "set-options",
+            "web",
+            "--ports",
+            "22",
+            "--blocktype",
+            "reject",
+            "--maxelem",
+            "5000",
         ]);
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{said}");
@@ -1245,7 +1269,10 @@ fn set_options_moves_the_rule_and_resizes_the_set_keeping_every_ban_and_its_time
             said.contains("changed set web in place (maxelem 1048576 -> 5000, ports 25, 465 -> 22, blocktype drop -> reject)"),
             "{said}"
         );
-        assert_eq!(nft_hook("web"), (vec!["22".into()], vec!["reject".into(); 4]));
+        assert_eq!(
+            nft_hook("web"),
+            (vec!["22".into()], vec!["reject".into(); 4])
+        );
         for (set, was) in ["web_v4", "web_v4net", "web_v6"].iter().zip(&before) {
             let now = nft_set(set);
             assert_eq!(
@@ -1268,7 +1295,15 @@ fn set_options_moves_the_rule_and_resizes_the_set_keeping_every_ban_and_its_time
             String::from_utf8_lossy(&out.stderr).into_owned()
         };
         let shown = stderr(&[
-            "create", "web", "--ports", "22", "--blocktype", "reject", "--maxelem", "5000", "-v",
+            "create",
+            "web",
+            "--ports",
+            "22",
+            "--blocktype",
+            "reject",
+            "--maxelem",
+            "5000",
+            "-v",
         ]);
         assert!(shown.contains("already exists as asked"), "{shown}");
         // Nothing to change is fine, and says so.
@@ -1278,7 +1313,10 @@ fn set_options_moves_the_rule_and_resizes_the_set_keeping_every_ban_and_its_time
         s.ok(&["set-options", "web", "--no-hook"]);
         assert_eq!(nft_hook("web"), (vec![], vec![]));
         s.ok(&["set-options", "web", "--ports", "2222"]);
-        assert_eq!(nft_hook("web"), (vec!["2222".into()], vec!["drop".into(); 4]));
+        assert_eq!(
+            nft_hook("web"),
+            (vec!["2222".into()], vec!["drop".into(); 4])
+        );
         assert_eq!(nft_set("web_v4").len(), 1);
     });
 }
@@ -1292,7 +1330,10 @@ fn set_options_refuses_what_cannot_change_in_place_and_says_why() {
         let kernel = kernel_snapshot();
         let ledger = ledger_snapshot(&s);
         for (args, why) in [
-            (&["--family", "inet6", "--ports", "22"][..], "family both -> inet6"),
+            (
+                &["--family", "inet6", "--ports", "22"][..],
+                "family both -> inet6",
+            ),
             (&["--no-prefixes"][..], "prefixes true -> false"),
             (&["--maxelem", "1"][..], "holds 2 bans"),
         ] {
@@ -1314,19 +1355,44 @@ fn set_options_refuses_what_cannot_change_in_place_and_says_why() {
 fn ensure_with_a_jails_new_ports_changes_the_rule_in_place_keeping_the_bans() {
     kernel_test("ensure_new_ports", || {
         let s = Sandbox::new("ensure-new-ports");
-        s.ok(&["ensure", "f2b-web", "--ports", "80", "--protocol", "tcp", "--blocktype", "DROP"]);
+        s.ok(&[
+            "ensure",
+            "f2b-web",
+            "--ports",
+            "80",
+            "--protocol",
+            "tcp",
+            "--blocktype",
+            "DROP",
+        ]);
         s.ok(&["add", "f2b-web", "192.0.2.1", "--timeout", "1h"]);
         let was = nft_set("f2b-web_v4");
         // fail2ban restarted with `port = 80,443` for the jail.
         let out = s.run(&[
-            "ensure", "f2b-web", "--ports", "80,443", "--protocol", "tcp", "--blocktype", "DROP",
+            "ensure",
+            "f2b-web",
+            "--ports",
+            "80,443",
+            "--protocol",
+            "tcp",
+            "--blocktype",
+            "DROP",
         ]);
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{said}");
-        assert!(said.contains("changed the rule in place (ports 80 -> 80, 443)"), "{said}");
-        assert_eq!(nft_hook("f2b-web"), (vec!["80".into(), "443".into()], vec!["drop".into(); 4]));
+        assert!(
+            said.contains("changed the rule in place (ports 80 -> 80, 443)"),
+            "{said}"
+        );
+        assert_eq!(
+            nft_hook("f2b-web"),
+            (vec!["80".into(), "443".into()], vec!["drop".into(); 4])
+        );
         let now = nft_set("f2b-web_v4");
-        assert_eq!(now.keys().collect::<Vec<_>>(), was.keys().collect::<Vec<_>>());
+        assert_eq!(
+            now.keys().collect::<Vec<_>>(),
+            was.keys().collect::<Vec<_>>()
+        );
         close_to(now["192.0.2.1"], was["192.0.2.1"].unwrap(), "192.0.2.1");
     });
 }

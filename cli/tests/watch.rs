@@ -723,7 +723,10 @@ fn check_says_the_daemon_changes_new_ports_in_place_and_keeps_what_cannot_change
             sb.ok(&["create", "sshd", "--ports", "22"]);
             // The set exists as configured: nothing to say.
             let out = sb.ok(&["watch", "--check"]);
-            assert!(!out.contains("not applied") && !out.contains("will change"), "{out}");
+            assert!(
+                !out.contains("not applied") && !out.contains("will change"),
+                "{out}"
+            );
             // New ports in the config: the daemon changes the set in place,
             // and --check says so (it used to show the new ports while the
             // daemon kept the old ones).
@@ -768,7 +771,14 @@ fn nft_expires(set: &str, member: &str) -> Option<u64> {
 /// The ports of the set's hook, from `nft -j`.
 fn nft_ports(set: &str) -> Vec<u64> {
     let out = Command::new("nft")
-        .args(["-j", "list", "set", "inet", "banset", &format!("{set}_ports")])
+        .args([
+            "-j",
+            "list",
+            "set",
+            "inet",
+            "banset",
+            &format!("{set}_ports"),
+        ])
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -819,10 +829,17 @@ fn a_reload_that_changes_a_sets_ports_applies_them_in_place_keeping_every_ban() 
             assert_eq!(nft_members("sshd_v4"), ["198.51.100.7", "198.51.100.8"]);
             let now = nft_expires("sshd_v4", "198.51.100.7").unwrap();
             assert!(now <= left && left - now < 60, "{left} -> {now}");
-            assert_eq!(nft_expires("sshd_v4", "198.51.100.8"), None, "still permanent");
+            assert_eq!(
+                nft_expires("sshd_v4", "198.51.100.8"),
+                None,
+                "still permanent"
+            );
             // The ledger has the new spec: --check has nothing left to apply.
             let out = sb.ok(&["watch", "--check"]);
-            assert!(!out.contains("will change") && !out.contains("not applied"), "{out}");
+            assert!(
+                !out.contains("will change") && !out.contains("not applied"),
+                "{out}"
+            );
             // The daemon bans into the changed set as before.
             append(
                 &log,

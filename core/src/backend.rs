@@ -172,10 +172,7 @@ pub trait Backend: Send + Sync {
         Err(BackendError::new(
             ErrorKind::Unsupported,
             format!("change set {}", old.name),
-            format!(
-                "the {} backend cannot change a set in place",
-                self.kind()
-            ),
+            format!("the {} backend cannot change a set in place", self.kind()),
         ))
     }
 

@@ -876,7 +876,11 @@ pub fn change_set_keeps_every_member(b: &dyn Backend, name: &SetName) {
         block: BlockType::Reject,
         permanent: false,
     });
-    ok(b, b.change_set(&old, &new), "change ports 25 -> 22,2222 and reject");
+    ok(
+        b,
+        b.change_set(&old, &new),
+        "change ports 25 -> 22,2222 and reject",
+    );
     assert_eq!(
         ok(b, b.health(&new), "health after the change"),
         SetHealth::Present,

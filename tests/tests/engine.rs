@@ -812,8 +812,11 @@ fn a_bans_history_and_position_commit_with_the_ban_or_not_at_all() {
 #[test]
 fn change_set_swaps_the_rule_keeps_every_ban_and_stores_the_new_spec() {
     let mut w = World::new();
-    w.add("web", &[ban("192.0.2.1", Some(3600)), ban("192.0.2.2", None)])
-        .unwrap();
+    w.add(
+        "web",
+        &[ban("192.0.2.1", Some(3600)), ban("192.0.2.2", None)],
+    )
+    .unwrap();
     w.clock.advance(100);
     let (kernel, ledger) = (w.kernel("web"), w.ledger("web"));
     let mut new = spec("web");
@@ -831,7 +834,10 @@ fn change_set_swaps_the_rule_keeps_every_ban_and_stores_the_new_spec() {
     assert_eq!(w.kernel("web"), kernel, "every ban, same time left");
     assert_eq!(w.ledger("web"), ledger, "same deadlines");
     assert_eq!(w.kernel.rule_of(&name("web")), Some(new.hook.clone()));
-    assert_eq!(w.ledger.read().unwrap().set_spec(&name("web")).unwrap(), Some(new.clone()));
+    assert_eq!(
+        w.ledger.read().unwrap().set_spec(&name("web")).unwrap(),
+        Some(new.clone())
+    );
     // Again: nothing to do.
     assert!(w.run(false, |e| e.change_set(&new)).unwrap().is_empty());
 }
@@ -839,8 +845,11 @@ fn change_set_swaps_the_rule_keeps_every_ban_and_stores_the_new_spec() {
 #[test]
 fn change_set_refuses_what_cannot_change_and_changes_nothing() {
     let mut w = World::new();
-    w.add("web", &[ban("192.0.2.1", Some(3600)), ban("192.0.2.2", None)])
-        .unwrap();
+    w.add(
+        "web",
+        &[ban("192.0.2.1", Some(3600)), ban("192.0.2.2", None)],
+    )
+    .unwrap();
     let stored = w.ledger.read().unwrap().set_spec(&name("web")).unwrap();
     let mut other = spec("web");
     other.timeout = Timeout::Secs(60);
@@ -854,14 +863,23 @@ fn change_set_refuses_what_cannot_change_and_changes_nothing() {
     small.max_elements = Some(1);
     let e = w.run(false, |e| e.change_set(&small)).unwrap_err();
     assert!(e.to_string().contains("holds 2 bans"), "{e}");
-    assert_eq!(w.ledger.read().unwrap().set_spec(&name("web")).unwrap(), stored);
-    assert_eq!(w.kernel.rule_of(&name("web")), Some(Some(Default::default())));
+    assert_eq!(
+        w.ledger.read().unwrap().set_spec(&name("web")).unwrap(),
+        stored
+    );
+    assert_eq!(
+        w.kernel.rule_of(&name("web")),
+        Some(Some(Default::default()))
+    );
     assert_eq!(w.kernel("web").len(), 2);
     // A dry run stores nothing (the CLI's DryRunBackend keeps the kernel).
     let mut new = spec("web");
     new.hook = None;
     w.run(true, |e| e.change_set(&new)).unwrap();
-    assert_eq!(w.ledger.read().unwrap().set_spec(&name("web")).unwrap(), stored);
+    assert_eq!(
+        w.ledger.read().unwrap().set_spec(&name("web")).unwrap(),
+        stored
+    );
 }
 
 #[test]

@@ -282,10 +282,12 @@ fn changed_ports_and_maxelem_swap_the_direct_rules_and_keep_every_ban() {
         new.max_elements = Some(5000);
         let before = fw.enter(|| {
             b.ensure_set(&old).unwrap();
-            b.add(&old, &[ban("192.0.2.1"), ban("2001:db8::1")]).unwrap();
+            b.add(&old, &[ban("192.0.2.1"), ban("2001:db8::1")])
+                .unwrap();
             b.list(&old).unwrap()
         });
-        fw.enter(|| b.change_set(&old, &new)).expect("change in place");
+        fw.enter(|| b.change_set(&old, &new))
+            .expect("change in place");
         for rules in [runtime_rules(fw), permanent_rules(fw)] {
             assert!(
                 rules.contains("--dports 22,2222") && rules.contains("REJECT"),
@@ -304,7 +306,10 @@ fn changed_ports_and_maxelem_swap_the_direct_rules_and_keep_every_ban() {
         for (a, was) in after.iter().zip(&before) {
             assert_eq!(a.target, was.target);
             let (a, was) = (a.timeout.unwrap(), was.timeout.unwrap());
-            assert!(a <= was && was - a < Duration::from_secs(30), "{a:?} {was:?}");
+            assert!(
+                a <= was && was - a < Duration::from_secs(30),
+                "{a:?} {was:?}"
+            );
         }
         fw.enter(|| b.destroy(&new)).unwrap();
         assert_eq!(runtime_rules(fw).trim(), "");

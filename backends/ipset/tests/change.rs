@@ -95,12 +95,8 @@ fn changed_ports_block_the_new_port_and_free_the_old_keeping_every_ban() {
     for (was, is) in [(&before.0, &after.0), (&before.1, &after.1)] {
         let (was, is) = (was.as_ref().unwrap(), is.as_ref().unwrap());
         assert!(is.create.contains("maxelem 5000"), "{}", is.create);
-        let targets = |s: &common::OracleSet| {
-            s.members
-                .iter()
-                .map(|(t, _)| t.clone())
-                .collect::<Vec<_>>()
-        };
+        let targets =
+            |s: &common::OracleSet| s.members.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
         assert_eq!(targets(was), targets(is), "every ban kept");
         for ((t, w), (_, i)) in was.members.iter().zip(&is.members) {
             match (w, i) {

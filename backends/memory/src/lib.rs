@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use banset_core::{
-    Backend, BackendError, BackendKind, Capabilities, Changes, Clock, ErrorKind, Hook,
-    KernelEntry, SetHealth, SetName, SetSpec, SystemClock, Target,
+    Backend, BackendError, BackendKind, Capabilities, Changes, Clock, ErrorKind, Hook, KernelEntry,
+    SetHealth, SetName, SetSpec, SystemClock, Target,
 };
 
 /// ipset's longest timeout: the kernel keeps timeouts in milliseconds in a

@@ -469,7 +469,9 @@ fn a_changed_rule_replaces_the_anchors_rules_and_the_table_stays() {
     let m = model(65_535);
     let old = spec("f2b");
     m.backend.ensure_set(&old).unwrap();
-    m.backend.add(&old, &entries(&["192.0.2.1", "2001:db8::1"])).unwrap();
+    m.backend
+        .add(&old, &entries(&["192.0.2.1", "2001:db8::1"]))
+        .unwrap();
     let mut new = old.clone();
     new.hook = Some(Hook {
         ports: PortRange::parse_list("22,2222").unwrap(),
