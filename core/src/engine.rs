@@ -297,20 +297,28 @@ impl Engine<'_> {
 
     /// Creates a set: its kernel objects, its blocking rule and its ledger
     /// record. Creating a set that exists with the same spec is fine; with a
-    /// different spec it is refused, because the kernel objects cannot change
-    /// in place.
+    /// different spec it is refused, saying how to change it
+    /// ([`Engine::change_set`]) or why it cannot change in place.
     pub fn create(&mut self, spec: &SetSpec) -> Result<bool, Error> {
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         let created = match tx.set_spec(&spec.name)? {
             Some(existing) if &existing == spec => false,
             Some(existing) => {
+                let change = crate::spec_change::SpecChange::between(&existing, spec);
+                let how = if change.refused.is_empty() {
+                    format!(
+                        "banset set-options {} changes them in place, keeping its bans",
+                        spec.name
+                    )
+                } else {
+                    change.describe_refused()
+                };
                 return Err(Error::Input(format!(
-                    "set {} exists with other options ({}); banset set-options {} changes them in place, keeping its bans",
+                    "set {} exists with other options ({}); {how}",
                     spec.name,
                     describe_difference(&existing, spec),
-                    spec.name
-                )))
+                )));
             }
             None => true,
         };
