@@ -50,6 +50,17 @@ pub enum Command {
     Create(CreateArgs),
     /// Ban addresses or prefixes (creating the set if needed)
     Add(AddArgs),
+    /// Change a set's ports, protocol, block type or maxelem in place, keeping every ban
+    #[command(
+        name = "set-options",
+        long_about = "Change an existing set's blocking rule (--ports, --protocol, --blocktype, \
+            --no-hook) or its --maxelem in place: the kernel's rule (and, for a new maxelem, the \
+            set) is swapped atomically, every ban keeps the time it has left, and the ledger \
+            records the new options. Options not given keep their value.\n\n\
+            The backend, family, --no-prefixes and the default timeout are fixed when a set is \
+            made; asking to change them fails, saying why, and changes nothing."
+    )]
+    Change(ChangeArgs),
     /// Unban addresses or prefixes (absent ones are fine)
     #[command(visible_alias = "delete")]
     Del(DelArgs),
@@ -272,6 +283,13 @@ pub struct CreateArgs {
     /// Default ban timeout of the set [default: 1d]
     #[arg(long, value_name = "T")]
     pub timeout: Option<String>,
+    #[command(flatten)]
+    pub options: SetOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    pub set: String,
     #[command(flatten)]
     pub options: SetOptions,
 }

@@ -1,5 +1,6 @@
 //! Turns `create`'s options (also accepted by `add` for a new set) into a
-//! validated [`SetSpec`].
+//! validated [`SetSpec`], and applies them to an existing set's spec for
+//! `banset set-options`.
 
 use anyhow::Result;
 use banset_core::{
@@ -106,15 +107,36 @@ fn parse_backend(text: &str, key: &str, dry_run: bool) -> Result<BackendKind> {
 }
 
 fn build_hook(opts: &SetOptions) -> Result<Hook> {
-    let ports = match &opts.ports {
-        Some(p) if covers_every_port(p) => Vec::new(),
+    let ports = parse_ports(opts)?.unwrap_or_default();
+    let protocol = parse_protocol(opts, &ports, None)?;
+    Ok(Hook {
+        ports,
+        protocol,
+        block: parse_block(opts)?.unwrap_or(BlockType::Drop),
+        permanent: opts.permanent,
+    })
+}
+
+/// `--ports`, when given (empty: every port).
+fn parse_ports(opts: &SetOptions) -> Result<Option<Vec<PortRange>>> {
+    Ok(match &opts.ports {
+        Some(p) if covers_every_port(p) => Some(Vec::new()),
         Some(p) => match PortRange::parse_list(p) {
-            Ok(p) => p,
+            Ok(p) => Some(p),
             Err(e) => usage!("{e}"),
         },
-        None => Vec::new(),
-    };
-    let protocol = match opts.protocol.as_deref() {
+        None => None,
+    })
+}
+
+/// `--protocol`, or what it is without one: `kept` (a set's own) or, for
+/// ports, TCP (fail2ban's default: ports mean TCP ports).
+fn parse_protocol(
+    opts: &SetOptions,
+    ports: &[PortRange],
+    kept: Option<Protocol>,
+) -> Result<Option<Protocol>> {
+    Ok(match opts.protocol.as_deref() {
         Some("tcp") => Some(Protocol::Tcp),
         Some("udp") => Some(Protocol::Udp),
         Some("all") if !ports.is_empty() => {
@@ -122,23 +144,130 @@ fn build_hook(opts: &SetOptions) -> Result<Hook> {
         }
         Some("all") => None,
         Some(other) => usage!("invalid --protocol {other:?} (use tcp, udp or all)"),
-        // fail2ban's default: ports mean TCP ports
+        None if kept.is_some() => kept,
         None if !ports.is_empty() => Some(Protocol::Tcp),
         None => None,
-    };
-    let block = match &opts.blocktype {
+    })
+}
+
+/// `--blocktype`, when given.
+fn parse_block(opts: &SetOptions) -> Result<Option<BlockType>> {
+    Ok(match &opts.blocktype {
         Some(b) => match iptables_target(b).parse::<BlockType>() {
-            Ok(b) => b,
+            Ok(b) => Some(b),
             Err(e) => usage!("{e}"),
         },
-        None => BlockType::Drop,
-    };
-    Ok(Hook {
-        ports,
-        protocol,
-        block,
-        permanent: opts.permanent,
+        None => None,
     })
+}
+
+/// `existing` with the options given on the command line applied, and
+/// nothing else: what `banset set-options` asks for, and what `add` checks
+/// its options against. An option not given keeps the set's value.
+pub fn changed_spec(
+    existing: &SetSpec,
+    opts: &SetOptions,
+    timeout: Option<Timeout>,
+    dry_run: bool,
+) -> Result<SetSpec> {
+    let mut spec = existing.clone();
+    if let Some(text) = &opts.backend {
+        spec.backend = parse_backend(text, "--backend", dry_run)?;
+    }
+    if let Some(f) = &opts.family {
+        spec.families = match f.parse::<Families>() {
+            Ok(f) => f,
+            Err(e) => usage!("{e}"),
+        };
+    }
+    match opts.maxelem {
+        Some(0) => usage!("invalid --maxelem 0: a set must hold at least one member"),
+        Some(n) => spec.max_elements = Some(n),
+        None => {}
+    }
+    if opts.prefixes || opts.no_prefixes {
+        spec.prefixes = opts.prefixes;
+    }
+    if let Some(t) = timeout {
+        spec.timeout = t;
+    }
+    let rule_options = opts.ports.is_some()
+        || opts.protocol.is_some()
+        || opts.blocktype.is_some()
+        || opts.permanent;
+    if opts.no_hook {
+        if rule_options {
+            usage!(
+                "--no-hook takes the rule away, so --ports, --protocol, --blocktype and --permanent do not apply"
+            );
+        }
+        spec.hook = None;
+    } else if rule_options {
+        let mut hook = existing.hook.clone().unwrap_or_default();
+        if let Some(ports) = parse_ports(opts)? {
+            hook.ports = ports;
+        }
+        hook.protocol = parse_protocol(opts, &hook.ports, hook.protocol)?;
+        if let Some(block) = parse_block(opts)? {
+            hook.block = block;
+        }
+        hook.permanent |= opts.permanent;
+        spec.hook = Some(hook);
+    }
+    if opts.permanent && spec.backend != BackendKind::Firewalld {
+        usage!(
+            "--permanent saves the rule in firewalld's configuration, but set {} is on the {} backend",
+            spec.name,
+            spec.backend
+        );
+    }
+    Ok(spec)
+}
+
+/// The command-line options that make `existing` into `wanted`, for a hint
+/// (`--ports 22 --blocktype reject`); only the rule and maxelem, which can
+/// change in place.
+pub fn options_for(existing: &SetSpec, wanted: &SetSpec) -> String {
+    let mut out = Vec::new();
+    if existing.max_elements != wanted.max_elements {
+        if let Some(m) = wanted.max_elements {
+            out.push(format!("--maxelem {m}"));
+        }
+    }
+    match (&existing.hook, &wanted.hook) {
+        (_, None) if existing.hook.is_some() => out.push("--no-hook".into()),
+        (old, Some(h)) => {
+            let old = old.clone().unwrap_or_default();
+            if old.ports != h.ports || existing.hook.is_none() {
+                let ports: Vec<String> = h.ports.iter().map(ToString::to_string).collect();
+                out.push(format!(
+                    "--ports {}",
+                    if ports.is_empty() {
+                        "1-65535".to_string()
+                    } else {
+                        ports.join(",")
+                    }
+                ));
+            }
+            if old.protocol != h.protocol {
+                out.push(format!(
+                    "--protocol {}",
+                    h.protocol.map_or("all", |p| p.name())
+                ));
+            }
+            if old.block != h.block {
+                out.push(format!(
+                    "--blocktype {}",
+                    match h.block {
+                        BlockType::Drop => "drop",
+                        BlockType::Reject => "reject",
+                    }
+                ));
+            }
+        }
+        _ => {}
+    }
+    out.join(" ")
 }
 
 /// fail2ban's jails write "every port" as a full range (`port = 0:65535` in

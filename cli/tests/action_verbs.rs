@@ -83,12 +83,28 @@ fn ensure_creates_then_restores_every_ban_after_a_flush_ruleset() {
         s.ok(&[&["ensure", "f2b-postfix"], &opts[..]].concat());
         assert_eq!(s.run(&["check", "f2b-postfix"]).status.code(), Some(0));
 
-        // other options on an existing set: kept, with its bans, and said
+        // another rule (the jail's new ports): changed in place, bans kept
         let out = s.run(&["ensure", "f2b-postfix", "--ports", "ssh"]);
         assert!(out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("exists with other options") && err.contains("ports 22"),
+            err.contains("changed the rule in place") && err.contains("-> 22"),
+            "{err}"
+        );
+        assert_eq!(nft_members("f2b-postfix_v4"), ["192.0.2.2"]);
+        // options that cannot change in place: kept, with its bans, and said
+        let out = s.run(&[
+            "ensure",
+            "f2b-postfix",
+            "--ports",
+            "ssh",
+            "--family",
+            "inet",
+        ]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("exists with other options") && err.contains("family"),
             "{err}"
         );
         assert_eq!(nft_members("f2b-postfix_v4"), ["192.0.2.2"]);

@@ -1156,3 +1156,243 @@ fn dry_run_reads_the_real_kernel_and_ledger_and_changes_neither() {
         assert_eq!(nft_set("d_v6").len(), 1);
     });
 }
+
+/// The elements of the hook's port set and the verdict of banset's rules,
+/// from `nft -j` (the oracle).
+fn nft_hook(set: &str) -> (Vec<String>, Vec<String>) {
+    let out = Command::new("nft")
+        .args([
+            "-j",
+            "list",
+            "set",
+            "inet",
+            "banset",
+            &format!("{set}_ports"),
+        ])
+        .output()
+        .unwrap();
+    let ports = serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| {
+            v["nftables"]
+                .as_array()?
+                .iter()
+                .find_map(|o| o["set"]["elem"].as_array().cloned())
+        })
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let out = Command::new("nft")
+        .args(["-j", "list", "chain", "inet", "banset", "input"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verdicts = v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r["comment"].as_str().is_some_and(|c| c.contains(set)))
+        .map(|r| {
+            let last = r["expr"].as_array().and_then(|e| e.last()).cloned();
+            last.map(|e| e.as_object().unwrap().keys().next().unwrap().clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    (ports, verdicts)
+}
+
+#[test]
+fn add_with_other_ports_on_an_existing_set_is_not_silently_ignored() {
+    kernel_test("add_with_other_ports_is_not_ignored", || {
+        let s = Sandbox::new("add-other-ports");
+        s.ok(&["create", "web", "--ports", "25"]);
+        let kernel = kernel_snapshot();
+        let ledger = ledger_snapshot(&s);
+        let out = s.run(&["add", "web", "192.0.2.1", "--ports", "22"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("ports 25 -> 22") && err.contains("banset set-options web --ports 22"),
+            "{err}"
+        );
+        assert_eq!(kernel_snapshot(), kernel, "the kernel is as it was");
+        assert_eq!(ledger_snapshot(&s), ledger, "the ledger is as it was");
+        // The set's own options, or none, are fine.
+        s.ok(&["add", "web", "192.0.2.1", "--ports", "25"]);
+        s.ok(&["add", "web", "192.0.2.2"]);
+        // create with other options says how to change them.
+        let out = s.run(&["create", "web", "--ports", "22"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("set-options"), "{err}");
+    });
+}
+
+#[test]
+fn set_options_moves_the_rule_and_resizes_the_set_keeping_every_ban_and_its_time() {
+    kernel_test("set_options_in_place", || {
+        let s = Sandbox::new("set-options");
+        s.ok(&["create", "web", "--ports", "25,465"]);
+        s.ok(&[
+            "add",
+            "web",
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "--timeout",
+            "2h",
+        ]);
+        s.ok(&["add", "web", "2001:db8::1", "--timeout", "permanent"]);
+        let before: Vec<_> = ["web_v4", "web_v4net", "web_v6"]
+            .iter()
+            .map(|set| nft_set(set))
+            .collect();
+        assert_eq!(
+            nft_hook("web"),
+            (vec!["25".into(), "465".into()], vec!["drop".into(); 4])
+        );
+
+        let out = s.run(&[
+            "set-options",
+            "web",
+            "--ports",
+            "22",
+            "--blocktype",
+            "reject",
+            "--maxelem",
+            "5000",
+        ]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains("changed set web in place (maxelem 1048576 -> 5000, ports 25, 465 -> 22, blocktype drop -> reject)"),
+            "{said}"
+        );
+        assert_eq!(
+            nft_hook("web"),
+            (vec!["22".into()], vec!["reject".into(); 4])
+        );
+        for (set, was) in ["web_v4", "web_v4net", "web_v6"].iter().zip(&before) {
+            let now = nft_set(set);
+            assert_eq!(
+                now.keys().collect::<Vec<_>>(),
+                was.keys().collect::<Vec<_>>(),
+                "{set}: every ban kept"
+            );
+            for (member, expires) in &now {
+                match (was[member], *expires) {
+                    (None, None) => {}
+                    (Some(w), Some(n)) => close_to(Some(n), w, member),
+                    other => panic!("{member}: {other:?}"),
+                }
+            }
+        }
+        // The ledger holds the new spec: create with it is "as asked".
+        let stderr = |args: &[&str]| {
+            let out = s.run(args);
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        let shown = stderr(&[
+            "create",
+            "web",
+            "--ports",
+            "22",
+            "--blocktype",
+            "reject",
+            "--maxelem",
+            "5000",
+            "-v",
+        ]);
+        assert!(shown.contains("already exists as asked"), "{shown}");
+        // Nothing to change is fine, and says so.
+        let same = stderr(&["set-options", "web", "--ports", "22", "-v"]);
+        assert!(same.contains("already has these options"), "{same}");
+        // The rule off and on again.
+        s.ok(&["set-options", "web", "--no-hook"]);
+        assert_eq!(nft_hook("web"), (vec![], vec![]));
+        s.ok(&["set-options", "web", "--ports", "2222"]);
+        assert_eq!(
+            nft_hook("web"),
+            (vec!["2222".into()], vec!["drop".into(); 4])
+        );
+        assert_eq!(nft_set("web_v4").len(), 1);
+    });
+}
+
+#[test]
+fn set_options_refuses_what_cannot_change_in_place_and_says_why() {
+    kernel_test("set_options_refused", || {
+        let s = Sandbox::new("set-options-refused");
+        s.ok(&["create", "web", "--ports", "25"]);
+        s.ok(&["add", "web", "192.0.2.1", "192.0.2.2", "--timeout", "1h"]);
+        let kernel = kernel_snapshot();
+        let ledger = ledger_snapshot(&s);
+        for (args, why) in [
+            (
+                &["--family", "inet6", "--ports", "22"][..],
+                "family both -> inet6",
+            ),
+            (&["--no-prefixes"][..], "prefixes true -> false"),
+            (&["--maxelem", "1"][..], "holds 2 bans"),
+        ] {
+            let mut argv = vec!["set-options", "web"];
+            argv.extend_from_slice(args);
+            let out = s.run(&argv);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(why), "{args:?}: {err}");
+            assert_eq!(kernel_snapshot(), kernel, "{args:?}: kernel unchanged");
+            assert_eq!(ledger_snapshot(&s), ledger, "{args:?}: ledger unchanged");
+        }
+        let out = s.run(&["set-options", "nosuch", "--ports", "22"]);
+        assert_eq!(out.status.code(), Some(2));
+    });
+}
+
+#[test]
+fn ensure_with_a_jails_new_ports_changes_the_rule_in_place_keeping_the_bans() {
+    kernel_test("ensure_new_ports", || {
+        let s = Sandbox::new("ensure-new-ports");
+        s.ok(&[
+            "ensure",
+            "f2b-web",
+            "--ports",
+            "80",
+            "--protocol",
+            "tcp",
+            "--blocktype",
+            "DROP",
+        ]);
+        s.ok(&["add", "f2b-web", "192.0.2.1", "--timeout", "1h"]);
+        let was = nft_set("f2b-web_v4");
+        // fail2ban restarted with `port = 80,443` for the jail.
+        let out = s.run(&[
+            "ensure",
+            "f2b-web",
+            "--ports",
+            "80,443",
+            "--protocol",
+            "tcp",
+            "--blocktype",
+            "DROP",
+        ]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains("changed the rule in place (ports 80 -> 80, 443)"),
+            "{said}"
+        );
+        assert_eq!(
+            nft_hook("f2b-web"),
+            (vec!["80".into(), "443".into()], vec!["drop".into(); 4])
+        );
+        let now = nft_set("f2b-web_v4");
+        assert_eq!(
+            now.keys().collect::<Vec<_>>(),
+            was.keys().collect::<Vec<_>>()
+        );
+        close_to(now["192.0.2.1"], was["192.0.2.1"].unwrap(), "192.0.2.1");
+    });
+}

@@ -243,3 +243,39 @@ fn concurrent_first_bans_create_one_rule_and_lose_nothing() {
         );
     });
 }
+
+#[test]
+fn set_options_on_ipset_swaps_the_rule_and_the_set_keeping_every_ban() {
+    kernel_test("ipset_set_options", || {
+        let s = sandbox("set-options");
+        s.ok(&["create", "web", "--ports", "25"]);
+        s.ok(&["add", "web", "192.0.2.1", "--timeout", "2h"]);
+        s.ok(&["add", "web", "2001:db8::/64", "--timeout", "permanent"]);
+        let (v4, v6) = (ipset_members("web"), ipset_members("web6"));
+        // A dry run says what it would do and changes nothing.
+        let out = s.run(&["--dry-run", "set-options", "web", "--ports", "22"]);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("would change set web in place"));
+        assert!(iptables_rules("iptables").contains("--dports 25 "));
+        s.ok(&["set-options", "web", "--ports", "22", "--maxelem", "70000"]);
+        let rules = iptables_rules("iptables");
+        assert_eq!(rules.matches("--match-set web src").count(), 1, "{rules}");
+        assert!(rules.contains("--dports 22 "), "{rules}");
+        let saved = String::from_utf8_lossy(&tool("ipset", &["save", "web"]).stdout).into_owned();
+        assert!(saved.contains("maxelem 70000"), "{saved}");
+        assert_eq!(ipset_members("web6"), v6, "the permanent prefix stays");
+        let now = ipset_members("web");
+        assert_eq!(
+            now.keys().collect::<Vec<_>>(),
+            v4.keys().collect::<Vec<_>>()
+        );
+        let (was, is) = (v4["192.0.2.1"].unwrap(), now["192.0.2.1"].unwrap());
+        assert!(is <= was && was - is < 30, "{was} -> {is}");
+        assert_eq!(
+            tool("ipset", &["list", "-n"]).stdout.len(),
+            "web\nweb6\n".len()
+        );
+        s.ok(&["destroy", "web"]);
+        assert!(!iptables_rules("iptables").contains("web"));
+    });
+}

@@ -656,9 +656,9 @@ fn regex_test_reports_counts_per_regex_and_json() {
 }
 
 #[test]
-fn check_says_when_the_daemon_keeps_the_ledgers_set_instead_of_new_ports() {
+fn check_says_the_daemon_changes_new_ports_in_place_and_keeps_what_cannot_change() {
     kernel_test(
-        "check_says_when_the_daemon_keeps_the_ledgers_set_instead_of_new_ports",
+        "check_says_the_daemon_changes_new_ports_in_place_and_keeps_what_cannot_change",
         || {
             let sb = Sandbox::new("check-kept-set");
             let log = sb.dir().join("auth.log");
@@ -669,17 +669,139 @@ fn check_says_when_the_daemon_keeps_the_ledgers_set_instead_of_new_ports() {
             sb.ok(&["create", "sshd", "--ports", "22"]);
             // The set exists as configured: nothing to say.
             let out = sb.ok(&["watch", "--check"]);
-            assert!(!out.contains("not applied"), "{out}");
-            // New ports in the config: the running daemon keeps the
-            // ledger's set, and --check must not suggest otherwise.
+            assert!(
+                !out.contains("not applied") && !out.contains("will change"),
+                "{out}"
+            );
+            // New ports in the config: the daemon changes the set in place,
+            // and --check says so (it used to show the new ports while the
+            // daemon kept the old ones).
             let sb = sb.with_config(&config(&log, "[sets.sshd]\nports = \"22,2222\"\n"));
             let out = sb.ok(&["watch", "--check"]);
             assert!(out.contains("tcp ports 22,2222"), "{out}");
             assert!(
-                out.contains("not applied: the ledger has set sshd as")
-                    && out.contains("keeps that"),
+                out.contains("will change in place, keeping every ban: ports 22 -> 22, 2222"),
                 "{out}"
             );
+            // A change that cannot be made in place is kept, and why is said.
+            let sb = sb.with_config(&config(
+                &log,
+                "[sets.sshd]\nports = \"22\"\nfamily = \"inet\"\n",
+            ));
+            let out = sb.ok(&["watch", "--check"]);
+            assert!(
+                out.contains("not applied: the ledger has set sshd as")
+                    && out.contains("family both -> inet: the kernel sets are made per family"),
+                "{out}"
+            );
+        },
+    );
+}
+
+/// The oracle's `expires` of `member` in `set` (seconds left).
+fn nft_expires(set: &str, member: &str) -> Option<u64> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "set", "inet", "banset", set])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["nftables"].as_array()?.iter().find_map(|item| {
+        item["set"]["elem"]
+            .as_array()?
+            .iter()
+            .find(|e| e["elem"]["val"].as_str() == Some(member))
+            .and_then(|e| e["elem"]["expires"].as_u64())
+    })
+}
+
+/// The ports of the set's hook, from `nft -j`.
+fn nft_ports(set: &str) -> Vec<u64> {
+    let out = Command::new("nft")
+        .args([
+            "-j",
+            "list",
+            "set",
+            "inet",
+            "banset",
+            &format!("{set}_ports"),
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut ports: Vec<u64> = v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["set"]["elem"].as_array())
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+#[test]
+fn a_reload_that_changes_a_sets_ports_applies_them_in_place_keeping_every_ban() {
+    kernel_test(
+        "a_reload_that_changes_a_sets_ports_applies_them_in_place_keeping_every_ban",
+        || {
+            let sb = Sandbox::new("watch-reload-ports");
+            let log = sb.dir().join("auth.log");
+            let sb = sb.with_config(&config(&log, "[sets.sshd]\nports = \"22\"\n"));
+            let w = Watcher::start(&sb);
+            sb.ok(&["add", "sshd", "198.51.100.7", "--timeout", "3h"]);
+            sb.ok(&["add", "sshd", "198.51.100.8", "--timeout", "permanent"]);
+            let left = nft_expires("sshd_v4", "198.51.100.7").unwrap();
+            assert_eq!(nft_ports("sshd"), [22]);
+            // Other ports and another maxelem (which rebuilds the kernel set).
+            std::fs::write(
+                sb.dir().join("banset.toml"),
+                config(&log, "[sets.sshd]\nports = \"22,2222\"\nmaxelem = 5000\n"),
+            )
+            .unwrap();
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| w.output().contains("set sshd: changed in place")),
+                "{}",
+                w.output()
+            );
+            assert!(
+                w.output()
+                    .contains("(maxelem 1048576 -> 5000, ports 22 -> 22, 2222), every ban kept"),
+                "{}",
+                w.output()
+            );
+            assert_eq!(nft_ports("sshd"), [22, 2222]);
+            assert_eq!(nft_members("sshd_v4"), ["198.51.100.7", "198.51.100.8"]);
+            let now = nft_expires("sshd_v4", "198.51.100.7").unwrap();
+            assert!(now <= left && left - now < 60, "{left} -> {now}");
+            assert_eq!(
+                nft_expires("sshd_v4", "198.51.100.8"),
+                None,
+                "still permanent"
+            );
+            // The ledger has the new spec: --check has nothing left to apply.
+            let out = sb.ok(&["watch", "--check"]);
+            assert!(
+                !out.contains("will change") && !out.contains("not applied"),
+                "{out}"
+            );
+            // The daemon bans into the changed set as before.
+            append(
+                &log,
+                &[
+                    sshd_fail("203.0.113.9"),
+                    sshd_fail("203.0.113.9"),
+                    sshd_fail("203.0.113.9"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("sshd_v4").len() == 3),
+                "{}",
+                w.output()
+            );
+            let out = w.stop();
+            assert!(!out.contains("keeping the ledger's"), "{out}");
         },
     );
 }

@@ -190,6 +190,26 @@ pub trait Backend: Send + Sync {
     /// or a prefix containing it, is a member.
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError>;
 
+    /// Changes a set's blocking rule (ports, protocol, block type, hook on
+    /// or off) and member bound (maxelem) from `old` to `new`, keeping every
+    /// member and its remaining timeout. The core calls it only for the
+    /// changes [`SpecChange::in_place`](crate::SpecChange) lists; both specs
+    /// share name, backend, families, prefixes and timeout.
+    ///
+    /// Contract: traffic is never let through in between (the new rule is in
+    /// place before the old one goes, or both swap in one kernel
+    /// transaction), and a failure leaves the old rule and set as they were.
+    /// A kernel that cannot make the change answers
+    /// [`ErrorKind::Unsupported`] saying why.
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        let _ = new;
+        Err(BackendError::new(
+            ErrorKind::Unsupported,
+            format!("change set {}", old.name),
+            format!("the {} backend cannot change a set in place", self.kind()),
+        ))
+    }
+
     /// The banset sets this firewall holds now, whatever any ledger says:
     /// what a new (or emptied) ledger must not silently take over, because
     /// restoring sets from it would remove every member they hold. Sorted,

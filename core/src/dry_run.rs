@@ -196,6 +196,16 @@ impl Backend for DryRunBackend {
         Ok(())
     }
 
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        let change = crate::SpecChange::between(old, new);
+        self.say(format!(
+            "would change set {} in place ({}), keeping its bans",
+            old.name,
+            change.describe_in_place()
+        ));
+        Ok(())
+    }
+
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
         if self.was_destroyed(&spec.name) {
             return Ok(false);

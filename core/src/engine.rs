@@ -31,6 +31,8 @@
 //! ledger and carries on, so `banset add` after a reload repairs every ban,
 //! not only the new one.
 
+mod change;
+
 use rustc_hash::FxHashMap;
 
 use crate::allowlist::{Allowlist, Refusal};
@@ -105,12 +107,33 @@ pub enum Error {
 #[non_exhaustive]
 pub enum InputError {
     /// `create` of a set the ledger has with other options.
-    #[error("set {name} exists with other options ({difference}); banset destroy {name} first to change them")]
+    #[error("set {name} exists with other options ({difference}); {how}")]
     SetExists {
         /// The set.
         name: SetName,
         /// The options that differ, as `describe_difference` words them.
         difference: String,
+        /// How to change them: `banset set-options`, or why they cannot
+        /// change in place.
+        how: String,
+    },
+    /// `set-options` asked for a change the set cannot take in place.
+    #[error("set {name} cannot change in place: {why}")]
+    CannotChange {
+        /// The set.
+        name: SetName,
+        /// Why, as [`SpecChange::describe_refused`](crate::SpecChange) words it.
+        why: String,
+    },
+    /// A new maxelem below the set's current number of bans.
+    #[error("set {name} holds {active} bans, more than maxelem {max} allows; unban some first or choose a larger maxelem")]
+    TooManyForMaxelem {
+        /// The set.
+        name: SetName,
+        /// Its active bans.
+        active: u64,
+        /// The maxelem asked for.
+        max: u32,
     },
     /// `adopt` of a set the ledger has with other options.
     #[error("set {name} is in the ledger with other options ({difference}); adopt it with those")]
@@ -316,19 +339,29 @@ impl Engine<'_> {
 
     /// Creates a set: its kernel objects, its blocking rule and its ledger
     /// record. Creating a set that exists with the same spec is fine; with a
-    /// different spec it is refused, because the kernel objects cannot change
-    /// in place.
+    /// different spec it is refused, saying how to change it
+    /// ([`Engine::change_set`]) or why it cannot change in place.
     pub fn create(&mut self, spec: &SetSpec) -> Result<bool, Error> {
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         let created = match tx.set_spec(&spec.name)? {
             Some(existing) if &existing == spec => false,
             Some(existing) => {
+                let change = crate::spec_change::SpecChange::between(&existing, spec);
+                let how = if change.refused.is_empty() {
+                    format!(
+                        "banset set-options {} changes them in place, keeping its bans",
+                        spec.name
+                    )
+                } else {
+                    change.describe_refused()
+                };
                 return Err(InputError::SetExists {
                     name: spec.name.clone(),
                     difference: describe_difference(&existing, spec),
+                    how,
                 }
-                .into())
+                .into());
             }
             None => true,
         };

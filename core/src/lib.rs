@@ -35,6 +35,7 @@ mod reconcile;
 mod rule_sightings;
 mod set_name;
 mod spec;
+mod spec_change;
 mod target;
 mod timeout;
 mod tool;
@@ -58,6 +59,7 @@ pub use spec::{
     BackendKind, BlockType, Families, Hook, Inadmissible, PortListError, PortListProblem,
     PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
 };
+pub use spec_change::{Difference, Refused, SpecChange};
 pub use target::{
     Family, InvalidTarget, ParseTargetError, Target, WIDEST_LOGGED_V4_PREFIX,
     WIDEST_LOGGED_V6_PREFIX,

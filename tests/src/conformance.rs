@@ -39,8 +39,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 use banset_core::{
-    Backend, BackendError, Changes, ErrorKind, Families, KernelEntry, SetHealth, SetName, SetSpec,
-    Target,
+    Backend, BackendError, BlockType, Changes, ErrorKind, Families, Hook, KernelEntry, PortRange,
+    Protocol, SetHealth, SetName, SetSpec, Target,
 };
 
 /// One expectation, by name.
@@ -188,7 +188,8 @@ macro_rules! __conformance_list {
             prefix_outside_spec_is_refused,
             failed_batch_changes_nothing,
             timeout_above_cap_is_refused,
-            full_set_refuses_new_members
+            full_set_refuses_new_members,
+            change_set_keeps_every_member
         }
     };
 }
@@ -844,6 +845,79 @@ pub fn full_set_refuses_new_members(b: &dyn Backend, name: &SetName) {
         b.kind()
     );
     assert_unchanged(b, &spec, &before, "after refusing a fifth host");
+}
+
+/// Changing the rule (ports, protocol, block type, hook off and on) and
+/// the member bound keeps every member and its remaining timeout, and
+/// leaves the set whole under the new spec. A kernel that cannot change
+/// the member bound answers `Unsupported` with why.
+pub fn change_set_keeps_every_member(b: &dyn Backend, name: &SetName) {
+    let mut old = plain_spec(b, name);
+    old.hook = Some(Hook {
+        ports: PortRange::parse_list("25").expect("a port"),
+        protocol: Some(Protocol::Tcp),
+        ..Hook::default()
+    });
+    ok(b, b.ensure_set(&old), "ensure_set with ports 25");
+    let mut batch = vec![
+        entry("192.0.2.1", Some(600)),
+        entry("2001:db8::1", Some(900)),
+        entry("192.0.2.2", None),
+    ];
+    if b.capabilities().prefixes {
+        batch.push(entry("198.51.100.0/24", Some(700)));
+    }
+    ok(b, b.add(&old, &batch), "add members");
+    let before = members(b, &old);
+    let mut new = old.clone();
+    new.hook = Some(Hook {
+        ports: PortRange::parse_list("22,2222").expect("ports"),
+        protocol: Some(Protocol::Tcp),
+        block: BlockType::Reject,
+        permanent: false,
+    });
+    ok(
+        b,
+        b.change_set(&old, &new),
+        "change ports 25 -> 22,2222 and reject",
+    );
+    assert_eq!(
+        ok(b, b.health(&new), "health after the change"),
+        SetHealth::Present,
+        "[{}] the set is whole under its new spec",
+        b.kind()
+    );
+    assert_unchanged(b, &new, &before, "after changing the rule");
+    // A new maxelem: the kernel may not allow it, and then says why.
+    let mut resized = new.clone();
+    resized.max_elements = Some(5000);
+    match b.change_set(&new, &resized) {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            eprintln!("[{}] change_set_keeps_every_member: maxelem: {e}", b.kind());
+            assert!(!e.detail().is_empty(), "[{}] say why", b.kind());
+        }
+        other => {
+            ok(b, other, "change maxelem to 5000");
+            new = resized;
+            assert_unchanged(b, &new, &before, "after changing maxelem");
+        }
+    }
+    assert_contains(b, &new, "192.0.2.1", true, "after the change");
+    let mut unhooked = new.clone();
+    unhooked.hook = None;
+    ok(b, b.change_set(&new, &unhooked), "change to no hook");
+    assert_unchanged(b, &unhooked, &before, "after taking the rule away");
+    ok(b, b.change_set(&unhooked, &old), "change back to ports 25");
+    assert_eq!(
+        ok(b, b.health(&old), "health after changing back"),
+        SetHealth::Present,
+        "[{}] the set is whole under its first spec again",
+        b.kind()
+    );
+    assert_unchanged(b, &old, &before, "after changing back");
+    // With the spec it has now: a kernel that finds its rule by the rule's
+    // text (iptables) would not find it from the suite's plain spec.
+    ok(b, b.destroy(&old), "destroy after the change");
 }
 
 // ---------------------------------------------------------------------------

@@ -826,3 +826,88 @@ fn kernel_or_storage(e: &banset_core::Error) -> bool {
     use banset_core::Error;
     matches!(e, Error::Backend(_) | Error::Ledger(_))
 }
+
+#[test]
+fn change_set_swaps_the_rule_keeps_every_ban_and_stores_the_new_spec() {
+    let mut w = World::new();
+    w.add(
+        "web",
+        &[ban("192.0.2.1", Some(3600)), ban("192.0.2.2", None)],
+    )
+    .unwrap();
+    w.clock.advance(100);
+    let (kernel, ledger) = (w.kernel("web"), w.ledger("web"));
+    let mut new = spec("web");
+    new.hook = Some(banset_core::Hook {
+        ports: banset_core::PortRange::parse_list("22").unwrap(),
+        protocol: Some(banset_core::Protocol::Tcp),
+        ..Default::default()
+    });
+    new.max_elements = Some(10);
+    let change = w.run(false, |e| e.change_set(&new)).unwrap();
+    assert_eq!(
+        change.describe_in_place(),
+        "maxelem 1048576 -> 10, ports all -> 22, protocol all -> tcp"
+    );
+    assert_eq!(w.kernel("web"), kernel, "every ban, same time left");
+    assert_eq!(w.ledger("web"), ledger, "same deadlines");
+    assert_eq!(w.kernel.rule_of(&name("web")), Some(new.hook.clone()));
+    assert_eq!(
+        w.ledger.read().unwrap().set_spec(&name("web")).unwrap(),
+        Some(new.clone())
+    );
+    // Again: nothing to do.
+    assert!(w.run(false, |e| e.change_set(&new)).unwrap().is_empty());
+}
+
+#[test]
+fn change_set_refuses_what_cannot_change_and_changes_nothing() {
+    let mut w = World::new();
+    w.add(
+        "web",
+        &[ban("192.0.2.1", Some(3600)), ban("192.0.2.2", None)],
+    )
+    .unwrap();
+    let stored = w.ledger.read().unwrap().set_spec(&name("web")).unwrap();
+    let mut other = spec("web");
+    other.timeout = Timeout::Secs(60);
+    other.hook = None;
+    let e = w.run(false, |e| e.change_set(&other)).unwrap_err();
+    assert!(
+        matches!(&e, banset_core::Error::Input(banset_core::InputError::CannotChange { why, .. }) if why.contains("timeout") && why.contains("fixed")),
+        "{e}"
+    );
+    let mut small = spec("web");
+    small.max_elements = Some(1);
+    let e = w.run(false, |e| e.change_set(&small)).unwrap_err();
+    assert!(e.to_string().contains("holds 2 bans"), "{e}");
+    assert_eq!(
+        w.ledger.read().unwrap().set_spec(&name("web")).unwrap(),
+        stored
+    );
+    assert_eq!(
+        w.kernel.rule_of(&name("web")),
+        Some(Some(Default::default()))
+    );
+    assert_eq!(w.kernel("web").len(), 2);
+    // A dry run stores nothing (the CLI's DryRunBackend keeps the kernel).
+    let mut new = spec("web");
+    new.hook = None;
+    w.run(true, |e| e.change_set(&new)).unwrap();
+    assert_eq!(
+        w.ledger.read().unwrap().set_spec(&name("web")).unwrap(),
+        stored
+    );
+}
+
+#[test]
+fn change_set_rebuilds_a_set_the_kernel_lost_under_the_new_spec() {
+    let mut w = World::new();
+    w.add("web", &[ban("192.0.2.1", Some(3600))]).unwrap();
+    w.kernel.wipe();
+    let mut new = spec("web");
+    new.hook = None;
+    w.run(false, |e| e.change_set(&new)).unwrap();
+    assert_eq!(w.kernel("web").len(), 1);
+    assert_eq!(w.kernel.rule_of(&name("web")), Some(None));
+}

@@ -10,6 +10,8 @@ use banset_ipset::IpsetBackend;
 use crate::msg::{self, DirectRule};
 use crate::sys::{Bus, CallError, Client};
 
+mod change;
+
 /// banset's firewalld backend. Members live in kernel ipsets made and
 /// filled by [`IpsetBackend`] over netlink, so a ban never waits for
 /// firewalld; firewalld holds the direct rule that makes each set block,
@@ -190,6 +192,10 @@ impl Backend for FirewalldBackend {
             }
         }
         Ok(())
+    }
+
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        self.change_in_place(old, new)
     }
 
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {

@@ -268,3 +268,51 @@ fn reload_watcher_reports_reload_and_restart_and_its_callback_restores_the_rule(
         fw.enter(|| b.destroy(&s)).unwrap();
     });
 }
+
+#[test]
+fn changed_ports_and_maxelem_swap_the_direct_rules_and_keep_every_ban() {
+    under_both("changed_ports_swap_direct_rules", |fw| {
+        let b = open(fw);
+        let mut old = permanent("fw-c");
+        old.hook.as_mut().unwrap().ports = banset_core::PortRange::parse_list("25").unwrap();
+        old.hook.as_mut().unwrap().protocol = Some(banset_core::Protocol::Tcp);
+        let mut new = old.clone();
+        new.hook.as_mut().unwrap().ports = banset_core::PortRange::parse_list("22,2222").unwrap();
+        new.hook.as_mut().unwrap().block = banset_core::BlockType::Reject;
+        new.max_elements = Some(5000);
+        let before = fw.enter(|| {
+            b.ensure_set(&old).unwrap();
+            b.add(&old, &[ban("192.0.2.1"), ban("2001:db8::1")])
+                .unwrap();
+            b.list(&old).unwrap()
+        });
+        fw.enter(|| b.change_set(&old, &new))
+            .expect("change in place");
+        for rules in [runtime_rules(fw), permanent_rules(fw)] {
+            assert!(
+                rules.contains("--dports 22,2222") && rules.contains("REJECT"),
+                "{rules}"
+            );
+            assert!(!rules.contains("--dports 25 "), "old rule gone: {rules}");
+            assert_eq!(rules.lines().count(), 2, "one rule per family: {rules}");
+        }
+        let saved = fw.run("ipset", &["save", "fw-c"]).unwrap();
+        assert!(saved.contains("maxelem 5000"), "{saved}");
+        let after = fw.enter(|| {
+            assert_eq!(b.health(&new).unwrap(), SetHealth::Present);
+            b.list(&new).unwrap()
+        });
+        assert_eq!(after.len(), before.len(), "every ban kept: {after:?}");
+        for (a, was) in after.iter().zip(&before) {
+            assert_eq!(a.target, was.target);
+            let (a, was) = (a.timeout.unwrap(), was.timeout.unwrap());
+            assert!(
+                a <= was && was - a < Duration::from_secs(30),
+                "{a:?} {was:?}"
+            );
+        }
+        fw.enter(|| b.destroy(&new)).unwrap();
+        assert_eq!(runtime_rules(fw).trim(), "");
+        assert_eq!(permanent_rules(fw).trim(), "");
+    });
+}

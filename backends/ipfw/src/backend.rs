@@ -110,6 +110,10 @@ impl Backend for IpfwBackend {
         Ok(())
     }
 
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        self.change_in_place(old, new)
+    }
+
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
         let name = table_of(spec)?;
         let exists = self.tables.count(name)?.is_some();
@@ -211,5 +215,6 @@ fn table_of(spec: &SetSpec) -> Result<&str, BackendError> {
         .map_err(|why| BackendError::new(ErrorKind::Invalid, format!("set {name}"), why))
 }
 
+mod change;
 #[cfg(test)]
 mod tests;

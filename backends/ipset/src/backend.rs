@@ -31,6 +31,7 @@ use entries::{to_entry, to_target};
 use errors::{encode_error, sys_error};
 use kernel::{create, drop_set, dump, header, missing, reusable, send_entries, simple, test};
 use plan::{check_before_adding, FamilyPlan};
+mod change;
 
 /// banset's ipset backend: the kernel objects described in the crate docs,
 /// driven over one `NETLINK_NETFILTER` socket, plus the iptables/ip6tables
@@ -133,6 +134,10 @@ impl Backend for IpsetBackend {
             }
         }
         Ok(())
+    }
+
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        self.change_in_place(old, new)
     }
 
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {

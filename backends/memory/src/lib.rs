@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use banset_core::{
     find_prefix_overlap, Backend, BackendError, BackendKind, Capabilities, Changes, Clock,
-    ErrorKind, KernelEntry, SetHealth, SetName, SetSpec, SystemClock, Target,
+    ErrorKind, Hook, KernelEntry, SetHealth, SetName, SetSpec, SystemClock, Target,
 };
 
 /// ipset's longest timeout: the kernel keeps timeouts in milliseconds in a
@@ -50,6 +50,8 @@ struct MemorySet {
     /// Whether the blocking rule is in place; a real kernel keeps the rule
     /// apart from the set, and an admin can delete one without the other.
     hooked: bool,
+    /// The rule's ports, protocol and block type, as `change_set` left them.
+    rule: Option<Hook>,
     members: Members,
 }
 
@@ -108,6 +110,12 @@ impl MemoryBackend {
             caps,
             sets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The blocking rule of `set` as the model holds it: `None` when the
+    /// set does not exist, `Some(None)` when it has no rule.
+    pub fn rule_of(&self, set: &SetName) -> Option<Option<Hook>> {
+        self.lock().0.get(set).map(|s| s.rule.clone())
     }
 
     /// Simulates a reboot or `nft flush ruleset`: every set and rule is gone,
@@ -295,6 +303,26 @@ impl Backend for MemoryBackend {
         // Like a real backend, ensuring also puts back a rule that was
         // deleted behind our back; members are left alone.
         set.hooked = spec.hook.is_some();
+        set.rule = spec.hook.clone();
+        Ok(())
+    }
+
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        let (mut sets, _) = self.lock();
+        let set = sets
+            .get_mut(&old.name)
+            .ok_or_else(|| not_found(old, "change"))?;
+        // A real kernel refuses to shrink a set below what it holds.
+        let held = set.members.0.len();
+        if new.max_elements.is_some_and(|m| held > m as usize) {
+            return Err(BackendError::new(
+                ErrorKind::SetFull,
+                format!("change memory set {}", old.name),
+                format!("it holds {held} members, more than the new maxelem"),
+            ));
+        }
+        set.hooked = new.hook.is_some();
+        set.rule = new.hook.clone();
         Ok(())
     }
 

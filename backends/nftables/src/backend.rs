@@ -19,6 +19,8 @@ use crate::msg::objects::{self, ChainInfo, RuleInfo, SetInfo};
 use crate::msg::{msg_type, DecodeError, NftMessage, NlMsg};
 use crate::sys::{Socket, SysError, Until};
 
+mod change;
+
 /// banset's nftables backend: the kernel objects described in the crate
 /// docs, driven over one `NETLINK_NETFILTER` socket.
 ///
@@ -116,21 +118,7 @@ impl Backend for NftablesBackend {
                 &set.set_def(layout.timeout, layout.max_elements, i as u32 + 1),
             );
         }
-        if let Some(ports) = &layout.ports {
-            objects::new_set(&mut batch, &ports.set_def(layout.ports_id()));
-            // Replace, not merge, so a changed port list takes effect; in
-            // the same batch, so the rule never sees an empty set.
-            elements::flush_set(&mut batch, TABLE, &ports.name);
-            let keys: Vec<_> = ports.keys().map(elements::Element::new).collect();
-            elements::set_elements(&mut batch, ElemOp::Add, TABLE, &ports.name, &keys, &|r| {
-                let port = |i: usize| ports.ports.get(i).copied().unwrap_or(0);
-                format!(
-                    "ports {} .. {}",
-                    port(r.start),
-                    port(r.end.saturating_sub(1))
-                )
-            });
-        }
+        put_ports(&mut batch, &layout);
         for (i, set) in layout.addr_sets.iter().enumerate() {
             let comment = set.rule_comment();
             if present.contains(&comment) {
@@ -152,6 +140,10 @@ impl Backend for NftablesBackend {
             ),
             _ => f.error,
         })
+    }
+
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        change::change_set(&mut self.lock(), old, new)
     }
 
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
@@ -375,6 +367,27 @@ impl Backend for NftablesBackend {
 }
 
 /// Which kernel set `target` goes into; `Invalid` when the spec refuses it.
+/// Creates the hook's port set if missing and fills it with exactly the
+/// layout's ports.
+fn put_ports(batch: &mut Batch, layout: &Layout) {
+    let Some(ports) = &layout.ports else {
+        return;
+    };
+    objects::new_set(batch, &ports.set_def(layout.ports_id()));
+    // Replace, not merge, so a changed port list takes effect; in the same
+    // batch, so the rule never sees an empty set.
+    elements::flush_set(batch, TABLE, &ports.name);
+    let keys: Vec<_> = ports.keys().map(elements::Element::new).collect();
+    elements::set_elements(batch, ElemOp::Add, TABLE, &ports.name, &keys, &|r| {
+        let port = |i: usize| ports.ports.get(i).copied().unwrap_or(0);
+        format!(
+            "ports {} .. {}",
+            port(r.start),
+            port(r.end.saturating_sub(1))
+        )
+    });
+}
+
 fn set_index(spec: &SetSpec, layout: &Layout, target: &Target) -> Result<usize, BackendError> {
     layout.set_for(target).ok_or_else(|| {
         let why = spec

@@ -142,6 +142,10 @@ impl Backend for PfBackend {
         Ok(())
     }
 
+    fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
+        self.change_in_place(old, new)
+    }
+
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
         let table = table_of(spec)?;
         let exists = match table::count(&*self.dev, &table) {
@@ -329,5 +333,6 @@ fn pf_error(errno: i32, what: &str) -> BackendError {
     }
 }
 
+mod change;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ mod watch;
 
 use integrations::{blocklistd, sshg_fw};
 use sets::{
-    add, adopt, ban, check, create, del, destroy, expire, flush, list, replace, status,
+    add, adopt, ban, change, check, create, del, destroy, expire, flush, list, replace, status,
     status_jail, sync, test, unban,
 };
 pub(crate) use sets::{ensure, find, history};
@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let outcome = match cli.command {
         Command::Create(a) => create::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
+        Command::Change(a) => change::run(&mut ctx, a),
         Command::Del(a) => del::run(&mut ctx, a),
         Command::Test(a) => test::run(&mut ctx, a),
         Command::List(a) => list::run(&mut ctx, a),

@@ -67,15 +67,26 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
         let mut ledger = existing_ledger(global, &config);
         for spec in specs.values() {
             println!("set {}", crate::output::describe_spec(spec));
-            let plan = ledger.as_mut().map(|l| set_plan(l, spec));
-            if let Some(SetPlan::KeepLedgers(kept)) = plan {
-                println!(
-                    "  not applied: the ledger has set {} as {}; banset watch keeps that (destroy and re-create the set to apply the config's)",
+            let configured = config.sets.contains_key(spec.name.as_str());
+            let plan = ledger.as_mut().map(|l| set_plan(l, spec, configured));
+            match plan {
+                Some(SetPlan::Change(change)) => println!(
+                    "  will change in place, keeping every ban: {}",
+                    change.describe_in_place()
+                ),
+                Some(SetPlan::KeepLedgers(kept, change)) => println!(
+                    "  not applied: the ledger has set {} as {}; banset watch keeps that ({})",
                     spec.name,
                     crate::output::describe_spec(&kept)
                         .split_once(": ")
-                        .map_or(String::new(), |(_, d)| d.to_string())
-                );
+                        .map_or(String::new(), |(_, d)| d.to_string()),
+                    if configured && !change.refused.is_empty() {
+                        change.describe_refused()
+                    } else {
+                        "a set a jail only names keeps what it has; give it a [sets.NAME] to change it".into()
+                    }
+                ),
+                _ => {}
             }
         }
         for n in &notices {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use banset_core::{SetName, SetSpec};
+use banset_core::{SetName, SetSpec, SpecChange};
 use banset_watch::config::Settings;
 
 use super::{log, Daemon};
@@ -21,13 +21,19 @@ pub enum SetPlan {
     Create,
     /// The ledger has it as the config says.
     Keep,
-    /// The ledger has it otherwise (other ports, timeout, backend...): the
-    /// daemon keeps the ledger's, as changing a live set would drop or
-    /// re-time its bans. Holds the ledger's spec.
-    KeepLedgers(SetSpec),
+    /// The config's `[sets.NAME]` changes the set's rule or maxelem: the
+    /// daemon changes it in place, keeping every ban. Holds what changes.
+    Change(SpecChange),
+    /// The ledger has it otherwise, in a way that cannot change in place
+    /// (backend, family, prefixes, timeout: `SpecChange::refused` says why),
+    /// or the set is only named by a jail: the daemon keeps the ledger's.
+    /// Holds the ledger's spec and the differences.
+    KeepLedgers(SetSpec, SpecChange),
 }
 
-pub fn set_plan(ledger: &mut banset_core::Ledger, spec: &SetSpec) -> SetPlan {
+/// `configured`: the config has a `[sets.NAME]` for the set; a set a jail
+/// only names gets the defaults, which are no reason to change it.
+pub fn set_plan(ledger: &mut banset_core::Ledger, spec: &SetSpec, configured: bool) -> SetPlan {
     match ledger
         .read()
         .and_then(|tx| tx.set_spec(&spec.name))
@@ -36,7 +42,14 @@ pub fn set_plan(ledger: &mut banset_core::Ledger, spec: &SetSpec) -> SetPlan {
     {
         None => SetPlan::Create,
         Some(existing) if existing == *spec => SetPlan::Keep,
-        Some(existing) => SetPlan::KeepLedgers(existing),
+        Some(existing) => {
+            let change = SpecChange::between(&existing, spec);
+            if configured && change.refused.is_empty() {
+                SetPlan::Change(change)
+            } else {
+                SetPlan::KeepLedgers(existing, change)
+            }
+        }
     }
 }
 
@@ -81,24 +94,37 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
 }
 
 impl Daemon<'_> {
-    /// Creates the sets the config names that the ledger does not have yet.
+    /// Creates the sets the config names that the ledger does not have
+    /// yet, and changes in place those whose `[sets.NAME]` now asks for
+    /// another rule or maxelem, keeping every ban.
     pub(super) fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
         for spec in specs {
-            match set_plan(&mut self.ctx.fw.ledger, &spec) {
+            let configured = self.ctx.config.sets.contains_key(spec.name.as_str());
+            match set_plan(&mut self.ctx.fw.ledger, &spec, configured) {
                 SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),
                 },
-                SetPlan::KeepLedgers(_)
-                    if self.ctx.config.sets.contains_key(spec.name.as_str()) =>
-                {
-                    log!(
-                        "set {}: the ledger's set differs from the config's; keeping the ledger's (destroy and re-create the set to change it)",
+                SetPlan::Change(change) => match self.ctx.engine().change_set(&spec) {
+                    Ok(_) => log!(
+                        "set {}: changed in place ({}), every ban kept",
+                        spec.name,
+                        change.describe_in_place()
+                    ),
+                    Err(e) => log!(
+                        "set {}: cannot change it to the config's, keeping the ledger's: {e}",
                         spec.name
+                    ),
+                },
+                SetPlan::KeepLedgers(_, change) if configured => {
+                    log!(
+                        "set {}: the config's set cannot be applied in place, keeping the ledger's: {}",
+                        spec.name,
+                        change.describe_refused()
                     );
                 }
-                SetPlan::KeepLedgers(_) | SetPlan::Keep => {}
+                SetPlan::KeepLedgers(..) | SetPlan::Keep => {}
             }
         }
     }

@@ -492,3 +492,36 @@ fn off_freebsd_ipfw_is_unsupported() {
         ErrorKind::Unsupported
     );
 }
+
+#[test]
+fn a_changed_rule_goes_in_before_the_old_one_leaves_and_the_table_stays() {
+    let m = native();
+    let old = spec("f2b");
+    m.backend.ensure_set(&old).unwrap();
+    m.backend
+        .add(&old, &entries(&["192.0.2.1", "2001:db8::1"]))
+        .unwrap();
+    let mut new = old.clone();
+    new.hook = Some(Hook {
+        ports: banset_core::PortRange::parse_list("22,2222").unwrap(),
+        protocol: Some(banset_core::Protocol::Tcp),
+        block: banset_core::BlockType::Reject,
+        permanent: false,
+    });
+    m.backend.change_set(&old, &new).unwrap();
+    let rules = m.ipfw.rules.lock().unwrap().clone();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    // Added under the next free number while the old one (50) was still there.
+    assert_eq!(rules[0].0, 51, "{rules:?}");
+    assert!(
+        rules[0].1.contains("22,2222") && rules[0].1.ends_with("// banset f2b"),
+        "{rules:?}"
+    );
+    assert_eq!(m.backend.list(&new).unwrap().len(), 2, "every member kept");
+    assert_eq!(m.backend.health(&new).unwrap(), SetHealth::Present);
+    let mut bigger = new.clone();
+    bigger.max_elements = Some(10);
+    let e = m.backend.change_set(&new, &bigger).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.detail().contains("limit it was created with"), "{e}");
+}

@@ -464,3 +464,35 @@ fn off_freebsd_pf_is_unsupported() {
         ErrorKind::Unsupported
     );
 }
+
+#[test]
+fn a_changed_rule_replaces_the_anchors_rules_and_the_table_stays() {
+    let m = model(65_535);
+    let old = spec("f2b");
+    m.backend.ensure_set(&old).unwrap();
+    m.backend
+        .add(&old, &entries(&["192.0.2.1", "2001:db8::1"]))
+        .unwrap();
+    let mut new = old.clone();
+    new.hook = Some(Hook {
+        ports: PortRange::parse_list("22,2222").unwrap(),
+        protocol: None,
+        block: banset_core::BlockType::Reject,
+        permanent: false,
+    });
+    new.max_elements = Some(10);
+    m.backend.change_set(&old, &new).unwrap();
+    let anchors = m.pfctl.anchors.lock().unwrap().clone();
+    assert_eq!(
+        anchors["banset/f2b"],
+        "block return in quick proto tcp from <f2b> to any port { 22 2222 }\n"
+    );
+    drop(anchors);
+    assert_eq!(m.backend.list(&new).unwrap().len(), 2, "every member kept");
+    assert_eq!(m.backend.health(&new).unwrap(), SetHealth::Present);
+    let mut unhooked = new.clone();
+    unhooked.hook = None;
+    m.backend.change_set(&new, &unhooked).unwrap();
+    assert!(!m.pfctl.anchors.lock().unwrap().contains_key("banset/f2b"));
+    assert_eq!(m.backend.list(&unhooked).unwrap().len(), 2);
+}

@@ -1,11 +1,11 @@
 use anyhow::Result;
-use banset_core::{AddOptions, BackendKind, BanRequest, Timeout};
+use banset_core::{AddOptions, BackendKind, BanRequest, SetSpec, SpecChange, Timeout};
 
 use crate::args::AddArgs;
 use crate::context::Context;
 use crate::errors::usage;
 use crate::output::{describe_spec, Progress};
-use crate::set_options::build_spec;
+use crate::set_options::{build_spec, changed_spec, options_for};
 use crate::targets_input::read_targets;
 
 pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
@@ -17,7 +17,11 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     // unless the command line says otherwise. Detecting the backend (a
     // D-Bus call) happens only for a set the ledger does not know: adds to
     // existing sets stay as fast as they were.
-    let is_new = ctx.fw.ledger.read()?.set_spec(&name)?.is_none();
+    let existing = ctx.fw.ledger.read()?.set_spec(&name)?;
+    let is_new = existing.is_none();
+    if let Some(existing) = &existing {
+        refuse_other_options(existing, &args)?;
+    }
     let spec = match ctx.config.sets.get(name.as_str()) {
         Some(set) if args.options.is_empty() => build_spec(
             name.clone(),
@@ -102,4 +106,34 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         ctx.info(format_args!("{name}: {} banned", report.applied));
     }
     Ok(None)
+}
+
+/// Options given for a set that exists must be the set's: `add` used to
+/// take `--ports 22` for a set blocking port 25 and exit 0 with port 25
+/// still the one blocked. Changing a set is `set-options`' job.
+fn refuse_other_options(existing: &SetSpec, args: &AddArgs) -> Result<()> {
+    if args.options.is_empty() {
+        return Ok(());
+    }
+    let wanted = changed_spec(existing, &args.options, None, true)?;
+    let change = SpecChange::between(existing, &wanted);
+    if change.is_empty() {
+        return Ok(());
+    }
+    let name = &existing.name;
+    let mut what: Vec<String> = change.in_place.iter().map(|d| d.to_string()).collect();
+    what.extend(change.refused.iter().map(|r| r.difference.to_string()));
+    if change.refused.is_empty() {
+        usage!(
+            "set {name} exists with other options ({}); add does not change a set: \
+             `banset set-options {name} {}` changes it in place, keeping its bans",
+            what.join(", "),
+            options_for(existing, &wanted)
+        );
+    }
+    usage!(
+        "set {name} exists with other options ({}); add does not change a set, and {}",
+        what.join(", "),
+        change.describe_refused()
+    );
 }

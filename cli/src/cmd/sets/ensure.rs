@@ -2,8 +2,9 @@
 //! ban the ledger has, whatever happened since (a reboot, a firewall reload,
 //! a fail2ban restart). It is what fail2ban's `actionstart` and
 //! `actionrepair` run, so it must succeed on a set that exists already:
-//! unlike `create`, a set made earlier with other options is kept as it is
-//! (its bans with it) and the difference is reported on stderr, where
+//! unlike `create`, a set made earlier with other options is kept, with
+//! its bans: a new rule (the jail's ports, protocol or block type) is
+//! changed in place, and any other difference is reported on stderr, where
 //! fail2ban's log shows it.
 //!
 //! With `--fail2ban-db DB --jail NAME` it also bans what fail2ban's
@@ -55,7 +56,21 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
             return Ok(());
         }
         Some(existing) => {
-            if let Some(diff) = blocking_difference(&existing, &wanted) {
+            if rule_only(&existing, &wanted) {
+                // The jail's ports, protocol or block type changed (a
+                // fail2ban reload or restart runs actionstart): the rule
+                // changes in place and the bans stay.
+                let target = SetSpec {
+                    hook: wanted.hook.clone(),
+                    ..existing.clone()
+                };
+                let change = ctx.engine().change_set(&target)?;
+                let did = ctx.did("changed", "would change");
+                ctx.notice(format_args!(
+                    "set {name}: {did} the rule in place ({}), keeping its bans",
+                    change.describe_in_place()
+                ));
+            } else if let Some(diff) = blocking_difference(&existing, &wanted) {
                 ctx.notice(format_args!(
                     "set {name} exists with other options ({diff}); keeping it and its bans \
                      (banset destroy {name} and start again to change them)"
@@ -152,6 +167,14 @@ fn import_fail2ban(
         report.applied
     ));
     Ok(())
+}
+
+/// Whether only the rule differs, which changes in place.
+fn rule_only(existing: &SetSpec, wanted: &SetSpec) -> bool {
+    existing.hook != wanted.hook
+        && existing.backend == wanted.backend
+        && existing.families == wanted.families
+        && existing.prefixes == wanted.prefixes
 }
 
 /// What differs in how the set blocks traffic. The default timeout and the

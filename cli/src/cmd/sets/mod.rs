@@ -4,6 +4,7 @@
 pub mod add;
 pub mod adopt;
 pub mod ban;
+pub mod change;
 pub mod check;
 pub mod create;
 pub mod del;
