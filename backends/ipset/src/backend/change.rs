@@ -13,8 +13,8 @@
 use banset_core::{Backend, BackendError, ErrorKind, KernelEntry, SetSpec};
 
 use super::{header, missing, to_entry, FamilyPlan, IpsetBackend};
-use crate::hook::{rule_present, rules_for as hook_rules};
 use crate::hook::{self, Action};
+use crate::hook::{rule_present, rules_for as hook_rules};
 use crate::layout::{self, KernelSet};
 
 impl IpsetBackend {
