@@ -99,6 +99,16 @@ impl KernelSetsExist {
     }
 }
 
+/// Columns version 3 of the ledger added to `ban_events` (the history,
+/// read and written by `history.rs`). Here with the rest of the schema, so
+/// that the ledger does not import the history that imports it.
+const V3_COLUMNS: [(&str, &str); 4] = [
+    ("kind", "TEXT NOT NULL DEFAULT 'ban'"),
+    ("set_name", "TEXT NOT NULL DEFAULT ''"),
+    ("until", "INTEGER"),
+    ("reason", "TEXT"),
+];
+
 /// One ban as the ledger records it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Ban {
@@ -426,7 +436,7 @@ impl Ledger {
                     .collect::<Result<Vec<String>, _>>()
             })
             .map_err(|e| rollback(self.err(e)))?;
-        for (column, definition) in crate::history::V3_COLUMNS {
+        for (column, definition) in V3_COLUMNS {
             if !columns.iter().any(|c| c == column) {
                 self.conn
                     .execute_batch(&format!(
