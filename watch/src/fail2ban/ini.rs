@@ -150,7 +150,7 @@ pub fn parse(text: &str, file: &str) -> Result<IniFile, Error> {
                     if out.sections.len() >= MAX_SECTIONS {
                         return Err(err(
                             lineno,
-                            format!("more than {} sections in one file", MAX_SECTIONS),
+                            format!("more than {MAX_SECTIONS} sections in one file"),
                         ));
                     }
                     out.sections.push((name.to_string(), Vec::new()));
