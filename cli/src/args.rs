@@ -511,6 +511,11 @@ pub fn parse_unix_time(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("{text:?} is not a Unix time in seconds"))
 }
 
+/// A set's name from the command line, checked.
+pub fn set_name(text: &str) -> anyhow::Result<banset_core::SetName> {
+    Ok(banset_core::SetName::new(text)?)
+}
+
 // `banset history` and `banset find`: here with every other command's
 // arguments, so that `args` imports no command. (Plain comments: clap
 // would take a doc comment for the commands' help.)
