@@ -109,9 +109,9 @@ pub enum Command {
     )]
     Control(ControlArgs),
     /// Every ban and unban of a target, kept after the bans end (who, when, why, how long)
-    History(crate::cmd::history::HistoryArgs),
+    History(HistoryArgs),
     /// Which sets and jails ban a target now, and since when (exit 1: none)
-    Find(crate::cmd::find::FindArgs),
+    Find(FindArgs),
     /// Replace the whole content of a set atomically
     Replace(ReplaceArgs),
     /// Run the daemon: watch logs for failures, ban offenders, and keep the kernel true to the ledger
@@ -509,6 +509,35 @@ pub fn parse_unix_time(text: &str) -> Result<i64, String> {
     }
     int.parse()
         .map_err(|_| format!("{text:?} is not a Unix time in seconds"))
+}
+
+/// A set's name from the command line, checked.
+pub fn set_name(text: &str) -> anyhow::Result<banset_core::SetName> {
+    Ok(banset_core::SetName::new(text)?)
+}
+
+// `banset history` and `banset find`: here with every other command's
+// arguments, so that `args` imports no command. (Plain comments: clap
+// would take a doc comment for the commands' help.)
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The address or prefix, as it was banned
+    pub target: String,
+    /// Show at most the latest N events
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The address or prefix
+    pub target: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -327,7 +327,7 @@ mod shipped {
         assert!(config.defaults.state_dir.is_some());
         let sshd = &config.sets["sshd"];
         crate::set_options::build_spec(
-            crate::cmd::set_name("sshd").unwrap(),
+            crate::args::set_name("sshd").unwrap(),
             &sshd.options(),
             sshd.timeout,
             &config,

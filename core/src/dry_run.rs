@@ -197,7 +197,7 @@ impl Backend for DryRunBackend {
     }
 
     fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
-        let change = crate::SpecChange::between(old, new);
+        let change = crate::spec_change::SpecChange::between(old, new);
         self.say(format!(
             "would change set {} in place ({}), keeping its bans",
             old.name,

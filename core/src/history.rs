@@ -13,7 +13,8 @@ use rusqlite::params;
 use serde::Serialize;
 
 use crate::ledger::{LedgerError, LedgerTx, NewBan};
-use crate::{SetName, Target};
+use crate::set_name::SetName;
+use crate::target::Target;
 
 /// How long history is kept unless configured: 90 days.
 pub const DEFAULT_RETENTION: u64 = 90 * 86_400;
@@ -21,14 +22,6 @@ pub const DEFAULT_RETENTION: u64 = 90 * 86_400;
 /// At most this many rows unless configured; the oldest go first. About
 /// 100 bytes a row: 100 MB at most.
 pub const DEFAULT_MAX_EVENTS: u64 = 1_000_000;
-
-/// Columns version 3 of the ledger added to `ban_events`.
-pub(crate) const V3_COLUMNS: [(&str, &str); 4] = [
-    ("kind", "TEXT NOT NULL DEFAULT 'ban'"),
-    ("set_name", "TEXT NOT NULL DEFAULT ''"),
-    ("until", "INTEGER"),
-    ("reason", "TEXT"),
-];
 
 /// What happened to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

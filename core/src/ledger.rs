@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::set_name::SetName;
-use crate::spec::SetSpec;
+use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
 
 const SCHEMA_VERSION: i64 = 3;
@@ -50,12 +50,12 @@ pub enum LedgerError {
     /// and the check given to [`Ledger::open_checked`] refused to start a
     /// new one there: typically because the kernel holds banset sets whose
     /// members a new, empty ledger would remove.
-    #[error("ledger {path}: {message}")]
+    #[error("ledger {path}: {refusal}")]
     Refused {
         /// The ledger file.
         path: String,
         /// Why, and what to do.
-        message: String,
+        refusal: KernelSetsExist,
     },
     /// The file opened but its contents make no sense to this banset: a newer
     /// schema, or a row that does not parse.
@@ -67,6 +67,47 @@ pub enum LedgerError {
         message: String,
     },
 }
+
+/// The refusal of a new ledger by [`Ledger::open_checked`]'s check: the
+/// kernel holds banset sets, whose members `sync` or the daemon would
+/// remove from an empty ledger's point of view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the file holds no ledger (new, empty or truncated), but the kernel holds banset sets ({}); \
+     refusing to start an empty ledger, which would remove their members. \
+     Restore the file from a backup, or run `banset adopt` to record the kernel's members \
+     in a new ledger (see banset-adopt(1))",
+    self.listing()
+)]
+pub struct KernelSetsExist {
+    /// The sets found, by backend; never empty.
+    pub sets: Vec<(BackendKind, Vec<SetName>)>,
+}
+
+impl KernelSetsExist {
+    /// `nftables: f2b, ssh; ipset: web`.
+    fn listing(&self) -> String {
+        let by_backend: Vec<String> = self
+            .sets
+            .iter()
+            .map(|(kind, names)| {
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                format!("{kind}: {}", names.join(", "))
+            })
+            .collect();
+        by_backend.join("; ")
+    }
+}
+
+/// Columns version 3 of the ledger added to `ban_events` (the history,
+/// read and written by `history.rs`). Here with the rest of the schema, so
+/// that the ledger does not import the history that imports it.
+const V3_COLUMNS: [(&str, &str); 4] = [
+    ("kind", "TEXT NOT NULL DEFAULT 'ban'"),
+    ("set_name", "TEXT NOT NULL DEFAULT ''"),
+    ("until", "INTEGER"),
+    ("reason", "TEXT"),
+];
 
 /// One ban as the ledger records it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -217,7 +258,7 @@ impl Ledger {
 
     /// Opens the ledger file like [`Ledger::open`], but when the file holds
     /// no ledger yet (absent, zero bytes, schema version 0) it first asks
-    /// `new_ok`, and a refusal is [`LedgerError::Refused`] with its message.
+    /// `new_ok`, and a refusal is [`LedgerError::Refused`] carrying it.
     ///
     /// Why here: this is the one moment at which "this ledger knows
     /// nothing" can be told apart from "every ban was removed on purpose".
@@ -229,7 +270,7 @@ impl Ledger {
     /// every later open is refused again, not just the first.
     pub fn open_checked(
         path: &Path,
-        new_ok: &dyn Fn() -> Result<(), String>,
+        new_ok: &dyn Fn() -> Result<(), KernelSetsExist>,
     ) -> Result<Ledger, LedgerError> {
         let shown = path.display().to_string();
         // A new ledger is turned to WAL and given its schema by whichever
@@ -269,7 +310,7 @@ impl Ledger {
     fn init(
         conn: Connection,
         path: String,
-        new_ok: &dyn Fn() -> Result<(), String>,
+        new_ok: &dyn Fn() -> Result<(), KernelSetsExist>,
     ) -> Result<Ledger, LedgerError> {
         let mut ledger = Ledger {
             conn,
@@ -323,7 +364,10 @@ impl Ledger {
         Ok(ledger)
     }
 
-    fn create_schema(&self, new_ok: &dyn Fn() -> Result<(), String>) -> Result<(), LedgerError> {
+    fn create_schema(
+        &self,
+        new_ok: &dyn Fn() -> Result<(), KernelSetsExist>,
+    ) -> Result<(), LedgerError> {
         // IMMEDIATE so two first-time processes do not both create the
         // schema. The version is read again under that lock, and a new
         // ledger is asked about there: checked before the lock, a process
@@ -342,10 +386,10 @@ impl Ledger {
             .map_err(|e| rollback(self.err(e)))?;
         if version == 0 {
             // A refusal writes nothing: the file stays at version 0.
-            new_ok().map_err(|message| {
+            new_ok().map_err(|refusal| {
                 rollback(LedgerError::Refused {
                     path: self.path.clone(),
-                    message,
+                    refusal,
                 })
             })?;
         }
@@ -392,7 +436,7 @@ impl Ledger {
                     .collect::<Result<Vec<String>, _>>()
             })
             .map_err(|e| rollback(self.err(e)))?;
-        for (column, definition) in crate::history::V3_COLUMNS {
+        for (column, definition) in V3_COLUMNS {
             if !columns.iter().any(|c| c == column) {
                 self.conn
                     .execute_batch(&format!(
@@ -1292,12 +1336,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ledger.db");
         std::fs::write(&path, "").unwrap();
-        let refuse = || Err("the kernel holds sets".to_string());
+        let found = KernelSetsExist {
+            sets: vec![
+                (BackendKind::Nftables, vec!["f2b".parse().unwrap()]),
+                (
+                    BackendKind::Ipset,
+                    vec!["ssh".parse().unwrap(), "web".parse().unwrap()],
+                ),
+            ],
+        };
+        let refuse = || Err(found.clone());
         for _ in 0..2 {
             match Ledger::open_checked(&path, &refuse) {
                 Err(e @ LedgerError::Refused { .. }) => {
                     let text = e.to_string();
                     assert!(text.contains(&path.display().to_string()), "{text}");
+                    assert!(text.contains("(nftables: f2b; ipset: ssh, web)"), "{text}");
+                    assert!(matches!(e, LedgerError::Refused { refusal, .. } if refusal == found));
                 }
                 other => panic!("a zero-byte ledger must be refused: {other:?}"),
             }

@@ -48,7 +48,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use dry_run::DryRunBackend;
 pub use engine::*;
 pub use history::{EventKind, HistoryEvent, DEFAULT_MAX_EVENTS, DEFAULT_RETENTION};
-pub use ledger::{merged_deadline, Ban, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow};
+pub use ledger::{
+    merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,
+};
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,

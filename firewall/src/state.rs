@@ -4,7 +4,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use banset_core::Ledger;
+use banset_core::{KernelSetsExist, Ledger};
 
 use crate::backends::Backends;
 use crate::error::Error;
@@ -84,28 +84,15 @@ impl StateDir {
     }
 }
 
-/// `Err` with the message of [`banset_core::LedgerError::Refused`] when the
+/// `Err` (carried by [`banset_core::LedgerError::Refused`]) when the
 /// kernel holds banset sets: a ledger that knows none of them would remove
 /// their members at the next `sync` or daemon start. A backend that cannot
 /// be asked (not installed, no privilege) cannot be wiped by this process
 /// either, and is passed over.
-fn kernel_sets_refusal(backends: &Backends) -> Result<(), String> {
-    let found: Vec<String> = backends
-        .kernel_sets()
-        .into_iter()
-        .map(|(kind, names)| {
-            let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
-            format!("{kind}: {}", names.join(", "))
-        })
-        .collect();
-    if found.is_empty() {
+fn kernel_sets_refusal(backends: &Backends) -> Result<(), KernelSetsExist> {
+    let sets = backends.kernel_sets();
+    if sets.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "the file holds no ledger (new, empty or truncated), but the kernel holds banset sets ({}); \
-         refusing to start an empty ledger, which would remove their members. \
-         Restore the file from a backup, or run `banset adopt` to record the kernel's members \
-         in a new ledger (see banset-adopt(1))",
-        found.join("; ")
-    ))
+    Err(KernelSetsExist { sets })
 }

@@ -1,7 +1,9 @@
-//! No import cycle inside any crate of banset's core and backends: a file
+//! No import cycle inside any crate of the workspace: a file
 //! (module) that uses another, directly or through others, is never used
 //! back by it. A cycle (attrs <-> message in banset-netlink, before `wire`)
 //! means neither file can be read, tested or moved without the other.
+//! One known cycle in the CLI crate is held by a ratchet
+//! ([`KNOWN_CLI_CYCLE`]) until it is untangled.
 //!
 //! How: every source file is a module (`src/a/b.rs` and `src/a/b/mod.rs`
 //! are `a::b`). Its code before `#[cfg(test)]` is scanned for paths:
@@ -14,9 +16,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The crates checked, from the workspace root.
+/// The crates checked, from the workspace root: every member of the
+/// workspace that has a `src` (the `tests` crate is only a harness, but it
+/// is checked too so a cycle cannot hide there).
 const CRATES: &[&str] = &[
     "core",
+    "watch",
+    "firewall",
+    "cli",
+    "tests",
     "backends/netlink",
     "backends/nftables",
     "backends/ipset",
@@ -324,9 +332,41 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     s.out
 }
 
+/// The one cycle left, in the CLI crate: its command modules, the control
+/// socket and the daemon import each other's helpers through `cmd`,
+/// `control` and `daemon` (`mod.rs` files their children import back).
+/// Untangling it means moving those helpers into leaf modules, more than
+/// the small moves that fixed the other crates; until then this list is a
+/// ratchet: a module outside it that joins a cycle fails the test, and so
+/// does a module in it that no longer is in one (take it off the list).
+const KNOWN_CLI_CYCLE: &[&str] = &[
+    "cmd",
+    "cmd::control",
+    "cmd::sets::ban",
+    "cmd::sets::status",
+    "cmd::sets::status_jail",
+    "cmd::sets::unban",
+    "cmd::watch",
+    "control",
+    "control::client",
+    "control::dispatch",
+    "control::jail_status",
+    "control::local",
+    "control::server",
+    "daemon",
+    "daemon::keeper",
+    "daemon::metrics",
+    "daemon::notify",
+    "daemon::reload",
+    "daemon::sets",
+    "daemon::sources",
+    "daemon::status",
+];
+
 #[test]
 fn no_crate_has_an_import_cycle() {
     let mut found = Vec::new();
+    let mut known_left: BTreeSet<&str> = KNOWN_CLI_CYCLE.iter().copied().collect();
     for krate in CRATES {
         let edges = graph(&workspace().join(krate).join("src"));
         assert!(
@@ -334,10 +374,51 @@ fn no_crate_has_an_import_cycle() {
             "{krate}: no modules found"
         );
         for cycle in cycles(&edges) {
-            found.push(format!("{krate}: {}", cycle.join(" <-> ")));
+            if *krate == "cli" {
+                cycle.iter().for_each(|m| {
+                    known_left.remove(m.as_str());
+                });
+                if cycle.iter().all(|m| KNOWN_CLI_CYCLE.contains(&m.as_str())) {
+                    continue;
+                }
+            }
+            // The edges inside the cycle, so that the message says which
+            // import to move.
+            let inside: Vec<String> = cycle
+                .iter()
+                .flat_map(|from| {
+                    let to = edges[from].iter().filter(|to| cycle.contains(to));
+                    to.map(move |to| format!("{from:?} -> {to:?}"))
+                })
+                .collect();
+            found.push(format!(
+                "{krate}: {}\n  {}",
+                cycle.join(" <-> "),
+                inside.join("\n  ")
+            ));
         }
     }
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+    assert!(
+        known_left.is_empty(),
+        "no longer in a cycle, take them off KNOWN_CLI_CYCLE: {known_left:?}"
+    );
+}
+
+/// Every member of the workspace is checked: a new crate cannot be left
+/// out of [`CRATES`] unnoticed.
+#[test]
+fn every_workspace_member_is_checked() {
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let start = manifest.find("members = [").expect("a members list") + "members = [".len();
+    let end = start + manifest[start..].find(']').unwrap();
+    let members: BTreeSet<&str> = manifest[start..end]
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .collect();
+    let checked: BTreeSet<&str> = CRATES.iter().copied().collect();
+    assert_eq!(members, checked);
 }
 
 /// The check itself: the cycle this test was written for, in a crate of

@@ -102,7 +102,11 @@ impl Backend for IpfwBackend {
             let rules = self.rules()?;
             if !rules.iter().any(|r| rule::is_ours(r, name)) {
                 let number = rule::free_number(&rules).map_err(|why| {
-                    BackendError::new(ErrorKind::Other, format!("rule of set {}", spec.name), why)
+                    BackendError::new(
+                        ErrorKind::Other,
+                        format!("rule of set {}", spec.name),
+                        why.to_string(),
+                    )
                 })?;
                 self.run_ipfw(&rule::add_argv(number, &rule::body(name, hook)))?;
             }
@@ -210,9 +214,9 @@ impl Backend for IpfwBackend {
 /// The table of a set has the set's name, checked against ipfw's rules.
 fn table_of(spec: &SetSpec) -> Result<&str, BackendError> {
     let name = spec.name.as_str();
-    msg::check_name(name)
-        .map(|()| name)
-        .map_err(|why| BackendError::new(ErrorKind::Invalid, format!("set {name}"), why))
+    msg::check_name(name).map(|()| name).map_err(|why| {
+        BackendError::new(ErrorKind::Invalid, format!("set {name}"), why.to_string())
+    })
 }
 
 mod change;

@@ -133,7 +133,7 @@ fn is_barrier(rule: &Listed) -> bool {
 /// The number for a new banset rule: the first free one from
 /// [`RULE_BASE`] up to the first barrier, else the highest free one below
 /// both. `Err` says why there is none.
-pub fn free_number(rules: &[Listed]) -> Result<u32, String> {
+pub fn free_number(rules: &[Listed]) -> Result<u32, NoFreeNumber> {
     let used: BTreeSet<u32> = rules.iter().map(|r| r.number).collect();
     let barrier = rules
         .iter()
@@ -148,12 +148,19 @@ pub fn free_number(rules: &[Listed]) -> Result<u32, String> {
                 .rev()
                 .find(|n| !used.contains(n))
         })
-        .ok_or_else(|| {
-            format!(
-                "no free ipfw rule number below rule {barrier}, the first that accepts traffic or \
-                 keeps state; banset's deny rule must come before it"
-            )
-        })
+        .ok_or(NoFreeNumber { barrier })
+}
+
+/// No rule number is free before the first rule that accepts traffic or
+/// keeps state, where banset's deny rule must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no free ipfw rule number below rule {barrier}, the first that accepts traffic or \
+     keeps state; banset's deny rule must come before it"
+)]
+pub struct NoFreeNumber {
+    /// The first rule that accepts traffic or keeps state.
+    pub barrier: u32,
 }
 
 /// How an `ipfw` run ended.
@@ -302,7 +309,9 @@ mod tests {
         );
         assert_eq!(free_number(&rules), Ok(9));
         let full = parse_list("00001 check-state\n");
-        assert!(free_number(&full).unwrap_err().contains("below rule 1"));
+        let none = free_number(&full).unwrap_err();
+        assert_eq!(none, NoFreeNumber { barrier: 1 });
+        assert!(none.to_string().contains("below rule 1"));
         // Only the default rule: the base.
         assert_eq!(
             free_number(&parse_list("65535 allow ip from any to any\n")),

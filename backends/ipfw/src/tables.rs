@@ -12,7 +12,7 @@ use std::fmt;
 use banset_core::errno::{
     EACCES, EBUSY, EEXIST, EFBIG, EINVAL, ENOENT, ENOMEM, ENOPROTOOPT, EPERM, ESRCH,
 };
-use banset_core::{BackendError, ErrorKind, Target};
+use banset_core::{BackendError, ErrorKind, ParseTargetError, Target};
 
 use crate::msg::{self, result};
 use crate::rule::{self, Runner};
@@ -93,7 +93,11 @@ impl<S: Sockopt> Native<S> {
             Ok(n) => msg::parse_info(&buf[..n.min(buf.len())])
                 .map(Some)
                 .map_err(|why| {
-                    BackendError::new(ErrorKind::Other, format!("ipfw table {name}"), why)
+                    BackendError::new(
+                        ErrorKind::Other,
+                        format!("ipfw table {name}"),
+                        why.to_string(),
+                    )
                 }),
             Err(ESRCH) => Ok(None),
             Err(e) => Err(ipfw_error(e, &format!("look up ipfw table {name}"))),
@@ -115,7 +119,7 @@ impl<S: Sockopt> Native<S> {
                 Err(e) => return Err(ipfw_error(e, &what)),
             }
             let results = msg::parse_results(&buf, chunk.len())
-                .map_err(|why| BackendError::new(ErrorKind::Other, &what, why))?;
+                .map_err(|why| BackendError::new(ErrorKind::Other, &what, why.to_string()))?;
             for (target, r) in chunk.iter().zip(results) {
                 let fine = match r {
                     result::ADDED | result::UPDATED => adding,
@@ -186,7 +190,7 @@ impl<S: Sockopt> Tables for Native<S> {
             match self.sock.get(&mut buf) {
                 Ok(n) => {
                     return msg::parse_list(&buf[..n.min(buf.len())])
-                        .map_err(|why| BackendError::new(ErrorKind::Other, &what, why))
+                        .map_err(|why| BackendError::new(ErrorKind::Other, &what, why.to_string()))
                 }
                 Err(ENOMEM) => continue,
                 Err(e) => return Err(ipfw_error(e, &what)),
@@ -233,7 +237,7 @@ fn table_argv(name: &str, words: &[&str]) -> Vec<String> {
 
 /// The entries of `ipfw table NAME list`: `192.0.2.1/32 0` per line, after
 /// a `--- table(NAME), set(0) ---` header.
-pub fn parse_table_list(output: &str) -> Result<Vec<Target>, String> {
+pub fn parse_table_list(output: &str) -> Result<Vec<Target>, ListedLineError> {
     let mut out = Vec::new();
     for line in output.lines() {
         let line = line.trim();
@@ -241,10 +245,23 @@ pub fn parse_table_list(output: &str) -> Result<Vec<Target>, String> {
             continue;
         }
         let key = line.split_whitespace().next().unwrap_or("");
-        let t = Target::parse(key).map_err(|e| format!("ipfw listed {line:?}: {e}"))?;
+        let t = Target::parse(key).map_err(|why| ListedLineError {
+            line: line.to_string(),
+            why,
+        })?;
         out.push(t);
     }
     Ok(out)
+}
+
+/// A line of `ipfw table NAME list` whose key is not a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ipfw listed {line:?}: {why}")]
+pub struct ListedLineError {
+    /// The line, trimmed.
+    pub line: String,
+    /// Why its key is not a target.
+    pub why: ParseTargetError,
 }
 
 impl<R: Runner> Tables for Command<R> {
@@ -310,7 +327,7 @@ impl<R: Runner> Tables for Command<R> {
         let args = vec!["table".to_string(), name.into(), "list".into()];
         let out = self.run(args.clone())?;
         parse_table_list(&out)
-            .map_err(|why| BackendError::new(ErrorKind::Other, rule::shown(&args), why))
+            .map_err(|why| BackendError::new(ErrorKind::Other, rule::shown(&args), why.to_string()))
     }
 }
 
@@ -328,9 +345,9 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(got, want);
-        assert!(parse_table_list("--- table(x) ---\nbogus 0\n")
-            .unwrap_err()
-            .contains("bogus"));
+        let bogus = parse_table_list("--- table(x) ---\nbogus 0\n").unwrap_err();
+        assert_eq!(bogus.line, "bogus 0");
+        assert!(bogus.to_string().contains("bogus"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod errors;
 mod kernel;
 mod plan;
 
-pub use entries::listed_target;
+pub use entries::{listed_target, ListedEntryError};
 use entries::{to_entry, to_target};
 use errors::{encode_error, sys_error};
 use kernel::{create, drop_set, dump, header, missing, reusable, send_entries, simple, test};
@@ -246,7 +246,11 @@ impl Backend for IpsetBackend {
             out.reserve(entries.len());
             for e in entries.iter().filter(|e| !e.nomatch) {
                 let target = to_target(&set, e).map_err(|why| {
-                    BackendError::new(ErrorKind::Other, format!("list {}", set.describe()), why)
+                    BackendError::new(
+                        ErrorKind::Other,
+                        format!("list {}", set.describe()),
+                        why.to_string(),
+                    )
                 })?;
                 let timeout = match (h.timeout, e.timeout) {
                     (Some(_), Some(left)) if left > 0 => Some(Duration::from_secs(left.into())),

@@ -108,25 +108,41 @@ pub fn hash_size(maxelem: u32) -> u32 {
     (maxelem / 8).max(1).next_power_of_two().clamp(1024, 65_536)
 }
 
+/// A ban timeout ipset cannot hold as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryTimeoutError {
+    /// Zero: the kernel would make the entry permanent.
+    #[error("a timeout of 0 s would make the ban permanent in ipset")]
+    Zero,
+    /// Above ipset's cap (in whole seconds, rounded up): the kernel would
+    /// silently shorten it.
+    #[error(
+        "timeout {secs} s is above ipset's cap of {cap} s (24.8 days); the kernel would silently \
+         shorten it. banset keeps longer bans in its ledger and `banset sync` refreshes them",
+        cap = crate::msg::MAX_TIMEOUT_SECS
+    )]
+    AboveCap {
+        /// The timeout asked for.
+        secs: u64,
+    },
+}
+
 /// The kernel's timeout for an entry: 0 for permanent, otherwise whole
-/// seconds rounded up. `Err` explains a refusal: a timeout above ipset's cap
-/// (the kernel would silently shorten it) or a zero one (the kernel would
-/// make it permanent).
-pub fn entry_timeout(timeout: Option<Duration>) -> Result<u32, String> {
+/// seconds rounded up. Refused: a timeout above ipset's cap (the kernel
+/// would silently shorten it) or a zero one (the kernel would make it
+/// permanent).
+pub fn entry_timeout(timeout: Option<Duration>) -> Result<u32, EntryTimeoutError> {
     let Some(d) = timeout else {
         return Ok(0);
     };
     if d.is_zero() {
-        return Err("a timeout of 0 s would make the ban permanent in ipset".into());
+        return Err(EntryTimeoutError::Zero);
     }
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     match u32::try_from(secs) {
         Ok(s) if s <= crate::msg::MAX_TIMEOUT_SECS => Ok(s),
-        _ => Err(format!(
-            "timeout {secs} s is above ipset's cap of {} s (24.8 days); the kernel would silently \
-             shorten it. banset keeps longer bans in its ledger and `banset sync` refreshes them",
-            crate::msg::MAX_TIMEOUT_SECS
-        )),
+        _ => Err(EntryTimeoutError::AboveCap { secs }),
     }
 }
 
@@ -172,11 +188,17 @@ mod tests {
         assert_eq!(entry_timeout(None), Ok(0));
         assert_eq!(entry_timeout(Some(Duration::from_millis(1_500))), Ok(2));
         assert_eq!(entry_timeout(Some(MAX_TIMEOUT)), Ok(2_147_483));
-        assert!(entry_timeout(Some(MAX_TIMEOUT + Duration::from_secs(1)))
-            .unwrap_err()
-            .contains("2147483"));
-        assert!(entry_timeout(Some(Duration::from_secs(u64::MAX))).is_err());
-        assert!(entry_timeout(Some(Duration::ZERO)).is_err());
+        let above = entry_timeout(Some(MAX_TIMEOUT + Duration::from_secs(1))).unwrap_err();
+        assert_eq!(above, EntryTimeoutError::AboveCap { secs: 2_147_484 });
+        assert!(above.to_string().contains("2147483"));
+        assert!(matches!(
+            entry_timeout(Some(Duration::from_secs(u64::MAX))),
+            Err(EntryTimeoutError::AboveCap { secs: u64::MAX })
+        ));
+        assert_eq!(
+            entry_timeout(Some(Duration::ZERO)),
+            Err(EntryTimeoutError::Zero)
+        );
 
         assert_eq!(hash_size(4), 1024);
         assert_eq!(hash_size(65_536), 8_192);

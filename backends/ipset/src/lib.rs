@@ -62,7 +62,7 @@ mod layout;
 pub mod msg;
 mod sys;
 
-pub use backend::{listed_target, IpsetBackend};
+pub use backend::{listed_target, IpsetBackend, ListedEntryError};
 
 /// The kernel ipset that holds `family` for `spec`: `NAME` for IPv4,
 /// `NAME6` for IPv6. Public for backends that keep their members in this

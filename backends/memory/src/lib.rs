@@ -159,34 +159,32 @@ impl MemoryBackend {
 
     /// The deadline of a member added now with `timeout`, after the checks a
     /// kernel makes on the value.
-    fn deadline(&self, timeout: Option<Duration>, now_ms: i64) -> Result<Option<i64>, String> {
+    fn deadline(
+        &self,
+        timeout: Option<Duration>,
+        now_ms: i64,
+    ) -> Result<Option<i64>, TimeoutRefused> {
         let Some(timeout) = timeout else {
             return Ok(None);
         };
         if timeout.is_zero() {
             // Kernels read 0 as "no timeout": passing it on would turn a
             // caller's bug into a permanent ban.
-            return Err("a zero timeout means \"never\" to kernels and is refused; \
-                        pass no timeout for a permanent ban"
-                .to_string());
+            return Err(TimeoutRefused::Zero);
         }
         if !self.caps.timeouts {
             return Ok(None);
         }
         if let Some(cap) = self.caps.max_timeout {
             if timeout > cap {
-                return Err(format!(
-                    "timeout {}s is longer than the kernel's limit of {}s",
-                    timeout.as_secs(),
-                    cap.as_secs()
-                ));
+                return Err(TimeoutRefused::AboveLimit { timeout, cap });
             }
         }
         i64::try_from(timeout.as_millis())
             .ok()
             .and_then(|ms| now_ms.checked_add(ms))
             .map(Some)
-            .ok_or_else(|| format!("timeout {}s is too long", timeout.as_secs()))
+            .ok_or(TimeoutRefused::TooLong { timeout })
     }
 
     /// Applies `changes` to `members`, entry by entry. On error `members`
@@ -229,7 +227,7 @@ impl MemoryBackend {
             }
             let deadline_ms = self
                 .deadline(entry.timeout, now_ms)
-                .map_err(|why| refused(ErrorKind::Invalid, why))?;
+                .map_err(|why| refused(ErrorKind::Invalid, why.to_string()))?;
             // The first entry naming the refused prefix is the one refused:
             // an earlier one equal to it would have overlapped the same.
             if let Some(o) = overlap.filter(|o| o.new == target) {
@@ -278,6 +276,35 @@ impl fmt::Debug for MemoryBackend {
         };
         out.finish_non_exhaustive()
     }
+}
+
+/// A member's timeout the simulated kernel refuses, as the real ones do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum TimeoutRefused {
+    /// Zero, which kernels read as "never".
+    #[error(
+        "a zero timeout means \"never\" to kernels and is refused; \
+         pass no timeout for a permanent ban"
+    )]
+    Zero,
+    /// Above the kernel's cap ([`Capabilities::max_timeout`]).
+    #[error(
+        "timeout {}s is longer than the kernel's limit of {}s",
+        timeout.as_secs(),
+        cap.as_secs()
+    )]
+    AboveLimit {
+        /// The timeout asked for.
+        timeout: Duration,
+        /// The kernel's cap.
+        cap: Duration,
+    },
+    /// Past what the deadline's milliseconds can count.
+    #[error("timeout {}s is too long", timeout.as_secs())]
+    TooLong {
+        /// The timeout asked for.
+        timeout: Duration,
+    },
 }
 
 fn not_found(spec: &SetSpec, operation: &str) -> BackendError {

@@ -95,7 +95,11 @@ impl PfBackend {
         let mut out = Vec::with_capacity(listed.len());
         for a in &listed {
             let target = a.to_target().map_err(|why| {
-                BackendError::new(ErrorKind::Other, format!("list {}", describe(spec)), why)
+                BackendError::new(
+                    ErrorKind::Other,
+                    format!("list {}", describe(spec)),
+                    why.to_string(),
+                )
             })?;
             out.extend(target);
         }
@@ -262,8 +266,9 @@ impl Backend for PfBackend {
 /// The table of a set: `NAME` in anchor `banset/NAME`.
 fn table_of(spec: &SetSpec) -> Result<PfrTable, BackendError> {
     let name = spec.name.as_str();
-    PfrTable::new(&rule::anchor(name), name, 0)
-        .map_err(|why| BackendError::new(ErrorKind::Invalid, format!("set {name}"), why))
+    PfrTable::new(&rule::anchor(name), name, 0).map_err(|why| {
+        BackendError::new(ErrorKind::Invalid, format!("set {name}"), why.to_string())
+    })
 }
 
 /// `pf table banset/f2b/f2b` reads oddly; messages say `pf table <f2b> (anchor banset/f2b)`.

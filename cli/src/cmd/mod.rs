@@ -19,7 +19,6 @@ pub(crate) use sets::{ensure, find, history};
 use setup::{generate, install};
 
 use anyhow::Result;
-use banset_core::SetName;
 
 use crate::args::{Cli, Command};
 use crate::context::Context;
@@ -101,8 +100,4 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn finish(code: Option<i32>) -> i32 {
     code.unwrap_or(EXIT_OK)
-}
-
-pub fn set_name(text: &str) -> Result<SetName> {
-    Ok(SetName::new(text)?)
 }

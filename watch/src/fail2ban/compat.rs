@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use banset_core::Target;
 
-use super::load_filter;
+use super::filter::load_filter;
 use super::reader::Options;
 use crate::pipeline::{LinePipeline, RawEntry};
 use crate::Scan;

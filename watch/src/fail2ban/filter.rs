@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use super::ini::{Origin, Value};
+use super::error::{Error, Notice, Origin};
+use super::ini::Value;
+use super::options::{extract_options, substitute_tags, TagError};
 use super::reader::{Options, Stack};
-use super::{substitute_tags, Error, Notice, TagError};
 use crate::filter::{DateRule, FilterDef, Pattern};
+use crate::pyregex::translate as translate_regex;
 use crate::Matcher;
 
 /// The `[Definition]` keys fail2ban reads from a filter.
@@ -57,8 +59,7 @@ pub fn load_filter_file(
     journal: bool,
     added: &[String],
 ) -> Result<(LoadedFilter, std::path::PathBuf), Error> {
-    let (path, options) =
-        super::extract_options(text).map_err(|e| Error::Other(format!("filter {e}")))?;
+    let (path, options) = extract_options(text).map_err(|e| Error::Other(format!("filter {e}")))?;
     let path = Path::new(&path);
     let name = path
         .file_stem()
@@ -143,7 +144,7 @@ pub fn load_filter_adding(
     let failregex_total = failregex.len();
     let prefregex = get("prefregex")
         .filter(|p| !p.trim().is_empty())
-        .map(|p| Pattern::new(super::translate_regex(&p)));
+        .map(|p| Pattern::new(translate_regex(&p)));
     let maxlines = match get("maxlines") {
         Some(m) => parse_maxlines(&m).map_err(|e| {
             Error::Other(format!(
@@ -162,7 +163,7 @@ pub fn load_filter_adding(
         failregex: Vec::new(),
         ignoreregex: lines("ignoreregex")
             .iter()
-            .map(|p| Pattern::new(super::translate_regex(p)))
+            .map(|p| Pattern::new(translate_regex(p)))
             .collect(),
         prefregex,
         date: DateRule::Fail2ban(datepattern),
@@ -171,12 +172,12 @@ pub fn load_filter_adding(
     // Keep each failregex that compiles with the rest of the filter; set
     // the others aside, with the reason.
     for (i, p) in failregex.iter().enumerate() {
-        let mut pattern = Pattern::new(super::translate_regex(p));
+        let mut pattern = Pattern::new(translate_regex(p));
         if let Some((first, last, why)) = super::steer::harden(name, p) {
             pattern = Pattern {
-                regex: super::translate_regex(first),
+                regex: translate_regex(first),
                 gate: None,
-                twin: Some(super::translate_regex(last)),
+                twin: Some(translate_regex(last)),
             };
             notices.push(Notice {
                 origin: at(&origin),

@@ -10,22 +10,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::Error;
+use super::error::{Error, Origin};
 
-/// Where a value was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// The file.
-    pub file: Arc<str>,
-    /// 1-based line of the option's first line.
-    pub line: usize,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
-    }
-}
+/// Sections of one stack (every file merged).
+pub(crate) const MAX_SECTIONS: usize = 10_000;
 
 /// A raw (not yet interpolated) value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,13 +147,10 @@ pub fn parse(text: &str, file: &str) -> Result<IniFile, Error> {
                             format!("section [{}] appears twice in this file", quoted(name)),
                         ));
                     }
-                    if out.sections.len() >= crate::fail2ban::reader::MAX_SECTIONS {
+                    if out.sections.len() >= MAX_SECTIONS {
                         return Err(err(
                             lineno,
-                            format!(
-                                "more than {} sections in one file",
-                                crate::fail2ban::reader::MAX_SECTIONS
-                            ),
+                            format!("more than {MAX_SECTIONS} sections in one file"),
                         ));
                     }
                     out.sections.push((name.to_string(), Vec::new()));

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 
 use banset_core::{BackendKind, SetName, Target, Timeout};
 
-use super::ini::{Origin, Value};
+use super::error::{Error, Notice, Origin};
+use super::filter::{load_filter, LoadedFilter};
+use super::ini::Value;
+use super::options::extract_options;
 use super::reader::{Options, Stack};
-use super::{extract_options, load_filter, Error, LoadedFilter, Notice};
 use crate::filter::{DateRule, FilterDef, Pattern};
 use crate::mail::MailAction;
+use crate::pyregex::translate as translate_regex;
 use crate::settings::{Escalation, JailSettings, SourceKey};
 
 /// fail2ban's configuration as banset runs it.
@@ -457,7 +460,7 @@ impl<'a> JailReader<'a> {
         let patterns = |lines: &[String]| -> Vec<Pattern> {
             lines
                 .iter()
-                .map(|p| Pattern::new(super::translate_regex(p)))
+                .map(|p| Pattern::new(translate_regex(p)))
                 .collect()
         };
         if let Some((lines, _)) = self.own_lines(stack, "failregex")? {
@@ -467,9 +470,7 @@ impl<'a> JailReader<'a> {
             filter.ignoreregex = patterns(&lines);
         }
         if let Some((lines, _)) = self.own_lines(stack, "prefregex")? {
-            filter.prefregex = lines
-                .first()
-                .map(|p| Pattern::new(super::translate_regex(p)));
+            filter.prefregex = lines.first().map(|p| Pattern::new(translate_regex(p)));
         }
         if let Some((lines, _)) = self.own_lines(stack, "datepattern")? {
             filter.date = DateRule::Fail2ban(Some(lines.join("\n")));

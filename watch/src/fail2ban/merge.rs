@@ -3,8 +3,8 @@
 
 use banset_core::SetName;
 
+use super::error::notice_lines;
 use super::jail::{Fail2banConfig, SetWish};
-use super::notice_lines;
 use crate::settings::{Recidive, Settings};
 
 /// What [`merge`] leaves to the caller.

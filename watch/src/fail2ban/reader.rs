@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::ini::{self, IniFile, Origin, Value};
-use super::Error;
+use super::error::{Error, Origin};
+use super::ini::{self, IniFile, Value, MAX_SECTIONS};
 
 /// Merged options of one section: key → value (last writer wins).
 pub type Options = BTreeMap<String, Value>;
@@ -59,8 +59,6 @@ const MAX_STACK_SUBSTITUTIONS: usize = 2_000_000;
 const MAX_FILES: usize = 256;
 /// Includes within includes.
 const MAX_INCLUDE_DEPTH: usize = 16;
-/// Sections of one stack (every file merged).
-pub(crate) const MAX_SECTIONS: usize = 10_000;
 
 /// What is left of the work one value may take ([`MAX_SUBSTITUTIONS`]).
 struct Budget {

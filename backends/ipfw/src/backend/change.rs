@@ -50,7 +50,11 @@ impl IpfwBackend {
         }
         if let Some(hook) = &new.hook {
             let number = rule::free_number(&rules).map_err(|why| {
-                BackendError::new(ErrorKind::Other, format!("rule of set {}", new.name), why)
+                BackendError::new(
+                    ErrorKind::Other,
+                    format!("rule of set {}", new.name),
+                    why.to_string(),
+                )
             })?;
             self.run_ipfw(&rule::add_argv(number, &rule::body(name, hook)))?;
         }

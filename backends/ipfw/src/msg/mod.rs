@@ -112,19 +112,83 @@ impl Abi {
 
 /// Whether `name` is a table name ipfw accepts: 1 to 63 bytes of
 /// `[A-Za-z0-9_.-]`, and not `all`, which `ipfw(8)` reserves.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), TableNameError> {
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars {
-        return Err(format!(
-            "ipfw table name {name:?} must be 1 to {MAX_NAME_LEN} characters of A-Z a-z 0-9 _ . -"
-        ));
+        return Err(TableNameError::Invalid { name: name.into() });
     }
     if name == "all" {
-        return Err("ipfw reserves the table name \"all\"".into());
+        return Err(TableNameError::Reserved);
     }
     Ok(())
+}
+
+/// A table name ipfw refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableNameError {
+    /// Empty, too long, or holding a character ipfw refuses.
+    #[error(
+        "ipfw table name {name:?} must be 1 to {MAX_NAME_LEN} characters of A-Z a-z 0-9 _ . -"
+    )]
+    Invalid {
+        /// The name.
+        name: String,
+    },
+    /// `all`, which `ipfw(8)` reserves.
+    #[error("ipfw reserves the table name \"all\"")]
+    Reserved,
+}
+
+/// A kernel reply that does not parse, which means the layout banset
+/// assumed is not the kernel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// Shorter than a table header (`XINFO`, `XLIST`).
+    #[error("ipfw replied with {len} bytes, less than a table header")]
+    NoHeader {
+        /// The reply's length.
+        len: usize,
+    },
+    /// Too short for the per-entry results asked for (`XADD`, `XDEL`).
+    #[error("ipfw replied with {len} bytes for {count} entries")]
+    ShortResults {
+        /// The reply's length.
+        len: usize,
+        /// The entries sent.
+        count: usize,
+    },
+    /// Too short for the entries its header counts (`XLIST`).
+    #[error("ipfw listed {count} entries in {len} bytes")]
+    ShortList {
+        /// The reply's length.
+        len: usize,
+        /// The entries its header counts.
+        count: usize,
+    },
+    /// An entry whose length is not `ipfw_obj_tentry`'s.
+    #[error("ipfw listed an entry of {len} bytes, not {TENTRY_LEN}")]
+    EntryLength {
+        /// The entry's length.
+        len: usize,
+    },
+    /// An entry of a family other than [`AF_INET`] and [`AF_INET6`].
+    #[error("ipfw listed an entry of address family {af}")]
+    Family {
+        /// The entry's family.
+        af: u8,
+    },
+    /// An entry that is not a valid prefix (host bits set, or not a target).
+    #[error("ipfw listed {addr}/{len}, not a valid prefix")]
+    Prefix {
+        /// The address listed.
+        addr: IpAddr,
+        /// Its prefix length.
+        len: u8,
+    },
 }
 
 fn put_u16(buf: &mut [u8], at: usize, v: u16) {
@@ -208,12 +272,9 @@ pub struct TableInfo {
 }
 
 /// The `xtable_info` of an `XINFO` or `XLIST` reply.
-pub fn parse_info(reply: &[u8]) -> Result<TableInfo, String> {
+pub fn parse_info(reply: &[u8]) -> Result<TableInfo, ReplyError> {
     if reply.len() < OBJ_HEADER_LEN + XTABLE_INFO_LEN {
-        return Err(format!(
-            "ipfw replied with {} bytes, less than a table header",
-            reply.len()
-        ));
+        return Err(ReplyError::NoHeader { len: reply.len() });
     }
     let i = &reply[OBJ_HEADER_LEN..];
     Ok(TableInfo {
@@ -263,13 +324,13 @@ pub fn modify(opcode: u16, name: &str, targets: &[Target], update: bool, atomic:
 }
 
 /// The per-entry results of an `XADD`/`XDEL` reply, in request order.
-pub fn parse_results(reply: &[u8], count: usize) -> Result<Vec<u8>, String> {
+pub fn parse_results(reply: &[u8], count: usize) -> Result<Vec<u8>, ReplyError> {
     let first = OBJ_HEADER_LEN + CTLV_LEN;
     if reply.len() < first + count * TENTRY_LEN {
-        return Err(format!(
-            "ipfw replied with {} bytes for {count} entries",
-            reply.len()
-        ));
+        return Err(ReplyError::ShortResults {
+            len: reply.len(),
+            count,
+        });
     }
     Ok((0..count)
         .map(|i| reply[first + i * TENTRY_LEN + 10])
@@ -279,24 +340,22 @@ pub fn parse_results(reply: &[u8], count: usize) -> Result<Vec<u8>, String> {
 /// The entries of an `XLIST` reply: `[header][xtable_info][tentry x count]`.
 /// Entries of other families or malformed ones are errors naming them: a
 /// reply that does not parse means the layout is not the kernel's.
-pub fn parse_list(reply: &[u8]) -> Result<Vec<Target>, String> {
+pub fn parse_list(reply: &[u8]) -> Result<Vec<Target>, ReplyError> {
     let info = parse_info(reply)?;
     let first = OBJ_HEADER_LEN + XTABLE_INFO_LEN;
     let count = info.count as usize;
     if reply.len() < first + count * TENTRY_LEN {
-        return Err(format!(
-            "ipfw listed {count} entries in {} bytes",
-            reply.len()
-        ));
+        return Err(ReplyError::ShortList {
+            len: reply.len(),
+            count,
+        });
     }
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
         let te = &reply[first + i * TENTRY_LEN..first + (i + 1) * TENTRY_LEN];
         let len = get_u32(te, 4) as usize;
         if len != TENTRY_LEN {
-            return Err(format!(
-                "ipfw listed an entry of {len} bytes, not {TENTRY_LEN}"
-            ));
+            return Err(ReplyError::EntryLength { len });
         }
         let (af, masklen) = (te[8], te[9]);
         let addr = match af {
@@ -310,11 +369,11 @@ pub fn parse_list(reply: &[u8]) -> Result<Vec<Target>, String> {
                 v6.copy_from_slice(&te[16..32]);
                 IpAddr::V6(Ipv6Addr::from(v6))
             }
-            other => return Err(format!("ipfw listed an entry of address family {other}")),
+            af => return Err(ReplyError::Family { af }),
         };
         match Target::listed(addr, masklen) {
             Ok(t) if t.addr() == addr => out.push(t),
-            _ => return Err(format!("ipfw listed {addr}/{masklen}, not a valid prefix")),
+            _ => return Err(ReplyError::Prefix { addr, len: masklen }),
         }
     }
     Ok(out)

@@ -109,15 +109,18 @@ fn list_replies_decode() {
         parse_list(&r).unwrap(),
         [t("192.0.2.1"), t("198.51.100.0/24"), t("2001:db8:7::/48")]
     );
-    assert!(parse_list(&reply(&[(10, 128, &[0x20])]))
-        .unwrap_err()
-        .contains("family 10"));
-    assert!(parse_list(&reply(&[(2, 24, &[192, 0, 2, 1])]))
-        .unwrap_err()
-        .contains("192.0.2.1/24"));
+    let linux_af = parse_list(&reply(&[(10, 128, &[0x20])])).unwrap_err();
+    assert_eq!(linux_af, ReplyError::Family { af: 10 });
+    assert!(linux_af.to_string().contains("family 10"));
+    let host_bits = parse_list(&reply(&[(2, 24, &[192, 0, 2, 1])])).unwrap_err();
+    assert!(matches!(host_bits, ReplyError::Prefix { len: 24, .. }));
+    assert!(host_bits.to_string().contains("192.0.2.1/24"));
     let mut short = reply(&[(2, 32, &[192, 0, 2, 1])]);
     short.truncate(300);
-    assert!(parse_list(&short).is_err());
+    assert!(matches!(
+        parse_list(&short),
+        Err(ReplyError::ShortList { len: 300, count: 1 })
+    ));
 }
 
 #[test]
@@ -129,7 +132,13 @@ fn results_come_back_per_entry() {
         parse_results(&r, 2).unwrap(),
         [result::DELETED, result::NOTFOUND]
     );
-    assert!(parse_results(&r, 3).is_err());
+    assert_eq!(
+        parse_results(&r, 3),
+        Err(ReplyError::ShortResults {
+            len: r.len(),
+            count: 3
+        })
+    );
 }
 
 #[test]
@@ -144,8 +153,13 @@ fn osreldate_picks_the_abi() {
 fn names_as_ipfw_takes_them() {
     assert!(check_name("f2b-postfix.v2_x").is_ok());
     assert!(check_name(&"a".repeat(63)).is_ok());
-    for bad in ["", "all", "a b", "a/b", "x;y"] {
-        assert!(check_name(bad).is_err(), "{bad}");
+    for bad in ["", "a b", "a/b", "x;y"] {
+        assert_eq!(
+            check_name(bad),
+            Err(TableNameError::Invalid { name: bad.into() }),
+            "{bad}"
+        );
     }
+    assert_eq!(check_name("all"), Err(TableNameError::Reserved));
     assert!(check_name(&"a".repeat(64)).is_err());
 }

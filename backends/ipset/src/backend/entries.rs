@@ -1,6 +1,8 @@
 //! Targets to ipset entries and back.
 
-use banset_core::{Family, Target};
+use std::net::IpAddr;
+
+use banset_core::{Family, InvalidTarget, Target};
 
 use crate::layout::KernelSet;
 use crate::msg::replies::ListedEntry;
@@ -19,7 +21,7 @@ pub(super) fn to_entry(set: &KernelSet, target: &Target, timeout: Option<u32>) -
 
 /// A single host's prefix length in `addr`'s own family (an IPv4-mapped
 /// address is folded to its /32 by [`Target::listed`]).
-pub(super) fn max_len(addr: std::net::IpAddr) -> u8 {
+pub(super) fn max_len(addr: IpAddr) -> u8 {
     if addr.is_ipv4() {
         32
     } else {
@@ -27,8 +29,36 @@ pub(super) fn max_len(addr: std::net::IpAddr) -> u8 {
     }
 }
 
-pub(super) fn to_target(set: &KernelSet, e: &ListedEntry) -> Result<Target, String> {
+pub(super) fn to_target(set: &KernelSet, e: &ListedEntry) -> Result<Target, ListedEntryError> {
     listed_target(set.family, set.is_net(), e)
+}
+
+/// A member listed from the kernel that banset cannot take as a target:
+/// the address (and length, if the entry has one) as listed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListedEntryError {
+    /// Not a target at all (`0.0.0.0`, a length past the family's).
+    #[error("listed entry {addr}{}: {why}", len.map(|l| format!("/{l}")).unwrap_or_default())]
+    Invalid {
+        /// The address listed.
+        addr: IpAddr,
+        /// Its prefix length, when the set is a `hash:net`.
+        len: Option<u8>,
+        /// What is wrong with it.
+        why: InvalidTarget,
+    },
+    /// An IPv4-mapped address in an `inet6` set.
+    #[error(
+        "listed entry {addr} (IPv4-mapped) in an {family} set: banset never writes one there; \
+         delete it with ipset"
+    )]
+    WrongFamily {
+        /// The address listed.
+        addr: IpAddr,
+        /// The family of the set it is in.
+        family: Family,
+    },
 }
 
 /// The target of an entry listed from an ipset of `family` (`is_net`: a
@@ -38,19 +68,24 @@ pub(super) fn to_target(set: &KernelSet, e: &ListedEntry) -> Result<Target, Stri
 /// in the `inet` set, so it would be looked for and removed there, never
 /// where it is. Refused by name rather than skipped, which would hide a
 /// kernel member from `list` and `sync` without a word.
-pub fn listed_target(family: Family, is_net: bool, e: &ListedEntry) -> Result<Target, String> {
-    let target = match e.cidr {
-        Some(len) if is_net => Target::listed(e.addr, len)
-            .map_err(|why| format!("listed entry {}/{len}: {why}", e.addr))?,
-        _ => Target::listed(e.addr, max_len(e.addr))
-            .map_err(|why| format!("listed entry {}: {why}", e.addr))?,
-    };
+pub fn listed_target(
+    family: Family,
+    is_net: bool,
+    e: &ListedEntry,
+) -> Result<Target, ListedEntryError> {
+    let len = e.cidr.filter(|_| is_net);
+    let target = Target::listed(e.addr, len.unwrap_or_else(|| max_len(e.addr))).map_err(|why| {
+        ListedEntryError::Invalid {
+            addr: e.addr,
+            len,
+            why,
+        }
+    })?;
     if target.family() != family {
-        return Err(format!(
-            "listed entry {} (IPv4-mapped) in an {} set: banset never writes one there; \
-             delete it with ipset",
-            e.addr, family
-        ));
+        return Err(ListedEntryError::WrongFamily {
+            addr: e.addr,
+            family,
+        });
     }
     Ok(target)
 }
@@ -92,7 +127,15 @@ mod tests {
         };
         for is_net in [false, true] {
             let e = listed_target(Family::V6, is_net, &entry("::ffff:1.2.3.4", Some(128)));
-            assert!(e.unwrap_err().contains("IPv4-mapped"));
+            let e = e.unwrap_err();
+            assert!(matches!(
+                e,
+                ListedEntryError::WrongFamily {
+                    family: Family::V6,
+                    ..
+                }
+            ));
+            assert!(e.to_string().contains("IPv4-mapped"));
         }
         let ok = listed_target(Family::V6, true, &entry("2001:db8::", Some(32))).unwrap();
         assert_eq!(ok, "2001:db8::/32".parse::<Target>().unwrap());

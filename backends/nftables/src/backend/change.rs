@@ -13,11 +13,12 @@ use std::collections::HashSet;
 
 use banset_core::{BackendError, KernelEntry, SetSpec};
 
-use super::{commit, list_set, put_ports, rules, sets, Socket};
+use super::kernel::{commit, list_set, put_ports, rules, sets};
 use crate::layout::{every_rule_comment, Layout, CHAIN, TABLE};
 use crate::members;
 use crate::msg::elements::{self, ElemOp};
 use crate::msg::objects;
+use crate::sys::Socket;
 
 pub(super) fn change_set(
     sock: &mut Socket,

@@ -22,7 +22,7 @@
 use std::ffi::c_void;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use banset_core::Target;
+use banset_core::{InvalidTarget, Target};
 
 pub mod ioccom;
 
@@ -113,21 +113,20 @@ impl PfrTable {
     /// The table `name` in anchor `anchor`, with `flags`. Refuses what the
     /// kernel would refuse: an empty name, a name of 32 bytes or more, an
     /// anchor path of 1024 bytes or more, NUL bytes inside.
-    pub fn new(anchor: &str, name: &str, flags: u32) -> Result<PfrTable, String> {
+    pub fn new(anchor: &str, name: &str, flags: u32) -> Result<PfrTable, PfTableNameError> {
         if name.is_empty() || name.len() >= PF_TABLE_NAME_SIZE {
-            return Err(format!(
-                "pf table name {name:?} must be 1 to {} bytes",
-                PF_TABLE_NAME_SIZE - 1
-            ));
+            return Err(PfTableNameError::NameLength { name: name.into() });
         }
         if anchor.len() >= MAXPATHLEN {
-            return Err(format!(
-                "pf anchor path {anchor:?} is longer than {} bytes",
-                MAXPATHLEN - 1
-            ));
+            return Err(PfTableNameError::AnchorLength {
+                anchor: anchor.into(),
+            });
         }
         if name.contains('\0') || anchor.contains('\0') {
-            return Err(format!("pf table {anchor}/{name} contains a NUL byte"));
+            return Err(PfTableNameError::Nul {
+                anchor: anchor.into(),
+                name: name.into(),
+            });
         }
         let mut t = PfrTable {
             anchor: [0; MAXPATHLEN],
@@ -140,6 +139,58 @@ impl PfrTable {
         t.name[..name.len()].copy_from_slice(name.as_bytes());
         Ok(t)
     }
+}
+
+/// A table name or anchor path the kernel would refuse, as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PfTableNameError {
+    /// Empty, or too long for `pfrt_name`.
+    #[error("pf table name {name:?} must be 1 to {} bytes", PF_TABLE_NAME_SIZE - 1)]
+    NameLength {
+        /// The name.
+        name: String,
+    },
+    /// Too long for `pfrt_anchor`.
+    #[error("pf anchor path {anchor:?} is longer than {} bytes", MAXPATHLEN - 1)]
+    AnchorLength {
+        /// The anchor path.
+        anchor: String,
+    },
+    /// A NUL byte, which would cut the C string short.
+    #[error("pf table {anchor}/{name} contains a NUL byte")]
+    Nul {
+        /// The anchor path.
+        anchor: String,
+        /// The name.
+        name: String,
+    },
+}
+
+/// A listed entry that is not a banset target: its address and prefix
+/// length as listed, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PfListedError {
+    /// Host bits set past the prefix: the entry was read with the wrong
+    /// layout.
+    #[error("pf listed {addr}/{len}, which has bits set past its prefix length")]
+    HostBits {
+        /// The address listed.
+        addr: IpAddr,
+        /// Its prefix length.
+        len: u8,
+    },
+    /// Not a target at all (`0.0.0.0`, a length past the family's).
+    #[error("pf listed {addr}/{len}: {why}")]
+    Invalid {
+        /// The address listed.
+        addr: IpAddr,
+        /// Its prefix length.
+        len: u8,
+        /// What is wrong with it.
+        why: InvalidTarget,
+    },
 }
 
 /// The `pfra_u` union: an `in_addr` or `in6_addr`, network byte order,
@@ -190,7 +241,7 @@ impl PfrAddr {
     /// The banset target of a listed entry. Negated entries (`!addr`, which
     /// an admin may add by hand) block nothing and are `None`, like an
     /// unknown family; a malformed prefix is an error naming it.
-    pub fn to_target(&self) -> Result<Option<Target>, String> {
+    pub fn to_target(&self) -> Result<Option<Target>, PfListedError> {
         if self.not != 0 {
             return Ok(None);
         }
@@ -205,13 +256,11 @@ impl PfrAddr {
         };
         // pf never holds host bits past the prefix; if they show up, the
         // entry was read with the wrong layout, which must not pass silently.
-        match Target::listed(addr, self.net) {
+        let len = self.net;
+        match Target::listed(addr, len) {
             Ok(t) if t.addr() == addr => Ok(Some(t)),
-            Ok(_) => Err(format!(
-                "pf listed {addr}/{}, which has bits set past its prefix length",
-                self.net
-            )),
-            Err(why) => Err(format!("pf listed {addr}/{}: {why}", self.net)),
+            Ok(_) => Err(PfListedError::HostBits { addr, len }),
+            Err(why) => Err(PfListedError::Invalid { addr, len, why }),
         }
     }
 

@@ -114,7 +114,9 @@ fn listed_entries_become_targets() {
     assert_eq!(linux_af.to_target(), Ok(None), "10 is Linux's AF_INET6");
     let mut bad = PfrAddr::from_target(&"192.0.2.1".parse().unwrap());
     bad.net = 24;
-    assert!(bad.to_target().unwrap_err().contains("192.0.2.1/24"));
+    let e = bad.to_target().unwrap_err();
+    assert!(matches!(e, PfListedError::HostBits { len: 24, .. }));
+    assert!(e.to_string().contains("192.0.2.1/24"));
 }
 
 #[test]
@@ -124,11 +126,27 @@ fn table_names_are_checked_and_zero_filled() {
     assert!(t.name[3..].iter().all(|&b| b == 0));
     assert_eq!(c_str(&t.anchor), "banset/f2b");
     assert_eq!(t.flags, 1);
-    assert!(PfrTable::new("", "", 0).is_err());
-    assert!(PfrTable::new("", &"x".repeat(32), 0).is_err());
+    assert!(matches!(
+        PfrTable::new("", "", 0),
+        Err(PfTableNameError::NameLength { .. })
+    ));
+    let long = PfrTable::new("", &"x".repeat(32), 0).unwrap_err();
+    assert_eq!(
+        long.to_string(),
+        format!("pf table name {:?} must be 1 to 31 bytes", "x".repeat(32))
+    );
     assert!(PfrTable::new("", &"x".repeat(31), 0).is_ok());
-    assert!(PfrTable::new(&"a".repeat(1024), "x", 0).is_err());
-    assert!(PfrTable::new("", "a\0b", 0).is_err());
+    assert!(matches!(
+        PfrTable::new(&"a".repeat(1024), "x", 0),
+        Err(PfTableNameError::AnchorLength { .. })
+    ));
+    assert_eq!(
+        PfrTable::new("", "a\0b", 0).unwrap_err(),
+        PfTableNameError::Nul {
+            anchor: String::new(),
+            name: "a\0b".into()
+        }
+    );
 }
 
 #[test]

@@ -101,7 +101,7 @@ impl Ban {
             name.push('-');
             name.push_str(&part);
         }
-        let set = crate::cmd::set_name(&name)?;
+        let set = crate::args::set_name(&name)?;
         Ok(Ban {
             set,
             protocol,
@@ -155,7 +155,7 @@ fn rem(ctx: &mut Context, ban: &Ban) -> Result<()> {
 /// Empties every set of the rule: `RULENAME` and the `RULENAME-...` sets
 /// this helper made for protocols and ports.
 fn flush(ctx: &mut Context, rule: &str) -> Result<()> {
-    let rule = crate::cmd::set_name(rule)?;
+    let rule = crate::args::set_name(rule)?;
     let prefix = format!("{rule}-");
     let sets: Vec<SetName> = ctx
         .fw

@@ -43,7 +43,7 @@ const EXIT_BAD_COMMAND: i32 = 65;
 const MAX_LINE: usize = 512;
 
 pub fn run(ctx: &mut Context, args: SshgFwArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     // Any failure before the first line is read, bad options included, is
     // what sshguard's backends report as "Could not initialize firewall".
     let (spec, timeout) = match init(ctx, name, &args) {

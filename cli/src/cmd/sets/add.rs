@@ -9,7 +9,7 @@ use crate::set_options::{build_spec, changed_spec, options_for};
 use crate::targets_input::read_targets;
 
 pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     // The spec a new set gets; the set's own default timeout follows the
     // first ban's, so `add f2b-x IP --timeout 604800` makes a 7-day set.

@@ -24,7 +24,7 @@ pub fn run(ctx: &mut Context, args: AdoptArgs) -> Result<Option<i32>> {
     } else {
         args.sets
             .iter()
-            .map(|s| crate::cmd::set_name(s))
+            .map(|s| crate::args::set_name(s))
             .collect::<Result<_>>()?
     };
     for name in names {

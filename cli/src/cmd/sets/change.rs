@@ -11,7 +11,7 @@ use crate::output::describe_spec;
 use crate::set_options::changed_spec;
 
 pub fn run(ctx: &mut Context, args: ChangeArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     if args.options.is_empty() {
         usage!(
             "set-options {name}: give the options to change (--ports, --protocol, --blocktype, --no-hook, --maxelem)"

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::errors::{EXIT_NEGATIVE, EXIT_OK};
 
 pub fn run(ctx: &mut Context, args: SetArg) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     let Some(spec) = ctx.fw.ledger.read()?.set_spec(&name)? else {
         ctx.notice(format_args!(
             "set {name} does not exist (banset ensure {name} creates it)"

@@ -7,7 +7,7 @@ use crate::output::describe_spec;
 use crate::set_options::build_spec;
 
 pub fn run(ctx: &mut Context, args: CreateArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     let spec = build_spec(
         name,

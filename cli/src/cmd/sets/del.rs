@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::targets_input::read_targets;
 
 pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     if args.if_exists && ctx.fw.ledger.read()?.set_spec(&name)?.is_none() {
         // fail2ban's unban after the set was destroyed: nothing is banned
         read_targets(&args.input)?;

@@ -22,7 +22,7 @@ use crate::output::describe_spec;
 use crate::set_options::build_spec;
 
 pub fn run(ctx: &mut Context, args: EnsureArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     ensure(ctx, &name, &args)?;
     if let (Some(db), Some(jail)) = (&args.fail2ban_db, &args.jail) {
         import_fail2ban(ctx, &name, db, jail)?;

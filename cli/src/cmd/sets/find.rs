@@ -5,21 +5,12 @@ use std::io::Write;
 
 use anyhow::Result;
 use banset_core::{format_duration, Clock, Target};
-use clap::Args;
 use serde::Serialize;
 
+use crate::args::FindArgs;
 use crate::context::Context;
 use crate::errors::{EXIT_NEGATIVE, EXIT_OK};
 use crate::output::{print_json, stdout};
-
-#[derive(Debug, Args)]
-pub struct FindArgs {
-    /// The address or prefix
-    pub target: String,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// One ban that covers the target.
 #[derive(Debug, Serialize)]

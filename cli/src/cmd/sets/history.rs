@@ -5,23 +5,11 @@ use std::io::Write;
 
 use anyhow::Result;
 use banset_core::{format_duration, EventKind, HistoryEvent, Target};
-use clap::Args;
 use serde::Serialize;
 
+use crate::args::HistoryArgs;
 use crate::context::Context;
 use crate::output::{print_json, stdout};
-
-#[derive(Debug, Args)]
-pub struct HistoryArgs {
-    /// The address or prefix, as it was banned
-    pub target: String,
-    /// Show at most the latest N events
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub limit: u32,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Serialize)]
 struct History<'a> {

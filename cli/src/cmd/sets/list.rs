@@ -54,7 +54,7 @@ struct JsonMember<'a> {
 }
 
 pub fn run(ctx: &mut Context, args: ListArgs) -> Result<Option<i32>> {
-    let name = args.set.as_deref().map(crate::cmd::set_name).transpose()?;
+    let name = args.set.as_deref().map(crate::args::set_name).transpose()?;
     let listings = ctx.engine().list(name.as_ref())?;
     // On stderr, before the listing: the rows are skipped, not lost.
     for listing in &listings {

@@ -8,7 +8,7 @@ use crate::output::Progress;
 use crate::targets_input::read_file;
 
 pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     let targets = read_file(&args.file)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);

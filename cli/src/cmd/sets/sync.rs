@@ -8,7 +8,7 @@ use crate::output::{print_json, unreadable_rows_lines};
 /// (its kernel refuses, its backend is missing here) must not leave the
 /// others unrestored. Exits with the worst failure's code.
 pub fn run(ctx: &mut Context, args: SyncArgs) -> Result<Option<i32>> {
-    let name = args.set.as_deref().map(crate::cmd::set_name).transpose()?;
+    let name = args.set.as_deref().map(crate::args::set_name).transpose()?;
     let outcomes = ctx.engine().sync_each(name.as_ref())?;
     let worst = outcomes
         .iter()

@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::errors::{EXIT_NEGATIVE, EXIT_OK};
 
 pub fn run(ctx: &mut Context, args: TestArgs) -> Result<Option<i32>> {
-    let name = crate::cmd::set_name(&args.set)?;
+    let name = crate::args::set_name(&args.set)?;
     let target = Target::parse(&args.target)?;
     let banned = ctx.engine().test(&name, &target)?;
     ctx.info(format_args!(

@@ -22,7 +22,7 @@ pub fn run(global: GlobalArgs, args: UnbanArgs) -> Result<i32> {
                 .collect::<Result<_, _>>()?,
         )
     };
-    let set = args.set.as_deref().map(crate::cmd::set_name).transpose()?;
+    let set = args.set.as_deref().map(crate::args::set_name).transpose()?;
     let quiet = global.quiet;
     let request = Request::new(Op::Unban(Unban { which, set }));
     let (reply, by) = crate::control::run(global, &request)?;
