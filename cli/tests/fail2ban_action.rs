@@ -1040,6 +1040,29 @@ fn fail2ban_python_action_bans_and_unbans_through_the_daemons_socket() {
         "{}",
         daemon.output()
     );
+
+    // a restart keeps the bans; unbanip and unban --all still reach the
+    // kernel through the daemon
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.5", "192.0.2.6"]);
+    wait_until("the bans reach the kernel", || {
+        f2b.nft_count("f2b-sshd_v4") == 2
+    });
+    f2b.stop();
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 2, "kept while stopped");
+    f2b.start(&["sshd"]);
+    wait_until("fail2ban restored its tickets", || {
+        f2b.currently_banned("sshd") == 2
+    });
+    f2b.client_ok(&["set", "sshd", "unbanip", "192.0.2.5"]);
+    let v4 = f2b.nft_set("f2b-sshd_v4");
+    assert_eq!(v4.keys().collect::<Vec<_>>(), ["192.0.2.6"], "{v4:?}");
+    f2b.client_ok(&["unban", "--all"]);
+    assert_eq!(f2b.nft_count("f2b-sshd_v4"), 0, "unban --all after restart");
+    assert!(
+        daemon.output().contains("control: flush"),
+        "{}",
+        daemon.output()
+    );
     assert!(
         f2b.calls().is_empty(),
         "no banset process beside the daemon: {:?}",
