@@ -1068,5 +1068,21 @@ fn fail2ban_python_action_bans_and_unbans_through_the_daemons_socket() {
         "no banset process beside the daemon: {:?}",
         f2b.calls()
     );
+
+    // the daemon stops (an upgrade) while fail2ban runs: the action's
+    // connection breaks, and the next requests go to a `control --stdio`
+    // child instead
+    drop(daemon);
+    f2b.client_ok(&["set", "sshd", "banip", "192.0.2.7"]);
+    wait_until("the ban reaches the kernel without the daemon", || {
+        f2b.nft_count("f2b-sshd_v4") == 1
+    });
+    f2b.client_ok(&["set", "sshd", "unbanip", "192.0.2.7"]);
+    assert_eq!(
+        f2b.nft_count("f2b-sshd_v4"),
+        0,
+        "unbanned without the daemon"
+    );
+    assert_eq!(f2b.calls().get("control"), Some(&1), "{:?}", f2b.calls());
     f2b.stop();
 }
