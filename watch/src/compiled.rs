@@ -5,6 +5,7 @@
 use crate::filter::{
     plain_regex, DateRule, FilterDef, FilterError, Pattern, MAX_MAXLINES, REGEX_SIZE_LIMIT,
 };
+use crate::shared::Shared;
 use crate::tags::{
     expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, TagError, HOST_GROUPS,
     SKIPLINES_GROUP,
@@ -281,7 +282,9 @@ pub(crate) struct CompiledPattern {
 }
 
 impl FilterDef {
-    pub(crate) fn compile(&self) -> Result<CompiledFilter, FilterError> {
+    /// Compiles the filter's patterns (what [`FilterDef::compile_shared`]
+    /// shares).
+    fn compile_patterns(&self) -> Result<FilterPatterns, FilterError> {
         let fail2ban = matches!(self.date, DateRule::Fail2ban(_));
         let any: fn(&str) -> Result<String, TagError> = if fail2ban {
             f2b_any
@@ -377,20 +380,42 @@ impl FilterDef {
                 }
             }
         }
+        Ok(FilterPatterns {
+            fail,
+            ignore,
+            pref,
+            content_set,
+        })
+    }
+
+    /// The filter compiled anew, its patterns shared with no one: a
+    /// compile that only checks a pattern, and tests that change them.
+    pub(crate) fn compile(&self) -> Result<CompiledFilter, FilterError> {
+        Ok(self.with_state(std::sync::Arc::new(self.compile_patterns()?)))
+    }
+
+    /// The filter for one more source: its patterns shared with every
+    /// source whose jails use the same filter (the same definition), its
+    /// state its own.
+    pub(crate) fn compile_shared(&self) -> Result<CompiledFilter, FilterError> {
+        static PATTERNS: Shared<FilterDef, FilterPatterns> = Shared::new();
+        let patterns = PATTERNS.get_or_build(self, || self.compile_patterns())?;
+        Ok(self.with_state(patterns))
+    }
+
+    /// `patterns` with the fresh state a source keeps between its lines.
+    fn with_state(&self, patterns: std::sync::Arc<FilterPatterns>) -> CompiledFilter {
         let connections = self
             .prefregex
             .as_ref()
             .filter(|p| p.regex.contains("<F-MLFID>"))
             .map(|_| Default::default());
-        Ok(CompiledFilter {
-            fail,
-            ignore,
-            pref,
-            content_set,
+        CompiledFilter {
+            patterns,
             connections,
-            lines: multi_line
+            lines: (self.maxlines > 1)
                 .then(|| std::sync::Mutex::new(crate::state::LineBuffer::new(self.maxlines))),
-        })
+        }
     }
 
     /// The failregexes of a two-stage filter that run on the fast engine,
@@ -523,9 +548,29 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
-/// A filter's compiled patterns.
+/// A filter compiled for one source: its patterns, shared by every
+/// source whose jails use the same filter, and the state this source keeps
+/// between lines. The patterns are read through it (`Deref`).
 #[derive(Debug)]
 pub(crate) struct CompiledFilter {
+    pub(crate) patterns: std::sync::Arc<FilterPatterns>,
+    /// For a prefregex with `<F-MLFID>`: what each open connection has
+    /// shown so far (see [`crate::matcher`]).
+    pub(crate) connections: Option<std::sync::Mutex<crate::state::Connections>>,
+    /// For a multi-line filter (`maxlines` > 1): the latest lines.
+    pub(crate) lines: Option<std::sync::Mutex<crate::state::LineBuffer>>,
+}
+
+impl std::ops::Deref for CompiledFilter {
+    type Target = FilterPatterns;
+    fn deref(&self) -> &FilterPatterns {
+        &self.patterns
+    }
+}
+
+/// A filter's compiled patterns: no state, so sources share them.
+#[derive(Debug)]
+pub(crate) struct FilterPatterns {
     pub(crate) fail: Vec<CompiledPattern>,
     pub(crate) ignore: Vec<CompiledPattern>,
     /// The prefregex of a two-stage filter.
@@ -533,11 +578,6 @@ pub(crate) struct CompiledFilter {
     /// The failregexes (or their skeletons) that run on the fast engine,
     /// as one set run on the prefregex's content.
     pub(crate) content_set: Option<ContentSet>,
-    /// For a prefregex with `<F-MLFID>`: what each open connection has
-    /// shown so far (see [`crate::matcher`]).
-    pub(crate) connections: Option<std::sync::Mutex<crate::state::Connections>>,
-    /// For a multi-line filter (`maxlines` > 1): the latest lines.
-    pub(crate) lines: Option<std::sync::Mutex<crate::state::LineBuffer>>,
 }
 
 /// A two-stage filter's failregexes as one scan of the prefregex's content.

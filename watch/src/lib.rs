@@ -22,7 +22,8 @@
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
 //!    actions): depend on nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
-//!    the regex limits every layer builds with.
+//!    the regex limits every layer builds with; `shared` (one compiled
+//!    copy of a filter or a date pattern for every source that uses it).
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
 //!    filter's latest lines and skeletons, open connections); data only.
 //! 4. `compiled`: compiled filters, each carrying its state.
@@ -33,7 +34,8 @@
 //!    followers), `settings` (the validated settings' types, public as
 //!    [`config`]'s).
 //! 8. [`policy`] (the jail policy), [`pipeline`] (a source's entries to
-//!    failures) and [`logpath`] (globs and missing files).
+//!    failures), [`logpath`] (globs and missing files) and [`poller`]
+//!    (threads following many files each).
 //! 9. [`fail2ban`]: fail2ban's configuration read onto all of the above
 //!    (its `date` module re-exports `datefind`, which the matcher needs and
 //!    so cannot live on top).
@@ -57,8 +59,10 @@ mod matcher;
 mod multiline;
 pub mod pipeline;
 pub mod policy;
+pub mod poller;
 mod pyregex;
 mod settings;
+mod shared;
 mod state;
 mod tags;
 mod window;

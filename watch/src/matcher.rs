@@ -54,7 +54,7 @@ enum Slot {
 #[derive(Debug)]
 struct DateGroup {
     /// `None`: the caller's split ([`crate::logtime::split_date`]).
-    finder: Option<DateFinder>,
+    finder: Option<std::sync::Arc<DateFinder>>,
     /// The finder would find a leading syslog/ISO date too: split that off
     /// the fast way and use the finder only for other lines.
     leading_first: bool,
@@ -78,7 +78,7 @@ impl Matcher {
     pub fn new(filters: &[FilterDef]) -> Result<Matcher, FilterError> {
         let compiled = filters
             .iter()
-            .map(FilterDef::compile)
+            .map(FilterDef::compile_shared)
             .collect::<Result<Vec<_>, _>>()?;
         let mut rules: Vec<&DateRule> = filters.iter().map(|f| &f.date).collect();
         rules.sort();
@@ -141,18 +141,19 @@ impl Matcher {
             let (finder, leading_first) = match rule {
                 DateRule::Leading => (None, false),
                 DateRule::Fail2ban(p) => {
-                    let finder = DateFinder::new(p.as_deref()).map_err(|reason| FilterError {
-                        filter: filters
-                            .iter()
-                            .filter(|f| f.date == *rule)
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join("+"),
-                        kind: "datepattern",
-                        index: 1,
-                        pattern: p.clone().unwrap_or_default(),
-                        reason: reason.to_string(),
-                    })?;
+                    let finder =
+                        DateFinder::shared(p.as_deref()).map_err(|reason| FilterError {
+                            filter: filters
+                                .iter()
+                                .filter(|f| f.date == *rule)
+                                .map(|f| f.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join("+"),
+                            kind: "datepattern",
+                            index: 1,
+                            pattern: p.clone().unwrap_or_default(),
+                            reason: reason.to_string(),
+                        })?;
                     let leading = p
                         .as_deref()
                         .is_none_or(|p| matches!(p.trim(), "{^LN-BEG}" | "{DEFAULT}"));

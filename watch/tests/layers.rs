@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("window", 1),
     ("mail", 1),
     ("filter", 2),
+    ("shared", 2),
     ("state", 3),
     ("compiled", 4),
     ("datefind", 5),
@@ -25,6 +26,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("policy", 8),
     ("pipeline", 8),
     ("logpath", 8),
+    ("poller", 8),
     ("fail2ban", 9),
 ];
 

@@ -93,6 +93,8 @@ pub struct Daemon<'a> {
     /// Specs of the sets the config defines, and of jail sets it does not.
     specs: BTreeMap<SetName, SetSpec>,
     sources: Vec<SourceHandle>,
+    /// The threads following the file sources.
+    pollers: sources::Pollers,
     positions: HashMap<SourceKey, String>,
     positions_dirty: bool,
     events_tx: Sender<Event>,
@@ -139,6 +141,7 @@ impl<'a> Daemon<'a> {
             generation: 0,
             specs,
             sources: Vec::new(),
+            pollers: sources::Pollers::default(),
             positions: HashMap::new(),
             positions_dirty: false,
             events_tx,
