@@ -1299,6 +1299,56 @@ fn shutdown_with_many_file_sources_is_prompt_and_saves_every_position() {
     );
 }
 
+/// Issue 16: with every stock jail of fail2ban enabled (90 jails, a log
+/// each) the daemon ran a thread per source, 99 threads. File sources now
+/// share a few poller threads, however many there are, and each file's
+/// failures still ban.
+#[test]
+fn many_jails_on_many_files_share_a_few_threads_and_each_still_bans() {
+    kernel_test(
+        "many_jails_on_many_files_share_a_few_threads_and_each_still_bans",
+        || {
+            const JAILS: usize = 40;
+            let sb = Sandbox::new("watch-many-jails");
+            let logs: Vec<PathBuf> = (0..JAILS)
+                .map(|i| sb.dir().join(format!("app{i}.log")))
+                .collect();
+            let mut config = String::new();
+            for (i, l) in logs.iter().enumerate() {
+                append(l, &[]);
+                config.push_str(&format!(
+                    "[jails.j{i}]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 2\n\n",
+                    l.display()
+                ));
+            }
+            let sb = sb.with_config(&config);
+            let w = Watcher::start(&sb);
+            let threads = || {
+                std::fs::read_dir(format!("/proc/{}/task", w.child.id()))
+                    .unwrap()
+                    .count()
+            };
+            // A thread per source made it JAILS + 9.
+            let started = threads();
+            assert!(started <= 20, "{started} threads for {JAILS} file sources");
+            for (i, l) in logs.iter().enumerate() {
+                let addr = format!("192.0.2.{}", i + 1);
+                append(l, &[sshd_fail(&addr), sshd_fail(&addr)]);
+            }
+            for i in 0..JAILS {
+                let addr = format!("192.0.2.{}", i + 1);
+                assert!(
+                    wait_until(|| nft_members(&format!("j{i}_v4")) == [addr.clone()]),
+                    "j{i}: {}",
+                    w.output()
+                );
+            }
+            let busy = threads();
+            assert!(busy <= 20, "{busy} threads for {JAILS} file sources");
+        },
+    );
+}
+
 /// Rows of the ban history (what escalation and recidive count) for `addr`.
 fn ban_events(sb: &Sandbox, addr: &str) -> i64 {
     let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();

@@ -256,9 +256,11 @@ fn run(added: Receiver<Followed>, wake: UnixStream, load: &AtomicUsize) {
                 e.look();
             }
             if stopping {
-                // Dropping it tells its owner it is done.
-                entries.swap_remove(i);
+                // Counted out before it is dropped, which tells its owner
+                // it is done.
+                let gone = entries.swap_remove(i);
                 load.fetch_sub(1, Ordering::Relaxed);
+                drop(gone);
             } else {
                 i += 1;
             }
@@ -333,4 +335,116 @@ fn wait(inotify: Option<RawFd>, wake: RawFd, timeout: Duration) -> (bool, bool) 
         return (false, false);
     }
     (fds[1].revents != 0, fds[0].revents != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Collect {
+        name: usize,
+        seen: Arc<Mutex<Vec<(usize, String)>>>,
+        looked: Arc<AtomicUsize>,
+        _done: Sender<()>,
+    }
+
+    impl FileSink for Collect {
+        fn line(&mut self, line: &[u8], _: Position) {
+            let line = String::from_utf8_lossy(line).into_owned();
+            self.seen.lock().unwrap().push((self.name, line));
+        }
+        fn position(&mut self, _: Position) {
+            self.looked.fetch_add(1, Ordering::SeqCst);
+        }
+        fn error(&mut self, _: String) {}
+    }
+
+    fn append(path: &std::path::Path, text: &str) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// One thread follows many files, in two directories (one created
+    /// after the files were added); a file asked to stop gets its last
+    /// look, then is let go, which its owner sees.
+    #[test]
+    fn one_poller_follows_many_files_and_a_stopped_one_gets_a_last_look() {
+        let dir = std::env::temp_dir().join(format!("banset-poller-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let later = dir.join("later");
+        let poller = Poller::spawn("test poller".into()).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let looked = Arc::new(AtomicUsize::new(0));
+        let mut files = Vec::new();
+        for i in 0..20 {
+            let path = if i % 2 == 0 {
+                dir.join(format!("f{i}.log"))
+            } else {
+                later.join(format!("f{i}.log"))
+            };
+            if i % 2 == 0 {
+                append(&path, "history\n");
+            }
+            let mut follower = FileFollower::new(path.clone(), None);
+            follower.prime().unwrap();
+            let (done_tx, done) = channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            poller.add(Followed {
+                follower,
+                sink: Box::new(Collect {
+                    name: i,
+                    seen: seen.clone(),
+                    looked: looked.clone(),
+                    _done: done_tx,
+                }),
+                stop: stop.clone(),
+            });
+            files.push((path, stop, done));
+        }
+        assert_eq!(poller.load(), 20);
+        // The poller has looked at the files that exist (and failed to
+        // watch the directory that does not) before it is created.
+        assert!(wait_for(|| looked.load(Ordering::SeqCst) >= 10));
+        std::fs::create_dir_all(&later).unwrap();
+        for (i, (path, _, _)) in files.iter().enumerate() {
+            append(path, &format!("line {i}\n"));
+        }
+        assert!(wait_for(|| seen.lock().unwrap().len() == 20), "{seen:?}");
+        let mut got = seen.lock().unwrap().clone();
+        got.sort();
+        let want: Vec<(usize, String)> = (0..20).map(|i| (i, format!("line {i}"))).collect();
+        assert_eq!(got, want);
+        // Written just before the stop: read by the last look.
+        let (path, stop, done) = files.remove(3);
+        append(&path, "last\n");
+        stop.store(true, Ordering::SeqCst);
+        poller.waker().wake();
+        assert!(done.recv().is_err(), "the poller let the file go");
+        assert!(seen.lock().unwrap().contains(&(3, "last".into())));
+        assert_eq!(poller.load(), 19);
+        drop(poller);
+        for (_, _, done) in files {
+            assert!(done.recv().is_err());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
