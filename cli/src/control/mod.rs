@@ -47,7 +47,6 @@ pub fn run(global: GlobalArgs, request: &Request) -> Result<(Reply, AnsweredBy)>
     for line in host.ctx.fw.backends.dry_run_plan() {
         host.ctx.info(line);
     }
-    let reply = banset_core::control::parse_reply(line.trim_end().as_bytes())
-        .map_err(anyhow::Error::msg)?;
+    let reply = banset_core::control::parse_reply(line.trim_end().as_bytes())?;
     Ok((reply, AnsweredBy::Local))
 }
