@@ -120,11 +120,13 @@ impl Open {
     }
 
     /// Reads what was appended, handing complete lines to `on_line` with
-    /// the position just after each.
+    /// the position just after each; stops once `budget` bytes were read
+    /// and says so (true: there may be more).
     fn drain(
         &mut self,
         buf: &mut [u8],
         on_line: &mut dyn FnMut(&[u8], Position),
+        budget: u64,
     ) -> std::io::Result<bool> {
         let size = self.file.metadata()?.len();
         if size < self.offset {
@@ -133,13 +135,16 @@ impl Open {
             self.partial.clear();
             self.skipping = false;
         }
-        let mut any = false;
+        let mut read = 0u64;
         loop {
+            if read >= budget {
+                return Ok(true);
+            }
             let n = self.file.read_at(buf, self.offset)?;
             if n == 0 {
-                return Ok(any);
+                return Ok(false);
             }
-            any = true;
+            read += n as u64;
             let base = self.offset;
             self.offset += n as u64;
             let mut chunk = &buf[..n];
@@ -315,19 +320,34 @@ impl FileFollower {
     /// current file, after the line in the old one, which a restart then
     /// sees as replaced and reads the new file whole.
     pub fn poll_lines(&mut self, on_line: &mut dyn FnMut(&[u8], Position)) -> std::io::Result<()> {
-        with_read_buf(|buf| self.poll_with(buf, on_line))
+        with_read_buf(|buf| self.poll_with(buf, on_line, u64::MAX)).map(|_| ())
+    }
+
+    /// [`FileFollower::poll_lines`], reading at most about `budget` bytes
+    /// of the current file (whole chunks); true when it stopped there with
+    /// more maybe left. A thread following many files reads a big backlog
+    /// in turns, so the other files' lines are not held up behind it.
+    pub fn poll_some(
+        &mut self,
+        on_line: &mut dyn FnMut(&[u8], Position),
+        budget: u64,
+    ) -> std::io::Result<bool> {
+        with_read_buf(|buf| self.poll_with(buf, on_line, budget))
     }
 
     fn poll_with(
         &mut self,
         buf: &mut [u8],
         on_line: &mut dyn FnMut(&[u8], Position),
-    ) -> std::io::Result<()> {
+        budget: u64,
+    ) -> std::io::Result<bool> {
         if let Some((old, since)) = &mut self.retired {
             let resume = self.current.as_ref().map(Open::position);
-            old.drain(buf, &mut |line, after| {
-                on_line(line, resume.unwrap_or(after))
-            })?;
+            old.drain(
+                buf,
+                &mut |line, after| on_line(line, resume.unwrap_or(after)),
+                u64::MAX,
+            )?;
             if since.elapsed() > RETIRED_GRACE {
                 self.retired = None;
             }
@@ -344,17 +364,17 @@ impl FileFollower {
         };
         if replaced {
             if let Some(mut old) = self.current.take() {
-                old.drain(buf, &mut |line, after| on_line(line, after))?;
+                old.drain(buf, &mut |line, after| on_line(line, after), u64::MAX)?;
                 self.retired = Some((old, Instant::now()));
             }
             if let Some(m) = &meta {
                 self.open(m, first_look)?;
             }
         }
-        if let Some(open) = &mut self.current {
-            open.drain(buf, on_line)?;
+        match &mut self.current {
+            Some(open) => open.drain(buf, on_line, budget),
+            None => Ok(false),
         }
-        Ok(())
     }
 }
 

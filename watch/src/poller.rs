@@ -29,6 +29,11 @@ use crate::follow::{FileFollower, Position};
 /// Every followed file is looked at this often even without an event.
 const TICK: Duration = Duration::from_secs(1);
 
+/// At most this much of one file is read per look: a file with more is
+/// looked at again after the others had their turn, so a backlog in one
+/// log does not hold up the lines of the others.
+const TURN: u64 = 1 << 20;
+
 /// What a poller does with one file's lines.
 pub trait FileSink: Send {
     /// A complete line, and the position to resume at once its effect is
@@ -147,17 +152,21 @@ struct Entry {
 }
 
 impl Entry {
-    /// Reads what is new and reports where reading stands.
-    fn look(&mut self) {
+    /// Reads what is new (up to [`TURN`] bytes; more left makes it due
+    /// again) and reports where reading stands.
+    fn look(&mut self, budget: u64) {
         let Followed { follower, sink, .. } = &mut self.file;
-        match follower.poll_lines(&mut |line, after| sink.line(line, after)) {
-            Ok(()) => {
+        match follower.poll_some(&mut |line, after| sink.line(line, after), budget) {
+            Ok(more) => {
+                self.due = more;
                 self.last_error = None;
                 if let Some(p) = follower.position() {
                     sink.position(p);
                 }
             }
             Err(e) => {
+                // Tried again at the next tick, not in a busy loop.
+                self.due = false;
                 let msg = format!("{}: {e}", follower.path().display());
                 if self.last_error.as_ref() != Some(&msg) {
                     sink.error(msg.clone());
@@ -252,8 +261,8 @@ fn run(added: Receiver<Followed>, wake: UnixStream, load: &AtomicUsize) {
             let e = &mut entries[i];
             let stopping = e.file.stop.load(Ordering::SeqCst);
             if e.due || tick || stopping {
-                e.due = false;
-                e.look();
+                // The last look reads everything.
+                e.look(if stopping { u64::MAX } else { TURN });
             }
             if stopping {
                 // Counted out before it is dropped, which tells its owner
@@ -265,7 +274,11 @@ fn run(added: Receiver<Followed>, wake: UnixStream, load: &AtomicUsize) {
                 i += 1;
             }
         }
-        let timeout = next_tick.saturating_duration_since(Instant::now());
+        let timeout = if entries.iter().any(|e| e.due) {
+            Duration::ZERO
+        } else {
+            next_tick.saturating_duration_since(Instant::now())
+        };
         let inotify_fd = watches.as_ref().map(|w| w.inotify.as_raw_fd());
         let (changed, woken) = wait(inotify_fd, wake.as_raw_fd(), timeout);
         if woken {
@@ -445,6 +458,58 @@ mod tests {
         for (_, _, done) in files {
             assert!(done.recv().is_err());
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A thread per file let the scheduler share the CPU between a log
+    /// with a big backlog and the others; on a shared poller the backlog
+    /// is read in turns, so another file's line does not wait for all of
+    /// it.
+    #[test]
+    fn a_backlog_in_one_file_does_not_hold_up_the_lines_of_another() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("banset-poller-turns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.log");
+        let small = dir.join("small.log");
+        let backlog = 8 * TURN as usize;
+        let line = "x".repeat(99) + "\n";
+        append(&big, &line.repeat(backlog / line.len()));
+        append(&small, "urgent\n");
+        let poller = Poller::spawn("test poller".into()).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut done = Vec::new();
+        for (i, path) in [&big, &small].into_iter().enumerate() {
+            let m = std::fs::metadata(path).unwrap();
+            let top = Position {
+                dev: m.dev(),
+                ino: m.ino(),
+                offset: 0,
+            };
+            let (done_tx, done_rx) = channel();
+            poller.add(Followed {
+                follower: FileFollower::new(path.clone(), Some(top)),
+                sink: Box::new(Collect {
+                    name: i,
+                    seen: seen.clone(),
+                    looked: Arc::new(AtomicUsize::new(0)),
+                    _done: done_tx,
+                }),
+                stop: Arc::new(AtomicBool::new(false)),
+            });
+            done.push(done_rx);
+        }
+        let lines = backlog / line.len() + 1;
+        assert!(wait_for(|| seen.lock().unwrap().len() == lines));
+        let seen = seen.lock().unwrap();
+        let urgent = seen.iter().position(|(i, _)| *i == 1).unwrap();
+        assert!(
+            urgent < lines / 2,
+            "the other file's line came after {urgent} of the backlog's {} lines",
+            lines - 1
+        );
+        drop(poller);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
