@@ -206,11 +206,8 @@ impl Watches {
             | WatchMask::DELETE
             | WatchMask::ATTRIB
             | WatchMask::CLOSE_WRITE;
-        match self.inotify.watches().add(dir, mask) {
-            Ok(wd) => {
-                self.dirs.insert(dir.clone(), wd);
-            }
-            Err(_) => {}
+        if let Ok(wd) = self.inotify.watches().add(dir, mask) {
+            self.dirs.insert(dir.clone(), wd);
         }
     }
 }
