@@ -68,10 +68,7 @@ impl Admin {
         let mut tx = self.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INIT_LOCK])?;
         let exists: bool = tx
-            .query_one(
-                "SELECT to_regclass('banset_fleet.meta') IS NOT NULL",
-                &[],
-            )?
+            .query_one("SELECT to_regclass('banset_fleet.meta') IS NOT NULL", &[])?
             .get(0);
         if exists {
             let found: i32 = tx
@@ -195,7 +192,7 @@ impl Admin {
     pub fn set_retention(&mut self, retention: Duration) -> Result<(), FleetError> {
         let millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         self.client.execute(
-            "UPDATE banset_fleet.meta SET retention = $1 * interval '1 millisecond'",
+            "UPDATE banset_fleet.meta SET retention = $1::bigint * interval '1 millisecond'",
             &[&millis],
         )?;
         Ok(())
@@ -235,7 +232,7 @@ fn require_schema(tx: &mut Transaction<'_>) -> Result<(), FleetError> {
 /// parameters in DDL, and quoting by hand is how injections happen.
 fn exec_format(tx: &mut Transaction<'_>, template: &str, arg: &str) -> Result<(), FleetError> {
     let statement: String = tx
-        .query_one("SELECT format($1, $2)", &[&template, &arg])?
+        .query_one("SELECT format($1::text, $2::text)", &[&template, &arg])?
         .get(0);
     tx.batch_execute(&statement)?;
     Ok(())
@@ -250,7 +247,10 @@ fn create_or_enable_login(
     // reusable MD5 hash.
     tx.batch_execute("SET LOCAL password_encryption = 'scram-sha-256'")?;
     let exists: bool = tx
-        .query_one("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", &[&role])?
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
+            &[&role],
+        )?
         .get(0);
     let verb = if exists { "ALTER" } else { "CREATE" };
     let statement: String = tx

@@ -281,8 +281,7 @@ fn row_from(row: &Row) -> FleetRow {
     let remaining_ms: Option<i64> = row.get(4);
     let status = if active {
         Status::Banned {
-            remaining: remaining_ms
-                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            remaining: remaining_ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
         }
     } else {
         Status::Unbanned

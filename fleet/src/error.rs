@@ -33,7 +33,9 @@ pub enum FleetError {
     #[error("fleet engine refused the statement: {0}")]
     Denied(String),
     /// The database holds a newer schema than this banset knows.
-    #[error("fleet schema version {found} is newer than this banset's {supported}: upgrade banset")]
+    #[error(
+        "fleet schema version {found} is newer than this banset's {supported}: upgrade banset"
+    )]
     SchemaTooNew { found: i32, supported: i32 },
     /// The database has no fleet schema (`banset fleet init` not run).
     #[error("no fleet schema in this database: run `banset fleet init` first")]
@@ -56,7 +58,10 @@ pub enum FleetError {
 impl From<postgres::Error> for FleetError {
     fn from(e: postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            return if e.is_closed() || e.code().is_none() {
+            // Only a broken socket means "engine unreachable, keep the
+            // outbox"; a value that does not convert is this side's bug.
+            let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+            return if e.is_closed() || io {
                 FleetError::Connect(e)
             } else {
                 FleetError::Engine(e)

@@ -64,8 +64,11 @@ CREATE INDEX bans_stamp ON banset_fleet.bans (txid, seq);
 -- sequence number. Readers take only stamps below the oldest open
 -- transaction (pg_snapshot_xmin), so a transaction that commits late can
 -- never land behind a cursor that already moved past it.
+-- SECURITY INVOKER: current_user must be the writer (inside a definer
+-- function it would be the schema's owner), so the writer's group needs
+-- USAGE on the sequence (nextval only: it cannot set or rewind it).
 CREATE FUNCTION banset_fleet.stamp_row() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND (NEW.origin, NEW.set_name, NEW.target)
             IS DISTINCT FROM (OLD.origin, OLD.set_name, OLD.target) THEN
@@ -161,6 +164,7 @@ GRANT USAGE ON SCHEMA banset_fleet TO banset_fleet_host, banset_fleet_admin;
 GRANT SELECT, INSERT, UPDATE ON banset_fleet.bans TO banset_fleet_host;
 GRANT SELECT, UPDATE ON banset_fleet.bans TO banset_fleet_admin;
 GRANT SELECT ON banset_fleet.meta, banset_fleet.hosts TO banset_fleet_host, banset_fleet_admin;
+GRANT USAGE ON SEQUENCE banset_fleet.stamp_seq TO banset_fleet_host, banset_fleet_admin;
 REVOKE ALL ON FUNCTION banset_fleet.purge() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION banset_fleet.purge() TO banset_fleet_host, banset_fleet_admin;
 REVOKE ALL ON FUNCTION banset_fleet.stamp_row(), banset_fleet.count_row() FROM PUBLIC;

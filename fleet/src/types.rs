@@ -77,5 +77,7 @@ pub enum Pull {
     Page(Page),
     /// The cursor is older than the tombstone retention: changes after it
     /// were purged, so the reader must take a snapshot and sweep.
-    Expired { horizon: Cursor },
+    Expired {
+        horizon: Cursor,
+    },
 }

@@ -28,7 +28,11 @@ pub(crate) fn set(name: &str) -> Result<(), FleetError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid("set", name, "1-30 of A-Z a-z 0-9 _ . -, starting with a letter or digit"))
+        Err(invalid(
+            "set",
+            name,
+            "1-30 of A-Z a-z 0-9 _ . -, starting with a letter or digit",
+        ))
     }
 }
 
@@ -38,7 +42,8 @@ pub(crate) fn target(text: &str) -> Result<(), FleetError> {
         None => (text, None),
     };
     let ok = addr.parse::<std::net::IpAddr>().is_ok()
-        && len.is_none_or(|l| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()));
+        && len
+            .is_none_or(|l| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()));
     if ok {
         Ok(())
     } else {
@@ -81,6 +86,10 @@ pub(crate) fn host(name: &str) -> Result<(), FleetError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid("host name", name, "1-40 of a-z 0-9 _ -, starting with a letter or digit"))
+        Err(invalid(
+            "host name",
+            name,
+            "1-40 of a-z 0-9 _ -, starting with a letter or digit",
+        ))
     }
 }
