@@ -276,7 +276,11 @@ fn postgres_user() -> io::Result<(u32, u32)> {
 
 /// A named namespace holding a private PostgreSQL on TCP: the fleet's
 /// engine host in multi-host tests.
-pub fn in_netns(netns: &NamedNetns, addr: &str, tls: Option<(PathBuf, PathBuf)>) -> io::Result<TestPostgres> {
+pub fn in_netns(
+    netns: &NamedNetns,
+    addr: &str,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> io::Result<TestPostgres> {
     TestPostgres::start_with(PgOptions {
         listen: Some(addr.to_owned()),
         netns: Some(netns.name().to_owned()),
