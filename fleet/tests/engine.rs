@@ -308,3 +308,39 @@ fn invalid_values_are_refused_before_the_engine() {
         Err(FleetError::Invalid { .. })
     ));
 }
+
+/// A transaction open while a host takes its snapshot commits afterwards:
+/// its row is in no snapshot, so the pull after the snapshot must bring it.
+#[test]
+fn a_commit_during_a_snapshot_comes_with_the_next_pull() {
+    let Some(mut fleet) = Fleet::start("a_commit_during_a_snapshot_comes_with_the_next_pull")
+    else {
+        return;
+    };
+    let a = fleet.add_host("a");
+    let b = fleet.add_host("b");
+    fleet
+        .connect(&a)
+        .publish(&[ban("ssh", "192.0.2.1", None)])
+        .unwrap();
+    let mut raw_a = fleet.raw(&a);
+    let mut open = raw_a.transaction().unwrap();
+    open.execute(
+        "INSERT INTO banset_fleet.bans (set_name, target, banned) VALUES ('ssh', '192.0.2.2', true)",
+        &[],
+    )
+    .unwrap();
+    let mut host_b = fleet.connect(&b);
+    let mut seen = Vec::new();
+    let cursor = host_b
+        .snapshot(100, |rows| {
+            seen.extend(rows.into_iter().map(|r| r.target));
+            Ok::<_, FleetError>(())
+        })
+        .unwrap();
+    assert_eq!(seen, ["192.0.2.1"]);
+    open.commit().unwrap();
+    let (rows, _) = pull_all(&mut host_b, cursor, 100);
+    let targets: Vec<_> = rows.iter().map(|r| r.target.as_str()).collect();
+    assert!(targets.contains(&"192.0.2.2"), "{targets:?}");
+}
