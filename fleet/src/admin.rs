@@ -9,6 +9,7 @@ use postgres::{Client, Transaction};
 
 use crate::connect::{connect, ConnectOptions};
 use crate::error::FleetError;
+use crate::types::HostInfo;
 use crate::{validate, ADMIN_ROLE, HOST_PREFIX, SCHEMA_VERSION};
 
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
@@ -34,15 +35,6 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// One registered host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostInfo {
-    pub name: String,
-    pub quota: i64,
-    pub rows: i64,
-    pub revoked: bool,
-}
-
 /// An owner's connection to the engine.
 pub struct Admin {
     client: Client,
@@ -59,6 +51,30 @@ impl Admin {
         Ok(Admin {
             client: connect(options)?,
         })
+    }
+
+    /// Creates database `name` when it does not exist (a hub's own
+    /// `banset` database); true when it was created. Run connected to
+    /// another database (`postgres`), then connect to it for `init`.
+    pub fn ensure_database(&mut self, name: &str) -> Result<bool, FleetError> {
+        validate::database(name)?;
+        let exists: bool = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)",
+                &[&name],
+            )?
+            .get(0);
+        if exists {
+            return Ok(false);
+        }
+        // CREATE DATABASE cannot run inside a transaction block.
+        let statement: String = self
+            .client
+            .query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name])?
+            .get(0);
+        self.client.batch_execute(&statement)?;
+        Ok(true)
     }
 
     /// Creates the schema, group roles, policies and triggers, once: a
@@ -200,20 +216,28 @@ impl Admin {
 
     /// The registered hosts, by name.
     pub fn hosts(&mut self) -> Result<Vec<HostInfo>, FleetError> {
-        let rows = self.client.query(
-            "SELECT origin, quota, row_count, revoked FROM banset_fleet.hosts ORDER BY origin",
-            &[],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| HostInfo {
-                name: crate::host_name(r.get(0)).to_owned(),
-                quota: r.get(1),
-                rows: r.get(2),
-                revoked: r.get(3),
-            })
-            .collect())
+        let mut tx = self.client.transaction()?;
+        let hosts = hosts(&mut tx)?;
+        tx.commit()?;
+        Ok(hosts)
     }
+}
+
+/// The registered hosts, by name (hosts may read the table too).
+pub(crate) fn hosts(tx: &mut Transaction<'_>) -> Result<Vec<HostInfo>, FleetError> {
+    let rows = tx.query(
+        "SELECT origin, quota, row_count, revoked FROM banset_fleet.hosts ORDER BY origin",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| HostInfo {
+            name: crate::host_name(r.get(0)).to_owned(),
+            quota: r.get(1),
+            rows: r.get(2),
+            revoked: r.get(3),
+        })
+        .collect())
 }
 
 fn require_schema(tx: &mut Transaction<'_>) -> Result<(), FleetError> {

@@ -9,7 +9,7 @@ use postgres::{Client, IsolationLevel, Row};
 
 use crate::connect::{connect, ConnectOptions};
 use crate::error::FleetError;
-use crate::types::{Cursor, FleetRow, Page, Publish, Pull, Status};
+use crate::types::{Cursor, EngineStatus, FleetRow, Page, Publish, Pull, Status};
 use crate::validate;
 
 /// Rows per statement in `publish`: large enough to amortise the round
@@ -243,6 +243,65 @@ impl FleetClient {
              WHERE banned AND target = $1 AND ($2::text IS NULL OR set_name = $2)",
             &[&target, &set],
         )?)
+    }
+
+    /// What `banset fleet status` shows: the engine, the change stream's
+    /// head and what waits behind an open transaction, and the hosts.
+    pub fn status(&mut self) -> Result<EngineStatus, FleetError> {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let row = tx.query_one(
+            "SELECT current_setting('server_version'), m.version, \
+                 extract(epoch FROM m.retention)::bigint, \
+                 (extract(epoch FROM now()) * 1000000)::bigint, \
+                 m.horizon_txid, m.horizon_seq, current_user::text \
+             FROM banset_fleet.meta m",
+            &[],
+        )?;
+        let head = tx.query_opt(
+            "SELECT txid, seq FROM banset_fleet.bans \
+             WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             ORDER BY txid DESC, seq DESC LIMIT 1",
+            &[],
+        )?;
+        let waiting: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM banset_fleet.bans \
+                 WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                &[],
+            )?
+            .get(0);
+        let active: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM banset_fleet.bans \
+                 WHERE banned AND (deadline IS NULL OR deadline > now())",
+                &[],
+            )?
+            .get(0);
+        let hosts = crate::admin::hosts(&mut tx)?;
+        tx.commit()?;
+        Ok(EngineStatus {
+            server_version: row.get(0),
+            schema_version: row.get(1),
+            retention: Duration::from_secs(u64::try_from(row.get::<_, i64>(2)).unwrap_or(0)),
+            now: from_micros(row.get(3)),
+            horizon: Cursor {
+                txid: row.get(4),
+                seq: row.get(5),
+            },
+            role: row.get(6),
+            head: head.map_or(Cursor::START, |r| Cursor {
+                txid: r.get(0),
+                seq: r.get(1),
+            }),
+            waiting: u64::try_from(waiting).unwrap_or(0),
+            active: u64::try_from(active).unwrap_or(0),
+            hosts,
+        })
     }
 
     /// The retention of tombstones (readers behind it must snapshot).

@@ -22,11 +22,11 @@ mod error;
 mod types;
 mod validate;
 
-pub use admin::{Admin, Credentials, HostInfo, InitOutcome, HOST_CONNECTION_LIMIT};
+pub use admin::{Admin, Credentials, InitOutcome, HOST_CONNECTION_LIMIT};
 pub use client::{FleetClient, CHANNEL, MAX_PAGE};
 pub use connect::{ConnectOptions, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use error::FleetError;
-pub use types::{Cursor, FleetRow, Page, Publish, Pull, Status};
+pub use types::{Cursor, EngineStatus, FleetRow, HostInfo, Page, Publish, Pull, Status};
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;

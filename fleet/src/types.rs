@@ -1,7 +1,7 @@
 //! The values that cross the API: the change cursor, a row as read, and a
 //! change as published.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A position in the fleet's change stream: the stamp `(txid, seq)` of the
 /// last row a reader applied. Rows are read in stamp order and only below
@@ -80,4 +80,36 @@ pub enum Pull {
     Expired {
         horizon: Cursor,
     },
+}
+
+/// One registered host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostInfo {
+    pub name: String,
+    pub quota: i64,
+    pub rows: i64,
+    pub revoked: bool,
+}
+
+/// The engine as one connection sees it (`banset fleet status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// PostgreSQL's `server_version`.
+    pub server_version: String,
+    pub schema_version: i32,
+    pub retention: Duration,
+    /// The engine's clock.
+    pub now: SystemTime,
+    /// Readers whose cursor is below it must take a snapshot.
+    pub horizon: Cursor,
+    /// The role this connection logged in as.
+    pub role: String,
+    /// The newest change a pull can hand out now.
+    pub head: Cursor,
+    /// Committed changes a pull holds back until an older transaction
+    /// ends (a long-open transaction delays every host's pulls).
+    pub waiting: u64,
+    /// Active bans over all origins.
+    pub active: u64,
+    pub hosts: Vec<HostInfo>,
 }

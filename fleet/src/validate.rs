@@ -93,3 +93,21 @@ pub(crate) fn host(name: &str) -> Result<(), FleetError> {
         ))
     }
 }
+
+/// A database name for `ensure_database`: plain, so it can sit unquoted in
+/// a DSN.
+pub(crate) fn database(name: &str) -> Result<(), FleetError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "database",
+            name,
+            "1-63 of A-Z a-z 0-9 _, starting with a letter",
+        ))
+    }
+}

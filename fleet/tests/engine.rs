@@ -149,7 +149,15 @@ fn out_of_order_commit_loses_nothing() {
         seen.is_empty(),
         "handed out past an open transaction: {seen:?}"
     );
+    // Status says what waits, and why the head does not move.
+    let status = host_r.status().unwrap();
+    assert_eq!((status.head, status.waiting), (Cursor::START, 1));
     slow_tx.commit().unwrap();
+    let status = host_r.status().unwrap();
+    assert_eq!(status.waiting, 0);
+    assert_eq!(status.active, 2);
+    assert_eq!(status.hosts.len(), 3);
+    assert_eq!(status.role, reader.role);
     let (seen, _) = pull_all(&mut host_r, cursor, 100);
     let targets: Vec<_> = seen.iter().map(|r| r.target.as_str()).collect();
     assert_eq!(targets, ["192.0.2.7", "192.0.2.9"]);
