@@ -96,3 +96,66 @@ fn tls_connector(path: &Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
+
+/// Where a DSN points: what another host needs, with its own role and
+/// password, to reach the same database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// A TCP host name or address (a unix socket directory cannot be
+    /// shared with other hosts).
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+}
+
+impl Endpoint {
+    /// The endpoint of `dsn`: its first host (a TCP one; `None` for a
+    /// unix socket), port (5432 when absent) and database (the user's name
+    /// when absent, as libpq does).
+    pub fn of_dsn(dsn: &str) -> Result<(Option<String>, u16, String), FleetError> {
+        let config = Config::from_str(dsn).map_err(|e| FleetError::Dsn(e.to_string()))?;
+        let host = match config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(host)) => Some(host.clone()),
+            _ => None,
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let dbname = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+            .to_owned();
+        Ok((host, port, dbname))
+    }
+
+    /// Checks the parts: they go into a DSN without quoting, and a join
+    /// line is pasted into a shell.
+    pub fn new(host: &str, port: u16, dbname: &str) -> Result<Endpoint, FleetError> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
+        };
+        if !plain(host) {
+            return Err(FleetError::Invalid {
+                what: "engine host",
+                value: host.chars().take(80).collect(),
+                reason: "a host name or IP address (A-Z a-z 0-9 . - : _)",
+            });
+        }
+        crate::validate::database(dbname)?;
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port,
+            dbname: dbname.to_owned(),
+        })
+    }
+
+    /// The DSN a host connects with.
+    pub fn dsn(&self, role: &str, password: &str) -> String {
+        format!(
+            "host={} port={} dbname={} user={role} password={password}",
+            self.host, self.port, self.dbname
+        )
+    }
+}

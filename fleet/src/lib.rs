@@ -24,7 +24,7 @@ mod validate;
 
 pub use admin::{Admin, Credentials, InitOutcome, HOST_CONNECTION_LIMIT};
 pub use client::{FleetClient, CHANNEL, MAX_PAGE};
-pub use connect::{ConnectOptions, CONNECT_TIMEOUT, IO_TIMEOUT};
+pub use connect::{ConnectOptions, Endpoint, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use error::FleetError;
 pub use types::{Cursor, EngineStatus, FleetRow, HostInfo, Page, Publish, Pull, Status};
 
