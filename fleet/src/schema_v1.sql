@@ -67,47 +67,88 @@ CREATE INDEX bans_stamp ON banset_fleet.bans (txid, seq);
 -- SECURITY INVOKER: current_user must be the writer (inside a definer
 -- function it would be the schema's owner), so the writer's group needs
 -- USAGE on the sequence (nextval only: it cannot set or rewind it).
+-- No SET search_path: that clause costs a configuration push and pop per
+-- row (measured: it doubled a 5,000-row insert). Every name is qualified
+-- instead; functions never resolve in pg_temp, and a writer that shadows
+-- a type there breaks only its own statement. Checks that need a query
+-- (revoked host, quota) run once per statement, after it (below).
 CREATE FUNCTION banset_fleet.stamp_row() RETURNS trigger
-LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND (NEW.origin, NEW.set_name, NEW.target)
             IS DISTINCT FROM (OLD.origin, OLD.set_name, OLD.target) THEN
         RAISE EXCEPTION 'banset_fleet: the key of a row never changes' USING ERRCODE = 'BF003';
     END IF;
-    IF NEW.banned AND EXISTS (SELECT FROM banset_fleet.hosts h
-                              WHERE h.origin = NEW.origin AND h.revoked) THEN
-        RAISE EXCEPTION 'banset_fleet: host % is revoked', NEW.origin USING ERRCODE = 'BF002';
-    END IF;
-    NEW.changed_at := now();
-    NEW.changed_by := current_user;
-    NEW.txid := pg_current_xact_id()::text::bigint;
-    NEW.seq := nextval('banset_fleet.stamp_seq');
+    NEW.changed_at := pg_catalog.now();
+    NEW.changed_by := pg_catalog."current_user"();
+    NEW.txid := pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8;
+    NEW.seq := pg_catalog.nextval('banset_fleet.stamp_seq'::pg_catalog.regclass);
     RETURN NEW;
 END $$;
 CREATE TRIGGER bans_stamp BEFORE INSERT OR UPDATE ON banset_fleet.bans
     FOR EACH ROW EXECUTE FUNCTION banset_fleet.stamp_row();
 
--- AFTER INSERT, so that an upsert that ends as an UPDATE is not counted.
-CREATE FUNCTION banset_fleet.count_row() RETURNS trigger
+-- Row counts per host, kept per statement from the transition tables:
+-- a per-row UPDATE of the host's counter would leave one dead version of
+-- that row per ban inside the transaction, and every later row would walk
+-- them all (measured: 5,000-row batches at 1,800 rows/s). The quota check
+-- runs after the statement, so a batch over the quota commits nothing.
+-- An upsert that ends as an UPDATE is in no INSERT transition table.
+CREATE FUNCTION banset_fleet.count_inserted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stranger text;
+    full_host text;
+BEGIN
+    SELECT i.origin INTO stranger FROM inserted i
+        WHERE NOT EXISTS (SELECT FROM banset_fleet.hosts h WHERE h.origin = i.origin) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'banset_fleet: % is not a fleet host', stranger USING ERRCODE = 'BF004';
+    END IF;
+    IF EXISTS (SELECT FROM inserted i JOIN banset_fleet.hosts h USING (origin)
+               WHERE i.banned AND h.revoked) THEN
+        RAISE EXCEPTION 'banset_fleet: a revoked host cannot ban' USING ERRCODE = 'BF002';
+    END IF;
+    WITH added AS (SELECT origin, count(*) AS n FROM inserted GROUP BY origin)
+    UPDATE banset_fleet.hosts h SET row_count = h.row_count + a.n
+        FROM added a WHERE h.origin = a.origin;
+    SELECT h.origin INTO full_host FROM banset_fleet.hosts h
+        WHERE h.row_count > h.quota AND h.origin IN (SELECT origin FROM inserted) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'banset_fleet: host % is at its quota of rows', full_host
+            USING ERRCODE = 'BF001';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bans_count_insert AFTER INSERT ON banset_fleet.bans
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION banset_fleet.count_inserted();
+
+-- Nobody bans in a revoked host's name, not even the owner by mistake.
+CREATE FUNCTION banset_fleet.check_updated() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        UPDATE banset_fleet.hosts SET row_count = row_count - 1 WHERE origin = OLD.origin;
-        RETURN OLD;
+    IF EXISTS (SELECT FROM changed c JOIN banset_fleet.hosts h USING (origin)
+               WHERE c.banned AND h.revoked) THEN
+        RAISE EXCEPTION 'banset_fleet: a revoked host cannot ban' USING ERRCODE = 'BF002';
     END IF;
-    UPDATE banset_fleet.hosts SET row_count = row_count + 1
-        WHERE origin = NEW.origin AND row_count < quota;
-    IF NOT FOUND THEN
-        IF EXISTS (SELECT FROM banset_fleet.hosts WHERE origin = NEW.origin) THEN
-            RAISE EXCEPTION 'banset_fleet: host % is at its quota of rows', NEW.origin
-                USING ERRCODE = 'BF001';
-        END IF;
-        RAISE EXCEPTION 'banset_fleet: % is not a fleet host', NEW.origin USING ERRCODE = 'BF004';
-    END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
-CREATE TRIGGER bans_count AFTER INSERT OR DELETE ON banset_fleet.bans
-    FOR EACH ROW EXECUTE FUNCTION banset_fleet.count_row();
+CREATE TRIGGER bans_check_update AFTER UPDATE ON banset_fleet.bans
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION banset_fleet.check_updated();
+
+CREATE FUNCTION banset_fleet.count_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    WITH gone AS (SELECT origin, count(*) AS n FROM deleted GROUP BY origin)
+    UPDATE banset_fleet.hosts h SET row_count = h.row_count - g.n
+        FROM gone g WHERE h.origin = g.origin;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bans_count_delete AFTER DELETE ON banset_fleet.bans
+    REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION banset_fleet.count_deleted();
 
 -- One wake-up per statement; NOTIFY is delivered at commit and carries no
 -- data: readers pull by cursor, so a lost notification costs only latency.
@@ -167,4 +208,5 @@ GRANT SELECT ON banset_fleet.meta, banset_fleet.hosts TO banset_fleet_host, bans
 GRANT USAGE ON SEQUENCE banset_fleet.stamp_seq TO banset_fleet_host, banset_fleet_admin;
 REVOKE ALL ON FUNCTION banset_fleet.purge() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION banset_fleet.purge() TO banset_fleet_host, banset_fleet_admin;
-REVOKE ALL ON FUNCTION banset_fleet.stamp_row(), banset_fleet.count_row() FROM PUBLIC;
+REVOKE ALL ON FUNCTION banset_fleet.stamp_row(), banset_fleet.count_inserted(),
+    banset_fleet.check_updated(), banset_fleet.count_deleted() FROM PUBLIC;

@@ -352,3 +352,31 @@ fn a_commit_during_a_snapshot_comes_with_the_next_pull() {
     let targets: Vec<_> = rows.iter().map(|r| r.target.as_str()).collect();
     assert!(targets.contains(&"192.0.2.2"), "{targets:?}");
 }
+
+/// The bug: the row counter behind the quota was updated once per row, so a
+/// 5,000-row publish left 5,000 versions of the host's counter row in its
+/// transaction and each row walked them all (1,800 rows/s). Counted in
+/// the transaction's own statistics: one update per statement now.
+#[test]
+fn bulk_publish_touches_the_host_counter_once_per_statement() {
+    let Some(mut fleet) = Fleet::start("bulk_publish_touches_the_host_counter_once_per_statement")
+    else {
+        return;
+    };
+    let a = fleet.add_host("a");
+    let (ok, out) = fleet.psql(
+        &a,
+        "BEGIN; \
+         INSERT INTO banset_fleet.bans (set_name, target, banned) \
+             SELECT 'ssh', '10.0.' || (i / 256) || '.' || (i % 256), true \
+             FROM generate_series(0, 4999) i; \
+         SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relid = 'banset_fleet.hosts'::regclass; \
+         COMMIT",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "1", "updates of the host's counter row");
+    assert_eq!(
+        fleet.psql_super("SELECT row_count FROM banset_fleet.hosts"),
+        "5000"
+    );
+}
