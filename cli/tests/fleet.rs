@@ -86,6 +86,21 @@ fn fleet_init_add_host_join_status_revoke() {
         b"",
     ));
     assert!(out.contains("already current"), "{out}");
+    // A CA file others may write is no trust anchor.
+    let loose_ca = owner.file("loose-ca.pem", "not even a certificate\n");
+    std::fs::set_permissions(&loose_ca, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = banset_in(
+        &ns,
+        &owner,
+        &["fleet", "init", "--dsn", &dsn, "--ca", loose_ca.to_str().unwrap()],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loose-ca.pem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let admin_file = owner.dir().join("state/fleet/admin.toml");
     assert_eq!(mode(&admin_file), 0o600);
     assert_eq!(mode(admin_file.parent().unwrap()), 0o700);

@@ -45,7 +45,7 @@ pub fn run(dir: &FleetDir, a: &FleetHubInitArgs) -> Result<()> {
     if conf_dir.exists() {
         if !conf_dir.join(MARKER).exists() {
             usage!(
-                "cluster {VERSION}/{cluster} exists and banset did not make it ({} has no {MARKER}): choose another --cluster",
+                "cluster {VERSION}/{cluster} exists and banset did not make it, or made it half ({} has no {MARKER}): choose another --cluster, or remove a failed one with pg_dropcluster --stop {VERSION} {cluster}",
                 conf_dir.display()
             );
         }
@@ -112,8 +112,6 @@ fn create(dir: &FleetDir, a: &FleetHubInitArgs, conf_dir: &Path) -> Result<()> {
         args.extend(["--port", port]);
     }
     run_program("pg_createcluster", &args)?;
-    std::fs::write(conf_dir.join(MARKER), "made by banset fleet hub-init\n")
-        .with_context(|| format!("writing {}", conf_dir.join(MARKER).display()))?;
     certificates(dir, a.listen, conf_dir)?;
     // banset's settings in a file of their own, included last: quoted by
     // us (pg_conftool leaves an IPv4 address unquoted, which PostgreSQL
@@ -156,6 +154,10 @@ fn create(dir: &FleetDir, a: &FleetHubInitArgs, conf_dir: &Path) -> Result<()> {
          banset  root      postgres\nbanset  postgres  postgres\n",
     )
     .context("writing pg_ident.conf")?;
+    // Last: a cluster half made by a failed run has no marker, and the
+    // next run refuses it rather than start it without TLS.
+    std::fs::write(conf_dir.join(MARKER), "made by banset fleet hub-init\n")
+        .with_context(|| format!("writing {}", conf_dir.join(MARKER).display()))?;
     Ok(())
 }
 

@@ -55,33 +55,30 @@ fn read_dsn(arg: String) -> Result<String> {
 
 fn init(dir: &FleetDir, a: FleetInitArgs) -> Result<()> {
     let dsn = read_dsn(a.dsn)?;
-    let ca = match a.ca {
-        Some(path) => {
-            let pem = std::fs::read(&path)
-                .map_err(|e| crate::errors::input_file_error("CA file", &path, e))?;
-            Some(pem)
-        }
-        None => None,
-    };
+    if let Some(path) = &a.ca {
+        trusted_ca(path)?;
+    }
     let (host, port, dbname) = Endpoint::of_dsn(&dsn)?;
     let Some(public_host) = a.public_host.or(host) else {
         usage!("the DSN names no TCP host (a unix socket?): give --public-host, the address the other hosts connect to");
     };
     let endpoint = Endpoint::new(&public_host, a.public_port.unwrap_or(port), &dbname)?;
-    // The CA goes where every later command finds it, before the first
-    // connection uses it.
-    let ca_path = match &ca {
-        Some(pem) => {
-            dir.write(&dir.ca_path(), pem)?;
+    let options = ConnectOptions {
+        dsn: dsn.clone(),
+        ca_file: a.ca.clone(),
+    };
+    let outcome = Admin::connect(&options)?.init()?;
+    // The CA is copied where every later command finds it only once it
+    // proved to be the engine's.
+    let ca_path = match &a.ca {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| crate::errors::input_file_error("CA file", path, e))?;
+            dir.write(&dir.ca_path(), &pem)?;
             Some(dir.ca_path())
         }
         None => None,
     };
-    let options = ConnectOptions {
-        dsn: dsn.clone(),
-        ca_file: ca_path.clone(),
-    };
-    let outcome = Admin::connect(&options)?.init()?;
     dir.write_admin(&AdminFile {
         dsn,
         ca: ca_path.clone(),
@@ -101,6 +98,13 @@ fn init(dir: &FleetDir, a: FleetInitArgs) -> Result<()> {
         endpoint.port
     );
     Ok(())
+}
+
+/// The CA decides which engine this host trusts: a file another user could
+/// have written is refused (path_trust, like sshd's StrictModes).
+fn trusted_ca(path: &Path) -> Result<()> {
+    std::fs::metadata(path).map_err(|e| crate::errors::input_file_error("CA file", path, e))?;
+    crate::path_trust::check(path, crate::path_trust::Expect::File).map_err(anyhow::Error::msg)
 }
 
 fn add_host(dir: &FleetDir, a: &FleetAddHostArgs) -> Result<()> {
@@ -135,9 +139,10 @@ fn join(dir: &FleetDir, a: FleetJoinArgs) -> Result<()> {
     let dsn = read_dsn(a.dsn)?;
     let pem = match (&a.ca_cert, &a.ca) {
         (Some(body), _) => Some(files::pem_from_body(body)?.into_bytes()),
-        (None, Some(path)) => Some(
-            std::fs::read(path).map_err(|e| crate::errors::input_file_error("CA file", path, e))?,
-        ),
+        (None, Some(path)) => {
+            trusted_ca(path)?;
+            Some(std::fs::read(path).map_err(|e| crate::errors::input_file_error("CA file", path, e))?)
+        }
         (None, None) => None,
     };
     // Checked against the engine before anything is stored: a wrong line
