@@ -92,7 +92,14 @@ fn fleet_init_add_host_join_status_revoke() {
     let out = banset_in(
         &ns,
         &owner,
-        &["fleet", "init", "--dsn", &dsn, "--ca", loose_ca.to_str().unwrap()],
+        &[
+            "fleet",
+            "init",
+            "--dsn",
+            &dsn,
+            "--ca",
+            loose_ca.to_str().unwrap(),
+        ],
         b"",
     );
     assert!(!out.status.success());

@@ -141,7 +141,10 @@ fn join(dir: &FleetDir, a: FleetJoinArgs) -> Result<()> {
         (Some(body), _) => Some(files::pem_from_body(body)?.into_bytes()),
         (None, Some(path)) => {
             trusted_ca(path)?;
-            Some(std::fs::read(path).map_err(|e| crate::errors::input_file_error("CA file", path, e))?)
+            Some(
+                std::fs::read(path)
+                    .map_err(|e| crate::errors::input_file_error("CA file", path, e))?,
+            )
         }
         (None, None) => None,
     };
