@@ -449,3 +449,30 @@ fn concurrent_writers_committing_out_of_order_lose_nothing() {
     }
     assert_eq!(seen.len(), WRITERS * ROWS, "rows lost");
 }
+
+/// A listener whose engine dies must hear about it (and reconnect), not
+/// sleep through its timeouts believing nothing changed.
+#[test]
+fn a_listener_learns_that_the_engine_died() {
+    let Some(mut fleet) = Fleet::start("a_listener_learns_that_the_engine_died") else {
+        return;
+    };
+    let b = fleet.add_host("b");
+    let mut host_b = fleet.connect(&b);
+    host_b.listen().unwrap();
+    fleet.pg.kill().unwrap();
+    let mut outcome = Ok(false);
+    // Bounded: a few waits, each ending at its timeout at the latest.
+    for _ in 0..10 {
+        outcome = host_b.wait_for_change(Duration::from_secs(3));
+        if outcome.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(outcome, Err(FleetError::Connect(_))), "{outcome:?}");
+    assert!(host_b.is_closed());
+    fleet.pg.restart().unwrap();
+    let mut host_b = fleet.connect(&b);
+    host_b.listen().unwrap();
+    assert!(!host_b.wait_for_change(Duration::from_millis(10)).unwrap());
+}
