@@ -9,8 +9,10 @@ use postgres::{Client, Transaction};
 
 use crate::connect::{connect, ConnectOptions};
 use crate::error::FleetError;
+use crate::hosts;
+use crate::names::{ADMIN_ROLE, HOST_PREFIX, SCHEMA_VERSION};
 use crate::types::HostInfo;
-use crate::{validate, ADMIN_ROLE, HOST_PREFIX, SCHEMA_VERSION};
+use crate::validate;
 
 const SCHEMA_V1: &str = include_str!("schema_v1.sql");
 /// Key of the advisory lock that serialises concurrent `init`s.
@@ -217,27 +219,10 @@ impl Admin {
     /// The registered hosts, by name.
     pub fn hosts(&mut self) -> Result<Vec<HostInfo>, FleetError> {
         let mut tx = self.client.transaction()?;
-        let hosts = hosts(&mut tx)?;
+        let hosts = hosts::list(&mut tx)?;
         tx.commit()?;
         Ok(hosts)
     }
-}
-
-/// The registered hosts, by name (hosts may read the table too).
-pub(crate) fn hosts(tx: &mut Transaction<'_>) -> Result<Vec<HostInfo>, FleetError> {
-    let rows = tx.query(
-        "SELECT origin, quota, row_count, revoked FROM banset_fleet.hosts ORDER BY origin",
-        &[],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| HostInfo {
-            name: crate::host_name(r.get(0)).to_owned(),
-            quota: r.get(1),
-            rows: r.get(2),
-            revoked: r.get(3),
-        })
-        .collect())
 }
 
 fn require_schema(tx: &mut Transaction<'_>) -> Result<(), FleetError> {

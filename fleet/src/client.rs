@@ -282,7 +282,7 @@ impl FleetClient {
                 &[],
             )?
             .get(0);
-        let hosts = crate::admin::hosts(&mut tx)?;
+        let hosts = crate::hosts::list(&mut tx)?;
         tx.commit()?;
         Ok(EngineStatus {
             server_version: row.get(0),
@@ -346,7 +346,7 @@ fn row_from(row: &Row) -> FleetRow {
         Status::Unbanned
     };
     FleetRow {
-        origin: crate::host_name(&origin).to_owned(),
+        origin: crate::names::host_name(&origin).to_owned(),
         set: row.get(1),
         target: row.get(2),
         status,

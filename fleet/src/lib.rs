@@ -19,6 +19,8 @@ mod admin;
 mod client;
 mod connect;
 mod error;
+mod hosts;
+mod names;
 mod types;
 mod validate;
 
@@ -26,22 +28,5 @@ pub use admin::{Admin, Credentials, InitOutcome, HOST_CONNECTION_LIMIT};
 pub use client::{FleetClient, CHANNEL, MAX_PAGE};
 pub use connect::{ConnectOptions, Endpoint, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use error::FleetError;
+pub use names::{host_name, host_role, ADMIN_ROLE, HOST_PREFIX, SCHEMA_VERSION};
 pub use types::{Cursor, EngineStatus, FleetRow, HostInfo, Page, Publish, Pull, Status};
-
-/// The schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
-/// Host roles are `banset.NAME`: the dot keeps them apart from every role
-/// PostgreSQL or an admin would create (`postgres`, `banset_admin`, ...).
-pub const HOST_PREFIX: &str = "banset.";
-/// The fleet admin's login role.
-pub const ADMIN_ROLE: &str = "banset_admin";
-
-/// The host name of a role (`banset.mail1` → `mail1`); other roles as they are.
-pub fn host_name(role: &str) -> &str {
-    role.strip_prefix(HOST_PREFIX).unwrap_or(role)
-}
-
-/// The role of host `name`.
-pub fn host_role(name: &str) -> String {
-    format!("{HOST_PREFIX}{name}")
-}

@@ -469,7 +469,10 @@ fn a_listener_learns_that_the_engine_died() {
             break;
         }
     }
-    assert!(matches!(outcome, Err(FleetError::Connect(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(FleetError::Connect(_))),
+        "{outcome:?}"
+    );
     assert!(host_b.is_closed());
     fleet.pg.restart().unwrap();
     let mut host_b = fleet.connect(&b);

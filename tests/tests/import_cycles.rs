@@ -23,6 +23,7 @@ const CRATES: &[&str] = &[
     "core",
     "watch",
     "firewall",
+    "fleet",
     "cli",
     "tests",
     "backends/netlink",
