@@ -197,8 +197,7 @@ mount -t tmpfs -o mode=0755,uid="$u",gid="$g" tmpfs /etc/postgresql
 mount -t tmpfs -o mode=0755,uid="$u",gid="$g" tmpfs /var/lib/postgresql
 mount -t tmpfs -o mode=2775,uid="$u",gid="$g" tmpfs /run/postgresql
 mount -t tmpfs -o mode=1775,uid=0,gid="$g" tmpfs /var/log/postgresql
-mkdir -p /run/systemd
-mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+if [ -d /run/systemd ]; then mount -t tmpfs -o mode=0755 tmpfs /run/systemd; fi
 stop() { pg_ctlcluster 15 banset stop -m immediate >/dev/null 2>&1 || true; }
 trap stop EXIT
 "$banset" --state-dir "$dir/hub" fleet hub-init --listen 10.99.0.1 --port 5499
