@@ -8,7 +8,9 @@
 //!
 //! - [`FleetClient`]: a host's connection: [`FleetClient::publish`],
 //!   [`FleetClient::pull`], [`FleetClient::snapshot`],
-//!   [`FleetClient::wait_for_change`], [`FleetClient::now`].
+//!   [`FleetClient::wait_for_change`], [`FleetClient::now`],
+//!   [`FleetClient::status`] (the change stream's head, what waits behind
+//!   an open transaction, the hosts).
 //! - [`Admin`]: set-up and roles: [`Admin::init`], [`Admin::add_host`],
 //!   [`Admin::revoke_host`], [`Admin::add_admin`].
 //!
