@@ -20,7 +20,9 @@
 //!
 //! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
-//!    actions): depend on nothing here.
+//!    actions), `prefsplit` (a prefregex's head), [`hostile`] (crafted
+//!    lines for the bounded-work test and `bench/filter-worst`): depend on
+//!    nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
 //!    the regex limits every layer builds with.
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
@@ -50,6 +52,7 @@ mod datefind;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
+pub mod hostile;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;
@@ -57,6 +60,7 @@ mod matcher;
 mod multiline;
 pub mod pipeline;
 pub mod policy;
+mod prefsplit;
 mod pyregex;
 mod settings;
 mod state;
