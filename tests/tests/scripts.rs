@@ -94,6 +94,9 @@ fn every_shell_script_parses_and_passes_shellcheck() {
         "scripts/test",
         ".ci/run",
         "vm-tests/run",
+        "vm-tests/systemd/run",
+        "vm-tests/systemd/recipe",
+        "vm-tests/systemd/scenarios/reboot",
         "packaging/freebsd/rc.d/banset",
     ] {
         assert!(
