@@ -512,7 +512,7 @@ fn journal_sources_follow_journalctl_and_resume_after_its_cursor() {
             let fake = sb.file(
             "journalctl",
             &format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\necho $$ > '{}'\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\necho $$ > '{}'\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
                 argv.display(),
                 pidfile.display(),
                 journal.display()
@@ -558,6 +558,89 @@ fn journal_sources_follow_journalctl_and_resume_after_its_cursor() {
                 w.output()
             );
             assert!(w.output().contains("restarting"), "{}", w.output());
+        },
+    );
+}
+
+#[test]
+fn journal_follow_reads_nothing_in_a_container_that_fakes_the_boot_id() {
+    // systemd-nspawn fakes the container's boot ID with a bind mount over
+    // /proc/sys/kernel/random/boot_id; the unit's sandbox gives banset a
+    // fresh procfs showing the host's. journalctl 252 with `--follow` and
+    // neither `--boot` nor `--merge` keeps only entries of the boot ID it
+    // reads from /proc, so it printed nothing, forever. The stand-in does
+    // the same: the journal's entries carry another boot ID (the
+    // container's, as journald stamps them) than this machine's /proc.
+    kernel_test(
+        "journal_follow_reads_nothing_in_a_container_that_fakes_the_boot_id",
+        || {
+            let sb = Sandbox::new("watch-journal-boot");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            let container_boot = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+            let entry = |n: u32, boot: &str, addr: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"c{n}\",\"_BOOT_ID\":\"{boot}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                )
+            };
+            // journald's own first entry of the container's boot.
+            std::fs::write(
+                &journal,
+                format!(
+                    "{{\"__CURSOR\":\"c0\",\"_BOOT_ID\":\"{container_boot}\",\"MESSAGE\":\"Journal started\"}}\n"
+                ),
+            )
+            .unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\n\
+                     printf '%s\\n' \"$*\" >> '{argv}'\n\
+                     boot=$(tr -d '-' < /proc/sys/kernel/random/boot_id)\n\
+                     follow=no\n\
+                     for a in \"$@\"; do case \"$a\" in --follow) follow=yes;; --boot=*) boot=${{a#--boot=}};; esac; done\n\
+                     [ $follow = yes ] || exec tail -n 1 '{journal}'\n\
+                     while :; do\n\
+                       if IFS= read -r line; then\n\
+                         case \"$line\" in *\"\\\"_BOOT_ID\\\":\\\"$boot\\\"\"*) printf '%s\\n' \"$line\";; esac\n\
+                       else sleep 0.1; fi\n\
+                     done < '{journal}'\n",
+                    argv = argv.display(),
+                    journal = journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let sb = sb.with_config(&format!(
+                "[jails.mail]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=postfix@-.service\"]\nmaxretry = 2\n[watch]\njournalctl = \"{}\"\n",
+                fake.display()
+            ));
+            let w = Watcher::start(&sb);
+            assert!(
+                wait_until(|| std::fs::read_to_string(&argv).is_ok_and(|a| a.contains("--follow"))),
+                "{}",
+                w.output()
+            );
+            append(
+                &journal,
+                &[
+                    entry(1, container_boot, "203.0.113.51"),
+                    entry(2, container_boot, "203.0.113.51"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("mail_v4") == ["203.0.113.51"]),
+                "{}\n{}",
+                w.output(),
+                std::fs::read_to_string(&argv).unwrap_or_default()
+            );
+            assert!(
+                w.output()
+                    .contains(&format!("following boot {container_boot}")),
+                "{}",
+                w.output()
+            );
         },
     );
 }

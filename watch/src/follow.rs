@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use inotify::{Inotify, WatchMask};
 
 use crate::filter::MAX_LINE_LEN;
+use crate::journal_boot::{newest_entry_boot, probe_args, BootChoice};
 
 /// Where reading stopped in a file: enough to resume after a restart
 /// without counting a line twice, and to notice the file was replaced.
@@ -495,14 +496,15 @@ fn one_token(field: &[u8]) -> Vec<u8> {
 }
 
 /// The argv of the journal child: follow, JSON, resume after `cursor` (or
-/// start at the end), with `matches`.
-pub fn journalctl_args(matches: &[String], cursor: Option<&str>) -> Vec<String> {
+/// start at the end), in `boot`'s choice of boot, with `matches`.
+pub fn journalctl_args(matches: &[String], cursor: Option<&str>, boot: &BootChoice) -> Vec<String> {
     let mut args = vec![
         "--follow".to_string(),
         "--output=json".to_string(),
         "--no-pager".to_string(),
         "--quiet".to_string(),
     ];
+    args.extend(boot.arg());
     match cursor {
         Some(c) => args.push(format!("--after-cursor={c}")),
         None => args.push("--lines=0".to_string()),
@@ -523,9 +525,21 @@ pub fn follow_journal(
     on_line: &mut dyn FnMut(JournalLine),
     on_error: &mut dyn FnMut(String),
 ) {
+    let mut noticed = None;
     while !stop.load(Ordering::Relaxed) {
+        let boot = BootChoice::between(
+            probe_journal_boot(journalctl, stop).as_deref(),
+            std::fs::read_to_string(OWN_BOOT_ID).ok().as_deref(),
+        );
+        if let Some(notice) = boot.notice() {
+            // Once per boot pair, not at every restart of the child.
+            if noticed.as_ref() != Some(&boot) {
+                on_error(notice);
+                noticed = Some(boot.clone());
+            }
+        }
         let spawned = Command::new(journalctl)
-            .args(journalctl_args(matches, cursor.as_deref()))
+            .args(journalctl_args(matches, cursor.as_deref(), &boot))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -585,6 +599,47 @@ pub fn follow_journal(
         ));
         sleep_unless(stop, Duration::from_secs(1));
     }
+}
+
+/// Where the kernel shows a process its boot ID (journalctl reads the same).
+const OWN_BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The boot of the journal's newest entry, from a `journalctl` run without
+/// `--follow`; `None` when it fails, prints no entry, or takes longer than
+/// a few seconds (it is killed then; its output is one short line, well
+/// within a pipe's buffer, so waiting before reading cannot block it).
+fn probe_journal_boot(journalctl: &Path, stop: &AtomicBool) -> Option<String> {
+    use std::io::Read;
+    let mut child = Command::new(journalctl)
+        .args(probe_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => break false,
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()?
+        .take(64 * 1024)
+        .read_to_end(&mut out)
+        .ok()?;
+    newest_entry_boot(&out)
 }
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
@@ -839,7 +894,11 @@ mod tests {
         assert!(parse_journal_json(b"not json").is_none());
         assert!(parse_journal_json(br#"{"_PID":"1"}"#).is_none());
         assert_eq!(
-            journalctl_args(&["_SYSTEMD_UNIT=ssh.service".into()], Some("c1")),
+            journalctl_args(
+                &["_SYSTEMD_UNIT=ssh.service".into()],
+                Some("c1"),
+                &BootChoice::Implicit
+            ),
             vec![
                 "--follow",
                 "--output=json",
@@ -848,6 +907,11 @@ mod tests {
                 "--after-cursor=c1",
                 "_SYSTEMD_UNIT=ssh.service"
             ]
+        );
+        let boot = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        assert_eq!(
+            journalctl_args(&[], None, &BootChoice::between(Some(boot), None))[4],
+            format!("--boot={boot}")
         );
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
-//!    actions): depend on nothing here.
+//!    actions), `journal_boot` (the boot a journal follower names): depend
+//!    on nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
 //!    the regex limits every layer builds with.
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
@@ -50,6 +51,7 @@ mod datefind;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
+mod journal_boot;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;
