@@ -6,7 +6,7 @@
 mod control;
 mod integrations;
 mod regex_test;
-mod sets;
+pub(crate) mod sets;
 mod setup;
 mod watch;
 
