@@ -55,6 +55,24 @@ pub fn newest_entry_boot(probe_output: &[u8]) -> Option<String> {
         .next_back()
 }
 
+/// The `__CURSOR` of the probe's output (the last JSON line that has one):
+/// where a follower without a saved cursor starts, instead of
+/// `--lines=0`, after which journalctl 252 never printed the entries of a
+/// `_SYSTEMD_UNIT=` match whose unit had not logged yet. A cursor is
+/// journald's opaque `key=value;...` text; anything longer than a real one
+/// or with control bytes is refused (it goes into an argument).
+pub fn newest_entry_cursor(probe_output: &[u8]) -> Option<String> {
+    probe_output
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+            let c = v.get("__CURSOR")?.as_str()?;
+            (!c.is_empty() && c.len() <= 512 && !c.chars().any(char::is_control))
+                .then(|| c.to_string())
+        })
+        .next_back()
+}
+
 /// What the follower does about the boot, given the journal's newest
 /// entry's boot and the boot ID this process sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +158,17 @@ mod tests {
         assert_eq!(newest_entry_boot(b""), None);
         assert_eq!(newest_entry_boot(b"-- No entries --\n"), None);
         assert_eq!(newest_entry_boot(b"{\"_BOOT_ID\":\"x; rm -rf /\"}\n"), None);
+    }
+
+    #[test]
+    fn newest_entry_cursor_reads_the_last_entry_and_refuses_junk() {
+        let out = b"{\"__CURSOR\":\"s=1;i=1\"}\n{\"__CURSOR\":\"s=1;i=2\",\"_BOOT_ID\":\"x\"}\n";
+        assert_eq!(newest_entry_cursor(out).as_deref(), Some("s=1;i=2"));
+        assert_eq!(newest_entry_cursor(b"-- No entries --\n"), None);
+        assert_eq!(newest_entry_cursor(b"{\"__CURSOR\":\"\"}\n"), None);
+        assert_eq!(newest_entry_cursor(b"{\"__CURSOR\":\"a\\nb\"}\n"), None);
+        let long = format!("{{\"__CURSOR\":\"{}\"}}\n", "x".repeat(513));
+        assert_eq!(newest_entry_cursor(long.as_bytes()), None);
     }
 
     #[test]
