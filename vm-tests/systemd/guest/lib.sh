@@ -85,3 +85,31 @@ nft_expires() {
 has_member() {
     nft_members "$1" | grep -qxF "$2"
 }
+
+# banset_pid: banset.service's main process once it is banset itself: a
+# Type=simple unit is active as soon as systemd forked, before the child
+# dropped its capabilities and exec'd (its /proc shows systemd's then).
+banset_pid() {
+    local pid
+    pid=$(systemctl show -p MainPID --value banset.service)
+    [ "${pid:-0}" -gt 0 ] && [ "$(readlink "/proc/$pid/exe")" = /usr/local/bin/banset ] &&
+        echo "$pid"
+}
+
+# followers_ready N: the daemon has N `journalctl --follow` children with
+# the journal open, so what is logged from now on is theirs to read. (The
+# daemon also runs short journalctl probes and catch-ups, without
+# --follow; they read nothing new.)
+followers_ready() {
+    local pid n=0 child fd
+    pid=$(banset_pid) || return 1
+    for child in $(pgrep -P "$pid" -x journalctl); do
+        tr '\0' '\n' < "/proc/$child/cmdline" 2>/dev/null | grep -qx -- --follow || continue
+        for fd in /proc/"$child"/fd/*; do
+            case $(readlink "$fd") in
+                /var/log/journal/* | /run/log/journal/*) n=$((n + 1)); break ;;
+            esac
+        done
+    done
+    [ "$n" -ge "${1:-1}" ]
+}
