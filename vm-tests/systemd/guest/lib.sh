@@ -34,9 +34,12 @@ check() {
 
 # wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it
 # succeeds (0) or SECONDS have passed (1). Never a fixed sleep in a check.
+# Under qemu (software emulation on a busy host: everything 10-50 times
+# slower) every bound is 5 times longer.
 wait_until() {
     local limit=$1
     shift
+    [ "$VM_MODE" != qemu ] || limit=$((limit * 5))
     local deadline=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
         [ "$SECONDS" -lt "$deadline" ] || return 1
