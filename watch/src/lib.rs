@@ -21,7 +21,8 @@
 //! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
 //!    actions), `prefsplit` (a prefregex's head), [`hostile`] (crafted
-//!    lines for the bounded-work test and `bench/filter-worst`): depend on
+//!    lines for the bounded-work test and `bench/filter-worst`),
+//!    `journal_boot` (the boot a journal follower names): depend on
 //!    nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
 //!    the regex limits every layer builds with.
@@ -53,6 +54,7 @@ pub mod fail2ban;
 mod filter;
 pub mod follow;
 pub mod hostile;
+mod journal_boot;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;

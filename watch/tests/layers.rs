@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("logtime", 1),
     ("window", 1),
     ("mail", 1),
+    ("journal_boot", 1),
     ("filter", 2),
     ("state", 3),
     ("compiled", 4),
