@@ -509,7 +509,7 @@ impl Engine<'_> {
         )?;
         let backend = self.backends.backend(spec.backend)?;
         if !report.created_set {
-            heal_interrupted_removals(backend, &tx, &spec, now)?;
+            heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
         }
         let caps = backend.capabilities();
         // The kernel gets the deadline the ledger will hold, which the
@@ -520,31 +520,25 @@ impl Engine<'_> {
             let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
             tx.deadlines_of(set, &targets)?
         };
-        let entries: Vec<KernelEntry> = new_bans
-            .iter()
-            .map(|ban| {
-                let deadline = match existing.get(&ban.target) {
-                    Some(&old) => merged_deadline(old, ban.deadline, now),
-                    None => ban.deadline,
-                };
-                KernelEntry {
-                    target: ban.target,
-                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
-                }
-            })
-            .collect();
-        report.applied = entries.len();
-        let changes = Changes {
-            flush_first: replace,
-            remove: Vec::new(),
-            add: entries,
-        };
         if report.created_set {
             tx.put_set(&spec, now)?;
             backend
                 .ensure_set(&spec)
                 .map_err(|e| e.within(format!("create {set}")))?;
         }
+        let entries = kernel_entries(
+            &new_bans,
+            |t| existing.get(t).copied(),
+            now,
+            self.clock.now(),
+            &caps,
+        );
+        report.applied = entries.len();
+        let changes = Changes {
+            flush_first: replace,
+            remove: Vec::new(),
+            add: entries,
+        };
         let record = || {
             if replace {
                 tx.clear_bans(set)?;
@@ -594,7 +588,7 @@ impl Engine<'_> {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The kernel lost the set: rebuild it from the ledger, which
                 // already holds this call's bans.
-                if let Err(e) = restore(backend, &tx, &spec, now) {
+                if let Err(e) = restore(backend, &tx, &spec, self.clock) {
                     drop(tx);
                     if report.created_set {
                         abandon_new_set(backend, &spec);
@@ -732,23 +726,17 @@ impl Engine<'_> {
         }
         let spec = spec.clone();
         let backend = self.backends.backend(spec.backend)?;
-        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
         let caps = backend.capabilities();
         let targets: Vec<Target> = chunk.iter().map(|b| b.target).collect();
         let before = tx.rows_of(set, &targets)?;
-        let entries: Vec<KernelEntry> = chunk
-            .iter()
-            .map(|ban| {
-                let deadline = match before.get(&ban.target) {
-                    Some(old) => merged_deadline(old.deadline, ban.deadline, now),
-                    None => ban.deadline,
-                };
-                KernelEntry {
-                    target: ban.target,
-                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
-                }
-            })
-            .collect();
+        let entries = kernel_entries(
+            chunk,
+            |t| before.get(t).map(|old| old.deadline),
+            now,
+            self.clock.now(),
+            &caps,
+        );
         let changes = Changes {
             flush_first: false,
             remove: Vec::new(),
@@ -767,7 +755,7 @@ impl Engine<'_> {
         match kernel {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                restore(backend, &tx, &spec, now)?;
+                restore(backend, &tx, &spec, self.clock)?;
                 report.repaired = !report.created_set;
             }
             Err(e) => {
@@ -909,7 +897,7 @@ impl Engine<'_> {
         let now = self.clock.now();
         let spec = Self::spec_of(&tx, set)?;
         let backend = self.backends.backend(spec.backend)?;
-        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
         let key = format!(
             "{}{}:{}",
             removal_prefix(set),
@@ -958,14 +946,13 @@ impl Engine<'_> {
         let Ok(tx) = self.ledger.begin() else {
             return;
         };
-        let now = self.clock.now();
         let Ok(Some(spec)) = tx.set_spec(set) else {
             return;
         };
         let Ok(backend) = backends.backend(spec.backend) else {
             return;
         };
-        if restore(backend, &tx, &spec, now).is_ok() && !self.dry_run {
+        if restore(backend, &tx, &spec, self.clock).is_ok() && !self.dry_run {
             if let Some(key) = removal {
                 if tx.remove_meta(key).is_ok() {
                     let _ = tx.commit();
@@ -1163,9 +1150,6 @@ impl Engine<'_> {
     /// set does not undo others.
     fn sync_set(&mut self, name: &SetName) -> Result<SyncReport, Error> {
         let tx = self.ledger.begin()?;
-        // After the lock: a deadline taken before a long wait would be
-        // skewed, and sync would re-arm every member.
-        let now = self.clock.now();
         let spec = Self::spec_of(&tx, name)?;
         let backend = self.backends.backend(spec.backend)?;
         let ctx = |e: BackendError| e.within(format!("sync {name}"));
@@ -1173,6 +1157,11 @@ impl Engine<'_> {
         if repaired_objects {
             backend.ensure_set(&spec).map_err(ctx)?;
         }
+        // After the lock and after re-making the set: a time taken before a
+        // long wait, or before a slow re-creation (14 s under qemu at boot),
+        // would give every restored ban that much more time in the kernel
+        // than in the ledger.
+        let now = self.clock.now();
         let kernel = backend.list(&spec).map_err(ctx)?;
         let listing_secs = (self.clock.now() - now).max(0) as u64;
         let (bans, unreadable_rows) = tx.bans_and_unreadable(name)?;
@@ -1245,7 +1234,7 @@ impl Engine<'_> {
                 .backends
                 .backend(spec.backend)
                 .map_err(|e| e.within(format!("expire {}", spec.name)))?;
-            heal_interrupted_removals(backend, &tx, spec, now)?;
+            heal_interrupted_removals(backend, &tx, spec, self.clock)?;
         }
         let due: Vec<Target> = tx
             .expired_bans(&spec.name, now)?
@@ -1408,13 +1397,13 @@ fn heal_interrupted_removals(
     backend: &dyn Backend,
     tx: &LedgerTx<'_>,
     spec: &SetSpec,
-    now: i64,
+    clock: &dyn Clock,
 ) -> Result<(), Error> {
     let interrupted = interrupted_removals(tx, &spec.name)?;
     if interrupted.is_empty() {
         return Ok(());
     }
-    restore(backend, tx, spec, now)?;
+    restore(backend, tx, spec, clock)?;
     for key in interrupted {
         tx.remove_meta(&key)?;
     }
@@ -1457,16 +1446,46 @@ fn finish(tx: LedgerTx<'_>, dry_run: bool) -> Result<(), Error> {
     }
 }
 
+/// The kernel's entries for `bans`: each with the deadline the ledger will
+/// hold (the longest ban wins over `existing`, its row's deadline), given as
+/// the time left at `sent_at`. `sent_at` is read just before the batch goes
+/// out, after any slow kernel work of the same call (making the set,
+/// healing), so the kernel never holds a ban longer than the ledger.
+fn kernel_entries(
+    bans: &[NewBan],
+    existing: impl Fn(&Target) -> Option<Option<i64>>,
+    now: i64,
+    sent_at: i64,
+    caps: &crate::Capabilities,
+) -> Vec<KernelEntry> {
+    bans.iter()
+        .map(|ban| {
+            let deadline = match existing(&ban.target) {
+                Some(old) => merged_deadline(old, ban.deadline, now),
+                None => ban.deadline,
+            };
+            KernelEntry {
+                target: ban.target,
+                timeout: kernel_timeout(deadline.map(|d| (d - sent_at).max(1) as u64), caps),
+            }
+        })
+        .collect()
+}
+
 /// Re-creates a set's kernel objects and fills them from the ledger (as seen
 /// by `tx`, including its uncommitted rows).
 fn restore(
     backend: &dyn Backend,
     tx: &LedgerTx<'_>,
     spec: &SetSpec,
-    now: i64,
+    clock: &dyn Clock,
 ) -> Result<(), Error> {
     let ctx = |e: BackendError| e.within(format!("restore {}", spec.name));
     backend.ensure_set(spec).map_err(ctx)?;
+    // Time left counts from after the set is made, which can be slow (14 s
+    // under qemu at boot): counted from before, the kernel would hold every
+    // ban that much longer than the ledger.
+    let now = clock.now();
     let kernel = match backend.list(spec) {
         Ok(k) => k,
         Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
