@@ -1874,6 +1874,10 @@ fn config_dev_null_is_an_empty_config_not_a_world_writable_file() {
                 .arg(sb.dir().join("state"))
                 .args(["--config", "/dev/null", "watch"]);
             let w = Watcher::start_cmd(&sb, cmd);
+            // Its socket is the sandbox's, never the host's (a test's daemon
+            // once took /run/banset/control.sock from another's).
+            let socket = sb.dir().join("run/control.sock");
+            assert!(wait_until(|| socket.exists()), "{}", w.output());
             let out = w.stop();
             assert!(out.contains("watching: 0 jails"), "{out}");
         },
