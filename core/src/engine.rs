@@ -111,7 +111,7 @@ pub enum InputError {
     SetExists {
         /// The set.
         name: SetName,
-        /// The options that differ, as `describe_difference` words them.
+        /// The options that differ, as [`SpecChange::describe`](crate::SpecChange) words them.
         difference: String,
         /// How to change them: `banset set-options`, or why they cannot
         /// change in place.
@@ -358,7 +358,7 @@ impl Engine<'_> {
                 };
                 return Err(InputError::SetExists {
                     name: spec.name.clone(),
-                    difference: describe_difference(&existing, spec),
+                    difference: change.describe(),
                     how,
                 }
                 .into());
@@ -978,7 +978,7 @@ impl Engine<'_> {
             Some(existing) if &existing != spec => {
                 return Err(InputError::AdoptDiffers {
                     name: spec.name.clone(),
-                    difference: describe_difference(&existing, spec),
+                    difference: crate::spec_change::SpecChange::between(&existing, spec).describe(),
                 }
                 .into())
             }
@@ -1499,31 +1499,4 @@ fn restore(
     );
     backend.apply(spec, &plan.changes()).map_err(ctx)?;
     Ok(())
-}
-
-fn describe_difference(old: &SetSpec, new: &SetSpec) -> String {
-    let mut diffs = Vec::new();
-    if old.backend != new.backend {
-        diffs.push(format!("backend {} vs {}", old.backend, new.backend));
-    }
-    if old.families != new.families {
-        diffs.push(format!(
-            "family {} vs {}",
-            old.families.name(),
-            new.families.name()
-        ));
-    }
-    if old.timeout != new.timeout {
-        diffs.push(format!("timeout {} vs {}", old.timeout, new.timeout));
-    }
-    if old.prefixes != new.prefixes {
-        diffs.push(format!("prefixes {} vs {}", old.prefixes, new.prefixes));
-    }
-    if old.max_elements != new.max_elements {
-        diffs.push("maxelem".into());
-    }
-    if old.hook != new.hook {
-        diffs.push("ports/protocol/blocktype".into());
-    }
-    diffs.join(", ")
 }

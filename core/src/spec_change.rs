@@ -130,6 +130,13 @@ impl SpecChange {
         self.in_place.iter().any(|d| d.option == "maxelem")
     }
 
+    /// Every difference, those refused first: `family both -> inet, ports
+    /// 25 -> 22`.
+    pub fn describe(&self) -> String {
+        let refused = self.refused.iter().map(|r| &r.difference);
+        join(&refused.chain(&self.in_place).collect::<Vec<_>>())
+    }
+
     /// `ports 25 -> 22, maxelem 65536 -> 100000`.
     pub fn describe_in_place(&self) -> String {
         join(&self.in_place)
@@ -211,6 +218,18 @@ mod tests {
 
     fn spec() -> SetSpec {
         SetSpec::new(SetName::new("s").unwrap(), BackendKind::Memory)
+    }
+
+    #[test]
+    fn describe_names_every_difference_refused_first() {
+        let old = spec();
+        let mut new = spec();
+        new.max_elements = Some(10);
+        new.families = Families::Inet;
+        assert_eq!(
+            SpecChange::between(&old, &new).describe(),
+            "family both -> inet, maxelem 1048576 -> 10"
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ impl Watcher {
         // host's /run/banset/control.sock, and two tests (or a real daemon)
         // would take it from each other.
         let own_runtime_dir = cmd.get_args().any(|a| a == "--runtime-dir")
-            || cmd.get_envs().any(|(k, v)| k == "BANSET_RUNTIME_DIR" && v.is_some());
+            || cmd
+                .get_envs()
+                .any(|(k, v)| k == "BANSET_RUNTIME_DIR" && v.is_some());
         if !own_runtime_dir {
             cmd.env("BANSET_RUNTIME_DIR", sb.dir().join("run"));
         }

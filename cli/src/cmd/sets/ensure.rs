@@ -72,15 +72,10 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
                     change.describe_in_place()
                 ));
             } else if !change.is_empty() {
-                let refused = change.refused.iter().map(|r| &r.difference);
-                let diff: Vec<String> = refused
-                    .chain(&change.in_place)
-                    .map(ToString::to_string)
-                    .collect();
                 ctx.notice(format_args!(
                     "set {name} exists with other options ({}); keeping it and its bans \
                      (banset destroy {name} and start again to change them)",
-                    diff.join(", ")
+                    change.describe()
                 ));
             }
         }
