@@ -30,6 +30,7 @@ mod engine;
 pub mod errno;
 mod history;
 mod ledger;
+pub mod lockout;
 mod overlap;
 mod policy;
 mod reconcile;
