@@ -155,10 +155,7 @@ pub fn check(
 /// environment: `SSH_CONNECTION` (`client port server port`), else
 /// `SSH_CLIENT` (`client port server-port`). `None` outside ssh, or when
 /// the value does not parse (it is ours to read, not to trust).
-pub fn ssh_session_peer(
-    ssh_connection: Option<&str>,
-    ssh_client: Option<&str>,
-) -> Option<Peer> {
+pub fn ssh_session_peer(ssh_connection: Option<&str>, ssh_client: Option<&str>) -> Option<Peer> {
     if let Some(v) = ssh_connection {
         let f: Vec<&str> = v.split_ascii_whitespace().collect();
         if let [client, _, _, port] = f[..] {
@@ -212,11 +209,20 @@ mod tests {
     #[test]
     fn an_outsider_on_a_new_allow_only_port_is_named() {
         let new = allow_only("22,587");
-        let e = check(None, &new, &[t("192.0.2.0/24")], &[], &[peer("198.51.100.7", 22)])
-            .unwrap_err();
+        let e = check(
+            None,
+            &new,
+            &[t("192.0.2.0/24")],
+            &[],
+            &[peer("198.51.100.7", 22)],
+        )
+        .unwrap_err();
         assert!(matches!(e, Lockout::Outsider { .. }));
         let text = e.to_string();
-        assert!(text.contains("198.51.100.7") && text.contains("port 22"), "{text}");
+        assert!(
+            text.contains("198.51.100.7") && text.contains("port 22"),
+            "{text}"
+        );
         assert!(text.contains("--force"), "{text}");
         // A member (through its prefix), another port, loopback, this host: fine.
         for p in [
@@ -234,9 +240,22 @@ mod tests {
     #[test]
     fn a_v4_mapped_peer_of_a_dual_stack_listener_is_its_v4_address() {
         let new = allow_only("22");
-        check(None, &new, &[t("192.0.2.9")], &[], &[peer("::ffff:192.0.2.9", 22)]).unwrap();
-        let e = check(None, &new, &[t("192.0.2.9")], &[], &[peer("::ffff:192.0.2.10", 22)])
-            .unwrap_err();
+        check(
+            None,
+            &new,
+            &[t("192.0.2.9")],
+            &[],
+            &[peer("::ffff:192.0.2.9", 22)],
+        )
+        .unwrap();
+        let e = check(
+            None,
+            &new,
+            &[t("192.0.2.9")],
+            &[],
+            &[peer("::ffff:192.0.2.10", 22)],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("lock out 192.0.2.10:"), "{e}");
     }
 
@@ -261,9 +280,22 @@ mod tests {
         check(Some(&old), &old, &[], &[], &[peer("198.51.100.7", 22)]).unwrap();
         // Adding 587: an outsider on 22 does not matter, one on 587 does.
         let wider = allow_only("22,587");
-        check(Some(&old), &wider, &[t("192.0.2.9")], &[], &[peer("198.51.100.7", 22)]).unwrap();
-        let e = check(Some(&old), &wider, &[t("192.0.2.9")], &[], &[peer("198.51.100.7", 587)])
-            .unwrap_err();
+        check(
+            Some(&old),
+            &wider,
+            &[t("192.0.2.9")],
+            &[],
+            &[peer("198.51.100.7", 22)],
+        )
+        .unwrap();
+        let e = check(
+            Some(&old),
+            &wider,
+            &[t("192.0.2.9")],
+            &[],
+            &[peer("198.51.100.7", 587)],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("port 587"), "{e}");
         // Every port, from some: newly restricted.
         let mut every = allow_only("22");
@@ -280,9 +312,18 @@ mod tests {
     #[test]
     fn ssh_session_variables() {
         let p = ssh_session_peer(Some("198.51.100.7 50022 192.0.2.1 22"), None).unwrap();
-        assert_eq!(p, Peer { seen: Seen::SshSession("SSH_CONNECTION"), ..peer("198.51.100.7", 22) });
+        assert_eq!(
+            p,
+            Peer {
+                seen: Seen::SshSession("SSH_CONNECTION"),
+                ..peer("198.51.100.7", 22)
+            }
+        );
         let p = ssh_session_peer(None, Some("2001:db8::7 50022 2222")).unwrap();
-        assert_eq!((p.addr, p.local_port), ("2001:db8::7".parse().unwrap(), 2222));
+        assert_eq!(
+            (p.addr, p.local_port),
+            ("2001:db8::7".parse().unwrap(), 2222)
+        );
         assert_eq!(p.seen, Seen::SshSession("SSH_CLIENT"));
         assert_eq!(ssh_session_peer(Some("garbage"), None), None);
         assert_eq!(ssh_session_peer(None, Some("1.2.3.4 x 99999")), None);
