@@ -262,3 +262,54 @@ fn the_daemon_restores_an_allow_only_rule_and_refuses_a_config_that_locks_out() 
         drop(w);
     });
 }
+
+/// A jail's bans in an allow-only set would be the attackers let in: the
+/// config that says so is refused, and a set the ledger has as allow-only
+/// takes no jail bans.
+#[test]
+fn a_jail_cannot_ban_into_an_allow_only_set() {
+    let sb = Sandbox::new("allow-jail-config");
+    let log = sb.dir().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let jail = format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 1\nset = \"home\"\n\n\
+         [watch]\nkeeper_interval = \"1s\"\n",
+        log.display()
+    );
+    let sb = sb.with_config(&format!(
+        "{jail}\n[sets.home]\npolicy = \"allow-only\"\nports = [22]\n"
+    ));
+    let out = sb.run(&["watch", "--check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("jail sshd bans into set home, an allow-only set"),
+        "{}",
+        stderr(&out)
+    );
+
+    kernel_test("a_jail_cannot_ban_into_an_allow_only_set", || {
+        let sb = sb.with_config(&jail);
+        sb.ok(&["add", "home", "192.0.2.1", "--allow-only", "--ports", "22"]);
+        let w = Watcher::start(&sb);
+        assert!(
+            wait_until(|| w
+                .output()
+                .contains("set home: an allow-only set in the ledger")),
+            "{}",
+            w.output()
+        );
+        append(
+            &log,
+            &["mx sshd[4242]: Failed password for invalid user admin from 203.0.113.7 port 50022 ssh2".into()],
+        );
+        assert!(
+            wait_until(|| w
+                .output()
+                .contains("not banning 203.0.113.7 (jail sshd): set home is an allow-only set")),
+            "{}",
+            w.output()
+        );
+        assert_eq!(nft_members("home_v4"), ["192.0.2.1"]);
+        drop(w);
+    });
+}
