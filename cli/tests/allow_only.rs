@@ -82,6 +82,21 @@ fn allow_only_set_is_built_listed_and_tested() {
             "{chain}"
         );
         sb.ok(&["add", "home", "192.0.2.0/24", "2001:db8::1"]);
+        // A reboot: `sync` puts the allow-only rule back, not a ban rule.
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        sb.ok(&["sync"]);
+        assert!(
+            input_chain().contains("comment \"banset home_v6 allow-only\"")
+                && !input_chain().contains("comment \"banset home_v4\""),
+            "{}",
+            input_chain()
+        );
+        let prefixes = tool_out("nft", &["list", "set", "inet", "banset", "home_v4net"]);
+        assert!(prefixes.contains("192.0.2.0/24"), "{prefixes}");
         let listed = sb.json(&["list", "--json"]);
         assert_eq!(listed[0]["policy"], "allow-only");
         let status = sb.json(&["status", "--json"]);
@@ -310,6 +325,83 @@ fn a_jail_cannot_ban_into_an_allow_only_set() {
             w.output()
         );
         assert_eq!(nft_members("home_v4"), ["192.0.2.1"]);
+        drop(w);
+    });
+}
+
+fn tool_out(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// On ipset the rule is iptables' and ip6tables': a flushed ruleset and
+/// destroyed ipsets (a reboot) come back, allow-only, with the daemon
+/// running; `sync` alone does the same.
+#[test]
+fn ipset_allow_only_rules_come_back_after_a_flush() {
+    kernel_test("ipset_allow_only_rules_come_back", || {
+        let sb = Sandbox::new("allow-ipset");
+        let log = sb.dir().join("auth.log");
+        std::fs::write(&log, "").unwrap();
+        let sb = sb.with_config(&format!(
+            "[defaults]\nbackend = \"ipset\"\n\n\
+             [jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n\n\
+             [watch]\nkeeper_interval = \"1s\"\n",
+            log.display()
+        ));
+        let out = run_as(
+            &sb,
+            &[],
+            &[
+                "add",
+                "home",
+                "192.0.2.1",
+                "2001:db8::/64",
+                "--allow-only",
+                "--ports",
+                "22",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rules = |program| {
+            let listing = tool_out(program, &["-w", "-S", "INPUT"]);
+            listing.lines().any(|l| {
+                l.contains("! -i lo")
+                    && l.contains("! --match-set home")
+                    && l.contains("banset home")
+                    && l.contains("allow-only")
+            })
+        };
+        assert!(rules("iptables") && rules("ip6tables"));
+        let gone = || {
+            assert!(Command::new("nft")
+                .args(["flush", "ruleset"])
+                .status()
+                .unwrap()
+                .success());
+            for set in ["home", "home6"] {
+                assert!(Command::new("ipset")
+                    .args(["destroy", set])
+                    .status()
+                    .unwrap()
+                    .success());
+            }
+            assert!(!rules("iptables"));
+        };
+        gone();
+        sb.ok(&["sync"]);
+        assert!(rules("iptables") && rules("ip6tables"));
+        assert!(tool_out("ipset", &["save", "home"]).contains("192.0.2.1"));
+
+        let w = Watcher::start(&sb);
+        gone();
+        assert!(
+            wait_until(|| rules("iptables")
+                && rules("ip6tables")
+                && tool_out("ipset", &["save", "home6"]).contains("2001:db8::/64")),
+            "{}",
+            w.output()
+        );
         drop(w);
     });
 }
