@@ -52,6 +52,10 @@ fn stderr(out: &Output) -> String {
 fn allow_only_set_is_built_listed_and_tested() {
     kernel_test("allow_only_set_is_built_listed_and_tested", || {
         let sb = Sandbox::new("allow-built");
+        // Every port would also drop the replies to the host's own traffic.
+        let out = run_as(&sb, &[], &["create", "home", "--allow-only", "--force"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("needs --ports"), "{}", stderr(&out));
         // Empty: refused unless --force, and nothing is made.
         let out = run_as(
             &sb,
@@ -404,4 +408,47 @@ fn ipset_allow_only_rules_come_back_after_a_flush() {
         );
         drop(w);
     });
+}
+
+/// The daemon's reload adding ports to an allow-only set goes through the
+/// guard too: refused for an empty set (logged, the set kept as it was),
+/// applied once it has members.
+#[test]
+fn a_reload_adding_ports_to_an_allow_only_set_is_guarded() {
+    kernel_test(
+        "a_reload_adding_ports_to_an_allow_only_set_is_guarded",
+        || {
+            let sb = Sandbox::new("allow-reload");
+            let log = sb.dir().join("auth.log");
+            std::fs::write(&log, "").unwrap();
+            let config = |ports: &str| {
+                format!(
+                    "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n\n\
+                 [sets.home]\npolicy = \"allow-only\"\nports = [{ports}]\n\n\
+                 [watch]\nkeeper_interval = \"1s\"\n",
+                    log.display()
+                )
+            };
+            let sb = sb.with_config(&config("22"));
+            sb.ok(&["create", "home", "--allow-only", "--ports", "22", "--force"]);
+            let w = Watcher::start(&sb);
+            let sb = sb.with_config(&config("22, 587"));
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| w.output().contains("set home: not applied")
+                    && w.output().contains("home is empty")),
+                "{}",
+                w.output()
+            );
+            assert!(!ports_of("home").contains("587"), "{}", ports_of("home"));
+            sb.ok(&["add", "home", "192.0.2.1"]);
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| ports_of("home").contains("587")),
+                "{}",
+                w.output()
+            );
+            drop(w);
+        },
+    );
 }

@@ -58,6 +58,32 @@ impl SetPolicy {
     }
 }
 
+/// Why a hook cannot go with a policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyHookError {
+    /// An allow-only rule on every port: the rule sees every packet coming
+    /// in, the replies to this host's own connections out (DNS, updates,
+    /// mail) too, and those come from non-members.
+    #[error(
+        "an allow-only set needs --ports (ports = [...] in banset.toml): on every port it would also drop the replies to this host's own connections out"
+    )]
+    EveryPort,
+}
+
+impl SetPolicy {
+    /// Whether `hook` (`None`: no rule) can carry this policy's rule.
+    /// Checked wherever a spec is built from the admin's words (command
+    /// line, banset.toml), before anything is made.
+    pub fn check_hook(self, hook: Option<&crate::Hook>) -> Result<(), PolicyHookError> {
+        match (self, hook) {
+            (SetPolicy::AllowOnly, Some(h)) if h.ports.is_empty() => {
+                Err(PolicyHookError::EveryPort)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for SetPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -87,6 +113,22 @@ mod tests {
         }
         let e = "allow".parse::<SetPolicy>().unwrap_err();
         assert!(e.contains("\"allow\"") && e.contains("allow-only"), "{e}");
+    }
+
+    #[test]
+    fn allow_only_needs_ports() {
+        let every = crate::Hook::default();
+        assert_eq!(
+            SetPolicy::AllowOnly.check_hook(Some(&every)),
+            Err(PolicyHookError::EveryPort)
+        );
+        assert!(SetPolicy::Ban.check_hook(Some(&every)).is_ok());
+        assert!(SetPolicy::AllowOnly.check_hook(None).is_ok());
+        let ssh = crate::Hook {
+            ports: crate::PortRange::parse_list("22").unwrap(),
+            ..every
+        };
+        assert!(SetPolicy::AllowOnly.check_hook(Some(&ssh)).is_ok());
     }
 
     #[test]
