@@ -262,7 +262,7 @@ pub struct SetOptions {
     /// What members mean: ban (they are blocked, the default) or allow-only (only they, loopback and this host reach the rule's ports)
     #[arg(long, value_name = "POLICY", conflicts_with = "allow_only")]
     pub policy: Option<String>,
-    /// Same as --policy allow-only: only members reach the ports (e.g. --allow-only --ports 22,587)
+    /// Same as --policy allow-only: only members reach the ports, which it needs (e.g. --allow-only --ports 22,587)
     #[arg(long)]
     pub allow_only: bool,
 }
