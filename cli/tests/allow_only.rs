@@ -309,7 +309,23 @@ fn a_jail_cannot_ban_into_an_allow_only_set() {
     kernel_test("a_jail_cannot_ban_into_an_allow_only_set", || {
         let sb = sb.with_config(&jail);
         sb.ok(&["add", "home", "192.0.2.1", "--allow-only", "--ports", "22"]);
+        // `ban JAIL` without a daemon: the same refusal.
+        let out = sb.run(&["ban", "sshd", "203.0.113.8"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("jail sshd bans into set home, an allow-only set"),
+            "{}",
+            stderr(&out)
+        );
         let w = Watcher::start(&sb);
+        // And through the daemon's socket.
+        let out = sb.run(&["ban", "sshd", "203.0.113.8"]);
+        assert!(!out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("an allow-only set"),
+            "{}",
+            stderr(&out)
+        );
         assert!(
             wait_until(|| w
                 .output()
