@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::Result;
 use banset_core::lockout::{self, Peer, Seen};
-use banset_core::{Clock, SetSpec, Target};
+use banset_core::{Clock, Ledger, SetSpec, Target};
 
 use crate::context::Context;
 
@@ -33,7 +33,24 @@ pub fn guard(
     coming: &[Target],
     force: bool,
 ) -> Result<()> {
-    if force || new.policy.is_ban() || new.hook.is_none() {
+    if force {
+        return Ok(());
+    }
+    let now = Clock::now(&ctx.fw.clock);
+    guard_with(Some(&mut ctx.fw.ledger), now, old, new, coming)
+}
+
+/// [`guard`] without `--force`, over a ledger (`watch --check` has no
+/// firewall open, and perhaps no ledger yet: then every set is new), at
+/// `now`.
+pub fn guard_with(
+    ledger: Option<&mut Ledger>,
+    now: i64,
+    old: Option<&SetSpec>,
+    new: &SetSpec,
+    coming: &[Target],
+) -> Result<()> {
+    if new.policy.is_ban() || new.hook.is_none() {
         return Ok(());
     }
     let mut peers: Vec<Peer> = lockout::ssh_session_peer(
@@ -43,19 +60,15 @@ pub fn guard(
     .into_iter()
     .collect();
     peers.extend(established_peers());
-    let mut members: Vec<Target> = match old {
-        None => Vec::new(),
-        Some(old) => {
-            let now = Clock::now(&ctx.fw.clock);
-            ctx.fw
-                .ledger
-                .read()?
-                .bans(&old.name)?
-                .into_iter()
-                .filter(|b| b.deadline.is_none_or(|d| d > now))
-                .map(|b| b.target)
-                .collect()
-        }
+    let mut members: Vec<Target> = match (old, ledger) {
+        (Some(old), Some(ledger)) => ledger
+            .read()?
+            .bans(&old.name)?
+            .into_iter()
+            .filter(|b| b.deadline.is_none_or(|d| d > now))
+            .map(|b| b.target)
+            .collect(),
+        _ => Vec::new(),
     };
     members.extend_from_slice(coming);
     let own = banset_firewall::host_addresses();

@@ -449,6 +449,12 @@ fn a_reload_adding_ports_to_an_allow_only_set_is_guarded() {
             sb.ok(&["create", "home", "--allow-only", "--ports", "22", "--force"]);
             let w = Watcher::start(&sb);
             let sb = sb.with_config(&config("22, 587"));
+            // `watch --check` says what the reload will do.
+            let checked = sb.ok(&["watch", "--check"]);
+            assert!(
+                checked.contains("not applied: allow-only set home is empty"),
+                "{checked}"
+            );
             w.signal(libc::SIGHUP);
             assert!(
                 wait_until(|| w.output().contains("set home: not applied")
