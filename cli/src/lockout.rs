@@ -53,6 +53,58 @@ pub fn guard_with(
     if new.policy.is_ban() || new.hook.is_none() {
         return Ok(());
     }
+    let peers = peers();
+    let mut members: Vec<Target> = match (old, ledger) {
+        (Some(old), Some(ledger)) => active_members(ledger, now, old)?,
+        _ => Vec::new(),
+    };
+    members.extend_from_slice(coming);
+    let own = banset_firewall::host_addresses();
+    lockout::check(old, new, &members, &own, &peers)?;
+    Ok(())
+}
+
+/// Refuses taking `removing` (`None`: every member, `flush`) out of
+/// allow-only set `spec` when that would cut off this ssh session or an
+/// established connection that is a member now, or empty the set while its
+/// rule stands. `force` skips it; ban sets are never guarded.
+pub fn guard_removal(
+    ctx: &mut Context,
+    spec: &SetSpec,
+    removing: Option<&[Target]>,
+    force: bool,
+) -> Result<()> {
+    if force || spec.policy.is_ban() || spec.hook.is_none() {
+        return Ok(());
+    }
+    let members = active_members(&mut ctx.fw.ledger, Clock::now(&ctx.fw.clock), spec)?;
+    let remaining: Vec<Target> = match removing {
+        None => Vec::new(),
+        Some(gone) => members
+            .iter()
+            .filter(|m| !gone.contains(m))
+            .copied()
+            .collect(),
+    };
+    let own = banset_firewall::host_addresses();
+    lockout::check_removal(spec, &members, &remaining, &own, &peers())?;
+    Ok(())
+}
+
+/// The members of `spec`'s set whose bans are not over at `now`.
+fn active_members(ledger: &mut Ledger, now: i64, spec: &SetSpec) -> Result<Vec<Target>> {
+    Ok(ledger
+        .read()?
+        .bans(&spec.name)?
+        .into_iter()
+        .filter(|b| b.deadline.is_none_or(|d| d > now))
+        .map(|b| b.target)
+        .collect())
+}
+
+/// Who talks to this host now: the ssh session running this command and
+/// every established TCP connection.
+fn peers() -> Vec<Peer> {
     let mut peers: Vec<Peer> = lockout::ssh_session_peer(
         std::env::var("SSH_CONNECTION").ok().as_deref(),
         std::env::var("SSH_CLIENT").ok().as_deref(),
@@ -60,20 +112,7 @@ pub fn guard_with(
     .into_iter()
     .collect();
     peers.extend(established_peers());
-    let mut members: Vec<Target> = match (old, ledger) {
-        (Some(old), Some(ledger)) => ledger
-            .read()?
-            .bans(&old.name)?
-            .into_iter()
-            .filter(|b| b.deadline.is_none_or(|d| d > now))
-            .map(|b| b.target)
-            .collect(),
-        _ => Vec::new(),
-    };
-    members.extend_from_slice(coming);
-    let own = banset_firewall::host_addresses();
-    lockout::check(old, new, &members, &own, &peers)?;
-    Ok(())
+    peers
 }
 
 /// The remote ends of every established TCP connection to this host, from

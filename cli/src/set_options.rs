@@ -72,9 +72,9 @@ pub fn build_spec(
         name,
         backend,
         families,
-        timeout: timeout
-            .or(config.defaults.timeout)
-            .unwrap_or(DEFAULT_SET_TIMEOUT),
+        timeout: timeout.unwrap_or_else(|| {
+            policy.default_timeout(config.defaults.timeout.unwrap_or(DEFAULT_SET_TIMEOUT))
+        }),
         prefixes: !opts.no_prefixes,
         max_elements: Some(max_elements),
         hook,

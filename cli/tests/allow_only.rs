@@ -103,6 +103,13 @@ fn allow_only_set_is_built_listed_and_tested() {
         assert!(prefixes.contains("192.0.2.0/24"), "{prefixes}");
         let listed = sb.json(&["list", "--json"]);
         assert_eq!(listed[0]["policy"], "allow-only");
+        // Members do not expire by themselves: the set's default is never.
+        assert_eq!(listed[0]["timeout"], -1, "{listed}");
+        assert!(listed[0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["expires_in"].is_null()));
         let status = sb.json(&["status", "--json"]);
         assert_eq!(status["sets"][0]["spec"]["policy"], "allow-only");
         let text = String::from_utf8(sb.run(&["status"]).stdout).unwrap();
@@ -473,4 +480,51 @@ fn a_reload_adding_ports_to_an_allow_only_set_is_guarded() {
             drop(w);
         },
     );
+}
+
+/// Taking members out can lock out as surely as adding ports: `del` of the
+/// ssh session's address and `flush` of an allow-only set are refused
+/// unless `--force`; a ban set's `del` and `flush` are as before.
+#[test]
+fn del_and_flush_of_an_allow_only_set_are_guarded() {
+    kernel_test("del_and_flush_of_an_allow_only_set_are_guarded", || {
+        let sb = Sandbox::new("allow-del");
+        let session = [("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.1 22")];
+        let out = run_as(
+            &sb,
+            &session,
+            &[
+                "add",
+                "home",
+                "198.51.100.7",
+                "192.0.2.0/24",
+                "--allow-only",
+                "--ports",
+                "22",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run_as(&sb, &session, &["del", "home", "198.51.100.7"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("lock out 198.51.100.7"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(nft_members("home_v4"), ["198.51.100.7"], "nothing removed");
+        // Another member goes without a word.
+        let out = run_as(&sb, &session, &["del", "home", "192.0.2.0/24"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run_as(&sb, &[], &["flush", "home"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("last members"), "{}", stderr(&out));
+        assert_eq!(nft_members("home_v4"), ["198.51.100.7"]);
+        let out = run_as(&sb, &session, &["flush", "home", "--force"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(nft_members("home_v4").is_empty());
+        // Ban sets: unchanged.
+        sb.ok(&["add", "bans", "198.51.100.7"]);
+        let out = run_as(&sb, &session, &["del", "bans", "198.51.100.7"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    });
 }

@@ -47,6 +47,17 @@ impl SetPolicy {
         *self == SetPolicy::Ban
     }
 
+    /// A new set's default member timeout when nobody chose one: a ban
+    /// set's is `ban_default` (bans end), an allow-only set's is never:
+    /// its members are the admin's own list, and one that expired by
+    /// itself would lock its user out the next day.
+    pub fn default_timeout(self, ban_default: crate::Timeout) -> crate::Timeout {
+        match self {
+            SetPolicy::Ban => ban_default,
+            SetPolicy::AllowOnly => crate::Timeout::Never,
+        }
+    }
+
     /// Whether the set's hook blocks a source, given whether the source is
     /// a member. Loopback and the host's own addresses are never blocked by
     /// an allow-only set; the caller knows which those are.
@@ -129,6 +140,16 @@ mod tests {
             ..every
         };
         assert!(SetPolicy::AllowOnly.check_hook(Some(&ssh)).is_ok());
+    }
+
+    #[test]
+    fn allow_only_members_never_expire_by_default() {
+        let day = crate::Timeout::Secs(86_400);
+        assert_eq!(SetPolicy::Ban.default_timeout(day), day);
+        assert_eq!(
+            SetPolicy::AllowOnly.default_timeout(day),
+            crate::Timeout::Never
+        );
     }
 
     #[test]
