@@ -1,8 +1,10 @@
 //! The lockout guard's OS half: who is talking to this host now (the ssh
 //! session's environment, the established TCP connections in
-//! `/proc/net/tcp{,6}`) and the set's members from the ledger. The decision
-//! is `banset_core::lockout::check`; `create`, `set-options` and the
-//! daemon's config reload all come through [`guard`].
+//! `/proc/net/tcp{,6}`) and the set's members from the ledger. The decisions
+//! are `banset_core::lockout::check` and `check_removal`; `create`,
+//! `set-options`, `add` (creating a set), `ensure`, the daemon's start and
+//! reload and `watch --check` come through [`guard`] / [`guard_with`],
+//! `del` and `flush` through [`guard_removal`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
