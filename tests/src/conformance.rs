@@ -975,6 +975,26 @@ pub fn allow_only_rule_has_its_own_shape(b: &dyn Backend, name: &SetName) {
         "a member of an allow-only set",
     );
     assert_contains(b, &allow, "192.0.2.2", false, "a non-member");
+    // Its ports change in place, keeping the shape and the members.
+    let mut wider = allow.clone();
+    wider.hook = Some(Hook {
+        ports: PortRange::parse_list("22,587").expect("ports"),
+        protocol: Some(Protocol::Tcp),
+        ..Hook::default()
+    });
+    ok(
+        b,
+        b.change_set(&allow, &wider),
+        "change allow-only ports 22 -> 22,587",
+    );
+    assert_eq!(
+        health(&wider, "health after the change"),
+        SetHealth::Present,
+        "[{}] still an allow-only set after changing its ports",
+        b.kind()
+    );
+    assert_contains(b, &wider, "192.0.2.1", true, "after changing the ports");
+    ok(b, b.change_set(&wider, &allow), "change back to port 22");
     // The other way round: a ban rule where an allow-only one belongs is
     // replaced, members kept.
     ok(b, b.destroy(&allow), "destroy allow-only");
