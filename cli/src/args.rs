@@ -151,6 +151,93 @@ pub enum Command {
     /// Write the man pages or the shell completions into DIR (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),
+    /// Share bans with other hosts through PostgreSQL: set up the engine, add, join and revoke hosts
+    #[command(
+        subcommand,
+        long_about = "Share bans with other hosts through a PostgreSQL 15 engine.\n\n\
+            On the engine's host: `banset fleet hub-init --listen ADDR` creates a PostgreSQL cluster of \
+            banset's own (Debian's pg_createcluster, cluster 15/banset, TLS), or `banset fleet init --dsn DSN` \
+            uses an existing PostgreSQL. `banset fleet add-host NAME` prints the line to run on host NAME \
+            (`banset fleet join ...`), which stores its credentials (0600) in the state directory. \
+            `banset fleet revoke NAME` cuts a host off and lifts its bans everywhere; `banset fleet status` \
+            shows the engine, the hosts and the change stream."
+    )]
+    Fleet(FleetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create the fleet schema in an existing PostgreSQL (DSN of a role that may create roles)
+    Init(FleetInitArgs),
+    /// Create and start a PostgreSQL cluster of banset's own (pg_createcluster), with TLS, and the schema
+    #[command(name = "hub-init")]
+    HubInit(FleetHubInitArgs),
+    /// Register host NAME and print the `banset fleet join` line to run on it
+    #[command(name = "add-host")]
+    AddHost(FleetAddHostArgs),
+    /// Store this host's fleet credentials (the line `add-host` printed), after checking they work
+    Join(FleetJoinArgs),
+    /// Cut host NAME off: no more logins, its sessions ended, its bans lifted on every host
+    Revoke(FleetHostArg),
+    /// Show the engine, the hosts and the change stream
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetInitArgs {
+    /// libpq DSN of the owner (\"host=... port=... dbname=... user=... password=...\"); `-` reads it from standard input
+    #[arg(long, value_name = "DSN")]
+    pub dsn: String,
+    /// CA certificate of the engine: TLS is then required and verified
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Host name or address the other hosts connect to [default: the DSN's host]
+    #[arg(long, value_name = "HOST")]
+    pub public_host: Option<String>,
+    /// Port the other hosts connect to [default: the DSN's port]
+    #[arg(long, value_name = "PORT")]
+    pub public_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetHubInitArgs {
+    /// Address the engine listens on and the other hosts connect to (an IP address)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::IpAddr,
+    /// TCP port of the new cluster [default: the first free one pg_createcluster finds]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Name of the cluster (pg_lsclusters); an existing cluster of that name is reused only if banset made it
+    #[arg(long, default_value = "banset", value_name = "NAME")]
+    pub cluster: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetAddHostArgs {
+    /// The host's name (a-z 0-9 _ -): its role is banset.NAME
+    pub name: String,
+    /// How many rows the host may publish (the flood bound) [default: the fleet's, 100000]
+    #[arg(long, value_name = "ROWS")]
+    pub quota: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetJoinArgs {
+    /// The host's DSN from `add-host`; `-` reads it from standard input (keeps the password out of ps)
+    #[arg(long, value_name = "DSN")]
+    pub dsn: String,
+    /// The engine's CA certificate, as `add-host` printed it (the PEM's base64 on one line)
+    #[arg(long, value_name = "BASE64", conflicts_with = "ca")]
+    pub ca_cert: Option<String>,
+    /// The engine's CA certificate, as a PEM file
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetHostArg {
+    /// The host's name
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

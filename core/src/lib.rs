@@ -62,7 +62,8 @@ pub use rule_sightings::RuleSightings;
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
     BackendKind, BlockType, Families, Hook, Inadmissible, PortListError, PortListProblem,
-    PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
+    PortRange, Protocol, SetSpec, UnknownName, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
+    MAX_HOOK_PORTS,
 };
 pub use spec_change::{Difference, Refused, SpecChange};
 pub use target::{

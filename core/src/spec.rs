@@ -65,15 +65,40 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// A name that is not one of an option's values (`--backend`, `--family`,
+/// `--blocktype`), with the values it could have been.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {option} {given:?} ({choices})")]
+pub struct UnknownName {
+    /// What was being named: `backend`, `family`, `block type`.
+    pub option: &'static str,
+    /// What was given.
+    pub given: String,
+    /// The values there are, as a hint.
+    pub choices: &'static str,
+}
+
+impl UnknownName {
+    fn new(option: &'static str, given: &str, choices: &'static str) -> UnknownName {
+        UnknownName {
+            option,
+            given: given.to_string(),
+            choices,
+        }
+    }
+}
+
 impl std::str::FromStr for BackendKind {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         BackendKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!(
-                    "unknown backend {s:?} (known: nftables, ipset, firewalld, pf, ipfw, memory)"
+                UnknownName::new(
+                    "backend",
+                    s,
+                    "known: nftables, ipset, firewalld, pf, ipfw, memory",
                 )
             })
     }
@@ -122,13 +147,13 @@ impl Families {
 }
 
 impl std::str::FromStr for Families {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "inet" | "ipv4" | "v4" => Ok(Families::Inet),
             "inet6" | "ipv6" | "v6" => Ok(Families::Inet6),
             "both" | "any" => Ok(Families::Both),
-            _ => Err(format!("unknown family {s:?} (use inet, inet6 or both)")),
+            _ => Err(UnknownName::new("family", s, "use inet, inet6 or both")),
         }
     }
 }
@@ -173,12 +198,12 @@ pub enum BlockType {
 }
 
 impl std::str::FromStr for BlockType {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "drop" => Ok(BlockType::Drop),
             "reject" => Ok(BlockType::Reject),
-            _ => Err(format!("unknown block type {s:?} (use drop or reject)")),
+            _ => Err(UnknownName::new("block type", s, "use drop or reject")),
         }
     }
 }
@@ -500,6 +525,22 @@ pub enum Inadmissible {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_option_value_is_a_typed_error_naming_the_choices() {
+        let e = "nft".parse::<BackendKind>().unwrap_err();
+        assert_eq!((e.option, e.given.as_str()), ("backend", "nft"));
+        assert_eq!(
+            e.to_string(),
+            "unknown backend \"nft\" (known: nftables, ipset, firewalld, pf, ipfw, memory)"
+        );
+        assert_eq!("v5".parse::<Families>().unwrap_err().option, "family");
+        let e = "deny".parse::<BlockType>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown block type \"deny\" (use drop or reject)"
+        );
+    }
 
     #[test]
     fn port_lists() {

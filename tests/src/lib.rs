@@ -9,6 +9,8 @@
 //! - `firewalld` (Linux): a real firewalld isolated in its own network and
 //!   mount namespaces with a private D-Bus system bus, for the firewalld
 //!   backend's tests and the daemon's reload self-heal test.
+//! - `postgres` (Linux): a private PostgreSQL 15 in a temp dir (and
+//!   optionally a namespace) for the fleet's tests, stopped by PID.
 
 #[cfg(target_os = "linux")]
 pub mod allow_only;
@@ -17,3 +19,5 @@ pub mod conformance;
 pub mod firewalld;
 #[cfg(target_os = "linux")]
 pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod postgres;

@@ -19,9 +19,9 @@ pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     // After the state directory's lock: a second daemon stops there, and
     // never touches the first one's socket.
     let socket = crate::control::server::Socket::bind(&crate::control::runtime_dir(&ctx.global))?;
-    crate::daemon::log!("control socket {}", socket.path().display());
+    crate::daemon::logging::log!("control socket {}", socket.path().display());
     for n in &notices {
-        crate::daemon::log!("fail2ban: {n}");
+        crate::daemon::logging::log!("fail2ban: {n}");
     }
     Daemon::new(ctx, settings, args.fail2ban)?
         .with_control(socket)
