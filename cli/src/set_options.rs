@@ -65,10 +65,7 @@ pub fn build_spec(
         );
     }
     let policy = parse_policy(opts)?.unwrap_or_default();
-    if let Err(e) = policy.check_hook(hook.as_ref()) {
-        usage!("set {name}: {e}");
-    }
-    Ok(SetSpec {
+    let spec = SetSpec {
         name,
         backend,
         families,
@@ -79,7 +76,11 @@ pub fn build_spec(
         max_elements: Some(max_elements),
         hook,
         policy,
-    })
+    };
+    if let Err(e) = spec.check_policy() {
+        usage!("set {}: {e}", spec.name);
+    }
+    Ok(spec)
 }
 
 /// `--policy` or `--allow-only`, when given.
@@ -238,7 +239,7 @@ pub fn changed_spec(
         hook.permanent |= opts.permanent;
         spec.hook = Some(hook);
     }
-    if let Err(e) = spec.policy.check_hook(spec.hook.as_ref()) {
+    if let Err(e) = spec.check_policy() {
         usage!("set {}: {e}", spec.name);
     }
     if opts.permanent && spec.backend != BackendKind::Firewalld {

@@ -11,9 +11,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What a set's members mean to its blocking rule ([`crate::Hook`]).
+/// What a set's members mean to its blocking rule ([`crate::spec::Hook`]).
 ///
-/// Backends learn it from [`crate::SetSpec::policy`] and build the hook
+/// Backends learn it from [`crate::spec::SetSpec::policy`] and build the hook
 /// rule accordingly in `ensure_set` and `change_set`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -51,10 +51,10 @@ impl SetPolicy {
     /// set's is `ban_default` (bans end), an allow-only set's is never:
     /// its members are the admin's own list, and one that expired by
     /// itself would lock its user out the next day.
-    pub fn default_timeout(self, ban_default: crate::Timeout) -> crate::Timeout {
+    pub fn default_timeout(self, ban_default: crate::timeout::Timeout) -> crate::timeout::Timeout {
         match self {
             SetPolicy::Ban => ban_default,
-            SetPolicy::AllowOnly => crate::Timeout::Never,
+            SetPolicy::AllowOnly => crate::timeout::Timeout::Never,
         }
     }
 
@@ -79,20 +79,6 @@ pub enum PolicyHookError {
         "an allow-only set needs --ports (ports = [...] in banset.toml): on every port it would also drop the replies to this host's own connections out"
     )]
     EveryPort,
-}
-
-impl SetPolicy {
-    /// Whether `hook` (`None`: no rule) can carry this policy's rule.
-    /// Checked wherever a spec is built from the admin's words (command
-    /// line, banset.toml), before anything is made.
-    pub fn check_hook(self, hook: Option<&crate::Hook>) -> Result<(), PolicyHookError> {
-        match (self, hook) {
-            (SetPolicy::AllowOnly, Some(h)) if h.ports.is_empty() => {
-                Err(PolicyHookError::EveryPort)
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 impl fmt::Display for SetPolicy {
@@ -127,28 +113,12 @@ mod tests {
     }
 
     #[test]
-    fn allow_only_needs_ports() {
-        let every = crate::Hook::default();
-        assert_eq!(
-            SetPolicy::AllowOnly.check_hook(Some(&every)),
-            Err(PolicyHookError::EveryPort)
-        );
-        assert!(SetPolicy::Ban.check_hook(Some(&every)).is_ok());
-        assert!(SetPolicy::AllowOnly.check_hook(None).is_ok());
-        let ssh = crate::Hook {
-            ports: crate::PortRange::parse_list("22").unwrap(),
-            ..every
-        };
-        assert!(SetPolicy::AllowOnly.check_hook(Some(&ssh)).is_ok());
-    }
-
-    #[test]
     fn allow_only_members_never_expire_by_default() {
-        let day = crate::Timeout::Secs(86_400);
+        let day = crate::timeout::Timeout::Secs(86_400);
         assert_eq!(SetPolicy::Ban.default_timeout(day), day);
         assert_eq!(
             SetPolicy::AllowOnly.default_timeout(day),
-            crate::Timeout::Never
+            crate::timeout::Timeout::Never
         );
     }
 

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::SetPolicy;
+use crate::policy::{PolicyHookError, SetPolicy};
 use crate::set_name::SetName;
 use crate::target::{Family, Target};
 use crate::timeout::Timeout;
@@ -477,6 +477,18 @@ impl SetSpec {
         }
     }
 
+    /// Whether the hook can carry the policy's rule: an allow-only rule
+    /// needs ports. Checked wherever a spec is built from the admin's
+    /// words (command line, banset.toml), before anything is made.
+    pub fn check_policy(&self) -> Result<(), PolicyHookError> {
+        match (self.policy, &self.hook) {
+            (SetPolicy::AllowOnly, Some(h)) if h.ports.is_empty() => {
+                Err(PolicyHookError::EveryPort)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `target` may go into this set; the error says why not.
     pub fn admits(&self, target: &Target) -> Result<(), Inadmissible> {
         if !self.families.includes(target.family()) {
@@ -600,5 +612,17 @@ mod tests {
         });
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<SetSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn allow_only_needs_ports() {
+        let mut spec = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+        assert!(spec.check_policy().is_ok(), "a ban set on every port");
+        spec.policy = SetPolicy::AllowOnly;
+        assert_eq!(spec.check_policy(), Err(PolicyHookError::EveryPort));
+        spec.hook.as_mut().unwrap().ports = PortRange::parse_list("22").unwrap();
+        assert!(spec.check_policy().is_ok());
+        spec.hook = None;
+        assert!(spec.check_policy().is_ok(), "no rule, no ports needed");
     }
 }
