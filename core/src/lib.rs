@@ -30,7 +30,9 @@ mod engine;
 pub mod errno;
 mod history;
 mod ledger;
+pub mod lockout;
 mod overlap;
+mod policy;
 mod reconcile;
 mod rule_sightings;
 mod set_name;
@@ -52,6 +54,7 @@ pub use ledger::{
     merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,
 };
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
+pub use policy::{PolicyHookError, SetPolicy};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };

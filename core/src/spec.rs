@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::{PolicyHookError, SetPolicy};
 use crate::set_name::SetName;
 use crate::target::{Family, Target};
 use crate::timeout::Timeout;
@@ -445,6 +446,11 @@ pub struct SetSpec {
     pub max_elements: Option<u32>,
     /// The blocking rule; `None` when the admin hooks the set up himself.
     pub hook: Option<Hook>,
+    /// What members mean to the hook: banned (the default) or the only
+    /// sources allowed ([`SetPolicy`]). Left out of the stored spec when
+    /// `ban`, so specs stored before it existed still compare equal.
+    #[serde(default, skip_serializing_if = "SetPolicy::is_ban")]
+    pub policy: SetPolicy,
 }
 
 /// A set's default timeout when nobody chose one: a day is long enough to
@@ -467,6 +473,19 @@ impl SetSpec {
             prefixes: true,
             max_elements: Some(DEFAULT_MAX_ELEMENTS),
             hook: Some(Hook::default()),
+            policy: SetPolicy::Ban,
+        }
+    }
+
+    /// Whether the hook can carry the policy's rule: an allow-only rule
+    /// needs ports. Checked wherever a spec is built from the admin's
+    /// words (command line, banset.toml), before anything is made.
+    pub fn check_policy(&self) -> Result<(), PolicyHookError> {
+        match (self.policy, &self.hook) {
+            (SetPolicy::AllowOnly, Some(h)) if h.ports.is_empty() => {
+                Err(PolicyHookError::EveryPort)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -593,5 +612,17 @@ mod tests {
         });
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<SetSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn allow_only_needs_ports() {
+        let mut spec = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+        assert!(spec.check_policy().is_ok(), "a ban set on every port");
+        spec.policy = SetPolicy::AllowOnly;
+        assert_eq!(spec.check_policy(), Err(PolicyHookError::EveryPort));
+        spec.hook.as_mut().unwrap().ports = PortRange::parse_list("22").unwrap();
+        assert!(spec.check_policy().is_ok());
+        spec.hook = None;
+        assert!(spec.check_policy().is_ok(), "no rule, no ports needed");
     }
 }
