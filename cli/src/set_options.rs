@@ -4,8 +4,8 @@
 
 use anyhow::Result;
 use banset_core::{
-    BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetName, SetSpec, Timeout,
-    DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
+    BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetName, SetPolicy, SetSpec,
+    Timeout, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
 };
 
 use crate::args::SetOptions;
@@ -74,6 +74,7 @@ pub fn build_spec(
         prefixes: !opts.no_prefixes,
         max_elements: Some(max_elements),
         hook,
+        policy: SetPolicy::Ban,
     })
 }
 

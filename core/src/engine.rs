@@ -365,7 +365,7 @@ impl Engine<'_> {
             }
             None => true,
         };
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, &spec)?;
         backend
             .ensure_set(spec)
             .map_err(|e| e.within(format!("create {}", spec.name)))?;
@@ -507,7 +507,7 @@ impl Engine<'_> {
             now,
             &mut report,
         )?;
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, &spec)?;
         if !report.created_set {
             heal_interrupted_removals(backend, &tx, &spec, now)?;
         }
@@ -998,7 +998,7 @@ impl Engine<'_> {
             Some(_) => {}
             None => tx.put_set(spec, now)?,
         }
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, &spec)?;
         let ctx = |e: BackendError| e.within(format!("adopt {}", spec.name));
         let kernel = backend.list(spec).map_err(ctx)?;
         backend.ensure_set(spec).map_err(ctx)?;
@@ -1167,7 +1167,7 @@ impl Engine<'_> {
         // skewed, and sync would re-arm every member.
         let now = self.clock.now();
         let spec = Self::spec_of(&tx, name)?;
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, &spec)?;
         let ctx = |e: BackendError| e.within(format!("sync {name}"));
         let repaired_objects = backend.health(&spec).map_err(ctx)? != SetHealth::Present;
         if repaired_objects {
@@ -1507,4 +1507,27 @@ fn describe_difference(old: &SetSpec, new: &SetSpec) -> String {
         diffs.push("ports/protocol/blocktype".into());
     }
     diffs.join(", ")
+}
+
+/// The backend of `spec`'s set, for a call that builds its kernel objects
+/// (create, replace, adopt, sync): refused when the backend cannot build
+/// the set's policy, the one place that refusal is made, so an allow-only
+/// set never becomes a ban set on a backend that only knows bans.
+fn backend_for<'b>(
+    backends: &'b dyn BackendProvider,
+    spec: &SetSpec,
+) -> Result<&'b dyn Backend, BackendError> {
+    let backend = backends.backend(spec.backend)?;
+    if backend.supports_policy(spec.policy) {
+        Ok(backend)
+    } else {
+        Err(BackendError::new(
+            ErrorKind::Unsupported,
+            format!("set {}", spec.name),
+            format!(
+                "the {} backend cannot build an {} set",
+                spec.backend, spec.policy
+            ),
+        ))
+    }
 }

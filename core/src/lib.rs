@@ -32,6 +32,7 @@ pub mod feed;
 mod history;
 mod ledger;
 mod overlap;
+mod policy;
 mod reconcile;
 mod rule_sightings;
 mod set_name;
@@ -53,6 +54,7 @@ pub use ledger::{
     merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,
 };
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
+pub use policy::SetPolicy;
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::SetPolicy;
 use crate::set_name::SetName;
 use crate::target::{Family, Target};
 use crate::timeout::Timeout;
@@ -420,6 +421,11 @@ pub struct SetSpec {
     pub max_elements: Option<u32>,
     /// The blocking rule; `None` when the admin hooks the set up himself.
     pub hook: Option<Hook>,
+    /// What members mean to the hook: banned (the default) or the only
+    /// sources allowed ([`SetPolicy`]). Left out of the stored spec when
+    /// `ban`, so specs stored before it existed still compare equal.
+    #[serde(default, skip_serializing_if = "SetPolicy::is_ban")]
+    pub policy: SetPolicy,
 }
 
 /// A set's default timeout when nobody chose one: a day is long enough to
@@ -442,6 +448,7 @@ impl SetSpec {
             prefixes: true,
             max_elements: Some(DEFAULT_MAX_ELEMENTS),
             hook: Some(Hook::default()),
+            policy: SetPolicy::Ban,
         }
     }
 

@@ -6,7 +6,9 @@
 //! reload and `watch --check`. The blocking rule (ports, protocol, block
 //! type) and the member bound (maxelem) change in place: each backend swaps
 //! its rule or rebuilds its set atomically ([`crate::Backend::change_set`]).
-//! The rest is fixed when the set is made, for reasons [`Refused`] says.
+//! The rest is fixed when the set is made, for reasons [`Refused`] says;
+//! the policy too ([`crate::SetPolicy`]): switched in place, every ban
+//! would at once become a pass, and every home address a ban.
 
 use std::fmt;
 
@@ -101,6 +103,14 @@ impl SpecChange {
                 old.timeout.to_string(),
                 new.timeout.to_string(),
                 "the kernel set's default timeout is fixed when it is made; give bans their own with `add --timeout`, or destroy and re-create the set",
+            );
+        }
+        if old.policy != new.policy {
+            refuse(
+                "policy",
+                old.policy.name().into(),
+                new.policy.name().into(),
+                "the members would change meaning (the banned would become the only ones allowed, or the other way round); destroy the set and create it with the new policy",
             );
         }
         if old.max_elements != new.max_elements {
@@ -250,10 +260,15 @@ mod tests {
         new.families = Families::Inet;
         new.prefixes = false;
         new.timeout = Timeout::Secs(60);
+        new.policy = crate::SetPolicy::AllowOnly;
         let c = SpecChange::between(&old, &new);
         assert!(c.in_place.is_empty());
         let options: Vec<&str> = c.refused.iter().map(|r| r.difference.option).collect();
-        assert_eq!(options, ["backend", "family", "prefixes", "timeout"]);
+        assert_eq!(
+            options,
+            ["backend", "family", "prefixes", "timeout", "policy"]
+        );
+        assert!(c.describe_refused().contains("policy ban -> allow-only"));
         assert!(c.describe_refused().contains("destroy"), "{c:?}");
     }
 }

@@ -41,7 +41,7 @@ impl Engine<'_> {
                 .into());
             }
         }
-        let backend = self.backends.backend(old.backend)?;
+        let backend = super::backend_for(self.backends, new)?;
         let ctx = |e: BackendError| e.within(format!("change set {}", new.name));
         heal_interrupted_removals(backend, &tx, &old, now)?;
         if backend.health(&old).map_err(ctx)? == SetHealth::Present {
