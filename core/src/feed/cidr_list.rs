@@ -13,6 +13,14 @@ use crate::Target;
 /// The merged prefixes of the list `reader` holds (see [`ranges::merge`]).
 /// The first malformed line fails the whole list.
 pub fn parse(reader: impl BufRead, source_name: &str) -> Result<Vec<Target>, FeedError> {
+    let targets = read(reader, source_name)?;
+    ranges::merge(&targets).map_err(|e| FeedError::file(source_name, e))
+}
+
+/// The entries of the list `reader` holds, as written (not merged), for a
+/// set that holds single addresses only. The first malformed line fails
+/// the whole list.
+pub fn read(reader: impl BufRead, source_name: &str) -> Result<Vec<Target>, FeedError> {
     let mut lines = Lines::new(reader, source_name);
     let mut out = Vec::new();
     while let Some(line) = lines.next_line()? {
@@ -32,7 +40,7 @@ pub fn parse(reader: impl BufRead, source_name: &str) -> Result<Vec<Target>, Fee
         }
         out.push(target);
     }
-    ranges::merge(&out).map_err(|e| FeedError::file(lines.source_name(), e))
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -34,11 +34,6 @@ impl<R: BufRead> Lines<R> {
         }
     }
 
-    /// The name errors give the input.
-    pub fn source_name(&self) -> &str {
-        &self.source_name
-    }
-
     /// The number of the line [`Lines::next_line`] returned last.
     pub fn number(&self) -> u64 {
         self.number

@@ -11,16 +11,19 @@
 //! the fewest that cover the same addresses. A feed is downloaded from
 //! elsewhere, so it is hostile input: any malformed line fails the whole
 //! feed with its file and line, and the caller applies nothing.
-//! [`shrink`] is the guard against a truncated download.
+//! [`fit`] reads a feed for one set (its families, whether it takes
+//! prefixes); [`shrink`] is the guard against a truncated download.
 
 pub mod cidr_list;
 mod error;
+pub mod fit;
 mod lines;
 pub mod ranges;
 pub mod rir;
 pub mod shrink;
 
 pub use error::FeedError;
+pub use fit::{read_for, Feed, Format};
 
 /// The most prefixes one feed may produce, before and after merging.
 /// Every delegated-statistics file of the five registries together holds

@@ -10,16 +10,17 @@ pub const DEFAULT_MAX_SHRINK_PERCENT: u8 = 50;
 /// A replace shrinks the set by more than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the new list has {new} entries where the set holds {current} now, \
-     {shrink}% fewer (more than the {max}% allowed); a truncated download? \
-     Check the file, then use --force or --max-shrink"
+    "the set holds {current} entries and the new list {new}, {shrink}% fewer, \
+     more than the {max}% allowed; a truncated download? \
+     Check the file, then use --force or a larger --max-shrink"
 )]
 pub struct Shrank {
     /// Entries the set holds now.
     pub current: usize,
     /// Entries the new list has.
     pub new: usize,
-    /// How much smaller, in percent, rounded down.
+    /// How much smaller, in percent, rounded up (so that it is always
+    /// above `max` when refused: 50.1% shows as 51%, not 50%).
     pub shrink: u8,
     /// The largest shrink allowed, in percent.
     pub max: u8,
@@ -34,7 +35,7 @@ pub fn check(current: usize, new: usize, max_percent: u8) -> Result<(), Shrank> 
     }
     // In u128 so that no count overflows; the quotient is at most 100.
     let lost = (current - new) as u128 * 100;
-    let shrink = u8::try_from(lost / current as u128).unwrap_or(100);
+    let shrink = u8::try_from(lost.div_ceil(current as u128)).unwrap_or(100);
     // Compared exactly (lost / current > max), not on the rounded value.
     if lost > u128::from(max_percent) * current as u128 {
         return Err(Shrank {
@@ -63,10 +64,10 @@ mod tests {
     fn shrinking_past_the_threshold_is_refused_with_both_sizes() {
         assert_eq!(check(1000, 500, 50), Ok(()));
         let e = check(1000, 499, 50).unwrap_err();
-        assert_eq!((e.current, e.new, e.shrink, e.max), (1000, 499, 50, 50));
+        assert_eq!((e.current, e.new, e.shrink, e.max), (1000, 499, 51, 50));
         let shown = e.to_string();
         assert!(
-            shown.contains("499 entries where the set holds 1000"),
+            shown.contains("holds 1000 entries and the new list 499, 51% fewer"),
             "{shown}"
         );
         assert!(check(1000, 0, 99).is_err());
