@@ -259,6 +259,12 @@ pub struct SetOptions {
     /// firewalld: also save the rule in firewalld's permanent configuration, so a restart or reboot keeps it
     #[arg(long)]
     pub permanent: bool,
+    /// What members mean: ban (they are blocked, the default) or allow-only (only they, loopback and this host reach the rule's ports)
+    #[arg(long, value_name = "POLICY", conflicts_with = "allow_only")]
+    pub policy: Option<String>,
+    /// Same as --policy allow-only: only members reach the ports (e.g. --allow-only --ports 22,587)
+    #[arg(long)]
+    pub allow_only: bool,
 }
 
 impl SetOptions {
@@ -274,6 +280,8 @@ impl SetOptions {
             && !self.no_prefixes
             && !self.no_hook
             && !self.permanent
+            && self.policy.is_none()
+            && !self.allow_only
     }
 }
 
@@ -283,6 +291,9 @@ pub struct CreateArgs {
     /// Default ban timeout of the set [default: 1d]
     #[arg(long, value_name = "T")]
     pub timeout: Option<String>,
+    /// Create an allow-only set even when it would lock out this ssh session or an established connection, or is empty
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }
@@ -290,6 +301,9 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct ChangeArgs {
     pub set: String,
+    /// Change an allow-only set's ports even when that would lock out this ssh session or an established connection
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }

@@ -56,6 +56,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<ParseTargetError>()
             || cause.is::<ParseSetNameError>()
             || cause.is::<ParseTimeoutError>()
+            || cause.is::<banset_core::lockout::Lockout>()
         {
             return EXIT_USAGE;
         }

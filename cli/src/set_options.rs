@@ -64,6 +64,7 @@ pub fn build_spec(
              {backend} backend; add --backend firewalld (is firewalld running?)"
         );
     }
+    let policy = parse_policy(opts)?.unwrap_or_default();
     Ok(SetSpec {
         name,
         backend,
@@ -74,7 +75,21 @@ pub fn build_spec(
         prefixes: !opts.no_prefixes,
         max_elements: Some(max_elements),
         hook,
-        policy: SetPolicy::Ban,
+        policy,
+    })
+}
+
+/// `--policy` or `--allow-only`, when given.
+fn parse_policy(opts: &SetOptions) -> Result<Option<SetPolicy>> {
+    if opts.allow_only {
+        return Ok(Some(SetPolicy::AllowOnly));
+    }
+    Ok(match &opts.policy {
+        Some(p) => match p.parse::<SetPolicy>() {
+            Ok(p) => Some(p),
+            Err(e) => usage!("{e}"),
+        },
+        None => None,
     })
 }
 
@@ -191,6 +206,11 @@ pub fn changed_spec(
     }
     if let Some(t) = timeout {
         spec.timeout = t;
+    }
+    // Never in place (`SpecChange` refuses it), but asked for, it is part of
+    // the wanted spec so the refusal says why.
+    if let Some(policy) = parse_policy(opts)? {
+        spec.policy = policy;
     }
     let rule_options = opts.ports.is_some()
         || opts.protocol.is_some()

@@ -31,6 +31,7 @@ pub mod errno;
 pub mod feed;
 mod history;
 mod ledger;
+pub mod lockout;
 mod overlap;
 mod policy;
 mod reconcile;

@@ -284,6 +284,8 @@ fn ensure(ctx: &mut Context, e: &Ensure) -> Result<Value> {
             no_prefixes: e.prefixes == Some(false),
             no_hook: e.hook == Some(false),
             permanent: false,
+            policy: None,
+            allow_only: false,
         },
         fail2ban_db: None,
         jail: None,

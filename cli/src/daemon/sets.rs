@@ -101,7 +101,28 @@ impl Daemon<'_> {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
         for spec in specs {
             let configured = self.ctx.config.sets.contains_key(spec.name.as_str());
-            match set_plan(&mut self.ctx.fw.ledger, &spec, configured) {
+            let plan = set_plan(&mut self.ctx.fw.ledger, &spec, configured);
+            // The same guard as `create` and `set-options`, never forced:
+            // a config that would lock the admin out is not applied.
+            let old = match &plan {
+                SetPlan::Create => Some(None),
+                SetPlan::Change(_) => Some(
+                    self.ctx
+                        .fw
+                        .ledger
+                        .read()
+                        .ok()
+                        .and_then(|tx| tx.set_spec(&spec.name).ok().flatten()),
+                ),
+                SetPlan::Keep | SetPlan::KeepLedgers(..) => None,
+            };
+            if let Some(old) = old {
+                if let Err(e) = crate::lockout::guard(self.ctx, old.as_ref(), &spec, &[], false) {
+                    log!("set {}: not applied: {e:#}", spec.name);
+                    continue;
+                }
+            }
+            match plan {
                 SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),

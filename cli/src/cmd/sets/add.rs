@@ -68,6 +68,10 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
             comment: args.comment.clone(),
         })
         .collect();
+    if is_new && !args.no_create {
+        let coming: Vec<_> = requests.iter().map(|r| r.target).collect();
+        crate::lockout::guard(ctx, None, &spec, &coming, args.force)?;
+    }
     let opts = AddOptions {
         force: args.force,
         create_with: (!args.no_create).then(|| spec.clone()),

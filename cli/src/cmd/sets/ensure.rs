@@ -50,6 +50,7 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     }
     match existing {
         None => {
+            crate::lockout::guard(ctx, None, &wanted, &[], false)?;
             ctx.engine().create(&wanted)?;
             let did = ctx.did("created", "would create");
             ctx.info(format_args!("{did} {}", describe_spec(&wanted)));
@@ -64,6 +65,7 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
                     hook: wanted.hook.clone(),
                     ..existing.clone()
                 };
+                crate::lockout::guard(ctx, Some(&existing), &target, &[], false)?;
                 let change = ctx.engine().change_set(&target)?;
                 let did = ctx.did("changed", "would change");
                 ctx.notice(format_args!(
