@@ -182,3 +182,20 @@ fn replace_merges_a_lists_adjacent_and_overlapping_prefixes() {
         );
     });
 }
+
+#[test]
+fn an_allow_only_set_takes_loopback_and_wide_prefixes_a_ban_set_refuses() {
+    kernel_test("replace_allow_only", || {
+        let s = Sandbox::new("replace_allow_only");
+        // --no-hook: no rule, so the lockout guard has nothing to guard;
+        // what is tested is what the set may hold.
+        s.ok(&["create", "home", "--allow-only", "--no-hook", "--force"]);
+        s.ok(&["create", "bans"]);
+        let list = s.file("home.txt", "127.0.0.0/8\n10.0.0.0/7\n");
+        let list = list.to_str().unwrap();
+        s.ok(&["replace", "home", "--file", list]);
+        assert!(member(&s, "home", "127.0.0.1") && member(&s, "home", "11.1.1.1"));
+        let err = refused(&s, &["replace", "bans", "--file", list]);
+        assert!(err.contains("refusing to ban 10.0.0.0/7"), "{err}");
+    });
+}

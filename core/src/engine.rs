@@ -379,7 +379,7 @@ impl Engine<'_> {
             }
             None => true,
         };
-        let backend = backend_for(self.backends, &spec)?;
+        let backend = backend_for(self.backends, spec)?;
         backend
             .ensure_set(spec)
             .map_err(|e| e.within(format!("create {}", spec.name)))?;
@@ -1029,7 +1029,7 @@ impl Engine<'_> {
             Some(_) => {}
             None => tx.put_set(spec, now)?,
         }
-        let backend = backend_for(self.backends, &spec)?;
+        let backend = backend_for(self.backends, spec)?;
         let ctx = |e: BackendError| e.within(format!("adopt {}", spec.name));
         let kernel = backend.list(spec).map_err(ctx)?;
         backend.ensure_set(spec).map_err(ctx)?;
