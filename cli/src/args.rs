@@ -390,19 +390,14 @@ pub struct BlocklistdArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("feed").required(true).args(["file", "rir"]))]
+#[command(group = clap::ArgGroup::new("feed").required(true).multiple(true).args(["file", "rir"]))]
 pub struct ReplaceArgs {
     pub set: String,
-    /// File (or - for standard input) holding the new content, one address or prefix per line (# and ; comments); adjacent and overlapping prefixes are merged
+    /// File (or - for standard input) holding the new content, one address or prefix per line (# and ; comments); adjacent and overlapping prefixes are merged. With --rir: added to the registry's addresses
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// A Regional Internet Registry's delegated-statistics file (or -), e.g. delegated-apnic-latest: the new content is the addresses it delegates to --country
-    #[arg(
-        long,
-        value_name = "PATH",
-        requires = "country",
-        conflicts_with = "file"
-    )]
+    #[arg(long, value_name = "PATH", requires = "country")]
     pub rir: Option<PathBuf>,
     /// With --rir: the countries, ISO 3166 codes such as JP or JP,KR
     #[arg(long, value_name = "CC[,CC..]", requires = "rir")]
@@ -415,7 +410,7 @@ pub struct ReplaceArgs {
     pub timeout: Option<String>,
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
-    /// Take a list that shrank past --max-shrink, and prefixes wider than /8 (IPv4) or /16 (IPv6)
+    /// Take a list that shrank past --max-shrink, one that leaves out this ssh session (allow-only sets), and prefixes wider than /8 (IPv4) or /16 (IPv6)
     #[arg(long)]
     pub force: bool,
 }

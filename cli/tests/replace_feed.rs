@@ -141,25 +141,26 @@ fn a_malformed_feed_names_its_line_and_applies_nothing() {
         assert_eq!(active(&s), 1);
         assert!(member(&s, "feed", "192.0.2.1"));
         assert!(!member(&s, "feed", "198.51.100.1"));
-        // Usage: --rir needs --country, a country is two letters, one
-        // source only.
+        // Usage: --rir needs --country, a country is two letters, a
+        // source is needed, standard input is read once.
         refused(&s, &["replace", "feed", "--rir", bad]);
         let err = refused(&s, &["replace", "feed", "--rir", bad, "--country", "JPN"]);
         assert!(err.contains("two-letter"), "{err}");
-        refused(
+        refused(&s, &["replace", "feed"]);
+        let err = refused(
             &s,
             &[
                 "replace",
                 "feed",
                 "--rir",
-                bad,
+                "-",
                 "--file",
-                bad,
+                "-",
                 "--country",
                 "JP",
             ],
         );
-        refused(&s, &["replace", "feed"]);
+        assert!(err.contains("read once"), "{err}");
     });
 }
 
@@ -197,5 +198,93 @@ fn an_allow_only_set_takes_loopback_and_wide_prefixes_a_ban_set_refuses() {
         assert!(member(&s, "home", "127.0.0.1") && member(&s, "home", "11.1.1.1"));
         let err = refused(&s, &["replace", "bans", "--file", list]);
         assert!(err.contains("refusing to ban 10.0.0.0/7"), "{err}");
+    });
+}
+
+#[test]
+fn a_registry_file_and_a_list_of_extras_are_one_content() {
+    kernel_test("replace_union", || {
+        let s = Sandbox::new("replace_union");
+        s.ok(&["create", "home"]);
+        // The office abroad, and a block that joins JP's 1.0.16.0/20 into
+        // one aligned /19.
+        let extra = s.file("extra.txt", "# office\n198.51.100.7\n1.0.0.0/20\n");
+        s.ok(&[
+            "replace",
+            "home",
+            "--rir",
+            SAMPLE,
+            "--country",
+            "JP",
+            "--file",
+            extra.to_str().unwrap(),
+        ]);
+        assert_eq!(active(&s), 15);
+        let listed = s.json(&["list", "home", "--json"]).to_string();
+        assert!(
+            listed.contains("1.0.0.0/19") && !listed.contains("1.0.16.0/20"),
+            "{listed}"
+        );
+        assert!(member(&s, "home", "198.51.100.7") && member(&s, "home", "133.0.0.1"));
+    });
+}
+
+#[test]
+fn replacing_an_allow_only_set_without_this_ssh_session_is_refused() {
+    kernel_test("replace_lockout", || {
+        let s = Sandbox::new("replace_lockout");
+        let ssh = "198.51.100.7 50022 192.0.2.1 22";
+        // With this ssh session, or outside any (whatever the test
+        // runner's own environment says).
+        let run_as = |session: Option<&str>, args: &[&str]| {
+            let mut cmd = s.cmd(args);
+            cmd.env_remove("SSH_CONNECTION").env_remove("SSH_CLIENT");
+            if let Some(session) = session {
+                cmd.env("SSH_CONNECTION", session);
+            }
+            cmd.output().unwrap()
+        };
+        let run = |args: &[&str]| run_as(Some(ssh), args);
+        let home = s.file("home.txt", "198.51.100.0/24\n203.0.113.0/24\n");
+        let home = home.to_str().unwrap();
+        s.ok(&["create", "home", "--allow-only", "--no-hook"]);
+        s.ok(&["replace", "home", "--file", home]);
+        let out = run(&["set-options", "home", "--ports", "22"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A list without the session's address: refused, nothing changed.
+        let away = s.file("away.txt", "203.0.113.0/24\n192.0.2.0/24\n");
+        let away = away.to_str().unwrap();
+        let out = run(&["replace", "home", "--file", away]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("would lock out 198.51.100.7"), "{err}");
+        assert!(member(&s, "home", "198.51.100.7"));
+        // An empty list too, whatever --max-shrink says.
+        let empty = s.file("empty.txt", "");
+        let out = run_as(
+            None,
+            &[
+                "replace",
+                "home",
+                "--file",
+                empty.to_str().unwrap(),
+                "--max-shrink",
+                "100",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("allow-only set home is empty"), "{err}");
+        let out = run(&["replace", "home", "--file", away, "--force"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!member(&s, "home", "198.51.100.7"));
     });
 }

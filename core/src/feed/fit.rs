@@ -4,7 +4,7 @@
 use std::io::BufRead;
 
 use super::rir::{self, Country};
-use super::{cidr_list, FeedError};
+use super::{cidr_list, ranges, FeedError, MAX_FEED_ENTRIES};
 use crate::{SetSpec, Target};
 
 /// How a feed is written.
@@ -17,45 +17,70 @@ pub enum Format<'a> {
     Rir(&'a [Country]),
 }
 
+/// One file to read: how it is written, the reader, and its name for
+/// errors.
+#[derive(Debug)]
+pub struct Source<'a, R> {
+    /// How it is written.
+    pub format: Format<'a>,
+    /// Its content.
+    pub reader: R,
+    /// The file as the user named it.
+    pub name: &'a str,
+}
+
 /// A feed's content for one set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Feed {
     /// What the set is to hold.
     pub targets: Vec<Target>,
     /// Entries of a family the set does not hold, left out (an IPv4-only
-    /// set and a registry file that lists both).
+    /// set and a registry file that lists both), counted as read: a list's
+    /// lines, a registry file's prefixes.
     pub other_family: usize,
 }
 
-/// The content `reader` (named `source_name` in errors) gives the set
-/// `spec`: merged into the fewest prefixes when the set takes prefixes;
-/// for a set of single addresses, the list as written less duplicates
-/// (merging would turn neighbours into a prefix it cannot hold). Entries
-/// of a family the set does not hold are left out and counted.
-pub fn read_for(
+/// The content `sources` together give the set `spec` (a country's
+/// registry file and a list of the few addresses abroad that must reach
+/// the ports too: one allow-only set, since two on a port would let in
+/// only sources in both). Merged into the fewest prefixes when the set
+/// takes prefixes; for a set of single addresses, the lists as written
+/// less duplicates (merging would turn neighbours into a prefix it cannot
+/// hold). Entries of a family the set does not hold are left out and
+/// counted. The first malformed line of any source fails all of them.
+pub fn read_for<'a, R: BufRead>(
     spec: &SetSpec,
-    format: Format<'_>,
-    reader: impl BufRead,
-    source_name: &str,
+    sources: impl IntoIterator<Item = Source<'a, R>>,
 ) -> Result<Feed, FeedError> {
-    let targets = match format {
-        Format::CidrList if !spec.prefixes => {
-            let mut targets = cidr_list::read(reader, source_name)?;
-            targets.sort_unstable();
-            targets.dedup();
-            targets
+    let mut targets = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for source in sources {
+        names.push(source.name);
+        let read = match source.format {
+            Format::CidrList => cidr_list::read(source.reader, source.name)?,
+            Format::Rir(countries) => rir::parse(source.reader, source.name, countries)?.targets,
+        };
+        if targets.len() + read.len() > MAX_FEED_ENTRIES {
+            return Err(FeedError::file(
+                source.name,
+                format!("more than {MAX_FEED_ENTRIES} entries in all"),
+            ));
         }
-        Format::CidrList => cidr_list::parse(reader, source_name)?,
-        Format::Rir(countries) => rir::parse(reader, source_name, countries)?.targets,
-    };
+        targets.extend(read);
+    }
     let read = targets.len();
-    let targets: Vec<Target> = targets
-        .into_iter()
-        .filter(|t| spec.families.includes(t.family()))
-        .collect();
+    targets.retain(|t| spec.families.includes(t.family()));
+    let other_family = read - targets.len();
+    let targets = if spec.prefixes {
+        ranges::merge(&targets).map_err(|e| FeedError::file(&names.join(" + "), e))?
+    } else {
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    };
     Ok(Feed {
-        other_family: read - targets.len(),
         targets,
+        other_family,
     })
 }
 
@@ -72,6 +97,15 @@ mod tests {
         }
     }
 
+    fn read(spec: &SetSpec, text: &str) -> Feed {
+        let source = Source {
+            format: Format::CidrList,
+            reader: text.as_bytes(),
+            name: "f",
+        };
+        read_for(spec, [source]).unwrap()
+    }
+
     fn shown(feed: &Feed) -> Vec<String> {
         feed.targets.iter().map(ToString::to_string).collect()
     }
@@ -80,69 +114,64 @@ mod tests {
 
     #[test]
     fn a_prefix_set_gets_the_merged_list() {
-        let feed = read_for(
-            &spec(Families::Both, true),
-            Format::CidrList,
-            LIST.as_bytes(),
-            "f",
-        )
-        .unwrap();
+        let feed = read(&spec(Families::Both, true), LIST);
         assert_eq!(shown(&feed), ["192.0.2.0/31", "2001:db8::1"]);
         assert_eq!(feed.other_family, 0);
     }
 
     #[test]
     fn a_host_set_gets_its_hosts_unmerged_once_each() {
-        let feed = read_for(
-            &spec(Families::Both, false),
-            Format::CidrList,
-            LIST.as_bytes(),
-            "f",
-        )
-        .unwrap();
+        let feed = read(&spec(Families::Both, false), LIST);
         assert_eq!(shown(&feed), ["192.0.2.0", "192.0.2.1", "2001:db8::1"]);
     }
 
     #[test]
     fn the_other_family_is_left_out_and_counted() {
-        let feed = read_for(
-            &spec(Families::Inet, true),
-            Format::CidrList,
-            LIST.as_bytes(),
-            "f",
-        )
-        .unwrap();
+        let feed = read(&spec(Families::Inet, true), LIST);
         assert_eq!(
             (shown(&feed), feed.other_family),
             (vec!["192.0.2.0/31".to_string()], 1)
         );
-        let feed = read_for(
-            &spec(Families::Inet6, true),
-            Format::CidrList,
-            LIST.as_bytes(),
-            "f",
-        )
-        .unwrap();
+        // Counted as written: three IPv4 lines, one of them twice.
+        let feed = read(&spec(Families::Inet6, true), LIST);
         assert_eq!(
             (shown(&feed), feed.other_family),
-            (vec!["2001:db8::1".to_string()], 1)
+            (vec!["2001:db8::1".to_string()], 3)
         );
     }
 
     #[test]
-    fn a_registry_file_reads_for_its_countries() {
+    fn a_registry_file_and_a_list_are_one_merged_content() {
         let text = "2|apnic|1|2|0|0|+1000\n\
                     apnic|JP|ipv4|192.0.2.0|384|0|allocated\n\
                     apnic|JP|ipv6|2001:db8::|32|0|allocated\n";
         let jp = Country::parse_list("JP").unwrap();
-        let feed = read_for(
-            &spec(Families::Inet, true),
-            Format::Rir(&jp),
-            text.as_bytes(),
-            "d",
-        )
-        .unwrap();
-        assert_eq!(shown(&feed), ["192.0.2.0/24", "192.0.3.0/25"]);
+        let sources = [
+            Source {
+                format: Format::Rir(&jp),
+                reader: text.as_bytes(),
+                name: "d",
+            },
+            Source {
+                format: Format::CidrList,
+                reader: "192.0.3.128/25\n198.51.100.7\n".as_bytes(),
+                name: "extra",
+            },
+        ];
+        let feed = read_for(&spec(Families::Inet, true), sources).unwrap();
+        assert_eq!(shown(&feed), ["192.0.2.0/23", "198.51.100.7"]);
         assert_eq!(feed.other_family, 1);
+    }
+
+    #[test]
+    fn a_bad_line_in_the_second_source_fails_both() {
+        let sources =
+            [("ok", "192.0.2.0/24\n"), ("bad", "# x\n192.0.2.0/99\n")].map(|(name, text)| Source {
+                format: Format::CidrList,
+                reader: text.as_bytes(),
+                name,
+            });
+        let e = read_for(&spec(Families::Both, true), sources).unwrap_err();
+        assert_eq!((e.source_name.as_str(), e.line), ("bad", Some(2)));
     }
 }

@@ -23,7 +23,7 @@ pub mod rir;
 pub mod shrink;
 
 pub use error::FeedError;
-pub use fit::{read_for, Feed, Format};
+pub use fit::{read_for, Feed, Format, Source};
 
 /// The most prefixes one feed may produce, before and after merging.
 /// Every delegated-statistics file of the five registries together holds

@@ -1,14 +1,15 @@
 //! `banset replace SET --file F | --rir F --country CC`: the set's whole
 //! content swapped for a list, atomically, refused when the list shrank
-//! past `--max-shrink` (a truncated download must not lock users out of
-//! an allow-only set, nor free a ban list's members).
+//! past `--max-shrink` (a truncated download must not free a ban list's
+//! members) or, for an allow-only set, when it leaves out this ssh session
+//! or an established connection to the set's ports (the lockout guard).
 
-use std::io::{BufReader, Read};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use banset_core::feed::rir::Country;
-use banset_core::feed::{self, Format};
+use banset_core::feed::{self, Format, Source};
 use banset_core::{AddOptions, BanRequest, SetSpec, Timeout};
 
 use crate::args::ReplaceArgs;
@@ -24,12 +25,7 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
         Some(list) => Country::parse_list(list).map_err(Usage)?,
         None => Vec::new(),
     };
-    let (path, format) = match (&args.file, &args.rir) {
-        (Some(path), None) => (path, Format::CidrList),
-        (None, Some(path)) => (path, Format::Rir(&countries)),
-        _ => usage!("replace takes one of --file PATH and --rir PATH"),
-    };
-    // The set decides how the list is read (merged or not, which
+    // The set decides how the lists are read (merged or not, which
     // families). The engine reads the spec again in its transaction; a
     // set re-created in between with other options fails there.
     let spec = ctx
@@ -38,7 +34,14 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
         .read()?
         .set_spec(&name)?
         .ok_or_else(|| banset_core::Error::UnknownSet(name.clone()))?;
-    let feed = read_feed(path, &spec, format)?;
+    let mut sources: Vec<(&PathBuf, Format<'_>)> = Vec::new();
+    if let Some(path) = &args.rir {
+        sources.push((path, Format::Rir(&countries)));
+    }
+    if let Some(path) = &args.file {
+        sources.push((path, Format::CidrList));
+    }
+    let feed = read_feed(&spec, &sources)?;
     if feed.other_family > 0 && !ctx.global.quiet {
         // Said without --verbose: the set will not hold all the file has.
         eprintln!(
@@ -48,6 +51,10 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
         );
     }
     let targets = feed.targets;
+    // The new content as if the set were created with it: an allow-only
+    // set must keep this ssh session and every established connection to
+    // its ports, and must not become empty.
+    crate::lockout::guard(ctx, None, &spec, &targets, args.force)?;
     let progress = Progress::new(targets.len(), ctx.global.quiet);
     progress.step(&format!(
         "replacing with {}",
@@ -81,23 +88,40 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     Ok(None)
 }
 
-/// The feed at `path` (`-`: standard input) read for `spec`. Every
-/// malformed line is an input error (exit 2) naming file and line.
-fn read_feed(path: &Path, spec: &SetSpec, format: Format<'_>) -> Result<feed::Feed> {
-    let stdin = path == Path::new("-");
-    let shown = if stdin {
-        "standard input".to_string()
-    } else {
-        path.display().to_string()
-    };
-    let reader: Box<dyn Read> = if stdin {
-        Box::new(std::io::stdin().lock())
-    } else {
-        match std::fs::File::open(path) {
-            Ok(f) => Box::new(f),
-            Err(e) => return Err(crate::errors::input_file_error("file", path, e)),
-        }
-    };
-    let reader = BufReader::with_capacity(1 << 16, reader);
-    feed::read_for(spec, format, reader, &shown).map_err(|e| Usage(e.to_string()).into())
+/// The feeds at `sources` (`-`: standard input, once) read together for
+/// `spec`. Every malformed line is an input error (exit 2) naming file and
+/// line.
+fn read_feed(spec: &SetSpec, sources: &[(&PathBuf, Format<'_>)]) -> Result<feed::Feed> {
+    if sources.iter().filter(|(p, _)| is_stdin(p)).count() > 1 {
+        usage!("standard input (-) can be read once: name a file for the other list");
+    }
+    let mut opened: Vec<(String, Format<'_>, Box<dyn BufRead>)> = Vec::new();
+    for &(path, format) in sources {
+        let (shown, reader): (String, Box<dyn Read>) = if is_stdin(path) {
+            (
+                "standard input".to_string(),
+                Box::new(std::io::stdin().lock()),
+            )
+        } else {
+            match std::fs::File::open(path) {
+                Ok(f) => (path.display().to_string(), Box::new(f)),
+                Err(e) => return Err(crate::errors::input_file_error("file", path, e)),
+            }
+        };
+        opened.push((
+            shown,
+            format,
+            Box::new(BufReader::with_capacity(1 << 16, reader)),
+        ));
+    }
+    let sources = opened.iter_mut().map(|(name, format, reader)| Source {
+        format: *format,
+        reader,
+        name,
+    });
+    feed::read_for(spec, sources).map_err(|e| Usage(e.to_string()).into())
+}
+
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
 }
