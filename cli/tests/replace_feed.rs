@@ -194,7 +194,17 @@ fn an_allow_only_set_takes_loopback_and_wide_prefixes_a_ban_set_refuses() {
         s.ok(&["create", "bans"]);
         let list = s.file("home.txt", "127.0.0.0/8\n10.0.0.0/7\n");
         let list = list.to_str().unwrap();
-        s.ok(&["replace", "home", "--file", list]);
+        // The set's default timeout (a day): said, since members that run
+        // out empty the set.
+        let out = s.run(&["replace", "home", "--file", list]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("warning: home: these members expire in 1d"),
+            "{err}"
+        );
+        let out = s.run(&["replace", "home", "--file", list, "--timeout", "never"]);
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
         assert!(member(&s, "home", "127.0.0.1") && member(&s, "home", "11.1.1.1"));
         let err = refused(&s, &["replace", "bans", "--file", list]);
         assert!(err.contains("refusing to ban 10.0.0.0/7"), "{err}");

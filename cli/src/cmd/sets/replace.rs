@@ -51,6 +51,21 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
         );
     }
     let targets = feed.targets;
+    let lasts = timeout.unwrap_or(spec.timeout);
+    if !spec.policy.is_ban() && lasts != Timeout::Never && !ctx.global.quiet {
+        // Members that run out empty an allow-only set, and an empty one
+        // blocks every source on its ports: worth saying every time.
+        eprintln!(
+            "banset: warning: {name}: these members expire in {lasts} (the {} timeout); \
+             an allow-only set that empties blocks every source on its ports: \
+             pass --timeout never, or replace again before then",
+            if timeout.is_some() {
+                "--timeout"
+            } else {
+                "set's"
+            }
+        );
+    }
     // The new content as if the set were created with it: an allow-only
     // set must keep this ssh session and every established connection to
     // its ports, and must not become empty.
