@@ -64,12 +64,16 @@ pub fn guard(
 }
 
 /// The remote ends of every established TCP connection to this host, from
-/// this network namespace's `/proc/net/tcp` and `/proc/net/tcp6`. A file
-/// that cannot be read (no IPv6, no /proc) adds nothing.
+/// this thread's network namespace (`/proc/thread-self/net/tcp{,6}`: a
+/// thread may have joined another namespace than the process's; before
+/// Linux 3.17, `/proc/net`). A file that cannot be read (no IPv6, no
+/// /proc) adds nothing.
 fn established_peers() -> Vec<Peer> {
     let mut out = Vec::new();
-    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(path) {
+    for file in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
+            .or_else(|_| std::fs::read_to_string(format!("/proc/net/{file}")));
+        if let Ok(text) = text {
             out.extend(parse_proc_net_tcp(&text));
         }
     }

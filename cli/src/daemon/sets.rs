@@ -78,6 +78,26 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
     if let Some(r) = &settings.recidive {
         wanted.push(r.set.clone());
     }
+    // A jail's bans in an allow-only set would be the attackers let in.
+    let banning = settings
+        .jails
+        .iter()
+        .map(|j| (format!("jail {}", j.name), &j.set))
+        .chain(
+            settings
+                .recidive
+                .iter()
+                .map(|r| ("recidive".to_string(), &r.set)),
+        );
+    for (who, set) in banning {
+        if out.get(set).is_some_and(|s| !s.policy.is_ban()) {
+            return Err(crate::errors::Usage(format!(
+                "{}: {who} bans into set {set}, an allow-only set (its members are the only sources let in); give it a ban set",
+                config.origin_name()
+            ))
+            .into());
+        }
+    }
     for name in wanted {
         if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.clone()) {
             slot.insert(build_spec(
@@ -99,6 +119,7 @@ impl Daemon<'_> {
     /// another rule or maxelem, keeping every ban.
     pub(super) fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
+        self.allow_only.clear();
         for spec in specs {
             let configured = self.ctx.config.sets.contains_key(spec.name.as_str());
             let plan = set_plan(&mut self.ctx.fw.ledger, &spec, configured);
@@ -146,6 +167,20 @@ impl Daemon<'_> {
                     );
                 }
                 SetPlan::KeepLedgers(..) | SetPlan::Keep => {}
+            }
+            let in_ledger = self
+                .ctx
+                .fw
+                .ledger
+                .read()
+                .ok()
+                .and_then(|tx| tx.set_spec(&spec.name).ok().flatten());
+            if in_ledger.is_some_and(|s| !s.policy.is_ban()) {
+                log!(
+                    "set {}: an allow-only set in the ledger; the jails' bans into it are refused (they would let the attacker in): give them a ban set",
+                    spec.name
+                );
+                self.allow_only.insert(spec.name.clone());
             }
         }
     }

@@ -858,7 +858,9 @@ mod tests {
         });
         let top: Vec<_> = AttrIter::new(&got).collect::<Result<_, _>>().unwrap();
         let exprs: Vec<_> = AttrIter::new(top[2].1).collect::<Result<_, _>>().unwrap();
-        let parts: Vec<(&str, Vec<(u16, Vec<u8>)>)> = exprs
+        // (expression name, its data attributes as (type, bytes))
+        type Attr = (u16, Vec<u8>);
+        let parts: Vec<(&str, Vec<Attr>)> = exprs
             .iter()
             .map(|(_, e)| {
                 let attrs: Vec<_> = AttrIter::new(e).collect::<Result<_, _>>().unwrap();

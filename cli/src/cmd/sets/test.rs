@@ -23,10 +23,6 @@ pub fn run(ctx: &mut Context, args: TestArgs) -> Result<Option<i32>> {
         SetPolicy::AllowOnly => {
             let verdict = match &spec.hook {
                 None => "no rule: the set blocks nothing by itself".to_string(),
-                // The rule never matches the host's own traffic (it comes in on lo).
-                Some(_) if target.addr().is_loopback() => {
-                    "would be allowed (loopback is never blocked)".to_string()
-                }
                 Some(h) if SetPolicy::AllowOnly.blocks(member) => format!(
                     "would be {}",
                     match h.block {
