@@ -5,9 +5,11 @@
 
 use std::io::BufRead;
 
+use super::bounds::MAX_FEED_ENTRIES;
 use super::error::quote;
+use super::error::FeedError;
 use super::lines::Lines;
-use super::{ranges, FeedError, MAX_FEED_ENTRIES};
+use super::ranges;
 use crate::Target;
 
 /// The merged prefixes of the list `reader` holds (see [`ranges::merge`]).

@@ -3,8 +3,10 @@
 
 use std::io::BufRead;
 
+use super::bounds::MAX_FEED_ENTRIES;
+use super::error::FeedError;
 use super::rir::{self, Country};
-use super::{cidr_list, ranges, FeedError, MAX_FEED_ENTRIES};
+use super::{cidr_list, ranges};
 use crate::{SetSpec, Target};
 
 /// How a feed is written.

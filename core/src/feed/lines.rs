@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, Read};
 
-use super::FeedError;
+use super::error::FeedError;
 
 /// The longest line, newline excluded. A delegated-statistics record is
 /// under 100 bytes, a list line one prefix and a comment.

@@ -14,6 +14,7 @@
 //! [`fit`] reads a feed for one set (its families, whether it takes
 //! prefixes); [`shrink`] is the guard against a truncated download.
 
+mod bounds;
 pub mod cidr_list;
 mod error;
 pub mod fit;
@@ -22,10 +23,6 @@ pub mod ranges;
 pub mod rir;
 pub mod shrink;
 
+pub use bounds::MAX_FEED_ENTRIES;
 pub use error::FeedError;
 pub use fit::{read_for, Feed, Format, Source};
-
-/// The most prefixes one feed may produce, before and after merging.
-/// Every delegated-statistics file of the five registries together holds
-/// about 300,000 address records; a country is a small part of that.
-pub const MAX_FEED_ENTRIES: usize = 1_000_000;

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::MAX_FEED_ENTRIES;
+use super::bounds::MAX_FEED_ENTRIES;
 use crate::{Family, Target};
 
 /// An inclusive range of addresses of one family.

@@ -23,10 +23,11 @@
 use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::bounds::MAX_FEED_ENTRIES;
 use super::error::quote;
+use super::error::FeedError;
 use super::lines::Lines;
 use super::ranges::{self, Span};
-use super::{FeedError, MAX_FEED_ENTRIES};
 use crate::{Family, Target};
 
 /// An ISO 3166 two-letter country code, upper case.
