@@ -69,7 +69,7 @@ pub enum Command {
     /// List sets and their members, as the kernel holds them
     List(ListArgs),
     /// Unban everything in a set; the set stays
-    Flush(SetArg),
+    Flush(FlushArgs),
     /// Remove a set, its rule and its bans
     Destroy(SetArg),
     /// Make the kernel match the ledger (after a reboot or a firewall reload)
@@ -262,7 +262,7 @@ pub struct SetOptions {
     /// What members mean: ban (they are blocked, the default) or allow-only (only they, loopback and this host reach the rule's ports)
     #[arg(long, value_name = "POLICY", conflicts_with = "allow_only")]
     pub policy: Option<String>,
-    /// Same as --policy allow-only: only members reach the ports (e.g. --allow-only --ports 22,587)
+    /// Same as --policy allow-only: only members reach the ports, which it needs (e.g. --allow-only --ports 22,587)
     #[arg(long)]
     pub allow_only: bool,
 }
@@ -369,6 +369,9 @@ pub struct DelArgs {
     /// A set that does not exist is fine too (nothing to unban): for fail2ban's actionunban
     #[arg(long)]
     pub if_exists: bool,
+    /// Take members out of an allow-only set even when that would lock out this ssh session or an established connection, or empty it
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -433,6 +436,14 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct SetArg {
     pub set: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    pub set: String,
+    /// Flush an allow-only set even though its rule then blocks every source on its ports
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

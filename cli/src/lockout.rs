@@ -1,14 +1,16 @@
 //! The lockout guard's OS half: who is talking to this host now (the ssh
 //! session's environment, the established TCP connections in
-//! `/proc/net/tcp{,6}`) and the set's members from the ledger. The decision
-//! is `banset_core::lockout::check`; `create`, `set-options` and the
-//! daemon's config reload all come through [`guard`].
+//! `/proc/net/tcp{,6}`) and the set's members from the ledger. The decisions
+//! are `banset_core::lockout::check` and `check_removal`; `create`,
+//! `set-options`, `add` (creating a set), `ensure`, the daemon's start and
+//! reload and `watch --check` come through [`guard`] / [`guard_with`],
+//! `del` and `flush` through [`guard_removal`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::Result;
 use banset_core::lockout::{self, Peer, Seen};
-use banset_core::{Clock, SetSpec, Target};
+use banset_core::{Clock, Ledger, SetSpec, Target};
 
 use crate::context::Context;
 
@@ -33,9 +35,78 @@ pub fn guard(
     coming: &[Target],
     force: bool,
 ) -> Result<()> {
-    if force || new.policy.is_ban() || new.hook.is_none() {
+    if force {
         return Ok(());
     }
+    let now = Clock::now(&ctx.fw.clock);
+    guard_with(Some(&mut ctx.fw.ledger), now, old, new, coming)
+}
+
+/// [`guard`] without `--force`, over a ledger (`watch --check` has no
+/// firewall open, and perhaps no ledger yet: then every set is new), at
+/// `now`.
+pub fn guard_with(
+    ledger: Option<&mut Ledger>,
+    now: i64,
+    old: Option<&SetSpec>,
+    new: &SetSpec,
+    coming: &[Target],
+) -> Result<()> {
+    if new.policy.is_ban() || new.hook.is_none() {
+        return Ok(());
+    }
+    let peers = peers();
+    let mut members: Vec<Target> = match (old, ledger) {
+        (Some(old), Some(ledger)) => active_members(ledger, now, old)?,
+        _ => Vec::new(),
+    };
+    members.extend_from_slice(coming);
+    let own = banset_firewall::host_addresses();
+    lockout::check(old, new, &members, &own, &peers)?;
+    Ok(())
+}
+
+/// Refuses taking `removing` (`None`: every member, `flush`) out of
+/// allow-only set `spec` when that would cut off this ssh session or an
+/// established connection that is a member now, or empty the set while its
+/// rule stands. `force` skips it; ban sets are never guarded.
+pub fn guard_removal(
+    ctx: &mut Context,
+    spec: &SetSpec,
+    removing: Option<&[Target]>,
+    force: bool,
+) -> Result<()> {
+    if force || spec.policy.is_ban() || spec.hook.is_none() {
+        return Ok(());
+    }
+    let members = active_members(&mut ctx.fw.ledger, Clock::now(&ctx.fw.clock), spec)?;
+    let remaining: Vec<Target> = match removing {
+        None => Vec::new(),
+        Some(gone) => members
+            .iter()
+            .filter(|m| !gone.contains(m))
+            .copied()
+            .collect(),
+    };
+    let own = banset_firewall::host_addresses();
+    lockout::check_removal(spec, &members, &remaining, &own, &peers())?;
+    Ok(())
+}
+
+/// The members of `spec`'s set whose bans are not over at `now`.
+fn active_members(ledger: &mut Ledger, now: i64, spec: &SetSpec) -> Result<Vec<Target>> {
+    Ok(ledger
+        .read()?
+        .bans(&spec.name)?
+        .into_iter()
+        .filter(|b| b.deadline.is_none_or(|d| d > now))
+        .map(|b| b.target)
+        .collect())
+}
+
+/// Who talks to this host now: the ssh session running this command and
+/// every established TCP connection.
+fn peers() -> Vec<Peer> {
     let mut peers: Vec<Peer> = lockout::ssh_session_peer(
         std::env::var("SSH_CONNECTION").ok().as_deref(),
         std::env::var("SSH_CLIENT").ok().as_deref(),
@@ -43,24 +114,7 @@ pub fn guard(
     .into_iter()
     .collect();
     peers.extend(established_peers());
-    let mut members: Vec<Target> = match old {
-        None => Vec::new(),
-        Some(old) => {
-            let now = Clock::now(&ctx.fw.clock);
-            ctx.fw
-                .ledger
-                .read()?
-                .bans(&old.name)?
-                .into_iter()
-                .filter(|b| b.deadline.is_none_or(|d| d > now))
-                .map(|b| b.target)
-                .collect()
-        }
-    };
-    members.extend_from_slice(coming);
-    let own = banset_firewall::host_addresses();
-    lockout::check(old, new, &members, &own, &peers)?;
-    Ok(())
+    peers
 }
 
 /// The remote ends of every established TCP connection to this host, from

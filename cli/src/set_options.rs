@@ -65,13 +65,16 @@ pub fn build_spec(
         );
     }
     let policy = parse_policy(opts)?.unwrap_or_default();
+    if let Err(e) = policy.check_hook(hook.as_ref()) {
+        usage!("set {name}: {e}");
+    }
     Ok(SetSpec {
         name,
         backend,
         families,
-        timeout: timeout
-            .or(config.defaults.timeout)
-            .unwrap_or(DEFAULT_SET_TIMEOUT),
+        timeout: timeout.unwrap_or_else(|| {
+            policy.default_timeout(config.defaults.timeout.unwrap_or(DEFAULT_SET_TIMEOUT))
+        }),
         prefixes: !opts.no_prefixes,
         max_elements: Some(max_elements),
         hook,
@@ -234,6 +237,9 @@ pub fn changed_spec(
         }
         hook.permanent |= opts.permanent;
         spec.hook = Some(hook);
+    }
+    if let Err(e) = spec.policy.check_hook(spec.hook.as_ref()) {
+        usage!("set {}: {e}", spec.name);
     }
     if opts.permanent && spec.backend != BackendKind::Firewalld {
         usage!(

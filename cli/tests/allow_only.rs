@@ -52,6 +52,10 @@ fn stderr(out: &Output) -> String {
 fn allow_only_set_is_built_listed_and_tested() {
     kernel_test("allow_only_set_is_built_listed_and_tested", || {
         let sb = Sandbox::new("allow-built");
+        // Every port would also drop the replies to the host's own traffic.
+        let out = run_as(&sb, &[], &["create", "home", "--allow-only", "--force"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("needs --ports"), "{}", stderr(&out));
         // Empty: refused unless --force, and nothing is made.
         let out = run_as(
             &sb,
@@ -82,8 +86,30 @@ fn allow_only_set_is_built_listed_and_tested() {
             "{chain}"
         );
         sb.ok(&["add", "home", "192.0.2.0/24", "2001:db8::1"]);
+        // A reboot: `sync` puts the allow-only rule back, not a ban rule.
+        assert!(Command::new("nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap()
+            .success());
+        sb.ok(&["sync"]);
+        assert!(
+            input_chain().contains("comment \"banset home_v6 allow-only\"")
+                && !input_chain().contains("comment \"banset home_v4\""),
+            "{}",
+            input_chain()
+        );
+        let prefixes = tool_out("nft", &["list", "set", "inet", "banset", "home_v4net"]);
+        assert!(prefixes.contains("192.0.2.0/24"), "{prefixes}");
         let listed = sb.json(&["list", "--json"]);
         assert_eq!(listed[0]["policy"], "allow-only");
+        // Members do not expire by themselves: the set's default is never.
+        assert_eq!(listed[0]["timeout"], -1, "{listed}");
+        assert!(listed[0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["expires_in"].is_null()));
         let status = sb.json(&["status", "--json"]);
         assert_eq!(status["sets"][0]["spec"]["policy"], "allow-only");
         let text = String::from_utf8(sb.run(&["status"]).stdout).unwrap();
@@ -290,7 +316,23 @@ fn a_jail_cannot_ban_into_an_allow_only_set() {
     kernel_test("a_jail_cannot_ban_into_an_allow_only_set", || {
         let sb = sb.with_config(&jail);
         sb.ok(&["add", "home", "192.0.2.1", "--allow-only", "--ports", "22"]);
+        // `ban JAIL` without a daemon: the same refusal.
+        let out = sb.run(&["ban", "sshd", "203.0.113.8"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("jail sshd bans into set home, an allow-only set"),
+            "{}",
+            stderr(&out)
+        );
         let w = Watcher::start(&sb);
+        // And through the daemon's socket.
+        let out = sb.run(&["ban", "sshd", "203.0.113.8"]);
+        assert!(!out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("an allow-only set"),
+            "{}",
+            stderr(&out)
+        );
         assert!(
             wait_until(|| w
                 .output()
@@ -311,5 +353,178 @@ fn a_jail_cannot_ban_into_an_allow_only_set() {
         );
         assert_eq!(nft_members("home_v4"), ["192.0.2.1"]);
         drop(w);
+    });
+}
+
+fn tool_out(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// On ipset the rule is iptables' and ip6tables': a flushed ruleset and
+/// destroyed ipsets (a reboot) come back, allow-only, with the daemon
+/// running; `sync` alone does the same.
+#[test]
+fn ipset_allow_only_rules_come_back_after_a_flush() {
+    kernel_test("ipset_allow_only_rules_come_back", || {
+        let sb = Sandbox::new("allow-ipset");
+        let log = sb.dir().join("auth.log");
+        std::fs::write(&log, "").unwrap();
+        let sb = sb.with_config(&format!(
+            "[defaults]\nbackend = \"ipset\"\n\n\
+             [jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n\n\
+             [watch]\nkeeper_interval = \"1s\"\n",
+            log.display()
+        ));
+        let out = run_as(
+            &sb,
+            &[],
+            &[
+                "add",
+                "home",
+                "192.0.2.1",
+                "2001:db8::/64",
+                "--allow-only",
+                "--ports",
+                "22",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rules = |program| {
+            let listing = tool_out(program, &["-w", "-S", "INPUT"]);
+            listing.lines().any(|l| {
+                l.contains("! -i lo")
+                    && l.contains("! --match-set home")
+                    && l.contains("banset home")
+                    && l.contains("allow-only")
+            })
+        };
+        assert!(rules("iptables") && rules("ip6tables"));
+        let gone = || {
+            assert!(Command::new("nft")
+                .args(["flush", "ruleset"])
+                .status()
+                .unwrap()
+                .success());
+            for set in ["home", "home6"] {
+                assert!(Command::new("ipset")
+                    .args(["destroy", set])
+                    .status()
+                    .unwrap()
+                    .success());
+            }
+            assert!(!rules("iptables"));
+        };
+        gone();
+        sb.ok(&["sync"]);
+        assert!(rules("iptables") && rules("ip6tables"));
+        assert!(tool_out("ipset", &["save", "home"]).contains("192.0.2.1"));
+
+        let w = Watcher::start(&sb);
+        gone();
+        assert!(
+            wait_until(|| rules("iptables")
+                && rules("ip6tables")
+                && tool_out("ipset", &["save", "home6"]).contains("2001:db8::/64")),
+            "{}",
+            w.output()
+        );
+        drop(w);
+    });
+}
+
+/// The daemon's reload adding ports to an allow-only set goes through the
+/// guard too: refused for an empty set (logged, the set kept as it was),
+/// applied once it has members.
+#[test]
+fn a_reload_adding_ports_to_an_allow_only_set_is_guarded() {
+    kernel_test(
+        "a_reload_adding_ports_to_an_allow_only_set_is_guarded",
+        || {
+            let sb = Sandbox::new("allow-reload");
+            let log = sb.dir().join("auth.log");
+            std::fs::write(&log, "").unwrap();
+            let config = |ports: &str| {
+                format!(
+                    "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n\n\
+                 [sets.home]\npolicy = \"allow-only\"\nports = [{ports}]\n\n\
+                 [watch]\nkeeper_interval = \"1s\"\n",
+                    log.display()
+                )
+            };
+            let sb = sb.with_config(&config("22"));
+            sb.ok(&["create", "home", "--allow-only", "--ports", "22", "--force"]);
+            let w = Watcher::start(&sb);
+            let sb = sb.with_config(&config("22, 587"));
+            // `watch --check` says what the reload will do.
+            let checked = sb.ok(&["watch", "--check"]);
+            assert!(
+                checked.contains("not applied: allow-only set home is empty"),
+                "{checked}"
+            );
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| w.output().contains("set home: not applied")
+                    && w.output().contains("home is empty")),
+                "{}",
+                w.output()
+            );
+            assert!(!ports_of("home").contains("587"), "{}", ports_of("home"));
+            sb.ok(&["add", "home", "192.0.2.1"]);
+            w.signal(libc::SIGHUP);
+            assert!(
+                wait_until(|| ports_of("home").contains("587")),
+                "{}",
+                w.output()
+            );
+            drop(w);
+        },
+    );
+}
+
+/// Taking members out can lock out as surely as adding ports: `del` of the
+/// ssh session's address and `flush` of an allow-only set are refused
+/// unless `--force`; a ban set's `del` and `flush` are as before.
+#[test]
+fn del_and_flush_of_an_allow_only_set_are_guarded() {
+    kernel_test("del_and_flush_of_an_allow_only_set_are_guarded", || {
+        let sb = Sandbox::new("allow-del");
+        let session = [("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.1 22")];
+        let out = run_as(
+            &sb,
+            &session,
+            &[
+                "add",
+                "home",
+                "198.51.100.7",
+                "192.0.2.0/24",
+                "--allow-only",
+                "--ports",
+                "22",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run_as(&sb, &session, &["del", "home", "198.51.100.7"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("lock out 198.51.100.7"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(nft_members("home_v4"), ["198.51.100.7"], "nothing removed");
+        // Another member goes without a word.
+        let out = run_as(&sb, &session, &["del", "home", "192.0.2.0/24"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run_as(&sb, &[], &["flush", "home"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("last members"), "{}", stderr(&out));
+        assert_eq!(nft_members("home_v4"), ["198.51.100.7"]);
+        let out = run_as(&sb, &session, &["flush", "home", "--force"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(nft_members("home_v4").is_empty());
+        // Ban sets: unchanged.
+        sb.ok(&["add", "bans", "198.51.100.7"]);
+        let out = run_as(&sb, &session, &["del", "bans", "198.51.100.7"]);
+        assert!(out.status.success(), "{}", stderr(&out));
     });
 }

@@ -55,7 +55,7 @@ pub use ledger::{
     merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,
 };
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
-pub use policy::SetPolicy;
+pub use policy::{PolicyHookError, SetPolicy};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };

@@ -50,6 +50,11 @@ pub enum Lockout {
         /// The set.
         set: String,
     },
+    /// The last members would go (`del`, `flush`) while the rule stands.
+    Emptied {
+        /// The set.
+        set: String,
+    },
 }
 
 impl fmt::Display for Lockout {
@@ -66,6 +71,10 @@ impl fmt::Display for Lockout {
                     peer.addr, peer.local_port, peer.addr
                 )
             }
+            Lockout::Emptied { set } => write!(
+                f,
+                "taking the last members out of allow-only set {set} would block every source on its ports; destroy the set to lift its rule, or pass --force"
+            ),
             Lockout::Empty { set } => write!(
                 f,
                 "allow-only set {set} is empty: it would block every source on its ports; fill it first (create it with --no-hook, add or replace its members, then set-options {set} --ports ...), or pass --force"
@@ -147,6 +156,45 @@ pub fn check(
     }
     if members.is_empty() {
         return Err(Lockout::Empty { set });
+    }
+    Ok(())
+}
+
+/// Whether taking members out of allow-only set `spec` (`del`, `flush`),
+/// leaving `remaining`, would cut off a peer that is a member now
+/// (`members`) on one of the set's ports, or leave the set empty while its
+/// rule stands. Ban sets and sets without a rule are never guarded.
+pub fn check_removal(
+    spec: &SetSpec,
+    members: &[Target],
+    remaining: &[Target],
+    own: &[Target],
+    peers: &[Peer],
+) -> Result<(), Lockout> {
+    if spec.policy != SetPolicy::AllowOnly || spec.hook.is_none() {
+        return Ok(());
+    }
+    let set = spec.name.to_string();
+    for peer in peers {
+        let addr = peer.addr.to_canonical();
+        if addr.is_loopback() || !restricts(spec, peer.local_port) {
+            continue;
+        }
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let Ok(host) = Target::listed(addr, max) else {
+            continue;
+        };
+        let covered = |list: &[Target]| list.iter().any(|t| t.contains(&host));
+        if covered(own) || !covered(members) || covered(remaining) {
+            continue;
+        }
+        return Err(Lockout::Outsider {
+            set,
+            peer: Peer { addr, ..*peer },
+        });
+    }
+    if remaining.is_empty() && !members.is_empty() {
+        return Err(Lockout::Emptied { set });
     }
     Ok(())
 }
@@ -307,6 +355,45 @@ mod tests {
         let mut unhooked = old.clone();
         unhooked.hook = None;
         assert!(check(Some(&unhooked), &old, &[], &[], &[]).is_err());
+    }
+
+    #[test]
+    fn removing_a_peers_membership_or_the_last_member_is_refused() {
+        let home = allow_only("22");
+        let members = [t("192.0.2.0/24"), t("198.51.100.7")];
+        let session = [Peer {
+            seen: Seen::SshSession("SSH_CONNECTION"),
+            ..peer("198.51.100.7", 22)
+        }];
+        let e = check_removal(&home, &members, &members[..1], &[], &session).unwrap_err();
+        assert!(e.to_string().contains("lock out 198.51.100.7"), "{e}");
+        // Still covered by what stays, another port, not a member anyway: fine.
+        check_removal(&home, &members, &[t("198.51.100.0/24")], &[], &session).unwrap();
+        check_removal(
+            &home,
+            &members,
+            &members[..1],
+            &[],
+            &[peer("198.51.100.7", 80)],
+        )
+        .unwrap();
+        check_removal(
+            &home,
+            &members,
+            &members[1..],
+            &[],
+            &[peer("203.0.113.1", 22)],
+        )
+        .unwrap();
+        // The last member going: empty.
+        assert_eq!(
+            check_removal(&home, &members, &[], &[], &[]),
+            Err(Lockout::Emptied { set: "home".into() })
+        );
+        // A ban set is never guarded.
+        let mut ban = home.clone();
+        ban.policy = SetPolicy::Ban;
+        check_removal(&ban, &members, &[], &[], &session).unwrap();
     }
 
     #[test]

@@ -47,6 +47,17 @@ impl SetPolicy {
         *self == SetPolicy::Ban
     }
 
+    /// A new set's default member timeout when nobody chose one: a ban
+    /// set's is `ban_default` (bans end), an allow-only set's is never:
+    /// its members are the admin's own list, and one that expired by
+    /// itself would lock its user out the next day.
+    pub fn default_timeout(self, ban_default: crate::Timeout) -> crate::Timeout {
+        match self {
+            SetPolicy::Ban => ban_default,
+            SetPolicy::AllowOnly => crate::Timeout::Never,
+        }
+    }
+
     /// Whether the set's hook blocks a source, given whether the source is
     /// a member. Loopback and the host's own addresses are never blocked by
     /// an allow-only set; the caller knows which those are.
@@ -54,6 +65,32 @@ impl SetPolicy {
         match self {
             SetPolicy::Ban => member,
             SetPolicy::AllowOnly => !member,
+        }
+    }
+}
+
+/// Why a hook cannot go with a policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyHookError {
+    /// An allow-only rule on every port: the rule sees every packet coming
+    /// in, the replies to this host's own connections out (DNS, updates,
+    /// mail) too, and those come from non-members.
+    #[error(
+        "an allow-only set needs --ports (ports = [...] in banset.toml): on every port it would also drop the replies to this host's own connections out"
+    )]
+    EveryPort,
+}
+
+impl SetPolicy {
+    /// Whether `hook` (`None`: no rule) can carry this policy's rule.
+    /// Checked wherever a spec is built from the admin's words (command
+    /// line, banset.toml), before anything is made.
+    pub fn check_hook(self, hook: Option<&crate::Hook>) -> Result<(), PolicyHookError> {
+        match (self, hook) {
+            (SetPolicy::AllowOnly, Some(h)) if h.ports.is_empty() => {
+                Err(PolicyHookError::EveryPort)
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -87,6 +124,32 @@ mod tests {
         }
         let e = "allow".parse::<SetPolicy>().unwrap_err();
         assert!(e.contains("\"allow\"") && e.contains("allow-only"), "{e}");
+    }
+
+    #[test]
+    fn allow_only_needs_ports() {
+        let every = crate::Hook::default();
+        assert_eq!(
+            SetPolicy::AllowOnly.check_hook(Some(&every)),
+            Err(PolicyHookError::EveryPort)
+        );
+        assert!(SetPolicy::Ban.check_hook(Some(&every)).is_ok());
+        assert!(SetPolicy::AllowOnly.check_hook(None).is_ok());
+        let ssh = crate::Hook {
+            ports: crate::PortRange::parse_list("22").unwrap(),
+            ..every
+        };
+        assert!(SetPolicy::AllowOnly.check_hook(Some(&ssh)).is_ok());
+    }
+
+    #[test]
+    fn allow_only_members_never_expire_by_default() {
+        let day = crate::Timeout::Secs(86_400);
+        assert_eq!(SetPolicy::Ban.default_timeout(day), day);
+        assert_eq!(
+            SetPolicy::AllowOnly.default_timeout(day),
+            crate::Timeout::Never
+        );
     }
 
     #[test]
