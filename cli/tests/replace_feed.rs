@@ -190,12 +190,21 @@ fn an_allow_only_set_takes_loopback_and_wide_prefixes_a_ban_set_refuses() {
         let s = Sandbox::new("replace_allow_only");
         // --no-hook: no rule, so the lockout guard has nothing to guard;
         // what is tested is what the set may hold.
-        s.ok(&["create", "home", "--allow-only", "--no-hook", "--force"]);
+        // A timeout given on purpose (an allow-only set's default is never).
+        s.ok(&[
+            "create",
+            "home",
+            "--allow-only",
+            "--no-hook",
+            "--force",
+            "--timeout",
+            "1d",
+        ]);
         s.ok(&["create", "bans"]);
         let list = s.file("home.txt", "127.0.0.0/8\n10.0.0.0/7\n");
         let list = list.to_str().unwrap();
-        // The set's default timeout (a day): said, since members that run
-        // out empty the set.
+        // The set's timeout: said, since members that run out empty the
+        // set.
         let out = s.run(&["replace", "home", "--file", list]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
