@@ -480,17 +480,27 @@ pub struct BlocklistdArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("feed").required(true).multiple(true).args(["file", "rir"]))]
 pub struct ReplaceArgs {
     pub set: String,
-    /// File (or - for standard input) holding the new content, one target per line
-    #[arg(long, value_name = "PATH", required = true)]
-    pub file: PathBuf,
+    /// File (or - for standard input) holding the new content, one address or prefix per line (# and ; comments); adjacent and overlapping prefixes are merged. With --rir: added to the registry's addresses
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// A Regional Internet Registry's delegated-statistics file (or -), e.g. delegated-apnic-latest: the new content is the addresses it delegates to --country
+    #[arg(long, value_name = "PATH", requires = "country")]
+    pub rir: Option<PathBuf>,
+    /// With --rir: the countries, ISO 3166 codes such as JP or JP,KR
+    #[arg(long, value_name = "CC[,CC..]", requires = "rir")]
+    pub country: Option<String>,
+    /// Refuse a new list with more than PCT percent fewer entries than the set holds (a truncated download), unless --force
+    #[arg(long, value_name = "PCT", default_value_t = banset_core::feed::shrink::DEFAULT_MAX_SHRINK_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_shrink: u8,
     /// Ban length of every entry [default: the set's]
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     pub timeout: Option<String>,
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
-    /// Allow prefixes wider than /8 (IPv4) or /16 (IPv6)
+    /// Take a list that shrank past --max-shrink, one that leaves out this ssh session (allow-only sets), and prefixes wider than /8 (IPv4) or /16 (IPv6)
     #[arg(long)]
     pub force: bool,
 }

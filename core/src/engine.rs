@@ -150,6 +150,15 @@ pub enum InputError {
     /// The target does not fit the set (family, prefix).
     #[error(transparent)]
     Inadmissible(#[from] crate::spec::Inadmissible),
+    /// A replace would drop more of the set than
+    /// [`AddOptions::max_shrink`] allows: a truncated download, most likely.
+    #[error("replace of {name} refused: {shrank}")]
+    Shrinks {
+        /// The set.
+        name: SetName,
+        /// Its size now, the new list's and the bound.
+        shrank: crate::feed::shrink::Shrank,
+    },
     /// A ban's start (`--since`) is more than a minute ahead of the clock.
     #[error("--since {since} is in the future (now is {now})")]
     SinceInFuture {
@@ -197,6 +206,11 @@ pub struct AddOptions {
     /// backend keeps them past a ban ([`Backend::kill_states`]; pf). Best
     /// effort once the bans are in: a failure is a warning of the report.
     pub kill_states: bool,
+    /// `replace` only: the largest share, in percent, of the set's active
+    /// bans the new content may drop ([`crate::feed::shrink`]); `None`:
+    /// any. Checked in the replace's own transaction, so nothing between
+    /// the count and the swap can make it stale.
+    pub max_shrink: Option<u8>,
 }
 
 /// Rows written in the same ledger transaction as the bans of
@@ -507,6 +521,16 @@ impl Engine<'_> {
             now,
             &mut report,
         )?;
+        if let (true, Some(max)) = (replace, opts.max_shrink) {
+            let (active, _) = tx.counts(set, now)?;
+            let active = usize::try_from(active).unwrap_or(usize::MAX);
+            crate::feed::shrink::check(active, new_bans.len(), max).map_err(|shrank| {
+                InputError::Shrinks {
+                    name: set.clone(),
+                    shrank,
+                }
+            })?;
+        }
         let backend = backend_for(self.backends, &spec)?;
         if !report.created_set {
             heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
@@ -810,7 +834,14 @@ impl Engine<'_> {
         let mut out: Vec<NewBan> = Vec::with_capacity(requests.len());
         for req in requests {
             spec.admits(&req.target).map_err(InputError::from)?;
-            allowlist.check(&req.target, force)?;
+            // The allowlist keeps banset from blocking loopback, this host
+            // and wide ranges. An allow-only set's members are the ones let
+            // in: its hook never blocks loopback or own addresses anyway,
+            // a home list often holds the host's own network, and a
+            // country's merged feed has prefixes wider than /8.
+            if spec.policy.is_ban() {
+                allowlist.check(&req.target, force)?;
+            }
             let timeout = req.timeout.unwrap_or(spec.timeout);
             let start = match req.since {
                 Some(since) if since > now + 60 => {

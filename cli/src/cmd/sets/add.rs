@@ -76,6 +76,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         force: args.force,
         create_with: (!args.no_create).then(|| spec.clone()),
         kill_states: args.kill_states,
+        ..AddOptions::default()
     };
     let report = ctx.engine().add(&name, &requests, &opts)?;
     progress.done(&format!(
