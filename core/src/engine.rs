@@ -1487,7 +1487,7 @@ fn kernel_entries(
     existing: impl Fn(&Target) -> Option<Option<i64>>,
     now: i64,
     sent_at: i64,
-    caps: &crate::Capabilities,
+    caps: &crate::backend::Capabilities,
 ) -> Vec<KernelEntry> {
     bans.iter()
         .map(|ban| {
