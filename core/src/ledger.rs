@@ -27,7 +27,13 @@ use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
 
-const SCHEMA_VERSION: i64 = 3;
+/// Version 4 changes no table: a set's stored spec may hold a `policy`
+/// (`allow-only`, [`crate::SetPolicy`]). The bump is what keeps an older
+/// banset, whose spec reader ignores fields it does not know, from reading
+/// an allow-only set as a ban set and, on its next `sync`, turning the only
+/// addresses allowed into the only addresses banned: it refuses the ledger
+/// instead ("newer than this banset understands").
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -351,7 +357,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0..=2 => ledger.create_schema(new_ok)?,
+            0..=3 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -446,7 +452,7 @@ impl Ledger {
             }
         }
         self.conn
-            .execute_batch("PRAGMA user_version = 3; COMMIT;")
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
             .map_err(|e| rollback(self.err(e)))
     }
 
@@ -1402,6 +1408,47 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_3_ledger_is_upgraded_and_keeps_ban_sets_as_ban_sets() {
+        let dir = std::env::temp_dir().join(format!("banset-ledger-v3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.db");
+        let old = SetSpec::new(SetName::new("old").unwrap(), BackendKind::Memory);
+        {
+            let mut l = Ledger::open(&path).unwrap();
+            let tx = l.begin().unwrap();
+            tx.put_set(&old, 1).unwrap();
+            tx.commit().unwrap();
+            // What banset wrote before policies: version 3, no `policy`.
+            let stored: String = l
+                .conn
+                .query_row("SELECT spec FROM sets", [], |r| r.get(0))
+                .unwrap();
+            assert!(!stored.contains("policy"), "{stored}");
+            l.conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        }
+        let mut l = Ledger::open(&path).unwrap();
+        let read = l.read().unwrap().set_spec(&old.name).unwrap().unwrap();
+        assert_eq!(read.policy, crate::SetPolicy::Ban);
+        assert_eq!(read, old);
+        let mut home = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+        home.policy = crate::SetPolicy::AllowOnly;
+        let tx = l.begin().unwrap();
+        tx.put_set(&home, 1).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            l.read().unwrap().set_spec(&home.name).unwrap().unwrap(),
+            home
+        );
+        let v: i64 = l
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        drop(l);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

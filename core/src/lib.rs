@@ -28,9 +28,12 @@ pub mod control;
 mod dry_run;
 mod engine;
 pub mod errno;
+pub mod feed;
 mod history;
 mod ledger;
+pub mod lockout;
 mod overlap;
+mod policy;
 mod reconcile;
 mod rule_sightings;
 mod set_name;
@@ -52,6 +55,7 @@ pub use ledger::{
     merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,
 };
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
+pub use policy::{PolicyHookError, SetPolicy};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };
@@ -59,7 +63,8 @@ pub use rule_sightings::RuleSightings;
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
     BackendKind, BlockType, Families, Hook, Inadmissible, PortListError, PortListProblem,
-    PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
+    PortRange, Protocol, SetSpec, UnknownName, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
+    MAX_HOOK_PORTS,
 };
 pub use spec_change::{Difference, Refused, SpecChange};
 pub use target::{

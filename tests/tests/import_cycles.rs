@@ -25,6 +25,7 @@ const CRATES: &[&str] = &[
     "core",
     "watch",
     "firewall",
+    "fleet",
     "cli",
     "tests",
     "backends/netlink",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::filter::MAX_LINE_LEN;
+use crate::journal_boot::{newest_entry_boot, newest_entry_cursor, probe_args, BootChoice};
 
 /// Where reading stopped in a file: enough to resume after a restart
 /// without counting a line twice, and to notice the file was replaced.
@@ -449,18 +450,36 @@ fn one_token(field: &[u8]) -> Vec<u8> {
 }
 
 /// The argv of the journal child: follow, JSON, resume after `cursor` (or
-/// start at the end), with `matches`.
-pub fn journalctl_args(matches: &[String], cursor: Option<&str>) -> Vec<String> {
+/// start at the end of an empty journal), in `boot`'s choice of boot, with
+/// `matches`.
+pub fn journalctl_args(matches: &[String], cursor: Option<&str>, boot: &BootChoice) -> Vec<String> {
     let mut args = vec![
         "--follow".to_string(),
         "--output=json".to_string(),
         "--no-pager".to_string(),
         "--quiet".to_string(),
     ];
+    args.extend(boot.arg());
     match cursor {
         Some(c) => args.push(format!("--after-cursor={c}")),
         None => args.push("--lines=0".to_string()),
     }
+    args.extend(matches.iter().cloned());
+    args
+}
+
+/// The argv of the catch-up run before following: every entry after
+/// `cursor`, of every boot of this machine. journalctl 252 adds "this
+/// boot" by itself when it follows, so the follower alone skipped what was
+/// logged after the cursor in the boot before (between the daemon's stop
+/// and the reboot); without `--follow` it adds no boot.
+pub fn catch_up_args(matches: &[String], cursor: &str) -> Vec<String> {
+    let mut args = vec![
+        "--output=json".to_string(),
+        "--no-pager".to_string(),
+        "--quiet".to_string(),
+        format!("--after-cursor={cursor}"),
+    ];
     args.extend(matches.iter().cloned());
     args
 }
@@ -477,14 +496,48 @@ pub fn follow_journal(
     on_line: &mut dyn FnMut(JournalLine),
     on_error: &mut dyn FnMut(String),
 ) {
+    let mut noticed = None;
     while !stop.load(Ordering::Relaxed) {
-        let spawned = Command::new(journalctl)
-            .args(journalctl_args(matches, cursor.as_deref()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child: Child = match spawned {
+        let newest = probe_journal(journalctl, stop);
+        let boot = BootChoice::between(
+            newest.as_deref().and_then(newest_entry_boot).as_deref(),
+            std::fs::read_to_string(OWN_BOOT_ID).ok().as_deref(),
+        );
+        if let Some(notice) = boot.notice() {
+            // Once per boot pair, not at every restart of the child.
+            if noticed.as_ref() != Some(&boot) {
+                on_error(notice);
+                noticed = Some(boot.clone());
+            }
+        }
+        if let Some(saved) = cursor.clone() {
+            match spawn_reader(journalctl, catch_up_args(matches, &saved), child_pid, stop) {
+                Ok(child) => {
+                    let (_, status) = read_entries(child, child_pid, &mut cursor, on_line);
+                    match status {
+                        Ok(s) if !s.success() => on_error(format!(
+                            "{} (catching up after the saved cursor) exited ({s})",
+                            journalctl.display()
+                        )),
+                        _ => {}
+                    }
+                }
+                Err(e) => on_error(format!("{}: cannot start: {e}", journalctl.display())),
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        // No cursor yet: start after the journal's newest entry.
+        let start = cursor
+            .clone()
+            .or_else(|| newest.as_deref().and_then(newest_entry_cursor));
+        let child = match spawn_reader(
+            journalctl,
+            journalctl_args(matches, start.as_deref(), &boot),
+            child_pid,
+            stop,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 on_error(format!("{}: cannot start: {e}", journalctl.display()));
@@ -492,30 +545,7 @@ pub fn follow_journal(
                 continue;
             }
         };
-        child_pid.store(child.id(), Ordering::SeqCst);
-        if stop.load(Ordering::SeqCst) {
-            let _ = child.kill();
-        }
-        let stdout = child.stdout.take().expect("piped");
-        let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-        let mut raw = Vec::with_capacity(4096);
-        loop {
-            raw.clear();
-            match reader.read_until(b'\n', &mut raw) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if let Some(entry) = parse_journal_json(&raw) {
-                        if let Some(c) = &entry.cursor {
-                            cursor = Some(c.clone());
-                        }
-                        on_line(entry);
-                    }
-                }
-            }
-        }
-        let _ = child.kill();
-        let status = child.wait();
-        child_pid.store(0, Ordering::SeqCst);
+        let (mut child, status) = read_entries(child, child_pid, &mut cursor, on_line);
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -539,6 +569,100 @@ pub fn follow_journal(
         ));
         sleep_unless(stop, Duration::from_secs(1));
     }
+}
+
+/// Starts `journalctl ARGS` with its output piped, its pid in `child_pid`
+/// (killed at once if `stop` is already set).
+fn spawn_reader(
+    journalctl: &Path,
+    args: Vec<String>,
+    child_pid: &Arc<AtomicU32>,
+    stop: &AtomicBool,
+) -> std::io::Result<Child> {
+    let mut child = Command::new(journalctl)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child_pid.store(child.id(), Ordering::SeqCst);
+    if stop.load(Ordering::SeqCst) {
+        let _ = child.kill();
+    }
+    Ok(child)
+}
+
+/// Hands every entry `child` prints to `on_line`, keeping the last cursor,
+/// until its output ends; then reaps it. Returns it (for its stderr) and
+/// its exit status.
+fn read_entries(
+    mut child: Child,
+    child_pid: &Arc<AtomicU32>,
+    cursor: &mut Option<String>,
+    on_line: &mut dyn FnMut(JournalLine),
+) -> (Child, std::io::Result<std::process::ExitStatus>) {
+    let stdout = child.stdout.take().expect("piped");
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    let mut raw = Vec::with_capacity(4096);
+    loop {
+        raw.clear();
+        match reader.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Some(entry) = parse_journal_json(&raw) {
+                    if let Some(c) = &entry.cursor {
+                        *cursor = Some(c.clone());
+                    }
+                    on_line(entry);
+                }
+            }
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait();
+    child_pid.store(0, Ordering::SeqCst);
+    (child, status)
+}
+
+/// Where the kernel shows a process its boot ID (journalctl reads the same).
+const OWN_BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The journal's newest entry (its boot and cursor), from a `journalctl`
+/// run without `--follow`; `None` when it fails or takes longer than a few
+/// seconds (it is killed then; its output is one short line, well within a
+/// pipe's buffer, so waiting before reading cannot block it).
+fn probe_journal(journalctl: &Path, stop: &AtomicBool) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut child = Command::new(journalctl)
+        .args(probe_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => break false,
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()?
+        .take(64 * 1024)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
@@ -793,7 +917,11 @@ mod tests {
         assert!(parse_journal_json(b"not json").is_none());
         assert!(parse_journal_json(br#"{"_PID":"1"}"#).is_none());
         assert_eq!(
-            journalctl_args(&["_SYSTEMD_UNIT=ssh.service".into()], Some("c1")),
+            journalctl_args(
+                &["_SYSTEMD_UNIT=ssh.service".into()],
+                Some("c1"),
+                &BootChoice::Implicit
+            ),
             vec![
                 "--follow",
                 "--output=json",
@@ -802,6 +930,11 @@ mod tests {
                 "--after-cursor=c1",
                 "_SYSTEMD_UNIT=ssh.service"
             ]
+        );
+        let boot = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        assert_eq!(
+            journalctl_args(&[], None, &BootChoice::between(Some(boot), None))[4],
+            format!("--boot={boot}")
         );
     }
 }

@@ -20,7 +20,10 @@
 //!
 //! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
-//!    actions): depend on nothing here.
+//!    actions), `prefsplit` (a prefregex's head), [`hostile`] (crafted
+//!    lines for the bounded-work test and `bench/filter-worst`),
+//!    `journal_boot` (the boot a journal follower names): depend on
+//!    nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
 //!    the regex limits every layer builds with; `shared` (one compiled
 //!    copy of a filter or a date pattern for every source that uses it).
@@ -52,6 +55,8 @@ mod datefind;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
+pub mod hostile;
+mod journal_boot;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;
@@ -60,6 +65,7 @@ mod multiline;
 pub mod pipeline;
 pub mod policy;
 pub mod poller;
+mod prefsplit;
 mod pyregex;
 mod settings;
 mod shared;

@@ -9,9 +9,12 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     ("tags", 1),
     ("pyregex", 1),
+    ("prefsplit", 1),
+    ("hostile", 1),
     ("logtime", 1),
     ("window", 1),
     ("mail", 1),
+    ("journal_boot", 1),
     ("filter", 2),
     ("shared", 2),
     ("state", 3),

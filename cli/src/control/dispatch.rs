@@ -110,6 +110,14 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
             .clone()
             .ok_or_else(|| anyhow!("no set {set} (banset ensure {set} creates it)"))?,
     };
+    // A jail's ban into an allow-only set would let the attacker in (the
+    // daemon refuses its own the same way).
+    if let (Some(jail), false) = (&jail, spec.policy.is_ban()) {
+        return Err(crate::errors::Usage(format!(
+            "jail {jail} bans into set {set}, an allow-only set (its members are the only sources let in); give the jail a ban set"
+        ))
+        .into());
+    }
     let mut refused = Vec::new();
     let mut requests = Vec::new();
     for item in &b.targets {
@@ -241,6 +249,8 @@ fn ensure(ctx: &mut Context, e: &Ensure) -> Result<Value> {
             no_prefixes: e.prefixes == Some(false),
             no_hook: e.hook == Some(false),
             permanent: false,
+            policy: None,
+            allow_only: false,
         },
         fail2ban_db: None,
         jail: None,

@@ -133,6 +133,10 @@ impl Daemon<'_> {
             ..
         } = decision;
         let (target, bantime) = (*target, *bantime);
+        if self.allow_only.contains(set) {
+            log!("not banning {target} (jail {jail}): set {set} is an allow-only set");
+            return BanOutcome::Refused;
+        }
         let request = BanRequest {
             target,
             timeout: Some(bantime),

@@ -75,6 +75,26 @@ pub fn set_specs(config: &Config, settings: &Settings) -> Result<BTreeMap<SetNam
     if let Some(r) = &settings.recidive {
         wanted.push(r.set.clone());
     }
+    // A jail's bans in an allow-only set would be the attackers let in.
+    let banning = settings
+        .jails
+        .iter()
+        .map(|j| (format!("jail {}", j.name), &j.set))
+        .chain(
+            settings
+                .recidive
+                .iter()
+                .map(|r| ("recidive".to_string(), &r.set)),
+        );
+    for (who, set) in banning {
+        if out.get(set).is_some_and(|s| !s.policy.is_ban()) {
+            return Err(crate::errors::Usage(format!(
+                "{}: {who} bans into set {set}, an allow-only set (its members are the only sources let in); give it a ban set",
+                config.origin_name()
+            ))
+            .into());
+        }
+    }
     for name in wanted {
         if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.clone()) {
             slot.insert(build_spec(

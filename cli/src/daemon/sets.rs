@@ -17,9 +17,31 @@ impl Daemon<'_> {
     /// another rule or maxelem, keeping every ban.
     pub(super) fn ensure_sets(&mut self) {
         let specs: Vec<SetSpec> = self.specs.values().cloned().collect();
+        self.allow_only.clear();
         for spec in specs {
             let configured = self.ctx.config.sets.contains_key(spec.name.as_str());
-            match set_plan(&mut self.ctx.fw.ledger, &spec, configured) {
+            let plan = set_plan(&mut self.ctx.fw.ledger, &spec, configured);
+            // The same guard as `create` and `set-options`, never forced:
+            // a config that would lock the admin out is not applied.
+            let old = match &plan {
+                SetPlan::Create => Some(None),
+                SetPlan::Change(_) => Some(
+                    self.ctx
+                        .fw
+                        .ledger
+                        .read()
+                        .ok()
+                        .and_then(|tx| tx.set_spec(&spec.name).ok().flatten()),
+                ),
+                SetPlan::Keep | SetPlan::KeepLedgers(..) => None,
+            };
+            if let Some(old) = old {
+                if let Err(e) = crate::lockout::guard(self.ctx, old.as_ref(), &spec, &[], false) {
+                    log!("set {}: not applied: {e:#}", spec.name);
+                    continue;
+                }
+            }
+            match plan {
                 SetPlan::Create => match self.ctx.engine().create(&spec) {
                     Ok(_) => log!("created set {}", spec.name),
                     Err(e) => log!("set {}: cannot create it: {e}", spec.name),
@@ -43,6 +65,20 @@ impl Daemon<'_> {
                     );
                 }
                 SetPlan::KeepLedgers(..) | SetPlan::Keep => {}
+            }
+            let in_ledger = self
+                .ctx
+                .fw
+                .ledger
+                .read()
+                .ok()
+                .and_then(|tx| tx.set_spec(&spec.name).ok().flatten());
+            if in_ledger.is_some_and(|s| !s.policy.is_ban()) {
+                log!(
+                    "set {}: an allow-only set in the ledger; the jails' bans into it are refused (they would let the attacker in): give them a ban set",
+                    spec.name
+                );
+                self.allow_only.insert(spec.name.clone());
             }
         }
     }

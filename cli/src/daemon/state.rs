@@ -52,6 +52,10 @@ pub struct Daemon<'a> {
     pub(super) reload_again: bool,
     /// Prefixes the control socket's `ignore-add` gave (until stop).
     pub(super) runtime_ignore: Vec<Target>,
+    /// Jail sets the ledger has as allow-only (the config does not say so,
+    /// or it would have been refused): bans into them are refused, since
+    /// they would let the attacker in.
+    pub(super) allow_only: std::collections::HashSet<banset_core::SetName>,
     /// The control socket; its file goes when the daemon does.
     pub(super) control: Option<crate::control::server::Socket>,
 }
@@ -97,6 +101,7 @@ impl<'a> Daemon<'a> {
             reloading: false,
             reload_again: false,
             runtime_ignore: Vec::new(),
+            allow_only: Default::default(),
             control: None,
         };
         daemon.jails = daemon.build_jails(Jails::default());

@@ -50,6 +50,7 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     }
     match existing {
         None => {
+            crate::lockout::guard(ctx, None, &wanted, &[], false)?;
             ctx.engine().create(&wanted)?;
             let did = ctx.did("created", "would create");
             ctx.info(format_args!("{did} {}", describe_spec(&wanted)));
@@ -65,6 +66,7 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
                     hook: wanted.hook.clone(),
                     ..existing.clone()
                 };
+                crate::lockout::guard(ctx, Some(&existing), &target, &[], false)?;
                 let change = ctx.engine().change_set(&target)?;
                 let did = ctx.did("changed", "would change");
                 ctx.notice(format_args!(
@@ -72,15 +74,10 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
                     change.describe_in_place()
                 ));
             } else if !change.is_empty() {
-                let refused = change.refused.iter().map(|r| &r.difference);
-                let diff: Vec<String> = refused
-                    .chain(&change.in_place)
-                    .map(ToString::to_string)
-                    .collect();
                 ctx.notice(format_args!(
                     "set {name} exists with other options ({}); keeping it and its bans \
                      (banset destroy {name} and start again to change them)",
-                    diff.join(", ")
+                    change.describe()
                 ));
             }
         }
