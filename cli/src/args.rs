@@ -160,7 +160,9 @@ pub enum Command {
             uses an existing PostgreSQL. `banset fleet add-host NAME` prints the line to run on host NAME \
             (`banset fleet join ...`), which stores its credentials (0600) in the state directory. \
             `banset fleet revoke NAME` cuts a host off and lifts its bans everywhere; `banset fleet status` \
-            shows the engine, the hosts and the change stream."
+            shows the engine, the hosts and the change stream.\n\n\
+            Not yet: the daemon does not publish or pull bans through the engine, so bans are not \
+            shared until it does (README, Known limits)."
     )]
     Fleet(FleetCommand),
 }
