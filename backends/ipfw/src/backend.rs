@@ -77,8 +77,9 @@ impl Backend for IpfwBackend {
             max_timeout: None,
             prefixes: true,
             mixed_families: true,
-            // An add is atomic (IPFW_CTF_ATOMIC), but a removal and an
-            // addition are two calls and large batches several.
+            // An add is atomic (IPFW_CTF_ATOMIC) and a replace swaps a
+            // filled table in, but a removal and an addition are two calls
+            // and large batches several.
             atomic_batches: false,
             // The deny rule comes before check-state, so an established
             // connection from a banned source is cut by the rule itself.
@@ -154,8 +155,10 @@ impl Backend for IpfwBackend {
         )?;
         let adds: Vec<Target> = changes.add.iter().map(|e| e.target).collect();
         if changes.flush_first {
-            self.tables.flush(name).map_err(ctx)?;
-        } else if !changes.remove.is_empty() {
+            // Atomic for the rule: see `replace`.
+            return self.replace(spec, name, &adds).map_err(ctx);
+        }
+        if !changes.remove.is_empty() {
             self.tables.del(name, &changes.remove).map_err(ctx)?;
         }
         if !adds.is_empty() {
@@ -237,5 +240,6 @@ fn table_of(spec: &SetSpec) -> Result<&str, BackendError> {
 }
 
 mod change;
+mod replace;
 #[cfg(test)]
 mod tests;
