@@ -120,12 +120,7 @@ impl FleetClient {
         let limit = i64::try_from(limit.clamp(1, MAX_PAGE)).unwrap_or(1);
         // One snapshot for the horizon and the rows: a purge between the two
         // reads must not delete rows this page then silently skips.
-        let mut tx = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = self.snapshot_tx()?;
         let meta = tx.query_one(
             "SELECT horizon_txid, horizon_seq FROM banset_fleet.meta",
             &[],
@@ -162,13 +157,7 @@ impl FleetClient {
         mut visit: impl FnMut(Vec<FleetRow>) -> Result<(), E>,
     ) -> Result<Cursor, E> {
         let page = i32::try_from(page.clamp(1, MAX_PAGE)).unwrap_or(1);
-        let mut tx = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(FleetError::from)?;
+        let mut tx = self.snapshot_tx()?;
         let xmin: i64 = tx
             .query_one(
                 "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
@@ -248,12 +237,7 @@ impl FleetClient {
     /// What `banset fleet status` shows: the engine, the change stream's
     /// head and what waits behind an open transaction, and the hosts.
     pub fn status(&mut self) -> Result<EngineStatus, FleetError> {
-        let mut tx = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = self.snapshot_tx()?;
         let row = tx.query_one(
             "SELECT current_setting('server_version'), m.version, \
                  extract(epoch FROM m.retention)::bigint, \
@@ -313,6 +297,18 @@ impl FleetClient {
         Ok(Duration::from_secs(
             u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
         ))
+    }
+
+    /// A read-only transaction on one snapshot (REPEATABLE READ), for reads
+    /// whose parts must agree: a page and its horizon, a snapshot and its
+    /// cursor, the status's counts.
+    fn snapshot_tx(&mut self) -> Result<postgres::Transaction<'_>, FleetError> {
+        Ok(self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?)
     }
 }
 
