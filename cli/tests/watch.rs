@@ -913,6 +913,105 @@ fn forty_journal_jails_share_one_reader_and_each_bans_only_from_its_own_entries(
 }
 
 #[test]
+fn the_first_shared_journal_reader_resumes_from_per_source_cursors_without_recounting() {
+    // A banset that ran a journalctl per journal source saved a cursor per
+    // source. The first shared reader starts after the oldest of them, and
+    // each source skips the entries its own cursor had already counted:
+    // none is counted twice, none missed. Cursors here carry journald's
+    // `i=` (the line of the stand-in's file) and `t=` (realtime) parts.
+    kernel_test(
+        "the_first_shared_journal_reader_resumes_from_per_source_cursors_without_recounting",
+        || {
+            let sb = Sandbox::new("watch-journal-migrate");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            std::fs::write(&journal, "").unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=*) a=${{a#*;i=}}; start=$(( ${{a%%;*}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                    argv.display(),
+                    journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let sb = sb.with_config(&format!(
+                "[watch]\njournalctl = \"{}\"\n[jails.a]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=a.service\"]\nmaxretry = 2\n[jails.b]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=b.service\"]\nmaxretry = 2\n",
+                fake.display()
+            ));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let cursor = |n: u64| format!("s=ab;i={n};b=cd;m=1;t={:x};x=ef", now * 1_000_000 + n);
+            let entry = |n: u64, unit: &str, addr: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"{}\",\"__REALTIME_TIMESTAMP\":\"{}\",\"_HOSTNAME\":\"mx\",\"_SYSTEMD_UNIT\":\"{unit}\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    cursor(n),
+                    now * 1_000_000 + n
+                )
+            };
+            // A first run makes the ledger; it reads nothing.
+            Watcher::start(&sb).stop();
+            // What per-source readers had left: a through entry 4, b
+            // through entry 2.
+            let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2), (?3, ?4)",
+                [
+                    "watch.position:journal[_SYSTEMD_UNIT=a.service]",
+                    &cursor(4),
+                    "watch.position:journal[_SYSTEMD_UNIT=b.service]",
+                    &cursor(2),
+                ],
+            )
+            .unwrap();
+            drop(db);
+            append(
+                &journal,
+                &[
+                    entry(1, "a.service", "192.0.2.1"),
+                    entry(2, "b.service", "192.0.2.2"),
+                    // Counted by a's reader already: a must not count them again.
+                    entry(3, "a.service", "192.0.2.3"),
+                    entry(4, "a.service", "192.0.2.3"),
+                    // Not yet read by b's reader.
+                    entry(5, "b.service", "192.0.2.5"),
+                    entry(6, "b.service", "192.0.2.5"),
+                    entry(7, "a.service", "192.0.2.7"),
+                    entry(8, "a.service", "192.0.2.7"),
+                ],
+            );
+            let w = Watcher::start(&sb);
+            assert!(
+                wait_until(
+                    || nft_members("b_v4") == ["192.0.2.5"] && nft_members("a_v4") == ["192.0.2.7"]
+                ),
+                "{:?} {:?}\n{}",
+                nft_members("a_v4"),
+                nft_members("b_v4"),
+                w.output()
+            );
+            let args = std::fs::read_to_string(&argv).unwrap();
+            assert!(
+                args.lines().any(|l| l.contains("--follow")
+                    && l.contains(&format!("--after-cursor={}", cursor(2)))),
+                "{args}"
+            );
+            assert!(!w.output().contains("192.0.2.3"), "{}", w.output());
+            // The shared cursor is saved from now on.
+            let out = w.stop();
+            assert_eq!(
+                saved_positions(&sb).get("journal"),
+                Some(&cursor(8)),
+                "{out}"
+            );
+        },
+    );
+}
+
+#[test]
 fn check_validates_and_names_file_line_and_key() {
     let sb = Sandbox::new("watch-check");
     let log = sb.dir().join("auth.log");
