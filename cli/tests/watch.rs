@@ -913,6 +913,97 @@ fn forty_journal_jails_share_one_reader_and_each_bans_only_from_its_own_entries(
 }
 
 #[test]
+fn a_reload_that_adds_a_journal_jail_restarts_the_shared_reader_after_its_cursor() {
+    // The shared reader follows the OR of the journal jails' matches: a
+    // reload that adds one starts it again with the new matches, after the
+    // cursor it had reached, so nothing read is counted again and the new
+    // jail reads from there.
+    kernel_test(
+        "a_reload_that_adds_a_journal_jail_restarts_the_shared_reader_after_its_cursor",
+        || {
+            let sb = Sandbox::new("watch-journal-reload");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            std::fs::write(&journal, "").unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                    argv.display(),
+                    journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let jail = |name: &str| {
+                format!("[jails.{name}]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT={name}.service\"]\nmaxretry = 2\n")
+            };
+            let head = format!("[watch]\njournalctl = \"{}\"\n", fake.display());
+            let sb = sb.with_config(&format!("{head}{}", jail("a")));
+            let entry = |n: u32, unit: &str, addr: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"c{n}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"_SYSTEMD_UNIT\":\"{unit}\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                )
+            };
+            let w = Watcher::start(&sb);
+            append(
+                &journal,
+                &[
+                    entry(1, "a.service", "192.0.2.1"),
+                    entry(2, "a.service", "192.0.2.1"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("a_v4") == ["192.0.2.1"]),
+                "{}",
+                w.output()
+            );
+            std::fs::write(
+                sb.dir().join("banset.toml"),
+                format!("{head}{}{}", jail("a"), jail("b")),
+            )
+            .unwrap();
+            w.signal(libc::SIGHUP);
+            let restarted = || {
+                std::fs::read_to_string(&argv).is_ok_and(|a| {
+                    a.lines().any(|l| {
+                        l.contains("--follow")
+                            && l.contains("--after-cursor=c2 ")
+                            && l.contains("_SYSTEMD_UNIT=a.service + _SYSTEMD_UNIT=b.service")
+                    })
+                })
+            };
+            assert!(
+                wait_until(restarted),
+                "{}\n{}",
+                w.output(),
+                std::fs::read_to_string(&argv).unwrap_or_default()
+            );
+            append(
+                &journal,
+                &[
+                    entry(3, "b.service", "192.0.2.3"),
+                    entry(4, "b.service", "192.0.2.3"),
+                    // One failure in each jail: neither bans.
+                    entry(5, "a.service", "192.0.2.5"),
+                    entry(6, "b.service", "192.0.2.5"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("b_v4") == ["192.0.2.3"]),
+                "{}",
+                w.output()
+            );
+            assert_eq!(nft_members("a_v4"), ["192.0.2.1"]);
+            let out = w.stop();
+            assert_eq!(out.matches("ban 192.0.2.1 ").count(), 1, "{out}");
+            assert!(!out.contains("ban 192.0.2.5"), "{out}");
+        },
+    );
+}
+
+#[test]
 fn the_first_shared_journal_reader_resumes_from_per_source_cursors_without_recounting() {
     // A banset that ran a journalctl per journal source saved a cursor per
     // source. The first shared reader starts after the oldest of them, and
