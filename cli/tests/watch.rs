@@ -757,6 +757,351 @@ fn journal_follow_reads_nothing_in_a_container_that_fakes_the_boot_id() {
     );
 }
 
+/// Children of `pid` whose command is `comm`, from /proc.
+fn children_named(pid: u32, comm: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let name = head.split_once('(').map_or("", |(_, n)| n);
+            let ppid = rest.split_whitespace().nth(1);
+            name == comm && ppid == Some(pid.to_string().as_str())
+        })
+        .count()
+}
+
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn forty_journal_jails_share_one_reader_and_each_bans_only_from_its_own_entries() {
+    // A journalctl child and a thread per journal source: 40 jails on the
+    // journal ran 40 children and 40 threads. Now one reader follows the
+    // OR of their matches and hands each entry to the jails whose matches
+    // it satisfies. The stand-in prints every entry whatever the matches
+    // (the in-process dispatch alone keeps jails apart), records its argv
+    // and resumes after `--after-cursor=cN` (line N is cursor cN).
+    kernel_test(
+        "forty_journal_jails_share_one_reader_and_each_bans_only_from_its_own_entries",
+        || {
+            const JAILS: u32 = 40;
+            let sb = Sandbox::new("watch-journal-share");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            std::fs::write(&journal, "").unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                    argv.display(),
+                    journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            // Jail jK reads unit postfixK.service from postfix/smtpd (two
+            // fields, ANDed); even jails also take unit mailK.service (the
+            // same field twice: either).
+            let mut config = format!("[watch]\njournalctl = \"{}\"\n", fake.display());
+            for k in 0..JAILS {
+                let extra = if k % 2 == 0 {
+                    format!(", \"_SYSTEMD_UNIT=mail{k}.service\"")
+                } else {
+                    String::new()
+                };
+                config.push_str(&format!(
+                    "[jails.j{k}]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=postfix{k}.service\", \"SYSLOG_IDENTIFIER=postfix/smtpd\"{extra}]\nmaxretry = 2\n"
+                ));
+            }
+            let sb = sb.with_config(&config);
+            let mut n = 0u32;
+            let mut entry = |unit: &str, addr: &str| {
+                n += 1;
+                format!(
+                    "{{\"__CURSOR\":\"c{n}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"_SYSTEMD_UNIT\":\"{unit}\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                )
+            };
+            let w = Watcher::start(&sb);
+            let pid = w.child.id();
+            assert!(
+                wait_until(|| std::fs::read_to_string(&argv).is_ok_and(|a| a.contains("--follow"))),
+                "{}",
+                w.output()
+            );
+            let follow = std::fs::read_to_string(&argv).unwrap();
+            let follow = follow.lines().find(|l| l.contains("--follow")).unwrap();
+            assert!(
+                follow.contains("_SYSTEMD_UNIT=postfix39.service")
+                    && follow.contains("_SYSTEMD_UNIT=mail38.service")
+                    && follow.contains(" + "),
+                "{follow}"
+            );
+            let mut lines = Vec::new();
+            for k in 0..JAILS {
+                // Even jails get one failure through each of their units.
+                let second = if k % 2 == 0 {
+                    format!("mail{k}.service")
+                } else {
+                    format!("postfix{k}.service")
+                };
+                let addr = format!("198.51.100.{}", k + 1);
+                lines.push(entry(&format!("postfix{k}.service"), &addr));
+                lines.push(entry(&second, &addr));
+            }
+            // One failure of 192.0.2.7 in jail j0's unit and one in j1's:
+            // two failures, but neither jail may count the other's.
+            lines.push(entry("postfix0.service", "192.0.2.7"));
+            lines.push(entry("postfix1.service", "192.0.2.7"));
+            // Matches no jail: the unit is nobody's.
+            lines.push(entry("postfix99.service", "192.0.2.8"));
+            lines.push(entry("postfix99.service", "192.0.2.8"));
+            append(&journal, &lines);
+            for k in 0..JAILS {
+                let addr = format!("198.51.100.{}", k + 1);
+                assert!(
+                    wait_until(|| nft_members(&format!("j{k}_v4")) == [addr.clone()]),
+                    "jail j{k}: {:?}\n{}",
+                    nft_members(&format!("j{k}_v4")),
+                    w.output()
+                );
+            }
+            assert!(!w.output().contains("192.0.2.7"), "{}", w.output());
+            assert!(!w.output().contains("192.0.2.8"), "{}", w.output());
+            // One journalctl (exec'd as tail) and a number of threads that
+            // does not grow with the jails.
+            assert_eq!(children_named(pid, "tail"), 1, "{}", w.output());
+            let threads = threads_of(pid);
+            assert!(threads <= 16, "{threads} threads for {JAILS} journal jails");
+            let out = w.stop();
+            // Logged while down: read after the reader's cursor at restart.
+            let before = std::fs::read_to_string(&argv).unwrap().lines().count();
+            append(
+                &journal,
+                &[
+                    entry("postfix5.service", "192.0.2.55"),
+                    entry("postfix5.service", "192.0.2.55"),
+                ],
+            );
+            let last = n - 2;
+            let w = Watcher::start(&sb);
+            assert!(
+                wait_until(|| nft_members("j5_v4").contains(&"192.0.2.55".to_string())),
+                "{out}\n{}",
+                w.output()
+            );
+            let after = std::fs::read_to_string(&argv).unwrap();
+            assert!(
+                after
+                    .lines()
+                    .skip(before)
+                    .any(|l| l.contains("--follow")
+                        && l.contains(&format!("--after-cursor=c{last} "))),
+                "{after}"
+            );
+            // Nothing read before the cursor was counted again.
+            assert_eq!(nft_members("j0_v4"), ["198.51.100.1"]);
+            assert!(!w.output().contains("ban 198.51.100."), "{}", w.output());
+        },
+    );
+}
+
+#[test]
+fn a_reload_that_adds_a_journal_jail_restarts_the_shared_reader_after_its_cursor() {
+    // The shared reader follows the OR of the journal jails' matches: a
+    // reload that adds one starts it again with the new matches, after the
+    // cursor it had reached, so nothing read is counted again and the new
+    // jail reads from there.
+    kernel_test(
+        "a_reload_that_adds_a_journal_jail_restarts_the_shared_reader_after_its_cursor",
+        || {
+            let sb = Sandbox::new("watch-journal-reload");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            std::fs::write(&journal, "").unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                    argv.display(),
+                    journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let jail = |name: &str| {
+                format!("[jails.{name}]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT={name}.service\"]\nmaxretry = 2\n")
+            };
+            let head = format!("[watch]\njournalctl = \"{}\"\n", fake.display());
+            let sb = sb.with_config(&format!("{head}{}", jail("a")));
+            let entry = |n: u32, unit: &str, addr: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"c{n}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"_SYSTEMD_UNIT\":\"{unit}\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                )
+            };
+            let w = Watcher::start(&sb);
+            append(
+                &journal,
+                &[
+                    entry(1, "a.service", "192.0.2.1"),
+                    entry(2, "a.service", "192.0.2.1"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("a_v4") == ["192.0.2.1"]),
+                "{}",
+                w.output()
+            );
+            std::fs::write(
+                sb.dir().join("banset.toml"),
+                format!("{head}{}{}", jail("a"), jail("b")),
+            )
+            .unwrap();
+            w.signal(libc::SIGHUP);
+            let restarted = || {
+                std::fs::read_to_string(&argv).is_ok_and(|a| {
+                    a.lines().any(|l| {
+                        l.contains("--follow")
+                            && l.contains("--after-cursor=c2 ")
+                            && l.contains("_SYSTEMD_UNIT=a.service + _SYSTEMD_UNIT=b.service")
+                    })
+                })
+            };
+            assert!(
+                wait_until(restarted),
+                "{}\n{}",
+                w.output(),
+                std::fs::read_to_string(&argv).unwrap_or_default()
+            );
+            append(
+                &journal,
+                &[
+                    entry(3, "b.service", "192.0.2.3"),
+                    entry(4, "b.service", "192.0.2.3"),
+                    // One failure in each jail: neither bans.
+                    entry(5, "a.service", "192.0.2.5"),
+                    entry(6, "b.service", "192.0.2.5"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("b_v4") == ["192.0.2.3"]),
+                "{}",
+                w.output()
+            );
+            assert_eq!(nft_members("a_v4"), ["192.0.2.1"]);
+            let out = w.stop();
+            assert_eq!(out.matches("ban 192.0.2.1 ").count(), 1, "{out}");
+            assert!(!out.contains("ban 192.0.2.5"), "{out}");
+        },
+    );
+}
+
+#[test]
+fn the_first_shared_journal_reader_resumes_from_per_source_cursors_without_recounting() {
+    // A banset that ran a journalctl per journal source saved a cursor per
+    // source. The first shared reader starts after the oldest of them, and
+    // each source skips the entries its own cursor had already counted:
+    // none is counted twice, none missed. Cursors here carry journald's
+    // `i=` (the line of the stand-in's file) and `t=` (realtime) parts.
+    kernel_test(
+        "the_first_shared_journal_reader_resumes_from_per_source_cursors_without_recounting",
+        || {
+            let sb = Sandbox::new("watch-journal-migrate");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            std::fs::write(&journal, "").unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=*) a=${{a#*;i=}}; start=$(( ${{a%%;*}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                    argv.display(),
+                    journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let sb = sb.with_config(&format!(
+                "[watch]\njournalctl = \"{}\"\n[jails.a]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=a.service\"]\nmaxretry = 2\n[jails.b]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=b.service\"]\nmaxretry = 2\n",
+                fake.display()
+            ));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let cursor = |n: u64| format!("s=ab;i={n};b=cd;m=1;t={:x};x=ef", now * 1_000_000 + n);
+            let entry = |n: u64, unit: &str, addr: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"{}\",\"__REALTIME_TIMESTAMP\":\"{}\",\"_HOSTNAME\":\"mx\",\"_SYSTEMD_UNIT\":\"{unit}\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    cursor(n),
+                    now * 1_000_000 + n
+                )
+            };
+            // A first run makes the ledger; it reads nothing.
+            Watcher::start(&sb).stop();
+            // What per-source readers had left: a through entry 4, b
+            // through entry 2.
+            let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2), (?3, ?4)",
+                [
+                    "watch.position:journal[_SYSTEMD_UNIT=a.service]",
+                    &cursor(4),
+                    "watch.position:journal[_SYSTEMD_UNIT=b.service]",
+                    &cursor(2),
+                ],
+            )
+            .unwrap();
+            drop(db);
+            append(
+                &journal,
+                &[
+                    entry(1, "a.service", "192.0.2.1"),
+                    entry(2, "b.service", "192.0.2.2"),
+                    // Counted by a's reader already: a must not count them again.
+                    entry(3, "a.service", "192.0.2.3"),
+                    entry(4, "a.service", "192.0.2.3"),
+                    // Not yet read by b's reader.
+                    entry(5, "b.service", "192.0.2.5"),
+                    entry(6, "b.service", "192.0.2.5"),
+                    entry(7, "a.service", "192.0.2.7"),
+                    entry(8, "a.service", "192.0.2.7"),
+                ],
+            );
+            let w = Watcher::start(&sb);
+            assert!(
+                wait_until(
+                    || nft_members("b_v4") == ["192.0.2.5"] && nft_members("a_v4") == ["192.0.2.7"]
+                ),
+                "{:?} {:?}\n{}",
+                nft_members("a_v4"),
+                nft_members("b_v4"),
+                w.output()
+            );
+            let args = std::fs::read_to_string(&argv).unwrap();
+            assert!(
+                args.lines().any(|l| l.contains("--follow")
+                    && l.contains(&format!("--after-cursor={}", cursor(2)))),
+                "{args}"
+            );
+            assert!(!w.output().contains("192.0.2.3"), "{}", w.output());
+            // The shared cursor is saved from now on.
+            let out = w.stop();
+            assert_eq!(
+                saved_positions(&sb).get("journal"),
+                Some(&cursor(8)),
+                "{out}"
+            );
+        },
+    );
+}
+
 #[test]
 fn check_validates_and_names_file_line_and_key() {
     let sb = Sandbox::new("watch-check");

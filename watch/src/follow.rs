@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::filter::MAX_LINE_LEN;
 use crate::journal_boot::{newest_entry_boot, newest_entry_cursor, probe_args, BootChoice};
+use crate::journal_match::EntryFields;
 
 /// Where reading stopped in a file: enough to resume after a restart
 /// without counting a line twice, and to notice the file was replaced.
@@ -393,18 +394,68 @@ pub struct JournalLine {
 /// Reads one line of `journalctl -o json`. `None` for lines that are not
 /// a journal entry with a message.
 pub fn parse_journal_json(json: &[u8]) -> Option<JournalLine> {
-    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    let field = |k: &str| -> Option<Vec<u8>> {
-        match v.get(k)? {
+    parse_journal_entry(json).map(|(line, _)| line)
+}
+
+/// The most fields an entry may have: journald's own limit
+/// (`ENTRY_FIELD_COUNT_MAX`); more is not an entry journald wrote.
+pub const MAX_JOURNAL_FIELDS: usize = 1024;
+
+/// The longest line of `journalctl -o json` read (one entry); a longer
+/// one is dropped whole. journalctl prints no field longer than 4096
+/// bytes (`null` instead, without `--all`), so a real entry that reaches
+/// this has hundreds of fields of no use to a filter.
+pub const MAX_JOURNAL_ENTRY: usize = 1024 * 1024;
+
+/// An entry's fields, for deciding which journal sources it belongs to
+/// ([`crate::journal_share::JournalShare::dispatch`]).
+#[derive(Debug)]
+pub struct JournalFields(serde_json::Map<String, serde_json::Value>);
+
+impl JournalFields {
+    /// A field's value as bytes: journalctl prints a string, or an array
+    /// of bytes for a value that is not UTF-8.
+    fn bytes(v: &serde_json::Value) -> Option<Vec<u8>> {
+        match v {
             serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
-            // Binary-unsafe fields come as arrays of bytes.
             serde_json::Value::Array(a) => a
                 .iter()
                 .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
                 .collect(),
             _ => None,
         }
+    }
+
+    fn one(&self, k: &str) -> Option<Vec<u8>> {
+        JournalFields::bytes(self.0.get(k)?)
+    }
+}
+
+impl EntryFields for JournalFields {
+    fn has(&self, field: &str, value: &[u8]) -> bool {
+        match self.0.get(field) {
+            None => false,
+            // A field with several values is an array of them (each a
+            // string or an array of bytes).
+            Some(serde_json::Value::Array(a)) if a.first().is_some_and(|v| !v.is_number()) => a
+                .iter()
+                .any(|v| JournalFields::bytes(v).as_deref() == Some(value)),
+            Some(v) => JournalFields::bytes(v).as_deref() == Some(value),
+        }
+    }
+}
+
+/// [`parse_journal_json`], with the entry's fields for matching.
+pub fn parse_journal_entry(json: &[u8]) -> Option<(JournalLine, JournalFields)> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let serde_json::Value::Object(map) = v else {
+        return None;
     };
+    if map.len() > MAX_JOURNAL_FIELDS {
+        return None;
+    }
+    let fields = JournalFields(map);
+    let field = |k: &str| fields.one(k);
     let message = field("MESSAGE")?;
     let mut line = Vec::with_capacity(message.len() + 64);
     let host = field("_HOSTNAME").unwrap_or_else(|| b"localhost".to_vec());
@@ -433,7 +484,7 @@ pub fn parse_journal_json(json: &[u8]) -> Option<JournalLine> {
         .and_then(|t| std::str::from_utf8(&t).ok()?.parse::<i64>().ok())
         .map(|us| us / 1_000_000);
     let cursor = field("__CURSOR").and_then(|c| String::from_utf8(c).ok());
-    Some(JournalLine { line, at, cursor })
+    Some((JournalLine { line, at, cursor }, fields))
 }
 
 /// `field` as one syslog token: white space, control bytes and the
@@ -493,7 +544,7 @@ pub fn follow_journal(
     mut cursor: Option<String>,
     stop: &AtomicBool,
     child_pid: &Arc<AtomicU32>,
-    on_line: &mut dyn FnMut(JournalLine),
+    on_line: &mut dyn FnMut(JournalLine, &JournalFields),
     on_error: &mut dyn FnMut(String),
 ) {
     let mut noticed = None;
@@ -599,29 +650,57 @@ fn read_entries(
     mut child: Child,
     child_pid: &Arc<AtomicU32>,
     cursor: &mut Option<String>,
-    on_line: &mut dyn FnMut(JournalLine),
+    on_line: &mut dyn FnMut(JournalLine, &JournalFields),
 ) -> (Child, std::io::Result<std::process::ExitStatus>) {
     let stdout = child.stdout.take().expect("piped");
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut raw = Vec::with_capacity(4096);
-    loop {
-        raw.clear();
-        match reader.read_until(b'\n', &mut raw) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if let Some(entry) = parse_journal_json(&raw) {
-                    if let Some(c) = &entry.cursor {
-                        *cursor = Some(c.clone());
-                    }
-                    on_line(entry);
-                }
+    while let Some(whole) = read_bounded_line(&mut reader, &mut raw, MAX_JOURNAL_ENTRY) {
+        if !whole {
+            continue;
+        }
+        if let Some((entry, fields)) = parse_journal_entry(&raw) {
+            if let Some(c) = &entry.cursor {
+                *cursor = Some(c.clone());
             }
+            on_line(entry, &fields);
         }
     }
+    // A long entry grew the buffer: not kept for the next child.
+    drop(raw);
     let _ = child.kill();
     let status = child.wait();
     child_pid.store(0, Ordering::SeqCst);
     (child, status)
+}
+
+/// Reads one line into `raw` (without its newline), at most `max` bytes:
+/// `Some(true)` a line, `Some(false)` a longer one, dropped to its end,
+/// `None` at the end of the output (a last line without a newline is
+/// not an entry journalctl finished printing).
+fn read_bounded_line(reader: &mut impl BufRead, raw: &mut Vec<u8>, max: usize) -> Option<bool> {
+    raw.clear();
+    let mut whole = true;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok([]) | Err(_) => return None,
+            Ok(b) => b,
+        };
+        let (take, done) = match memchr::memchr(b'\n', buf) {
+            Some(nl) => (nl, true),
+            None => (buf.len(), false),
+        };
+        if whole && raw.len() + take <= max {
+            raw.extend_from_slice(&buf[..take]);
+        } else {
+            whole = false;
+            raw.clear();
+        }
+        reader.consume(take + usize::from(done));
+        if done {
+            return Some(whole);
+        }
+    }
 }
 
 /// Where the kernel shows a process its boot ID (journalctl reads the same).
@@ -887,6 +966,42 @@ mod tests {
         assert!(poll(&mut f).is_empty());
         append(&log, &format!("{}\nok\n", "y".repeat(READ_CHUNK)));
         assert_eq!(poll(&mut f), vec!["ok"]);
+    }
+
+    #[test]
+    fn journal_output_lines_are_bounded_and_an_overlong_entry_is_dropped_whole() {
+        let long = "x".repeat(100);
+        let input = format!("{{\"a\":1}}\n{long}\n{{\"b\":2}}\nunfinished");
+        let mut r = BufReader::with_capacity(8, input.as_bytes());
+        let mut raw = Vec::new();
+        assert_eq!(read_bounded_line(&mut r, &mut raw, 20), Some(true));
+        assert_eq!(raw, b"{\"a\":1}");
+        assert_eq!(read_bounded_line(&mut r, &mut raw, 20), Some(false));
+        assert!(raw.is_empty());
+        assert_eq!(read_bounded_line(&mut r, &mut raw, 20), Some(true));
+        assert_eq!(raw, b"{\"b\":2}");
+        assert_eq!(read_bounded_line(&mut r, &mut raw, 20), None);
+        // More fields than journald writes: not an entry.
+        let many: Vec<String> = (0..=MAX_JOURNAL_FIELDS)
+            .map(|i| format!("\"F{i}\":\"v\""))
+            .collect();
+        let json = format!("{{\"MESSAGE\":\"m\",{}}}", many.join(","));
+        assert!(parse_journal_entry(json.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn journal_fields_match_strings_bytes_and_repeated_fields() {
+        let (_, f) = parse_journal_entry(
+            br#"{"MESSAGE":"m","_COMM":"sshd","SYSLOG_IDENTIFIER":["a","sshd"],"BIN":[104,105],"TWO":[[104],[105]],"BIG":null}"#,
+        )
+        .unwrap();
+        assert!(f.has("_COMM", b"sshd"));
+        assert!(!f.has("_COMM", b"ssh"));
+        assert!(f.has("SYSLOG_IDENTIFIER", b"sshd") && f.has("SYSLOG_IDENTIFIER", b"a"));
+        assert!(f.has("BIN", b"hi"));
+        assert!(f.has("TWO", b"i") && !f.has("TWO", b"hi"));
+        assert!(!f.has("BIG", b""));
+        assert!(!f.has("NONE", b""));
     }
 
     #[test]

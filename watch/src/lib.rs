@@ -22,11 +22,14 @@
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
 //!    actions), `prefsplit` (a prefregex's head), [`hostile`] (crafted
 //!    lines for the bounded-work test and `bench/filter-worst`),
-//!    `journal_boot` (the boot a journal follower names): depend on
+//!    `journal_boot` (the boot a journal follower names),
+//!    [`journal_match`] (what journalctl's match words mean): depend on
 //!    nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
 //!    the regex limits every layer builds with; `shared` (one compiled
-//!    copy of a filter or a date pattern for every source that uses it).
+//!    copy of a filter or a date pattern for every source that uses it),
+//!    [`journal_share`] (one journal reader for every journal source:
+//!    which sources an entry goes to, where it resumes).
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
 //!    filter's latest lines and skeletons, open connections); data only.
 //! 4. `compiled`: compiled filters, each carrying its state.
@@ -57,6 +60,8 @@ mod filter;
 pub mod follow;
 pub mod hostile;
 mod journal_boot;
+pub mod journal_match;
+pub mod journal_share;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;

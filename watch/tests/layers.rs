@@ -15,6 +15,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("window", 1),
     ("mail", 1),
     ("journal_boot", 1),
+    ("journal_match", 1),
+    ("journal_share", 2),
     ("filter", 2),
     ("shared", 2),
     ("state", 3),

@@ -9,9 +9,9 @@ use std::time::Instant;
 use banset_core::{
     format_duration, AddOptions, AddRecord, BanRequest, Clock, Ledger, SetName, Target,
 };
-use banset_watch::config::SourceKey;
 use banset_watch::policy::{BanDecision, BanHistory, BanOutcome, RECIDIVE};
 
+use super::event::PositionKey;
 use super::logging::{self, log};
 use super::source_threads::position_key;
 use super::state::Daemon;
@@ -47,7 +47,7 @@ impl Daemon<'_> {
         jail_index: usize,
         target: Target,
         at: i64,
-        resume: Option<(SourceKey, String)>,
+        resume: Option<(PositionKey, String)>,
         line: &[u8],
     ) {
         let now = self.ctx.fw.clock.now();
@@ -123,7 +123,7 @@ impl Daemon<'_> {
     pub(super) fn ban(
         &mut self,
         decision: &BanDecision,
-        resume: Option<(SourceKey, String)>,
+        resume: Option<(PositionKey, String)>,
     ) -> BanOutcome {
         let BanDecision {
             jail,

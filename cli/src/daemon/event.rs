@@ -18,14 +18,15 @@ pub enum Event {
         jail: usize,
         target: Target,
         at: i64,
-        /// The source, and where it resumes after the failure's line.
-        resume: Option<(SourceKey, String)>,
+        /// The source's reader, and where it resumes after the failure's
+        /// line.
+        resume: Option<(PositionKey, String)>,
         /// The line (at most [`banset_watch::mail::MAX_LINE`] bytes), for
         /// the mails that list them.
         line: Box<[u8]>,
     },
     /// Where a source stands (file position or journal cursor).
-    Position { source: SourceKey, value: String },
+    Position { source: PositionKey, value: String },
     /// A source's problem, worth one log line.
     SourceError { source: String, message: String },
     /// Someone changed kernel objects of this backend (nftables monitor,
@@ -41,6 +42,23 @@ pub enum Event {
     Shutdown,
     /// A control-socket request, and where its reply goes.
     Control(crate::control::server::Call),
+}
+
+/// Whose position a saved value is: a file source's, or the one journal
+/// reader's that every journal source shares (its cursor).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PositionKey {
+    Source(SourceKey),
+    Journal,
+}
+
+impl std::fmt::Display for PositionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PositionKey::Source(k) => k.fmt(f),
+            PositionKey::Journal => f.write_str("journal"),
+        }
+    }
 }
 
 /// A configuration read, validated and checked off the loop, for a reload

@@ -20,6 +20,7 @@ mod bans;
 mod control;
 mod event;
 mod firewalld_watch;
+mod journal_reader;
 mod keeper;
 pub mod logging;
 mod metrics;

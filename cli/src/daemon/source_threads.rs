@@ -1,11 +1,10 @@
 //! Source threads: each file source is followed on one of a few shared
-//! poller threads (`banset_watch::poller`), each journal query on a thread
-//! of its own; every entry goes to its source's pipeline
+//! poller threads (`banset_watch::poller`), every journal source by one
+//! shared reader (`journal_reader`); every entry goes to its source's pipeline
 //! (`banset_watch::pipeline`, the code `regex-test` runs), and only the
 //! failures go to the daemon's loop. Lines never cross a channel; failures
 //! do. Nothing about a line is decided here.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -13,12 +12,12 @@ use std::thread::JoinHandle;
 
 use banset_core::{Clock, SystemClock};
 use banset_watch::config::SourceKey;
-use banset_watch::follow::{follow_journal, FileFollower, Position};
+use banset_watch::follow::{FileFollower, Position};
 use banset_watch::mail::MAX_LINE;
 use banset_watch::pipeline::{Failure, RawEntry, SourcePipeline};
 use banset_watch::poller::{FileSink, Followed, Poller, Waker};
 
-use super::event::Event;
+use super::event::{Event, PositionKey};
 
 /// Counters of one source, read by the status snapshot.
 #[derive(Debug, Default)]
@@ -34,24 +33,32 @@ pub struct SourceStats {
 pub struct SourceHandle {
     pub key: SourceKey,
     pub stats: Arc<SourceStats>,
-    stop: Arc<AtomicBool>,
-    child_pid: Arc<AtomicU32>,
-    running: Running,
+    /// `None` for a journal source: the shared journal reader (a worker
+    /// of its own) reads for it.
+    worker: Option<Worker>,
 }
 
-/// Where a source runs, and how to wait until it is done.
-enum Running {
-    /// A journal source: its own thread, blocked reading its child.
+/// Something reading that can be stopped and waited for: a file on a
+/// poller, or the journal reader.
+pub struct Worker {
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) child_pid: Arc<AtomicU32>,
+    pub(super) running: Running,
+}
+
+/// Where a worker runs, and how to wait until it is done.
+pub(super) enum Running {
+    /// The journal reader: its own thread, blocked reading its child.
     Thread(JoinHandle<()>),
     /// A file source on a shared poller thread, which drops the sender of
     /// `done` once the file had its last look.
     Polled { done: Receiver<()>, waker: Waker },
 }
 
-impl SourceHandle {
-    /// Asks the source to stop, without waiting: a file source's poller
-    /// is woken to give it its last look, a journal source stops when its
-    /// child ends.
+impl Worker {
+    /// Asks the worker to stop, without waiting: a file source's poller
+    /// is woken to give it its last look, the journal reader stops when
+    /// its child ends.
     pub fn signal(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let pid = self.child_pid.load(Ordering::SeqCst);
@@ -64,7 +71,7 @@ impl SourceHandle {
         }
     }
 
-    /// Waits for the source, after [`SourceHandle::signal`]: it finishes
+    /// Waits for the source, after [`Worker::signal`]: it finishes
     /// the lines it has read and reports its final position first.
     pub fn join(self) {
         match self.running {
@@ -79,16 +86,21 @@ impl SourceHandle {
     }
 }
 
-/// Stops every source: all are asked first, then all are waited for, so
-/// stopping takes one source's time, not the sum (89 sources took 58 s,
-/// past systemd's stop timeout, which then killed the daemon before it
-/// saved its positions).
-pub fn stop_all(sources: Vec<SourceHandle>) {
-    for s in &sources {
-        s.signal();
+/// Stops every source and the journal reader: all are asked first, then
+/// all are waited for, so stopping takes one source's time, not the sum
+/// (89 sources took 58 s, past systemd's stop timeout, which then killed
+/// the daemon before it saved its positions).
+pub fn stop_all(sources: Vec<SourceHandle>, journal: Option<Worker>) {
+    let workers: Vec<Worker> = sources
+        .into_iter()
+        .filter_map(|s| s.worker)
+        .chain(journal)
+        .collect();
+    for w in &workers {
+        w.signal();
     }
-    for s in sources {
-        s.join();
+    for w in workers {
+        w.join();
     }
 }
 
@@ -128,22 +140,22 @@ pub const MAX_POLLERS: usize = 4;
 pub struct SourceSpec {
     pub key: SourceKey,
     pub pipeline: SourcePipeline,
-    /// Where a previous run stopped (file position or journal cursor).
+    /// Where a previous run stopped (file position, or a journal
+    /// source's own cursor from a banset that ran a reader per source).
     pub saved: Option<String>,
-    pub journalctl: PathBuf,
     pub generation: u64,
 }
 
-/// Starts a source: a file on a poller, a journal query on its own
-/// thread. `None` when no poller could be started (reported).
-pub fn spawn(
+/// Starts a file source on a poller. `None` when no poller could be
+/// started (reported), or for a journal source (`journal_reader::spawn`
+/// starts them all at once).
+pub fn spawn_file(
     spec: SourceSpec,
     events: Sender<Event>,
     pollers: &mut Pollers,
 ) -> Option<SourceHandle> {
     let stats = Arc::new(SourceStats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let child_pid = Arc::new(AtomicU32::new(0));
     let key = spec.key.clone();
     let running = match &spec.key {
         SourceKey::File(path) => {
@@ -170,10 +182,11 @@ pub fn spawn(
             };
             let (done_tx, done) = channel();
             let last = follower.position();
+            let resume = PositionKey::Source(spec.key.clone());
             poller.add(Followed {
                 follower,
                 sink: Box::new(FileLines {
-                    lines: Lines::new(spec, events, stats.clone()),
+                    lines: Lines::new(spec, resume, events, stats.clone()),
                     last,
                     _done: done_tx,
                 }),
@@ -184,37 +197,52 @@ pub fn spawn(
                 waker: poller.waker(),
             }
         }
-        SourceKey::Journal(_) => {
-            let (stop, child_pid, stats) = (stop.clone(), child_pid.clone(), stats.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("source {key}"))
-                .spawn(move || run_journal(spec, events, &stop, &child_pid, stats))
-                .expect("spawning a source thread");
-            Running::Thread(thread)
-        }
+        SourceKey::Journal(_) => return None,
     };
     Some(SourceHandle {
         key,
         stats,
-        stop,
-        child_pid,
-        running,
+        worker: Some(Worker {
+            stop,
+            child_pid: Arc::new(AtomicU32::new(0)),
+            running,
+        }),
     })
+}
+
+impl SourceHandle {
+    /// A journal source, read by the shared journal reader.
+    pub(super) fn shared(key: SourceKey, stats: Arc<SourceStats>) -> SourceHandle {
+        SourceHandle {
+            key,
+            stats,
+            worker: None,
+        }
+    }
 }
 
 /// A source's entries through its pipeline; failures (only) to the
 /// daemon's loop.
-struct Lines {
-    spec: SourceSpec,
-    events: Sender<Event>,
+pub(super) struct Lines {
+    pub(super) spec: SourceSpec,
+    /// Whose position a failure's resume value is (the file's, or the
+    /// shared journal reader's cursor).
+    resume: PositionKey,
+    pub(super) events: Sender<Event>,
     stats: Arc<SourceStats>,
     failures: Vec<Failure>,
 }
 
 impl Lines {
-    fn new(spec: SourceSpec, events: Sender<Event>, stats: Arc<SourceStats>) -> Lines {
+    pub(super) fn new(
+        spec: SourceSpec,
+        resume: PositionKey,
+        events: Sender<Event>,
+        stats: Arc<SourceStats>,
+    ) -> Lines {
         Lines {
             spec,
+            resume,
             events,
             stats,
             failures: Vec::with_capacity(4),
@@ -223,7 +251,7 @@ impl Lines {
 
     /// One entry. `resume` says where to resume once this entry's effect
     /// is kept (asked only for a failure that counts).
-    fn entry(&mut self, entry: RawEntry<'_>, resume: &dyn Fn() -> Option<String>) {
+    pub(super) fn entry(&mut self, entry: RawEntry<'_>, resume: &dyn Fn() -> Option<String>) {
         let stats = &self.stats;
         stats.lines.fetch_add(1, Ordering::Relaxed);
         self.failures.clear();
@@ -250,14 +278,14 @@ impl Lines {
                 line: text[..text.len().min(MAX_LINE)].into(),
                 resume: resume
                     .as_ref()
-                    .map(|value| (self.spec.key.clone(), value.clone())),
+                    .map(|value| (self.resume.clone(), value.clone())),
             });
         }
     }
 
     fn position(&self, value: String) {
         let _ = self.events.send(Event::Position {
-            source: self.spec.key.clone(),
+            source: self.resume.clone(),
             value,
         });
     }
@@ -298,55 +326,7 @@ impl FileSink for FileLines {
     }
 }
 
-fn run_journal(
-    spec: SourceSpec,
-    events: Sender<Event>,
-    stop: &AtomicBool,
-    child_pid: &Arc<AtomicU32>,
-    stats: Arc<SourceStats>,
-) {
-    let SourceKey::Journal(matches) = spec.key.clone() else {
-        return;
-    };
-    let (journalctl, saved) = (spec.journalctl.clone(), spec.saved.clone());
-    let mut lines = Lines::new(spec, events, stats);
-    let mut last_cursor = saved.clone();
-    let errors = lines.events.clone();
-    let key = lines.spec.key.to_string();
-    follow_journal(
-        &journalctl,
-        &matches,
-        saved,
-        stop,
-        child_pid,
-        &mut |entry| {
-            lines.entry(
-                RawEntry::Journal {
-                    line: &entry.line,
-                    at: entry.at,
-                },
-                &|| entry.cursor.clone(),
-            );
-            if let Some(c) = entry.cursor {
-                last_cursor = Some(c.clone());
-                // The loop keeps the latest and saves it with the
-                // failures it follows, so a restart re-reads nothing.
-                lines.position(c);
-            }
-        },
-        &mut |message| {
-            let _ = errors.send(Event::SourceError {
-                source: key.clone(),
-                message,
-            });
-        },
-    );
-    if let Some(c) = last_cursor {
-        lines.position(c);
-    }
-}
-
 /// The ledger's `meta` key of a source's saved position.
-pub(super) fn position_key(source: &SourceKey) -> String {
+pub(super) fn position_key(source: &PositionKey) -> String {
     format!("watch.position:{source}")
 }

@@ -1,17 +1,20 @@
-//! Which sources run: starting one per configured log or journal query,
-//! finding files that appeared, stopping them all, and saving where each
-//! stands. The threads themselves are `source_threads`.
+//! Which sources run: starting one per configured log or journal query
+//! (the journal ones all read by one `journal_reader`), finding files
+//! that appeared, stopping them all, and saving where each stands. The
+//! threads themselves are `source_threads`.
 
 use banset_watch::config::SourceKey;
 use banset_watch::pipeline::{source_pipeline, SourcePipeline};
 
+use super::event::PositionKey;
 use super::logging::log;
-use super::source_threads::{position_key, spawn, stop_all, SourceSpec};
+use super::source_threads::{position_key, spawn_file, stop_all, SourceSpec};
 use super::state::Daemon;
 
 impl Daemon<'_> {
     pub(super) fn start_sources(&mut self) {
         self.generation += 1;
+        let mut journal = Vec::new();
         for (key, built) in banset_watch::pipeline::source_pipelines(&self.settings.jails) {
             let pipeline = match built {
                 Ok(p) => p,
@@ -20,28 +23,48 @@ impl Daemon<'_> {
                     continue;
                 }
             };
-            let saved = self.positions.get(&key).cloned().or_else(|| {
-                self.ctx
-                    .fw
-                    .ledger
-                    .read()
-                    .ok()?
-                    .meta(&position_key(&key))
-                    .ok()?
-            });
-            self.start_source(key, pipeline, saved);
+            let saved = self.saved_position(&PositionKey::Source(key.clone()));
+            let spec = self.spec(key, pipeline, saved);
+            match spec.key {
+                SourceKey::Journal(_) => journal.push(spec),
+                SourceKey::File(_) => self.start_file(spec),
+            }
         }
+        let shared = self.saved_position(&PositionKey::Journal);
+        let (handles, reader) = super::journal_reader::spawn(
+            journal,
+            shared,
+            self.settings.watch.journalctl.clone(),
+            self.events_tx.clone(),
+        );
+        self.sources.extend(handles);
+        self.journal_reader = reader;
     }
 
-    fn start_source(&mut self, key: SourceKey, pipeline: SourcePipeline, saved: Option<String>) {
-        let spec = SourceSpec {
+    /// Where a previous run stopped (this run's latest, else the ledger's).
+    fn saved_position(&mut self, key: &PositionKey) -> Option<String> {
+        self.positions.get(key).cloned().or_else(|| {
+            self.ctx
+                .fw
+                .ledger
+                .read()
+                .ok()?
+                .meta(&position_key(key))
+                .ok()?
+        })
+    }
+
+    fn spec(&self, key: SourceKey, pipeline: SourcePipeline, saved: Option<String>) -> SourceSpec {
+        SourceSpec {
             key,
             pipeline,
             saved,
-            journalctl: self.settings.watch.journalctl.clone(),
             generation: self.generation,
-        };
-        if let Some(source) = spawn(spec, self.events_tx.clone(), &mut self.pollers) {
+        }
+    }
+
+    fn start_file(&mut self, spec: SourceSpec) {
+        if let Some(source) = spawn_file(spec, self.events_tx.clone(), &mut self.pollers) {
             self.sources.push(source);
         }
     }
@@ -70,12 +93,12 @@ impl Daemon<'_> {
             // jail's filters, where it stands.
             if let Some(i) = self.sources.iter().position(|s| s.key == key) {
                 let old = self.sources.swap_remove(i);
-                stop_all(vec![old]);
+                stop_all(vec![old], None);
                 while let Ok(event) = self.events.try_recv() {
                     self.handle(event);
                 }
             }
-            let saved = match (&key, self.positions.get(&key)) {
+            let saved = match (&key, self.positions.get(&PositionKey::Source(key.clone()))) {
                 (_, Some(p)) => Some(p.clone()),
                 (SourceKey::File(path), None) => banset_watch::follow::Position::for_new_file(
                     path,
@@ -85,12 +108,16 @@ impl Daemon<'_> {
                 (SourceKey::Journal(_), None) => None,
             };
             log!("source {key}: new match of a logpath; following it");
-            self.start_source(key, pipeline, saved);
+            let spec = self.spec(key, pipeline, saved);
+            self.start_file(spec);
         }
     }
 
     pub(super) fn stop_sources(&mut self) {
-        stop_all(std::mem::take(&mut self.sources));
+        stop_all(
+            std::mem::take(&mut self.sources),
+            self.journal_reader.take(),
+        );
     }
 
     pub(super) fn save_positions(&mut self) {

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use banset_core::{Allowlist, Clock, SetName, SetSpec, Target};
 use banset_firewall::host_addresses;
-use banset_watch::config::{Settings, SourceKey};
+use banset_watch::config::Settings;
 use banset_watch::policy::Jails;
 
-use super::event::Event;
+use super::event::{Event, PositionKey};
 use super::set_plan::set_specs;
-use super::source_threads::{Pollers, SourceHandle};
+use super::source_threads::{Pollers, SourceHandle, Worker};
 use super::{keeper, notify};
 use crate::context::Context;
 
@@ -31,7 +31,10 @@ pub struct Daemon<'a> {
     pub(super) sources: Vec<SourceHandle>,
     /// The threads following the file sources.
     pub(super) pollers: Pollers,
-    pub(super) positions: HashMap<SourceKey, String>,
+    /// The one thread (and journalctl child) reading for every journal
+    /// source.
+    pub(super) journal_reader: Option<Worker>,
+    pub(super) positions: HashMap<PositionKey, String>,
     pub(super) positions_dirty: bool,
     pub(super) events_tx: Sender<Event>,
     pub(super) events: Receiver<Event>,
@@ -82,6 +85,7 @@ impl<'a> Daemon<'a> {
             specs,
             sources: Vec::new(),
             pollers: Pollers::default(),
+            journal_reader: None,
             positions: HashMap::new(),
             positions_dirty: false,
             events_tx,

@@ -99,13 +99,12 @@ banset_pid() {
         echo "$pid"
 }
 
-# followers_ready N: the daemon has N `journalctl --follow` children with
-# the journal open, so what is logged from now on is theirs to read. (The
-# daemon also runs short journalctl probes and catch-ups, without
-# --follow; they read nothing new.)
-followers_ready() {
+# followers: how many `journalctl --follow` children of the daemon have the
+# journal open. (The daemon also runs short journalctl probes and
+# catch-ups, without --follow; they read nothing new.)
+followers() {
     local pid n=0 child fd
-    pid=$(banset_pid) || return 1
+    pid=$(banset_pid) || { echo 0; return 1; }
     for child in $(pgrep -P "$pid" -x journalctl); do
         tr '\0' '\n' < "/proc/$child/cmdline" 2>/dev/null | grep -qx -- --follow || continue
         for fd in /proc/"$child"/fd/*; do
@@ -114,5 +113,11 @@ followers_ready() {
             esac
         done
     done
-    [ "$n" -ge "${1:-1}" ]
+    echo "$n"
+}
+
+# followers_ready N: the daemon has N `journalctl --follow` children with
+# the journal open, so what is logged from now on is theirs to read.
+followers_ready() {
+    [ "$(followers)" -ge "${1:-1}" ]
 }
