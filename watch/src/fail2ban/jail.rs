@@ -501,6 +501,12 @@ impl<'a> JailReader<'a> {
         };
         let mut words = Vec::new();
         for line in matches {
+            // fail2ban adds each line as a match group of its own (one
+            // `addjournalmatch` per line), so lines are alternatives: joined
+            // without `+`, journalctl would AND them and match nothing.
+            if !words.is_empty() && line.split_whitespace().next().is_some() {
+                words.push("+".to_string());
+            }
             for w in line.split_whitespace() {
                 if !crate::settings::valid_journal_match(w) {
                     return Err(self.other(format!("journalmatch {w:?} is not FIELD=value or +")));
@@ -949,6 +955,39 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn journalmatch_lines_are_alternatives_not_one_conjunction() {
+        let dir = std::env::temp_dir().join(format!("banset-f2b-jmatch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        std::fs::write(
+            dir.join("filter.d/f.conf"),
+            "[Definition]\nfailregex = ^x <HOST>$\n\
+             journalmatch = _SYSTEMD_UNIT=a.service\n  _SYSTEMD_UNIT=b.service _COMM=b\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("jail.conf"),
+            "[j]\nenabled = true\nfilter = f\nbackend = systemd\n",
+        )
+        .unwrap();
+        let loaded = load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let f2b = loaded.unwrap();
+        let words: Vec<&str> = [
+            "_SYSTEMD_UNIT=a.service",
+            "+",
+            "_SYSTEMD_UNIT=b.service",
+            "_COMM=b",
+        ]
+        .to_vec();
+        assert!(
+            matches!(&f2b.jails[0].settings.sources[..], [SourceKey::Journal(w)] if *w == words),
+            "{:?}",
+            f2b.jails[0].settings.sources
+        );
     }
 
     #[test]
