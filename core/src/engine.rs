@@ -32,6 +32,8 @@
 //! not only the new one.
 
 mod change;
+mod fleet;
+pub use fleet::{FleetApplied, FleetPage, FleetRow};
 
 use rustc_hash::FxHashMap;
 
@@ -212,6 +214,16 @@ pub struct AddRecord {
     pub ban_events: Vec<(Target, String)>,
     /// `meta` keys to set, with their values.
     pub meta: Vec<(String, String)>,
+    /// Publish the bans to the fleet (`[fleet] publish`, `add --fleet`):
+    /// their outbox rows are written in the same transaction.
+    pub fleet: Option<FleetPublish>,
+}
+
+/// How [`AddRecord::fleet`] publishes a ban.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetPublish {
+    /// The jail that made the ban, for the other hosts' records.
+    pub jail: Option<String>,
 }
 
 /// What [`Engine::add`] or [`Engine::replace`] did.
@@ -520,17 +532,20 @@ impl Engine<'_> {
             let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
             tx.deadlines_of(set, &targets)?
         };
-        let entries: Vec<KernelEntry> = new_bans
+        // The deadline each ban ends with in the ledger: the kernel gets
+        // it, and so does the fleet's outbox.
+        let deadlines: Vec<(Target, Option<i64>)> = new_bans
             .iter()
-            .map(|ban| {
-                let deadline = match existing.get(&ban.target) {
-                    Some(&old) => merged_deadline(old, ban.deadline, now),
-                    None => ban.deadline,
-                };
-                KernelEntry {
-                    target: ban.target,
-                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
-                }
+            .map(|ban| match existing.get(&ban.target) {
+                Some(&old) => (ban.target, merged_deadline(old, ban.deadline, now)),
+                None => (ban.target, ban.deadline),
+            })
+            .collect();
+        let entries: Vec<KernelEntry> = deadlines
+            .iter()
+            .map(|&(target, deadline)| KernelEntry {
+                target,
+                timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
             })
             .collect();
         report.applied = entries.len();
@@ -559,6 +574,12 @@ impl Engine<'_> {
             tx.record_bans(set, &new_bans, &jail_of, now)?;
             for (key, value) in &also.meta {
                 tx.set_meta(key, value)?;
+            }
+            if let Some(publish) = &also.fleet {
+                // In the ban's own transaction: a crash keeps both or
+                // neither, and the ban never waits for the network.
+                let reason = requests.first().and_then(|r| r.comment.as_deref());
+                tx.fleet_queue_bans(set, &deadlines, publish.jail.as_deref(), reason, now)?;
             }
             Ok::<(), LedgerError>(())
         };
@@ -879,7 +900,12 @@ impl Engine<'_> {
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
         let present: Vec<Target> = tx.rows_of(set, targets)?.into_keys().collect();
-        tx.record_unbans(set, &present, EventKind::Unban, self.clock.now())?;
+        let now = self.clock.now();
+        tx.record_unbans(set, &present, EventKind::Unban, now)?;
+        // The fleet: this host's own published bans are withdrawn, and a
+        // remote ban unbanned here is held off until it ends (docs/fleet.md).
+        tx.fleet_queue_unbans(set, &present, now)?;
+        tx.fleet_hold_unbanned(set, &present, now)?;
         let removed = tx.remove_bans(set, targets)? + tx.remove_unreadable(set, unreadable)?;
         let mut in_kernel = targets.to_vec();
         in_kernel.extend(unreadable.iter().filter_map(|t| Target::parse_listed(t)));

@@ -27,7 +27,7 @@ use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -351,7 +351,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0..=2 => ledger.create_schema(new_ok)?,
+            0..=3 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -425,6 +425,10 @@ impl Ledger {
                  CREATE INDEX IF NOT EXISTS ban_events_by_time ON ban_events (at);",
             )
             .map_err(|e| rollback(self.err(e)))?;
+        // Version 4: the fleet (docs/fleet.md), new tables only.
+        self.conn
+            .execute_batch(crate::fleet::SCHEMA)
+            .map_err(|e| rollback(self.err(e)))?;
         // Version 3: every ban and unban, not only the watcher's bans
         // (`banset history`): what happened, in which set, until when, why.
         // ALTER TABLE has no IF NOT EXISTS: add what a version-2 table lacks.
@@ -446,7 +450,7 @@ impl Ledger {
             }
         }
         self.conn
-            .execute_batch("PRAGMA user_version = 3; COMMIT;")
+            .execute_batch("PRAGMA user_version = 4; COMMIT;")
             .map_err(|e| rollback(self.err(e)))
     }
 

@@ -28,6 +28,7 @@ pub mod control;
 mod dry_run;
 mod engine;
 pub mod errno;
+pub mod fleet;
 mod history;
 mod ledger;
 mod overlap;

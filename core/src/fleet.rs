@@ -1,0 +1,53 @@
+//! The fleet, host side: bans shared with other hosts through an engine
+//! (PostgreSQL, `banset-fleet`). Here are the parts with no network: what
+//! this host accepts from others ([`policy`], pure), what it has to
+//! publish (the outbox, written in the local ban's own ledger transaction)
+//! and what it holds from others (one row per origin, so one origin's unban
+//! leaves another's ban in place). `Engine::apply_fleet` applies a page of
+//! remote rows to ledger and kernel; `docs/fleet.md` has the whole design.
+
+mod outbox;
+pub mod policy;
+mod remote;
+
+pub use outbox::OutboxEntry;
+pub use policy::{effective, judge, local_deadline, FleetPolicy, RemoteBan, Suppressed};
+pub(crate) use remote::CURSOR_KEY;
+pub use remote::FLEET_REASON_PREFIX;
+
+/// Version 4 of the ledger's schema: the fleet's tables. Idempotent, run
+/// by the ledger's migration with the rest.
+pub(crate) const SCHEMA: &str = "
+    -- What this host publishes: one row per (set, target), coalesced. A
+    -- row is pending while `version` > `sent` (the version the engine
+    -- acknowledged); sent rows stay, as the list of this host's own bans
+    -- that the publisher re-asserts now and then.
+    CREATE TABLE IF NOT EXISTS fleet_outbox (
+        set_name TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        banned   INTEGER NOT NULL,
+        deadline INTEGER,
+        jail     TEXT,
+        reason   TEXT,
+        changed  INTEGER NOT NULL,
+        version  INTEGER NOT NULL,
+        sent     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (set_name, target)
+    ) WITHOUT ROWID;
+    -- Remote bans this host accepted, one row per origin; deadlines in
+    -- this host's clock. An unban (tombstone) deletes its origin's row.
+    CREATE TABLE IF NOT EXISTS fleet_rows (
+        set_name TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        origin   TEXT NOT NULL,
+        deadline INTEGER,
+        PRIMARY KEY (set_name, target, origin)
+    ) WITHOUT ROWID;
+    -- A local unban of a fleet ban: remote bans of the target are
+    -- suppressed until `until` (NULL: for good).
+    CREATE TABLE IF NOT EXISTS fleet_holds (
+        set_name TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        until    INTEGER,
+        PRIMARY KEY (set_name, target)
+    ) WITHOUT ROWID;";
