@@ -521,7 +521,7 @@ fn remove_stale_namespaces() {
 
 /// Runs a command to completion; a non-zero exit becomes an error naming
 /// the command and quoting its stderr.
-fn run_checked(command: &mut Command) -> io::Result<Output> {
+pub(crate) fn run_checked(command: &mut Command) -> io::Result<Output> {
     let shown = format!("{command:?}");
     let output = command
         .output()
