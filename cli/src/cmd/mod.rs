@@ -4,7 +4,7 @@
 //! process exit code.
 
 mod control;
-mod fleet;
+pub mod fleet;
 mod integrations;
 mod regex_test;
 pub(crate) mod sets;
