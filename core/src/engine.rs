@@ -33,7 +33,6 @@
 
 mod change;
 mod fleet;
-pub use fleet::{FleetApplied, FleetPage, FleetRow};
 
 use rustc_hash::FxHashMap;
 
