@@ -1,0 +1,416 @@
+//! The fleet's sync side end to end: hosts are network namespaces (each
+//! its own nftables, state directory and `banset watch`), the engine a
+//! private PostgreSQL 15 on a unix socket every namespace reaches (network
+//! namespaces share the file system). `nft -j` inside each namespace is
+//! the oracle. Latencies are printed, never asserted.
+
+mod common;
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use banset_fleet::{Admin, ConnectOptions, FleetClient, Publish, Status};
+use banset_tests::netns::NamedNetns;
+use banset_tests::postgres::{skip_unless_postgres, TestPostgres};
+use common::watcher::Watcher;
+use common::Sandbox;
+use serde_json::Value;
+
+const BANSET: &str = env!("CARGO_BIN_EXE_banset");
+
+/// One fleet host: a namespace, a sandbox (state, config), joined.
+struct Host {
+    ns: NamedNetns,
+    sb: Sandbox,
+}
+
+const CONFIG: &str =
+    "[sets.ssh]\nbackend = \"nftables\"\ntimeout = \"1h\"\n[fleet]\npoll_interval = \"1s\"\n";
+
+impl Host {
+    /// Host `name` of the fleet on `pg`, with `config` as banset.toml.
+    fn join(pg: &TestPostgres, admin: &mut Admin, name: &str, config: &str) -> Host {
+        let ns = NamedNetns::create(name).unwrap();
+        let sb = Sandbox::new(&format!("fleet-sync-{name}")).with_config(config);
+        let creds = admin.add_host(name, None).unwrap();
+        // What `banset fleet join` writes (its checks are cli/tests/fleet.rs').
+        let dir = sb.dir().join("state/fleet");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join("host.toml"))
+            .unwrap();
+        let dsn = pg.dsn(&creds.role, Some(&creds.password));
+        std::io::Write::write_all(
+            &mut &file,
+            format!("dsn = {}\n", toml_string(&dsn)).as_bytes(),
+        )
+        .unwrap();
+        Host { ns, sb }
+    }
+
+    /// `banset ARGS` inside the host's namespace.
+    fn run(&self, args: &[&str]) -> Output {
+        let c = self.sb.cmd(args);
+        let mut cmd = self.ns.command(BANSET);
+        cmd.args(c.get_args());
+        cmd.env_remove("BANSET_STATE_DIR")
+            .env_remove("BANSET_CONFIG")
+            .env_remove("BANSET_RUNTIME_DIR");
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "banset {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// The daemon, started in the host's namespace.
+    fn watch(&self) -> Watcher {
+        let c = self.sb.cmd(&["watch"]);
+        let mut cmd = self.ns.command(BANSET);
+        cmd.args(c.get_args());
+        cmd.env_remove("BANSET_STATE_DIR")
+            .env_remove("BANSET_CONFIG");
+        Watcher::start_cmd(&self.sb, cmd)
+    }
+
+    /// The `ssh` set's members in this host's kernel (`nft -j`), over its
+    /// address and prefix sets of both families.
+    fn members(&self) -> Vec<String> {
+        let mut members = Vec::new();
+        for part in ["ssh_v4", "ssh_v6", "ssh_v4net", "ssh_v6net"] {
+            let out = self
+                .ns
+                .command("nft")
+                .args(["-j", "list", "set", "inet", "banset", part])
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            for item in v["nftables"].as_array().unwrap() {
+                for e in item["set"]["elem"].as_array().into_iter().flatten() {
+                    let val = if e["elem"].is_object() {
+                        &e["elem"]["val"]
+                    } else {
+                        e
+                    };
+                    members.push(match val {
+                        Value::String(s) => s.clone(),
+                        v => format!(
+                            "{}/{}",
+                            v["prefix"]["addr"].as_str().unwrap_or(""),
+                            v["prefix"]["len"]
+                        ),
+                    });
+                }
+            }
+        }
+        members.sort();
+        members
+    }
+
+    fn has(&self, target: &str) -> bool {
+        self.members().iter().any(|m| m == target)
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    format!("{:?}", s)
+}
+
+/// Waits for `cond` up to `bound` (a bound against hanging, not a timing
+/// assertion); returns how long it took.
+fn wait_for(bound: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond().then(|| start.elapsed())
+}
+
+fn engine() -> (TestPostgres, Admin) {
+    let pg = TestPostgres::start().unwrap();
+    let mut admin = Admin::connect(&ConnectOptions::plain(pg.superuser_dsn())).unwrap();
+    admin.init().unwrap();
+    (pg, admin)
+}
+
+/// A client of a host that is no banset, publishing rows by hand (the
+/// "other host" of the policy tests).
+fn fake_host(pg: &TestPostgres, admin: &mut Admin, name: &str) -> FleetClient {
+    let c = admin.add_host(name, None).unwrap();
+    FleetClient::connect(&ConnectOptions::plain(pg.dsn(&c.role, Some(&c.password)))).unwrap()
+}
+
+fn ban(target: &str, secs: u64) -> Publish {
+    Publish {
+        set: "ssh".into(),
+        target: target.into(),
+        status: Status::Banned {
+            remaining: Some(Duration::from_secs(secs)),
+        },
+        jail: Some("sshd".into()),
+        reason: None,
+    }
+}
+
+fn skip(test: &str) -> bool {
+    skip_unless_postgres(test) || banset_tests::netns::skip_unless_root(test)
+}
+
+#[test]
+fn fleet_add_on_one_host_reaches_the_other_kernels_with_and_without_notifications() {
+    if skip("fleet_add_on_one_host_reaches_the_other_kernels_with_and_without_notifications") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let hosts: Vec<Host> = (1..=3)
+        .map(|i| Host::join(&pg, &mut admin, &format!("h{i}"), CONFIG))
+        .collect();
+    let watchers: Vec<Watcher> = hosts.iter().map(Host::watch).collect();
+    let bound = Duration::from_secs(30);
+    for w in &watchers {
+        assert!(
+            wait_for(bound, || w.output().contains("fleet: engine up")).is_some(),
+            "{}",
+            w.output()
+        );
+    }
+    // With notifications (LISTEN): from `banset add --fleet` returning.
+    let mut took = Vec::new();
+    for (i, addr) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        let out = hosts[0].run(&["add", "ssh", addr, "--fleet"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let start = Instant::now();
+        assert!(hosts[0].has(addr), "local ban in the kernel at once");
+        let landed = wait_for(bound, || hosts[1].has(addr) && hosts[2].has(addr));
+        assert!(
+            landed.is_some(),
+            "round {i}: {addr} did not reach hosts 2 and 3"
+        );
+        took.push(start.elapsed());
+    }
+    println!("fleet latency with notifications (add on h1 -> in h2 and h3 kernels): {took:?}");
+    // Without notifications: only the poll (1 s here) finds the change.
+    pg.psql(
+        "postgres",
+        None,
+        "ALTER TABLE banset_fleet.bans DISABLE TRIGGER bans_notify",
+    )
+    .unwrap();
+    let mut took = Vec::new();
+    for addr in ["203.0.113.11", "203.0.113.12", "203.0.113.13"] {
+        hosts[1].ok(&["add", "ssh", addr, "--fleet"]);
+        let start = Instant::now();
+        let landed = wait_for(bound, || hosts[0].has(addr) && hosts[2].has(addr));
+        assert!(
+            landed.is_some(),
+            "{addr} did not reach hosts 1 and 3 by polling"
+        );
+        took.push(start.elapsed());
+    }
+    println!("fleet latency by polling only (poll_interval 1 s): {took:?}");
+    for w in watchers {
+        let log = w.stop();
+        assert!(!log.contains("panicked"), "{log}");
+    }
+    let status = hosts[2].json(&["fleet", "status", "--json"]);
+    assert_eq!(status["host"]["outbox_pending"], 0, "{status}");
+    assert_eq!(status["host"]["remote_rows"], 6, "{status}");
+}
+
+#[test]
+fn fleet_local_policy_keeps_own_allowlisted_and_too_wide_out_of_the_kernel() {
+    if skip("fleet_local_policy_keeps_own_allowlisted_and_too_wide_out_of_the_kernel") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let config = format!("ignore = [\"198.51.100.7\"]\n{CONFIG}");
+    let h = Host::join(&pg, &mut admin, "h1", &config);
+    // This host's own address (the allowlist reads it from the kernel).
+    h.ns.ip(&["addr", "add", "192.0.2.10/32", "dev", "lo"])
+        .unwrap();
+    h.ok(&["create", "ssh", "--backend", "nftables"]);
+    let mut other = fake_host(&pg, &mut admin, "other");
+    other
+        .publish(&[
+            ban("192.0.2.10", 600),
+            ban("198.51.100.0/24", 600),
+            ban("203.0.0.0/16", 600),
+            ban("203.0.113.9", 600),
+        ])
+        .unwrap();
+    let out = h.json(&["fleet", "sync", "--once", "--json"]);
+    assert_eq!(out["pulled"]["applied"]["banned"], 1, "{out}");
+    assert_eq!(h.members(), vec!["203.0.113.9".to_string()]);
+    let status = h.json(&["fleet", "status", "--json"]);
+    let s = &status["host"]["suppressed"];
+    assert_eq!(
+        (&s["own_address"], &s["allowlisted"], &s["too_wide"]),
+        (&Value::from(1), &Value::from(1), &Value::from(1)),
+        "{status}"
+    );
+    // Twice: nothing new, nothing counted again (the cursor moved on).
+    h.ok(&["fleet", "sync", "--once"]);
+    let again = h.json(&["fleet", "status", "--json"]);
+    assert_eq!(again["host"]["suppressed"], status["host"]["suppressed"]);
+}
+
+#[test]
+fn fleet_local_unban_of_a_remote_ban_holds_until_it_ends() {
+    if skip("fleet_local_unban_of_a_remote_ban_holds_until_it_ends") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let h = Host::join(&pg, &mut admin, "h1", CONFIG);
+    h.ok(&["create", "ssh", "--backend", "nftables"]);
+    let mut other = fake_host(&pg, &mut admin, "other");
+    other.publish(&[ban("203.0.113.7", 600)]).unwrap();
+    h.ok(&["fleet", "sync", "--once"]);
+    assert!(h.has("203.0.113.7"));
+    h.ok(&["unban", "203.0.113.7"]);
+    assert!(!h.has("203.0.113.7"));
+    // The other host re-asserts (a new stamp, same ban) and a third one
+    // bans it too: both held off here.
+    other.publish(&[ban("203.0.113.7", 900)]).unwrap();
+    let mut third = fake_host(&pg, &mut admin, "third");
+    third.publish(&[ban("203.0.113.7", 300)]).unwrap();
+    h.ok(&["fleet", "sync", "--once"]);
+    assert!(!h.has("203.0.113.7"), "held by the local unban");
+    let status = h.json(&["fleet", "status", "--json"]);
+    assert_eq!(status["host"]["suppressed"]["held"], 2, "{status}");
+}
+
+#[test]
+fn fleet_unban_everywhere_lifts_on_every_host_and_stops_the_origin_publishing() {
+    if skip("fleet_unban_everywhere_lifts_on_every_host_and_stops_the_origin_publishing") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let a = Host::join(&pg, &mut admin, "a", CONFIG);
+    let b = Host::join(&pg, &mut admin, "b", CONFIG);
+    for h in [&a, &b] {
+        h.ok(&["create", "ssh", "--backend", "nftables"]);
+    }
+    a.ok(&["add", "ssh", "203.0.113.8", "--fleet"]);
+    b.ok(&["fleet", "sync", "--once"]);
+    assert!(b.has("203.0.113.8"));
+    // Without the admin's credentials: a clear refusal, nothing changed.
+    let out = b.run(&["unban", "203.0.113.8", "--fleet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fleet admin's credentials"), "{err}");
+    assert!(b.has("203.0.113.8"));
+    // What `unban --fleet` does on the admin's host (the CLI reaches the
+    // engine by its public TCP endpoint, which this unix-socket engine has
+    // not): the admin role withdraws every origin's row.
+    let creds = admin.add_admin().unwrap();
+    let mut withdraw = FleetClient::connect(&ConnectOptions::plain(
+        pg.dsn(&creds.role, Some(&creds.password)),
+    ))
+    .unwrap();
+    assert_eq!(withdraw.unban_everywhere(None, "203.0.113.8").unwrap(), 1);
+    for h in [&a, &b] {
+        h.ok(&["fleet", "sync", "--once"]);
+        assert!(!h.has("203.0.113.8"), "{:?}", h.members());
+    }
+    let status = a.json(&["fleet", "status", "--json"]);
+    assert_eq!(status["host"]["outbox_pending"], 0, "{status}");
+}
+
+#[test]
+fn fleet_engine_killed_while_bans_arrive_loses_nothing() {
+    if skip("fleet_engine_killed_while_bans_arrive_loses_nothing") {
+        return;
+    }
+    let (mut pg, mut admin) = engine();
+    let hosts: Vec<Host> = (1..=3)
+        .map(|i| Host::join(&pg, &mut admin, &format!("k{i}"), CONFIG))
+        .collect();
+    drop(admin);
+    let watchers: Vec<Watcher> = hosts.iter().map(Host::watch).collect();
+    let bound = Duration::from_secs(60);
+    for w in &watchers {
+        assert!(wait_for(bound, || w.output().contains("fleet: engine up")).is_some());
+    }
+    pg.kill().unwrap();
+    // 500 bans in all, on the three hosts, while the engine is down: each
+    // is in its own kernel at once, queued for the fleet.
+    let mut all = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let n = if i == 0 { 168 } else { 166 };
+        let targets: Vec<String> = (0..n)
+            .map(|j| format!("10.{}.{}.{}", 100 + i, j / 200, j % 200 + 1))
+            .collect();
+        let file = h.sb.file("bans.txt", &(targets.join("\n") + "\n"));
+        let out = h.run(&["add", "ssh", "--file", file.to_str().unwrap(), "--fleet"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("queued for the fleet"), "{said}");
+        let members = h.members();
+        assert!(
+            targets.iter().all(|t| members.contains(t)),
+            "local bans in the kernel all along"
+        );
+        all.extend(targets);
+    }
+    assert_eq!(all.len(), 500);
+    pg.restart().unwrap();
+    let start = Instant::now();
+    let converged = wait_for(Duration::from_secs(120), || {
+        hosts.iter().all(|h| h.members().len() == 500)
+    });
+    let missing: Vec<(usize, usize)> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (i, 500 - h.members().len().min(500)))
+        .collect();
+    assert!(converged.is_some(), "lost bans per host: {missing:?}");
+    println!(
+        "engine restarted: 500 bans on every host {:?} after the restart",
+        start.elapsed()
+    );
+    for h in &hosts {
+        let members = h.members();
+        assert!(all.iter().all(|t| members.contains(t)));
+    }
+    drop(watchers);
+    for h in &hosts {
+        let status = h.json(&["fleet", "status", "--json"]);
+        assert_eq!(status["host"]["outbox_pending"], 0, "{status}");
+    }
+}
