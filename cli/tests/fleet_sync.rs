@@ -322,6 +322,11 @@ fn fleet_unban_everywhere_lifts_on_every_host_and_stops_the_origin_publishing() 
     for h in [&a, &b] {
         h.ok(&["create", "ssh", "--backend", "nftables"]);
     }
+    // Both hosts have a cursor (a daemon would): a host's first pull is a
+    // snapshot, which holds active rows only, not the admin's tombstones.
+    for h in [&a, &b] {
+        h.ok(&["fleet", "sync", "--once"]);
+    }
     a.ok(&["add", "ssh", "203.0.113.8", "--fleet"]);
     b.ok(&["fleet", "sync", "--once"]);
     assert!(b.has("203.0.113.8"));
