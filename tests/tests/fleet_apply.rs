@@ -391,3 +391,23 @@ fn a_published_ban_is_in_the_outbox_of_its_own_transaction_and_a_refused_one_is_
     assert_eq!(pending.len(), 1);
     assert!(!pending[0].banned);
 }
+
+/// Regression: a remote ban of a set that is allow-only on this host went
+/// into it, letting the banned address in.
+#[test]
+fn a_remote_ban_never_enters_an_allow_only_set() {
+    let mut h = Host::new();
+    let mut home = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+    home.policy = banset_core::SetPolicy::AllowOnly;
+    home.hook.as_mut().unwrap().ports = banset_core::PortRange::parse_list("22").unwrap();
+    h.engine(false).create(&home).unwrap();
+    let done = h.apply(&page(
+        vec![FleetRow {
+            set: home.name.clone(),
+            ..row("b", "203.0.113.5", Some(600))
+        }],
+        "c1",
+    ));
+    assert_eq!(done.suppressed.get("allow_only"), Some(&1));
+    assert!(h.kernel.list(&home).unwrap().is_empty());
+}

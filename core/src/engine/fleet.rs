@@ -232,6 +232,9 @@ fn judge_row(
     }
     Ok(match tx.set_spec(&row.set)? {
         None => Err(Suppressed::UnknownSet),
+        // Members of an allow-only set are let in: another host's ban
+        // must never become an allowance here.
+        Some(spec) if spec.policy == crate::SetPolicy::AllowOnly => Err(Suppressed::AllowOnly),
         Some(spec) if spec.admits(&row.target).is_err() => Err(Suppressed::Inadmissible),
         Some(_) => verdict,
     })

@@ -80,6 +80,9 @@ pub enum Suppressed {
     /// The local set does not take it (family, prefixes).
     #[error("the set does not take it")]
     Inadmissible,
+    /// The local set of that name is allow-only: its members are let in.
+    #[error("the set is allow-only here")]
+    AllowOnly,
     /// Wider than `[fleet] widest_v4` / `widest_v6`.
     #[error("prefix wider than accepted")]
     TooWide,
@@ -102,6 +105,7 @@ impl Suppressed {
             Suppressed::Set => "set",
             Suppressed::UnknownSet => "unknown_set",
             Suppressed::Inadmissible => "inadmissible",
+            Suppressed::AllowOnly => "allow_only",
             Suppressed::TooWide => "too_wide",
             Suppressed::OwnAddress => "own_address",
             Suppressed::Allowlisted => "allowlisted",
