@@ -135,7 +135,7 @@ impl Host {
 }
 
 fn toml_string(s: &str) -> String {
-    format!("{:?}", s)
+    format!("{s:?}")
 }
 
 /// Waits for `cond` up to `bound` (a bound against hanging, not a timing

@@ -86,7 +86,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     // --fleet: the outbox row is written in the ban's own transaction, so
     // the ban is published even if this command dies right after.
     let record = AddRecord {
-        fleet: args.fleet.then(|| FleetPublish { jail: None }),
+        fleet: args.fleet.then_some(FleetPublish { jail: None }),
         ..AddRecord::default()
     };
     let report = ctx
