@@ -262,9 +262,9 @@ fn snapshot(
 /// The engine's state as a [`Link`] sees it, for one log line per change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
-    /// Connected, the last step worked.
+    /// Connected.
     Up,
-    /// Not connected, or the last step failed.
+    /// Not connected (waiting out the backoff).
     Down,
 }
 
@@ -373,7 +373,9 @@ impl Link {
 
     /// The state now, if it changed since the last call (log it once).
     pub fn state_change(&mut self) -> Option<LinkState> {
-        let now = if self.client.is_some() && self.last_error.is_none() {
+        // Up is connected: a refusal (quota, a kernel error here) is an
+        // error of its own, not the engine going down.
+        let now = if self.client.is_some() {
             LinkState::Up
         } else {
             LinkState::Down

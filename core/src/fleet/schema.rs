@@ -20,6 +20,10 @@ pub const SCHEMA: &str = "
         sent     INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (set_name, target)
     ) WITHOUT ROWID;
+    -- The publisher reads only pending rows; sent ones (every active ban
+    -- of this host) would otherwise be scanned on each round.
+    CREATE INDEX IF NOT EXISTS fleet_outbox_pending ON fleet_outbox (changed)
+        WHERE version > sent;
     -- Remote bans this host accepted, one row per origin; deadlines in
     -- this host's clock. An unban (tombstone) deletes its origin's row.
     -- `gen`: the snapshot that last held the row (0: a delta wrote it);
