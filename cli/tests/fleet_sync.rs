@@ -95,12 +95,17 @@ impl Host {
     /// The `ssh` set's members in this host's kernel (`nft -j`), over its
     /// address and prefix sets of both families.
     fn members(&self) -> Vec<String> {
+        self.members_of("ssh")
+    }
+
+    fn members_of(&self, set: &str) -> Vec<String> {
         let mut members = Vec::new();
-        for part in ["ssh_v4", "ssh_v6", "ssh_v4net", "ssh_v6net"] {
+        for suffix in ["_v4", "_v6", "_v4net", "_v6net"] {
+            let part = format!("{set}{suffix}");
             let out = self
                 .ns
                 .command("nft")
-                .args(["-j", "list", "set", "inet", "banset", part])
+                .args(["-j", "list", "set", "inet", "banset", &part])
                 .output()
                 .unwrap();
             if !out.status.success() {
@@ -418,4 +423,64 @@ fn fleet_engine_killed_while_bans_arrive_loses_nothing() {
         let status = h.json(&["fleet", "status", "--json"]);
         assert_eq!(status["host"]["outbox_pending"], 0, "{status}");
     }
+}
+
+fn sshd_fail(addr: &str) -> String {
+    format!("mx sshd[4242]: Failed password for invalid user admin from {addr} port 50022 ssh2\n")
+}
+
+#[test]
+fn fleet_jail_bans_are_published_per_publish_jails() {
+    if skip("fleet_jail_bans_are_published_per_publish_jails") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let dir = std::env::temp_dir().join(format!("banset-fleet-jails-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log1, log2) = (dir.join("auth.log"), dir.join("other.log"));
+    std::fs::write(&log1, "").unwrap();
+    std::fs::write(&log2, "").unwrap();
+    let jails = format!(
+        "[jails.sshd]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 1\nbantime = \"1h\"\n\
+         [jails.quiet]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 1\nbantime = \"1h\"\nset = \"sshd\"\n\
+         [fleet]\npublish_jails = [\"sshd\"]\npoll_interval = \"1s\"\n",
+        log1.display(),
+        log2.display()
+    );
+    let h1 = Host::join(&pg, &mut admin, "j1", &jails);
+    let h2 = Host::join(
+        &pg,
+        &mut admin,
+        "j2",
+        "[sets.sshd]\nbackend = \"nftables\"\n[fleet]\npoll_interval = \"1s\"\n",
+    );
+    let (w1, w2) = (h1.watch(), h2.watch());
+    let bound = Duration::from_secs(30);
+    for w in [&w1, &w2] {
+        assert!(wait_for(bound, || w.output().contains("fleet: engine up")).is_some());
+    }
+    // The quiet jail's ban stays here; then the sshd jail's travels.
+    append(&log2, &sshd_fail("203.0.113.77"));
+    assert!(wait_for(bound, || h1
+        .members_of("sshd")
+        .contains(&"203.0.113.77".to_string()))
+    .is_some());
+    append(&log1, &sshd_fail("203.0.113.7"));
+    let start = Instant::now();
+    let landed = wait_for(bound, || {
+        h2.members_of("sshd").contains(&"203.0.113.7".to_string())
+    });
+    assert!(landed.is_some(), "{}\n{}", w1.output(), w2.output());
+    println!("jail ban on j1 -> j2's kernel: {:?}", start.elapsed());
+    // One more round on j2 for anything queued with it.
+    h2.ok(&["fleet", "sync", "--once"]);
+    assert_eq!(h2.members_of("sshd"), ["203.0.113.7"]);
+    drop((w1, w2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn append(path: &std::path::Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(line.as_bytes()).unwrap();
 }
