@@ -289,6 +289,16 @@ fn fleet_local_policy_keeps_own_allowlisted_and_too_wide_out_of_the_kernel() {
     h.ok(&["fleet", "sync", "--once"]);
     let again = h.json(&["fleet", "status", "--json"]);
     assert_eq!(again["host"]["suppressed"], status["host"]["suppressed"]);
+    // A wider prefix accepted, then a snapshot: the /16 is judged again.
+    std::fs::write(
+        h.sb.dir().join("banset.toml"),
+        format!("{config}widest_v4 = 16\n"),
+    )
+    .unwrap();
+    let out = h.json(&["fleet", "sync", "--once", "--snapshot", "--json"]);
+    assert_eq!(out["pulled"]["snapshot"], true, "{out}");
+    assert!(h.has("203.0.0.0/16"), "{:?}", h.members());
+    assert!(!h.has("192.0.2.10") && !h.has("198.51.100.0/24"));
 }
 
 #[test]
