@@ -31,7 +31,17 @@ const CONFIG: &str =
 impl Host {
     /// Host `name` of the fleet on `pg`, with `config` as banset.toml.
     fn join(pg: &TestPostgres, admin: &mut Admin, name: &str, config: &str) -> Host {
-        let ns = NamedNetns::create(name).unwrap();
+        Host::join_in(NamedNetns::create(name).unwrap(), pg, admin, name, config)
+    }
+
+    /// [`Host::join`] in an existing namespace (the engine's, for the hub).
+    fn join_in(
+        ns: NamedNetns,
+        pg: &TestPostgres,
+        admin: &mut Admin,
+        name: &str,
+        config: &str,
+    ) -> Host {
         let sb = Sandbox::new(&format!("fleet-sync-{name}")).with_config(config);
         let creds = admin.add_host(name, None).unwrap();
         // What `banset fleet join` writes (its checks are cli/tests/fleet.rs').
@@ -493,4 +503,52 @@ fn append(path: &std::path::Path, line: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(line.as_bytes()).unwrap();
+}
+
+#[test]
+fn fleet_unban_fleet_on_the_hub_lifts_everywhere() {
+    if skip("fleet_unban_fleet_on_the_hub_lifts_everywhere") {
+        return;
+    }
+    // The hub is host `hub`: the engine listens on TCP in its namespace
+    // (what the admin role reaches, by admin.toml's public endpoint) and
+    // on a unix socket every host reaches.
+    let hub_ns = NamedNetns::create("hub").unwrap();
+    let pg = banset_tests::postgres::in_netns(&hub_ns, "127.0.0.1", None).unwrap();
+    let mut admin = Admin::connect(&ConnectOptions::plain(pg.superuser_dsn())).unwrap();
+    admin.init().unwrap();
+    let hub = Host::join_in(hub_ns, &pg, &mut admin, "hub", CONFIG);
+    let out = hub.run(&[
+        "fleet",
+        "init",
+        "--dsn",
+        &pg.superuser_dsn(),
+        "--public-host",
+        "127.0.0.1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Host::join(&pg, &mut admin, "b", CONFIG);
+    for h in [&hub, &b] {
+        h.ok(&["create", "ssh", "--backend", "nftables"]);
+        h.ok(&["fleet", "sync", "--once"]);
+    }
+    b.ok(&["add", "ssh", "203.0.113.9", "--fleet"]);
+    hub.ok(&["fleet", "sync", "--once"]);
+    assert!(hub.has("203.0.113.9"));
+    let out = hub.ok(&["unban", "203.0.113.9", "--fleet"]);
+    assert!(
+        out.contains("withdrawn on every fleet host: 1 published ban"),
+        "{out}"
+    );
+    assert!(!hub.has("203.0.113.9"));
+    b.ok(&["fleet", "sync", "--once"]);
+    assert!(!b.has("203.0.113.9"), "the origin dropped its own ban");
+    // No hold is left on the hub: a new ban of the address by b lands.
+    b.ok(&["add", "ssh", "203.0.113.9", "--fleet"]);
+    hub.ok(&["fleet", "sync", "--once"]);
+    assert!(hub.has("203.0.113.9"), "{:?}", hub.members());
 }
