@@ -253,6 +253,22 @@ fn snapshot(
         out.pages += 1;
         Ok::<(), SyncError>(())
     })?;
+    // The admin's withdrawals of our own bans are tombstones, which the
+    // snapshot lacks: without them this host would keep (and re-assert)
+    // a ban the fleet admin lifted everywhere.
+    let withdrawn = client.withdrawn_by_admin()?;
+    if !withdrawn.is_empty() {
+        let rows = to_core(&withdrawn, &mut out.unreadable);
+        let applied = engine.apply_fleet(
+            &FleetPage {
+                rows,
+                snapshot: Some(generation),
+                cursor: None,
+            },
+            policy,
+        )?;
+        out.applied.absorb(applied);
+    }
     let swept = engine.finish_fleet_snapshot(generation, &cursor_text(cursor))?;
     out.applied.absorb(swept);
     out.cursor = cursor;
