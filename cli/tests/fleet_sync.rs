@@ -493,6 +493,13 @@ fn fleet_jail_bans_are_published_per_publish_jails() {
     // One more round on j2 for anything queued with it.
     h2.ok(&["fleet", "sync", "--once"]);
     assert_eq!(h2.members_of("sshd"), ["203.0.113.7"]);
+    // A ban by hand in the jail's name (through the daemon's socket) is
+    // published as the jail's own.
+    h1.ok(&["ban", "sshd", "203.0.113.55"]);
+    let landed = wait_for(bound, || {
+        h2.members_of("sshd").contains(&"203.0.113.55".to_string())
+    });
+    assert!(landed.is_some(), "{}", w1.output());
     drop((w1, w2));
     let _ = std::fs::remove_dir_all(&dir);
 }
