@@ -557,3 +557,42 @@ fn fleet_unban_fleet_on_the_hub_lifts_everywhere() {
     hub.ok(&["fleet", "sync", "--once"]);
     assert!(hub.has("203.0.113.9"), "{:?}", hub.members());
 }
+
+#[test]
+fn fleet_daemon_restart_resumes_from_its_cursor() {
+    if skip("fleet_daemon_restart_resumes_from_its_cursor") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let h = Host::join(&pg, &mut admin, "r1", CONFIG);
+    let mut other = fake_host(&pg, &mut admin, "other");
+    let bound = Duration::from_secs(30);
+    let w = h.watch();
+    assert!(wait_for(bound, || w.output().contains("fleet: engine up")).is_some());
+    other.publish(&[ban("203.0.113.20", 600)]).unwrap();
+    assert!(wait_for(bound, || h.has("203.0.113.20")).is_some());
+    let first = w.stop();
+    assert!(
+        first.contains("caught up by snapshot"),
+        "the first pull: {first}"
+    );
+    let cursor = h.json(&["fleet", "status", "--json"])["host"]["cursor"].clone();
+    assert!(cursor.is_string(), "{cursor}");
+    // While it is stopped: a withdrawal and a new ban.
+    other
+        .publish(&[
+            Publish {
+                status: Status::Unbanned,
+                ..ban("203.0.113.20", 0)
+            },
+            ban("203.0.113.21", 600),
+        ])
+        .unwrap();
+    let w = h.watch();
+    assert!(wait_for(bound, || h.has("203.0.113.21") && !h.has("203.0.113.20")).is_some());
+    let second = w.stop();
+    assert!(
+        !second.contains("caught up by snapshot"),
+        "a restart resumes by delta: {second}"
+    );
+}
