@@ -34,8 +34,9 @@ use crate::target::Target;
 /// The kernel and ledger changes of one set.
 #[derive(Default)]
 struct SetChanges {
-    /// (target, deadline, the fleet's own row); a local row keeps its
-    /// reason, which is what keeps it local.
+    /// (target, deadline, reason): `Some("fleet ORIGIN")` for a ban the
+    /// fleet makes (it replaces the row); `None` over a local ban, which
+    /// keeps its reason and stays local (the longest deadline wins).
     add: Vec<(Target, Option<i64>, Option<String>)>,
     remove: Vec<Target>,
 }
