@@ -564,13 +564,37 @@ fn fleet_daemon_restart_resumes_from_its_cursor() {
         return;
     }
     let (pg, mut admin) = engine();
-    let h = Host::join(&pg, &mut admin, "r1", CONFIG);
+    let prom_dir = std::env::temp_dir().join(format!("banset-fleet-prom-{}", std::process::id()));
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom = prom_dir.join("banset.prom");
+    let config = format!(
+        "[watch]\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\n{CONFIG}",
+        prom.display()
+    );
+    let h = Host::join(&pg, &mut admin, "r1", &config);
     let mut other = fake_host(&pg, &mut admin, "other");
     let bound = Duration::from_secs(30);
     let w = h.watch();
     assert!(wait_for(bound, || w.output().contains("fleet: engine up")).is_some());
     other.publish(&[ban("203.0.113.20", 600)]).unwrap();
     assert!(wait_for(bound, || h.has("203.0.113.20")).is_some());
+    // The fleet's metrics, beside the daemon's.
+    let read = || std::fs::read_to_string(&prom).unwrap_or_default();
+    assert!(
+        wait_for(bound, || read().contains("banset_fleet_remote_rows 1")).is_some(),
+        "{}",
+        read()
+    );
+    assert!(
+        read().contains("banset_fleet_outbox_pending 0"),
+        "{}",
+        read()
+    );
+    assert!(
+        read().contains("banset_fleet_last_sync_seconds "),
+        "{}",
+        read()
+    );
     let first = w.stop();
     assert!(
         first.contains("caught up by snapshot"),
@@ -595,4 +619,5 @@ fn fleet_daemon_restart_resumes_from_its_cursor() {
         !second.contains("caught up by snapshot"),
         "a restart resumes by delta: {second}"
     );
+    let _ = std::fs::remove_dir_all(&prom_dir);
 }

@@ -345,7 +345,18 @@ impl super::state::Daemon<'_> {
                 *self.errors.get(kind).unwrap_or(&0) as f64,
             );
         }
-        let families = [
+        let fleet = if self.fleet.is_some() {
+            self.ctx
+                .fw
+                .ledger
+                .read()
+                .ok()
+                .map(|tx| super::fleet::metric_families(&tx))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut families = vec![
             Family::new("banset_up", "gauge", "1 while banset watch runs.").sample(&[], 1.0),
             Family::new(
                 "banset_start_time_seconds",
@@ -380,6 +391,7 @@ impl super::state::Daemon<'_> {
             )
             .sample(&[], self.keeper.last_heal_ms.unwrap_or(0.0) / 1e3),
         ];
+        families.extend(fleet);
         let text = render(&families);
         if let Some(path) = &self.settings.watch.metrics_file {
             if let Err(e) = write_textfile(path, &text) {
