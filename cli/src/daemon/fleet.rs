@@ -120,6 +120,14 @@ fn run(
     allowlist: AllowlistSlot,
 ) {
     let mut link = Link::new(options);
+    // A host with no cursor starts with a snapshot: spread over up to one
+    // poll interval, so a fleet restarted at once does not ask the engine
+    // for every snapshot in the same second.
+    if matches!(banset_fleet::sync::saved_cursor(&mut fw.ledger), Ok(None)) {
+        thread::sleep(startup_jitter(
+            config.poll_interval.min(Duration::from_secs(5)),
+        ));
+    }
     let mut due = true;
     let mut next_poll = Instant::now();
     let mut next_maintenance = Instant::now() + MAINTENANCE_EVERY;
@@ -257,4 +265,14 @@ pub fn metric_families(tx: &banset_core::LedgerTx<'_>) -> Vec<Family> {
         }
     }
     out
+}
+
+/// A delay in `[0, bound)` that differs between hosts and starts.
+fn startup_jitter(bound: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seed = u64::from(nanos) ^ (u64::from(std::process::id()) << 20);
+    let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(seed % bound_ms)
 }
