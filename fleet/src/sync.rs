@@ -187,6 +187,31 @@ fn to_core(rows: &[FleetRow], unreadable: &mut usize) -> Vec<banset_core::FleetR
         .collect()
 }
 
+/// Applies one page of the engine's rows (a delta's, with the cursor after
+/// it, or a snapshot's, marked with its generation); unreadable rows are
+/// counted with the suppressed ones.
+fn apply_rows(
+    engine: &mut Engine<'_>,
+    policy: &FleetPolicy,
+    rows: &[FleetRow],
+    snapshot: Option<i64>,
+    cursor: Option<String>,
+    out: &mut PullOutcome,
+) -> Result<(), SyncError> {
+    let mut unreadable = 0;
+    let rows = to_core(rows, &mut unreadable);
+    out.unreadable += unreadable;
+    let page = FleetPage {
+        rows,
+        snapshot,
+        cursor,
+        unreadable: unreadable as u64,
+    };
+    out.applied.absorb(engine.apply_fleet(&page, policy)?);
+    out.pages += 1;
+    Ok(())
+}
+
 /// Pulls and applies up to [`MAX_PAGES_PER_PULL`] pages of changes after
 /// the saved cursor (see the module docs).
 pub fn pull_once(
@@ -208,17 +233,8 @@ pub fn pull_once(
         if page.rows.is_empty() {
             break;
         }
-        let rows = to_core(&page.rows, &mut out.unreadable);
-        let applied = engine.apply_fleet(
-            &FleetPage {
-                rows,
-                snapshot: None,
-                cursor: Some(cursor_text(page.cursor)),
-            },
-            policy,
-        )?;
-        out.applied.absorb(applied);
-        out.pages += 1;
+        let next = Some(cursor_text(page.cursor));
+        apply_rows(engine, policy, &page.rows, None, next, &mut out)?;
         cursor = page.cursor;
         if !page.full {
             break;
@@ -240,34 +256,14 @@ fn snapshot(
     let generation = engine.begin_fleet_snapshot()?;
     let cursor = client.snapshot(PULL_PAGE, |rows: Vec<FleetRow>| {
         out.rows += rows.len();
-        let rows = to_core(&rows, &mut out.unreadable);
-        let applied = engine.apply_fleet(
-            &FleetPage {
-                rows,
-                snapshot: Some(generation),
-                cursor: None,
-            },
-            policy,
-        )?;
-        out.applied.absorb(applied);
-        out.pages += 1;
-        Ok::<(), SyncError>(())
+        apply_rows(engine, policy, &rows, Some(generation), None, &mut out)
     })?;
     // The admin's withdrawals of our own bans are tombstones, which the
     // snapshot lacks: without them this host would keep (and re-assert)
     // a ban the fleet admin lifted everywhere.
     let withdrawn = client.withdrawn_by_admin()?;
     if !withdrawn.is_empty() {
-        let rows = to_core(&withdrawn, &mut out.unreadable);
-        let applied = engine.apply_fleet(
-            &FleetPage {
-                rows,
-                snapshot: Some(generation),
-                cursor: None,
-            },
-            policy,
-        )?;
-        out.applied.absorb(applied);
+        apply_rows(engine, policy, &withdrawn, Some(generation), None, &mut out)?;
     }
     let swept = engine.finish_fleet_snapshot(generation, &cursor_text(cursor))?;
     out.applied.absorb(swept);

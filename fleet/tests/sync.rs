@@ -208,3 +208,32 @@ fn the_link_backs_off_after_a_failed_connect_and_reports_each_state_once() {
     // Within the backoff no connect is tried.
     assert!(matches!(link.client(), Err(SyncError::Backoff(_))));
 }
+
+#[test]
+fn an_unreadable_row_is_counted_and_skipped_and_the_page_still_applies() {
+    let Some(mut fleet) =
+        Fleet::start("an_unreadable_row_is_counted_and_skipped_and_the_page_still_applies")
+    else {
+        return;
+    };
+    let (ca, cb) = (fleet.add_host("a"), fleet.add_host("b"));
+    let mut client = fleet.connect(&ca);
+    let mut b_client = fleet.connect(&cb);
+    let mut a = Host::new();
+    let policy = FleetPolicy::new("a");
+    pull_once(&mut client, &mut a.engine(), &policy).unwrap();
+    // What a newer banset (or a hand in the database) might write.
+    let out = fleet.psql_super(
+        "INSERT INTO banset_fleet.bans (origin, set_name, target, banned) \
+         VALUES ('banset.b', 'ssh', '999.1.1.1', true)",
+    );
+    assert!(!out.contains("ERROR"), "{out}");
+    b_client
+        .publish(&[ban("ssh", "203.0.113.30", None)])
+        .unwrap();
+    let pulled = pull_once(&mut client, &mut a.engine(), &policy).unwrap();
+    assert_eq!(pulled.unreadable, 1, "{pulled:?}");
+    assert_eq!(a.kernel(), ["203.0.113.30"]);
+    let counted = a.ledger.read().unwrap().fleet_suppressed().unwrap();
+    assert!(counted.contains(&("unreadable".into(), 1)), "{counted:?}");
+}

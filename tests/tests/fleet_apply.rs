@@ -53,6 +53,7 @@ fn page(rows: Vec<FleetRow>, cursor: &str) -> FleetPage {
         rows,
         snapshot: None,
         cursor: Some(cursor.into()),
+        unreadable: 0,
     }
 }
 
@@ -252,6 +253,7 @@ fn snapshot_first_page_keeps_bans_of_later_pages() {
         rows: vec![row("b", "203.0.113.5", Some(590))],
         snapshot: Some(generation),
         cursor: None,
+        unreadable: 0,
     });
     // The second page (with .6) has not come yet: .6 stays banned.
     assert_eq!(h.kernel().len(), 2, "{:?}", h.kernel());
@@ -264,6 +266,7 @@ fn snapshot_first_page_keeps_bans_of_later_pages() {
         rows: vec![row("b", "203.0.113.6", Some(590))],
         snapshot: Some(generation),
         cursor: None,
+        unreadable: 0,
     });
     h.engine(false)
         .finish_fleet_snapshot(generation, "s1")

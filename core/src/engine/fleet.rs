@@ -61,6 +61,10 @@ impl<'a> Engine<'a> {
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         let mut done = FleetApplied::default();
+        if page.unreadable > 0 {
+            done.suppressed
+                .insert(Suppressed::Unreadable.as_str(), page.unreadable);
+        }
         let mut touched: BTreeMap<(SetName, Target), Local> = BTreeMap::new();
         for row in &page.rows {
             if row.origin == policy.this_host {

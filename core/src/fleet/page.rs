@@ -38,6 +38,9 @@ pub struct FleetPage {
     /// The cursor after the page, saved with it (a snapshot's pages have
     /// none: its cursor is saved by the sweep).
     pub cursor: Option<String>,
+    /// Rows of the engine's page left out because their set or target does
+    /// not parse here: counted as suppressed (`unreadable`).
+    pub unreadable: u64,
 }
 
 /// What `Engine::apply_fleet` did.

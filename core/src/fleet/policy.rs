@@ -95,6 +95,9 @@ pub enum Suppressed {
     /// A local unban holds the target until the fleet's ban ends.
     #[error("held by a local unban")]
     Held,
+    /// Its set or target does not parse here (hostile, or a newer banset).
+    #[error("unreadable")]
+    Unreadable,
 }
 
 impl Suppressed {
@@ -110,6 +113,7 @@ impl Suppressed {
             Suppressed::OwnAddress => "own_address",
             Suppressed::Allowlisted => "allowlisted",
             Suppressed::Held => "held",
+            Suppressed::Unreadable => "unreadable",
         }
     }
 }
