@@ -192,7 +192,9 @@ impl FleetClient {
             "SELECT {ROW_COLUMNS} FROM banset_fleet.bans \
              WHERE origin = current_user AND NOT banned AND changed_by = $1"
         );
-        let rows = self.client.query(sql.as_str(), &[&crate::ADMIN_ROLE])?;
+        let rows = self
+            .client
+            .query(sql.as_str(), &[&crate::names::ADMIN_ROLE])?;
         Ok(rows.iter().map(row_from).collect())
     }
 

@@ -351,7 +351,7 @@ impl super::state::Daemon<'_> {
                 .ledger
                 .read()
                 .ok()
-                .map(|tx| super::fleet::metric_families(&tx))
+                .map(|tx| fleet_families(&tx))
                 .unwrap_or_default()
         } else {
             Vec::new()
@@ -403,6 +403,57 @@ impl super::state::Daemon<'_> {
             *latest = text;
         }
     }
+}
+
+/// The fleet's metrics, from the ledger (the fleet thread writes it):
+/// what waits to be published, what this host holds from others, what it
+/// held back, and when a round last worked.
+fn fleet_families(tx: &banset_core::LedgerTx<'_>) -> Vec<Family> {
+    let mut out = Vec::new();
+    if let Ok(n) = tx.fleet_outbox_len() {
+        out.push(
+            Family::new(
+                "banset_fleet_outbox_pending",
+                "gauge",
+                "Local changes waiting to be published to the fleet.",
+            )
+            .sample(&[], n as f64),
+        );
+    }
+    if let Ok(n) = tx.fleet_row_count() {
+        out.push(
+            Family::new(
+                "banset_fleet_remote_rows",
+                "gauge",
+                "Other hosts' bans this host holds.",
+            )
+            .sample(&[], n as f64),
+        );
+    }
+    if let Ok(counts) = tx.fleet_suppressed() {
+        let mut f = Family::new(
+            "banset_fleet_suppressed_total",
+            "counter",
+            "Remote bans kept out of this host's kernel, by reason.",
+        );
+        for (reason, n) in &counts {
+            f = f.sample(&[("reason", reason.as_str())], *n as f64);
+        }
+        out.push(f);
+    }
+    if let Ok(Some(t)) = tx.meta(banset_fleet::sync::LAST_SYNC_KEY) {
+        if let Ok(t) = t.parse::<f64>() {
+            out.push(
+                Family::new(
+                    "banset_fleet_last_sync_seconds",
+                    "gauge",
+                    "Unix time of the last fleet round that worked.",
+                )
+                .sample(&[], t),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
