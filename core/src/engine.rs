@@ -32,6 +32,7 @@
 //! not only the new one.
 
 mod change;
+mod fleet;
 
 use rustc_hash::FxHashMap;
 
@@ -226,6 +227,16 @@ pub struct AddRecord {
     pub ban_events: Vec<(Target, String)>,
     /// `meta` keys to set, with their values.
     pub meta: Vec<(String, String)>,
+    /// Publish the bans to the fleet (`[fleet] publish`, `add --fleet`):
+    /// their outbox rows are written in the same transaction.
+    pub fleet: Option<FleetPublish>,
+}
+
+/// How [`AddRecord::fleet`] publishes a ban.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetPublish {
+    /// The jail that made the ban, for the other hosts' records.
+    pub jail: Option<String>,
 }
 
 /// What [`Engine::add`] or [`Engine::replace`] did.
@@ -568,6 +579,10 @@ impl Engine<'_> {
                 tx.clear_bans(set)?;
             }
             tx.upsert_bans(set, &new_bans, now)?;
+            // A local ban of a target the fleet banned makes it local: an
+            // unban by the other host must not lift it.
+            let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
+            tx.fleet_unmark_made(set, &targets)?;
             let jail_of = |t: &Target| {
                 also.ban_events
                     .iter()
@@ -577,6 +592,27 @@ impl Engine<'_> {
             tx.record_bans(set, &new_bans, &jail_of, now)?;
             for (key, value) in &also.meta {
                 tx.set_meta(key, value)?;
+            }
+            // An allow-only set's members are let in, not banned: never
+            // published as bans.
+            let publish = also
+                .fleet
+                .as_ref()
+                .filter(|_| spec.policy == crate::policy::SetPolicy::Ban);
+            if let Some(publish) = publish {
+                // In the ban's own transaction: a crash keeps both or
+                // neither, and the ban never waits for the network. The
+                // outbox gets the deadline the ledger ends up holding
+                // (longest ban wins), as the kernel does.
+                let deadlines: Vec<(Target, Option<i64>)> = new_bans
+                    .iter()
+                    .map(|ban| match existing.get(&ban.target) {
+                        Some(&old) => (ban.target, merged_deadline(old, ban.deadline, now)),
+                        None => (ban.target, ban.deadline),
+                    })
+                    .collect();
+                let reason = requests.first().and_then(|r| r.comment.as_deref());
+                tx.fleet_queue_bans(set, &deadlines, publish.jail.as_deref(), reason, now)?;
             }
             Ok::<(), LedgerError>(())
         };
@@ -776,6 +812,8 @@ impl Engine<'_> {
         });
         recorded?;
         tx.record_bans(set, chunk, &|_| None, now)?;
+        let targets: Vec<Target> = chunk.iter().map(|b| b.target).collect();
+        tx.fleet_unmark_made(set, &targets)?;
         match kernel {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -898,7 +936,12 @@ impl Engine<'_> {
         let tx = self.ledger.begin()?;
         let spec = Self::spec_of(&tx, set)?;
         let present: Vec<Target> = tx.rows_of(set, targets)?.into_keys().collect();
-        tx.record_unbans(set, &present, EventKind::Unban, self.clock.now())?;
+        let now = self.clock.now();
+        tx.record_unbans(set, &present, EventKind::Unban, now)?;
+        // The fleet: this host's own published bans are withdrawn, and a
+        // remote ban unbanned here is held off until it ends (docs/fleet.md).
+        tx.fleet_queue_unbans(set, &present, now)?;
+        tx.fleet_hold_unbanned(set, &present, now)?;
         let removed = tx.remove_bans(set, targets)? + tx.remove_unreadable(set, unreadable)?;
         let mut in_kernel = targets.to_vec();
         in_kernel.extend(unreadable.iter().filter_map(|t| Target::parse_listed(t)));

@@ -33,7 +33,11 @@ use crate::target::Target;
 /// an allow-only set as a ban set and, on its next `sync`, turning the only
 /// addresses allowed into the only addresses banned: it refuses the ledger
 /// instead ("newer than this banset understands").
-const SCHEMA_VERSION: i64 = 4;
+///
+/// Version 5 adds the fleet's tables (outbox, remote rows, holds; see
+/// `crate::fleet`): an older banset would ban and unban without queueing
+/// for the fleet, and the next sync would then miss those changes.
+const SCHEMA_VERSION: i64 = 5;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -357,7 +361,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0..=3 => ledger.create_schema(new_ok)?,
+            0..=4 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -430,6 +434,10 @@ impl Ledger {
                  CREATE INDEX IF NOT EXISTS ban_events_by_target ON ban_events (target, at);
                  CREATE INDEX IF NOT EXISTS ban_events_by_time ON ban_events (at);",
             )
+            .map_err(|e| rollback(self.err(e)))?;
+        // Version 5: the fleet (docs/fleet.md), new tables only.
+        self.conn
+            .execute_batch(crate::fleet::schema::SCHEMA)
             .map_err(|e| rollback(self.err(e)))?;
         // Version 3: every ban and unban, not only the watcher's bans
         // (`banset history`): what happened, in which set, until when, why.
@@ -1447,7 +1455,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 4);
+        assert_eq!(v, SCHEMA_VERSION);
         drop(l);
         std::fs::remove_dir_all(&dir).unwrap();
     }
