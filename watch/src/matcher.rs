@@ -56,8 +56,10 @@ enum Slot {
 struct DateGroup {
     /// `None`: the caller's split ([`crate::logtime::split_date`]).
     finder: Option<std::sync::Arc<DateFinder>>,
-    /// The finder would find a leading syslog/ISO date too: split that off
-    /// the fast way and use the finder only for other lines.
+    /// The finder holds fail2ban's anchored default templates, so it would
+    /// find a leading syslog/ISO date too: split that off the fast way
+    /// (where the templates before the defaults miss the line) and use the
+    /// finder only for other lines.
     leading_first: bool,
     set: Option<std::sync::Arc<regex::bytes::RegexSet>>,
     /// (filter, slot) of each pattern of `set`, in `set`'s order.
@@ -160,9 +162,11 @@ impl Matcher {
                             pattern: p.clone().unwrap_or_default(),
                             reason: reason.to_string(),
                         })?;
-                    let leading = p
-                        .as_deref()
-                        .is_none_or(|p| matches!(p.trim(), "{^LN-BEG}" | "{DEFAULT}"));
+                    // A datepattern that puts the default templates first
+                    // (`{^LN-BEG}`, `{DEFAULT}`), or after templates that
+                    // are checked to miss the line first (dovecot's
+                    // `{^LN-BEG}TAI64N`): see `DateFinder::reaches_defaults`.
+                    let leading = finder.has_leading_defaults();
                     (Some(finder), leading)
                 }
             };
@@ -232,7 +236,11 @@ impl Matcher {
         for group in &self.groups {
             let text: std::borrow::Cow<'_, [u8]> = match &group.finder {
                 None => rest.into(),
-                Some(_) if group.leading_first && leading_date_ends_cleanly(full, rest) => {
+                Some(f)
+                    if group.leading_first
+                        && leading_date_ends_cleanly(full, rest)
+                        && f.reaches_defaults(full) =>
+                {
                     // fail2ban cuts the date only, keeping the space after it.
                     let cut = full.len() - rest.len();
                     let keep_space = full[cut - 1] == b' ';
@@ -431,4 +439,60 @@ mod tests {
             Some("192.0.2.10")
         );
     }
+
+    fn scanned(m: &Matcher, full: &str) -> Option<String> {
+        let (_, rest) = crate::logtime::split_date(full.as_bytes());
+        let mut hits = Vec::new();
+        m.scan_line(full.as_bytes(), rest, &mut hits);
+        hits.first().map(|h| h.target.to_string())
+    }
+
+    /// Issue 16: dovecot's `datepattern = {^LN-BEG}TAI64N` then
+    /// `{^LN-BEG}` ran every anchored date template on each line (5.9k of
+    /// its 13.5k instructions a line), because only a datepattern of
+    /// exactly `{^LN-BEG}` or `{DEFAULT}` split a leading syslog date the
+    /// fast way. Any datepattern holding the defaults now does, where the
+    /// templates before them miss the line; where one of them matches, it
+    /// still cuts the date, as in fail2ban.
+    #[test]
+    fn templates_before_the_default_ones_still_cut_the_date_when_they_match() {
+        let def = |datepattern: &str, failregex: &str| FilterDef {
+            name: "dated".into(),
+            failregex: vec![Pattern::new(failregex)],
+            ignoreregex: Vec::new(),
+            prefregex: None,
+            date: DateRule::Fail2ban(Some(datepattern.into())),
+            maxlines: 1,
+        };
+        let line = "Nov 21 00:00:00 mx d[1]: bad 192.0.2.1";
+        // `%b %d` first: it cuts "Nov 21" only, so the time stays text.
+        let short = Matcher::new(&[def(
+            "{^LN-BEG}%b %d\n{^LN-BEG}",
+            r"^ 00:00:00 mx d\[1\]: bad <HOST>$",
+        )])
+        .unwrap();
+        assert!(short.groups[0].leading_first);
+        assert_eq!(scanned(&short, line).as_deref(), Some("192.0.2.1"));
+        // dovecot's: TAI64N misses a syslog-dated line, the defaults cut
+        // the whole date (the space after it kept, as fail2ban keeps it).
+        let dovecot = Matcher::new(&[def(
+            "{^LN-BEG}TAI64N\n{^LN-BEG}",
+            r"^ mx d\[1\]: bad <HOST>$",
+        )])
+        .unwrap();
+        assert!(dovecot.groups[0].leading_first);
+        for l in [
+            line,
+            "2026-11-21T00:00:00.123456+00:00 mx d[1]: bad 192.0.2.1",
+            "@4000000068f0a1b2c3d4e5f6 mx d[1]: bad 192.0.2.1",
+        ] {
+            assert_eq!(scanned(&dovecot, l).as_deref(), Some("192.0.2.1"), "{l}");
+            let finder = dovecot.groups[0].finder.as_ref().unwrap();
+            let cut = finder.strip(l.as_bytes());
+            let mut hits = Vec::new();
+            dovecot.scan_group(&dovecot.groups[0], &cut, &mut hits);
+            assert_eq!(hits.len(), 1, "the finder's own cut of {l}");
+        }
+    }
+
 }

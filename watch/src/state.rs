@@ -164,6 +164,106 @@ fn loosen_with(p: &str, folds: bool) -> Option<String> {
     Some(out)
 }
 
+/// A plain-regex gate for a pattern with a positive look-ahead that ends
+/// an alternative of a top-level group, as postfix's `ddos` prefregex
+/// has (`disconnect(?= from \S+(?: \S+=\d+)* auth=0/...)`): the pattern cut
+/// after that group, each such look-ahead made to consume what it looks
+/// at, then loosened as [`loosen`] does. [`loosen`] drops a look-ahead,
+/// so the skeleton takes every `disconnect` line; the gate keeps it.
+///
+/// It matches wherever the pattern does: a match of the pattern goes
+/// through the group by one alternative; if that alternative ends in
+/// `(?=B)`, `B` matched the text right after it, so the cut pattern with
+/// `B` consumed matches that text too, and what followed the group is no
+/// longer asked for. `None` when there is no such look-ahead, when the
+/// pattern has a top-level `|` (cutting one branch would lose the other),
+/// or when the group is quantified (it may match no text at all).
+pub(crate) fn lookahead_gate(p: &str) -> Option<String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    // The last top-level group with such look-aheads: (end, their opens).
+    let mut found: Option<(usize, Vec<usize>)> = None;
+    while i < c.len() {
+        match c[i] {
+            '\\' => i += 2,
+            '[' => i = class_end(&c, i)?,
+            '|' => return None,
+            '(' => {
+                let end = group_end(&c, i)?;
+                let looks = ending_lookaheads(&c, i, end)?;
+                let quantified = matches!(c.get(end), Some('?' | '*' | '+' | '{'));
+                if !looks.is_empty() && !quantified {
+                    found = Some((end, looks));
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    let (end, looks) = found?;
+    let mut cut: Vec<char> = c[..end].to_vec();
+    for at in looks {
+        // `(?=` becomes `(?:`: same length, so the other positions hold.
+        cut[at + 2] = ':';
+    }
+    loosen(&cut.iter().collect::<String>())
+}
+
+/// The index just after the class opening at `open` (`[]...]` and
+/// `[^]...]` start with a literal `]`).
+fn class_end(c: &[char], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    if c.get(i) == Some(&'^') {
+        i += 1;
+    }
+    if c.get(i) == Some(&']') {
+        i += 1;
+    }
+    while i < c.len() {
+        match c[i] {
+            '\\' => i += 2,
+            ']' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The opens of the positive look-aheads inside the group `c[open..end]`
+/// that end one of its alternatives (followed by its `|` or its closing
+/// parenthesis), or end an alternative of an unquantified group that does
+/// so, and so on down. `Some(empty)` for a look-around group itself: it is
+/// no alternative of its own.
+fn ending_lookaheads(c: &[char], open: usize, end: usize) -> Option<Vec<usize>> {
+    let header: String = c[open..end.min(open + 4)].iter().collect();
+    if ["(?=", "(?!", "(?<=", "(?<!"].iter().any(|a| header.starts_with(a)) {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut i = open + 1;
+    while i < end - 1 {
+        match c[i] {
+            '\\' => i += 2,
+            '[' => i = class_end(c, i)?,
+            '(' => {
+                let inner = group_end(c, i)?;
+                if matches!(c.get(inner), Some('|' | ')')) {
+                    if c[i + 1..].starts_with(&['?', '=']) {
+                        out.push(i);
+                    } else {
+                        // A group that ends the alternative: its own
+                        // alternatives end this one's.
+                        out.extend(ending_lookaheads(c, i, inner)?);
+                    }
+                }
+                i = inner;
+            }
+            _ => i += 1,
+        }
+    }
+    Some(out)
+}
+
 /// The scan of a two-stage filter's prefregex with its content group
 /// replaced by "some failregex matches in here": the failregexes' scans
 /// (each matching wherever its failregex does), with their anchors and
