@@ -18,6 +18,11 @@ pub(crate) enum Compiled {
     /// group up by name on every match cost more than the match.
     Plain(regex::bytes::Regex, Box<[(&'static str, usize)]>),
     Fancy(fancy_regex::Regex),
+    /// A stock failregex with conditionals as the plain patterns the
+    /// backtracking engine would try in turn ([`crate::cases`]), each with
+    /// its groups of [`KNOWN_GROUPS`]: the first that matches the line
+    /// (read as Unicode text) gives the match.
+    Cases(Box<[(regex::Regex, Box<[(&'static str, usize)]>)]>),
     /// A backtracking pattern behind a plain regex that matches wherever it
     /// does ([`crate::state::lookahead_gate`]): a line the gate misses
     /// does not reach the backtracking engine.
@@ -80,7 +85,11 @@ const KNOWN_GROUPS: [&[&str]; 8] = [
 
 /// The groups of [`KNOWN_GROUPS`] that `re` has, with their indexes.
 fn known_groups(re: &regex::bytes::Regex) -> Box<[(&'static str, usize)]> {
-    let names: Vec<Option<&str>> = re.capture_names().collect();
+    known_group_indexes(re.capture_names().collect())
+}
+
+/// The groups of [`KNOWN_GROUPS`] among a pattern's group `names`.
+fn known_group_indexes(names: Vec<Option<&str>>) -> Box<[(&'static str, usize)]> {
     KNOWN_GROUPS
         .iter()
         .flat_map(|g| g.iter())
@@ -162,6 +171,16 @@ impl Compiled {
                     c.name(g).map(|m| text.original(m.range()))
                 }))
             }
+            Compiled::Cases(cases) => {
+                let text = FancyText::new(line);
+                cases.iter().find_map(|(re, groups)| {
+                    let c = re.captures(text.as_str())?;
+                    Some(Captured::from_groups(|g| {
+                        let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                        c.get(*i).map(|m| text.original(m.range()))
+                    }))
+                })
+            }
             Compiled::Gated(gate, exact) => {
                 if !gate.is_match(line) {
                     return None;
@@ -225,6 +244,21 @@ impl Compiled {
                         .collect(),
                 })
             }
+            Compiled::Cases(cases) => {
+                let text = FancyText::new(text);
+                cases.iter().find_map(|(re, _)| {
+                    let c = re.captures(text.as_str())?;
+                    let at = |m: regex::Match<'_>| text.original(m.range());
+                    Some(Spans {
+                        captured: Captured::from_groups(|g| c.name(g).map(at)),
+                        whole: at(c.get(0)?),
+                        skipped: skip_names
+                            .iter()
+                            .filter_map(|g| c.name(g).map(at))
+                            .collect(),
+                    })
+                })
+            }
             Compiled::Twin(first, other) => {
                 let c = first.capture_spans(text, skips)?;
                 let o = other.capture_spans(text, skips)?;
@@ -245,6 +279,10 @@ impl Compiled {
             }
             Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
             Compiled::Gated(gate, exact) => gate.is_match(line) && exact.is_match(line),
+            Compiled::Cases(cases) => {
+                let text = FancyText::new(line);
+                cases.iter().any(|(re, _)| re.is_match(text.as_str()))
+            }
             Compiled::Headed { whole, .. } => whole.is_match(line),
         }
     }
@@ -574,6 +612,13 @@ impl FilterDef {
                     Some(gate) => Compiled::Gated(gate, Box::new(Compiled::Fancy(re))),
                     None => Compiled::Fancy(re),
                 };
+                // A stock failregex with conditionals banset knows as
+                // plain cases runs as those (the backtracking engine's
+                // pattern is still compiled above: it checks the syntax).
+                let exact = match stock_cases(&pattern.regex, expand) {
+                    Some(cases) => Compiled::Cases(cases),
+                    None => exact,
+                };
                 Ok(CompiledPattern {
                     scan,
                     exact,
@@ -604,6 +649,23 @@ fn headed(p: CompiledPattern) -> CompiledPattern {
         },
         ..p
     }
+}
+
+/// [`crate::cases`]' plain cases of a stock failregex, expanded and
+/// compiled; `None` for any other pattern (or if one does not compile).
+#[allow(clippy::type_complexity)]
+fn stock_cases(
+    pattern: &str,
+    expand: fn(&str) -> Result<String, TagError>,
+) -> Option<Box<[(regex::Regex, Box<[(&'static str, usize)]>)]>> {
+    crate::cases::cases(pattern)?
+        .iter()
+        .map(|c| {
+            let re = crate::cases::compile(&expand(c).ok()?).ok()?;
+            let groups = known_group_indexes(re.capture_names().collect());
+            Some((re, groups))
+        })
+        .collect()
 }
 
 /// A fail2ban pattern that need not capture an address.
@@ -985,6 +1047,90 @@ mod tests {
             r"^a(?= b)",
         ] {
             assert_eq!(lookahead_gate(p), None, "{p}");
+        }
+    }
+
+
+    /// Issue 16: sshd's `Failed ...` failregexes ran on the backtracking
+    /// engine, about 80k instructions a failure line. As the plain cases of
+    /// `crate::cases` they capture exactly what the backtracking engine
+    /// does (groups, address, user, nofail) on every line of a corpus of
+    /// real and hostile lines: user names and tails holding ` from ` and
+    /// its prefixes, colons, non-ASCII spaces and digits, invalid UTF-8.
+    #[test]
+    fn stock_conditional_failregexes_as_plain_cases_capture_what_the_backtracking_engine_does() {
+        let stock: Vec<&str> = crate::cases::KNOWN_STOCK.to_vec();
+        assert_eq!(stock.len(), 3);
+        let tokens = ["password", "publickey", "keyboard-interactive/pam", "publickeyx"];
+        let users: [&[u8]; 9] = [
+            b"bob",
+            b"a from b",
+            b"x fro",
+            b"a from",
+            b"",
+            b"a:b c",
+            "\u{e9}\u{a0}b".as_bytes(),
+            b"\xff from",
+            b"from  fro from",
+        ];
+        let hosts = ["192.0.2.1", "2001:db8::1", "from"];
+        let ports = ["", " port 22", " port 22 on eth0 port 2"];
+        let ssh = ["", " ssh2"];
+        let ends: [&[u8]; 7] = [
+            b"",
+            b": ",
+            b": x from 192.0.2.9",
+            b" [preauth]",
+            b" from 192.0.2.9 port 1",
+            b" fro",
+            "\u{a0}\u{663}".as_bytes(),
+        ];
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for t in tokens {
+            for inv in ["", "invalid user "] {
+                for u in users {
+                    for h in hosts {
+                        for p in ports {
+                            for s in ssh {
+                                for e in ends {
+                                    lines.push(
+                                        [
+                                            format!("Failed {t} for {inv}").as_bytes(),
+                                            u,
+                                            format!(" from {h}{p}{s}").as_bytes(),
+                                            e,
+                                        ]
+                                        .concat(),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for fill in [" from", " fro", " from x", "é", ":"] {
+            let long = fill.repeat(16 * 1024 / fill.len());
+            lines.push(format!("Failed password for invalid user {long} from 192.0.2.1").into_bytes());
+            lines.push(format!("Failed password for {long} from 192.0.2.1 port 2 ssh2{long}").into_bytes());
+        }
+        for p in stock {
+            let expanded = f2b_any(p).unwrap();
+            let fancy = Compiled::Fancy(fancy_regex::Regex::new(&expanded).unwrap());
+            let cases = Compiled::Cases(stock_cases(p, f2b_any).unwrap());
+            let mut matched = 0;
+            for line in &lines {
+                let want = fancy.capture(line);
+                matched += usize::from(want.is_some());
+                assert_eq!(
+                    format!("{:?}", cases.capture(line)),
+                    format!("{want:?}"),
+                    "{p}\n{}",
+                    String::from_utf8_lossy(line)
+                );
+                assert_eq!(cases.is_match(line), want.is_some());
+            }
+            assert!(matched > 500, "{p}: {matched}");
         }
     }
 

@@ -29,6 +29,7 @@
 //!    copy of a filter or a date pattern for every source that uses it).
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
 //!    filter's latest lines and skeletons, open connections); data only.
+//!    `cases` (stock failregexes with conditionals as plain cases).
 //! 4. `compiled`: compiled filters, each carrying its state.
 //! 5. `datefind` (fail2ban's date templates, `datepattern`) and
 //!    `multiline` (the multi-line and connection steps over that state).
@@ -49,6 +50,7 @@
 #![warn(missing_docs)]
 
 mod builtin;
+mod cases;
 mod compiled;
 pub mod config;
 mod datefind;
