@@ -587,6 +587,24 @@ impl FilterDef {
                 skeleton: None,
             }),
             Err(plain_err) => {
+                // Without a gate, the pattern joins the combined scan as
+                // its skeleton (look-arounds dropped, back-references
+                // "anything"), which matches wherever it does: the
+                // backtracking engine then runs only on the lines the
+                // linear-time scan let through.
+                let scan = gate
+                    .or_else(|| crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok()));
+                // A stock failregex with conditionals banset knows as
+                // plain cases runs as those, and needs no backtracking
+                // engine (nor its memory).
+                if let Some(cases) = stock_cases(&pattern.regex, expand) {
+                    return Ok(CompiledPattern {
+                        scan,
+                        exact: Compiled::Cases(cases),
+                        skips,
+                        skeleton: None,
+                    });
+                }
                 // Look-around and back-references need the backtracking
                 // engine; anything else it also refuses is a real error.
                 let re = fancy_regex::RegexBuilder::new(&expanded)
@@ -599,25 +617,11 @@ impl FilterDef {
                             first_line(&plain_err.to_string())
                         ))
                     })?;
-                // Without a gate, the pattern joins the combined scan as
-                // its skeleton (look-arounds dropped, back-references
-                // "anything"), which matches wherever it does: the
-                // backtracking engine then runs only on the lines the
-                // linear-time scan let through.
-                let scan = gate
-                    .or_else(|| crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok()));
                 let exact = match crate::state::lookahead_gate(&expanded)
                     .and_then(|g| plain_regex(&g).ok())
                 {
                     Some(gate) => Compiled::Gated(gate, Box::new(Compiled::Fancy(re))),
                     None => Compiled::Fancy(re),
-                };
-                // A stock failregex with conditionals banset knows as
-                // plain cases runs as those (the backtracking engine's
-                // pattern is still compiled above: it checks the syntax).
-                let exact = match stock_cases(&pattern.regex, expand) {
-                    Some(cases) => Compiled::Cases(cases),
-                    None => exact,
                 };
                 Ok(CompiledPattern {
                     scan,
@@ -947,7 +951,11 @@ mod tests {
     fn a_gated_look_ahead_prefregex_captures_what_it_did_and_skips_lines_its_gate_rules_out() {
         let expanded = f2b_any(POSTFIX_AGGRESSIVE_PREF).unwrap();
         let fancy = Compiled::Fancy(fancy_regex::Regex::new(&expanded).unwrap());
-        let def = f2b("postfix", Some(POSTFIX_AGGRESSIVE_PREF), &[r"^from [^\[]*\[<HOST>\](?::\d+)?:?"]);
+        let def = f2b(
+            "postfix",
+            Some(POSTFIX_AGGRESSIVE_PREF),
+            &[r"^from [^\[]*\[<HOST>\](?::\d+)?:?"],
+        );
         let gated = def.compile().unwrap();
         let gated = &gated.pref.as_ref().unwrap().exact;
         assert!(matches!(gated, Compiled::Gated(..)), "{gated:?}");
@@ -1035,7 +1043,11 @@ mod tests {
             let mut rejected = 0;
             for line in lines {
                 let m = exact.is_match(FancyText::new(line).as_str()).unwrap();
-                assert!(!m || gate.is_match(line), "{p} matches {:?}", String::from_utf8_lossy(line));
+                assert!(
+                    !m || gate.is_match(line),
+                    "{p} matches {:?}",
+                    String::from_utf8_lossy(line)
+                );
                 rejected += usize::from(!gate.is_match(line));
             }
             assert!(rejected > 0, "{p}: its gate rules nothing out");
@@ -1050,7 +1062,6 @@ mod tests {
         }
     }
 
-
     /// Issue 16: sshd's `Failed ...` failregexes ran on the backtracking
     /// engine, about 80k instructions a failure line. As the plain cases of
     /// `crate::cases` they capture exactly what the backtracking engine
@@ -1061,7 +1072,12 @@ mod tests {
     fn stock_conditional_failregexes_as_plain_cases_capture_what_the_backtracking_engine_does() {
         let stock: Vec<&str> = crate::cases::KNOWN_STOCK.to_vec();
         assert_eq!(stock.len(), 3);
-        let tokens = ["password", "publickey", "keyboard-interactive/pam", "publickeyx"];
+        let tokens = [
+            "password",
+            "publickey",
+            "keyboard-interactive/pam",
+            "publickeyx",
+        ];
         let users: [&[u8]; 9] = [
             b"bob",
             b"a from b",
@@ -1111,8 +1127,12 @@ mod tests {
         }
         for fill in [" from", " fro", " from x", "é", ":"] {
             let long = fill.repeat(16 * 1024 / fill.len());
-            lines.push(format!("Failed password for invalid user {long} from 192.0.2.1").into_bytes());
-            lines.push(format!("Failed password for {long} from 192.0.2.1 port 2 ssh2{long}").into_bytes());
+            lines.push(
+                format!("Failed password for invalid user {long} from 192.0.2.1").into_bytes(),
+            );
+            lines.push(
+                format!("Failed password for {long} from 192.0.2.1 port 2 ssh2{long}").into_bytes(),
+            );
         }
         for p in stock {
             let expanded = f2b_any(p).unwrap();
@@ -1133,5 +1153,4 @@ mod tests {
             assert!(matched > 500, "{p}: {matched}");
         }
     }
-
 }

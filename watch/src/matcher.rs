@@ -494,5 +494,4 @@ mod tests {
             assert_eq!(hits.len(), 1, "the finder's own cut of {l}");
         }
     }
-
 }

@@ -236,7 +236,10 @@ fn class_end(c: &[char], open: usize) -> Option<usize> {
 /// no alternative of its own.
 fn ending_lookaheads(c: &[char], open: usize, end: usize) -> Option<Vec<usize>> {
     let header: String = c[open..end.min(open + 4)].iter().collect();
-    if ["(?=", "(?!", "(?<=", "(?<!"].iter().any(|a| header.starts_with(a)) {
+    if ["(?=", "(?!", "(?<=", "(?<!"]
+        .iter()
+        .any(|a| header.starts_with(a))
+    {
         return Some(Vec::new());
     }
     let mut out = Vec::new();
