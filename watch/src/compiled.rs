@@ -22,7 +22,7 @@ pub(crate) enum Compiled {
     /// backtracking engine would try in turn ([`crate::cases`]), each with
     /// its groups of [`KNOWN_GROUPS`]: the first that matches the line
     /// (read as Unicode text) gives the match.
-    Cases(Box<[(regex::Regex, Box<[(&'static str, usize)]>)]>),
+    Cases(Box<[Case]>),
     /// A backtracking pattern behind a plain regex that matches wherever it
     /// does ([`crate::state::lookahead_gate`]): a line the gate misses
     /// does not reach the backtracking engine.
@@ -38,6 +38,10 @@ pub(crate) enum Compiled {
         whole: Box<Compiled>,
     },
 }
+
+/// One plain case of [`Compiled::Cases`], with its groups of
+/// [`KNOWN_GROUPS`] by index.
+pub(crate) type Case = (regex::Regex, Box<[(&'static str, usize)]>);
 
 /// What a match captured that the matcher needs.
 #[derive(Debug, Clone, Default)]
@@ -657,11 +661,7 @@ fn headed(p: CompiledPattern) -> CompiledPattern {
 
 /// [`crate::cases`]' plain cases of a stock failregex, expanded and
 /// compiled; `None` for any other pattern (or if one does not compile).
-#[allow(clippy::type_complexity)]
-fn stock_cases(
-    pattern: &str,
-    expand: fn(&str) -> Result<String, TagError>,
-) -> Option<Box<[(regex::Regex, Box<[(&'static str, usize)]>)]>> {
+fn stock_cases(pattern: &str, expand: fn(&str) -> Result<String, TagError>) -> Option<Box<[Case]>> {
     crate::cases::cases(pattern)?
         .iter()
         .map(|c| {
