@@ -133,6 +133,8 @@ thread_local! {
     /// Searches of the backtracking engine on this thread that reached
     /// [`BACKTRACK_LIMIT`] and were cut off.
     pub(crate) static FANCY_LIMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Captures asked of any pattern on this thread.
+    pub(crate) static CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Backtracks one search of the backtracking engine may take before it
@@ -159,6 +161,8 @@ fn within_limit<T>(r: Result<T, fancy_regex::Error>) -> Option<T> {
 impl Compiled {
     /// The captures of a match, if the line matches.
     pub(crate) fn capture(&self, line: &[u8]) -> Option<Captured> {
+        #[cfg(test)]
+        CAPTURES.with(|c| c.set(c.get() + 1));
         match self {
             Compiled::Plain(re, groups) => {
                 let c = re.captures(line)?;
@@ -376,6 +380,32 @@ pub(crate) struct CompiledPattern {
     pub(crate) skips: usize,
     /// For a multi-line filter's failregex: its fast stand-in.
     pub(crate) skeleton: Option<crate::state::Skeleton>,
+    /// The marks every match of the pattern carries.
+    pub(crate) fixed: FixedMarks,
+}
+
+/// The marks a pattern's every match carries, whatever else it captures:
+/// where they decide the outcome, the matcher needs no captures
+/// (`matcher::quiet`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FixedMarks {
+    /// `<F-NOFAIL>` or `<F-MLFGAINED>`.
+    pub(crate) nofail: bool,
+    /// `<F-MLFFORGET>`.
+    pub(crate) forget: bool,
+}
+
+impl FixedMarks {
+    /// The marks of `expanded` whose groups take part in every match
+    /// ([`crate::state::always_groups`]).
+    fn of(expanded: &str) -> FixedMarks {
+        let always = crate::state::always_groups(expanded).unwrap_or_default();
+        let has = |names: &[&str]| always.iter().any(|g| names.contains(&g.as_str()));
+        FixedMarks {
+            nofail: has(&NOFAIL_GROUPS) || has(&GAINED_GROUPS),
+            forget: has(&FORGET_GROUPS),
+        }
+    }
 }
 
 impl FilterDef {
@@ -578,10 +608,13 @@ impl FilterDef {
             let mut c = self.compile_one(kind, index, &first, expand)?;
             let other = self.compile_one(kind, index, &Pattern::new(twin.clone()), expand)?;
             c.exact = Compiled::Twin(Box::new(c.exact), Box::new(other.exact));
+            // A twin's match also needs both addresses in one place.
+            c.fixed = FixedMarks::default();
             return Ok(c);
         }
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
+                fixed: FixedMarks::of(&expanded),
                 scan: Some(expanded),
                 exact: {
                     let groups = known_groups(&re);
@@ -607,6 +640,7 @@ impl FilterDef {
                         exact: Compiled::Cases(cases),
                         skips,
                         skeleton: None,
+                        fixed: FixedMarks::of(&expanded),
                     });
                 }
                 // Look-around and back-references need the backtracking
@@ -632,6 +666,7 @@ impl FilterDef {
                     exact,
                     skips,
                     skeleton: None,
+                    fixed: FixedMarks::of(&expanded),
                 })
             }
         }

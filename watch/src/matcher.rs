@@ -10,7 +10,7 @@
 
 use banset_core::Target;
 
-use crate::compiled::{Captured, CompiledFilter};
+use crate::compiled::{Captured, CompiledFilter, CompiledPattern};
 use crate::datefind::DateFinder;
 use crate::filter::{plain_regex, DateRule, FilterDef, FilterError, MAX_LINE_LEN};
 use crate::multiline::{connection_step, offender, Offender};
@@ -352,6 +352,12 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         None => (0..filter.fail.len()).collect(),
     };
     for r in order {
+        if quiet(filter, &filter.fail[r], &pref, line) {
+            if filter.fail[r].exact.is_match(content) {
+                return Some((r, None, true));
+            }
+            continue;
+        }
         let Some(c) = filter.fail[r].exact.capture(content) else {
             continue;
         };
@@ -383,6 +389,32 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         return Some((r, counted, counted.is_none()));
     }
     None
+}
+
+/// Whether a match of failregex `fail` on this line of a two-stage filter
+/// says "no failure, nothing to remember" whatever it captures, so a match
+/// is enough and its captures are not needed (issue 16: sshd's logins,
+/// disconnects and closes are failregexes that mark the connection; their
+/// captures were 70% of sshd.conf's capture work). That holds for a match
+/// marked `<F-NOFAIL>` or `<F-MLFGAINED>` in every match of the pattern
+/// (`FixedMarks`), of a filter that follows no connection or whose
+/// prefregex marked none on this line; and, for a filter that follows
+/// connections, when the pattern also always ends the connection
+/// (`<F-MLFFORGET>`) and the connection is not open: `connection_step`
+/// then neither counts the line nor remembers anything of it.
+fn quiet(filter: &CompiledFilter, fail: &CompiledPattern, pref: &Captured, line: &[u8]) -> bool {
+    if !fail.fixed.nofail {
+        return false;
+    }
+    let (Some(cache), Some(id)) = (&filter.connections, &pref.mlfid) else {
+        return true;
+    };
+    fail.fixed.forget
+        && !cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .contains_key(&line[id.clone()])
 }
 
 #[cfg(test)]
@@ -493,5 +525,66 @@ mod tests {
             dovecot.scan_group(&dovecot.groups[0], &cut, &mut hits);
             assert_eq!(hits.len(), 1, "the finder's own cut of {l}");
         }
+    }
+
+    /// Issue 16: sshd's logins, closes and disconnects are failregexes
+    /// marked `<F-NOFAIL>`/`<F-MLFGAINED>` and `<F-MLFFORGET>`, and each was
+    /// captured (about 4k instructions) only for `connection_step` to do
+    /// nothing with it. Where the connection is not open, a match is now
+    /// enough; where it is, the captures still decide (a login after
+    /// failures for other users counts).
+    #[test]
+    fn a_connection_ending_line_of_an_unopened_connection_needs_no_captures() {
+        let def = FilterDef {
+            name: "conn".into(),
+            failregex: vec![
+                Pattern::new(r"^Failed password for <F-USER>\S+</F-USER> from <HOST>$"),
+                Pattern::new(
+                    r"^<F-NOFAIL><F-MLFFORGET>Connection closed</F-MLFFORGET></F-NOFAIL> by <HOST>$",
+                ),
+                Pattern::new(
+                    r"^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$",
+                ),
+            ],
+            ignoreregex: Vec::new(),
+            prefregex: Some(Pattern::new(
+                r"^<F-MLFID>h sshd\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$",
+            )),
+            date: DateRule::Fail2ban(Some("{NONE}".into())),
+            maxlines: 1,
+        };
+        let m = Matcher::new(&[def]).unwrap();
+        let captures = || crate::compiled::CAPTURES.with(|c| c.get());
+        let run = |line: &str| {
+            let before = captures();
+            let hit = first(&m, line);
+            (hit, captures() - before)
+        };
+        // The prefregex's capture only.
+        assert_eq!(run("h sshd[1]: Connection closed by 192.0.2.1"), (None, 1));
+        assert_eq!(
+            run("h sshd[3]: Accepted password for c from 192.0.2.3"),
+            (None, 1)
+        );
+        // A connection that failed for two users: its login counts.
+        assert_eq!(
+            run("h sshd[2]: Failed password for a from 192.0.2.2")
+                .0
+                .as_deref(),
+            Some("192.0.2.2")
+        );
+        assert_eq!(
+            run("h sshd[2]: Failed password for b from 192.0.2.2")
+                .0
+                .as_deref(),
+            Some("192.0.2.2")
+        );
+        let (hit, n) = run("h sshd[2]: Accepted password for b from 192.0.2.2");
+        assert_eq!((hit.as_deref(), n), (Some("192.0.2.2"), 2));
+        // It ended: the next login of that id is quiet again.
+        assert_eq!(
+            run("h sshd[2]: Accepted password for b from 192.0.2.2"),
+            (None, 1)
+        );
     }
 }

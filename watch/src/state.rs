@@ -267,6 +267,77 @@ fn ending_lookaheads(c: &[char], open: usize, end: usize) -> Option<Vec<usize>> 
     Some(out)
 }
 
+/// The named groups of `p` that take part in every match of it: those not
+/// inside an alternation, an optional or repeated-from-zero group, a
+/// look-around or a conditional. `None` when `p` cannot be read.
+pub(crate) fn always_groups(p: &str) -> Option<Vec<String>> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = Vec::new();
+    always_in(&c, 0, c.len(), &mut out)?;
+    Some(out)
+}
+
+/// [`always_groups`] of the region `c[from..to]`, which takes part in
+/// every match.
+fn always_in(c: &[char], from: usize, to: usize, out: &mut Vec<String>) -> Option<()> {
+    // First: a `|` directly in the region makes nothing in it certain.
+    let mut i = from;
+    let mut children = Vec::new();
+    while i < to {
+        match c[i] {
+            '\\' => i += 2,
+            '[' => i = class_end(c, i)?,
+            '|' => return Some(()),
+            '(' => {
+                let end = group_end(c, i)?;
+                children.push((i, end));
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    for (open, end) in children {
+        let zero = match c.get(end) {
+            Some('?' | '*') => true,
+            Some('{') => c.get(end + 1) == Some(&'0') || c.get(end + 1) == Some(&','),
+            _ => false,
+        };
+        let header: String = c[open..end.min(open + 4)].iter().collect();
+        let special = header.starts_with("(?=")
+            || header.starts_with("(?!")
+            || header.starts_with("(?<=")
+            || header.starts_with("(?<!")
+            || header.starts_with("(?(");
+        if zero || special {
+            continue;
+        }
+        let name_at = ["(?P<", "(?<"]
+            .iter()
+            .find(|h| header.starts_with(**h))
+            .map(|h| open + h.len());
+        let body = match name_at {
+            Some(at) => {
+                let close = at + c[at..end].iter().position(|&x| x == '>')?;
+                out.push(c[at..close].iter().collect());
+                close + 1
+            }
+            // `(?:`, `(?i:`, `(?i)` (flags only: an empty body), `(`.
+            None if c[open + 1] == '?' => {
+                open + 2
+                    + c[open + 2..end]
+                        .iter()
+                        .position(|&x| matches!(x, ':' | ')'))?
+                    + 1
+            }
+            None => open + 1,
+        };
+        if body < end {
+            always_in(c, body, end - 1, out)?;
+        }
+    }
+    Some(())
+}
+
 /// The scan of a two-stage filter's prefregex with its content group
 /// replaced by "some failregex matches in here": the failregexes' scans
 /// (each matching wherever its failregex does), with their anchors and
@@ -393,3 +464,23 @@ pub(crate) struct Connections {
 /// Connections remembered per filter; beyond this the memory starts over
 /// (a flood of connections that never end must not grow it without bound).
 pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::always_groups;
+
+    #[test]
+    fn groups_in_every_match_are_those_outside_branches_options_and_look_arounds() {
+        let g = |p: &str| always_groups(p).unwrap();
+        assert_eq!(
+            g(r"^(?P<a>(?P<b>x)) (?P<c>y)+ (?:(?P<d>z))"),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(g(r"^(?P<a>x)|(?P<b>y)"), Vec::<String>::new());
+        assert_eq!(
+            g(r"^(?:(?P<a>x)|y)(?P<b>z)?(?P<c>z)*(?P<d>z){0,2}(?=(?P<e>q))(?(a)(?P<f>r))(?P<g>s)"),
+            ["g"]
+        );
+        assert_eq!(g(r"^(?P<a>(?P<b>x)|y)(?i)(?P<c>[)(])"), ["a", "c"]);
+    }
+}
