@@ -18,6 +18,15 @@ pub(crate) enum Compiled {
     /// group up by name on every match cost more than the match.
     Plain(regex::bytes::Regex, Box<[(&'static str, usize)]>),
     Fancy(fancy_regex::Regex),
+    /// A stock failregex with conditionals as the plain patterns the
+    /// backtracking engine would try in turn ([`crate::cases`]), each with
+    /// its groups of [`KNOWN_GROUPS`]: the first that matches the line
+    /// (read as Unicode text) gives the match.
+    Cases(Box<[Case]>),
+    /// A backtracking pattern behind a plain regex that matches wherever it
+    /// does ([`crate::state::lookahead_gate`]): a line the gate misses
+    /// does not reach the backtracking engine.
+    Gated(regex::bytes::Regex, Box<Compiled>),
     /// A pattern and its twin ([`Pattern::twin`]): a match counts when
     /// both match with the address at the same place.
     Twin(Box<Compiled>, Box<Compiled>),
@@ -29,6 +38,10 @@ pub(crate) enum Compiled {
         whole: Box<Compiled>,
     },
 }
+
+/// One plain case of [`Compiled::Cases`], with its groups of
+/// [`KNOWN_GROUPS`] by index.
+pub(crate) type Case = (regex::Regex, Box<[(&'static str, usize)]>);
 
 /// What a match captured that the matcher needs.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +89,11 @@ const KNOWN_GROUPS: [&[&str]; 8] = [
 
 /// The groups of [`KNOWN_GROUPS`] that `re` has, with their indexes.
 fn known_groups(re: &regex::bytes::Regex) -> Box<[(&'static str, usize)]> {
-    let names: Vec<Option<&str>> = re.capture_names().collect();
+    known_group_indexes(re.capture_names().collect())
+}
+
+/// The groups of [`KNOWN_GROUPS`] among a pattern's group `names`.
+fn known_group_indexes(names: Vec<Option<&str>>) -> Box<[(&'static str, usize)]> {
     KNOWN_GROUPS
         .iter()
         .flat_map(|g| g.iter())
@@ -116,6 +133,8 @@ thread_local! {
     /// Searches of the backtracking engine on this thread that reached
     /// [`BACKTRACK_LIMIT`] and were cut off.
     pub(crate) static FANCY_LIMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Captures asked of any pattern on this thread.
+    pub(crate) static CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Backtracks one search of the backtracking engine may take before it
@@ -142,6 +161,8 @@ fn within_limit<T>(r: Result<T, fancy_regex::Error>) -> Option<T> {
 impl Compiled {
     /// The captures of a match, if the line matches.
     pub(crate) fn capture(&self, line: &[u8]) -> Option<Captured> {
+        #[cfg(test)]
+        CAPTURES.with(|c| c.set(c.get() + 1));
         match self {
             Compiled::Plain(re, groups) => {
                 let c = re.captures(line)?;
@@ -157,6 +178,22 @@ impl Compiled {
                 Some(Captured::from_groups(|g| {
                     c.name(g).map(|m| text.original(m.range()))
                 }))
+            }
+            Compiled::Cases(cases) => {
+                let text = FancyText::new(line);
+                cases.iter().find_map(|(re, groups)| {
+                    let c = re.captures(text.as_str())?;
+                    Some(Captured::from_groups(|g| {
+                        let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                        c.get(*i).map(|m| text.original(m.range()))
+                    }))
+                })
+            }
+            Compiled::Gated(gate, exact) => {
+                if !gate.is_match(line) {
+                    return None;
+                }
+                exact.capture(line)
             }
             Compiled::Twin(first, other) => {
                 let c = first.capture(line)?;
@@ -215,12 +252,29 @@ impl Compiled {
                         .collect(),
                 })
             }
+            Compiled::Cases(cases) => {
+                let text = FancyText::new(text);
+                cases.iter().find_map(|(re, _)| {
+                    let c = re.captures(text.as_str())?;
+                    let at = |m: regex::Match<'_>| text.original(m.range());
+                    Some(Spans {
+                        captured: Captured::from_groups(|g| c.name(g).map(at)),
+                        whole: at(c.get(0)?),
+                        skipped: skip_names
+                            .iter()
+                            .filter_map(|g| c.name(g).map(at))
+                            .collect(),
+                    })
+                })
+            }
             Compiled::Twin(first, other) => {
                 let c = first.capture_spans(text, skips)?;
                 let o = other.capture_spans(text, skips)?;
                 (c.captured.host == o.captured.host).then_some(c)
             }
-            Compiled::Headed { whole, .. } => whole.capture_spans(text, skips),
+            Compiled::Headed { whole, .. } | Compiled::Gated(_, whole) => {
+                whole.capture_spans(text, skips)
+            }
         }
     }
 
@@ -232,6 +286,11 @@ impl Compiled {
                 within_limit(re.is_match(FancyText::new(line).as_str())).unwrap_or(false)
             }
             Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
+            Compiled::Gated(gate, exact) => gate.is_match(line) && exact.is_match(line),
+            Compiled::Cases(cases) => {
+                let text = FancyText::new(line);
+                cases.iter().any(|(re, _)| re.is_match(text.as_str()))
+            }
             Compiled::Headed { whole, .. } => whole.is_match(line),
         }
     }
@@ -321,6 +380,32 @@ pub(crate) struct CompiledPattern {
     pub(crate) skips: usize,
     /// For a multi-line filter's failregex: its fast stand-in.
     pub(crate) skeleton: Option<crate::state::Skeleton>,
+    /// The marks every match of the pattern carries.
+    pub(crate) fixed: FixedMarks,
+}
+
+/// The marks a pattern's every match carries, whatever else it captures:
+/// where they decide the outcome, the matcher needs no captures
+/// (`matcher::quiet`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FixedMarks {
+    /// `<F-NOFAIL>` or `<F-MLFGAINED>`.
+    pub(crate) nofail: bool,
+    /// `<F-MLFFORGET>`.
+    pub(crate) forget: bool,
+}
+
+impl FixedMarks {
+    /// The marks of `expanded` whose groups take part in every match
+    /// ([`crate::state::always_groups`]).
+    fn of(expanded: &str) -> FixedMarks {
+        let always = crate::state::always_groups(expanded).unwrap_or_default();
+        let has = |names: &[&str]| always.iter().any(|g| names.contains(&g.as_str()));
+        FixedMarks {
+            nofail: has(&NOFAIL_GROUPS) || has(&GAINED_GROUPS),
+            forget: has(&FORGET_GROUPS),
+        }
+    }
 }
 
 impl FilterDef {
@@ -523,10 +608,13 @@ impl FilterDef {
             let mut c = self.compile_one(kind, index, &first, expand)?;
             let other = self.compile_one(kind, index, &Pattern::new(twin.clone()), expand)?;
             c.exact = Compiled::Twin(Box::new(c.exact), Box::new(other.exact));
+            // A twin's match also needs both addresses in one place.
+            c.fixed = FixedMarks::default();
             return Ok(c);
         }
         match plain_regex(&expanded) {
             Ok(re) => Ok(CompiledPattern {
+                fixed: FixedMarks::of(&expanded),
                 scan: Some(expanded),
                 exact: {
                     let groups = known_groups(&re);
@@ -536,6 +624,25 @@ impl FilterDef {
                 skeleton: None,
             }),
             Err(plain_err) => {
+                // Without a gate, the pattern joins the combined scan as
+                // its skeleton (look-arounds dropped, back-references
+                // "anything"), which matches wherever it does: the
+                // backtracking engine then runs only on the lines the
+                // linear-time scan let through.
+                let scan = gate
+                    .or_else(|| crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok()));
+                // A stock failregex with conditionals banset knows as
+                // plain cases runs as those, and needs no backtracking
+                // engine (nor its memory).
+                if let Some(cases) = stock_cases(&pattern.regex, expand) {
+                    return Ok(CompiledPattern {
+                        scan,
+                        exact: Compiled::Cases(cases),
+                        skips,
+                        skeleton: None,
+                        fixed: FixedMarks::of(&expanded),
+                    });
+                }
                 // Look-around and back-references need the backtracking
                 // engine; anything else it also refuses is a real error.
                 let re = fancy_regex::RegexBuilder::new(&expanded)
@@ -548,18 +655,18 @@ impl FilterDef {
                             first_line(&plain_err.to_string())
                         ))
                     })?;
-                // Without a gate, the pattern joins the combined scan as
-                // its skeleton (look-arounds dropped, back-references
-                // "anything"), which matches wherever it does: the
-                // backtracking engine then runs only on the lines the
-                // linear-time scan let through.
-                let scan = gate
-                    .or_else(|| crate::state::loosen(&expanded).filter(|l| plain_regex(l).is_ok()));
+                let exact = match crate::state::lookahead_gate(&expanded)
+                    .and_then(|g| plain_regex(&g).ok())
+                {
+                    Some(gate) => Compiled::Gated(gate, Box::new(Compiled::Fancy(re))),
+                    None => Compiled::Fancy(re),
+                };
                 Ok(CompiledPattern {
                     scan,
-                    exact: Compiled::Fancy(re),
+                    exact,
                     skips,
                     skeleton: None,
+                    fixed: FixedMarks::of(&expanded),
                 })
             }
         }
@@ -585,6 +692,19 @@ fn headed(p: CompiledPattern) -> CompiledPattern {
         },
         ..p
     }
+}
+
+/// [`crate::cases`]' plain cases of a stock failregex, expanded and
+/// compiled; `None` for any other pattern (or if one does not compile).
+fn stock_cases(pattern: &str, expand: fn(&str) -> Result<String, TagError>) -> Option<Box<[Case]>> {
+    crate::cases::cases(pattern)?
+        .iter()
+        .map(|c| {
+            let re = crate::cases::compile(&expand(c).ok()?).ok()?;
+            let groups = known_group_indexes(re.capture_names().collect());
+            Some((re, groups))
+        })
+        .collect()
 }
 
 /// A fail2ban pattern that need not capture an address.
@@ -847,6 +967,225 @@ mod tests {
                     .any(|l| exact.is_match(FancyText::new(l).as_str()).unwrap()),
                 "{p}"
             );
+        }
+    }
+
+    /// postfix's `mode = aggressive` (and `ddos`) prefregex, as fail2ban
+    /// 1.0.2 writes it (`mdpr-aggressive` of filter.d/postfix.conf, after
+    /// a shortened `__prefix_line`).
+    const POSTFIX_AGGRESSIVE_PREF: &str = r"^\S+ postfix(-\w+)?/\w+(?:/smtp[ds])?\[\d+\]: (?:warning:|(?:\w+: (?:milter-)?reject:|(?:improper command pipelining|too many errors) after \S+)|(?:lost connection after(?! DATA) [A-Z]+|disconnect(?= from \S+(?: \S+=\d+)* auth=0/(?:[1-9]|\d\d+))|(?:PREGREET \d+|HANGUP) after \S+|COMMAND (?:TIME|COUNT|LENGTH) LIMIT)) <F-CONTENT>.+</F-CONTENT>$";
+
+    /// Issue 16: postfix's aggressive prefregex sent every `disconnect`
+    /// line to the backtracking engine (its skeleton drops the look-ahead
+    /// that asks for `auth=0/N`): 3,800 wasted searches of 43k
+    /// instructions each per 20,000 lines. Behind its look-ahead gate the
+    /// pattern captures the same on every line, and a `disconnect` line
+    /// without a failed authentication never reaches the backtracking
+    /// engine.
+    #[test]
+    fn a_gated_look_ahead_prefregex_captures_what_it_did_and_skips_lines_its_gate_rules_out() {
+        let expanded = f2b_any(POSTFIX_AGGRESSIVE_PREF).unwrap();
+        let fancy = Compiled::Fancy(fancy_regex::Regex::new(&expanded).unwrap());
+        let def = f2b(
+            "postfix",
+            Some(POSTFIX_AGGRESSIVE_PREF),
+            &[r"^from [^\[]*\[<HOST>\](?::\d+)?:?"],
+        );
+        let gated = def.compile().unwrap();
+        let gated = &gated.pref.as_ref().unwrap().exact;
+        assert!(matches!(gated, Compiled::Gated(..)), "{gated:?}");
+        let pre = "mx postfix/smtpd[7]: ";
+        let mut lines: Vec<Vec<u8>> = [
+            "disconnect from x[192.0.2.1] ehlo=1 auth=0/1 quit=1 commands=2/3",
+            "disconnect from x[192.0.2.1] ehlo=1 auth=0/12 commands=1/13",
+            "disconnect from x[192.0.2.1] ehlo=1 auth=0/0 commands=1",
+            "disconnect from x[192.0.2.1] ehlo=1 auth=1/1 quit=1 commands=3",
+            "disconnect from x[192.0.2.1] ehlo=1 quit=1 commands=2",
+            "disconnect from x[192.0.2.1] ehlo=1 auth=0/1",
+            "disconnect from x[192.0.2.1]  auth=0/1",
+            "disconnect from é[192.0.2.1] ehlo=١ auth=0/1",
+            "disconnect from x[192.0.2.1]\u{a0}auth=0/1",
+            "disconnect  from x[192.0.2.1] auth=0/1",
+            "disconnect",
+            "disconnect from",
+            "lost connection after DATA from x[192.0.2.1]",
+            "lost connection after DATAX from x[192.0.2.1]",
+            "lost connection after DAT from x[192.0.2.1]",
+            "lost connection after AUTH from x[192.0.2.1]",
+            "PREGREET 11 after 0.1 from [192.0.2.1]:4: EHLO x",
+            "HANGUP after 0.1 from [192.0.2.1]:4 in tests before 220",
+            "COMMAND COUNT LIMIT from x[192.0.2.1]",
+            "warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x",
+            "NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 5.7.1 y",
+            "too many errors after RCPT from x[192.0.2.1]",
+            "connect from x[192.0.2.1]",
+        ]
+        .iter()
+        .map(|l| format!("{pre}{l}").into_bytes())
+        .collect();
+        // Invalid UTF-8, and long hostile runs.
+        lines.push([pre.as_bytes(), b"disconnect from \xff[192.0.2.1] auth=0/1"].concat());
+        lines.push([pre.as_bytes(), b"disconnect from x\xff auth=0/\xff1"].concat());
+        for fill in [" a=1", " auth=0/", " auth=0/0", "é"] {
+            let l = format!("{pre}disconnect from x{}", fill.repeat(2000));
+            lines.push(l.clone().into_bytes());
+            lines.push(format!("{l} auth=0/1").into_bytes());
+        }
+        let mut skipped = 0;
+        for line in &lines {
+            let want = format!("{:?}", fancy.capture(line));
+            let before = fancy_runs();
+            let got = format!("{:?}", gated.capture(line));
+            if fancy_runs() == before {
+                skipped += 1;
+            }
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(line));
+            assert_eq!(gated.is_match(line), fancy.is_match(line));
+        }
+        // The lines without auth=0/N after `disconnect from`: five of the
+        // short ones, and every fill without the end.
+        assert!(skipped >= 9, "{skipped}");
+        // The first line matches, its gate let it through.
+        assert!(gated.capture(&lines[0]).is_some());
+    }
+
+    /// The gate of a pattern matches wherever the pattern does; patterns
+    /// whose look-ahead cannot be kept get none.
+    #[test]
+    fn a_look_ahead_gate_matches_wherever_its_pattern_does() {
+        use crate::state::lookahead_gate;
+        let patterns = [
+            r"^a (?:b(?= c\d)|d) (?P<rest>.+)$",
+            r"^(?:x|y(?=z+(?!q)))z",
+            r"^(?P<g>k(?=(?:[\]a)]|\w)+ end))\w",
+        ];
+        let lines: &[&[u8]] = &[
+            b"a b c1 more",
+            b"a b c more",
+            b"a d c1",
+            "a b c\u{663} x".as_bytes(),
+            b"yzzz",
+            b"yzzq",
+            b"xz",
+            b"k]]a end",
+            "kéé end".as_bytes(),
+            b"k\xff end",
+        ];
+        for p in patterns {
+            let exact = fancy_regex::Regex::new(p).unwrap();
+            let gate = lookahead_gate(p).unwrap_or_else(|| panic!("{p}: no gate"));
+            let gate = plain_regex(&gate).unwrap_or_else(|e| panic!("{gate}: {e}"));
+            let mut rejected = 0;
+            for line in lines {
+                let m = exact.is_match(FancyText::new(line).as_str()).unwrap();
+                assert!(
+                    !m || gate.is_match(line),
+                    "{p} matches {:?}",
+                    String::from_utf8_lossy(line)
+                );
+                rejected += usize::from(!gate.is_match(line));
+            }
+            assert!(rejected > 0, "{p}: its gate rules nothing out");
+        }
+        for p in [
+            r"^a(?= b)|c",
+            r"^(?:a(?= b))? c",
+            r"^(?:a(?= b)c|d)",
+            r"^a(?= b)",
+        ] {
+            assert_eq!(lookahead_gate(p), None, "{p}");
+        }
+    }
+
+    /// Issue 16: sshd's `Failed ...` failregexes ran on the backtracking
+    /// engine, about 80k instructions a failure line. As the plain cases of
+    /// `crate::cases` they capture exactly what the backtracking engine
+    /// does (groups, address, user, nofail) on every line of a corpus of
+    /// real and hostile lines: user names and tails holding ` from ` and
+    /// its prefixes, colons, non-ASCII spaces and digits, invalid UTF-8.
+    #[test]
+    fn stock_conditional_failregexes_as_plain_cases_capture_what_the_backtracking_engine_does() {
+        let stock: Vec<&str> = crate::cases::KNOWN_STOCK.to_vec();
+        assert_eq!(stock.len(), 3);
+        let tokens = [
+            "password",
+            "publickey",
+            "keyboard-interactive/pam",
+            "publickeyx",
+        ];
+        let users: [&[u8]; 9] = [
+            b"bob",
+            b"a from b",
+            b"x fro",
+            b"a from",
+            b"",
+            b"a:b c",
+            "\u{e9}\u{a0}b".as_bytes(),
+            b"\xff from",
+            b"from  fro from",
+        ];
+        let hosts = ["192.0.2.1", "2001:db8::1", "from"];
+        let ports = ["", " port 22", " port 22 on eth0 port 2"];
+        let ssh = ["", " ssh2"];
+        let ends: [&[u8]; 7] = [
+            b"",
+            b": ",
+            b": x from 192.0.2.9",
+            b" [preauth]",
+            b" from 192.0.2.9 port 1",
+            b" fro",
+            "\u{a0}\u{663}".as_bytes(),
+        ];
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for t in tokens {
+            for inv in ["", "invalid user "] {
+                for u in users {
+                    for h in hosts {
+                        for p in ports {
+                            for s in ssh {
+                                for e in ends {
+                                    lines.push(
+                                        [
+                                            format!("Failed {t} for {inv}").as_bytes(),
+                                            u,
+                                            format!(" from {h}{p}{s}").as_bytes(),
+                                            e,
+                                        ]
+                                        .concat(),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for fill in [" from", " fro", " from x", "é", ":"] {
+            let long = fill.repeat(16 * 1024 / fill.len());
+            lines.push(
+                format!("Failed password for invalid user {long} from 192.0.2.1").into_bytes(),
+            );
+            lines.push(
+                format!("Failed password for {long} from 192.0.2.1 port 2 ssh2{long}").into_bytes(),
+            );
+        }
+        for p in stock {
+            let expanded = f2b_any(p).unwrap();
+            let fancy = Compiled::Fancy(fancy_regex::Regex::new(&expanded).unwrap());
+            let cases = Compiled::Cases(stock_cases(p, f2b_any).unwrap());
+            let mut matched = 0;
+            for line in &lines {
+                let want = fancy.capture(line);
+                matched += usize::from(want.is_some());
+                assert_eq!(
+                    format!("{:?}", cases.capture(line)),
+                    format!("{want:?}"),
+                    "{p}\n{}",
+                    String::from_utf8_lossy(line)
+                );
+                assert_eq!(cases.is_match(line), want.is_some());
+            }
+            assert!(matched > 500, "{p}: {matched}");
         }
     }
 }

@@ -90,6 +90,10 @@ pub struct DateFinder {
     templates: Vec<Template>,
     /// Later templates (unanchored) compete by position: the leftmost wins.
     leftmost_from: usize,
+    /// Where fail2ban's anchored default templates start, when a line of
+    /// the datepattern (`{^LN-BEG}`, `{DEFAULT}`) put them in `templates`:
+    /// the templates before them are tried first.
+    defaults_from: Option<usize>,
 }
 
 /// How a line is split around its date.
@@ -111,11 +115,13 @@ impl DateFinder {
             None => vec!["{DEFAULT}"],
             Some(p) => p.lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
         };
+        let mut defaults_from = None;
         for p in patterns {
             let upper = p.to_uppercase();
             match upper.as_str() {
                 "{DEFAULT}" | "{^LN-BEG}" => {
                     let (a, f) = defaults()?;
+                    defaults_from.get_or_insert(anchored.len());
                     anchored.extend(a.iter().cloned());
                     if upper == "{DEFAULT}" {
                         free.extend(f.iter().cloned());
@@ -145,6 +151,7 @@ impl DateFinder {
         Ok(DateFinder {
             templates: anchored,
             leftmost_from,
+            defaults_from,
         })
     }
 
@@ -171,6 +178,31 @@ impl DateFinder {
             .iter()
             .filter_map(|t| t.span(line))
             .min_by_key(|s| s.start)
+    }
+
+    /// Whether the anchored default templates are in this finder's list.
+    pub(crate) fn has_leading_defaults(&self) -> bool {
+        self.defaults_from.is_some()
+    }
+
+    /// Whether [`DateFinder::find`] reaches the anchored default templates
+    /// on `line` in its first, in-order pass: every template before them
+    /// misses it. Then a line whose leading syslog/ISO date a default
+    /// template finds has that date cut, whatever the datepattern's first
+    /// lines say (dovecot's `{^LN-BEG}TAI64N` then `{^LN-BEG}`): the caller
+    /// may split that date off the fast way instead of running the
+    /// templates.
+    pub(crate) fn reaches_defaults(&self, line: &[u8]) -> bool {
+        let Some(n) = self.defaults_from else {
+            return false;
+        };
+        if n == 0 {
+            return true;
+        }
+        let text = crate::compiled::FancyText::new(line);
+        self.templates[..n]
+            .iter()
+            .all(|t| t.span(text.as_str()).is_none())
     }
 
     /// `line` without its date (the text around it joined), as fail2ban

@@ -32,6 +32,7 @@
 //!    which sources an entry goes to, where it resumes).
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
 //!    filter's latest lines and skeletons, open connections); data only.
+//!    `cases` (stock failregexes with conditionals as plain cases).
 //! 4. `compiled`: compiled filters, each carrying its state.
 //! 5. `datefind` (fail2ban's date templates, `datepattern`) and
 //!    `multiline` (the multi-line and connection steps over that state).
@@ -52,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod builtin;
+mod cases;
 mod compiled;
 pub mod config;
 mod datefind;

@@ -10,7 +10,7 @@
 
 use banset_core::Target;
 
-use crate::compiled::{Captured, CompiledFilter};
+use crate::compiled::{Captured, CompiledFilter, CompiledPattern};
 use crate::datefind::DateFinder;
 use crate::filter::{plain_regex, DateRule, FilterDef, FilterError, MAX_LINE_LEN};
 use crate::multiline::{connection_step, offender, Offender};
@@ -56,8 +56,10 @@ enum Slot {
 struct DateGroup {
     /// `None`: the caller's split ([`crate::logtime::split_date`]).
     finder: Option<std::sync::Arc<DateFinder>>,
-    /// The finder would find a leading syslog/ISO date too: split that off
-    /// the fast way and use the finder only for other lines.
+    /// The finder holds fail2ban's anchored default templates, so it would
+    /// find a leading syslog/ISO date too: split that off the fast way
+    /// (where the templates before the defaults miss the line) and use the
+    /// finder only for other lines.
     leading_first: bool,
     set: Option<std::sync::Arc<regex::bytes::RegexSet>>,
     /// (filter, slot) of each pattern of `set`, in `set`'s order.
@@ -160,9 +162,11 @@ impl Matcher {
                             pattern: p.clone().unwrap_or_default(),
                             reason: reason.to_string(),
                         })?;
-                    let leading = p
-                        .as_deref()
-                        .is_none_or(|p| matches!(p.trim(), "{^LN-BEG}" | "{DEFAULT}"));
+                    // A datepattern that puts the default templates first
+                    // (`{^LN-BEG}`, `{DEFAULT}`), or after templates that
+                    // are checked to miss the line first (dovecot's
+                    // `{^LN-BEG}TAI64N`): see `DateFinder::reaches_defaults`.
+                    let leading = finder.has_leading_defaults();
                     (Some(finder), leading)
                 }
             };
@@ -232,7 +236,11 @@ impl Matcher {
         for group in &self.groups {
             let text: std::borrow::Cow<'_, [u8]> = match &group.finder {
                 None => rest.into(),
-                Some(_) if group.leading_first && leading_date_ends_cleanly(full, rest) => {
+                Some(f)
+                    if group.leading_first
+                        && leading_date_ends_cleanly(full, rest)
+                        && f.reaches_defaults(full) =>
+                {
                     // fail2ban cuts the date only, keeping the space after it.
                     let cut = full.len() - rest.len();
                     let keep_space = full[cut - 1] == b' ';
@@ -344,6 +352,12 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         None => (0..filter.fail.len()).collect(),
     };
     for r in order {
+        if quiet(filter, &filter.fail[r], &pref, line) {
+            if filter.fail[r].exact.is_match(content) {
+                return Some((r, None, true));
+            }
+            continue;
+        }
         let Some(c) = filter.fail[r].exact.capture(content) else {
             continue;
         };
@@ -375,6 +389,32 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         return Some((r, counted, counted.is_none()));
     }
     None
+}
+
+/// Whether a match of failregex `fail` on this line of a two-stage filter
+/// says "no failure, nothing to remember" whatever it captures, so a match
+/// is enough and its captures are not needed (issue 16: sshd's logins,
+/// disconnects and closes are failregexes that mark the connection; their
+/// captures were 70% of sshd.conf's capture work). That holds for a match
+/// marked `<F-NOFAIL>` or `<F-MLFGAINED>` in every match of the pattern
+/// (`FixedMarks`), of a filter that follows no connection or whose
+/// prefregex marked none on this line; and, for a filter that follows
+/// connections, when the pattern also always ends the connection
+/// (`<F-MLFFORGET>`) and the connection is not open: `connection_step`
+/// then neither counts the line nor remembers anything of it.
+fn quiet(filter: &CompiledFilter, fail: &CompiledPattern, pref: &Captured, line: &[u8]) -> bool {
+    if !fail.fixed.nofail {
+        return false;
+    }
+    let (Some(cache), Some(id)) = (&filter.connections, &pref.mlfid) else {
+        return true;
+    };
+    fail.fixed.forget
+        && !cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .contains_key(&line[id.clone()])
 }
 
 #[cfg(test)]
@@ -429,6 +469,122 @@ mod tests {
         assert_eq!(
             first(&d, "h b: from 192.0.2.10").as_deref(),
             Some("192.0.2.10")
+        );
+    }
+
+    fn scanned(m: &Matcher, full: &str) -> Option<String> {
+        let (_, rest) = crate::logtime::split_date(full.as_bytes());
+        let mut hits = Vec::new();
+        m.scan_line(full.as_bytes(), rest, &mut hits);
+        hits.first().map(|h| h.target.to_string())
+    }
+
+    /// Issue 16: dovecot's `datepattern = {^LN-BEG}TAI64N` then
+    /// `{^LN-BEG}` ran every anchored date template on each line (5.9k of
+    /// its 13.5k instructions a line), because only a datepattern of
+    /// exactly `{^LN-BEG}` or `{DEFAULT}` split a leading syslog date the
+    /// fast way. Any datepattern holding the defaults now does, where the
+    /// templates before them miss the line; where one of them matches, it
+    /// still cuts the date, as in fail2ban.
+    #[test]
+    fn templates_before_the_default_ones_still_cut_the_date_when_they_match() {
+        let def = |datepattern: &str, failregex: &str| FilterDef {
+            name: "dated".into(),
+            failregex: vec![Pattern::new(failregex)],
+            ignoreregex: Vec::new(),
+            prefregex: None,
+            date: DateRule::Fail2ban(Some(datepattern.into())),
+            maxlines: 1,
+        };
+        let line = "Nov 21 00:00:00 mx d[1]: bad 192.0.2.1";
+        // `%b %d` first: it cuts "Nov 21" only, so the time stays text.
+        let short = Matcher::new(&[def(
+            "{^LN-BEG}%b %d\n{^LN-BEG}",
+            r"^ 00:00:00 mx d\[1\]: bad <HOST>$",
+        )])
+        .unwrap();
+        assert!(short.groups[0].leading_first);
+        assert_eq!(scanned(&short, line).as_deref(), Some("192.0.2.1"));
+        // dovecot's: TAI64N misses a syslog-dated line, the defaults cut
+        // the whole date (the space after it kept, as fail2ban keeps it).
+        let dovecot = Matcher::new(&[def(
+            "{^LN-BEG}TAI64N\n{^LN-BEG}",
+            r"^ mx d\[1\]: bad <HOST>$",
+        )])
+        .unwrap();
+        assert!(dovecot.groups[0].leading_first);
+        for l in [
+            line,
+            "2026-11-21T00:00:00.123456+00:00 mx d[1]: bad 192.0.2.1",
+            "@4000000068f0a1b2c3d4e5f6 mx d[1]: bad 192.0.2.1",
+        ] {
+            assert_eq!(scanned(&dovecot, l).as_deref(), Some("192.0.2.1"), "{l}");
+            let finder = dovecot.groups[0].finder.as_ref().unwrap();
+            let cut = finder.strip(l.as_bytes());
+            let mut hits = Vec::new();
+            dovecot.scan_group(&dovecot.groups[0], &cut, &mut hits);
+            assert_eq!(hits.len(), 1, "the finder's own cut of {l}");
+        }
+    }
+
+    /// Issue 16: sshd's logins, closes and disconnects are failregexes
+    /// marked `<F-NOFAIL>`/`<F-MLFGAINED>` and `<F-MLFFORGET>`, and each was
+    /// captured (about 4k instructions) only for `connection_step` to do
+    /// nothing with it. Where the connection is not open, a match is now
+    /// enough; where it is, the captures still decide (a login after
+    /// failures for other users counts).
+    #[test]
+    fn a_connection_ending_line_of_an_unopened_connection_needs_no_captures() {
+        let def = FilterDef {
+            name: "conn".into(),
+            failregex: vec![
+                Pattern::new(r"^Failed password for <F-USER>\S+</F-USER> from <HOST>$"),
+                Pattern::new(
+                    r"^<F-NOFAIL><F-MLFFORGET>Connection closed</F-MLFFORGET></F-NOFAIL> by <HOST>$",
+                ),
+                Pattern::new(
+                    r"^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$",
+                ),
+            ],
+            ignoreregex: Vec::new(),
+            prefregex: Some(Pattern::new(
+                r"^<F-MLFID>h sshd\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$",
+            )),
+            date: DateRule::Fail2ban(Some("{NONE}".into())),
+            maxlines: 1,
+        };
+        let m = Matcher::new(&[def]).unwrap();
+        let captures = || crate::compiled::CAPTURES.with(|c| c.get());
+        let run = |line: &str| {
+            let before = captures();
+            let hit = first(&m, line);
+            (hit, captures() - before)
+        };
+        // The prefregex's capture only.
+        assert_eq!(run("h sshd[1]: Connection closed by 192.0.2.1"), (None, 1));
+        assert_eq!(
+            run("h sshd[3]: Accepted password for c from 192.0.2.3"),
+            (None, 1)
+        );
+        // A connection that failed for two users: its login counts.
+        assert_eq!(
+            run("h sshd[2]: Failed password for a from 192.0.2.2")
+                .0
+                .as_deref(),
+            Some("192.0.2.2")
+        );
+        assert_eq!(
+            run("h sshd[2]: Failed password for b from 192.0.2.2")
+                .0
+                .as_deref(),
+            Some("192.0.2.2")
+        );
+        let (hit, n) = run("h sshd[2]: Accepted password for b from 192.0.2.2");
+        assert_eq!((hit.as_deref(), n), (Some("192.0.2.2"), 2));
+        // It ended: the next login of that id is quiet again.
+        assert_eq!(
+            run("h sshd[2]: Accepted password for b from 192.0.2.2"),
+            (None, 1)
         );
     }
 }

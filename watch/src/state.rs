@@ -164,6 +164,180 @@ fn loosen_with(p: &str, folds: bool) -> Option<String> {
     Some(out)
 }
 
+/// A plain-regex gate for a pattern with a positive look-ahead that ends
+/// an alternative of a top-level group, as postfix's `ddos` prefregex
+/// has (`disconnect(?= from \S+(?: \S+=\d+)* auth=0/...)`): the pattern cut
+/// after that group, each such look-ahead made to consume what it looks
+/// at, then loosened as [`loosen`] does. [`loosen`] drops a look-ahead,
+/// so the skeleton takes every `disconnect` line; the gate keeps it.
+///
+/// It matches wherever the pattern does: a match of the pattern goes
+/// through the group by one alternative; if that alternative ends in
+/// `(?=B)`, `B` matched the text right after it, so the cut pattern with
+/// `B` consumed matches that text too, and what followed the group is no
+/// longer asked for. `None` when there is no such look-ahead, when the
+/// pattern has a top-level `|` (cutting one branch would lose the other),
+/// or when the group is quantified (it may match no text at all).
+pub(crate) fn lookahead_gate(p: &str) -> Option<String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    // The last top-level group with such look-aheads: (end, their opens).
+    let mut found: Option<(usize, Vec<usize>)> = None;
+    while i < c.len() {
+        match c[i] {
+            '\\' => i += 2,
+            '[' => i = class_end(&c, i)?,
+            '|' => return None,
+            '(' => {
+                let end = group_end(&c, i)?;
+                let looks = ending_lookaheads(&c, i, end)?;
+                let quantified = matches!(c.get(end), Some('?' | '*' | '+' | '{'));
+                if !looks.is_empty() && !quantified {
+                    found = Some((end, looks));
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    let (end, looks) = found?;
+    let mut cut: Vec<char> = c[..end].to_vec();
+    for at in looks {
+        // `(?=` becomes `(?:`: same length, so the other positions hold.
+        cut[at + 2] = ':';
+    }
+    loosen(&cut.iter().collect::<String>())
+}
+
+/// The index just after the class opening at `open` (`[]...]` and
+/// `[^]...]` start with a literal `]`).
+fn class_end(c: &[char], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    if c.get(i) == Some(&'^') {
+        i += 1;
+    }
+    if c.get(i) == Some(&']') {
+        i += 1;
+    }
+    while i < c.len() {
+        match c[i] {
+            '\\' => i += 2,
+            ']' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The opens of the positive look-aheads inside the group `c[open..end]`
+/// that end one of its alternatives (followed by its `|` or its closing
+/// parenthesis), or end an alternative of an unquantified group that does
+/// so, and so on down. `Some(empty)` for a look-around group itself: it is
+/// no alternative of its own.
+fn ending_lookaheads(c: &[char], open: usize, end: usize) -> Option<Vec<usize>> {
+    let header: String = c[open..end.min(open + 4)].iter().collect();
+    if ["(?=", "(?!", "(?<=", "(?<!"]
+        .iter()
+        .any(|a| header.starts_with(a))
+    {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut i = open + 1;
+    while i < end - 1 {
+        match c[i] {
+            '\\' => i += 2,
+            '[' => i = class_end(c, i)?,
+            '(' => {
+                let inner = group_end(c, i)?;
+                if matches!(c.get(inner), Some('|' | ')')) {
+                    if c[i + 1..].starts_with(&['?', '=']) {
+                        out.push(i);
+                    } else {
+                        // A group that ends the alternative: its own
+                        // alternatives end this one's.
+                        out.extend(ending_lookaheads(c, i, inner)?);
+                    }
+                }
+                i = inner;
+            }
+            _ => i += 1,
+        }
+    }
+    Some(out)
+}
+
+/// The named groups of `p` that take part in every match of it: those not
+/// inside an alternation, an optional or repeated-from-zero group, a
+/// look-around or a conditional. `None` when `p` cannot be read.
+pub(crate) fn always_groups(p: &str) -> Option<Vec<String>> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = Vec::new();
+    always_in(&c, 0, c.len(), &mut out)?;
+    Some(out)
+}
+
+/// [`always_groups`] of the region `c[from..to]`, which takes part in
+/// every match.
+fn always_in(c: &[char], from: usize, to: usize, out: &mut Vec<String>) -> Option<()> {
+    // First: a `|` directly in the region makes nothing in it certain.
+    let mut i = from;
+    let mut children = Vec::new();
+    while i < to {
+        match c[i] {
+            '\\' => i += 2,
+            '[' => i = class_end(c, i)?,
+            '|' => return Some(()),
+            '(' => {
+                let end = group_end(c, i)?;
+                children.push((i, end));
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    for (open, end) in children {
+        let zero = match c.get(end) {
+            Some('?' | '*') => true,
+            Some('{') => c.get(end + 1) == Some(&'0') || c.get(end + 1) == Some(&','),
+            _ => false,
+        };
+        let header: String = c[open..end.min(open + 4)].iter().collect();
+        let special = header.starts_with("(?=")
+            || header.starts_with("(?!")
+            || header.starts_with("(?<=")
+            || header.starts_with("(?<!")
+            || header.starts_with("(?(");
+        if zero || special {
+            continue;
+        }
+        let name_at = ["(?P<", "(?<"]
+            .iter()
+            .find(|h| header.starts_with(**h))
+            .map(|h| open + h.len());
+        let body = match name_at {
+            Some(at) => {
+                let close = at + c[at..end].iter().position(|&x| x == '>')?;
+                out.push(c[at..close].iter().collect());
+                close + 1
+            }
+            // `(?:`, `(?i:`, `(?i)` (flags only: an empty body), `(`.
+            None if c[open + 1] == '?' => {
+                open + 2
+                    + c[open + 2..end]
+                        .iter()
+                        .position(|&x| matches!(x, ':' | ')'))?
+                    + 1
+            }
+            None => open + 1,
+        };
+        if body < end {
+            always_in(c, body, end - 1, out)?;
+        }
+    }
+    Some(())
+}
+
 /// The scan of a two-stage filter's prefregex with its content group
 /// replaced by "some failregex matches in here": the failregexes' scans
 /// (each matching wherever its failregex does), with their anchors and
@@ -290,3 +464,23 @@ pub(crate) struct Connections {
 /// Connections remembered per filter; beyond this the memory starts over
 /// (a flood of connections that never end must not grow it without bound).
 pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::always_groups;
+
+    #[test]
+    fn groups_in_every_match_are_those_outside_branches_options_and_look_arounds() {
+        let g = |p: &str| always_groups(p).unwrap();
+        assert_eq!(
+            g(r"^(?P<a>(?P<b>x)) (?P<c>y)+ (?:(?P<d>z))"),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(g(r"^(?P<a>x)|(?P<b>y)"), Vec::<String>::new());
+        assert_eq!(
+            g(r"^(?:(?P<a>x)|y)(?P<b>z)?(?P<c>z)*(?P<d>z){0,2}(?=(?P<e>q))(?(a)(?P<f>r))(?P<g>s)"),
+            ["g"]
+        );
+        assert_eq!(g(r"^(?P<a>(?P<b>x)|y)(?i)(?P<c>[)(])"), ["a", "c"]);
+    }
+}

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("filter", 2),
     ("shared", 2),
     ("state", 3),
+    ("cases", 3),
     ("compiled", 4),
     ("datefind", 5),
     ("multiline", 5),
