@@ -58,8 +58,10 @@ struct Add {
 /// page is one transaction, so a spec cannot change under it): reading it
 /// per row was a quarter of a snapshot's instructions (an SQLite prepare
 /// and a JSON decode each time).
+/// Whether a set holds any target against remote bans is read once per
+/// page too: almost always none, and then no row needs its own lookup.
 #[derive(Default)]
-struct Specs(BTreeMap<SetName, Option<SetSpec>>);
+struct Specs(BTreeMap<SetName, Option<SetSpec>>, BTreeMap<SetName, bool>);
 
 impl Specs {
     fn get(&mut self, tx: &LedgerTx<'_>, set: &SetName) -> Result<Option<&SetSpec>, Error> {
@@ -68,6 +70,25 @@ impl Specs {
             self.0.insert(set.clone(), spec);
         }
         Ok(self.0.get(set).and_then(Option::as_ref))
+    }
+
+    /// Whether a local unban holds `target` of `set` at `now`.
+    fn held(
+        &mut self,
+        tx: &LedgerTx<'_>,
+        set: &SetName,
+        target: &Target,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let any = match self.1.get(set) {
+            Some(&any) => any,
+            None => {
+                let any = tx.fleet_any_holds(set)?;
+                self.1.insert(set.clone(), any);
+                any
+            }
+        };
+        Ok(any && tx.fleet_held(set, target, now)?)
     }
 }
 
@@ -261,7 +282,7 @@ fn judge_row(
     row: &FleetRow,
     now: i64,
 ) -> Result<Result<Option<u64>, Suppressed>, Error> {
-    let held = tx.fleet_held(&row.set, &row.target, now)?;
+    let held = specs.held(tx, &row.set, &row.target, now)?;
     let ban = RemoteBan {
         origin: row.origin.clone(),
         set: row.set.clone(),

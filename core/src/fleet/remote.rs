@@ -249,6 +249,15 @@ impl LedgerTx<'_> {
         Ok(())
     }
 
+    /// Whether any target of `set` is held (or was: ended holds go at the
+    /// next purge).
+    pub fn fleet_any_holds(&self, set: &SetName) -> Result<bool, LedgerError> {
+        self.tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM fleet_holds WHERE set_name = ?1)")
+            .and_then(|mut s| s.query_row([set.as_str()], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
     /// Whether a local unban holds `target` at `now`.
     pub fn fleet_held(
         &self,
