@@ -532,15 +532,25 @@ impl Engine<'_> {
             now,
             &mut report,
         )?;
+        // Remote bans survive a replace of the local members (see
+        // `fleet::kept_over_replace`): the fleet-only ones are added to
+        // the batch, the others merge into their local member.
+        let kept = if replace && !report.created_set {
+            fleet::kept_over_replace(&tx, &spec, self.allowlist, &new_bans, now)?
+        } else {
+            Vec::new()
+        };
+        let (fleet_only, merged): (Vec<NewBan>, Vec<NewBan>) =
+            kept.into_iter().partition(|b| b.reason.is_some());
         if let (true, Some(max)) = (replace, opts.max_shrink) {
             let (active, _) = tx.counts(set, now)?;
             let active = usize::try_from(active).unwrap_or(usize::MAX);
-            crate::feed::shrink::check(active, new_bans.len(), max).map_err(|shrank| {
-                InputError::Shrinks {
+            crate::feed::shrink::check(active, new_bans.len() + fleet_only.len(), max).map_err(
+                |shrank| InputError::Shrinks {
                     name: set.clone(),
                     shrank,
-                }
-            })?;
+                },
+            )?;
         }
         let backend = backend_for(self.backends, &spec)?;
         if !report.created_set {
@@ -550,7 +560,7 @@ impl Engine<'_> {
         // The kernel gets the deadline the ledger will hold, which the
         // longest-ban-wins rule may take from an existing row.
         let existing = if replace {
-            FxHashMap::default()
+            merged.iter().map(|b| (b.target, b.deadline)).collect()
         } else {
             let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
             tx.deadlines_of(set, &targets)?
@@ -561,7 +571,7 @@ impl Engine<'_> {
                 .ensure_set(&spec)
                 .map_err(|e| e.within(format!("create {set}")))?;
         }
-        let entries = kernel_entries(
+        let mut entries = kernel_entries(
             &new_bans,
             |t| existing.get(t).copied(),
             now,
@@ -569,6 +579,13 @@ impl Engine<'_> {
             &caps,
         );
         report.applied = entries.len();
+        entries.extend(kernel_entries(
+            &fleet_only,
+            |_| None,
+            now,
+            self.clock.now(),
+            &caps,
+        ));
         let changes = Changes {
             flush_first: replace,
             remove: Vec::new(),
@@ -583,6 +600,11 @@ impl Engine<'_> {
             // unban by the other host must not lift it.
             let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
             tx.fleet_unmark_made(set, &targets)?;
+            tx.upsert_bans(set, &merged, now)?;
+            tx.upsert_bans(set, &fleet_only, now)?;
+            for ban in &fleet_only {
+                tx.fleet_mark_made(set, &ban.target)?;
+            }
             let jail_of = |t: &Target| {
                 also.ban_events
                     .iter()

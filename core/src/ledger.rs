@@ -585,14 +585,12 @@ impl LedgerTx<'_> {
     /// The spec of a set; `None` when no set has that name. A spec that no
     /// longer parses is [`LedgerError::Corrupt`].
     pub fn set_spec(&self, name: &SetName) -> Result<Option<SetSpec>, LedgerError> {
+        // Cached: the engine reads specs in every transaction, and an
+        // uncached prepare costs more than the lookup.
         let json: Option<String> = self
             .tx
-            .query_row(
-                "SELECT spec FROM sets WHERE name = ?1",
-                [name.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT spec FROM sets WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name.as_str()], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         json.map(|j| self.decode_spec(name.as_str(), &j))
             .transpose()

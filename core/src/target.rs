@@ -343,11 +343,17 @@ impl FromStr for Target {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_host() {
-            write!(f, "{}", self.addr)
-        } else {
-            write!(f, "{}/{}", self.addr, self.prefix_len)
+        // IPv4 without the `fmt` machinery: the ledger binds a target's
+        // text to every statement, and `Ipv4Addr`'s Display (four padded
+        // integers) was a tenth of a fleet snapshot's instructions.
+        match self.addr {
+            IpAddr::V4(a) => f.write_str(format_ipv4(a, &mut [0u8; 15]))?,
+            IpAddr::V6(a) => write!(f, "{a}")?,
         }
+        if !self.is_host() {
+            write!(f, "/{}", self.prefix_len)?;
+        }
+        Ok(())
     }
 }
 

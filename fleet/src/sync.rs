@@ -25,8 +25,14 @@ use crate::{
 /// quota) costs little, large enough for a bulk ban.
 pub const PUBLISH_BATCH: u32 = 500;
 /// Rows per pull or snapshot page: one ledger transaction and one kernel
-/// batch each.
-pub const PULL_PAGE: usize = 2_000;
+/// batch each. 10,000 makes a snapshot's per-page costs (commit, kernel
+/// batch, round trip) small beside its rows' (pages of 2,000 were slower
+/// by that share), while one page stays bounded in memory: a row is at
+/// most about 1.5 KB (engine CHECKs: target 49, set 30, host 40, jail 64
+/// and reason 256 characters), so a page held twice (the engine's rows and
+/// the core's) is under 30 MB even of hostile maximal rows, about 3 MB of
+/// ordinary ones.
+pub const PULL_PAGE: usize = 10_000;
 /// Pages one [`pull_once`] applies before it returns, so a long catch-up
 /// still lets the caller publish in between.
 pub const MAX_PAGES_PER_PULL: usize = 50;
@@ -124,17 +130,32 @@ fn to_publish(e: &OutboxEntry, now: i64) -> Publish {
 /// rows the engine took. Each batch is marked sent after the engine
 /// committed it, at the versions read: a change made meanwhile stays
 /// pending. On an error the rest stays queued.
-pub fn publish_pending(client: &mut FleetClient, ledger: &mut Ledger) -> Result<usize, SyncError> {
+///
+/// Time left is counted with `engine`'s clock, the one that wrote the
+/// outbox's deadlines and that this host's own expiry counts them with
+/// (one clock per Engine). It was the publishing process's `unix_now()`,
+/// so a process on another clock (a test's, a libfaketime run) sent
+/// shortened bans, or unbans. Why not store the time left at queueing
+/// instead, to survive a clock step: the ledger's deadlines are wall-clock
+/// times, and this host ends the ban when its clock reaches the deadline,
+/// step or not. Publishing deadline minus now by that same clock makes
+/// every host end the ban when its origin does, which is what the admin
+/// sees in `banset list` there; time left frozen at queueing would keep a
+/// ban elsewhere that its origin already dropped (or the other way round).
+pub fn publish_pending(
+    client: &mut FleetClient,
+    engine: &mut Engine<'_>,
+) -> Result<usize, SyncError> {
     let mut sent = 0;
     loop {
-        let batch = ledger.read()?.fleet_pending(PUBLISH_BATCH)?;
+        let batch = engine.ledger.read()?.fleet_pending(PUBLISH_BATCH)?;
         if batch.is_empty() {
             return Ok(sent);
         }
-        let now = unix_now();
+        let now = engine.clock.now();
         let rows: Vec<Publish> = batch.iter().map(|e| to_publish(e, now)).collect();
         client.publish(&rows)?;
-        let tx = ledger.begin()?;
+        let tx = engine.ledger.begin()?;
         tx.fleet_mark_sent(&batch, now)?;
         tx.commit()?;
         sent += batch.len();
@@ -442,7 +463,7 @@ fn round(
     engine: &mut Engine<'_>,
     policy_of: &dyn Fn(&str) -> FleetPolicy,
 ) -> Result<(usize, PullOutcome), SyncError> {
-    let sent = publish_pending(link.client()?, engine.ledger)?;
+    let sent = publish_pending(link.client()?, engine)?;
     let policy = policy_of(&link.host);
     let client = link.client()?;
     let mut pulled = PullOutcome::default();

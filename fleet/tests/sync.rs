@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use banset_core::fleet::FleetPolicy;
 use banset_core::{
-    AddOptions, AddRecord, Allowlist, Backend, BackendKind, BanRequest, Engine, FleetPublish,
-    Ledger, ManualClock, SetName, SetSpec, Target, Timeout,
+    AddOptions, AddRecord, Allowlist, Backend, BackendKind, BanRequest, Clock, Engine,
+    FleetPublish, Ledger, ManualClock, SetName, SetSpec, Target, Timeout,
 };
 use banset_fleet::sync::{publish_pending, pull_once, saved_cursor, sync_round, Link, SyncError};
 use banset_fleet::FleetError;
@@ -104,17 +104,17 @@ fn the_outbox_stays_queued_when_the_engine_refuses_or_is_down() {
         a.ban_published(t);
     }
     // Over the quota: the batch commits nothing, nothing is marked sent.
-    let e = publish_pending(&mut client, &mut a.ledger).unwrap_err();
+    let e = publish_pending(&mut client, &mut a.engine()).unwrap_err();
     assert!(matches!(e, SyncError::Fleet(FleetError::Quota(_))), "{e}");
     assert_eq!(a.pending(), 3);
     fleet.admin.set_quota("a", 100).unwrap();
-    assert_eq!(publish_pending(&mut client, &mut a.ledger).unwrap(), 3);
+    assert_eq!(publish_pending(&mut client, &mut a.engine()).unwrap(), 3);
     assert_eq!(a.pending(), 0);
     // Engine down: the local ban still lands, queued; the error is a
     // disconnect (reconnect, keep it).
     a.ban_published("203.0.113.4");
     fleet.pg.kill().unwrap();
-    let e = publish_pending(&mut client, &mut a.ledger).unwrap_err();
+    let e = publish_pending(&mut client, &mut a.engine()).unwrap_err();
     assert!(e.is_disconnect(), "{e}");
     assert_eq!(a.pending(), 1);
     assert_eq!(a.kernel().len(), 4);
@@ -123,6 +123,37 @@ fn the_outbox_stays_queued_when_the_engine_refuses_or_is_down() {
     let (sent, _) = sync_round(&mut link, &mut a.engine(), &|h| FleetPolicy::new(h)).unwrap();
     assert_eq!(sent, 1);
     assert_eq!(a.pending(), 0);
+}
+
+/// fleet-bugs.md item 3: the outbox's deadlines were turned into time
+/// left with the publishing process's own `unix_now()`, not the clock
+/// that wrote them (the Engine's), so a ban queued on a clock an hour
+/// behind went out as an unban (a tombstone) and never reached b.
+#[test]
+fn outbox_deadlines_are_published_as_time_left_by_the_engines_clock() {
+    let Some(mut fleet) =
+        Fleet::start("outbox_deadlines_are_published_as_time_left_by_the_engines_clock")
+    else {
+        return;
+    };
+    let (ca, cb) = (fleet.add_host("a"), fleet.add_host("b"));
+    let (mut a_client, mut b_client) = (fleet.connect(&ca), fleet.connect(&cb));
+    let mut a = Host::new();
+    let behind = a.clock.now() - 3600;
+    a.clock.set(behind);
+    a.ban_published("203.0.113.9");
+    assert_eq!(publish_pending(&mut a_client, &mut a.engine()).unwrap(), 1);
+    let mut b = Host::new();
+    pull_once(&mut b_client, &mut b.engine(), &FleetPolicy::new("b")).unwrap();
+    assert_eq!(b.kernel(), ["203.0.113.9"], "published as an unban");
+    let deadline = b
+        .ledger
+        .read()
+        .unwrap()
+        .ban(&ssh().name, &Target::parse("203.0.113.9").unwrap());
+    let left = deadline.unwrap().unwrap().deadline.unwrap() - b.clock.now();
+    // Bounded loosely: only the engine's round trip has passed.
+    assert!((300..=600).contains(&left), "{left} s left of a 600 s ban");
 }
 
 #[test]

@@ -414,3 +414,51 @@ fn a_remote_ban_never_enters_an_allow_only_set() {
     assert_eq!(done.suppressed.get("allow_only"), Some(&1));
     assert!(h.kernel.list(&home).unwrap().is_empty());
 }
+
+/// fleet-perf's brief: `replace` of a set dropped the bans other hosts
+/// sent into it, and they came back only when their rows changed again.
+#[test]
+fn replace_of_the_local_members_keeps_the_remote_bans() {
+    let mut h = Host::new();
+    h.apply(&page(
+        vec![
+            row("b", "203.0.113.5", Some(600)),
+            row("b", "203.0.113.6", Some(900)),
+        ],
+        "c1",
+    ));
+    let local = |target: &str, secs| BanRequest {
+        timeout: Some(Timeout::Secs(secs)),
+        ..BanRequest::new(t(target))
+    };
+    // A feed's replace: .6 is one of its members now, .7 a new one.
+    h.engine(false)
+        .replace(
+            &ssh().name,
+            &[local("203.0.113.6", 100), local("203.0.113.7", 100)],
+            &AddOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        h.kernel(),
+        vec![
+            ("203.0.113.5".into(), Some(600)),
+            ("203.0.113.6".into(), Some(900)),
+            ("203.0.113.7".into(), Some(100)),
+        ],
+        "the fleet's bans stay, the longest ban wins"
+    );
+    // .5 is still the fleet's (b's unban lifts it); .6 is local now (b's
+    // unban leaves it), with the longer deadline.
+    h.apply(&page(
+        vec![unban("b", "203.0.113.5"), unban("b", "203.0.113.6")],
+        "c2",
+    ));
+    assert_eq!(
+        h.kernel(),
+        vec![
+            ("203.0.113.6".into(), Some(900)),
+            ("203.0.113.7".into(), Some(100)),
+        ]
+    );
+}

@@ -26,19 +26,70 @@ use crate::clock::Clock;
 use crate::fleet::policy::{effective, judge, local_deadline, FleetPolicy, RemoteBan};
 use crate::fleet::{FleetApplied, FleetPage, FleetRow, Suppressed, FLEET_REASON_PREFIX};
 use crate::history::EventKind;
-use crate::ledger::{LedgerTx, NewBan};
+use crate::ledger::{merged_deadline, LedgerTx, NewBan};
 use crate::reconcile::kernel_timeout;
 use crate::set_name::SetName;
+use crate::spec::SetSpec;
 use crate::target::Target;
 
 /// The kernel and ledger changes of one set.
 #[derive(Default)]
 struct SetChanges {
-    /// (target, deadline, reason): `Some("fleet ORIGIN")` for a ban the
-    /// fleet makes (it replaces the row); `None` over a local ban, which
-    /// keeps its reason and stays local (the longest deadline wins).
-    add: Vec<(Target, Option<i64>, Option<String>)>,
+    add: Vec<Add>,
     remove: Vec<Target>,
+}
+
+/// One ban the plan puts in ledger and kernel.
+struct Add {
+    target: Target,
+    deadline: Option<i64>,
+    /// `Some("fleet ORIGIN")` for a ban the fleet makes (it replaces the
+    /// row); `None` over a local ban, which keeps its reason and stays
+    /// local (the longest deadline wins).
+    reason: Option<String>,
+    /// The ledger's row of the target when planned (`None`: no row, as for
+    /// every target of a new host's snapshot), so that recording it needs
+    /// no statement to replace or re-read a row: `Some(None)` is a
+    /// permanent row, `Some(Some(d))` one ending at `d`.
+    current: Option<Option<i64>>,
+}
+
+/// The specs of the sets a page touches, each read once per page (the
+/// page is one transaction, so a spec cannot change under it): reading it
+/// per row was a quarter of a snapshot's instructions (an SQLite prepare
+/// and a JSON decode each time).
+/// Whether a set holds any target against remote bans is read once per
+/// page too: almost always none, and then no row needs its own lookup.
+#[derive(Default)]
+struct Specs(BTreeMap<SetName, Option<SetSpec>>, BTreeMap<SetName, bool>);
+
+impl Specs {
+    fn get(&mut self, tx: &LedgerTx<'_>, set: &SetName) -> Result<Option<&SetSpec>, Error> {
+        if !self.0.contains_key(set) {
+            let spec = tx.set_spec(set)?;
+            self.0.insert(set.clone(), spec);
+        }
+        Ok(self.0.get(set).and_then(Option::as_ref))
+    }
+
+    /// Whether a local unban holds `target` of `set` at `now`.
+    fn held(
+        &mut self,
+        tx: &LedgerTx<'_>,
+        set: &SetName,
+        target: &Target,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let any = match self.1.get(set) {
+            Some(&any) => any,
+            None => {
+                let any = tx.fleet_any_holds(set)?;
+                self.1.insert(set.clone(), any);
+                any
+            }
+        };
+        Ok(any && tx.fleet_held(set, target, now)?)
+    }
 }
 
 /// What one target's plan may do to a local ban.
@@ -66,6 +117,7 @@ impl<'a> Engine<'a> {
                 .insert(Suppressed::Unreadable.as_str(), page.unreadable);
         }
         let mut touched: BTreeMap<(SetName, Target), Local> = BTreeMap::new();
+        let mut specs = Specs::default();
         for row in &page.rows {
             if row.origin == policy.this_host {
                 // Our own rows come back: the ledger has them already,
@@ -85,7 +137,7 @@ impl<'a> Engine<'a> {
                 tx.fleet_drop_row(&row.origin, &row.set, &row.target)?;
                 continue;
             }
-            match judge_row(allowlist, &tx, policy, row, now)? {
+            match judge_row(allowlist, &tx, &mut specs, policy, row, now)? {
                 Ok(remaining) => tx.fleet_put_row(
                     &row.origin,
                     &row.set,
@@ -99,7 +151,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let planned = plan_and_apply(kit, tx, touched, page.cursor.as_deref(), now, done);
+        let planned = plan_and_apply(kit, tx, specs, touched, page.cursor.as_deref(), now, done);
         self.after_apply(planned)
     }
 
@@ -129,7 +181,8 @@ impl<'a> Engine<'a> {
             .collect();
         tx.fleet_purge(now)?;
         let done = FleetApplied::default();
-        let planned = plan_and_apply(kit, tx, touched, Some(cursor), now, done);
+        let specs = Specs::default();
+        let planned = plan_and_apply(kit, tx, specs, touched, Some(cursor), now, done);
         self.after_apply(planned)
     }
 
@@ -179,6 +232,7 @@ struct Kit<'a> {
 fn plan_and_apply(
     kit: Kit<'_>,
     tx: LedgerTx<'_>,
+    mut specs: Specs,
     touched: BTreeMap<(SetName, Target), Local>,
     cursor: Option<&str>,
     now: i64,
@@ -187,15 +241,18 @@ fn plan_and_apply(
     let no = |e: Error| (e, None);
     let mut by_set: BTreeMap<SetName, SetChanges> = BTreeMap::new();
     for ((set, target), local) in touched {
-        if tx.set_spec(&set).map_err(|e| no(e.into()))?.is_none() {
+        if specs.get(&tx, &set).map_err(no)?.is_none() {
             continue;
         }
         let out = by_set.entry(set.clone()).or_default();
         plan_target(&tx, &set, target, now, local, out).map_err(no)?;
     }
     for (set, changes) in by_set {
+        let Some(spec) = specs.0.get(&set).and_then(Option::as_ref) else {
+            continue;
+        };
         if let Err((e, put_back)) =
-            apply_set(kit.backends, kit.clock, &tx, &set, changes, &mut done)
+            apply_set(kit.backends, kit.clock, &tx, spec, changes, &mut done)
         {
             drop(tx);
             return Err((e, put_back.then_some(set)));
@@ -220,11 +277,12 @@ fn plan_and_apply(
 fn judge_row(
     allowlist: &Allowlist,
     tx: &LedgerTx<'_>,
+    specs: &mut Specs,
     policy: &FleetPolicy,
     row: &FleetRow,
     now: i64,
 ) -> Result<Result<Option<u64>, Suppressed>, Error> {
-    let held = tx.fleet_held(&row.set, &row.target, now)?;
+    let held = specs.held(tx, &row.set, &row.target, now)?;
     let ban = RemoteBan {
         origin: row.origin.clone(),
         set: row.set.clone(),
@@ -235,7 +293,7 @@ fn judge_row(
     if verdict.is_err() {
         return Ok(verdict);
     }
-    Ok(match tx.set_spec(&row.set)? {
+    Ok(match specs.get(tx, &row.set)? {
         None => Err(Suppressed::UnknownSet),
         // Members of an allow-only set are let in: another host's ban
         // must never become an allowance here.
@@ -251,7 +309,7 @@ fn apply_set(
     backends: &dyn BackendProvider,
     clock: &dyn Clock,
     tx: &LedgerTx<'_>,
-    set: &SetName,
+    spec: &SetSpec,
     changes: SetChanges,
     done: &mut FleetApplied,
 ) -> Result<(), (Error, bool)> {
@@ -260,7 +318,7 @@ fn apply_set(
     }
     let no = |e: Error| (e, false);
     let now = clock.now();
-    let spec = Engine::spec_of(tx, set).map_err(no)?;
+    let set = &spec.name;
     let backend = backends.backend(spec.backend).map_err(|e| no(e.into()))?;
     let caps = backend.capabilities();
     tx.remove_bans(set, &changes.remove)
@@ -268,28 +326,37 @@ fn apply_set(
         .and_then(|()| tx.fleet_unmark_made(set, &changes.remove))
         .map_err(|e| no(e.into()))?;
     let mut entries = Vec::with_capacity(changes.add.len());
-    for (target, deadline, reason) in &changes.add {
+    for add in &changes.add {
         let ban = NewBan {
-            target: *target,
+            target: add.target,
             start: now,
-            deadline: *deadline,
-            reason: reason.clone(),
+            deadline: add.deadline,
+            reason: add.reason.clone(),
         };
         let record = || {
-            if reason.is_some() {
+            if add.reason.is_some() {
                 // The fleet's own row: its deadline is the remote rows'
                 // longest, which may be shorter than before (an origin
-                // with a longer ban withdrew it), so it is replaced.
-                tx.remove_bans(set, &[*target])?;
-                tx.fleet_mark_made(set, target)?;
+                // with a longer ban withdrew it), so it is replaced;
+                // without a row (a snapshot's targets) there is nothing
+                // to replace.
+                if add.current.is_some() {
+                    tx.remove_bans(set, &[add.target])?;
+                }
+                tx.fleet_mark_made(set, &add.target)?;
             }
             tx.upsert_bans(set, std::slice::from_ref(&ban), now)?;
             tx.record_bans(set, std::slice::from_ref(&ban), &|_| None, now)?;
-            tx.ban(set, target)
+            // What the upsert kept, without reading the row back: the
+            // ledger's merge rule over the row planned (none, or replaced).
+            Ok::<_, crate::ledger::LedgerError>(match (&add.reason, add.current) {
+                (None, Some(old)) => merged_deadline(old, add.deadline, now),
+                _ => add.deadline,
+            })
         };
-        let kept = record().map_err(|e| no(e.into()))?.and_then(|b| b.deadline);
+        let kept = record().map_err(|e| no(e.into()))?;
         entries.push(KernelEntry {
-            target: *target,
+            target: add.target,
             timeout: kernel_timeout(kept.map(|d| (d - now).max(1) as u64), &caps),
         });
     }
@@ -300,9 +367,9 @@ fn apply_set(
         remove: changes.remove,
         add: entries,
     };
-    match backend.apply(&spec, &batch) {
+    match backend.apply(spec, &batch) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => restore(backend, tx, &spec, clock).map_err(no),
+        Err(e) if e.kind() == ErrorKind::NotFound => restore(backend, tx, spec, clock).map_err(no),
         Err(e) => Err((
             e.within(format!("fleet apply to {set}")).into(),
             !caps.atomic_batches,
@@ -331,22 +398,79 @@ fn plan_target(
         };
     match effective(rows.iter().map(|r| r.1), now) {
         Some(deadline) => {
-            let origin = rows
-                .iter()
-                .filter(|r| r.1.is_none_or(|d| d > now))
-                .max_by_key(|r| r.1.map_or(i64::MAX, |d| d))
-                .map_or("", |r| r.0.as_str());
+            let origin = longest_origin(&rows, now);
             let unchanged = fleet_made
                 && current
                     .as_ref()
                     .is_some_and(|b| b.deadline == deadline && b.is_active(now));
             if !unchanged {
-                let reason = fleet_made.then(|| format!("{FLEET_REASON_PREFIX}{origin}"));
-                out.add.push((target, deadline, reason));
+                out.add.push(Add {
+                    target,
+                    deadline,
+                    reason: fleet_made.then(|| format!("{FLEET_REASON_PREFIX}{origin}")),
+                    current: current.as_ref().map(|b| b.deadline),
+                });
             }
         }
         None if fleet_made && current.is_some() => out.remove.push(target),
         None => {}
     }
     Ok(())
+}
+
+/// The origin of the longest of a target's active rows (the one its
+/// fleet ban is recorded as).
+fn longest_origin(rows: &[(String, Option<i64>)], now: i64) -> &str {
+    rows.iter()
+        .filter(|r| r.1.is_none_or(|d| d > now))
+        .max_by_key(|r| r.1.map_or(i64::MAX, |d| d))
+        .map_or("", |r| r.0.as_str())
+}
+
+/// The remote bans a `replace` of `spec`'s set keeps. A replace makes the
+/// set hold exactly the local members given (a feed's list), but the bans
+/// other hosts sent are not the feed's to drop: their pages are applied
+/// already, so they would only come back when their rows changed again.
+/// Each target with active rows gets its longest: a fleet ban ("fleet
+/// ORIGIN") where no local member has the target, else a `None` reason,
+/// which merges into the local member (the longest wins, it stays local,
+/// as when a remote ban meets a local one in [`Engine::apply_fleet`]). The
+/// allowlist and the spec are asked again: either may have changed since
+/// the rows came.
+pub(super) fn kept_over_replace(
+    tx: &LedgerTx<'_>,
+    spec: &SetSpec,
+    allowlist: &Allowlist,
+    local: &[NewBan],
+    now: i64,
+) -> Result<Vec<NewBan>, Error> {
+    if spec.policy == crate::SetPolicy::AllowOnly {
+        return Ok(Vec::new());
+    }
+    let mut by_target: BTreeMap<Target, Vec<(String, Option<i64>)>> = BTreeMap::new();
+    for (target, origin, deadline) in tx.fleet_active_rows(&spec.name, now)? {
+        by_target
+            .entry(target)
+            .or_default()
+            .push((origin, deadline));
+    }
+    let locals: std::collections::BTreeSet<Target> = local.iter().map(|b| b.target).collect();
+    let mut kept = Vec::new();
+    for (target, rows) in by_target {
+        if spec.admits(&target).is_err() || allowlist.check(&target, true).is_err() {
+            continue;
+        }
+        let Some(deadline) = effective(rows.iter().map(|r| r.1), now) else {
+            continue;
+        };
+        let reason = (!locals.contains(&target))
+            .then(|| format!("{FLEET_REASON_PREFIX}{}", longest_origin(&rows, now)));
+        kept.push(NewBan {
+            target,
+            start: now,
+            deadline,
+            reason,
+        });
+    }
+    Ok(kept)
 }

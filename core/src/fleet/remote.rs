@@ -41,6 +41,39 @@ impl LedgerTx<'_> {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The rows of a set not over at `now`, as (target, origin, deadline);
+    /// rows whose target no longer parses are skipped.
+    pub fn fleet_active_rows(
+        &self,
+        set: &SetName,
+        now: i64,
+    ) -> Result<Vec<(Target, String, Option<i64>)>, LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT target, origin, deadline FROM fleet_rows
+                 WHERE set_name = ?1 AND (deadline IS NULL OR deadline > ?2)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![set.as_str(), now], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, origin, deadline) = row.map_err(|e| self.err(e))?;
+            if let Ok(target) = Target::parse(&target) {
+                out.push((target, origin, deadline));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records (or replaces) one origin's ban of a target; `generation`:
     /// the snapshot that holds it, 0 for a delta.
     pub fn fleet_put_row(
@@ -214,6 +247,15 @@ impl LedgerTx<'_> {
             .and_then(|mut s| s.execute(params![set.as_str(), target.to_string(), until]))
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Whether any target of `set` is held (or was: ended holds go at the
+    /// next purge).
+    pub fn fleet_any_holds(&self, set: &SetName) -> Result<bool, LedgerError> {
+        self.tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM fleet_holds WHERE set_name = ?1)")
+            .and_then(|mut s| s.query_row([set.as_str()], |r| r.get(0)))
+            .map_err(|e| self.err(e))
     }
 
     /// Whether a local unban holds `target` at `now`.

@@ -69,7 +69,7 @@ pub fn push_after_add(ctx: &mut Context) -> String {
     // (IO_TIMEOUT); the publish is one statement per 500 rows.
     let pushed = FleetClient::connect(&host.options())
         .map_err(banset_fleet::sync::SyncError::from)
-        .and_then(|mut c| publish_pending(&mut c, &mut ctx.fw.ledger));
+        .and_then(|mut c| publish_pending(&mut c, &mut ctx.engine()));
     match pushed {
         Ok(n) => format!("published to the fleet ({n} queued changes sent)"),
         Err(e) => {
