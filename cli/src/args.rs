@@ -69,7 +69,7 @@ pub enum Command {
     /// List sets and their members, as the kernel holds them
     List(ListArgs),
     /// Unban everything in a set; the set stays
-    Flush(SetArg),
+    Flush(FlushArgs),
     /// Remove a set, its rule and its bans
     Destroy(SetArg),
     /// Make the kernel match the ledger (after a reboot or a firewall reload)
@@ -151,6 +151,95 @@ pub enum Command {
     /// Write the man pages or the shell completions into DIR (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),
+    /// Share bans with other hosts through PostgreSQL: set up the engine, add, join and revoke hosts
+    #[command(
+        subcommand,
+        long_about = "Share bans with other hosts through a PostgreSQL 15 engine.\n\n\
+            On the engine's host: `banset fleet hub-init --listen ADDR` creates a PostgreSQL cluster of \
+            banset's own (Debian's pg_createcluster, cluster 15/banset, TLS), or `banset fleet init --dsn DSN` \
+            uses an existing PostgreSQL. `banset fleet add-host NAME` prints the line to run on host NAME \
+            (`banset fleet join ...`), which stores its credentials (0600) in the state directory. \
+            `banset fleet revoke NAME` cuts a host off and lifts its bans everywhere; `banset fleet status` \
+            shows the engine, the hosts and the change stream.\n\n\
+            Not yet: the daemon does not publish or pull bans through the engine, so bans are not \
+            shared until it does (README, Known limits)."
+    )]
+    Fleet(FleetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create the fleet schema in an existing PostgreSQL (DSN of a role that may create roles)
+    Init(FleetInitArgs),
+    /// Create and start a PostgreSQL cluster of banset's own (pg_createcluster), with TLS, and the schema
+    #[command(name = "hub-init")]
+    HubInit(FleetHubInitArgs),
+    /// Register host NAME and print the `banset fleet join` line to run on it
+    #[command(name = "add-host")]
+    AddHost(FleetAddHostArgs),
+    /// Store this host's fleet credentials (the line `add-host` printed), after checking they work
+    Join(FleetJoinArgs),
+    /// Cut host NAME off: no more logins, its sessions ended, its bans lifted on every host
+    Revoke(FleetHostArg),
+    /// Show the engine, the hosts and the change stream
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetInitArgs {
+    /// libpq DSN of the owner (\"host=... port=... dbname=... user=... password=...\"); `-` reads it from standard input
+    #[arg(long, value_name = "DSN")]
+    pub dsn: String,
+    /// CA certificate of the engine: TLS is then required and verified
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Host name or address the other hosts connect to [default: the DSN's host]
+    #[arg(long, value_name = "HOST")]
+    pub public_host: Option<String>,
+    /// Port the other hosts connect to [default: the DSN's port]
+    #[arg(long, value_name = "PORT")]
+    pub public_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetHubInitArgs {
+    /// Address the engine listens on and the other hosts connect to (an IP address)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::IpAddr,
+    /// TCP port of the new cluster [default: the first free one pg_createcluster finds]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Name of the cluster (pg_lsclusters); an existing cluster of that name is reused only if banset made it
+    #[arg(long, default_value = "banset", value_name = "NAME")]
+    pub cluster: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetAddHostArgs {
+    /// The host's name (a-z 0-9 _ -): its role is banset.NAME
+    pub name: String,
+    /// How many rows the host may publish (the flood bound) [default: the fleet's, 100000]
+    #[arg(long, value_name = "ROWS")]
+    pub quota: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetJoinArgs {
+    /// The host's DSN from `add-host`; `-` reads it from standard input (keeps the password out of ps)
+    #[arg(long, value_name = "DSN")]
+    pub dsn: String,
+    /// The engine's CA certificate, as `add-host` printed it (the PEM's base64 on one line)
+    #[arg(long, value_name = "BASE64", conflicts_with = "ca")]
+    pub ca_cert: Option<String>,
+    /// The engine's CA certificate, as a PEM file
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetHostArg {
+    /// The host's name
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +348,12 @@ pub struct SetOptions {
     /// firewalld: also save the rule in firewalld's permanent configuration, so a restart or reboot keeps it
     #[arg(long)]
     pub permanent: bool,
+    /// What members mean: ban (they are blocked, the default) or allow-only (only they, loopback and this host reach the rule's ports)
+    #[arg(long, value_name = "POLICY", conflicts_with = "allow_only")]
+    pub policy: Option<String>,
+    /// Same as --policy allow-only: only members reach the ports, which it needs (e.g. --allow-only --ports 22,587)
+    #[arg(long)]
+    pub allow_only: bool,
 }
 
 impl SetOptions {
@@ -274,6 +369,8 @@ impl SetOptions {
             && !self.no_prefixes
             && !self.no_hook
             && !self.permanent
+            && self.policy.is_none()
+            && !self.allow_only
     }
 }
 
@@ -283,6 +380,9 @@ pub struct CreateArgs {
     /// Default ban timeout of the set [default: 1d]
     #[arg(long, value_name = "T")]
     pub timeout: Option<String>,
+    /// Create an allow-only set even when it would lock out this ssh session or an established connection, or is empty
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }
@@ -290,6 +390,9 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct ChangeArgs {
     pub set: String,
+    /// Change an allow-only set's ports even when that would lock out this ssh session or an established connection
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }
@@ -355,6 +458,9 @@ pub struct DelArgs {
     /// A set that does not exist is fine too (nothing to unban): for fail2ban's actionunban
     #[arg(long)]
     pub if_exists: bool,
+    /// Take members out of an allow-only set even when that would lock out this ssh session or an established connection, or empty it
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -376,17 +482,27 @@ pub struct BlocklistdArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("feed").required(true).multiple(true).args(["file", "rir"]))]
 pub struct ReplaceArgs {
     pub set: String,
-    /// File (or - for standard input) holding the new content, one target per line
-    #[arg(long, value_name = "PATH", required = true)]
-    pub file: PathBuf,
+    /// File (or - for standard input) holding the new content, one address or prefix per line (# and ; comments); adjacent and overlapping prefixes are merged. With --rir: added to the registry's addresses
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// A Regional Internet Registry's delegated-statistics file (or -), e.g. delegated-apnic-latest: the new content is the addresses it delegates to --country
+    #[arg(long, value_name = "PATH", requires = "country")]
+    pub rir: Option<PathBuf>,
+    /// With --rir: the countries, ISO 3166 codes such as JP or JP,KR
+    #[arg(long, value_name = "CC[,CC..]", requires = "rir")]
+    pub country: Option<String>,
+    /// Refuse a new list with more than PCT percent fewer entries than the set holds (a truncated download), unless --force
+    #[arg(long, value_name = "PCT", default_value_t = banset_core::feed::shrink::DEFAULT_MAX_SHRINK_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_shrink: u8,
     /// Ban length of every entry [default: the set's]
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     pub timeout: Option<String>,
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
-    /// Allow prefixes wider than /8 (IPv4) or /16 (IPv6)
+    /// Take a list that shrank past --max-shrink, one that leaves out this ssh session (allow-only sets), and prefixes wider than /8 (IPv4) or /16 (IPv6)
     #[arg(long)]
     pub force: bool,
 }
@@ -409,6 +525,14 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct SetArg {
     pub set: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    pub set: String,
+    /// Flush an allow-only set even though its rule then blocks every source on its ports
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -84,6 +84,8 @@ pub struct SetConfig {
     pub hook: Option<bool>,
     /// firewalld: also save the rule in firewalld's permanent configuration.
     pub permanent: Option<bool>,
+    /// `ban` (the default) or `allow-only` ([`banset_core::SetPolicy`]).
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +126,8 @@ impl SetConfig {
             no_prefixes: self.prefixes == Some(false),
             no_hook: self.hook == Some(false),
             permanent: self.permanent == Some(true),
+            policy: self.policy.clone(),
+            allow_only: false,
         }
     }
 }

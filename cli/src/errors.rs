@@ -56,11 +56,15 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<ParseTargetError>()
             || cause.is::<ParseSetNameError>()
             || cause.is::<ParseTimeoutError>()
+            || cause.is::<banset_core::lockout::Lockout>()
         {
             return EXIT_USAGE;
         }
         if cause.is::<LedgerError>() {
             return EXIT_KERNEL;
+        }
+        if let Some(e) = cause.downcast_ref::<banset_fleet::FleetError>() {
+            return fleet_exit_code(e);
         }
     }
     EXIT_KERNEL
@@ -73,6 +77,20 @@ pub fn engine_exit_code(err: &banset_core::Error) -> i32 {
     match err {
         Error::Input(_) | Error::Refused(_) | Error::UnknownSet(_) => EXIT_USAGE,
         Error::Backend(_) | Error::Ledger(_) => EXIT_KERNEL,
+    }
+}
+
+/// The exit code of a fleet error: 2 for a value or set-up the user can
+/// fix, 3 for the engine (unreachable, refusing, failing).
+fn fleet_exit_code(err: &banset_fleet::FleetError) -> i32 {
+    use banset_fleet::FleetError;
+    match err {
+        FleetError::Dsn(_)
+        | FleetError::Tls { .. }
+        | FleetError::Invalid { .. }
+        | FleetError::NoSchema
+        | FleetError::SchemaTooNew { .. } => EXIT_USAGE,
+        _ => EXIT_KERNEL,
     }
 }
 

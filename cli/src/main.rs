@@ -11,6 +11,7 @@ mod context;
 mod control;
 mod daemon;
 mod errors;
+mod lockout;
 mod output;
 mod path_trust;
 mod set_options;

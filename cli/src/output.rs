@@ -44,6 +44,8 @@ pub fn unreadable_rows_lines(set: &SetName, rows: &[UnreadableRow]) -> Vec<Strin
 }
 
 /// `f2b-postfix: nftables, IPv4+IPv6, timeout 7d, tcp ports 25,465 drop`.
+use banset_core::SetPolicy;
+
 pub fn describe_spec(spec: &SetSpec) -> String {
     let families = match spec.families {
         banset_core::Families::Inet => "IPv4",
@@ -68,8 +70,17 @@ pub fn describe_spec(spec: &SetSpec) -> String {
                 banset_core::BlockType::Reject => "reject",
             };
             let saved = if h.permanent { ", permanent" } else { "" };
-            format!("{block} {ports}{saved}")
+            match spec.policy {
+                SetPolicy::Ban => format!("{block} {ports}{saved}"),
+                SetPolicy::AllowOnly => {
+                    format!("allow-only: {block} non-members on {ports}{saved}")
+                }
+            }
         }
+    };
+    let hook = match (spec.policy, &spec.hook) {
+        (SetPolicy::AllowOnly, None) => format!("allow-only, {hook}"),
+        _ => hook,
     };
     format!(
         "{}: {}, {families}{}, timeout {}, {hook}",

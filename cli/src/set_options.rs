@@ -4,8 +4,8 @@
 
 use anyhow::Result;
 use banset_core::{
-    BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetName, SetSpec, Timeout,
-    DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
+    BackendKind, BlockType, Families, Hook, PortRange, Protocol, SetName, SetPolicy, SetSpec,
+    Timeout, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
 };
 
 use crate::args::SetOptions;
@@ -64,16 +64,36 @@ pub fn build_spec(
              {backend} backend; add --backend firewalld (is firewalld running?)"
         );
     }
-    Ok(SetSpec {
+    let policy = parse_policy(opts)?.unwrap_or_default();
+    let spec = SetSpec {
         name,
         backend,
         families,
-        timeout: timeout
-            .or(config.defaults.timeout)
-            .unwrap_or(DEFAULT_SET_TIMEOUT),
+        timeout: timeout.unwrap_or_else(|| {
+            policy.default_timeout(config.defaults.timeout.unwrap_or(DEFAULT_SET_TIMEOUT))
+        }),
         prefixes: !opts.no_prefixes,
         max_elements: Some(max_elements),
         hook,
+        policy,
+    };
+    if let Err(e) = spec.check_policy() {
+        usage!("set {}: {e}", spec.name);
+    }
+    Ok(spec)
+}
+
+/// `--policy` or `--allow-only`, when given.
+fn parse_policy(opts: &SetOptions) -> Result<Option<SetPolicy>> {
+    if opts.allow_only {
+        return Ok(Some(SetPolicy::AllowOnly));
+    }
+    Ok(match &opts.policy {
+        Some(p) => match p.parse::<SetPolicy>() {
+            Ok(p) => Some(p),
+            Err(e) => usage!("{e}"),
+        },
+        None => None,
     })
 }
 
@@ -191,6 +211,11 @@ pub fn changed_spec(
     if let Some(t) = timeout {
         spec.timeout = t;
     }
+    // Never in place (`SpecChange` refuses it), but asked for, it is part of
+    // the wanted spec so the refusal says why.
+    if let Some(policy) = parse_policy(opts)? {
+        spec.policy = policy;
+    }
     let rule_options = opts.ports.is_some()
         || opts.protocol.is_some()
         || opts.blocktype.is_some()
@@ -213,6 +238,9 @@ pub fn changed_spec(
         }
         hook.permanent |= opts.permanent;
         spec.hook = Some(hook);
+    }
+    if let Err(e) = spec.check_policy() {
+        usage!("set {}: {e}", spec.name);
     }
     if opts.permanent && spec.backend != BackendKind::Firewalld {
         usage!(

@@ -24,8 +24,11 @@ const CONNECT: Duration = Duration::from_millis(1500);
 fn banset(fw: &Firewalld, s: &common::Sandbox, args: &[&str]) -> Output {
     let std_cmd = s.cmd(args);
     let mut cmd = fw.command(BANSET);
+    // Not the runner's ssh session: the allow-only lockout guard reads it.
     cmd.env_remove("BANSET_STATE_DIR")
         .env_remove("BANSET_CONFIG")
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT")
         .args(std_cmd.get_args());
     cmd.output().expect("run banset")
 }
@@ -245,6 +248,54 @@ fn watch_blocks_again_right_after_a_reload_and_a_restart() {
         // SAFETY: kill(2) on our own child, before the instance drops.
         unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
         watch.wait().unwrap();
+        drop(listener);
+    }
+}
+
+/// Issue 20 on firewalld: an allow-only set lets only its members reach its
+/// port, over real packets, under both of firewalld's firewall backends;
+/// `firewall-cmd --reload` drops the direct rule (as for ban sets) and
+/// `banset sync` brings it back.
+#[test]
+fn allow_only_set_lets_only_members_in_over_a_veth_pair() {
+    if skip_unless_available("cli_firewalld_allow_only_veth") {
+        return;
+    }
+    for backend in FirewallBackend::ALL {
+        eprintln!("FirewallBackend={}", backend.name());
+        let pair = VethPair::new().unwrap();
+        let fw = Firewalld::start_in(pair.server(), backend).unwrap();
+        let s = common::Sandbox::new(&format!("firewalld-allow-{}", backend.name()));
+        let server = IpAddr::V4(VethPair::SERVER_V4);
+        let listener = fw.listen_ssh_port(server).unwrap();
+        let to = SocketAddr::new(server, listener.local_addr().unwrap().port());
+        let before = fw.snapshot().unwrap();
+        let client = VethPair::CLIENT_V4.to_string();
+        let reach = || pair.connect_tcp(to, CONNECT);
+        assert_eq!(reach(), Reach::Connected, "before");
+
+        // The way the README's recipe builds it: fill first, rule last.
+        ok(&fw, &s, &["create", "home", "--allow-only", "--no-hook"]);
+        ok(&fw, &s, &["add", "home", "198.51.100.7"]);
+        assert_eq!(reach(), Reach::Connected, "no rule yet");
+        ok(&fw, &s, &["set-options", "home", "--ports", "22"]);
+        let rules = fw.firewall_cmd(&["--direct", "--get-all-rules"]).unwrap();
+        assert!(rules.contains("'!' --match-set home src"), "{rules}");
+        assert_eq!(reach(), Reach::TimedOut, "a non-member");
+
+        ok(&fw, &s, &["add", "home", &client]);
+        assert_eq!(reach(), Reach::Connected, "a member");
+        ok(&fw, &s, &["del", "home", &client]);
+        assert_eq!(reach(), Reach::TimedOut, "no longer a member");
+
+        fw.reload().unwrap();
+        assert_eq!(reach(), Reach::Connected, "the reload dropped the rule");
+        ok(&fw, &s, &["sync"]);
+        assert_eq!(reach(), Reach::TimedOut, "sync brought it back");
+
+        ok(&fw, &s, &["destroy", "home"]);
+        assert_eq!(reach(), Reach::Connected, "destroyed");
+        assert_eq!(fw.snapshot().unwrap(), before);
         drop(listener);
     }
 }

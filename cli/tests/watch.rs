@@ -512,7 +512,7 @@ fn journal_sources_follow_journalctl_and_resume_after_its_cursor() {
             let fake = sb.file(
             "journalctl",
             &format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\necho $$ > '{}'\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\necho $$ > '{}'\nstart=1\nfor a in \"$@\"; do case \"$a\" in --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));; esac; done\nexec tail -n +$start -f '{}'\n",
                 argv.display(),
                 pidfile.display(),
                 journal.display()
@@ -558,6 +558,201 @@ fn journal_sources_follow_journalctl_and_resume_after_its_cursor() {
                 w.output()
             );
             assert!(w.output().contains("restarting"), "{}", w.output());
+        },
+    );
+}
+
+#[test]
+fn journal_resume_after_a_reboot_skipped_what_was_logged_after_the_cursor_in_the_boot_before() {
+    // journalctl 252 adds "this boot" by itself when it follows, so
+    // `--follow --after-cursor=C` with C in the boot before the reboot
+    // skipped every entry of that boot after C: failures logged between
+    // the daemon's stop and the reboot were never counted (found by
+    // vm-tests/systemd's reboot scenario). The stand-in filters like 252:
+    // following, only entries of "this boot" (a file the test changes to
+    // reboot) or of --boot=; without --follow, every boot.
+    kernel_test(
+        "journal_resume_after_a_reboot_skipped_what_was_logged_after_the_cursor_in_the_boot_before",
+        || {
+            let sb = Sandbox::new("watch-journal-reboot");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            let bootfile = sb.dir().join("boot");
+            let own = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .unwrap()
+                .trim()
+                .replace('-', "");
+            let next_boot = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+            std::fs::write(&bootfile, &own).unwrap();
+            // Line N of the file is the entry with cursor cN.
+            let entry = |n: u32, boot: &str, msg: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"c{n}\",\"_BOOT_ID\":\"{boot}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"{msg}\"}}",
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                )
+            };
+            let failure = |addr: &str| {
+                format!("warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6")
+            };
+            std::fs::write(&journal, format!("{}\n", entry(1, &own, "started"))).unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\n\
+                     boot=$(cat '{bootfile}')\n\
+                     follow=no\n\
+                     start=$(($(wc -l < '{journal}') + 1))\n\
+                     for a in \"$@\"; do case \"$a\" in\n\
+                       --follow) follow=yes;;\n\
+                       --boot=*) boot=${{a#--boot=}};;\n\
+                       --after-cursor=c*) start=$(( ${{a#--after-cursor=c}} + 1 ));;\n\
+                       --lines=1) exec tail -n 1 '{journal}';;\n\
+                     esac; done\n\
+                     printf '%s\\n' \"$*\" >> '{argv}'\n\
+                     [ $follow = yes ] || exec tail -n +$start '{journal}'\n\
+                     n=0\n\
+                     while :; do\n\
+                       if IFS= read -r line; then\n\
+                         n=$((n + 1))\n\
+                         [ $n -lt $start ] && continue\n\
+                         case \"$line\" in *\"\\\"_BOOT_ID\\\":\\\"$boot\\\"\"*) printf '%s\\n' \"$line\";; esac\n\
+                       else sleep 0.1; fi\n\
+                     done < '{journal}'\n",
+                    argv = argv.display(),
+                    bootfile = bootfile.display(),
+                    journal = journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let sb = sb.with_config(&format!(
+                "[jails.mail]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=postfix@-.service\"]\nmaxretry = 2\n[watch]\njournalctl = \"{}\"\n",
+                fake.display()
+            ));
+            let following = |cursor: &str| {
+                wait_until(|| {
+                    std::fs::read_to_string(&argv).is_ok_and(|a| {
+                        a.lines()
+                            .any(|l| l.contains("--follow") && l.contains(cursor))
+                    })
+                })
+            };
+            let w = Watcher::start(&sb);
+            assert!(following("--follow"), "{}", w.output());
+            append(
+                &journal,
+                &[
+                    entry(2, &own, &failure("203.0.113.60")),
+                    entry(3, &own, &failure("203.0.113.60")),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("mail_v4") == ["203.0.113.60"]),
+                "{}",
+                w.output()
+            );
+            let out = w.stop();
+            // Logged while the daemon is down, then the reboot.
+            append(
+                &journal,
+                &[
+                    entry(4, &own, &failure("203.0.113.61")),
+                    entry(5, &own, &failure("203.0.113.61")),
+                    entry(6, next_boot, "started"),
+                ],
+            );
+            std::fs::write(&bootfile, next_boot).unwrap();
+            let w = Watcher::start(&sb);
+            assert!(following("--after-cursor=c"), "{out}\n{}", w.output());
+            assert!(
+                wait_until(|| nft_members("mail_v4").contains(&"203.0.113.61".to_string())),
+                "{out}\n{}\n{}",
+                w.output(),
+                std::fs::read_to_string(&argv).unwrap_or_default()
+            );
+        },
+    );
+}
+
+#[test]
+fn journal_follow_reads_nothing_in_a_container_that_fakes_the_boot_id() {
+    // systemd-nspawn fakes the container's boot ID with a bind mount over
+    // /proc/sys/kernel/random/boot_id; the unit's sandbox gives banset a
+    // fresh procfs showing the host's. journalctl 252 with `--follow` and
+    // neither `--boot` nor `--merge` keeps only entries of the boot ID it
+    // reads from /proc, so it printed nothing, forever. The stand-in does
+    // the same: the journal's entries carry another boot ID (the
+    // container's, as journald stamps them) than this machine's /proc.
+    kernel_test(
+        "journal_follow_reads_nothing_in_a_container_that_fakes_the_boot_id",
+        || {
+            let sb = Sandbox::new("watch-journal-boot");
+            let journal = sb.dir().join("journal.json");
+            let argv = sb.dir().join("argv");
+            let container_boot = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+            let entry = |n: u32, boot: &str, addr: &str| {
+                format!(
+                    "{{\"__CURSOR\":\"c{n}\",\"_BOOT_ID\":\"{boot}\",\"__REALTIME_TIMESTAMP\":\"{}000000\",\"_HOSTNAME\":\"mx\",\"SYSLOG_IDENTIFIER\":\"postfix/smtpd\",\"_PID\":\"9\",\"MESSAGE\":\"warning: unknown[{addr}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\"}}",
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                )
+            };
+            // journald's own first entry of the container's boot.
+            std::fs::write(
+                &journal,
+                format!(
+                    "{{\"__CURSOR\":\"c0\",\"_BOOT_ID\":\"{container_boot}\",\"MESSAGE\":\"Journal started\"}}\n"
+                ),
+            )
+            .unwrap();
+            let fake = sb.file(
+                "journalctl",
+                &format!(
+                    "#!/bin/sh\n\
+                     printf '%s\\n' \"$*\" >> '{argv}'\n\
+                     boot=$(tr -d '-' < /proc/sys/kernel/random/boot_id)\n\
+                     follow=no\n\
+                     for a in \"$@\"; do case \"$a\" in --follow) follow=yes;; --boot=*) boot=${{a#--boot=}};; esac; done\n\
+                     [ $follow = yes ] || exec tail -n 1 '{journal}'\n\
+                     while :; do\n\
+                       if IFS= read -r line; then\n\
+                         case \"$line\" in *\"\\\"_BOOT_ID\\\":\\\"$boot\\\"\"*) printf '%s\\n' \"$line\";; esac\n\
+                       else sleep 0.1; fi\n\
+                     done < '{journal}'\n",
+                    argv = argv.display(),
+                    journal = journal.display()
+                ),
+            );
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let sb = sb.with_config(&format!(
+                "[jails.mail]\nfilter = \"postfix-sasl\"\njournalmatch = [\"_SYSTEMD_UNIT=postfix@-.service\"]\nmaxretry = 2\n[watch]\njournalctl = \"{}\"\n",
+                fake.display()
+            ));
+            let w = Watcher::start(&sb);
+            assert!(
+                wait_until(|| std::fs::read_to_string(&argv).is_ok_and(|a| a.contains("--follow"))),
+                "{}",
+                w.output()
+            );
+            append(
+                &journal,
+                &[
+                    entry(1, container_boot, "203.0.113.51"),
+                    entry(2, container_boot, "203.0.113.51"),
+                ],
+            );
+            assert!(
+                wait_until(|| nft_members("mail_v4") == ["203.0.113.51"]),
+                "{}\n{}",
+                w.output(),
+                std::fs::read_to_string(&argv).unwrap_or_default()
+            );
+            assert!(
+                w.output()
+                    .contains(&format!("following boot {container_boot}")),
+                "{}",
+                w.output()
+            );
         },
     );
 }
@@ -1299,6 +1494,56 @@ fn shutdown_with_many_file_sources_is_prompt_and_saves_every_position() {
     );
 }
 
+/// Issue 16: with every stock jail of fail2ban enabled (90 jails, a log
+/// each) the daemon ran a thread per source, 99 threads. File sources now
+/// share a few poller threads, however many there are, and each file's
+/// failures still ban.
+#[test]
+fn many_jails_on_many_files_share_a_few_threads_and_each_still_bans() {
+    kernel_test(
+        "many_jails_on_many_files_share_a_few_threads_and_each_still_bans",
+        || {
+            const JAILS: usize = 40;
+            let sb = Sandbox::new("watch-many-jails");
+            let logs: Vec<PathBuf> = (0..JAILS)
+                .map(|i| sb.dir().join(format!("app{i}.log")))
+                .collect();
+            let mut config = String::new();
+            for (i, l) in logs.iter().enumerate() {
+                append(l, &[]);
+                config.push_str(&format!(
+                    "[jails.j{i}]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\nmaxretry = 2\n\n",
+                    l.display()
+                ));
+            }
+            let sb = sb.with_config(&config);
+            let w = Watcher::start(&sb);
+            let threads = || {
+                std::fs::read_dir(format!("/proc/{}/task", w.child.id()))
+                    .unwrap()
+                    .count()
+            };
+            // A thread per source made it JAILS + 9.
+            let started = threads();
+            assert!(started <= 20, "{started} threads for {JAILS} file sources");
+            for (i, l) in logs.iter().enumerate() {
+                let addr = format!("192.0.2.{}", i + 1);
+                append(l, &[sshd_fail(&addr), sshd_fail(&addr)]);
+            }
+            for i in 0..JAILS {
+                let addr = format!("192.0.2.{}", i + 1);
+                assert!(
+                    wait_until(|| nft_members(&format!("j{i}_v4")) == [addr.clone()]),
+                    "j{i}: {}",
+                    w.output()
+                );
+            }
+            let busy = threads();
+            assert!(busy <= 20, "{busy} threads for {JAILS} file sources");
+        },
+    );
+}
+
 /// Rows of the ban history (what escalation and recidive count) for `addr`.
 fn ban_events(sb: &Sandbox, addr: &str) -> i64 {
     let db = rusqlite::Connection::open(sb.dir().join("state").join("ledger.db")).unwrap();
@@ -1679,6 +1924,10 @@ fn config_dev_null_is_an_empty_config_not_a_world_writable_file() {
                 .arg(sb.dir().join("state"))
                 .args(["--config", "/dev/null", "watch"]);
             let w = Watcher::start_cmd(&sb, cmd);
+            // Its socket is the sandbox's, never the host's (a test's daemon
+            // once took /run/banset/control.sock from another's).
+            let socket = sb.dir().join("run/control.sock");
+            assert!(wait_until(|| socket.exists()), "{}", w.output());
             let out = w.stop();
             assert!(out.contains("watching: 0 jails"), "{out}");
         },

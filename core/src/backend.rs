@@ -13,6 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::errno;
+use crate::policy::SetPolicy;
 use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
@@ -115,7 +116,23 @@ pub trait Backend: Send + Sync {
 
     /// Creates the set's kernel objects and its blocking rule if missing.
     /// Idempotent; never touches members.
+    ///
+    /// The rule follows [`SetSpec::policy`]: for [`SetPolicy::Ban`] it
+    /// blocks members on the hook's ports; for [`SetPolicy::AllowOnly`] it
+    /// blocks, on those ports, every source that is in none of the set's
+    /// kernel objects, except loopback and the host's own addresses, and
+    /// never accepts anything (so ban sets still drop a member). A backend
+    /// builds only the policies [`Backend::supports_policy`] names; the
+    /// engine refuses the others before calling.
     fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError>;
+
+    /// Whether this backend builds `policy`'s rule. Only
+    /// [`SetPolicy::Ban`] unless a backend says more, so a backend that
+    /// predates policies refuses an allow-only set (the engine says so)
+    /// instead of silently banning its members.
+    fn supports_policy(&self, policy: SetPolicy) -> bool {
+        policy == SetPolicy::Ban
+    }
 
     /// Whether the set's kernel objects and rule are all present.
     fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError>;
@@ -186,8 +203,10 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
-    /// Whether traffic from `target` is blocked by the set: the target itself,
-    /// or a prefix containing it, is a member.
+    /// Whether `target` is a member: the target itself, or a prefix
+    /// containing it, is in the set. For a ban set that means its traffic
+    /// is blocked; for an allow-only set, allowed
+    /// ([`SetPolicy::blocks`] says which).
     fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError>;
 
     /// Changes a set's blocking rule (ports, protocol, block type, hook on

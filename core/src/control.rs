@@ -729,15 +729,32 @@ pub struct Reply {
     pub result: Result<Map<String, Value>, String>,
 }
 
+/// Why a line from the control socket is not a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// Not JSON at all (the parser's message, on one line).
+    #[error("reply is not JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("reply is not a JSON object")]
+    NotAnObject,
+    /// Another protocol version, or none.
+    #[error("reply is not of protocol version {VERSION}")]
+    Version,
+    /// No boolean `ok` field.
+    #[error("reply has no \"ok\"")]
+    NoOk,
+}
+
 /// Parses a reply line; `Err` says why it is not one.
-pub fn parse_reply(line: &[u8]) -> Result<Reply, String> {
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|e| format!("reply is not JSON: {}", one_line(&e.to_string())))?;
+pub fn parse_reply(line: &[u8]) -> Result<Reply, ReplyError> {
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| ReplyError::NotJson(one_line(&e.to_string())))?;
     let Value::Object(mut m) = value else {
-        return Err("reply is not a JSON object".into());
+        return Err(ReplyError::NotAnObject);
     };
     if m.remove("v").and_then(|v| v.as_u64()) != Some(VERSION) {
-        return Err(format!("reply is not of protocol version {VERSION}"));
+        return Err(ReplyError::Version);
     }
     let id = m.remove("id");
     let result = match m.remove("ok") {
@@ -747,7 +764,7 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, String> {
             .and_then(Value::as_str)
             .unwrap_or("the server gave no reason")
             .to_string()),
-        _ => return Err("reply has no \"ok\"".into()),
+        _ => return Err(ReplyError::NoOk),
     };
     Ok(Reply { id, result })
 }
@@ -921,5 +938,16 @@ mod tests {
         let r = parse_reply(line.as_bytes()).unwrap();
         assert_eq!(r.id, Some(Value::from(5)));
         assert_eq!(r.result.unwrap().get("banned"), Some(&Value::from(3)));
+    }
+
+    #[test]
+    fn a_line_that_is_no_reply_says_which_way_it_is_not() {
+        let e = |line: &str| parse_reply(line.as_bytes()).unwrap_err();
+        assert!(matches!(e("{"), ReplyError::NotJson(_)));
+        assert_eq!(e("[1]"), ReplyError::NotAnObject);
+        assert_eq!(e(r#"{"v":2,"ok":true}"#), ReplyError::Version);
+        assert_eq!(e(r#"{"v":1,"ok":"yes"}"#), ReplyError::NoOk);
+        let refused = parse_reply(br#"{"v":1,"ok":false,"error":"no such set"}"#).unwrap();
+        assert_eq!(refused.result.unwrap_err(), "no such set");
     }
 }

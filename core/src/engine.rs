@@ -113,7 +113,7 @@ pub enum InputError {
     SetExists {
         /// The set.
         name: SetName,
-        /// The options that differ, as `describe_difference` words them.
+        /// The options that differ, as [`SpecChange::describe`](crate::SpecChange) words them.
         difference: String,
         /// How to change them: `banset set-options`, or why they cannot
         /// change in place.
@@ -152,6 +152,15 @@ pub enum InputError {
     /// The target does not fit the set (family, prefix).
     #[error(transparent)]
     Inadmissible(#[from] crate::spec::Inadmissible),
+    /// A replace would drop more of the set than
+    /// [`AddOptions::max_shrink`] allows: a truncated download, most likely.
+    #[error("replace of {name} refused: {shrank}")]
+    Shrinks {
+        /// The set.
+        name: SetName,
+        /// Its size now, the new list's and the bound.
+        shrank: crate::feed::shrink::Shrank,
+    },
     /// A ban's start (`--since`) is more than a minute ahead of the clock.
     #[error("--since {since} is in the future (now is {now})")]
     SinceInFuture {
@@ -199,6 +208,11 @@ pub struct AddOptions {
     /// backend keeps them past a ban ([`Backend::kill_states`]; pf). Best
     /// effort once the bans are in: a failure is a warning of the report.
     pub kill_states: bool,
+    /// `replace` only: the largest share, in percent, of the set's active
+    /// bans the new content may drop ([`crate::feed::shrink`]); `None`:
+    /// any. Checked in the replace's own transaction, so nothing between
+    /// the count and the swap can make it stale.
+    pub max_shrink: Option<u8>,
 }
 
 /// Rows written in the same ledger transaction as the bans of
@@ -370,14 +384,14 @@ impl Engine<'_> {
                 };
                 return Err(InputError::SetExists {
                     name: spec.name.clone(),
-                    difference: describe_difference(&existing, spec),
+                    difference: change.describe(),
                     how,
                 }
                 .into());
             }
             None => true,
         };
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, spec)?;
         backend
             .ensure_set(spec)
             .map_err(|e| e.within(format!("create {}", spec.name)))?;
@@ -519,9 +533,19 @@ impl Engine<'_> {
             now,
             &mut report,
         )?;
-        let backend = self.backends.backend(spec.backend)?;
+        if let (true, Some(max)) = (replace, opts.max_shrink) {
+            let (active, _) = tx.counts(set, now)?;
+            let active = usize::try_from(active).unwrap_or(usize::MAX);
+            crate::feed::shrink::check(active, new_bans.len(), max).map_err(|shrank| {
+                InputError::Shrinks {
+                    name: set.clone(),
+                    shrank,
+                }
+            })?;
+        }
+        let backend = backend_for(self.backends, &spec)?;
         if !report.created_set {
-            heal_interrupted_removals(backend, &tx, &spec, now)?;
+            heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
         }
         let caps = backend.capabilities();
         // The kernel gets the deadline the ledger will hold, which the
@@ -532,34 +556,25 @@ impl Engine<'_> {
             let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
             tx.deadlines_of(set, &targets)?
         };
-        // The deadline each ban ends with in the ledger: the kernel gets
-        // it, and so does the fleet's outbox.
-        let deadlines: Vec<(Target, Option<i64>)> = new_bans
-            .iter()
-            .map(|ban| match existing.get(&ban.target) {
-                Some(&old) => (ban.target, merged_deadline(old, ban.deadline, now)),
-                None => (ban.target, ban.deadline),
-            })
-            .collect();
-        let entries: Vec<KernelEntry> = deadlines
-            .iter()
-            .map(|&(target, deadline)| KernelEntry {
-                target,
-                timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
-            })
-            .collect();
-        report.applied = entries.len();
-        let changes = Changes {
-            flush_first: replace,
-            remove: Vec::new(),
-            add: entries,
-        };
         if report.created_set {
             tx.put_set(&spec, now)?;
             backend
                 .ensure_set(&spec)
                 .map_err(|e| e.within(format!("create {set}")))?;
         }
+        let entries = kernel_entries(
+            &new_bans,
+            |t| existing.get(t).copied(),
+            now,
+            self.clock.now(),
+            &caps,
+        );
+        report.applied = entries.len();
+        let changes = Changes {
+            flush_first: replace,
+            remove: Vec::new(),
+            add: entries,
+        };
         let record = || {
             if replace {
                 tx.clear_bans(set)?;
@@ -577,7 +592,16 @@ impl Engine<'_> {
             }
             if let Some(publish) = &also.fleet {
                 // In the ban's own transaction: a crash keeps both or
-                // neither, and the ban never waits for the network.
+                // neither, and the ban never waits for the network. The
+                // outbox gets the deadline the ledger ends up holding
+                // (longest ban wins), as the kernel does.
+                let deadlines: Vec<(Target, Option<i64>)> = new_bans
+                    .iter()
+                    .map(|ban| match existing.get(&ban.target) {
+                        Some(&old) => (ban.target, merged_deadline(old, ban.deadline, now)),
+                        None => (ban.target, ban.deadline),
+                    })
+                    .collect();
                 let reason = requests.first().and_then(|r| r.comment.as_deref());
                 tx.fleet_queue_bans(set, &deadlines, publish.jail.as_deref(), reason, now)?;
             }
@@ -615,7 +639,7 @@ impl Engine<'_> {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The kernel lost the set: rebuild it from the ledger, which
                 // already holds this call's bans.
-                if let Err(e) = restore(backend, &tx, &spec, now) {
+                if let Err(e) = restore(backend, &tx, &spec, self.clock) {
                     drop(tx);
                     if report.created_set {
                         abandon_new_set(backend, &spec);
@@ -753,23 +777,17 @@ impl Engine<'_> {
         }
         let spec = spec.clone();
         let backend = self.backends.backend(spec.backend)?;
-        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
         let caps = backend.capabilities();
         let targets: Vec<Target> = chunk.iter().map(|b| b.target).collect();
         let before = tx.rows_of(set, &targets)?;
-        let entries: Vec<KernelEntry> = chunk
-            .iter()
-            .map(|ban| {
-                let deadline = match before.get(&ban.target) {
-                    Some(old) => merged_deadline(old.deadline, ban.deadline, now),
-                    None => ban.deadline,
-                };
-                KernelEntry {
-                    target: ban.target,
-                    timeout: kernel_timeout(deadline.map(|d| (d - now).max(1) as u64), &caps),
-                }
-            })
-            .collect();
+        let entries = kernel_entries(
+            chunk,
+            |t| before.get(t).map(|old| old.deadline),
+            now,
+            self.clock.now(),
+            &caps,
+        );
         let changes = Changes {
             flush_first: false,
             remove: Vec::new(),
@@ -788,7 +806,7 @@ impl Engine<'_> {
         match kernel {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                restore(backend, &tx, &spec, now)?;
+                restore(backend, &tx, &spec, self.clock)?;
                 report.repaired = !report.created_set;
             }
             Err(e) => {
@@ -843,7 +861,14 @@ impl Engine<'_> {
         let mut out: Vec<NewBan> = Vec::with_capacity(requests.len());
         for req in requests {
             spec.admits(&req.target).map_err(InputError::from)?;
-            allowlist.check(&req.target, force)?;
+            // The allowlist keeps banset from blocking loopback, this host
+            // and wide ranges. An allow-only set's members are the ones let
+            // in: its hook never blocks loopback or own addresses anyway,
+            // a home list often holds the host's own network, and a
+            // country's merged feed has prefixes wider than /8.
+            if spec.policy.is_ban() {
+                allowlist.check(&req.target, force)?;
+            }
             let timeout = req.timeout.unwrap_or(spec.timeout);
             let start = match req.since {
                 Some(since) if since > now + 60 => {
@@ -935,7 +960,7 @@ impl Engine<'_> {
         let now = self.clock.now();
         let spec = Self::spec_of(&tx, set)?;
         let backend = self.backends.backend(spec.backend)?;
-        heal_interrupted_removals(backend, &tx, &spec, now)?;
+        heal_interrupted_removals(backend, &tx, &spec, self.clock)?;
         let key = format!(
             "{}{}:{}",
             removal_prefix(set),
@@ -984,14 +1009,13 @@ impl Engine<'_> {
         let Ok(tx) = self.ledger.begin() else {
             return;
         };
-        let now = self.clock.now();
         let Ok(Some(spec)) = tx.set_spec(set) else {
             return;
         };
         let Ok(backend) = backends.backend(spec.backend) else {
             return;
         };
-        if restore(backend, &tx, &spec, now).is_ok() && !self.dry_run {
+        if restore(backend, &tx, &spec, self.clock).is_ok() && !self.dry_run {
             if let Some(key) = removal {
                 if tx.remove_meta(key).is_ok() {
                     let _ = tx.commit();
@@ -1017,14 +1041,14 @@ impl Engine<'_> {
             Some(existing) if &existing != spec => {
                 return Err(InputError::AdoptDiffers {
                     name: spec.name.clone(),
-                    difference: describe_difference(&existing, spec),
+                    difference: crate::spec_change::SpecChange::between(&existing, spec).describe(),
                 }
                 .into())
             }
             Some(_) => {}
             None => tx.put_set(spec, now)?,
         }
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, spec)?;
         let ctx = |e: BackendError| e.within(format!("adopt {}", spec.name));
         let kernel = backend.list(spec).map_err(ctx)?;
         backend.ensure_set(spec).map_err(ctx)?;
@@ -1189,16 +1213,18 @@ impl Engine<'_> {
     /// set does not undo others.
     fn sync_set(&mut self, name: &SetName) -> Result<SyncReport, Error> {
         let tx = self.ledger.begin()?;
-        // After the lock: a deadline taken before a long wait would be
-        // skewed, and sync would re-arm every member.
-        let now = self.clock.now();
         let spec = Self::spec_of(&tx, name)?;
-        let backend = self.backends.backend(spec.backend)?;
+        let backend = backend_for(self.backends, &spec)?;
         let ctx = |e: BackendError| e.within(format!("sync {name}"));
         let repaired_objects = backend.health(&spec).map_err(ctx)? != SetHealth::Present;
         if repaired_objects {
             backend.ensure_set(&spec).map_err(ctx)?;
         }
+        // After the lock and after re-making the set: a time taken before a
+        // long wait, or before a slow re-creation (14 s under qemu at boot),
+        // would give every restored ban that much more time in the kernel
+        // than in the ledger.
+        let now = self.clock.now();
         let kernel = backend.list(&spec).map_err(ctx)?;
         let listing_secs = (self.clock.now() - now).max(0) as u64;
         let (bans, unreadable_rows) = tx.bans_and_unreadable(name)?;
@@ -1271,7 +1297,7 @@ impl Engine<'_> {
                 .backends
                 .backend(spec.backend)
                 .map_err(|e| e.within(format!("expire {}", spec.name)))?;
-            heal_interrupted_removals(backend, &tx, spec, now)?;
+            heal_interrupted_removals(backend, &tx, spec, self.clock)?;
         }
         let due: Vec<Target> = tx
             .expired_bans(&spec.name, now)?
@@ -1434,13 +1460,13 @@ fn heal_interrupted_removals(
     backend: &dyn Backend,
     tx: &LedgerTx<'_>,
     spec: &SetSpec,
-    now: i64,
+    clock: &dyn Clock,
 ) -> Result<(), Error> {
     let interrupted = interrupted_removals(tx, &spec.name)?;
     if interrupted.is_empty() {
         return Ok(());
     }
-    restore(backend, tx, spec, now)?;
+    restore(backend, tx, spec, clock)?;
     for key in interrupted {
         tx.remove_meta(&key)?;
     }
@@ -1483,16 +1509,46 @@ fn finish(tx: LedgerTx<'_>, dry_run: bool) -> Result<(), Error> {
     }
 }
 
+/// The kernel's entries for `bans`: each with the deadline the ledger will
+/// hold (the longest ban wins over `existing`, its row's deadline), given as
+/// the time left at `sent_at`. `sent_at` is read just before the batch goes
+/// out, after any slow kernel work of the same call (making the set,
+/// healing), so the kernel never holds a ban longer than the ledger.
+fn kernel_entries(
+    bans: &[NewBan],
+    existing: impl Fn(&Target) -> Option<Option<i64>>,
+    now: i64,
+    sent_at: i64,
+    caps: &crate::backend::Capabilities,
+) -> Vec<KernelEntry> {
+    bans.iter()
+        .map(|ban| {
+            let deadline = match existing(&ban.target) {
+                Some(old) => merged_deadline(old, ban.deadline, now),
+                None => ban.deadline,
+            };
+            KernelEntry {
+                target: ban.target,
+                timeout: kernel_timeout(deadline.map(|d| (d - sent_at).max(1) as u64), caps),
+            }
+        })
+        .collect()
+}
+
 /// Re-creates a set's kernel objects and fills them from the ledger (as seen
 /// by `tx`, including its uncommitted rows).
 fn restore(
     backend: &dyn Backend,
     tx: &LedgerTx<'_>,
     spec: &SetSpec,
-    now: i64,
+    clock: &dyn Clock,
 ) -> Result<(), Error> {
     let ctx = |e: BackendError| e.within(format!("restore {}", spec.name));
     backend.ensure_set(spec).map_err(ctx)?;
+    // Time left counts from after the set is made, which can be slow (14 s
+    // under qemu at boot): counted from before, the kernel would hold every
+    // ban that much longer than the ledger.
+    let now = clock.now();
     let kernel = match backend.list(spec) {
         Ok(k) => k,
         Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
@@ -1508,29 +1564,25 @@ fn restore(
     Ok(())
 }
 
-fn describe_difference(old: &SetSpec, new: &SetSpec) -> String {
-    let mut diffs = Vec::new();
-    if old.backend != new.backend {
-        diffs.push(format!("backend {} vs {}", old.backend, new.backend));
+/// The backend of `spec`'s set, for a call that builds its kernel objects
+/// (create, replace, adopt, sync): refused when the backend cannot build
+/// the set's policy, the one place that refusal is made, so an allow-only
+/// set never becomes a ban set on a backend that only knows bans.
+fn backend_for<'b>(
+    backends: &'b dyn BackendProvider,
+    spec: &SetSpec,
+) -> Result<&'b dyn Backend, BackendError> {
+    let backend = backends.backend(spec.backend)?;
+    if backend.supports_policy(spec.policy) {
+        Ok(backend)
+    } else {
+        Err(BackendError::new(
+            ErrorKind::Unsupported,
+            format!("set {}", spec.name),
+            format!(
+                "the {} backend cannot build an {} set",
+                spec.backend, spec.policy
+            ),
+        ))
     }
-    if old.families != new.families {
-        diffs.push(format!(
-            "family {} vs {}",
-            old.families.name(),
-            new.families.name()
-        ));
-    }
-    if old.timeout != new.timeout {
-        diffs.push(format!("timeout {} vs {}", old.timeout, new.timeout));
-    }
-    if old.prefixes != new.prefixes {
-        diffs.push(format!("prefixes {} vs {}", old.prefixes, new.prefixes));
-    }
-    if old.max_elements != new.max_elements {
-        diffs.push("maxelem".into());
-    }
-    if old.hook != new.hook {
-        diffs.push("ports/protocol/blocktype".into());
-    }
-    diffs.join(", ")
 }

@@ -27,7 +27,17 @@ use crate::set_name::SetName;
 use crate::spec::{BackendKind, SetSpec};
 use crate::target::Target;
 
-const SCHEMA_VERSION: i64 = 4;
+/// Version 4 changes no table: a set's stored spec may hold a `policy`
+/// (`allow-only`, [`crate::SetPolicy`]). The bump is what keeps an older
+/// banset, whose spec reader ignores fields it does not know, from reading
+/// an allow-only set as a ban set and, on its next `sync`, turning the only
+/// addresses allowed into the only addresses banned: it refuses the ledger
+/// instead ("newer than this banset understands").
+///
+/// Version 5 adds the fleet's tables (outbox, remote rows, holds; see
+/// `crate::fleet`): an older banset would ban and unban without queueing
+/// for the fleet, and the next sync would then miss those changes.
+const SCHEMA_VERSION: i64 = 5;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -351,7 +361,7 @@ impl Ledger {
             SCHEMA_VERSION => {}
             // Every statement of the schema is idempotent: a version-1
             // ledger gains the ban history, a new one gets everything.
-            0..=3 => ledger.create_schema(new_ok)?,
+            0..=4 => ledger.create_schema(new_ok)?,
             v => {
                 return Err(LedgerError::Corrupt {
                     path: ledger.path.clone(),
@@ -425,7 +435,7 @@ impl Ledger {
                  CREATE INDEX IF NOT EXISTS ban_events_by_time ON ban_events (at);",
             )
             .map_err(|e| rollback(self.err(e)))?;
-        // Version 4: the fleet (docs/fleet.md), new tables only.
+        // Version 5: the fleet (docs/fleet.md), new tables only.
         self.conn
             .execute_batch(crate::fleet::SCHEMA)
             .map_err(|e| rollback(self.err(e)))?;
@@ -450,7 +460,7 @@ impl Ledger {
             }
         }
         self.conn
-            .execute_batch("PRAGMA user_version = 4; COMMIT;")
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
             .map_err(|e| rollback(self.err(e)))
     }
 
@@ -1406,6 +1416,47 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_3_ledger_is_upgraded_and_keeps_ban_sets_as_ban_sets() {
+        let dir = std::env::temp_dir().join(format!("banset-ledger-v3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.db");
+        let old = SetSpec::new(SetName::new("old").unwrap(), BackendKind::Memory);
+        {
+            let mut l = Ledger::open(&path).unwrap();
+            let tx = l.begin().unwrap();
+            tx.put_set(&old, 1).unwrap();
+            tx.commit().unwrap();
+            // What banset wrote before policies: version 3, no `policy`.
+            let stored: String = l
+                .conn
+                .query_row("SELECT spec FROM sets", [], |r| r.get(0))
+                .unwrap();
+            assert!(!stored.contains("policy"), "{stored}");
+            l.conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        }
+        let mut l = Ledger::open(&path).unwrap();
+        let read = l.read().unwrap().set_spec(&old.name).unwrap().unwrap();
+        assert_eq!(read.policy, crate::SetPolicy::Ban);
+        assert_eq!(read, old);
+        let mut home = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+        home.policy = crate::SetPolicy::AllowOnly;
+        let tx = l.begin().unwrap();
+        tx.put_set(&home, 1).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            l.read().unwrap().set_spec(&home.name).unwrap().unwrap(),
+            home
+        );
+        let v: i64 = l
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(l);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

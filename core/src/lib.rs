@@ -28,10 +28,13 @@ pub mod control;
 mod dry_run;
 mod engine;
 pub mod errno;
+pub mod feed;
 pub mod fleet;
 mod history;
 mod ledger;
+pub mod lockout;
 mod overlap;
+mod policy;
 mod reconcile;
 mod rule_sightings;
 mod set_name;
@@ -53,6 +56,7 @@ pub use ledger::{
     merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,
 };
 pub use overlap::{find_overlap, find_prefix_overlap, AddrRange, Overlap};
+pub use policy::{PolicyHookError, SetPolicy};
 pub use reconcile::{
     kernel_timeout, reconcile, reconcile_listed_over, Plan, TIMEOUT_TOLERANCE_SECS,
 };
@@ -60,7 +64,8 @@ pub use rule_sightings::RuleSightings;
 pub use set_name::{ParseSetNameError, SetName, MAX_SET_NAME_LEN};
 pub use spec::{
     BackendKind, BlockType, Families, Hook, Inadmissible, PortListError, PortListProblem,
-    PortRange, Protocol, SetSpec, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT, MAX_HOOK_PORTS,
+    PortRange, Protocol, SetSpec, UnknownName, DEFAULT_MAX_ELEMENTS, DEFAULT_SET_TIMEOUT,
+    MAX_HOOK_PORTS,
 };
 pub use spec_change::{Difference, Refused, SpecChange};
 pub use target::{

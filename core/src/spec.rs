@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::{PolicyHookError, SetPolicy};
 use crate::set_name::SetName;
 use crate::target::{Family, Target};
 use crate::timeout::Timeout;
@@ -64,15 +65,40 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// A name that is not one of an option's values (`--backend`, `--family`,
+/// `--blocktype`), with the values it could have been.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {option} {given:?} ({choices})")]
+pub struct UnknownName {
+    /// What was being named: `backend`, `family`, `block type`.
+    pub option: &'static str,
+    /// What was given.
+    pub given: String,
+    /// The values there are, as a hint.
+    pub choices: &'static str,
+}
+
+impl UnknownName {
+    fn new(option: &'static str, given: &str, choices: &'static str) -> UnknownName {
+        UnknownName {
+            option,
+            given: given.to_string(),
+            choices,
+        }
+    }
+}
+
 impl std::str::FromStr for BackendKind {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         BackendKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!(
-                    "unknown backend {s:?} (known: nftables, ipset, firewalld, pf, ipfw, memory)"
+                UnknownName::new(
+                    "backend",
+                    s,
+                    "known: nftables, ipset, firewalld, pf, ipfw, memory",
                 )
             })
     }
@@ -121,13 +147,13 @@ impl Families {
 }
 
 impl std::str::FromStr for Families {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "inet" | "ipv4" | "v4" => Ok(Families::Inet),
             "inet6" | "ipv6" | "v6" => Ok(Families::Inet6),
             "both" | "any" => Ok(Families::Both),
-            _ => Err(format!("unknown family {s:?} (use inet, inet6 or both)")),
+            _ => Err(UnknownName::new("family", s, "use inet, inet6 or both")),
         }
     }
 }
@@ -172,12 +198,12 @@ pub enum BlockType {
 }
 
 impl std::str::FromStr for BlockType {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "drop" => Ok(BlockType::Drop),
             "reject" => Ok(BlockType::Reject),
-            _ => Err(format!("unknown block type {s:?} (use drop or reject)")),
+            _ => Err(UnknownName::new("block type", s, "use drop or reject")),
         }
     }
 }
@@ -420,6 +446,11 @@ pub struct SetSpec {
     pub max_elements: Option<u32>,
     /// The blocking rule; `None` when the admin hooks the set up himself.
     pub hook: Option<Hook>,
+    /// What members mean to the hook: banned (the default) or the only
+    /// sources allowed ([`SetPolicy`]). Left out of the stored spec when
+    /// `ban`, so specs stored before it existed still compare equal.
+    #[serde(default, skip_serializing_if = "SetPolicy::is_ban")]
+    pub policy: SetPolicy,
 }
 
 /// A set's default timeout when nobody chose one: a day is long enough to
@@ -442,6 +473,19 @@ impl SetSpec {
             prefixes: true,
             max_elements: Some(DEFAULT_MAX_ELEMENTS),
             hook: Some(Hook::default()),
+            policy: SetPolicy::Ban,
+        }
+    }
+
+    /// Whether the hook can carry the policy's rule: an allow-only rule
+    /// needs ports. Checked wherever a spec is built from the admin's
+    /// words (command line, banset.toml), before anything is made.
+    pub fn check_policy(&self) -> Result<(), PolicyHookError> {
+        match (self.policy, &self.hook) {
+            (SetPolicy::AllowOnly, Some(h)) if h.ports.is_empty() => {
+                Err(PolicyHookError::EveryPort)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -493,6 +537,22 @@ pub enum Inadmissible {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_option_value_is_a_typed_error_naming_the_choices() {
+        let e = "nft".parse::<BackendKind>().unwrap_err();
+        assert_eq!((e.option, e.given.as_str()), ("backend", "nft"));
+        assert_eq!(
+            e.to_string(),
+            "unknown backend \"nft\" (known: nftables, ipset, firewalld, pf, ipfw, memory)"
+        );
+        assert_eq!("v5".parse::<Families>().unwrap_err().option, "family");
+        let e = "deny".parse::<BlockType>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown block type \"deny\" (use drop or reject)"
+        );
+    }
 
     #[test]
     fn port_lists() {
@@ -552,5 +612,17 @@ mod tests {
         });
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<SetSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn allow_only_needs_ports() {
+        let mut spec = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+        assert!(spec.check_policy().is_ok(), "a ban set on every port");
+        spec.policy = SetPolicy::AllowOnly;
+        assert_eq!(spec.check_policy(), Err(PolicyHookError::EveryPort));
+        spec.hook.as_mut().unwrap().ports = PortRange::parse_list("22").unwrap();
+        assert!(spec.check_policy().is_ok());
+        spec.hook = None;
+        assert!(spec.check_policy().is_ok(), "no rule, no ports needed");
     }
 }

@@ -6,7 +6,9 @@
 //! reload and `watch --check`. The blocking rule (ports, protocol, block
 //! type) and the member bound (maxelem) change in place: each backend swaps
 //! its rule or rebuilds its set atomically ([`crate::Backend::change_set`]).
-//! The rest is fixed when the set is made, for reasons [`Refused`] says.
+//! The rest is fixed when the set is made, for reasons [`Refused`] says;
+//! the policy too ([`crate::SetPolicy`]): switched in place, every ban
+//! would at once become a pass, and every home address a ban.
 
 use std::fmt;
 
@@ -103,6 +105,14 @@ impl SpecChange {
                 "the kernel set's default timeout is fixed when it is made; give bans their own with `add --timeout`, or destroy and re-create the set",
             );
         }
+        if old.policy != new.policy {
+            refuse(
+                "policy",
+                old.policy.name().into(),
+                new.policy.name().into(),
+                "the members would change meaning (the banned would become the only ones allowed, or the other way round); destroy the set and create it with the new policy",
+            );
+        }
         if old.max_elements != new.max_elements {
             change.in_place.push(Difference {
                 option: "maxelem",
@@ -128,6 +138,13 @@ impl SpecChange {
     /// Whether the member bound differs.
     pub fn max_elements_changes(&self) -> bool {
         self.in_place.iter().any(|d| d.option == "maxelem")
+    }
+
+    /// Every difference, those refused first: `family both -> inet, ports
+    /// 25 -> 22`.
+    pub fn describe(&self) -> String {
+        let refused = self.refused.iter().map(|r| &r.difference);
+        join(&refused.chain(&self.in_place).collect::<Vec<_>>())
     }
 
     /// `ports 25 -> 22, maxelem 65536 -> 100000`.
@@ -214,6 +231,18 @@ mod tests {
     }
 
     #[test]
+    fn describe_names_every_difference_refused_first() {
+        let old = spec();
+        let mut new = spec();
+        new.max_elements = Some(10);
+        new.families = Families::Inet;
+        assert_eq!(
+            SpecChange::between(&old, &new).describe(),
+            "family both -> inet, maxelem 1048576 -> 10"
+        );
+    }
+
+    #[test]
     fn same_spec_is_no_change() {
         assert!(SpecChange::between(&spec(), &spec()).is_empty());
     }
@@ -250,10 +279,15 @@ mod tests {
         new.families = Families::Inet;
         new.prefixes = false;
         new.timeout = Timeout::Secs(60);
+        new.policy = crate::SetPolicy::AllowOnly;
         let c = SpecChange::between(&old, &new);
         assert!(c.in_place.is_empty());
         let options: Vec<&str> = c.refused.iter().map(|r| r.difference.option).collect();
-        assert_eq!(options, ["backend", "family", "prefixes", "timeout"]);
+        assert_eq!(
+            options,
+            ["backend", "family", "prefixes", "timeout", "policy"]
+        );
+        assert!(c.describe_refused().contains("policy ban -> allow-only"));
         assert!(c.describe_refused().contains("destroy"), "{c:?}");
     }
 }

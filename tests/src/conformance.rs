@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use banset_core::{
     Backend, BackendError, BlockType, Changes, ErrorKind, Families, Hook, KernelEntry, PortRange,
-    Protocol, SetHealth, SetName, SetSpec, Target,
+    Protocol, SetHealth, SetName, SetPolicy, SetSpec, Target,
 };
 
 /// One expectation, by name.
@@ -189,7 +189,8 @@ macro_rules! __conformance_list {
             failed_batch_changes_nothing,
             timeout_above_cap_is_refused,
             full_set_refuses_new_members,
-            change_set_keeps_every_member
+            change_set_keeps_every_member,
+            allow_only_rule_has_its_own_shape
         }
     };
 }
@@ -918,6 +919,124 @@ pub fn change_set_keeps_every_member(b: &dyn Backend, name: &SetName) {
     // With the spec it has now: a kernel that finds its rule by the rule's
     // text (iptables) would not find it from the suite's plain spec.
     ok(b, b.destroy(&old), "destroy after the change");
+}
+
+/// An allow-only set's rule is not a ban set's: `health` tells the shapes
+/// apart (a set whose rule has the other policy's shape is Incomplete, so
+/// `sync` and the keeper rebuild it), `ensure_set` replaces the wrong one,
+/// members stay members, and `destroy` leaves nothing behind.
+pub fn allow_only_rule_has_its_own_shape(b: &dyn Backend, name: &SetName) {
+    if skipped(
+        b,
+        "allow_only_rule_has_its_own_shape",
+        !b.supports_policy(SetPolicy::AllowOnly),
+        "the backend builds only ban sets (the engine refuses allow-only ones)",
+    ) {
+        return;
+    }
+    let mut ban = plain_spec(b, name);
+    ban.hook = Some(Hook {
+        ports: PortRange::parse_list("22").expect("a port"),
+        protocol: Some(Protocol::Tcp),
+        ..Hook::default()
+    });
+    let allow = SetSpec {
+        policy: SetPolicy::AllowOnly,
+        ..ban.clone()
+    };
+    ok(b, b.ensure_set(&allow), "ensure_set allow-only");
+    let health = |spec: &SetSpec, what: &str| ok(b, b.health(spec), what);
+    assert_eq!(
+        health(&allow, "health allow-only"),
+        SetHealth::Present,
+        "[{}] an allow-only set is whole",
+        b.kind()
+    );
+    ok(b, b.ensure_set(&allow), "ensure_set allow-only again");
+    assert_eq!(
+        health(&ban, "health as a ban set"),
+        SetHealth::Incomplete,
+        "[{}] an allow-only rule is not a ban rule",
+        b.kind()
+    );
+    ok(
+        b,
+        b.add(
+            &allow,
+            &[entry("192.0.2.1", None), entry("2001:db8::1", None)],
+        ),
+        "add members",
+    );
+    assert_contains(
+        b,
+        &allow,
+        "192.0.2.1",
+        true,
+        "a member of an allow-only set",
+    );
+    assert_contains(b, &allow, "192.0.2.2", false, "a non-member");
+    // Its ports change in place, keeping the shape and the members.
+    let mut wider = allow.clone();
+    wider.hook = Some(Hook {
+        ports: PortRange::parse_list("22,587").expect("ports"),
+        protocol: Some(Protocol::Tcp),
+        ..Hook::default()
+    });
+    ok(
+        b,
+        b.change_set(&allow, &wider),
+        "change allow-only ports 22 -> 22,587",
+    );
+    assert_eq!(
+        health(&wider, "health after the change"),
+        SetHealth::Present,
+        "[{}] still an allow-only set after changing its ports",
+        b.kind()
+    );
+    assert_contains(b, &wider, "192.0.2.1", true, "after changing the ports");
+    ok(b, b.change_set(&wider, &allow), "change back to port 22");
+    // The other way round: a ban rule where an allow-only one belongs is
+    // replaced, members kept.
+    ok(b, b.destroy(&allow), "destroy allow-only");
+    assert_eq!(
+        health(&allow, "health after destroy"),
+        SetHealth::Missing,
+        "[{}] destroy takes the allow-only rule too",
+        b.kind()
+    );
+    ok(b, b.ensure_set(&ban), "ensure_set ban");
+    ok(
+        b,
+        b.add(&ban, &[entry("192.0.2.1", None)]),
+        "add to ban set",
+    );
+    assert_eq!(
+        health(&allow, "health of a ban-shaped allow-only set"),
+        SetHealth::Incomplete,
+        "[{}] a ban rule is not an allow-only rule",
+        b.kind()
+    );
+    ok(b, b.ensure_set(&allow), "ensure_set repairs the shape");
+    assert_eq!(
+        health(&allow, "health after the repair"),
+        SetHealth::Present,
+        "[{}] ensure_set replaced the ban rule",
+        b.kind()
+    );
+    assert_eq!(
+        health(&ban, "ban health after the repair"),
+        SetHealth::Incomplete,
+        "[{}] and no ban rule is left",
+        b.kind()
+    );
+    assert_contains(b, &allow, "192.0.2.1", true, "after the repair");
+    ok(b, b.destroy(&allow), "destroy");
+    assert_eq!(
+        health(&ban, "after the last destroy"),
+        SetHealth::Missing,
+        "[{}] nothing left",
+        b.kind()
+    );
 }
 
 // ---------------------------------------------------------------------------

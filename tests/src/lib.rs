@@ -4,12 +4,20 @@
 //!   `Backend` trait, run against every backend the machine has.
 //! - `netns` (Linux): fresh network namespaces for kernel tests, so they never
 //!   touch the host's own firewall, plus a veth pair for packet tests.
+//! - `allow_only` (Linux): the allow-only packet scenario over a veth pair,
+//!   written once for every backend that builds allow-only sets.
 //! - `firewalld` (Linux): a real firewalld isolated in its own network and
 //!   mount namespaces with a private D-Bus system bus, for the firewalld
 //!   backend's tests and the daemon's reload self-heal test.
+//! - `postgres` (Linux): a private PostgreSQL 15 in a temp dir (and
+//!   optionally a namespace) for the fleet's tests, stopped by PID.
 
+#[cfg(target_os = "linux")]
+pub mod allow_only;
 pub mod conformance;
 #[cfg(target_os = "linux")]
 pub mod firewalld;
 #[cfg(target_os = "linux")]
 pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod postgres;

@@ -248,6 +248,10 @@ impl VethPair {
     /// The interface name inside each namespace.
     pub const SERVER_IF: &'static str = "veth-srv";
     pub const CLIENT_IF: &'static str = "veth-cli";
+    /// Fixed link addresses (locally administered), so each end's
+    /// neighbour entry for the other can be made before any packet flows.
+    pub const SERVER_MAC: &'static str = "02:b5:e7:00:00:01";
+    pub const CLIENT_MAC: &'static str = "02:b5:e7:00:00:02";
 
     /// Creates both namespaces and the link, after removing namespaces left
     /// by test processes that no longer exist.
@@ -263,23 +267,62 @@ impl VethPair {
             "link",
             "add",
             Self::SERVER_IF,
+            "address",
+            Self::SERVER_MAC,
             "type",
             "veth",
             "peer",
             "name",
             Self::CLIENT_IF,
+            "address",
+            Self::CLIENT_MAC,
             "netns",
             client.name(),
         ])?;
-        for (ns, ifname, v4, v6) in [
-            (&server, Self::SERVER_IF, Self::SERVER_V4, Self::SERVER_V6),
-            (&client, Self::CLIENT_IF, Self::CLIENT_V4, Self::CLIENT_V6),
-        ] {
+        let ends: [(&NamedNetns, &str, [IpAddr; 2]); 2] = [
+            (
+                &server,
+                Self::SERVER_IF,
+                [Self::SERVER_V4.into(), Self::SERVER_V6.into()],
+            ),
+            (
+                &client,
+                Self::CLIENT_IF,
+                [Self::CLIENT_V4.into(), Self::CLIENT_V6.into()],
+            ),
+        ];
+        for (ns, ifname, [v4, v6]) in &ends {
             ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
             // nodad: the address is usable at once instead of after duplicate
             // address detection, which would make the first probe flaky.
             ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
             ns.ip(&["link", "set", ifname, "up"])?;
+        }
+        // Each end knows the other's link address from the start. A first
+        // packet otherwise waits for ARP or neighbour discovery, and one lost
+        // solicitation costs the 1 s retransmit: as long as the tests' whole
+        // probe timeout, so a loaded machine read "Connected" as "TimedOut".
+        for ((ns, ifname, _), (_, _, peer_addrs), peer_mac) in [
+            (&ends[0], &ends[1], Self::CLIENT_MAC),
+            (&ends[1], &ends[0], Self::SERVER_MAC),
+        ] {
+            for addr in peer_addrs {
+                let addr = addr.to_string();
+                ns.ip(&[
+                    "neigh",
+                    "replace",
+                    &addr,
+                    "lladdr",
+                    peer_mac,
+                    "dev",
+                    ifname,
+                    "nud",
+                    "permanent",
+                ])?;
+            }
+        }
+        for (ns, ifname, _) in &ends {
+            wait_until_operational(ns, ifname)?;
         }
         Ok(VethPair { server, client })
     }
@@ -325,6 +368,27 @@ impl VethPair {
     ) -> io::Result<Reach> {
         let listener = self.listen_tcp(server_addr.into())?;
         Ok(self.connect_tcp(listener.local_addr()?, timeout))
+    }
+}
+
+/// Waits (at most 5 s) until `ifname` in `ns` is operationally up: the
+/// kernel drops what is sent before, and a dropped SYN is only retried
+/// after a second.
+fn wait_until_operational(ns: &NamedNetns, ifname: &str) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let shown = ns.ip(&["-o", "link", "show", "dev", ifname])?;
+        if shown.contains("state UP") {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "{ifname} in {} is not up after 5 s: {}",
+                ns.name(),
+                shown.trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -521,7 +585,7 @@ fn remove_stale_namespaces() {
 
 /// Runs a command to completion; a non-zero exit becomes an error naming
 /// the command and quoting its stderr.
-fn run_checked(command: &mut Command) -> io::Result<Output> {
+pub(crate) fn run_checked(command: &mut Command) -> io::Result<Output> {
     let shown = format!("{command:?}");
     let output = command
         .output()

@@ -631,6 +631,40 @@ fn replace_swaps_the_whole_content() {
 }
 
 #[test]
+fn replace_past_max_shrink_is_refused_and_changes_nothing() {
+    let mut w = World::new();
+    let four = ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"].map(|a| ban(a, Some(600)));
+    w.add("s", &four).unwrap();
+    let guarded = |max| AddOptions {
+        max_shrink: Some(max),
+        ..AddOptions::default()
+    };
+    let one = [ban("1.1.1.1", None)];
+    let e = w
+        .run(false, |e| e.replace(&name("s"), &one, &guarded(50)))
+        .unwrap_err();
+    assert!(users_to_fix(&e));
+    assert!(
+        e.to_string()
+            .contains("holds 4 entries and the new list 1, 75% fewer"),
+        "{e}"
+    );
+    assert_eq!((w.kernel("s").len(), w.ledger("s").len()), (4, 4));
+    // The interrupted-removal journal was taken back: nothing to heal.
+    assert!(w.run(false, |e| e.test(&name("s"), &t("4.4.4.4"))).unwrap());
+    w.run(false, |e| e.replace(&name("s"), &one, &guarded(75)))
+        .unwrap();
+    assert_eq!(w.kernel("s"), [("1.1.1.1".into(), None)]);
+    // Expired bans are not the set's size: once the four have run out,
+    // any list is a growth.
+    w.add("t", &four).unwrap();
+    w.clock.advance(601);
+    w.run(false, |e| e.replace(&name("t"), &one, &guarded(0)))
+        .unwrap();
+    assert_eq!(w.ledger("t").len(), 1);
+}
+
+#[test]
 fn del_flush_destroy_and_unknown_sets() {
     let mut w = World::new();
     w.add("s", &[ban("1.1.1.1", None), ban("2.2.2.2", None)])

@@ -2,8 +2,10 @@
 //! (module) that uses another, directly or through others, is never used
 //! back by it. A cycle (attrs <-> message in banset-netlink, before `wire`)
 //! means neither file can be read, tested or moved without the other.
-//! One known cycle in the CLI crate is held by a ratchet
-//! ([`KNOWN_CLI_CYCLE`]) until it is untangled.
+//! The CLI's last one (commands, control socket and daemon importing each
+//! other's helpers through their `mod.rs`) was untangled by moving those
+//! helpers into leaf modules (`control::host`, `control::paths`,
+//! `daemon::state`, `daemon::set_plan`, ...).
 //!
 //! How: every source file is a module (`src/a/b.rs` and `src/a/b/mod.rs`
 //! are `a::b`). Its code before `#[cfg(test)]` is scanned for paths:
@@ -23,6 +25,7 @@ const CRATES: &[&str] = &[
     "core",
     "watch",
     "firewall",
+    "fleet",
     "cli",
     "tests",
     "backends/netlink",
@@ -332,41 +335,9 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     s.out
 }
 
-/// The one cycle left, in the CLI crate: its command modules, the control
-/// socket and the daemon import each other's helpers through `cmd`,
-/// `control` and `daemon` (`mod.rs` files their children import back).
-/// Untangling it means moving those helpers into leaf modules, more than
-/// the small moves that fixed the other crates; until then this list is a
-/// ratchet: a module outside it that joins a cycle fails the test, and so
-/// does a module in it that no longer is in one (take it off the list).
-const KNOWN_CLI_CYCLE: &[&str] = &[
-    "cmd",
-    "cmd::control",
-    "cmd::sets::ban",
-    "cmd::sets::status",
-    "cmd::sets::status_jail",
-    "cmd::sets::unban",
-    "cmd::watch",
-    "control",
-    "control::client",
-    "control::dispatch",
-    "control::jail_status",
-    "control::local",
-    "control::server",
-    "daemon",
-    "daemon::keeper",
-    "daemon::metrics",
-    "daemon::notify",
-    "daemon::reload",
-    "daemon::sets",
-    "daemon::sources",
-    "daemon::status",
-];
-
 #[test]
 fn no_crate_has_an_import_cycle() {
     let mut found = Vec::new();
-    let mut known_left: BTreeSet<&str> = KNOWN_CLI_CYCLE.iter().copied().collect();
     for krate in CRATES {
         let edges = graph(&workspace().join(krate).join("src"));
         assert!(
@@ -374,14 +345,6 @@ fn no_crate_has_an_import_cycle() {
             "{krate}: no modules found"
         );
         for cycle in cycles(&edges) {
-            if *krate == "cli" {
-                cycle.iter().for_each(|m| {
-                    known_left.remove(m.as_str());
-                });
-                if cycle.iter().all(|m| KNOWN_CLI_CYCLE.contains(&m.as_str())) {
-                    continue;
-                }
-            }
             // The edges inside the cycle, so that the message says which
             // import to move.
             let inside: Vec<String> = cycle
@@ -399,10 +362,6 @@ fn no_crate_has_an_import_cycle() {
         }
     }
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
-    assert!(
-        known_left.is_empty(),
-        "no longer in a cycle, take them off KNOWN_CLI_CYCLE: {known_left:?}"
-    );
 }
 
 /// Every member of the workspace is checked: a new crate cannot be left

@@ -94,6 +94,12 @@ fn every_shell_script_parses_and_passes_shellcheck() {
         "scripts/test",
         ".ci/run",
         "vm-tests/run",
+        "vm-tests/systemd/run",
+        "vm-tests/systemd/recipe",
+        "vm-tests/systemd/guest/boot",
+        "vm-tests/systemd/guest/lib.sh",
+        "vm-tests/systemd/scenarios/reboot",
+        "vm-tests/systemd/scenarios/unit-journal",
         "packaging/freebsd/rc.d/banset",
     ] {
         assert!(

@@ -5,6 +5,7 @@
 use crate::filter::{
     plain_regex, DateRule, FilterDef, FilterError, Pattern, MAX_MAXLINES, REGEX_SIZE_LIMIT,
 };
+use crate::shared::Shared;
 use crate::tags::{
     expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, TagError, HOST_GROUPS,
     SKIPLINES_GROUP,
@@ -20,6 +21,13 @@ pub(crate) enum Compiled {
     /// A pattern and its twin ([`Pattern::twin`]): a match counts when
     /// both match with the address at the same place.
     Twin(Box<Compiled>, Box<Compiled>),
+    /// A prefregex whose content group takes the rest of the line, with
+    /// its head (the pattern before that group): see [`crate::prefsplit`].
+    Headed {
+        head: regex::bytes::Regex,
+        groups: Box<[(&'static str, usize)]>,
+        whole: Box<Compiled>,
+    },
 }
 
 /// What a match captured that the matcher needs.
@@ -105,12 +113,30 @@ thread_local! {
     /// Searches of the backtracking engine on this thread (tests count
     /// work with it, never time).
     pub(crate) static FANCY_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Searches of the backtracking engine on this thread that reached
+    /// [`BACKTRACK_LIMIT`] and were cut off.
+    pub(crate) static FANCY_LIMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
+
+/// Backtracks one search of the backtracking engine may take before it
+/// gives up (and counts as no match): hostile input must not stall the
+/// watcher.
+pub(crate) const BACKTRACK_LIMIT: usize = 100_000;
 
 /// Counts one search of the backtracking engine (tests only).
 fn count_fancy_run() {
     #[cfg(test)]
     FANCY_RUNS.with(|c| c.set(c.get() + 1));
+}
+
+/// A search's outcome, with a search cut off at [`BACKTRACK_LIMIT`]
+/// counted (tests only) and read as no match.
+fn within_limit<T>(r: Result<T, fancy_regex::Error>) -> Option<T> {
+    #[cfg(test)]
+    if r.is_err() {
+        FANCY_LIMITS.with(|c| c.set(c.get() + 1));
+    }
+    r.ok()
 }
 
 impl Compiled {
@@ -127,9 +153,7 @@ impl Compiled {
             Compiled::Fancy(re) => {
                 count_fancy_run();
                 let text = FancyText::new(line);
-                // A backtracking limit hit is no match: hostile input must
-                // not stall the watcher.
-                let c = re.captures(text.as_str()).ok()??;
+                let c = within_limit(re.captures(text.as_str()))??;
                 Some(Captured::from_groups(|g| {
                     c.name(g).map(|m| text.original(m.range()))
                 }))
@@ -138,6 +162,23 @@ impl Compiled {
                 let c = first.capture(line)?;
                 let o = other.capture(line)?;
                 (c.host == o.host).then_some(c)
+            }
+            Compiled::Headed {
+                head,
+                groups,
+                whole,
+            } => {
+                let c = head.captures(line)?;
+                let end = c.get(0)?.end();
+                if end == line.len() || memchr::memchr(b'\n', &line[end..]).is_some() {
+                    return whole.capture(line);
+                }
+                let mut captured = Captured::from_groups(|g| {
+                    let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                    c.get(*i).map(|m| m.range())
+                });
+                captured.content = Some(end..line.len());
+                Some(captured)
             }
         }
     }
@@ -163,7 +204,7 @@ impl Compiled {
             Compiled::Fancy(re) => {
                 count_fancy_run();
                 let text = FancyText::new(text);
-                let c = re.captures(text.as_str()).ok()??;
+                let c = within_limit(re.captures(text.as_str()))??;
                 let at = |m: fancy_regex::Match<'_>| text.original(m.range());
                 Some(Spans {
                     captured: Captured::from_groups(|g| c.name(g).map(at)),
@@ -179,6 +220,7 @@ impl Compiled {
                 let o = other.capture_spans(text, skips)?;
                 (c.captured.host == o.captured.host).then_some(c)
             }
+            Compiled::Headed { whole, .. } => whole.capture_spans(text, skips),
         }
     }
 
@@ -187,9 +229,10 @@ impl Compiled {
             Compiled::Plain(re, _) => re.is_match(line),
             Compiled::Fancy(re) => {
                 count_fancy_run();
-                re.is_match(FancyText::new(line).as_str()).unwrap_or(false)
+                within_limit(re.is_match(FancyText::new(line).as_str())).unwrap_or(false)
             }
             Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
+            Compiled::Headed { whole, .. } => whole.is_match(line),
         }
     }
 }
@@ -281,7 +324,9 @@ pub(crate) struct CompiledPattern {
 }
 
 impl FilterDef {
-    pub(crate) fn compile(&self) -> Result<CompiledFilter, FilterError> {
+    /// Compiles the filter's patterns (what [`FilterDef::compile_shared`]
+    /// shares).
+    fn compile_patterns(&self) -> Result<FilterPatterns, FilterError> {
         let fail2ban = matches!(self.date, DateRule::Fail2ban(_));
         let any: fn(&str) -> Result<String, TagError> = if fail2ban {
             f2b_any
@@ -289,7 +334,7 @@ impl FilterDef {
             expand_ignoreregex
         };
         let pref = match &self.prefregex {
-            Some(p) => Some(self.compile_one("prefregex", 0, p, any)?),
+            Some(p) => Some(headed(self.compile_one("prefregex", 0, p, any)?)),
             None => None,
         };
         // With a prefregex that captures the address, or one that marks
@@ -377,20 +422,42 @@ impl FilterDef {
                 }
             }
         }
+        Ok(FilterPatterns {
+            fail,
+            ignore,
+            pref,
+            content_set,
+        })
+    }
+
+    /// The filter compiled anew, its patterns shared with no one: a
+    /// compile that only checks a pattern, and tests that change them.
+    pub(crate) fn compile(&self) -> Result<CompiledFilter, FilterError> {
+        Ok(self.with_state(std::sync::Arc::new(self.compile_patterns()?)))
+    }
+
+    /// The filter for one more source: its patterns shared with every
+    /// source whose jails use the same filter (the same definition), its
+    /// state its own.
+    pub(crate) fn compile_shared(&self) -> Result<CompiledFilter, FilterError> {
+        static PATTERNS: Shared<FilterDef, FilterPatterns> = Shared::new();
+        let patterns = PATTERNS.get_or_build(self, || self.compile_patterns())?;
+        Ok(self.with_state(patterns))
+    }
+
+    /// `patterns` with the fresh state a source keeps between its lines.
+    fn with_state(&self, patterns: std::sync::Arc<FilterPatterns>) -> CompiledFilter {
         let connections = self
             .prefregex
             .as_ref()
             .filter(|p| p.regex.contains("<F-MLFID>"))
             .map(|_| Default::default());
-        Ok(CompiledFilter {
-            fail,
-            ignore,
-            pref,
-            content_set,
+        CompiledFilter {
+            patterns,
             connections,
-            lines: multi_line
+            lines: (self.maxlines > 1)
                 .then(|| std::sync::Mutex::new(crate::state::LineBuffer::new(self.maxlines))),
-        })
+        }
     }
 
     /// The failregexes of a two-stage filter that run on the fast engine,
@@ -472,7 +539,7 @@ impl FilterDef {
                 // Look-around and back-references need the backtracking
                 // engine; anything else it also refuses is a real error.
                 let re = fancy_regex::RegexBuilder::new(&expanded)
-                    .backtrack_limit(100_000)
+                    .backtrack_limit(BACKTRACK_LIMIT)
                     .build()
                     .map_err(|e| {
                         fail(format!(
@@ -496,6 +563,27 @@ impl FilterDef {
                 })
             }
         }
+    }
+}
+
+/// A prefregex that ends in a content group taking the rest of the line,
+/// captured through its head ([`crate::prefsplit`]); any other pattern as
+/// it is.
+fn headed(p: CompiledPattern) -> CompiledPattern {
+    let head = match (&p.exact, p.scan.as_deref()) {
+        (Compiled::Plain(..), Some(text)) => crate::prefsplit::content_head(text),
+        _ => None,
+    };
+    let Some(head) = head.and_then(|h| plain_regex(h).ok()) else {
+        return p;
+    };
+    CompiledPattern {
+        exact: Compiled::Headed {
+            groups: known_groups(&head),
+            head,
+            whole: Box::new(p.exact),
+        },
+        ..p
     }
 }
 
@@ -523,9 +611,29 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
-/// A filter's compiled patterns.
+/// A filter compiled for one source: its patterns, shared by every
+/// source whose jails use the same filter, and the state this source keeps
+/// between lines. The patterns are read through it (`Deref`).
 #[derive(Debug)]
 pub(crate) struct CompiledFilter {
+    pub(crate) patterns: std::sync::Arc<FilterPatterns>,
+    /// For a prefregex with `<F-MLFID>`: what each open connection has
+    /// shown so far (see [`crate::matcher`]).
+    pub(crate) connections: Option<std::sync::Mutex<crate::state::Connections>>,
+    /// For a multi-line filter (`maxlines` > 1): the latest lines.
+    pub(crate) lines: Option<std::sync::Mutex<crate::state::LineBuffer>>,
+}
+
+impl std::ops::Deref for CompiledFilter {
+    type Target = FilterPatterns;
+    fn deref(&self) -> &FilterPatterns {
+        &self.patterns
+    }
+}
+
+/// A filter's compiled patterns: no state, so sources share them.
+#[derive(Debug)]
+pub(crate) struct FilterPatterns {
     pub(crate) fail: Vec<CompiledPattern>,
     pub(crate) ignore: Vec<CompiledPattern>,
     /// The prefregex of a two-stage filter.
@@ -533,11 +641,6 @@ pub(crate) struct CompiledFilter {
     /// The failregexes (or their skeletons) that run on the fast engine,
     /// as one set run on the prefregex's content.
     pub(crate) content_set: Option<ContentSet>,
-    /// For a prefregex with `<F-MLFID>`: what each open connection has
-    /// shown so far (see [`crate::matcher`]).
-    pub(crate) connections: Option<std::sync::Mutex<crate::state::Connections>>,
-    /// For a multi-line filter (`maxlines` > 1): the latest lines.
-    pub(crate) lines: Option<std::sync::Mutex<crate::state::LineBuffer>>,
 }
 
 /// A two-stage filter's failregexes as one scan of the prefregex's content.
@@ -647,6 +750,58 @@ mod tests {
         );
         assert_eq!(found(&m, "h app[1]: denied root from 192.0.2.8"), None);
         assert!(fancy_runs() - before <= 3);
+    }
+
+    /// Issue 16: the prefregex capture walked the whole content; through
+    /// its head it must find exactly what the whole pattern finds, on
+    /// lines where the head alone would take everything, lines with a line
+    /// end or invalid bytes in the content, and lines it misses.
+    #[test]
+    fn a_prefregex_captured_through_its_head_finds_what_the_whole_pattern_finds() {
+        let prefs = [
+            r"^<F-MLFID>\s*(?:\S+\s+)?(?:sshd(?:\[\d+\])?:?\s+)?</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$",
+            r"^(?:\S+ )?dovecot: (?:\w+-login: )?(?:Info: )?<F-CONTENT>.+</F-CONTENT>$",
+            r"^x\[<HOST>\]: <F-NOFAIL>(?:nofail )?</F-NOFAIL><F-CONTENT>.+</F-CONTENT>$",
+        ];
+        let lines: &[&[u8]] = &[
+            b"h sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            b"h sshd[1]: error: PAM: x",
+            b"h sshd[1]: error: PAM: ",
+            b"h sshd[1]: error: ",
+            b"h sshd[1]: e",
+            b"h sshd[1]: ",
+            b"h sshd[1]:",
+            b"sshd: ",
+            b" ",
+            b"",
+            b"h sshd[1]: a\nb",
+            b"h sshd[1]: error: \n",
+            b"h sshd[1]: \xff\xfe user",
+            b"mx dovecot: imap-login: Info: Aborted login",
+            b"mx dovecot: imap-login: Info: ",
+            b"mx dovecot: imap-login: ",
+            b"x[192.0.2.1]: nofail ",
+            b"x[192.0.2.1]: nofail",
+            b"x[192.0.2.1]: nofail x",
+            b"x[192.0.2.1]: \n",
+        ];
+        for p in prefs {
+            let f = f2b("p", Some(p), &[r"^.*<HOST>"]);
+            let compiled = f.compile().unwrap();
+            let headed = &compiled.pref.as_ref().unwrap().exact;
+            assert!(matches!(headed, Compiled::Headed { .. }), "{p}");
+            let text = f2b_any(p).unwrap();
+            let re = plain_regex(&text).unwrap();
+            let whole = Compiled::Plain(re.clone(), known_groups(&re));
+            for line in lines {
+                assert_eq!(
+                    format!("{:?}", headed.capture(line)),
+                    format!("{:?}", whole.capture(line)),
+                    "{p} on {:?}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
     }
 
     /// The skeleton runs on bytes with ASCII classes, the failregex on

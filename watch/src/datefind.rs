@@ -7,6 +7,8 @@
 //! removed, and the failure counts at the time banset reads the line, which
 //! for a followed log is the time it was written.
 
+use crate::shared::Shared;
+
 /// One compiled template.
 ///
 /// fail2ban's templates are Python regexes run by a backtracking engine
@@ -143,6 +145,18 @@ impl DateFinder {
         Ok(DateFinder {
             templates: anchored,
             leftmost_from,
+        })
+    }
+
+    /// [`DateFinder::new`], compiled once for every source whose filters
+    /// have the same `datepattern`: each compiled copy of the templates
+    /// grows lazy-DFA caches of its own.
+    pub fn shared(
+        datepattern: Option<&str>,
+    ) -> Result<std::sync::Arc<DateFinder>, DatePatternError> {
+        static FINDERS: Shared<Option<String>, DateFinder> = Shared::new();
+        FINDERS.get_or_build(&datepattern.map(str::to_string), || {
+            DateFinder::new(datepattern)
         })
     }
 

@@ -2,7 +2,7 @@
 //! log line, in fail2ban's dialect.
 
 /// One failregex (or ignoreregex), as written, with an optional gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
     /// The regex with fail2ban tags (`<HOST>`, `<F-USER>`...).
     pub regex: String,
@@ -35,7 +35,7 @@ impl Pattern {
 }
 
 /// A named filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FilterDef {
     /// `sshd`, `postfix`, or the jail's name for an inline filter.
     pub name: String,

@@ -1,9 +1,9 @@
-//! Following log sources: files (inotify on the directory, surviving every
-//! kind of rotation) and the systemd journal (a `journalctl` child).
+//! Following log sources: files (surviving every kind of rotation; the
+//! threads that wait for their changes are in [`crate::poller`]) and the
+//! systemd journal (a `journalctl` child).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inotify::{Inotify, WatchMask};
-
 use crate::filter::MAX_LINE_LEN;
+use crate::journal_boot::{newest_entry_boot, newest_entry_cursor, probe_args, BootChoice};
 
 /// Where reading stopped in a file: enough to resume after a restart
 /// without counting a line twice, and to notice the file was replaced.
@@ -82,6 +81,24 @@ impl Position {
 const RETIRED_GRACE: Duration = Duration::from_secs(30);
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Runs `f` with this thread's read buffer. One per thread, not one per
+/// follower: ninety followers each kept 256 KiB resident once their file
+/// had been read (23 MB), though a thread reads one file at a time.
+fn with_read_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    // Taken out while in use: a follower polled from inside another's
+    // callback gets a buffer of its own instead of a double borrow.
+    let mut buf = BUF.take();
+    if buf.len() < READ_CHUNK {
+        buf = vec![0; READ_CHUNK];
+    }
+    let out = f(&mut buf);
+    BUF.set(buf);
+    out
+}
+
 struct Open {
     file: File,
     dev: u64,
@@ -104,11 +121,13 @@ impl Open {
     }
 
     /// Reads what was appended, handing complete lines to `on_line` with
-    /// the position just after each.
+    /// the position just after each; stops once `budget` bytes were read
+    /// and says so (true: there may be more).
     fn drain(
         &mut self,
         buf: &mut [u8],
         on_line: &mut dyn FnMut(&[u8], Position),
+        budget: u64,
     ) -> std::io::Result<bool> {
         let size = self.file.metadata()?.len();
         if size < self.offset {
@@ -117,13 +136,16 @@ impl Open {
             self.partial.clear();
             self.skipping = false;
         }
-        let mut any = false;
+        let mut read = 0u64;
         loop {
+            if read >= budget {
+                return Ok(true);
+            }
             let n = self.file.read_at(buf, self.offset)?;
             if n == 0 {
-                return Ok(any);
+                return Ok(false);
             }
-            any = true;
+            read += n as u64;
             let base = self.offset;
             self.offset += n as u64;
             let mut chunk = &buf[..n];
@@ -176,7 +198,6 @@ pub struct FileFollower {
     /// is read from its end (old lines are history, not news); a file that
     /// appears later is read from the top.
     first_look: bool,
-    buf: Vec<u8>,
     /// Set while the path names no file (it vanished, or is not there
     /// yet), for `banset status`.
     missing: Option<std::sync::Arc<AtomicBool>>,
@@ -201,7 +222,6 @@ impl FileFollower {
             retired: None,
             saved,
             first_look: true,
-            buf: vec![0; READ_CHUNK],
             missing: None,
         }
     }
@@ -215,6 +235,21 @@ impl FileFollower {
     /// The path followed.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory whose events concern the file.
+    pub(crate) fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+            None => Path::new("/"),
+        }
+    }
+
+    /// A rotated-away file is still being read: any change in the
+    /// directory may be its.
+    pub(crate) fn reads_a_retired_file(&self) -> bool {
+        self.retired.is_some()
     }
 
     /// Where reading stands in the current file.
@@ -286,11 +321,34 @@ impl FileFollower {
     /// current file, after the line in the old one, which a restart then
     /// sees as replaced and reads the new file whole.
     pub fn poll_lines(&mut self, on_line: &mut dyn FnMut(&[u8], Position)) -> std::io::Result<()> {
+        with_read_buf(|buf| self.poll_with(buf, on_line, u64::MAX)).map(|_| ())
+    }
+
+    /// [`FileFollower::poll_lines`], reading at most about `budget` bytes
+    /// of the current file (whole chunks); true when it stopped there with
+    /// more maybe left. A thread following many files reads a big backlog
+    /// in turns, so the other files' lines are not held up behind it.
+    pub fn poll_some(
+        &mut self,
+        on_line: &mut dyn FnMut(&[u8], Position),
+        budget: u64,
+    ) -> std::io::Result<bool> {
+        with_read_buf(|buf| self.poll_with(buf, on_line, budget))
+    }
+
+    fn poll_with(
+        &mut self,
+        buf: &mut [u8],
+        on_line: &mut dyn FnMut(&[u8], Position),
+        budget: u64,
+    ) -> std::io::Result<bool> {
         if let Some((old, since)) = &mut self.retired {
             let resume = self.current.as_ref().map(Open::position);
-            old.drain(&mut self.buf, &mut |line, after| {
-                on_line(line, resume.unwrap_or(after))
-            })?;
+            old.drain(
+                buf,
+                &mut |line, after| on_line(line, resume.unwrap_or(after)),
+                u64::MAX,
+            )?;
             if since.elapsed() > RETIRED_GRACE {
                 self.retired = None;
             }
@@ -307,121 +365,18 @@ impl FileFollower {
         };
         if replaced {
             if let Some(mut old) = self.current.take() {
-                old.drain(&mut self.buf, &mut |line, after| on_line(line, after))?;
+                old.drain(buf, &mut |line, after| on_line(line, after), u64::MAX)?;
                 self.retired = Some((old, Instant::now()));
             }
             if let Some(m) = &meta {
                 self.open(m, first_look)?;
             }
         }
-        if let Some(open) = &mut self.current {
-            open.drain(&mut self.buf, on_line)?;
-        }
-        Ok(())
-    }
-}
-
-/// Follows `path` until `stop`: waits on inotify events of its directory
-/// (any change to a file in it, creation, rename, deletion), and looks
-/// once a second anyway (a directory that does not exist yet cannot be
-/// watched). `on_line` gets each complete line and the position after it;
-/// `on_position` the position after each burst of reading; `on_error`
-/// problems worth a log line.
-pub fn follow_file(
-    follower: &mut FileFollower,
-    stop: &AtomicBool,
-    on_line: &mut dyn FnMut(&[u8], Position),
-    on_position: &mut dyn FnMut(Position),
-    on_error: &mut dyn FnMut(String),
-) {
-    let dir = follower
-        .path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let mut inotify: Option<Inotify> = None;
-    let mut events = vec![0u8; 16 * 1024];
-    let mut last_error: Option<String> = None;
-    loop {
-        // Asked to stop: one last look first, so what was written before
-        // the stop is read and its position reported (a shutdown then saves
-        // a position that covers every line before it).
-        let stopping = stop.load(Ordering::Relaxed);
-        if inotify.is_none() && !stopping {
-            inotify = Inotify::init().ok().and_then(|i| {
-                i.watches()
-                    .add(
-                        &dir,
-                        WatchMask::MODIFY
-                            | WatchMask::CREATE
-                            | WatchMask::MOVED_TO
-                            | WatchMask::MOVED_FROM
-                            | WatchMask::DELETE
-                            | WatchMask::ATTRIB
-                            | WatchMask::CLOSE_WRITE,
-                    )
-                    .ok()
-                    .map(|_| i)
-            });
-        }
-        match follower.poll_lines(on_line) {
-            Ok(()) => {
-                last_error = None;
-                if let Some(p) = follower.position() {
-                    on_position(p);
-                }
-            }
-            Err(e) => {
-                let msg = format!("{}: {e}", follower.path.display());
-                if last_error.as_ref() != Some(&msg) {
-                    on_error(msg.clone());
-                    last_error = Some(msg);
-                }
-            }
-        }
-        if stopping {
-            break;
-        }
-        match &mut inotify {
-            Some(ino) => {
-                if !wait_readable(ino.as_raw_fd(), 1000) {
-                    continue;
-                }
-                match ino.read_events(&mut events) {
-                    Ok(evs) => {
-                        // Overflow or the directory itself going away:
-                        // start over with a fresh watch.
-                        let mut reset = false;
-                        for ev in evs {
-                            if ev.mask.contains(inotify::EventMask::Q_OVERFLOW)
-                                || ev.mask.contains(inotify::EventMask::IGNORED)
-                            {
-                                reset = true;
-                            }
-                        }
-                        if reset {
-                            inotify = None;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => inotify = None,
-                }
-            }
-            None => std::thread::sleep(Duration::from_millis(1000)),
+        match &mut self.current {
+            Some(open) => open.drain(buf, on_line, budget),
+            None => Ok(false),
         }
     }
-}
-
-/// poll(2) on one descriptor; `true` when it is readable.
-fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, count 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    rc > 0 && pfd.revents & libc::POLLIN != 0
 }
 
 /// One journal entry as the watcher uses it.
@@ -495,18 +450,36 @@ fn one_token(field: &[u8]) -> Vec<u8> {
 }
 
 /// The argv of the journal child: follow, JSON, resume after `cursor` (or
-/// start at the end), with `matches`.
-pub fn journalctl_args(matches: &[String], cursor: Option<&str>) -> Vec<String> {
+/// start at the end of an empty journal), in `boot`'s choice of boot, with
+/// `matches`.
+pub fn journalctl_args(matches: &[String], cursor: Option<&str>, boot: &BootChoice) -> Vec<String> {
     let mut args = vec![
         "--follow".to_string(),
         "--output=json".to_string(),
         "--no-pager".to_string(),
         "--quiet".to_string(),
     ];
+    args.extend(boot.arg());
     match cursor {
         Some(c) => args.push(format!("--after-cursor={c}")),
         None => args.push("--lines=0".to_string()),
     }
+    args.extend(matches.iter().cloned());
+    args
+}
+
+/// The argv of the catch-up run before following: every entry after
+/// `cursor`, of every boot of this machine. journalctl 252 adds "this
+/// boot" by itself when it follows, so the follower alone skipped what was
+/// logged after the cursor in the boot before (between the daemon's stop
+/// and the reboot); without `--follow` it adds no boot.
+pub fn catch_up_args(matches: &[String], cursor: &str) -> Vec<String> {
+    let mut args = vec![
+        "--output=json".to_string(),
+        "--no-pager".to_string(),
+        "--quiet".to_string(),
+        format!("--after-cursor={cursor}"),
+    ];
     args.extend(matches.iter().cloned());
     args
 }
@@ -523,14 +496,48 @@ pub fn follow_journal(
     on_line: &mut dyn FnMut(JournalLine),
     on_error: &mut dyn FnMut(String),
 ) {
+    let mut noticed = None;
     while !stop.load(Ordering::Relaxed) {
-        let spawned = Command::new(journalctl)
-            .args(journalctl_args(matches, cursor.as_deref()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child: Child = match spawned {
+        let newest = probe_journal(journalctl, stop);
+        let boot = BootChoice::between(
+            newest.as_deref().and_then(newest_entry_boot).as_deref(),
+            std::fs::read_to_string(OWN_BOOT_ID).ok().as_deref(),
+        );
+        if let Some(notice) = boot.notice() {
+            // Once per boot pair, not at every restart of the child.
+            if noticed.as_ref() != Some(&boot) {
+                on_error(notice);
+                noticed = Some(boot.clone());
+            }
+        }
+        if let Some(saved) = cursor.clone() {
+            match spawn_reader(journalctl, catch_up_args(matches, &saved), child_pid, stop) {
+                Ok(child) => {
+                    let (_, status) = read_entries(child, child_pid, &mut cursor, on_line);
+                    match status {
+                        Ok(s) if !s.success() => on_error(format!(
+                            "{} (catching up after the saved cursor) exited ({s})",
+                            journalctl.display()
+                        )),
+                        _ => {}
+                    }
+                }
+                Err(e) => on_error(format!("{}: cannot start: {e}", journalctl.display())),
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        // No cursor yet: start after the journal's newest entry.
+        let start = cursor
+            .clone()
+            .or_else(|| newest.as_deref().and_then(newest_entry_cursor));
+        let child = match spawn_reader(
+            journalctl,
+            journalctl_args(matches, start.as_deref(), &boot),
+            child_pid,
+            stop,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 on_error(format!("{}: cannot start: {e}", journalctl.display()));
@@ -538,30 +545,7 @@ pub fn follow_journal(
                 continue;
             }
         };
-        child_pid.store(child.id(), Ordering::SeqCst);
-        if stop.load(Ordering::SeqCst) {
-            let _ = child.kill();
-        }
-        let stdout = child.stdout.take().expect("piped");
-        let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-        let mut raw = Vec::with_capacity(4096);
-        loop {
-            raw.clear();
-            match reader.read_until(b'\n', &mut raw) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if let Some(entry) = parse_journal_json(&raw) {
-                        if let Some(c) = &entry.cursor {
-                            cursor = Some(c.clone());
-                        }
-                        on_line(entry);
-                    }
-                }
-            }
-        }
-        let _ = child.kill();
-        let status = child.wait();
-        child_pid.store(0, Ordering::SeqCst);
+        let (mut child, status) = read_entries(child, child_pid, &mut cursor, on_line);
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -585,6 +569,100 @@ pub fn follow_journal(
         ));
         sleep_unless(stop, Duration::from_secs(1));
     }
+}
+
+/// Starts `journalctl ARGS` with its output piped, its pid in `child_pid`
+/// (killed at once if `stop` is already set).
+fn spawn_reader(
+    journalctl: &Path,
+    args: Vec<String>,
+    child_pid: &Arc<AtomicU32>,
+    stop: &AtomicBool,
+) -> std::io::Result<Child> {
+    let mut child = Command::new(journalctl)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child_pid.store(child.id(), Ordering::SeqCst);
+    if stop.load(Ordering::SeqCst) {
+        let _ = child.kill();
+    }
+    Ok(child)
+}
+
+/// Hands every entry `child` prints to `on_line`, keeping the last cursor,
+/// until its output ends; then reaps it. Returns it (for its stderr) and
+/// its exit status.
+fn read_entries(
+    mut child: Child,
+    child_pid: &Arc<AtomicU32>,
+    cursor: &mut Option<String>,
+    on_line: &mut dyn FnMut(JournalLine),
+) -> (Child, std::io::Result<std::process::ExitStatus>) {
+    let stdout = child.stdout.take().expect("piped");
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    let mut raw = Vec::with_capacity(4096);
+    loop {
+        raw.clear();
+        match reader.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Some(entry) = parse_journal_json(&raw) {
+                    if let Some(c) = &entry.cursor {
+                        *cursor = Some(c.clone());
+                    }
+                    on_line(entry);
+                }
+            }
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait();
+    child_pid.store(0, Ordering::SeqCst);
+    (child, status)
+}
+
+/// Where the kernel shows a process its boot ID (journalctl reads the same).
+const OWN_BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The journal's newest entry (its boot and cursor), from a `journalctl`
+/// run without `--follow`; `None` when it fails or takes longer than a few
+/// seconds (it is killed then; its output is one short line, well within a
+/// pipe's buffer, so waiting before reading cannot block it).
+fn probe_journal(journalctl: &Path, stop: &AtomicBool) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut child = Command::new(journalctl)
+        .args(probe_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => break false,
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()?
+        .take(64 * 1024)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
@@ -839,7 +917,11 @@ mod tests {
         assert!(parse_journal_json(b"not json").is_none());
         assert!(parse_journal_json(br#"{"_PID":"1"}"#).is_none());
         assert_eq!(
-            journalctl_args(&["_SYSTEMD_UNIT=ssh.service".into()], Some("c1")),
+            journalctl_args(
+                &["_SYSTEMD_UNIT=ssh.service".into()],
+                Some("c1"),
+                &BootChoice::Implicit
+            ),
             vec![
                 "--follow",
                 "--output=json",
@@ -848,6 +930,11 @@ mod tests {
                 "--after-cursor=c1",
                 "_SYSTEMD_UNIT=ssh.service"
             ]
+        );
+        let boot = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        assert_eq!(
+            journalctl_args(&[], None, &BootChoice::between(Some(boot), None))[4],
+            format!("--boot={boot}")
         );
     }
 }

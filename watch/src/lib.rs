@@ -20,9 +20,13 @@
 //!
 //! 1. `tags` (fail2ban's `<HOST>` and friends), `pyregex` (Python regex
 //!    syntax to Rust's), [`logtime`], `window`, [`mail`] (fail2ban's mail
-//!    actions): depend on nothing here.
+//!    actions), `prefsplit` (a prefregex's head), [`hostile`] (crafted
+//!    lines for the bounded-work test and `bench/filter-worst`),
+//!    `journal_boot` (the boot a journal follower names): depend on
+//!    nothing here.
 //! 2. `filter`: definitions ([`FilterDef`], [`Pattern`], [`DateRule`]) and
-//!    the regex limits every layer builds with.
+//!    the regex limits every layer builds with; `shared` (one compiled
+//!    copy of a filter or a date pattern for every source that uses it).
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
 //!    filter's latest lines and skeletons, open connections); data only.
 //! 4. `compiled`: compiled filters, each carrying its state.
@@ -33,7 +37,8 @@
 //!    followers), `settings` (the validated settings' types, public as
 //!    [`config`]'s).
 //! 8. [`policy`] (the jail policy), [`pipeline`] (a source's entries to
-//!    failures) and [`logpath`] (globs and missing files).
+//!    failures), [`logpath`] (globs and missing files) and [`poller`]
+//!    (threads following many files each).
 //! 9. [`fail2ban`]: fail2ban's configuration read onto all of the above
 //!    (its `date` module re-exports `datefind`, which the matcher needs and
 //!    so cannot live on top).
@@ -50,6 +55,8 @@ mod datefind;
 pub mod fail2ban;
 mod filter;
 pub mod follow;
+pub mod hostile;
+mod journal_boot;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;
@@ -57,8 +64,11 @@ mod matcher;
 mod multiline;
 pub mod pipeline;
 pub mod policy;
+pub mod poller;
+mod prefsplit;
 mod pyregex;
 mod settings;
+mod shared;
 mod state;
 mod tags;
 mod window;

@@ -14,6 +14,7 @@ use crate::compiled::{Captured, CompiledFilter};
 use crate::datefind::DateFinder;
 use crate::filter::{plain_regex, DateRule, FilterDef, FilterError, MAX_LINE_LEN};
 use crate::multiline::{connection_step, offender, Offender};
+use crate::shared::Shared;
 
 /// A failure found in a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +55,11 @@ enum Slot {
 #[derive(Debug)]
 struct DateGroup {
     /// `None`: the caller's split ([`crate::logtime::split_date`]).
-    finder: Option<DateFinder>,
+    finder: Option<std::sync::Arc<DateFinder>>,
     /// The finder would find a leading syslog/ISO date too: split that off
     /// the fast way and use the finder only for other lines.
     leading_first: bool,
-    set: Option<regex::bytes::RegexSet>,
+    set: Option<std::sync::Arc<regex::bytes::RegexSet>>,
     /// (filter, slot) of each pattern of `set`, in `set`'s order.
     set_map: Vec<(usize, Slot)>,
     /// (filter, slot) of patterns that are not in `set`: tried always.
@@ -78,7 +79,7 @@ impl Matcher {
     pub fn new(filters: &[FilterDef]) -> Result<Matcher, FilterError> {
         let compiled = filters
             .iter()
-            .map(FilterDef::compile)
+            .map(FilterDef::compile_shared)
             .collect::<Result<Vec<_>, _>>()?;
         let mut rules: Vec<&DateRule> = filters.iter().map(|f| &f.date).collect();
         rules.sort();
@@ -118,41 +119,47 @@ impl Matcher {
             let set = if scan.is_empty() {
                 None
             } else {
+                // Sources whose jails use the same filters share the scan.
+                static SETS: Shared<Vec<String>, regex::bytes::RegexSet> = Shared::new();
+                let key: Vec<String> = scan.iter().map(|s| s.to_string()).collect();
                 Some(
-                    regex::bytes::RegexSetBuilder::new(&scan)
-                        .unicode(false)
-                        .size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                        .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                        .build()
-                        .map_err(|e| FilterError {
-                            filter: filters
-                                .iter()
-                                .map(|f| f.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join("+"),
-                            kind: "failregex",
-                            index: 0,
-                            pattern: String::new(),
-                            reason: format!("combined scan: {}", e.to_string().replace('\n', " ")),
-                        })?,
+                    SETS.get_or_build(&key, || {
+                        regex::bytes::RegexSetBuilder::new(&scan)
+                            .unicode(false)
+                            .size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                            .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                            .build()
+                    })
+                    .map_err(|e| FilterError {
+                        filter: filters
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("+"),
+                        kind: "failregex",
+                        index: 0,
+                        pattern: String::new(),
+                        reason: format!("combined scan: {}", e.to_string().replace('\n', " ")),
+                    })?,
                 )
             };
             debug_assert!(scan.iter().all(|s| plain_regex(s).is_ok()));
             let (finder, leading_first) = match rule {
                 DateRule::Leading => (None, false),
                 DateRule::Fail2ban(p) => {
-                    let finder = DateFinder::new(p.as_deref()).map_err(|reason| FilterError {
-                        filter: filters
-                            .iter()
-                            .filter(|f| f.date == *rule)
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join("+"),
-                        kind: "datepattern",
-                        index: 1,
-                        pattern: p.clone().unwrap_or_default(),
-                        reason: reason.to_string(),
-                    })?;
+                    let finder =
+                        DateFinder::shared(p.as_deref()).map_err(|reason| FilterError {
+                            filter: filters
+                                .iter()
+                                .filter(|f| f.date == *rule)
+                                .map(|f| f.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join("+"),
+                            kind: "datepattern",
+                            index: 1,
+                            pattern: p.clone().unwrap_or_default(),
+                            reason: reason.to_string(),
+                        })?;
                     let leading = p
                         .as_deref()
                         .is_none_or(|p| matches!(p.trim(), "{^LN-BEG}" | "{DEFAULT}"));
@@ -368,4 +375,60 @@ fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Targ
         return Some((r, counted, counted.is_none()));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Pattern;
+    use std::sync::Arc;
+
+    fn first(m: &Matcher, line: &str) -> Option<String> {
+        let mut hits = Vec::new();
+        m.scan(line.as_bytes(), &mut hits);
+        hits.first().map(|h| h.target.to_string())
+    }
+
+    /// Issue 16: every source compiled its filters and date templates
+    /// anew, so ninety jails using a few filters held ninety copies, each
+    /// growing its own lazy-DFA caches. Two sources whose jails use the same
+    /// filter now share one compiled copy, and still keep their own state
+    /// (a multi-line filter's buffer): a line of one log never completes a
+    /// failure with a line of the other.
+    #[test]
+    fn two_sources_with_the_same_filter_share_its_compiled_patterns_but_not_its_state() {
+        let def = FilterDef {
+            name: "twolines".into(),
+            failregex: vec![Pattern::new(r"^h a: from <HOST>\nh a: denied$")],
+            ignoreregex: Vec::new(),
+            prefregex: None,
+            date: DateRule::Fail2ban(Some("{NONE}".into())),
+            maxlines: 2,
+        };
+        let a = Matcher::new(std::slice::from_ref(&def)).unwrap();
+        let b = Matcher::new(std::slice::from_ref(&def)).unwrap();
+        assert!(Arc::ptr_eq(&a.filters[0].patterns, &b.filters[0].patterns));
+        let finder = |m: &Matcher| m.groups[0].finder.clone().unwrap();
+        assert!(Arc::ptr_eq(&finder(&a), &finder(&b)));
+        assert_eq!(first(&a, "h a: from 192.0.2.9"), None);
+        assert_eq!(first(&b, "h a: denied"), None, "b completed a's line");
+        assert_eq!(first(&a, "h a: denied").as_deref(), Some("192.0.2.9"));
+        // Another filter is another copy; the combined scans of sources
+        // with the same filters are one too.
+        let other = FilterDef {
+            name: "other".into(),
+            failregex: vec![Pattern::new(r"^h b: from <HOST>$")],
+            maxlines: 1,
+            ..def
+        };
+        let c = Matcher::new(std::slice::from_ref(&other)).unwrap();
+        assert!(!Arc::ptr_eq(&a.filters[0].patterns, &c.filters[0].patterns));
+        let d = Matcher::new(&[other]).unwrap();
+        let set = |m: &Matcher| m.groups[0].set.clone().unwrap();
+        assert!(Arc::ptr_eq(&set(&c), &set(&d)));
+        assert_eq!(
+            first(&d, "h b: from 192.0.2.10").as_deref(),
+            Some("192.0.2.10")
+        );
+    }
 }

@@ -9,10 +9,14 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     ("tags", 1),
     ("pyregex", 1),
+    ("prefsplit", 1),
+    ("hostile", 1),
     ("logtime", 1),
     ("window", 1),
     ("mail", 1),
+    ("journal_boot", 1),
     ("filter", 2),
+    ("shared", 2),
     ("state", 3),
     ("compiled", 4),
     ("datefind", 5),
@@ -25,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("policy", 8),
     ("pipeline", 8),
     ("logpath", 8),
+    ("poller", 8),
     ("fail2ban", 9),
 ];
 

@@ -3,7 +3,7 @@
 
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
-    SetSpec, Target,
+    SetPolicy, SetSpec, Target,
 };
 use banset_ipset::IpsetBackend;
 
@@ -191,7 +191,19 @@ impl Backend for FirewalldBackend {
                 added.push((rule, layer));
             }
         }
+        // A rule of the other policy's shape (the set was re-created with
+        // the other policy while firewalld kept a permanent rule) goes once
+        // the right one is in.
+        for rule in &msg::other_policy_rules(spec) {
+            for &layer in layers(spec) {
+                self.remove_rule(spec, rule, layer)?;
+            }
+        }
         Ok(())
+    }
+
+    fn supports_policy(&self, _policy: SetPolicy) -> bool {
+        true
     }
 
     fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
@@ -213,6 +225,10 @@ impl Backend for FirewalldBackend {
                 all &= self.has_rule(spec, rule, layer)?;
             }
         }
+        // A rule of the other policy's shape blocks the wrong sources.
+        for rule in &msg::other_policy_rules(spec) {
+            all &= !self.has_rule(spec, rule, Layer::Runtime)?;
+        }
         Ok(if all && sets == SetHealth::Present {
             SetHealth::Present
         } else {
@@ -231,8 +247,10 @@ impl Backend for FirewalldBackend {
     /// Rules first (runtime, and the saved one of a permanent hook): the
     /// kernel refuses to destroy a set a rule still names.
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        // A hook that no longer builds cannot have a rule.
-        let rules = msg::direct_rules(spec).unwrap_or_default();
+        // A hook that no longer builds cannot have a rule; a rule of
+        // either policy's shape names the sets.
+        let mut rules = msg::direct_rules(spec).unwrap_or_default();
+        rules.extend(msg::other_policy_rules(spec));
         for rule in &rules {
             for &layer in layers(spec) {
                 self.remove_rule(spec, rule, layer)?;

@@ -2,7 +2,7 @@
 //! the bus, the direct rule of a set, and firewalld's error codes. Pure, so
 //! it is unit-tested without a bus.
 
-use banset_core::{ErrorKind, Family, SetSpec};
+use banset_core::{ErrorKind, Family, SetPolicy, SetSpec};
 
 /// firewalld's well-known bus name.
 pub const SERVICE: &str = "org.fedoraproject.FirewallD1";
@@ -83,9 +83,39 @@ pub fn ipv(family: Family) -> &'static str {
 
 /// The direct rules of a set, one per family, IPv4 first; none when the set
 /// has no hook. The match and target are the ipset backend's own
-/// (`banset_ipset::hook_rule`), so a set reads the same under both backends.
-/// `Err` explains a hook iptables cannot express.
+/// (`banset_ipset::hook_rule_for`), so a set reads the same under both
+/// backends. `Err` explains a hook iptables cannot express.
+///
+/// An allow-only set is a direct rule too (`! -i lo ... -m set !
+/// --match-set SET src ... -j DROP`), not a firewalld zone with the ipsets
+/// as sources, the way admins did it by hand. A zone binds its sources:
+/// every packet from a member would then be handled by banset's zone, its
+/// services and policy instead of the zone the admin configured (the one
+/// that opens 25, 80, ...), and "only members reach 22" also needs 22
+/// taken out of every other zone, which is the admin's configuration,
+/// not banset's. The direct rule blocks non-members on the set's ports and
+/// nothing else, passes loopback, never accepts (so the zones, and ban
+/// sets, still apply to members), and is restored after a reload by the
+/// same keeper that restores ban sets' rules.
 pub fn direct_rules(spec: &SetSpec) -> Result<Vec<DirectRule>, banset_ipset::TooManyPorts> {
+    direct_rules_with(spec, spec.policy)
+}
+
+/// The direct rules the set would have under the other policy: a rule of
+/// that shape is the wrong one (health says Incomplete; `ensure_set` and
+/// `destroy` remove it). Empty when the hook does not build.
+pub fn other_policy_rules(spec: &SetSpec) -> Vec<DirectRule> {
+    let other = match spec.policy {
+        SetPolicy::Ban => SetPolicy::AllowOnly,
+        SetPolicy::AllowOnly => SetPolicy::Ban,
+    };
+    direct_rules_with(spec, other).unwrap_or_default()
+}
+
+fn direct_rules_with(
+    spec: &SetSpec,
+    policy: SetPolicy,
+) -> Result<Vec<DirectRule>, banset_ipset::TooManyPorts> {
     let Some(hook) = &spec.hook else {
         return Ok(Vec::new());
     };
@@ -97,7 +127,7 @@ pub fn direct_rules(spec: &SetSpec) -> Result<Vec<DirectRule>, banset_ipset::Too
             Ok(DirectRule {
                 ipv: ipv(family),
                 family,
-                args: banset_ipset::hook_rule(&set, hook)?,
+                args: banset_ipset::hook_rule_for(&set, hook, policy)?,
             })
         })
         .collect()
@@ -212,6 +242,42 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("at most 15"));
+    }
+
+    #[test]
+    fn an_allow_only_set_is_a_direct_rule_blocking_every_other_source() {
+        let mut s = spec("home");
+        s.policy = SetPolicy::AllowOnly;
+        s.hook = Some(Hook {
+            ports: PortRange::parse_list("22,587").unwrap(),
+            ..Hook::default()
+        });
+        let rules = direct_rules(&s).unwrap();
+        assert_eq!(rules.len(), 2);
+        for rule in &rules {
+            let shown = rule.shown();
+            assert!(
+                shown.contains("! -i lo") && shown.contains("-m set ! --match-set home"),
+                "{shown}"
+            );
+            assert!(
+                shown.ends_with("-j DROP") && shown.contains("--dports 22,587"),
+                "{shown}"
+            );
+        }
+        let other = other_policy_rules(&s);
+        assert_eq!(
+            other,
+            direct_rules(&spec_with_hook(&s, SetPolicy::Ban)).unwrap()
+        );
+        assert!(!other[0].shown().contains("! --match-set"));
+    }
+
+    fn spec_with_hook(s: &SetSpec, policy: SetPolicy) -> SetSpec {
+        SetSpec {
+            policy,
+            ..s.clone()
+        }
     }
 
     #[test]

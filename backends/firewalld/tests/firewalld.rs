@@ -316,3 +316,38 @@ fn changed_ports_and_maxelem_swap_the_direct_rules_and_keep_every_ban() {
         assert_eq!(permanent_rules(fw).trim(), "");
     });
 }
+
+#[test]
+fn an_allow_only_set_is_its_own_direct_rule_and_comes_back_after_a_reload() {
+    under_both("allow_only_direct_rule", |fw| {
+        let b = open(fw);
+        // The suite's shape check against the real firewalld: health tells
+        // the shapes apart, ensure_set swaps them, destroy leaves nothing.
+        fw.enter(|| {
+            banset_tests::conformance::check("allow_only_rule_has_its_own_shape").run(&b, "fw-a")
+        });
+        assert_eq!(runtime_rules(fw).trim(), "");
+        let mut s = spec("fw-home");
+        s.policy = banset_core::SetPolicy::AllowOnly;
+        s.hook.as_mut().unwrap().ports = banset_core::PortRange::parse_list("22").unwrap();
+        fw.enter(|| {
+            b.ensure_set(&s).unwrap();
+            b.add(&s, &[ban("192.0.2.1")]).unwrap();
+        });
+        let rules = runtime_rules(fw);
+        assert!(
+            // firewall-cmd quotes the `!`.
+            rules.contains(
+                "ipv4 filter INPUT 0 '!' -i lo -p tcp -m set '!' --match-set fw-home src"
+            ) && rules.contains("'banset fw-home6 allow-only' -j DROP"),
+            "{rules}"
+        );
+        fw.reload().unwrap();
+        assert_eq!(fw.enter(|| b.health(&s)).unwrap(), SetHealth::Incomplete);
+        fw.enter(|| b.ensure_set(&s)).unwrap();
+        assert_eq!(fw.enter(|| b.health(&s)).unwrap(), SetHealth::Present);
+        assert!(runtime_rules(fw).contains("'!' --match-set fw-home src"));
+        fw.enter(|| b.destroy(&s)).unwrap();
+        assert_eq!(runtime_rules(fw).trim(), "");
+    });
+}

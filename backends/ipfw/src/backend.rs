@@ -6,7 +6,7 @@ use banset_core::batch_check;
 use banset_core::errno::ESRCH;
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry,
-    RuleSightings, SetHealth, SetSpec, Target,
+    RuleSightings, SetHealth, SetPolicy, SetSpec, Target,
 };
 
 use crate::msg;
@@ -77,8 +77,9 @@ impl Backend for IpfwBackend {
             max_timeout: None,
             prefixes: true,
             mixed_families: true,
-            // An add is atomic (IPFW_CTF_ATOMIC), but a removal and an
-            // addition are two calls and large batches several.
+            // An add is atomic (IPFW_CTF_ATOMIC) and a replace swaps a
+            // filled table in, but a removal and an addition are two calls
+            // and large batches several.
             atomic_batches: false,
             // The deny rule comes before check-state, so an established
             // connection from a banned source is cut by the rule itself.
@@ -91,7 +92,7 @@ impl Backend for IpfwBackend {
         self.tables
             .create(name, spec.max_elements.unwrap_or(0))
             .map_err(|e| e.within(format!("set {}", spec.name)))?;
-        if let Some(hook) = &spec.hook {
+        if spec.hook.is_some() {
             // Two threads picking a free number at once would pick the same
             // one, and `ipfw delete N` removes every rule numbered N. Two
             // processes creating sets at the same moment still could; the
@@ -100,18 +101,19 @@ impl Backend for IpfwBackend {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let rules = self.rules()?;
-            if !rules.iter().any(|r| rule::is_ours(r, name)) {
-                let number = rule::free_number(&rules).map_err(|why| {
-                    BackendError::new(
-                        ErrorKind::Other,
-                        format!("rule of set {}", spec.name),
-                        why.to_string(),
-                    )
-                })?;
-                self.run_ipfw(&rule::add_argv(number, &rule::body(name, hook)))?;
+            let fits =
+                |r: &rule::Listed| rule::is_ours(r, name) && rule::policy_of(r) == spec.policy;
+            if !rules.iter().any(fits) {
+                // None, or one of the other policy's shape: the new rule
+                // goes in before the old one leaves.
+                self.swap_rule(spec, &rules)?;
             }
         }
         Ok(())
+    }
+
+    fn supports_policy(&self, _policy: SetPolicy) -> bool {
+        true
     }
 
     fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
@@ -124,8 +126,11 @@ impl Backend for IpfwBackend {
         if spec.hook.is_none() {
             return Ok(SetHealth::of([(exists, exists)]));
         }
-        self.rules_seen.health(name, exists, || {
-            let rule = self.rules()?.iter().any(|r| rule::is_ours(r, name));
+        self.rules_seen.health(&sighting(spec), exists, || {
+            let rule = self
+                .rules()?
+                .iter()
+                .any(|r| rule::is_ours(r, name) && rule::policy_of(r) == spec.policy);
             Ok((rule, rule))
         })
     }
@@ -150,8 +155,10 @@ impl Backend for IpfwBackend {
         )?;
         let adds: Vec<Target> = changes.add.iter().map(|e| e.target).collect();
         if changes.flush_first {
-            self.tables.flush(name).map_err(ctx)?;
-        } else if !changes.remove.is_empty() {
+            // Atomic for the rule: see `replace`.
+            return self.replace(spec, name, &adds).map_err(ctx);
+        }
+        if !changes.remove.is_empty() {
             self.tables.del(name, &changes.remove).map_err(ctx)?;
         }
         if !adds.is_empty() {
@@ -173,7 +180,7 @@ impl Backend for IpfwBackend {
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let name = table_of(spec)?;
-        self.rules_seen.forget(name);
+        forget_sightings(&self.rules_seen, spec);
         // The rule first: the kernel refuses to destroy a table a rule uses.
         let rules = self.rules()?;
         let mut numbers: Vec<u32> = rules
@@ -211,6 +218,19 @@ impl Backend for IpfwBackend {
     }
 }
 
+/// The key of a set's rule sighting: the name and the policy, so a
+/// sighting of an allow-only rule never vouches for a ban rule.
+fn sighting(spec: &SetSpec) -> String {
+    format!("{} {}", spec.name, spec.policy)
+}
+
+/// Forgets every sighting of the set's rule, whatever its policy.
+fn forget_sightings(seen: &RuleSightings, spec: &SetSpec) {
+    for policy in SetPolicy::ALL {
+        seen.forget(&format!("{} {policy}", spec.name));
+    }
+}
+
 /// The table of a set has the set's name, checked against ipfw's rules.
 fn table_of(spec: &SetSpec) -> Result<&str, BackendError> {
     let name = spec.name.as_str();
@@ -220,5 +240,6 @@ fn table_of(spec: &SetSpec) -> Result<&str, BackendError> {
 }
 
 mod change;
+mod replace;
 #[cfg(test)]
 mod tests;

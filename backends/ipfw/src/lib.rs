@@ -11,8 +11,13 @@
 //! - **FreeBSD 11–14: natively**, with `IP_FW3` socket options on a raw
 //!   socket: `XCREATE`, `XADD` (with `IPFW_TF_UPDATE`, so a re-ban is not an
 //!   error, and `IPFW_CTF_ATOMIC`), `XDEL`, `XINFO` + `XLIST`, `XFLUSH`,
-//!   `XDESTROY`. One system call per 4,096 entries, each entry's result
-//!   read back.
+//!   `XDESTROY`, `XSWAP`. One system call per 4,096 entries, each entry's
+//!   result read back.
+//! - **`banset replace`** fills a temporary table (`_banset_swap.NAME`)
+//!   and swaps it with the live one in one step (`XSWAP`, or `ipfw table
+//!   NAME swap TEMP`), so the rule never sees the table empty or half
+//!   filled; a temporary table left by a crash is removed by the next
+//!   replace.
 //! - **FreeBSD 15 and later: the `ipfw` command**, by argv. 15 changed the
 //!   index fields inside these structs (same sizes, other offsets) and that
 //!   layout has not been checked on a 15 system yet; `kern.osreldate`

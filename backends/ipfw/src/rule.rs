@@ -4,7 +4,15 @@
 //! ```text
 //! ipfw -q add 50 deny ip from table(f2b) to any // banset f2b
 //! ipfw -q add 51 reset tcp from table(smtp) to any dst-port 25,465,587 // banset smtp
+//! ipfw -q add 52 deny tcp from not table(home) to any dst-port 22,587 in not via lo0 // banset home
 //! ```
+//!
+//! The last is an allow-only set's: every source *not* in the table is
+//! denied on the ports. `in` keeps the host's own outgoing connections to
+//! other hosts' port 22 out of it (ipfw sees each packet going out too),
+//! `not via lo0` its traffic to itself (from any of its addresses, it
+//! passes lo0). It denies and never allows, so the admin's later rules
+//! and ban sets still apply to members.
 //!
 //! Loading rules natively is a large API for one rule per set, so the rule
 //! goes in with `ipfw` by argv. Its place matters: ipfw runs rules in
@@ -23,7 +31,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::process::{Command, Stdio};
 
-use banset_core::{BackendError, BlockType, ErrorKind, Hook, Protocol};
+use banset_core::{BackendError, BlockType, ErrorKind, Hook, Protocol, SetPolicy};
 
 /// Where banset starts looking for a free rule number: below the 100s
 /// where `rc.firewall` starts, above the single digits admins use.
@@ -37,9 +45,9 @@ pub fn comment(set: &str) -> String {
     format!("// banset {set}")
 }
 
-/// The rule after its number: action, protocol, source table, ports,
-/// comment.
-pub fn body(table: &str, hook: &Hook) -> Vec<String> {
+/// The rule after its number: action, protocol, source table (or every
+/// source outside it, for an allow-only set), ports, comment.
+pub fn body(table: &str, hook: &Hook, policy: SetPolicy) -> Vec<String> {
     // Ports imply TCP unless the hook says otherwise (see `Hook::protocol`).
     let protocol = match (hook.protocol, hook.ports.is_empty()) {
         (Some(p), _) => Some(p),
@@ -53,18 +61,30 @@ pub fn body(table: &str, hook: &Hook) -> Vec<String> {
         (BlockType::Reject, _) => vec!["unreach".into(), "port".into()],
     };
     out.push(protocol.map_or("ip", Protocol::name).into());
-    out.extend([
-        "from".into(),
-        format!("table({table})"),
-        "to".into(),
-        "any".into(),
-    ]);
+    out.push("from".into());
+    if policy == SetPolicy::AllowOnly {
+        out.push("not".into());
+    }
+    out.extend([format!("table({table})"), "to".into(), "any".into()]);
     if !hook.ports.is_empty() {
         let ports: Vec<String> = hook.ports.iter().map(|r| r.to_string()).collect();
         out.extend(["dst-port".into(), ports.join(",")]);
     }
+    if policy == SetPolicy::AllowOnly {
+        out.extend(["in", "not", "via", "lo0"].map(String::from));
+    }
     out.extend(["//".into(), "banset".into(), table.into()]);
     out
+}
+
+/// The policy whose shape a rule of ours has: an allow-only rule's source
+/// is `not table(NAME)`.
+pub fn policy_of(rule: &Listed) -> SetPolicy {
+    if rule.text.contains(" from not table(") {
+        SetPolicy::AllowOnly
+    } else {
+        SetPolicy::Ban
+    }
 }
 
 /// `ipfw` arguments that add the rule as number `number`.
@@ -230,7 +250,7 @@ mod tests {
 
     #[test]
     fn plain_deny() {
-        let b = body("f2b", &Hook::default());
+        let b = body("f2b", &Hook::default(), SetPolicy::Ban);
         assert_eq!(
             strs(&add_argv(50, &b)),
             [
@@ -260,7 +280,7 @@ mod tests {
             ..Hook::default()
         };
         assert_eq!(
-            strs(&body("smtp", &tcp)),
+            strs(&body("smtp", &tcp, SetPolicy::Ban)),
             [
                 "reset",
                 "tcp",
@@ -280,7 +300,35 @@ mod tests {
             block: BlockType::Reject,
             ..Hook::default()
         };
-        assert_eq!(strs(&body("dns", &udp))[..3], ["unreach", "port", "udp"]);
+        assert_eq!(
+            strs(&body("dns", &udp, SetPolicy::Ban))[..3],
+            ["unreach", "port", "udp"]
+        );
+    }
+
+    #[test]
+    fn an_allow_only_rule_denies_every_source_outside_the_table_coming_in() {
+        let hook = Hook {
+            ports: PortRange::parse_list("ssh,submission").unwrap(),
+            ..Hook::default()
+        };
+        let b = body("home", &hook, SetPolicy::AllowOnly);
+        assert_eq!(
+            b.join(" "),
+            "deny tcp from not table(home) to any dst-port 22,587 in not via lo0 // banset home"
+        );
+        let listed = parse_list(&format!(
+            "00052 {}\n00053 deny ip from table(home) to any // banset home\n",
+            b.join(" ")
+        ));
+        assert!(is_ours(&listed[0], "home") && is_ours(&listed[1], "home"));
+        assert_eq!(policy_of(&listed[0]), SetPolicy::AllowOnly);
+        assert_eq!(policy_of(&listed[1]), SetPolicy::Ban);
+        let all_ports = body("home", &Hook::default(), SetPolicy::AllowOnly);
+        assert_eq!(
+            all_ports.join(" "),
+            "deny ip from not table(home) to any in not via lo0 // banset home"
+        );
     }
 
     const RC_FIREWALL: &str = "\

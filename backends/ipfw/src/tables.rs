@@ -29,6 +29,10 @@ pub trait Tables: Send + Sync + fmt::Debug {
     fn destroy(&self, name: &str) -> Result<(), BackendError>;
     /// Removes every entry.
     fn flush(&self, name: &str) -> Result<(), BackendError>;
+    /// Exchanges the entries of tables `a` and `b` in one step: a rule
+    /// matching against either sees the old entries or the new ones, never
+    /// a mix. Both must exist and be of the same type.
+    fn swap(&self, a: &str, b: &str) -> Result<(), BackendError>;
     /// Adds entries; present ones are fine.
     fn add(&self, name: &str, targets: &[Target]) -> Result<(), BackendError>;
     /// Deletes entries; absent ones are fine.
@@ -172,6 +176,20 @@ impl<S: Sockopt> Tables for Native<S> {
             .map_err(|e| ipfw_error(e, &format!("flush ipfw table {name}")))
     }
 
+    fn swap(&self, a: &str, b: &str) -> Result<(), BackendError> {
+        let what = format!("swap ipfw tables {a} and {b}");
+        self.sock.set(&msg::swap(a, b)).map_err(|e| match e {
+            // `swap_tables()` refuses tables of different types or value
+            // types with EINVAL, as `ipfw(8)`'s "check types" says.
+            EINVAL => BackendError::new(
+                ErrorKind::Invalid,
+                what,
+                "the tables differ in type or value type (was one made outside banset?)",
+            ),
+            e => ipfw_error(e, &what),
+        })
+    }
+
     fn add(&self, name: &str, targets: &[Target]) -> Result<(), BackendError> {
         self.modify(msg::XADD, name, targets)
     }
@@ -294,6 +312,10 @@ impl<R: Runner> Tables for Command<R> {
 
     fn flush(&self, name: &str) -> Result<(), BackendError> {
         self.run(table_argv(name, &["flush"])).map(drop)
+    }
+
+    fn swap(&self, a: &str, b: &str) -> Result<(), BackendError> {
+        self.run(table_argv(a, &["swap", b])).map(drop)
     }
 
     fn add(&self, name: &str, targets: &[Target]) -> Result<(), BackendError> {

@@ -11,11 +11,11 @@ use std::time::Duration;
 use banset_core::errno::ENOENT;
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, Family, KernelEntry,
-    SetHealth, SetName, SetSpec, Target,
+    SetHealth, SetName, SetPolicy, SetSpec, Target,
 };
 
 use crate::hook::{self, Action};
-use crate::layout::{self, MAX_TIMEOUT};
+use crate::layout::{self, KernelSet, MAX_TIMEOUT};
 use crate::msg::replies::SetHeader;
 use crate::msg::requests;
 use crate::msg::{cmd, errcode};
@@ -98,6 +98,11 @@ impl Backend for IpsetBackend {
         }
     }
 
+    /// Both: an allow-only set's rule is `! --match-set` (see `hook`).
+    fn supports_policy(&self, _policy: SetPolicy) -> bool {
+        true
+    }
+
     fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let sets = layout::kernel_sets(spec);
         let rules = hook::rules_for(spec, &sets)?;
@@ -121,7 +126,8 @@ impl Backend for IpsetBackend {
                 }
             }
         }
-        for (set, rule) in sets.iter().zip(&rules) {
+        let other_rules = hook::other_policy_rules(spec, &sets);
+        for ((set, rule), other) in sets.iter().zip(&rules).zip(&other_rules) {
             if let Some(rule) = rule {
                 if !hook::rule_present(set, rule)? {
                     let program = hook::program(set.family);
@@ -130,6 +136,11 @@ impl Backend for IpsetBackend {
                     if !outcome.success() {
                         return Err(hook::failure(program, &args, &outcome));
                     }
+                }
+                // A rule of the other policy's shape would invert what the
+                // members mean; it goes once the right one is in.
+                if let Some(other) = other {
+                    delete_rule(set, other)?;
                 }
             }
         }
@@ -154,12 +165,21 @@ impl Backend for IpsetBackend {
             }
         }
         let set_exists: Vec<bool> = objects.iter().map(|&(exists, _)| exists).collect();
-        for ((set, rule), exists) in sets.iter().zip(&rules).zip(set_exists) {
+        for ((set, rule), &exists) in sets.iter().zip(&rules).zip(&set_exists) {
             if let Some(rule) = rule {
                 // Without the set, iptables refuses to even check a rule
                 // naming it; no such rule can exist.
                 let present = exists && hook::rule_present(set, rule)?;
                 objects.push((present, present));
+            }
+        }
+        // A rule of the other policy's shape exists without fitting.
+        let other_rules = hook::other_policy_rules(spec, &sets);
+        for ((set, other), &exists) in sets.iter().zip(&other_rules).zip(&set_exists) {
+            if let Some(other) = other {
+                if exists && hook::rule_present(set, other)? {
+                    objects.push((true, false));
+                }
             }
         }
         Ok(SetHealth::of(objects))
@@ -265,33 +285,19 @@ impl Backend for IpsetBackend {
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let sets = layout::kernel_sets(spec);
         // A hook that no longer builds (ports changed) cannot have a rule.
-        let rules: Vec<Option<Vec<String>>> = sets
-            .iter()
-            .map(|set| {
-                spec.hook
-                    .as_ref()
-                    .and_then(|h| hook::rule_spec(&set.name, h).ok())
-            })
-            .collect();
-        for (set, rule) in sets.iter().zip(&rules) {
+        let rules: Vec<Option<Vec<String>>> =
+            hook::rules_for(spec, &sets).unwrap_or_else(|_| vec![None; sets.len()]);
+        let other_rules = hook::other_policy_rules(spec, &sets);
+        for ((set, rule), other) in sets.iter().zip(&rules).zip(&other_rules) {
             let exists = header(&mut self.lock(), set)?.is_some();
             if !exists {
                 continue;
             }
-            if let Some(rule) = rule {
-                // The rule goes first: the kernel refuses to destroy a set a
-                // rule still uses.
-                for _ in 0..MAX_RULE_COPIES {
-                    if !hook::rule_present(set, rule)? {
-                        break;
-                    }
-                    let program = hook::program(set.family);
-                    let args = hook::argv(Action::Delete, rule);
-                    let outcome = hook::run(program, &args)?;
-                    if !outcome.success() {
-                        return Err(hook::failure(program, &args, &outcome));
-                    }
-                }
+            // The rules go first: the kernel refuses to destroy a set a
+            // rule still uses. Either policy's: one of the wrong shape
+            // would keep the set busy just the same.
+            for rule in [rule, other].into_iter().flatten() {
+                delete_rule(set, rule)?;
             }
             let what = format!("destroy {}", set.describe());
             match simple(&mut self.lock(), cmd::DESTROY, set, &set.name) {
@@ -407,4 +413,20 @@ impl IpsetBackend {
         filled?;
         cleanup
     }
+}
+
+/// Deletes every copy of `rule` (up to [`MAX_RULE_COPIES`]) from `INPUT`.
+fn delete_rule(set: &KernelSet, rule: &[String]) -> Result<(), BackendError> {
+    for _ in 0..MAX_RULE_COPIES {
+        if !hook::rule_present(set, rule)? {
+            break;
+        }
+        let program = hook::program(set.family);
+        let args = hook::argv(Action::Delete, rule);
+        let outcome = hook::run(program, &args)?;
+        if !outcome.success() {
+            return Err(hook::failure(program, &args, &outcome));
+        }
+    }
+    Ok(())
 }

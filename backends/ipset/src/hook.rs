@@ -6,6 +6,14 @@
 //!     -m multiport --dports 25,465,587 -m comment --comment "banset f2b" -j DROP
 //! ```
 //!
+//! An allow-only set's rule blocks every source NOT in the set, never on
+//! loopback, and carries another comment so the two shapes are told apart:
+//!
+//! ```text
+//! iptables -w -I INPUT 1 ! -i lo -p tcp -m set ! --match-set home src \
+//!     -m multiport --dports 22,587 -m comment --comment "banset home allow-only" -j DROP
+//! ```
+//!
 //! A set blocks nothing by itself, and native nftables rules cannot refer to
 //! an ipset, so the rule goes through iptables (on current distributions the
 //! nft-based one, whose xt_set compatibility match reads the ipset). The
@@ -18,7 +26,7 @@
 
 use std::process::Command;
 
-use banset_core::{BackendError, BlockType, ErrorKind, Family, Hook, Protocol, SetSpec};
+use banset_core::{BackendError, BlockType, ErrorKind, Family, Hook, Protocol, SetPolicy, SetSpec};
 
 use crate::layout::KernelSet;
 
@@ -49,9 +57,13 @@ pub enum Action {
     Delete,
 }
 
-/// The comment that marks a rule as banset's, naming the kernel set.
-pub fn comment(set: &str) -> String {
-    format!("banset {set}")
+/// The comment that marks a rule as banset's, naming the kernel set (and
+/// the policy, when it is not ban).
+pub fn comment(set: &str, policy: SetPolicy) -> String {
+    match policy {
+        SetPolicy::Ban => format!("banset {set}"),
+        SetPolicy::AllowOnly => format!("banset {set} {}", policy.name()),
+    }
 }
 
 /// The kernel sets named by banset's rules in `iptables -S INPUT` output:
@@ -64,6 +76,7 @@ pub fn commented_sets(listing: &str) -> Vec<String> {
         .filter_map(|line| {
             let rest = &line[line.find(MARK)? + MARK.len()..];
             let name = &rest[..rest.find('"')?];
+            let name = name.strip_suffix(" allow-only").unwrap_or(name);
             (!name.is_empty() && !name.contains(char::is_whitespace)).then(|| name.to_string())
         })
         .collect()
@@ -82,8 +95,12 @@ pub struct TooManyPorts {
 
 /// The rule's match and target, without the action and chain. Fails when
 /// the hook's ports do not fit one multiport match.
-pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, TooManyPorts> {
+pub fn rule_spec(set: &str, hook: &Hook, policy: SetPolicy) -> Result<Vec<String>, TooManyPorts> {
     let mut rule: Vec<String> = Vec::new();
+    if policy == SetPolicy::AllowOnly {
+        // The host's own traffic, whatever its address, comes in on lo.
+        rule.extend(["!", "-i", "lo"].map(String::from));
+    }
     // Ports imply TCP unless the hook says otherwise (see `Hook::protocol`).
     let protocol = match (hook.protocol, hook.ports.is_empty()) {
         (Some(p), _) => Some(p),
@@ -93,7 +110,11 @@ pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, TooManyPorts> {
     if let Some(p) = protocol {
         rule.extend(["-p".into(), p.name().into()]);
     }
-    rule.extend(["-m", "set", "--match-set", set, "src"].map(String::from));
+    rule.extend(["-m", "set"].map(String::from));
+    if policy == SetPolicy::AllowOnly {
+        rule.push("!".into());
+    }
+    rule.extend(["--match-set", set, "src"].map(String::from));
     if !hook.ports.is_empty() {
         let slots: usize = hook
             .ports
@@ -115,7 +136,7 @@ pub fn rule_spec(set: &str, hook: &Hook) -> Result<Vec<String>, TooManyPorts> {
         "-m".into(),
         "comment".into(),
         "--comment".into(),
-        comment(set),
+        comment(set, policy),
     ]);
     rule.extend([
         "-j".into(),
@@ -185,12 +206,31 @@ pub fn rules_for(
     spec: &SetSpec,
     sets: &[KernelSet],
 ) -> Result<Vec<Option<Vec<String>>>, BackendError> {
+    rules_with(spec, sets, spec.policy)
+}
+
+/// The rules each kernel set would have under the other policy: one of
+/// them in `INPUT` has the wrong shape (health says Incomplete, ensure_set
+/// and destroy remove it). `None` where the hook does not build.
+pub fn other_policy_rules(spec: &SetSpec, sets: &[KernelSet]) -> Vec<Option<Vec<String>>> {
+    let other = match spec.policy {
+        SetPolicy::Ban => SetPolicy::AllowOnly,
+        SetPolicy::AllowOnly => SetPolicy::Ban,
+    };
+    rules_with(spec, sets, other).unwrap_or_else(|_| vec![None; sets.len()])
+}
+
+fn rules_with(
+    spec: &SetSpec,
+    sets: &[KernelSet],
+    policy: SetPolicy,
+) -> Result<Vec<Option<Vec<String>>>, BackendError> {
     sets.iter()
         .map(|set| {
             spec.hook
                 .as_ref()
                 .map(|h| {
-                    rule_spec(&set.name, h).map_err(|why| {
+                    rule_spec(&set.name, h, policy).map_err(|why| {
                         BackendError::new(
                             ErrorKind::Invalid,
                             format!("hook of set {}", spec.name),
@@ -235,8 +275,46 @@ mod tests {
     }
 
     #[test]
+    fn allow_only_negates_the_match_skips_loopback_and_says_so() {
+        let hook = Hook {
+            ports: PortRange::parse_list("22,587").unwrap(),
+            ..Hook::default()
+        };
+        let rule = rule_spec("home6", &hook, SetPolicy::AllowOnly).unwrap();
+        assert_eq!(
+            strs(&rule),
+            [
+                "!",
+                "-i",
+                "lo",
+                "-p",
+                "tcp",
+                "-m",
+                "set",
+                "!",
+                "--match-set",
+                "home6",
+                "src",
+                "-m",
+                "multiport",
+                "--dports",
+                "22,587",
+                "-m",
+                "comment",
+                "--comment",
+                "banset home6 allow-only",
+                "-j",
+                "DROP"
+            ]
+        );
+        // As `iptables -S` prints it, the set is still found as banset's.
+        let listing = "-A INPUT ! -i lo -p tcp -m set ! --match-set home6 src -m multiport --dports 22,587 -m comment --comment \"banset home6 allow-only\" -j DROP\n";
+        assert_eq!(commented_sets(listing), ["home6"]);
+    }
+
+    #[test]
     fn plain_drop_on_every_port() {
-        let rule = rule_spec("f2b", &Hook::default()).unwrap();
+        let rule = rule_spec("f2b", &Hook::default(), SetPolicy::Ban).unwrap();
         assert_eq!(
             strs(&argv(Action::Insert, &rule)),
             [
@@ -275,7 +353,7 @@ mod tests {
             block: BlockType::Reject,
             permanent: false,
         };
-        let rule = rule_spec("f2b-postfix6", &hook).unwrap();
+        let rule = rule_spec("f2b-postfix6", &hook, SetPolicy::Ban).unwrap();
         assert_eq!(
             strs(&rule),
             [
@@ -311,7 +389,7 @@ mod tests {
             protocol: Some(Protocol::Udp),
             ..Hook::default()
         };
-        let rule = rule_spec("dns", &hook).unwrap();
+        let rule = rule_spec("dns", &hook, SetPolicy::Ban).unwrap();
         assert_eq!(strs(&rule)[..2], ["-p", "udp"]);
         assert!(!rule.contains(&"multiport".to_string()));
     }
@@ -322,13 +400,18 @@ mod tests {
             ports: PortRange::parse_list("1-2,3-4,5-6,7-8,9-10,11-12,13-14,15,17").unwrap(),
             ..Hook::default()
         };
-        let e = rule_spec("x", &hook).unwrap_err().to_string();
+        let e = rule_spec("x", &hook, SetPolicy::Ban)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at most 15") && e.contains("lists 16"), "{e}");
         let hook = Hook {
             ports: PortRange::parse_list("1-2,3-4,5-6,7-8,9-10,11-12,13-14,15").unwrap(),
             ..Hook::default()
         };
-        assert!(rule_spec("x", &hook).is_ok(), "15 slots fit");
+        assert!(
+            rule_spec("x", &hook, SetPolicy::Ban).is_ok(),
+            "15 slots fit"
+        );
     }
 
     #[test]

@@ -79,5 +79,16 @@ pub use hook::TooManyPorts;
 /// The comment marks the rule as banset's. `Err` explains a hook iptables
 /// cannot express (more than 15 ports).
 pub fn hook_rule(set: &str, hook: &banset_core::Hook) -> Result<Vec<String>, TooManyPorts> {
-    hook::rule_spec(set, hook)
+    hook::rule_spec(set, hook, banset_core::SetPolicy::Ban)
+}
+
+/// [`hook_rule`] for a set of either policy: an allow-only set's rule is
+/// `! -i lo ... -m set ! --match-set SET src ... --comment "banset SET
+/// allow-only"` (blocks every source not in the set, never on loopback).
+pub fn hook_rule_for(
+    set: &str,
+    hook: &banset_core::Hook,
+    policy: banset_core::SetPolicy,
+) -> Result<Vec<String>, TooManyPorts> {
+    hook::rule_spec(set, hook, policy)
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use banset_core::{
     find_prefix_overlap, Backend, BackendError, BackendKind, Capabilities, Changes, Clock,
-    ErrorKind, Hook, KernelEntry, SetHealth, SetName, SetSpec, SystemClock, Target,
+    ErrorKind, Hook, KernelEntry, SetHealth, SetName, SetPolicy, SetSpec, SystemClock, Target,
 };
 
 /// ipset's longest timeout: the kernel keeps timeouts in milliseconds in a
@@ -52,6 +52,8 @@ struct MemorySet {
     hooked: bool,
     /// The rule's ports, protocol and block type, as `change_set` left them.
     rule: Option<Hook>,
+    /// The rule's shape: what members mean to it.
+    policy: SetPolicy,
     members: Members,
 }
 
@@ -116,6 +118,25 @@ impl MemoryBackend {
     /// set does not exist, `Some(None)` when it has no rule.
     pub fn rule_of(&self, set: &SetName) -> Option<Option<Hook>> {
         self.lock().0.get(set).map(|s| s.rule.clone())
+    }
+
+    /// The policy the set's rule was built with (`None`: no such set).
+    pub fn policy_of(&self, set: &SetName) -> Option<SetPolicy> {
+        self.lock().0.get(set).map(|s| s.policy)
+    }
+
+    /// Simulates a rule of another shape put in place behind banset's back
+    /// (an allow-only set's rule turned into a ban rule): `health` reports
+    /// [`SetHealth::Incomplete`] until `ensure_set` rebuilds it. Returns
+    /// whether the set exists.
+    pub fn reshape_rule(&self, name: &SetName, policy: SetPolicy) -> bool {
+        match self.lock().0.get_mut(name) {
+            Some(set) => {
+                set.policy = policy;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Simulates a reboot or `nft flush ruleset`: every set and rule is gone,
@@ -331,7 +352,14 @@ impl Backend for MemoryBackend {
         // deleted behind our back; members are left alone.
         set.hooked = spec.hook.is_some();
         set.rule = spec.hook.clone();
+        set.policy = spec.policy;
         Ok(())
+    }
+
+    /// The model builds both shapes, so the engine's paths for allow-only
+    /// sets run against it.
+    fn supports_policy(&self, _policy: SetPolicy) -> bool {
+        true
     }
 
     fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
@@ -357,6 +385,7 @@ impl Backend for MemoryBackend {
         Ok(match self.lock().0.get(&spec.name) {
             None => SetHealth::Missing,
             Some(set) if spec.hook.is_some() && !set.hooked => SetHealth::Incomplete,
+            Some(set) if spec.hook.is_some() && set.policy != spec.policy => SetHealth::Incomplete,
             Some(_) => SetHealth::Present,
         })
     }

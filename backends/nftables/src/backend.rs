@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use banset_core::errno::{EBUSY, EEXIST};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry, SetHealth,
-    SetName, SetSpec, Target,
+    SetName, SetPolicy, SetSpec, Target,
 };
 
 use crate::layout::{
@@ -104,15 +104,33 @@ impl Backend for NftablesBackend {
         }
     }
 
+    /// Both: an allow-only set's rule is `saddr != @set` (crate docs).
+    fn supports_policy(&self, _policy: SetPolicy) -> bool {
+        true
+    }
+
     fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let layout = Layout::of(spec);
         let mut sock = self.lock();
-        let present: HashSet<String> = rules(&mut sock, Some(CHAIN))?
-            .into_iter()
-            .filter_map(|r| r.comment)
+        let chain_rules = rules(&mut sock, Some(CHAIN))?;
+        let present: HashSet<&str> = chain_rules
+            .iter()
+            .filter_map(|r| r.comment.as_deref())
+            .collect();
+        // A rule of the other policy's shape (left by a set of the same
+        // name, or put back by hand) would invert what members mean: it
+        // goes in the same batch that adds the right one.
+        let wrong = layout.other_policy_comments();
+        let wrong_rules: Vec<&RuleInfo> = chain_rules
+            .iter()
+            .filter(|r| r.comment.as_ref().is_some_and(|c| wrong.contains(c)))
             .collect();
 
         let mut batch = sock.batch();
+        for rule in &wrong_rules {
+            let what = rule.comment.as_deref().unwrap_or("banset");
+            objects::del_rule(&mut batch, TABLE, CHAIN, rule.handle, what);
+        }
         objects::new_table(&mut batch, TABLE);
         objects::new_chain(&mut batch, &BASE_CHAIN);
         for (i, set) in layout.addr_sets.iter().enumerate() {
@@ -122,9 +140,8 @@ impl Backend for NftablesBackend {
             );
         }
         put_ports(&mut batch, &layout);
-        for (i, set) in layout.addr_sets.iter().enumerate() {
-            let comment = set.rule_comment();
-            if present.contains(&comment) {
+        for (i, comment) in layout.rules() {
+            if present.contains(comment.as_str()) {
                 continue;
             }
             if let Some(rule) = layout.rule_def(i, &comment) {
@@ -165,14 +182,19 @@ impl Backend for NftablesBackend {
             let exists = sets.iter().any(|s| s.name == ports.name);
             objects.push((exists, exists));
         }
-        if layout.rule.is_some() {
-            let comments: HashSet<String> = rules(&mut sock, Some(CHAIN))?
-                .into_iter()
-                .filter_map(|r| r.comment)
-                .collect();
-            for set in &layout.addr_sets {
-                let present = comments.contains(&set.rule_comment());
-                objects.push((present, present));
+        let comments: HashSet<String> = rules(&mut sock, Some(CHAIN))?
+            .into_iter()
+            .filter_map(|r| r.comment)
+            .collect();
+        for (_, comment) in layout.rules() {
+            let present = comments.contains(&comment);
+            objects.push((present, present));
+        }
+        // A rule of the other policy's shape exists but does not fit: the
+        // set is Incomplete, and `sync` (or the keeper) replaces it.
+        for comment in layout.other_policy_comments() {
+            if comments.contains(&comment) {
+                objects.push((true, false));
             }
         }
         Ok(SetHealth::of(objects))

@@ -10,15 +10,22 @@
 //!   because interval insertion is much costlier on older kernels (notes §3.3);
 //! - `NAME_ports`: the destination ports of the hook, when it names any;
 //! - one rule per address set, tagged with the comment `banset SETNAME`, which
-//!   is how banset finds its own rules again.
+//!   is how banset finds its own rules again;
+//! - for an allow-only set instead, one rule per family, `iif != lo saddr !=
+//!   @NAME_v4 saddr != @NAME_v4net ... drop`, tagged `banset NAME_v4
+//!   allow-only` (the other comment is how `health` tells the two shapes
+//!   apart).
 
 use std::time::Duration;
 
-use banset_core::{BlockType, Family, SetName, SetSpec, Target, Timeout, MAX_TIMEOUT_SECS};
+use banset_core::{
+    BlockType, Family, SetName, SetPolicy, SetSpec, Target, Timeout, MAX_TIMEOUT_SECS,
+};
 
 use crate::msg::elements::Key;
 use crate::msg::objects::{
-    key_type, set_flags, BaseChain, RuleDef, SetDef, Verdict, NF_ACCEPT, NF_INET_LOCAL_IN,
+    key_type, set_flags, AllowOnlyMatch, BaseChain, RuleDef, SetDef, Verdict, NF_ACCEPT,
+    NF_INET_LOCAL_IN,
 };
 use crate::msg::{NFPROTO_IPV4, NFPROTO_IPV6};
 
@@ -94,6 +101,22 @@ impl AddrSet {
         format!("banset {}", self.name)
     }
 
+    /// The comment of an allow-only set's rule, carried by the family's
+    /// hosts set (the one rule of the family reads the prefix set too).
+    fn allow_only_comment(&self) -> String {
+        format!("banset {} allow-only", self.name)
+    }
+
+    /// This set's rule comment under `policy`; `None` when the set has no
+    /// rule of its own (an allow-only prefix set).
+    pub fn comment_for(&self, policy: SetPolicy) -> Option<String> {
+        match (policy, self.holds) {
+            (SetPolicy::Ban, _) => Some(self.rule_comment()),
+            (SetPolicy::AllowOnly, Holds::Hosts) => Some(self.allow_only_comment()),
+            (SetPolicy::AllowOnly, Holds::Prefixes) => None,
+        }
+    }
+
     /// Whether `target` belongs in this set.
     pub fn takes(&self, target: &Target) -> bool {
         target.family() == self.family
@@ -166,6 +189,7 @@ pub(crate) struct Layout {
     pub ports: Option<PortsSet>,
     /// `None`: the admin hooks the sets up himself; no rules.
     pub rule: Option<RuleShape>,
+    pub policy: SetPolicy,
     pub timeout: Timeout,
     pub max_elements: Option<u32>,
 }
@@ -206,6 +230,7 @@ impl Layout {
             addr_sets,
             ports,
             rule,
+            policy: spec.policy,
             timeout: spec.timeout,
             max_elements: spec.max_elements,
         }
@@ -221,10 +246,47 @@ impl Layout {
         self.addr_sets.len() as u32 + 1
     }
 
-    /// The rule for address set `index`, when the spec has a hook.
+    /// The rules this layout has, as (address set index, comment): none
+    /// without a hook.
+    pub fn rules(&self) -> Vec<(usize, String)> {
+        if self.rule.is_none() {
+            return Vec::new();
+        }
+        self.addr_sets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, set)| Some((i, set.comment_for(self.policy)?)))
+            .collect()
+    }
+
+    /// The comments of the rules the set would have under the other policy:
+    /// one of them in the chain means the rule has the wrong shape.
+    pub fn other_policy_comments(&self) -> Vec<String> {
+        let other = match self.policy {
+            SetPolicy::Ban => SetPolicy::AllowOnly,
+            SetPolicy::AllowOnly => SetPolicy::Ban,
+        };
+        self.addr_sets
+            .iter()
+            .filter_map(|set| set.comment_for(other))
+            .collect()
+    }
+
+    /// The rule for address set `index`, when the spec has a hook (and,
+    /// for an allow-only set, `index` is a hosts set: see [`Layout::rules`]).
     pub fn rule_def<'a>(&'a self, index: usize, comment: &'a str) -> Option<RuleDef<'a>> {
         let shape = self.rule?;
         let set = self.addr_sets.get(index)?;
+        let allow_only = match self.policy {
+            SetPolicy::Ban => None,
+            SetPolicy::AllowOnly => Some(AllowOnlyMatch {
+                also_not_in: self
+                    .addr_sets
+                    .iter()
+                    .position(|s| s.family == set.family && s.holds == Holds::Prefixes)
+                    .map(|i| (self.addr_sets[i].name.as_str(), i as u32 + 1)),
+            }),
+        };
         let (nfproto, saddr_offset, saddr_len) = match set.family {
             Family::V4 => (NFPROTO_IPV4, 12, 4),
             Family::V6 => (NFPROTO_IPV6, 8, 16),
@@ -244,6 +306,7 @@ impl Layout {
                 .map(|p| (p.name.as_str(), self.ports_id())),
             verdict: shape.verdict,
             comment,
+            allow_only,
         })
     }
 }
@@ -268,11 +331,16 @@ pub(crate) fn owner_of(kernel_set: &str) -> Option<SetName> {
         .and_then(|base| SetName::new(base).ok())
 }
 
-/// The comments of every rule a logical set can own.
+/// The comments of every rule a logical set can own, of either policy.
 pub(crate) fn every_rule_comment(name: &SetName) -> Vec<String> {
     ["v4", "v6", "v4net", "v6net"]
         .iter()
         .map(|suffix| format!("banset {name}_{suffix}"))
+        .chain(
+            ["v4", "v6"]
+                .iter()
+                .map(|suffix| format!("banset {name}_{suffix} allow-only")),
+        )
         .collect()
 }
 
@@ -357,6 +425,52 @@ mod tests {
         assert_eq!(Layout::of(&s).rule_def(0, "c").unwrap().l4proto, Some(17));
         s.hook = None;
         assert!(Layout::of(&s).rule_def(0, "c").is_none());
+    }
+
+    #[test]
+    fn allow_only_has_one_rule_per_family_reading_both_sets() {
+        let mut s = spec();
+        s.policy = SetPolicy::AllowOnly;
+        let layout = Layout::of(&s);
+        let rules = layout.rules();
+        assert_eq!(
+            rules,
+            [
+                (0, "banset f2b_v4 allow-only".to_string()),
+                (1, "banset f2b_v6 allow-only".to_string())
+            ]
+        );
+        let v6 = layout.rule_def(1, &rules[1].1).unwrap();
+        assert_eq!((v6.set, v6.set_id), ("f2b_v6", 2));
+        assert_eq!(v6.allow_only.unwrap().also_not_in, Some(("f2b_v6net", 4)));
+        assert!(layout
+            .other_policy_comments()
+            .contains(&"banset f2b_v4net".to_string()));
+        let ban = Layout::of(&spec());
+        assert!(ban.rule_def(0, "c").unwrap().allow_only.is_none());
+        assert_eq!(ban.rules().len(), 4);
+        assert_eq!(
+            ban.other_policy_comments(),
+            ["banset f2b_v4 allow-only", "banset f2b_v6 allow-only"]
+        );
+        // Without prefixes, the hosts set alone decides.
+        s.prefixes = false;
+        let layout = Layout::of(&s);
+        assert_eq!(
+            layout
+                .rule_def(0, "c")
+                .unwrap()
+                .allow_only
+                .unwrap()
+                .also_not_in,
+            None
+        );
+        // Without a hook, no rule of either shape.
+        s.hook = None;
+        assert!(Layout::of(&s).rules().is_empty());
+        for c in ["banset x_v4 allow-only", "banset x_v6 allow-only"] {
+            assert!(every_rule_comment(&SetName::new("x").unwrap()).contains(&c.to_string()));
+        }
     }
 
     #[test]

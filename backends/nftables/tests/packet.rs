@@ -107,3 +107,15 @@ fn reject_answers_on_the_hooked_port_only() {
     assert_eq!(connect(&pair, BANNED, other_dst), Reach::Connected);
     assert_eq!(connect(&pair, OTHER, dst), Reach::Connected);
 }
+
+/// Issue 20: only members reach an allow-only set's port (v4 and v6), other
+/// ports and the host itself are unaffected, a banned member is dropped.
+#[test]
+fn allow_only_set_lets_only_members_reach_its_port() {
+    if netns::skip_unless_root("allow_only_set_lets_only_members_reach_its_port") {
+        return;
+    }
+    banset_tests::allow_only::allow_only_over_veth(|| {
+        NftablesBackend::open().expect("open backend")
+    });
+}

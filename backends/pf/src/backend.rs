@@ -4,7 +4,7 @@ use banset_core::batch_check;
 use banset_core::errno::{EACCES, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH};
 use banset_core::{
     Backend, BackendError, BackendKind, Capabilities, Changes, ErrorKind, KernelEntry,
-    RuleSightings, SetHealth, SetSpec, Target,
+    RuleSightings, SetHealth, SetPolicy, SetSpec, Target,
 };
 
 use crate::msg::{PfrAddr, PfrTable};
@@ -68,19 +68,51 @@ impl PfBackend {
         }
     }
 
-    /// Whether the set's rule is loaded in its anchor. An anchor that does
-    /// not exist (nothing of the set is loaded) holds no rule; pfctl says
-    /// so with the kernel's EINVAL for the unknown ruleset.
+    /// Whether the set's rule, in the shape of its policy, is loaded in its
+    /// anchor. An anchor that does not exist (nothing of the set is
+    /// loaded) holds no rule; pfctl says so with the kernel's EINVAL for
+    /// the unknown ruleset.
     fn rule_present(&self, spec: &SetSpec) -> Result<bool, BackendError> {
+        let name = spec.name.as_str();
+        Ok(self
+            .anchor_rules(spec)?
+            .is_some_and(|shown| rule::shows_rule_for(&shown, name, spec.policy)))
+    }
+
+    /// Whether any rule of the set's anchor uses its table, whatever its
+    /// shape: what `destroy` and a rule's removal clear.
+    fn any_rule_present(&self, spec: &SetSpec) -> Result<bool, BackendError> {
+        let name = spec.name.as_str();
+        Ok(self
+            .anchor_rules(spec)?
+            .is_some_and(|shown| rule::shows_any_rule_for(&shown, name)))
+    }
+
+    /// `pfctl -a banset/NAME -s rules`; `None` when the anchor does not
+    /// exist.
+    fn anchor_rules(&self, spec: &SetSpec) -> Result<Option<String>, BackendError> {
         let anchor = rule::anchor(spec.name.as_str());
         let args = rule::show_argv(Some(&anchor));
         let outcome = self.pfctl.run(&args, None)?;
         if outcome.success() {
-            Ok(rule::shows_rule_for(&outcome.stdout, spec.name.as_str()))
+            Ok(Some(outcome.stdout))
         } else if rule::no_such_anchor(&outcome.stderr) {
-            Ok(false)
+            Ok(None)
         } else {
             Err(rule::failure(&args, &outcome))
+        }
+    }
+
+    /// The key of a set's rule sighting: the name and the policy, so a
+    /// sighting of an allow-only rule never vouches for a ban rule.
+    fn sighting(spec: &SetSpec) -> String {
+        format!("{} {}", spec.name, spec.policy)
+    }
+
+    /// Forgets every sighting of the set's rule, whatever its policy.
+    fn forget_sightings(&self, spec: &SetSpec) {
+        for policy in SetPolicy::ALL {
+            self.rules_seen.forget(&format!("{} {policy}", spec.name));
         }
     }
 
@@ -137,13 +169,19 @@ impl Backend for PfBackend {
         table::create(&*self.dev, &table)
             .map_err(|e| pf_error(e, &format!("create {}", describe(spec))))?;
         if let Some(hook) = &spec.hook {
+            // Loading replaces the anchor's rules: a rule of the other
+            // policy's shape goes in the same pf transaction.
             if !self.rule_present(spec)? {
                 let anchor = rule::anchor(spec.name.as_str());
-                let text = rule::text(spec.name.as_str(), hook);
+                let text = rule::text(spec.name.as_str(), hook, spec.policy);
                 self.run_pfctl(&rule::load_argv(&anchor), Some(&text))?;
             }
         }
         Ok(())
+    }
+
+    fn supports_policy(&self, _policy: SetPolicy) -> bool {
+        true
     }
 
     fn change_set(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
@@ -160,7 +198,7 @@ impl Backend for PfBackend {
         if spec.hook.is_none() {
             return Ok(SetHealth::of([(exists, exists)]));
         }
-        self.rules_seen.health(spec.name.as_str(), exists, || {
+        self.rules_seen.health(&Self::sighting(spec), exists, || {
             let rule = self.rule_present(spec)?;
             // A rule the main ruleset never evaluates blocks nothing.
             let evaluated = self.anchor_evaluated(spec)?;
@@ -237,10 +275,10 @@ impl Backend for PfBackend {
 
     fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
         let table = table_of(spec)?;
-        self.rules_seen.forget(spec.name.as_str());
+        self.forget_sightings(spec);
         // The rule first, so no rule keeps the table alive (inactive) after
-        // its deletion.
-        if self.rule_present(spec)? {
+        // its deletion; whatever its shape.
+        if self.any_rule_present(spec)? {
             let anchor = rule::anchor(spec.name.as_str());
             self.run_pfctl(&rule::flush_argv(&anchor), None)?;
         }

@@ -8,7 +8,16 @@
 //! ```text
 //! anchor banset/f2b:   block drop in quick from <f2b> to any
 //! anchor banset/smtp:  block return in quick proto tcp from <smtp> to any port { 25 465 587 }
+//! anchor banset/home:  block drop in quick on ! lo0 proto tcp from ! <home> to any port { 22 587 }
 //! ```
+//!
+//! The last is an allow-only set's: every source *not* in the table is
+//! blocked on the ports. `on ! lo0` keeps the host's own traffic (to
+//! itself, from any of its addresses, comes in on lo0) out of it, and `in`
+//! keeps its outgoing connections to other hosts' port 22 out; the rule
+//! blocks and never passes, so the admin's rules and ban sets still apply
+//! to members. One rule with `! <table>`, not a `{ ! <a> ! <b> }` list:
+//! pf ORs a list, so negations in one would match everything.
 //!
 //! One anchor per set means loading one set's rule never replaces another
 //! set's (`pfctl -a A -f -` replaces the whole anchor), and `destroy`
@@ -24,7 +33,7 @@ use std::fmt;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use banset_core::{BackendError, BlockType, ErrorKind, Hook, Protocol, Target};
+use banset_core::{BackendError, BlockType, ErrorKind, Hook, Protocol, SetPolicy, Target};
 
 /// The parent anchor of every set's anchor.
 pub const ANCHOR_ROOT: &str = "banset";
@@ -38,8 +47,9 @@ pub fn anchor(set: &str) -> String {
 }
 
 /// The rule for a set's table: drop (or answer, for `reject`) everything
-/// from its members, or only what goes to the hook's ports.
-pub fn text(table: &str, hook: &Hook) -> String {
+/// from its members (a ban set) or from every source outside it (an
+/// allow-only set), or only what goes to the hook's ports.
+pub fn text(table: &str, hook: &Hook, policy: SetPolicy) -> String {
     let action = match hook.block {
         BlockType::Drop => "block drop",
         // pf's `return`: a TCP RST for TCP, ICMP unreachable otherwise.
@@ -52,10 +62,13 @@ pub fn text(table: &str, hook: &Hook) -> String {
         (None, true) => None,
     };
     let mut rule = format!("{action} in quick");
+    if policy == SetPolicy::AllowOnly {
+        rule.push_str(" on ! lo0");
+    }
     if let Some(p) = protocol {
         rule.push_str(&format!(" proto {}", p.name()));
     }
-    rule.push_str(&format!(" from <{table}> to any"));
+    rule.push_str(&format!(" from {} to any", source(table, policy)));
     if !hook.ports.is_empty() {
         // pf's `a:b` is the inclusive range.
         let ports: Vec<String> = hook.ports.iter().map(|r| r.written_with(':')).collect();
@@ -94,14 +107,33 @@ fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
 
-/// Whether `pfctl -a ANCHOR -s rules` output holds a rule using the table.
-/// pfctl prints a loaded rule in its own words (one line per port, service
-/// names for ports), so the table reference is what is matched.
-pub fn shows_rule_for(output: &str, table: &str) -> bool {
-    let reference = format!("from <{table}>");
-    output
-        .lines()
-        .any(|l| l.contains(&reference) && l.trim_start().starts_with("block"))
+/// The rule's source: the table, or everything outside it.
+fn source(table: &str, policy: SetPolicy) -> String {
+    match policy {
+        SetPolicy::Ban => format!("<{table}>"),
+        SetPolicy::AllowOnly => format!("! <{table}>"),
+    }
+}
+
+/// Whether `pfctl -a ANCHOR -s rules` output holds a rule of `policy`'s
+/// shape using the table. pfctl prints a loaded rule in its own words (one
+/// line per port, service names for ports), so the source is what is
+/// matched: `from <T>` for a ban set, `from ! <T>` for an allow-only one,
+/// which never contains the other.
+pub fn shows_rule_for(output: &str, table: &str, policy: SetPolicy) -> bool {
+    let reference = format!("from {} ", source(table, policy));
+    output.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("block") && l.contains(&reference)
+    })
+}
+
+/// Whether the anchor's rules use the table at all, in either shape (what
+/// `destroy` and a rule's removal must clear).
+pub fn shows_any_rule_for(output: &str, table: &str) -> bool {
+    SetPolicy::ALL
+        .iter()
+        .any(|&policy| shows_rule_for(output, table, policy))
 }
 
 /// Whether the main ruleset (`pfctl -s rules`) evaluates the set's anchor:
@@ -200,7 +232,7 @@ mod tests {
     #[test]
     fn plain_drop() {
         assert_eq!(
-            text("f2b", &Hook::default()),
+            text("f2b", &Hook::default(), SetPolicy::Ban),
             "block drop in quick from <f2b> to any\n"
         );
         assert_eq!(anchor("f2b"), "banset/f2b");
@@ -224,7 +256,7 @@ mod tests {
             ..Hook::default()
         };
         assert_eq!(
-            text("smtp", &hook),
+            text("smtp", &hook, SetPolicy::Ban),
             "block return in quick proto tcp from <smtp> to any port { 25 465 587 6000:6010 }\n"
         );
         let udp = Hook {
@@ -232,7 +264,7 @@ mod tests {
             ..Hook::default()
         };
         assert_eq!(
-            text("dns", &udp),
+            text("dns", &udp, SetPolicy::Ban),
             "block drop in quick proto udp from <dns> to any\n"
         );
     }
@@ -241,10 +273,42 @@ mod tests {
     fn rules_are_recognised_as_pfctl_prints_them() {
         let shown = "block drop in quick proto tcp from <smtp> to any port = smtp\n\
                      block drop in quick proto tcp from <smtp> to any port = submission\n";
-        assert!(shows_rule_for(shown, "smtp"));
-        assert!(!shows_rule_for(shown, "smt"));
-        assert!(!shows_rule_for("pass in from <smtp> to any\n", "smtp"));
-        assert!(!shows_rule_for("", "smtp"));
+        let ban = SetPolicy::Ban;
+        assert!(shows_rule_for(shown, "smtp", ban));
+        assert!(!shows_rule_for(shown, "smt", ban));
+        assert!(!shows_rule_for("pass in from <smtp> to any\n", "smtp", ban));
+        assert!(!shows_rule_for("", "smtp", ban));
+        assert!(!shows_rule_for(shown, "smtp", SetPolicy::AllowOnly));
+        assert!(shows_any_rule_for(shown, "smtp"));
+    }
+
+    #[test]
+    fn an_allow_only_rule_blocks_every_source_outside_the_table() {
+        let hook = Hook {
+            ports: PortRange::parse_list("ssh,submission").unwrap(),
+            ..Hook::default()
+        };
+        assert_eq!(
+            text("home", &hook, SetPolicy::AllowOnly),
+            "block drop in quick on ! lo0 proto tcp from ! <home> to any port { 22 587 }\n"
+        );
+        assert_eq!(
+            text("home", &Hook::default(), SetPolicy::AllowOnly),
+            "block drop in quick on ! lo0 from ! <home> to any\n"
+        );
+        // As pfctl prints it back: one line per port, service names.
+        let shown = "block drop in quick on ! lo0 proto tcp from ! <home> to any port = ssh\n\
+                     block drop in quick on ! lo0 proto tcp from ! <home> to any port = submission\n";
+        assert!(shows_rule_for(shown, "home", SetPolicy::AllowOnly));
+        assert!(!shows_rule_for(shown, "home", SetPolicy::Ban));
+        assert!(!shows_rule_for(shown, "hom", SetPolicy::AllowOnly));
+        assert!(shows_any_rule_for(shown, "home"));
+        // Table names that are prefixes of each other stay apart.
+        assert!(!shows_rule_for(
+            "block drop in quick from ! <home2> to any\n",
+            "home",
+            SetPolicy::AllowOnly
+        ));
     }
 
     #[test]

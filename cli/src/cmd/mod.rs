@@ -4,9 +4,10 @@
 //! process exit code.
 
 mod control;
+mod fleet;
 mod integrations;
 mod regex_test;
-mod sets;
+pub(crate) mod sets;
 mod setup;
 mod watch;
 
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         // Through the daemon when it runs; they open the ledger themselves
         // only when it does not (crate::control::run).
         Command::Control(a) => return control::run(cli.global, a),
+        // The fleet's set-up talks to PostgreSQL, never to the kernel.
+        Command::Fleet(a) => return fleet::run(&cli.global, a).map(finish),
         Command::Unban(a) => return unban::run(cli.global, a),
         Command::Ban(a) => return ban::run(cli.global, a),
         Command::Status(a) if a.jail.is_some() => return status_jail::run(cli.global, a),
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         | Command::Uninstall(_)
         | Command::Generate(_)
         | Command::Control(_)
+        | Command::Fleet(_)
         | Command::Unban(_)
         | Command::Ban(_) => unreachable!("handled above"),
     };

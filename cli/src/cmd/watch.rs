@@ -19,9 +19,9 @@ pub fn run(ctx: &mut Context, args: WatchArgs) -> Result<Option<i32>> {
     // After the state directory's lock: a second daemon stops there, and
     // never touches the first one's socket.
     let socket = crate::control::server::Socket::bind(&crate::control::runtime_dir(&ctx.global))?;
-    crate::daemon::log!("control socket {}", socket.path().display());
+    crate::daemon::logging::log!("control socket {}", socket.path().display());
     for n in &notices {
-        crate::daemon::log!("fail2ban: {n}");
+        crate::daemon::logging::log!("fail2ban: {n}");
     }
     Daemon::new(ctx, settings, args.fail2ban)?
         .with_control(socket)
@@ -69,6 +69,22 @@ pub fn check(global: &GlobalArgs, fail2ban: Option<&Path>) -> Result<i32> {
             println!("set {}", crate::output::describe_spec(spec));
             let configured = config.sets.contains_key(spec.name.as_str());
             let plan = ledger.as_mut().map(|l| set_plan(l, spec, configured));
+            // The daemon's guard, as it would run it on this config.
+            let old = match (&plan, ledger.as_mut()) {
+                (Some(SetPlan::Change(_)), Some(l)) => l
+                    .read()
+                    .ok()
+                    .and_then(|tx| tx.set_spec(&spec.name).ok().flatten()),
+                _ => None,
+            };
+            if matches!(plan, None | Some(SetPlan::Create | SetPlan::Change(_))) {
+                let now = banset_core::Clock::now(&banset_core::SystemClock);
+                if let Err(e) =
+                    crate::lockout::guard_with(ledger.as_mut(), now, old.as_ref(), spec, &[])
+                {
+                    println!("  not applied: {e:#}");
+                }
+            }
             match plan {
                 Some(SetPlan::Change(change)) => println!(
                     "  will change in place, keeping every ban: {}",

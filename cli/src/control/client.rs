@@ -28,7 +28,7 @@ impl Connection {
     /// Connects to the socket in `runtime_dir`: `None` when no daemon
     /// listens there (no socket, or a stale one of a dead daemon).
     pub fn open(runtime_dir: &Path) -> Result<Option<Connection>> {
-        let path = super::socket_path(runtime_dir);
+        let path = super::paths::socket_path(runtime_dir);
         let stream = match UnixStream::connect(&path) {
             Ok(s) => s,
             Err(e)

@@ -12,54 +12,11 @@ use anyhow::{anyhow, Result};
 use banset_core::control::{
     error_line, ok_line, Ban, BanInto, Ensure, Op, Request, Unban, Which, OPS, VERSION,
 };
-use banset_core::{AddOptions, AddRecord, BanRequest, Clock, SetName, SetSpec, Target, Timeout};
-use banset_watch::config::SourceKey;
+use banset_core::{AddOptions, AddRecord, BanRequest, Clock, Target};
 use serde_json::{json, Map, Value};
 
+use super::host::{Host, JailView};
 use crate::context::Context;
-
-/// A jail as the dispatcher sees it.
-#[derive(Debug, Clone)]
-pub struct JailView {
-    pub name: String,
-    pub set: SetName,
-    pub bantime: Timeout,
-    pub sources: Vec<SourceKey>,
-    /// The daemon's tallies; `None` without a daemon.
-    pub live: Option<Live>,
-}
-
-/// A running jail's tallies.
-#[derive(Debug, Clone, Copy)]
-pub struct Live {
-    /// Addresses with failures in the window.
-    pub currently_failed: u64,
-    /// Failures counted since the jail was (re)built.
-    pub total_failed: u64,
-    /// Bans the jail made since then.
-    pub total_banned: u64,
-}
-
-/// What the dispatcher runs on: the daemon, or one process alone.
-pub trait Host {
-    /// Ledger, backends, allowlist.
-    fn ctx(&mut self) -> &mut Context;
-    /// The daemon (true) or a process alone (false).
-    fn is_daemon(&self) -> bool;
-    /// Every jail this host knows.
-    fn jails(&mut self) -> Result<Vec<JailView>>;
-    /// How a set the ledger does not have yet is made (the config's).
-    fn new_set_spec(&mut self, set: &SetName) -> Option<SetSpec>;
-    /// Forgets failures of `which` (`set`: only in jails banning into
-    /// it); returns how many addresses were forgotten.
-    fn forget(&mut self, which: &Which, set: Option<&SetName>) -> u64;
-    /// Prefixes `ignore-add` gave.
-    fn ignored(&mut self) -> &mut Vec<Target>;
-    /// The ignore list changed: rebuild the allowlists.
-    fn ignore_changed(&mut self);
-    /// Reads the configuration again.
-    fn reload(&mut self) -> Result<()>;
-}
 
 /// Executes one request; returns the reply line (newline included).
 pub fn dispatch(host: &mut dyn Host, request: &Request) -> String {
@@ -153,6 +110,14 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
             .clone()
             .ok_or_else(|| anyhow!("no set {set} (banset ensure {set} creates it)"))?,
     };
+    // A jail's ban into an allow-only set would let the attacker in (the
+    // daemon refuses its own the same way).
+    if let (Some(jail), false) = (&jail, spec.policy.is_ban()) {
+        return Err(crate::errors::Usage(format!(
+            "jail {jail} bans into set {set}, an allow-only set (its members are the only sources let in); give the jail a ban set"
+        ))
+        .into());
+    }
     let mut refused = Vec::new();
     let mut requests = Vec::new();
     for item in &b.targets {
@@ -284,11 +249,13 @@ fn ensure(ctx: &mut Context, e: &Ensure) -> Result<Value> {
             no_prefixes: e.prefixes == Some(false),
             no_hook: e.hook == Some(false),
             permanent: false,
+            policy: None,
+            allow_only: false,
         },
         fail2ban_db: None,
         jail: None,
     };
-    crate::cmd::ensure::run(ctx, args)?;
+    crate::cmd::sets::ensure::run(ctx, args)?;
     let now = ctx.fw.clock.now();
     let active = ctx.fw.ledger.read()?.counts(&set, now)?.0;
     Ok(json!({"set": set, "created": !existed, "bans": active}))

@@ -11,7 +11,7 @@ use banset_core::{Clock, SetName, Target};
 use banset_watch::config::SourceKey;
 use serde_json::{json, Value};
 
-use super::dispatch::{Host, JailView};
+use super::host::{Host, JailView};
 
 /// The reason banset's daemon records with a jail's bans.
 pub fn jail_reason(jail: &str) -> String {

@@ -10,7 +10,8 @@ use banset_core::control::{error_line, parse_request, Which, MAX_LINE};
 use banset_core::{Allowlist, SetName, SetSpec, Target};
 use banset_watch::config::Settings;
 
-use super::dispatch::{dispatch, Host, JailView};
+use super::dispatch::dispatch;
+use super::host::{Host, JailView};
 use crate::args::GlobalArgs;
 use crate::config::Config;
 use crate::context::Context;
@@ -35,7 +36,8 @@ impl LocalHost {
 
     fn settings(&mut self) -> Result<&Settings> {
         if self.settings.is_none() {
-            let (settings, _notices) = crate::daemon::load_settings(&mut self.ctx.config, None)?;
+            let (settings, _notices) =
+                crate::daemon::settings::load_settings(&mut self.ctx.config, None)?;
             self.settings = Some(settings);
         }
         Ok(self.settings.as_ref().expect("loaded above"))
@@ -68,7 +70,7 @@ impl Host for LocalHost {
 
     fn new_set_spec(&mut self, set: &SetName) -> Option<SetSpec> {
         let settings = self.settings().ok()?.clone();
-        crate::daemon::set_specs(&self.ctx.config, &settings)
+        crate::daemon::set_plan::set_specs(&self.ctx.config, &settings)
             .ok()?
             .remove(set)
     }

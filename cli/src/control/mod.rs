@@ -10,38 +10,17 @@
 
 pub mod client;
 pub mod dispatch;
+pub mod host;
 pub mod jail_status;
 pub mod local;
+pub mod paths;
 pub mod server;
-
-use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use banset_core::control::{Reply, Request};
 
 use crate::args::GlobalArgs;
-
-/// Where the daemon's socket lives unless `--runtime-dir` says otherwise.
-#[cfg(target_os = "freebsd")]
-pub const DEFAULT_RUNTIME_DIR: &str = "/var/run/banset";
-#[cfg(not(target_os = "freebsd"))]
-pub const DEFAULT_RUNTIME_DIR: &str = "/run/banset";
-
-/// The socket's name in the runtime directory.
-pub const SOCKET_NAME: &str = "control.sock";
-
-/// The runtime directory of this invocation.
-pub fn runtime_dir(global: &GlobalArgs) -> PathBuf {
-    global
-        .runtime_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR))
-}
-
-/// The socket path in `dir`.
-pub fn socket_path(dir: &Path) -> PathBuf {
-    dir.join(SOCKET_NAME)
-}
+pub use paths::{runtime_dir, socket_path};
 
 /// Who answered a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +47,6 @@ pub fn run(global: GlobalArgs, request: &Request) -> Result<(Reply, AnsweredBy)>
     for line in host.ctx.fw.backends.dry_run_plan() {
         host.ctx.info(line);
     }
-    let reply = banset_core::control::parse_reply(line.trim_end().as_bytes())
-        .map_err(anyhow::Error::msg)?;
+    let reply = banset_core::control::parse_reply(line.trim_end().as_bytes())?;
     Ok((reply, AnsweredBy::Local))
 }

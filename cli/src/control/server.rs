@@ -76,7 +76,7 @@ impl Socket {
         }
         path_trust::check(runtime_dir, Expect::Directory)
             .map_err(|e| anyhow!("runtime directory: {e}"))?;
-        let path = super::socket_path(runtime_dir);
+        let path = super::paths::socket_path(runtime_dir);
         refuse_existing(&path)?;
         // No moment with wider permissions: the socket is born 0600.
         let bound = crate::sys::with_umask(0o177, || UnixListener::bind(&path));

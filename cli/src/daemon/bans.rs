@@ -12,8 +12,9 @@ use banset_core::{
 use banset_watch::config::SourceKey;
 use banset_watch::policy::{BanDecision, BanHistory, BanOutcome, RECIDIVE};
 
-use super::sources::position_key;
-use super::{log, logging, Daemon};
+use super::logging::{self, log};
+use super::source_threads::position_key;
+use super::state::Daemon;
 use crate::output::counted;
 
 /// The ledger's ban events, as the jail policy reads them.
@@ -132,6 +133,10 @@ impl Daemon<'_> {
             ..
         } = decision;
         let (target, bantime) = (*target, *bantime);
+        if self.allow_only.contains(set) {
+            log!("not banning {target} (jail {jail}): set {set} is an allow-only set");
+            return BanOutcome::Refused;
+        }
         let request = BanRequest {
             target,
             timeout: Some(bantime),

@@ -7,9 +7,11 @@ use anyhow::Result;
 use banset_core::control::{Op, Which};
 use banset_core::{SetName, SetSpec, Target};
 
-use super::{log, Daemon};
+use super::logging::log;
+use super::state::Daemon;
 use crate::context::Context;
-use crate::control::dispatch::{dispatch, Host, JailView, Live};
+use crate::control::dispatch::dispatch;
+use crate::control::host::{Host, JailView, Live};
 use crate::control::server::Call;
 
 impl Daemon<'_> {

@@ -104,3 +104,9 @@ pub fn event(action: &str, fields: &[(&str, String)], message: &str) {
         }
     }
 }
+
+/// Logs one line on stderr (journald keeps it when run by systemd).
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::daemon::logging::line(&format!($($arg)*)) };
+}
+pub(crate) use log;

@@ -266,7 +266,7 @@ fn answer(mut conn: TcpStream, latest: &Mutex<String>) {
     let _ = conn.shutdown(Shutdown::Both);
 }
 
-impl super::Daemon<'_> {
+impl super::state::Daemon<'_> {
     /// Renders the metrics; writes the textfile and hands the text to the
     /// HTTP endpoint, whichever are configured.
     pub(super) fn publish_metrics(&mut self, now: i64) {
@@ -384,7 +384,7 @@ impl super::Daemon<'_> {
         if let Some(path) = &self.settings.watch.metrics_file {
             if let Err(e) = write_textfile(path, &text) {
                 *self.errors.entry("keeper").or_default() += 1;
-                super::log!("{e:#}");
+                super::logging::log!("{e:#}");
             }
         }
         if let Ok(mut latest) = self.metrics_text.lock() {

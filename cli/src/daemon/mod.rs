@@ -5,200 +5,50 @@
 //! Single ownership keeps the logic plain: no locks around windows or the
 //! ledger, and each ban is one engine call in order of arrival.
 //!
-//! This file is the loop: its events, start, shutdown and timers. Who is
-//! banned and for how long is `banset_watch::policy`'s; the rest is one
-//! idea a file: `bans` (engine calls for the policy's decisions),
-//! `reload`, `settings` (reading and checking the configuration), `sets`
-//! (set planning and the start-up restore), `sources`, `keeper`, `metrics`,
-//! `status`, `notify`, `logging`.
+//! This file is the loop: start, shutdown and timers. Who is banned and
+//! for how long is `banset_watch::policy`'s; the rest is one idea a file:
+//! `state` (what the loop owns), `event` (what it reacts to), `bans`
+//! (engine calls for the policy's decisions), `reload`, `settings`
+//! (reading and checking the configuration), `set_plan` (what to do with
+//! each set) and `sets` (doing it, and the start-up restore), `sources`
+//! and `source_threads`, `keeper`, `firewalld_watch`, `metrics`,
+//! `status`, `notify`, `logging`, `control`. The parts import `state`,
+//! `event` and `logging`, never this file, so the loop can use them all
+//! without an import cycle.
 
 mod bans;
 mod control;
+mod event;
+mod firewalld_watch;
 mod keeper;
 pub mod logging;
 mod metrics;
 mod notify;
 mod reload;
+pub mod set_plan;
 mod sets;
-mod settings;
+pub mod settings;
+mod source_threads;
 mod sources;
-mod status;
+mod state;
+pub mod status;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use banset_core::{Allowlist, BackendKind, Clock, SetName, SetSpec, Target};
-use banset_watch::config::{Settings, SourceKey};
-use banset_watch::policy::Jails;
-
-use crate::context::Context;
-use crate::output::counted;
+use banset_core::Clock as _;
 use banset_firewall::host_addresses;
-use reload::Loaded;
-use sources::SourceHandle;
 
-pub use sets::{set_plan, set_specs, SetPlan};
+use crate::output::counted;
+use event::Event;
+use logging::log;
+
+pub use set_plan::{set_plan, set_specs, SetPlan};
 pub use settings::{check_inputs, load_settings};
-pub use status::{read_status, WatchStatus};
+pub use state::Daemon;
 
-/// What the loop reacts to.
-pub enum Event {
-    /// A filter matched: one failure of `target` in jail `jail` (an index
-    /// into the jails of `generation`).
-    Failure {
-        generation: u64,
-        jail: usize,
-        target: Target,
-        at: i64,
-        /// The source, and where it resumes after the failure's line.
-        resume: Option<(SourceKey, String)>,
-        /// The line (at most [`banset_watch::mail::MAX_LINE`] bytes), for
-        /// the mails that list them.
-        line: Box<[u8]>,
-    },
-    /// Where a source stands (file position or journal cursor).
-    Position { source: SourceKey, value: String },
-    /// A source's problem, worth one log line.
-    SourceError { source: String, message: String },
-    /// Someone changed kernel objects of this backend (nftables monitor,
-    /// firewalld reload): check its sets now.
-    KernelChanged(BackendKind),
-    /// The host's addresses changed: rebuild the allowlists.
-    HostAddressesChanged,
-    /// SIGHUP: reload the configuration.
-    Reload,
-    /// The reload thread read the configuration (or why it refuses it).
-    Reloaded(Box<std::result::Result<Loaded, String>>),
-    /// SIGTERM or SIGINT.
-    Shutdown,
-    /// A control-socket request, and where its reply goes.
-    Control(crate::control::server::Call),
-}
-
-/// Logs one line on stderr (journald keeps it when run by systemd).
-macro_rules! log {
-    ($($arg:tt)*) => { $crate::daemon::logging::line(&format!($($arg)*)) };
-}
-pub(crate) use log;
-
-pub struct Daemon<'a> {
-    ctx: &'a mut Context,
-    settings: Settings,
-    /// The jail policy: failure windows, escalation, recidive.
-    jails: Jails,
-    generation: u64,
-    /// Specs of the sets the config defines, and of jail sets it does not.
-    specs: BTreeMap<SetName, SetSpec>,
-    sources: Vec<SourceHandle>,
-    positions: HashMap<SourceKey, String>,
-    positions_dirty: bool,
-    events_tx: Sender<Event>,
-    events: Receiver<Event>,
-    keeper: keeper::Keeper,
-    started: i64,
-    unbans: u64,
-    errors: BTreeMap<&'static str, u64>,
-    notifier: notify::Notifier,
-    metrics_text: Arc<std::sync::Mutex<String>>,
-    last_metrics: Instant,
-    /// The firewalld reload subscription is in place.
-    firewalld_watched: bool,
-    /// `--fail2ban DIR`, read again on reload.
-    fail2ban: Option<std::path::PathBuf>,
-    /// A reload thread is reading the configuration.
-    reloading: bool,
-    /// Another SIGHUP came meanwhile: read the files again after it.
-    reload_again: bool,
-    /// Prefixes the control socket's `ignore-add` gave (until stop).
-    runtime_ignore: Vec<Target>,
-    /// The control socket; its file goes when the daemon does.
-    control: Option<crate::control::server::Socket>,
-}
-
-impl<'a> Daemon<'a> {
-    pub fn new(
-        ctx: &'a mut Context,
-        settings: Settings,
-        fail2ban: Option<std::path::PathBuf>,
-    ) -> Result<Daemon<'a>> {
-        let specs = set_specs(&ctx.config, &settings)?;
-        let (events_tx, events) = channel();
-        let now = ctx.fw.clock.now();
-        let keeper = keeper::Keeper::new(&settings.watch);
-        let settings_notify = (
-            settings.watch.notify_concurrency,
-            settings.watch.notify_timeout,
-        );
-        let mut daemon = Daemon {
-            ctx,
-            settings,
-            jails: Jails::default(),
-            generation: 0,
-            specs,
-            sources: Vec::new(),
-            positions: HashMap::new(),
-            positions_dirty: false,
-            events_tx,
-            events,
-            keeper,
-            started: now,
-            unbans: 0,
-            errors: BTreeMap::new(),
-            notifier: notify::Notifier::new(
-                settings_notify.0,
-                Duration::from_secs(settings_notify.1),
-            ),
-            metrics_text: Arc::new(std::sync::Mutex::new(String::new())),
-            last_metrics: Instant::now() - Duration::from_secs(3600),
-            firewalld_watched: false,
-            fail2ban,
-            reloading: false,
-            reload_again: false,
-            runtime_ignore: Vec::new(),
-            control: None,
-        };
-        daemon.jails = daemon.build_jails(Jails::default());
-        Ok(daemon)
-    }
-
-    fn global_allowlist(&self) -> Allowlist {
-        Allowlist::new()
-            .with_host_addresses(host_addresses())
-            .with_ignored(
-                self.ctx.config.ignore.iter().copied(),
-                &self.ctx.config.origin_name(),
-            )
-            .with_ignored(self.runtime_ignore.iter().copied(), "ignore-add")
-    }
-
-    /// Serves the control socket from the start of [`Daemon::run`].
-    pub fn with_control(mut self, socket: crate::control::server::Socket) -> Self {
-        self.control = Some(socket);
-        self
-    }
-
-    /// The jails' and the engine's allowlists, after the host's addresses
-    /// or the run-time ignores changed.
-    fn rebuild_allowlists(&mut self) {
-        let old = std::mem::take(&mut self.jails);
-        self.jails = self.build_jails(old);
-        self.ctx.fw.allowlist = self.global_allowlist();
-    }
-
-    /// Jails for the current settings, keeping the windows (failure
-    /// counts) of jails that existed before under the same name.
-    fn build_jails(&self, old: Jails) -> Jails {
-        Jails::new(
-            &self.settings.jails,
-            self.settings.recidive.clone(),
-            &self.global_allowlist(),
-            old,
-        )
-    }
-
+impl Daemon<'_> {
     /// Runs until SIGTERM/SIGINT.
     pub fn run(mut self) -> Result<()> {
         keeper::spawn_signal_thread(self.events_tx.clone())?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use banset_core::Target;
 use banset_watch::mail::{BanFacts, MailAction, Whois, MAX_WHOIS};
 
-use super::log;
+use super::logging::log;
 
 /// Notifications waiting, at most.
 const QUEUE: usize = 1024;

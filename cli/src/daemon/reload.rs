@@ -1,26 +1,16 @@
 //! SIGHUP: the configuration is read again on its own thread, and the
 //! loop applies it when it comes.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
-use banset_core::{SetName, SetSpec};
-use banset_watch::config::Settings;
 
-use super::sets::set_specs;
+use super::event::{Event, Loaded};
+use super::keeper;
+use super::logging::log;
+use super::set_plan::set_specs;
 use super::settings::{check_inputs, load_settings};
-use super::{keeper, log, Daemon, Event};
+use super::state::Daemon;
 use crate::config::Config;
 use crate::output::counted;
-
-/// A configuration read, validated and checked off the loop, for a reload
-/// to apply.
-pub struct Loaded {
-    config: Config,
-    settings: Settings,
-    specs: BTreeMap<SetName, SetSpec>,
-    notices: Vec<String>,
-}
 
 impl Daemon<'_> {
     /// SIGHUP: reads the configuration on its own thread. Reading can take

@@ -88,7 +88,7 @@ pub fn read_status(ctx: &Context) -> Option<WatchStatus> {
     crate::sys::process_exists(status.pid).then_some(status)
 }
 
-impl super::Daemon<'_> {
+impl super::state::Daemon<'_> {
     pub(super) fn snapshot(&self, now: i64) -> WatchStatus {
         WatchStatus {
             pid: std::process::id(),

@@ -19,6 +19,16 @@ impl Watcher {
 
     /// Starts `cmd` (a `watch` command of `sb`) and waits until it watches.
     pub fn start_cmd(sb: &Sandbox, mut cmd: Command) -> Watcher {
+        // A daemon without its own runtime directory would serve the
+        // host's /run/banset/control.sock, and two tests (or a real daemon)
+        // would take it from each other.
+        let own_runtime_dir = cmd.get_args().any(|a| a == "--runtime-dir")
+            || cmd
+                .get_envs()
+                .any(|(k, v)| k == "BANSET_RUNTIME_DIR" && v.is_some());
+        if !own_runtime_dir {
+            cmd.env("BANSET_RUNTIME_DIR", sb.dir().join("run"));
+        }
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = sb.dir().join(format!("watch-{n}.log"));

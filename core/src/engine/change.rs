@@ -41,9 +41,9 @@ impl Engine<'_> {
                 .into());
             }
         }
-        let backend = self.backends.backend(old.backend)?;
+        let backend = super::backend_for(self.backends, new)?;
         let ctx = |e: BackendError| e.within(format!("change set {}", new.name));
-        heal_interrupted_removals(backend, &tx, &old, now)?;
+        heal_interrupted_removals(backend, &tx, &old, self.clock)?;
         if backend.health(&old).map_err(ctx)? == SetHealth::Present {
             backend.change_set(&old, new).map_err(ctx)?;
         } else {
@@ -51,7 +51,7 @@ impl Engine<'_> {
             // is built from scratch and filled from the ledger, as sync
             // would; what is left of the old one goes first.
             backend.destroy(&old).map_err(ctx)?;
-            restore(backend, &tx, new, now)?;
+            restore(backend, &tx, new, self.clock)?;
         }
         tx.put_set(new, now)?;
         if let Err(e) = finish(tx, self.dry_run) {

@@ -248,7 +248,13 @@ fn namespaces_of_dead_test_processes_are_removed() {
     let dead_pid = child.id();
     child.wait().unwrap();
     let stale = format!("{NAME_PREFIX}{dead_pid}-0-srv");
-    run_checked(Command::new("ip").args(["netns", "add", &stale])).unwrap();
+    {
+        // Made under the lock every other `ip netns` call of this process
+        // takes: a parallel test's stale sweep saw this dead pid and
+        // deleted the file while `ip netns add` was still binding it.
+        let _turn = IP_NETNS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        run_checked(Command::new("ip").args(["netns", "add", &stale])).unwrap();
+    }
     let ours = NamedNetns::create("live").unwrap();
     let pair = VethPair::new().unwrap();
     let exists = |name: &str| Path::new("/run/netns").join(name).exists();
@@ -335,4 +341,43 @@ fn connect_errors_map_to_outcomes() {
         Reach::from_result(Err(Error::from_raw_os_error(libc::EPERM))),
         Reach::Failed(_)
     ));
+}
+
+#[test]
+fn veth_ends_know_each_other_without_neighbour_discovery() {
+    // A lost ARP or neighbour solicitation delays the first packet by the
+    // 1 s retransmit, as long as a probe's whole timeout: CI once read a
+    // connect that should succeed as "TimedOut".
+    if skip_unless_root("veth_ends_know_each_other_without_neighbour_discovery") {
+        return;
+    }
+    let pair = VethPair::new().unwrap();
+    for (ns, ifname, peer, mac) in [
+        (
+            pair.server(),
+            VethPair::SERVER_IF,
+            [
+                IpAddr::from(VethPair::CLIENT_V4),
+                VethPair::CLIENT_V6.into(),
+            ],
+            VethPair::CLIENT_MAC,
+        ),
+        (
+            pair.client(),
+            VethPair::CLIENT_IF,
+            [VethPair::SERVER_V4.into(), VethPair::SERVER_V6.into()],
+            VethPair::SERVER_MAC,
+        ),
+    ] {
+        let shown = ns.ip(&["neigh", "show", "dev", ifname]).unwrap();
+        for addr in peer {
+            let line = shown
+                .lines()
+                .find(|line| line.starts_with(&format!("{addr} ")))
+                .unwrap_or_else(|| panic!("no neighbour entry for {addr}: {shown}"));
+            assert!(line.contains(mac) && line.contains("PERMANENT"), "{line}");
+        }
+        let link = ns.ip(&["-o", "link", "show", "dev", ifname]).unwrap();
+        assert!(link.contains("state UP"), "{link}");
+    }
 }

@@ -1,4 +1,5 @@
-//! A set's rule changed in place: the new deny rule is added under a free
+//! A set's rule changed in place (or, in `ensure_set`, one of the other
+//! policy's shape replaced): the new deny rule is added under a free
 //! number before the old one is deleted, so a banned source meets one or
 //! the other at every moment, and the table with every member stays.
 //! ipfw tables keep the limit they were created with, and banset does not
@@ -6,12 +7,13 @@
 
 use banset_core::{BackendError, ErrorKind, SetSpec};
 
-use super::{table_of, IpfwBackend, RULE_PLACEMENT};
-use crate::rule;
+use super::{forget_sightings, table_of, IpfwBackend, RULE_PLACEMENT};
+use crate::rule::{self, Listed};
 
 impl IpfwBackend {
     pub(super) fn change_in_place(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
-        let name = table_of(new)?;
+        // A name ipfw refuses fails before anything is sent.
+        table_of(new)?;
         if old.max_elements != new.max_elements {
             return Err(BackendError::new(
                 ErrorKind::Unsupported,
@@ -20,14 +22,23 @@ impl IpfwBackend {
                  table limits); destroy and re-create the set for another maxelem",
             ));
         }
-        if old.hook == new.hook {
+        if old.hook == new.hook && old.policy == new.policy {
             return Ok(());
         }
-        self.rules_seen.forget(name);
+        forget_sightings(&self.rules_seen, new);
         let _placing = RULE_PLACEMENT
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let rules = self.rules()?;
+        self.swap_rule(new, &rules)
+    }
+
+    /// Puts `spec`'s rule (none without a hook) in place of the set's rules
+    /// in `rules` (the current listing): the new one is added under a free
+    /// number before the old ones are deleted. The caller holds
+    /// [`RULE_PLACEMENT`].
+    pub(super) fn swap_rule(&self, spec: &SetSpec, rules: &[Listed]) -> Result<(), BackendError> {
+        let name = table_of(spec)?;
         let old_numbers: Vec<u32> = rules
             .iter()
             .filter(|r| rule::is_ours(r, name))
@@ -41,22 +52,25 @@ impl IpfwBackend {
         {
             return Err(BackendError::new(
                 ErrorKind::Other,
-                format!("change set {}", new.name),
+                format!("change set {}", spec.name),
                 format!(
                     "rule {} holds banset's rule and another one ({}); change it by hand",
                     other.number, other.text
                 ),
             ));
         }
-        if let Some(hook) = &new.hook {
-            let number = rule::free_number(&rules).map_err(|why| {
+        if let Some(hook) = &spec.hook {
+            let number = rule::free_number(rules).map_err(|why| {
                 BackendError::new(
                     ErrorKind::Other,
-                    format!("rule of set {}", new.name),
+                    format!("rule of set {}", spec.name),
                     why.to_string(),
                 )
             })?;
-            self.run_ipfw(&rule::add_argv(number, &rule::body(name, hook)))?;
+            self.run_ipfw(&rule::add_argv(
+                number,
+                &rule::body(name, hook, spec.policy),
+            ))?;
         }
         let mut old_numbers = old_numbers;
         old_numbers.dedup();

@@ -29,6 +29,25 @@ struct Table {
 struct ModelKernel {
     tables: Mutex<HashMap<String, Table>>,
     calls: Mutex<Vec<u16>>,
+    /// Every state a table passed through: its name and entries after each
+    /// request that named it (`None`: it did not exist), so a test sees
+    /// what a rule matching against it could have seen between calls.
+    states: States,
+}
+
+type States = Mutex<Vec<(String, Option<Vec<Target>>)>>;
+
+/// Records the state of each of `names` in `tables` into `states`.
+fn record<'a, T: 'a>(
+    states: &States,
+    tables: &HashMap<String, T>,
+    names: impl IntoIterator<Item = &'a str>,
+    entries: impl Fn(&T) -> Vec<Target>,
+) {
+    let mut states = states.lock().unwrap();
+    for n in names {
+        states.push((n.to_string(), tables.get(n).map(&entries)));
+    }
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -64,6 +83,40 @@ impl Sockopt for ModelKernel {
         self.calls.lock().unwrap().push(opcode);
         let name = name_of(buf);
         let mut tables = self.tables.lock().unwrap();
+        let r = self.set_in(&mut tables, opcode, name.clone(), buf);
+        let second = (opcode == msg::XSWAP && buf.len() >= 176).then(|| name_of(&buf[80..]));
+        record(
+            &self.states,
+            &tables,
+            std::iter::once(name.as_str()).chain(second.as_deref()),
+            |t| t.entries.clone(),
+        );
+        r
+    }
+
+    fn get(&self, buf: &mut [u8]) -> Result<usize, i32> {
+        let opcode = u16_at(buf, 0);
+        self.calls.lock().unwrap().push(opcode);
+        let name = name_of(buf);
+        let mut tables = self.tables.lock().unwrap();
+        let r = self.get_in(&mut tables, opcode, &name, buf);
+        if matches!(opcode, msg::XADD | msg::XDEL) {
+            record(&self.states, &tables, [name.as_str()], |t| {
+                t.entries.clone()
+            });
+        }
+        r
+    }
+}
+
+impl ModelKernel {
+    fn set_in(
+        &self,
+        tables: &mut HashMap<String, Table>,
+        opcode: u16,
+        name: String,
+        buf: &[u8],
+    ) -> Result<(), i32> {
         match opcode {
             msg::XCREATE => {
                 if buf.len() != OBJ_HEADER_LEN + XTABLE_INFO_LEN || buf[96] != msg::TABLE_ADDR {
@@ -85,17 +138,40 @@ impl Sockopt for ModelKernel {
                 tables.remove(&name).ok_or(ESRCH)?;
             }
             msg::XFLUSH => tables.get_mut(&name).ok_or(ESRCH)?.entries.clear(),
+            msg::XSWAP => {
+                // `swap_table()`: exactly a header and a second name TLV;
+                // the entries change places, each table keeps its limit
+                // and refuses the other's entries beyond it.
+                if buf.len() != OBJ_HEADER_LEN + msg::NTLV_LEN
+                    || u16_at(buf, 96) != msg::TLV_TBL_NAME
+                    || u32_at(buf, 100) != msg::NTLV_LEN as u32
+                {
+                    return Err(EINVAL);
+                }
+                let other = name_of(&buf[80..]);
+                let a = tables.get(&name).ok_or(ESRCH)?;
+                let b = tables.get(&other).ok_or(ESRCH)?;
+                let over = |t: &Table, n: usize| t.limit != 0 && n > t.limit as usize;
+                if over(a, b.entries.len()) || over(b, a.entries.len()) {
+                    return Err(EFBIG);
+                }
+                let a = tables.get_mut(&name).unwrap().entries.split_off(0);
+                let b = std::mem::replace(&mut tables.get_mut(&other).unwrap().entries, a);
+                tables.get_mut(&name).unwrap().entries = b;
+            }
             _ => return Err(EINVAL),
         }
         Ok(())
     }
 
-    fn get(&self, buf: &mut [u8]) -> Result<usize, i32> {
-        let opcode = u16_at(buf, 0);
-        self.calls.lock().unwrap().push(opcode);
-        let name = name_of(buf);
-        let mut tables = self.tables.lock().unwrap();
-        let table = tables.get_mut(&name).ok_or(ESRCH)?;
+    fn get_in(
+        &self,
+        tables: &mut HashMap<String, Table>,
+        opcode: u16,
+        name: &str,
+        buf: &mut [u8],
+    ) -> Result<usize, i32> {
+        let table = tables.get_mut(name).ok_or(ESRCH)?;
         let info_len = OBJ_HEADER_LEN + XTABLE_INFO_LEN;
         let write_info = |buf: &mut [u8], t: &Table| {
             let count = t.entries.len() as u32;
@@ -209,6 +285,8 @@ impl Sockopt for Arc<ModelKernel> {
 struct ModelIpfw {
     rules: Mutex<Vec<(u32, String)>>,
     tables: Mutex<HashMap<String, Vec<Target>>>,
+    /// As [`ModelKernel::states`], after each `ipfw table` run.
+    states: States,
 }
 
 fn done(stdout: String) -> Result<Outcome, BackendError> {
@@ -231,7 +309,24 @@ impl Runner for ModelIpfw {
     fn run(&self, args: &[String]) -> Result<Outcome, BackendError> {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut tables = self.tables.lock().unwrap();
-        match a.as_slice() {
+        let r = self.run_in(&mut tables, &a);
+        let named: Vec<&str> = match a.as_slice() {
+            ["-q", "table", name, "swap", other] => vec![name, other],
+            ["-q", "table", name, ..] => vec![name],
+            _ => vec![],
+        };
+        record(&self.states, &tables, named, Vec::clone);
+        r
+    }
+}
+
+impl ModelIpfw {
+    fn run_in(
+        &self,
+        tables: &mut HashMap<String, Vec<Target>>,
+        a: &[&str],
+    ) -> Result<Outcome, BackendError> {
+        match a {
             ["list"] => {
                 let mut rules = self.rules.lock().unwrap().clone();
                 rules.push((65535, "deny ip from any to any".into()));
@@ -280,6 +375,15 @@ impl Runner for ModelIpfw {
                     done(String::new())
                 }
             },
+            ["-q", "table", name, "swap", other] => {
+                if !tables.contains_key(*name) || !tables.contains_key(*other) {
+                    return fail("table not found");
+                }
+                let a = tables.remove(*name).unwrap();
+                let b = tables.insert(other.to_string(), a).unwrap();
+                tables.insert(name.to_string(), b);
+                done(String::new())
+            }
             ["-q", "table", name, "atomic", "add", pairs @ ..] => {
                 let Some(t) = tables.get_mut(*name) else {
                     return fail("table not found");
@@ -524,4 +628,137 @@ fn a_changed_rule_goes_in_before_the_old_one_leaves_and_the_table_stays() {
     let e = m.backend.change_set(&new, &bigger).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.detail().contains("limit it was created with"), "{e}");
+}
+
+fn hosts(first: u32, n: u32) -> Vec<KernelEntry> {
+    (first..first + n)
+        .map(|i| KernelEntry {
+            target: Target::host(Ipv4Addr::from(i).into()).unwrap(),
+            timeout: None,
+        })
+        .collect()
+}
+
+fn sorted(entries: &[KernelEntry]) -> Vec<Target> {
+    let mut v: Vec<Target> = entries.iter().map(|e| e.target).collect();
+    v.sort();
+    v
+}
+
+/// Issue 20: `banset replace` on ipfw flushed the live table and then
+/// added, so between the calls an allow-only set's rule let nobody in
+/// and a ban set's let everybody in; with more entries than one call
+/// carries, the rule also saw the table half filled. Every state the live
+/// table passes through must be the old content or the new one, on both
+/// paths.
+#[test]
+fn ipfw_replace_never_shows_the_live_table_empty_or_partial() {
+    for (m, by_command) in [(native(), false), (command(), true)] {
+        let states = if by_command {
+            &m.ipfw.states
+        } else {
+            &m.kernel.states
+        };
+        let mut s = spec("home");
+        s.policy = SetPolicy::AllowOnly;
+        m.backend.ensure_set(&s).unwrap();
+        let old = hosts(0xc000_0200, 3);
+        m.backend.add(&s, &old).unwrap();
+        // More than one XADD call (4,096) and many `ipfw table add` runs (500).
+        let new = hosts(0xc612_0000, 5000);
+        states.lock().unwrap().clear();
+        m.kernel.calls.lock().unwrap().clear();
+        let replace = Changes {
+            add: new.clone(),
+            remove: Vec::new(),
+            flush_first: true,
+        };
+        m.backend.apply(&s, &replace).unwrap();
+        let (old, new) = (sorted(&old), sorted(&new));
+        let seen: Vec<Vec<Target>> = states
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == "home")
+            .map(|(_, e)| {
+                let mut e = e.clone().expect("the live table always exists");
+                e.sort();
+                e
+            })
+            .collect();
+        for (i, state) in seen.iter().enumerate() {
+            assert!(
+                *state == old || *state == new,
+                "by command: {by_command}: state {i} of the live table has {} entries, \
+                 neither the old 3 nor the new 5,000",
+                state.len()
+            );
+        }
+        assert_eq!(seen.last(), Some(&new), "the new content is in");
+        assert_eq!(sorted(&m.backend.list(&s).unwrap()), new);
+        let temp = replace::temp_table("home");
+        assert_eq!(m.backend.tables.count(&temp).unwrap(), None, "{temp} left");
+        if !by_command {
+            let calls = m.kernel.calls.lock().unwrap();
+            assert_eq!(calls.iter().filter(|&&c| c == msg::XSWAP).count(), 1);
+        }
+    }
+}
+
+/// A replace that died between filling the temporary table and swapping
+/// left `_banset_swap.NAME` behind with stale entries: the next replace
+/// must not swap those in, and removes the table.
+#[test]
+fn a_temporary_table_left_by_a_crash_is_cleaned_up_by_the_next_replace() {
+    for m in [native(), command()] {
+        let mut s = spec("f2b");
+        s.hook = None;
+        m.backend.ensure_set(&s).unwrap();
+        let temp = replace::temp_table("f2b");
+        assert!(msg::check_name(&temp).is_ok());
+        m.backend.tables.create(&temp, 0).unwrap();
+        m.backend
+            .tables
+            .add(&temp, &["203.0.113.9".parse().unwrap()])
+            .unwrap();
+        let replace = Changes {
+            add: entries(&["192.0.2.1", "2001:db8::/64"]),
+            remove: Vec::new(),
+            flush_first: true,
+        };
+        m.backend.apply(&s, &replace).unwrap();
+        assert_eq!(
+            sorted(&m.backend.list(&s).unwrap()),
+            sorted(&entries(&["192.0.2.1", "2001:db8::/64"]))
+        );
+        assert_eq!(
+            m.backend.tables.count(&temp).unwrap(),
+            None,
+            "{temp} removed"
+        );
+    }
+}
+
+/// A swap the kernel refuses (here: the live table was made by hand with
+/// a smaller limit than the set's, EFBIG) leaves the live table as it was
+/// and no temporary table behind.
+#[test]
+fn a_refused_swap_leaves_the_live_table_and_no_temporary() {
+    let m = native();
+    let mut s = spec("f2b");
+    s.hook = None;
+    m.backend.tables.create("f2b", 1).unwrap();
+    m.backend.add(&s, &entries(&["192.0.2.1"])).unwrap();
+    let replace = Changes {
+        add: entries(&["192.0.2.2", "192.0.2.3"]),
+        remove: Vec::new(),
+        flush_first: true,
+    };
+    let e = m.backend.apply(&s, &replace).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::SetFull, "{e}");
+    assert_eq!(
+        sorted(&m.backend.list(&s).unwrap()),
+        sorted(&entries(&["192.0.2.1"]))
+    );
+    assert_eq!(m.kernel.tables.lock().unwrap().len(), 1);
 }

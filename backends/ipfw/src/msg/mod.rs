@@ -35,6 +35,10 @@ pub const XINFO: u16 = 93;
 pub const XFLUSH: u16 = 94;
 /// `IP_FW_TABLE_XCREATE`: create a table (setsockopt, v0).
 pub const XCREATE: u16 = 95;
+/// `IP_FW_TABLE_XSWAP`: exchange the contents of two tables of the same
+/// type at once (setsockopt, v0); the rules referring to either keep
+/// their table and see the other's entries.
+pub const XSWAP: u16 = 109;
 
 /// `IPFW_TLV_TBL_NAME`.
 pub const TLV_TBL_NAME: u16 = 1;
@@ -213,7 +217,11 @@ fn obj_header(out: &mut Vec<u8>, opcode: u16, version: u16, name: &str, ntlv_typ
     put_u16(h, 0, opcode);
     put_u16(h, 2, version);
     put_u16(h, 12, 1); // idx
-    let n = &mut h[16..];
+    put_ntlv(&mut h[16..16 + NTLV_LEN], name, ntlv_type);
+}
+
+/// `ipfw_obj_ntlv` naming table `name` with index 1 and set 0.
+fn put_ntlv(n: &mut [u8], name: &str, ntlv_type: u8) {
     put_u16(n, 0, TLV_TBL_NAME);
     put_u32(n, 4, NTLV_LEN as u32);
     put_u16(n, 8, 1); // idx, equal to the header's
@@ -225,6 +233,18 @@ fn obj_header(out: &mut Vec<u8>, opcode: u16, version: u16, name: &str, ntlv_typ
 pub fn header_only(opcode: u16, name: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(OBJ_HEADER_LEN);
     obj_header(&mut out, opcode, 0, name, 0);
+    out
+}
+
+/// `XSWAP` (v0) of tables `a` and `b`: the header naming `a`, then a
+/// second name TLV naming `b`, 176 bytes; the kernel refuses any other
+/// length (`swap_table()` in `ip_fw_table.c`), as `ipfw table A swap B`
+/// builds it.
+pub fn swap(a: &str, b: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(OBJ_HEADER_LEN + NTLV_LEN);
+    obj_header(&mut out, XSWAP, 0, a, 0);
+    out.resize(OBJ_HEADER_LEN + NTLV_LEN, 0);
+    put_ntlv(&mut out[OBJ_HEADER_LEN..], b, 0);
     out
 }
 

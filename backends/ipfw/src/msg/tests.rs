@@ -163,3 +163,20 @@ fn names_as_ipfw_takes_them() {
     assert_eq!(check_name("all"), Err(TableNameError::Reserved));
     assert!(check_name(&"a".repeat(64)).is_err());
 }
+
+/// `ipfw table f2b swap f2b.new`: the header naming f2b (idx 1), then a
+/// second `ipfw_obj_ntlv` naming f2b.new, also idx 1: 96 + 80 bytes.
+#[test]
+fn xswap_layout() {
+    let mut want = hex("6d000000 00000000 00000000 01000000
+         01000000 50000000 01000000 00000000
+         66326200");
+    want.resize(16 + 80, 0);
+    want.extend(hex("01000000 50000000 01000000 00000000"));
+    want.extend(b"f2b.new");
+    want.resize(96 + 80, 0);
+    let got = swap("f2b", "f2b.new");
+    assert_eq!(got.len(), OBJ_HEADER_LEN + NTLV_LEN);
+    assert_eq!(got, want);
+    assert_eq!(XSWAP, 109, "IP_FW_TABLE_XSWAP in netinet/ip_fw.h");
+}

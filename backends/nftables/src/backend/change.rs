@@ -80,8 +80,7 @@ pub(super) fn change_set(
         }
         _ => put_ports(&mut batch, &to),
     }
-    for (i, set) in to.addr_sets.iter().enumerate() {
-        let comment = set.rule_comment();
+    for (i, comment) in to.rules() {
         if let Some(rule) = to.rule_def(i, &comment) {
             objects::new_rule(&mut batch, &rule);
         }

@@ -71,6 +71,7 @@ mod expr_attr {
     pub const LOOKUP_SET: u16 = 1;
     pub const LOOKUP_SREG: u16 = 2;
     pub const LOOKUP_SET_ID: u16 = 4;
+    pub const LOOKUP_FLAGS: u16 = 5;
     pub const IMMEDIATE_DREG: u16 = 1;
     pub const IMMEDIATE_DATA: u16 = 2;
     pub const REJECT_TYPE: u16 = 1;
@@ -113,7 +114,14 @@ const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 const NFT_META_NFPROTO: u32 = 15;
 const NFT_META_L4PROTO: u32 = 16;
+const NFT_META_IIF: u32 = 4;
 const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
+/// `NFT_LOOKUP_F_INV`: the lookup matches when the key is NOT in the set.
+const NFT_LOOKUP_F_INV: u32 = 1;
+/// The loopback interface's index, the same in every network namespace
+/// (`LOOPBACK_IFINDEX`); `iif lo` is compiled to it by nft too.
+const LOOPBACK_IFINDEX: u32 = 1;
 const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 /// `NFT_REJECT_ICMPX_UNREACH`: the family-neutral reject of an `inet` table;
@@ -200,6 +208,20 @@ pub struct RuleDef<'a> {
     /// Stored as the rule's user data (`NFTA_RULE_USERDATA`); banset finds
     /// its own rules again by it.
     pub comment: &'a str,
+    /// `Some` for an allow-only set: the rule matches sources in none of
+    /// the sets, never from loopback.
+    pub allow_only: Option<AllowOnlyMatch<'a>>,
+}
+
+/// What turns a [`RuleDef`] into an allow-only rule: every lookup is
+/// inverted (`saddr != @set`; several in one rule AND together, so a
+/// source in any of them is not matched), and `iif != lo` keeps the host's
+/// own traffic, whatever its address, out of the rule. It never accepts:
+/// ban sets' rules still see members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllowOnlyMatch<'a> {
+    /// The same family's prefix set and its batch id, when the set has one.
+    pub also_not_in: Option<(&'a str, u32)>,
 }
 
 /// `add table inet NAME`. Flags are left out so an existing table is not
@@ -329,13 +351,36 @@ fn write_expressions(a: &mut Attrs<'_>, rule: &RuleDef<'_>) {
         a.u32(expr_attr::META_DREG, NFT_REG_1);
     });
     cmp_eq(a, rule.nfproto);
+    if rule.allow_only.is_some() {
+        expr(a, "meta", |a| {
+            a.u32(expr_attr::META_KEY, NFT_META_IIF);
+            a.u32(expr_attr::META_DREG, NFT_REG_1);
+        });
+        // The kernel compares the register's bytes: an ifindex is a native-endian u32.
+        expr(a, "cmp", |a| {
+            a.u32(expr_attr::CMP_SREG, NFT_REG_1);
+            a.u32(expr_attr::CMP_OP, NFT_CMP_NEQ);
+            a.nest(expr_attr::CMP_DATA, |a| {
+                a.bytes(expr_attr::DATA_VALUE, &LOOPBACK_IFINDEX.to_ne_bytes())
+            });
+        });
+    }
     expr(a, "payload", |a| {
         a.u32(expr_attr::PAYLOAD_DREG, NFT_REG_1);
         a.u32(expr_attr::PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
         a.u32(expr_attr::PAYLOAD_OFFSET, rule.saddr_offset);
         a.u32(expr_attr::PAYLOAD_LEN, rule.saddr_len);
     });
-    lookup(a, rule.set, rule.set_id);
+    match rule.allow_only {
+        None => lookup(a, rule.set, rule.set_id, false),
+        Some(allow) => {
+            // A lookup leaves its source register alone: both read the saddr.
+            lookup(a, rule.set, rule.set_id, true);
+            if let Some((set, id)) = allow.also_not_in {
+                lookup(a, set, id, true);
+            }
+        }
+    }
     if let Some(proto) = rule.l4proto {
         expr(a, "meta", |a| {
             a.u32(expr_attr::META_KEY, NFT_META_L4PROTO);
@@ -352,7 +397,7 @@ fn write_expressions(a: &mut Attrs<'_>, rule: &RuleDef<'_>) {
             a.u32(expr_attr::PAYLOAD_OFFSET, 2);
             a.u32(expr_attr::PAYLOAD_LEN, 2);
         });
-        lookup(a, ports, ports_id);
+        lookup(a, ports, ports_id, false);
     }
     match rule.verdict {
         Verdict::Drop => expr(a, "immediate", |a| {
@@ -385,11 +430,14 @@ fn cmp_eq(a: &mut Attrs<'_>, byte: u8) {
     });
 }
 
-fn lookup(a: &mut Attrs<'_>, set: &str, set_id: u32) {
+fn lookup(a: &mut Attrs<'_>, set: &str, set_id: u32, inverted: bool) {
     expr(a, "lookup", |a| {
         a.u32(expr_attr::LOOKUP_SREG, NFT_REG_1);
         a.str(expr_attr::LOOKUP_SET, set);
         a.u32(expr_attr::LOOKUP_SET_ID, set_id);
+        if inverted {
+            a.u32(expr_attr::LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+        }
     });
 }
 
@@ -682,6 +730,7 @@ mod tests {
                     dport_set: None,
                     verdict: Verdict::Drop,
                     comment: "banset f_v4",
+                    allow_only: None,
                 },
             )
         });
@@ -747,6 +796,7 @@ mod tests {
                     dport_set: Some(("p", 2)),
                     verdict: Verdict::Reject,
                     comment: "x",
+                    allow_only: None,
                 },
             )
         });
@@ -778,6 +828,77 @@ mod tests {
             .map(|a| be_u32(a.unwrap().1, "x").unwrap())
             .collect();
         assert_eq!(fields, [1, 2, 2, 2]);
+    }
+
+    /// `meta nfproto ipv4 iif != lo ip saddr != @s ip saddr != @n drop`:
+    /// nft --debug=netlink prints `cmp neq reg 1 0x00000001` for the iif
+    /// and `lookup reg 1 set s 0x1` (flags INV) for each negated lookup.
+    #[test]
+    fn allow_only_rule_inverts_lookups_and_skips_loopback() {
+        let got = single_message_attrs(|b| {
+            new_rule(
+                b,
+                &RuleDef {
+                    table: "t",
+                    chain: "c",
+                    nfproto: super::super::NFPROTO_IPV4,
+                    saddr_offset: 12,
+                    saddr_len: 4,
+                    set: "s",
+                    set_id: 1,
+                    l4proto: None,
+                    dport_set: None,
+                    verdict: Verdict::Drop,
+                    comment: "x",
+                    allow_only: Some(AllowOnlyMatch {
+                        also_not_in: Some(("n", 3)),
+                    }),
+                },
+            )
+        });
+        let top: Vec<_> = AttrIter::new(&got).collect::<Result<_, _>>().unwrap();
+        let exprs: Vec<_> = AttrIter::new(top[2].1).collect::<Result<_, _>>().unwrap();
+        // (expression name, its data attributes as (type, bytes))
+        type Attr = (u16, Vec<u8>);
+        let parts: Vec<(&str, Vec<Attr>)> = exprs
+            .iter()
+            .map(|(_, e)| {
+                let attrs: Vec<_> = AttrIter::new(e).collect::<Result<_, _>>().unwrap();
+                let name = c_str(attrs[0].1, "name").unwrap();
+                let data = AttrIter::new(attrs[1].1)
+                    .map(|a| {
+                        let (t, v) = a.unwrap();
+                        (t, v.to_vec())
+                    })
+                    .collect();
+                (name, data)
+            })
+            .collect();
+        let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
+        assert_eq!(
+            names,
+            [
+                "meta",
+                "cmp",
+                "meta",
+                "cmp",
+                "payload",
+                "lookup",
+                "lookup",
+                "immediate"
+            ]
+        );
+        // meta load iif; cmp neq 1 (native endian, as nft sends it)
+        assert_eq!(parts[2].1[0], (2, vec![0, 0, 0, 4]));
+        assert_eq!(parts[3].1[1], (2, vec![0, 0, 0, 1]));
+        let data: Vec<_> = AttrIter::new(&parts[3].1[2].1)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(data[0].1, 1u32.to_ne_bytes());
+        for (lookup, set) in [(&parts[5], "s"), (&parts[6], "n")] {
+            assert!(lookup.1.contains(&(1, format!("{set}\0").into_bytes())));
+            assert!(lookup.1.contains(&(5, vec![0, 0, 0, 1])), "{lookup:?}");
+        }
     }
 
     fn reply(attrs: impl FnOnce(&mut Attrs<'_>)) -> Vec<u8> {

@@ -10,19 +10,19 @@ use super::{anchor_missing, rule, PfBackend};
 
 impl PfBackend {
     pub(super) fn change_in_place(&self, old: &SetSpec, new: &SetSpec) -> Result<(), BackendError> {
-        self.rules_seen.forget(new.name.as_str());
+        self.forget_sightings(new);
         let anchor = rule::anchor(new.name.as_str());
         match &new.hook {
-            Some(hook) if old.hook.as_ref() != Some(hook) => {
+            Some(hook) if old.hook.as_ref() != Some(hook) || old.policy != new.policy => {
                 if !self.anchor_evaluated(new)? {
                     return Err(anchor_missing(new));
                 }
-                let text = rule::text(new.name.as_str(), hook);
+                let text = rule::text(new.name.as_str(), hook, new.policy);
                 self.run_pfctl(&rule::load_argv(&anchor), Some(&text))?;
             }
             Some(_) => {}
             None => {
-                if self.rule_present(old)? {
+                if self.any_rule_present(old)? {
                     self.run_pfctl(&rule::flush_argv(&anchor), None)?;
                 }
             }

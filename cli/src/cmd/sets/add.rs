@@ -68,10 +68,15 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
             comment: args.comment.clone(),
         })
         .collect();
+    if is_new && !args.no_create {
+        let coming: Vec<_> = requests.iter().map(|r| r.target).collect();
+        crate::lockout::guard(ctx, None, &spec, &coming, args.force)?;
+    }
     let opts = AddOptions {
         force: args.force,
         create_with: (!args.no_create).then(|| spec.clone()),
         kill_states: args.kill_states,
+        ..AddOptions::default()
     };
     let report = ctx.engine().add(&name, &requests, &opts)?;
     progress.done(&format!(

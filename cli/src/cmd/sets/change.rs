@@ -21,6 +21,7 @@ pub fn run(ctx: &mut Context, args: ChangeArgs) -> Result<Option<i32>> {
         usage!("no set named {name} (banset create makes one)");
     };
     let wanted = changed_spec(&existing, &args.options, None, ctx.global.dry_run)?;
+    crate::lockout::guard(ctx, Some(&existing), &wanted, &[], args.force)?;
     let change = ctx.engine().change_set(&wanted)?;
     if change.is_empty() {
         ctx.info(format_args!("set {name} already has these options"));

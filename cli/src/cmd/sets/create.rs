@@ -17,6 +17,12 @@ pub fn run(ctx: &mut Context, args: CreateArgs) -> Result<Option<i32>> {
         true,
         ctx.global.dry_run,
     )?;
+    let existing = ctx.fw.ledger.read()?.set_spec(&spec.name)?;
+    // An existing set is refused or kept by create itself; only a new one
+    // turns a policy on.
+    if existing.is_none() {
+        crate::lockout::guard(ctx, None, &spec, &[], args.force)?;
+    }
     let created = ctx.engine().create(&spec)?;
     if created {
         let did = ctx.did("created", "would create");

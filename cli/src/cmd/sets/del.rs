@@ -55,6 +55,10 @@ pub fn run(ctx: &mut Context, args: DelArgs) -> Result<Option<i32>> {
         }
     }
     let targets = read_targets(&args.input)?;
+    let spec = ctx.fw.ledger.read()?.set_spec(&name)?;
+    if let Some(spec) = spec {
+        crate::lockout::guard_removal(ctx, &spec, Some(&targets), args.force)?;
+    }
     let known = ctx.engine().del(&name, &targets)?;
     let did = ctx.did("unbanned", "would be unbanned");
     ctx.info(format_args!(

@@ -13,7 +13,7 @@
 //! at start without running the action.
 
 use anyhow::Result;
-use banset_core::{AddOptions, BanRequest, SetName, SetSpec, Target, Timeout};
+use banset_core::{AddOptions, BanRequest, SetName, SetSpec, SpecChange, Target, Timeout};
 
 use crate::args::EnsureArgs;
 use crate::cmd::integrations::fail2ban_db;
@@ -50,13 +50,15 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
     }
     match existing {
         None => {
+            crate::lockout::guard(ctx, None, &wanted, &[], false)?;
             ctx.engine().create(&wanted)?;
             let did = ctx.did("created", "would create");
             ctx.info(format_args!("{did} {}", describe_spec(&wanted)));
             return Ok(());
         }
         Some(existing) => {
-            if rule_only(&existing, &wanted) {
+            let change = blocking_change(&existing, &wanted);
+            if change.refused.is_empty() && change.hook_changes() {
                 // The jail's ports, protocol or block type changed (a
                 // fail2ban reload or restart runs actionstart): the rule
                 // changes in place and the bans stay.
@@ -64,16 +66,18 @@ fn ensure(ctx: &mut Context, name: &SetName, args: &EnsureArgs) -> Result<()> {
                     hook: wanted.hook.clone(),
                     ..existing.clone()
                 };
+                crate::lockout::guard(ctx, Some(&existing), &target, &[], false)?;
                 let change = ctx.engine().change_set(&target)?;
                 let did = ctx.did("changed", "would change");
                 ctx.notice(format_args!(
                     "set {name}: {did} the rule in place ({}), keeping its bans",
                     change.describe_in_place()
                 ));
-            } else if let Some(diff) = blocking_difference(&existing, &wanted) {
+            } else if !change.is_empty() {
                 ctx.notice(format_args!(
-                    "set {name} exists with other options ({diff}); keeping it and its bans \
-                     (banset destroy {name} and start again to change them)"
+                    "set {name} exists with other options ({}); keeping it and its bans \
+                     (banset destroy {name} and start again to change them)",
+                    change.describe()
                 ));
             }
         }
@@ -169,50 +173,13 @@ fn import_fail2ban(
     Ok(())
 }
 
-/// Whether only the rule differs, which changes in place.
-fn rule_only(existing: &SetSpec, wanted: &SetSpec) -> bool {
-    existing.hook != wanted.hook
-        && existing.backend == wanted.backend
-        && existing.families == wanted.families
-        && existing.prefixes == wanted.prefixes
-}
-
-/// What differs in how the set blocks traffic. The default timeout and the
-/// size are left out: every ban from fail2ban carries its own timeout, and
-/// neither changes what is blocked.
-fn blocking_difference(existing: &SetSpec, wanted: &SetSpec) -> Option<String> {
-    let mut diffs = Vec::new();
-    if existing.backend != wanted.backend {
-        diffs.push(format!(
-            "backend {} vs {}",
-            existing.backend, wanted.backend
-        ));
-    }
-    if existing.families != wanted.families {
-        diffs.push(format!(
-            "family {} vs {}",
-            existing.families.name(),
-            wanted.families.name()
-        ));
-    }
-    if existing.prefixes != wanted.prefixes {
-        diffs.push(format!(
-            "prefixes {} vs {}",
-            existing.prefixes, wanted.prefixes
-        ));
-    }
-    if existing.hook != wanted.hook {
-        diffs.push(format!(
-            "rule \"{}\" vs \"{}\"",
-            rule_of(existing),
-            rule_of(wanted)
-        ));
-    }
-    (!diffs.is_empty()).then(|| diffs.join(", "))
-}
-
-/// The rule part of [`describe_spec`] (`drop tcp ports 25,465`).
-fn rule_of(spec: &SetSpec) -> String {
-    let text = describe_spec(spec);
-    text.rsplit(", ").next().unwrap_or_default().to_string()
+/// What differs between the stored set and the one fail2ban asks for, as
+/// [`SpecChange::between`] says for every other caller. The default timeout
+/// and the size are left out: every ban from fail2ban carries its own
+/// timeout, and neither changes what is blocked.
+fn blocking_change(existing: &SetSpec, wanted: &SetSpec) -> SpecChange {
+    let mut change = SpecChange::between(existing, wanted);
+    change.refused.retain(|r| r.difference.option != "timeout");
+    change.in_place.retain(|d| d.option != "maxelem");
+    change
 }

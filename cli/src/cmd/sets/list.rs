@@ -15,6 +15,8 @@ struct JsonSet<'a> {
     set: &'a str,
     backend: &'a str,
     families: &'a str,
+    /// `ban` or `allow-only`.
+    policy: &'a str,
     timeout: Timeout,
     in_kernel: bool,
     members: JsonMembers<'a>,
@@ -105,6 +107,7 @@ fn json_set(listing: &SetListing) -> JsonSet<'_> {
         set: listing.spec.name.as_str(),
         backend: listing.spec.backend.name(),
         families: listing.spec.families.name(),
+        policy: listing.spec.policy.name(),
         timeout: listing.spec.timeout,
         in_kernel: listing.in_kernel,
         members: JsonMembers(&listing.members),

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::args::StatusArgs;
 use crate::context::Context;
-use crate::daemon::{read_status, WatchStatus};
+use crate::daemon::status::{read_status, WatchStatus};
 use crate::output::{counted, describe_spec, print_json, stdout};
 
 #[derive(Serialize)]

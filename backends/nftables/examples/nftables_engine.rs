@@ -4,8 +4,8 @@
 //! It changes the nftables ruleset of the network namespace it runs in, so
 //! try it in a private one:
 //!
-//!     cargo build --example ban_list_unban -p banset-nftables
-//!     sudo unshare --net target/debug/examples/ban_list_unban
+//!     cargo build --example nftables_engine -p banset-nftables
+//!     sudo unshare --net target/debug/examples/nftables_engine
 
 use banset_core::{
     AddOptions, Allowlist, BackendKind, BanRequest, Engine, Ledger, SetName, SetSpec, SystemClock,
