@@ -11,12 +11,16 @@
 //!   backend's tests and the daemon's reload self-heal test.
 //! - `postgres` (Linux): a private PostgreSQL 15 in a temp dir (and
 //!   optionally a namespace) for the fleet's tests, stopped by PID.
+//! - `fleet_hosts` (Linux): N hosts as namespaces around a hub where that
+//!   PostgreSQL listens, for the fleet's end-to-end tests and benchmark.
 
 #[cfg(target_os = "linux")]
 pub mod allow_only;
 pub mod conformance;
 #[cfg(target_os = "linux")]
 pub mod firewalld;
+#[cfg(target_os = "linux")]
+pub mod fleet_hosts;
 #[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
