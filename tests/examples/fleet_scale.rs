@@ -2,16 +2,27 @@
 //! bench/README.md). Prints one `RESULT name value unit` line per number.
 //!
 //!     fleet_scale apply [ROWS]        # kernel apply rate of remote bans
+//!     fleet_scale resync BANSET HOSTS ROWS
 //!
 //! `apply`: `Engine::apply_fleet` on the real nftables kernel in a network
 //! namespace of its own, pages of 10,000 remote rows (the puller's page),
 //! ROWS in all (default 100,000); beside it the kernel's own floor, the
 //! same elements added by one `nft -f` file, in the same run.
+//!
+//! `resync`: HOSTS hosts (banset_tests::fleet_hosts, the tests' harness)
+//! take a snapshot of ROWS active bans at once, each over TCP from its
+//! namespace; per-host time p50/p99, the wall time until the last one is
+//! done, and the engine's CPU seconds and peak memory over the phase
+//! (/proc of the postmaster and its children).
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use banset_fleet::{ConnectOptions, FleetClient, FleetError, Publish, Status};
 
 use banset_core::fleet::FleetPolicy;
 use banset_core::{
@@ -19,13 +30,14 @@ use banset_core::{
     Target, Timeout,
 };
 use banset_nftables::NftablesBackend;
-use banset_tests::netns;
+use banset_tests::fleet_hosts::{percentile, FleetHosts, FleetOptions, Host};
+use banset_tests::{netns, postgres};
 
 /// The puller's page size.
 const PAGE: usize = 10_000;
 
 fn usage() -> ! {
-    eprintln!("usage: fleet_scale apply [ROWS]");
+    eprintln!("usage: fleet_scale apply [ROWS] | resync BANSET HOSTS ROWS");
     std::process::exit(2)
 }
 
@@ -38,6 +50,11 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("apply") => apply(number(1, 100_000)),
+        Some("resync") => resync(
+            args.get(1).unwrap_or_else(|| usage()),
+            number(2, 20),
+            number(3, 100_000),
+        ),
         _ => usage(),
     }
 }
@@ -139,4 +156,192 @@ fn nft_floor(rows: usize) {
     println!("RESULT nft_file_time {secs:.2} s");
     println!("RESULT nft_file_rate {:.0} elements/s", rows as f64 / secs);
     netns::run("nft", &["delete", "table", "inet", "floor"]);
+}
+
+/// A [`FleetHosts`] for a benchmark: `hosts` hosts with set `fleet`.
+fn fleet(banset: &str, hosts: usize, quota: Option<i64>) -> FleetHosts {
+    if postgres::skip_unless_postgres("fleet_scale") {
+        std::process::exit(1);
+    }
+    let mut options = FleetOptions::new(hosts, banset);
+    options.setup = vec![vec!["create".into(), "fleet".into()]];
+    options.quota = quota;
+    let fleet = FleetHosts::start(&options).expect("starting the fleet");
+    println!(
+        "RESULT setup_{hosts}_hosts {:.2} s",
+        fleet.setup_time().as_secs_f64()
+    );
+    fleet
+}
+
+fn publish(i: usize) -> Publish {
+    Publish {
+        set: "fleet".into(),
+        target: address(i).to_string(),
+        status: Status::Banned {
+            remaining: Some(Duration::from_secs(7 * 86_400)),
+        },
+        jail: Some("sshd".into()),
+        reason: None,
+    }
+}
+
+/// Publishes `rows` bans as `host`, from its namespace, in batches.
+fn publish_bulk(host: &Host, rows: usize) {
+    host.ns().enter(|| {
+        let mut client = FleetClient::connect(&ConnectOptions::plain(host.dsn.clone())).unwrap();
+        for chunk in (0..rows).collect::<Vec<_>>().chunks(5_000) {
+            let batch: Vec<Publish> = chunk.iter().map(|&i| publish(i)).collect();
+            client.publish(&batch).unwrap();
+        }
+    });
+}
+
+fn resync(banset: &str, hosts: usize, rows: usize) {
+    let quota = i64::try_from(rows * 2).ok();
+    let fleet = fleet(banset, hosts, quota);
+    publish_bulk(fleet.host(0), rows);
+    let usage = EngineUsage::start(fleet.pg().pid().expect("the engine runs"));
+    let started = Instant::now();
+    let times: Vec<Duration> = std::thread::scope(|scope| {
+        let threads: Vec<_> = fleet
+            .hosts()
+            .iter()
+            .map(|host| {
+                scope.spawn(move || {
+                    host.ns().enter(|| {
+                        let t = Instant::now();
+                        let mut client =
+                            FleetClient::connect(&ConnectOptions::plain(host.dsn.clone())).unwrap();
+                        let mut seen = 0;
+                        client
+                            .snapshot(PAGE, |page| {
+                                seen += page.len();
+                                Ok::<_, FleetError>(())
+                            })
+                            .unwrap();
+                        assert_eq!(seen, rows, "{}: every active ban", host.name);
+                        t.elapsed()
+                    })
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let wall = started.elapsed();
+    let (cpu, peak) = usage.stop();
+    println!("RESULT resync_hosts {hosts} hosts x {rows} rows");
+    println!(
+        "RESULT resync_host_p50 {:.2} s",
+        percentile(&times, 50.0).unwrap().as_secs_f64()
+    );
+    println!(
+        "RESULT resync_host_p99 {:.2} s",
+        percentile(&times, 99.0).unwrap().as_secs_f64()
+    );
+    println!("RESULT resync_wall {:.2} s", wall.as_secs_f64());
+    println!("RESULT engine_cpu {cpu:.1} s (user+system, postmaster and children)");
+    println!("RESULT engine_peak_pss {:.0} MB", peak as f64 / 1024.0);
+}
+
+/// The engine's CPU time and peak memory over a phase, from /proc: CPU
+/// is the postmaster's own, its reaped children's (backends that ended)
+/// and its live children's; memory the PSS summed over all of them,
+/// sampled every 200 ms.
+struct EngineUsage {
+    postmaster: i32,
+    children_before: usize,
+    cpu_before: f64,
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<()>,
+}
+
+impl EngineUsage {
+    fn start(postmaster: i32) -> EngineUsage {
+        let peak = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let pss: u64 = engine_pids(postmaster).into_iter().map(pss_kb).sum();
+                    peak.fetch_max(pss, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        EngineUsage {
+            postmaster,
+            children_before: engine_pids(postmaster).len(),
+            cpu_before: engine_cpu(postmaster),
+            peak,
+            stop,
+            sampler,
+        }
+    }
+
+    /// (CPU seconds, peak PSS in kB).
+    fn stop(self) -> (f64, u64) {
+        // A backend's CPU joins the postmaster's children's time once it
+        // ended and was reaped: wait (bounded) for the phase's to go.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while engine_pids(self.postmaster).len() > self.children_before && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let cpu = engine_cpu(self.postmaster) - self.cpu_before;
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.sampler.join();
+        (cpu, self.peak.load(Ordering::Relaxed))
+    }
+}
+
+/// Fields of /proc/PID/stat after the command name.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+fn engine_pids(postmaster: i32) -> Vec<i32> {
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // After the name: state, ppid, ...
+        if stat_fields(pid).and_then(|f| f.get(1)?.parse::<i32>().ok()) == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn engine_cpu(postmaster: i32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks = |pid: i32, with_children: bool| -> u64 {
+        // After the name: utime is field 14 of stat, i.e. index 11 here;
+        // stime 12, cutime 13, cstime 14.
+        let Some(f) = stat_fields(pid) else { return 0 };
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12) + if with_children { n(13) + n(14) } else { 0 }
+    };
+    let total: u64 = engine_pids(postmaster)
+        .into_iter()
+        .map(|pid| ticks(pid, pid == postmaster))
+        .sum();
+    total as f64 / tick
+}
+
+fn pss_kb(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
