@@ -580,6 +580,10 @@ impl Engine<'_> {
                 tx.clear_bans(set)?;
             }
             tx.upsert_bans(set, &new_bans, now)?;
+            // A local ban of a target the fleet banned makes it local: an
+            // unban by the other host must not lift it.
+            let targets: Vec<Target> = new_bans.iter().map(|b| b.target).collect();
+            tx.fleet_unmark_made(set, &targets)?;
             let jail_of = |t: &Target| {
                 also.ban_events
                     .iter()
@@ -803,6 +807,8 @@ impl Engine<'_> {
         });
         recorded?;
         tx.record_bans(set, chunk, &|_| None, now)?;
+        let targets: Vec<Target> = chunk.iter().map(|b| b.target).collect();
+        tx.fleet_unmark_made(set, &targets)?;
         match kernel {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {

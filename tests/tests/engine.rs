@@ -801,6 +801,7 @@ fn a_bans_history_and_position_commit_with_the_ban_or_not_at_all() {
     let record = |target: &str, position: &str| AddRecord {
         ban_events: vec![(t(target), "sshd".to_string())],
         meta: vec![("watch.position:/var/log/auth.log".into(), position.into())],
+        fleet: None,
     };
     w.run(false, |e| {
         e.add_recorded(

@@ -37,6 +37,7 @@ fn row(origin: &str, target: &str, remaining: Option<u64>) -> FleetRow {
         target: t(target),
         banned: true,
         remaining,
+        by_admin: false,
     }
 }
 
@@ -50,7 +51,7 @@ fn unban(origin: &str, target: &str) -> FleetRow {
 fn page(rows: Vec<FleetRow>, cursor: &str) -> FleetPage {
     FleetPage {
         rows,
-        snapshot: false,
+        snapshot: None,
         cursor: Some(cursor.into()),
     }
 }
@@ -108,13 +109,21 @@ impl Host {
 fn a_remote_ban_reaches_the_kernel_with_its_time_and_own_rows_are_skipped() {
     let mut h = Host::new();
     let done = h.apply(&page(
-        vec![row("b", "203.0.113.5", Some(600)), row("a", "203.0.113.9", None)],
+        vec![
+            row("b", "203.0.113.5", Some(600)),
+            row("a", "203.0.113.9", None),
+        ],
         "c1",
     ));
     assert_eq!(done.banned, 1);
     assert_eq!(h.kernel(), vec![("203.0.113.5".into(), Some(600))]);
     assert_eq!(h.cursor().as_deref(), Some("c1"));
-    let ban = h.ledger.read().unwrap().ban(&ssh().name, &t("203.0.113.5")).unwrap();
+    let ban = h
+        .ledger
+        .read()
+        .unwrap()
+        .ban(&ssh().name, &t("203.0.113.5"))
+        .unwrap();
     assert_eq!(ban.unwrap().reason.as_deref(), Some("fleet b"));
 }
 
@@ -122,7 +131,10 @@ fn a_remote_ban_reaches_the_kernel_with_its_time_and_own_rows_are_skipped() {
 fn one_origins_unban_leaves_anothers_ban_in_place() {
     let mut h = Host::new();
     h.apply(&page(
-        vec![row("b", "203.0.113.5", Some(900)), row("c", "203.0.113.5", Some(300))],
+        vec![
+            row("b", "203.0.113.5", Some(900)),
+            row("c", "203.0.113.5", Some(300)),
+        ],
         "c1",
     ));
     assert_eq!(h.kernel(), vec![("203.0.113.5".into(), Some(900))]);
@@ -173,11 +185,16 @@ fn own_address_allowlisted_inside_a_prefix_and_too_wide_never_reach_the_kernel()
 fn a_local_unban_of_a_fleet_ban_holds_until_that_ban_ends() {
     let mut h = Host::new();
     h.apply(&page(vec![row("b", "203.0.113.5", Some(600))], "c1"));
-    h.engine(false).del(&ssh().name, &[t("203.0.113.5")]).unwrap();
+    h.engine(false)
+        .del(&ssh().name, &[t("203.0.113.5")])
+        .unwrap();
     assert_eq!(h.kernel(), vec![]);
     // The same ban again (a re-assert) or another origin's: held.
     let done = h.apply(&page(
-        vec![row("b", "203.0.113.5", Some(590)), row("c", "203.0.113.5", Some(60))],
+        vec![
+            row("b", "203.0.113.5", Some(590)),
+            row("c", "203.0.113.5", Some(60)),
+        ],
         "c2",
     ));
     assert_eq!(done.suppressed.get("held"), Some(&2));
@@ -192,15 +209,120 @@ fn a_local_unban_of_a_fleet_ban_holds_until_that_ban_ends() {
 fn a_snapshot_sweeps_fleet_bans_not_in_it() {
     let mut h = Host::new();
     h.apply(&page(
-        vec![row("b", "203.0.113.5", Some(600)), row("b", "203.0.113.6", Some(600))],
+        vec![
+            row("b", "203.0.113.5", Some(600)),
+            row("b", "203.0.113.6", Some(600)),
+        ],
         "c1",
     ));
+    let policy = h.policy.clone();
+    let generation = h.engine(false).begin_fleet_snapshot().unwrap();
     let snapshot = FleetPage {
-        snapshot: true,
+        snapshot: Some(generation),
         ..page(vec![row("c", "203.0.113.6", Some(300))], "s1")
     };
-    h.apply(&snapshot);
+    h.apply(&FleetPage {
+        cursor: None,
+        ..snapshot
+    });
+    h.engine(false)
+        .finish_fleet_snapshot(generation, "s1")
+        .unwrap();
+    // 203.0.113.6: b's row is gone with the sweep, c's holds it.
     assert_eq!(h.kernel(), vec![("203.0.113.6".into(), Some(300))]);
+    assert_eq!(h.cursor().as_deref(), Some("s1"));
+    let _ = policy;
+}
+
+/// Regression: the first snapshot page cleared every remote row, so the
+/// bans of later pages left the kernel until their page came, and for
+/// good if the host stopped between pages.
+#[test]
+fn snapshot_first_page_keeps_bans_of_later_pages() {
+    let mut h = Host::new();
+    h.apply(&page(
+        vec![
+            row("b", "203.0.113.5", Some(600)),
+            row("b", "203.0.113.6", Some(600)),
+        ],
+        "c1",
+    ));
+    let generation = h.engine(false).begin_fleet_snapshot().unwrap();
+    h.apply(&FleetPage {
+        rows: vec![row("b", "203.0.113.5", Some(590))],
+        snapshot: Some(generation),
+        cursor: None,
+    });
+    // The second page (with .6) has not come yet: .6 stays banned.
+    assert_eq!(h.kernel().len(), 2, "{:?}", h.kernel());
+    assert_eq!(
+        h.cursor().as_deref(),
+        Some("c1"),
+        "no cursor before the sweep"
+    );
+    h.apply(&FleetPage {
+        rows: vec![row("b", "203.0.113.6", Some(590))],
+        snapshot: Some(generation),
+        cursor: None,
+    });
+    h.engine(false)
+        .finish_fleet_snapshot(generation, "s1")
+        .unwrap();
+    assert_eq!(h.kernel().len(), 2);
+}
+
+/// Regression: a jail's ban of a target the fleet had banned kept the
+/// fleet's reason, so the other host's unban lifted the local ban.
+#[test]
+fn local_ban_over_fleet_ban_survives_the_remote_unban() {
+    let mut h = Host::new();
+    h.apply(&page(vec![row("b", "203.0.113.5", Some(600))], "c1"));
+    // A local ban with no comment (a jail's, or `banset add`).
+    h.engine(false)
+        .add(
+            &ssh().name,
+            &[BanRequest {
+                timeout: Some(Timeout::Secs(100)),
+                ..BanRequest::new(t("203.0.113.5"))
+            }],
+            &AddOptions::default(),
+        )
+        .unwrap();
+    h.apply(&page(vec![unban("b", "203.0.113.5")], "c2"));
+    assert_eq!(h.kernel().len(), 1, "the local ban stands");
+}
+
+#[test]
+fn the_fleet_admins_withdrawal_of_our_own_ban_lifts_it_here_and_stops_publishing_it() {
+    let mut h = Host::new();
+    let record = AddRecord {
+        fleet: Some(FleetPublish { jail: None }),
+        ..AddRecord::default()
+    };
+    h.engine(false)
+        .add_recorded(
+            &ssh().name,
+            &[BanRequest::new(t("203.0.113.5"))],
+            &AddOptions::default(),
+            &record,
+        )
+        .unwrap();
+    let withdrawn = FleetRow {
+        by_admin: true,
+        ..unban("a", "203.0.113.5")
+    };
+    // Our own tombstone written by ourselves changes nothing.
+    h.apply(&page(vec![unban("a", "203.0.113.5")], "c1"));
+    assert_eq!(h.kernel().len(), 1);
+    h.apply(&page(vec![withdrawn], "c2"));
+    assert_eq!(h.kernel(), vec![]);
+    let l = h.ledger.read().unwrap();
+    assert_eq!(l.fleet_pending(10).unwrap(), vec![]);
+    assert_eq!(
+        l.fleet_reassert(T0).unwrap(),
+        0,
+        "nothing left to re-assert"
+    );
 }
 
 #[test]
@@ -208,7 +330,10 @@ fn crash_between_kernel_apply_and_cursor_save_applies_again_without_duplicates()
     let mut h = Host::new();
     h.apply(&page(vec![row("b", "203.0.113.4", Some(600))], "c1"));
     let next = page(
-        vec![row("b", "203.0.113.5", Some(600)), unban("b", "203.0.113.4")],
+        vec![
+            row("b", "203.0.113.5", Some(600)),
+            unban("b", "203.0.113.4"),
+        ],
         "c2",
     );
     // A dry run is the crash: the kernel took the batch, the ledger and
@@ -239,17 +364,29 @@ fn a_published_ban_is_in_the_outbox_of_its_own_transaction_and_a_refused_one_is_
         ..BanRequest::new(t(s))
     };
     h.engine(false)
-        .add_recorded(&ssh().name, &[req("203.0.113.5")], &AddOptions::default(), &record)
+        .add_recorded(
+            &ssh().name,
+            &[req("203.0.113.5")],
+            &AddOptions::default(),
+            &record,
+        )
         .unwrap();
     h.engine(false)
-        .add_recorded(&ssh().name, &[req("192.0.2.10")], &AddOptions::default(), &record)
+        .add_recorded(
+            &ssh().name,
+            &[req("192.0.2.10")],
+            &AddOptions::default(),
+            &record,
+        )
         .unwrap_err();
     let pending = h.ledger.read().unwrap().fleet_pending(10).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].deadline, Some(T0 + 600));
     assert_eq!(pending[0].jail.as_deref(), Some("sshd"));
     // A local unban withdraws it, coalesced into the same row.
-    h.engine(false).del(&ssh().name, &[t("203.0.113.5")]).unwrap();
+    h.engine(false)
+        .del(&ssh().name, &[t("203.0.113.5")])
+        .unwrap();
     let pending = h.ledger.read().unwrap().fleet_pending(10).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(!pending[0].banned);

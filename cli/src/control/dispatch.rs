@@ -154,6 +154,7 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
             None => Vec::new(),
         },
         meta: Vec::new(),
+        fleet: None,
     };
     let opts = AddOptions {
         force: false,

@@ -154,6 +154,7 @@ impl Daemon<'_> {
                 .iter()
                 .map(|(source, value)| (position_key(source), value.clone()))
                 .collect(),
+            fleet: None,
         };
         let started = Instant::now();
         match self

@@ -8,14 +8,23 @@
 //! Why no removal journal (see the module docs of `engine`): the page is
 //! that journal; until it is applied again, a removed member the ledger
 //! still holds is at worst put back by `sync`, and removed again.
+//!
+//! A snapshot (a new host, or one away longer than the engine keeps
+//! tombstones) is mark and sweep: [`Engine::begin_fleet_snapshot`] takes a
+//! new generation, each page marks the rows it holds with it, and
+//! [`Engine::finish_fleet_snapshot`] drops every remote row the snapshot
+//! did not hold and saves the cursor. Clearing all rows at the first page
+//! instead would take bans of later pages out of the kernel until their
+//! page came, and a crash between pages would lose them for good.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::{finish, restore, BackendProvider, Engine, Error};
 use crate::allowlist::Allowlist;
 use crate::backend::{Changes, ErrorKind, KernelEntry};
+use crate::clock::Clock;
 use crate::fleet::policy::{effective, judge, local_deadline, FleetPolicy, RemoteBan};
-use crate::fleet::FLEET_REASON_PREFIX;
+use crate::fleet::{Suppressed, FLEET_REASON_PREFIX};
 use crate::history::EventKind;
 use crate::ledger::{LedgerTx, NewBan};
 use crate::reconcile::kernel_timeout;
@@ -31,11 +40,14 @@ pub struct FleetRow {
     pub set: SetName,
     /// Its target.
     pub target: Target,
-    /// Banned, or withdrawn (a tombstone).
+    /// Banned, or withdrawn (a tombstone, or a ban that is over).
     pub banned: bool,
     /// Seconds left by the engine's clock; `None`: permanent. A ban with
     /// none left is treated as withdrawn.
     pub remaining: Option<u64>,
+    /// The fleet admin withdrew it (`banset unban --fleet`): on this host's
+    /// own row, the local ban goes too and is not published again.
+    pub by_admin: bool,
 }
 
 /// A page of rows, from a delta or a snapshot.
@@ -43,10 +55,12 @@ pub struct FleetRow {
 pub struct FleetPage {
     /// The rows, in the engine's order.
     pub rows: Vec<FleetRow>,
-    /// The rows are a whole snapshot's first page: every remote row not
-    /// in it is swept.
-    pub snapshot: bool,
-    /// The cursor after the page, saved with it.
+    /// `Some(generation)`: a page of the snapshot
+    /// [`Engine::begin_fleet_snapshot`] started; its rows are marked so
+    /// that [`Engine::finish_fleet_snapshot`] keeps them.
+    pub snapshot: Option<i64>,
+    /// The cursor after the page, saved with it (a snapshot's pages have
+    /// none: its cursor is saved by the sweep).
     pub cursor: Option<String>,
 }
 
@@ -61,35 +75,62 @@ pub struct FleetApplied {
     pub suppressed: BTreeMap<&'static str, u64>,
 }
 
+impl FleetApplied {
+    /// Adds `other`'s counts to these.
+    pub fn absorb(&mut self, other: FleetApplied) {
+        self.banned += other.banned;
+        self.removed += other.removed;
+        for (k, v) in other.suppressed {
+            *self.suppressed.entry(k).or_default() += v;
+        }
+    }
+}
+
 /// The kernel and ledger changes of one set.
 #[derive(Default)]
 struct SetChanges {
-    /// (target, deadline, reason, the fleet's own row); a local row keeps
-    /// its reason (`None`), which is what keeps it local.
-    add: Vec<(Target, Option<i64>, Option<String>, bool)>,
+    /// (target, deadline, the fleet's own row); a local row keeps its
+    /// reason, which is what keeps it local.
+    add: Vec<(Target, Option<i64>, Option<String>)>,
     remove: Vec<Target>,
 }
 
-impl Engine<'_> {
+/// What one target's plan may do to a local ban.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Local {
+    /// Leave a local ban alone (never removed or shortened by others).
+    Keep,
+    /// The fleet admin withdrew this host's own published ban.
+    Withdrawn,
+}
+
+impl<'a> Engine<'a> {
     /// Applies `page` under `policy` (see the module docs).
     pub fn apply_fleet(
         &mut self,
         page: &FleetPage,
         policy: &FleetPolicy,
     ) -> Result<FleetApplied, Error> {
-        let (backends, allowlist) = (self.backends, self.allowlist);
+        let (allowlist, kit) = (self.allowlist, self.kit());
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         let mut done = FleetApplied::default();
-        let mut touched: BTreeSet<(SetName, Target)> = BTreeSet::new();
-        if page.snapshot {
-            touched.extend(tx.fleet_clear_rows()?);
-        }
+        let mut touched: BTreeMap<(SetName, Target), Local> = BTreeMap::new();
         for row in &page.rows {
             if row.origin == policy.this_host {
+                // Our own rows come back: the ledger has them already,
+                // unless the fleet admin withdrew one everywhere.
+                if !row.banned
+                    && row.by_admin
+                    && tx.fleet_forget_published(&row.set, &row.target)?
+                {
+                    touched.insert((row.set.clone(), row.target), Local::Withdrawn);
+                }
                 continue;
             }
-            touched.insert((row.set.clone(), row.target));
+            touched
+                .entry((row.set.clone(), row.target))
+                .or_insert(Local::Keep);
             if !row.banned || row.remaining == Some(0) {
                 tx.fleet_drop_row(&row.origin, &row.set, &row.target)?;
                 continue;
@@ -100,6 +141,7 @@ impl Engine<'_> {
                     &row.set,
                     &row.target,
                     local_deadline(remaining, now),
+                    page.snapshot.unwrap_or(0),
                 )?,
                 Err(why) => {
                     *done.suppressed.entry(why.as_str()).or_default() += 1;
@@ -107,36 +149,120 @@ impl Engine<'_> {
                 }
             }
         }
-        let mut by_set: BTreeMap<SetName, SetChanges> = BTreeMap::new();
-        for (set, target) in touched {
-            plan_target(
-                &tx,
-                &set,
-                target,
-                now,
-                by_set.entry(set.clone()).or_default(),
-            )?;
+        let planned = plan_and_apply(kit, tx, touched, page.cursor.as_deref(), now, done);
+        self.after_apply(planned)
+    }
+
+    /// Starts a snapshot: a new generation for its pages' rows.
+    pub fn begin_fleet_snapshot(&mut self) -> Result<i64, Error> {
+        let tx = self.ledger.begin()?;
+        let generation = tx.fleet_next_generation()?;
+        finish(tx, self.dry_run)?;
+        Ok(generation)
+    }
+
+    /// Ends the snapshot of `generation`: every remote row it did not
+    /// hold goes (from the kernel too, unless a local ban holds the
+    /// target), and `cursor` is saved, in one transaction.
+    pub fn finish_fleet_snapshot(
+        &mut self,
+        generation: i64,
+        cursor: &str,
+    ) -> Result<FleetApplied, Error> {
+        let kit = self.kit();
+        let tx = self.ledger.begin()?;
+        let now = self.clock.now();
+        let touched = tx
+            .fleet_sweep_rows(generation)?
+            .into_iter()
+            .map(|k| (k, Local::Keep))
+            .collect();
+        tx.fleet_purge(now)?;
+        let done = FleetApplied::default();
+        let planned = plan_and_apply(kit, tx, touched, Some(cursor), now, done);
+        self.after_apply(planned)
+    }
+
+    fn kit(&self) -> Kit<'a> {
+        Kit {
+            backends: self.backends,
+            clock: self.clock,
+            dry_run: self.dry_run,
         }
-        for (set, changes) in by_set {
-            if let Err((e, put_back)) = apply_set(backends, &tx, &set, changes, now, &mut done) {
-                drop(tx);
-                if put_back {
-                    // A kernel without atomic batches may hold part of the
-                    // batch: back to the (rolled back) ledger.
-                    self.put_kernel_back(&set, None);
-                }
-                return Err(e);
+    }
+
+    /// A failed apply whose kernel may hold part of a batch: back to the
+    /// (rolled back) ledger.
+    fn after_apply(
+        &mut self,
+        planned: Result<FleetApplied, (Error, Option<SetName>)>,
+    ) -> Result<FleetApplied, Error> {
+        planned.map_err(|(e, put_back)| {
+            if let Some(set) = put_back {
+                self.put_kernel_back(&set, None);
             }
+            e
+        })
+    }
+
+    /// Ends the holds of local unbans on `targets` of `set`: after
+    /// `banset unban --fleet`, nothing of the old ban is left to hold off,
+    /// and a new ban from another host must land.
+    pub fn release_fleet_holds(&mut self, set: &SetName, targets: &[Target]) -> Result<(), Error> {
+        let tx = self.ledger.begin()?;
+        tx.fleet_release(set, targets)?;
+        finish(tx, self.dry_run)
+    }
+}
+
+/// What [`plan_and_apply`] needs of the engine, borrowed apart from its
+/// ledger (which the transaction holds).
+struct Kit<'a> {
+    backends: &'a dyn BackendProvider,
+    clock: &'a dyn Clock,
+    dry_run: bool,
+}
+
+/// Plans every touched target from its remote rows, applies each set's
+/// batch, saves the cursor and the counters, and commits. An error names
+/// the set whose kernel may hold part of its batch.
+fn plan_and_apply(
+    kit: Kit<'_>,
+    tx: LedgerTx<'_>,
+    touched: BTreeMap<(SetName, Target), Local>,
+    cursor: Option<&str>,
+    now: i64,
+    mut done: FleetApplied,
+) -> Result<FleetApplied, (Error, Option<SetName>)> {
+    let no = |e: Error| (e, None);
+    let mut by_set: BTreeMap<SetName, SetChanges> = BTreeMap::new();
+    for ((set, target), local) in touched {
+        if tx.set_spec(&set).map_err(|e| no(e.into()))?.is_none() {
+            continue;
         }
+        let out = by_set.entry(set.clone()).or_default();
+        plan_target(&tx, &set, target, now, local, out).map_err(no)?;
+    }
+    for (set, changes) in by_set {
+        if let Err((e, put_back)) =
+            apply_set(kit.backends, kit.clock, &tx, &set, changes, &mut done)
+        {
+            drop(tx);
+            return Err((e, put_back.then_some(set)));
+        }
+    }
+    let saved = || {
         for (name, n) in &done.suppressed {
             tx.fleet_count_suppressed(name, *n)?;
         }
-        if let Some(cursor) = &page.cursor {
+        if let Some(cursor) = cursor {
             tx.set_meta(crate::fleet::CURSOR_KEY, cursor)?;
         }
-        finish(tx, self.dry_run)?;
-        Ok(done)
-    }
+        Ok::<(), crate::ledger::LedgerError>(())
+    };
+    saved().map_err(|e| no(e.into()))?;
+    finish(tx, kit.dry_run).map_err(no)?;
+    Ok(done)
 }
 
 /// The policy's verdict on one active row; the set must exist here and
@@ -147,8 +273,7 @@ fn judge_row(
     policy: &FleetPolicy,
     row: &FleetRow,
     now: i64,
-) -> Result<Result<Option<u64>, crate::fleet::Suppressed>, Error> {
-    use crate::fleet::Suppressed;
+) -> Result<Result<Option<u64>, Suppressed>, Error> {
     let held = tx.fleet_held(&row.set, &row.target, now)?;
     let ban = RemoteBan {
         origin: row.origin.clone(),
@@ -171,41 +296,45 @@ fn judge_row(
 /// An error says whether the kernel may hold part of the batch.
 fn apply_set(
     backends: &dyn BackendProvider,
+    clock: &dyn Clock,
     tx: &LedgerTx<'_>,
     set: &SetName,
     changes: SetChanges,
-    now: i64,
     done: &mut FleetApplied,
 ) -> Result<(), (Error, bool)> {
     if changes.add.is_empty() && changes.remove.is_empty() {
         return Ok(());
     }
     let no = |e: Error| (e, false);
+    let now = clock.now();
     let spec = Engine::spec_of(tx, set).map_err(no)?;
     let backend = backends.backend(spec.backend).map_err(|e| no(e.into()))?;
     let caps = backend.capabilities();
-    record_set(tx, set, &changes, now).map_err(|e| no(e.into()))?;
+    tx.remove_bans(set, &changes.remove)
+        .and_then(|_| tx.record_unbans(set, &changes.remove, EventKind::Unban, now))
+        .and_then(|()| tx.fleet_unmark_made(set, &changes.remove))
+        .map_err(|e| no(e.into()))?;
     let mut entries = Vec::with_capacity(changes.add.len());
-    for (target, deadline, reason, exact) in &changes.add {
+    for (target, deadline, reason) in &changes.add {
         let ban = NewBan {
             target: *target,
             start: now,
             deadline: *deadline,
             reason: reason.clone(),
         };
-        if *exact {
-            // The fleet's own row: its deadline is the remote rows'
-            // longest, which may be shorter than before (an origin
-            // with a longer ban withdrew it).
-            tx.remove_bans(set, &[*target]).map_err(|e| no(e.into()))?;
-        }
-        tx.upsert_bans(set, std::slice::from_ref(&ban), now)
-            .and_then(|()| tx.record_bans(set, std::slice::from_ref(&ban), &|_| None, now))
-            .map_err(|e| no(e.into()))?;
-        let kept = tx
-            .ban(set, target)
-            .map_err(|e| no(e.into()))?
-            .and_then(|b| b.deadline);
+        let record = || {
+            if reason.is_some() {
+                // The fleet's own row: its deadline is the remote rows'
+                // longest, which may be shorter than before (an origin
+                // with a longer ban withdrew it), so it is replaced.
+                tx.remove_bans(set, &[*target])?;
+                tx.fleet_mark_made(set, target)?;
+            }
+            tx.upsert_bans(set, std::slice::from_ref(&ban), now)?;
+            tx.record_bans(set, std::slice::from_ref(&ban), &|_| None, now)?;
+            tx.ban(set, target)
+        };
+        let kept = record().map_err(|e| no(e.into()))?.and_then(|b| b.deadline);
         entries.push(KernelEntry {
             target: *target,
             timeout: kernel_timeout(kept.map(|d| (d - now).max(1) as u64), &caps),
@@ -220,7 +349,7 @@ fn apply_set(
     };
     match backend.apply(&spec, &batch) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => restore(backend, tx, &spec, now).map_err(no),
+        Err(e) if e.kind() == ErrorKind::NotFound => restore(backend, tx, &spec, clock).map_err(no),
         Err(e) => Err((
             e.within(format!("fleet apply to {set}")).into(),
             !caps.atomic_batches,
@@ -228,35 +357,25 @@ fn apply_set(
     }
 }
 
-/// The ledger's side of one set's removals.
-fn record_set(
-    tx: &LedgerTx<'_>,
-    set: &SetName,
-    changes: &SetChanges,
-    now: i64,
-) -> Result<(), crate::ledger::LedgerError> {
-    tx.remove_bans(set, &changes.remove)?;
-    tx.record_unbans(set, &changes.remove, EventKind::Unban, now)
-}
-
 /// What one target needs after its remote rows changed: the longest
-/// active row, over whatever the ledger holds. A local ban (any reason
-/// but the fleet's) is never removed or shortened by the fleet.
+/// active row, over whatever the ledger holds. A local ban (one the fleet
+/// did not make) is never removed or shortened by the fleet, unless the
+/// fleet admin withdrew it (`local`).
 fn plan_target(
     tx: &LedgerTx<'_>,
     set: &SetName,
     target: Target,
     now: i64,
+    local: Local,
     out: &mut SetChanges,
 ) -> Result<(), Error> {
     let rows = tx.fleet_rows_of(set, &target)?;
     let current = tx.ban(set, &target)?;
-    let fleet_made = current.as_ref().is_none_or(|b| {
-        b.reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with(FLEET_REASON_PREFIX))
-            || !b.is_active(now)
-    });
+    let fleet_made = local == Local::Withdrawn
+        || match &current {
+            None => true,
+            Some(b) => !b.is_active(now) || tx.fleet_is_made(set, &target)?,
+        };
     match effective(rows.iter().map(|r| r.1), now) {
         Some(deadline) => {
             let origin = rows
@@ -270,7 +389,7 @@ fn plan_target(
                     .is_some_and(|b| b.deadline == deadline && b.is_active(now));
             if !unchanged {
                 let reason = fleet_made.then(|| format!("{FLEET_REASON_PREFIX}{origin}"));
-                out.add.push((target, deadline, reason, fleet_made));
+                out.add.push((target, deadline, reason));
             }
         }
         None if fleet_made && current.is_some() => out.remove.push(target),

@@ -173,6 +173,24 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// The fleet admin withdrew this host's published ban of `target`
+    /// everywhere: forget it, so it is neither re-asserted nor sent again.
+    /// Returns whether this host had published it (as a ban).
+    pub fn fleet_forget_published(
+        &self,
+        set: &SetName,
+        target: &Target,
+    ) -> Result<bool, LedgerError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM fleet_outbox WHERE set_name = ?1 AND target = ?2 AND banned = 1",
+            )
+            .and_then(|mut s| s.execute(params![set.as_str(), target.to_string()]))
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
     /// How many rows wait for the publisher.
     pub fn fleet_outbox_len(&self) -> Result<u64, LedgerError> {
         self.tx

@@ -120,7 +120,7 @@ pub fn judge(
     held: bool,
 ) -> Result<Option<u64>, Suppressed> {
     if let Some(origins) = &policy.origins {
-        if !origins.iter().any(|o| *o == ban.origin) {
+        if !origins.contains(&ban.origin) {
             return Err(Suppressed::Origin);
         }
     }

@@ -15,6 +15,8 @@ pub const FLEET_REASON_PREFIX: &str = "fleet ";
 
 /// The `meta` key of the puller's cursor (the engine's opaque text).
 pub(crate) const CURSOR_KEY: &str = "fleet:cursor";
+/// The `meta` key of the last snapshot generation.
+const GENERATION_KEY: &str = "fleet:generation";
 /// The `meta` key prefix of the suppressed counters.
 const SUPPRESSED_PREFIX: &str = "fleet:suppressed:";
 
@@ -39,20 +41,32 @@ impl LedgerTx<'_> {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Records (or replaces) one origin's ban of a target.
+    /// Records (or replaces) one origin's ban of a target; `generation`:
+    /// the snapshot that holds it, 0 for a delta.
     pub fn fleet_put_row(
         &self,
         origin: &str,
         set: &SetName,
         target: &Target,
         deadline: Option<i64>,
+        generation: i64,
     ) -> Result<(), LedgerError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO fleet_rows (set_name, target, origin, deadline) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (set_name, target, origin) DO UPDATE SET deadline = excluded.deadline",
+                "INSERT INTO fleet_rows (set_name, target, origin, deadline, gen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (set_name, target, origin) DO UPDATE SET
+                   deadline = excluded.deadline, gen = excluded.gen",
             )
-            .and_then(|mut s| s.execute(params![set.as_str(), target.to_string(), origin, deadline]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    set.as_str(),
+                    target.to_string(),
+                    origin,
+                    deadline,
+                    generation
+                ])
+            })
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -74,15 +88,28 @@ impl LedgerTx<'_> {
         Ok(())
     }
 
-    /// Forgets every remote row (a snapshot replaces them all); returns
-    /// the (set, target) pairs they covered, for the sweep.
-    pub fn fleet_clear_rows(&self) -> Result<Vec<(SetName, Target)>, LedgerError> {
+    /// A new snapshot generation (see `Engine::begin_fleet_snapshot`).
+    pub fn fleet_next_generation(&self) -> Result<i64, LedgerError> {
+        let old: i64 = self
+            .meta(GENERATION_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let next = old.saturating_add(1);
+        self.set_meta(GENERATION_KEY, &next.to_string())?;
+        Ok(next)
+    }
+
+    /// Drops every remote row the snapshot of `generation` did not hold;
+    /// returns the (set, target) pairs they covered, to plan again.
+    pub fn fleet_sweep_rows(&self, generation: i64) -> Result<Vec<(SetName, Target)>, LedgerError> {
         let mut stmt = self
             .tx
-            .prepare("SELECT DISTINCT set_name, target FROM fleet_rows")
+            .prepare("SELECT DISTINCT set_name, target FROM fleet_rows WHERE gen != ?1")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([generation], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -92,9 +119,81 @@ impl LedgerTx<'_> {
             }
         }
         self.tx
-            .execute("DELETE FROM fleet_rows", [])
+            .execute("DELETE FROM fleet_rows WHERE gen != ?1", [generation])
             .map_err(|e| self.err(e))?;
         Ok(out)
+    }
+
+    /// Forgets remote rows and holds that are over: they decide nothing
+    /// any more, and would only grow the ledger.
+    pub fn fleet_purge(&self, now: i64) -> Result<(), LedgerError> {
+        self.tx
+            .execute_batch(&format!(
+                "DELETE FROM fleet_rows WHERE deadline <= {now};
+                 DELETE FROM fleet_holds WHERE until <= {now};"
+            ))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends the holds on `targets` of `set`.
+    pub fn fleet_release(&self, set: &SetName, targets: &[Target]) -> Result<(), LedgerError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM fleet_holds WHERE set_name = ?1 AND target = ?2")
+            .map_err(|e| self.err(e))?;
+        for t in targets {
+            stmt.execute(params![set.as_str(), t.to_string()])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Marks the ledger's ban of `target` as the fleet's.
+    pub fn fleet_mark_made(&self, set: &SetName, target: &Target) -> Result<(), LedgerError> {
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO fleet_made (set_name, target) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![set.as_str(), target.to_string()]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Whether the ledger's ban of `target` is the fleet's.
+    pub fn fleet_is_made(&self, set: &SetName, target: &Target) -> Result<bool, LedgerError> {
+        self.tx
+            .prepare_cached("SELECT 1 FROM fleet_made WHERE set_name = ?1 AND target = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![set.as_str(), target.to_string()], |_| Ok(()))
+                    .optional()
+            })
+            .map(|r| r.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets that the fleet made the bans of `targets`: they were
+    /// removed, or a local ban took them over (a local ban is never
+    /// removed by another host's unban). Nothing to do, and no statement
+    /// per target, when the fleet made nothing in `set` (a bulk add).
+    pub fn fleet_unmark_made(&self, set: &SetName, targets: &[Target]) -> Result<(), LedgerError> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let any: bool = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM fleet_made WHERE set_name = ?1)")
+            .and_then(|mut s| s.query_row([set.as_str()], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        if !any {
+            return Ok(());
+        }
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM fleet_made WHERE set_name = ?1 AND target = ?2")
+            .map_err(|e| self.err(e))?;
+        for t in targets {
+            stmt.execute(params![set.as_str(), t.to_string()])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// Holds `target` in `set` against remote bans until `until` (`None`:
@@ -153,7 +252,7 @@ impl LedgerTx<'_> {
                 }
             }
         }
-        Ok(())
+        self.fleet_unmark_made(set, targets)
     }
 
     /// Adds `n` to a suppressed counter.
@@ -207,8 +306,8 @@ mod tests {
         let set = SetName::new("ssh").unwrap();
         let t = Target::parse("203.0.113.5").unwrap();
         let tx = l.begin().unwrap();
-        tx.fleet_put_row("b", &set, &t, Some(500)).unwrap();
-        tx.fleet_put_row("c", &set, &t, Some(800)).unwrap();
+        tx.fleet_put_row("b", &set, &t, Some(500), 0).unwrap();
+        tx.fleet_put_row("c", &set, &t, Some(800), 0).unwrap();
         tx.fleet_hold_unbanned(&set, &[t], 100).unwrap();
         assert!(tx.fleet_rows_of(&set, &t).unwrap().is_empty());
         assert!(tx.fleet_held(&set, &t, 799).unwrap());
