@@ -101,6 +101,7 @@ fn apply(rows: usize) {
                         target: Target::parse(&address(i).to_string()).unwrap(),
                         banned: true,
                         remaining: Some(86_400),
+                        by_admin: false,
                     })
                     .collect(),
                 cursor: Some(format!("c{n}")),

@@ -106,6 +106,7 @@ fn ban(origin: &str, target: Target, remaining: Option<u64>) -> FleetRow {
         target,
         banned: true,
         remaining,
+        by_admin: false,
     }
 }
 
