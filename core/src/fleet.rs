@@ -6,10 +6,12 @@
 //! leaves another's ban in place). `Engine::apply_fleet` applies a page of
 //! remote rows to ledger and kernel; `docs/fleet.md` has the whole design.
 
+pub mod config;
 mod outbox;
 pub mod policy;
 mod remote;
 
+pub use config::{FleetConfig, FleetConfigError, FleetSection};
 pub use outbox::OutboxEntry;
 pub use policy::{effective, judge, local_deadline, FleetPolicy, RemoteBan, Suppressed};
 pub(crate) use remote::CURSOR_KEY;

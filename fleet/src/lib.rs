@@ -23,6 +23,7 @@ mod connect;
 mod error;
 mod hosts;
 mod names;
+pub mod sync;
 mod types;
 mod validate;
 

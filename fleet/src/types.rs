@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 /// last row a reader applied. Rows are read in stamp order and only below
 /// the oldest open transaction, so no row can ever appear behind a cursor.
 /// `Cursor::START` reads from the beginning. Save it after applying a page.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Cursor {
     pub txid: i64,
     pub seq: i64,
