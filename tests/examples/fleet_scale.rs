@@ -3,6 +3,7 @@
 //!
 //!     fleet_scale apply [ROWS]        # kernel apply rate of remote bans
 //!     fleet_scale resync BANSET HOSTS ROWS
+//!     fleet_scale snapshot BANSET ROWS
 //!
 //! `apply`: `Engine::apply_fleet` on the real nftables kernel in a network
 //! namespace of its own, pages of 10,000 remote rows (the puller's page),
@@ -14,6 +15,12 @@
 //! namespace; per-host time p50/p99, the wall time until the last one is
 //! done, and the engine's CPU seconds and peak memory over the phase
 //! (/proc of the postmaster and its children).
+//!
+//! `snapshot`: ROWS active bans of one host (written by the superuser in
+//! one INSERT: the publish rate is bench/fleet's), and a new host catching
+//! up: `sync_round` (the daemon's round) takes the snapshot path, every
+//! page into ledger and kernel; then the same host pulls a delta of ROWS/10
+//! more. The kernel's count is checked with `nft -j`.
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
@@ -22,6 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use banset_firewall::{Backends, NewLedger, StateDir};
+use banset_fleet::sync::{sync_round, Link};
 use banset_fleet::{ConnectOptions, FleetClient, FleetError, Publish, Status};
 
 use banset_core::fleet::FleetPolicy;
@@ -37,7 +46,7 @@ use banset_tests::{netns, postgres};
 const PAGE: usize = 10_000;
 
 fn usage() -> ! {
-    eprintln!("usage: fleet_scale apply [ROWS] | resync BANSET HOSTS ROWS");
+    eprintln!("usage: fleet_scale apply [ROWS] | resync BANSET HOSTS ROWS | snapshot BANSET ROWS");
     std::process::exit(2)
 }
 
@@ -50,6 +59,7 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("apply") => apply(number(1, 100_000)),
+        Some("snapshot") => snapshot(args.get(1).unwrap_or_else(|| usage()), number(2, 1_000_000)),
         Some("resync") => resync(
             args.get(1).unwrap_or_else(|| usage()),
             number(2, 20),
@@ -345,4 +355,82 @@ fn pss_kb(pid: i32) -> u64 {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// `count` active bans of host `origin` from address `from` on, written by
+/// the superuser in one statement (the stamp trigger still stamps them).
+fn insert_bans(fleet: &FleetHosts, origin: &Host, from: usize, count: usize) {
+    let started = Instant::now();
+    fleet
+        .psql_super(&format!(
+            "INSERT INTO banset_fleet.bans (origin, set_name, target, banned, deadline, jail) \
+             SELECT '{}', 'fleet', host('11.0.0.0'::inet + i), true, now() + interval '7 days', 'sshd' \
+             FROM generate_series({from}, {}) AS i",
+            origin.credentials.role,
+            from + count - 1
+        ))
+        .expect("inserting the bans");
+    eprintln!(
+        "inserted {count} rows in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// One `sync_round` of `host` (the daemon's round) on its ledger and
+/// kernel, in its namespace: (seconds, rows pulled, took the snapshot).
+fn sync_host(host: &Host) -> (f64, usize, bool) {
+    host.ns().enter(|| {
+        let backends = Backends::new(false);
+        let mut ledger = StateDir::new(host.state_dir())
+            .open_ledger(&backends, NewLedger::Always)
+            .unwrap();
+        let allowlist = Allowlist::new();
+        let mut engine = Engine {
+            ledger: &mut ledger,
+            backends: &backends,
+            clock: &SystemClock,
+            allowlist: &allowlist,
+            dry_run: false,
+        };
+        let mut link = Link::new(ConnectOptions::plain(host.dsn.clone()));
+        let started = Instant::now();
+        let (_, pulled) = sync_round(&mut link, &mut engine, &|name| FleetPolicy::new(name))
+            .unwrap_or_else(|e| panic!("{}: sync: {e}", host.name));
+        (
+            started.elapsed().as_secs_f64(),
+            pulled.rows,
+            pulled.snapshot,
+        )
+    })
+}
+
+fn snapshot(banset: &str, rows: usize) {
+    let quota = i64::try_from(rows * 2).ok();
+    let fleet = fleet(banset, 2, quota);
+    let (origin, newcomer) = (fleet.host(0), fleet.host(1));
+    insert_bans(&fleet, origin, 0, rows);
+    let usage = EngineUsage::start(fleet.pg().pid().expect("the engine runs"));
+    let (secs, pulled, took_snapshot) = sync_host(newcomer);
+    let (cpu, peak) = usage.stop();
+    assert!(took_snapshot, "a new host takes the snapshot path");
+    assert_eq!(pulled, rows, "every active ban pulled");
+    let in_kernel = newcomer.nft_elements("fleet").unwrap().len();
+    assert_eq!(in_kernel, rows, "every ban in the kernel (nft -j)");
+    println!("RESULT snapshot_rows {rows} bans");
+    println!("RESULT snapshot_catch_up {secs:.2} s (engine to kernel and ledger)");
+    println!("RESULT snapshot_rate {:.0} bans/s", rows as f64 / secs);
+    println!("RESULT snapshot_engine_cpu {cpu:.1} s");
+    println!(
+        "RESULT snapshot_engine_peak_pss {:.0} MB",
+        peak as f64 / 1024.0
+    );
+
+    let delta = (rows / 10).max(1);
+    insert_bans(&fleet, origin, rows, delta);
+    let (secs, pulled, took_snapshot) = sync_host(newcomer);
+    assert!(!took_snapshot, "a known cursor takes the delta path");
+    assert_eq!(pulled, delta);
+    println!("RESULT delta_rows {delta} bans");
+    println!("RESULT delta_catch_up {secs:.2} s");
+    println!("RESULT delta_rate {:.0} bans/s", delta as f64 / secs);
 }
