@@ -160,9 +160,9 @@ pub enum Command {
             uses an existing PostgreSQL. `banset fleet add-host NAME` prints the line to run on host NAME \
             (`banset fleet join ...`), which stores its credentials (0600) in the state directory. \
             `banset fleet revoke NAME` cuts a host off and lifts its bans everywhere; `banset fleet status` \
-            shows the engine, the hosts and the change stream.\n\n\
-            Not yet: the daemon does not publish or pull bans through the engine, so bans are not \
-            shared until it does (README, Known limits)."
+            shows the engine, the hosts, this host's cursor, outbox and suppressed remote bans.\n\n\
+            With `[fleet]` in banset.toml and this host joined, `banset watch` publishes its jails' bans \
+            and applies the other hosts' (docs/fleet.md); `banset fleet sync --once` does one round by hand."
     )]
     Fleet(FleetCommand),
 }
@@ -181,8 +181,27 @@ pub enum FleetCommand {
     Join(FleetJoinArgs),
     /// Cut host NAME off: no more logins, its sessions ended, its bans lifted on every host
     Revoke(FleetHostArg),
-    /// Show the engine, the hosts and the change stream
-    Status,
+    /// Show the engine, the hosts, this host's cursor and lag, outbox and suppressed remote bans
+    Status(FleetJsonArg),
+    /// Publish this host's queued bans and apply the other hosts' changes, once (what the daemon does continuously)
+    Sync(FleetSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetJsonArg {
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetSyncArgs {
+    /// One round, then exit (the only mode: the daemon runs the loop)
+    #[arg(long, required = true)]
+    pub once: bool,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -446,6 +465,9 @@ pub struct AddArgs {
     /// Also cut the banned sources' established connections (pf: pfctl -k)
     #[arg(long)]
     pub kill_states: bool,
+    /// Also publish the bans to the fleet (queued in the ban's own transaction; sent now if the engine answers, else later)
+    #[arg(long)]
+    pub fleet: bool,
     #[command(flatten)]
     pub options: SetOptions,
 }
@@ -580,6 +602,9 @@ pub struct UnbanArgs {
     /// Only in this set
     #[arg(long, value_name = "SET")]
     pub set: Option<String>,
+    /// Also withdraw the bans on every fleet host (needs the fleet admin's credentials, on the host that ran `fleet init`)
+    #[arg(long, conflicts_with = "all")]
+    pub fleet: bool,
     /// Print the reply as JSON
     #[arg(long)]
     pub json: bool,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use banset_core::fleet::{FleetConfig, FleetSection};
 use banset_core::{Target, Timeout};
 use banset_watch::config::{JailConfig, RecidiveConfig, WatchConfig, WatchSection};
 use serde::Deserialize;
@@ -48,6 +49,12 @@ pub struct Config {
     /// `[fail2ban]`: a fail2ban configuration whose enabled jails the
     /// watcher runs besides `[jails.NAME]`.
     pub fail2ban: Option<Fail2banSection>,
+    /// `[fleet]` as written: bans shared with other hosts (docs/fleet.md).
+    #[serde(rename = "fleet")]
+    pub fleet_section: Option<FleetSection>,
+    /// `[fleet]`, checked at parse time (defaults filled in).
+    #[serde(skip)]
+    pub fleet: Option<FleetConfig>,
     /// Where the file was read from, for error messages.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -217,6 +224,12 @@ impl Config {
                 path.display()
             );
         }
+        if let Some(section) = &config.fleet_section {
+            match section.validate(text, &path.display().to_string()) {
+                Ok(fleet) => config.fleet = Some(fleet),
+                Err(e) => crate::errors::usage!("config {e}"),
+            }
+        }
         config.origin = Some(path.to_path_buf());
         config.text = text.to_string();
         Ok(config)
@@ -242,6 +255,34 @@ mod tests {
             .to_string();
         assert!(e.contains(": sets.web.maxelem = 0: "), "{e}");
         assert!(Config::parse("[sets.web]\nmaxelem = 1\n", path).is_ok());
+    }
+
+    #[test]
+    fn fleet_section_is_validated_naming_file_line_and_key() {
+        let path = Path::new("/etc/banset/banset.toml");
+        let c = Config::parse(
+            "[fleet]\npublish_jails = [\"sshd\"]\nlongest_ban = \"1d\"\n",
+            path,
+        )
+        .unwrap();
+        let fleet = c.fleet.unwrap();
+        assert_eq!(fleet.publish_jails, Some(vec!["sshd".to_string()]));
+        assert_eq!(
+            fleet.longest_ban,
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let e = Config::parse("[sets.web]\n[fleet]\nwidest_v6 = 129\n", path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "config /etc/banset/banset.toml:3: fleet.widest_v6: 129 is not a prefix length (0-128)"
+        );
+        let e = Config::parse("[fleet]\npublish_set = []\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("publish_set"), "{e}");
+        assert!(Config::parse("", path).unwrap().fleet.is_none());
     }
 
     #[test]

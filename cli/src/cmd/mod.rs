@@ -4,7 +4,7 @@
 //! process exit code.
 
 mod control;
-mod fleet;
+pub mod fleet;
 mod integrations;
 mod regex_test;
 pub(crate) mod sets;
@@ -36,8 +36,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         // Through the daemon when it runs; they open the ledger themselves
         // only when it does not (crate::control::run).
         Command::Control(a) => return control::run(cli.global, a),
-        // The fleet's set-up talks to PostgreSQL, never to the kernel.
-        Command::Fleet(a) => return fleet::run(&cli.global, a).map(finish),
+        // The fleet's set-up talks to PostgreSQL only; `fleet sync` and
+        // `status` open the ledger themselves.
+        Command::Fleet(a) => return fleet::run(cli.global, a).map(finish),
         Command::Unban(a) => return unban::run(cli.global, a),
         Command::Ban(a) => return ban::run(cli.global, a),
         Command::Status(a) if a.jail.is_some() => return status_jail::run(cli.global, a),

@@ -7,7 +7,8 @@
 use std::time::Instant;
 
 use banset_core::{
-    format_duration, AddOptions, AddRecord, BanRequest, Clock, Ledger, SetName, Target,
+    format_duration, AddOptions, AddRecord, BanRequest, Clock, FleetPublish, Ledger, SetName,
+    Target,
 };
 use banset_watch::config::SourceKey;
 use banset_watch::policy::{BanDecision, BanHistory, BanOutcome, RECIDIVE};
@@ -154,8 +155,16 @@ impl Daemon<'_> {
                 .iter()
                 .map(|(source, value)| (position_key(source), value.clone()))
                 .collect(),
-            fleet: None,
+            // Queued in the ban's own transaction; the fleet thread sends it.
+            fleet: self
+                .fleet
+                .as_ref()
+                .filter(|f| f.publishes(set, jail))
+                .map(|_| FleetPublish {
+                    jail: Some(jail.clone()),
+                }),
         };
+        let publish = record.fleet.is_some();
         let started = Instant::now();
         match self
             .ctx
@@ -165,6 +174,9 @@ impl Daemon<'_> {
             Ok(report) => {
                 if report.created_set {
                     self.watch_firewalld();
+                }
+                if let (true, Some(fleet)) = (publish, &self.fleet) {
+                    fleet.publish();
                 }
                 if let Some((source, value)) = resume {
                     // Later positions of this source come after it in the

@@ -20,6 +20,7 @@ mod bans;
 mod control;
 mod event;
 mod firewalld_watch;
+mod fleet;
 mod keeper;
 pub mod logging;
 mod metrics;
@@ -63,6 +64,14 @@ impl Daemon<'_> {
         // Subscribe before restoring: a reload in between is then heard.
         self.watch_firewalld();
         self.restore();
+        // After the sets exist (remote bans land in them), before the
+        // sources (their first bans are published).
+        self.fleet = fleet::spawn(
+            self.ctx.config.fleet.as_ref(),
+            &crate::context::state_dir(&self.ctx.global, &self.ctx.config),
+            self.global_allowlist(),
+            self.ctx.global.dry_run,
+        )?;
         self.start_sources();
         log!(
             "watching: {}, {}, {}",

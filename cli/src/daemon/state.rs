@@ -58,6 +58,8 @@ pub struct Daemon<'a> {
     pub(super) allow_only: std::collections::HashSet<banset_core::SetName>,
     /// The control socket; its file goes when the daemon does.
     pub(super) control: Option<crate::control::server::Socket>,
+    /// The fleet thread, when this host shares bans (`[fleet]`).
+    pub(super) fleet: Option<super::fleet::FleetHandle>,
 }
 
 impl<'a> Daemon<'a> {
@@ -103,6 +105,7 @@ impl<'a> Daemon<'a> {
             runtime_ignore: Vec::new(),
             allow_only: Default::default(),
             control: None,
+            fleet: None,
         };
         daemon.jails = daemon.build_jails(Jails::default());
         Ok(daemon)
@@ -130,6 +133,9 @@ impl<'a> Daemon<'a> {
         let old = std::mem::take(&mut self.jails);
         self.jails = self.build_jails(old);
         self.ctx.fw.allowlist = self.global_allowlist();
+        if let Some(fleet) = &self.fleet {
+            fleet.allowlist(self.global_allowlist());
+        }
     }
 
     /// Jails for the current settings, keeping the windows (failure

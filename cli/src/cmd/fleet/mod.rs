@@ -2,8 +2,9 @@
 //! (which holds every decision: schema, roles, quotas, revocation). These
 //! commands talk to PostgreSQL only, never to a kernel set or the ledger.
 
-mod files;
+pub mod files;
 mod hub;
+pub mod sync;
 
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -20,7 +21,20 @@ use crate::context;
 use crate::errors::usage;
 use files::{AdminFile, FleetDir, HostFile};
 
-pub fn run(global: &GlobalArgs, command: FleetCommand) -> Result<Option<i32>> {
+pub fn run(global: GlobalArgs, command: FleetCommand) -> Result<Option<i32>> {
+    // These two read and write the ledger (outbox, cursor, counters).
+    match command {
+        FleetCommand::Sync(a) => {
+            let mut ctx = crate::context::Context::new(global, true)?;
+            return sync::once(&mut ctx, a.json).map(|()| None);
+        }
+        FleetCommand::Status(a) => {
+            let ctx = crate::context::Context::new(global, false)?;
+            return status(ctx, a.json).map(|()| None);
+        }
+        _ => {}
+    }
+    let global = &global;
     let config = Config::load(global.config.as_deref())?;
     let dir = FleetDir::new(context::state_dir(global, &config).path());
     match command {
@@ -29,7 +43,7 @@ pub fn run(global: &GlobalArgs, command: FleetCommand) -> Result<Option<i32>> {
         FleetCommand::AddHost(a) => add_host(&dir, &a),
         FleetCommand::Join(a) => join(&dir, a),
         FleetCommand::Revoke(a) => revoke(&dir, &a),
-        FleetCommand::Status => status(&dir),
+        FleetCommand::Sync(_) | FleetCommand::Status(_) => unreachable!("handled above"),
     }?;
     Ok(None)
 }
@@ -208,7 +222,28 @@ fn revoke(dir: &FleetDir, a: &FleetHostArg) -> Result<()> {
     Ok(())
 }
 
-fn status(dir: &FleetDir) -> Result<()> {
+/// This host's side of the fleet, from its ledger: what `status` shows
+/// even when the engine is down.
+fn local_status(ctx: &mut crate::context::Context) -> Result<serde_json::Value> {
+    use banset_fleet::sync::{LAST_ERROR_KEY, LAST_SYNC_KEY};
+    let l = ctx.fw.ledger.read()?;
+    let suppressed: serde_json::Map<String, serde_json::Value> = l
+        .fleet_suppressed()?
+        .into_iter()
+        .map(|(k, v)| (k, v.into()))
+        .collect();
+    Ok(serde_json::json!({
+        "cursor": l.fleet_cursor()?,
+        "outbox_pending": l.fleet_outbox_len()?,
+        "remote_rows": l.fleet_row_count()?,
+        "suppressed": suppressed,
+        "last_sync": l.meta(LAST_SYNC_KEY)?.and_then(|v| v.parse::<i64>().ok()),
+        "last_error": l.meta(LAST_ERROR_KEY)?,
+    }))
+}
+
+fn status(mut ctx: crate::context::Context, json: bool) -> Result<()> {
+    let dir = FleetDir::new(context::state_dir(&ctx.global, &ctx.config).path());
     let (options, whose) = match dir.read_host()? {
         Some(host) => (host.options(), "this host's credentials"),
         None if dir.has_admin() => (dir.read_admin()?.options(), "the owner's connection"),
@@ -218,8 +253,33 @@ fn status(dir: &FleetDir) -> Result<()> {
             dir.admin_path().display()
         ),
     };
-    let mut client = FleetClient::connect(&options)?;
-    let s = client.status()?;
+    let local = local_status(&mut ctx)?;
+    let cursor = local["cursor"]
+        .as_str()
+        .and_then(banset_fleet::sync::parse_cursor);
+    // The engine may be down: this host's side is still worth showing.
+    let engine = FleetClient::connect(&options).and_then(|mut c| c.status());
+    if json {
+        let engine = match &engine {
+            Ok(s) => serde_json::json!({
+                "server_version": s.server_version,
+                "schema_version": s.schema_version,
+                "role": s.role,
+                "head": {"txid": s.head.txid, "seq": s.head.seq},
+                "waiting": s.waiting,
+                "active": s.active,
+                "retention_secs": s.retention.as_secs(),
+                "lag_txids": cursor.map(|c| (s.head.txid - c.txid).max(0)),
+                "hosts": s.hosts.iter().map(|h| serde_json::json!({
+                    "name": h.name, "rows": h.rows, "quota": h.quota, "revoked": h.revoked,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        return crate::output::print_json(&serde_json::json!({"engine": engine, "host": local}));
+    }
+    print_local(&local, cursor);
+    let s = engine?;
     println!(
         "engine: PostgreSQL {}, fleet schema {}, as {} ({whose})",
         s.server_version, s.schema_version, s.role
@@ -229,6 +289,12 @@ fn status(dir: &FleetDir) -> Result<()> {
         "change stream: head {}.{}, {} committed changes waiting behind an open transaction",
         s.head.txid, s.head.seq, s.waiting
     );
+    if let Some(c) = cursor {
+        println!(
+            "this host's lag: {} transactions behind the head",
+            (s.head.txid - c.txid).max(0)
+        );
+    }
     println!(
         "retention of unbans: {} s (a host away longer takes a snapshot); horizon {}.{}",
         s.retention.as_secs(),
@@ -247,6 +313,36 @@ fn status(dir: &FleetDir) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_local(local: &serde_json::Value, cursor: Option<banset_fleet::Cursor>) {
+    match cursor {
+        Some(c) => println!("this host's cursor: {}.{}", c.txid, c.seq),
+        None => println!("this host's cursor: none yet (the first sync takes a snapshot)"),
+    }
+    println!(
+        "outbox: {} changes waiting to be published",
+        local["outbox_pending"]
+    );
+    println!("remote bans held: {}", local["remote_rows"]);
+    let suppressed = local["suppressed"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "none".into());
+    println!("remote bans suppressed here: {suppressed}");
+    match local["last_sync"].as_i64() {
+        Some(t) => println!("last sync: {}", crate::cmd::sets::history::utc_time(t)),
+        None => println!("last sync: never"),
+    }
+    if let Some(e) = local["last_error"].as_str() {
+        println!("last error: {e}");
+    }
 }
 
 /// The engine's clock against this host's (deadlines use the engine's).

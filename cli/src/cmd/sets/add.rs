@@ -1,5 +1,7 @@
 use anyhow::Result;
-use banset_core::{AddOptions, BackendKind, BanRequest, SetSpec, SpecChange, Timeout};
+use banset_core::{
+    AddOptions, AddRecord, BackendKind, BanRequest, FleetPublish, SetSpec, SpecChange, Timeout,
+};
 
 use crate::args::AddArgs;
 use crate::context::Context;
@@ -78,7 +80,21 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
         kill_states: args.kill_states,
         ..AddOptions::default()
     };
-    let report = ctx.engine().add(&name, &requests, &opts)?;
+    // --fleet: the outbox row is written in the ban's own transaction, so
+    // the ban is published even if this command dies right after.
+    let record = AddRecord {
+        fleet: args.fleet.then(|| FleetPublish { jail: None }),
+        ..AddRecord::default()
+    };
+    let report = ctx
+        .engine()
+        .add_recorded(&name, &requests, &opts, &record)?;
+    if args.fleet && !ctx.global.dry_run {
+        // Sent now when the engine answers (bounded by the client's
+        // timeouts); the local ban stands either way.
+        let said = crate::cmd::fleet::sync::push_after_add(ctx);
+        ctx.notice(said);
+    }
     progress.done(&format!(
         "banned {}",
         crate::output::counted(report.applied, "target", "targets")

@@ -24,9 +24,40 @@ pub fn run(global: GlobalArgs, args: UnbanArgs) -> Result<i32> {
     };
     let set = args.set.as_deref().map(crate::args::set_name).transpose()?;
     let quiet = global.quiet;
-    let request = Request::new(Op::Unban(Unban { which, set }));
+    // --fleet: withdrawn everywhere first (a refusal leaves everything as
+    // it was), then the local unban, then its holds released: the whole
+    // fleet lifted the ban, so nothing is left to hold off.
+    let fleet = match (&which, args.fleet) {
+        (Which::Targets(targets), true) => {
+            let ctx = crate::context::Context::new(clone_global(&global), false)?;
+            let lifted = crate::cmd::fleet::sync::unban_everywhere(&ctx, set.as_ref(), targets)?;
+            Some((targets.clone(), lifted))
+        }
+        _ => None,
+    };
+    let global_after = fleet.as_ref().map(|_| clone_global(&global));
+    let request = Request::new(Op::Unban(Unban {
+        which,
+        set: set.clone(),
+    }));
     let (reply, by) = crate::control::run(global, &request)?;
     let f = crate::cmd::control::fields(reply)?;
+    if let (Some((targets, lifted)), Some(global)) = (&fleet, global_after) {
+        let mut ctx = crate::context::Context::new(global, false)?;
+        let sets: Vec<banset_core::SetName> = match &set {
+            Some(s) => vec![s.clone()],
+            None => ctx.fw.ledger.read()?.set_names()?,
+        };
+        for s in &sets {
+            ctx.engine().release_fleet_holds(s, targets)?;
+        }
+        if !quiet && !args.json {
+            println!(
+                "withdrawn on every fleet host: {}",
+                counted(*lifted, "published ban", "published bans")
+            );
+        }
+    }
     if args.json {
         print_json(&f)?;
         return Ok(crate::errors::EXIT_OK);
@@ -63,4 +94,16 @@ pub fn run(global: GlobalArgs, args: UnbanArgs) -> Result<i32> {
         );
     }
     Ok(crate::errors::EXIT_OK)
+}
+
+/// `GlobalArgs` for a second context in the same command.
+fn clone_global(g: &GlobalArgs) -> GlobalArgs {
+    GlobalArgs {
+        state_dir: g.state_dir.clone(),
+        config: g.config.clone(),
+        dry_run: g.dry_run,
+        quiet: g.quiet,
+        verbose: g.verbose,
+        runtime_dir: g.runtime_dir.clone(),
+    }
 }

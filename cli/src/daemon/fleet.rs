@@ -1,0 +1,199 @@
+//! The daemon's fleet thread: when `[fleet]` is in banset.toml and this
+//! host joined (STATE_DIR/fleet/host.toml), it runs
+//! `banset_fleet::sync::sync_round` (the code `banset fleet sync --once`
+//! runs) on its own ledger connection and backends, so a slow or dead
+//! engine never holds up the watcher, the keeper or a local ban: those only
+//! write the outbox in their own transaction and wake this thread through
+//! a channel that never blocks.
+//!
+//! It wakes on an engine notification (LISTEN), on a local ban to publish,
+//! and every `poll_interval` (notifications are lost with a connection);
+//! reconnects with the link's bounded backoff; logs one line when the
+//! engine goes up or down. The cursor lives in the ledger, so a restart
+//! resumes where the last applied page ended.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use banset_core::fleet::FleetConfig;
+use banset_core::{Allowlist, SetName};
+use banset_firewall::{Firewall, NewLedger, StateDir};
+use banset_fleet::sync::{sync_round, Link, LinkState, SyncError};
+use banset_fleet::ConnectOptions;
+
+use super::logging::log;
+use crate::cmd::fleet::files::FleetDir;
+
+/// How long one wait for an engine notification lasts before the thread
+/// looks at its channel: the bound on how late a local ban is published.
+const WAKE_SLICE: Duration = Duration::from_millis(100);
+/// How often this host re-asserts its own active bans (repairs an engine
+/// restored from an old backup) and asks the engine to purge old
+/// tombstones.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// What the daemon tells the fleet thread.
+pub enum FleetMsg {
+    /// A local ban was queued in the outbox: publish now.
+    Publish,
+    /// The allowlist changed (host addresses, `ignore-add`).
+    Allowlist(Allowlist),
+}
+
+/// The daemon's end of the fleet thread.
+pub struct FleetHandle {
+    tx: SyncSender<FleetMsg>,
+    /// `[fleet]`, for which bans to publish.
+    pub config: FleetConfig,
+}
+
+impl FleetHandle {
+    /// Wakes the thread to publish; never blocks (a full channel already
+    /// holds a wake-up).
+    pub fn publish(&self) {
+        let _ = self.tx.try_send(FleetMsg::Publish);
+    }
+
+    /// Hands the thread the new allowlist (a blocking send: rare, and the
+    /// thread drains its channel every [`WAKE_SLICE`]).
+    pub fn allowlist(&self, allowlist: Allowlist) {
+        let _ = self.tx.send(FleetMsg::Allowlist(allowlist));
+    }
+
+    /// Whether a jail's ban in `set` is published.
+    pub fn publishes(&self, set: &SetName, jail: &str) -> bool {
+        self.config.publishes(set, Some(jail))
+    }
+}
+
+/// Starts the thread if this host is in a fleet and `[fleet]` is set.
+pub fn spawn(
+    config: Option<&FleetConfig>,
+    state: &StateDir,
+    allowlist: Allowlist,
+    dry_run: bool,
+) -> Result<Option<FleetHandle>> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    let Some(host) = FleetDir::new(state.path()).read_host()? else {
+        log!(
+            "fleet: [fleet] is set but this host has not joined a fleet ({} is missing): bans are not shared",
+            FleetDir::new(state.path()).host_path().display()
+        );
+        return Ok(None);
+    };
+    // Its own ledger connection and backends: the loop's stay the loop's.
+    let fw = Firewall::options()
+        .dry_run(dry_run)
+        .new_ledger(NewLedger::OnlyWithoutKernelSets)
+        .allowlist(allowlist)
+        .open(state)?;
+    let (tx, rx) = sync_channel(64);
+    let thread_config = config.clone();
+    let options = host.options();
+    thread::Builder::new()
+        .name("fleet".into())
+        .spawn(move || run(fw, options, thread_config, rx))?;
+    log!(
+        "fleet: sharing bans (publish {}, poll every {} s)",
+        if config.publish { "on" } else { "off" },
+        config.poll_interval.as_secs()
+    );
+    Ok(Some(FleetHandle {
+        tx,
+        config: config.clone(),
+    }))
+}
+
+fn run(mut fw: Firewall, options: ConnectOptions, config: FleetConfig, rx: Receiver<FleetMsg>) {
+    let mut link = Link::new(options);
+    let mut due = true;
+    let mut next_poll = Instant::now();
+    let mut next_maintenance = Instant::now() + MAINTENANCE_EVERY;
+    let mut last_error: Option<String> = None;
+    loop {
+        if due || Instant::now() >= next_poll {
+            let round = sync_round(&mut link, &mut fw.engine(), &|name| config.policy(name));
+            report(&round, &mut link, &mut last_error);
+            due = false;
+            next_poll = Instant::now() + config.poll_interval;
+        }
+        if Instant::now() >= next_maintenance {
+            maintain(&mut fw, &mut link);
+            next_maintenance = Instant::now() + MAINTENANCE_EVERY;
+        }
+        match link.wait_for_change(WAKE_SLICE) {
+            Ok(true) => due = true,
+            Ok(false) => {}
+            Err(e) => {
+                link.failed(&e);
+                due = true;
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(FleetMsg::Publish) => due = true,
+                Ok(FleetMsg::Allowlist(a)) => fw.allowlist = a,
+                Err(TryRecvError::Empty) => break,
+                // The daemon is gone.
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// One log line per change of the engine's state, and per new error.
+fn report(
+    round: &Result<(usize, banset_fleet::sync::PullOutcome), SyncError>,
+    link: &mut Link,
+    last_error: &mut Option<String>,
+) {
+    match link.state_change() {
+        Some(LinkState::Up) => log!("fleet: engine up, as host {}", link.host()),
+        Some(LinkState::Down) => log!(
+            "fleet: engine down ({}); local bans go on and are published when it is back",
+            link.last_error.as_deref().unwrap_or("not connected")
+        ),
+        None => {}
+    }
+    match round {
+        Ok((_, pulled)) => {
+            *last_error = None;
+            if pulled.snapshot {
+                log!(
+                    "fleet: caught up by snapshot: {} rows, {} banned, {} removed",
+                    pulled.rows,
+                    pulled.applied.banned,
+                    pulled.applied.removed
+                );
+            }
+        }
+        Err(SyncError::Backoff(_)) => {}
+        Err(e) if e.is_disconnect() => {}
+        Err(e) => {
+            let text = e.to_string();
+            if last_error.as_deref() != Some(&text) {
+                log!("fleet: {text}");
+                *last_error = Some(text);
+            }
+        }
+    }
+}
+
+/// The hourly work: this host's active bans published again, and the
+/// engine's old tombstones purged (any host may; the engine decides what
+/// is old). Failures wait for the next hour.
+fn maintain(fw: &mut Firewall, link: &mut Link) {
+    let now = banset_core::Clock::now(&fw.clock);
+    if let Ok(tx) = fw.ledger.begin() {
+        if tx.fleet_reassert(now).is_ok() {
+            let _ = tx.commit();
+        }
+    }
+    if let Ok(client) = link.client() {
+        let _ = client.purge();
+    }
+}
