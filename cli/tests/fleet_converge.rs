@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use banset_tests::fleet_hosts::{percentile, Change, FleetHosts, FleetOptions, Monitor};
+use banset_tests::fleet_hosts::{percentile, FleetHosts, FleetOptions};
 use banset_tests::postgres::skip_unless_postgres;
 
 const BANSET: &str = env!("CARGO_BIN_EXE_banset");
@@ -40,44 +40,6 @@ fn start(hosts: usize, config: &str) -> FleetHosts {
     fleet
 }
 
-/// Bans `addresses` one after the other on host 0 with `add --fleet` and
-/// returns, for each, how long it took to appear in every other host's
-/// kernel; panics (naming the hosts) when one never arrives.
-fn propagate(fleet: &FleetHosts, addresses: &[String]) -> Vec<Duration> {
-    let monitors: Vec<(usize, Monitor)> = (1..fleet.hosts().len())
-        .map(|i| (i, fleet.host(i).monitor().unwrap()))
-        .collect();
-    let mut samples = Vec::new();
-    for address in addresses {
-        let t0 = Instant::now();
-        fleet
-            .host(0)
-            .banset(&["add", "ssh", address, "--fleet"])
-            .unwrap();
-        for (i, monitor) in &monitors {
-            let seen = monitor.wait_for(BOUND, |e| {
-                e.change == Change::Added && e.set == "ssh" && &e.value == address
-            });
-            let Some(seen) = seen else {
-                panic!(
-                    "{address} never reached host {} in {BOUND:?}; its daemon: {}",
-                    fleet.host(*i).name,
-                    fleet.host(*i).daemon_log()
-                );
-            };
-            samples.push(seen.at.saturating_duration_since(t0));
-        }
-    }
-    // The oracle's last word: every address in every kernel.
-    for host in fleet.hosts() {
-        let members = host.nft_members("ssh").unwrap();
-        for address in addresses {
-            assert!(members.contains(address), "{}: {members:?}", host.name);
-        }
-    }
-    samples
-}
-
 fn report(what: &str, samples: &[Duration]) {
     let ms = |p| percentile(samples, p).unwrap().as_secs_f64() * 1000.0;
     eprintln!(
@@ -99,7 +61,7 @@ fn fleet_converges_on_twenty_hosts() {
         return;
     }
     let fleet = start(20, "[fleet]\n");
-    let samples = propagate(&fleet, &addresses(3));
+    let samples = fleet.propagation(0, "ssh", &addresses(3), BOUND).unwrap();
     report("20 hosts, notifications", &samples);
 }
 
@@ -114,6 +76,6 @@ fn fleet_converges_without_notifications_within_the_poll() {
     fleet
         .psql_super("ALTER TABLE banset_fleet.bans DISABLE TRIGGER bans_notify")
         .unwrap();
-    let samples = propagate(&fleet, &addresses(3));
+    let samples = fleet.propagation(0, "ssh", &addresses(3), BOUND).unwrap();
     report("3 hosts, polling every 1 s", &samples);
 }

@@ -4,6 +4,7 @@
 //!     fleet_scale apply [ROWS]        # kernel apply rate of remote bans
 //!     fleet_scale resync BANSET HOSTS ROWS
 //!     fleet_scale snapshot BANSET ROWS
+//!     fleet_scale propagation BANSET HOSTS[,HOSTS...] SAMPLES
 //!
 //! `apply`: `Engine::apply_fleet` on the real nftables kernel in a network
 //! namespace of its own, pages of 10,000 remote rows (the puller's page),
@@ -21,6 +22,12 @@
 //! up: `sync_round` (the daemon's round) takes the snapshot path, every
 //! page into ledger and kernel; then the same host pulls a delta of ROWS/10
 //! more. The kernel's count is checked with `nft -j`.
+//!
+//! `propagation`: for each host count, every host runs `banset watch`
+//! with `[fleet]`; SAMPLES addresses banned with `banset add --fleet` on
+//! host 0, each stamped on arrival in every other host's kernel (`nft
+//! monitor`): p50/p99 with notifications, then with the engine's
+//! notification trigger off, the daemons polling every second.
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
@@ -46,7 +53,10 @@ use banset_tests::{netns, postgres};
 const PAGE: usize = 10_000;
 
 fn usage() -> ! {
-    eprintln!("usage: fleet_scale apply [ROWS] | resync BANSET HOSTS ROWS | snapshot BANSET ROWS");
+    eprintln!(
+        "usage: fleet_scale apply [ROWS] | resync BANSET HOSTS ROWS | snapshot BANSET ROWS \
+         | propagation BANSET HOSTS[,HOSTS...] SAMPLES"
+    );
     std::process::exit(2)
 }
 
@@ -59,6 +69,23 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("apply") => apply(number(1, 100_000)),
+        Some("propagation") => {
+            let counts: Vec<usize> = args
+                .get(2)
+                .map(|list| {
+                    list.split(',')
+                        .map(|n| n.parse().unwrap_or_else(|_| usage()))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![3, 20]);
+            for hosts in counts {
+                propagation(
+                    args.get(1).unwrap_or_else(|| usage()),
+                    hosts,
+                    number(3, 100),
+                );
+            }
+        }
         Some("snapshot") => snapshot(args.get(1).unwrap_or_else(|| usage()), number(2, 1_000_000)),
         Some("resync") => resync(
             args.get(1).unwrap_or_else(|| usage()),
@@ -169,13 +196,20 @@ fn nft_floor(rows: usize) {
     netns::run("nft", &["delete", "table", "inet", "floor"]);
 }
 
-/// A [`FleetHosts`] for a benchmark: `hosts` hosts with set `fleet`.
+/// A [`FleetHosts`] for a benchmark: `hosts` hosts with set `fleet`,
+/// room for twice the quota (or the default).
 fn fleet(banset: &str, hosts: usize, quota: Option<i64>) -> FleetHosts {
     if postgres::skip_unless_postgres("fleet_scale") {
         std::process::exit(1);
     }
     let mut options = FleetOptions::new(hosts, banset);
-    options.setup = vec![vec!["create".into(), "fleet".into()]];
+    let room = quota.map_or(1 << 20, |q| (q * 2).max(1 << 20));
+    options.setup = vec![vec![
+        "create".into(),
+        "fleet".into(),
+        "--maxelem".into(),
+        room.to_string(),
+    ]];
     options.quota = quota;
     let fleet = FleetHosts::start(&options).expect("starting the fleet");
     println!(
@@ -290,6 +324,14 @@ impl EngineUsage {
             stop,
             sampler,
         }
+    }
+
+    /// (CPU seconds, peak PSS in kB) while the phase's connections stay.
+    fn stop_now(self) -> (f64, u64) {
+        let cpu = engine_cpu(self.postmaster) - self.cpu_before;
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.sampler.join();
+        (cpu, self.peak.load(Ordering::Relaxed))
     }
 
     /// (CPU seconds, peak PSS in kB).
@@ -433,4 +475,45 @@ fn snapshot(banset: &str, rows: usize) {
     println!("RESULT delta_rows {delta} bans");
     println!("RESULT delta_catch_up {secs:.2} s");
     println!("RESULT delta_rate {:.0} bans/s", delta as f64 / secs);
+}
+
+fn propagation(banset: &str, hosts: usize, samples: usize) {
+    if postgres::skip_unless_postgres("fleet_scale propagation") {
+        std::process::exit(1);
+    }
+    let bound = Duration::from_secs(60);
+    for notifications in [true, false] {
+        let mut options = FleetOptions::new(hosts, banset);
+        options.config = "[fleet]\npoll_interval = \"1s\"\n".into();
+        options.setup = vec![vec!["create".into(), "fleet".into()]];
+        let mut fleet = FleetHosts::start(&options).expect("starting the fleet");
+        fleet
+            .start_daemons(&[], "fleet: engine up")
+            .expect("every daemon reaches the engine");
+        if !notifications {
+            fleet
+                .psql_super("ALTER TABLE banset_fleet.bans DISABLE TRIGGER bans_notify")
+                .unwrap();
+        }
+        let addresses: Vec<String> = (0..samples).map(|i| address(i).to_string()).collect();
+        let usage = EngineUsage::start(fleet.pg().pid().expect("the engine runs"));
+        let started = Instant::now();
+        let times = fleet
+            .propagation(0, "fleet", &addresses, bound)
+            .expect("every ban reaches every host");
+        let wall = started.elapsed().as_secs_f64();
+        let (cpu, _) = usage.stop_now();
+        let how = if notifications { "notify" } else { "poll_1s" };
+        let ms = |p| percentile(&times, p).unwrap().as_secs_f64() * 1000.0;
+        println!(
+            "RESULT propagation_{hosts}_hosts_{how} p50 {:.0} ms, p99 {:.0} ms ({} arrivals)",
+            ms(50.0),
+            ms(99.0),
+            times.len()
+        );
+        println!(
+            "RESULT engine_cpu_{hosts}_hosts_{how} {:.1}% of a core ({cpu:.1} s over {wall:.1} s, {hosts} daemons)",
+            100.0 * cpu / wall
+        );
+    }
 }

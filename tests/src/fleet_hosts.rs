@@ -250,6 +250,57 @@ impl FleetHosts {
         &self.phases
     }
 
+    /// Bans `addresses` one after the other on host `from` with `banset
+    /// add SET ADDRESS --fleet` and returns, for each address and each
+    /// other host, how long it took from the command's start to the
+    /// address's arrival in that host's kernel (stamped by a [`Monitor`]
+    /// there, no polling). An error names the host an address never
+    /// reached within `bound`, with its daemon's log. The last word is the
+    /// oracle's: every address is in every kernel (`nft -j`).
+    pub fn propagation(
+        &self,
+        from: usize,
+        set: &str,
+        addresses: &[String],
+        bound: Duration,
+    ) -> io::Result<Vec<Duration>> {
+        let monitors = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != from)
+            .map(|(_, host)| Ok((host, host.monitor()?)))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut samples = Vec::with_capacity(addresses.len() * monitors.len());
+        for address in addresses {
+            let t0 = Instant::now();
+            self.hosts[from].banset(&["add", set, address, "--fleet"])?;
+            for (host, monitor) in &monitors {
+                let seen = monitor.wait_for(bound, |e| {
+                    e.change == Change::Added && e.set == set && &e.value == address
+                });
+                let Some(seen) = seen else {
+                    return Err(io::Error::other(format!(
+                        "{address} never reached {} in {bound:?}; its daemon: {}",
+                        host.name,
+                        host.daemon_log()
+                    )));
+                };
+                samples.push(seen.at.saturating_duration_since(t0));
+            }
+        }
+        for host in &self.hosts {
+            let members = host.nft_members(set)?;
+            if let Some(missing) = addresses.iter().find(|a| !members.contains(a)) {
+                return Err(io::Error::other(format!(
+                    "{missing} is not in {}'s kernel: {members:?}",
+                    host.name
+                )));
+            }
+        }
+        Ok(samples)
+    }
+
     /// Starts every host's daemon at once (see [`Host::start_daemon`]).
     pub fn start_daemons(&mut self, args: &[&str], ready: &str) -> io::Result<()> {
         std::thread::scope(|scope| {
