@@ -2,6 +2,8 @@
 //!
 //! - [`conformance`]: one suite of expectations, written against the
 //!   `Backend` trait, run against every backend the machine has.
+//! - [`dying`]: a backend that aborts its process right after a kernel
+//!   call, for crash tests.
 //! - `netns` (Linux): fresh network namespaces for kernel tests, so they never
 //!   touch the host's own firewall, plus a veth pair for packet tests.
 //! - `allow_only` (Linux): the allow-only packet scenario over a veth pair,
@@ -17,6 +19,7 @@
 #[cfg(target_os = "linux")]
 pub mod allow_only;
 pub mod conformance;
+pub mod dying;
 #[cfg(target_os = "linux")]
 pub mod firewalld;
 #[cfg(target_os = "linux")]

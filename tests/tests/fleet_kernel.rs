@@ -8,7 +8,8 @@
 //!   the engine's, since a remote row carries time left, not a deadline.
 //!
 //! The kill is real, as in tests/interrupted.rs: a child process whose
-//! backend aborts right after the kernel took a fleet batch.
+//! backend (banset_tests::dying) aborts right after the kernel took a
+//! fleet batch.
 
 #![cfg(target_os = "linux")]
 
@@ -18,11 +19,11 @@ use std::process::Command;
 
 use banset_core::fleet::FleetPolicy;
 use banset_core::{
-    Allowlist, Backend, BackendError, BackendKind, Capabilities, Changes, Clock, Engine, EventKind,
-    FleetPage, FleetRow, KernelEntry, Ledger, ManualClock, SetHealth, SetName, SetSpec,
-    SystemClock, Target, Timeout,
+    Allowlist, Backend, BackendKind, Clock, Engine, EventKind, FleetPage, FleetRow, Ledger,
+    ManualClock, SetName, SetSpec, SystemClock, Target, Timeout,
 };
 use banset_nftables::NftablesBackend;
+use banset_tests::dying::{Call, DiesAfter};
 use banset_tests::netns;
 
 /// Set in the child: the ledger's path.
@@ -30,54 +31,6 @@ const CHILD_ENV: &str = "BANSET_FLEET_KERNEL_CHILD";
 
 /// This host's name in the fleet: its own rows are skipped.
 const ME: &str = "a";
-
-/// nftables, but the process dies right after the kernel took a batch
-/// (`apply`), before the engine can commit ledger and cursor.
-struct DiesAfterApplying(NftablesBackend);
-
-impl Backend for DiesAfterApplying {
-    fn kind(&self) -> BackendKind {
-        self.0.kind()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
-    }
-    fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        self.0.ensure_set(spec)
-    }
-    fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
-        self.0.health(spec)
-    }
-    fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError> {
-        self.0
-            .apply(spec, changes)
-            .expect("the kernel call itself must work");
-        std::process::abort()
-    }
-    fn del(&self, spec: &SetSpec, targets: &[Target]) -> Result<(), BackendError> {
-        self.0.del(spec, targets)
-    }
-    fn flush(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        self.0.flush(spec)
-    }
-    fn list(&self, spec: &SetSpec) -> Result<Vec<KernelEntry>, BackendError> {
-        self.0.list(spec)
-    }
-    fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        self.0.destroy(spec)
-    }
-    fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
-        self.0.contains(spec, target)
-    }
-}
-
-struct Provider<'a>(&'a dyn Backend);
-
-impl banset_core::BackendProvider for Provider<'_> {
-    fn backend(&self, _kind: BackendKind) -> Result<&dyn Backend, BackendError> {
-        Ok(self.0)
-    }
-}
 
 fn set() -> SetName {
     SetName::new("fleet").unwrap()
@@ -127,16 +80,15 @@ fn page(rows: Vec<FleetRow>, cursor: &str) -> FleetPage {
 
 fn with_engine<R>(
     ledger: &Path,
-    backend: &dyn Backend,
+    backend: &impl Backend,
     clock: &dyn Clock,
     f: impl FnOnce(&mut Engine<'_>) -> R,
 ) -> R {
     let mut ledger = Ledger::open(ledger).unwrap();
     let allowlist = Allowlist::new();
-    let provider = Provider(backend);
     let mut engine = Engine {
         ledger: &mut ledger,
-        backends: &provider,
+        backends: backend,
         clock,
         allowlist: &allowlist,
         dry_run: false,
@@ -184,7 +136,12 @@ fn fleet_apply_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let backend = DiesAfterApplying(NftablesBackend::open().unwrap());
+    // nftables, but the process dies right after the kernel took a batch,
+    // before the engine can commit ledger and cursor.
+    let backend = DiesAfter {
+        inner: NftablesBackend::open().unwrap(),
+        dies_after: |call| matches!(call, Call::Apply(_)),
+    };
     let policy = FleetPolicy::new(ME);
     with_engine(Path::new(&path), &backend, &SystemClock, |e| {
         e.apply_fleet(&second_page(), &policy).map(drop)
