@@ -13,8 +13,10 @@
 //!
 //! `resync`: HOSTS hosts (banset_tests::fleet_hosts, the tests' harness)
 //! take a snapshot of ROWS active bans at once, each over TCP from its
-//! namespace; per-host time p50/p99, the wall time until the last one is
-//! done, and the engine's CPU seconds and peak memory over the phase
+//! namespace: first the engine's side alone (`FleetClient::snapshot`),
+//! then the whole round into each host's ledger and kernel
+//! (`sync_round`); per-host time p50/p99, the wall time until the last
+//! one is done, and the engine's CPU seconds and peak memory over each
 //! (/proc of the postmaster and its children).
 //!
 //! `snapshot`: ROWS active bans of one host (written by the superuser in
@@ -156,7 +158,6 @@ fn apply(rows: usize) {
         println!("RESULT apply_time {secs:.2} s");
         println!("RESULT apply_rate {:.0} bans/s", rows as f64 / secs);
         engine.destroy(&set).unwrap();
-        drop(engine);
 
         // The floor: the same elements in one nft transaction.
         nft_floor(rows);
@@ -246,47 +247,54 @@ fn resync(banset: &str, hosts: usize, rows: usize) {
     let quota = i64::try_from(rows * 2).ok();
     let fleet = fleet(banset, hosts, quota);
     publish_bulk(fleet.host(0), rows);
-    let usage = EngineUsage::start(fleet.pg().pid().expect("the engine runs"));
-    let started = Instant::now();
-    let times: Vec<Duration> = std::thread::scope(|scope| {
-        let threads: Vec<_> = fleet
-            .hosts()
-            .iter()
-            .map(|host| {
-                scope.spawn(move || {
-                    host.ns().enter(|| {
-                        let t = Instant::now();
-                        let mut client =
-                            FleetClient::connect(&ConnectOptions::plain(host.dsn.clone())).unwrap();
-                        let mut seen = 0;
-                        client
-                            .snapshot(PAGE, |page| {
-                                seen += page.len();
-                                Ok::<_, FleetError>(())
-                            })
-                            .unwrap();
-                        assert_eq!(seen, rows, "{}: every active ban", host.name);
-                        t.elapsed()
-                    })
+    // The engine's side alone: every host reads the snapshot at once.
+    let engine_only = |host: &Host| {
+        host.ns().enter(|| {
+            let t = Instant::now();
+            let mut client =
+                FleetClient::connect(&ConnectOptions::plain(host.dsn.clone())).unwrap();
+            let mut seen = 0;
+            client
+                .snapshot(PAGE, |page| {
+                    seen += page.len();
+                    Ok::<_, FleetError>(())
                 })
-            })
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
-    });
-    let wall = started.elapsed();
-    let (cpu, peak) = usage.stop();
+                .unwrap();
+            assert_eq!(seen, rows, "{}: every active ban", host.name);
+            t.elapsed().as_secs_f64()
+        })
+    };
+    // The whole round at once: each host's snapshot into its ledger and
+    // kernel (host 0's own rows are skipped there).
+    let whole = |host: &Host| sync_host(host).0;
     println!("RESULT resync_hosts {hosts} hosts x {rows} rows");
-    println!(
-        "RESULT resync_host_p50 {:.2} s",
-        percentile(&times, 50.0).unwrap().as_secs_f64()
-    );
-    println!(
-        "RESULT resync_host_p99 {:.2} s",
-        percentile(&times, 99.0).unwrap().as_secs_f64()
-    );
-    println!("RESULT resync_wall {:.2} s", wall.as_secs_f64());
-    println!("RESULT engine_cpu {cpu:.1} s (user+system, postmaster and children)");
-    println!("RESULT engine_peak_pss {:.0} MB", peak as f64 / 1024.0);
+    for (what, each) in [
+        ("engine", &engine_only as &(dyn Fn(&Host) -> f64 + Sync)),
+        ("round", &whole),
+    ] {
+        let usage = EngineUsage::start(fleet.pg().pid().expect("the engine runs"));
+        let started = Instant::now();
+        let times: Vec<Duration> = std::thread::scope(|scope| {
+            let threads: Vec<_> = fleet
+                .hosts()
+                .iter()
+                .map(|host| scope.spawn(move || Duration::from_secs_f64(each(host))))
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let wall = started.elapsed().as_secs_f64();
+        let (cpu, peak) = usage.stop();
+        let p = |q| percentile(&times, q).unwrap().as_secs_f64();
+        println!(
+            "RESULT resync_{what} wall {wall:.2} s, per host p50 {:.2} s, p99 {:.2} s",
+            p(50.0),
+            p(99.0)
+        );
+        println!(
+            "RESULT resync_{what}_engine {cpu:.1} s CPU, {:.0} MB peak PSS",
+            peak as f64 / 1024.0
+        );
+    }
 }
 
 /// The engine's CPU time and peak memory over a phase, from /proc: CPU
