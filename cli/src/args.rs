@@ -199,6 +199,9 @@ pub struct FleetSyncArgs {
     /// One round, then exit (the only mode: the daemon runs the loop)
     #[arg(long, required = true)]
     pub once: bool,
+    /// Take a whole snapshot instead of the changes after this host's cursor (after changing what [fleet] accepts)
+    #[arg(long)]
+    pub snapshot: bool,
     /// Print as JSON
     #[arg(long)]
     pub json: bool,

@@ -407,6 +407,7 @@ mod shipped {
             "[recidive]\n",
             "[watch]\n",
             "[fail2ban]\n",
+            "[fleet]\n",
         ];
         for table in tables {
             let text = format!("{table}zz_unknown = 1\n");

@@ -33,7 +33,6 @@
 
 mod change;
 mod fleet;
-pub use fleet::{FleetApplied, FleetPage, FleetRow};
 
 use rustc_hash::FxHashMap;
 
@@ -594,7 +593,13 @@ impl Engine<'_> {
             for (key, value) in &also.meta {
                 tx.set_meta(key, value)?;
             }
-            if let Some(publish) = &also.fleet {
+            // An allow-only set's members are let in, not banned: never
+            // published as bans.
+            let publish = also
+                .fleet
+                .as_ref()
+                .filter(|_| spec.policy == crate::policy::SetPolicy::Ban);
+            if let Some(publish) = publish {
                 // In the ban's own transaction: a crash keeps both or
                 // neither, and the ban never waits for the network. The
                 // outbox gets the deadline the ledger ends up holding

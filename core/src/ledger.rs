@@ -437,7 +437,7 @@ impl Ledger {
             .map_err(|e| rollback(self.err(e)))?;
         // Version 5: the fleet (docs/fleet.md), new tables only.
         self.conn
-            .execute_batch(crate::fleet::SCHEMA)
+            .execute_batch(crate::fleet::schema::SCHEMA)
             .map_err(|e| rollback(self.err(e)))?;
         // Version 3: every ban and unban, not only the watcher's bans
         // (`banset history`): what happened, in which set, until when, why.

@@ -51,6 +51,7 @@ pub use backend::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dry_run::DryRunBackend;
 pub use engine::*;
+pub use fleet::{FleetApplied, FleetPage, FleetRow};
 pub use history::{EventKind, HistoryEvent, DEFAULT_MAX_EVENTS, DEFAULT_RETENTION};
 pub use ledger::{
     merged_deadline, Ban, KernelSetsExist, Ledger, LedgerError, LedgerTx, NewBan, UnreadableRow,

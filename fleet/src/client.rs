@@ -183,6 +183,21 @@ impl FleetClient {
         Ok(Cursor { txid: xmin, seq: 0 })
     }
 
+    /// This host's own rows the fleet admin withdrew, as long as the
+    /// engine keeps their tombstones: a snapshot holds active rows only, so
+    /// a host catching up by snapshot learns of those withdrawals here
+    /// (and drops the local ban rather than publishing it again).
+    pub fn withdrawn_by_admin(&mut self) -> Result<Vec<FleetRow>, FleetError> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM banset_fleet.bans \
+             WHERE origin = current_user AND NOT banned AND changed_by = $1"
+        );
+        let rows = self
+            .client
+            .query(sql.as_str(), &[&crate::names::ADMIN_ROLE])?;
+        Ok(rows.iter().map(row_from).collect())
+    }
+
     /// Subscribes this connection to change notifications (idempotent).
     pub fn listen(&mut self) -> Result<(), FleetError> {
         if !self.listening {

@@ -187,6 +187,31 @@ fn to_core(rows: &[FleetRow], unreadable: &mut usize) -> Vec<banset_core::FleetR
         .collect()
 }
 
+/// Applies one page of the engine's rows (a delta's, with the cursor after
+/// it, or a snapshot's, marked with its generation); unreadable rows are
+/// counted with the suppressed ones.
+fn apply_rows(
+    engine: &mut Engine<'_>,
+    policy: &FleetPolicy,
+    rows: &[FleetRow],
+    snapshot: Option<i64>,
+    cursor: Option<String>,
+    out: &mut PullOutcome,
+) -> Result<(), SyncError> {
+    let mut unreadable = 0;
+    let rows = to_core(rows, &mut unreadable);
+    out.unreadable += unreadable;
+    let page = FleetPage {
+        rows,
+        snapshot,
+        cursor,
+        unreadable: unreadable as u64,
+    };
+    out.applied.absorb(engine.apply_fleet(&page, policy)?);
+    out.pages += 1;
+    Ok(())
+}
+
 /// Pulls and applies up to [`MAX_PAGES_PER_PULL`] pages of changes after
 /// the saved cursor (see the module docs).
 pub fn pull_once(
@@ -208,17 +233,8 @@ pub fn pull_once(
         if page.rows.is_empty() {
             break;
         }
-        let rows = to_core(&page.rows, &mut out.unreadable);
-        let applied = engine.apply_fleet(
-            &FleetPage {
-                rows,
-                snapshot: None,
-                cursor: Some(cursor_text(page.cursor)),
-            },
-            policy,
-        )?;
-        out.applied.absorb(applied);
-        out.pages += 1;
+        let next = Some(cursor_text(page.cursor));
+        apply_rows(engine, policy, &page.rows, None, next, &mut out)?;
         cursor = page.cursor;
         if !page.full {
             break;
@@ -240,19 +256,15 @@ fn snapshot(
     let generation = engine.begin_fleet_snapshot()?;
     let cursor = client.snapshot(PULL_PAGE, |rows: Vec<FleetRow>| {
         out.rows += rows.len();
-        let rows = to_core(&rows, &mut out.unreadable);
-        let applied = engine.apply_fleet(
-            &FleetPage {
-                rows,
-                snapshot: Some(generation),
-                cursor: None,
-            },
-            policy,
-        )?;
-        out.applied.absorb(applied);
-        out.pages += 1;
-        Ok::<(), SyncError>(())
+        apply_rows(engine, policy, &rows, Some(generation), None, &mut out)
     })?;
+    // The admin's withdrawals of our own bans are tombstones, which the
+    // snapshot lacks: without them this host would keep (and re-assert)
+    // a ban the fleet admin lifted everywhere.
+    let withdrawn = client.withdrawn_by_admin()?;
+    if !withdrawn.is_empty() {
+        apply_rows(engine, policy, &withdrawn, Some(generation), None, &mut out)?;
+    }
     let swept = engine.finish_fleet_snapshot(generation, &cursor_text(cursor))?;
     out.applied.absorb(swept);
     out.cursor = cursor;
@@ -262,9 +274,9 @@ fn snapshot(
 /// The engine's state as a [`Link`] sees it, for one log line per change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
-    /// Connected, the last step worked.
+    /// Connected.
     Up,
-    /// Not connected, or the last step failed.
+    /// Not connected (waiting out the backoff).
     Down,
 }
 
@@ -373,7 +385,9 @@ impl Link {
 
     /// The state now, if it changed since the last call (log it once).
     pub fn state_change(&mut self) -> Option<LinkState> {
-        let now = if self.client.is_some() && self.last_error.is_none() {
+        // Up is connected: a refusal (quota, a kernel error here) is an
+        // error of its own, not the engine going down.
+        let now = if self.client.is_some() {
             LinkState::Up
         } else {
             LinkState::Down

@@ -53,6 +53,7 @@ fn page(rows: Vec<FleetRow>, cursor: &str) -> FleetPage {
         rows,
         snapshot: None,
         cursor: Some(cursor.into()),
+        unreadable: 0,
     }
 }
 
@@ -252,6 +253,7 @@ fn snapshot_first_page_keeps_bans_of_later_pages() {
         rows: vec![row("b", "203.0.113.5", Some(590))],
         snapshot: Some(generation),
         cursor: None,
+        unreadable: 0,
     });
     // The second page (with .6) has not come yet: .6 stays banned.
     assert_eq!(h.kernel().len(), 2, "{:?}", h.kernel());
@@ -264,6 +266,7 @@ fn snapshot_first_page_keeps_bans_of_later_pages() {
         rows: vec![row("b", "203.0.113.6", Some(590))],
         snapshot: Some(generation),
         cursor: None,
+        unreadable: 0,
     });
     h.engine(false)
         .finish_fleet_snapshot(generation, "s1")
@@ -390,4 +393,24 @@ fn a_published_ban_is_in_the_outbox_of_its_own_transaction_and_a_refused_one_is_
     let pending = h.ledger.read().unwrap().fleet_pending(10).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(!pending[0].banned);
+}
+
+/// Regression: a remote ban of a set that is allow-only on this host went
+/// into it, letting the banned address in.
+#[test]
+fn a_remote_ban_never_enters_an_allow_only_set() {
+    let mut h = Host::new();
+    let mut home = SetSpec::new(SetName::new("home").unwrap(), BackendKind::Memory);
+    home.policy = banset_core::SetPolicy::AllowOnly;
+    home.hook.as_mut().unwrap().ports = banset_core::PortRange::parse_list("22").unwrap();
+    h.engine(false).create(&home).unwrap();
+    let done = h.apply(&page(
+        vec![FleetRow {
+            set: home.name.clone(),
+            ..row("b", "203.0.113.5", Some(600))
+        }],
+        "c1",
+    ));
+    assert_eq!(done.suppressed.get("allow_only"), Some(&1));
+    assert!(h.kernel.list(&home).unwrap().is_empty());
 }

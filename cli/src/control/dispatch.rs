@@ -12,7 +12,7 @@ use anyhow::{anyhow, Result};
 use banset_core::control::{
     error_line, ok_line, Ban, BanInto, Ensure, Op, Request, Unban, Which, OPS, VERSION,
 };
-use banset_core::{AddOptions, AddRecord, BanRequest, Clock, Target};
+use banset_core::{AddOptions, AddRecord, BanRequest, Clock, FleetPublish, Target};
 use serde_json::{json, Map, Value};
 
 use super::host::{Host, JailView};
@@ -154,7 +154,15 @@ fn ban(host: &mut dyn Host, b: &Ban) -> Result<Value> {
             None => Vec::new(),
         },
         meta: Vec::new(),
-        fleet: None,
+        // A jail's ban by hand is published as the jail's would be
+        // ([fleet] publish_jails); the daemon's fleet thread sends it at
+        // its next round.
+        fleet: match (&jail, &ctx.config.fleet) {
+            (Some(j), Some(f)) if f.publishes(&set, Some(j)) => Some(FleetPublish {
+                jail: Some(j.clone()),
+            }),
+            _ => None,
+        },
     };
     let opts = AddOptions {
         force: false,

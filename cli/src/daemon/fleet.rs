@@ -13,6 +13,7 @@
 //! resumes where the last applied page ended.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,32 +35,31 @@ const WAKE_SLICE: Duration = Duration::from_millis(100);
 /// tombstones.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
-/// What the daemon tells the fleet thread.
-pub enum FleetMsg {
-    /// A local ban was queued in the outbox: publish now.
-    Publish,
-    /// The allowlist changed (host addresses, `ignore-add`).
-    Allowlist(Allowlist),
-}
+/// A new allowlist for the fleet thread (host addresses, `ignore-add`),
+/// taken at its next wake-up; only the latest matters.
+type AllowlistSlot = Arc<Mutex<Option<Allowlist>>>;
 
-/// The daemon's end of the fleet thread.
+/// The daemon's end of the fleet thread. Nothing here ever blocks the
+/// daemon: the thread may be busy with the network for seconds (a
+/// snapshot), and the channel only carries wake-ups.
 pub struct FleetHandle {
-    tx: SyncSender<FleetMsg>,
+    tx: SyncSender<()>,
+    allowlist: AllowlistSlot,
     /// `[fleet]`, for which bans to publish.
     pub config: FleetConfig,
 }
 
 impl FleetHandle {
-    /// Wakes the thread to publish; never blocks (a full channel already
-    /// holds a wake-up).
+    /// Wakes the thread to publish; a full channel already holds a
+    /// wake-up.
     pub fn publish(&self) {
-        let _ = self.tx.try_send(FleetMsg::Publish);
+        let _ = self.tx.try_send(());
     }
 
-    /// Hands the thread the new allowlist (a blocking send: rare, and the
-    /// thread drains its channel every [`WAKE_SLICE`]).
+    /// Hands the thread the new allowlist.
     pub fn allowlist(&self, allowlist: Allowlist) {
-        let _ = self.tx.send(FleetMsg::Allowlist(allowlist));
+        *self.allowlist.lock().unwrap_or_else(|p| p.into_inner()) = Some(allowlist);
+        let _ = self.tx.try_send(());
     }
 
     /// Whether a jail's ban in `set` is published.
@@ -91,12 +91,14 @@ pub fn spawn(
         .new_ledger(NewLedger::OnlyWithoutKernelSets)
         .allowlist(allowlist)
         .open(state)?;
-    let (tx, rx) = sync_channel(64);
+    let (tx, rx) = sync_channel(1);
+    let slot = AllowlistSlot::default();
+    let thread_slot = slot.clone();
     let thread_config = config.clone();
     let options = host.options();
     thread::Builder::new()
         .name("fleet".into())
-        .spawn(move || run(fw, options, thread_config, rx))?;
+        .spawn(move || run(fw, options, thread_config, rx, thread_slot))?;
     log!(
         "fleet: sharing bans (publish {}, poll every {} s)",
         if config.publish { "on" } else { "off" },
@@ -104,12 +106,27 @@ pub fn spawn(
     );
     Ok(Some(FleetHandle {
         tx,
+        allowlist: slot,
         config: config.clone(),
     }))
 }
 
-fn run(mut fw: Firewall, options: ConnectOptions, config: FleetConfig, rx: Receiver<FleetMsg>) {
+fn run(
+    mut fw: Firewall,
+    options: ConnectOptions,
+    config: FleetConfig,
+    rx: Receiver<()>,
+    allowlist: AllowlistSlot,
+) {
     let mut link = Link::new(options);
+    // A host with no cursor starts with a snapshot: spread over up to one
+    // poll interval, so a fleet restarted at once does not ask the engine
+    // for every snapshot in the same second.
+    if matches!(banset_fleet::sync::saved_cursor(&mut fw.ledger), Ok(None)) {
+        thread::sleep(startup_jitter(
+            config.poll_interval.min(Duration::from_secs(5)),
+        ));
+    }
     let mut due = true;
     let mut next_poll = Instant::now();
     let mut next_maintenance = Instant::now() + MAINTENANCE_EVERY;
@@ -133,14 +150,14 @@ fn run(mut fw: Firewall, options: ConnectOptions, config: FleetConfig, rx: Recei
                 due = true;
             }
         }
-        loop {
-            match rx.try_recv() {
-                Ok(FleetMsg::Publish) => due = true,
-                Ok(FleetMsg::Allowlist(a)) => fw.allowlist = a,
-                Err(TryRecvError::Empty) => break,
-                // The daemon is gone.
-                Err(TryRecvError::Disconnected) => return,
-            }
+        match rx.try_recv() {
+            Ok(()) => due = true,
+            Err(TryRecvError::Empty) => {}
+            // The daemon is gone.
+            Err(TryRecvError::Disconnected) => return,
+        }
+        if let Some(a) = allowlist.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            fw.allowlist = a;
         }
     }
 }
@@ -196,4 +213,14 @@ fn maintain(fw: &mut Firewall, link: &mut Link) {
     if let Ok(client) = link.client() {
         let _ = client.purge();
     }
+}
+
+/// A delay in `[0, bound)` that differs between hosts and starts.
+fn startup_jitter(bound: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seed = u64::from(nanos) ^ (u64::from(std::process::id()) << 20);
+    let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(seed % bound_ms)
 }

@@ -345,7 +345,18 @@ impl super::state::Daemon<'_> {
                 *self.errors.get(kind).unwrap_or(&0) as f64,
             );
         }
-        let families = [
+        let fleet = if self.fleet.is_some() {
+            self.ctx
+                .fw
+                .ledger
+                .read()
+                .ok()
+                .map(|tx| fleet_families(&tx))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut families = vec![
             Family::new("banset_up", "gauge", "1 while banset watch runs.").sample(&[], 1.0),
             Family::new(
                 "banset_start_time_seconds",
@@ -380,6 +391,7 @@ impl super::state::Daemon<'_> {
             )
             .sample(&[], self.keeper.last_heal_ms.unwrap_or(0.0) / 1e3),
         ];
+        families.extend(fleet);
         let text = render(&families);
         if let Some(path) = &self.settings.watch.metrics_file {
             if let Err(e) = write_textfile(path, &text) {
@@ -391,6 +403,57 @@ impl super::state::Daemon<'_> {
             *latest = text;
         }
     }
+}
+
+/// The fleet's metrics, from the ledger (the fleet thread writes it):
+/// what waits to be published, what this host holds from others, what it
+/// held back, and when a round last worked.
+fn fleet_families(tx: &banset_core::LedgerTx<'_>) -> Vec<Family> {
+    let mut out = Vec::new();
+    if let Ok(n) = tx.fleet_outbox_len() {
+        out.push(
+            Family::new(
+                "banset_fleet_outbox_pending",
+                "gauge",
+                "Local changes waiting to be published to the fleet.",
+            )
+            .sample(&[], n as f64),
+        );
+    }
+    if let Ok(n) = tx.fleet_row_count() {
+        out.push(
+            Family::new(
+                "banset_fleet_remote_rows",
+                "gauge",
+                "Other hosts' bans this host holds.",
+            )
+            .sample(&[], n as f64),
+        );
+    }
+    if let Ok(counts) = tx.fleet_suppressed() {
+        let mut f = Family::new(
+            "banset_fleet_suppressed_total",
+            "counter",
+            "Remote bans kept out of this host's kernel, by reason.",
+        );
+        for (reason, n) in &counts {
+            f = f.sample(&[("reason", reason.as_str())], *n as f64);
+        }
+        out.push(f);
+    }
+    if let Ok(Some(t)) = tx.meta(banset_fleet::sync::LAST_SYNC_KEY) {
+        if let Ok(t) = t.parse::<f64>() {
+            out.push(
+                Family::new(
+                    "banset_fleet_last_sync_seconds",
+                    "gauge",
+                    "Unix time of the last fleet round that worked.",
+                )
+                .sample(&[], t),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

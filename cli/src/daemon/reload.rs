@@ -77,6 +77,14 @@ impl Daemon<'_> {
         let old = std::mem::take(&mut self.jails);
         self.jails = self.build_jails(old);
         self.ctx.fw.allowlist = self.global_allowlist();
+        if let Some(fleet) = &self.fleet {
+            // The allowlist (`ignore`) guards the fleet's bans too; the
+            // rest of [fleet] is read at start only.
+            fleet.allowlist(self.global_allowlist());
+            if self.ctx.config.fleet.as_ref() != Some(&fleet.config) {
+                log!("fleet: [fleet] changed; restart banset watch to apply it");
+            }
+        }
         self.ensure_sets();
         self.watch_firewalld();
         self.start_sources();

@@ -10,7 +10,7 @@
 //! still holds is at worst put back by `sync`, and removed again.
 //!
 //! A snapshot (a new host, or one away longer than the engine keeps
-//! tombstones) is mark and sweep: [`Engine::begin_fleet_snapshot`] takes a
+//! tombstones) is mark and sweep: `Engine::begin_fleet_snapshot` takes a
 //! new generation, each page marks the rows it holds with it, and
 //! [`Engine::finish_fleet_snapshot`] drops every remote row the snapshot
 //! did not hold and saves the cursor. Clearing all rows at the first page
@@ -24,73 +24,19 @@ use crate::allowlist::Allowlist;
 use crate::backend::{Changes, ErrorKind, KernelEntry};
 use crate::clock::Clock;
 use crate::fleet::policy::{effective, judge, local_deadline, FleetPolicy, RemoteBan};
-use crate::fleet::{Suppressed, FLEET_REASON_PREFIX};
+use crate::fleet::{FleetApplied, FleetPage, FleetRow, Suppressed, FLEET_REASON_PREFIX};
 use crate::history::EventKind;
 use crate::ledger::{LedgerTx, NewBan};
 use crate::reconcile::kernel_timeout;
 use crate::set_name::SetName;
 use crate::target::Target;
 
-/// One row of the engine, as the puller read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FleetRow {
-    /// The host that wrote it.
-    pub origin: String,
-    /// Its set.
-    pub set: SetName,
-    /// Its target.
-    pub target: Target,
-    /// Banned, or withdrawn (a tombstone, or a ban that is over).
-    pub banned: bool,
-    /// Seconds left by the engine's clock; `None`: permanent. A ban with
-    /// none left is treated as withdrawn.
-    pub remaining: Option<u64>,
-    /// The fleet admin withdrew it (`banset unban --fleet`): on this host's
-    /// own row, the local ban goes too and is not published again.
-    pub by_admin: bool,
-}
-
-/// A page of rows, from a delta or a snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FleetPage {
-    /// The rows, in the engine's order.
-    pub rows: Vec<FleetRow>,
-    /// `Some(generation)`: a page of the snapshot
-    /// [`Engine::begin_fleet_snapshot`] started; its rows are marked so
-    /// that [`Engine::finish_fleet_snapshot`] keeps them.
-    pub snapshot: Option<i64>,
-    /// The cursor after the page, saved with it (a snapshot's pages have
-    /// none: its cursor is saved by the sweep).
-    pub cursor: Option<String>,
-}
-
-/// What [`Engine::apply_fleet`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FleetApplied {
-    /// Targets banned or re-armed in the kernel.
-    pub banned: usize,
-    /// Targets removed from the kernel.
-    pub removed: usize,
-    /// Remote bans that never reached the kernel, by reason.
-    pub suppressed: BTreeMap<&'static str, u64>,
-}
-
-impl FleetApplied {
-    /// Adds `other`'s counts to these.
-    pub fn absorb(&mut self, other: FleetApplied) {
-        self.banned += other.banned;
-        self.removed += other.removed;
-        for (k, v) in other.suppressed {
-            *self.suppressed.entry(k).or_default() += v;
-        }
-    }
-}
-
 /// The kernel and ledger changes of one set.
 #[derive(Default)]
 struct SetChanges {
-    /// (target, deadline, the fleet's own row); a local row keeps its
-    /// reason, which is what keeps it local.
+    /// (target, deadline, reason): `Some("fleet ORIGIN")` for a ban the
+    /// fleet makes (it replaces the row); `None` over a local ban, which
+    /// keeps its reason and stays local (the longest deadline wins).
     add: Vec<(Target, Option<i64>, Option<String>)>,
     remove: Vec<Target>,
 }
@@ -115,6 +61,10 @@ impl<'a> Engine<'a> {
         let tx = self.ledger.begin()?;
         let now = self.clock.now();
         let mut done = FleetApplied::default();
+        if page.unreadable > 0 {
+            done.suppressed
+                .insert(Suppressed::Unreadable.as_str(), page.unreadable);
+        }
         let mut touched: BTreeMap<(SetName, Target), Local> = BTreeMap::new();
         for row in &page.rows {
             if row.origin == policy.this_host {
@@ -287,6 +237,9 @@ fn judge_row(
     }
     Ok(match tx.set_spec(&row.set)? {
         None => Err(Suppressed::UnknownSet),
+        // Members of an allow-only set are let in: another host's ban
+        // must never become an allowance here.
+        Some(spec) if spec.policy == crate::SetPolicy::AllowOnly => Err(Suppressed::AllowOnly),
         Some(spec) if spec.admits(&row.target).is_err() => Err(Suppressed::Inadmissible),
         Some(_) => verdict,
     })

@@ -80,6 +80,9 @@ pub enum Suppressed {
     /// The local set does not take it (family, prefixes).
     #[error("the set does not take it")]
     Inadmissible,
+    /// The local set of that name is allow-only: its members are let in.
+    #[error("the set is allow-only here")]
+    AllowOnly,
     /// Wider than `[fleet] widest_v4` / `widest_v6`.
     #[error("prefix wider than accepted")]
     TooWide,
@@ -92,6 +95,9 @@ pub enum Suppressed {
     /// A local unban holds the target until the fleet's ban ends.
     #[error("held by a local unban")]
     Held,
+    /// Its set or target does not parse here (hostile, or a newer banset).
+    #[error("unreadable")]
+    Unreadable,
 }
 
 impl Suppressed {
@@ -102,10 +108,12 @@ impl Suppressed {
             Suppressed::Set => "set",
             Suppressed::UnknownSet => "unknown_set",
             Suppressed::Inadmissible => "inadmissible",
+            Suppressed::AllowOnly => "allow_only",
             Suppressed::TooWide => "too_wide",
             Suppressed::OwnAddress => "own_address",
             Suppressed::Allowlisted => "allowlisted",
             Suppressed::Held => "held",
+            Suppressed::Unreadable => "unreadable",
         }
     }
 }

@@ -26,7 +26,7 @@ pub fn run(global: GlobalArgs, command: FleetCommand) -> Result<Option<i32>> {
     match command {
         FleetCommand::Sync(a) => {
             let mut ctx = crate::context::Context::new(global, true)?;
-            return sync::once(&mut ctx, a.json).map(|()| None);
+            return sync::once(&mut ctx, a.snapshot, a.json).map(|()| None);
         }
         FleetCommand::Status(a) => {
             let ctx = crate::context::Context::new(global, false)?;

@@ -23,10 +23,18 @@ pub fn membership(ctx: &Context) -> Result<Option<(HostFile, FleetConfig)>> {
 }
 
 /// `banset fleet sync --once`: publish the outbox, pull every change.
-pub fn once(ctx: &mut Context, json_out: bool) -> Result<()> {
+/// With `snapshot`, the cursor is forgotten first: remote rows suppressed
+/// under an older `[fleet]` are judged again (a delta only brings rows
+/// that changed).
+pub fn once(ctx: &mut Context, snapshot: bool, json_out: bool) -> Result<()> {
     let Some((host, fleet)) = membership(ctx)? else {
         usage!("this host is in no fleet: run the `banset fleet join` line `add-host` printed");
     };
+    if snapshot {
+        let tx = ctx.fw.ledger.begin()?;
+        tx.fleet_forget_cursor()?;
+        tx.commit()?;
+    }
     let mut link = Link::new(host.options());
     let (sent, pulled) = sync_round(&mut link, &mut ctx.engine(), &|name| fleet.policy(name))?;
     if json_out {

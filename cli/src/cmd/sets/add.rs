@@ -23,6 +23,9 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     let is_new = existing.is_none();
     if let Some(existing) = &existing {
         refuse_other_options(existing, &args)?;
+        if args.fleet && existing.policy == banset_core::SetPolicy::AllowOnly {
+            usage!("--fleet: set {name} is allow-only; its members are let in, not banned, so they are not shared");
+        }
     }
     let spec = match ctx.config.sets.get(name.as_str()) {
         Some(set) if args.options.is_empty() => build_spec(
@@ -83,7 +86,7 @@ pub fn run(ctx: &mut Context, args: AddArgs) -> Result<Option<i32>> {
     // --fleet: the outbox row is written in the ban's own transaction, so
     // the ban is published even if this command dies right after.
     let record = AddRecord {
-        fleet: args.fleet.then(|| FleetPublish { jail: None }),
+        fleet: args.fleet.then_some(FleetPublish { jail: None }),
         ..AddRecord::default()
     };
     let report = ctx
