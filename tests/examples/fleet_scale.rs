@@ -266,7 +266,15 @@ fn resync(banset: &str, hosts: usize, rows: usize) {
     };
     // The whole round at once: each host's snapshot into its ledger and
     // kernel (host 0's own rows are skipped there).
-    let whole = |host: &Host| sync_host(host).0;
+    let whole = |host: &Host| {
+        let (secs, pulled, took_snapshot) = sync_host(host);
+        assert!(
+            took_snapshot && pulled == rows,
+            "{}: the whole snapshot",
+            host.name
+        );
+        secs
+    };
     println!("RESULT resync_hosts {hosts} hosts x {rows} rows");
     for (what, each) in [
         ("engine", &engine_only as &(dyn Fn(&Host) -> f64 + Sync)),
