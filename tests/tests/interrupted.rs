@@ -11,10 +11,11 @@
 use std::path::Path;
 
 use banset_core::{
-    AddOptions, Allowlist, Backend, BackendError, BackendKind, BanRequest, Capabilities, Changes,
-    Engine, KernelEntry, Ledger, SetHealth, SetName, SetSpec, SystemClock, Target, Timeout,
+    AddOptions, Allowlist, Backend, BackendError, BackendKind, BanRequest, Engine, Ledger, SetName,
+    SetSpec, SystemClock, Target, Timeout,
 };
 use banset_nftables::NftablesBackend;
+use banset_tests::dying::{Call, DiesAfter};
 use banset_tests::netns;
 
 /// Set in the child: `VERB|LEDGER`.
@@ -22,49 +23,13 @@ const CHILD_ENV: &str = "BANSET_INTERRUPTED_CHILD";
 
 /// nftables, but the process dies right after a kernel call that removes
 /// members, before the engine can commit: `kill -9` at the worst moment.
-struct DiesAfterRemoving(NftablesBackend);
-
-impl DiesAfterRemoving {
-    fn die<T>(&self, r: Result<T, BackendError>) -> ! {
-        r.expect("the kernel call itself must work");
-        std::process::abort()
-    }
-}
-
-impl Backend for DiesAfterRemoving {
-    fn kind(&self) -> BackendKind {
-        self.0.kind()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
-    }
-    fn ensure_set(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        self.0.ensure_set(spec)
-    }
-    fn health(&self, spec: &SetSpec) -> Result<SetHealth, BackendError> {
-        self.0.health(spec)
-    }
-    fn apply(&self, spec: &SetSpec, changes: &Changes) -> Result<(), BackendError> {
-        let r = self.0.apply(spec, changes);
-        if changes.flush_first || !changes.remove.is_empty() {
-            self.die(r)
-        }
-        r
-    }
-    fn del(&self, spec: &SetSpec, targets: &[Target]) -> Result<(), BackendError> {
-        self.die(self.0.del(spec, targets))
-    }
-    fn flush(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        self.die(self.0.flush(spec))
-    }
-    fn list(&self, spec: &SetSpec) -> Result<Vec<KernelEntry>, BackendError> {
-        self.0.list(spec)
-    }
-    fn destroy(&self, spec: &SetSpec) -> Result<(), BackendError> {
-        self.0.destroy(spec)
-    }
-    fn contains(&self, spec: &SetSpec, target: &Target) -> Result<bool, BackendError> {
-        self.0.contains(spec, target)
+fn dies_after_removing(backend: NftablesBackend) -> DiesAfter<NftablesBackend> {
+    DiesAfter {
+        inner: backend,
+        dies_after: |call| match call {
+            Call::Apply(changes) => changes.flush_first || !changes.remove.is_empty(),
+            Call::Del | Call::Flush => true,
+        },
     }
 }
 
@@ -127,7 +92,7 @@ fn interrupted_child() {
         return;
     };
     let (verb, path) = arg.split_once('|').unwrap();
-    let backend = DiesAfterRemoving(NftablesBackend::open().unwrap());
+    let backend = dies_after_removing(NftablesBackend::open().unwrap());
     engine_run(Path::new(path), &backend, |e| match verb {
         "del" => e.del(&set(), &[t("192.0.2.1")]).map(drop),
         "flush" => e.flush(&set()).map(drop),
