@@ -168,7 +168,9 @@ fn country_lists_parse_strictly() {
     assert!(Country::parse_list("").is_err());
     assert!(Country::parse_list("J1").is_err());
     assert!(Country::parse_list("JP,").is_err());
-    assert!(Country::parse("日本").unwrap_err().contains("two-letter"));
+    let err = Country::parse("日本").unwrap_err();
+    assert_eq!(err.text, "日本", "the error carries the input");
+    assert!(err.to_string().contains("two-letter"), "{err}");
 }
 
 #[test]

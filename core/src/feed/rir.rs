@@ -34,22 +34,30 @@ use crate::{Family, Target};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Country([u8; 2]);
 
+/// A country code that is not two ASCII letters; shows the text quoted
+/// and cut to [`super::error::QUOTE_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid country {}: want a two-letter ISO 3166 code such as JP", quote(.text))]
+pub struct InvalidCountry {
+    /// The text as given.
+    pub text: String,
+}
+
 impl Country {
     /// `JP`, `jp`: two ASCII letters.
-    pub fn parse(text: &str) -> Result<Country, String> {
+    pub fn parse(text: &str) -> Result<Country, InvalidCountry> {
         match text.as_bytes() {
             [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
                 Ok(Country([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
             }
-            _ => Err(format!(
-                "invalid country {}: want a two-letter ISO 3166 code such as JP",
-                quote(text)
-            )),
+            _ => Err(InvalidCountry {
+                text: text.to_string(),
+            }),
         }
     }
 
     /// `JP,US` (spaces around the commas allowed), at least one.
-    pub fn parse_list(text: &str) -> Result<Vec<Country>, String> {
+    pub fn parse_list(text: &str) -> Result<Vec<Country>, InvalidCountry> {
         let mut out: Vec<Country> = Vec::new();
         for part in text.split(',') {
             let c = Country::parse(part.trim())?;

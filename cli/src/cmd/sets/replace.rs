@@ -22,7 +22,7 @@ pub fn run(ctx: &mut Context, args: ReplaceArgs) -> Result<Option<i32>> {
     let name = crate::args::set_name(&args.set)?;
     let timeout = args.timeout.as_deref().map(Timeout::parse).transpose()?;
     let countries = match &args.country {
-        Some(list) => Country::parse_list(list).map_err(Usage)?,
+        Some(list) => Country::parse_list(list).map_err(|e| Usage(e.to_string()))?,
         None => Vec::new(),
     };
     // The set decides how the lists are read (merged or not, which
