@@ -621,3 +621,76 @@ fn fleet_daemon_restart_resumes_from_its_cursor() {
     );
     let _ = std::fs::remove_dir_all(&prom_dir);
 }
+
+/// Regression: a reload logged "restart banset watch to apply it" and kept
+/// the old `[fleet]`, so a wider `widest_v4` let nothing in until a
+/// restart. Now a reload applies it (a snapshot judges the remote bans
+/// again), a reload without the section stops sharing, and one that
+/// brings it back shares again.
+#[test]
+fn fleet_reload_applies_a_changed_fleet_section() {
+    if skip("fleet_reload_applies_a_changed_fleet_section") {
+        return;
+    }
+    let (pg, mut admin) = engine();
+    let h = Host::join(&pg, &mut admin, "r1", CONFIG);
+    h.ok(&["create", "ssh", "--backend", "nftables"]);
+    let w = h.watch();
+    let bound = Duration::from_secs(30);
+    assert!(
+        wait_for(bound, || w.output().contains("fleet: engine up")).is_some(),
+        "{}",
+        w.output()
+    );
+    let mut other = fake_host(&pg, &mut admin, "other");
+    other
+        .publish(&[ban("203.0.0.0/16", 600), ban("203.0.113.9", 600)])
+        .unwrap();
+    assert!(
+        wait_for(bound, || h.has("203.0.113.9")).is_some(),
+        "{}",
+        w.output()
+    );
+    assert!(
+        !h.has("203.0.0.0/16"),
+        "too wide under the default widest_v4"
+    );
+    let config = h.sb.dir().join("banset.toml");
+    let reload = |text: &str, said: &str| {
+        let before = w.output().matches(said).count();
+        std::fs::write(&config, text).unwrap();
+        w.signal(libc::SIGHUP);
+        assert!(
+            wait_for(bound, || w.output().matches(said).count() > before).is_some(),
+            "no {said:?} after the reload: {}",
+            w.output()
+        );
+    };
+
+    // Wider prefixes accepted: the /16 refused before is judged again.
+    reload(&format!("{CONFIG}widest_v4 = 16\n"), "[fleet] reloaded");
+    assert!(
+        wait_for(bound, || h.has("203.0.0.0/16")).is_some(),
+        "{:?}\n{}",
+        h.members(),
+        w.output()
+    );
+
+    // Without [fleet]: nothing more arrives (three polls of 1 s).
+    let unshared = CONFIG.split("[fleet]").next().unwrap().to_string();
+    reload(&unshared, "[fleet] removed");
+    other.publish(&[ban("203.0.113.10", 600)]).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!h.has("203.0.113.10"), "shared after [fleet] was removed");
+
+    // Back: sharing again (by a snapshot: the policy in force while the
+    // section was away is unknown to the thread).
+    reload(CONFIG, "[fleet] reloaded");
+    assert!(
+        wait_for(bound, || h.has("203.0.113.10")).is_some(),
+        "{}",
+        w.output()
+    );
+    let log = w.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -11,8 +11,13 @@
 //! reconnects with the link's bounded backoff; logs one line when the
 //! engine goes up or down. The cursor lives in the ledger, so a restart
 //! resumes where the last applied page ended.
+//!
+//! A reload hands the thread the new `[fleet]` (or none: it then idles,
+//! sharing nothing, until a later reload brings the section back); one
+//! thread for the daemon's life, so two can never pull into the same
+//! ledger.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,18 +40,30 @@ const WAKE_SLICE: Duration = Duration::from_millis(100);
 /// tombstones.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
-/// A new allowlist for the fleet thread (host addresses, `ignore-add`),
-/// taken at its next wake-up; only the latest matters.
-type AllowlistSlot = Arc<Mutex<Option<Allowlist>>>;
+/// A value for the fleet thread, taken at its next wake-up; only the
+/// latest matters.
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+fn put<T>(slot: &Slot<T>, value: T) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+}
+
+fn take<T>(slot: &Slot<T>) -> Option<T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
 
 /// The daemon's end of the fleet thread. Nothing here ever blocks the
 /// daemon: the thread may be busy with the network for seconds (a
 /// snapshot), and the channel only carries wake-ups.
 pub struct FleetHandle {
     tx: SyncSender<()>,
-    allowlist: AllowlistSlot,
-    /// `[fleet]`, for which bans to publish.
-    pub config: FleetConfig,
+    /// The allowlist (host addresses, `ignore`, `ignore-add`).
+    allowlist: Slot<Allowlist>,
+    /// `[fleet]` after a reload; `None` inside: the section is gone.
+    config_slot: Slot<Option<FleetConfig>>,
+    /// `[fleet]` as the thread has or will have it, for which bans to
+    /// publish; `None`: removed by a reload, nothing is shared.
+    pub config: Option<FleetConfig>,
 }
 
 impl FleetHandle {
@@ -58,13 +75,32 @@ impl FleetHandle {
 
     /// Hands the thread the new allowlist.
     pub fn allowlist(&self, allowlist: Allowlist) {
-        *self.allowlist.lock().unwrap_or_else(|p| p.into_inner()) = Some(allowlist);
+        put(&self.allowlist, allowlist);
         let _ = self.tx.try_send(());
+    }
+
+    /// Hands the thread a reloaded `[fleet]` (`None`: removed); returns
+    /// whether it differs from the one in force.
+    pub fn reconfigure(&mut self, config: Option<FleetConfig>) -> bool {
+        if config == self.config {
+            return false;
+        }
+        self.config.clone_from(&config);
+        put(&self.config_slot, config);
+        let _ = self.tx.try_send(());
+        true
     }
 
     /// Whether a jail's ban in `set` is published.
     pub fn publishes(&self, set: &SetName, jail: &str) -> bool {
-        self.config.publishes(set, Some(jail))
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.publishes(set, Some(jail)))
+    }
+
+    /// Whether `[fleet]` is in force (bans are shared).
+    pub fn sharing(&self) -> bool {
+        self.config.is_some()
     }
 }
 
@@ -92,23 +128,33 @@ pub fn spawn(
         .allowlist(allowlist)
         .open(state)?;
     let (tx, rx) = sync_channel(1);
-    let slot = AllowlistSlot::default();
-    let thread_slot = slot.clone();
+    let handle = FleetHandle {
+        tx,
+        allowlist: Slot::default(),
+        config_slot: Slot::default(),
+        config: Some(config.clone()),
+    };
+    let slots = Slots {
+        allowlist: handle.allowlist.clone(),
+        config: handle.config_slot.clone(),
+    };
     let thread_config = config.clone();
     let options = host.options();
     thread::Builder::new()
         .name("fleet".into())
-        .spawn(move || run(fw, options, thread_config, rx, thread_slot))?;
+        .spawn(move || run(fw, options, thread_config, rx, &slots))?;
     log!(
         "fleet: sharing bans (publish {}, poll every {} s)",
         if config.publish { "on" } else { "off" },
         config.poll_interval.as_secs()
     );
-    Ok(Some(FleetHandle {
-        tx,
-        allowlist: slot,
-        config: config.clone(),
-    }))
+    Ok(Some(handle))
+}
+
+/// The thread's ends of the handle's slots.
+struct Slots {
+    allowlist: Slot<Allowlist>,
+    config: Slot<Option<FleetConfig>>,
 }
 
 fn run(
@@ -116,9 +162,9 @@ fn run(
     options: ConnectOptions,
     config: FleetConfig,
     rx: Receiver<()>,
-    allowlist: AllowlistSlot,
+    slots: &Slots,
 ) {
-    let mut link = Link::new(options);
+    let mut link = Link::new(options.clone());
     // A host with no cursor starts with a snapshot: spread over up to one
     // poll interval, so a fleet restarted at once does not ask the engine
     // for every snapshot in the same second.
@@ -131,12 +177,30 @@ fn run(
     let mut next_poll = Instant::now();
     let mut next_maintenance = Instant::now() + MAINTENANCE_EVERY;
     let mut last_error: Option<String> = None;
+    let mut config = Some(config);
     loop {
+        let Some(active) = &config else {
+            // [fleet] was removed by a reload: share nothing, hold no
+            // connection, wait for the daemon.
+            link = Link::new(options.clone());
+            match rx.recv_timeout(MAINTENANCE_EVERY) {
+                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            }
+            if let Some(a) = take(&slots.allowlist) {
+                fw.allowlist = a;
+            }
+            if let Some(new) = take(&slots.config) {
+                config = reconfigured(&mut fw, None, new);
+                due = true;
+            }
+            continue;
+        };
         if due || Instant::now() >= next_poll {
-            let round = sync_round(&mut link, &mut fw.engine(), &|name| config.policy(name));
+            let round = sync_round(&mut link, &mut fw.engine(), &|name| active.policy(name));
             report(&round, &mut link, &mut last_error);
             due = false;
-            next_poll = Instant::now() + config.poll_interval;
+            next_poll = Instant::now() + active.poll_interval;
         }
         if Instant::now() >= next_maintenance {
             maintain(&mut fw, &mut link);
@@ -156,10 +220,53 @@ fn run(
             // The daemon is gone.
             Err(TryRecvError::Disconnected) => return,
         }
-        if let Some(a) = allowlist.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(a) = take(&slots.allowlist) {
             fw.allowlist = a;
         }
+        if let Some(new) = take(&slots.config) {
+            config = reconfigured(&mut fw, config.take(), new);
+            due = true;
+        }
     }
+}
+
+/// Takes a reloaded `[fleet]`. When what this host accepts changed, the
+/// cursor is forgotten, so the next round is a snapshot that judges every
+/// remote ban again under the new policy (a delta brings only rows that
+/// changed), as `banset fleet sync --once --snapshot` does.
+fn reconfigured(
+    fw: &mut Firewall,
+    old: Option<FleetConfig>,
+    new: Option<FleetConfig>,
+) -> Option<FleetConfig> {
+    let Some(new) = new else {
+        log!("fleet: [fleet] removed: bans are no longer shared (remote bans held here run out)");
+        return None;
+    };
+    // The host name is the same for both; only the settings differ.
+    let rejudge = old
+        .as_ref()
+        .is_none_or(|old| old.policy("") != new.policy(""));
+    if rejudge {
+        let forgotten = fw
+            .ledger
+            .begin()
+            .and_then(|tx| tx.fleet_forget_cursor().and_then(|()| tx.commit()));
+        if let Err(e) = forgotten {
+            log!("fleet: [fleet] reloaded, but remote bans are not judged again: {e}");
+        }
+    }
+    log!(
+        "fleet: [fleet] reloaded (publish {}, poll every {} s){}",
+        if new.publish { "on" } else { "off" },
+        new.poll_interval.as_secs(),
+        if rejudge {
+            "; remote bans judged again by a snapshot"
+        } else {
+            ""
+        }
+    );
+    Some(new)
 }
 
 /// One log line per change of the engine's state, and per new error.

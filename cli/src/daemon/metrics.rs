@@ -345,7 +345,11 @@ impl super::state::Daemon<'_> {
                 *self.errors.get(kind).unwrap_or(&0) as f64,
             );
         }
-        let fleet = if self.fleet.is_some() {
+        let fleet = if self
+            .fleet
+            .as_ref()
+            .is_some_and(super::fleet::FleetHandle::sharing)
+        {
             self.ctx
                 .fw
                 .ledger

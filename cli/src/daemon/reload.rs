@@ -77,15 +77,9 @@ impl Daemon<'_> {
         let old = std::mem::take(&mut self.jails);
         self.jails = self.build_jails(old);
         self.ctx.fw.allowlist = self.global_allowlist();
-        if let Some(fleet) = &self.fleet {
-            // The allowlist (`ignore`) guards the fleet's bans too; the
-            // rest of [fleet] is read at start only.
-            fleet.allowlist(self.global_allowlist());
-            if self.ctx.config.fleet.as_ref() != Some(&fleet.config) {
-                log!("fleet: [fleet] changed; restart banset watch to apply it");
-            }
-        }
         self.ensure_sets();
+        // After the sets exist: remote bans land in them.
+        self.reload_fleet();
         self.watch_firewalld();
         self.start_sources();
         log!(
@@ -93,6 +87,35 @@ impl Daemon<'_> {
             counted(self.jails.len(), "jail", "jails"),
             counted(self.sources.len(), "source", "sources")
         );
+    }
+}
+
+impl Daemon<'_> {
+    /// Hands the fleet thread the reloaded `[fleet]` and the allowlist
+    /// (`ignore` guards remote bans too), or starts the thread when the
+    /// section (or this host's `fleet join`) is new.
+    fn reload_fleet(&mut self) {
+        let allowlist = self.global_allowlist();
+        let config = self.ctx.config.fleet.clone();
+        match &mut self.fleet {
+            Some(fleet) => {
+                fleet.allowlist(allowlist);
+                fleet.reconfigure(config);
+            }
+            None if config.is_some() => {
+                let state = crate::context::state_dir(&self.ctx.global, &self.ctx.config);
+                match super::fleet::spawn(
+                    config.as_ref(),
+                    &state,
+                    allowlist,
+                    self.ctx.global.dry_run,
+                ) {
+                    Ok(handle) => self.fleet = handle,
+                    Err(e) => log!("fleet: not started: {e:#}"),
+                }
+            }
+            None => {}
+        }
     }
 }
 
