@@ -533,10 +533,10 @@ impl Engine<'_> {
             &mut report,
         )?;
         // Remote bans survive a replace of the local members (see
-        // `fleet::kept_over_replace`): the fleet-only ones are added to
+        // `fleet::kept::kept_over_replace`): the fleet-only ones are added to
         // the batch, the others merge into their local member.
         let kept = if replace && !report.created_set {
-            fleet::kept_over_replace(&tx, &spec, self.allowlist, &new_bans, now)?
+            crate::fleet::kept::kept_over_replace(&tx, &spec, self.allowlist, &new_bans, now)?
         } else {
             Vec::new()
         };

@@ -7,6 +7,7 @@
 //! remote rows to ledger and kernel; `docs/fleet.md` has the whole design.
 
 pub mod config;
+pub(crate) mod kept;
 mod outbox;
 mod page;
 pub mod policy;

@@ -23,10 +23,12 @@ use super::{finish, restore, BackendProvider, Engine, Error};
 use crate::allowlist::Allowlist;
 use crate::backend::{Changes, ErrorKind, KernelEntry};
 use crate::clock::Clock;
+use crate::fleet::kept::longest_origin;
 use crate::fleet::policy::{effective, judge, local_deadline, FleetPolicy, RemoteBan};
 use crate::fleet::{FleetApplied, FleetPage, FleetRow, Suppressed, FLEET_REASON_PREFIX};
 use crate::history::EventKind;
 use crate::ledger::{merged_deadline, LedgerTx, NewBan};
+use crate::policy::SetPolicy;
 use crate::reconcile::kernel_timeout;
 use crate::set_name::SetName;
 use crate::spec::SetSpec;
@@ -297,7 +299,7 @@ fn judge_row(
         None => Err(Suppressed::UnknownSet),
         // Members of an allow-only set are let in: another host's ban
         // must never become an allowance here.
-        Some(spec) if spec.policy == crate::SetPolicy::AllowOnly => Err(Suppressed::AllowOnly),
+        Some(spec) if spec.policy == SetPolicy::AllowOnly => Err(Suppressed::AllowOnly),
         Some(spec) if spec.admits(&row.target).is_err() => Err(Suppressed::Inadmissible),
         Some(_) => verdict,
     })
@@ -416,61 +418,4 @@ fn plan_target(
         None => {}
     }
     Ok(())
-}
-
-/// The origin of the longest of a target's active rows (the one its
-/// fleet ban is recorded as).
-fn longest_origin(rows: &[(String, Option<i64>)], now: i64) -> &str {
-    rows.iter()
-        .filter(|r| r.1.is_none_or(|d| d > now))
-        .max_by_key(|r| r.1.map_or(i64::MAX, |d| d))
-        .map_or("", |r| r.0.as_str())
-}
-
-/// The remote bans a `replace` of `spec`'s set keeps. A replace makes the
-/// set hold exactly the local members given (a feed's list), but the bans
-/// other hosts sent are not the feed's to drop: their pages are applied
-/// already, so they would only come back when their rows changed again.
-/// Each target with active rows gets its longest: a fleet ban ("fleet
-/// ORIGIN") where no local member has the target, else a `None` reason,
-/// which merges into the local member (the longest wins, it stays local,
-/// as when a remote ban meets a local one in [`Engine::apply_fleet`]). The
-/// allowlist and the spec are asked again: either may have changed since
-/// the rows came.
-pub(super) fn kept_over_replace(
-    tx: &LedgerTx<'_>,
-    spec: &SetSpec,
-    allowlist: &Allowlist,
-    local: &[NewBan],
-    now: i64,
-) -> Result<Vec<NewBan>, Error> {
-    if spec.policy == crate::SetPolicy::AllowOnly {
-        return Ok(Vec::new());
-    }
-    let mut by_target: BTreeMap<Target, Vec<(String, Option<i64>)>> = BTreeMap::new();
-    for (target, origin, deadline) in tx.fleet_active_rows(&spec.name, now)? {
-        by_target
-            .entry(target)
-            .or_default()
-            .push((origin, deadline));
-    }
-    let locals: std::collections::BTreeSet<Target> = local.iter().map(|b| b.target).collect();
-    let mut kept = Vec::new();
-    for (target, rows) in by_target {
-        if spec.admits(&target).is_err() || allowlist.check(&target, true).is_err() {
-            continue;
-        }
-        let Some(deadline) = effective(rows.iter().map(|r| r.1), now) else {
-            continue;
-        };
-        let reason = (!locals.contains(&target))
-            .then(|| format!("{FLEET_REASON_PREFIX}{}", longest_origin(&rows, now)));
-        kept.push(NewBan {
-            target,
-            start: now,
-            deadline,
-            reason,
-        });
-    }
-    Ok(kept)
 }
