@@ -155,6 +155,8 @@ thread_local! {
     pub(crate) static FANCY_LIMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Captures asked of any pattern on this thread.
     pub(crate) static CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Scans of a two-stage filter's content on this thread.
+    pub(crate) static CONTENT_SCANS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Prefregex heads captured by the capture engines on this thread.
     pub(crate) static HEAD_CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -534,15 +536,27 @@ impl FilterDef {
             _ => None,
         };
         let mut pref = pref;
+        let mut pref_scans = None;
         if let (Some(p), Some(set)) = (&mut pref, &content_set) {
             // The combined scan then skips the prefregex's captures on
             // lines none of the failregexes could match.
             let fails: Option<Vec<&str>> = fail.iter().map(|f| f.scan.as_deref()).collect();
             if let (true, Some(scan), Some(fails)) = (set.always.is_empty(), &p.scan, fails) {
-                if let Some(combined) =
-                    crate::state::with_content(scan, &fails).filter(|c| plain_regex(c).is_ok())
-                {
-                    p.scan = Some(combined);
+                // One entry per failregex where the prefregex's content
+                // is the rest of the line after its head: the scan's
+                // match then says which failregexes to run.
+                pref_scans = match p.exact {
+                    Compiled::Headed { .. } => crate::prefsplit::content_head(scan)
+                        .and_then(|head| crate::state::with_each_content(head, &fails))
+                        .filter(|each| each.iter().all(|e| parses(e))),
+                    _ => None,
+                };
+                if pref_scans.is_none() {
+                    if let Some(combined) =
+                        crate::state::with_content(scan, &fails).filter(|c| plain_regex(c).is_ok())
+                    {
+                        p.scan = Some(combined);
+                    }
                 }
             }
         }
@@ -551,6 +565,7 @@ impl FilterDef {
             ignore,
             pref,
             content_set,
+            pref_scans,
         })
     }
 
@@ -784,6 +799,17 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// Whether `pattern` is plain regex syntax as [`plain_regex`] reads it,
+/// without compiling it: the matcher's scan compiles it, with the rest.
+fn parses(pattern: &str) -> bool {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .is_ok()
+}
+
 /// A filter compiled for one source: its patterns, shared by every
 /// source whose jails use the same filter, and the state this source keeps
 /// between lines. The patterns are read through it (`Deref`).
@@ -814,6 +840,11 @@ pub(crate) struct FilterPatterns {
     /// The failregexes (or their skeletons) that run on the fast engine,
     /// as one set run on the prefregex's content.
     pub(crate) content_set: Option<ContentSet>,
+    /// The prefregex's scan as one entry per failregex
+    /// ([`crate::state::with_each_content`]): where the matcher's scan
+    /// runs these, its match names the failregexes to try, and the content
+    /// is not scanned again.
+    pub(crate) pref_scans: Option<Vec<String>>,
 }
 
 /// A two-stage filter's failregexes as one scan of the prefregex's content.
@@ -829,6 +860,8 @@ pub(crate) struct ContentSet {
 impl ContentSet {
     /// The failregexes that may match `content`, in order.
     pub(crate) fn candidates(&self, content: &[u8]) -> Vec<usize> {
+        #[cfg(test)]
+        CONTENT_SCANS.with(|c| c.set(c.get() + 1));
         let mut out: Vec<usize> = self
             .set
             .matches(content)
@@ -844,7 +877,7 @@ impl ContentSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::filter::DateRule;
     use crate::matcher::{Matcher, Scan};
@@ -979,7 +1012,7 @@ mod tests {
 
     /// fail2ban's sshd prefregex as filter.d/sshd.conf writes it, with
     /// common.conf's `__prefix_line` (logtype `file`) and `__pref`.
-    const SSHD_PREF: &str = concat!(
+    pub(crate) const SSHD_PREF: &str = concat!(
         r"^<F-MLFID>(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?",
         r"(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?",
         r"(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?",

@@ -100,7 +100,7 @@ fn group_end(b: &[u8], open: usize) -> Option<usize> {
 
 /// Whether `head` closes every group it opens and has no `|` outside of
 /// them: a branch or an open group would take the content into it.
-fn top_level_plain(head: &str) -> bool {
+pub(crate) fn top_level_plain(head: &str) -> bool {
     let b = head.as_bytes();
     let mut depth = 0usize;
     let mut in_class = false;
