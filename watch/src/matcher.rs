@@ -373,18 +373,19 @@ fn two_stage(
         Some(r) => &line[r.clone()],
         None => line,
     };
-    let order: Vec<usize> = match (chosen, &filter.content_set) {
-        (Some(chosen), _) => chosen
-            .iter()
-            .filter_map(|(_, s)| match s {
-                Slot::PrefWith(r) => Some(*r),
-                _ => None,
-            })
-            .collect(),
+    let named = chosen
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Slot::PrefWith(r) => Some(*r),
+            _ => None,
+        });
+    let picked: Vec<usize> = match (chosen, &filter.content_set) {
+        (Some(_), _) => Vec::new(),
         (None, Some(set)) => set.candidates(content),
         (None, None) => (0..filter.fail.len()).collect(),
     };
-    for r in order {
+    for r in named.chain(picked) {
         if quiet(filter, &filter.fail[r], &pref, line) {
             if filter.fail[r].exact.is_match(content) {
                 return Some((r, None, true));
