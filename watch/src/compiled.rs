@@ -35,7 +35,27 @@ pub(crate) enum Compiled {
     Headed {
         head: regex::bytes::Regex,
         groups: Box<[(&'static str, usize)]>,
+        /// How the head's match is found.
+        find: HeadFind,
         whole: Box<Compiled>,
+    },
+}
+
+/// How [`Compiled::Headed`] finds its head's match: the captures only
+/// where a group the matcher reads needs them.
+#[derive(Debug)]
+pub(crate) enum HeadFind {
+    /// The capture engines, for the head's groups.
+    Captures,
+    /// A head with no group the matcher reads: only its end, which the
+    /// lazy DFA finds.
+    End,
+    /// A head `^(?P<mlfid>A)B` whose `B` always matches
+    /// ([`crate::prefsplit::mlfid_split`]): `^A`'s end, then `^B`'s on the
+    /// rest, both found by the lazy DFA.
+    Mlfid {
+        mlfid: regex::bytes::Regex,
+        rest: regex::bytes::Regex,
     },
 }
 
@@ -135,6 +155,10 @@ thread_local! {
     pub(crate) static FANCY_LIMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Captures asked of any pattern on this thread.
     pub(crate) static CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Scans of a two-stage filter's content on this thread.
+    pub(crate) static CONTENT_SCANS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Prefregex heads captured by the capture engines on this thread.
+    pub(crate) static HEAD_CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Backtracks one search of the backtracking engine may take before it
@@ -203,17 +227,34 @@ impl Compiled {
             Compiled::Headed {
                 head,
                 groups,
+                find,
                 whole,
             } => {
-                let c = head.captures(line)?;
-                let end = c.get(0)?.end();
+                let (end, mut captured) = match find {
+                    HeadFind::End => (head.find(line)?.end(), Captured::default()),
+                    HeadFind::Mlfid { mlfid, rest } => {
+                        let id = mlfid.find(line)?.end();
+                        let end = id + rest.find(&line[id..])?.end();
+                        let captured = Captured {
+                            mlfid: Some(0..id),
+                            ..Captured::default()
+                        };
+                        (end, captured)
+                    }
+                    HeadFind::Captures => {
+                        #[cfg(test)]
+                        HEAD_CAPTURES.with(|c| c.set(c.get() + 1));
+                        let c = head.captures(line)?;
+                        let captured = Captured::from_groups(|g| {
+                            let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                            c.get(*i).map(|m| m.range())
+                        });
+                        (c.get(0)?.end(), captured)
+                    }
+                };
                 if end == line.len() || memchr::memchr(b'\n', &line[end..]).is_some() {
                     return whole.capture(line);
                 }
-                let mut captured = Captured::from_groups(|g| {
-                    let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
-                    c.get(*i).map(|m| m.range())
-                });
                 captured.content = Some(end..line.len());
                 Some(captured)
             }
@@ -495,15 +536,27 @@ impl FilterDef {
             _ => None,
         };
         let mut pref = pref;
+        let mut pref_scans = None;
         if let (Some(p), Some(set)) = (&mut pref, &content_set) {
             // The combined scan then skips the prefregex's captures on
             // lines none of the failregexes could match.
             let fails: Option<Vec<&str>> = fail.iter().map(|f| f.scan.as_deref()).collect();
             if let (true, Some(scan), Some(fails)) = (set.always.is_empty(), &p.scan, fails) {
-                if let Some(combined) =
-                    crate::state::with_content(scan, &fails).filter(|c| plain_regex(c).is_ok())
-                {
-                    p.scan = Some(combined);
+                // One entry per failregex where the prefregex's content
+                // is the rest of the line after its head: the scan's
+                // match then says which failregexes to run.
+                pref_scans = match p.exact {
+                    Compiled::Headed { .. } => crate::prefsplit::content_head(scan)
+                        .and_then(|head| crate::state::with_each_content(head, &fails))
+                        .filter(|each| each.iter().all(|e| parses(e))),
+                    _ => None,
+                };
+                if pref_scans.is_none() {
+                    if let Some(combined) =
+                        crate::state::with_content(scan, &fails).filter(|c| plain_regex(c).is_ok())
+                    {
+                        p.scan = Some(combined);
+                    }
                 }
             }
         }
@@ -512,6 +565,7 @@ impl FilterDef {
             ignore,
             pref,
             content_set,
+            pref_scans,
         })
     }
 
@@ -681,13 +735,27 @@ fn headed(p: CompiledPattern) -> CompiledPattern {
         (Compiled::Plain(..), Some(text)) => crate::prefsplit::content_head(text),
         _ => None,
     };
-    let Some(head) = head.and_then(|h| plain_regex(h).ok()) else {
+    let Some((text, head)) = head.and_then(|h| Some((h, plain_regex(h).ok()?))) else {
         return p;
+    };
+    let groups = known_groups(&head);
+    let find = match &*groups {
+        [] => HeadFind::End,
+        [(g, _)] if MLFID_GROUPS.contains(g) => crate::prefsplit::mlfid_split(text)
+            .and_then(|(a, b)| {
+                Some(HeadFind::Mlfid {
+                    mlfid: plain_regex(&a).ok()?,
+                    rest: plain_regex(&b).ok()?,
+                })
+            })
+            .unwrap_or(HeadFind::Captures),
+        _ => HeadFind::Captures,
     };
     CompiledPattern {
         exact: Compiled::Headed {
-            groups: known_groups(&head),
+            groups,
             head,
+            find,
             whole: Box::new(p.exact),
         },
         ..p
@@ -731,6 +799,17 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// Whether `pattern` is plain regex syntax as [`plain_regex`] reads it,
+/// without compiling it: the matcher's scan compiles it, with the rest.
+fn parses(pattern: &str) -> bool {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .is_ok()
+}
+
 /// A filter compiled for one source: its patterns, shared by every
 /// source whose jails use the same filter, and the state this source keeps
 /// between lines. The patterns are read through it (`Deref`).
@@ -761,6 +840,11 @@ pub(crate) struct FilterPatterns {
     /// The failregexes (or their skeletons) that run on the fast engine,
     /// as one set run on the prefregex's content.
     pub(crate) content_set: Option<ContentSet>,
+    /// The prefregex's scan as one entry per failregex
+    /// ([`crate::state::with_each_content`]): where the matcher's scan
+    /// runs these, its match names the failregexes to try, and the content
+    /// is not scanned again.
+    pub(crate) pref_scans: Option<Vec<String>>,
 }
 
 /// A two-stage filter's failregexes as one scan of the prefregex's content.
@@ -776,6 +860,8 @@ pub(crate) struct ContentSet {
 impl ContentSet {
     /// The failregexes that may match `content`, in order.
     pub(crate) fn candidates(&self, content: &[u8]) -> Vec<usize> {
+        #[cfg(test)]
+        CONTENT_SCANS.with(|c| c.set(c.get() + 1));
         let mut out: Vec<usize> = self
             .set
             .matches(content)
@@ -791,7 +877,7 @@ impl ContentSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::filter::DateRule;
     use crate::matcher::{Matcher, Scan};
@@ -922,6 +1008,120 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// fail2ban's sshd prefregex as filter.d/sshd.conf writes it, with
+    /// common.conf's `__prefix_line` (logtype `file`) and `__pref`.
+    pub(crate) const SSHD_PREF: &str = concat!(
+        r"^<F-MLFID>(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?",
+        r"(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?",
+        r"(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?",
+        r"(?:\[ID \d+ \S+\]\s+)?</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$"
+    );
+
+    /// Issue 16: the capture engines found sshd's prefregex head (the
+    /// `<F-MLFID>` and where the content starts) on every line the scan
+    /// let through, mostly the bounded backtracker over `__prefix_line`'s
+    /// optional parts. The lazy DFA's two searches (`^A`, then the
+    /// optional `__pref` on the rest) must give exactly what the captures
+    /// give, and what the whole pattern gives, on real and hostile lines:
+    /// no date or host, kernel and `[ID ...]` prefixes, `error: PAM: `,
+    /// NBSP, invalid UTF-8, ` from ` and `sshd[` in user names, 16 KiB
+    /// fills; and sshd.conf's prefregex must take that path.
+    #[test]
+    fn the_sshd_prefregex_head_found_by_the_lazy_dfa_captures_what_the_capture_engines_do() {
+        let def = f2b(
+            "sshd",
+            Some(SSHD_PREF),
+            &[r"^Failed \S+ for .* from <HOST>"],
+        );
+        let compiled = def.compile().unwrap();
+        let fast = &compiled.pref.as_ref().unwrap().exact;
+        let Compiled::Headed {
+            head, whole, find, ..
+        } = fast
+        else {
+            panic!("{fast:?}")
+        };
+        assert!(matches!(find, HeadFind::Mlfid { .. }), "{find:?}");
+        let slow = Compiled::Headed {
+            head: head.clone(),
+            groups: known_groups(head),
+            find: HeadFind::Captures,
+            whole: Box::new(match &**whole {
+                Compiled::Plain(re, g) => Compiled::Plain(re.clone(), g.clone()),
+                w => panic!("{w:?}"),
+            }),
+        };
+        let mut lines: Vec<Vec<u8>> = [
+            "mx sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            "mx sshd[1]: error: PAM: Authentication failure for root from 192.0.2.1",
+            "mx sshd[1]: fatal: Timeout before authentication for 192.0.2.1",
+            "mx sshd[1]: error: maximum authentication attempts exceeded",
+            "mx sshd[1]: error: PAM: ",
+            "mx sshd[1]: error: ",
+            "mx sshd[1]: error:",
+            "mx sshd[1]: ",
+            "mx sshd[1]:",
+            "mx sshd:  Connection closed by 192.0.2.1",
+            "mx sshd Connection closed by 192.0.2.1",
+            "sshd[1]: Invalid user a from 192.0.2.1",
+            "[] <auth.info> mx kernel: [ 12.5]: @vserver_a sshd[1]: [ID 800047 auth.info] x",
+            "<4.3> mx [sshd](pam)[1]: x",
+            "mx [1]: sshd: x",
+            "mx CRON[7]: pam_unix(cron:session): session opened for user root",
+            "mx systemd[1]: Started session-3.scope - Session 3 of User deploy.",
+            "  mx   sshd[1]:   error: PAM:   x",
+            "mx\u{a0}sshd[1]:\u{a0}Failed password for a\u{a0}from 192.0.2.1",
+            "mx sshd[1]: Failed password for invalid user a from b sshd[2]: from 192.0.2.1",
+            "mx sshd[1]: error: fatal: x",
+            "x",
+            " ",
+            "",
+        ]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+        lines.push(b"mx sshd[1]: Failed password for \xff\xfe from 192.0.2.1".to_vec());
+        lines.push(b"\xff sshd[1]: error: \xfe".to_vec());
+        lines.push(b"mx sshd[1]: error: PAM: \n".to_vec());
+        lines.push(b"mx sshd[1]: a\nb".to_vec());
+        for fill in [" ", "sshd[1]: ", "error: ", " from ", "\u{a0}", "x "] {
+            let long = fill.repeat(16 * 1024 / fill.len());
+            lines.push(format!("mx sshd[1]: {long}").into_bytes());
+            lines.push(format!("{long}sshd[1]: x").into_bytes());
+            lines.push(format!("mx {long}").into_bytes());
+        }
+        let head_captures = || HEAD_CAPTURES.with(|c| c.get());
+        let mut matched = 0;
+        for line in &lines {
+            let want = format!("{:?}", whole.capture(line));
+            assert_eq!(
+                format!("{:?}", slow.capture(line)),
+                want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            let before = head_captures();
+            let got = fast.capture(line);
+            assert_eq!(head_captures(), before, "captured the head");
+            matched += usize::from(got.as_ref().is_some_and(|c| c.mlfid.is_some()));
+            assert_eq!(
+                format!("{got:?}"),
+                want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert!(matched > 30, "{matched}");
+        // Through the matcher too: no sshd line's head is captured.
+        let m = Matcher::new(&[def]).unwrap();
+        let before = head_captures();
+        assert_eq!(
+            found(&m, "mx sshd[1]: Failed password for root from 192.0.2.1").as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(head_captures(), before);
     }
 
     /// The skeleton runs on bytes with ASCII classes, the failregex on

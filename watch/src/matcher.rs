@@ -49,6 +49,9 @@ enum Slot {
     Pref,
     /// A multi-line filter: every line goes to its buffer.
     Lines,
+    /// The prefregex of a two-stage filter with failregex `r` on its
+    /// content ([`crate::compiled::FilterPatterns::pref_scans`]).
+    PrefWith(usize),
 }
 
 /// The filters that cut the date off a line the same way, scanned together.
@@ -99,13 +102,18 @@ impl Matcher {
                     unscanned.push((f, Slot::Lines));
                     continue;
                 }
-                let slots: Vec<(Slot, &Option<String>)> = match &filter.pref {
-                    Some(p) => vec![(Slot::Pref, &p.scan)],
-                    None => filter
+                let slots: Vec<(Slot, Option<&String>)> = match (&filter.pref, &filter.pref_scans) {
+                    (Some(_), Some(each)) => each
+                        .iter()
+                        .enumerate()
+                        .map(|(r, text)| (Slot::PrefWith(r), Some(text)))
+                        .collect(),
+                    (Some(p), None) => vec![(Slot::Pref, p.scan.as_ref())],
+                    (None, _) => filter
                         .fail
                         .iter()
                         .enumerate()
-                        .map(|(r, p)| (Slot::Fail(r), &p.scan))
+                        .map(|(r, p)| (Slot::Fail(r), p.scan.as_ref()))
                         .collect(),
                 };
                 for (slot, text) in slots {
@@ -275,7 +283,10 @@ impl Matcher {
             candidates.sort_unstable();
         }
         let mut done_filter = usize::MAX;
-        for (f, slot) in candidates {
+        let mut next = 0;
+        while next < candidates.len() {
+            let (f, slot) = candidates[next];
+            next += 1;
             if f == done_filter {
                 continue;
             }
@@ -291,7 +302,15 @@ impl Matcher {
                         Offender::NotAnAddress => (r, None, true),
                     }
                 }),
-                Slot::Pref => two_stage(filter, line),
+                Slot::Pref => two_stage(filter, line, None),
+                Slot::PrefWith(_) => {
+                    // This filter's entries: the failregexes to try.
+                    let from = next - 1;
+                    while candidates.get(next).is_some_and(|c| c.0 == f) {
+                        next += 1;
+                    }
+                    two_stage(filter, line, Some(&candidates[from..next]))
+                }
                 Slot::Lines => {
                     crate::multiline::step(filter, line).map(|(r, target, nofail, ign)| {
                         ignored = Some(ign);
@@ -340,18 +359,33 @@ fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
 /// A two-stage filter: the prefregex on the line, then the failregexes on
 /// its `<F-CONTENT>`. The address comes from the failregex, else from the
 /// prefregex (else, for a connection, from an earlier line). Returns
-/// (failregex, address, nofail).
-fn two_stage(filter: &CompiledFilter, line: &[u8]) -> Option<(usize, Option<Target>, bool)> {
+/// (failregex, address, nofail). `chosen`: the filter's entries of the
+/// matcher's scan that matched the line, which name the failregexes to
+/// try (`Slot::PrefWith`); without them, the content set picks them from
+/// the content.
+fn two_stage(
+    filter: &CompiledFilter,
+    line: &[u8],
+    chosen: Option<&[(usize, Slot)]>,
+) -> Option<(usize, Option<Target>, bool)> {
     let pref = filter.pref.as_ref()?.exact.capture(line)?;
     let content = match &pref.content {
         Some(r) => &line[r.clone()],
         None => line,
     };
-    let order: Vec<usize> = match &filter.content_set {
-        Some(set) => set.candidates(content),
-        None => (0..filter.fail.len()).collect(),
+    let named = chosen
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Slot::PrefWith(r) => Some(*r),
+            _ => None,
+        });
+    let picked: Vec<usize> = match (chosen, &filter.content_set) {
+        (Some(_), _) => Vec::new(),
+        (None, Some(set)) => set.candidates(content),
+        (None, None) => (0..filter.fail.len()).collect(),
     };
-    for r in order {
+    for r in named.chain(picked) {
         if quiet(filter, &filter.fail[r], &pref, line) {
             if filter.fail[r].exact.is_match(content) {
                 return Some((r, None, true));
@@ -586,5 +620,214 @@ mod tests {
             run("h sshd[2]: Accepted password for b from 192.0.2.2"),
             (None, 1)
         );
+    }
+
+    /// The failregexes two-stage `filter` tries on `line` by each path:
+    /// the matcher's one scan (the entries of `pref_scans` that match the
+    /// line name them; no content scan), and the prefregex's capture then
+    /// the content set; with what each found. `fast` and `slow` are the
+    /// same filter compiled twice, each with its own connections.
+    fn both_paths(
+        set: &regex::bytes::RegexSet,
+        fast: &CompiledFilter,
+        slow: &CompiledFilter,
+        line: &[u8],
+    ) {
+        let text = String::from_utf8_lossy(line);
+        let chosen: Vec<(usize, Slot)> = set
+            .matches(line)
+            .iter()
+            .map(|r| (0, Slot::PrefWith(r)))
+            .collect();
+        let scans = || crate::compiled::CONTENT_SCANS.with(|c| c.get());
+        let before = scans();
+        let got = if chosen.is_empty() {
+            None
+        } else {
+            two_stage(fast, line, Some(&chosen))
+        };
+        assert_eq!(scans(), before, "the content was scanned: {text}");
+        // The content set's candidates are among the scan's.
+        if let Some(pref) = slow.pref.as_ref().unwrap().exact.capture(line) {
+            let content = &line[pref.content.unwrap()];
+            for r in slow.content_set.as_ref().unwrap().candidates(content) {
+                assert!(
+                    chosen.contains(&(0, Slot::PrefWith(r))),
+                    "failregex {r} missed by the scan: {text}"
+                );
+            }
+        }
+        assert_eq!(got, two_stage(slow, line, None), "{text}");
+    }
+
+    /// Lines of sshd's kinds, real and hostile, after their date.
+    fn sshd_corpus() -> Vec<Vec<u8>> {
+        let heads = [
+            "mx sshd[7]: ",
+            "mx sshd[7]: error: PAM: ",
+            "mx sshd[7]: fatal: ",
+            "sshd[7]: ",
+            "",
+            "mx\u{a0}sshd[7]:\u{a0}",
+            "mx CRON[7]: ",
+            "[] <auth.info> mx kernel: [ 1.5]: sshd[7]: [ID 1 auth.info] ",
+        ];
+        let users: [&[u8]; 6] = [
+            b"root",
+            b"a from b",
+            b"x fro",
+            b"\xff\xfe",
+            "é\u{a0}b".as_bytes(),
+            b"",
+        ];
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for u in users {
+            for body in [
+                &b"Failed password for invalid user %u from 192.0.2.1 port 22 ssh2"[..],
+                b"Failed password for %u from 192.0.2.1 port 22 ssh2",
+                b"Failed publickey for %u from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
+                b"Failed keyboard-interactive/pam for invalid user %u from 192.0.2.1 port 22 ssh2",
+                b"Invalid user %u from 192.0.2.1 port 22",
+                b"Accepted publickey for %u from 10.0.0.7 port 22 ssh2: ED25519 SHA256:x",
+                b"Connection closed by authenticating user %u 192.0.2.1 port 22 [preauth]",
+                b"Disconnected from invalid user %u 192.0.2.1 port 22 [preauth]",
+                b"User %u from 192.0.2.1 not allowed because not listed in AllowUsers",
+                b"Authentication failure for %u from 192.0.2.1",
+                b"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=%u",
+                b"Disconnecting invalid user %u 192.0.2.1 port 22: Change of username or service not allowed: (a,b) -> (c,d) [preauth]",
+            ] {
+                let at = body.windows(2).position(|w| w == b"%u").unwrap();
+                bodies.push([&body[..at], u, &body[at + 2..]].concat());
+            }
+        }
+        for body in [
+            "Connection closed by 192.0.2.1 port 22 [preauth]",
+            "Connection reset by 192.0.2.1 port 22",
+            "Received disconnect from 10.0.0.7 port 22:11: disconnected by user",
+            "Received disconnect from 192.0.2.1 port 22:3: x: Auth fail [preauth]",
+            "Received disconnect from 192.0.2.1 port 22:14: No supported authentication methods available [preauth]",
+            "Disconnected from user deploy 10.0.0.7 port 22",
+            "Did not receive identification string from 192.0.2.1 port 22",
+            "Unable to negotiate with 192.0.2.1 port 22: no matching key exchange method found. x",
+            "kex_exchange_identification: Connection closed by remote host",
+            "Bad protocol version identification 'x' from 192.0.2.1 port 22",
+            "banner exchange: Connection from 192.0.2.1 port 22: invalid format",
+            "Connection from 192.0.2.1 port 22 on 10.0.0.1 port 22",
+            "ROOT LOGIN REFUSED FROM 192.0.2.1",
+            "refused connect from x (192.0.2.1)",
+            "maximum authentication attempts exceeded for root from 192.0.2.1 port 22 ssh2 [preauth]",
+            "Disconnecting: Too many authentication failures for root [preauth]",
+            "pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",
+            "pam_unix(sshd:session): session closed for user deploy",
+            "Started session-3.scope - Session 3 of User deploy.",
+            "Bad from 192.0.2.1",
+            "WORSE 192.0.2.1",
+            "x word 192.0.2.1",
+            "xword 192.0.2.1",
+            "ILLEGAL user x from 192.0.2.1",
+            "see refused from 192.0.2.1 here",
+            "\u{a0}Connection closed by 192.0.2.1",
+        ] {
+            bodies.push(body.as_bytes().to_vec());
+        }
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for h in heads {
+            for b in &bodies {
+                lines.push([h.as_bytes(), b].concat());
+            }
+        }
+        for fill in [" from", " ", "error: ", "sshd[1]: ", "é", "\u{a0}"] {
+            let long = fill.repeat(16 * 1024 / fill.len());
+            lines.push(
+                format!("mx sshd[7]: Failed password for {long} from 192.0.2.1").into_bytes(),
+            );
+            lines.push(format!("mx sshd[7]: Connection closed by{long} 192.0.2.1").into_bytes());
+            lines.push(format!("{long}Connection closed by 192.0.2.1").into_bytes());
+            lines.push(format!("mx sshd[7]: {long}").into_bytes());
+        }
+        lines.push(b"mx sshd[7]: Connection closed by 192.0.2.1\nx".to_vec());
+        lines.push(b"mx sshd[7]: Connection closed by 192.0.2.1\n".to_vec());
+        lines
+    }
+
+    /// Issue 16: a two-stage filter scanned each line twice, the prefregex
+    /// with every failregex inside it, then the failregexes' set again
+    /// over the content. With one scan entry per failregex, the scan's
+    /// match names the failregexes to try: on every line of sshd's kinds,
+    /// real and hostile (` from ` in user names, invalid UTF-8, NBSP,
+    /// 16 KiB fills, line ends), they are at least those the content set
+    /// names, the outcome is the content set's, and the content is never
+    /// scanned. Failregexes not anchored at the content's start, with a
+    /// top-level `|`, a `\b` at the start or case folding are among them.
+    #[test]
+    fn one_scan_entry_per_failregex_tries_what_the_content_set_would() {
+        use crate::compiled::tests::SSHD_PREF;
+        let own = FilterDef {
+            name: "sshdlike".into(),
+            failregex: [
+                r"^Failed \S+ for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+                r"^<F-NOFAIL><F-MLFFORGET>(Connection (?:closed|reset)|Disconnected)</F-MLFFORGET></F-NOFAIL> (?:by|from)(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)? <HOST>(?:(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*|\s*)$",
+                r"^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>(?:\s|$)",
+                r"refused from <HOST>",
+                r"^Bad from <HOST>$|^(?i)worse <HOST>",
+                r"\bword <HOST>$",
+                r"^(?i)illegal user \S+ from <HOST>",
+                r"^ROOT LOGIN REFUSED FROM <HOST>$",
+            ]
+            .iter()
+            .map(|p| Pattern::new(*p))
+            .collect(),
+            ignoreregex: Vec::new(),
+            prefregex: Some(Pattern::new(SSHD_PREF)),
+            date: DateRule::Fail2ban(Some("{NONE}".into())),
+            maxlines: 1,
+        };
+        let mut defs = vec![own];
+        // fail2ban's own, where it is installed (CI installs it).
+        for mode in ["", "[mode=aggressive]"] {
+            let path = format!("/etc/fail2ban/filter.d/sshd.conf{mode}");
+            if std::path::Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file() {
+                defs.push(
+                    crate::fail2ban::load_filter_file(&path, false, &[])
+                        .unwrap()
+                        .0
+                        .def,
+                );
+            }
+        }
+        let lines = sshd_corpus();
+        for def in &defs {
+            let fast = def.compile().unwrap();
+            let slow = def.compile().unwrap();
+            let each = fast
+                .pref_scans
+                .as_ref()
+                .expect("one scan entry per failregex");
+            assert_eq!(each.len(), fast.fail.len());
+            let set = regex::bytes::RegexSetBuilder::new(each)
+                .unicode(false)
+                .size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                .build()
+                .unwrap();
+            let mut hits = 0;
+            for line in &lines {
+                both_paths(&set, &fast, &slow, line);
+                hits += usize::from(two_stage(&slow, line, None).is_some_and(|h| h.1.is_some()));
+            }
+            assert!(hits > 100, "{}: {hits}", def.name);
+            // Through the matcher: the content is never scanned.
+            let m = Matcher::new(std::slice::from_ref(def)).unwrap();
+            let scans = || crate::compiled::CONTENT_SCANS.with(|c| c.get());
+            let before = scans();
+            let mut found = 0;
+            for line in &lines {
+                let mut hits = Vec::new();
+                m.scan(line, &mut hits);
+                found += hits.len();
+            }
+            assert_eq!(scans(), before, "{}: the content was scanned", def.name);
+            assert!(found > 100, "{}: {found}", def.name);
+        }
     }
 }

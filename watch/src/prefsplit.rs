@@ -29,9 +29,78 @@ pub(crate) fn content_head(expanded: &str) -> Option<&str> {
     (top_level_plain(head) && !changes_dot_or_end(expanded)).then_some(head)
 }
 
+/// The content-start search of a head `^(?P<mlfid>A)B` whose `B` matches
+/// the empty text wherever it is tried (it can match nothing and holds no
+/// assertion): `(^(?:A), ^(?:B))`, for the lazy DFA instead of the capture
+/// engines (issue 16: sshd's `__prefix_line` under the bounded backtracker
+/// was most of a connection-ending line's cost).
+///
+/// A leftmost-first search takes the path a backtracking engine would:
+/// it tries `A`'s paths in their order, and the first that ends goes on
+/// into `B`, which cannot fail. So the head's match is `^A`'s own match
+/// (the `<F-MLFID>` group, from the line's start) followed by `B`'s
+/// leftmost-first match where that ends; and since `B` asserts nothing,
+/// it matches the same on the rest of the line cut off there. The head
+/// matches exactly where `^A` does. `None` for any other head.
+pub(crate) fn mlfid_split(head: &str) -> Option<(String, String)> {
+    let open = ["^(?P<f_mlfid>", "^(?P<mlfid>"]
+        .iter()
+        .find(|o| head.starts_with(**o))?;
+    let end = group_end(head.as_bytes(), 1)?;
+    let a = &head[open.len()..end - 1];
+    let b = &head[end..];
+    // `B` must not repeat or make the group optional: a quantifier right
+    // after the group belongs to it.
+    if b.starts_with(['?', '*', '+', '{']) {
+        return None;
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(b)
+        .ok()?;
+    let props = hir.properties();
+    (props.minimum_len() == Some(0) && props.look_set().is_empty())
+        .then(|| (format!("^(?:{a})"), format!("^(?:{b})")))
+}
+
+/// The index just after the group opening at `open` (classes and escapes
+/// skipped).
+fn group_end(b: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut i = open;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Whether `head` closes every group it opens and has no `|` outside of
 /// them: a branch or an open group would take the content into it.
-fn top_level_plain(head: &str) -> bool {
+pub(crate) fn top_level_plain(head: &str) -> bool {
     let b = head.as_bytes();
     let mut depth = 0usize;
     let mut in_class = false;
@@ -87,6 +156,35 @@ mod tests {
             Some(r"^(?P<f_mlfid>\S+ sshd\[\d+\]: )(?:error: )?")
         );
         assert_eq!(content_head(r"^x (?P<content>.+)$"), Some("^x "));
+    }
+
+    #[test]
+    fn splits_a_head_into_its_mlfid_and_a_part_that_always_matches() {
+        assert_eq!(
+            mlfid_split(r"^(?P<f_mlfid>\S+ (?:x[)]\))?\s+)(?:(?:error|fatal): (?:PAM: )?)?"),
+            Some((
+                r"^(?:\S+ (?:x[)]\))?\s+)".to_string(),
+                r"^(?:(?:(?:error|fatal): (?:PAM: )?)?)".to_string()
+            ))
+        );
+        assert_eq!(
+            mlfid_split(r"^(?P<mlfid>a)"),
+            Some(("^(?:a)".to_string(), "^(?:)".to_string()))
+        );
+        for h in [
+            // What follows the group may fail, or asserts something.
+            r"^(?P<f_mlfid>a)b",
+            r"^(?P<f_mlfid>a)(?:b|$)",
+            r"^(?P<f_mlfid>a)(?:\b)?",
+            r"^(?P<f_mlfid>a)(?:x+)*\B",
+            // The group is quantified, or not first.
+            r"^(?P<f_mlfid>a)?",
+            r"^(?P<f_mlfid>a){0,2}",
+            r"^x(?P<f_mlfid>a)",
+            r"(?P<f_mlfid>a)",
+        ] {
+            assert_eq!(mlfid_split(h), None, "{h}");
+        }
     }
 
     #[test]

@@ -364,6 +364,95 @@ pub(crate) fn with_content(pref: &str, fail: &[&str]) -> Option<String> {
     ))
 }
 
+/// The scan of a two-stage filter split per failregex: for each failregex,
+/// the prefregex's head (`head`, [`crate::prefsplit::content_head`]) then
+/// that failregex's scan where the content starts (or anywhere in the
+/// content, for one not anchored there). Entry `i` matches every line
+/// where the prefregex matches and failregex `i`'s scan matches its
+/// content, so one pass of the set over the line says which failregexes
+/// to run: no second scan of the content (issue 16).
+///
+/// The content is the rest of the line after the head's match (no line
+/// end in it), so the scan's `$` and `\z` mean the same in the line as in
+/// the content; what means "the content's start" (`^`, `\A`) or looks at
+/// the byte before it (`\b`, `\B`) is dropped, which only loosens. `None`
+/// when a pattern cannot be read, or when the head sets flags (`(?x)`
+/// would change how the failregex reads).
+pub(crate) fn with_each_content(head: &str, fail: &[&str]) -> Option<Vec<String>> {
+    if head.contains("(?")
+        && head.match_indices("(?").any(|(at, _)| {
+            head[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic() || *c == '-')
+                .any(|c| c == 'x')
+        })
+    {
+        return None;
+    }
+    fail.iter()
+        .map(|f| {
+            let anchored = f.starts_with('^') && crate::prefsplit::top_level_plain(f);
+            let placed = placed(f)?;
+            Some(if anchored {
+                format!("{head}(?:{placed})")
+            } else {
+                format!("{head}.*?(?:{placed})")
+            })
+        })
+        .collect()
+}
+
+/// `p` with what reads the text before it (`^`, `\A`, `\b`, `\B`) dropped
+/// and its named groups unnamed, to follow another pattern's text: it
+/// matches there wherever `p` matches from the start of a text of its
+/// own that ends where the line does.
+fn placed(p: &str) -> Option<String> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\\' {
+            let n = *c.get(i + 1)?;
+            if in_class || !matches!(n, 'A' | 'b' | 'B') {
+                out.push(ch);
+                out.push(n);
+            }
+            i += 2;
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if ch == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && ch == '^';
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        let rest: String = c[i..c.len().min(i + 4)].iter().collect();
+        if ch == '[' {
+            in_class = true;
+            class_start = true;
+            out.push(ch);
+        } else if ch == '^' {
+            // Dropped: an assertion less matches more.
+        } else if rest.starts_with("(?P<")
+            || (rest.starts_with("(?<") && !rest.starts_with("(?<=") && !rest.starts_with("(?<!"))
+        {
+            i += c[i..].iter().position(|&x| x == '>')?;
+            out.push_str("(?:");
+        } else {
+            out.push(ch);
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
 /// `p` without its anchors (`^`, `$`, `\A`, `\z`) and with its named
 /// groups unnamed, to sit inside another pattern: it matches at least
 /// where `p` does.

@@ -171,19 +171,40 @@ pub fn load_filter_adding(
     };
     // Keep each failregex that compiles with the rest of the filter; set
     // the others aside, with the reason.
-    for (i, p) in failregex.iter().enumerate() {
-        let mut pattern = Pattern::new(translate_regex(p));
-        if let Some((first, last, why)) = super::steer::harden(name, p) {
-            pattern = Pattern {
-                regex: translate_regex(first),
-                gate: None,
-                twin: Some(translate_regex(last)),
-            };
+    let hardened: Vec<(Pattern, Option<String>)> = failregex
+        .iter()
+        .map(|p| match super::steer::harden(name, p) {
+            Some((first, last, why)) => (
+                Pattern {
+                    regex: translate_regex(first),
+                    gate: None,
+                    twin: Some(translate_regex(last)),
+                },
+                Some(why),
+            ),
+            None => (Pattern::new(translate_regex(p)), None),
+        })
+        .collect();
+    // Where they all compile together, each compiles with the rest on its
+    // own: one compile instead of one per failregex (each compiled the
+    // prefregex again; most of sshd.conf's start-up).
+    let all_compile = {
+        let mut all = def.clone();
+        all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
+        all.ignoreregex.clear();
+        all.compile().is_ok()
+    };
+    for (i, (pattern, why)) in hardened.into_iter().enumerate() {
+        if let Some(why) = why {
             notices.push(Notice {
                 origin: at(&origin),
                 jail: None,
                 message: format!("{why} (failregex {})", i + 1),
             });
+        }
+        if all_compile {
+            def.failregex.push(pattern);
+            continue;
         }
         let mut one = def.clone();
         one.failregex = vec![pattern.clone()];
