@@ -407,56 +407,22 @@ pub(crate) fn with_each_content(head: &str, fail: &[&str]) -> Option<Vec<String>
 /// matches there wherever `p` matches from the start of a text of its
 /// own that ends where the line does.
 fn placed(p: &str) -> Option<String> {
-    let c: Vec<char> = p.chars().collect();
-    let mut out = String::with_capacity(p.len());
-    let mut i = 0;
-    let mut in_class = false;
-    let mut class_start = false;
-    while i < c.len() {
-        let ch = c[i];
-        if ch == '\\' {
-            let n = *c.get(i + 1)?;
-            if in_class || !matches!(n, 'A' | 'b' | 'B') {
-                out.push(ch);
-                out.push(n);
-            }
-            i += 2;
-            class_start = false;
-            continue;
-        }
-        if in_class {
-            if ch == ']' && !class_start {
-                in_class = false;
-            }
-            class_start = class_start && ch == '^';
-            out.push(ch);
-            i += 1;
-            continue;
-        }
-        let rest: String = c[i..c.len().min(i + 4)].iter().collect();
-        if ch == '[' {
-            in_class = true;
-            class_start = true;
-            out.push(ch);
-        } else if ch == '^' {
-            // Dropped: an assertion less matches more.
-        } else if rest.starts_with("(?P<")
-            || (rest.starts_with("(?<") && !rest.starts_with("(?<=") && !rest.starts_with("(?<!"))
-        {
-            i += c[i..].iter().position(|&x| x == '>')?;
-            out.push_str("(?:");
-        } else {
-            out.push(ch);
-        }
-        i += 1;
-    }
-    Some(out)
+    loosened(p, &['A', 'b', 'B'], &['^'])
 }
 
 /// `p` without its anchors (`^`, `$`, `\A`, `\z`) and with its named
 /// groups unnamed, to sit inside another pattern: it matches at least
 /// where `p` does.
 fn unanchored(p: &str) -> Option<String> {
+    loosened(p, &['A', 'z', 'Z'], &['^', '$'])
+}
+
+/// `p` without the assertions given (escapes `\X` for X in `escapes`,
+/// bare characters in `bare`, outside classes) and with its named groups
+/// unnamed. An assertion less matches more, so the result matches at
+/// least where `p` does; `None` for a pattern that ends inside an escape
+/// or a group name.
+fn loosened(p: &str, escapes: &[char], bare: &[char]) -> Option<String> {
     let c: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len());
     let mut i = 0;
@@ -466,7 +432,7 @@ fn unanchored(p: &str) -> Option<String> {
         let ch = c[i];
         if ch == '\\' {
             let n = *c.get(i + 1)?;
-            if in_class || !matches!(n, 'A' | 'z' | 'Z') {
+            if in_class || !escapes.contains(&n) {
                 out.push(ch);
                 out.push(n);
             }
@@ -488,7 +454,7 @@ fn unanchored(p: &str) -> Option<String> {
             in_class = true;
             class_start = true;
             out.push(ch);
-        } else if ch == '^' || ch == '$' {
+        } else if bare.contains(&ch) {
             // Dropped: an assertion less matches more.
         } else if rest.starts_with("(?P<")
             || (rest.starts_with("(?<") && !rest.starts_with("(?<=") && !rest.starts_with("(?<!"))
