@@ -76,12 +76,7 @@ fn group_end(b: &[u8], open: usize) -> Option<usize> {
             b'\\' => i += 1,
             b'[' if !in_class => {
                 in_class = true;
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
+                i = class_first(b, i);
             }
             b']' if in_class => in_class = false,
             b'(' if !in_class => depth += 1,
@@ -98,6 +93,20 @@ fn group_end(b: &[u8], open: usize) -> Option<usize> {
     None
 }
 
+/// Where the scan goes on inside a class opened at `open`: past a `^`
+/// and past a `]` first, which is a literal there (`[]...]`, `[^]...]`),
+/// not the class's end.
+fn class_first(b: &[u8], open: usize) -> usize {
+    let mut i = open;
+    if b.get(i + 1) == Some(&b'^') {
+        i += 1;
+    }
+    if b.get(i + 1) == Some(&b']') {
+        i += 1;
+    }
+    i
+}
+
 /// Whether `head` closes every group it opens and has no `|` outside of
 /// them: a branch or an open group would take the content into it.
 pub(crate) fn top_level_plain(head: &str) -> bool {
@@ -110,13 +119,7 @@ pub(crate) fn top_level_plain(head: &str) -> bool {
             b'\\' => i += 1,
             b'[' if !in_class => {
                 in_class = true;
-                // `[]...]` and `[^]...]`: a `]` first is a literal.
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
+                i = class_first(b, i);
             }
             b']' if in_class => in_class = false,
             b'(' if !in_class => depth += 1,
