@@ -78,14 +78,7 @@ impl Host {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "banset {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::stdout_of_success(args, self.run(args))
     }
 
     fn json(&self, args: &[&str]) -> Value {

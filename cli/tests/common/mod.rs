@@ -64,14 +64,7 @@ impl Sandbox {
 
     /// Runs and insists on success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "banset {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_of_success(args, self.run(args))
     }
 
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
@@ -173,4 +166,16 @@ pub fn syslog_date(t: i64) -> String {
         "{} {:>2} {:02}:{:02}:{:02}",
         MONTHS[tm.tm_mon as usize], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
     )
+}
+
+/// The stdout of `banset ARGS`, which must have succeeded (its stderr in
+/// the failure message otherwise).
+pub fn stdout_of_success(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "banset {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
