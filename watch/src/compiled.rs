@@ -59,9 +59,22 @@ pub(crate) enum HeadFind {
     },
 }
 
-/// One plain case of [`Compiled::Cases`], with its groups of
-/// [`KNOWN_GROUPS`] by index.
-pub(crate) type Case = (regex::Regex, Box<[(&'static str, usize)]>);
+/// One plain case of [`Compiled::Cases`].
+#[derive(Debug)]
+pub(crate) struct Case {
+    /// The case with Unicode classes, on the line as Unicode text (what
+    /// the backtracking engine reads).
+    unicode: regex::Regex,
+    /// The same text with ASCII classes on the line's bytes, for a line
+    /// that is all ASCII. There every character is one byte and every
+    /// class, `.`, `\b` and case folding reads an ASCII character alike in
+    /// both modes, so the two find the same match and groups; the ASCII
+    /// automata are a fraction of the size (Unicode's `\S`, `\d` and `.`
+    /// are thousands of states), which is most of a failure line's cost.
+    ascii: regex::bytes::Regex,
+    /// The groups of [`KNOWN_GROUPS`] it has, by index (the same in both).
+    groups: Box<[(&'static str, usize)]>,
+}
 
 /// What a match captured that the matcher needs.
 #[derive(Debug, Clone, Default)]
@@ -159,6 +172,8 @@ thread_local! {
     pub(crate) static CONTENT_SCANS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Prefregex heads captured by the capture engines on this thread.
     pub(crate) static HEAD_CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Plain cases captured on their ASCII twins on this thread.
+    pub(crate) static ASCII_CASES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Backtracks one search of the backtracking engine may take before it
@@ -203,12 +218,23 @@ impl Compiled {
                     c.name(g).map(|m| text.original(m.range()))
                 }))
             }
+            Compiled::Cases(cases) if line.is_ascii() => {
+                #[cfg(test)]
+                ASCII_CASES.with(|c| c.set(c.get() + 1));
+                cases.iter().find_map(|case| {
+                    let c = case.ascii.captures(line)?;
+                    Some(Captured::from_groups(|g| {
+                        let (_, i) = case.groups.iter().find(|(n, _)| *n == g)?;
+                        c.get(*i).map(|m| m.range())
+                    }))
+                })
+            }
             Compiled::Cases(cases) => {
                 let text = FancyText::new(line);
-                cases.iter().find_map(|(re, groups)| {
-                    let c = re.captures(text.as_str())?;
+                cases.iter().find_map(|case| {
+                    let c = case.unicode.captures(text.as_str())?;
                     Some(Captured::from_groups(|g| {
-                        let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+                        let (_, i) = case.groups.iter().find(|(n, _)| *n == g)?;
                         c.get(*i).map(|m| text.original(m.range()))
                     }))
                 })
@@ -295,8 +321,8 @@ impl Compiled {
             }
             Compiled::Cases(cases) => {
                 let text = FancyText::new(text);
-                cases.iter().find_map(|(re, _)| {
-                    let c = re.captures(text.as_str())?;
+                cases.iter().find_map(|case| {
+                    let c = case.unicode.captures(text.as_str())?;
                     let at = |m: regex::Match<'_>| text.original(m.range());
                     Some(Spans {
                         captured: Captured::from_groups(|g| c.name(g).map(at)),
@@ -328,9 +354,14 @@ impl Compiled {
             }
             Compiled::Twin(first, other) => first.is_match(line) && other.is_match(line),
             Compiled::Gated(gate, exact) => gate.is_match(line) && exact.is_match(line),
+            Compiled::Cases(cases) if line.is_ascii() => {
+                cases.iter().any(|case| case.ascii.is_match(line))
+            }
             Compiled::Cases(cases) => {
                 let text = FancyText::new(line);
-                cases.iter().any(|(re, _)| re.is_match(text.as_str()))
+                cases
+                    .iter()
+                    .any(|case| case.unicode.is_match(text.as_str()))
             }
             Compiled::Headed { whole, .. } => whole.is_match(line),
         }
@@ -768,9 +799,16 @@ fn stock_cases(pattern: &str, expand: fn(&str) -> Result<String, TagError>) -> O
     crate::cases::cases(pattern)?
         .iter()
         .map(|c| {
-            let re = crate::cases::compile(&expand(c).ok()?).ok()?;
-            let groups = known_group_indexes(re.capture_names().collect());
-            Some((re, groups))
+            let expanded = expand(c).ok()?;
+            let unicode = crate::cases::compile(&expanded).ok()?;
+            let ascii = plain_regex(&expanded).ok()?;
+            let groups = known_group_indexes(unicode.capture_names().collect());
+            debug_assert_eq!(groups, known_groups(&ascii));
+            Some(Case {
+                unicode,
+                ascii,
+                groups,
+            })
         })
         .collect()
 }
@@ -1303,6 +1341,8 @@ pub(crate) mod tests {
     /// does (groups, address, user, nofail) on every line of a corpus of
     /// real and hostile lines: user names and tails holding ` from ` and
     /// its prefixes, colons, non-ASCII spaces and digits, invalid UTF-8.
+    /// All-ASCII lines run on the cases' ASCII twins, the others on their
+    /// Unicode form: both capture what the backtracking engine does.
     #[test]
     fn stock_conditional_failregexes_as_plain_cases_capture_what_the_backtracking_engine_does() {
         let stock: Vec<&str> = crate::cases::KNOWN_STOCK.to_vec();
@@ -1374,6 +1414,8 @@ pub(crate) mod tests {
             let fancy = Compiled::Fancy(fancy_regex::Regex::new(&expanded).unwrap());
             let cases = Compiled::Cases(stock_cases(p, f2b_any).unwrap());
             let mut matched = 0;
+            let ascii_cases = || ASCII_CASES.with(|c| c.get());
+            let before = ascii_cases();
             for line in &lines {
                 let want = fancy.capture(line);
                 matched += usize::from(want.is_some());
@@ -1386,6 +1428,10 @@ pub(crate) mod tests {
                 assert_eq!(cases.is_match(line), want.is_some());
             }
             assert!(matched > 500, "{p}: {matched}");
+            // Every all-ASCII line took the ASCII twins, and only those.
+            let ascii = lines.iter().filter(|l| l.is_ascii()).count() as u64;
+            assert!(ascii > 1000 && ascii < lines.len() as u64);
+            assert_eq!(ascii_cases() - before, ascii, "{p}");
         }
     }
 }
