@@ -172,6 +172,8 @@ thread_local! {
     pub(crate) static CONTENT_SCANS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Prefregex heads captured by the capture engines on this thread.
     pub(crate) static HEAD_CAPTURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Matches (without captures) asked of any pattern on this thread.
+    pub(crate) static MATCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Plain cases captured on their ASCII twins on this thread.
     pub(crate) static ASCII_CASES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -287,6 +289,21 @@ impl Compiled {
         }
     }
 
+    /// For a prefregex found through its head's `<F-MLFID>`
+    /// ([`HeadFind::Mlfid`]): that group's span on the line, found alone,
+    /// as [`Self::capture`] would give it when the whole pattern matches;
+    /// `Some(None)` when the head cannot start the line (nor can the
+    /// pattern match). `None` for any other pattern.
+    pub(crate) fn mlfid_alone(&self, line: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
+        match self {
+            Compiled::Headed {
+                find: HeadFind::Mlfid { mlfid, .. },
+                ..
+            } => Some(mlfid.find(line).map(|m| 0..m.end())),
+            _ => None,
+        }
+    }
+
     /// For a buffer of lines: the captures, the span of the whole match and
     /// the spans of its `skiplinesN` groups (`skips` of them).
     pub(crate) fn capture_spans(&self, text: &[u8], skips: usize) -> Option<Spans> {
@@ -346,6 +363,8 @@ impl Compiled {
     }
 
     pub(crate) fn is_match(&self, line: &[u8]) -> bool {
+        #[cfg(test)]
+        MATCHES.with(|c| c.set(c.get() + 1));
         match self {
             Compiled::Plain(re, _) => re.is_match(line),
             Compiled::Fancy(re) => {

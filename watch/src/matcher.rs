@@ -302,7 +302,7 @@ impl Matcher {
                         Offender::NotAnAddress => (r, None, true),
                     }
                 }),
-                Slot::Pref => two_stage(filter, line, None),
+                Slot::Pref => two_stage(filter, line, None).map(|(r, t)| (r, Some(t), false)),
                 Slot::PrefWith(_) => {
                     // This filter's entries: the failregexes to try.
                     let from = next - 1;
@@ -310,6 +310,7 @@ impl Matcher {
                         next += 1;
                     }
                     two_stage(filter, line, Some(&candidates[from..next]))
+                        .map(|(r, t)| (r, Some(t), false))
                 }
                 Slot::Lines => {
                     crate::multiline::step(filter, line).map(|(r, target, nofail, ign)| {
@@ -358,17 +359,25 @@ fn leading_date_ends_cleanly(full: &[u8], rest: &[u8]) -> bool {
 
 /// A two-stage filter: the prefregex on the line, then the failregexes on
 /// its `<F-CONTENT>`. The address comes from the failregex, else from the
-/// prefregex (else, for a connection, from an earlier line). Returns
-/// (failregex, address, nofail). `chosen`: the filter's entries of the
-/// matcher's scan that matched the line, which name the failregexes to
-/// try (`Slot::PrefWith`); without them, the content set picks them from
-/// the content.
+/// prefregex (else, for a connection, from an earlier line). Returns the
+/// failure the line gives, as (failregex, address): a line that gives none
+/// (no match, or a match that says "no failure") is `None`, which is all
+/// the matcher needs, since a two-stage filter's failregexes are all tried
+/// here. `chosen`: the filter's entries of the matcher's scan that matched
+/// the line, which name the failregexes to try (`Slot::PrefWith`); without
+/// them, the content set picks them from the content.
 fn two_stage(
     filter: &CompiledFilter,
     line: &[u8],
     chosen: Option<&[(usize, Slot)]>,
-) -> Option<(usize, Option<Target>, bool)> {
-    let pref = filter.pref.as_ref()?.exact.capture(line)?;
+) -> Option<(usize, Target)> {
+    let prefregex = &filter.pref.as_ref()?.exact;
+    if let Some([(_, Slot::PrefWith(r))]) = chosen {
+        if says_nothing_alone(filter, &filter.fail[*r], prefregex, line) {
+            return None;
+        }
+    }
+    let pref = prefregex.capture(line)?;
     let content = match &pref.content {
         Some(r) => &line[r.clone()],
         None => line,
@@ -385,10 +394,14 @@ fn two_stage(
         (None, Some(set)) => set.candidates(content),
         (None, None) => (0..filter.fail.len()).collect(),
     };
-    for r in named.chain(picked) {
+    let mut tries = named.chain(picked).peekable();
+    while let Some(r) = tries.next() {
         if quiet(filter, &filter.fail[r], &pref, line) {
-            if filter.fail[r].exact.is_match(content) {
-                return Some((r, None, true));
+            // fail2ban stops at the first failregex that matches, and this
+            // one says "nothing" if it does: the last one to try need not
+            // run at all (issue 16: sshd's logins and closes).
+            if tries.peek().is_none() || filter.fail[r].exact.is_match(content) {
+                return None;
             }
             continue;
         }
@@ -403,7 +416,7 @@ fn two_stage(
             Offender::None => None,
             // A name: no failure, and nothing the connection remembers
             // (a later line's address must not complete it).
-            Offender::NotAnAddress => return Some((r, None, true)),
+            Offender::NotAnAddress => return None,
         };
         let marks = Captured {
             nofail: c.nofail || pref.nofail,
@@ -412,15 +425,16 @@ fn two_stage(
             ..Captured::default()
         };
         let Some(id) = pref.mlfid.clone().filter(|_| filter.connections.is_some()) else {
-            return Some((r, target, marks.nofail || marks.gained));
+            return target
+                .filter(|_| !(marks.nofail || marks.gained))
+                .map(|t| (r, t));
         };
         let user = c
             .user
             .clone()
             .map(|u| &content[u])
             .or_else(|| pref.user.clone().map(|u| &line[u]));
-        let counted = connection_step(filter, &line[id], target, &marks, user);
-        return Some((r, counted, counted.is_none()));
+        return connection_step(filter, &line[id], target, &marks, user).map(|t| (r, t));
     }
     None
 }
@@ -443,12 +457,46 @@ fn quiet(filter: &CompiledFilter, fail: &CompiledPattern, pref: &Captured, line:
     let (Some(cache), Some(id)) = (&filter.connections, &pref.mlfid) else {
         return true;
     };
-    fail.fixed.forget
-        && !cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .open
-            .contains_key(&line[id.clone()])
+    fail.fixed.forget && !is_open(cache, &line[id.clone()])
+}
+
+/// Whether the line gives nothing when `fail` is the only failregex to
+/// try and [`quiet`]: then neither its match nor the prefregex's content
+/// matters, only the connection's id, which a prefregex found through
+/// its `<F-MLFID>` ([`crate::compiled::HeadFind::Mlfid`]) gives without
+/// the rest of its head (issue 16: a third of sshd's lines are logins and
+/// closes of connections with no failure). `false` when it takes more to
+/// tell: the caller then runs the whole two-stage match.
+fn says_nothing_alone(
+    filter: &CompiledFilter,
+    fail: &CompiledPattern,
+    prefregex: &crate::compiled::Compiled,
+    line: &[u8],
+) -> bool {
+    if !fail.fixed.nofail {
+        return false;
+    }
+    let Some(cache) = &filter.connections else {
+        return true;
+    };
+    if !fail.fixed.forget {
+        return false;
+    }
+    match prefregex.mlfid_alone(line) {
+        // The head does not start here: nor does the prefregex match.
+        Some(None) => true,
+        Some(Some(id)) => !is_open(cache, &line[id]),
+        None => false,
+    }
+}
+
+/// Whether the filter follows the connection with this id.
+fn is_open(cache: &std::sync::Mutex<crate::state::Connections>, id: &[u8]) -> bool {
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .open
+        .contains_key(id)
 }
 
 #[cfg(test)]
@@ -566,7 +614,10 @@ mod tests {
     /// captured (about 4k instructions) only for `connection_step` to do
     /// nothing with it. Where the connection is not open, a match is now
     /// enough; where it is, the captures still decide (a login after
-    /// failures for other users counts).
+    /// failures for other users counts). And where such a failregex is the
+    /// only one the scan named, not even its match is needed: whether it
+    /// matches or not, the line gives nothing, so only the prefregex's
+    /// `<F-MLFID>` runs, to look the connection up.
     #[test]
     fn a_connection_ending_line_of_an_unopened_connection_needs_no_captures() {
         let def = FilterDef {
@@ -579,6 +630,9 @@ mod tests {
                 Pattern::new(
                     r"^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$",
                 ),
+                // Named by the scan beside the login on c's logins, so
+                // the login is not alone there and must match.
+                Pattern::new(r"^Accepted \w+ for c from <HOST>$"),
             ],
             ignoreregex: Vec::new(),
             prefregex: Some(Pattern::new(
@@ -588,17 +642,34 @@ mod tests {
             maxlines: 1,
         };
         let m = Matcher::new(&[def]).unwrap();
-        let captures = || crate::compiled::CAPTURES.with(|c| c.get());
-        let run = |line: &str| {
-            let before = captures();
-            let hit = first(&m, line);
-            (hit, captures() - before)
+        let count = || {
+            (
+                crate::compiled::CAPTURES.with(|c| c.get()),
+                crate::compiled::MATCHES.with(|c| c.get()),
+            )
         };
-        // The prefregex's capture only.
-        assert_eq!(run("h sshd[1]: Connection closed by 192.0.2.1"), (None, 1));
+        // (the hit, captures, matches) for a line.
+        let run = |line: &str| {
+            let before = count();
+            let hit = first(&m, line);
+            let after = count();
+            (hit, after.0 - before.0, after.1 - before.1)
+        };
+        // Alone: nothing runs but the connection's id.
+        assert_eq!(
+            run("h sshd[1]: Connection closed by 192.0.2.1"),
+            (None, 0, 0)
+        );
+        assert_eq!(
+            run("h sshd[3]: Accepted password for d from 192.0.2.3"),
+            (None, 0, 0)
+        );
+        // Not alone: the prefregex's capture, and the login's match, which
+        // (being the first to match) ends the line before the failregex
+        // that would count it.
         assert_eq!(
             run("h sshd[3]: Accepted password for c from 192.0.2.3"),
-            (None, 1)
+            (None, 1, 1)
         );
         // A connection that failed for two users: its login counts.
         assert_eq!(
@@ -613,12 +684,12 @@ mod tests {
                 .as_deref(),
             Some("192.0.2.2")
         );
-        let (hit, n) = run("h sshd[2]: Accepted password for b from 192.0.2.2");
-        assert_eq!((hit.as_deref(), n), (Some("192.0.2.2"), 2));
+        let (hit, captures, _) = run("h sshd[2]: Accepted password for b from 192.0.2.2");
+        assert_eq!((hit.as_deref(), captures), (Some("192.0.2.2"), 2));
         // It ended: the next login of that id is quiet again.
         assert_eq!(
             run("h sshd[2]: Accepted password for b from 192.0.2.2"),
-            (None, 1)
+            (None, 0, 0)
         );
     }
 
@@ -813,7 +884,7 @@ mod tests {
             let mut hits = 0;
             for line in &lines {
                 both_paths(&set, &fast, &slow, line);
-                hits += usize::from(two_stage(&slow, line, None).is_some_and(|h| h.1.is_some()));
+                hits += usize::from(two_stage(&slow, line, None).is_some());
             }
             assert!(hits > 100, "{}: {hits}", def.name);
             // Through the matcher: the content is never scanned.
