@@ -74,6 +74,7 @@ pub mod policy;
 pub mod poller;
 mod prefsplit;
 mod pyregex;
+mod scanset;
 mod settings;
 mod shared;
 mod state;

@@ -2,7 +2,7 @@
 //! that reads the source, scanned in one pass over each line.
 //!
 //! Most log lines are not failures. They are rejected by a single lazy-DFA
-//! pass of one `RegexSet` over all patterns; only lines that something
+//! pass of one set of all patterns (`crate::scanset`); only lines that something
 //! matched are run again through the matching pattern to capture the
 //! address. Patterns that need the backtracking engine join the scan through
 //! their gate, or, without one, are tried on every line (slow, and the only
@@ -14,6 +14,7 @@ use crate::compiled::{Captured, CompiledFilter, CompiledPattern};
 use crate::datefind::DateFinder;
 use crate::filter::{plain_regex, DateRule, FilterDef, FilterError, MAX_LINE_LEN};
 use crate::multiline::{connection_step, offender, Offender};
+use crate::scanset::{PatternSet, ScanSet};
 use crate::shared::Shared;
 
 /// A failure found in a line.
@@ -64,11 +65,32 @@ struct DateGroup {
     /// (where the templates before the defaults miss the line) and use the
     /// finder only for other lines.
     leading_first: bool,
-    set: Option<std::sync::Arc<regex::bytes::RegexSet>>,
+    set: Option<std::sync::Arc<ScanSet>>,
     /// (filter, slot) of each pattern of `set`, in `set`'s order.
     set_map: Vec<(usize, Slot)>,
     /// (filter, slot) of patterns that are not in `set`: tried always.
     unscanned: Vec<(usize, Slot)>,
+}
+
+/// What [`Matcher::scan`] works in on a line: the scan's matches and the
+/// candidates they name, kept from one line to the next on each thread so
+/// a line costs no allocation (issue 16).
+struct Scratch {
+    found: PatternSet,
+    candidates: Vec<(usize, Slot)>,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            found: PatternSet::new(0),
+            candidates: Vec::new(),
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
 }
 
 /// See the module documentation.
@@ -130,27 +152,21 @@ impl Matcher {
                 None
             } else {
                 // Sources whose jails use the same filters share the scan.
-                static SETS: Shared<Vec<String>, regex::bytes::RegexSet> = Shared::new();
+                static SETS: Shared<Vec<String>, ScanSet> = Shared::new();
                 let key: Vec<String> = scan.iter().map(|s| s.to_string()).collect();
                 Some(
-                    SETS.get_or_build(&key, || {
-                        regex::bytes::RegexSetBuilder::new(&scan)
-                            .unicode(false)
-                            .size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                            .dfa_size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                            .build()
-                    })
-                    .map_err(|e| FilterError {
-                        filter: filters
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join("+"),
-                        kind: "failregex",
-                        index: 0,
-                        pattern: String::new(),
-                        reason: format!("combined scan: {}", e.to_string().replace('\n', " ")),
-                    })?,
+                    SETS.get_or_build(&key, || ScanSet::new(&scan))
+                        .map_err(|e| FilterError {
+                            filter: filters
+                                .iter()
+                                .map(|f| f.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join("+"),
+                            kind: "failregex",
+                            index: 0,
+                            pattern: String::new(),
+                            reason: format!("combined scan: {}", e.to_string().replace('\n', " ")),
+                        })?,
                 )
             };
             debug_assert!(scan.iter().all(|s| plain_regex(s).is_ok()));
@@ -266,18 +282,34 @@ impl Matcher {
     }
 
     fn scan_group(&self, group: &DateGroup, line: &[u8], hits: &mut Vec<Hit>) {
-        let matched = group.set.as_ref().map(|s| s.matches(line));
-        let any = matched.as_ref().is_some_and(|m| m.matched_any());
+        // Taken out for the line, so nothing holds the thread's copy while
+        // the patterns run.
+        let mut scratch = SCRATCH.take();
+        self.scan_group_with(group, line, hits, &mut scratch);
+        SCRATCH.set(scratch);
+    }
+
+    fn scan_group_with(
+        &self,
+        group: &DateGroup,
+        line: &[u8],
+        hits: &mut Vec<Hit>,
+        scratch: &mut Scratch,
+    ) {
+        let any = group.set.as_ref().is_some_and(|set| {
+            set.matches(line, &mut scratch.found);
+            !scratch.found.is_empty()
+        });
         if !any && group.unscanned.is_empty() {
             return;
         }
         // Candidates in (filter, slot) order: the set's order is that order
         // already; merge in the unscanned patterns.
-        let mut candidates: Vec<(usize, Slot)> = matched
-            .iter()
-            .flat_map(|m| m.iter())
-            .map(|i| group.set_map[i])
-            .collect();
+        let candidates = &mut scratch.candidates;
+        candidates.clear();
+        if any {
+            candidates.extend(scratch.found.iter().map(|p| group.set_map[p.as_usize()]));
+        }
         if !group.unscanned.is_empty() {
             candidates.extend_from_slice(&group.unscanned);
             candidates.sort_unstable();

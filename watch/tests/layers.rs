@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("shared", 2),
     ("state", 3),
     ("cases", 3),
+    ("scanset", 3),
     ("compiled", 4),
     ("datefind", 5),
     ("multiline", 5),
