@@ -186,9 +186,11 @@ pub fn load_filter_adding(
         })
         .collect();
     // The common case first: the whole filter, every failregex with its
-    // ignoreregexes, builds the matcher the caller builds next. Then every
-    // failregex compiles with the rest, and the final check below is this
-    // one: one compile where the check took two.
+    // ignoreregexes, builds the matcher the caller builds next (its
+    // patterns, scan and date finder shared while anything holds them, see
+    // `crate::shared::keeping`). Then every failregex compiles with the
+    // rest, and the final check below is this one: one compile where the
+    // check took two and a third was the caller's own.
     let whole = {
         let mut all = def.clone();
         all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
