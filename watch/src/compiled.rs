@@ -499,10 +499,19 @@ impl FixedMarks {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Filters compiled on this thread, shared or not (tests count
+    /// start-up's compiles with it).
+    pub(crate) static FILTER_COMPILES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl FilterDef {
     /// Compiles the filter's patterns (what [`FilterDef::compile_shared`]
     /// shares).
     fn compile_patterns(&self) -> Result<FilterPatterns, FilterError> {
+        #[cfg(test)]
+        FILTER_COMPILES.with(|c| c.set(c.get() + 1));
         let fail2ban = matches!(self.date, DateRule::Fail2ban(_));
         let any: fn(&str) -> Result<String, TagError> = if fail2ban {
             f2b_any

@@ -221,6 +221,7 @@ impl WatchSection {
             default_on_ban: doc.argv("watch.on_ban".into(), &self.watch.on_ban)?,
             default_on_unban: doc.argv("watch.on_unban".into(), &self.watch.on_unban)?,
             notices,
+            compiled: crate::shared::Kept::default(),
         })
     }
 }

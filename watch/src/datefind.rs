@@ -34,6 +34,14 @@ enum Template {
         any_group: bool,
     },
     Backtracking(fancy_regex::Regex),
+    /// One of fail2ban's default templates, compiled the first time a line
+    /// is tried against it: with Unicode classes (`\d` is any digit, as in
+    /// Python) the 31 of them took 180M instructions to compile, most of
+    /// `regex-test sshd.conf`'s start-up, while a log whose lines start
+    /// with a syslog or ISO date never needs one (see
+    /// `DateFinder::reaches_defaults`). The same regex, compiled later:
+    /// every line gets the date it got.
+    Default(std::sync::Arc<LazyTemplate>),
 }
 
 /// Backtracking steps a template that needs fancy-regex may take on one
@@ -44,6 +52,7 @@ const BACKTRACK_LIMIT: usize = 100_000;
 impl Template {
     fn span(&self, line: &str) -> Option<DateSpan> {
         let m = match self {
+            Template::Default(lazy) => return lazy.get().span(line),
             Template::Linear { re, any_group } => {
                 let caps = re.captures(line)?;
                 if *any_group {
@@ -58,6 +67,87 @@ impl Template {
             start: m.start,
             end: m.end,
         })
+    }
+}
+
+/// A default template: its regex, and that regex compiled once a line
+/// needs it.
+#[derive(Debug)]
+struct LazyTemplate {
+    regex: TemplateRegex,
+    compiled: std::sync::OnceLock<Template>,
+}
+
+impl LazyTemplate {
+    fn new(regex: TemplateRegex) -> LazyTemplate {
+        LazyTemplate {
+            regex,
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> &Template {
+        self.compiled.get_or_init(|| {
+            // fail2ban's templates are constants, each compiled by
+            // `every_default_template_compiles`: a failure here is a bug
+            // of that table, not of a configuration.
+            self.regex
+                .compile()
+                .unwrap_or_else(|e| panic!("default date template: {e}"))
+        })
+    }
+}
+
+/// A template's regex, ready to compile.
+#[derive(Debug)]
+enum TemplateRegex {
+    /// fail2ban's free-standing `EPOCH`: alternatives, the date in
+    /// whichever group took part.
+    Epoch {
+        /// The template as written (for errors).
+        pattern: String,
+        re: String,
+    },
+    /// Any other template: `fancy` as fail2ban's Python engine reads it,
+    /// run on the linear-time engine once its word bounds and `_sep`
+    /// back-reference are rewritten, else on the backtracking one.
+    Dated {
+        /// The template as written (for errors).
+        pattern: String,
+        fancy: String,
+    },
+}
+
+impl TemplateRegex {
+    fn compile(&self) -> Result<Template, DatePatternError> {
+        let regex_error = |pattern: &str, e: &dyn std::fmt::Display| DatePatternError {
+            pattern: pattern.to_string(),
+            problem: DateProblem::Regex(e.to_string()),
+        };
+        match self {
+            TemplateRegex::Epoch { pattern, re } => Ok(Template::Linear {
+                re: linear(re).map_err(|e| regex_error(pattern, &e))?,
+                any_group: true,
+            }),
+            TemplateRegex::Dated { pattern, fancy } => Ok(
+                match linear(&unfold_separator(
+                    &fancy
+                        .replace(WORD_BEGIN, WORD_BOUND)
+                        .replace(WORD_END, WORD_BOUND),
+                )) {
+                    Ok(re) => Template::Linear {
+                        re,
+                        any_group: false,
+                    },
+                    Err(_) => Template::Backtracking(
+                        fancy_regex::RegexBuilder::new(fancy)
+                            .backtrack_limit(BACKTRACK_LIMIT)
+                            .build()
+                            .map_err(|e| regex_error(pattern, &e))?,
+                    ),
+                },
+            ),
+        }
     }
 }
 
@@ -255,21 +345,29 @@ pub enum DateProblem {
 /// Templates anchored at the line's start, and the others.
 type Templates = (Vec<Template>, Vec<Template>);
 
-/// fail2ban's default templates, compiled once: those anchored at the
-/// line's start (fail2ban tries them first), and the others.
+/// fail2ban's default templates, read once: those anchored at the line's
+/// start (fail2ban tries them first), and the others; each compiles when
+/// a line first needs it ([`Template::Default`]).
 fn defaults() -> Result<&'static Templates, DatePatternError> {
     static DEFAULTS: std::sync::OnceLock<Result<Templates, DatePatternError>> =
         std::sync::OnceLock::new();
     DEFAULTS
         .get_or_init(|| {
+            let lazy = |t: &str| -> Result<(Template, bool), DatePatternError> {
+                let (regex, line_begin) = template_regex(t, false)?;
+                // Every finder's copy of a template is this one, compiled
+                // once.
+                let lazy = std::sync::Arc::new(LazyTemplate::new(regex));
+                Ok((Template::Default(lazy), line_begin))
+            };
             let mut anchored = Vec::new();
             let mut free = Vec::new();
             for t in DEFAULT_TEMPLATES {
-                let (re, line_begin) = template(t, false)?;
+                let (re, line_begin) = lazy(t)?;
                 if line_begin {
                     anchored.push(re);
                 } else {
-                    anchored.push(template(&format!("{{^LN-BEG}}{t}"), false)?.0);
+                    anchored.push(lazy(&format!("{{^LN-BEG}}{t}"))?.0);
                     free.push(re);
                 }
             }
@@ -282,10 +380,13 @@ fn defaults() -> Result<&'static Templates, DatePatternError> {
 /// Compiles one template; returns it and whether it is anchored at the
 /// line's start.
 fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), DatePatternError> {
-    let regex_error = |e: &dyn std::fmt::Display| DatePatternError {
-        pattern: pattern.to_string(),
-        problem: DateProblem::Regex(e.to_string()),
-    };
+    let (regex, line_begin) = template_regex(pattern, unbound)?;
+    Ok((regex.compile()?, line_begin))
+}
+
+/// One template's regex, not compiled yet; and whether it is anchored at
+/// the line's start.
+fn template_regex(pattern: &str, unbound: bool) -> Result<(TemplateRegex, bool), DatePatternError> {
     let mut p = pattern.trim().to_string();
     let mut word_begin = !unbound;
     let mut line_begin = false;
@@ -307,11 +408,10 @@ fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), DatePatter
         // at; the date is whichever group took part.
         let epoch = r"\d{10,11}\b(?:\.\d{3,6})?";
         let re = format!(r"^({epoch})|^\[({epoch})\]|\baudit\(({epoch}):\d+\)");
-        let re = linear(&re).map_err(|e| regex_error(&e))?;
         return Ok((
-            Template::Linear {
+            TemplateRegex::Epoch {
+                pattern: pattern.to_string(),
                 re,
-                any_group: true,
             },
             false,
         ));
@@ -360,23 +460,13 @@ fn template(pattern: &str, unbound: bool) -> Result<(Template, bool), DatePatter
         re.push_str(r"(?=\b|\W|$)");
     }
     let fancy = crate::pyregex::translate(&re);
-    let compiled = match linear(&unfold_separator(
-        &fancy
-            .replace(WORD_BEGIN, WORD_BOUND)
-            .replace(WORD_END, WORD_BOUND),
-    )) {
-        Ok(re) => Template::Linear {
-            re,
-            any_group: false,
+    Ok((
+        TemplateRegex::Dated {
+            pattern: pattern.to_string(),
+            fancy,
         },
-        Err(_) => Template::Backtracking(
-            fancy_regex::RegexBuilder::new(&fancy)
-                .backtrack_limit(BACKTRACK_LIMIT)
-                .build()
-                .map_err(|e| regex_error(&e))?,
-        ),
-    };
-    Ok((compiled, line_begin))
+        line_begin,
+    ))
 }
 
 /// fail2ban's word bounds around a date: `(?=^|\b|\W)` before it and
@@ -581,7 +671,10 @@ mod tests {
     fn backtracking(f: &DateFinder) -> usize {
         f.templates
             .iter()
-            .filter(|t| matches!(t, Template::Backtracking(_)))
+            .filter(|t| match t {
+                Template::Default(lazy) => matches!(lazy.get(), Template::Backtracking(_)),
+                t => matches!(t, Template::Backtracking(_)),
+            })
             .count()
     }
 
@@ -624,6 +717,68 @@ mod tests {
         let f = DateFinder::new(Some(r"^(?<=^)%H:%M:%S")).unwrap();
         assert_eq!(backtracking(&f), 1);
         assert_eq!(cut(&f, "12:00:00 x"), " x");
+    }
+
+    /// The default templates compile when a line first needs one
+    /// (`Template::Default`), where nothing can report an error: each must
+    /// compile, and as the eager compile did, on the linear-time engine.
+    #[test]
+    fn every_default_template_compiles() {
+        let (anchored, free) = defaults().unwrap();
+        assert_eq!((anchored.len(), free.len()), (17, 14));
+        for t in anchored.iter().chain(free) {
+            let Template::Default(lazy) = t else {
+                panic!("{t:?} is not a default template");
+            };
+            let compiled = lazy.regex.compile().unwrap();
+            assert!(
+                matches!(compiled, Template::Linear { .. }),
+                "{:?}",
+                lazy.regex
+            );
+        }
+    }
+
+    /// Compiled later, a default template finds what it found compiled at
+    /// start-up, Python's Unicode digits included.
+    #[test]
+    fn a_default_template_compiled_on_first_use_finds_the_same_dates() {
+        let eager = |p: Option<&str>| {
+            let mut f = DateFinder::new(p).unwrap();
+            for t in &mut f.templates {
+                if let Template::Default(lazy) = t {
+                    *t = lazy.regex.compile().unwrap();
+                }
+            }
+            f
+        };
+        let lines = [
+            "Nov 21 12:00:00 h sshd[1]: x",
+            "x Nov 21 12:00:00 h",
+            "2026-11-21 12:00:00,123 WARN 1.2.3.4",
+            "[Sat Jun 01 11:23:08 2013] [error] x",
+            "1.2.3.4 - - [21/Nov/2026:12:00:00 +0000] \"GET /\"",
+            "1795262400 x",
+            "type=USER_AUTH msg=audit(1795262400.123:42): x",
+            "@4000000063b5f0f01a2b3c4d x",
+            // Arabic-Indic and fullwidth digits are `\d` to Python too.
+            "2026-11-21 1\u{662}:00:00 x",
+            "x Nov 2\u{ff11} 12:00:00 x",
+            "no date 1.2.3.4",
+        ];
+        let defaults = DateFinder::new(None).unwrap();
+        assert!(defaults.find(lines[8]).is_some() && defaults.find(lines[9]).is_some());
+        for p in [None, Some("{^LN-BEG}"), Some("{^LN-BEG}TAI64N\n{^LN-BEG}")] {
+            let (lazy, eager) = (DateFinder::new(p).unwrap(), eager(p));
+            for line in lines {
+                assert_eq!(lazy.find(line), eager.find(line), "{p:?} {line:?}");
+                assert_eq!(
+                    lazy.reaches_defaults(line.as_bytes()),
+                    eager.reaches_defaults(line.as_bytes()),
+                    "{p:?} {line:?}"
+                );
+            }
+        }
     }
 
     #[test]

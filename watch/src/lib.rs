@@ -84,6 +84,7 @@ mod window;
 pub use builtin::{builtin_filter, BUILTIN_FILTERS};
 pub use filter::{DateRule, FilterDef, FilterError, Pattern, MAX_LINE_LEN};
 pub use matcher::{Hit, Matcher, Scan};
+pub use shared::{keeping, Kept};
 pub use tags::{
     expand_counting, expand_fail2ban, expand_failregex, expand_ignoreregex, parse_host, TagError,
     HOST_GROUP,

@@ -289,6 +289,87 @@ mod tests {
         d
     }
 
+    /// Issue 16: `regex-test` with sshd.conf spent 555M instructions
+    /// before its first line, compiling the filter three times: twice in
+    /// the loader's check (alone, then as a matcher it dropped) and once
+    /// more for the pipeline, the shared cache's weak entry having died
+    /// with the check's. The daemon compiled each jail's filter in the
+    /// loader, in the jail's check, for `--check`'s pipelines and for its
+    /// sources. Run here as `regex-test` (`cli/src/cmd/regex_test.rs`) and
+    /// `banset watch --fail2ban` (`cli/src/daemon/settings.rs`, then
+    /// `sources.rs`) run it, each thing compiles once: the filter's
+    /// patterns, the source's combined scan, its date finder. The filter
+    /// and its datepattern are this test's own, so no other test holds
+    /// them compiled.
+    #[test]
+    fn a_fail2ban_filter_is_compiled_once_at_start_up() {
+        use crate::compiled::FILTER_COMPILES;
+        use crate::shared::{keeping, BUILDS};
+        let d = filter_dir(&[
+            (
+                "filter.d/once.conf",
+                "[Definition]\nprefregex = ^\\s*\\S+ once\\[\\d+\\]: <F-CONTENT>.+</F-CONTENT>$\n\
+                 failregex = ^compiled once for <HOST>$\n            ^and only once for <HOST>$\n\
+                 ignoreregex = ^compiled once for 192\\.0\\.2\\.1$\n\
+                 datepattern = ^%%Y-%%m-%%d %%H:%%M:%%S once\n",
+            ),
+            (
+                "jail.local",
+                "[once]\nenabled = true\nfilter = once\nlogpath = /dev/null\nbackend = auto\n",
+            ),
+        ]);
+        let counts = || {
+            (
+                FILTER_COMPILES.with(std::cell::Cell::get),
+                BUILDS.with(std::cell::Cell::get),
+            )
+        };
+        let line =
+            RawEntry::Line(b"2026-11-21 12:00:00 once h once[7]: compiled once for 192.0.2.9");
+
+        // regex-test: the filter file loaded and checked, then its pipeline.
+        let before = counts();
+        let (loaded, kept) = keeping(|| {
+            crate::fail2ban::load_filter_file(
+                d.join("filter.d/once.conf").to_str().unwrap(),
+                false,
+                &[],
+            )
+        });
+        let (loaded, _) = loaded.unwrap();
+        let p = LinePipeline::new(&[loaded.def]).unwrap();
+        drop(kept);
+        let after = counts();
+        // One filter compile; three shared builds: the patterns, the scan,
+        // the date finder.
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 3));
+        assert_eq!(failures(&p, line).len(), 1);
+        drop(p);
+
+        // The daemon: fail2ban's jails loaded and checked, every source's
+        // pipeline built for the check, then again for the sources.
+        let before = counts();
+        let (jails, kept) = keeping(|| {
+            let jails: Vec<_> = crate::fail2ban::load(&d)
+                .unwrap()
+                .jails
+                .into_iter()
+                .map(|j| j.settings)
+                .collect();
+            for (_, built) in source_pipelines(&jails) {
+                built.unwrap();
+            }
+            jails
+        });
+        let sources = source_pipelines(&jails);
+        drop(kept);
+        let after = counts();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 3));
+        let source = sources.into_values().next().unwrap().unwrap();
+        assert_eq!(failures(&source.pipeline, line).len(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn a_journal_entry_counts_at_its_timestamp_and_keeps_the_date_in_its_message() {
         // exim writes its own date at the start of each message; on the

@@ -168,6 +168,12 @@ pub struct Settings {
     /// What a jail's fail2ban filter file asks for that banset does
     /// differently (a failregex it cannot run), one line each.
     pub notices: Vec<String>,
+    /// What checking these settings compiled (filters, each source's
+    /// scan, date finders; see [`crate::shared::keeping`]), held so that building
+    /// the sources from them compiles nothing again. Empty until the
+    /// caller fills it; drop it once the sources run, so a reload frees
+    /// what they no longer use.
+    pub compiled: crate::shared::Kept,
 }
 
 /// A `[jails.NAME]` with neither filter nor source, only notifications: it

@@ -77,11 +77,16 @@ fn filter_of(args: &RegexTestArgs) -> Result<FilterDef> {
 }
 
 pub fn run(args: RegexTestArgs) -> Result<i32> {
-    let filter = filter_of(&args)?;
+    // What the filter file's check compiles is kept for the pipeline, as
+    // the daemon keeps its checks' for its sources (`load_settings`):
+    // sshd.conf compiled three times before its first line.
+    let (filter, kept) = banset_watch::keeping(|| filter_of(&args));
+    let filter = filter?;
     let pipeline = match LinePipeline::new(std::slice::from_ref(&filter)) {
         Ok(m) => m,
         Err(e) => usage!("{e}"),
     };
+    drop(kept);
     let input: Box<dyn Read> = if args.log == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {

@@ -14,7 +14,20 @@ use crate::config::Config;
 /// (`fail2ban`, else `[fail2ban] dir`), whose sets join `config.sets`
 /// unless the file defines them. Returns the settings and what fail2ban's
 /// configuration asks for that banset does differently, one line each.
+/// The settings hold what the checks compiled (`Settings::compiled`), so
+/// the sources built next from them do not compile it again.
 pub fn load_settings(
+    config: &mut Config,
+    fail2ban: Option<&std::path::Path>,
+) -> Result<(Settings, Vec<String>)> {
+    let (loaded, kept) = banset_watch::keeping(|| read_settings(config, fail2ban));
+    let (mut settings, notices) = loaded?;
+    settings.compiled = kept;
+    Ok((settings, notices))
+}
+
+/// [`load_settings`] but for what its checks compiled.
+fn read_settings(
     config: &mut Config,
     fail2ban: Option<&std::path::Path>,
 ) -> Result<(Settings, Vec<String>)> {

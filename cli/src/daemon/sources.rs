@@ -30,6 +30,9 @@ impl Daemon<'_> {
                 SourceKey::File(_) => self.start_file(spec),
             }
         }
+        // Every source is built: what the configuration's checks compiled
+        // is held by the sources that use it, and the rest may go.
+        drop(std::mem::take(&mut self.settings.compiled));
         let shared = self.saved_position(&PositionKey::Journal);
         let (handles, reader) = super::journal_reader::spawn(
             journal,

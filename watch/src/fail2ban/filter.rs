@@ -185,10 +185,23 @@ pub fn load_filter_adding(
             None => (Pattern::new(translate_regex(p)), None),
         })
         .collect();
-    // Where they all compile together, each compiles with the rest on its
-    // own: one compile instead of one per failregex (each compiled the
-    // prefregex again; most of sshd.conf's start-up).
-    let all_compile = {
+    // The common case first: the whole filter, every failregex with its
+    // ignoreregexes, builds the matcher the caller builds next (its
+    // patterns, scan and date finder shared while anything holds them, see
+    // `crate::shared::keeping`). Then every failregex compiles with the
+    // rest, and the final check below is this one: one compile where the
+    // check took two and a third was the caller's own.
+    let whole = {
+        let mut all = def.clone();
+        all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
+        Matcher::new(std::slice::from_ref(&all)).ok()
+    };
+    // Else, where they all compile together (without the ignoreregexes,
+    // whose errors the final check reports), each compiles with the rest
+    // on its own: one compile instead of one per failregex (each compiled
+    // the prefregex again). What fails is found as before, with the same
+    // messages.
+    let all_compile = whole.is_some() || {
         let mut all = def.clone();
         all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
         all.ignoreregex.clear();
@@ -244,12 +257,15 @@ pub fn load_filter_adding(
                 .unwrap_or_default()
         )));
     }
-    // The ignoreregexes, and the whole, must compile too.
-    if let Err(e) = Matcher::new(std::slice::from_ref(&def)) {
-        return Err(Error::Other(format!(
-            "{}{e}",
-            origin.map(|o| format!("{o}: ")).unwrap_or_default()
-        )));
+    // The ignoreregexes, and the whole, must compile too (checked already
+    // when the whole filter built above).
+    if whole.is_none() {
+        if let Err(e) = Matcher::new(std::slice::from_ref(&def)) {
+            return Err(Error::Other(format!(
+                "{}{e}",
+                origin.map(|o| format!("{o}: ")).unwrap_or_default()
+            )));
+        }
     }
     Ok(LoadedFilter {
         def,
