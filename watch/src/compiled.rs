@@ -135,6 +135,19 @@ fn known_group_indexes(names: Vec<Option<&str>>) -> Box<[(&'static str, usize)]>
 }
 
 impl Captured {
+    /// [`Self::from_groups`] for a match whose groups are read by index:
+    /// `groups` are the known groups' (name, index), `span` a group's byte
+    /// range by index.
+    fn by_index(
+        groups: &[(&'static str, usize)],
+        span: impl Fn(usize) -> Option<std::ops::Range<usize>>,
+    ) -> Captured {
+        Captured::from_groups(|g| {
+            let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
+            span(*i)
+        })
+    }
+
     /// Reads the groups banset knows (under fail2ban's and banset's names)
     /// through `group`, which gives a named group's byte range, if it took
     /// part in the match; the same for either regex engine.
@@ -207,10 +220,7 @@ impl Compiled {
         match self {
             Compiled::Plain(re, groups) => {
                 let c = re.captures(line)?;
-                Some(Captured::from_groups(|g| {
-                    let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
-                    c.get(*i).map(|m| m.range())
-                }))
+                Some(Captured::by_index(groups, |i| c.get(i).map(|m| m.range())))
             }
             Compiled::Fancy(re) => {
                 count_fancy_run();
@@ -225,9 +235,8 @@ impl Compiled {
                 ASCII_CASES.with(|c| c.set(c.get() + 1));
                 cases.iter().find_map(|case| {
                     let c = case.ascii.captures(line)?;
-                    Some(Captured::from_groups(|g| {
-                        let (_, i) = case.groups.iter().find(|(n, _)| *n == g)?;
-                        c.get(*i).map(|m| m.range())
+                    Some(Captured::by_index(&case.groups, |i| {
+                        c.get(i).map(|m| m.range())
                     }))
                 })
             }
@@ -235,9 +244,8 @@ impl Compiled {
                 let text = FancyText::new(line);
                 cases.iter().find_map(|case| {
                     let c = case.unicode.captures(text.as_str())?;
-                    Some(Captured::from_groups(|g| {
-                        let (_, i) = case.groups.iter().find(|(n, _)| *n == g)?;
-                        c.get(*i).map(|m| text.original(m.range()))
+                    Some(Captured::by_index(&case.groups, |i| {
+                        c.get(i).map(|m| text.original(m.range()))
                     }))
                 })
             }
@@ -273,10 +281,7 @@ impl Compiled {
                         #[cfg(test)]
                         HEAD_CAPTURES.with(|c| c.set(c.get() + 1));
                         let c = head.captures(line)?;
-                        let captured = Captured::from_groups(|g| {
-                            let (_, i) = groups.iter().find(|(n, _)| *n == g)?;
-                            c.get(*i).map(|m| m.range())
-                        });
+                        let captured = Captured::by_index(groups, |i| c.get(i).map(|m| m.range()));
                         (c.get(0)?.end(), captured)
                     }
                 };

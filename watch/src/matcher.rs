@@ -428,7 +428,11 @@ fn two_stage(
     };
     let mut tries = named.chain(picked).peekable();
     while let Some(r) = tries.next() {
-        if quiet(filter, &filter.fail[r], &pref, line) {
+        if quiet(
+            filter,
+            &filter.fail[r],
+            pref.mlfid.clone().map(|id| &line[id]),
+        ) {
             // fail2ban stops at the first failregex that matches, and this
             // one says "nothing" if it does: the last one to try need not
             // run at all (issue 16: sshd's logins and closes).
@@ -482,14 +486,14 @@ fn two_stage(
 /// connections, when the pattern also always ends the connection
 /// (`<F-MLFFORGET>`) and the connection is not open: `connection_step`
 /// then neither counts the line nor remembers anything of it.
-fn quiet(filter: &CompiledFilter, fail: &CompiledPattern, pref: &Captured, line: &[u8]) -> bool {
+fn quiet(filter: &CompiledFilter, fail: &CompiledPattern, mlfid: Option<&[u8]>) -> bool {
     if !fail.fixed.nofail {
         return false;
     }
-    let (Some(cache), Some(id)) = (&filter.connections, &pref.mlfid) else {
+    let (Some(cache), Some(id)) = (&filter.connections, mlfid) else {
         return true;
     };
-    fail.fixed.forget && !is_open(cache, &line[id.clone()])
+    fail.fixed.forget && !is_open(cache, id)
 }
 
 /// Whether the line gives nothing when `fail` is the only failregex to
@@ -505,21 +509,15 @@ fn says_nothing_alone(
     prefregex: &crate::compiled::Compiled,
     line: &[u8],
 ) -> bool {
-    if !fail.fixed.nofail {
-        return false;
-    }
-    let Some(cache) = &filter.connections else {
-        return true;
-    };
-    if !fail.fixed.forget {
-        return false;
-    }
-    match prefregex.mlfid_alone(line) {
-        // The head does not start here: nor does the prefregex match.
-        Some(None) => true,
-        Some(Some(id)) => !is_open(cache, &line[id]),
-        None => false,
-    }
+    // Only a pattern marked so can be quiet: no search for the others.
+    fail.fixed.nofail
+        && match prefregex.mlfid_alone(line) {
+            // `None` inside: the head does not start here, so nor does
+            // the prefregex match, and there is no connection to look up.
+            Some(id) => quiet(filter, fail, id.map(|id| &line[id])),
+            // A filter that follows no connection needs no id.
+            None => filter.connections.is_none(),
+        }
 }
 
 /// Whether the filter follows the connection with this id.
