@@ -34,14 +34,7 @@ fn banset(fw: &Firewalld, s: &common::Sandbox, args: &[&str]) -> Output {
 }
 
 fn ok(fw: &Firewalld, s: &common::Sandbox, args: &[&str]) -> String {
-    let out = banset(fw, s, args);
-    assert!(
-        out.status.success(),
-        "banset {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_of_success(args, banset(fw, s, args))
 }
 
 #[test]
