@@ -477,6 +477,11 @@ mod tests {
         let poller = Poller::spawn("test poller".into()).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut done = Vec::new();
+        // The poller's first line waits for this lock until both files are
+        // added: a busy machine that pauses this thread between the two
+        // adds must not let the backlog be read before the other file is
+        // there.
+        let adding = seen.lock().unwrap();
         for (i, path) in [&big, &small].into_iter().enumerate() {
             let m = std::fs::metadata(path).unwrap();
             let top = Position {
@@ -497,6 +502,7 @@ mod tests {
             });
             done.push(done_rx);
         }
+        drop(adding);
         let lines = backlog / line.len() + 1;
         assert!(wait_for(|| seen.lock().unwrap().len() == lines));
         let seen = seen.lock().unwrap();
