@@ -3,50 +3,197 @@
 //! to the next.
 //!
 //! It is `regex::bytes::RegexSet` as the matcher built it (ASCII classes,
-//! the filters' size limits, every match of every pattern), on the engine
-//! under it: `RegexSet::matches` allocated its answer on every line, about
-//! a tenth of a line's work for sshd's fail2ban filter (issue 16).
+//! the filters' size limits, every match of every pattern), on the engines
+//! under it, with its own walk of the lazy DFA (issue 16):
+//! - `RegexSet::matches` allocated its answer on every line;
+//! - the library's overlapping search leaves its loop at every match state
+//!   to report one pattern, and a failregex whose scan ends in an open tail
+//!   (`.*`, `[^:]+`, an optional suffix) puts the DFA in a match state at
+//!   every byte to the line's end: sshd's failure lines paid about 40
+//!   instructions a byte. Here a match state adds its patterns to the set
+//!   once (the same state names the same patterns) and the walk goes on.
+//!
+//! Where the lazy DFA gives up (its cache cleared again and again by a
+//! hostile line) the PikeVM of the same NFA answers, as in the library.
 
 use crate::filter::REGEX_SIZE_LIMIT;
-use regex_automata::{meta, nfa::thompson::WhichCaptures, util::syntax, Input, MatchKind};
+use regex_automata::{
+    hybrid::{self, LazyStateID},
+    nfa::thompson::{self, pikevm::PikeVM, WhichCaptures},
+    util::{pool::Pool, syntax},
+    Input, MatchError, MatchKind,
+};
 
 pub(crate) use regex_automata::PatternSet;
 
-#[derive(Debug)]
+/// Why a scan set could not be built (its patterns are checked one by one
+/// before, so in practice: too large).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScanSetError {
+    #[error(transparent)]
+    Nfa(#[from] thompson::BuildError),
+    #[error(transparent)]
+    LazyDfa(#[from] hybrid::BuildError),
+}
+
+type CacheFn = Box<
+    dyn Fn() -> hybrid::dfa::Cache
+        + Send
+        + Sync
+        + std::panic::RefUnwindSafe
+        + std::panic::UnwindSafe,
+>;
+
 pub(crate) struct ScanSet {
-    meta: meta::Regex,
+    dfa: std::sync::Arc<hybrid::dfa::DFA>,
+    /// Each thread's cache of the lazy DFA's states.
+    caches: Pool<hybrid::dfa::Cache, CacheFn>,
+    /// Where the lazy DFA gives up.
+    fallback: PikeVM,
+}
+
+impl std::fmt::Debug for ScanSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanSet")
+            .field("patterns", &self.dfa.pattern_len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Scans the PikeVM answered, for tests.
+    pub(crate) static FALLBACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl ScanSet {
     /// The set of `patterns` (regex syntax, read as
     /// [`crate::filter::plain_regex`] reads one pattern).
-    pub(crate) fn new(patterns: &[&str]) -> Result<ScanSet, Box<meta::BuildError>> {
-        let config = meta::Config::new()
+    pub(crate) fn new(patterns: &[&str]) -> Result<ScanSet, ScanSetError> {
+        Self::with_cache_capacity(patterns, REGEX_SIZE_LIMIT)
+    }
+
+    fn with_cache_capacity(
+        patterns: &[&str],
+        cache_capacity: usize,
+    ) -> Result<ScanSet, ScanSetError> {
+        let nfa = thompson::Compiler::new()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+            )
+            .build_many(patterns)?;
+        // The lazy DFA as regex's meta engine configures it for a set:
+        // every match of every pattern, and a give-up rule (a cache
+        // cleared three times at under 10 bytes a state) that hands a
+        // hostile line to the PikeVM instead of building states forever.
+        let config = hybrid::dfa::Config::new()
             .match_kind(MatchKind::All)
-            .utf8_empty(false)
-            .which_captures(WhichCaptures::None)
-            .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-            .hybrid_cache_capacity(REGEX_SIZE_LIMIT);
-        let syntax = syntax::Config::new().unicode(false).utf8(false);
-        meta::Builder::new()
+            .unicode_word_boundary(true)
+            .cache_capacity(cache_capacity)
+            .skip_cache_capacity_check(true)
+            .minimum_cache_clear_count(Some(3))
+            .minimum_bytes_per_state(Some(10));
+        let dfa = hybrid::dfa::Builder::new()
             .configure(config)
-            .syntax(syntax)
-            .build_many(patterns)
-            .map(|meta| ScanSet { meta })
-            .map_err(Box::new)
+            .build_from_nfa(nfa.clone())?;
+        let fallback = PikeVM::new_from_nfa(nfa)?;
+        let dfa = std::sync::Arc::new(dfa);
+        let for_caches = dfa.clone();
+        let create: CacheFn = Box::new(move || for_caches.create_cache());
+        Ok(ScanSet {
+            dfa,
+            caches: Pool::new(create),
+            fallback,
+        })
     }
 
     /// Puts the patterns that match `line` into `found`, which it empties
     /// first (and grows, the first time, to hold every pattern).
     pub(crate) fn matches(&self, line: &[u8], found: &mut PatternSet) {
-        let len = self.meta.pattern_len();
+        let len = self.dfa.pattern_len();
         if found.capacity() < len {
             *found = PatternSet::new(len);
         } else {
             found.clear();
         }
-        self.meta
-            .which_overlapping_matches(&Input::new(line), found);
+        let walked = {
+            let mut cache = self.caches.get();
+            walk(&self.dfa, &mut cache, line, found)
+        };
+        if walked.is_err() {
+            #[cfg(test)]
+            FALLBACKS.with(|c| c.set(c.get() + 1));
+            found.clear();
+            let mut cache = self.fallback.create_cache();
+            self.fallback
+                .which_overlapping_matches(&mut cache, &Input::new(line), found);
+        }
+    }
+}
+
+/// One pass of the lazy DFA over `line`, adding the patterns of every
+/// match state to `found`. The DFA reports a match one byte late, so the
+/// state after the line's last byte is stepped on the end of input too.
+fn walk(
+    dfa: &hybrid::dfa::DFA,
+    cache: &mut hybrid::dfa::Cache,
+    line: &[u8],
+    found: &mut PatternSet,
+) -> Result<(), MatchError> {
+    let input = Input::new(line);
+    let mut sid = dfa.start_state_forward(cache, &input)?;
+    // The match state whose patterns are in `found` already; a state's
+    // id names the same state only until the cache is cleared.
+    let mut added: Option<(LazyStateID, usize)> = None;
+    cache.search_start(0);
+    let mut at = 0;
+    while at < line.len() {
+        sid = dfa
+            .next_state(cache, sid, line[at])
+            .map_err(|_| MatchError::gave_up(at))?;
+        if sid.is_tagged() {
+            if sid.is_match() {
+                if added != Some((sid, cache.clear_count())) {
+                    add_patterns(dfa, cache, sid, found);
+                    if found.is_full() {
+                        cache.search_finish(at);
+                        return Ok(());
+                    }
+                    added = Some((sid, cache.clear_count()));
+                }
+            } else if sid.is_dead() {
+                cache.search_finish(at);
+                return Ok(());
+            } else if sid.is_quit() {
+                cache.search_finish(at);
+                return Err(MatchError::quit(line[at], at));
+            }
+        }
+        at += 1;
+        cache.search_update(at);
+    }
+    sid = dfa
+        .next_eoi_state(cache, sid)
+        .map_err(|_| MatchError::gave_up(at))?;
+    if sid.is_match() {
+        add_patterns(dfa, cache, sid, found);
+    }
+    cache.search_finish(at);
+    Ok(())
+}
+
+fn add_patterns(
+    dfa: &hybrid::dfa::DFA,
+    cache: &hybrid::dfa::Cache,
+    sid: LazyStateID,
+    found: &mut PatternSet,
+) {
+    for i in 0..dfa.match_len(cache, sid) {
+        found.insert(dfa.match_pattern(cache, sid, i));
     }
 }
 
@@ -100,5 +247,49 @@ mod tests {
                 assert!(matched >= 4, "{matched}");
             }
         }
+    }
+
+    /// A line that makes the lazy DFA clear its cache again and again (a
+    /// pattern whose states blow up, a cache of a few states) is answered
+    /// by the PikeVM, with what the regex crate's set answers.
+    #[test]
+    fn a_scan_set_whose_lazy_dfa_gives_up_answers_through_the_pikevm() {
+        let patterns = [r"[ab]*a[ab]{12}c", r"b{3}", r"^x"];
+        let theirs = regex::bytes::RegexSet::new(patterns).unwrap();
+        let ours = ScanSet::with_cache_capacity(&patterns, 1 << 10).unwrap();
+        let mut found = PatternSet::new(0);
+        // A pseudo-random walk over a and b visits a new DFA state at
+        // almost every byte.
+        let mut x: u32 = 12345;
+        let mut line: Vec<u8> = (0..20_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                if x >> 16 & 1 == 0 {
+                    b'a'
+                } else {
+                    b'b'
+                }
+            })
+            .collect();
+        let before = FALLBACKS.with(|c| c.get());
+        for tail in [&b"c"[..], b"", b"\n"] {
+            line.truncate(20_000);
+            line.extend_from_slice(tail);
+            ours.matches(&line, &mut found);
+            let got: Vec<usize> = found.iter().map(|p| p.as_usize()).collect();
+            let want: Vec<usize> = theirs.matches(&line).iter().collect();
+            assert_eq!(got, want);
+        }
+        assert!(
+            FALLBACKS.with(|c| c.get()) > before,
+            "the lazy DFA never gave up"
+        );
+        // The same set with room for its states never falls back.
+        let roomy = ScanSet::new(&patterns).unwrap();
+        let before = FALLBACKS.with(|c| c.get());
+        roomy.matches(b"xbbb", &mut found);
+        let got: Vec<usize> = found.iter().map(|p| p.as_usize()).collect();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(FALLBACKS.with(|c| c.get()), before);
     }
 }
