@@ -74,6 +74,47 @@ pub(crate) struct Case {
     ascii: regex::bytes::Regex,
     /// The groups of [`KNOWN_GROUPS`] it has, by index (the same in both).
     groups: Box<[(&'static str, usize)]>,
+    /// Text every match of the case ends with (sshd's `: ` cases), so a
+    /// line without it cannot match: a look for two bytes instead of a
+    /// lazy DFA's pass over the line, on cold states (issue 16).
+    ends_with: Option<memchr::memmem::Finder<'static>>,
+}
+
+impl Case {
+    /// Whether the case may match `text` (false: it surely does not).
+    fn may_match(&self, text: &[u8]) -> bool {
+        let may = self
+            .ends_with
+            .as_ref()
+            .is_none_or(|f| f.find(text).is_some());
+        #[cfg(test)]
+        CASE_RUNS.with(|c| c.set(c.get() + u64::from(may)));
+        may
+    }
+}
+
+/// The longest text every match of `pattern` ends with, if it is at least
+/// two bytes long and the pattern parses as regex syntax.
+fn common_ending(pattern: &str) -> Option<Vec<u8>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let seq = Extractor::new().kind(ExtractKind::Suffix).extract(&hir);
+    let mut literals = seq.literals()?.iter().map(|l| l.as_bytes());
+    let mut common = literals.next()?.to_vec();
+    for l in literals {
+        let shared = common
+            .iter()
+            .rev()
+            .zip(l.iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.drain(..common.len() - shared);
+    }
+    (common.len() >= 2).then_some(common)
 }
 
 /// What a match captured that the matcher needs.
@@ -189,6 +230,8 @@ thread_local! {
     pub(crate) static MATCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Plain cases captured on their ASCII twins on this thread.
     pub(crate) static ASCII_CASES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Cases run (their regexes tried on a line), for tests.
+    pub(crate) static CASE_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Backtracks one search of the backtracking engine may take before it
@@ -234,6 +277,9 @@ impl Compiled {
                 #[cfg(test)]
                 ASCII_CASES.with(|c| c.set(c.get() + 1));
                 cases.iter().find_map(|case| {
+                    if !case.may_match(line) {
+                        return None;
+                    }
                     let c = case.ascii.captures(line)?;
                     Some(Captured::by_index(&case.groups, |i| {
                         c.get(i).map(|m| m.range())
@@ -243,6 +289,9 @@ impl Compiled {
             Compiled::Cases(cases) => {
                 let text = FancyText::new(line);
                 cases.iter().find_map(|case| {
+                    if !case.may_match(text.as_str().as_bytes()) {
+                        return None;
+                    }
                     let c = case.unicode.captures(text.as_str())?;
                     Some(Captured::by_index(&case.groups, |i| {
                         c.get(i).map(|m| text.original(m.range()))
@@ -837,10 +886,13 @@ fn stock_cases(pattern: &str, expand: fn(&str) -> Result<String, TagError>) -> O
             let ascii = plain_regex(&expanded).ok()?;
             let groups = known_group_indexes(unicode.capture_names().collect());
             debug_assert_eq!(groups, known_groups(&ascii));
+            let ends_with =
+                common_ending(&expanded).map(|e| memchr::memmem::Finder::new(&e).into_owned());
             Some(Case {
                 unicode,
                 ascii,
                 groups,
+                ends_with,
             })
         })
         .collect()
@@ -1465,6 +1517,42 @@ pub(crate) mod tests {
             let ascii = lines.iter().filter(|l| l.is_ascii()).count() as u64;
             assert!(ascii > 1000 && ascii < lines.len() as u64);
             assert_eq!(ascii_cases() - before, ascii, "{p}");
+        }
+    }
+
+    /// A case whose every match ends in text the line lacks is not run:
+    /// sshd's `: ` cases on a line that ends in `ssh2` (they were a lazy
+    /// DFA's pass over the line each, on cold states).
+    #[test]
+    fn a_case_whose_ending_the_line_lacks_is_not_run() {
+        let runs = || CASE_RUNS.with(|c| c.get());
+        let line = b"Failed password for invalid user git from 192.0.2.1 port 22 ssh2";
+        for (p, endings) in crate::cases::KNOWN_STOCK.iter().zip([
+            &[Some(&b": "[..]), None][..],
+            &[Some(b": "), None, Some(b": "), None],
+            &[Some(b": "), None, Some(b": "), None],
+        ]) {
+            let cases = stock_cases(p, f2b_any).unwrap();
+            let found: Vec<Option<&[u8]>> = cases
+                .iter()
+                .map(|c| c.ends_with.as_ref().map(|f| f.needle()))
+                .collect();
+            assert_eq!(found, endings, "{p}");
+            let cases = Compiled::Cases(cases);
+            let before = runs();
+            let got = cases.capture(line);
+            // `publickey` cases stop at the first word; the others match
+            // in their second case, the first one skipped.
+            let want = if p.contains("Failed publickey") {
+                (None, 1)
+            } else {
+                (Some(33..36), 1)
+            };
+            assert_eq!((got.and_then(|c| c.user), runs() - before), want, "{p}");
+            let before = runs();
+            let with_colon = [&line[..], b": x"].concat();
+            assert!(cases.capture(&with_colon).is_some() || p.contains("Failed publickey"));
+            assert!(runs() - before >= 1);
         }
     }
 }
