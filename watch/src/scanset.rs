@@ -152,6 +152,19 @@ fn walk(
     cache.search_start(0);
     let mut at = 0;
     while at < line.len() {
+        // The common step: a transition the cache holds, between states
+        // that are neither match, dead nor unknown; a table read a byte.
+        if !sid.is_tagged() {
+            let next = dfa.next_state_untagged(cache, sid, line[at]);
+            if !next.is_tagged() {
+                sid = next;
+                at += 1;
+                continue;
+            }
+        }
+        // The cache may have to make room for a new state here: it needs
+        // to know how far the search got.
+        cache.search_update(at);
         sid = dfa
             .next_state(cache, sid, line[at])
             .map_err(|_| MatchError::gave_up(at))?;
@@ -174,8 +187,8 @@ fn walk(
             }
         }
         at += 1;
-        cache.search_update(at);
     }
+    cache.search_update(at);
     sid = dfa
         .next_eoi_state(cache, sid)
         .map_err(|_| MatchError::gave_up(at))?;
