@@ -31,9 +31,21 @@ pub(crate) use regex_automata::PatternSet;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ScanSetError {
     #[error(transparent)]
-    Nfa(#[from] thompson::BuildError),
+    Nfa(Box<thompson::BuildError>),
     #[error(transparent)]
-    LazyDfa(#[from] hybrid::BuildError),
+    LazyDfa(Box<hybrid::BuildError>),
+}
+
+impl From<thompson::BuildError> for ScanSetError {
+    fn from(e: thompson::BuildError) -> ScanSetError {
+        ScanSetError::Nfa(Box::new(e))
+    }
+}
+
+impl From<hybrid::BuildError> for ScanSetError {
+    fn from(e: hybrid::BuildError) -> ScanSetError {
+        ScanSetError::LazyDfa(Box::new(e))
+    }
 }
 
 type CacheFn = Box<
