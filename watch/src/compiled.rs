@@ -56,7 +56,60 @@ pub(crate) enum HeadFind {
     Mlfid {
         mlfid: regex::bytes::Regex,
         rest: regex::bytes::Regex,
+        /// For a `B` that is one optional part (sshd's `__pref`,
+        /// `(?:(?:error|fatal): (?:PAM: )?)?`): the bytes its part can
+        /// start with. Any other byte there makes `B`'s match empty
+        /// without a search (issue 16: most lines).
+        rest_starts: Option<ByteSet>,
     },
+}
+
+/// A set of byte values, a bit each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn has(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+}
+
+/// For `b` = `(?:X)?` or `^(?:X)?` (greedy, its first bytes known): the
+/// bytes a match of X can start with. A text starting with any other byte
+/// has only the empty match of `b`.
+fn optional_part_starts(b: &str) -> Option<ByteSet> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::HirKind;
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(b)
+        .ok()?;
+    // `mlfid_split` gives `B` as `^(?:B)`.
+    let part = match hir.kind() {
+        HirKind::Concat(items) => match &items[..] {
+            [start, part] if *start.kind() == HirKind::Look(regex_syntax::hir::Look::Start) => part,
+            _ => return None,
+        },
+        _ => &hir,
+    };
+    let HirKind::Repetition(rep) = part.kind() else {
+        return None;
+    };
+    if rep.min != 0 || rep.max != Some(1) || !rep.greedy {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&rep.sub);
+    let mut set = ByteSet([0; 4]);
+    for literal in seq.literals()? {
+        set.insert(*literal.as_bytes().first()?);
+    }
+    Some(set)
 }
 
 /// One plain case of [`Compiled::Cases`].
@@ -317,9 +370,20 @@ impl Compiled {
             } => {
                 let (end, mut captured) = match find {
                     HeadFind::End => (head.find(line)?.end(), Captured::default()),
-                    HeadFind::Mlfid { mlfid, rest } => {
+                    HeadFind::Mlfid {
+                        mlfid,
+                        rest,
+                        rest_starts,
+                    } => {
                         let id = mlfid.find(line)?.end();
-                        let end = id + rest.find(&line[id..])?.end();
+                        let skip = rest_starts
+                            .as_ref()
+                            .is_some_and(|s| line.get(id).is_none_or(|&b| !s.has(b)));
+                        let end = if skip {
+                            id
+                        } else {
+                            id + rest.find(&line[id..])?.end()
+                        };
                         let captured = Captured {
                             mlfid: Some(0..id),
                             ..Captured::default()
@@ -859,6 +923,7 @@ fn headed(p: CompiledPattern) -> CompiledPattern {
                 Some(HeadFind::Mlfid {
                     mlfid: plain_regex(&a).ok()?,
                     rest: plain_regex(&b).ok()?,
+                    rest_starts: optional_part_starts(&b),
                 })
             })
             .unwrap_or(HeadFind::Captures),
@@ -1553,6 +1618,30 @@ pub(crate) mod tests {
             let with_colon = [&line[..], b": x"].concat();
             assert!(cases.capture(&with_colon).is_some() || p.contains("Failed publickey"));
             assert!(runs() - before >= 1);
+        }
+    }
+
+    /// sshd's `__pref` after its `<F-MLFID>`: a line whose text there
+    /// starts with neither `e` nor `f` needs no search for it.
+    #[test]
+    fn an_optional_head_part_is_skipped_by_its_first_bytes() {
+        let starts = |b: &str| {
+            optional_part_starts(b).map(|s| (0..=255u8).filter(|&c| s.has(c)).collect::<Vec<u8>>())
+        };
+        assert_eq!(
+            starts(r"^(?:(?:(?:error|fatal): (?:PAM: )?)?)"),
+            Some(b"ef".to_vec())
+        );
+        assert_eq!(starts(r"(?i:x|Y)?"), Some(b"XYxy".to_vec()));
+        // Not one optional part, lazy, or a part whose start is open.
+        for b in [
+            r"^(?:a)?(?:b)?",
+            r"(?:ab)??",
+            r"\s*",
+            r"(?:.*x)?",
+            r"(?:a|)?",
+        ] {
+            assert_eq!(starts(b), None, "{b}");
         }
     }
 }
