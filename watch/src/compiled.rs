@@ -84,12 +84,7 @@ impl ByteSet {
 fn optional_part_starts(b: &str) -> Option<ByteSet> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     use regex_syntax::hir::HirKind;
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(b)
-        .ok()?;
+    let hir = crate::prefsplit::plain_hir(b)?;
     // `mlfid_split` gives `B` as `^(?:B)`.
     let part = match hir.kind() {
         HirKind::Concat(items) => match &items[..] {
@@ -990,12 +985,7 @@ fn first_line(s: &str) -> String {
 /// Whether `pattern` is plain regex syntax as [`plain_regex`] reads it,
 /// without compiling it: the matcher's scan compiles it, with the rest.
 fn parses(pattern: &str) -> bool {
-    regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .is_ok()
+    crate::prefsplit::plain_hir(pattern).is_some()
 }
 
 /// A filter compiled for one source: its patterns, shared by every

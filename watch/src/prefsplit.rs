@@ -54,15 +54,21 @@ pub(crate) fn mlfid_split(head: &str) -> Option<(String, String)> {
     if b.starts_with(['?', '*', '+', '{']) {
         return None;
     }
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(b)
-        .ok()?;
+    let hir = plain_hir(b)?;
     let props = hir.properties();
     (props.minimum_len() == Some(0) && props.look_set().is_empty())
         .then(|| (format!("^(?:{a})"), format!("^(?:{b})")))
+}
+
+/// `pattern` read as the plain engine reads it (ASCII classes, any bytes:
+/// `crate::filter::plain_regex`), if it is plain regex syntax.
+pub(crate) fn plain_hir(pattern: &str) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
 }
 
 /// The index just after the group opening at `open` (classes and escapes
