@@ -191,19 +191,15 @@ pub fn load_filter_adding(
     // `crate::shared::keeping`). Then every failregex compiles with the
     // rest, and the final check below is this one: one compile where the
     // check took two and a third was the caller's own.
-    let whole = {
-        let mut all = def.clone();
-        all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
-        Matcher::new(std::slice::from_ref(&all)).ok()
-    };
+    let mut all = def.clone();
+    all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
+    let whole = Matcher::new(std::slice::from_ref(&all)).ok();
     // Else, where they all compile together (without the ignoreregexes,
     // whose errors the final check reports), each compiles with the rest
     // on its own: one compile instead of one per failregex (each compiled
     // the prefregex again). What fails is found as before, with the same
     // messages.
     let all_compile = whole.is_some() || {
-        let mut all = def.clone();
-        all.failregex = hardened.iter().map(|(p, _)| p.clone()).collect();
         all.ignoreregex.clear();
         all.compile().is_ok()
     };
