@@ -27,6 +27,25 @@ pub(crate) enum Compiled {
     /// does ([`crate::state::lookahead_gate`]): a line the gate misses
     /// does not reach the backtracking engine.
     Gated(regex::bytes::Regex, Box<Compiled>),
+    /// A backtracking pattern `^AB` whose `A` is plain
+    /// ([`crate::state::plain_lead`]): on an ASCII line the plain engine
+    /// matches `^A`, the backtracking engine `B` after it alone, and the
+    /// whole pattern runs only when `B` does not match there.
+    PlainLead {
+        lead: regex::bytes::Regex,
+        /// `lead`'s groups of [`KNOWN_GROUPS`]: when there are none, its
+        /// end is all that is needed, which the lazy DFA finds.
+        groups: Box<[(&'static str, usize)]>,
+        /// `^(?s:.)(?:B)`, run from the character before `B`'s start, so
+        /// that `B`'s `\b` and `^` read what they read in the line.
+        rest: fancy_regex::Regex,
+        /// For a prefregex whose content group takes the rest of the line
+        /// ([`crate::prefsplit`]): `B` is the head's part without that
+        /// group, whose `.+` the backtracking engine would walk a
+        /// character at a time; the content is then the rest of the line.
+        content_rest: bool,
+        whole: Box<Compiled>,
+    },
     /// A pattern and its twin ([`Pattern::twin`]): a match counts when
     /// both match with the address at the same place.
     Twin(Box<Compiled>, Box<Compiled>),
@@ -352,6 +371,51 @@ impl Compiled {
                 }
                 exact.capture(line)
             }
+            Compiled::PlainLead {
+                lead,
+                groups,
+                rest,
+                content_rest,
+                whole,
+            } => {
+                if !line.is_ascii() {
+                    return whole.capture(line);
+                }
+                let (end, lead_captures) = if groups.is_empty() {
+                    (lead.find(line)?.end(), None)
+                } else {
+                    let c = lead.captures(line)?;
+                    (c.get(0)?.end(), Some(c))
+                };
+                // From the character before `B` (ASCII: one byte, and
+                // UTF-8 at every offset).
+                let Some(from) = end.checked_sub(1) else {
+                    return whole.capture(line);
+                };
+                let after = std::str::from_utf8(&line[from..]).ok()?;
+                count_fancy_run();
+                let Some(c) = within_limit(rest.captures(after)).flatten() else {
+                    return whole.capture(line);
+                };
+                let content = if *content_rest {
+                    let head_end = from + c.get(0)?.end();
+                    if !takes_the_rest(line, head_end) {
+                        return whole.capture(line);
+                    }
+                    Some(head_end..line.len())
+                } else {
+                    None
+                };
+                let mut captured = Captured::from_groups(|g| {
+                    let in_lead = groups.iter().find(|(n, _)| *n == g);
+                    match (in_lead, &lead_captures) {
+                        (Some((_, i)), Some(c)) => c.get(*i).map(|m| m.range()),
+                        _ => c.name(g).map(|m| m.start() + from..m.end() + from),
+                    }
+                });
+                captured.content = captured.content.or(content);
+                Some(captured)
+            }
             Compiled::Twin(first, other) => {
                 let c = first.capture(line)?;
                 let o = other.capture(line)?;
@@ -393,7 +457,7 @@ impl Compiled {
                         (c.get(0)?.end(), captured)
                     }
                 };
-                if end == line.len() || memchr::memchr(b'\n', &line[end..]).is_some() {
+                if !takes_the_rest(line, end) {
                     return whole.capture(line);
                 }
                 captured.content = Some(end..line.len());
@@ -469,9 +533,9 @@ impl Compiled {
                 let o = other.capture_spans(text, skips)?;
                 (c.captured.host == o.captured.host).then_some(c)
             }
-            Compiled::Headed { whole, .. } | Compiled::Gated(_, whole) => {
-                whole.capture_spans(text, skips)
-            }
+            Compiled::Headed { whole, .. }
+            | Compiled::Gated(_, whole)
+            | Compiled::PlainLead { whole, .. } => whole.capture_spans(text, skips),
         }
     }
 
@@ -496,6 +560,28 @@ impl Compiled {
                     .any(|case| case.unicode.is_match(text.as_str()))
             }
             Compiled::Headed { whole, .. } => whole.is_match(line),
+            Compiled::PlainLead {
+                lead,
+                rest,
+                content_rest,
+                whole,
+                ..
+            } => {
+                if !line.is_ascii() {
+                    return whole.is_match(line);
+                }
+                let Some(m) = lead.find(line) else {
+                    return false;
+                };
+                let Some(from) = m.end().checked_sub(1) else {
+                    return whole.is_match(line);
+                };
+                count_fancy_run();
+                let after = std::str::from_utf8(&line[from..]).unwrap_or_default();
+                let found = within_limit(rest.find(after)).flatten();
+                found.is_some_and(|m| !content_rest || takes_the_rest(line, from + m.end()))
+                    || whole.is_match(line)
+            }
         }
     }
 }
@@ -881,11 +967,12 @@ impl FilterDef {
                             first_line(&plain_err.to_string())
                         ))
                     })?;
+                let exact = plain_lead(&expanded, Compiled::Fancy(re));
                 let exact = match crate::state::lookahead_gate(&expanded)
                     .and_then(|g| plain_regex(&g).ok())
                 {
-                    Some(gate) => Compiled::Gated(gate, Box::new(Compiled::Fancy(re))),
-                    None => Compiled::Fancy(re),
+                    Some(gate) => Compiled::Gated(gate, Box::new(exact)),
+                    None => exact,
                 };
                 Ok(CompiledPattern {
                     scan,
@@ -968,6 +1055,35 @@ fn f2b_with_host(p: &str) -> Result<String, TagError> {
     match expand_fail2ban(p)? {
         (_, 0) => Err(TagError::NoHost),
         (e, _) => Ok(e),
+    }
+}
+
+/// Whether a prefregex's head that ends at `end` leaves its content group
+/// (`.+$`) the rest of the line: at least one byte, and no line end.
+fn takes_the_rest(line: &[u8], end: usize) -> bool {
+    end < line.len() && memchr::memchr(b'\n', &line[end..]).is_none()
+}
+
+/// `whole`, the backtracking pattern `expanded` built, behind its plain
+/// lead when it has one ([`Compiled::PlainLead`]): for a prefregex whose
+/// content group takes the rest of the line, its head's.
+fn plain_lead(expanded: &str, whole: Compiled) -> Compiled {
+    let head = crate::prefsplit::content_head(expanded);
+    let Some((lead, rest)) = crate::state::plain_lead(head.unwrap_or(expanded)) else {
+        return whole;
+    };
+    let rest = fancy_regex::RegexBuilder::new(&format!("^(?s:.)(?:{rest})"))
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .build();
+    match (plain_regex(&lead), rest) {
+        (Ok(lead), Ok(rest)) => Compiled::PlainLead {
+            groups: known_groups(&lead),
+            lead,
+            rest,
+            content_rest: head.is_some(),
+            whole: Box::new(whole),
+        },
+        _ => whole,
     }
 }
 
@@ -1133,7 +1249,10 @@ pub(crate) mod tests {
             Some("192.0.2.8")
         );
         assert_eq!(found(&m, "h app[1]: denied root from 192.0.2.8"), None);
-        assert!(fancy_runs() - before <= 3);
+        // At most one search a line, but two on the `root` line: its part
+        // after the plain lead fails, so the whole pattern runs too
+        // ([`Compiled::PlainLead`]).
+        assert!(fancy_runs() - before <= 4);
     }
 
     /// Issue 16: the prefregex capture walked the whole content; through
@@ -1425,6 +1544,122 @@ pub(crate) mod tests {
         assert!(skipped >= 9, "{skipped}");
         // The first line matches, its gate let it through.
         assert!(gated.capture(&lines[0]).is_some());
+    }
+
+    /// Issue 16: postfix's aggressive prefregex and `mdre-auth2` ran whole
+    /// in the backtracking engine, 20,000 instructions a line: its plain
+    /// `__prefix_line` and its content's `.+` a character at a time.
+    /// Behind a plain lead, the backtracking engine runs only the part
+    /// after it, and must capture what the whole pattern does: where that
+    /// part fails after the lead's first match (the whole pattern then
+    /// backtracks into the lead), where it could read the character
+    /// before it (`\b`, `^`), on non-ASCII lines and where the content
+    /// would be empty or hold a line end.
+    #[test]
+    fn a_backtracking_pattern_behind_a_plain_lead_captures_what_the_whole_pattern_does() {
+        let auth2 = r"^[^\[]*\[<HOST>\](?::\d+)?: SASL ((?i)LOGIN|PLAIN|(?:CRAM|DIGEST)-MD5) authentication failed:(?! Connection lost to authentication server)";
+        let patterns = [
+            f2b_any(POSTFIX_AGGRESSIVE_PREF).unwrap(),
+            f2b_any(auth2).unwrap(),
+            // The part after the lead fails where the lead first ends.
+            r"^(?P<user>x+)(?=x)y?(?P<host>\w)".to_string(),
+            // It reads the character before it.
+            r"^a(?!z)\bb?".to_string(),
+            r"^a(?!z)(?:^|b)".to_string(),
+            r"^\w+ (?!root\b)(?P<user>\S+) from (?P<host>\S+)".to_string(),
+            r"^(?P<mlfid>\S+ )(?=x|y)(?P<content>.+)$".to_string(),
+        ];
+        let pre = "mx postfix/smtpd[7]: ";
+        let mut lines: Vec<Vec<u8>> = [
+            "disconnect from x[192.0.2.1] ehlo=1 auth=0/1 quit=1 commands=2/3",
+            "disconnect from x[192.0.2.1] ehlo=1 auth=1/1 quit=1 commands=3",
+            "warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: UGFz",
+            "warning: unknown[192.0.2.1]: SASL login authentication failed: Connection lost to authentication server",
+            "warning: x[192.0.2.1]:25: SASL CRAM-MD5 authentication failed:",
+            "NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 5.7.1 y",
+            "lost connection after DATA from x[192.0.2.1]",
+            "lost connection after AUTH from x[192.0.2.1]",
+            "lost connection after AUTH ",
+            "lost connection after AUTH \nfrom x",
+        ]
+        .iter()
+        .map(|l| format!("{pre}{l}").into_bytes())
+        .collect();
+        for l in [
+            "xxxz", "xx", "x", "xyz", "ab", "a", "az", "a b", "bob root from 192.0.2.1",
+            "bob rooty from 192.0.2.1", "bob bob from 192.0.2.1", "m x", "m y", "m z", "m ",
+            "m x\n", "m xé", "ab é", "bob jösé from 192.0.2.1",
+            "unknown[192.0.2.1]: SASL LOGIN authentication failed: UGFz",
+            "unknown[192.0.2.1]: SASL Plain authentication failed:",
+            "x[192.0.2.1]:587: SASL login authentication failed: Connection lost to authentication server",
+            "x[192.0.2.1]: SASL LOGIN authentication failed: Connection lost",
+        ] {
+            lines.push(l.as_bytes().to_vec());
+        }
+        lines.push(
+            [
+                pre.as_bytes(),
+                b"warning: \xff[192.0.2.1]: SASL LOGIN authentication failed: x",
+            ]
+            .concat(),
+        );
+        lines.push(b"bob b\xffb from 192.0.2.1".to_vec());
+        let mut rest_alone = 0;
+        for p in &patterns {
+            let whole = Compiled::Fancy(fancy_regex::Regex::new(p).unwrap());
+            let led = plain_lead(p, Compiled::Fancy(fancy_regex::Regex::new(p).unwrap()));
+            assert!(matches!(led, Compiled::PlainLead { .. }), "{p}: {led:?}");
+            let mut matched = 0;
+            for line in &lines {
+                let want = whole.capture(line);
+                matched += usize::from(want.is_some());
+                let before = fancy_runs();
+                let got = led.capture(line);
+                rest_alone += usize::from(got.is_some() && fancy_runs() - before == 1);
+                assert_eq!(
+                    format!("{got:?}"),
+                    format!("{want:?}"),
+                    "{p}\n{}",
+                    String::from_utf8_lossy(line)
+                );
+                assert_eq!(led.is_match(line), want.is_some(), "{p}");
+            }
+            assert!(matched > 0, "{p}");
+        }
+        // The postfix lines that match took the part after the lead alone.
+        assert!(rest_alone >= 8, "{rest_alone}");
+    }
+
+    #[test]
+    fn a_plain_lead_stops_before_the_first_part_that_needs_backtracking() {
+        use crate::state::plain_lead;
+        let split = |p| plain_lead(p).map(|(a, b)| format!("{a}|{b}"));
+        assert_eq!(
+            split(r"^a[(]\((?:b)(?=c)d").as_deref(),
+            Some(r"^a[(]\((?:b)|(?=c)d")
+        );
+        assert_eq!(
+            split(r"^a (?:x|y(?!z))+ d").as_deref(),
+            Some(r"^a |(?:x|y(?!z))+ d")
+        );
+        assert_eq!(split(r"^a\b(?!b)\bc^").as_deref(), Some(r"^a\b|(?!b)\bc^"));
+        for p in [
+            // Not anchored, or nothing plain before the look-around.
+            r"a(?=b)",
+            r"^(?=b)a",
+            // No concatenation.
+            r"^a(?=b)|c",
+            // Flags for what follows the lead.
+            r"^(?i)a(?=b)",
+            // The rest reads further back than one character.
+            r"^ab(?<=ab)c",
+            r"^(?P<a>\w) (?=x)(?P=a)",
+            r"^(?P<a>\w) (?=x)\1",
+            // Nothing needs backtracking.
+            r"^ab",
+        ] {
+            assert_eq!(split(p), None, "{p}");
+        }
     }
 
     /// The gate of a pattern matches wherever the pattern does; patterns

@@ -156,7 +156,7 @@ mod tests {
         );
         assert!(matches!(
             f.compile().unwrap().fail[0].exact,
-            Compiled::Fancy(_)
+            Compiled::Fancy(_) | Compiled::PlainLead { .. }
         ));
         let clean = b"h sshd[1]: Failed password for bob from 192.0.2.7 port 22 ssh2";
         assert_eq!(found(&f, clean).as_deref(), Some("192.0.2.7"));

@@ -209,6 +209,98 @@ pub(crate) fn lookahead_gate(p: &str) -> Option<String> {
     loosen(&cut.iter().collect::<String>())
 }
 
+/// A backtracking pattern `^AB` cut before its first top-level part that
+/// needs the backtracking engine (a group with a look-around, a
+/// back-reference or a conditional): the plain `^A` and the rest `B`, as
+/// `(A, B)`. Issue 16: postfix's aggressive prefregex spent 20,000
+/// instructions a line in the backtracking engine, most of them walking
+/// its `__prefix_line`, which needs no backtracking.
+///
+/// The backtracking engine tries `A`'s ways of matching in their order
+/// and `B` after each; the first is the one the plain engine's
+/// leftmost-first match of `^A` takes. So when `B` matches at that end,
+/// the two matches make the pattern's own, and [`crate::compiled`] asks
+/// the whole pattern only when `B` does not match there.
+///
+/// `None` when `A` would be `^` alone or is not plain syntax, when a
+/// top-level `|` makes the pattern no concatenation, when a top-level
+/// group sets flags for what follows it, or when `B` may read more than the one character
+/// before its start (a look-behind, a back-reference): `B` runs on the
+/// rest of the line and that character (for `\b`, `^`).
+pub(crate) fn plain_lead(p: &str) -> Option<(String, String)> {
+    let c: Vec<char> = p.chars().collect();
+    if c.first() != Some(&'^') || !crate::prefsplit::top_level_plain(p) {
+        return None;
+    }
+    let needs_backtracking = |part: &[char]| {
+        let s: String = part.iter().collect();
+        ["(?=", "(?!", "(?<=", "(?<!", "(?(", "(?P="]
+            .iter()
+            .any(|a| s.contains(a))
+            || part
+                .windows(2)
+                .any(|w| w[0] == '\\' && matches!(w[1], '1'..='9'))
+    };
+    let mut i = 1;
+    let cut = loop {
+        match *c.get(i)? {
+            '\\' if matches!(c.get(i + 1), Some('1'..='9')) => break i,
+            '\\' => i += 2,
+            '[' => i = class_end(&c, i)?,
+            '(' => {
+                let end = group_end(&c, i)?;
+                let flags_only = c[i + 1] == '?'
+                    && end - i > 3
+                    && c[i + 2..end - 1]
+                        .iter()
+                        .all(|x| x.is_ascii_alphabetic() || *x == '-');
+                if flags_only {
+                    // Its flags hold for the rest of the pattern.
+                    return None;
+                }
+                if needs_backtracking(&c[i..end]) {
+                    break i;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    };
+    let (lead, rest) = c.split_at(cut);
+    if lead.len() < 2 || reads_far_back(rest)? {
+        return None;
+    }
+    let lead: String = lead.iter().collect();
+    plain_regex(&lead).ok()?;
+    Some((lead, rest.iter().collect()))
+}
+
+/// Whether pattern text `c` may read more than one character before
+/// where its match starts: a look-behind or a back-reference (outside
+/// classes). `None` when it cannot be read.
+fn reads_far_back(c: &[char]) -> Option<bool> {
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '\\' => {
+                if matches!(c.get(i + 1), Some('k' | '1'..='9')) {
+                    return Some(true);
+                }
+                i += 2;
+            }
+            '[' => i = class_end(c, i)?,
+            '(' if ["(?<=", "(?<!", "(?P="]
+                .iter()
+                .any(|a| c[i..].starts_with(&a.chars().collect::<Vec<_>>())) =>
+            {
+                return Some(true)
+            }
+            _ => i += 1,
+        }
+    }
+    Some(false)
+}
+
 /// The index just after the class opening at `open` (`[]...]` and
 /// `[^]...]` start with a literal `]`).
 fn class_end(c: &[char], open: usize) -> Option<usize> {
