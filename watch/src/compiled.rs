@@ -73,8 +73,8 @@ pub(crate) enum HeadFind {
     /// ([`crate::prefsplit::mlfid_split`]): `^A`'s end, then `^B`'s on the
     /// rest, both found by the lazy DFA.
     Mlfid {
-        mlfid: regex::bytes::Regex,
-        rest: regex::bytes::Regex,
+        mlfid: crate::lazyfind::AnchoredEnd,
+        rest: crate::lazyfind::AnchoredEnd,
         /// For a `B` that is one optional part (sshd's `__pref`,
         /// `(?:(?:error|fatal): (?:PAM: )?)?`): the bytes its part can
         /// start with. Any other byte there makes `B`'s match empty
@@ -434,14 +434,14 @@ impl Compiled {
                         rest,
                         rest_starts,
                     } => {
-                        let id = mlfid.find(line)?.end();
+                        let id = mlfid.end(line)?;
                         let skip = rest_starts
                             .as_ref()
                             .is_some_and(|s| line.get(id).is_none_or(|&b| !s.has(b)));
                         let end = if skip {
                             id
                         } else {
-                            id + rest.find(&line[id..])?.end()
+                            id + rest.end(&line[id..])?
                         };
                         let captured = Captured {
                             mlfid: Some(0..id),
@@ -476,7 +476,7 @@ impl Compiled {
             Compiled::Headed {
                 find: HeadFind::Mlfid { mlfid, .. },
                 ..
-            } => Some(mlfid.find(line).map(|m| 0..m.end())),
+            } => Some(mlfid.end(line).map(|end| 0..end)),
             _ => None,
         }
     }
@@ -1003,8 +1003,8 @@ fn headed(p: CompiledPattern) -> CompiledPattern {
         [(g, _)] if MLFID_GROUPS.contains(g) => crate::prefsplit::mlfid_split(text)
             .and_then(|(a, b)| {
                 Some(HeadFind::Mlfid {
-                    mlfid: plain_regex(&a).ok()?,
-                    rest: plain_regex(&b).ok()?,
+                    mlfid: crate::lazyfind::AnchoredEnd::new(&a)?,
+                    rest: crate::lazyfind::AnchoredEnd::new(&b)?,
                     rest_starts: optional_part_starts(&b),
                 })
             })

@@ -29,10 +29,13 @@
 //!    the regex limits every layer builds with; `shared` (one compiled
 //!    copy of a filter or a date pattern for every source that uses it),
 //!    [`journal_share`] (one journal reader for every journal source:
-//!    which sources an entry goes to, where it resumes).
+//!    which sources an entry goes to, where it resumes), `lazywalk` (the
+//!    lazy DFA's common step for the walks of layer 3).
 //! 3. `state`: what a compiled filter keeps between lines (a multi-line
 //!    filter's latest lines and skeletons, open connections); data only.
-//!    `cases` (stock failregexes with conditionals as plain cases).
+//!    `cases` (stock failregexes with conditionals as plain cases),
+//!    `scanset` (the matcher's combined scan) and `lazyfind` (where an
+//!    anchored pattern's match ends).
 //! 4. `compiled`: compiled filters, each carrying its state.
 //! 5. `datefind` (fail2ban's date templates, `datepattern`) and
 //!    `multiline` (the multi-line and connection steps over that state).
@@ -64,6 +67,8 @@ pub mod hostile;
 mod journal_boot;
 pub mod journal_match;
 pub mod journal_share;
+mod lazyfind;
+mod lazywalk;
 pub mod logpath;
 pub mod logtime;
 pub mod mail;

@@ -17,6 +17,7 @@
 //! hostile line) the PikeVM of the same NFA answers, as in the library.
 
 use crate::filter::REGEX_SIZE_LIMIT;
+use crate::lazywalk::{untagged_run, CacheFn};
 use regex_automata::{
     hybrid::{self, LazyStateID},
     nfa::thompson::{self, pikevm::PikeVM, WhichCaptures},
@@ -47,14 +48,6 @@ impl From<hybrid::BuildError> for ScanSetError {
         ScanSetError::LazyDfa(Box::new(e))
     }
 }
-
-type CacheFn = Box<
-    dyn Fn() -> hybrid::dfa::Cache
-        + Send
-        + Sync
-        + std::panic::RefUnwindSafe
-        + std::panic::UnwindSafe,
->;
 
 pub(crate) struct ScanSet {
     dfa: std::sync::Arc<hybrid::dfa::DFA>,
@@ -164,15 +157,11 @@ fn walk(
     cache.search_start(0);
     let mut at = 0;
     while at < line.len() {
-        // The common step: a transition the cache holds, between states
-        // that are neither match, dead nor unknown; a table read a byte.
-        if !sid.is_tagged() {
-            let next = dfa.next_state_untagged(cache, sid, line[at]);
-            if !next.is_tagged() {
-                sid = next;
-                at += 1;
-                continue;
-            }
+        // SAFETY: `sid` is the start state or the last step's, from
+        // this cache.
+        (sid, at) = unsafe { untagged_run(dfa, cache, sid, line, at) };
+        if at == line.len() {
+            break;
         }
         // The cache may have to make room for a new state here: it needs
         // to know how far the search got.

@@ -19,6 +19,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("journal_share", 2),
     ("filter", 2),
     ("shared", 2),
+    ("lazywalk", 2),
+    ("lazyfind", 3),
     ("state", 3),
     ("cases", 3),
     ("scanset", 3),
