@@ -32,13 +32,10 @@ pub(crate) enum Compiled {
     /// matches `^A`, the backtracking engine `B` after it alone, and the
     /// whole pattern runs only when `B` does not match there.
     PlainLead {
-        lead: regex::bytes::Regex,
-        /// `lead`'s groups of [`KNOWN_GROUPS`]: when there are none, its
-        /// end is all that is needed, which the lazy DFA finds.
-        groups: Box<[(&'static str, usize)]>,
+        lead: Lead,
         /// `^(?s:.)(?:B)`, run from the character before `B`'s start, so
         /// that `B`'s `\b` and `^` read what they read in the line.
-        rest: fancy_regex::Regex,
+        rest: LazyFancy,
         /// For a prefregex whose content group takes the rest of the line
         /// ([`crate::prefsplit`]): `B` is the head's part without that
         /// group, whose `.+` the backtracking engine would walk a
@@ -58,6 +55,47 @@ pub(crate) enum Compiled {
         find: HeadFind,
         whole: Box<Compiled>,
     },
+}
+
+/// A backtracking pattern built the first time a line needs it: most of
+/// the ninety stock jails' look-around patterns never see a line their
+/// lead matches, and built at start-up they held 2.3 MB.
+#[derive(Debug)]
+pub(crate) struct LazyFancy {
+    pattern: String,
+    built: std::sync::OnceLock<Option<fancy_regex::Regex>>,
+}
+
+impl LazyFancy {
+    fn new(pattern: String) -> LazyFancy {
+        LazyFancy {
+            pattern,
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The pattern, `None` if it does not build (the caller then runs
+    /// what it stands for).
+    fn get(&self) -> Option<&fancy_regex::Regex> {
+        self.built
+            .get_or_init(|| {
+                fancy_regex::RegexBuilder::new(&self.pattern)
+                    .backtrack_limit(BACKTRACK_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+/// The plain lead of a [`Compiled::PlainLead`].
+#[derive(Debug)]
+pub(crate) enum Lead {
+    /// A lead with no group the matcher reads: its end is all that is
+    /// needed.
+    End(crate::lazyfind::AnchoredEnd),
+    /// With its groups of [`KNOWN_GROUPS`], by index.
+    Captures(regex::bytes::Regex, Box<[(&'static str, usize)]>),
 }
 
 /// How [`Compiled::Headed`] finds its head's match: the captures only
@@ -373,7 +411,6 @@ impl Compiled {
             }
             Compiled::PlainLead {
                 lead,
-                groups,
                 rest,
                 content_rest,
                 whole,
@@ -381,11 +418,12 @@ impl Compiled {
                 if !line.is_ascii() {
                     return whole.capture(line);
                 }
-                let (end, lead_captures) = if groups.is_empty() {
-                    (lead.find(line)?.end(), None)
-                } else {
-                    let c = lead.captures(line)?;
-                    (c.get(0)?.end(), Some(c))
+                let (end, lead_captures) = match lead {
+                    Lead::End(lead) => (lead.end(line)?, None),
+                    Lead::Captures(lead, groups) => {
+                        let c = lead.captures(line)?;
+                        (c.get(0)?.end(), Some((c, groups)))
+                    }
                 };
                 // From the character before `B` (ASCII: one byte, and
                 // UTF-8 at every offset).
@@ -393,6 +431,9 @@ impl Compiled {
                     return whole.capture(line);
                 };
                 let after = std::str::from_utf8(&line[from..]).ok()?;
+                let Some(rest) = rest.get() else {
+                    return whole.capture(line);
+                };
                 count_fancy_run();
                 let Some(c) = within_limit(rest.captures(after)).flatten() else {
                     return whole.capture(line);
@@ -407,10 +448,12 @@ impl Compiled {
                     None
                 };
                 let mut captured = Captured::from_groups(|g| {
-                    let in_lead = groups.iter().find(|(n, _)| *n == g);
-                    match (in_lead, &lead_captures) {
-                        (Some((_, i)), Some(c)) => c.get(*i).map(|m| m.range()),
-                        _ => c.name(g).map(|m| m.start() + from..m.end() + from),
+                    let in_lead = lead_captures
+                        .as_ref()
+                        .and_then(|(c, groups)| Some((c, groups.iter().find(|(n, _)| *n == g)?)));
+                    match in_lead {
+                        Some((lc, (_, i))) => lc.get(*i).map(|m| m.range()),
+                        None => c.name(g).map(|m| m.start() + from..m.end() + from),
                     }
                 });
                 captured.content = captured.content.or(content);
@@ -570,10 +613,17 @@ impl Compiled {
                 if !line.is_ascii() {
                     return whole.is_match(line);
                 }
-                let Some(m) = lead.find(line) else {
+                let end = match lead {
+                    Lead::End(lead) => lead.end(line),
+                    Lead::Captures(lead, _) => lead.find(line).map(|m| m.end()),
+                };
+                let Some(end) = end else {
                     return false;
                 };
-                let Some(from) = m.end().checked_sub(1) else {
+                let Some(from) = end.checked_sub(1) else {
+                    return whole.is_match(line);
+                };
+                let Some(rest) = rest.get() else {
                     return whole.is_match(line);
                 };
                 count_fancy_run();
@@ -1072,18 +1122,22 @@ fn plain_lead(expanded: &str, whole: Compiled) -> Compiled {
     let Some((lead, rest)) = crate::state::plain_lead(head.unwrap_or(expanded)) else {
         return whole;
     };
-    let rest = fancy_regex::RegexBuilder::new(&format!("^(?s:.)(?:{rest})"))
-        .backtrack_limit(BACKTRACK_LIMIT)
-        .build();
-    match (plain_regex(&lead), rest) {
-        (Ok(lead), Ok(rest)) => Compiled::PlainLead {
-            groups: known_groups(&lead),
-            lead,
-            rest,
-            content_rest: head.is_some(),
-            whole: Box::new(whole),
-        },
-        _ => whole,
+    let lead = plain_regex(&lead).ok().and_then(|re| {
+        let groups = known_groups(&re);
+        if groups.is_empty() {
+            crate::lazyfind::AnchoredEnd::new(&lead).map(Lead::End)
+        } else {
+            Some(Lead::Captures(re, groups))
+        }
+    });
+    let Some(lead) = lead else {
+        return whole;
+    };
+    Compiled::PlainLead {
+        lead,
+        rest: LazyFancy::new(format!("^(?s:.)(?:{rest})")),
+        content_rest: head.is_some(),
+        whole: Box::new(whole),
     }
 }
 

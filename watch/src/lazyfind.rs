@@ -6,14 +6,14 @@
 //! `regex::bytes::Regex::find` took about 620 instructions for those 15
 //! bytes: the meta engine's set-up, its search's start and end, then the
 //! lazy DFA. Here a find is the walk itself ([`crate::lazywalk::untagged_run`]
-//! for the common steps), and the regex answers only where the lazy DFA
-//! gives up.
+//! for the common steps), and the PikeVM of the same NFA answers where the
+//! lazy DFA gives up.
 
-use crate::filter::{plain_regex, REGEX_SIZE_LIMIT};
+use crate::filter::REGEX_SIZE_LIMIT;
 use crate::lazywalk::{untagged_run, CacheFn};
 use regex_automata::{
     hybrid::{self, LazyStateID},
-    nfa::thompson::{self, WhichCaptures},
+    nfa::thompson::{self, pikevm::PikeVM, WhichCaptures},
     util::{pool::Pool, syntax},
     Anchored, Input, MatchError, MatchKind,
 };
@@ -22,24 +22,21 @@ pub(crate) struct AnchoredEnd {
     dfa: std::sync::Arc<hybrid::dfa::DFA>,
     /// Each thread's cache of the lazy DFA's states.
     caches: Pool<hybrid::dfa::Cache, CacheFn>,
-    /// Where the lazy DFA gives up: the same pattern on the `regex` crate.
-    fallback: regex::bytes::Regex,
+    /// Where the lazy DFA gives up: the PikeVM of the same NFA.
+    fallback: PikeVM,
 }
 
 impl std::fmt::Debug for AnchoredEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("AnchoredEnd")
-            .field(&self.fallback.as_str())
-            .finish()
+        f.debug_struct("AnchoredEnd").finish_non_exhaustive()
     }
 }
 
 impl AnchoredEnd {
-    /// `pattern` (regex syntax, read as [`plain_regex`] reads it), matched
-    /// from the start of the text only. `None` if it is not plain syntax
-    /// or too large.
+    /// `pattern` (regex syntax, read as [`crate::filter::plain_regex`]
+    /// reads it), matched from the start of the text only. `None` if it is
+    /// not plain syntax or too large.
     pub(crate) fn new(pattern: &str) -> Option<AnchoredEnd> {
-        let fallback = plain_regex(pattern).ok()?;
         let nfa = thompson::Compiler::new()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
             .configure(
@@ -61,8 +58,9 @@ impl AnchoredEnd {
             .minimum_bytes_per_state(Some(10));
         let dfa = hybrid::dfa::Builder::new()
             .configure(config)
-            .build_from_nfa(nfa)
+            .build_from_nfa(nfa.clone())
             .ok()?;
+        let fallback = PikeVM::new_from_nfa(nfa).ok()?;
         let dfa = std::sync::Arc::new(dfa);
         let for_caches = dfa.clone();
         let create: CacheFn = Box::new(move || for_caches.create_cache());
@@ -85,10 +83,9 @@ impl AnchoredEnd {
             Err(_) => {
                 #[cfg(test)]
                 FALLBACKS.with(|c| c.set(c.get() + 1));
-                self.fallback
-                    .find(text)
-                    .filter(|m| m.start() == 0)
-                    .map(|m| m.end())
+                let input = Input::new(text).anchored(Anchored::Yes);
+                let mut cache = self.fallback.create_cache();
+                self.fallback.find(&mut cache, input).map(|m| m.end())
             }
         }
     }
@@ -96,7 +93,7 @@ impl AnchoredEnd {
 
 #[cfg(test)]
 thread_local! {
-    /// Finds the regex answered, for tests.
+    /// Finds the PikeVM answered, for tests.
     static FALLBACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
@@ -151,6 +148,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::plain_regex;
 
     /// The end is the `regex` crate's leftmost-first match's, where that
     /// match starts the text, on patterns whose first, longest and
@@ -200,9 +198,9 @@ mod tests {
     }
 
     /// A text that makes the lazy DFA clear its cache again and again
-    /// gets its answer from the regex.
+    /// gets its answer from the PikeVM.
     #[test]
-    fn an_anchored_end_whose_lazy_dfa_gives_up_answers_through_the_regex() {
+    fn an_anchored_end_whose_lazy_dfa_gives_up_answers_through_the_pikevm() {
         let p = r"^(?:[a-z]*x[a-z]{12})+";
         let found = AnchoredEnd::new(p).unwrap();
         let small = hybrid::dfa::Config::new()
@@ -227,7 +225,7 @@ mod tests {
                 let dfa = dfa.clone();
                 Box::new(move || dfa.create_cache())
             }),
-            fallback: plain_regex(p).unwrap(),
+            fallback: PikeVM::new(p).unwrap(),
         };
         let before = FALLBACKS.with(|c| c.get());
         assert_eq!(small.end(&text), found.end(&text));
