@@ -1709,6 +1709,9 @@ pub(crate) mod tests {
             r"^ab(?<=ab)c",
             r"^(?P<a>\w) (?=x)(?P=a)",
             r"^(?P<a>\w) (?=x)\1",
+            // The rest asks whether a group of the lead matched.
+            r"^(?P<a>x)?y(?(a)z|w)",
+            r"^(?P<a>x)?y(?=.)(?(a)z|w)",
             // Nothing needs backtracking.
             r"^ab",
         ] {

@@ -224,9 +224,10 @@ pub(crate) fn lookahead_gate(p: &str) -> Option<String> {
 ///
 /// `None` when `A` would be `^` alone or is not plain syntax, when a
 /// top-level `|` makes the pattern no concatenation, when a top-level
-/// group sets flags for what follows it, or when `B` may read more than the one character
-/// before its start (a look-behind, a back-reference): `B` runs on the
-/// rest of the line and that character (for `\b`, `^`).
+/// group sets flags for what follows it, or when `B` may read more than
+/// the one character before its start (a look-behind, a back-reference,
+/// a conditional on a group `A` may hold): `B` runs on the rest of the
+/// line and that character (for `\b`, `^`).
 pub(crate) fn plain_lead(p: &str) -> Option<(String, String)> {
     let c: Vec<char> = p.chars().collect();
     if c.first() != Some(&'^') || !crate::prefsplit::top_level_plain(p) {
@@ -276,8 +277,9 @@ pub(crate) fn plain_lead(p: &str) -> Option<(String, String)> {
 }
 
 /// Whether pattern text `c` may read more than one character before
-/// where its match starts: a look-behind or a back-reference (outside
-/// classes). `None` when it cannot be read.
+/// where its match starts: a look-behind, a back-reference or a
+/// conditional, which asks whether a group matched (outside classes).
+/// `None` when it cannot be read.
 fn reads_far_back(c: &[char]) -> Option<bool> {
     let mut i = 0;
     while i < c.len() {
@@ -289,7 +291,7 @@ fn reads_far_back(c: &[char]) -> Option<bool> {
                 i += 2;
             }
             '[' => i = class_end(c, i)?,
-            '(' if ["(?<=", "(?<!", "(?P="]
+            '(' if ["(?<=", "(?<!", "(?P=", "(?("]
                 .iter()
                 .any(|a| c[i..].starts_with(&a.chars().collect::<Vec<_>>())) =>
             {
