@@ -37,12 +37,18 @@ impl AnchoredEnd {
     /// reads it), matched from the start of the text only. `None` if it is
     /// not plain syntax or too large.
     pub(crate) fn new(pattern: &str) -> Option<AnchoredEnd> {
+        Self::with_cache_capacity(pattern, REGEX_SIZE_LIMIT)
+    }
+
+    fn with_cache_capacity(pattern: &str, cache_capacity: usize) -> Option<AnchoredEnd> {
         let nfa = thompson::Compiler::new()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
             .configure(
                 thompson::Config::new()
                     .utf8(false)
-                    .which_captures(WhichCaptures::None)
+                    // The PikeVM reports a match's offsets only through
+                    // its implicit group.
+                    .which_captures(WhichCaptures::Implicit)
                     .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
             )
             .build(pattern)
@@ -52,7 +58,7 @@ impl AnchoredEnd {
         let config = hybrid::dfa::Config::new()
             .match_kind(MatchKind::LeftmostFirst)
             .unicode_word_boundary(true)
-            .cache_capacity(REGEX_SIZE_LIMIT)
+            .cache_capacity(cache_capacity)
             .skip_cache_capacity_check(true)
             .minimum_cache_clear_count(Some(3))
             .minimum_bytes_per_state(Some(10));
@@ -198,35 +204,30 @@ mod tests {
     }
 
     /// A text that makes the lazy DFA clear its cache again and again
-    /// gets its answer from the PikeVM.
+    /// (a pattern whose states blow up, a cache of a few states) gets its
+    /// answer from the PikeVM. It gave `None`: the PikeVM of an NFA built
+    /// without capture states can say whether a text matches, not where.
     #[test]
     fn an_anchored_end_whose_lazy_dfa_gives_up_answers_through_the_pikevm() {
-        let p = r"^(?:[a-z]*x[a-z]{12})+";
+        let p = r"^[ab]*a[ab]{12}c";
         let found = AnchoredEnd::new(p).unwrap();
-        let small = hybrid::dfa::Config::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .cache_capacity(0)
-            .skip_cache_capacity_check(true)
-            .minimum_cache_clear_count(Some(0))
-            .minimum_bytes_per_state(Some(1_000));
-        let dfa = hybrid::dfa::Builder::new()
-            .configure(small)
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build(p)
-            .unwrap();
-        let text: Vec<u8> = (0..4096u32)
-            .map(|i| b"abcxdefxghix"[(i % 12) as usize])
+        let small = AnchoredEnd::with_cache_capacity(p, 1 << 10).unwrap();
+        // A pseudo-random walk over a and b visits a new DFA state at
+        // almost every byte.
+        let mut x: u32 = 12345;
+        let mut text: Vec<u8> = (0..20_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                if x >> 16 & 1 == 0 {
+                    b'a'
+                } else {
+                    b'b'
+                }
+            })
             .collect();
-        let mut cache = dfa.create_cache();
-        assert!(walk(&dfa, &mut cache, &text).is_err());
-        let small = AnchoredEnd {
-            dfa: std::sync::Arc::new(dfa.clone()),
-            caches: Pool::new({
-                let dfa = dfa.clone();
-                Box::new(move || dfa.create_cache())
-            }),
-            fallback: PikeVM::new(p).unwrap(),
-        };
+        text.extend_from_slice(b"aaaaaaaaaaaaac");
+        let mut cache = small.dfa.create_cache();
+        assert!(walk(&small.dfa, &mut cache, &text).is_err());
         let before = FALLBACKS.with(|c| c.get());
         assert_eq!(small.end(&text), found.end(&text));
         assert_eq!(FALLBACKS.with(|c| c.get()) - before, 1);
