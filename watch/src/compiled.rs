@@ -414,51 +414,10 @@ impl Compiled {
                 rest,
                 content_rest,
                 whole,
-            } => {
-                if !line.is_ascii() {
-                    return whole.capture(line);
-                }
-                let (end, lead_captures) = match lead {
-                    Lead::End(lead) => (lead.end(line)?, None),
-                    Lead::Captures(lead, groups) => {
-                        let c = lead.captures(line)?;
-                        (c.get(0)?.end(), Some((c, groups)))
-                    }
-                };
-                // From the character before `B` (ASCII: one byte, and
-                // UTF-8 at every offset).
-                let Some(from) = end.checked_sub(1) else {
-                    return whole.capture(line);
-                };
-                let after = std::str::from_utf8(&line[from..]).ok()?;
-                let Some(rest) = rest.get() else {
-                    return whole.capture(line);
-                };
-                count_fancy_run();
-                let Some(c) = within_limit(rest.captures(after)).flatten() else {
-                    return whole.capture(line);
-                };
-                let content = if *content_rest {
-                    let head_end = from + c.get(0)?.end();
-                    if !takes_the_rest(line, head_end) {
-                        return whole.capture(line);
-                    }
-                    Some(head_end..line.len())
-                } else {
-                    None
-                };
-                let mut captured = Captured::from_groups(|g| {
-                    let in_lead = lead_captures
-                        .as_ref()
-                        .and_then(|(c, groups)| Some((c, groups.iter().find(|(n, _)| *n == g)?)));
-                    match in_lead {
-                        Some((lc, (_, i))) => lc.get(*i).map(|m| m.range()),
-                        None => c.name(g).map(|m| m.start() + from..m.end() + from),
-                    }
-                });
-                captured.content = captured.content.or(content);
-                Some(captured)
-            }
+            } => match lead_capture(lead, rest, *content_rest, line) {
+                Some(answer) => answer,
+                None => whole.capture(line),
+            },
             Compiled::Twin(first, other) => {
                 let c = first.capture(line)?;
                 let o = other.capture(line)?;
@@ -608,30 +567,10 @@ impl Compiled {
                 rest,
                 content_rest,
                 whole,
-                ..
-            } => {
-                if !line.is_ascii() {
-                    return whole.is_match(line);
-                }
-                let end = match lead {
-                    Lead::End(lead) => lead.end(line),
-                    Lead::Captures(lead, _) => lead.find(line).map(|m| m.end()),
-                };
-                let Some(end) = end else {
-                    return false;
-                };
-                let Some(from) = end.checked_sub(1) else {
-                    return whole.is_match(line);
-                };
-                let Some(rest) = rest.get() else {
-                    return whole.is_match(line);
-                };
-                count_fancy_run();
-                let after = std::str::from_utf8(&line[from..]).unwrap_or_default();
-                let found = within_limit(rest.find(after)).flatten();
-                found.is_some_and(|m| !content_rest || takes_the_rest(line, from + m.end()))
-                    || whole.is_match(line)
-            }
+            } => match lead_capture(lead, rest, *content_rest, line) {
+                Some(answer) => answer.is_some(),
+                None => whole.is_match(line),
+            },
         }
     }
 }
@@ -1106,6 +1045,58 @@ fn f2b_with_host(p: &str) -> Result<String, TagError> {
         (_, 0) => Err(TagError::NoHost),
         (e, _) => Ok(e),
     }
+}
+
+/// [`Compiled::PlainLead`]'s own answer on `line`: the captures, or
+/// `Some(None)` when the lead does not match (nor can the pattern);
+/// `None` when the whole pattern must answer (a line not ASCII, a rest
+/// that does not match after the lead's first end, or does not build).
+fn lead_capture(
+    lead: &Lead,
+    rest: &LazyFancy,
+    content_rest: bool,
+    line: &[u8],
+) -> Option<Option<Captured>> {
+    if !line.is_ascii() {
+        return None;
+    }
+    let (end, lead_captures) = match lead {
+        Lead::End(lead) => match lead.end(line) {
+            Some(end) => (end, None),
+            None => return Some(None),
+        },
+        Lead::Captures(lead, groups) => match lead.captures(line) {
+            Some(c) => (c.get(0)?.end(), Some((c, groups))),
+            None => return Some(None),
+        },
+    };
+    // From the character before `B` (ASCII: one byte, and UTF-8 at every
+    // offset).
+    let from = end.checked_sub(1)?;
+    let after = std::str::from_utf8(&line[from..]).ok()?;
+    let rest = rest.get()?;
+    count_fancy_run();
+    let c = within_limit(rest.captures(after)).flatten()?;
+    let content = if content_rest {
+        let head_end = from + c.get(0)?.end();
+        if !takes_the_rest(line, head_end) {
+            return None;
+        }
+        Some(head_end..line.len())
+    } else {
+        None
+    };
+    let mut captured = Captured::from_groups(|g| {
+        let in_lead = lead_captures
+            .as_ref()
+            .and_then(|(c, groups)| Some((c, groups.iter().find(|(n, _)| *n == g)?)));
+        match in_lead {
+            Some((lc, (_, i))) => lc.get(*i).map(|m| m.range()),
+            None => c.name(g).map(|m| m.start() + from..m.end() + from),
+        }
+    });
+    captured.content = captured.content.or(content);
+    Some(Some(captured))
 }
 
 /// Whether a prefregex's head that ends at `end` leaves its content group
